@@ -1,0 +1,199 @@
+// The objects of API.md as TypeScript types. The CRDs in crds/ are the source of truth for
+// validation and defaults; these types mirror them for the code. Keep the two in step.
+
+export const GROUP = 'virtualinux.org';
+export const API_VERSION = 'virtualinux.org/v1alpha1';
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  uid?: string;
+  /** The store revision of the last write of this object, as a decimal string. */
+  resourceVersion?: string;
+  /** Increases on every change of spec (and only of spec). */
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+  ownerReferences?: OwnerReference[];
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+/** Any stored object. */
+export interface ApiObject<Spec = unknown, Status = unknown> {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec?: Spec;
+  status?: Status;
+}
+
+// ---- PhysicalNode -------------------------------------------------------------------------
+
+export interface PhysicalNodeSpec {
+  address: string;
+  ssh: { port: number; user: string; identityFile?: string; hostKey: string };
+  capacity: { cores: number; memoryMiB: number };
+  maxVMs?: number;
+  hypervisor: 'qemu' | 'xen';
+  storageRoot: string;
+  unschedulable?: boolean;
+  /** Extension: how the controller reaches the node. `ssh` (default) or `local` (this machine). */
+  transport?: 'ssh' | 'local';
+}
+export interface PhysicalNodeStatus {
+  conditions?: Condition[];
+  allocated?: { cores: number; memoryMiB: number; vms: number };
+  hypervisorVersion?: string;
+  observedGeneration?: number;
+  /** Real resources the last probe saw. */
+  observed?: { cores?: number; memoryMiB?: number };
+}
+export type PhysicalNode = ApiObject<PhysicalNodeSpec, PhysicalNodeStatus> & { kind: 'PhysicalNode' };
+
+// ---- OSTemplate ---------------------------------------------------------------------------
+
+export interface OSTemplateSpec {
+  image: { path?: string; format?: 'qcow2' | 'raw'; tarball?: string };
+  boot?: { kernel?: string; initrd?: string; cmdline?: string };
+  revision: number;
+}
+export interface OSTemplateStatus {
+  conditions?: Condition[];
+  observedGeneration?: number;
+}
+export type OSTemplate = ApiObject<OSTemplateSpec, OSTemplateStatus> & { kind: 'OSTemplate' };
+
+// ---- VirtualCluster -----------------------------------------------------------------------
+
+export type PlacementStrategy = 'Block' | 'Cyclic';
+export type PlacementMode = 'Strict' | 'Lazy';
+export type VCState = 'Running' | 'Suspended' | 'Stopped';
+
+export interface VirtualClusterSpec {
+  nodes: number;
+  template: string;
+  node: { vcpus: number; memoryMiB: number; diskGiB: number; swapMiB: number };
+  network?: { subnet?: string };
+  sharedStorage?: { sizeGiB: number; filesystem: 'nfs' | 'ocfs2' | 'none' };
+  placement: { strategy: PlacementStrategy; mode: PlacementMode };
+  state: VCState;
+  firstBoot?: { script?: string };
+  /** Extension: the storage driver for this VC's volumes. */
+  storageDriver?: 'qcow2' | 'btrfs' | 'lvm' | 'evms';
+}
+export type VCPhase =
+  | 'Pending' | 'Provisioning' | 'Running' | 'Suspended' | 'Stopped' | 'Failed' | 'Terminating';
+export interface VirtualClusterStatus {
+  phase?: VCPhase;
+  observedGeneration?: number;
+  conditions?: Condition[];
+  nodes?: { name: string; physicalNode?: string; ip?: string; phase?: VNPhase }[];
+  subnet?: string;
+}
+export type VirtualCluster = ApiObject<VirtualClusterSpec, VirtualClusterStatus> & {
+  kind: 'VirtualCluster';
+};
+
+// ---- VirtualNode --------------------------------------------------------------------------
+
+export type VNPhase =
+  | 'Pending' | 'Scheduled' | 'Starting' | 'Running' | 'Migrating' | 'Suspending'
+  | 'Suspended' | 'Stopped' | 'Failed';
+export interface VirtualNodeSpec {
+  cluster: string;
+  index: number;
+  /** Written by placement only. */
+  physicalNode?: string;
+  vcpus: number;
+  memoryMiB: number;
+}
+export interface VirtualNodeStatus {
+  phase?: VNPhase;
+  ip?: string;
+  /** Where the domain actually runs now (runtime's view). */
+  host?: string;
+  conditions?: Condition[];
+  observedGeneration?: number;
+  message?: string;
+  restarts?: number;
+}
+export type VirtualNode = ApiObject<VirtualNodeSpec, VirtualNodeStatus> & { kind: 'VirtualNode' };
+
+// ---- Volume -------------------------------------------------------------------------------
+
+export type VolumeRole = 'original' | 'snapshot' | 'swap' | 'shared' | 'config';
+export type StorageDriverName = 'qcow2' | 'btrfs' | 'lvm' | 'evms';
+export interface VolumeSpec {
+  role: VolumeRole;
+  cluster: string;
+  sizeGiB: number;
+  driver: StorageDriverName;
+  /** The name of the Volume a snapshot is taken of. */
+  source?: string;
+  /** For per-node volumes: the VirtualNode it belongs to. */
+  virtualNode?: string;
+}
+export interface VolumeStatus {
+  phase?: 'Pending' | 'Ready' | 'Failed';
+  path?: string;
+  bytesUsed?: number;
+  message?: string;
+  /** The OSTemplate revision an original or snapshot was made from. */
+  templateRevision?: number;
+  conditions?: Condition[];
+  observedGeneration?: number;
+}
+export type Volume = ApiObject<VolumeSpec, VolumeStatus> & { kind: 'Volume' };
+
+// ---- Migration ----------------------------------------------------------------------------
+
+export interface MigrationSpec {
+  virtualNode: string;
+  targetNode: string;
+}
+export interface MigrationStatus {
+  phase?: 'Pending' | 'Running' | 'Succeeded' | 'Failed';
+  downtimeMs?: number;
+  totalMs?: number;
+  sourceNode?: string;
+  message?: string;
+  startTime?: string;
+  completionTime?: string;
+  conditions?: Condition[];
+  observedGeneration?: number;
+}
+export type Migration = ApiObject<MigrationSpec, MigrationStatus> & { kind: 'Migration' };
+
+// ---- Event --------------------------------------------------------------------------------
+
+export interface EventSpec {
+  involvedObject: { kind: string; name: string; namespace?: string; uid?: string };
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+  count: number;
+  firstTimestamp: string;
+  lastTimestamp: string;
+  source?: string;
+}
+export type EventObject = ApiObject<EventSpec, never> & { kind: 'Event' };

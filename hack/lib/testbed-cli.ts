@@ -1,0 +1,58 @@
+// hack/testbed up --nodes N --dir DIR | hack/testbed down --dir DIR   (API.md, "hack/testbed")
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { TestbedError, testbedDown, testbedUp } from './testbed.js';
+
+const USAGE = 'usage: hack/testbed up --nodes N --dir DIR [--cores C] [--memory-mib M] [--max-vms V]\n       hack/testbed down --dir DIR';
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      nodes: { type: 'string' },
+      dir: { type: 'string' },
+      cores: { type: 'string' },
+      'memory-mib': { type: 'string' },
+      'max-vms': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const verb = positionals[0];
+  if (values.help || !verb || positionals.length > 1 || !values.dir) {
+    process.stderr.write(USAGE + '\n');
+    return values.help ? 0 : 2;
+  }
+  const dir = resolve(process.env.VC_CALLER_CWD ?? process.cwd(), values.dir);
+  const int = (name: string, v: string | undefined): number | undefined => {
+    if (v === undefined) return undefined;
+    if (!/^\d+$/.test(v)) throw new TestbedError(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
+    return Number(v);
+  };
+  if (verb === 'up') {
+    const s = await testbedUp({
+      dir,
+      nodes: int('nodes', values.nodes) ?? 3,
+      cores: int('cores', values.cores),
+      memoryMiB: int('memory-mib', values['memory-mib']),
+      maxVMs: int('max-vms', values['max-vms']),
+    });
+    for (const n of s.nodes) process.stdout.write(`${n.name}\t${n.netns}\t${n.address}:${n.port}\tsshd pid ${n.sshdPid}\n`);
+    process.stdout.write(`wrote ${dir}/physicalnodes.yaml and ${dir}/nodes.json; shared SAN ${s.sanDir}; login key ${s.identityFile}\n`);
+    return 0;
+  }
+  if (verb === 'down') {
+    await testbedDown(dir);
+    process.stdout.write(`testbed in ${dir} removed\n`);
+    return 0;
+  }
+  process.stderr.write(`hack/testbed: unknown command ${JSON.stringify(verb)}\n${USAGE}\n`);
+  return 2;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`hack/testbed: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);

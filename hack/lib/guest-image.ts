@@ -1,0 +1,345 @@
+// Builds the VirtuaLinux reference guest: a Debian kernel (fetched with `apt-get download`, never
+// installed on the host), an initramfs holding busybox and the kernel modules the guest needs, and
+// an ext4 root disk (busybox userland, the boot scripts of hack/guest/) converted to qcow2, so the
+// node's copy-on-write snapshot of it really is the guest's root disk. Writes DIR/ostemplate.yaml.
+//
+// Usage: hack/guest-image build --out DIR [--flavour amd64|cloud-amd64] [--force]
+//
+// Idempotent: DIR/.build-key records the inputs (kernel package version, busybox, the boot scripts,
+// this file); a build with the same key and all outputs present does nothing. Outputs are written
+// under temporary names and renamed, so a reader (another node on the SAN) never sees a half file.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const guestDir = path.resolve(here, '../guest');
+
+/**
+ * Kernel modules the guest loads from its initramfs (with their dependencies). The Debian cloud
+ * kernel lacks 9p (CONFIG_NET_9P is not set), which ADR 0002 needs for shared storage, so the
+ * default flavour is the generic `amd64` kernel. Names missing from a flavour or built in are skipped.
+ */
+export const GUEST_MODULES = [
+  'virtio_pci', 'virtio_blk', 'virtio_net', 'ext4', '9p', '9pnet_virtio',
+  'crc32c_generic', 'button', 'evdev', 'xen-blkfront', 'xen-netfront',
+];
+
+export const GUEST_CMDLINE = 'console=ttyS0 root=/dev/vda rw quiet panic=-1';
+
+export interface GuestImageOptions {
+  out: string;
+  flavour?: string;
+  force?: boolean;
+  log?: (msg: string) => void;
+  /** Size of the root filesystem in MiB (the snapshot may be larger; the filesystem is not grown). */
+  rootMiB?: number;
+}
+
+export interface GuestImage {
+  dir: string;
+  /** The uncompressed ELF kernel (PVH entry point): what the OSTemplate boots. */
+  kernel: string;
+  /** The distribution's compressed kernel, kept for hypervisors that want a bzImage. */
+  bzImage: string;
+  initrd: string;
+  image: string;
+  cmdline: string;
+  ostemplate: string;
+  kernelVersion: string;
+  /** True when the cache was up to date and nothing was built. */
+  cached: boolean;
+}
+
+function run(argv: string[], opts: { cwd?: string; input?: Buffer | string } = {}): string {
+  try {
+    return execFileSync(argv[0]!, argv.slice(1), {
+      cwd: opts.cwd,
+      input: opts.input,
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'pipe'],
+      maxBuffer: 64 * 1024 * 1024,
+    });
+  } catch (err) {
+    const e = err as { stderr?: string };
+    throw new Error(`guest-image: \`${argv.join(' ')}\` failed: ${(e.stderr ?? '').trim()}`, { cause: err });
+  }
+}
+
+/** The versioned kernel package behind the metapackage, running `apt-get update` once if apt does not know it. */
+function resolveKernelPackage(flavour: string, log: (m: string) => void): { pkg: string; version: string } {
+  const meta = `linux-image-${flavour}`;
+  const lookup = (): { pkg: string; version: string } | undefined => {
+    let deps: string;
+    try {
+      deps = run(['apt-cache', 'depends', meta]);
+    } catch {
+      return undefined;
+    }
+    const m = /Depends: (linux-image-[0-9][^\s]*)/.exec(deps);
+    if (!m) return undefined;
+    const pol = run(['apt-cache', 'policy', m[1]!]);
+    const v = /Candidate: (\S+)/.exec(pol);
+    if (!v || v[1] === '(none)') return undefined;
+    return { pkg: m[1]!, version: v[1]! };
+  };
+  let found = lookup();
+  if (!found) {
+    log(`apt does not know ${meta}; running apt-get update`);
+    run(['apt-get', 'update', '-q']);
+    found = lookup();
+  }
+  if (!found) {
+    throw new Error(
+      `guest-image: no installable ${meta} package; check /etc/apt/sources.list (Debian 12 main) and network access`,
+    );
+  }
+  return found;
+}
+
+function hashInputs(parts: string[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p).update('\0');
+  for (const f of ['init', 'rcS', 'rcK', 'inittab']) h.update(fs.readFileSync(path.join(guestDir, f)));
+  h.update(fs.readFileSync(fileURLToPath(import.meta.url)));
+  return h.digest('hex').slice(0, 32);
+}
+
+/** Modules to load, dependencies first, as paths relative to the kernel's module directory. */
+export function orderModules(modulesDep: string, builtin: string, wanted: readonly string[]): string[] {
+  const norm = (n: string): string => n.replace(/-/g, '_');
+  const deps = new Map<string, string[]>();
+  const byName = new Map<string, string>();
+  for (const line of modulesDep.split('\n')) {
+    const i = line.indexOf(':');
+    if (i < 0) continue;
+    const file = line.slice(0, i).trim();
+    const rest = line.slice(i + 1).trim();
+    deps.set(file, rest ? rest.split(/\s+/) : []);
+    byName.set(norm(path.basename(file).replace(/\.ko(\.\w+)?$/, '')), file);
+  }
+  const builtins = new Set(builtin.split('\n').map((l) => norm(path.basename(l.trim()).replace(/\.ko$/, ''))));
+  const out: string[] = [];
+  const seen = new Set<string>();
+  const visit = (file: string): void => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const d of deps.get(file) ?? []) visit(d);
+    out.push(file);
+  };
+  for (const w of wanted) {
+    const f = byName.get(norm(w));
+    if (f) visit(f);
+    else if (!builtins.has(norm(w))) continue; // absent from this flavour (e.g. Xen fronts): skipped
+  }
+  return out;
+}
+
+/**
+ * Unpacks the ELF kernel from a Debian bzImage (xz or gzip payload). QEMU boots an ELF kernel with a
+ * PVH note directly, skipping the decompressor, which under TCG saves about 3 s of every boot; Xen
+ * boots the same file as a PVH guest.
+ */
+export function extractVmlinux(bzImage: string, out: string): void {
+  const data = fs.readFileSync(bzImage);
+  const formats: Array<[Buffer, string[]]> = [
+    [Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), ['xz', '-dc']],
+    [Buffer.from([0x1f, 0x8b, 0x08]), ['gzip', '-dc']],
+  ];
+  for (const [magic, cmd] of formats) {
+    const at = data.indexOf(magic);
+    if (at < 0) continue;
+    // The payload is followed by setup data the decompressors call trailing garbage: they exit
+    // non-zero after writing the whole kernel, so the ELF header decides, not the exit code.
+    const r = spawnSync(cmd[0]!, cmd.slice(1), { input: data.subarray(at), maxBuffer: 512 * 1024 * 1024 });
+    if (r.stdout && r.stdout.length > 4 && r.stdout.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) {
+      fs.writeFileSync(out, r.stdout);
+      return;
+    }
+  }
+  throw new Error(`guest-image: cannot find an xz or gzip compressed ELF kernel inside ${bzImage}`);
+}
+
+function busyboxPath(): string {
+  for (const p of ['/bin/busybox', '/usr/bin/busybox']) {
+    if (!fs.existsSync(p)) continue;
+    // A dynamic busybox would need the host's libc inside the guest: only a static one will do.
+    const r = spawnSync('ldd', [p], { encoding: 'utf8' });
+    if (/not a dynamic executable|statically linked/.test(`${r.stdout}${r.stderr}`)) return p;
+  }
+  throw new Error('guest-image: a static busybox is needed: apt-get install busybox-static');
+}
+
+function writeRootTree(root: string, busybox: string): void {
+  const mk = (p: string, mode = 0o755): void => fs.mkdirSync(path.join(root, p), { recursive: true, mode });
+  for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc/init.d', 'etc/acpi/PWRF', 'proc', 'sys', 'dev',
+    'run', 'tmp', 'root', 'mnt', 'shared', 'var/lib/virtualinux', 'var/log']) mk(d);
+  fs.chmodSync(path.join(root, 'tmp'), 0o1777);
+  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'));
+  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
+  for (const applet of run([busybox, '--list-full']).split('\n').filter(Boolean)) {
+    const target = path.join(root, applet);
+    if (applet === 'bin/busybox' || fs.existsSync(target)) continue;
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.symlinkSync(path.relative(path.dirname(target), path.join(root, 'bin/busybox')), target);
+  }
+  const copy = (from: string, to: string, mode: number): void => {
+    fs.copyFileSync(path.join(guestDir, from), path.join(root, to));
+    fs.chmodSync(path.join(root, to), mode);
+  };
+  copy('rcS', 'etc/init.d/rcS', 0o755);
+  copy('rcK', 'etc/init.d/rcK', 0o755);
+  copy('inittab', 'etc/inittab', 0o644);
+  fs.writeFileSync(path.join(root, 'etc/acpi/PWRF/00000080'), '#!/bin/sh\nexec /sbin/poweroff\n', { mode: 0o755 });
+  fs.writeFileSync(path.join(root, 'etc/acpid.conf'), 'PWRF PWRF/00000080\n');
+  fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\n');
+  fs.writeFileSync(path.join(root, 'etc/hostname'), 'guest\n');
+  fs.writeFileSync(path.join(root, 'etc/fstab'), '');
+}
+
+function writeInitramfs(work: string, kroot: string, kver: string, busybox: string, out: string): number {
+  const modDir = path.join(kroot, 'lib/modules', kver);
+  run(['depmod', '-b', kroot, kver]);
+  const order = orderModules(
+    fs.readFileSync(path.join(modDir, 'modules.dep'), 'utf8'),
+    fs.readFileSync(path.join(modDir, 'modules.builtin'), 'utf8'),
+    GUEST_MODULES,
+  );
+  const ird = path.join(work, 'initramfs');
+  for (const d of ['bin', 'etc', 'lib/modules', 'dev', 'proc', 'sys', 'newroot']) {
+    fs.mkdirSync(path.join(ird, d), { recursive: true });
+  }
+  fs.copyFileSync(busybox, path.join(ird, 'bin/busybox'));
+  fs.chmodSync(path.join(ird, 'bin/busybox'), 0o755);
+  fs.symlinkSync('busybox', path.join(ird, 'bin/sh'));
+  fs.copyFileSync(path.join(guestDir, 'init'), path.join(ird, 'init'));
+  fs.chmodSync(path.join(ird, 'init'), 0o755);
+  const names: string[] = [];
+  for (const rel of order) {
+    const name = path.basename(rel);
+    fs.copyFileSync(path.join(modDir, rel), path.join(ird, 'lib/modules', name));
+    names.push(name);
+  }
+  fs.writeFileSync(path.join(ird, 'etc/modules.order'), names.join('\n') + '\n');
+  // Fixed script, paths as positional parameters: cpio of the tree, gzip, to the output file.
+  run(['sh', '-c', 'cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -6 > "$2"', 'sh', ird, out]);
+  return names.length;
+}
+
+export function buildGuestImage(opts: GuestImageOptions): GuestImage {
+  const log = opts.log ?? ((m: string) => process.stderr.write(`guest-image: ${m}\n`));
+  const flavour = opts.flavour ?? 'amd64';
+  const dir = path.resolve(opts.out);
+  fs.mkdirSync(dir, { recursive: true });
+  const { pkg, version } = resolveKernelPackage(flavour, log);
+  const kernelVersion = pkg.replace(/^linux-image-/, '');
+  const busybox = busyboxPath();
+  const bbVersion = run([busybox]).split('\n')[0] ?? '';
+  const key = hashInputs([pkg, version, bbVersion, String(opts.rootMiB ?? 256)]);
+  const result: GuestImage = {
+    dir,
+    kernel: path.join(dir, 'vmlinux'),
+    bzImage: path.join(dir, 'vmlinuz'),
+    initrd: path.join(dir, 'initrd.img'),
+    image: path.join(dir, 'rootfs.qcow2'),
+    cmdline: GUEST_CMDLINE,
+    ostemplate: path.join(dir, 'ostemplate.yaml'),
+    kernelVersion,
+    cached: false,
+  };
+  const keyFile = path.join(dir, '.build-key');
+  const outputs = [result.kernel, result.bzImage, result.initrd, result.image, result.ostemplate];
+  if (!opts.force && fs.existsSync(keyFile) && fs.readFileSync(keyFile, 'utf8').trim() === key &&
+    outputs.every((f) => fs.existsSync(f))) {
+    log(`up to date in ${dir} (kernel ${kernelVersion})`);
+    return { ...result, cached: true };
+  }
+
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vc-guest-image-'));
+  try {
+    log(`downloading ${pkg} ${version}`);
+    run(['apt-get', 'download', `${pkg}=${version}`], { cwd: work });
+    const deb = fs.readdirSync(work).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
+    if (!deb) throw new Error(`guest-image: apt-get download left no ${pkg} .deb in ${work}`);
+    const kroot = path.join(work, 'kernel');
+    run(['dpkg-deb', '-x', path.join(work, deb), kroot]);
+
+    const tmp = (f: string): string => `${f}.tmp-${process.pid}`;
+    fs.copyFileSync(path.join(kroot, 'boot', `vmlinuz-${kernelVersion}`), tmp(result.bzImage));
+    extractVmlinux(tmp(result.bzImage), tmp(result.kernel));
+    const n = writeInitramfs(work, kroot, kernelVersion, busybox, tmp(result.initrd));
+    log(`initramfs with ${n} modules`);
+
+    const rootTree = path.join(work, 'root');
+    writeRootTree(rootTree, busybox);
+    const raw = path.join(work, 'root.ext4');
+    run(['mke2fs', '-q', '-F', '-t', 'ext4', '-L', 'vcroot', '-E', 'root_owner=0:0', '-d', rootTree, raw,
+      `${opts.rootMiB ?? 256}M`]);
+    run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, tmp(result.image)]);
+
+    const template = {
+      apiVersion: 'virtualinux.org/v1alpha1',
+      kind: 'OSTemplate',
+      metadata: { name: 'busybox', annotations: { 'virtualinux.org/kernel-package': `${pkg}=${version}` } },
+      spec: {
+        image: { path: result.image, format: 'qcow2' },
+        boot: { kernel: result.kernel, initrd: result.initrd, cmdline: GUEST_CMDLINE },
+        revision: 1,
+      },
+    };
+    fs.writeFileSync(tmp(result.ostemplate), stringify(template));
+    for (const f of outputs) fs.renameSync(tmp(f), f);
+    fs.writeFileSync(keyFile, key + '\n');
+    log(`built in ${dir}: kernel ${kernelVersion}, ${path.basename(result.image)}, ostemplate.yaml`);
+    return result;
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function main(argv: string[]): void {
+  const usage = 'usage: hack/guest-image build --out DIR [--flavour amd64|cloud-amd64] [--force]';
+  if (argv[0] !== 'build') {
+    process.stderr.write(usage + '\n');
+    process.exit(2);
+  }
+  let out: string | undefined;
+  let flavour: string | undefined;
+  let force = false;
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--out') out = argv[++i];
+    else if (a === '--flavour') flavour = argv[++i];
+    else if (a === '--force') force = true;
+    else {
+      process.stderr.write(`unknown argument ${a}\n${usage}\n`);
+      process.exit(2);
+    }
+  }
+  if (!out) {
+    process.stderr.write(usage + '\n');
+    process.exit(2);
+  }
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('guest-image: run as root (apt-get download/update, files owned by root in the image)\n');
+    process.exit(1);
+  }
+  try {
+    // The wrapper runs from the repository root; a relative --out is relative to the caller.
+    const r = buildGuestImage({ out: path.resolve(process.env.VC_CALLER_CWD ?? '.', out), flavour, force });
+    process.stdout.write(r.ostemplate + '\n');
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2));
+}

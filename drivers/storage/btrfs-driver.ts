@@ -1,0 +1,125 @@
+// BtrfsDriver: the storage root is a btrfs filesystem. The original is a subvolume holding the
+// template's image as the file `disk` (a reflink clone when the template is on the same
+// filesystem), made read-only with `btrfs property set -ts <subvol> ro true`. Each snapshot is a
+// writable `btrfs subvolume snapshot` of the original: an independent volume sharing every extent
+// with it until one side writes (copy-on-write at the extent level). The disk a hypervisor
+// attaches is `<subvolume>/disk`, in the template's format.
+
+import { posix } from 'node:path';
+import {
+  FileVolumeDriverBase,
+  ensureDir,
+  pathExists,
+  removePath,
+  run,
+  tmpPathOf,
+  treeBytes,
+  allocatedBytes,
+} from './file-volumes.js';
+import { materializeTemplate, probeFormat } from './template-image.js';
+import type { StorageDriver, TemplateSource, VolumeInfo, VolumeKey } from './types.js';
+
+const DISK = 'disk';
+
+export class BtrfsDriver extends FileVolumeDriverBase implements StorageDriver {
+  readonly name = 'btrfs' as const;
+
+  /** The subvolume (originals, snapshots) or file (swap, config, shared) of the volume. */
+  volumeDir(key: VolumeKey): string {
+    return this.pathOf(key);
+  }
+
+  private diskOf(subvol: string): string {
+    return posix.join(subvol, DISK);
+  }
+
+  private async isSubvolume(path: string): Promise<boolean> {
+    const r = await this.transport.exec(['btrfs', 'subvolume', 'show', path]);
+    return r.code === 0;
+  }
+
+  private async deleteSubvolume(path: string): Promise<void> {
+    const t = this.transport;
+    if (!(await pathExists(t, path))) return;
+    if (await this.isSubvolume(path)) {
+      await run(t, 'delete subvolume', ['btrfs', 'subvolume', 'delete', path]);
+    } else {
+      await removePath(t, path);
+    }
+  }
+
+  async createOriginal(key: VolumeKey, source: TemplateSource): Promise<VolumeInfo> {
+    const t = this.transport;
+    const dir = this.volumeDir(key);
+    if (!(await pathExists(t, dir))) {
+      await ensureDir(t, key.vcDir);
+      const tmp = tmpPathOf(dir);
+      await this.deleteSubvolume(tmp);
+      try {
+        await run(t, 'create subvolume', ['btrfs', 'subvolume', 'create', tmp]);
+        await materializeTemplate(t, source, this.diskOf(tmp), 'always');
+        await run(t, 'rename into place', ['mv', '-T', '--', tmp, dir]);
+      } catch (e) {
+        await this.deleteSubvolume(tmp).catch(() => undefined);
+        throw e;
+      }
+    }
+    // Also after a crash between the rename and this line.
+    await run(t, 'make original read-only', ['btrfs', 'property', 'set', '-ts', dir, 'ro', 'true']);
+    const path = this.diskOf(dir);
+    return { path, format: await probeFormat(t, path) };
+  }
+
+  async snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
+    const dir = this.volumeDir(key);
+    if (!(await pathExists(this.transport, dir))) await this.makeSnapshot(original, dir, false);
+    const path = this.diskOf(dir);
+    return { path, format: await probeFormat(this.transport, path) };
+  }
+
+  async reset(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
+    const dir = this.volumeDir(key);
+    await this.makeSnapshot(original, dir, true);
+    const path = this.diskOf(dir);
+    return { path, format: await probeFormat(this.transport, path) };
+  }
+
+  /** Snapshot into the temporary, then (replace: drop the old one and) rename into place. */
+  private async makeSnapshot(original: VolumeKey, dir: string, replace: boolean): Promise<void> {
+    const t = this.transport;
+    const tmp = tmpPathOf(dir);
+    await this.deleteSubvolume(tmp);
+    try {
+      await run(t, 'snapshot subvolume', ['btrfs', 'subvolume', 'snapshot', this.volumeDir(original), tmp]);
+      if (replace) await this.deleteSubvolume(dir);
+      await run(t, 'rename into place', ['mv', '-T', '--', tmp, dir]);
+    } catch (e) {
+      await this.deleteSubvolume(tmp).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  async remove(key: VolumeKey): Promise<void> {
+    const dir = this.volumeDir(key);
+    await this.deleteSubvolume(tmpPathOf(dir));
+    await this.deleteSubvolume(dir);
+  }
+
+  /** Subvolumes: the bytes only this volume holds (`btrfs filesystem du` Exclusive). */
+  async usage(key: VolumeKey): Promise<number> {
+    const t = this.transport;
+    const dir = this.volumeDir(key);
+    if (!(await pathExists(t, dir))) return 0;
+    if (await this.isSubvolume(dir)) {
+      const out = await run(t, 'measure usage', ['btrfs', 'filesystem', 'du', '-s', '--raw', dir]);
+      const line = out.trim().split('\n').pop() ?? '';
+      return Number(line.trim().split(/\s+/)[1] ?? 0);
+    }
+    const r = await t.exec(['test', '-d', dir]);
+    return r.code === 0 ? treeBytes(t, dir) : allocatedBytes(t, dir);
+  }
+
+  exists(key: VolumeKey): Promise<boolean> {
+    return pathExists(this.transport, this.volumeDir(key));
+  }
+}

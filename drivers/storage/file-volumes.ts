@@ -1,0 +1,184 @@
+// Building blocks shared by the drivers that keep volumes as files under the VC's directory on
+// the storage root (qcow2, btrfs; lvm for its config volumes). Every helper goes through the
+// Transport with argument vectors; nothing here builds a shell string from data.
+
+import { posix } from 'node:path';
+import type { ExecOptions, Transport } from '../transport/types.js';
+import type { SharedFilesystem, VolumeInfo, VolumeKey } from './types.js';
+import { StorageError, StorageFullError } from './types.js';
+
+const NO_SPACE = /No space left on device|ENOSPC|Disk quota exceeded|insufficient free space|Insufficient free space/i;
+
+/** The VC's directory on the storage root, derived from its identity only (retries find it). */
+export function vcStorageDir(storageRoot: string, namespace: string, name: string, uid: string): string {
+  return posix.join(storageRoot, 'vcs', namespace, `${name}-${uid}`);
+}
+
+/** The deterministic temporary a volume is built under before it is renamed into place. */
+export function tmpPathOf(finalPath: string): string {
+  return posix.join(posix.dirname(finalPath), `.${posix.basename(finalPath)}.tmp`);
+}
+
+/**
+ * Runs argv and returns stdout; a non-zero exit becomes StorageFullError when the tool reports
+ * a full device, StorageError otherwise, naming the step.
+ */
+export async function run(t: Transport, step: string, argv: readonly string[], opts?: ExecOptions): Promise<string> {
+  const r = await t.exec(argv, { timeoutMs: 0, ...opts });
+  if (r.code !== 0) {
+    const detail = (r.stderr.trim() || r.stdout.trim()).slice(0, 2000);
+    const msg = `${t.host}: ${step}: \`${argv.join(' ')}\` exited ${r.code}: ${detail}`;
+    if (NO_SPACE.test(detail)) {
+      throw new StorageFullError(`${msg}; the storage is full: free space on it or remove unused virtual clusters`);
+    }
+    throw new StorageError(msg);
+  }
+  return r.stdout;
+}
+
+export async function pathExists(t: Transport, path: string): Promise<boolean> {
+  const r = await t.exec(['test', '-e', path]);
+  return r.code === 0;
+}
+
+export async function ensureDir(t: Transport, dir: string): Promise<void> {
+  await run(t, 'create directory', ['mkdir', '-p', dir]);
+}
+
+/** Removes a file or directory tree; absent is fine. */
+export async function removePath(t: Transport, path: string): Promise<void> {
+  await run(t, 'remove', ['rm', '-rf', '--one-file-system', '--', path]);
+}
+
+/** Allocated bytes of a file (st_blocks * 512), 0 when absent. */
+export async function allocatedBytes(t: Transport, path: string): Promise<number> {
+  const r = await t.exec(['stat', '-c', '%b %B', '--', path]);
+  if (r.code !== 0) return 0;
+  const [blocks, size] = r.stdout.trim().split(/\s+/).map(Number);
+  return (blocks ?? 0) * (size ?? 512);
+}
+
+/** Bytes used by a directory tree (du), 0 when absent. */
+export async function treeBytes(t: Transport, path: string): Promise<number> {
+  const r = await t.exec(['du', '-s', '-B1', '--', path]);
+  if (r.code !== 0) return 0;
+  return Number(r.stdout.trim().split(/\s+/)[0] ?? 0);
+}
+
+/**
+ * Builds `finalPath` by running `build(tmp)` on the deterministic temporary and renaming it into
+ * place. A stale temporary from a crash is removed first; a failed build removes its temporary.
+ */
+export async function buildAtomically(
+  t: Transport,
+  finalPath: string,
+  build: (tmp: string) => Promise<void>,
+): Promise<void> {
+  const tmp = tmpPathOf(finalPath);
+  await removePath(t, tmp);
+  try {
+    await build(tmp);
+    await run(t, 'rename into place', ['mv', '-T', '--', tmp, finalPath]);
+  } catch (e) {
+    await removePath(t, tmp).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** A raw sparse swap volume formatted with mkswap. */
+export async function createSwapFile(t: Transport, path: string, sizeBytes: number): Promise<VolumeInfo> {
+  if (!(await pathExists(t, path))) {
+    await ensureDir(t, posix.dirname(path));
+    await buildAtomically(t, path, async (tmp) => {
+      await run(t, 'allocate swap', ['truncate', '-s', String(sizeBytes), tmp]);
+      await run(t, 'format swap', ['mkswap', '-q', tmp]);
+    });
+  }
+  return { path, format: 'raw' };
+}
+
+/** The ADR 0002 configuration disk: exactly `bytes`, replaced atomically by Transport.writeFile. */
+export async function writeConfigFile(t: Transport, path: string, bytes: Buffer): Promise<VolumeInfo> {
+  await ensureDir(t, posix.dirname(path));
+  try {
+    await t.writeFile(path, bytes, 0o644);
+  } catch (e) {
+    const m = String((e as Error).message);
+    if (NO_SPACE.test(m)) throw new StorageFullError(`${t.host}: write config volume ${path}: ${m}`, { cause: e });
+    throw e;
+  }
+  return { path, format: 'raw' };
+}
+
+/** The slots an OCFS2 volume is formatted for: the hosts that may mount it at once. */
+export const OCFS2_NODE_SLOTS = 8;
+
+/**
+ * The VC's shared volume. nfs: a directory (made atomically by mkdir). ocfs2: a raw image
+ * formatted with mkfs.ocfs2, mounted by the hosts running the VC (mountSharedOcfs2).
+ */
+export async function createSharedVolume(
+  t: Transport,
+  path: string,
+  sizeBytes: number,
+  fs: SharedFilesystem,
+  label: string,
+): Promise<VolumeInfo> {
+  if (fs === 'nfs') {
+    await ensureDir(t, path);
+    return { path, format: 'dir' };
+  }
+  if (!(await pathExists(t, path))) {
+    await ensureDir(t, posix.dirname(path));
+    await buildAtomically(t, path, async (tmp) => {
+      await run(t, 'allocate shared volume', ['truncate', '-s', String(sizeBytes), tmp]);
+      await run(t, 'format shared volume (OCFS2)', [
+        'mkfs.ocfs2', '-q', '-F', '-b', '4K', '-C', '4K', '-N', String(OCFS2_NODE_SLOTS),
+        '-L', label.slice(0, 63), '-T', 'vmstore', tmp,
+      ]);
+    });
+  }
+  return { path, format: 'raw' };
+}
+
+/**
+ * Mounts an OCFS2 shared volume on a host of the VC (the paper's stage: each physical node of the
+ * deployment mounts the VC's shared storage). Needs the o2cb cluster stack running on the host.
+ * Idempotent: already mounted there is fine.
+ */
+export async function mountSharedOcfs2(t: Transport, image: string, mountPoint: string): Promise<void> {
+  const m = await t.exec(['mountpoint', '-q', mountPoint]);
+  if (m.code === 0) return;
+  await run(t, 'create mount point', ['mkdir', '-p', mountPoint]);
+  await run(t, 'mount shared volume (OCFS2)', ['mount', '-t', 'ocfs2', '-o', 'loop,_netdev', image, mountPoint]);
+}
+
+export async function unmountShared(t: Transport, mountPoint: string): Promise<void> {
+  const m = await t.exec(['mountpoint', '-q', mountPoint]);
+  if (m.code !== 0) return;
+  await run(t, 'unmount shared volume', ['umount', mountPoint]);
+}
+
+/**
+ * The per-node swap, config and shared volumes of the file-based drivers: plain files (or a
+ * directory) named after the volume in the VC's directory.
+ */
+export abstract class FileVolumeDriverBase {
+  constructor(readonly transport: Transport) {}
+
+  pathOf(key: VolumeKey): string {
+    return posix.join(key.vcDir, key.name);
+  }
+
+  createSwap(key: VolumeKey, sizeBytes: number): Promise<VolumeInfo> {
+    return createSwapFile(this.transport, this.pathOf(key), sizeBytes);
+  }
+
+  writeConfig(key: VolumeKey, bytes: Buffer): Promise<VolumeInfo> {
+    return writeConfigFile(this.transport, this.pathOf(key), bytes);
+  }
+
+  createShared(key: VolumeKey, sizeBytes: number, fs: SharedFilesystem): Promise<VolumeInfo> {
+    return createSharedVolume(this.transport, this.pathOf(key), sizeBytes, fs, key.name);
+  }
+}

@@ -1,0 +1,82 @@
+// Qcow2Driver: the original is a read-only (0444) copy of the template in the VC's directory on
+// the shared storage root; each snapshot is a qcow2 overlay whose backing file is the original
+// (`qemu-img create -f qcow2 -F <fmt> -b <original>`). The backing file is named relative to the
+// overlay (both live in the VC's directory), so the overlays stay valid on hosts that mount the
+// SAN at another path. Writes to an overlay allocate clusters in it only: snapshots are
+// independent of each other and of the original.
+
+import { posix } from 'node:path';
+import {
+  FileVolumeDriverBase,
+  allocatedBytes,
+  buildAtomically,
+  ensureDir,
+  pathExists,
+  removePath,
+  run,
+  tmpPathOf,
+  treeBytes,
+} from './file-volumes.js';
+import { materializeTemplate, probeFormat } from './template-image.js';
+import type { StorageDriver, TemplateSource, VolumeInfo, VolumeKey } from './types.js';
+
+export class Qcow2Driver extends FileVolumeDriverBase implements StorageDriver {
+  readonly name = 'qcow2' as const;
+
+  async createOriginal(key: VolumeKey, source: TemplateSource): Promise<VolumeInfo> {
+    const t = this.transport;
+    const path = this.pathOf(key);
+    if (await pathExists(t, path)) return { path, format: await probeFormat(t, path) };
+    await ensureDir(t, key.vcDir);
+    let format: 'qcow2' | 'raw' = 'raw';
+    await buildAtomically(t, path, async (tmp) => {
+      format = await materializeTemplate(t, source, tmp, 'auto');
+      await run(t, 'make original read-only', ['chmod', '0444', tmp]);
+    });
+    return { path, format };
+  }
+
+  async snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
+    const path = this.pathOf(key);
+    if (await pathExists(this.transport, path)) return { path, format: 'qcow2' };
+    await this.makeOverlay(original, path);
+    return { path, format: 'qcow2' };
+  }
+
+  async reset(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
+    // The fresh overlay is renamed over the old one: there is no moment without a disk.
+    const path = this.pathOf(key);
+    await this.makeOverlay(original, path);
+    return { path, format: 'qcow2' };
+  }
+
+  private async makeOverlay(original: VolumeKey, path: string): Promise<void> {
+    const t = this.transport;
+    const origPath = this.pathOf(original);
+    const backingFormat = await probeFormat(t, origPath);
+    // Relative to the overlay's directory when both share it (the normal case).
+    const backing = posix.dirname(origPath) === posix.dirname(path) ? posix.basename(origPath) : origPath;
+    await ensureDir(t, posix.dirname(path));
+    await buildAtomically(t, path, async (tmp) => {
+      await run(t, 'create snapshot overlay', ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', backingFormat, '-b', backing, tmp], {
+        cwd: posix.dirname(path),
+      });
+    });
+  }
+
+  async remove(key: VolumeKey): Promise<void> {
+    const path = this.pathOf(key);
+    await removePath(this.transport, tmpPathOf(path));
+    await removePath(this.transport, path);
+  }
+
+  async usage(key: VolumeKey): Promise<number> {
+    const path = this.pathOf(key);
+    const r = await this.transport.exec(['test', '-d', path]);
+    return r.code === 0 ? treeBytes(this.transport, path) : allocatedBytes(this.transport, path);
+  }
+
+  exists(key: VolumeKey): Promise<boolean> {
+    return pathExists(this.transport, this.pathOf(key));
+  }
+}

@@ -1,0 +1,116 @@
+// The storage driver contract: the VirtuaLinux disk abstraction layer (paper, sections 3 and 4.2).
+// A VC's storage is one read-only *original* volume made from its OSTemplate, one independent
+// copy-on-write *snapshot* per node (its private root disk), one swap volume and one first-boot
+// configuration volume (ADR 0002) per node, and one shared volume.
+//
+// Every driver acts through the Transport of a node that sees the storage root (the SAN is shared,
+// so any such node will do). Volumes are addressed by a VolumeKey whose location is derived only
+// from the VC's uid and the volume's name, so a retry after a crash finds the earlier work.
+//
+// Contract common to every method:
+// - Idempotent: calling it again with the same arguments after success changes nothing and
+//   returns the same result; calling it again after a failure or a crash finishes the job.
+// - Atomic where the tools allow: a volume is built under a temporary name and renamed into place,
+//   so the final path exists only when the volume is complete. A failed call removes what it made
+//   (its temporary); a crash may leave a temporary, which the next call of the same method for the
+//   same key removes before it starts. `remove` also removes any temporary of the key.
+// - A full storage root surfaces as StorageFullError, a missing template as TemplateNotFoundError;
+//   other failures as Error with the failing command and its stderr in the message.
+
+import type { StorageDriverName } from '../../api/types.js';
+import type { Transport } from '../transport/types.js';
+
+export type { StorageDriverName };
+
+/** Identifies one volume of one VC. */
+export interface VolumeKey {
+  /** The VC's directory on the storage root: `<root>/vcs/<ns>/<name>-<uid>` (see vcStorageDir). */
+  vcDir: string;
+  /** The VC's uid (LVM names its logical volumes after it). */
+  vcUid: string;
+  /** The Volume object's name, e.g. `stripes-original`, `stripes-0-disk`. A DNS-1123 label. */
+  name: string;
+}
+
+/** Where an original comes from: an OSTemplate's spec.image. */
+export interface TemplateSource {
+  /** A disk image on a path the storage node sees. */
+  path?: string;
+  format?: 'qcow2' | 'raw';
+  /** A root filesystem tarball; it is unpacked into a fresh ext4 image of `sizeBytes`. */
+  tarball?: string;
+  /** Size of the image built from a tarball; default 1 GiB. */
+  sizeBytes?: number;
+}
+
+export interface VolumeInfo {
+  /** The file or block device the hypervisor attaches. */
+  path: string;
+  /** Disk format of `path` as the hypervisor must open it. Directories (shared nfs) say 'dir'. */
+  format: 'qcow2' | 'raw' | 'dir';
+}
+
+export type SharedFilesystem = 'nfs' | 'ocfs2';
+
+export interface StorageDriver {
+  readonly name: StorageDriverName;
+  /** The node the driver acts on. */
+  readonly transport: Transport;
+
+  /** The path `key` has (or will have) once made. Pure. */
+  pathOf(key: VolumeKey): string;
+
+  /**
+   * Stage 1: the VC's original volume, a full copy of the template, left read-only.
+   * Fails with TemplateNotFoundError when the template is absent. Already present: returns it
+   * without looking at the template again (an update goes through remove + createOriginal).
+   */
+  createOriginal(key: VolumeKey, source: TemplateSource): Promise<VolumeInfo>;
+
+  /**
+   * Stage 2: an independent writable copy-on-write volume of `original`. Writes to it never reach
+   * the original or other snapshots. Already present: returned unchanged (private data kept).
+   */
+  snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo>;
+
+  /**
+   * Replaces snapshot `key` by a fresh snapshot of the current `original`: its private data is
+   * lost. The new snapshot is complete before the old one goes (no window without a disk).
+   */
+  reset(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo>;
+
+  /** Stage 3: a swap volume of `sizeBytes`, formatted with mkswap. */
+  createSwap(key: VolumeKey, sizeBytes: number): Promise<VolumeInfo>;
+
+  /**
+   * Stage 4: the first-boot configuration volume (ADR 0002): exactly `bytes`, written atomically.
+   * Present with other content: replaced (the content is derived, not user data).
+   */
+  writeConfig(key: VolumeKey, bytes: Buffer): Promise<VolumeInfo>;
+
+  /**
+   * The VC's shared volume. `nfs`: a directory on the storage root that the hypervisor exports to
+   * the guests (9p tag `vcshared`, ADR 0002). `ocfs2`: an image formatted with mkfs.ocfs2 that the
+   * hosts of the VC mount.
+   */
+  createShared(key: VolumeKey, sizeBytes: number, fs: SharedFilesystem): Promise<VolumeInfo>;
+
+  /** Removes the volume and any temporary of it. Absent: no-op. */
+  remove(key: VolumeKey): Promise<void>;
+
+  /** Bytes the volume occupies on the storage (not its virtual size). Absent: 0. */
+  usage(key: VolumeKey): Promise<number>;
+
+  exists(key: VolumeKey): Promise<boolean>;
+}
+
+export class StorageError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+/** The storage root (or volume group) ran out of space. */
+export class StorageFullError extends StorageError {}
+/** The template's image or tarball does not exist on the storage node. */
+export class TemplateNotFoundError extends StorageError {}

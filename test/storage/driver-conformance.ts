@@ -1,0 +1,131 @@
+// The storage driver conformance suite: one set of behaviours every StorageDriver must show,
+// run for real on qcow2 and btrfs and on lvm against recorded argument vectors. Each case checks
+// the resulting state of the volumes (their content, their existence, their protection), never
+// which commands were run.
+
+import assert from 'node:assert/strict';
+import type { StorageDriver, TemplateSource, VolumeInfo, VolumeKey } from '../../drivers/storage/types.js';
+import { TemplateNotFoundError } from '../../drivers/storage/types.js';
+
+export interface ConformanceHarness {
+  driver: StorageDriver;
+  vcDir: string;
+  vcUid: string;
+  /** A template whose every block (from 0 to templateBytes) holds the byte 0x11. */
+  template: TemplateSource;
+  templateBytes: number;
+  /** Writes 64 KiB of `byte` at `offset` into the volume. Rejects if the volume refuses writes. */
+  write(info: VolumeInfo, offset: number, byte: number): Promise<void>;
+  /** Whether the 64 KiB at `offset` all hold `byte`. */
+  holds(info: VolumeInfo, offset: number, byte: number): Promise<boolean>;
+  /** Whether the original is protected against writes. */
+  isReadOnly(info: VolumeInfo): Promise<boolean>;
+  /** Whether the volume carries a swap signature. */
+  isSwap(info: VolumeInfo): Promise<boolean>;
+  /** The bytes of a config volume. */
+  readConfig(info: VolumeInfo): Promise<Buffer>;
+  /** Names in the VC's storage (files, subvolumes, LVs) for the leak check. */
+  listVolumes(): Promise<string[]>;
+  cleanup(): Promise<void>;
+}
+
+const KiB = 1024;
+
+export function describeDriverConformance(label: string, setup: () => Promise<ConformanceHarness>): void {
+  describe(`storage driver conformance: ${label}`, function () {
+    this.timeout(120_000);
+    let h: ConformanceHarness;
+    const key = (name: string): VolumeKey => ({ vcDir: h.vcDir, vcUid: h.vcUid, name });
+
+    before(async () => {
+      h = await setup();
+    });
+    after(async () => {
+      if (h) await h.cleanup();
+    });
+
+    it('refuses a missing template with TemplateNotFoundError and leaves nothing behind', async () => {
+      const missing: TemplateSource = { path: `${h.vcDir}-nowhere/none.img`, format: 'raw' };
+      await assert.rejects(h.driver.createOriginal(key('t-missing'), missing), TemplateNotFoundError);
+      assert.equal(await h.driver.exists(key('t-missing')), false);
+      assert.deepEqual((await h.listVolumes()).filter((n) => n.includes('t-missing')), []);
+    });
+
+    it('makes a read-only original with the template content; again is a no-op', async () => {
+      const o = await h.driver.createOriginal(key('vc-original'), h.template);
+      assert.equal(await h.driver.exists(key('vc-original')), true);
+      assert.ok(await h.holds(o, 0, 0x11));
+      assert.ok(await h.holds(o, h.templateBytes - 64 * KiB, 0x11));
+      assert.ok(await h.isReadOnly(o), 'the original must be read-only');
+      const again = await h.driver.createOriginal(key('vc-original'), h.template);
+      assert.equal(again.path, o.path);
+      assert.ok(await h.holds(again, 0, 0x11));
+    });
+
+    it('makes independent snapshots: a write into A changes neither B nor the original', async () => {
+      const o = await h.driver.createOriginal(key('vc-original'), h.template);
+      const a = await h.driver.snapshot(key('vc-original'), key('vc-0-disk'));
+      const b = await h.driver.snapshot(key('vc-original'), key('vc-1-disk'));
+      assert.notEqual(a.path, b.path);
+      assert.ok(await h.holds(a, 0, 0x11));
+      await h.write(a, 0, 0xaa);
+      await h.write(b, 128 * KiB, 0xbb);
+      assert.ok(await h.holds(a, 0, 0xaa));
+      assert.ok(await h.holds(b, 0, 0x11), 'B must not see A\'s write');
+      assert.ok(await h.holds(o, 0, 0x11), 'the original must not see A\'s write');
+      assert.ok(await h.holds(o, 128 * KiB, 0x11), 'the original must not see B\'s write');
+      assert.ok(await h.holds(a, 128 * KiB, 0x11), 'A must not see B\'s write');
+    });
+
+    it('re-creating an existing snapshot keeps its private data', async () => {
+      const a = await h.driver.snapshot(key('vc-original'), key('vc-0-disk'));
+      assert.ok(await h.holds(a, 0, 0xaa));
+    });
+
+    it('fresh snapshots use under 1% of the template bytes', async () => {
+      await h.driver.snapshot(key('vc-original'), key('vc-2-disk'));
+      const used = await h.driver.usage(key('vc-2-disk'));
+      assert.ok(used < h.templateBytes / 100, `fresh snapshot uses ${used} bytes of a ${h.templateBytes}-byte template`);
+    });
+
+    it('reset gives a fresh snapshot of the original and leaves the others alone', async () => {
+      const a = await h.driver.reset(key('vc-original'), key('vc-0-disk'));
+      assert.ok(await h.holds(a, 0, 0x11), 'reset must drop the private data');
+      const b = await h.driver.snapshot(key('vc-original'), key('vc-1-disk'));
+      assert.ok(await h.holds(b, 128 * KiB, 0xbb), 'other snapshots keep their data');
+    });
+
+    it('makes a swap volume with a swap signature, idempotently', async () => {
+      const s = await h.driver.createSwap(key('vc-0-swap'), 64 * KiB * KiB);
+      assert.ok(await h.isSwap(s));
+      const again = await h.driver.createSwap(key('vc-0-swap'), 64 * KiB * KiB);
+      assert.equal(again.path, s.path);
+    });
+
+    it('writes and replaces a config volume byte for byte', async () => {
+      const one = Buffer.alloc(1024 * KiB, 1);
+      const two = Buffer.alloc(1024 * KiB, 2);
+      const c = await h.driver.writeConfig(key('vc-0-config'), one);
+      assert.ok((await h.readConfig(c)).equals(one));
+      const c2 = await h.driver.writeConfig(key('vc-0-config'), two);
+      assert.ok((await h.readConfig(c2)).equals(two));
+    });
+
+    it('makes an nfs shared volume as a directory', async () => {
+      const s = await h.driver.createShared(key('vc-shared'), 1024 * KiB * KiB, 'nfs');
+      assert.equal(s.format, 'dir');
+      assert.equal(await h.driver.exists(key('vc-shared')), true);
+    });
+
+    it('removes every volume, idempotently, leaving no temporaries', async () => {
+      const names = ['vc-0-disk', 'vc-1-disk', 'vc-2-disk', 'vc-0-swap', 'vc-0-config', 'vc-shared', 'vc-original'];
+      for (const n of names) await h.driver.remove(key(n));
+      for (const n of names) {
+        assert.equal(await h.driver.exists(key(n)), false, `${n} still exists`);
+        await h.driver.remove(key(n));
+      }
+      assert.deepEqual(await h.listVolumes(), []);
+      assert.equal(await h.driver.usage(key('vc-0-disk')), 0);
+    });
+  });
+}

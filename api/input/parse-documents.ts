@@ -1,0 +1,83 @@
+// Multi-document YAML parsing with the protections untrusted input needs: duplicate keys are
+// errors (uniqueKeys), alias expansion is capped (a "billion laughs" document fails instead of
+// eating memory), and every document keeps its syntax tree so later errors can name a line.
+
+import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
+import type { InputIssue } from './issues.js';
+
+/** At most this many alias dereferences per document (the yaml package's own guard). */
+export const MAX_ALIAS_COUNT = 100;
+
+export interface ParsedDocument {
+  file: string;
+  /** 1-based position in the file. */
+  document: number;
+  /** The line the document starts on. */
+  line: number;
+  value: unknown;
+  /** Finds the line of a JSON path in this document (the deepest part of it that exists). */
+  lineOf(path: (string | number)[]): number | undefined;
+}
+
+export function parseDocuments(file: string, text: string): { documents: ParsedDocument[]; issues: InputIssue[] } {
+  const lc = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
+  const documents: ParsedDocument[] = [];
+  const issues: InputIssue[] = [];
+  const list = Array.isArray(docs) ? docs : [];
+  list.forEach((doc, i) => {
+    const document = i + 1;
+    const line = lc.linePos(firstContentOffset(doc)).line;
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) {
+        const message = e.code === 'DUPLICATE_KEY'
+          ? `duplicate key ${JSON.stringify(text.slice(e.pos[0], e.pos[1]).trim())}: each key may appear once per map`
+          : `invalid YAML: ${firstLine(e.message)}`;
+        issues.push({ file, document, line: lc.linePos(e.pos[0]).line, message });
+      }
+      return;
+    }
+    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return; // empty
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      const msg = /alias/i.test((err as Error).message)
+        ? `too many alias references (more than ${MAX_ALIAS_COUNT}): refusing a possible "billion laughs" document`
+        : `cannot read the document: ${(err as Error).message}`;
+      issues.push({ file, document, line, message: msg });
+      return;
+    }
+    documents.push({ file, document, line, value, lineOf: (path) => lineOfPath(doc, lc, path) });
+  });
+  return { documents, issues };
+}
+
+function firstContentOffset(doc: Document): number {
+  const c = doc.contents as Node | null;
+  return c?.range?.[0] ?? doc.range?.[0] ?? 0;
+}
+
+/** The package's messages end with a source excerpt on later lines; keep the first line. */
+function firstLine(message: string): string {
+  return message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+}
+
+function lineOfPath(doc: Document, lc: LineCounter, path: (string | number)[]): number | undefined {
+  let node: unknown = doc.contents;
+  let offset = (doc.contents as Node | null)?.range?.[0];
+  for (const seg of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === String(seg));
+      if (!pair) break;
+      offset = (pair.key as Node | null)?.range?.[0] ?? offset;
+      node = pair.value;
+    } else if (isSeq(node) && typeof seg === 'number' && node.items[seg]) {
+      node = node.items[seg];
+      offset = (node as Node).range?.[0] ?? offset;
+    } else {
+      break;
+    }
+  }
+  return offset === undefined ? undefined : lc.linePos(offset).line;
+}

@@ -18,8 +18,6 @@ import type { ObjectRef } from '../../api/store/types.js';
 
 /** Annotation every object a sync applies carries: `<namespace>/<name>` of its GitSource. */
 export const SYNC_SOURCE_ANNOTATION = 'virtualinux.org/sync-source';
-/** Annotation with the revision (commit) that last applied the object. */
-export const SYNC_REVISION_ANNOTATION = 'virtualinux.org/sync-revision';
 
 export interface InventoryEntry {
   kind: string;
@@ -78,11 +76,13 @@ export function sourceId(source: { namespace: string; name: string }): string {
   return `${source.namespace}/${source.name}`;
 }
 
-/** Returns a copy of obj with the sync annotations set (other metadata untouched). */
-export function annotateForSource<T extends ApiObject>(obj: T, id: string, revision: string | undefined): T {
-  const annotations: Record<string, string> = { ...(obj.metadata.annotations ?? {}), [SYNC_SOURCE_ANNOTATION]: id };
-  if (revision) annotations[SYNC_REVISION_ANNOTATION] = revision;
-  else delete annotations[SYNC_REVISION_ANNOTATION];
+/**
+ * Returns a copy of obj with the sync-source annotation set (other metadata untouched). The
+ * revision is deliberately not stamped on objects: it would rewrite every object on every commit
+ * and wake every controller for nothing; the GitSource status records it instead.
+ */
+export function annotateForSource<T extends ApiObject>(obj: T, id: string): T {
+  const annotations = { ...(obj.metadata.annotations ?? {}), [SYNC_SOURCE_ANNOTATION]: id };
   return { ...obj, metadata: { ...obj.metadata, annotations } };
 }
 

@@ -166,10 +166,8 @@ describe('gitops deriveSourceName and annotateForSource', () => {
   it('annotates a copy and keeps the other annotations', () => {
     const o = live(vcA, null);
     o.metadata.annotations = { keep: 'me' };
-    const a = annotateForSource(o, SRC, 'abc123');
-    assert.deepEqual(a.metadata.annotations, {
-      keep: 'me', [SYNC_SOURCE_ANNOTATION]: SRC, 'virtualinux.org/sync-revision': 'abc123',
-    });
+    const a = annotateForSource(o, SRC);
+    assert.deepEqual(a.metadata.annotations, { keep: 'me', [SYNC_SOURCE_ANNOTATION]: SRC });
     assert.deepEqual(o.metadata.annotations, { keep: 'me' });
   });
 });

@@ -1,0 +1,289 @@
+// One sync of a manifest directory into the store, and the GitSource object that records it.
+//
+// A sync is all-or-nothing up to the first write: the directory is read and every document
+// validated (api/input, the same code as `vcctl apply`), duplicates and the prune plan are checked,
+// and the whole revision is dry-run against the store before anything is written. Only then are
+// the objects applied in dependency order (three-way merge, api/apply) and, with prune, the
+// objects of the inventory that left the directory deleted. Whatever happens, the GitSource's
+// status says which revision was applied, what was refused and why.
+//
+// Inventory safety: after a partial apply the inventory is the union of the old inventory and the
+// revision's objects, so an object that did get written is never lost from the inventory (and can
+// be pruned later); entries that never got written are forgotten by the next sync, because their
+// live copy is missing.
+
+import { createHash } from 'node:crypto';
+import { realpath, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { resolveKind } from '../../api/kinds.js';
+import type { ApiObject } from '../../api/types.js';
+import { ConflictError, NotFoundError, type Store } from '../../api/store/types.js';
+import { findWorkTreeRoot, hasUncommittedChanges, pullFastForward, readHeadCommit } from './git-work-tree.js';
+import {
+  annotateForSource, formatRef, inventoryKey, orderForApply, planPrune, refOf, sourceId,
+  type InventoryEntry,
+} from './plan-sync.js';
+import {
+  statusAfterSync, type GitSource, type GitSourceSpec, type SyncFailureReason, type SyncOutcome,
+} from './sync-status.js';
+
+/** What the sync needs from the API layer: the same reading and applying as `vcctl apply`. */
+export interface SyncDeps {
+  /**
+   * Reads every manifest under dir (recursively, *.yaml/*.yml, .git skipped) and validates all of
+   * them. Throws one error naming file, document, line and JSON path of every invalid document.
+   */
+  readManifests(dir: string): Promise<ApiObject[]>;
+  /** Applies with the three-way merge of `vcctl apply`, in the given order. */
+  applyObjects(store: Store, objects: ApiObject[], opts: { dryRun: boolean }): Promise<AppliedObject[]>;
+}
+
+export interface AppliedObject {
+  ref: InventoryEntry;
+  /** created | configured | unchanged (kubectl's words). */
+  action: string;
+}
+
+export interface GitSourceSyncerOptions {
+  dir: string;
+  /** GitSource name; derived from dir by the caller when the user gave none. */
+  name: string;
+  /** Whether the user chose the name (--name). A derived name never takes over another directory's source. */
+  nameGiven: boolean;
+  namespace: string;
+  prune: boolean;
+  allowEmpty: boolean;
+  /** Recorded in spec.interval (as the user wrote it). */
+  interval?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface SyncReport {
+  outcome: SyncOutcome;
+  applied: AppliedObject[];
+  pruned: InventoryEntry[];
+  source: GitSource;
+}
+
+class SyncFailure extends Error {
+  constructor(
+    public readonly reason: SyncFailureReason,
+    message: string,
+    public readonly partial: { inventory?: InventoryEntry[]; applied?: number; pruned?: number } = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'SyncFailure';
+  }
+}
+
+const STATUS_WRITE_ATTEMPTS = 5;
+
+export class GitSourceSyncer {
+  private absDir: string | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly opts: GitSourceSyncerOptions,
+    private readonly deps: SyncDeps,
+  ) {}
+
+  get ref(): { kind: 'GitSource'; namespace: string; name: string } {
+    return { kind: 'GitSource', namespace: this.opts.namespace, name: this.opts.name };
+  }
+
+  /**
+   * One sync. With pull, first fast-forwards the work tree from its remote. Never throws for a
+   * failed sync (the report and the GitSource status say why); throws only when the GitSource
+   * itself cannot be read or written.
+   */
+  async sync(opts: { pull?: boolean } = {}): Promise<SyncReport> {
+    const source = await this.ensureSource();
+    const applied: AppliedObject[] = [];
+    const pruned: InventoryEntry[] = [];
+    let revision: string | undefined;
+    let outcome: SyncOutcome;
+    try {
+      const dir = await this.directory();
+      if (opts.pull) await this.pull(dir);
+      const objects = await this.read(dir);
+      revision = await this.revisionOf(dir, objects);
+      outcome = await this.applyRevision(source, objects, revision, applied, pruned);
+    } catch (err) {
+      if (!(err instanceof SyncFailure)) throw err;
+      outcome = { ok: false, reason: err.reason, message: err.message, revision, ...err.partial };
+    }
+    const written = await this.writeStatus(outcome);
+    return { outcome, applied, pruned, source: written };
+  }
+
+  /** Creates the GitSource, or brings its spec in line with this invocation. */
+  private async ensureSource(): Promise<GitSource> {
+    const dir = await this.directory().catch(() => resolve(this.opts.dir));
+    const spec: GitSourceSpec = { dir, prune: this.opts.prune };
+    if (this.opts.interval) spec.interval = this.opts.interval;
+    for (let attempt = 0; ; attempt++) {
+      const cur = await this.store.tryGet<GitSource>(this.ref);
+      if (!cur) {
+        try {
+          return await this.store.create<GitSource>({
+            apiVersion: 'virtualinux.org/v1alpha1', kind: 'GitSource',
+            metadata: { name: this.opts.name, namespace: this.opts.namespace }, spec,
+          });
+        } catch (err) {
+          if (attempt < STATUS_WRITE_ATTEMPTS) continue;
+          throw err;
+        }
+      }
+      if (cur.spec?.dir && cur.spec.dir !== dir && !this.opts.nameGiven) {
+        throw new Error(
+          `GitSource ${this.opts.namespace}/${this.opts.name} already syncs ${cur.spec.dir}, not ${dir}: ` +
+            'its inventory belongs to that directory. Pass --name to sync this directory as another source, ' +
+            `or --name ${this.opts.name} to move the source here`,
+        );
+      }
+      if (JSON.stringify(cur.spec) === JSON.stringify(spec)) return cur;
+      try {
+        return await this.store.update<GitSource>({ ...cur, spec });
+      } catch (err) {
+        if (err instanceof ConflictError && attempt < STATUS_WRITE_ATTEMPTS) continue;
+        throw err;
+      }
+    }
+  }
+
+  private async directory(): Promise<string> {
+    if (this.absDir) return this.absDir;
+    let abs: string;
+    try {
+      abs = await realpath(this.opts.dir);
+      if (!(await stat(abs)).isDirectory()) throw new Error(`${abs} is not a directory`);
+    } catch (err) {
+      throw new SyncFailure('SourceUnavailable', `cannot read the directory ${this.opts.dir}: ${(err as Error).message}`, {}, { cause: err });
+    }
+    this.absDir = abs;
+    return abs;
+  }
+
+  private async pull(dir: string): Promise<void> {
+    const root = await findWorkTreeRoot(dir, this.opts.env);
+    if (!root) {
+      throw new SyncFailure('PullFailed', `${dir} is not inside a git work tree, so there is no remote to pull from; drop --interval or sync a clone`);
+    }
+    try {
+      await pullFastForward(root, this.opts.env);
+    } catch (err) {
+      throw new SyncFailure('PullFailed', (err as Error).message, {}, { cause: err });
+    }
+  }
+
+  private async read(dir: string): Promise<ApiObject[]> {
+    let objects: ApiObject[];
+    try {
+      objects = await this.deps.readManifests(dir);
+    } catch (err) {
+      throw new SyncFailure('ValidationFailed', `nothing was applied: ${(err as Error).message}`, {}, { cause: err });
+    }
+    const seen = new Map<string, number>();
+    const dupes: string[] = [];
+    objects = objects.map((o) => this.withNamespace(o));
+    for (const o of objects) {
+      const k = inventoryKey(refOf(o));
+      seen.set(k, (seen.get(k) ?? 0) + 1);
+      if (seen.get(k) === 2) dupes.push(formatRef(refOf(o)));
+    }
+    if (dupes.length > 0) {
+      throw new SyncFailure('ValidationFailed', `nothing was applied: the directory defines ${dupes.join(', ')} more than once; keep one copy of each object`);
+    }
+    return objects;
+  }
+
+  /** Namespaced objects without a namespace go to the GitSource's namespace (kubectl's -n rule). */
+  private withNamespace(o: ApiObject): ApiObject {
+    if (o.metadata.namespace || !resolveKind(o.kind)?.namespaced) return o;
+    return { ...o, metadata: { ...o.metadata, namespace: this.opts.namespace } };
+  }
+
+  /**
+   * The revision recorded for what was read: the checked-out commit; with uncommitted changes
+   * under the directory `<commit>-dirty-<digest>`; outside a work tree `sha256:<digest>`. The
+   * digest is of the objects read, so it changes exactly when the desired state does.
+   */
+  private async revisionOf(dir: string, objects: ApiObject[]): Promise<string> {
+    const digest = createHash('sha256').update(JSON.stringify(objects)).digest('hex');
+    const commit = (await findWorkTreeRoot(dir, this.opts.env)) ? await readHeadCommit(dir, this.opts.env) : undefined;
+    if (!commit) return `sha256:${digest}`;
+    return (await hasUncommittedChanges(dir, this.opts.env)) ? `${commit}-dirty-${digest.slice(0, 12)}` : commit;
+  }
+
+  private async applyRevision(
+    source: GitSource,
+    read: ApiObject[],
+    revision: string,
+    applied: AppliedObject[],
+    pruned: InventoryEntry[],
+  ): Promise<SyncOutcome> {
+    const id = sourceId({ namespace: this.opts.namespace, name: this.opts.name });
+    const objects = orderForApply(read.map((o) => annotateForSource(o, id)));
+    const desired = objects.map(refOf);
+    const inventory = source.status?.inventory ?? [];
+
+    // The prune plan is made before any write, so that a refused (empty) revision writes nothing.
+    const desiredKeys = new Set(desired.map(inventoryKey));
+    const live = new Map<string, ApiObject>();
+    for (const e of inventory) {
+      if (desiredKeys.has(inventoryKey(e))) continue;
+      const o = await this.store.tryGet(e);
+      if (o) live.set(inventoryKey(e), o);
+    }
+    const plan = planPrune({ inventory, desired, live, sourceId: id, prune: this.opts.prune, allowEmpty: this.opts.allowEmpty });
+    if (plan.refused) throw new SyncFailure(plan.reason, plan.message);
+
+    try {
+      await this.deps.applyObjects(this.store, objects, { dryRun: true });
+    } catch (err) {
+      throw new SyncFailure('ValidationFailed', `nothing was applied: the store refused the revision: ${(err as Error).message}`, {}, { cause: err });
+    }
+
+    const union = [...desired, ...inventory.filter((e) => !desiredKeys.has(inventoryKey(e)))];
+    try {
+      applied.push(...(await this.deps.applyObjects(this.store, objects, { dryRun: false })));
+    } catch (err) {
+      throw new SyncFailure('ApplyFailed', `applying failed, part of the revision may be applied: ${(err as Error).message}`,
+        { inventory: union, applied: applied.length }, { cause: err });
+    }
+
+    for (const e of plan.delete) {
+      try {
+        const rv = live.get(inventoryKey(e))?.metadata.resourceVersion;
+        await this.store.delete(e, rv ? { resourceVersion: rv } : {});
+        pruned.push(e);
+      } catch (err) {
+        if (err instanceof NotFoundError) {
+          pruned.push(e);
+          continue;
+        }
+        const left = new Set(plan.delete.filter((d) => !pruned.includes(d)).map(inventoryKey));
+        throw new SyncFailure('PruneFailed', `pruning ${formatRef(e)} failed: ${(err as Error).message}`, {
+          inventory: [...plan.inventory, ...inventory.filter((x) => left.has(inventoryKey(x)))],
+          applied: applied.length,
+          pruned: pruned.length,
+        }, { cause: err });
+      }
+    }
+    return { ok: true, revision, applied: objects.length, pruned: pruned.length, inventory: plan.inventory, orphaned: plan.orphaned.length };
+  }
+
+  private async writeStatus(outcome: SyncOutcome): Promise<GitSource> {
+    for (let attempt = 0; ; attempt++) {
+      const cur = await this.store.get<GitSource>(this.ref);
+      const status = statusAfterSync(cur.status, outcome, cur.metadata.generation ?? 1);
+      try {
+        return await this.store.updateStatus<GitSource>({ ...cur, status });
+      } catch (err) {
+        if (err instanceof ConflictError && attempt < STATUS_WRITE_ATTEMPTS) continue;
+        throw err;
+      }
+    }
+  }
+}

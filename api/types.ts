@@ -109,6 +109,9 @@ export interface VirtualClusterStatus {
   conditions?: Condition[];
   nodes?: { name: string; physicalNode?: string; ip?: string; phase?: VNPhase }[];
   subnet?: string;
+  /** Written by placement: the placement the current binding was made with (differs from
+   * spec.placement while a change waits for the next resume). */
+  placement?: { strategy: PlacementStrategy; mode: PlacementMode };
 }
 export type VirtualCluster = ApiObject<VirtualClusterSpec, VirtualClusterStatus> & {
   kind: 'VirtualCluster';

@@ -210,10 +210,19 @@ export class LvmDriver implements StorageDriver {
     await removePath(this.transport, file);
   }
 
-  /** Thin LVs: the pool space they map (size x data_percent); files: allocated bytes. */
+  /**
+   * Thin LVs: the pool space they map (size x data_percent). A thin snapshot's mapping includes
+   * the blocks it still shares with its origin, so for snapshots the origin's mapped bytes are
+   * subtracted: an estimate of the blocks the snapshot added (exact per-volume exclusive bytes
+   * need thin_ls on a metadata snapshot). Files: allocated bytes.
+   */
   async usage(key: VolumeKey): Promise<number> {
     const row = await this.lv(this.lvName(key));
-    if (row) return Math.round((Number(row.lv_size) * Number(row.data_percent || 0)) / 100);
+    const mapped = (r: LvRow): number => Math.round((Number(r.lv_size) * Number(r.data_percent || 0)) / 100);
+    if (row) {
+      const origin = row.origin ? await this.lv(row.origin) : undefined;
+      return Math.max(0, mapped(row) - (origin ? mapped(origin) : 0));
+    }
     const file = this.filePath(key);
     const d = await this.transport.exec(['test', '-d', file]);
     return d.code === 0 ? treeBytes(this.transport, file) : allocatedBytes(this.transport, file);

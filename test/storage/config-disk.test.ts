@@ -1,0 +1,66 @@
+// The ADR 0002 config disk, read back by the real readers: GNU tar and busybox tar (the guest's).
+
+import assert from 'node:assert/strict';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildConfigDisk, CONFIG_DISK_BYTES, renderConfigEnv } from '../../reconcilers/storage/config-disk.js';
+import { makeTempDir, sh, shOk } from './storage-fixtures.js';
+
+describe('first-boot config disk (ADR 0002)', () => {
+  let dir: string;
+  before(async () => {
+    dir = await makeTempDir('vl-cfg-');
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const input = {
+    vcName: 'stripes', namespace: 'default', nodeName: 'stripes-1', index: 1, ip: '10.10.1.3',
+    subnet: '10.10.1.0/24', gateway: '10.10.1.1', peers: ['10.10.1.2', '10.10.1.3'], hasShared: true,
+    firstBootScript: "echo 'hello' > /tmp/it\n",
+  };
+
+  it('is exactly 1 MiB and busybox tar extracts vc/config.env and vc/firstboot.sh', async () => {
+    const { bytes } = buildConfigDisk(input);
+    assert.equal(bytes.length, CONFIG_DISK_BYTES);
+    const disk = join(dir, 'config.img');
+    await writeFile(disk, bytes);
+    const out = join(dir, 'bb');
+    await mkdir(out);
+    await shOk(['busybox', 'tar', '-xf', disk, '-C', out]);
+    assert.equal(await readFile(join(out, 'vc/firstboot.sh'), 'utf8'), input.firstBootScript);
+    const list = await shOk(['tar', '-tvf', disk]);
+    assert.match(list, /vc\/config\.env/);
+  });
+
+  it('config.env sources in sh with every ADR variable, quotes intact', async () => {
+    const { bytes } = buildConfigDisk({ ...input, vcName: "it's" });
+    const disk = join(dir, 'c2.img');
+    await writeFile(disk, bytes);
+    const out = join(dir, 'gnu');
+    await mkdir(out);
+    await shOk(['tar', '-xf', disk, '-C', out]);
+    const script = '. "$1"; printf "%s|" "$VC_NAME" "$VC_NODE_NAME" "$VC_NODE_INDEX" "$VC_NODE_IP" "$VC_SUBNET" "$VC_PREFIX" "$VC_GATEWAY" "$VC_PEERS" "$VC_HOSTNAME" "$VC_SWAP_DEVICE" "$VC_SHARED_MOUNT" "$VC_SHARED_TAG" "$VC_NAMESPACE"; test -n "$VC_CONFIG_REVISION"';
+    const r = await sh(['sh', '-c', script, 'sh', join(out, 'vc/config.env')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "it's|stripes-1|1|10.10.1.3|10.10.1.0/24|24|10.10.1.1|10.10.1.2 10.10.1.3|stripes-1|/dev/vdb|/shared|vcshared|default|");
+  });
+
+  it('is deterministic, and its revision changes with the content', () => {
+    const a = buildConfigDisk(input);
+    const b = buildConfigDisk(input);
+    assert.ok(a.bytes.equals(b.bytes));
+    const c = buildConfigDisk({ ...input, firstBootScript: 'echo other' });
+    assert.notEqual(a.revision, c.revision);
+    assert.equal(buildConfigDisk({ ...input, hasShared: false }).env.includes("VC_SHARED_MOUNT=''"), true);
+  });
+
+  it('refuses a first-boot script that does not fit the disk', () => {
+    assert.throws(() => buildConfigDisk({ ...input, firstBootScript: 'x'.repeat(CONFIG_DISK_BYTES) }), /does not fit/);
+  });
+
+  it('renders quotes shell-safely', () => {
+    assert.equal(renderConfigEnv({ A: "a'b" }), "A='a'\\''b'\n");
+  });
+});

@@ -114,7 +114,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         await assert.rejects(store.create(vc), (e: Error) => e instanceof StoreError && /namespaced/.test(e.message));
         const pn = { apiVersion: 'virtualinux.org/v1alpha1', kind: 'PhysicalNode', metadata: { name: 'x', namespace: 'default' } };
         await assert.rejects(store.create(pn), (e: Error) => e instanceof StoreError && /cluster-scoped/.test(e.message));
-        const ok = await store.create({ ...pn, metadata: { name: 'blade1' } });
+        const ok = await store.create<ApiObject>({ ...pn, metadata: { name: 'blade1' } });
         assert.equal((await store.get({ kind: 'PhysicalNode', name: 'blade1' })).metadata.uid, ok.metadata.uid);
       });
     });

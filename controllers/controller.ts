@@ -1,0 +1,262 @@
+// Controller: runs one ControllerSpec: feeds its work queue from the shared informers and runs N
+// workers that call reconcile. Outcomes map to queue actions in exactly one place (settle()):
+//   done                 -> forget the key's backoff (and clear a Stalled condition this controller set)
+//   {requeueAfterMs}     -> forget the backoff, add the key again after that delay
+//   TerminalError        -> forget, no retry; Stalled=True on the object and a Warning Event
+//   any other error,
+//   a timeout            -> add the key again with per-key exponential backoff
+// A reconcile runs with a signal that aborts on shutdown, on loss of leadership and at its timeout.
+// A timed-out reconcile is abandoned (its promise is left to settle on its own) and counts as an
+// error; the key is released so a retry can run.
+
+import type { ApiObject, Condition } from '../api/types.js';
+import { type ObjectRef, NotFoundError, ConflictError, FencedError, type Store } from '../api/store/types.js';
+import { getCondition, setCondition } from '../api/conditions.js';
+import { resolveKind } from '../api/kinds.js';
+import { describeRef } from '../api/store/object-semantics.js';
+import type { SharedCache } from './cache.js';
+import { type Clock, realClock } from './clock.js';
+import { cacheKey, refFromKey, type InformerHandlers } from './informer.js';
+import type { ManagerMetrics, ReconcileResultLabel } from './metrics.js';
+import type { RateLimiter } from './rate-limiter.js';
+import {
+  TerminalError,
+  type ControllerSpec, type EventRecorder, type Logger, type ReconcileContext, type ReconcileResult,
+} from './types.js';
+import { WorkQueue } from './workqueue.js';
+
+export const DEFAULT_WORKERS = 2;
+export const DEFAULT_RESYNC_MS = 10 * 60_000;
+export const DEFAULT_TIMEOUT_MS = 5 * 60_000;
+
+export interface ControllerDeps {
+  cache: SharedCache;
+  /** The (fenced) store reconciles write through. */
+  store: Store;
+  events: EventRecorder;
+  log: Logger;
+  /** Aborts every worker at once: shutdown or loss of leadership. */
+  signal: AbortSignal;
+  metrics?: ManagerMetrics;
+  clock?: Clock;
+  rateLimiter?: RateLimiter<string>;
+}
+
+type Outcome =
+  | { kind: 'done' }
+  | { kind: 'requeue'; afterMs: number }
+  | { kind: 'terminal'; err: TerminalError }
+  | { kind: 'error'; err: unknown; timeout: boolean };
+
+class ReconcileTimeoutError extends Error {}
+
+/** Whether `kind` is namespaced; a kind not in api/kinds.ts is taken to share `sibling`'s scope. */
+function isNamespaced(kind: string, sibling: ApiObject): boolean {
+  const info = resolveKind(kind);
+  return info ? info.namespaced : sibling.metadata.namespace !== undefined;
+}
+
+export class Controller {
+  readonly spec: ControllerSpec;
+  readonly queue: WorkQueue<string>;
+  private readonly deps: ControllerDeps;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly removers: (() => void)[] = [];
+  private workers: Promise<void>[] = [];
+  /** Reconciles completed, by outcome (tests and benchmarks). */
+  readonly counts = { done: 0, requeue: 0, terminal: 0, error: 0 };
+  /** Called after each reconcile settles (benchmarks measure latency with it). */
+  onSettled?: (key: string, outcome: Outcome['kind']) => void;
+
+  constructor(spec: ControllerSpec, deps: ControllerDeps) {
+    this.spec = spec;
+    this.deps = deps;
+    this.clock = deps.clock ?? realClock;
+    this.log = deps.log.child({ controller: spec.name });
+    this.queue = new WorkQueue<string>({ clock: this.clock, rateLimiter: deps.rateLimiter });
+    // Register informers now so the manager can wait for every cache before starting workers.
+    for (const kind of this.inputKinds()) deps.cache.informer(kind);
+  }
+
+  /** Every kind this controller reads events of. */
+  inputKinds(): string[] {
+    const s = new Set<string>([this.spec.forKind, ...(this.spec.owns ?? []), ...(this.spec.watches ?? []).map((w) => w.kind)]);
+    return [...s];
+  }
+
+  /** Hooks the informers and starts the workers. Call once the caches have synced. */
+  start(): void {
+    const { spec, deps } = this;
+    const enqueue = (o: ApiObject) => this.queue.add(cacheKey(o.metadata));
+    this.hook(spec.forKind, { onAdd: enqueue, onUpdate: (_o, n) => enqueue(n), onDelete: enqueue }, spec.resyncMs ?? DEFAULT_RESYNC_MS);
+    for (const kind of spec.owns ?? []) {
+      const owner = (o: ApiObject) => {
+        for (const ref of o.metadata.ownerReferences ?? []) {
+          if (!ref.controller || ref.kind !== spec.forKind) continue;
+          const namespace = ownerNamespace(spec.forKind, o);
+          this.queue.add(cacheKey({ name: ref.name, namespace }));
+        }
+      };
+      this.hook(kind, { onAdd: owner, onUpdate: (o, n) => { owner(o); owner(n); }, onDelete: owner }, 0);
+    }
+    for (const w of spec.watches ?? []) {
+      const mapped = (o: ApiObject) => {
+        for (const ref of w.map(o)) if (ref.kind === spec.forKind) this.queue.add(cacheKey(ref));
+      };
+      this.hook(w.kind, { onAdd: mapped, onUpdate: (o, n) => { mapped(o); mapped(n); }, onDelete: mapped }, 0);
+    }
+    deps.metrics?.setDepthSource(spec.name, () => this.queue.len() + this.queue.delayedLen());
+    const n = spec.workers ?? DEFAULT_WORKERS;
+    for (let i = 0; i < n; i++) this.workers.push(this.worker());
+    this.log.info({ workers: n }, 'controller started');
+  }
+
+  /** Stops taking keys and waits (up to graceMs) for running reconciles to return. */
+  async stop(graceMs = 10_000): Promise<void> {
+    for (const r of this.removers.splice(0)) r();
+    this.queue.shutDown();
+    this.deps.metrics?.setDepthSource(this.spec.name, undefined);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(this.workers),
+      new Promise<void>((r) => { timer = setTimeout(r, graceMs); }),
+    ]);
+    clearTimeout(timer);
+    this.log.info({}, 'controller stopped');
+  }
+
+  private hook(kind: string, h: InformerHandlers, resyncMs: number): void {
+    this.removers.push(this.deps.cache.informer(kind).addHandlers(h, resyncMs));
+  }
+
+  private async worker(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      try {
+        if (this.deps.signal.aborted) continue;
+        await this.process(key);
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    const { spec, deps } = this;
+    const ref = refFromKey(spec.forKind, key);
+    const log = this.log.child({ key: describeRef(ref) });
+    const ac = new AbortController();
+    const onParentAbort = () => ac.abort(deps.signal.reason);
+    deps.signal.addEventListener('abort', onParentAbort, { once: true });
+    const timeoutMs = spec.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const ctx: ReconcileContext = { store: deps.store, cache: deps.cache, events: deps.events, log, signal: ac.signal };
+    const started = performance.now();
+    let outcome: Outcome;
+    try {
+      const result: ReconcileResult = await Promise.race([
+        Promise.resolve().then(() => spec.reconcile(ref, ctx)),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            const err = new ReconcileTimeoutError(`reconcile of ${describeRef(ref)} exceeded its timeout of ${timeoutMs} ms`);
+            ac.abort(err);
+            reject(err);
+          }, timeoutMs);
+        }),
+      ]);
+      outcome = result && result.requeueAfterMs >= 0 ? { kind: 'requeue', afterMs: result.requeueAfterMs } : { kind: 'done' };
+    } catch (err) {
+      outcome = err instanceof TerminalError
+        ? { kind: 'terminal', err }
+        : { kind: 'error', err, timeout: err instanceof ReconcileTimeoutError };
+    } finally {
+      clearTimeout(timer);
+      deps.signal.removeEventListener('abort', onParentAbort);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    await this.settle(key, ref, outcome, log, seconds);
+  }
+
+  /** The one place where an outcome becomes a queue action, a condition and an Event. */
+  private async settle(key: string, ref: ObjectRef, outcome: Outcome, log: Logger, seconds: number): Promise<void> {
+    const { spec, deps } = this;
+    const label: ReconcileResultLabel =
+      outcome.kind === 'done' ? 'success' : outcome.kind === 'error' && outcome.timeout ? 'timeout' : outcome.kind;
+    deps.metrics?.reconcileDuration.observe({ controller: spec.name, result: label }, seconds);
+    this.counts[outcome.kind]++;
+    // A deposed or stopping manager leaves the key to whoever leads next.
+    if (deps.signal.aborted) return;
+    switch (outcome.kind) {
+      case 'done':
+        this.queue.forget(key);
+        await this.clearStalled(ref, log);
+        break;
+      case 'requeue':
+        this.queue.forget(key);
+        this.queue.addAfter(key, outcome.afterMs);
+        break;
+      case 'terminal':
+        this.queue.forget(key);
+        deps.metrics?.reconcileErrors.inc({ controller: spec.name, type: 'terminal' });
+        log.warn({ reason: outcome.err.reason, err: outcome.err.message }, 'reconcile stalled: not retried until the object changes');
+        await this.markStalled(ref, outcome.err, log);
+        break;
+      case 'error': {
+        const err = outcome.err;
+        deps.metrics?.reconcileErrors.inc({ controller: spec.name, type: outcome.timeout ? 'timeout' : 'error' });
+        if (!(err instanceof FencedError)) {
+          log.warn({ err: err instanceof Error ? err.message : String(err), requeues: this.queue.numRequeues(key) }, 'reconcile failed; retrying with backoff');
+        }
+        this.queue.addRateLimited(key);
+        break;
+      }
+    }
+    this.onSettled?.(key, outcome.kind);
+  }
+
+  private stalledMessage(msg: string): string {
+    return `${this.spec.name}: ${msg}`;
+  }
+
+  private async markStalled(ref: ObjectRef, err: TerminalError, log: Logger): Promise<void> {
+    try {
+      const obj = await this.deps.store.tryGet(ref);
+      if (!obj) return;
+      this.deps.events.record(obj, 'Warning', err.reason, err.message);
+      await this.writeStalled(obj, { status: 'True', reason: err.reason, message: this.stalledMessage(err.message) });
+    } catch (e) {
+      log.warn({ err: String(e) }, 'could not set the Stalled condition');
+    }
+  }
+
+  /** After a success, withdraws a Stalled=True that this controller set earlier. */
+  private async clearStalled(ref: ObjectRef, log: Logger): Promise<void> {
+    const cached = this.deps.cache.get(ref);
+    const c = getCondition(conditionsOf(cached), 'Stalled');
+    if (!cached || c?.status !== 'True' || !c.message.startsWith(this.stalledMessage(''))) return;
+    try {
+      const obj = await this.deps.store.tryGet(ref);
+      if (obj) await this.writeStalled(obj, { status: 'False', reason: 'Reconciled', message: this.stalledMessage('reconciled') });
+    } catch (e) {
+      if (!(e instanceof ConflictError || e instanceof NotFoundError)) log.warn({ err: String(e) }, 'could not clear the Stalled condition');
+    }
+  }
+
+  private async writeStalled(obj: ApiObject, c: { status: Condition['status']; reason: string; message: string }): Promise<void> {
+    const status = (obj.status && typeof obj.status === 'object' ? obj.status : {}) as { conditions?: Condition[] };
+    const conditions = setCondition(status.conditions, { type: 'Stalled', ...c }, obj.metadata.generation ?? 0);
+    await this.deps.store.updateStatus({ ...obj, status: { ...status, conditions } });
+  }
+}
+
+function conditionsOf(obj: ApiObject | undefined): Condition[] | undefined {
+  const s = obj?.status as { conditions?: Condition[] } | undefined;
+  return s?.conditions;
+}
+
+/** The namespace an owner of `kind` referenced from `dependent` lives in. */
+export function ownerNamespace(ownerKind: string, dependent: ApiObject): string | undefined {
+  return isNamespaced(ownerKind, dependent) ? dependent.metadata.namespace : undefined;
+}

@@ -1,0 +1,151 @@
+// The garbage collector: one controller per kind, each looking at its objects in two roles.
+//
+// As a dependent (it has ownerReferences):
+// - a reference whose owner is gone (absent, or present with another uid) dangles; the store is
+//   read to confirm before anything is deleted, since the cache may lag a freshly created owner;
+// - all references dangle -> the dependent is deleted (its own finalizers then run);
+// - some dangle -> the dangling ones are removed;
+// - an owner is being deleted in the foreground -> the dependent is deleted.
+// As an owner being deleted (deletionTimestamp set):
+// - `orphan` finalizer: its uid is removed from every dependent's ownerReferences, then the
+//   finalizer is removed;
+// - `foregroundDeletion` finalizer: its dependents are deleted; once the store holds none, the
+//   finalizer is removed and the owner goes.
+// Changes of any kind requeue the owners they reference and the dependents that reference them.
+
+import type { ApiObject } from '../../api/types.js';
+import { KINDS } from '../../api/kinds.js';
+import { NotFoundError, type ObjectRef, type Store } from '../../api/store/types.js';
+import type { SharedCache } from '../cache.js';
+import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../types.js';
+import { hasFinalizer, removeFinalizer, updateWithRetry } from './finalizers.js';
+import { ownerRefTarget } from './owner-references.js';
+import { FOREGROUND_FINALIZER, ORPHAN_FINALIZER } from './propagation.js';
+
+export const GC_NAME = 'garbage-collector';
+
+/** Kinds that can own or be owned. Events are never owned. */
+export const GC_KINDS: readonly string[] = KINDS.map((k) => k.kind).filter((k) => k !== 'Event');
+
+function refOf(o: ApiObject): ObjectRef {
+  return o.metadata.namespace
+    ? { kind: o.kind, name: o.metadata.name, namespace: o.metadata.namespace }
+    : { kind: o.kind, name: o.metadata.name };
+}
+
+/** Whether the owner a reference names exists with that uid; the store has the last word. */
+async function ownerOf(store: Store, cache: SharedCache, dep: ApiObject, i: number): Promise<ApiObject | undefined> {
+  const r = (dep.metadata.ownerReferences ?? [])[i];
+  if (!r) return undefined;
+  const target = ownerRefTarget(r, dep);
+  const cached = cache.kinds().includes(r.kind) ? cache.get(target) : undefined;
+  if (cached?.metadata.uid === r.uid) return cached;
+  const live = await store.tryGet(target);
+  return live?.metadata.uid === r.uid ? live : undefined;
+}
+
+/** Every stored object, of the kinds the GC handles, that references uid (live read). */
+async function liveDependents(store: Store, uid: string, namespace: string | undefined): Promise<ApiObject[]> {
+  const out: ApiObject[] = [];
+  for (const kind of GC_KINDS) {
+    const { items } = await store.list(kind, namespace ? { namespace } : {});
+    for (const o of items) if (o.metadata.ownerReferences?.some((r) => r.uid === uid)) out.push(o);
+  }
+  return out;
+}
+
+async function reconcileDependent(obj: ApiObject, ctx: ReconcileContext, cache: SharedCache): Promise<void> {
+  const refs = obj.metadata.ownerReferences ?? [];
+  if (refs.length === 0) return;
+  const dangling = new Set<string>();
+  let foregroundOwner: string | undefined;
+  for (let i = 0; i < refs.length; i++) {
+    const owner = await ownerOf(ctx.store, cache, obj, i);
+    const r = refs[i];
+    if (!r) continue;
+    if (!owner) dangling.add(r.uid);
+    else if (owner.metadata.deletionTimestamp && hasFinalizer(owner, FOREGROUND_FINALIZER)) foregroundOwner = r.name;
+  }
+  if (dangling.size === refs.length || foregroundOwner) {
+    if (obj.metadata.deletionTimestamp) return;
+    ctx.log.info({ owner: foregroundOwner }, foregroundOwner ? 'deleting dependent of an owner deleted in the foreground' : 'deleting dependent: its owners are gone');
+    try {
+      await ctx.store.delete(refOf(obj), { resourceVersion: obj.metadata.resourceVersion });
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+    return;
+  }
+  if (dangling.size > 0) {
+    await updateWithRetry(ctx.store, refOf(obj), (o) => {
+      const kept = (o.metadata.ownerReferences ?? []).filter((r) => !dangling.has(r.uid));
+      if (kept.length === (o.metadata.ownerReferences ?? []).length) return undefined;
+      return { ...o, metadata: { ...o.metadata, ownerReferences: kept } };
+    });
+  }
+}
+
+async function reconcileOwner(obj: ApiObject, ctx: ReconcileContext): Promise<ReconcileResult> {
+  const uid = obj.metadata.uid;
+  if (!uid || !obj.metadata.deletionTimestamp) return undefined;
+  const ref = refOf(obj);
+  if (hasFinalizer(obj, ORPHAN_FINALIZER)) {
+    for (const d of await liveDependents(ctx.store, uid, obj.metadata.namespace)) {
+      await updateWithRetry(ctx.store, refOf(d), (o) => {
+        const refs = o.metadata.ownerReferences ?? [];
+        if (!refs.some((r) => r.uid === uid)) return undefined;
+        return { ...o, metadata: { ...o.metadata, ownerReferences: refs.filter((r) => r.uid !== uid) } };
+      });
+    }
+    ctx.log.info({}, 'dependents orphaned; removing the orphan finalizer');
+    await removeFinalizer(ctx.store, ref, ORPHAN_FINALIZER);
+    return undefined;
+  }
+  if (hasFinalizer(obj, FOREGROUND_FINALIZER)) {
+    const deps = await liveDependents(ctx.store, uid, obj.metadata.namespace);
+    if (deps.length > 0) {
+      for (const d of deps) {
+        if (d.metadata.deletionTimestamp) continue;
+        try {
+          await ctx.store.delete(refOf(d));
+        } catch (err) {
+          if (!(err instanceof NotFoundError)) throw err;
+        }
+      }
+      // Their deletion events requeue this owner; the delay is a safety net.
+      return { requeueAfterMs: 5000 };
+    }
+    ctx.log.info({}, 'all dependents gone; removing the foregroundDeletion finalizer');
+    await removeFinalizer(ctx.store, ref, FOREGROUND_FINALIZER);
+  }
+  return undefined;
+}
+
+/** The garbage collector's controllers, one per kind in `kinds`. */
+export function garbageCollectorSpecs(cache: SharedCache, kinds: readonly string[] = GC_KINDS): ControllerSpec[] {
+  return kinds.map((kind): ControllerSpec => ({
+    name: `${GC_NAME}/${kind.toLowerCase()}`,
+    forKind: kind,
+    workers: 2,
+    resyncMs: 0,
+    watches: kinds.map((other) => ({
+      kind: other,
+      map(o: ApiObject): ObjectRef[] {
+        const out: ObjectRef[] = [];
+        // o's owners of this kind (their foreground deletion waits for o).
+        for (const r of o.metadata.ownerReferences ?? []) if (r.kind === kind) out.push(ownerRefTarget(r, o));
+        // o's dependents of this kind (o may have gone, or started a foreground deletion).
+        if (o.metadata.uid) for (const d of cache.listByOwner(kind, o.metadata.uid)) out.push(refOf(d));
+        return out;
+      },
+    })),
+    async reconcile(key, ctx) {
+      const obj = await ctx.store.tryGet(key);
+      if (!obj) return undefined;
+      const r = await reconcileOwner(obj, ctx);
+      if (r) return r;
+      await reconcileDependent(obj, ctx, cache);
+      return undefined;
+    },
+  }));
+}

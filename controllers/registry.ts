@@ -1,0 +1,44 @@
+// The controllers vc-manager runs. Each area adds one line to CONTROLLER_FACTORIES: a factory that
+// gets the manager's environment and returns its ControllerSpec(s). `vc-manager --controllers a,b`
+// runs a subset, matched by spec name or by the group before a "/" (`garbage-collector` selects
+// every `garbage-collector/<kind>`).
+
+import type { SharedCache } from './cache.js';
+import { garbageCollectorSpecs } from './gc/garbage-collector.js';
+import type { ControllerSpec, Logger } from './types.js';
+import { virtualClusterController } from '../reconcilers/virtualcluster/controller.js';
+
+export interface ControllerEnv {
+  /** The manager's shared cache (CacheReader plus owner lookups). */
+  cache: SharedCache;
+  /** This manager's identity (host name by default). */
+  identity: string;
+  log: Logger;
+}
+
+export type ControllerFactory = (env: ControllerEnv) => ControllerSpec | ControllerSpec[];
+
+export const CONTROLLER_FACTORIES: ControllerFactory[] = [
+  (env) => garbageCollectorSpecs(env.cache),
+  () => virtualClusterController(),
+];
+
+/** Whether `--controllers` entry `sel` selects the controller named `name`. */
+export function selectsController(sel: string, name: string): boolean {
+  return sel === name || name.startsWith(`${sel}/`);
+}
+
+/** Builds the specs of every factory, keeping those `only` selects (all when omitted). */
+export function buildControllerSpecs(
+  env: ControllerEnv,
+  factories: readonly ControllerFactory[] = CONTROLLER_FACTORIES,
+  only?: readonly string[],
+): ControllerSpec[] {
+  const all = factories.flatMap((f) => f(env));
+  if (!only || only.length === 0) return all;
+  const unknown = only.filter((s) => !all.some((c) => selectsController(s, c.name)));
+  if (unknown.length > 0) {
+    throw new Error(`--controllers: unknown ${unknown.join(', ')}; known: ${all.map((c) => c.name).join(', ')}`);
+  }
+  return all.filter((c) => only.some((s) => selectsController(s, c.name)));
+}

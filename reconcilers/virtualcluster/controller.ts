@@ -1,0 +1,71 @@
+// The VirtualCluster controller: keeps the VirtualNodes `<vc>-<i>` of each VC (creating missing
+// ones, scaling down from the highest index) and writes the VC's status.phase, status.nodes,
+// observedGeneration and the Ready condition. Other controllers' conditions on the VC are kept.
+
+import type { VirtualCluster, VirtualClusterStatus, VirtualNode } from '../../api/types.js';
+import { AlreadyExistsError, NotFoundError } from '../../api/store/types.js';
+import { setCondition } from '../../api/conditions.js';
+import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
+import type { ObjectRef } from '../../api/store/types.js';
+import { CLUSTER_LABEL, planVirtualNodes, summarizeCluster } from './plan.js';
+
+export const VIRTUALCLUSTER_CONTROLLER = 'virtualcluster';
+
+function vnRef(vn: VirtualNode): ObjectRef {
+  return { kind: 'VirtualNode', namespace: vn.metadata.namespace, name: vn.metadata.name };
+}
+
+export async function reconcileVirtualCluster(ref: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
+  const vc = ctx.cache.get<VirtualCluster>(ref);
+  if (!vc) return undefined;
+  const existing = ctx.cache.list<VirtualNode>('VirtualNode', {
+    namespace: vc.metadata.namespace,
+    labelSelector: `${CLUSTER_LABEL}=${vc.metadata.name}`,
+  });
+  const plan = planVirtualNodes(vc, existing);
+  for (const vn of plan.create) {
+    try {
+      await ctx.store.create(vn);
+      ctx.events.record(vc, 'Normal', 'NodeCreated', `created VirtualNode ${vn.metadata.name}`);
+    } catch (err) {
+      if (!(err instanceof AlreadyExistsError)) throw err;
+    }
+  }
+  for (const vn of plan.update) await ctx.store.update(vn);
+  for (const vn of plan.delete) {
+    try {
+      await ctx.store.delete(vnRef(vn));
+      ctx.events.record(vc, 'Normal', 'NodeDeleted', `scaled down: deleted VirtualNode ${vn.metadata.name}`);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+    }
+  }
+  if (plan.blocked.length > 0) {
+    ctx.log.info({ blocked: plan.blocked }, 'VirtualNode names held by an earlier cluster of the same name; waiting for the garbage collector');
+  }
+
+  const sum = summarizeCluster(vc, existing);
+  const gen = vc.metadata.generation ?? 0;
+  const status: VirtualClusterStatus = {
+    ...vc.status,
+    phase: sum.phase,
+    observedGeneration: gen,
+    nodes: sum.nodes,
+    conditions: setCondition(vc.status?.conditions, sum.ready, gen),
+  };
+  if (JSON.stringify(status) !== JSON.stringify(vc.status)) {
+    // Conflicts (someone else wrote the VC since the cache saw it) retry with backoff.
+    await ctx.store.updateStatus<VirtualCluster>({ ...vc, status });
+  }
+  return plan.blocked.length > 0 ? { requeueAfterMs: 2000 } : undefined;
+}
+
+export function virtualClusterController(): ControllerSpec {
+  return {
+    name: VIRTUALCLUSTER_CONTROLLER,
+    forKind: 'VirtualCluster',
+    owns: ['VirtualNode'],
+    workers: 4,
+    reconcile: reconcileVirtualCluster,
+  };
+}

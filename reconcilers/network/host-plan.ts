@@ -1,0 +1,118 @@
+// The desired network state of one physical node, as a pure function of where every VM is.
+// The paper's routed networking (section 4.1): each physical node is the router of the VMs it
+// hosts — a tap per VM with a host route to the VM through it, proxy ARP on the tap, and the VC
+// gateway address on the tap so the guest's next hop answers; a route to every VM hosted
+// elsewhere through that host's address; no bridge shared between VCs. Isolation: an nftables
+// table of our own drops forwarded traffic between different VCs' subnets and any packet a VM
+// sends with a source address that is not its own. The table is replaced atomically.
+
+import { createHash } from 'node:crypto';
+
+export interface VmNetwork {
+  /** `<namespace>.<virtualnode>`: the domain name. */
+  key: string;
+  /** `<namespace>/<vc>`. */
+  cluster: string;
+  ip: string;
+  subnet: string;
+  gateway: string;
+  /** The node whose tap carries the VM's traffic now (where it runs, or where it will start). */
+  host: string | undefined;
+  /** A node the VM is being live-migrated to: its tap must exist before the switch-over. */
+  incomingHost?: string;
+}
+
+export interface HostAddress {
+  name: string;
+  address: string;
+}
+
+export interface TapSpec {
+  name: string;
+  vm: string;
+  mac: string;
+  gateway: string;
+  ip: string;
+}
+
+export interface RouteSpec {
+  /** `a.b.c.d/32` */
+  dest: string;
+  dev?: string;
+  via?: string;
+}
+
+export interface HostNetworkState {
+  taps: TapSpec[];
+  routes: RouteSpec[];
+  /** The complete `nft -f` input that replaces our table atomically. */
+  nftRuleset: string;
+  /** The rule comments the loaded table must show (checked after each load). */
+  nftRuleComments: string[];
+}
+
+export const NFT_TABLE = 'virtualinux';
+
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** A deterministic interface name of at most 15 bytes (IFNAMSIZ - 1). */
+export function tapName(vmKey: string): string {
+  return `vt${digest(vmKey).slice(0, 10)}`;
+}
+
+/** A deterministic locally administered MAC in QEMU's 52:54:00 range. */
+export function macAddress(vmKey: string): string {
+  const h = digest(`mac:${vmKey}`);
+  return `52:54:00:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}`;
+}
+
+export function planHostNetwork(hostName: string, hosts: readonly HostAddress[], vms: readonly VmNetwork[]): HostNetworkState {
+  const addressOf = new Map(hosts.map((h) => [h.name, h.address]));
+  const sorted = [...vms].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const taps: TapSpec[] = [];
+  const routes: RouteSpec[] = [];
+  for (const vm of sorted) {
+    const local = vm.host === hostName;
+    if (local || vm.incomingHost === hostName) {
+      taps.push({ name: tapName(vm.key), vm: vm.key, mac: macAddress(vm.key), gateway: vm.gateway, ip: vm.ip });
+    }
+    if (local) routes.push({ dest: `${vm.ip}/32`, dev: tapName(vm.key) });
+    else if (vm.host !== undefined && addressOf.has(vm.host)) routes.push({ dest: `${vm.ip}/32`, via: addressOf.get(vm.host)! });
+  }
+  const { text, comments } = renderRuleset(sorted, taps);
+  return { taps, routes, nftRuleset: text, nftRuleComments: comments };
+}
+
+function renderRuleset(vms: readonly VmNetwork[], taps: readonly TapSpec[]): { text: string; comments: string[] } {
+  const subnets = new Map<string, string>();
+  for (const vm of vms) subnets.set(vm.cluster, vm.subnet);
+  const clusters = [...subnets.keys()].sort();
+  const comments: string[] = [];
+  const lines: string[] = [];
+  lines.push(`table inet ${NFT_TABLE}`, `delete table inet ${NFT_TABLE}`, `table inet ${NFT_TABLE} {`);
+  const elements = [...new Set(subnets.values())].sort();
+  lines.push('  set vc_subnets {', '    type ipv4_addr', '    flags interval');
+  if (elements.length > 0) lines.push(`    elements = { ${elements.join(', ')} }`);
+  lines.push('  }');
+  for (const hook of ['forward', 'input'] as const) {
+    lines.push(`  chain ${hook} {`, `    type filter hook ${hook} priority filter; policy accept;`);
+    for (const t of taps) {
+      const c = `antispoof ${hook} ${t.vm}`;
+      comments.push(c);
+      lines.push(`    iifname "${t.name}" ip saddr != ${t.ip} drop comment "${c}"`);
+    }
+    if (hook === 'forward') {
+      for (const cl of clusters) {
+        const s = subnets.get(cl)!;
+        const c = `isolate ${cl}`;
+        comments.push(c);
+        lines.push(`    ip saddr ${s} ip daddr @vc_subnets ip daddr != ${s} drop comment "${c}"`);
+      }
+    }
+    lines.push('  }');
+  }
+  lines.push('}', '');
+  return { text: lines.join('\n'), comments };
+}

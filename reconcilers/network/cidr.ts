@@ -25,16 +25,33 @@ function mask(prefix: number): number {
   return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
 }
 
+/** Strict: `10.10.1.0/24`; host bits set is an error (a likely typo in a spec). */
 export function parseCidr(text: string): Cidr {
+  const c = parseCidrBits(text);
+  if (c.base !== c.addr) throw new Error(`"${text}" has host bits set; did you mean ${formatIp(c.base)}/${c.prefix}?`);
+  return { base: c.base, prefix: c.prefix };
+}
+
+/** Lenient: the subnet an address/prefix lies in, with room for a gateway and a node (prefix <= 30). */
+export function parseSubnet(text: string): Cidr {
+  const c = parseCidrBits(text.trim());
+  if (c.prefix > 30) throw new Error(`"${text}" is not a usable IPv4 subnet (prefix at most /30)`);
+  return { base: c.base, prefix: c.prefix };
+}
+
+function parseCidrBits(text: string): Cidr & { addr: number } {
   const [ip, p, extra] = text.split('/');
   const prefix = Number(p);
   if (extra !== undefined || p === undefined || !/^\d{1,2}$/.test(p) || prefix > 32) {
     throw new Error(`"${text}" is not an IPv4 CIDR (like 10.10.1.0/24)`);
   }
-  const addr = parseIp(ip!);
-  const base = (addr & mask(prefix)) >>> 0;
-  if (base !== addr) throw new Error(`"${text}" has host bits set; did you mean ${formatIp(base)}/${prefix}?`);
-  return { base, prefix };
+  let addr: number;
+  try {
+    addr = parseIp(ip!);
+  } catch (e) {
+    throw new Error(`"${text}" is not an IPv4 CIDR (like 10.10.1.0/24): ${(e as Error).message}`);
+  }
+  return { base: (addr & mask(prefix)) >>> 0, prefix, addr };
 }
 
 export function formatCidr(c: Cidr): string {

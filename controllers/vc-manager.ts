@@ -1,0 +1,212 @@
+#!/usr/bin/env node
+// vc-manager: runs the controllers. Start one on every host (the paper's master-less cluster):
+// they elect one leader through the store, the others stand by with warm caches and take over
+// within the lease TTL when the leader goes.
+//
+//   vc-manager [--store URL] [--metrics-addr 127.0.0.1:PORT] [--identity NAME] [--lease-ttl SECONDS]
+//              [--controllers a,b] [--load MODULE]... [--log-level debug|info|warn|error]
+//
+// HTTP: /metrics (Prometheus text), /healthz (the process answers), /readyz (200 once it leads
+// with synced caches and running controllers, or stands by with synced caches; else 503).
+// SIGTERM/SIGINT: stop the workers, release the lease (a standby takes over at once), exit 0.
+
+import { realpathSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { openStore, redact } from '../api/store/open-store.js';
+import type { Store } from '../api/store/types.js';
+import { createLogger, type LogLevel } from './log.js';
+import { ControllerManager } from './manager.js';
+import { ManagerMetrics } from './metrics.js';
+import { buildControllerSpecs, CONTROLLER_FACTORIES, type ControllerFactory } from './registry.js';
+
+export const USAGE = `usage: vc-manager [--store URL] [--metrics-addr HOST:PORT] [--identity NAME] [--lease-ttl SECONDS]
+                  [--controllers a,b] [--load MODULE]... [--log-level debug|info|warn|error]
+
+  --store URL          etcd://HOST:PORT[,...] or file:PATH (default: $VCCTL_STORE, else the embedded store)
+  --metrics-addr A     where /metrics, /healthz and /readyz listen (default 127.0.0.1:8383; port 0 = any)
+  --identity NAME      this manager's name in the election and in Events (default HOST-PID)
+  --lease-ttl SECONDS  leadership lease; a dead leader is replaced within about this time (default 15)
+  --controllers LIST   run only these controllers (names, or a group such as garbage-collector)
+  --load MODULE        also run the controllers a module exports as \`controllers\` (ControllerFactory[])
+`;
+
+export interface ManagerArgs {
+  store?: string;
+  metricsAddr: string;
+  identity: string;
+  leaseTtl: number;
+  controllers?: string[];
+  load: string[];
+  logLevel: LogLevel;
+}
+
+export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ManagerArgs {
+  const a: ManagerArgs = {
+    store: env.VCCTL_STORE || undefined,
+    metricsAddr: '127.0.0.1:8383',
+    identity: `${hostname()}-${process.pid}`,
+    leaseTtl: 15,
+    load: [],
+    logLevel: 'info',
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const eq = arg.indexOf('=');
+    const flag = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
+    const value = (): string => {
+      if (arg.startsWith('--') && eq > 0) return arg.slice(eq + 1);
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value\n${USAGE}`);
+      return v;
+    };
+    switch (flag) {
+      case '--store': a.store = value(); break;
+      case '--metrics-addr': a.metricsAddr = value(); break;
+      case '--identity': a.identity = value(); break;
+      case '--lease-ttl': {
+        const v = value();
+        a.leaseTtl = Number(v);
+        if (!Number.isInteger(a.leaseTtl) || a.leaseTtl < 1) throw new Error(`--lease-ttl ${v}: give whole seconds, at least 1`);
+        break;
+      }
+      case '--controllers': a.controllers = value().split(',').map((s) => s.trim()).filter(Boolean); break;
+      case '--load': a.load.push(value()); break;
+      case '--log-level': {
+        const v = value();
+        if (!['debug', 'info', 'warn', 'error', 'silent'].includes(v)) throw new Error(`--log-level ${v}: use debug, info, warn or error`);
+        a.logLevel = v as LogLevel;
+        break;
+      }
+      case '-h': case '--help': throw new HelpRequested();
+      default: throw new Error(`unknown argument "${arg}"\n${USAGE}`);
+    }
+  }
+  if (!/^[^:]+:\d+$/.test(a.metricsAddr)) throw new Error(`--metrics-addr ${a.metricsAddr}: use HOST:PORT, e.g. 127.0.0.1:8383`);
+  return a;
+}
+
+class HelpRequested extends Error {}
+
+async function loadFactories(mod: string): Promise<ControllerFactory[]> {
+  const m = (await import(pathToFileURL(resolve(mod)).href)) as { controllers?: ControllerFactory[] };
+  if (!Array.isArray(m.controllers)) throw new Error(`--load ${mod}: the module must export \`controllers\`, an array of ControllerFactory`);
+  return m.controllers;
+}
+
+function serve(addr: string, manager: ControllerManager, metrics: ManagerMetrics): Promise<Server> {
+  const i = addr.lastIndexOf(':');
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => { res.writeHead(200, { 'content-type': metrics.registry.contentType }); res.end(text); },
+        (err: unknown) => { res.writeHead(500); res.end(String(err)); },
+      );
+    } else if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok\n');
+    } else if (path === '/readyz') {
+      const ready = manager.isReady();
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' });
+      res.end(`${ready ? 'ready' : 'not ready'} (${manager.isLeader() ? 'leader' : 'standby'})\n`);
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found: try /metrics, /healthz or /readyz\n');
+    }
+  });
+  return new Promise((ok, fail) => {
+    server.once('error', fail);
+    server.listen(Number(addr.slice(i + 1)), addr.slice(0, i), () => ok(server));
+  });
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let args: ManagerArgs;
+  try {
+    args = parseManagerArgs(argv);
+  } catch (err) {
+    if (err instanceof HelpRequested) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    process.stderr.write(`vc-manager: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const log = createLogger({ level: args.logLevel, bindings: { identity: args.identity } });
+  let store: Store;
+  try {
+    store = await openStore(args.store);
+  } catch (err) {
+    log.error({ store: args.store ? redact(args.store) : 'default', err: (err as Error).message }, 'cannot open the store');
+    return 1;
+  }
+  const metrics = new ManagerMetrics({ defaultMetrics: true });
+  let manager: ControllerManager;
+  try {
+    const factories = [...CONTROLLER_FACTORIES];
+    for (const m of args.load) factories.push(...(await loadFactories(m)));
+    manager = new ControllerManager({
+      store,
+      identity: args.identity,
+      leaseTtlSeconds: args.leaseTtl,
+      log,
+      metrics,
+      specs: (cache) => buildControllerSpecs({ cache, identity: args.identity, log }, factories, args.controllers),
+    });
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'cannot set up the controllers');
+    await store.close();
+    return 2;
+  }
+  let server: Server;
+  try {
+    server = await serve(args.metricsAddr, manager, metrics);
+  } catch (err) {
+    log.error({ addr: args.metricsAddr, err: (err as Error).message }, 'cannot listen for /metrics; choose another --metrics-addr');
+    await store.close();
+    return 1;
+  }
+  const bound = server.address();
+  log.info({
+    store: store.backend, metricsAddr: typeof bound === 'object' && bound ? `${bound.address}:${bound.port}` : args.metricsAddr,
+    leaseTtl: args.leaseTtl,
+  }, 'vc-manager started');
+  await manager.start();
+
+  return new Promise<number>((done) => {
+    let stopping = false;
+    const stop = (sig: string) => {
+      if (stopping) {
+        log.warn({ signal: sig }, 'second signal: exiting at once');
+        process.exit(1);
+      }
+      stopping = true;
+      log.info({ signal: sig }, 'shutting down: stopping workers and releasing leadership');
+      void (async () => {
+        try {
+          await manager.stop();
+          server.close();
+          await store.close();
+          log.info({}, 'stopped');
+          done(0);
+        } catch (err) {
+          log.error({ err: String(err) }, 'unclean shutdown');
+          done(1);
+        }
+      })();
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+// Run when executed (node dist/controllers/vc-manager.js, the npm bin symlink, or tsx), not when imported.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(resolve(process.argv[1]))).href) {
+  main(process.argv.slice(2)).then((code) => process.exit(code), (err: unknown) => {
+    process.stderr.write(`vc-manager: ${String(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,35 @@
+// Helpers shared by the controller tests.
+
+import { API_VERSION, type VirtualCluster } from '../../api/types.js';
+
+/** Polls `f` until it returns a truthy value or the timeout passes (then throws, naming `what`). */
+export async function waitFor<T>(what: string, f: () => Promise<T> | T, timeoutMs = 15_000, everyMs = 50): Promise<NonNullable<T>> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function virtualCluster(name: string, nodes: number, namespace = 'default'): VirtualCluster {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'VirtualCluster',
+    metadata: { name, namespace },
+    spec: {
+      nodes, template: 'busybox', node: { vcpus: 1, memoryMiB: 256, diskGiB: 4, swapMiB: 128 },
+      placement: { strategy: 'Block', mode: 'Strict' }, state: 'Running',
+    },
+  };
+}

@@ -65,6 +65,17 @@ export interface SyncReport {
   source: GitSource;
 }
 
+/**
+ * The revision recorded for what was read: the checked-out commit; with uncommitted changes under
+ * the directory `<commit>-dirty-<digest>`; outside a work tree `sha256:<digest>`. The digest is of
+ * the objects read, so it changes exactly when the desired state does.
+ */
+export function revisionOf(checkout: { commit?: string; dirty: boolean }, objects: ApiObject[]): string {
+  const digest = createHash('sha256').update(JSON.stringify(objects)).digest('hex');
+  if (!checkout.commit) return `sha256:${digest}`;
+  return checkout.dirty ? `${checkout.commit}-dirty-${digest.slice(0, 12)}` : checkout.commit;
+}
+
 class SyncFailure extends Error {
   constructor(
     public readonly reason: SyncFailureReason,
@@ -106,8 +117,10 @@ export class GitSourceSyncer {
     try {
       const dir = await this.directory();
       if (opts.pull) await this.pull(dir);
+      const checkout = await this.checkoutOf(dir);
+      revision = checkout.commit && (checkout.dirty ? `${checkout.commit}-dirty` : checkout.commit);
       const objects = await this.read(dir);
-      revision = await this.revisionOf(dir, objects);
+      revision = revisionOf(checkout, objects);
       outcome = await this.applyRevision(source, objects, revision, applied, pruned);
     } catch (err) {
       if (!(err instanceof SyncFailure)) throw err;
@@ -204,16 +217,11 @@ export class GitSourceSyncer {
     return { ...o, metadata: { ...o.metadata, namespace: this.opts.namespace } };
   }
 
-  /**
-   * The revision recorded for what was read: the checked-out commit; with uncommitted changes
-   * under the directory `<commit>-dirty-<digest>`; outside a work tree `sha256:<digest>`. The
-   * digest is of the objects read, so it changes exactly when the desired state does.
-   */
-  private async revisionOf(dir: string, objects: ApiObject[]): Promise<string> {
-    const digest = createHash('sha256').update(JSON.stringify(objects)).digest('hex');
-    const commit = (await findWorkTreeRoot(dir, this.opts.env)) ? await readHeadCommit(dir, this.opts.env) : undefined;
-    if (!commit) return `sha256:${digest}`;
-    return (await hasUncommittedChanges(dir, this.opts.env)) ? `${commit}-dirty-${digest.slice(0, 12)}` : commit;
+  /** The commit checked out under dir, and whether dir has uncommitted changes (outside git: neither). */
+  private async checkoutOf(dir: string): Promise<{ commit?: string; dirty: boolean }> {
+    if (!(await findWorkTreeRoot(dir, this.opts.env))) return { dirty: false };
+    const commit = await readHeadCommit(dir, this.opts.env);
+    return { commit, dirty: commit !== undefined && (await hasUncommittedChanges(dir, this.opts.env)) };
   }
 
   private async applyRevision(

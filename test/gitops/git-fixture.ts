@@ -62,8 +62,14 @@ export class GitFixture {
     return git(repo, 'rev-parse', 'HEAD').trim();
   }
 
-  /** Commits in the upstream clone and pushes to the bare remote; returns the commit. */
+  /** Pushes the work tree's commits to the bare remote. */
+  pushWork(): void {
+    git(this.work, 'push', '--quiet', 'origin', 'main');
+  }
+
+  /** Commits in the upstream clone (brought up to date first) and pushes to the bare remote. */
   pushUpstream(files: Record<string, string | null>, message: string): string {
+    git(this.upstream, 'pull', '--quiet', '--ff-only', 'origin', 'main');
     for (const [rel, content] of Object.entries(files)) {
       if (content === null) this.remove(this.upstream, rel);
       else this.write(this.upstream, rel, content);

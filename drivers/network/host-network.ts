@@ -1,0 +1,128 @@
+// HostNetworkDriver: makes one physical node's routing and isolation equal to a HostNetworkState
+// (reconcilers/network/host-plan.ts), through the node's Transport with argument vectors only.
+//
+// Contract:
+// - apply(state) is idempotent and converges from any starting point: it creates missing taps
+//   (persistent, up, proxy ARP on, the VC gateway as a /32 on the tap), replaces routes, deletes
+//   taps and routes of ours that are not wanted any more, and loads the nftables table in one
+//   `nft -f` transaction (the table is replaced whole: never half-loaded). Then it reads the table
+//   back and fails if any expected rule is missing (the runtime must not start a VM whose rules
+//   are not in place: fail closed).
+// - Only objects that are ours are touched: taps named `vt…`, routes with protocol RT_PROTO, and
+//   the table `inet virtualinux`.
+// - hasVm(key) tells whether a VM's tap and anti-spoofing rules are in place on this node now.
+// - teardown() removes everything of ours from the node.
+// A failure part-way leaves a mixture of old and new routes and taps, which the next apply fixes;
+// the nftables table is always either the old or the new one.
+
+import { execOk, type Transport } from '../transport/types.js';
+import { NFT_TABLE, tapName, type HostNetworkState, type RouteSpec } from '../../reconcilers/network/host-plan.js';
+
+/** The routing protocol number marking our routes (`ip route ... proto 188`). */
+export const RT_PROTO = '188';
+const TAP_PREFIX = 'vt';
+
+interface IpLink { ifname: string }
+interface IpRoute { dst: string; dev?: string; gateway?: string }
+interface NftJson { nftables: { rule?: { comment?: string } }[] }
+
+export class HostNetworkDriver {
+  constructor(private readonly t: Transport) {}
+
+  async apply(state: HostNetworkState): Promise<{ changed: string[] }> {
+    const changed: string[] = [];
+    await execOk(this.t, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+
+    const links = await this.ourTaps();
+    const wanted = new Set(state.taps.map((t) => t.name));
+    for (const tap of state.taps) {
+      if (!links.has(tap.name)) {
+        await execOk(this.t, ['ip', 'tuntap', 'add', 'dev', tap.name, 'mode', 'tap']);
+        changed.push(`tap ${tap.name} added for ${tap.vm}`);
+      }
+      await execOk(this.t, ['ip', 'link', 'set', 'dev', tap.name, 'up']);
+      await execOk(this.t, ['ip', 'addr', 'replace', `${tap.gateway}/32`, 'dev', tap.name]);
+      await execOk(this.t, ['sysctl', '-q', '-w', `net.ipv4.conf.${tap.name}.proxy_arp=1`]);
+    }
+
+    const routes = await this.ourRoutes();
+    const wantedRoutes = new Map(state.routes.map((r) => [r.dest.replace(/\/32$/, ''), r]));
+    for (const r of state.routes) {
+      const have = routes.get(r.dest.replace(/\/32$/, ''));
+      if (have && sameRoute(have, r)) continue;
+      const argv = ['ip', 'route', 'replace', r.dest, 'proto', RT_PROTO];
+      if (r.dev) argv.push('dev', r.dev);
+      else argv.push('via', r.via!);
+      await execOk(this.t, argv);
+      changed.push(`route ${r.dest} ${r.dev ? `dev ${r.dev}` : `via ${r.via}`}`);
+    }
+    for (const [dst] of routes) {
+      if (!wantedRoutes.has(dst)) {
+        await execOk(this.t, ['ip', 'route', 'del', `${dst}/32`, 'proto', RT_PROTO]);
+        changed.push(`route ${dst}/32 removed`);
+      }
+    }
+    for (const name of links) {
+      if (!wanted.has(name)) {
+        await execOk(this.t, ['ip', 'link', 'del', 'dev', name]);
+        changed.push(`tap ${name} removed`);
+      }
+    }
+
+    const before = await this.ruleComments();
+    await execOk(this.t, ['nft', '-f', '-'], { stdin: state.nftRuleset });
+    const after = await this.ruleComments();
+    const missing = state.nftRuleComments.filter((c) => !after.has(c));
+    if (missing.length > 0) {
+      throw new Error(`${this.t.host}: nftables table ${NFT_TABLE} lacks rules after loading: ${missing.join('; ')}`);
+    }
+    if (!sameSet(before, after)) changed.push(`nftables table ${NFT_TABLE} reloaded (${after.size} rules)`);
+    return { changed };
+  }
+
+  /** The VM's tap exists and its anti-spoofing rules are loaded on this node. */
+  async hasVm(vmKey: string): Promise<boolean> {
+    const taps = await this.ourTaps();
+    if (!taps.has(tapName(vmKey))) return false;
+    const comments = await this.ruleComments();
+    return comments.has(`antispoof forward ${vmKey}`) && comments.has(`antispoof input ${vmKey}`);
+  }
+
+  async teardown(): Promise<void> {
+    for (const [dst] of await this.ourRoutes()) {
+      await execOk(this.t, ['ip', 'route', 'del', `${dst}/32`, 'proto', RT_PROTO]);
+    }
+    for (const name of await this.ourTaps()) await execOk(this.t, ['ip', 'link', 'del', 'dev', name]);
+    const r = await this.t.exec(['nft', 'delete', 'table', 'inet', NFT_TABLE]);
+    if (r.code !== 0 && !/No such file or directory/.test(r.stderr)) {
+      throw new Error(`${this.t.host}: nft delete table failed: ${r.stderr.trim()}`);
+    }
+  }
+
+  async ourTaps(): Promise<Set<string>> {
+    const out = await execOk(this.t, ['ip', '-j', 'link', 'show']);
+    const links = JSON.parse(out || '[]') as IpLink[];
+    return new Set(links.map((l) => l.ifname).filter((n) => n.startsWith(TAP_PREFIX) && /^vt[0-9a-f]{10}$/.test(n)));
+  }
+
+  async ourRoutes(): Promise<Map<string, IpRoute>> {
+    const out = await execOk(this.t, ['ip', '-j', 'route', 'show', 'proto', RT_PROTO]);
+    const routes = JSON.parse(out || '[]') as IpRoute[];
+    return new Map(routes.map((r) => [r.dst, r]));
+  }
+
+  async ruleComments(): Promise<Set<string>> {
+    const r = await this.t.exec(['nft', '-j', 'list', 'table', 'inet', NFT_TABLE]);
+    if (r.code !== 0) return new Set();
+    const doc = JSON.parse(r.stdout) as NftJson;
+    return new Set(doc.nftables.flatMap((e) => (e.rule?.comment ? [e.rule.comment] : [])));
+  }
+}
+
+function sameRoute(have: IpRoute, want: RouteSpec): boolean {
+  return want.dev ? have.dev === want.dev && !have.gateway : have.gateway === want.via;
+}
+
+function sameSet(a: Set<string>, b: Set<string>): boolean {
+  return a.size === b.size && [...a].every((x) => b.has(x));
+}

@@ -1,0 +1,90 @@
+// The host network driver on real testbed nodes (network namespaces with real sshd), through the
+// SSH transport: real `ip`, `sysctl` and `nft` inside the nodes. Nothing is sent to a VC subnet.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { testbedDown, testbedUp, type TestbedState } from '../../hack/lib/testbed.js';
+import { SshTransport } from '../../drivers/transport/ssh-transport.js';
+import { HostNetworkDriver, RT_PROTO } from '../../drivers/network/host-network.js';
+import { planHostNetwork, tapName, type VmNetwork } from '../../reconcilers/network/host-plan.js';
+import { execOk, type Transport } from '../../drivers/transport/types.js';
+
+describe('HostNetworkDriver on testbed nodes', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let tb: TestbedState | undefined;
+  const transports: Transport[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'vl-net-'));
+    tb = await testbedUp({ nodes: 2, dir });
+    for (const n of tb.nodes) {
+      transports.push(new SshTransport({ host: n.name, address: n.address, port: n.port, user: 'root', identityFile: tb.identityFile, hostKey: n.hostKey }));
+    }
+  });
+  after(async () => {
+    await Promise.all(transports.map((t) => t.close()));
+    if (tb) await testbedDown(dir);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const hosts = () => tb!.nodes.map((n) => ({ name: n.name, address: n.address }));
+  const vm = (key: string, cluster: string, ip: string, subnet: string, host: string): VmNetwork =>
+    ({ key, cluster, ip, subnet, gateway: subnet.replace(/0\/24$/, '1'), host });
+
+  it('converges taps, routes and the isolation table, idempotently, and tears down completely', async () => {
+    const [n1, n2] = tb!.nodes;
+    const vms = [
+      vm('default.a-0', 'default/a', '10.10.1.2', '10.10.1.0/24', n1!.name),
+      vm('default.a-1', 'default/a', '10.10.1.3', '10.10.1.0/24', n2!.name),
+      vm('default.b-0', 'default/b', '10.10.2.2', '10.10.2.0/24', n1!.name),
+    ];
+    const d1 = new HostNetworkDriver(transports[0]!);
+    const first = await d1.apply(planHostNetwork(n1!.name, hosts(), vms));
+    assert.ok(first.changed.length > 0);
+
+    const routes = JSON.parse(await execOk(transports[0]!, ['ip', '-j', 'route', 'show', 'proto', RT_PROTO])) as { dst: string; dev: string; gateway?: string }[];
+    const byDst = new Map(routes.map((r) => [r.dst, r]));
+    assert.equal(byDst.get('10.10.1.2')?.dev, tapName('default.a-0'));
+    assert.equal(byDst.get('10.10.1.3')?.gateway, n2!.address);
+    assert.equal(byDst.get('10.10.2.2')?.dev, tapName('default.b-0'));
+    assert.equal((await execOk(transports[0]!, ['sysctl', '-n', `net.ipv4.conf.${tapName('default.a-0')}.proxy_arp`])).trim(), '1');
+    const addrs = await execOk(transports[0]!, ['ip', '-o', '-4', 'addr', 'show', 'dev', tapName('default.a-0')]);
+    assert.match(addrs, /inet 10\.10\.1\.1\/32/);
+    const table = await execOk(transports[0]!, ['nft', 'list', 'table', 'inet', 'virtualinux']);
+    assert.match(table, /ip saddr 10\.10\.1\.0\/24 ip daddr @vc_subnets ip daddr != 10\.10\.1\.0\/24 drop/);
+    assert.ok(await d1.hasVm('default.a-0'));
+    assert.equal(await d1.hasVm('default.a-1'), false, 'a-1 runs on the other node');
+
+    const again = await d1.apply(planHostNetwork(n1!.name, hosts(), vms));
+    assert.deepEqual(again.changed, [], 'a second apply changes nothing');
+
+    // a-1 moves here (migration finished), b-0 goes away: routes and taps follow.
+    const moved = [vms[0]!, { ...vms[1]!, host: n1!.name }];
+    const third = await d1.apply(planHostNetwork(n1!.name, hosts(), moved));
+    assert.ok(third.changed.includes(`tap ${tapName('default.b-0')} removed`));
+    assert.ok(third.changed.includes('route 10.10.2.2/32 removed'));
+    assert.ok(await d1.hasVm('default.a-1'));
+    assert.equal(await d1.hasVm('default.b-0'), false);
+    const table2 = await execOk(transports[0]!, ['nft', 'list', 'table', 'inet', 'virtualinux']);
+    assert.doesNotMatch(table2, /10\.10\.2\.0\/24 ip daddr/);
+
+    await d1.teardown();
+    assert.equal((await execOk(transports[0]!, ['ip', '-j', 'route', 'show', 'proto', RT_PROTO])).trim(), '[]');
+    assert.equal((await d1.ourTaps()).size, 0);
+    const r = await transports[0]!.exec(['nft', 'list', 'table', 'inet', 'virtualinux']);
+    assert.notEqual(r.code, 0, 'the table is gone');
+  });
+
+  it('loads the table atomically: an invalid ruleset leaves the previous table in place', async () => {
+    const n1 = tb!.nodes[0]!;
+    const d = new HostNetworkDriver(transports[0]!);
+    const good = planHostNetwork(n1.name, hosts(), [vm('default.a-0', 'default/a', '10.10.1.2', '10.10.1.0/24', n1.name)]);
+    await d.apply(good);
+    const broken = { ...good, nftRuleset: good.nftRuleset.replace('policy accept;', 'policy accept;\n    this is not nft\n') };
+    await assert.rejects(d.apply(broken), /nft/);
+    assert.ok(await d.hasVm('default.a-0'), 'the old rules are still loaded');
+    await d.teardown();
+  });
+});

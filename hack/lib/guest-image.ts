@@ -176,7 +176,9 @@ function busyboxPath(): string {
 }
 
 function writeRootTree(root: string, busybox: string): void {
-  const mk = (p: string, mode = 0o755): void => fs.mkdirSync(path.join(root, p), { recursive: true, mode });
+  const mk = (p: string, mode = 0o755): void => {
+    fs.mkdirSync(path.join(root, p), { recursive: true, mode });
+  };
   for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc/init.d', 'etc/acpi/PWRF', 'proc', 'sys', 'dev',
     'run', 'tmp', 'root', 'mnt', 'shared', 'var/lib/virtualinux', 'var/log']) mk(d);
   fs.chmodSync(path.join(root, 'tmp'), 0o1777);

@@ -1,0 +1,568 @@
+// QemuDriver: the HypervisorDriver contract (types.ts) with qemu-system-x86_64 on one node, reached
+// only through the node's Transport. Each domain is one daemonized QEMU process named
+// `guest=<ns>.<vn>`, with its pid file, two QMP sockets, console log and spec under
+// `<runRoot>/<name>/` (qemu-argv.ts). A QEMU process counts as the domain's only when its
+// /proc/PID/cmdline carries that name, so a stale pid file never designates a stranger.
+//
+// Acceleration `auto` boots the guest kernel under KVM once per node (a root-less boot must reach
+// the kernel's "Kernel panic ... mount root" within a timeout) and falls back to TCG otherwise; the
+// result is cached in memory and in `<runRoot>/.accel` for the host's boot (boot_id).
+//
+// Suspend = migration to a file (QEMU 7.2 has no `file:` URI: `exec:cat > LINK`, where LINK is a
+// symlink under runRoot named by a hash, so no user data enters QEMU's shell string), resume =
+// `-incoming defer` + migrate-incoming from that file. Live migration = a target QEMU started with
+// `-incoming defer` listening on the target's migration address (port chosen by the kernel), then
+// `migrate tcp:` from the source with downtime limit and bandwidth set.
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execOk, type Transport } from '../transport/types.js';
+import { QmpClient, QmpError } from './qmp-client.js';
+import { buildQemuArgv, domainPaths, nameArg, type Acceleration, type DomainPaths } from './qemu-argv.js';
+import {
+  HypervisorError,
+  MigrationCancelledError,
+  MigrationFailedError,
+  validateDomainName,
+  type ConsoleChunk,
+  type ConsoleReadOptions,
+  type DomainInfo,
+  type DomainSpec,
+  type DomainState,
+  type HypervisorDriver,
+  type MigrateOptions,
+  type MigrationResult,
+  type ShutdownOptions,
+  type ShutdownResult,
+  type SuspendResult,
+} from './types.js';
+
+export interface QemuDriverOptions {
+  transport: Transport;
+  /** Directory on the node for the domains' run files, e.g. /run/virtualinux or <node state>/run. */
+  runRoot: string;
+  /** The node's address other nodes reach for live migration (the target listens on it). */
+  migrationAddress: string;
+  accel?: 'auto' | Acceleration;
+  qemuBinary?: string;
+  /** How long the KVM boot check may take; default 15 000 ms. */
+  kvmProbeTimeoutMs?: number;
+}
+
+interface ProcEntry {
+  name: string;
+  pid?: number;
+  alive: boolean;
+}
+
+// Fixed scripts; data only as positional parameters.
+const LIST_SCRIPT = `
+cd "$1" 2>/dev/null || exit 0
+for d in *; do
+  [ -d "$d" ] || continue
+  if [ -n "$2" ] && [ "$d" != "$2" ]; then continue; fi
+  printf 'D\\t%s\\n' "$d"
+  pid=$(tr -dc 0-9 < "$d/qemu.pid" 2>/dev/null)
+  if [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] && [ "$(sed 's/.*) //' "/proc/$pid/stat" | cut -c1)" != Z ]; then
+    printf 'P\\t%s\\n' "$pid"
+    tr '\\0' '\\n' < "/proc/$pid/cmdline" | sed 's/^/A\\t/'
+  fi
+done`;
+
+/** Ends a process: SIGTERM, up to 5 s, then SIGKILL; waits until it is gone (zombies count as gone). */
+const KILL_SCRIPT = `
+alive() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" != Z ]; }
+kill -TERM "$1" 2>/dev/null
+i=0; while alive "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+alive "$1" && kill -KILL "$1" 2>/dev/null
+i=0; while alive "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+! alive "$1"`;
+
+const WAIT_GONE_SCRIPT = `
+alive() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" != Z ]; }
+i=0; while alive "$1" && [ $i -lt "$2" ]; do sleep 0.1; i=$((i + 1)); done
+! alive "$1"`;
+
+/** Prints the file size, then the bytes from offset $2 (1-based for tail) up to that size. */
+const CONSOLE_SCRIPT = `
+[ -f "$1" ] || exit 3
+size=$(stat -c %s "$1")
+echo "$size"
+[ "$size" -ge "$2" ] && tail -c +"$(($2 + 1))" "$1" | head -c "$((size - $2))"
+exit 0`;
+
+const MIGRATION_ACTIVE = new Set(['setup', 'active', 'pre-switchover', 'device', 'postcopy-active', 'wait-unplug', 'cancelling']);
+
+interface QueryMigrate {
+  status?: string;
+  'total-time'?: number;
+  downtime?: number;
+  'setup-time'?: number;
+  'error-desc'?: string;
+  ram?: { transferred?: number; remaining?: number; total?: number };
+  'socket-address'?: Array<{ type: string; host?: string; port?: string }>;
+}
+
+export class QemuDriver implements HypervisorDriver {
+  readonly kind = 'qemu' as const;
+  readonly transport: Transport;
+  readonly node: string;
+  readonly runRoot: string;
+  readonly migrationAddress: string;
+  private readonly qemu: string;
+  private readonly accelMode: 'auto' | Acceleration;
+  private readonly kvmProbeTimeoutMs: number;
+  private accelPromise?: Promise<Acceleration>;
+  private readonly outgoing = new Set<string>();
+
+  constructor(opts: QemuDriverOptions) {
+    // runRoot appears in QEMU `exec:` shell strings (via the state links): keep it to a safe set.
+    if (!/^\/[A-Za-z0-9._/-]*$/.test(opts.runRoot)) {
+      throw new HypervisorError(`runRoot ${JSON.stringify(opts.runRoot)} must be an absolute path of letters, digits, ".", "_", "-", "/"`);
+    }
+    this.transport = opts.transport;
+    this.node = opts.transport.host;
+    this.runRoot = opts.runRoot.replace(/\/+$/, '') || '/';
+    this.migrationAddress = opts.migrationAddress;
+    this.qemu = opts.qemuBinary ?? 'qemu-system-x86_64';
+    this.accelMode = opts.accel ?? 'auto';
+    this.kvmProbeTimeoutMs = opts.kvmProbeTimeoutMs ?? 15_000;
+  }
+
+  paths(name: string, consoleLog?: string): DomainPaths {
+    return domainPaths(this.runRoot, name, consoleLog);
+  }
+
+  // ---- observation ----
+
+  private async procEntries(only?: string): Promise<ProcEntry[]> {
+    const out = await execOk(this.transport, ['sh', '-c', LIST_SCRIPT, 'sh', this.runRoot, only ?? '']);
+    const entries: ProcEntry[] = [];
+    let cur: (ProcEntry & { args: string[] }) | undefined;
+    const finish = (): void => {
+      if (!cur) return;
+      // The pid counts only if that process is this domain's QEMU.
+      const i = cur.args.indexOf('-name');
+      const mine = i >= 0 && cur.args[i + 1] === nameArg(cur.name);
+      entries.push({ name: cur.name, pid: mine ? cur.pid : undefined, alive: mine && cur.alive });
+    };
+    for (const line of out.split('\n')) {
+      const tab = line.indexOf('\t');
+      if (tab < 0) continue;
+      const tag = line.slice(0, tab);
+      const val = line.slice(tab + 1);
+      if (tag === 'D') {
+        finish();
+        cur = { name: val, alive: false, args: [] };
+      } else if (tag === 'P' && cur) {
+        cur.pid = Number(val);
+        cur.alive = true;
+      } else if (tag === 'A' && cur) {
+        cur.args.push(val);
+      }
+    }
+    finish();
+    return entries;
+  }
+
+  private async describe(e: ProcEntry): Promise<DomainInfo> {
+    if (!e.alive || !e.pid) return { name: e.name, state: 'shutoff' };
+    const spec = await this.readSpec(e.name).catch(() => undefined);
+    const base = { name: e.name, pid: e.pid, vcpus: spec?.vcpus, memoryMiB: spec?.memoryMiB };
+    try {
+      return await this.withQmp(e.name, 'ctl', async (q) => {
+        const st = await q.execute<{ status: string; running: boolean }>('query-status');
+        let state: DomainState = st.running ? 'running' : 'paused';
+        if (st.status === 'inmigrate') state = 'incoming';
+        else if (st.status === 'shutdown') state = 'shutoff';
+        else {
+          const mig = await q.execute<QueryMigrate>('query-migrate');
+          if (mig.status && MIGRATION_ACTIVE.has(mig.status)) state = 'migrating';
+        }
+        return { ...base, state, detail: st.status };
+      }, 5000);
+    } catch (err) {
+      // The process exists but QMP does not answer (starting, or busy): report it as present.
+      return { ...base, state: 'paused', detail: `qmp unavailable: ${(err as Error).message}` };
+    }
+  }
+
+  async list(): Promise<DomainInfo[]> {
+    const entries = await this.procEntries();
+    return Promise.all(entries.map((e) => this.describe(e)));
+  }
+
+  async get(name: string): Promise<DomainInfo | undefined> {
+    validateDomainName(name);
+    const [e] = await this.procEntries(name);
+    return e ? this.describe(e) : undefined;
+  }
+
+  private async readSpec(name: string): Promise<DomainSpec> {
+    const p = this.paths(name);
+    const r = await this.transport.exec(['cat', p.specFile]);
+    if (r.code !== 0) throw new HypervisorError(`${this.node}: domain ${name} has no spec file ${p.specFile}: ${r.stderr.trim()}`);
+    return JSON.parse(r.stdout) as DomainSpec;
+  }
+
+  // ---- QMP ----
+
+  private async withQmp<T>(name: string, which: 'ops' | 'ctl', fn: (q: QmpClient) => Promise<T>, timeoutMs = 10_000): Promise<T> {
+    const p = this.paths(name);
+    const stream = await this.transport.connect({ unixSocket: which === 'ops' ? p.opsSocket : p.ctlSocket });
+    const q = await QmpClient.connect(stream, { timeoutMs, label: `${this.node}/${name}` });
+    try {
+      return await fn(q);
+    } finally {
+      q.close();
+    }
+  }
+
+  // ---- acceleration ----
+
+  /** KVM when it is usable here (real boot check), else TCG; cached per node. */
+  acceleration(kernel: string): Promise<Acceleration> {
+    if (this.accelMode !== 'auto') return Promise.resolve(this.accelMode);
+    this.accelPromise ??= this.probeAcceleration(kernel).catch((e) => {
+      this.accelPromise = undefined;
+      throw e;
+    });
+    return this.accelPromise;
+  }
+
+  private async probeAcceleration(kernel: string): Promise<Acceleration> {
+    const cacheFile = `${this.runRoot}/.accel`;
+    const info = await execOk(this.transport, ['sh', '-c',
+      'test -w /dev/kvm && echo kvm=yes || echo kvm=no; cat /proc/sys/kernel/random/boot_id; cat "$1" 2>/dev/null || true',
+      'sh', cacheFile]);
+    const [kvmLine, bootId, cached] = info.split('\n');
+    if (kvmLine !== 'kvm=yes') return 'tcg';
+    const m = /^(kvm|tcg) (\S+) (.*)$/.exec(cached ?? '');
+    if (m && m[2] === bootId && m[3] === kernel) return m[1] as Acceleration;
+    const secs = Math.max(1, Math.ceil(this.kvmProbeTimeoutMs / 1000));
+    // A root-less boot: a working KVM reaches the kernel's panic about the missing root in about a
+    // second; a broken one (nested KVM here) hangs and is killed by timeout.
+    const r = await this.transport.exec([
+      'timeout', '-s', 'KILL', String(secs), this.qemu, '-accel', 'kvm', '-cpu', 'host', '-machine', 'pc', '-m', '128',
+      '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-serial', 'stdio',
+      '-kernel', kernel, '-append', 'console=ttyS0 panic=-1 root=/dev/vc-kvm-probe',
+    ], { timeoutMs: (secs + 10) * 1000 });
+    const result: Acceleration = /Kernel panic|Unable to mount root|VFS: Cannot open root/.test(r.stdout) ? 'kvm' : 'tcg';
+    await execOk(this.transport, ['mkdir', '-p', this.runRoot]);
+    await this.transport.writeFile(cacheFile, `${result} ${bootId} ${kernel}\n`);
+    return result;
+  }
+
+  // ---- lifecycle ----
+
+  private async startQemu(spec: DomainSpec, mode: { incoming?: boolean; appendConsole?: boolean }): Promise<DomainPaths> {
+    validateDomainName(spec.name);
+    const p = this.paths(spec.name, spec.consoleLog);
+    const accel = await this.acceleration(spec.boot.kernel);
+    const sockDir = p.opsSocket.slice(0, p.opsSocket.lastIndexOf('/'));
+    await execOk(this.transport, ['sh', '-c', 'mkdir -p "$1" "$2" && rm -f "$3" "$4" "$5"', 'sh',
+      p.dir, sockDir, p.pidFile, p.opsSocket, p.ctlSocket]);
+    await this.transport.writeFile(p.specFile, JSON.stringify(spec, null, 2) + '\n');
+    const argv = [this.qemu, ...buildQemuArgv(spec, p, { accel, incoming: mode.incoming, appendConsole: mode.appendConsole })];
+    const r = await this.transport.exec(argv, { timeoutMs: 60_000 });
+    if (r.code !== 0) {
+      // -daemonize: a non-zero exit means the QEMU never started; make sure (a half-started one is killed).
+      await this.killDomainProcess(spec.name).catch(() => undefined);
+      throw new HypervisorError(
+        `${this.node}: starting QEMU for ${spec.name} failed (exit ${r.code}): ${r.stderr.trim()}; check the disk, kernel and shared paths in the spec`,
+      );
+    }
+    return p;
+  }
+
+  async create(spec: DomainSpec): Promise<DomainInfo> {
+    validateDomainName(spec.name);
+    const cur = await this.get(spec.name);
+    if (cur && cur.state !== 'shutoff') return cur;
+    await this.startQemu(spec, {});
+    const info = await this.get(spec.name);
+    if (!info || info.state === 'shutoff') {
+      throw new HypervisorError(`${this.node}: QEMU for ${spec.name} exited right after start; see its console log`);
+    }
+    return info;
+  }
+
+  /** Kills the domain's QEMU if it runs; keeps its files. */
+  private async killDomainProcess(name: string): Promise<void> {
+    const [e] = await this.procEntries(name);
+    if (!e?.alive || !e.pid) return;
+    const r = await this.transport.exec(['sh', '-c', KILL_SCRIPT, 'sh', String(e.pid)], { timeoutMs: 30_000 });
+    if (r.code !== 0) throw new HypervisorError(`${this.node}: QEMU ${e.pid} of ${name} did not end after SIGKILL`);
+  }
+
+  private async removeFiles(name: string): Promise<void> {
+    const p = this.paths(name);
+    await execOk(this.transport, ['rm', '-rf', '--', p.dir, p.opsSocket, p.ctlSocket, p.stateLink]);
+  }
+
+  async destroy(name: string): Promise<void> {
+    validateDomainName(name);
+    await this.killDomainProcess(name);
+    await this.removeFiles(name);
+  }
+
+  private async waitGone(pid: number, timeoutMs: number): Promise<boolean> {
+    const r = await this.transport.exec(['sh', '-c', WAIT_GONE_SCRIPT, 'sh', String(pid), String(Math.ceil(timeoutMs / 100))], {
+      timeoutMs: timeoutMs + 10_000,
+    });
+    return r.code === 0;
+  }
+
+  async shutdown(name: string, opts: ShutdownOptions = {}): Promise<ShutdownResult> {
+    validateDomainName(name);
+    const [e] = await this.procEntries(name);
+    if (!e?.alive || !e.pid) return { clean: true };
+    try {
+      await this.withQmp(name, 'ctl', (q) => q.execute('system_powerdown'));
+    } catch {
+      // QMP unreachable: the process is killed below after the timeout like any unresponsive guest.
+    }
+    if (await this.waitGone(e.pid, opts.timeoutMs ?? 30_000)) return { clean: true };
+    await this.killDomainProcess(name);
+    return { clean: false };
+  }
+
+  async readConsole(name: string, opts: ConsoleReadOptions = {}): Promise<ConsoleChunk> {
+    validateDomainName(name);
+    const from = opts.fromOffset ?? 0;
+    const spec = await this.readSpec(name).catch(() => undefined);
+    const p = this.paths(name, spec?.consoleLog);
+    const r = await this.transport.exec(['sh', '-c', CONSOLE_SCRIPT, 'sh', p.consoleLog, String(from)]);
+    if (r.code === 3) return { text: '', nextOffset: from };
+    if (r.code !== 0) throw new HypervisorError(`${this.node}: reading the console of ${name} failed: ${r.stderr.trim()}`);
+    const nl = r.stdout.indexOf('\n');
+    const size = Number(r.stdout.slice(0, nl));
+    return { text: r.stdout.slice(nl + 1), nextOffset: Math.max(from, size) };
+  }
+
+  /** Polls the console until `pattern` appears after `fromOffset`; resolves with the matching text. */
+  async waitForConsole(name: string, pattern: RegExp, timeoutMs: number, fromOffset = 0): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let text = '';
+    let offset = fromOffset;
+    for (;;) {
+      const c = await this.readConsole(name, { fromOffset: offset });
+      text += c.text;
+      offset = c.nextOffset;
+      const m = pattern.exec(text);
+      if (m) return m[0];
+      if (Date.now() > deadline) {
+        throw new HypervisorError(`${this.node}: ${name} did not print ${pattern} within ${timeoutMs} ms; console tail: ${text.slice(-400)}`);
+      }
+      await sleep(100);
+    }
+  }
+
+  // ---- suspend / resume ----
+
+  async suspend(name: string, file: string): Promise<SuspendResult> {
+    validateDomainName(name);
+    const [e] = await this.procEntries(name);
+    if (!e?.alive || !e.pid) throw new HypervisorError(`${this.node}: cannot suspend ${name}: it is not running here`);
+    const p = this.paths(name);
+    const partial = `${file}.partial`;
+    await execOk(this.transport, ['sh', '-c', 'mkdir -p "${1%/*}" && rm -f "$2" && ln -sfn "$2" "$1"', 'sh', p.stateLink, partial]);
+    const t0 = Date.now();
+    let wasRunning = false;
+    try {
+      await this.withQmp(name, 'ops', async (q) => {
+        wasRunning = (await q.execute<{ running: boolean }>('query-status')).running;
+        await q.execute('stop');
+        await q.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3 });
+        await q.execute('migrate', { uri: `exec:cat > ${p.stateLink}` });
+        const fin = await this.pollMigration(q, 600_000);
+        if (fin.status !== 'completed') {
+          throw new HypervisorError(`${this.node}: writing the state of ${name} to ${file} ${fin.status}: ${fin['error-desc'] ?? ''}`);
+        }
+      }, 10_000);
+    } catch (err) {
+      await this.withQmp(name, 'ctl', async (q) => {
+        if (wasRunning) await q.execute('cont');
+      }).catch(() => undefined);
+      await this.transport.exec(['rm', '-f', '--', partial, p.stateLink]);
+      throw err instanceof HypervisorError ? err : new HypervisorError(`${this.node}: suspending ${name} failed: ${(err as Error).message}`, { cause: err });
+    }
+    const durationMs = Date.now() - t0;
+    const size = await execOk(this.transport, ['sh', '-c', 'mv -f "$1" "$2" && stat -c %s "$2"', 'sh', partial, file]);
+    await this.withQmp(name, 'ctl', (q) => q.execute('quit')).catch(() => undefined);
+    await this.waitGone(e.pid, 10_000);
+    await this.killDomainProcess(name);
+    await this.removeFiles(name);
+    return { file, bytes: Number(size.trim()), durationMs };
+  }
+
+  async resume(spec: DomainSpec, file: string): Promise<DomainInfo> {
+    validateDomainName(spec.name);
+    const cur = await this.get(spec.name);
+    if (cur && cur.state !== 'shutoff') return cur;
+    const exists = await this.transport.exec(['test', '-f', file]);
+    if (exists.code !== 0) throw new HypervisorError(`${this.node}: cannot resume ${spec.name}: no state file ${file}`);
+    const p = this.paths(spec.name, spec.consoleLog);
+    await execOk(this.transport, ['sh', '-c', 'mkdir -p "${1%/*}" && ln -sfn "$2" "$1"', 'sh', p.stateLink, file]);
+    try {
+      await this.startQemu(spec, { incoming: true, appendConsole: true });
+      await this.withQmp(spec.name, 'ops', async (q) => {
+        await q.execute('migrate-incoming', { uri: `exec:cat ${p.stateLink}` });
+        await this.waitIncomingDone(q, spec.name, 600_000);
+        const st = await q.execute<{ running: boolean }>('query-status');
+        if (!st.running) await q.execute('cont');
+      });
+    } catch (err) {
+      await this.destroy(spec.name).catch(() => undefined);
+      throw new HypervisorError(`${this.node}: resuming ${spec.name} from ${file} failed (the file is kept): ${(err as Error).message}`, { cause: err });
+    }
+    await this.transport.exec(['rm', '-f', '--', file, p.stateLink]);
+    const info = await this.get(spec.name);
+    if (!info) throw new HypervisorError(`${this.node}: ${spec.name} vanished right after resume`);
+    return info;
+  }
+
+  private async pollMigration(q: QmpClient, timeoutMs: number, onPoll?: (m: QueryMigrate) => void): Promise<QueryMigrate> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = await q.execute<QueryMigrate>('query-migrate');
+      onPoll?.(m);
+      if (m.status && !MIGRATION_ACTIVE.has(m.status) && m.status !== 'none') return m;
+      if (Date.now() > deadline) return { ...m, status: 'timeout' };
+      await sleep(25);
+    }
+  }
+
+  /** Waits until an incoming migration has finished loading (the VM left `inmigrate`). */
+  private async waitIncomingDone(q: QmpClient, name: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const st = await q.execute<{ status: string }>('query-status');
+      if (st.status !== 'inmigrate') return;
+      if (Date.now() > deadline) throw new HypervisorError(`${this.node}: incoming state of ${name} not loaded within ${timeoutMs} ms`);
+      await sleep(25);
+    }
+  }
+
+  // ---- live migration ----
+
+  /**
+   * Target side: starts `spec` waiting for an incoming migration on this node's migration address.
+   * Returns the URI the source sends to.
+   */
+  async prepareIncoming(spec: DomainSpec): Promise<string> {
+    const cur = await this.get(spec.name);
+    if (cur && cur.state !== 'shutoff') {
+      throw new HypervisorError(`${this.node}: cannot receive ${spec.name}: a domain of that name already runs here (${cur.state})`);
+    }
+    await this.startQemu(spec, { incoming: true, appendConsole: true });
+    return this.withQmp(spec.name, 'ctl', async (q) => {
+      const host = this.migrationAddress.includes(':') ? `[${this.migrationAddress}]` : this.migrationAddress;
+      await q.execute('migrate-incoming', { uri: `tcp:${host}:0` });
+      const m = await q.execute<QueryMigrate>('query-migrate');
+      const sa = m['socket-address']?.find((a) => a.type === 'inet');
+      if (!sa?.port) throw new HypervisorError(`${this.node}: QEMU did not report its incoming migration port`);
+      return `tcp:${host}:${sa.port}`;
+    });
+  }
+
+  /** Target side: after a completed migration, makes sure the domain runs. */
+  async finishIncoming(name: string): Promise<void> {
+    await this.withQmp(name, 'ctl', async (q) => {
+      await this.waitIncomingDone(q, name, 30_000);
+      const st = await q.execute<{ running: boolean; status: string }>('query-status');
+      if (!st.running) await q.execute('cont');
+    });
+  }
+
+  async migrate(name: string, target: HypervisorDriver, opts: MigrateOptions = {}): Promise<MigrationResult> {
+    validateDomainName(name);
+    const t0 = Date.now();
+    if (!(target instanceof QemuDriver)) throw new HypervisorError(`cannot migrate ${name} from QEMU to a ${target.kind} node`);
+    if (target.node === this.node && target.runRoot === this.runRoot) {
+      throw new HypervisorError(`cannot migrate ${name} to the node it runs on (${this.node})`);
+    }
+    const [e] = await this.procEntries(name);
+    if (!e?.alive || !e.pid) throw new HypervisorError(`${this.node}: cannot migrate ${name}: it is not running here`);
+    const spec = await this.readSpec(name);
+    if (this.outgoing.has(name)) throw new HypervisorError(`${this.node}: ${name} is already migrating`);
+    this.outgoing.add(name);
+    let uri: string;
+    try {
+      uri = await target.prepareIncoming(spec);
+    } catch (err) {
+      this.outgoing.delete(name);
+      await target.destroy(name).catch(() => undefined);
+      throw new MigrationFailedError(`migrating ${name} to ${target.node}: the target could not be prepared: ${(err as Error).message}`, { cause: err });
+    }
+    let fin: QueryMigrate;
+    try {
+      fin = await this.withQmp(name, 'ops', async (q) => {
+        await q.execute('migrate-set-parameters', {
+          'downtime-limit': opts.downtimeLimitMs ?? 300,
+          'max-bandwidth': opts.maxBandwidthBytesPerSec ?? 10 * 1024 ** 3,
+        });
+        await q.execute('migrate', { uri });
+        const m = await this.pollMigration(q, opts.timeoutMs ?? 120_000, (p) =>
+          opts.onProgress?.({
+            status: p.status ?? 'unknown',
+            transferredBytes: p.ram?.transferred ?? 0,
+            remainingBytes: p.ram?.remaining ?? 0,
+            totalBytes: p.ram?.total ?? 0,
+          }),
+        );
+        if (m.status === 'timeout') {
+          await q.execute('migrate_cancel').catch(() => undefined);
+          await this.pollMigration(q, 30_000);
+        }
+        return m;
+      }, 10_000);
+    } catch (err) {
+      fin = { status: 'failed', 'error-desc': (err as Error).message };
+    } finally {
+      this.outgoing.delete(name);
+    }
+    if (fin.status !== 'completed') {
+      await target.destroy(name).catch(() => undefined);
+      await this.ensureRunning(name).catch(() => undefined);
+      const why = fin.status === 'timeout' ? `did not finish within ${opts.timeoutMs ?? 120_000} ms and was cancelled` : fin.status;
+      const msg = `migrating ${name} from ${this.node} to ${target.node} ${why}${fin['error-desc'] ? `: ${fin['error-desc']}` : ''}; it keeps running on ${this.node}`;
+      throw fin.status === 'cancelled' ? new MigrationCancelledError(msg) : new MigrationFailedError(msg);
+    }
+    await target.finishIncoming(name);
+    await this.withQmp(name, 'ctl', (q) => q.execute('quit')).catch(() => undefined);
+    await this.waitGone(e.pid, 10_000);
+    await this.killDomainProcess(name);
+    await this.removeFiles(name);
+    return {
+      downtimeMs: fin.downtime ?? 0,
+      totalMs: fin['total-time'] ?? 0,
+      endToEndMs: Date.now() - t0,
+      transferredBytes: fin.ram?.transferred ?? 0,
+    };
+  }
+
+  /** After a failed migration QEMU resumes a running source by itself; this covers the rest. */
+  private async ensureRunning(name: string): Promise<void> {
+    await this.withQmp(name, 'ctl', async (q) => {
+      const st = await q.execute<{ running: boolean; status: string }>('query-status');
+      if (!st.running && st.status !== 'shutdown') await q.execute('cont');
+    });
+  }
+
+  async cancelMigration(name: string): Promise<boolean> {
+    validateDomainName(name);
+    const [e] = await this.procEntries(name);
+    if (!e?.alive) return false;
+    return this.withQmp(name, 'ctl', async (q) => {
+      const m = await q.execute<QueryMigrate>('query-migrate');
+      if (!m.status || !MIGRATION_ACTIVE.has(m.status)) return false;
+      try {
+        await q.execute('migrate_cancel');
+      } catch (err) {
+        if (err instanceof QmpError) return false;
+        throw err;
+      }
+      return true;
+    });
+  }
+}

@@ -1,0 +1,225 @@
+// The hypervisor driver contract: how the runtime controller runs the VMs ("domains") of virtual
+// nodes on one physical node. One driver instance is bound to one node (its Transport); migration
+// takes the target node's driver of the same kind.
+//
+// Names: a domain is named `<namespace>.<virtualnode>` (API.md). The name reaches the hypervisor
+// only as an argv element, and the driver derives every per-domain file (pid, sockets, console,
+// configuration) from it under the node's run directory, so a retry finds its own earlier work.
+//
+// Idempotency and failure semantics (every method):
+// - create(spec) of a domain that is already running (or paused) on this node is a no-op returning
+//   its info; of a domain that exists but is shut off, it starts it again (fresh console log).
+//   A failed create leaves no process behind (its files stay for the console log; destroy removes them).
+// - destroy of an absent domain succeeds. destroy ends the process whatever its state and removes
+//   the domain's run directory (console log included). Disks are never touched by any method.
+// - shutdown asks the guest to power off (ACPI power button) and destroys it after the timeout;
+//   shutdown of an absent domain succeeds. It reports whether the guest went down by itself.
+// - suspend writes the whole VM state to a file on the storage root and ends the domain; the file
+//   appears under its final name only when complete (a failed suspend leaves the domain running and
+//   no file). resume(spec, file) starts the domain from such a file on this node, which may be
+//   another node than the one that suspended it as long as the disks and the file are reachable at
+//   the same paths; on success the state file is deleted (resuming the same state twice would fork
+//   the root disk), on failure the file is kept and no process is left.
+// - migrate(name, target) moves a running domain live to the target node. On success the domain
+//   runs only on the target and its files are gone from the source. On failure, timeout or cancel
+//   the domain keeps running on the source and nothing is left on the target (no process, no files);
+//   the error says which (MigrationCancelledError for a cancel).
+// - cancelMigration(name) stops an outgoing migration of that domain; false when none was running.
+// - Guests that mounted a virtio-9p share cannot be migrated or suspended by QEMU ("Migration is
+//   disabled when VirtFS export path ... is mounted"): those calls fail and leave the domain running.
+
+import type { Transport } from '../transport/types.js';
+
+export type HypervisorKind = 'qemu' | 'xen';
+
+export interface DiskSpec {
+  /** File or block device on the node (on the storage root for the snapshot, swap and config). */
+  path: string;
+  format: 'qcow2' | 'raw';
+  readOnly?: boolean;
+}
+
+export interface DomainNetwork {
+  /** Host-side tap interface (created by the network layer, or by QEMU when absent). */
+  tap: string;
+  /** Guest MAC, e.g. 52:54:00:xx:xx:xx; deterministic per virtual node. */
+  mac: string;
+  /** The guest's address (informational here; routing is the network layer's job). */
+  ip?: string;
+  /** Xen: the vif hotplug script; default vif-route (routed networking). */
+  script?: string;
+}
+
+export interface DomainSpec {
+  /** `<namespace>.<virtualnode>`. */
+  name: string;
+  vcpus: number;
+  memoryMiB: number;
+  boot: { kernel: string; initrd?: string; cmdline: string };
+  /** In guest order: vda = root (the node's snapshot), vdb = swap, vdc = config (ADR 0002). */
+  disks: { root: DiskSpec; swap?: DiskSpec; config?: DiskSpec };
+  /** Directory exported to the guest as virtio-9p tag `vcshared` (the VC's shared storage). */
+  sharedDir?: string;
+  /** No network device when absent. */
+  network?: DomainNetwork;
+  /** Console log file on the node; default: `console.log` in the domain's run directory. */
+  consoleLog?: string;
+}
+
+/** running: executing; paused: stopped by us or by an operation in progress; shutoff: the process ended (files remain). */
+export type DomainState = 'running' | 'paused' | 'migrating' | 'incoming' | 'shutoff';
+
+export interface DomainInfo {
+  name: string;
+  state: DomainState;
+  /** The hypervisor's own state word (QEMU runstate, xl state letters). */
+  detail?: string;
+  /** Process id on the node (QEMU) or domain id (Xen) while it exists. */
+  pid?: number;
+  vcpus?: number;
+  memoryMiB?: number;
+}
+
+export interface ShutdownOptions {
+  /** How long the guest gets to power off after the ACPI request; default 30 000 ms. */
+  timeoutMs?: number;
+}
+
+export interface ShutdownResult {
+  /** True when the guest powered off by itself within the timeout. */
+  clean: boolean;
+}
+
+export interface MigrateOptions {
+  /** Maximum downtime QEMU aims for, ms; default 300. */
+  downtimeLimitMs?: number;
+  /** Bandwidth cap, bytes per second; default unlimited (QEMU's default is 32 MiB/s: we lift it). */
+  maxBandwidthBytesPerSec?: number;
+  /** Cancel and fail after this long; default 120 000 ms. */
+  timeoutMs?: number;
+  /** Called with progress figures while the migration runs. */
+  onProgress?: (p: MigrationProgress) => void;
+}
+
+export interface MigrationProgress {
+  status: string;
+  transferredBytes: number;
+  remainingBytes: number;
+  totalBytes: number;
+}
+
+export interface MigrationResult {
+  /** The guest's downtime as the hypervisor reports it, ms. */
+  downtimeMs: number;
+  /** The migration's total time as the hypervisor reports it, ms. */
+  totalMs: number;
+  /** Our end to end time: from the call until the domain runs only on the target, ms. */
+  endToEndMs: number;
+  transferredBytes: number;
+}
+
+export interface SuspendResult {
+  file: string;
+  bytes: number;
+  /** Time to write the state, ms. */
+  durationMs: number;
+}
+
+export interface ConsoleReadOptions {
+  /** Byte offset to read from (a previous result's `nextOffset`); default 0. */
+  fromOffset?: number;
+}
+
+export interface ConsoleChunk {
+  text: string;
+  nextOffset: number;
+}
+
+export interface HypervisorDriver {
+  readonly kind: HypervisorKind;
+  /** The node this driver acts on (its Transport's host label). */
+  readonly node: string;
+  readonly transport: Transport;
+
+  /** Every domain this driver manages on the node, including shut-off ones whose files remain. */
+  list(): Promise<DomainInfo[]>;
+  /** One domain, or undefined when it does not exist on this node. */
+  get(name: string): Promise<DomainInfo | undefined>;
+  /** Creates and starts; see the idempotency rules above. */
+  create(spec: DomainSpec): Promise<DomainInfo>;
+  shutdown(name: string, opts?: ShutdownOptions): Promise<ShutdownResult>;
+  destroy(name: string): Promise<void>;
+  suspend(name: string, file: string): Promise<SuspendResult>;
+  resume(spec: DomainSpec, file: string): Promise<DomainInfo>;
+  migrate(name: string, target: HypervisorDriver, opts?: MigrateOptions): Promise<MigrationResult>;
+  cancelMigration(name: string): Promise<boolean>;
+  /** The guest's console output (ttyS0 / hvc0) from an offset; empty when the domain does not exist. */
+  readConsole(name: string, opts?: ConsoleReadOptions): Promise<ConsoleChunk>;
+}
+
+export class HypervisorError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+export class MigrationFailedError extends HypervisorError {}
+export class MigrationCancelledError extends MigrationFailedError {}
+
+/** `<namespace>.<virtualnode>`. */
+export function domainName(namespace: string, virtualNode: string): string {
+  return `${namespace}.${virtualNode}`;
+}
+
+/**
+ * Rejects names that cannot be a single path component or carry control characters. Everything
+ * else (commas, spaces, quotes) is allowed: names reach tools only as argv elements.
+ */
+export function validateDomainName(name: string): void {
+  if (!name || name === '.' || name === '..' || name.length > 200 || /[/\x00-\x1f\x7f]/.test(name)) {
+    throw new HypervisorError(
+      `invalid domain name ${JSON.stringify(name)}: use <namespace>.<virtualnode> (no "/", no control characters, at most 200 bytes)`,
+    );
+  }
+}
+
+export interface DomainChange {
+  name: string;
+  /** undefined: the domain disappeared. */
+  info: DomainInfo | undefined;
+}
+
+/**
+ * Observes a node's domains by polling `list()`: calls onChange for every domain that appeared,
+ * disappeared or changed state. Returns a function that stops the observation. List errors are
+ * passed to onError and the observation goes on.
+ */
+export function observeDomains(
+  driver: Pick<HypervisorDriver, 'list'>,
+  onChange: (c: DomainChange) => void,
+  opts: { intervalMs?: number; onError?: (e: unknown) => void } = {},
+): () => void {
+  let known = new Map<string, DomainInfo>();
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const tick = async (): Promise<void> => {
+    try {
+      const now = new Map((await driver.list()).map((d) => [d.name, d] as const));
+      if (stopped) return;
+      for (const [name, info] of now) {
+        const old = known.get(name);
+        if (!old || old.state !== info.state) onChange({ name, info });
+      }
+      for (const name of known.keys()) if (!now.has(name)) onChange({ name, info: undefined });
+      known = now;
+    } catch (e) {
+      opts.onError?.(e);
+    }
+    if (!stopped) timer = setTimeout(() => void tick(), opts.intervalMs ?? 2000);
+  };
+  void tick();
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+  };
+}

@@ -31,6 +31,7 @@ import {
   checkBatch, checkRef, decodeObject, describeRef, encodeObject, planWrite, withVersion, type WritePlan,
 } from './object-semantics.js';
 import { compileLabelSelector } from './label-selector.js';
+import { StoreBase } from './store-base.js';
 
 export interface EtcdStoreOptions {
   /** http(s)://host:port of each member. */
@@ -42,6 +43,11 @@ export interface EtcdStoreOptions {
   prefix?: string;
   /** Deadline of each unary call, ms. Default 10000. */
   callTimeoutMs?: number;
+  /**
+   * A watch whose connection is down this long ends with onError, ms. Default 10000. Shorter
+   * outages are bridged: the client resumes the watch from the last delivered revision.
+   */
+  watchBrokenAfterMs?: number;
 }
 
 // The raw etcd3 message shapes this file uses (the package's RPC namespace is not exported).
@@ -64,19 +70,22 @@ type RequestOp =
 /** Most attempts of one write whose compares keep failing without a definite error. */
 const MAX_ATTEMPTS = 50;
 
-export class EtcdStore implements Store {
+export class EtcdStore extends StoreBase {
   readonly backend = 'etcd' as const;
   readonly leases: LeaseApi;
   readonly client: Etcd3;
   readonly prefix: string;
   private readonly where: string;
+  private readonly watchBrokenAfterMs: number;
   private readonly watches = new Set<{ cancel(): void }>();
   private closed = false;
 
   private constructor(client: Etcd3, options: EtcdStoreOptions) {
+    super();
     this.client = client;
     this.prefix = (options.prefix ?? '/virtualinux').replace(/\/+$/, '');
     this.where = options.endpoints.join(',');
+    this.watchBrokenAfterMs = options.watchBrokenAfterMs ?? 10_000;
     this.leases = new EtcdLeases(this);
   }
 
@@ -170,12 +179,6 @@ export class EtcdStore implements Store {
 
   // ---- reads ----------------------------------------------------------------------------------
 
-  async get<T extends ApiObject>(ref: ObjectRef): Promise<T> {
-    const o = await this.tryGet<T>(ref);
-    if (!o) throw new NotFoundError(`${describeRef(ref)} not found`);
-    return o;
-  }
-
   async tryGet<T extends ApiObject>(ref: ObjectRef): Promise<T | undefined> {
     const r = checkRef(ref);
     const res = await this.call(`get ${describeRef(r)}`, () => this.client.kv.range({ key: this.keyOf(r) })) as RangeResponse;
@@ -204,19 +207,6 @@ export class EtcdStore implements Store {
   }
 
   // ---- writes ---------------------------------------------------------------------------------
-
-  async create<T extends ApiObject>(obj: T, opts?: WriteOptions): Promise<T> {
-    return (await this.batch([{ op: 'create', object: obj }], opts))[0] as T;
-  }
-  async update<T extends ApiObject>(obj: T, opts?: WriteOptions): Promise<T> {
-    return (await this.batch([{ op: 'update', object: obj }], opts))[0] as T;
-  }
-  async updateStatus<T extends ApiObject>(obj: T, opts?: WriteOptions): Promise<T> {
-    return (await this.batch([{ op: 'updateStatus', object: obj }], opts))[0] as T;
-  }
-  async delete<T extends ApiObject>(ref: ObjectRef, opts: WriteOptions & { resourceVersion?: string } = {}): Promise<T> {
-    return (await this.batch([{ op: 'delete', ref, resourceVersion: opts.resourceVersion }], opts))[0] as T;
-  }
 
   async batch(ops: BatchOp[], opts: WriteOptions = {}): Promise<ApiObject[]> {
     const refs = checkBatch(ops);
@@ -279,7 +269,13 @@ export class EtcdStore implements Store {
     let closed = false;
     let delivered = 0;
     let watcher: Watcher | undefined;
-    const entry = { cancel: () => { void watcher?.cancel().catch(() => undefined); } };
+    let brokenTimer: NodeJS.Timeout | undefined;
+    const entry = {
+      cancel: () => {
+        clearTimeout(brokenTimer);
+        void watcher?.cancel().catch(() => undefined);
+      },
+    };
     const fail = (err: Error): void => {
       if (closed) return;
       closed = true;
@@ -294,6 +290,15 @@ export class EtcdStore implements Store {
     builder.create().then((w) => {
       watcher = w;
       if (closed) { entry.cancel(); return; }
+      w.on('disconnected', (err) => {
+        brokenTimer ??= setTimeout(() => fail(new StoreError(
+          `${what}: the connection to etcd at ${this.where} has been down for ${this.watchBrokenAfterMs} ms ` +
+            `(${err.message}); list again when etcd is back`, { cause: err })), this.watchBrokenAfterMs);
+      });
+      w.on('connected', () => {
+        clearTimeout(brokenTimer);
+        brokenTimer = undefined;
+      });
       w.on('data', (res) => {
         if (closed) return;
         if (res.compact_revision && res.compact_revision !== '0') {

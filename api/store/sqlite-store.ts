@@ -22,6 +22,7 @@ import {
   checkBatch, checkRef, decodeObject, describeRef, encodeObject, planWrite, withVersion,
 } from './object-semantics.js';
 import { compileLabelSelector } from './label-selector.js';
+import { StoreBase } from './store-base.js';
 
 export interface SqliteStoreOptions {
   /** How often watches poll the change log, in ms. Default 25. */
@@ -57,7 +58,7 @@ interface RawWatcher {
   closed: boolean;
 }
 
-export class SqliteStore implements Store {
+export class SqliteStore extends StoreBase {
   readonly backend = 'sqlite' as const;
   readonly leases: LeaseApi;
   readonly path: string;
@@ -72,6 +73,7 @@ export class SqliteStore implements Store {
 
   /** Opens (and creates when missing) the store file and its parent directory. */
   constructor(path: string, options: SqliteStoreOptions = {}) {
+    super();
     this.path = path;
     this.opts = {
       pollIntervalMs: options.pollIntervalMs ?? 25,
@@ -169,12 +171,6 @@ export class SqliteStore implements Store {
 
   // ---- reads ----------------------------------------------------------------------------------
 
-  async get<T extends ApiObject>(ref: ObjectRef): Promise<T> {
-    const o = await this.tryGet<T>(ref);
-    if (!o) throw new NotFoundError(`${describeRef(ref)} not found`);
-    return o;
-  }
-
   async tryGet<T extends ApiObject>(ref: ObjectRef): Promise<T | undefined> {
     this.checkOpen();
     const r = checkRef(ref);
@@ -203,19 +199,6 @@ export class SqliteStore implements Store {
   }
 
   // ---- writes ---------------------------------------------------------------------------------
-
-  async create<T extends ApiObject>(obj: T, opts?: WriteOptions): Promise<T> {
-    return (await this.batch([{ op: 'create', object: obj }], opts))[0] as T;
-  }
-  async update<T extends ApiObject>(obj: T, opts?: WriteOptions): Promise<T> {
-    return (await this.batch([{ op: 'update', object: obj }], opts))[0] as T;
-  }
-  async updateStatus<T extends ApiObject>(obj: T, opts?: WriteOptions): Promise<T> {
-    return (await this.batch([{ op: 'updateStatus', object: obj }], opts))[0] as T;
-  }
-  async delete<T extends ApiObject>(ref: ObjectRef, opts: WriteOptions & { resourceVersion?: string } = {}): Promise<T> {
-    return (await this.batch([{ op: 'delete', ref, resourceVersion: opts.resourceVersion }], opts))[0] as T;
-  }
 
   async batch(ops: BatchOp[], opts: WriteOptions = {}): Promise<ApiObject[]> {
     this.checkOpen();
@@ -363,6 +346,18 @@ export class SqliteStore implements Store {
   /** One poll: raw watchers, then every object watcher gets the changes from its next revision. */
   private poll(): void {
     if (this.closed) return;
+    try {
+      this.pollOnce();
+    } catch (err) {
+      // The file became unreadable (deleted, disk error): end every watch rather than spin.
+      const e = new StoreError(`watching the store ${this.path} failed: ${(err as Error).message}; list again`, { cause: err });
+      for (const w of [...this.watchers]) this.endWatch(w, e);
+      for (const w of [...this.rawWatchers]) { w.closed = true; this.rawWatchers.delete(w); w.onChange(); }
+      this.stopPollingIfIdle();
+    }
+  }
+
+  private pollOnce(): void {
     for (const w of [...this.rawWatchers]) {
       if (w.closed || this.rawState(w.key) === w.state) continue;
       w.closed = true;

@@ -4,7 +4,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
@@ -94,32 +94,50 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdHar
   };
 
   const deadline = Date.now() + (options.startTimeoutMs ?? 20_000);
-  const probe = new Etcd3({ hosts: [client], dialTimeout: 1000 });
+  // Wait for the port with plain TCP first: a grpc client that connects too early backs off for
+  // seconds before its next attempt.
+  let probe: Etcd3 | undefined;
   try {
     for (;;) {
       if (spawnError || exited) {
         throw new Error(`etcd (${bin}) exited before it was ready: ${spawnError?.message ?? output.trim()}`);
       }
-      try {
-        await probe.maintenance.status({ deadline: Date.now() + 1000 });
-        break;
-      } catch (err) {
-        if (Date.now() > deadline) throw new Error(`etcd did not answer on ${client} within the start timeout: ${output.trim()}`, { cause: err });
-        await new Promise((r) => setTimeout(r, 100));
+      if (await portOpen(clientPort)) {
+        probe = new Etcd3({ hosts: [client], dialTimeout: 1000 });
+        try {
+          await probe.maintenance.status({ deadline: Date.now() + 1000 });
+          break;
+        } catch (err) {
+          probe.close();
+          probe = undefined;
+          if (Date.now() > deadline) throw new Error(`etcd did not answer on ${client} within the start timeout: ${output.trim()}`, { cause: err });
+        }
+      } else if (Date.now() > deadline) {
+        throw new Error(`etcd did not listen on ${client} within the start timeout: ${output.trim()}`);
       }
+      await new Promise((r) => setTimeout(r, 50));
     }
   } catch (err) {
-    probe.close();
+    probe?.close();
     await stop();
     throw err;
   }
+  const admin = probe;
 
   return {
     endpoints: [client],
     url: `etcd://127.0.0.1:${clientPort}`,
     dataDir,
     pid: child.pid!,
-    compact: async (revision) => { await probe.kv.compact({ revision, physical: true }); },
-    stop: async () => { probe.close(); await stop(); },
+    compact: async (revision) => { await admin.kv.compact({ revision, physical: true }); },
+    stop: async () => { admin.close(); await stop(); },
   };
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: '127.0.0.1', port });
+    sock.once('connect', () => { sock.destroy(); resolve(true); });
+    sock.once('error', () => { sock.destroy(); resolve(false); });
+  });
 }

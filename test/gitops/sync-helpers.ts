@@ -55,13 +55,13 @@ function collect(stream: PassThrough): () => string {
   return () => Buffer.concat(chunks).toString('utf8');
 }
 
-/** Runs `vcctl sync <args>` in this process (the real dispatcher and command) with captured output. */
-export async function runSyncInProcess(args: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
+/** Runs `vcctl <argv>` in this process (the real dispatcher and commands) with captured output. */
+export async function runVcctlInProcess(argv: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   const out = collect(stdout);
   const err = collect(stderr);
-  const code = await main(['sync', ...args], { stdout, stderr, stdin: Readable.from([]), env });
+  const code = await main(argv, { stdout, stderr, stdin: Readable.from([]), env });
   return { code, stdout: out(), stderr: err() };
 }
 

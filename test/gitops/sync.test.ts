@@ -11,7 +11,7 @@ import { SYNC_SOURCE_ANNOTATION } from '../../reconcilers/gitops/plan-sync.js';
 import type { GitSource } from '../../reconcilers/gitops/sync-status.js';
 import { GitFixture } from './git-fixture.js';
 import {
-  eventually, osTemplate, physicalNode, runSyncInProcess, startVcctl, virtualCluster, type VcctlProcess,
+  eventually, osTemplate, physicalNode, runVcctlInProcess, startVcctl, virtualCluster, type VcctlProcess,
 } from './sync-helpers.js';
 
 const VC = (name: string) => ({ kind: 'VirtualCluster', namespace: 'default', name });
@@ -43,7 +43,7 @@ describe('gitops: vcctl sync (real git, real SqliteStore)', function () {
     fx.cleanup();
   });
 
-  const sync = (...args: string[]) => runSyncInProcess(['--dir', fx.work, ...args], env);
+  const sync = (...args: string[]) => runVcctlInProcess(['sync', '--dir', fx.work, ...args], env);
   const source = () => store.get<GitSource>(GS);
 
   it('applies every manifest of the first sync in dependency order and records the commit', async () => {
@@ -150,6 +150,12 @@ describe('gitops: vcctl sync (real git, real SqliteStore)', function () {
     assert.match(gs.status?.lastError ?? '', new RegExp(`^revision ${bad}: .*broken\\.yaml: document 1 \\(line 8\\): spec\\.placement\\.strategy`));
     assert.equal(getCondition(gs.status?.conditions, 'Ready')?.reason, 'ValidationFailed');
     assert.equal(getCondition(gs.status?.conditions, 'Stalled')?.status, 'True');
+    // What an operator sees.
+    const get = await runVcctlInProcess(['get', 'gitsources', '-o', 'wide'], env);
+    assert.equal(get.code, 0, get.stderr);
+    const row = get.stdout.split('\n').find((l) => l.startsWith('work '));
+    assert.ok(row, get.stdout);
+    assert.match(row, new RegExp(`${good.slice(0, 12)}\\s+False\\s.*broken\\.yaml: document 1 \\(line 8\\): spec\\.placement\\.strategy`));
 
     fx.write(fx.work, 'clusters/broken.yaml', virtualCluster('broken', 1, 'Block'));
     const fixed = fx.commit(fx.work, 'fix');
@@ -198,7 +204,7 @@ describe('gitops: vcctl sync (real git, real SqliteStore)', function () {
     assert.match((await source()).status?.lastAppliedRevision ?? '', new RegExp(`^${fx.head(fx.work)}-dirty-[0-9a-f]{12}$`));
 
     fx.write(fx.upstream, 'work/x.yaml', physicalNode('other'));
-    const other = await runSyncInProcess(['--dir', join(fx.upstream, 'work')], env);
+    const other = await runVcctlInProcess(['sync', '--dir', join(fx.upstream, 'work')], env);
     assert.equal(other.code, 1);
     assert.match(other.stderr, /GitSource default\/work already syncs .* Pass --name/);
     assert.equal(await store.tryGet(PN('other')), undefined);
@@ -219,6 +225,14 @@ describe('gitops: vcctl sync (real git, real SqliteStore)', function () {
     const latency = Date.now() - t0;
     console.log(`      watch: edit applied ${latency} ms after the write (measured, not asserted)`);
     assert.equal(vc.spec?.nodes, 7);
+    // An invalid file while watching: reported on stderr and in the status, nothing applied.
+    fx.write(fx.work, 'clusters/stripes.yaml', virtualCluster('stripes', 9));
+    fx.write(fx.work, 'clusters/broken.yaml', virtualCluster('broken', 1, 'Diagonal'));
+    await eventually(async () => (/ValidationFailed[\s\S]*broken\.yaml: document 1 \(line 8\): spec\.placement\.strategy/.test(p.stderr()) ? true : undefined), 'the error on stderr');
+    assert.equal((await store.get<VirtualCluster>(VC('stripes'))).spec?.nodes, 7);
+    assert.equal(getCondition((await source()).status?.conditions, 'Ready')?.reason, 'ValidationFailed');
+    fx.remove(fx.work, 'clusters/broken.yaml');
+    await eventually(async () => ((await store.get<VirtualCluster>(VC('stripes'))).spec?.nodes === 9 ? true : undefined), 'the fixed state');
     // A removal while watching, with --prune.
     fx.remove(fx.work, 'clusters/stripes.yaml');
     await eventually(async () => ((await store.tryGet(VC('stripes'))) ? undefined : true), 'the prune');

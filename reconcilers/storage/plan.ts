@@ -1,0 +1,263 @@
+// The storage controller's decision for one VirtualCluster, as a pure function of what is
+// observed: the VC, its OSTemplate, its Volume objects, which volumes exist on the storage root,
+// whether any of its VMs is up, and the VC's configuration file. The apply step performs the
+// actions in order and plans again until nothing is left (controller.ts).
+//
+// The paper's five stages (section 4.2) map to the volume roles: (1) `<vc>-original` from the
+// template, (2) `<vc>-<i>-disk` snapshots of it, (3) `<vc>-<i>-swap`, (4) `<vc>-<i>-config` (ADR
+// 0002), (5) the VC's configuration file `vc.json` on the storage root; plus `<vc>-shared`.
+//
+// Crash safety: a Volume object is created (Pending) before its volume exists on the storage, and
+// a volume leaves the storage before its object goes; so whatever a crash interrupts, each volume
+// on the storage has an object that names it, and the next plan finishes the job. Every action is
+// idempotent.
+
+import type { ConditionInput } from '../../api/conditions.js';
+import type { OSTemplate, StorageDriverName, VirtualCluster, Volume, VolumeRole } from '../../api/types.js';
+import { API_VERSION } from '../../api/types.js';
+
+export const STORAGE_FINALIZER = 'virtualinux.org/storage';
+export const CLUSTER_LABEL = 'virtualinux.org/cluster';
+export const ROLE_LABEL = 'virtualinux.org/volume-role';
+export const CONFIG_REVISION_ANNOTATION = 'virtualinux.org/config-revision';
+export const FORMAT_ANNOTATION = 'virtualinux.org/format';
+
+const MiB = 1024 * 1024;
+
+export interface DesiredVolume {
+  name: string;
+  role: VolumeRole;
+  sizeGiB: number;
+  source?: string;
+  virtualNode?: string;
+  index?: number;
+}
+
+/** Everything a VC's storage consists of, in provisioning order. */
+export function desiredVolumes(vc: VirtualCluster): DesiredVolume[] {
+  const n = vc.metadata.name;
+  const spec = vc.spec!;
+  const out: DesiredVolume[] = [{ name: `${n}-original`, role: 'original', sizeGiB: spec.node.diskGiB }];
+  for (let i = 0; i < spec.nodes; i++) {
+    const vn = `${n}-${i}`;
+    out.push({ name: `${vn}-disk`, role: 'snapshot', sizeGiB: spec.node.diskGiB, source: `${n}-original`, virtualNode: vn, index: i });
+  }
+  for (let i = 0; i < spec.nodes; i++) {
+    const vn = `${n}-${i}`;
+    out.push({ name: `${vn}-swap`, role: 'swap', sizeGiB: spec.node.swapMiB / 1024, virtualNode: vn, index: i });
+  }
+  for (let i = 0; i < spec.nodes; i++) {
+    const vn = `${n}-${i}`;
+    out.push({ name: `${vn}-config`, role: 'config', sizeGiB: 1 / 1024, virtualNode: vn, index: i });
+  }
+  const shared = spec.sharedStorage;
+  if (shared && shared.filesystem !== 'none') out.push({ name: `${n}-shared`, role: 'shared', sizeGiB: shared.sizeGiB });
+  return out;
+}
+
+export function driverOf(vc: VirtualCluster): StorageDriverName {
+  return vc.spec?.storageDriver ?? 'qcow2';
+}
+
+/** The Volume object for a desired volume: labelled, owned (controller) by the VC. */
+export function volumeObject(vc: VirtualCluster, d: DesiredVolume): Volume {
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Volume',
+    metadata: {
+      name: d.name,
+      namespace: vc.metadata.namespace,
+      labels: { [CLUSTER_LABEL]: vc.metadata.name, [ROLE_LABEL]: d.role },
+      ownerReferences: [
+        { apiVersion: API_VERSION, kind: 'VirtualCluster', name: vc.metadata.name, uid: vc.metadata.uid!, controller: true, blockOwnerDeletion: true },
+      ],
+    },
+    spec: {
+      role: d.role,
+      cluster: vc.metadata.name,
+      sizeGiB: d.sizeGiB,
+      driver: driverOf(vc),
+      ...(d.source ? { source: d.source } : {}),
+      ...(d.virtualNode ? { virtualNode: d.virtualNode } : {}),
+    },
+    status: { phase: 'Pending' },
+  };
+}
+
+export interface StorageObservation {
+  vc: VirtualCluster;
+  /** Undefined: the OSTemplate named by spec.template does not exist. */
+  template: OSTemplate | undefined;
+  /** The Volume objects labelled with this VC (and owned by it). */
+  volumes: Volume[];
+  /** Volume name -> whether it exists on the storage. Names absent here count as absent. */
+  present: Record<string, boolean>;
+  /** Some VM of the VC is running, starting, migrating or suspending. */
+  vmsActive: boolean;
+  /** Subnet for the node addresses (spec.network.subnet or status.subnet). */
+  subnet: string | undefined;
+  /** Desired config revision per node index (from the config disk generator). */
+  configRevisions: Record<number, string>;
+  /** The content of the VC's vc.json now, and what it should be. */
+  vcConfigCurrent: string | undefined;
+  vcConfigDesired: string | undefined;
+  /** The apply step wants fresh usage figures (time-based, decided outside). */
+  usageDue: boolean;
+}
+
+export type StorageAction =
+  | { type: 'addFinalizer' }
+  | { type: 'createObjects'; volumes: Volume[] }
+  | { type: 'provision'; name: string; role: VolumeRole; index?: number }
+  | { type: 'reset'; name: string }
+  | { type: 'writeConfig'; name: string; index: number }
+  /** Template update: remove the files of the snapshots, then of the original (objects stay). */
+  | { type: 'invalidate'; names: string[] }
+  | { type: 'remove'; name: string }
+  | { type: 'writeVcConfig' }
+  | { type: 'removeVcDir' }
+  | { type: 'removeFinalizer' }
+  | { type: 'refreshUsage' }
+  | { type: 'event'; eventType: 'Normal' | 'Warning'; reason: string; message: string };
+
+export interface StoragePlan {
+  actions: StorageAction[];
+  /** StorageReady and UpdatePending as they stand once `actions` are done. */
+  conditions: ConditionInput[];
+  requeueAfterMs?: number;
+}
+
+export const STORAGE_READY = 'StorageReady';
+export const UPDATE_PENDING = 'UpdatePending';
+
+export function planStorage(o: StorageObservation): StoragePlan {
+  const vc = o.vc;
+  const byName = new Map(o.volumes.map((v) => [v.metadata.name, v]));
+  const has = (name: string): boolean => o.present[name] === true;
+
+  // ---- deletion: volumes leave the storage (snapshots before their original), then the finalizer.
+  if (vc.metadata.deletionTimestamp) {
+    if (!vc.metadata.finalizers?.includes(STORAGE_FINALIZER)) return { actions: [], conditions: [] };
+    if (o.vmsActive) {
+      return {
+        actions: [],
+        conditions: [{ type: STORAGE_READY, status: 'False', reason: 'Deleting', message: 'waiting for the VMs of the cluster to stop before removing its volumes' }],
+        requeueAfterMs: 2_000,
+      };
+    }
+    const order = (v: Volume): number => (v.spec?.role === 'original' ? 1 : 0);
+    const doomed = [...o.volumes].sort((a, b) => order(a) - order(b) || a.metadata.name.localeCompare(b.metadata.name));
+    return {
+      actions: [
+        ...doomed.map((v): StorageAction => ({ type: 'remove', name: v.metadata.name })),
+        { type: 'removeVcDir' },
+        { type: 'removeFinalizer' },
+      ],
+      conditions: [],
+    };
+  }
+
+  const actions: StorageAction[] = [];
+  if (!vc.metadata.finalizers?.includes(STORAGE_FINALIZER)) actions.push({ type: 'addFinalizer' });
+
+  if (!o.template) {
+    return {
+      actions,
+      conditions: [{
+        type: STORAGE_READY, status: 'False', reason: 'TemplateNotFound',
+        message: `OSTemplate "${vc.spec!.template}" does not exist; create it or fix spec.template`,
+      }],
+    };
+  }
+  const revision = o.template.spec!.revision;
+  const desired = desiredVolumes(vc);
+  const desiredNames = new Set(desired.map((d) => d.name));
+
+  // ---- objects first (crash safety), then volumes that are no longer wanted (scale-down).
+  const missing = desired.filter((d) => !byName.has(d.name)).map((d) => volumeObject(vc, d));
+  if (missing.length > 0) actions.push({ type: 'createObjects', volumes: missing });
+  for (const v of o.volumes) {
+    if (!desiredNames.has(v.metadata.name)) actions.push({ type: 'remove', name: v.metadata.name });
+  }
+
+  const originalName = `${vc.metadata.name}-original`;
+  const original = byName.get(originalName);
+  const originalReady = has(originalName) && original?.status?.phase === 'Ready';
+  const originalRev = original?.status?.templateRevision;
+  const running = o.vmsActive || vc.spec!.state === 'Running';
+  const conditions: ConditionInput[] = [];
+
+  // ---- template update (paper 3, "centralised management").
+  if (originalReady && originalRev !== undefined && originalRev !== revision) {
+    if (running) {
+      conditions.push({
+        type: UPDATE_PENDING, status: 'True', reason: 'TemplateRevisionChanged',
+        message: `OSTemplate "${o.template.metadata.name}" is at revision ${revision}, the node disks at ${originalRev}; suspend or stop the cluster to apply it (the nodes' private data will be lost)`,
+      });
+      return finish(o, actions, conditions, desired);
+    }
+    const snaps = desired.filter((d) => d.role === 'snapshot' && has(d.name)).map((d) => d.name);
+    actions.push(
+      { type: 'event', eventType: 'Warning', reason: 'SnapshotsReset', message: `OSTemplate revision ${originalRev} -> ${revision}: resetting ${snaps.length} node disks to the new original; their private data is lost` },
+      { type: 'invalidate', names: [...snaps, originalName] },
+    );
+    return { actions, conditions: [{ type: STORAGE_READY, status: 'False', reason: 'Resetting', message: `applying OSTemplate revision ${revision}` }, notPending()] };
+  }
+  conditions.push(notPending());
+
+  // ---- stages 1-4 and the shared volume.
+  for (const d of desired) {
+    const v = byName.get(d.name);
+    const ready = has(d.name) && v?.status?.phase === 'Ready' && !!v.status.path;
+    if (d.role === 'snapshot') {
+      if (!originalReady && !has(d.name)) continue; // after the original exists
+      if (ready && v!.status!.templateRevision !== undefined && originalRev !== undefined && v!.status!.templateRevision !== originalRev) {
+        if (!running) actions.push({ type: 'reset', name: d.name });
+        continue;
+      }
+    }
+    if (d.role === 'config') {
+      if (!o.subnet) continue; // node addresses unknown yet
+      const want = o.configRevisions[d.index!];
+      if (!ready || v?.metadata.annotations?.[CONFIG_REVISION_ANNOTATION] !== want) {
+        actions.push({ type: 'writeConfig', name: d.name, index: d.index! });
+      }
+      continue;
+    }
+    if (!ready) actions.push({ type: 'provision', name: d.name, role: d.role, ...(d.index !== undefined ? { index: d.index } : {}) });
+  }
+  return finish(o, actions, conditions, desired);
+}
+
+function notPending(): ConditionInput {
+  return { type: UPDATE_PENDING, status: 'False', reason: 'UpToDate', message: '' };
+}
+
+function finish(o: StorageObservation, actions: StorageAction[], conditions: ConditionInput[], desired: DesiredVolume[]): StoragePlan {
+  const work = actions.some((a) => a.type !== 'addFinalizer' && a.type !== 'event');
+  if (!work && o.vcConfigDesired !== undefined && o.vcConfigCurrent !== o.vcConfigDesired) {
+    actions.push({ type: 'writeVcConfig' });
+  }
+  if (!work && o.usageDue) actions.push({ type: 'refreshUsage' });
+  const byName = new Map(o.volumes.map((v) => [v.metadata.name, v]));
+  const notReady = desired.filter((d) => {
+    const v = byName.get(d.name);
+    return !(o.present[d.name] && v?.status?.phase === 'Ready');
+  });
+  if (work || notReady.length > 0) {
+    const waitingForSubnet = !o.subnet && notReady.every((d) => d.role === 'config');
+    conditions.unshift(
+      waitingForSubnet
+        ? { type: STORAGE_READY, status: 'False', reason: 'WaitingForSubnet', message: 'the node configuration volumes need the VC subnet (spec.network.subnet or one allocated by the network controller)' }
+        : { type: STORAGE_READY, status: 'False', reason: 'Provisioning', message: `${notReady.length} of ${desired.length} volumes not ready` },
+    );
+    return { actions, conditions, ...(waitingForSubnet && !work ? { requeueAfterMs: 5_000 } : {}) };
+  }
+  conditions.unshift({ type: STORAGE_READY, status: 'True', reason: 'Provisioned', message: `${desired.length} volumes ready` });
+  return { actions, conditions };
+}
+
+/** Bytes of a volume of `sizeGiB` (swap sizes come in MiB and stay exact). */
+export function volumeBytes(sizeGiB: number): number {
+  return Math.round(sizeGiB * 1024) * MiB;
+}

@@ -1,0 +1,195 @@
+// The storage controller end to end on the embedded store (real SqliteStore) with the
+// ControllerManager, the qcow2 driver and the local transport: the five stages of VC creation,
+// bad input, template updates, deletion, and a storage root that fills up.
+
+import assert from 'node:assert/strict';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SqliteStore } from '../../api/store/sqlite-store.js';
+import { getCondition } from '../../api/conditions.js';
+import type { EventObject, VirtualCluster, Volume } from '../../api/types.js';
+import { ControllerManager } from '../../controllers/manager.js';
+import { silentLogger } from '../../controllers/log.js';
+import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
+import { TransportCache } from '../../drivers/transport/transport-for.js';
+import { storageController } from '../../reconcilers/storage/controller.js';
+import { STORAGE_FINALIZER } from '../../reconcilers/storage/plan.js';
+import { waitFor } from '../controllers/helpers.js';
+import { listTree, makeTemplate, makeTempDir, mountLoopFs, qemuHolds, qemuWrite, sh, shOk, type LoopBtrfs } from './storage-fixtures.js';
+import { osTemplate, storageNode, storageVc } from './storage-fixtures-objects.js';
+
+const MiB = 1024 * 1024;
+const vcRef = (name: string) => ({ kind: 'VirtualCluster', namespace: 'default', name });
+
+async function startManager(dir: string): Promise<{ store: SqliteStore; manager: ControllerManager; transports: TransportCache }> {
+  const store = new SqliteStore(join(dir, 'store.db'), { pollIntervalMs: 10 });
+  const transports = new TransportCache();
+  const manager = new ControllerManager({
+    store, identity: 'storage-test', leaderElection: false, log: silentLogger(),
+    specs: [storageController({ transports, usageIntervalMs: 500 })],
+  });
+  await manager.start();
+  return { store, manager, transports };
+}
+
+async function volumesOf(store: SqliteStore, vc: string): Promise<Volume[]> {
+  return (await store.list<Volume>('Volume', { namespace: 'default', labelSelector: `virtualinux.org/cluster=${vc}` })).items;
+}
+
+async function condition(store: SqliteStore, vc: string, type: string) {
+  const v = await store.tryGet<VirtualCluster>(vcRef(vc));
+  return getCondition(v?.status?.conditions, type);
+}
+
+describe('storage controller end to end (SqliteStore, qcow2, local transport)', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let root: string;
+  let store: SqliteStore;
+  let manager: ControllerManager;
+  let transports: TransportCache;
+
+  before(async () => {
+    dir = await makeTempDir('vl-stctl-');
+    root = join(dir, 'san');
+    await mkdir(join(root, 'templates'), { recursive: true });
+    await makeTemplate(join(root, 'templates', 'base.qcow2'), 32 * MiB, 'qcow2');
+    ({ store, manager, transports } = await startManager(dir));
+    await store.create(storageNode('blade1', root));
+    await store.create(osTemplate('base', join(root, 'templates', 'base.qcow2')));
+  });
+  after(async () => {
+    await manager?.stop();
+    await store?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('makes the five stages of a 4-node VC plus its shared volume', async () => {
+    const vc = await store.create(storageVc('stripes', 4, 'base'));
+    await waitFor('StorageReady', async () => (await condition(store, 'stripes', 'StorageReady'))?.status === 'True', 60_000);
+    const vols = await volumesOf(store, 'stripes');
+    assert.deepEqual(vols.map((v) => v.metadata.name).sort(), [
+      'stripes-0-config', 'stripes-0-disk', 'stripes-0-swap', 'stripes-1-config', 'stripes-1-disk', 'stripes-1-swap',
+      'stripes-2-config', 'stripes-2-disk', 'stripes-2-swap', 'stripes-3-config', 'stripes-3-disk', 'stripes-3-swap',
+      'stripes-original', 'stripes-shared',
+    ]);
+    for (const v of vols) {
+      assert.equal(v.status?.phase, 'Ready', v.metadata.name);
+      await stat(v.status!.path!);
+      assert.equal(v.metadata.ownerReferences?.[0]?.uid, vc.metadata.uid);
+      assert.equal(typeof v.status?.bytesUsed, 'number');
+    }
+    const vcDir = vcStorageDir(root, 'default', 'stripes', vc.metadata.uid!);
+    const orig = vols.find((v) => v.metadata.name === 'stripes-original')!;
+    assert.equal(orig.status?.templateRevision, 1);
+    assert.equal(((await stat(orig.status!.path!)).mode & 0o777), 0o444);
+    const disk0 = vols.find((v) => v.metadata.name === 'stripes-0-disk')!;
+    assert.equal(disk0.status?.templateRevision, 1);
+    assert.ok(disk0.status!.bytesUsed! < 32 * MiB / 100, `fresh snapshot uses ${disk0.status!.bytesUsed}`);
+    // Stage 4: node 1's config disk holds its address and the peers.
+    const cfg1 = vols.find((v) => v.metadata.name === 'stripes-1-config')!;
+    const out = join(dir, 'cfg1');
+    await mkdir(out);
+    await shOk(['busybox', 'tar', '-xf', cfg1.status!.path!, '-C', out]);
+    const env = await readFile(join(out, 'vc/config.env'), 'utf8');
+    assert.match(env, /^VC_NODE_IP='10\.10\.1\.3'$/m);
+    assert.match(env, /^VC_PEERS='10\.10\.1\.2 10\.10\.1\.3 10\.10\.1\.4 10\.10\.1\.5'$/m);
+    assert.equal(await readFile(join(out, 'vc/firstboot.sh'), 'utf8'), 'echo hello from firstboot');
+    // Stage 5: the VC's configuration file.
+    const conf = await waitFor('vc.json', async () => {
+      const t = await readFile(join(vcDir, 'vc.json'), 'utf8').catch(() => '');
+      return t.includes('stripes-3-config') ? t : undefined;
+    });
+    const doc = JSON.parse(conf) as { nodes: { ip: string; disk: string }[]; template: { revision: number } };
+    assert.equal(doc.nodes.length, 4);
+    assert.equal(doc.nodes[2]!.ip, '10.10.1.4');
+    assert.equal(doc.template.revision, 1);
+    const v = await store.get<VirtualCluster>(vcRef('stripes'));
+    assert.ok(v.metadata.finalizers?.includes(STORAGE_FINALIZER));
+  });
+
+  it('reports a missing OSTemplate as StorageReady=False TemplateNotFound and makes nothing', async () => {
+    await store.create(storageVc('orphan', 2, 'no-such-template'));
+    const c = await waitFor('TemplateNotFound', async () => {
+      const x = await condition(store, 'orphan', 'StorageReady');
+      return x?.reason === 'TemplateNotFound' ? x : undefined;
+    });
+    assert.equal(c.status, 'False');
+    assert.deepEqual(await volumesOf(store, 'orphan'), []);
+  });
+
+  it('a missing template image rolls back and says TemplateNotFound', async () => {
+    await store.create(osTemplate('ghost', join(root, 'templates', 'ghost.qcow2')));
+    const vc = await store.create(storageVc('haunted', 2, 'ghost'));
+    await waitFor('TemplateNotFound', async () => (await condition(store, 'haunted', 'StorageReady'))?.reason === 'TemplateNotFound');
+    assert.deepEqual(await volumesOf(store, 'haunted'), []);
+    assert.deepEqual(await listTree(vcStorageDir(root, 'default', 'haunted', vc.metadata.uid!)), []);
+  });
+
+  it('a template revision marks a Running VC UpdatePending and resets a Stopped one', async () => {
+    const disk0 = (await volumesOf(store, 'stripes')).find((v) => v.metadata.name === 'stripes-0-disk')!;
+    const info = { path: disk0.status!.path!, format: 'qcow2' as const };
+    await qemuWrite(info, 0, 0xaa);
+    const t = await store.get({ kind: 'OSTemplate', name: 'base' });
+    await store.update({ ...t, spec: { ...(t.spec as object), revision: 2 } });
+    await waitFor('UpdatePending', async () => (await condition(store, 'stripes', 'UpdatePending'))?.status === 'True');
+    assert.ok(await qemuHolds(info, 0, 0xaa), 'a Running VC keeps its disks');
+    const vc = await store.get<VirtualCluster>(vcRef('stripes'));
+    await store.update({ ...vc, spec: { ...vc.spec!, state: 'Stopped' } });
+    await waitFor('reset to revision 2', async () => {
+      const vols = await volumesOf(store, 'stripes');
+      return vols.every((v) => v.status?.phase === 'Ready') &&
+        vols.filter((v) => v.spec?.role === 'snapshot' || v.spec?.role === 'original').every((v) => v.status?.templateRevision === 2);
+    }, 60_000);
+    assert.ok(await qemuHolds(info, 0, 0x11), 'the reset snapshot shows the original again');
+    await waitFor('UpdatePending cleared', async () => (await condition(store, 'stripes', 'UpdatePending'))?.status === 'False');
+    const events = (await store.list<EventObject>('Event', { namespace: 'default' })).items;
+    assert.ok(events.some((e) => e.spec?.reason === 'SnapshotsReset' && e.spec.type === 'Warning'));
+  });
+
+  it('deleting a VC removes every volume, its directory, then the VC', async () => {
+    const vc = await store.get<VirtualCluster>(vcRef('stripes'));
+    await store.delete(vcRef('stripes'));
+    await waitFor('VC gone', async () => (await store.tryGet(vcRef('stripes'))) === undefined, 60_000);
+    assert.deepEqual(await volumesOf(store, 'stripes'), []);
+    assert.deepEqual(await listTree(vcStorageDir(root, 'default', 'stripes', vc.metadata.uid!)), []);
+    await transports.evict('blade1');
+  });
+});
+
+describe('storage controller on a storage root that fills up', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let fs: LoopBtrfs | undefined;
+  let store: SqliteStore;
+  let manager: ControllerManager;
+
+  before(async () => {
+    dir = await makeTempDir('vl-stfull-');
+    fs = await mountLoopFs(24 * MiB, 'ext4');
+    await makeTemplate(join(dir, 'big.qcow2'), 64 * MiB, 'qcow2');
+    ({ store, manager } = await startManager(dir));
+    await store.create(storageNode('blade1', fs.mountPoint));
+    await store.create(osTemplate('big', join(dir, 'big.qcow2')));
+  });
+  after(async () => {
+    await manager?.stop();
+    await store?.close();
+    await fs?.cleanup();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('says StorageFull and leaves no half-made VC behind', async () => {
+    await store.create(storageVc('huge', 3, 'big'));
+    const c = await waitFor('StorageFull', async () => {
+      const x = await condition(store, 'huge', 'StorageReady');
+      return x?.reason === 'StorageFull' ? x : undefined;
+    }, 60_000);
+    assert.equal(c.status, 'False');
+    assert.match(c.message, /storage is full/);
+    assert.deepEqual(await volumesOf(store, 'huge'), []);
+    assert.deepEqual((await listTree(join(fs!.mountPoint, 'vcs'))).filter((n) => n.split('/').length > 1), []);
+    const df = await sh(['df', '--output=used', '-B1', fs!.mountPoint]);
+    assert.ok(Number(df.stdout.trim().split('\n')[1]) < 4 * MiB, `space given back: ${df.stdout}`);
+  });
+});

@@ -1,0 +1,197 @@
+// The hypervisor driver conformance suite: one guest's whole life across two nodes, run for real.
+// The guest's first-boot script starts a ticker printing `TICK <n>` on the console every second,
+// so a resumed or migrated guest is proven to be the same running guest (the count goes on) and
+// not a fresh boot (it would restart at 1 after a second READY marker).
+
+import { strict as assert } from 'node:assert';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { QemuDriver } from '../../drivers/hypervisor/qemu-driver.js';
+import { MigrationCancelledError, MigrationFailedError, type DomainSpec } from '../../drivers/hypervisor/types.js';
+import { guestEnv, makeNodeDisks, referenceGuest } from './node-disks.js';
+
+export interface NodePair {
+  a: QemuDriver;
+  b: QemuDriver;
+  /** A directory both nodes see at the same path (the SAN). */
+  san: string;
+  /** Whether a process id is alive on that node. */
+  alive(node: QemuDriver, pid: number): Promise<boolean>;
+  teardown(): Promise<void>;
+}
+
+const TICKER = `(i=0; while true; do i=$((i + 1)); echo "TICK $i" > /dev/console; sleep 1; done) &\n`;
+const READY_TIMEOUT = 90_000;
+
+function lastTick(text: string): number {
+  const all = [...text.matchAll(/TICK (\d+)/g)];
+  return all.length ? Number(all[all.length - 1]![1]) : 0;
+}
+
+async function waitTickAbove(d: QemuDriver, name: string, above: number, timeoutMs = 30_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const t = lastTick((await d.readConsole(name)).text);
+    if (t > above) return t;
+    if (Date.now() > deadline) throw new Error(`${d.node}: ${name} console shows no TICK above ${above} within ${timeoutMs} ms`);
+    await sleep(200);
+  }
+}
+
+export function describeHypervisorConformance(title: string, setup: () => Promise<NodePair>): void {
+  describe(title, function () {
+    this.timeout(240_000);
+    let pair: NodePair;
+    let spec: DomainSpec;
+    const name = 'test.conf-0';
+    const pids: Array<[QemuDriver, number]> = [];
+
+    const remember = async (d: QemuDriver): Promise<number> => {
+      const info = await d.get(name);
+      assert.ok(info?.pid, `${d.node}: ${name} has a process`);
+      pids.push([d, info.pid]);
+      return info.pid;
+    };
+
+    before(async function () {
+      this.timeout(300_000);
+      pair = await setup();
+      const g = referenceGuest();
+      const disks = makeNodeDisks(`${pair.san}/conf-0`, guestEnv('conf-0', '198.19.7.2'), TICKER);
+      spec = {
+        name,
+        vcpus: 1,
+        memoryMiB: 128,
+        boot: { kernel: g.kernel, initrd: g.initrd, cmdline: g.cmdline },
+        disks: {
+          root: { path: disks.root, format: 'qcow2' },
+          swap: { path: disks.swap, format: 'raw' },
+          config: { path: disks.config, format: 'raw', readOnly: true },
+        },
+      };
+    });
+
+    after(async function () {
+      this.timeout(60_000);
+      if (!pair) return;
+      for (const d of [pair.a, pair.b]) await d.destroy(name).catch(() => undefined);
+      for (const [d, pid] of pids) {
+        if (await pair.alive(d, pid).catch(() => false)) await d.transport.exec(['kill', '-KILL', String(pid)]);
+      }
+      await pair.teardown();
+    });
+
+    it('boots to the READY marker and lists the domain as running; create again is a no-op', async () => {
+      const info = await pair.a.create(spec);
+      assert.equal(info.name, name);
+      await pair.a.waitForConsole(name, /VIRTUALINUX-READY conf-0 198\.19\.7\.2/, READY_TIMEOUT);
+      const pid = await remember(pair.a);
+      const again = await pair.a.create(spec);
+      assert.equal(again.pid, pid, 'create of a running domain keeps the same process');
+      const listed = await pair.a.list();
+      assert.deepEqual(listed.map((d) => [d.name, d.state]), [[name, 'running']]);
+      assert.deepEqual(await pair.b.list(), []);
+      await waitTickAbove(pair.a, name, 0);
+    });
+
+    it('cancels a throttled migration: the domain runs only on the source', async () => {
+      const before = lastTick((await pair.a.readConsole(name)).text);
+      let targetPid: number | undefined;
+      let cancelled = false;
+      let cancelAnswer: boolean | undefined;
+      const mig = pair.a.migrate(name, pair.b, {
+        maxBandwidthBytesPerSec: 1024 * 1024,
+        onProgress: (p) => {
+          if (p.status === 'active' && p.transferredBytes > 2 * 1024 * 1024 && !cancelled) {
+            cancelled = true;
+            void (async () => {
+              targetPid = (await pair.b.get(name))?.pid;
+              cancelAnswer = await pair.a.cancelMigration(name);
+            })();
+          }
+        },
+      });
+      await assert.rejects(mig, MigrationCancelledError);
+      assert.equal(cancelAnswer, true, 'cancelMigration found the running migration');
+      assert.ok(targetPid, 'the target had a QEMU while the migration ran');
+      assert.equal(await pair.b.get(name), undefined, 'no domain left on the target');
+      assert.equal(await pair.alive(pair.b, targetPid), false, 'no target process left');
+      assert.equal((await pair.a.get(name))?.state, 'running');
+      assert.equal(await pair.a.cancelMigration(name), false, 'nothing to cancel any more');
+      await waitTickAbove(pair.a, name, before);
+    });
+
+    it('a migration whose target dies midway leaves the source running and nothing on the target', async () => {
+      let targetPid: number | undefined;
+      let killed = false;
+      const mig = pair.a.migrate(name, pair.b, {
+        maxBandwidthBytesPerSec: 1024 * 1024,
+        onProgress: (p) => {
+          if (p.status === 'active' && p.transferredBytes > 2 * 1024 * 1024 && !killed) {
+            killed = true;
+            void (async () => {
+              targetPid = (await pair.b.get(name))?.pid;
+              if (targetPid) await pair.b.transport.exec(['kill', '-KILL', String(targetPid)]);
+            })();
+          }
+        },
+      });
+      await assert.rejects(mig, (e: Error) => e instanceof MigrationFailedError && !(e instanceof MigrationCancelledError));
+      assert.ok(targetPid, 'the target QEMU was found and killed');
+      assert.equal(await pair.alive(pair.b, targetPid), false);
+      assert.equal(await pair.b.get(name), undefined, 'no files left on the target');
+      assert.equal((await pair.a.get(name))?.state, 'running');
+      const t = lastTick((await pair.a.readConsole(name)).text);
+      await waitTickAbove(pair.a, name, t);
+    });
+
+    it('live-migrates: the same guest runs only on the target, with QEMU downtime and total reported', async () => {
+      const before = lastTick((await pair.a.readConsole(name)).text);
+      const oldPid = (await pair.a.get(name))!.pid!;
+      const r = await pair.a.migrate(name, pair.b, { downtimeLimitMs: 300 });
+      assert.ok(r.totalMs > 0 && r.downtimeMs > 0 && r.transferredBytes > 0, JSON.stringify(r));
+      assert.ok(r.endToEndMs >= r.totalMs, 'our end to end time includes QEMU total time');
+      assert.deepEqual(await pair.a.list(), [], 'nothing left on the source');
+      assert.equal(await pair.alive(pair.a, oldPid), false, 'source process ended');
+      assert.equal((await pair.b.get(name))?.state, 'running');
+      await remember(pair.b);
+      const after = await waitTickAbove(pair.b, name, before);
+      assert.ok(after > before, 'the ticker continues: same guest, not a reboot');
+      assert.doesNotMatch((await pair.b.readConsole(name)).text, /VIRTUALINUX-READY/, 'no second boot on the target');
+    });
+
+    it('suspends to disk on one node and resumes on the other', async () => {
+      const file = `${pair.san}/conf-0/state.bin`;
+      const before = lastTick((await pair.b.readConsole(name)).text);
+      const s = await pair.b.suspend(name, file);
+      assert.ok(s.bytes > 1024 * 1024, `state file has the guest's memory (${s.bytes} bytes)`);
+      assert.equal(await pair.b.get(name), undefined, 'suspended domain is gone from the node');
+      const info = await pair.a.resume(spec, file);
+      assert.equal(info.state, 'running');
+      await remember(pair.a);
+      assert.equal((await pair.a.transport.exec(['test', '-e', file])).code, 1, 'state file removed after resume');
+      const after = await waitTickAbove(pair.a, name, before);
+      assert.ok(after > before);
+      assert.ok(after < before + 30, 'the count continues from where it was, it did not restart');
+    });
+
+    it('shuts down through ACPI, keeps the console; destroy removes it; destroy again is fine', async () => {
+      const r = await pair.a.shutdown(name, { timeoutMs: 60_000 });
+      assert.equal(r.clean, true, 'guest powered off by itself');
+      assert.equal((await pair.a.get(name))?.state, 'shutoff');
+      assert.match((await pair.a.readConsole(name)).text, /reboot: Power down/);
+      await pair.a.destroy(name);
+      assert.equal(await pair.a.get(name), undefined);
+      await pair.a.destroy(name);
+      assert.deepEqual(await pair.a.list(), []);
+      assert.deepEqual(await pair.a.readConsole(name), { text: '', nextOffset: 0 });
+    });
+
+    it('destroys a running domain at once', async () => {
+      await pair.b.create(spec);
+      const pid = await remember(pair.b);
+      await pair.b.destroy(name);
+      assert.equal(await pair.alive(pair.b, pid), false);
+      assert.equal(await pair.b.get(name), undefined);
+    });
+  });
+}

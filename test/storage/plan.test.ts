@@ -1,0 +1,143 @@
+// planStorage, table-tested without I/O: each row is an observed state and the actions and
+// conditions it must lead to.
+
+import assert from 'node:assert/strict';
+import type { OSTemplate, Volume } from '../../api/types.js';
+import {
+  STORAGE_FINALIZER,
+  desiredVolumes,
+  planStorage,
+  volumeObject,
+  type StorageObservation,
+} from '../../reconcilers/storage/plan.js';
+import { osTemplate, storageVc } from './storage-fixtures-objects.js';
+
+function vcOf(extra: Parameters<typeof storageVc>[3] = {}, meta: { finalizers?: string[]; deletionTimestamp?: string } = { finalizers: [STORAGE_FINALIZER] }) {
+  const vc = storageVc('s', 2, 'base', extra);
+  vc.metadata = { ...vc.metadata, uid: 'u1', generation: 1, ...meta };
+  return vc;
+}
+
+/** Every desired volume as an object, Ready at `rev` (originals and snapshots), present on disk. */
+function readyWorld(rev = 1, configRev = 'r'): { volumes: Volume[]; present: Record<string, boolean> } {
+  const vc = vcOf();
+  const volumes = desiredVolumes(vc).map((d) => {
+    const v = volumeObject(vc, d);
+    v.status = { phase: 'Ready', path: `/san/${d.name}`, ...(d.role === 'original' || d.role === 'snapshot' ? { templateRevision: rev } : {}) };
+    if (d.role === 'config') v.metadata.annotations = { 'virtualinux.org/config-revision': configRev };
+    return v;
+  });
+  return { volumes, present: Object.fromEntries(volumes.map((v) => [v.metadata.name, true])) };
+}
+
+function obs(o: Partial<StorageObservation>): StorageObservation {
+  return {
+    vc: vcOf(), template: osTemplate('base', '/san/t.qcow2', 1) as OSTemplate, volumes: [], present: {},
+    vmsActive: false, subnet: '10.10.1.0/24', configRevisions: { 0: 'r', 1: 'r' },
+    vcConfigCurrent: 'x', vcConfigDesired: 'x', usageDue: false, ...o,
+  };
+}
+
+const types = (p: ReturnType<typeof planStorage>) => p.actions.map((a) => ('name' in a ? `${a.type}:${a.name}` : a.type));
+const cond = (p: ReturnType<typeof planStorage>, t: string) => p.conditions.find((c) => c.type === t);
+
+describe('planStorage', () => {
+  it('a new VC: finalizer, every object first, then the original and what needs no original', () => {
+    const p = planStorage(obs({ vc: vcOf({}, {}) }));
+    assert.deepEqual(types(p), [
+      'addFinalizer', 'createObjects', 'provision:s-original', 'provision:s-0-swap', 'provision:s-1-swap',
+      'writeConfig:s-0-config', 'writeConfig:s-1-config', 'provision:s-shared',
+    ]);
+    const created = p.actions.find((a) => a.type === 'createObjects');
+    assert.equal(created?.type === 'createObjects' && created.volumes.length, 8);
+    assert.equal(cond(p, 'StorageReady')?.reason, 'Provisioning');
+  });
+
+  it('once the original is ready: the snapshots, and whatever else is missing', () => {
+    const w = readyWorld();
+    const present = { 's-original': true };
+    const volumes = w.volumes.map((v) => (v.metadata.name === 's-original' ? v : { ...v, status: { phase: 'Pending' as const } }));
+    const p = planStorage(obs({ volumes, present }));
+    assert.deepEqual(types(p), [
+      'provision:s-0-disk', 'provision:s-1-disk', 'provision:s-0-swap', 'provision:s-1-swap',
+      'writeConfig:s-0-config', 'writeConfig:s-1-config', 'provision:s-shared',
+    ]);
+  });
+
+  it('everything ready: StorageReady=True; vc.json and usage only when due', () => {
+    const w = readyWorld();
+    const p = planStorage(obs(w));
+    assert.deepEqual(types(p), []);
+    assert.equal(cond(p, 'StorageReady')?.status, 'True');
+    assert.deepEqual(types(planStorage(obs({ ...w, vcConfigCurrent: undefined, usageDue: true }))), ['writeVcConfig', 'refreshUsage']);
+  });
+
+  it('a volume whose file vanished is provisioned again; a changed config is rewritten', () => {
+    const w = readyWorld();
+    assert.deepEqual(types(planStorage(obs({ ...w, present: { ...w.present, 's-1-swap': false } }))), ['provision:s-1-swap']);
+    assert.deepEqual(types(planStorage(obs({ ...w, configRevisions: { 0: 'r', 1: 'new' } }))), ['writeConfig:s-1-config']);
+  });
+
+  it('no subnet yet: configs wait, StorageReady says why', () => {
+    const w = readyWorld();
+    const volumes = w.volumes.map((v) => (v.spec?.role === 'config' ? { ...v, status: { phase: 'Pending' as const } } : v));
+    const p = planStorage(obs({ volumes, present: w.present, subnet: undefined, configRevisions: {} }));
+    assert.deepEqual(types(p), []);
+    assert.equal(cond(p, 'StorageReady')?.reason, 'WaitingForSubnet');
+    assert.ok(p.requeueAfterMs);
+  });
+
+  it('missing OSTemplate: TemplateNotFound and no volumes', () => {
+    const p = planStorage(obs({ template: undefined }));
+    assert.deepEqual(types(p), []);
+    assert.deepEqual(cond(p, 'StorageReady'), {
+      type: 'StorageReady', status: 'False', reason: 'TemplateNotFound', message: 'OSTemplate "base" does not exist; create it or fix spec.template',
+    });
+  });
+
+  it('a new template revision: Running => UpdatePending, disks untouched', () => {
+    const p = planStorage(obs({ ...readyWorld(1), template: osTemplate('base', '/san/t.qcow2', 2) }));
+    assert.deepEqual(types(p), []);
+    assert.equal(cond(p, 'UpdatePending')?.status, 'True');
+  });
+
+  it('a new template revision: Stopped => Warning event, snapshots then original invalidated', () => {
+    const p = planStorage(obs({ ...readyWorld(1), vc: vcOf({ state: 'Stopped' }), template: osTemplate('base', '/san/t.qcow2', 2) }));
+    assert.deepEqual(types(p), ['event', 'invalidate']);
+    const inv = p.actions[1]!;
+    assert.deepEqual(inv.type === 'invalidate' && inv.names, ['s-0-disk', 's-1-disk', 's-original']);
+    assert.equal(p.actions[0]!.type === 'event' && p.actions[0]!.eventType, 'Warning');
+  });
+
+  it('Stopped but a VM still up counts as running: no reset', () => {
+    const p = planStorage(obs({ ...readyWorld(1), vc: vcOf({ state: 'Stopped' }), vmsActive: true, template: osTemplate('base', '/s', 2) }));
+    assert.deepEqual(types(p), []);
+    assert.equal(cond(p, 'UpdatePending')?.status, 'True');
+  });
+
+  it('after a crash mid-update: a snapshot older than the original is reset', () => {
+    const w = readyWorld(1);
+    const volumes = w.volumes.map((v) => (v.metadata.name === 's-original' ? { ...v, status: { ...v.status, templateRevision: 2 } } : v));
+    const p = planStorage(obs({ volumes, present: w.present, vc: vcOf({ state: 'Suspended' }), template: osTemplate('base', '/s', 2) }));
+    assert.deepEqual(types(p), ['reset:s-0-disk', 'reset:s-1-disk']);
+  });
+
+  it('scale down: the volumes of the removed node go', () => {
+    const w = readyWorld();
+    const p = planStorage(obs({ ...w, vc: { ...vcOf(), spec: { ...vcOf().spec!, nodes: 1 } }, configRevisions: { 0: 'r' } }));
+    assert.deepEqual(types(p), ['remove:s-1-disk', 'remove:s-1-swap', 'remove:s-1-config']);
+  });
+
+  it('deletion: waits for VMs, then removes snapshots before the original, the directory, the finalizer', () => {
+    const w = readyWorld();
+    const deleting = vcOf({}, { finalizers: [STORAGE_FINALIZER], deletionTimestamp: '2026-01-01T00:00:00Z' });
+    assert.deepEqual(types(planStorage(obs({ ...w, vc: deleting, vmsActive: true }))), []);
+    const p = planStorage(obs({ ...w, vc: deleting }));
+    const t = types(p);
+    assert.equal(t.at(-1), 'removeFinalizer');
+    assert.equal(t.at(-2), 'removeVcDir');
+    assert.equal(t.at(-3), 'remove:s-original');
+    assert.equal(t.length, 10);
+    assert.deepEqual(types(planStorage(obs({ ...w, vc: { ...deleting, metadata: { ...deleting.metadata, finalizers: [] } } }))), []);
+  });
+});

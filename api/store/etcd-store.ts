@@ -25,7 +25,7 @@ import { resolveKind } from '../kinds.js';
 import {
   CompactedError, ConflictError, FencedError, NotFoundError, StoreError,
   type BatchOp, type Fence, type LeaseApi, type ListOptions, type ListResult, type ObjectRef,
-  type Store, type Watch, type WatchEvent, type WatchHandlers, type WatchOptions, type WriteOptions,
+  type Watch, type WatchEvent, type WatchHandlers, type WatchOptions, type WriteOptions,
 } from './types.js';
 import {
   checkBatch, checkRef, decodeObject, describeRef, encodeObject, planWrite, withVersion, type WritePlan,

@@ -15,11 +15,11 @@ import type { ApiObject } from '../types.js';
 import {
   CompactedError, FencedError, NotFoundError, StoreError,
   type BatchOp, type Fence, type LeaseApi, type ListOptions, type ListResult, type ObjectRef,
-  type Store, type Watch, type WatchEvent, type WatchEventType, type WatchHandlers, type WatchOptions,
+  type Watch, type WatchEvent, type WatchEventType, type WatchHandlers, type WatchOptions,
   type WriteOptions,
 } from './types.js';
 import {
-  checkBatch, checkRef, decodeObject, describeRef, encodeObject, planWrite, withVersion,
+  checkBatch, checkRef, decodeObject, encodeObject, planWrite, withVersion,
 } from './object-semantics.js';
 import { compileLabelSelector } from './label-selector.js';
 import { StoreBase } from './store-base.js';
@@ -68,7 +68,9 @@ export class SqliteStore extends StoreBase {
   private watchers = new Set<ObjectWatcher>();
   private rawWatchers = new Set<RawWatcher>();
   private timer: NodeJS.Timeout | undefined;
-  private writesSinceCompact = 0;
+  // The first write of each process checks the change log, so short-lived vcctl runs compact too.
+  private writesSinceCompact = COMPACT_EVERY_WRITES - 1;
+  private lastCompactCheck = 0;
   private closed = false;
 
   /** Opens (and creates when missing) the store file and its parent directory. */
@@ -286,11 +288,17 @@ export class SqliteStore extends StoreBase {
     }).immediate();
   }
 
-  /** Compacts by size and age, every COMPACT_EVERY_WRITES writes of this process. */
+  /**
+   * Compacts by size and age: on the first write of this process, then every
+   * COMPACT_EVERY_WRITES writes or when the age limit (at most a minute) has passed since the
+   * last check.
+   */
   private maybeCompact(n: number): void {
     this.writesSinceCompact += n;
-    if (this.writesSinceCompact < COMPACT_EVERY_WRITES) return;
+    const now = Date.now();
+    if (this.writesSinceCompact < COMPACT_EVERY_WRITES && now - this.lastCompactCheck < Math.min(60_000, this.opts.retainChangesMs)) return;
     this.writesSinceCompact = 0;
+    this.lastCompactCheck = now;
     let to = 0;
     const count = this.stmt.changeCount.get()!.n;
     if (count > this.opts.maxChanges) {

@@ -80,4 +80,22 @@ describe('SqliteStore on one file from several instances', () => {
     await waitFor('11 recent events', () => recent.events.length === 11);
     recent.watch.close();
   });
+
+  it('compacts the change log by age', async () => {
+    const s = new SqliteStore(join(dir, 'aged.db'), { retainChangesMs: 100 });
+    open.push(s);
+    const a = await s.create(widget('a'));
+    const w = collect(s, 'Widget', Number(a.metadata.resourceVersion));
+    await waitFor('the event', () => w.events.length === 1);
+    await new Promise((r) => setTimeout(r, 200));
+    const b = await s.create(widget('b'));
+    const old = collect(s, 'Widget', Number(a.metadata.resourceVersion));
+    await waitFor('a compaction error', () => old.errors.length === 1);
+    assert.equal(old.errors[0].name, 'CompactedError');
+    const fresh = collect(s, 'Widget', Number(b.metadata.resourceVersion));
+    await waitFor('b', () => fresh.events.length === 1);
+    assert.deepEqual(w.events.map((e) => e.object.metadata.name), ['a', 'b'], 'a watch that kept up is not affected');
+    w.watch.close();
+    fresh.watch.close();
+  });
 });

@@ -95,7 +95,7 @@ export function statusAfterSync(
     };
   }
   const what = outcome.revision ? `revision ${outcome.revision}: ` : '';
-  const message = `${what}${outcome.message}`;
+  const message = truncateMessage(`${what}${outcome.message}`);
   conditions = setCondition(conditions, { type: 'Ready', status: 'False', reason: outcome.reason, message }, generation, now);
   conditions = setCondition(conditions, isStalling(outcome.reason)
     ? { type: 'Stalled', status: 'True', reason: outcome.reason, message }
@@ -108,4 +108,15 @@ export function statusAfterSync(
     lastError: message,
     conditions,
   };
+}
+
+/** The CRD caps messages at 32768 characters; a revision with hundreds of errors is cut well below. */
+export const MAX_MESSAGE_CHARS = 16_384;
+
+export function truncateMessage(message: string, max = MAX_MESSAGE_CHARS): string {
+  if (message.length <= max) return message;
+  const cut = message.lastIndexOf('\n', max);
+  const head = message.slice(0, cut > max / 2 ? cut : max);
+  const rest = message.slice(head.length).split('\n').filter((l) => l.trim()).length;
+  return `${head}\n... and ${rest} more line(s); run "vcctl apply --dry-run=client -R -f DIR" to see them all`;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { getCondition } from '../../api/conditions.js';
-import { statusAfterSync, type GitSourceStatus } from '../../reconcilers/gitops/sync-status.js';
+import { statusAfterSync, truncateMessage, type GitSourceStatus } from '../../reconcilers/gitops/sync-status.js';
 
 const t1 = new Date('2026-01-01T00:00:00Z');
 const t2 = new Date('2026-01-01T00:05:00Z');
@@ -53,5 +53,15 @@ describe('gitops statusAfterSync', () => {
   it('mentions objects kept because prune is off', () => {
     const s = statusAfterSync(undefined, { ok: true, revision: 'r', applied: 0, pruned: 0, inventory: [pn], orphaned: 1 }, 1, t1);
     assert.match(getCondition(s.conditions, 'Ready')?.message ?? '', /1 object\(s\) left the directory and were kept \(sync with --prune/);
+  });
+
+  it('cuts a huge error message at a line boundary and says how much was left out', () => {
+    const lines = Array.from({ length: 2000 }, (_, i) => `f${i}.yaml: document 1 (line 3): spec.nodes: must be integer`);
+    const m = truncateMessage(lines.join('\n'));
+    assert.ok(m.length < 16_384 + 200);
+    assert.match(m, /^f0\.yaml: /);
+    const kept = m.split('\n').length - 1;
+    assert.match(m, new RegExp(`\\.\\.\\. and ${2000 - kept} more line\\(s\\)`));
+    assert.equal(truncateMessage('short'), 'short');
   });
 });

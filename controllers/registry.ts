@@ -7,6 +7,9 @@ import type { SharedCache } from './cache.js';
 import { garbageCollectorSpecs } from './gc/garbage-collector.js';
 import type { ControllerSpec, Logger } from './types.js';
 import { virtualClusterController } from '../reconcilers/virtualcluster/controller.js';
+import { placementControllers } from '../reconcilers/placement/controller.js';
+import type { TransportCache } from '../drivers/transport/transport-for.js';
+import { networkControllers } from '../reconcilers/network/controller.js';
 
 export interface ControllerEnv {
   /** The manager's shared cache (CacheReader plus owner lookups). */
@@ -14,6 +17,8 @@ export interface ControllerEnv {
   /** This manager's identity (host name by default). */
   identity: string;
   log: Logger;
+  /** One transport (SSH connection pool) per PhysicalNode, shared by every controller. */
+  transports: TransportCache;
 }
 
 export type ControllerFactory = (env: ControllerEnv) => ControllerSpec | ControllerSpec[];
@@ -21,6 +26,8 @@ export type ControllerFactory = (env: ControllerEnv) => ControllerSpec | Control
 export const CONTROLLER_FACTORIES: ControllerFactory[] = [
   (env) => garbageCollectorSpecs(env.cache),
   () => virtualClusterController(),
+  () => placementControllers(),
+  (env) => networkControllers(env.cache, { transports: env.transports }),
 ];
 
 /** Whether `--controllers` entry `sel` selects the controller named `name`. */

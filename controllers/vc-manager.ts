@@ -21,6 +21,7 @@ import { createLogger, type LogLevel } from './log.js';
 import { ControllerManager } from './manager.js';
 import { ManagerMetrics } from './metrics.js';
 import { buildControllerSpecs, CONTROLLER_FACTORIES, type ControllerFactory } from './registry.js';
+import { TransportCache } from '../drivers/transport/transport-for.js';
 
 export const USAGE = `usage: vc-manager [--store URL] [--metrics-addr HOST:PORT] [--identity NAME] [--lease-ttl SECONDS]
                   [--controllers a,b] [--load MODULE]... [--log-level debug|info|warn|error]
@@ -144,6 +145,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   const metrics = new ManagerMetrics({ defaultMetrics: true });
+  const transports = new TransportCache();
   let manager: ControllerManager;
   try {
     const factories = [...CONTROLLER_FACTORIES];
@@ -154,7 +156,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       leaseTtlSeconds: args.leaseTtl,
       log,
       metrics,
-      specs: (cache) => buildControllerSpecs({ cache, identity: args.identity, log }, factories, args.controllers),
+      specs: (cache) => buildControllerSpecs({ cache, identity: args.identity, log, transports }, factories, args.controllers),
     });
   } catch (err) {
     log.error({ err: (err as Error).message }, 'cannot set up the controllers');
@@ -188,6 +190,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       void (async () => {
         try {
           await manager.stop();
+          await transports.closeAll();
           server.close();
           await store.close();
           log.info({}, 'stopped');

@@ -10,6 +10,7 @@ import type { EventObject, VirtualCluster, VirtualNode } from '../../api/types.j
 import { getCondition } from '../../api/conditions.js';
 import { ControllerManager } from '../../controllers/manager.js';
 import { buildControllerSpecs } from '../../controllers/registry.js';
+import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { silentLogger } from '../../controllers/log.js';
 import { TerminalError, type ControllerSpec } from '../../controllers/types.js';
 import { virtualCluster, waitFor } from './helpers.js';
@@ -34,7 +35,7 @@ describe('ControllerManager on the embedded store', function () {
     store = new SqliteStore(join(dir, 'store.db'), { pollIntervalMs: 10 });
     manager = new ControllerManager({
       store, identity: 'test-manager', leaseTtlSeconds: 2, log,
-      specs: (cache) => [...buildControllerSpecs({ cache, identity: 'test-manager', log }), stalling],
+      specs: (cache) => [...buildControllerSpecs({ cache, identity: 'test-manager', log, transports: new TransportCache() }, undefined, ['virtualcluster', 'garbage-collector']), stalling],
     });
     await manager.start();
     await waitFor('leadership and ready', () => manager.isLeader() && manager.isReady());

@@ -1,0 +1,194 @@
+// The network controllers.
+// - `network/hosts` (key: PhysicalNode) makes each physical node's taps, routes and isolation table
+//   equal to planHostNetwork(...) over every VM of every VC, records what changed as Events on the
+//   node, and remembers which VMs each node has in place (for NetworkReady).
+// - `network/subnets` (key: VirtualCluster) gives each VC its subnet (spec.network.subnet, or the
+//   lowest free one of the pool, overlapping no other VC and no physical node's address) in
+//   status.subnet, and sets the VC's NetworkReady condition.
+// Any change of a VM's host (start, migration, remap) re-plans every node: the target's tap is in
+// place before a migration starts (Migrations name their target), and the old path goes once the
+// VM's host has changed.
+
+import type { Migration, PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
+import type { ObjectRef } from '../../api/store/types.js';
+import { getCondition, isConditionTrue, setCondition } from '../../api/conditions.js';
+import { TerminalError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
+import type { Transport } from '../../drivers/transport/types.js';
+import { HostNetworkDriver } from '../../drivers/network/host-network.js';
+import { planHostNetwork, type VmNetwork } from './host-plan.js';
+import { gatewayAddress, nodeAddress } from './addresses.js';
+import { allocateSubnet, formatCidr, parseCidr, parseIp, contains, overlaps, type Cidr } from './cidr.js';
+
+export const DEFAULT_SUBNET_POOL = '10.200.0.0/16';
+export const DEFAULT_SUBNET_PREFIX = 24;
+
+export interface NetworkDeps {
+  transports: { get(node: PhysicalNode): Transport };
+  /** Where VC subnets are allocated from; default 10.200.0.0/16 in /24s. */
+  pool?: string;
+  prefix?: number;
+  /** How often a node's state is checked for drift; default 30 s. */
+  resyncMs?: number;
+}
+
+/** Which VMs each node had in place after its last successful apply (in this manager). */
+export class AppliedNetworks {
+  private readonly byHost = new Map<string, Set<string>>();
+  set(host: string, vms: Iterable<string>): void {
+    this.byHost.set(host, new Set(vms));
+  }
+  has(host: string, vm: string): boolean {
+    return this.byHost.get(host)?.has(vm) ?? false;
+  }
+  forget(host: string): void {
+    this.byHost.delete(host);
+  }
+}
+
+export function subnetOf(vc: VirtualCluster): string | undefined {
+  return vc.spec?.network?.subnet ?? vc.status?.subnet;
+}
+
+/** Every VM's network as seen in the cache: bound or running VMs of VCs that have a subnet. */
+export function observedVmNetworks(cache: CacheReader): VmNetwork[] {
+  const vcs = new Map(cache.list<VirtualCluster>('VirtualCluster').map((vc) => [`${vc.metadata.namespace}/${vc.metadata.name}`, vc]));
+  const incoming = new Map<string, string>();
+  for (const m of cache.list<Migration>('Migration')) {
+    const phase = m.status?.phase ?? 'Pending';
+    if ((phase === 'Pending' || phase === 'Running') && m.spec) incoming.set(`${m.metadata.namespace}.${m.spec.virtualNode}`, m.spec.targetNode);
+  }
+  const out: VmNetwork[] = [];
+  for (const vn of cache.list<VirtualNode>('VirtualNode')) {
+    if (!vn.spec) continue;
+    const cluster = `${vn.metadata.namespace}/${vn.spec.cluster}`;
+    const vc = vcs.get(cluster);
+    const subnet = vc && subnetOf(vc);
+    const host = vn.status?.host ?? vn.spec.physicalNode;
+    if (!subnet || !host) continue;
+    let ip: string;
+    try {
+      ip = nodeAddress(subnet, vn.spec.index);
+    } catch {
+      continue; // the subnet controller reports a subnet too small for the VC
+    }
+    const key = `${vn.metadata.namespace}.${vn.metadata.name}`;
+    const inc = incoming.get(key);
+    out.push({ key, cluster, ip, subnet, gateway: gatewayAddress(subnet), host, incomingHost: inc !== host ? inc : undefined });
+  }
+  return out;
+}
+
+export function networkHostController(cache: CacheReader, deps: NetworkDeps, applied: AppliedNetworks): ControllerSpec {
+  // Every VM's move changes routes on every node.
+  const everyNode = (): ObjectRef[] =>
+    cache.list<PhysicalNode>('PhysicalNode').map((pn) => ({ kind: 'PhysicalNode', name: pn.metadata.name }));
+  return {
+    name: 'network/hosts',
+    forKind: 'PhysicalNode',
+    watches: [
+      { kind: 'VirtualNode', map: everyNode },
+      { kind: 'VirtualCluster', map: everyNode },
+      { kind: 'Migration', map: everyNode },
+    ],
+    workers: 2,
+    async reconcile(ref: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
+      const pn = ctx.cache.get<PhysicalNode>(ref);
+      if (!pn || pn.metadata.deletionTimestamp) {
+        applied.forget(ref.name);
+        return undefined;
+      }
+      if (!isConditionTrue(pn.status?.conditions, 'Ready')) {
+        return { requeueAfterMs: 5_000 }; // unreachable nodes are probed by the node controller
+      }
+      const hosts = ctx.cache.list<PhysicalNode>('PhysicalNode').map((n) => ({ name: n.metadata.name, address: n.spec!.address }));
+      const state = planHostNetwork(pn.metadata.name, hosts, observedVmNetworks(ctx.cache));
+      const driver = new HostNetworkDriver(deps.transports.get(pn));
+      const { changed } = await driver.apply(state);
+      applied.set(pn.metadata.name, state.taps.map((t) => t.vm));
+      if (changed.length > 0) {
+        ctx.log.info({ node: pn.metadata.name, changed }, 'network converged');
+        ctx.events.record(pn, 'Normal', 'NetworkChanged', changed.slice(0, 8).join('; ') + (changed.length > 8 ? `; and ${changed.length - 8} more` : ''));
+      }
+      return { requeueAfterMs: deps.resyncMs ?? 30_000 };
+    },
+  };
+}
+
+export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetworks): ControllerSpec {
+  const pool = parseCidr(deps.pool ?? DEFAULT_SUBNET_POOL);
+  const prefix = deps.prefix ?? DEFAULT_SUBNET_PREFIX;
+  return {
+    name: 'network/subnets',
+    forKind: 'VirtualCluster',
+    owns: ['VirtualNode'],
+    async reconcile(ref: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
+      const vc = ctx.cache.get<VirtualCluster>(ref);
+      if (!vc || !vc.spec) return undefined;
+      const gen = vc.metadata.generation ?? 0;
+      const others = ctx.cache.list<VirtualCluster>('VirtualCluster').filter((o) => o.metadata.uid !== vc.metadata.uid);
+      const taken: Cidr[] = others.flatMap((o) => {
+        const s = subnetOf(o);
+        return s ? [parseCidr(s)] : [];
+      });
+      const physical = ctx.cache.list<PhysicalNode>('PhysicalNode').flatMap((n) => {
+        try {
+          return [parseIp(n.spec!.address)];
+        } catch {
+          return []; // a host name, not an address
+        }
+      });
+
+      let subnet = vc.spec.network?.subnet;
+      let status = vc.status ?? {};
+      if (subnet) {
+        const c = parseCidr(subnet);
+        const clash = others.find((o) => subnetOf(o) && overlaps(parseCidr(subnetOf(o)!), c));
+        const phys = physical.find((ip) => contains(c, ip));
+        if (clash || phys !== undefined) {
+          const why = clash
+            ? `subnet ${subnet} overlaps ${subnetOf(clash)} of VirtualCluster ${clash.metadata.namespace}/${clash.metadata.name}`
+            : `subnet ${subnet} contains a physical node's address`;
+          await writeStatus(ctx, vc, { ...status, conditions: setCondition(status.conditions, { type: 'NetworkReady', status: 'False', reason: 'SubnetConflict', message: `${why}: choose another spec.network.subnet` }, gen) });
+          throw new TerminalError(why, 'SubnetConflict');
+        }
+      } else if (!status.subnet) {
+        const got = allocateSubnet(pool, prefix, [...taken, ...physical.map((ip) => ({ base: ip, prefix: 32 }))]);
+        if (!got) {
+          await writeStatus(ctx, vc, { ...status, conditions: setCondition(status.conditions, { type: 'NetworkReady', status: 'False', reason: 'PoolExhausted', message: `no free /${prefix} left in the pool ${formatCidr(pool)}` }, gen) });
+          return { requeueAfterMs: 30_000 };
+        }
+        subnet = formatCidr(got);
+        ctx.events.record(vc, 'Normal', 'SubnetAllocated', `allocated ${subnet} from ${formatCidr(pool)}`);
+      } else {
+        subnet = status.subnet;
+      }
+      status = { ...status, subnet };
+
+      const vns = ctx.cache.list<VirtualNode>('VirtualNode', { namespace: vc.metadata.namespace, labelSelector: `virtualinux.org/cluster=${vc.metadata.name}` });
+      const hosted = vns.filter((vn) => vn.status?.host ?? vn.spec?.physicalNode);
+      const missing = hosted.filter((vn) => !applied.has((vn.status?.host ?? vn.spec!.physicalNode)!, `${vn.metadata.namespace}.${vn.metadata.name}`));
+      const cond =
+        hosted.length === 0
+          ? { type: 'NetworkReady', status: 'False' as const, reason: 'WaitingForPlacement', message: `subnet ${subnet}; no node is placed yet` }
+          : missing.length > 0
+            ? { type: 'NetworkReady', status: 'False' as const, reason: 'RoutesPending', message: `routes and rules not yet in place for ${missing.map((v) => v.metadata.name).join(', ')}` }
+            : { type: 'NetworkReady', status: 'True' as const, reason: 'RoutesInPlace', message: `subnet ${subnet}: ${hosted.length} nodes routed and isolated` };
+      const prev = getCondition(status.conditions, 'NetworkReady');
+      status = { ...status, conditions: setCondition(status.conditions, cond, gen) };
+      if (vc.status?.subnet !== subnet || prev?.status !== cond.status || prev?.reason !== cond.reason || prev?.message !== cond.message) {
+        await writeStatus(ctx, vc, status);
+      }
+      return cond.status === 'True' ? undefined : { requeueAfterMs: 2_000 };
+    },
+  };
+}
+
+async function writeStatus(ctx: ReconcileContext, vc: VirtualCluster, status: NonNullable<VirtualCluster['status']>): Promise<void> {
+  await ctx.store.updateStatus<VirtualCluster>({ ...vc, status });
+}
+
+/** Both network controllers, sharing what the host controller applied. */
+export function networkControllers(cache: CacheReader, deps: NetworkDeps): ControllerSpec[] {
+  const applied = new AppliedNetworks();
+  return [networkHostController(cache, deps, applied), networkSubnetController(deps, applied)];
+}

@@ -1,0 +1,59 @@
+// Runs vc-manager as a child process for integration tests and reads its JSON log lines.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface ManagerProcess {
+  identity: string;
+  child: ChildProcess;
+  lines: Record<string, unknown>[];
+  /** The metrics address it logged, once started. */
+  addr?: string;
+  exited: Promise<number | null>;
+  /** SIGKILLs the process if it still runs (by its PID) and waits for it. */
+  kill(): Promise<void>;
+}
+
+export function startManager(identity: string, args: string[]): ManagerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'controllers', 'vc-manager.ts'),
+    '--identity', identity, '--metrics-addr', '127.0.0.1:0', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const p: ManagerProcess = {
+    identity,
+    child,
+    lines: [],
+    exited: new Promise((r) => child.on('exit', (code) => r(code))),
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGCONT');
+        child.kill('SIGKILL');
+      }
+      await p.exited;
+    },
+  };
+  let buf = '';
+  child.stderr?.on('data', (b: Buffer) => {
+    buf += b.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        const o = JSON.parse(line) as Record<string, unknown>;
+        o.at = Date.now();
+        p.lines.push(o);
+        if (o.msg === 'vc-manager started') p.addr = String(o.metricsAddr);
+      } catch {
+        p.lines.push({ msg: line, raw: true, at: Date.now() });
+      }
+    }
+  });
+  return p;
+}
+
+export async function httpGet(addr: string, path: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://${addr}${path}`);
+  return { status: res.status, body: await res.text() };
+}

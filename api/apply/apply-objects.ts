@@ -1,0 +1,172 @@
+// applyObjects: create or update many manifests in the store (vcctl apply, the GitOps sync).
+//
+// - Live objects are read first: one list per kind and namespace for large applies (a single
+//   round trip instead of one get per object), one get each for small ones.
+// - Writes go out as store batches (atomic per batch; etcd caps a transaction at 128 operations by
+//   default, so larger applies are split into chunks of `batchSize`), or one write per object with
+//   `batch: false`.
+// - A write that lost a race with another writer (Conflict / AlreadyExists / NotFound because the
+//   object changed after we read it) is planned again from a fresh read, a few times; a conflict
+//   with a resourceVersion the manifest itself demands is reported, not retried.
+// - dryRun 'client' plans against the live objects and writes nothing; 'server' also checks what
+//   the store would refuse (stale resourceVersion in the manifest, objects being deleted).
+
+import { resolveKind } from '../kinds.js';
+import {
+  AlreadyExistsError, ConflictError, NotFoundError,
+  type BatchOp, type Fence, type ObjectRef, type Store,
+} from '../store/types.js';
+import type { ApiObject } from '../types.js';
+import { planApply, type ApplyAction, type ApplyPlan } from './plan-apply.js';
+
+export interface ApplyOptions {
+  dryRun?: 'client' | 'server';
+  /** Recorded in the virtualinux.org/applied-by annotation. */
+  fieldManager?: string;
+  /** Write in store batches (default) or one write per object. */
+  batch?: boolean;
+  /** Operations per store batch (default 100: under etcd's default --max-txn-ops of 128). */
+  batchSize?: number;
+  /** Leadership fence for every write (controllers). */
+  fence?: Fence;
+}
+
+export interface ApplyResult {
+  ref: ObjectRef;
+  action: ApplyAction;
+  /** The stored object after the apply (for dry runs: what would be stored). */
+  object: ApiObject;
+  dryRun?: 'client' | 'server';
+}
+
+const MAX_ATTEMPTS = 5;
+const PREFETCH_BY_LIST_FROM = 8;
+const MAX_BATCH_BYTES = 1024 * 1024;
+
+export function refOf(o: ApiObject): ObjectRef {
+  return o.metadata.namespace !== undefined
+    ? { kind: o.kind, name: o.metadata.name, namespace: o.metadata.namespace }
+    : { kind: o.kind, name: o.metadata.name };
+}
+
+function refKey(r: ObjectRef): string {
+  return `${r.kind}/${r.namespace ?? ''}/${r.name}`;
+}
+
+/**
+ * Applies validated manifests (namespaces filled in, e.g. from api/input's loadManifests).
+ * Results come in the order of `objects`.
+ */
+export async function applyObjects(store: Store, objects: ApiObject[], opts: ApplyOptions = {}): Promise<ApplyResult[]> {
+  const refs = objects.map(refOf);
+  const live = await readLive(store, refs);
+  let plans = objects.map((o, i) => planApply(o, live.get(refKey(refs[i])), opts));
+  if (opts.dryRun) {
+    if (opts.dryRun === 'server') plans.forEach((p, i) => checkServerSide(p, live.get(refKey(refs[i])), refs[i]));
+    return plans.map((p, i) => ({ ref: refs[i], action: p.action, object: p.object, dryRun: opts.dryRun }));
+  }
+  const results: (ApiObject | undefined)[] = plans.map((p) => (p.action === 'unchanged' ? p.object : undefined));
+  const pending = () => plans.map((_p, i) => i).filter((i) => results[i] === undefined);
+  if (opts.batch === false) {
+    for (const i of pending()) results[i] = await writeOne(store, objects[i], refs[i], plans[i], opts);
+  } else {
+    for (const chunk of chunks(pending(), plans, opts.batchSize ?? 100)) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const written = await store.batch(chunk.map((i) => toOp(plans[i])), { fence: opts.fence });
+          chunk.forEach((i, j) => (results[i] = written[j]));
+          break;
+        } catch (err) {
+          if (!isRace(err) || attempt >= MAX_ATTEMPTS || chunk.some((i) => plans[i].requiredVersion)) throw err;
+          const fresh = await readLive(store, chunk.map((i) => refs[i]), true);
+          plans = plans.map((p, i) => (chunk.includes(i) ? planApply(objects[i], fresh.get(refKey(refs[i])), opts) : p));
+          for (const i of chunk) if (plans[i].action === 'unchanged') results[i] = plans[i].object;
+          chunk.splice(0, chunk.length, ...chunk.filter((i) => plans[i].action !== 'unchanged'));
+          if (chunk.length === 0) break;
+        }
+      }
+    }
+  }
+  return plans.map((p, i) => ({ ref: refs[i], action: p.action, object: results[i] as ApiObject }));
+}
+
+async function writeOne(store: Store, desired: ApiObject, ref: ObjectRef, first: ApplyPlan, opts: ApplyOptions): Promise<ApiObject> {
+  let plan = first;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (plan.action === 'unchanged') return plan.object;
+      return plan.action === 'created'
+        ? await store.create(plan.object, { fence: opts.fence })
+        : await store.update(plan.object, { fence: opts.fence });
+    } catch (err) {
+      if (!isRace(err) || attempt >= MAX_ATTEMPTS || plan.requiredVersion) throw err;
+      plan = planApply(desired, await store.tryGet(ref), opts);
+    }
+  }
+}
+
+function toOp(p: ApplyPlan): BatchOp {
+  return p.action === 'created' ? { op: 'create', object: p.object } : { op: 'update', object: p.object };
+}
+
+function isRace(err: unknown): boolean {
+  return err instanceof ConflictError || err instanceof AlreadyExistsError || err instanceof NotFoundError;
+}
+
+/** Splits indexes into batches of at most `size` operations and about MAX_BATCH_BYTES of JSON. */
+function chunks(indexes: number[], plans: ApplyPlan[], size: number): number[][] {
+  const out: number[][] = [];
+  let cur: number[] = [];
+  let bytes = 0;
+  for (const i of indexes) {
+    const b = JSON.stringify(plans[i].object).length;
+    if (cur.length > 0 && (cur.length >= size || bytes + b > MAX_BATCH_BYTES)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(i);
+    bytes += b;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+/** What a real write would refuse, checked without writing (--dry-run=server). */
+function checkServerSide(plan: ApplyPlan, live: ApiObject | undefined, ref: ObjectRef): void {
+  const what = `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
+  if (plan.requiredVersion && plan.requiredVersion !== live?.metadata.resourceVersion) {
+    throw new ConflictError(
+      live
+        ? `${what}: the manifest demands resourceVersion ${plan.requiredVersion} but the store has ${live.metadata.resourceVersion}; get the object again or drop metadata.resourceVersion`
+        : `${what}: the manifest demands resourceVersion ${plan.requiredVersion} but the object does not exist`,
+    );
+  }
+  if (live?.metadata.deletionTimestamp && plan.action === 'configured') {
+    throw new ConflictError(`${what} is being deleted (since ${live.metadata.deletionTimestamp}); wait for it to go, then apply again`);
+  }
+}
+
+/** Live objects by ref key: one list per kind+namespace when there are many refs, else gets. */
+async function readLive(store: Store, refs: ObjectRef[], forceGets = false): Promise<Map<string, ApiObject>> {
+  const out = new Map<string, ApiObject>();
+  if (refs.length >= PREFETCH_BY_LIST_FROM && !forceGets) {
+    const wanted = new Set(refs.map(refKey));
+    const groups = new Map<string, ObjectRef>();
+    for (const r of refs) groups.set(`${r.kind}/${r.namespace ?? ''}`, r);
+    for (const r of groups.values()) {
+      const namespaced = resolveKind(r.kind)?.namespaced ?? r.namespace !== undefined;
+      const { items } = await store.list(r.kind, namespaced ? { namespace: r.namespace } : {});
+      for (const o of items) {
+        const k = refKey(refOf(o));
+        if (wanted.has(k)) out.set(k, o);
+      }
+    }
+    return out;
+  }
+  await Promise.all(refs.map(async (r) => {
+    const o = await store.tryGet(r);
+    if (o) out.set(refKey(r), o);
+  }));
+  return out;
+}

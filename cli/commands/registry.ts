@@ -1,0 +1,24 @@
+// The vcctl commands. Each is loaded only when it runs (vcctl.ts imports this file and nothing
+// else up front), so adding a command here costs start-up nothing. A command module exports its
+// Command (cli/command.ts) as default.
+
+import type { Command } from '../command.js';
+
+export interface CommandEntry {
+  /** One line for `vcctl help` (the same as the module's summary). */
+  summary: string;
+  load: () => Promise<{ default: Command }>;
+}
+
+export const COMMANDS: Record<string, CommandEntry> = {
+  apply: { summary: 'Create or update objects from manifests (three-way merge)', load: () => import('./apply.js') },
+  get: { summary: 'List objects, or show some in a format (-o wide|yaml|json|name)', load: () => import('./get.js') },
+  describe: { summary: 'Show an object in detail, with its conditions and recent events', load: () => import('./describe.js') },
+  delete: { summary: 'Delete objects by name or from manifests', load: () => import('./delete.js') },
+  diff: { summary: 'Show what apply would change (exit 0 same, 1 differs)', load: () => import('./diff.js') },
+  explain: { summary: 'Document a kind or field from its schema', load: () => import('./explain.js') },
+  wait: { summary: 'Wait for a condition, a field value or deletion', load: () => import('./wait.js') },
+  events: { summary: 'List events, oldest first', load: () => import('./events.js') },
+  sync: { summary: 'GitOps: keep the store in step with a directory of manifests', load: () => import('./sync.js') },
+  version: { summary: 'Print the version', load: () => import('./version.js') },
+};

@@ -1,0 +1,78 @@
+// vcctl wait KIND/NAME... --for=condition=TYPE[=STATUS] | --for=delete | --for=jsonpath={.path}=VALUE
+//            [--timeout=DURATION]
+
+import { getCondition } from '../../api/conditions.js';
+import type { ApiObject, Condition } from '../../api/types.js';
+import { parseArgs, UsageError } from '../args.js';
+import type { Command } from '../command.js';
+import { parseDuration } from '../duration.js';
+import { displayName, parseTargets, refFor } from '../kinds-arg.js';
+import { compileJsonPath } from '../output/jsonpath.js';
+import { withStore } from '../store.js';
+import { waitForObject } from '../wait-for.js';
+
+const USAGE = `Usage: vcctl wait KIND/NAME... --for=CONDITION [--timeout=DURATION]
+
+Waits until every named object meets the condition, printing "<kind>/<name> condition met".
+Exits 1 on timeout.
+
+  --for=condition=Ready          the Ready condition is True (condition=Ready=False for False)
+  --for=delete                   the object is gone
+  --for=jsonpath={.status.phase}=Running   a field has a value
+  --timeout DURATION             default 30s (500ms, 30s, 5m, 1h); 0 checks once`;
+
+type Predicate = (o: ApiObject | undefined) => boolean;
+
+export function parseFor(text: string): { predicate: Predicate; what: string } {
+  if (text === 'delete') return { predicate: (o) => o === undefined, what: 'deletion' };
+  const cond = /^condition=([^=]+)(?:=(.*))?$/.exec(text);
+  if (cond) {
+    const [, type, want = 'True'] = cond;
+    return {
+      predicate: (o) => getCondition((o?.status as { conditions?: Condition[] } | undefined)?.conditions, type)?.status.toLowerCase() === want.toLowerCase(),
+      what: `condition ${type}=${want}`,
+    };
+  }
+  const jp = /^jsonpath=(\{[^}]*\}|[^=]+)(?:=(.*))?$/.exec(text);
+  if (jp) {
+    const read = compileJsonPath(jp[1]);
+    const want = jp[2];
+    return {
+      predicate: (o) => {
+        if (!o) return false;
+        const got = read(o);
+        return want === undefined ? got.length > 0 : got.some((v) => String(v) === want);
+      },
+      what: `${jp[1]}${want === undefined ? '' : `=${want}`}`,
+    };
+  }
+  throw new UsageError(`--for must be condition=TYPE[=STATUS], delete or jsonpath={.path}=VALUE, got "${text}"`);
+}
+
+const command: Command = {
+  summary: 'Wait for a condition, a field value or deletion',
+  usage: USAGE,
+  async run(argv, ctx) {
+    const args = parseArgs(argv, { for: { type: 'string' }, timeout: { type: 'string' } });
+    const forText = args.str('for');
+    if (!forText) throw new UsageError('give --for=condition=TYPE, --for=delete or --for=jsonpath=...');
+    const { predicate, what } = parseFor(forText);
+    const timeoutMs = parseDuration(args.str('timeout') ?? '30s');
+    const targets = parseTargets(args.positionals);
+    if (targets.refs.length === 0) throw new UsageError('name the objects: vcctl wait KIND/NAME --for=...');
+    return withStore(args, ctx, async (store) => {
+      const deadline = Date.now() + timeoutMs;
+      for (const t of targets.refs) {
+        const ref = refFor(t.kind, t.name, args);
+        if (forText !== 'delete' && !(await store.tryGet(ref)) && timeoutMs === 0) {
+          throw new Error(`${t.kind.singular} "${t.name}" not found`);
+        }
+        await waitForObject(store, ref, predicate, Math.max(0, deadline - Date.now()), what);
+        ctx.stdout.write(`${displayName(t.kind.kind, t.name)} ${forText === 'delete' ? 'deleted' : 'condition met'}\n`);
+      }
+      return 0;
+    });
+  },
+};
+
+export default command;

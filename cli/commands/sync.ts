@@ -11,6 +11,7 @@ import type { Command, CommandContext } from '../command.js';
 import { UsageError, parseArgs, type ParsedArgs } from '../args.js';
 import { printError } from '../errors.js';
 import { withStore } from '../store.js';
+import { displayName } from '../kinds-arg.js';
 import { DEFAULT_NAMESPACE } from '../../api/kinds.js';
 import { GitSourceSyncer, type SyncReport } from '../../reconcilers/gitops/git-source-syncer.js';
 import { apiSyncDeps } from '../../reconcilers/gitops/api-sync-deps.js';
@@ -103,9 +104,9 @@ function parseFlags(argv: string[]): SyncFlags {
 }
 
 function printReport(r: SyncReport, ctx: CommandContext): void {
-  for (const a of r.applied) ctx.stdout.write(`${a.ref.kind.toLowerCase()}/${a.ref.name} ${a.action}\n`);
-  for (const p of r.pruned) ctx.stdout.write(`${p.kind.toLowerCase()}/${p.name} pruned\n`);
-  const gs = `gitsource/${r.source.metadata.name}`;
+  for (const a of r.applied) ctx.stdout.write(`${displayName(a.ref.kind, a.ref.name)} ${a.action}\n`);
+  for (const p of r.pruned) ctx.stdout.write(`${displayName(p.kind, p.name)} pruned\n`);
+  const gs = displayName('GitSource', r.source.metadata.name);
   if (r.outcome.ok) {
     ctx.stdout.write(`${gs} synced revision ${r.outcome.revision}: ${r.outcome.applied} applied, ${r.outcome.pruned} pruned\n`);
   } else {

@@ -17,10 +17,11 @@ import { realpath, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { resolveKind } from '../../api/kinds.js';
 import type { ApiObject } from '../../api/types.js';
+import { describeRef } from '../../api/store/object-semantics.js';
 import { ConflictError, NotFoundError, type Store } from '../../api/store/types.js';
 import { findWorkTreeRoot, hasUncommittedChanges, pullFastForward, readHeadCommit } from './git-work-tree.js';
 import {
-  annotateForSource, formatRef, inventoryKey, orderForApply, planPrune, refOf, sourceId,
+  annotateForSource, inventoryKey, orderForApply, planPrune, refOf, sourceId,
   type InventoryEntry,
 } from './plan-sync.js';
 import {
@@ -203,7 +204,7 @@ export class GitSourceSyncer {
     for (const o of objects) {
       const k = inventoryKey(refOf(o));
       seen.set(k, (seen.get(k) ?? 0) + 1);
-      if (seen.get(k) === 2) dupes.push(formatRef(refOf(o)));
+      if (seen.get(k) === 2) dupes.push(describeRef(refOf(o)));
     }
     if (dupes.length > 0) {
       throw new SyncFailure('ValidationFailed', `nothing was applied: the directory defines ${dupes.join(', ')} more than once; keep one copy of each object`);
@@ -272,7 +273,7 @@ export class GitSourceSyncer {
           continue;
         }
         const left = new Set(plan.delete.filter((d) => !pruned.includes(d)).map(inventoryKey));
-        throw new SyncFailure('PruneFailed', `pruning ${formatRef(e)} failed: ${(err as Error).message}`, {
+        throw new SyncFailure('PruneFailed', `pruning ${describeRef(e)} failed: ${(err as Error).message}`, {
           inventory: [...plan.inventory, ...inventory.filter((x) => left.has(inventoryKey(x)))],
           applied: applied.length,
           pruned: pruned.length,

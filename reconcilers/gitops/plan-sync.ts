@@ -66,11 +66,6 @@ export function inventoryKey(ref: ObjectRef | InventoryEntry): string {
   return `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`;
 }
 
-/** `Kind ns/name` or `Kind name`, for messages. */
-export function formatRef(ref: ObjectRef | InventoryEntry): string {
-  return `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
-}
-
 /** The value of SYNC_SOURCE_ANNOTATION for a GitSource. */
 export function sourceId(source: { namespace: string; name: string }): string {
   return `${source.namespace}/${source.name}`;

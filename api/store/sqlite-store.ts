@@ -216,7 +216,9 @@ export class SqliteStore extends StoreBase {
         const stored = row ? decodeObject(row.value, row.mod_rev) : undefined;
         const plan = planWrite(op, stored, now);
         if (plan.action === 'none') return plan.object;
-        const value = encodeObject(plan.object);
+        // A DELETED event carries the last stored state (as etcd's previous value does), also
+        // when an update removing the last finalizer deleted the object.
+        const value = plan.action === 'delete' && row ? row.value : encodeObject(plan.object);
         if (plan.action === 'put') {
           this.stmt.putObject.run(r.kind, ns, r.name, value, row ? row.create_rev : next, next);
         } else {

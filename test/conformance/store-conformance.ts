@@ -200,6 +200,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       it('with finalizers delete only sets deletionTimestamp (once); removing the last finalizer deletes', async () => {
         const w = widget('a');
         w.metadata.finalizers = ['test/one', 'test/two'];
+        const events = watch('Widget', (await store.revision()) + 1);
         await store.create(w);
         const d1 = await store.delete(ref('a'));
         assert.match(d1.metadata.deletionTimestamp ?? '', /^\d{4}-.*Z$/);
@@ -213,8 +214,15 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const one = await store.update({ ...stored, metadata: { ...stored.metadata, finalizers: ['test/two'], deletionTimestamp: undefined } });
         assert.equal(one.metadata.deletionTimestamp, d1.metadata.deletionTimestamp);
         assert.deepEqual(one.metadata.finalizers, ['test/two']);
-        await store.update({ ...one, metadata: { ...one.metadata, finalizers: [] } });
+        const last = await store.update({ ...one, metadata: { ...one.metadata, finalizers: [] } });
         assert.equal(await store.tryGet(ref('a')), undefined, 'removing the last finalizer deleted the object');
+        assert.deepEqual(last.metadata.finalizers, []);
+        await waitFor('the DELETED event', () => events.events.some((e) => e.type === 'DELETED'));
+        assert.deepEqual(events.events.map((e) => e.type), ['ADDED', 'MODIFIED', 'MODIFIED', 'DELETED']);
+        const deleted = events.events[3];
+        assert.equal(last.metadata.resourceVersion, String(deleted.revision));
+        assert.deepEqual(deleted.object, { ...one, metadata: { ...one.metadata, resourceVersion: String(deleted.revision) } },
+          'DELETED carries the last stored state at the deletion revision');
       });
     });
 

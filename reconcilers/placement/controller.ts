@@ -1,0 +1,246 @@
+// The placement controllers (wired in controllers/registry.ts):
+//
+// - placement/virtualcluster (key: VirtualCluster): binds the VC's VirtualNodes as planBinding
+//   decides, in ONE store batch that also moves PhysicalNode.status.allocated of every node whose
+//   allocation changes, and writes the VC's `Placed` condition and status.placement. Every object
+//   in the batch carries its resourceVersion, so two VCs placed at the same moment on the same node
+//   cannot both succeed: the loser gets a Conflict, re-reads from the store and re-plans. That is
+//   what keeps Strict mode from overcommitting a node.
+// - placement/allocation (key: PhysicalNode): keeps status.allocated equal to computeAllocation
+//   (frees the allocation of VMs that went). It reads the PhysicalNode from the store BEFORE it
+//   lists the VirtualNodes and Migrations and writes with that resourceVersion: any binding made
+//   in between also wrote the node, so the write conflicts rather than losing that binding.
+// - placement/migration (key: Migration): once a Migration Succeeded, binds its VM to the target
+//   (spec.physicalNode), gives back its room on the source, and marks the Migration applied.
+//
+// Placement is the only writer of VirtualNode.spec.physicalNode, PhysicalNode.status.allocated,
+// VirtualCluster.status.placement and the `Placed` condition.
+
+import { setCondition } from '../../api/conditions.js';
+import { ConflictError, type BatchOp, type ObjectRef, type Store } from '../../api/store/types.js';
+import type {
+  Condition, Migration, PhysicalNode, VirtualCluster, VirtualClusterStatus, VirtualNode,
+} from '../../api/types.js';
+import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
+import { computeAllocation, computeAllocations, MIGRATION_APPLIED } from './allocation.js';
+import type { Usage } from './engine.js';
+import {
+  addUsage, planBinding, sameUsage, vmUsage, ZERO, PLACED, type BindingDecision,
+} from './plan-binding.js';
+
+/** Attempts of one reconcile after a Conflict (each re-reads from the store). */
+const CONFLICT_ATTEMPTS = 6;
+/** How often an Unschedulable VC is tried again without any change seen. */
+const UNSCHEDULABLE_RETRY_MS = 30_000;
+
+export function placementControllers(): ControllerSpec[] {
+  return [virtualClusterPlacementController(), allocationController(), migrationBindingController()];
+}
+
+interface Snapshot {
+  vc: VirtualCluster | undefined;
+  vns: VirtualNode[];
+  pns: PhysicalNode[];
+}
+
+function fromCache(cache: CacheReader, key: ObjectRef): Snapshot {
+  const vc = cache.get<VirtualCluster>({ kind: 'VirtualCluster', name: key.name, namespace: key.namespace });
+  const vns = cache.list<VirtualNode>('VirtualNode', { namespace: key.namespace })
+    .filter((v) => v.spec?.cluster === key.name);
+  return { vc, vns, pns: cache.list<PhysicalNode>('PhysicalNode') };
+}
+
+async function fromStore(store: Store, key: ObjectRef): Promise<Snapshot> {
+  // PhysicalNodes first: a binding made after this read changed them too, so our batch conflicts.
+  const pns = (await store.list<PhysicalNode>('PhysicalNode')).items;
+  const vc = await store.tryGet<VirtualCluster>({ kind: 'VirtualCluster', name: key.name, namespace: key.namespace });
+  const vns = (await store.list<VirtualNode>('VirtualNode', { namespace: key.namespace })).items
+    .filter((v) => v.spec?.cluster === key.name);
+  return { vc, vns, pns };
+}
+
+export function virtualClusterPlacementController(): ControllerSpec {
+  // VCs that did not fit, woken when any PhysicalNode changes (room freed, uncordoned, Ready).
+  const waiting = new Map<string, ObjectRef>();
+  const refKey = (r: ObjectRef) => `${r.namespace ?? ''}/${r.name}`;
+  return {
+    name: 'placement/virtualcluster',
+    forKind: 'VirtualCluster',
+    workers: 4,
+    watches: [
+      {
+        kind: 'VirtualNode',
+        map: (o) => {
+          const vn = o as VirtualNode;
+          return vn.spec?.cluster
+            ? [{ kind: 'VirtualCluster', name: vn.spec.cluster, namespace: vn.metadata.namespace }]
+            : [];
+        },
+      },
+      { kind: 'PhysicalNode', map: () => [...waiting.values()] },
+    ],
+    async reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
+      // The cache answers "nothing to do" cheaply. It is not a consistent snapshot across kinds
+      // (it may hold one VM of a batch and not yet the other), so every write is planned again
+      // on a fresh read from the store, and carries the resourceVersions of that read.
+      let snap = fromCache(ctx.cache, key);
+      let decision = snap.vc?.spec && !snap.vc.metadata.deletionTimestamp ? planBinding(snap.vc, snap.vns, snap.pns) : undefined;
+      if (decision && needsWrite(snap.vc!, decision)) {
+        for (let attempt = 1; ; attempt++) {
+          snap = await fromStore(ctx.store, key);
+          if (!snap.vc?.spec || snap.vc.metadata.deletionTimestamp) {
+            decision = undefined;
+            break;
+          }
+          decision = planBinding(snap.vc, snap.vns, snap.pns);
+          try {
+            await writeDecision(ctx, snap, decision);
+            break;
+          } catch (err) {
+            if (!(err instanceof ConflictError) || attempt >= CONFLICT_ATTEMPTS) throw err;
+            ctx.log.debug({ key: refKey(key), attempt }, 'placement conflict; re-reading and re-planning');
+          }
+        }
+      }
+      if (decision?.condition.reason === 'Unschedulable') {
+        waiting.set(refKey(key), { kind: 'VirtualCluster', name: key.name, namespace: key.namespace });
+        return { requeueAfterMs: UNSCHEDULABLE_RETRY_MS };
+      }
+      waiting.delete(refKey(key));
+      return undefined;
+    },
+  };
+}
+
+function statusFor(vc: VirtualCluster, d: BindingDecision): VirtualClusterStatus {
+  const gen = vc.metadata.generation ?? 0;
+  return {
+    ...vc.status,
+    conditions: setCondition(vc.status?.conditions, d.condition, gen),
+    placement: { strategy: d.applied.strategy, mode: d.applied.mode },
+  };
+}
+
+function sameCondition(a: Condition | undefined, b: Condition | undefined): boolean {
+  return !!a && !!b && a.status === b.status && a.reason === b.reason && a.message === b.message
+    && a.observedGeneration === b.observedGeneration;
+}
+
+function needsWrite(vc: VirtualCluster, d: BindingDecision): boolean {
+  if (d.kind === 'bind') return true;
+  const status = statusFor(vc, d);
+  const prev = vc.status?.conditions?.find((c) => c.type === PLACED);
+  const next = status.conditions!.find((c) => c.type === PLACED);
+  return !sameCondition(prev, next)
+    || vc.status?.placement?.strategy !== d.applied.strategy || vc.status?.placement?.mode !== d.applied.mode;
+}
+
+async function writeDecision(ctx: ReconcileContext, snap: Snapshot, d: BindingDecision): Promise<void> {
+  const vc = snap.vc!;
+  const status = statusFor(vc, d);
+  const prev = vc.status?.conditions?.find((c) => c.type === PLACED);
+  if (d.kind === 'none') {
+    if (!needsWrite(vc, d)) return;
+    await ctx.store.updateStatus({ ...vc, status });
+    if (d.condition.reason === 'Unschedulable' && prev?.reason !== 'Unschedulable') {
+      ctx.events.record(vc, 'Warning', 'Unschedulable', d.condition.message ?? '');
+    } else if (d.condition.reason === 'RemapPending' && prev?.reason !== 'RemapPending') {
+      ctx.events.record(vc, 'Normal', 'RemapPending', d.condition.message ?? '');
+    }
+    return;
+  }
+  const byName = new Map(snap.pns.map((p) => [p.metadata.name, p]));
+  const ops: BatchOp[] = [];
+  for (const b of d.binds) {
+    ops.push({ op: 'update', object: { ...b.vn, spec: { ...b.vn.spec!, physicalNode: b.node } } });
+  }
+  for (const [node, delta] of d.deltas) {
+    const pn = byName.get(node);
+    if (!pn) continue; // a VM leaving a node that is gone: nothing to give back
+    const allocated = addUsage(pn.status?.allocated ?? ZERO, delta);
+    ops.push({ op: 'updateStatus', object: { ...pn, status: { ...pn.status, allocated } } });
+  }
+  ops.push({ op: 'updateStatus', object: { ...vc, status } });
+  await ctx.store.batch(ops);
+  ctx.events.record(vc, 'Normal', 'Placed', `${d.condition.message}: ${d.binds.map((b) => `${b.vn.metadata.name}->${b.node}`).join(', ')}`);
+}
+
+export function allocationController(): ControllerSpec {
+  // Every node's allocation as the cache sees it, computed once for many reconciles (a resync
+  // of 10,000 nodes must not list 100,000 VMs 10,000 times); dropped on every VM or Migration
+  // event, before the reconcile that event causes runs.
+  let memo: Map<string, Usage> | undefined;
+  return {
+    name: 'placement/allocation',
+    forKind: 'PhysicalNode',
+    watches: [
+      {
+        kind: 'VirtualNode',
+        map: (o) => {
+          memo = undefined;
+          const n = (o as VirtualNode).spec?.physicalNode;
+          return n ? [{ kind: 'PhysicalNode', name: n }] : [];
+        },
+      },
+      {
+        kind: 'Migration',
+        map: (o) => {
+          memo = undefined;
+          const t = (o as Migration).spec?.targetNode;
+          return t ? [{ kind: 'PhysicalNode', name: t }] : [];
+        },
+      },
+    ],
+    async reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
+      // Cheap check on the cache first: at rest, every node agrees and nothing is read.
+      const cached = ctx.cache.get<PhysicalNode>({ kind: 'PhysicalNode', name: key.name });
+      if (cached) {
+        memo ??= computeAllocations(ctx.cache.list<VirtualNode>('VirtualNode'), ctx.cache.list<Migration>('Migration'));
+        if (sameUsage(memo.get(key.name), cached.status?.allocated)) return undefined;
+      }
+      // The careful path: node first, then what takes its room, then write with the node's version.
+      const pn = await ctx.store.tryGet<PhysicalNode>({ kind: 'PhysicalNode', name: key.name });
+      if (!pn) return undefined;
+      const vns = (await ctx.store.list<VirtualNode>('VirtualNode')).items;
+      const migs = (await ctx.store.list<Migration>('Migration')).items;
+      const allocated = computeAllocation(key.name, vns, migs);
+      if (sameUsage(allocated, pn.status?.allocated)) return undefined;
+      await ctx.store.updateStatus({ ...pn, status: { ...pn.status, allocated } });
+      return undefined;
+    },
+  };
+}
+
+export function migrationBindingController(): ControllerSpec {
+  return {
+    name: 'placement/migration',
+    forKind: 'Migration',
+    watches: [],
+    async reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
+      const mig = ctx.cache.get<Migration>({ kind: 'Migration', name: key.name, namespace: key.namespace });
+      if (!mig?.spec || mig.status?.phase !== 'Succeeded' || mig.metadata.annotations?.[MIGRATION_APPLIED] === 'true') {
+        return undefined;
+      }
+      const vn = await ctx.store.tryGet<VirtualNode>({ kind: 'VirtualNode', name: mig.spec.virtualNode, namespace: key.namespace });
+      const applied: Migration = {
+        ...mig,
+        metadata: { ...mig.metadata, annotations: { ...mig.metadata.annotations, [MIGRATION_APPLIED]: 'true' } },
+      };
+      const ops: BatchOp[] = [{ op: 'update', object: applied }];
+      if (vn?.spec && vn.spec.physicalNode !== mig.spec.targetNode) {
+        ops.push({ op: 'update', object: { ...vn, spec: { ...vn.spec, physicalNode: mig.spec.targetNode } } });
+        // The target's room was reserved by the Migration and now counts as the bound VM; the
+        // source gives its room back.
+        const source = vn.spec.physicalNode
+          ? await ctx.store.tryGet<PhysicalNode>({ kind: 'PhysicalNode', name: vn.spec.physicalNode })
+          : undefined;
+        if (source) {
+          const allocated = addUsage(source.status?.allocated ?? ZERO, vmUsage(vn), -1);
+          ops.push({ op: 'updateStatus', object: { ...source, status: { ...source.status, allocated } } });
+        }
+      }
+      await ctx.store.batch(ops);
+      return undefined;
+    },
+  };
+}

@@ -1,0 +1,213 @@
+// planBinding: what the placement controller does next for one VirtualCluster, decided from
+// observed state without I/O. The controller turns a decision into one atomic store batch.
+//
+// Rules (API.md "Placement semantics"):
+// - Nothing is placed until every VirtualNode <vc>-0..n-1 exists (all or nothing).
+// - Unbound VMs (new ones, or bound to a PhysicalNode that no longer exists) are placed with the
+//   VC's placement on what the other VMs leave free; the bound ones stay where they are.
+// - status.placement records the placement the binding was made with. When spec.placement
+//   differs and some VM of the VC is active (starting, running, migrating, suspending), the
+//   change waits (`RemapPending`); once none is active (Suspended or Stopped, or about to be
+//   resumed) the whole VC is re-placed, on the nodes' free room plus what it frees itself.
+// - A re-placement that does not fit keeps the current binding: `Placed=False, Unschedulable`.
+// - "Free" is capacity minus PhysicalNode.status.allocated: the allocation the controller keeps
+//   in the same transactions as the bindings, so its resourceVersion guards against overcommit.
+
+import { getCondition, type ConditionInput } from '../../api/conditions.js';
+import type {
+  PhysicalNode, VirtualCluster, VirtualClusterSpec, VirtualNode, VNPhase,
+} from '../../api/types.js';
+import {
+  placeCluster, type ClusterPlacement, type ClusterRequest, type NodeCapacity, type Usage,
+} from './engine.js';
+
+export const CLUSTER_LABEL = 'virtualinux.org/cluster';
+export const PLACED = 'Placed';
+
+/** Phases in which a VM occupies its node and cannot simply be re-bound. */
+const ACTIVE_PHASES: ReadonlySet<VNPhase> = new Set<VNPhase>(['Starting', 'Running', 'Migrating', 'Suspending']);
+
+export type PlacementSpec = VirtualClusterSpec['placement'];
+
+export interface Binding {
+  vn: VirtualNode;
+  /** The new spec.physicalNode. */
+  node: string;
+}
+
+export type BindingDecision =
+  | { kind: 'none'; condition: ConditionInput; applied: PlacementSpec }
+  | {
+    kind: 'bind';
+    binds: Binding[];
+    /** Per PhysicalNode: what its allocation changes by. */
+    deltas: Map<string, Usage>;
+    condition: ConditionInput;
+    applied: PlacementSpec;
+    placement: ClusterPlacement;
+  };
+
+export function isNodeReady(pn: PhysicalNode): boolean {
+  return getCondition(pn.status?.conditions, 'Ready')?.status === 'True';
+}
+
+export const ZERO: Usage = { cores: 0, memoryMiB: 0, vms: 0 };
+
+export function nodeCapacity(pn: PhysicalNode, used: Usage = pn.status?.allocated ?? ZERO): NodeCapacity {
+  return {
+    name: pn.metadata.name,
+    ready: isNodeReady(pn),
+    unschedulable: pn.spec?.unschedulable === true,
+    cores: pn.spec?.capacity.cores ?? 0,
+    memoryMiB: pn.spec?.capacity.memoryMiB ?? 0,
+    maxVMs: pn.spec?.maxVMs,
+    used,
+  };
+}
+
+export function vmUsage(vn: VirtualNode, k = 1): Usage {
+  return { cores: k * (vn.spec?.vcpus ?? 0), memoryMiB: k * (vn.spec?.memoryMiB ?? 0), vms: k };
+}
+
+export function addUsage(a: Usage, b: Usage, sign = 1): Usage {
+  return { cores: a.cores + sign * b.cores, memoryMiB: a.memoryMiB + sign * b.memoryMiB, vms: a.vms + sign * b.vms };
+}
+
+export function sameUsage(a: Usage | undefined, b: Usage | undefined): boolean {
+  const x = a ?? ZERO;
+  const y = b ?? ZERO;
+  return x.cores === y.cores && x.memoryMiB === y.memoryMiB && x.vms === y.vms;
+}
+
+/** The VMs of the VC that placement handles: not being deleted, index < spec.nodes, by index. */
+export function liveNodes(vc: VirtualCluster, vns: readonly VirtualNode[]): VirtualNode[] {
+  const n = vc.spec?.nodes ?? 0;
+  return vns
+    .filter((v) => !v.metadata.deletionTimestamp && v.spec && v.spec.cluster === vc.metadata.name && v.spec.index < n)
+    .sort((a, b) => a.spec!.index - b.spec!.index);
+}
+
+export function planBinding(
+  vc: VirtualCluster, vns: readonly VirtualNode[], pns: readonly PhysicalNode[],
+): BindingDecision {
+  const spec = vc.spec!;
+  const desired = { strategy: spec.placement.strategy, mode: spec.placement.mode };
+  const applied = vc.status?.placement;
+  const live = liveNodes(vc, vns);
+  const byName = new Map(pns.map((p) => [p.metadata.name, p]));
+  const bound = live.filter((v) => v.spec!.physicalNode && byName.has(v.spec!.physicalNode));
+  const keep = applied ?? desired;
+
+  if (live.length < spec.nodes) {
+    return {
+      kind: 'none', applied: keep,
+      condition: {
+        type: PLACED, status: 'False', reason: 'WaitingForVirtualNodes',
+        message: `${live.length} of ${spec.nodes} VirtualNodes exist; all of them are placed at once`,
+      },
+    };
+  }
+
+  const changed = applied !== undefined && bound.length > 0
+    && (applied.strategy !== desired.strategy || applied.mode !== desired.mode);
+  if (changed) {
+    const active = live.filter((v) => v.status?.phase && ACTIVE_PHASES.has(v.status.phase));
+    if (active.length > 0) {
+      return {
+        kind: 'none', applied,
+        condition: {
+          type: PLACED, status: 'True', reason: 'RemapPending',
+          message: `placement changed from ${applied.strategy}/${applied.mode} to ${desired.strategy}/${desired.mode}; `
+            + `applied when the VC is next resumed (${active.length} VM${active.length === 1 ? ' is' : 's are'} active)`,
+        },
+      };
+    }
+    return replaceAll(vc, live, pns, desired, applied);
+  }
+
+  const unbound = live.filter((v) => !bound.includes(v));
+  if (unbound.length === 0) {
+    const used = new Set(bound.map((v) => v.spec!.physicalNode));
+    return {
+      kind: 'none', applied: keep,
+      condition: {
+        type: PLACED, status: 'True', reason: 'Placed',
+        message: `${live.length} VM${live.length === 1 ? '' : 's'} on ${used.size} node${used.size === 1 ? '' : 's'} (${keep.strategy}, ${keep.mode})`,
+      },
+    };
+  }
+  // Place only the unbound VMs, with what is left by everybody (this VC's bound VMs included).
+  const nodes = pns.map((p) => nodeCapacity(p));
+  const r = placeCluster(nodes, request(vc, unbound.length, desired));
+  if (!r.schedulable) return unschedulable(r, keep);
+  const binds: Binding[] = unbound.map((vn, i) => ({ vn, node: r.nodes[i]! }));
+  return bindDecision(binds, r, desired, live.length);
+}
+
+function replaceAll(
+  vc: VirtualCluster, live: VirtualNode[], pns: readonly PhysicalNode[],
+  desired: PlacementSpec,
+  applied: PlacementSpec,
+): BindingDecision {
+  // What this VC's own VMs take on each node is free for its re-placement.
+  const own = new Map<string, Usage>();
+  for (const v of live) {
+    const n = v.spec!.physicalNode;
+    if (n) own.set(n, addUsage(own.get(n) ?? ZERO, vmUsage(v)));
+  }
+  const nodes = pns.map((p) => nodeCapacity(p, addUsage(p.status?.allocated ?? ZERO, own.get(p.metadata.name) ?? ZERO, -1)));
+  const r = placeCluster(nodes, request(vc, live.length, desired));
+  if (!r.schedulable) {
+    return unschedulable(r, applied, `cannot re-place with ${desired.strategy}/${desired.mode}, the VMs stay where they are: `);
+  }
+  const binds: Binding[] = [];
+  live.forEach((vn, i) => {
+    if (vn.spec!.physicalNode !== r.nodes[i]) binds.push({ vn, node: r.nodes[i]! });
+  });
+  return bindDecision(binds, r, desired, live.length);
+}
+
+function request(vc: VirtualCluster, vms: number, p: PlacementSpec): ClusterRequest {
+  return {
+    name: vc.metadata.name,
+    namespace: vc.metadata.namespace ?? 'default',
+    vms,
+    vcpus: vc.spec!.node.vcpus,
+    memoryMiB: vc.spec!.node.memoryMiB,
+    strategy: p.strategy,
+    mode: p.mode,
+  };
+}
+
+function unschedulable(
+  r: ClusterPlacement,
+  keep: PlacementSpec,
+  prefix = '',
+): BindingDecision {
+  return {
+    kind: 'none', applied: keep,
+    condition: { type: PLACED, status: 'False', reason: 'Unschedulable', message: prefix + r.message },
+  };
+}
+
+function bindDecision(
+  binds: Binding[], r: ClusterPlacement,
+  desired: PlacementSpec,
+  total: number,
+): BindingDecision {
+  const deltas = new Map<string, Usage>();
+  for (const b of binds) {
+    const old = b.vn.spec!.physicalNode;
+    if (old) deltas.set(old, addUsage(deltas.get(old) ?? ZERO, vmUsage(b.vn), -1));
+    deltas.set(b.node, addUsage(deltas.get(b.node) ?? ZERO, vmUsage(b.vn)));
+  }
+  for (const [k, d] of deltas) if (sameUsage(d, ZERO)) deltas.delete(k);
+  const used = new Set(r.nodes);
+  return {
+    kind: 'bind', binds, deltas, placement: r, applied: desired,
+    condition: {
+      type: PLACED, status: 'True', reason: 'Placed',
+      message: `${total} VM${total === 1 ? '' : 's'} on ${used.size} node${used.size === 1 ? '' : 's'} (${desired.strategy}, ${desired.mode})`,
+    },
+  };
+}

@@ -14,7 +14,9 @@ import { withStore } from '../store.js';
 import { displayName } from '../kinds-arg.js';
 import { DEFAULT_NAMESPACE } from '../../api/kinds.js';
 import { GitSourceSyncer, type SyncReport } from '../../reconcilers/gitops/git-source-syncer.js';
-import { apiSyncDeps } from '../../reconcilers/gitops/api-sync-deps.js';
+import { SYNC_FIELD_MANAGER, apiSyncDeps } from '../../reconcilers/gitops/api-sync-deps.js';
+import { StoreEventRecorder } from '../../controllers/events.js';
+import type { Store } from '../../api/store/types.js';
 import { deriveSourceName } from '../../reconcilers/gitops/plan-sync.js';
 import { DEFAULT_DEBOUNCE_MS, runSyncLoop } from '../../reconcilers/gitops/sync-loop.js';
 
@@ -122,44 +124,54 @@ const command: Command = {
   async run(argv, ctx) {
     const flags = parseFlags(argv);
     return withStore(flags.args, ctx, async (store) => {
-      const syncer = new GitSourceSyncer(store, {
-        dir: flags.dir,
-        name: flags.name ?? deriveSourceName(flags.dir),
-        nameGiven: flags.name !== undefined,
-        namespace: flags.namespace,
-        prune: flags.prune,
-        allowEmpty: flags.allowEmpty,
-        interval: flags.interval,
-        env: ctx.env,
-      }, apiSyncDeps(flags.namespace));
-
-      if (!flags.watch && flags.intervalMs === undefined) {
-        const report = await syncer.sync();
-        printReport(report, ctx);
-        return report.outcome.ok ? 0 : 1;
-      }
-
-      const stop = new AbortController();
-      const onSignal = () => stop.abort();
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      const events = new StoreEventRecorder(store, { source: SYNC_FIELD_MANAGER });
       try {
-        await runSyncLoop(syncer, {
-          dir: flags.dir,
-          watch: flags.watch,
-          intervalMs: flags.intervalMs,
-          debounceMs: flags.debounceMs,
-          signal: stop.signal,
-          onReport: (r) => printReport(r, ctx),
-          onError: (err) => printError(err, ctx.stderr, ctx.env),
-        });
+        return await runSync(store, flags, ctx, events);
       } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        await events.flush();
       }
-      return 0;
     });
   },
 };
+
+async function runSync(store: Store, flags: SyncFlags, ctx: CommandContext, events: StoreEventRecorder): Promise<number> {
+  const syncer = new GitSourceSyncer(store, {
+    dir: flags.dir,
+    name: flags.name ?? deriveSourceName(flags.dir),
+    nameGiven: flags.name !== undefined,
+    namespace: flags.namespace,
+    prune: flags.prune,
+    allowEmpty: flags.allowEmpty,
+    interval: flags.interval,
+    env: ctx.env,
+    events,
+  }, apiSyncDeps(flags.namespace));
+
+  if (!flags.watch && flags.intervalMs === undefined) {
+    const report = await syncer.sync();
+    printReport(report, ctx);
+    return report.outcome.ok ? 0 : 1;
+  }
+
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await runSyncLoop(syncer, {
+      dir: flags.dir,
+      watch: flags.watch,
+      intervalMs: flags.intervalMs,
+      debounceMs: flags.debounceMs,
+      signal: stop.signal,
+      onReport: (r) => printReport(r, ctx),
+      onError: (err) => printError(err, ctx.stderr, ctx.env),
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  return 0;
+}
 
 export default command;

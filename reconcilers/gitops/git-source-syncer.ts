@@ -24,8 +24,9 @@ import {
   annotateForSource, inventoryKey, orderForApply, planPrune, refOf, sourceId,
   type InventoryEntry,
 } from './plan-sync.js';
+import type { EventRecorder } from '../../controllers/types.js';
 import {
-  statusAfterSync, type GitSource, type GitSourceSpec, type SyncFailureReason, type SyncOutcome,
+  statusAfterSync, truncateMessage, type GitSource, type GitSourceSpec, type SyncFailureReason, type SyncOutcome,
 } from './sync-status.js';
 
 /** What the sync needs from the API layer: the same reading and applying as `vcctl apply`. */
@@ -57,6 +58,8 @@ export interface GitSourceSyncerOptions {
   /** Recorded in spec.interval (as the user wrote it). */
   interval?: string;
   env?: NodeJS.ProcessEnv;
+  /** Records an Event on the GitSource for every failed sync and every sync that changed something. */
+  events?: EventRecorder;
 }
 
 export interface SyncReport {
@@ -128,6 +131,7 @@ export class GitSourceSyncer {
       outcome = { ok: false, reason: err.reason, message: err.message, revision, ...err.partial };
     }
     const written = await this.writeStatus(outcome);
+    this.recordEvent(written, outcome, applied);
     return { outcome, applied, pruned, source: written };
   }
 
@@ -281,6 +285,19 @@ export class GitSourceSyncer {
       }
     }
     return { ok: true, revision, applied: objects.length, pruned: pruned.length, inventory: plan.inventory, orphaned: plan.orphaned.length };
+  }
+
+  private recordEvent(source: GitSource, outcome: SyncOutcome, applied: AppliedObject[]): void {
+    if (!this.opts.events) return;
+    if (!outcome.ok) {
+      const rev = outcome.revision ? `revision ${outcome.revision}: ` : '';
+      this.opts.events.record(source, 'Warning', outcome.reason, truncateMessage(`${rev}${outcome.message}`, 4096));
+      return;
+    }
+    const changed = applied.filter((a) => a.action !== 'unchanged').length;
+    if (changed === 0 && outcome.pruned === 0) return;
+    this.opts.events.record(source, 'Normal', 'Synced',
+      `revision ${outcome.revision}: ${changed} object(s) created or configured, ${outcome.pruned} pruned`);
   }
 
   private async writeStatus(outcome: SyncOutcome): Promise<GitSource> {

@@ -144,8 +144,10 @@ describe('gitops: vcctl sync (real git, real SqliteStore)', function () {
     assert.equal(await store.tryGet(PN('blade2')), undefined);
     assert.ok(await store.tryGet({ kind: 'OSTemplate', name: 'busybox' }));
     let gs = await source();
-    // The only write of the refused sync is the GitSource's status.
-    assert.equal(await store.revision(), storeRevision + 1);
+    // The only writes of the refused sync are the GitSource's status and a Warning Event.
+    assert.equal(await store.revision(), storeRevision + 2);
+    const { items: events } = await store.list<ApiObject<{ reason: string; type: string }>>('Event', { namespace: 'default' });
+    assert.deepEqual(events.filter((e) => e.spec?.type === 'Warning').map((e) => e.spec?.reason), ['ValidationFailed']);
     assert.equal(gs.status?.lastAppliedRevision, good);
     assert.match(gs.status?.lastError ?? '', new RegExp(`^revision ${bad}: .*broken\\.yaml: document 1 \\(line 8\\): spec\\.placement\\.strategy`));
     assert.equal(getCondition(gs.status?.conditions, 'Ready')?.reason, 'ValidationFailed');
@@ -156,6 +158,10 @@ describe('gitops: vcctl sync (real git, real SqliteStore)', function () {
     const row = get.stdout.split('\n').find((l) => l.startsWith('work '));
     assert.ok(row, get.stdout);
     assert.match(row, new RegExp(`${good.slice(0, 12)}\\s+False\\s.*broken\\.yaml: document 1 \\(line 8\\): spec\\.placement\\.strategy`));
+    const describe = await runVcctlInProcess(['describe', 'gitsource', 'work'], env);
+    assert.equal(describe.code, 0, describe.stderr);
+    assert.match(describe.stdout, /Ready\s+False\s+ValidationFailed/);
+    assert.match(describe.stdout, /Warning\s+ValidationFailed[\s\S]*broken\.yaml/);
 
     fx.write(fx.work, 'clusters/broken.yaml', virtualCluster('broken', 1, 'Block'));
     const fixed = fx.commit(fx.work, 'fix');

@@ -16,6 +16,7 @@ export interface FenceSource {
   currentFence(): Fence | undefined;
 }
 
+// Write methods are async so that a local refusal is a rejected promise, like a store refusal.
 export class FencedStore implements Store {
   /** Writes refused locally because there was no fence. */
   refusedLocally = 0;
@@ -41,19 +42,19 @@ export class FencedStore implements Store {
     return { ...opts, fence };
   }
 
-  create<T extends ApiObject>(obj: T, opts?: WriteOptions): Promise<T> {
+  async create<T extends ApiObject>(obj: T, opts?: WriteOptions): Promise<T> {
     return this.inner.create(obj, this.fenced(opts));
   }
-  update<T extends ApiObject>(obj: T, opts?: WriteOptions): Promise<T> {
+  async update<T extends ApiObject>(obj: T, opts?: WriteOptions): Promise<T> {
     return this.inner.update(obj, this.fenced(opts));
   }
-  updateStatus<T extends ApiObject>(obj: T, opts?: WriteOptions): Promise<T> {
+  async updateStatus<T extends ApiObject>(obj: T, opts?: WriteOptions): Promise<T> {
     return this.inner.updateStatus(obj, this.fenced(opts));
   }
-  delete<T extends ApiObject>(ref: ObjectRef, opts?: WriteOptions & { resourceVersion?: string }): Promise<T> {
+  async delete<T extends ApiObject>(ref: ObjectRef, opts?: WriteOptions & { resourceVersion?: string }): Promise<T> {
     return this.inner.delete(ref, { ...opts, ...this.fenced(opts) });
   }
-  batch(ops: BatchOp[], opts?: WriteOptions): Promise<ApiObject[]> {
+  async batch(ops: BatchOp[], opts?: WriteOptions): Promise<ApiObject[]> {
     return this.inner.batch(ops, this.fenced(opts));
   }
 

@@ -1,6 +1,10 @@
 // Helpers shared by the controller tests.
 
 import { API_VERSION, type VirtualCluster } from '../../api/types.js';
+import { parseStoreUrl } from '../../api/store/open-store.js';
+import { EtcdStore } from '../../api/store/etcd-store.js';
+import { SqliteStore } from '../../api/store/sqlite-store.js';
+import type { Store } from '../../api/store/types.js';
 
 /** Polls `f` until it returns a truthy value or the timeout passes (then throws, naming `what`). */
 export async function waitFor<T>(what: string, f: () => Promise<T> | T, timeoutMs = 15_000, everyMs = 50): Promise<NonNullable<T>> {
@@ -32,4 +36,13 @@ export function virtualCluster(name: string, nodes: number, namespace = 'default
       placement: { strategy: 'Block', mode: 'Strict' }, state: 'Running',
     },
   };
+}
+
+/**
+ * Opens a store by URL with static imports. Under mocha's loader, openStore's lazy import of the
+ * etcd backend loads a second copy of api/store/types.ts, so `instanceof FencedError` would fail.
+ */
+export async function openTestStore(url: string): Promise<Store> {
+  const loc = parseStoreUrl(url);
+  return loc.backend === 'etcd' ? EtcdStore.connect(loc.options) : new SqliteStore(loc.path);
 }

@@ -2,7 +2,7 @@
 // (timeout + abort) of one command, and exec built on top of spawn.
 
 import { PassThrough } from 'node:stream';
-import type { ExecOptions, ExecResult, SpawnedProcess } from './types.js';
+import type { ExecOptions, ExecResult, SpawnedProcess, Transport } from './types.js';
 import { TransportAbortedError, TransportError, TransportTimeoutError } from './types.js';
 
 export const DEFAULT_TIMEOUT_MS = 60_000;
@@ -121,13 +121,78 @@ export class CommandDeadline {
   }
 }
 
-/** Three pass-through streams handed out by spawn before the process has actually started. */
-export function makeStdio(): { stdin: PassThrough; stdout: PassThrough; stderr: PassThrough } {
-  return { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough() };
+export interface Stdio {
+  stdin: PassThrough;
+  stdout: PassThrough;
+  stderr: PassThrough;
+}
+
+/**
+ * Starts one command of a transport: runs it with the caller's streams once the deadline allows
+ * and the transport must call onKill with the function that ends it (process group) once it runs.
+ */
+export type CommandStarter = (io: Stdio, deadline: CommandDeadline, onKill: (kill: () => void) => void) => Promise<ExecResult>;
+
+/**
+ * The spawn of both transports: hands out stream ends at once, waits for a slot of the per-host
+ * limiter (the timeout counts from the call, queueing included), then starts the command.
+ */
+export function spawnQueued(
+  host: string,
+  argv: readonly string[],
+  opts: { timeoutMs?: number; signal?: AbortSignal },
+  limiter: ConcurrencyLimiter,
+  start: CommandStarter,
+): SpawnedProcess {
+  const io: Stdio = { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough() };
+  const deadline = new CommandDeadline(host, argv, opts);
+  const what = `${host}: \`${argv.join(' ')}\``;
+  let killer: (() => void) | undefined;
+  let killRequested = false;
+  const done = (async (): Promise<ExecResult> => {
+    let release: (() => void) | undefined;
+    try {
+      release = await limiter.acquire(deadline.signal).catch(() => {
+        throw deadline.error ?? new TransportError(`${what} was aborted while queued`);
+      });
+      if (killRequested) throw new TransportError(`${what} was killed before it started`);
+      return await start(io, deadline, (k) => {
+        killer = k;
+        if (killRequested) k();
+      });
+    } finally {
+      release?.();
+      deadline.dispose();
+    }
+  })();
+  done.catch(() => {
+    // the caller may only read the streams: end them so readers do not hang
+    if (!io.stdout.writableEnded) io.stdout.end();
+    if (!io.stderr.writableEnded) io.stderr.end();
+  });
+  return {
+    ...io,
+    done,
+    kill: () => {
+      killRequested = true;
+      killer?.();
+    },
+  };
 }
 
 /** exec in terms of spawn: feed stdin, collect stdout/stderr as UTF-8, resolve with the result. */
-export async function execViaSpawn(p: SpawnedProcess, stdin: ExecOptions['stdin']): Promise<ExecResult> {
+export function execViaSpawn(t: Pick<Transport, 'spawn'>, argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  const { stdin, ...rest } = opts;
+  let p: SpawnedProcess;
+  try {
+    p = t.spawn(argv, rest);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  return collect(p, stdin);
+}
+
+async function collect(p: SpawnedProcess, stdin: ExecOptions['stdin']): Promise<ExecResult> {
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   p.stdout.on('data', (b: Buffer) => out.push(b));

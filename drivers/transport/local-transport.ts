@@ -16,12 +16,13 @@ import { constants as osConstants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import {
-  CommandDeadline,
   ConcurrencyLimiter,
   KILL_GRACE_MS,
   execViaSpawn,
-  makeStdio,
+  spawnQueued,
   validateArgv,
+  type CommandDeadline,
+  type Stdio,
 } from './common.js';
 import type { ConnectTarget, ExecOptions, ExecResult, SpawnedProcess, Transport } from './types.js';
 import { TransportError } from './types.js';
@@ -45,57 +46,21 @@ export class LocalTransport implements Transport {
   }
 
   exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    const { stdin, ...rest } = opts;
-    let p: SpawnedProcess;
-    try {
-      p = this.spawn(argv, rest);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return execViaSpawn(p, stdin);
+    return execViaSpawn(this, argv, opts);
   }
 
   spawn(argv: readonly string[], opts: Omit<ExecOptions, 'stdin'> = {}): SpawnedProcess {
     validateArgv(this.host, argv);
     if (this.closed) throw new TransportError(`${this.host}: transport is closed`);
-    const io = makeStdio();
-    const deadline = new CommandDeadline(this.host, argv, opts);
-    let child: ChildProcess | undefined;
-    let killRequested = false;
-
-    const done = (async (): Promise<ExecResult> => {
-      let release: (() => void) | undefined;
-      try {
-        release = await this.limiter.acquire(deadline.signal).catch(() => {
-          throw deadline.error ?? new TransportError(`${this.host}: aborted while queued`);
-        });
-        if (killRequested) throw new TransportError(`${this.host}: \`${argv.join(' ')}\` was killed before it started`);
-        return await this.run(argv, opts, io, deadline, (c) => (child = c));
-      } finally {
-        release?.();
-        deadline.dispose();
-      }
-    })();
-    done.catch(() => {
-      // the caller may only use the streams; end them so readers do not hang
-      io.stdout.end();
-      io.stderr.end();
-    });
-
-    return {
-      ...io,
-      done,
-      kill: () => {
-        killRequested = true;
-        if (child) killGroup(child);
-      },
-    };
+    return spawnQueued(this.host, argv, opts, this.limiter, (io, deadline, onKill) =>
+      this.run(argv, opts, io, deadline, (c) => onKill(() => killGroup(c))),
+    );
   }
 
   private run(
     argv: readonly string[],
     opts: Omit<ExecOptions, 'stdin'>,
-    io: ReturnType<typeof makeStdio>,
+    io: Stdio,
     deadline: CommandDeadline,
     onChild: (c: ChildProcess) => void,
   ): Promise<ExecResult> {

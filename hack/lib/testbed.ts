@@ -140,7 +140,8 @@ async function withLock<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-function pidAlive(pid: number): boolean {
+/** True while the process exists and is not a zombie (a container init may not reap orphans). */
+export function pidAlive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,24 +7,10 @@ import { join } from 'node:path';
 import { LocalTransport } from '../../drivers/transport/local-transport.js';
 import { TransportAbortedError, TransportTimeoutError, execOk } from '../../drivers/transport/types.js';
 import { ECHO_ARGV, HOSTILE_ARGS, parseNulList } from './argv-cases.js';
-
-/** True while the process exists and is not a zombie. */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
+import { alive, maxOverlap, overlapScript, until } from './helpers.js';
 
 async function waitGone(pid: number, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (!alive(pid)) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return !alive(pid);
+  return until(`pid ${pid} gone`, () => !alive(pid), ms).then(() => true, () => false);
 }
 
 describe('LocalTransport', function () {
@@ -88,18 +74,8 @@ describe('LocalTransport', function () {
 
   it('bounds concurrent commands and queues the rest', async () => {
     const marker = join(dir, 'conc');
-    // each command appends its start time, sleeps, appends its end; with limit 4, at most 4 overlap
-    const script = 'echo "+" >> "$1"; sleep 0.3; echo "-" >> "$1"';
-    await Promise.all(Array.from({ length: 10 }, () => execOk(t, ['sh', '-c', script, 'sh', marker])));
-    const lines = (await readFile(marker, 'utf8')).trim().split('\n');
-    let cur = 0;
-    let max = 0;
-    for (const l of lines) {
-      cur += l === '+' ? 1 : -1;
-      max = Math.max(max, cur);
-    }
-    assert.equal(lines.length, 20);
-    assert.equal(max, 4);
+    await Promise.all(Array.from({ length: 10 }, () => execOk(t, ['sh', '-c', overlapScript(0.3), 'sh', marker])));
+    assert.deepEqual(maxOverlap(await readFile(marker, 'utf8')), { max: 4, lines: 20 });
   });
 
   it('writes files atomically with the given mode', async () => {

@@ -56,6 +56,8 @@ export interface PhysicalNodeSpec {
   maxVMs?: number;
   hypervisor: 'qemu' | 'xen';
   storageRoot: string;
+  /** Extension: the hypervisor's per-domain run files on this node; default /run/virtualinux. */
+  runRoot?: string;
   unschedulable?: boolean;
   /** Extension: how the controller reaches the node. `ssh` (default) or `local` (this machine). */
   transport?: 'ssh' | 'local';
@@ -139,6 +141,8 @@ export interface VirtualNodeStatus {
   observedGeneration?: number;
   message?: string;
   restarts?: number;
+  /** When the domain last died unexpectedly (restart backoff counts from here). */
+  lastFailureTime?: string;
 }
 export type VirtualNode = ApiObject<VirtualNodeSpec, VirtualNodeStatus> & { kind: 'VirtualNode' };
 

@@ -1,0 +1,332 @@
+// The runtime controllers.
+// - `runtime` (key: VirtualNode) realises each VirtualNode on the hypervisor of the node it is
+//   bound to: gathers what planRuntime needs (the VC's desired state, the node's volumes, where
+//   its domain is seen, a saved state on the storage root, an active Migration), performs the one
+//   action the plan returns through the node's driver, and writes the VirtualNode's phase, host,
+//   address and `Running` condition. A finalizer keeps the VirtualNode until its domain and saved
+//   state are gone.
+// - `runtime/orphans` (key: PhysicalNode) reports domains on a node that no VirtualNode wants and,
+//   after a grace period, destroys them.
+
+import type { Migration, OSTemplate, PhysicalNode, VirtualCluster, VirtualNode, VirtualNodeStatus, Volume } from '../../api/types.js';
+import type { ObjectRef } from '../../api/store/types.js';
+import { NotFoundError } from '../../api/store/types.js';
+import { isConditionTrue, setCondition } from '../../api/conditions.js';
+import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
+import type { DomainInfo, DomainSpec, HypervisorDriver } from '../../drivers/hypervisor/types.js';
+import { HostNetworkDriver } from '../../drivers/network/host-network.js';
+import { macAddress, tapName } from '../network/host-plan.js';
+import { nodeAddress } from '../network/addresses.js';
+import { subnetOf } from '../network/controller.js';
+import { FORMAT_ANNOTATION } from '../storage/plan.js';
+import { HypervisorDrivers, savedStatePath, type TransportSource } from './hosts.js';
+import { planRuntime, type ObservedDomain, type RuntimeAction, type RuntimeDecision } from './plan.js';
+
+export const RUNTIME_FINALIZER = 'virtualinux.org/runtime';
+const CLUSTER_LABEL = 'virtualinux.org/cluster';
+
+export interface RuntimeDeps {
+  transports: TransportSource;
+  drivers?: HypervisorDrivers;
+  /** How often a running node is checked (a death is noticed within this); default 5 s. */
+  pollMs?: number;
+  /** How long a guest gets to power off before it is destroyed; default 30 s. */
+  shutdownTimeoutMs?: number;
+  /** How long an unwanted domain may live before it is stopped; default 60 s. */
+  orphanGraceMs?: number;
+  now?: () => number;
+}
+
+export function domainKey(vn: VirtualNode): string {
+  return `${vn.metadata.namespace}.${vn.metadata.name}`;
+}
+
+function ref(kind: string, name: string, namespace?: string): ObjectRef {
+  return namespace ? { kind, name, namespace } : { kind, name };
+}
+
+/** The Migration of this VirtualNode that is not finished, if any. */
+export function activeMigration(cache: CacheReader, vn: VirtualNode): Migration | undefined {
+  return cache
+    .list<Migration>('Migration', { namespace: vn.metadata.namespace })
+    .find((m) => m.spec?.virtualNode === vn.metadata.name && !m.metadata.deletionTimestamp && (m.status?.phase ?? 'Pending') !== 'Succeeded' && m.status?.phase !== 'Failed');
+}
+
+function liveState(d: DomainInfo | undefined): ObservedDomain['state'] | undefined {
+  if (!d) return undefined;
+  switch (d.state) {
+    case 'running':
+    case 'migrating':
+      return 'running';
+    case 'paused':
+      return 'paused';
+    case 'incoming':
+      return 'incoming';
+    case 'shutoff':
+      return 'shutoff';
+  }
+}
+
+interface Gathered {
+  vn: VirtualNode;
+  vc: VirtualCluster | undefined;
+  bound: PhysicalNode | undefined;
+  domains: ObservedDomain[];
+  volumes: { disk?: Volume; swap?: Volume; config?: Volume; shared?: Volume };
+  sharedWanted: boolean;
+  template: OSTemplate | undefined;
+  ip: string | undefined;
+}
+
+function volumeReady(v: Volume | undefined): v is Volume {
+  return !!v && v.status?.phase === 'Ready' && !!v.status.path;
+}
+
+export function runtimeController(cache: CacheReader, deps: RuntimeDeps): ControllerSpec {
+  const drivers = deps.drivers ?? new HypervisorDrivers(deps.transports);
+  const now = deps.now ?? Date.now;
+  const vnsOfCluster = (namespace: string | undefined, cluster: string): ObjectRef[] =>
+    cache
+      .list<VirtualNode>('VirtualNode', { namespace, labelSelector: `${CLUSTER_LABEL}=${cluster}` })
+      .map((vn) => ref('VirtualNode', vn.metadata.name, vn.metadata.namespace));
+
+  async function observe(vn: VirtualNode, ctx: ReconcileContext): Promise<ObservedDomain[]> {
+    const hosts = new Set<string>();
+    if (vn.spec?.physicalNode) hosts.add(vn.spec.physicalNode);
+    if (vn.status?.host) hosts.add(vn.status.host);
+    const mig = activeMigration(ctx.cache, vn);
+    if (mig?.spec) hosts.add(mig.spec.targetNode);
+    const out: ObservedDomain[] = [];
+    for (const h of hosts) {
+      const pn = ctx.cache.get<PhysicalNode>(ref('PhysicalNode', h));
+      if (!pn?.spec) continue;
+      const info = await drivers.get(pn).get(domainKey(vn));
+      const st = liveState(info);
+      if (st && st !== 'shutoff') out.push({ host: h, state: st });
+    }
+    return out;
+  }
+
+  function gather(vn: VirtualNode, ctx: ReconcileContext): Omit<Gathered, 'domains'> {
+    const ns = vn.metadata.namespace;
+    const vc = ctx.cache.get<VirtualCluster>(ref('VirtualCluster', vn.spec!.cluster, ns));
+    const bound = vn.spec?.physicalNode ? ctx.cache.get<PhysicalNode>(ref('PhysicalNode', vn.spec.physicalNode)) : undefined;
+    const vol = (name: string) => ctx.cache.get<Volume>(ref('Volume', name, ns));
+    const sharedWanted = !!vc?.spec?.sharedStorage && vc.spec.sharedStorage.filesystem !== 'none';
+    const subnet = vc ? subnetOf(vc) : undefined;
+    let ip: string | undefined;
+    try {
+      ip = subnet ? nodeAddress(subnet, vn.spec!.index) : undefined;
+    } catch {
+      ip = undefined;
+    }
+    return {
+      vn, vc, bound,
+      volumes: { disk: vol(`${vn.metadata.name}-disk`), swap: vol(`${vn.metadata.name}-swap`), config: vol(`${vn.metadata.name}-config`), shared: sharedWanted ? vol(`${vn.spec!.cluster}-shared`) : undefined },
+      sharedWanted,
+      template: vc?.spec ? ctx.cache.get<OSTemplate>(ref('OSTemplate', vc.spec.template)) : undefined,
+      ip,
+    };
+  }
+
+  function domainSpec(g: Gathered): DomainSpec {
+    const { vn, volumes, template } = g;
+    const boot = template!.spec!.boot;
+    if (!boot?.kernel) throw new Error(`OSTemplate ${template!.metadata.name} has no spec.boot.kernel: the runtime boots guests by kernel`);
+    const key = domainKey(vn);
+    return {
+      name: key,
+      vcpus: vn.spec!.vcpus,
+      memoryMiB: vn.spec!.memoryMiB,
+      boot: { kernel: boot.kernel, initrd: boot.initrd, cmdline: boot.cmdline ?? 'console=ttyS0' },
+      disks: {
+        root: { path: volumes.disk!.status!.path!, format: (volumes.disk!.metadata.annotations?.[FORMAT_ANNOTATION] as 'qcow2' | 'raw' | undefined) ?? 'qcow2' },
+        swap: { path: volumes.swap!.status!.path!, format: 'raw' },
+        config: { path: volumes.config!.status!.path!, format: 'raw' },
+      },
+      sharedDir: g.sharedWanted && volumes.shared?.status?.path ? volumes.shared.status.path : undefined,
+      network: g.ip ? { tap: tapName(key), mac: macAddress(key), ip: g.ip } : undefined,
+    };
+  }
+
+  async function perform(a: RuntimeAction, g: Gathered, ctx: ReconcileContext): Promise<string | undefined> {
+    const pn = (name: string): PhysicalNode => {
+      const p = ctx.cache.get<PhysicalNode>(ref('PhysicalNode', name));
+      if (!p) throw new Error(`PhysicalNode ${name} is gone`);
+      return p;
+    };
+    const name = domainKey(g.vn);
+    switch (a.type) {
+      case 'none':
+        return undefined;
+      case 'start':
+        await drivers.get(pn(a.host)).create(domainSpec(g));
+        ctx.events.record(g.vn, 'Normal', 'Started', `started on ${a.host}`);
+        return a.host;
+      case 'restore':
+        await drivers.get(pn(a.host)).resume(domainSpec(g), savedStatePath(pn(a.host), g.vn));
+        ctx.events.record(g.vn, 'Normal', 'Resumed', `resumed from disk on ${a.host}`);
+        return a.host;
+      case 'suspend': {
+        if (g.sharedWanted) {
+          throw new Error('cannot suspend: the guest has the VC shared storage mounted over virtio-9p, which QEMU cannot save; set spec.sharedStorage.filesystem: none for VCs that are suspended or migrated');
+        }
+        const r = await drivers.get(pn(a.host)).suspend(name, savedStatePath(pn(a.host), g.vn));
+        ctx.events.record(g.vn, 'Normal', 'Suspended', `saved ${Math.round(r.bytes / 1048576)} MiB to disk in ${r.durationMs} ms`);
+        return undefined;
+      }
+      case 'shutdown': {
+        const r = await drivers.get(pn(a.host)).shutdown(name, { timeoutMs: deps.shutdownTimeoutMs ?? 30_000 });
+        ctx.events.record(g.vn, r.clean ? 'Normal' : 'Warning', 'Stopped', r.clean ? 'the guest powered off' : 'the guest did not power off in time and was destroyed');
+        return undefined;
+      }
+      case 'destroy':
+        await drivers.get(pn(a.host)).destroy(name);
+        ctx.events.record(g.vn, 'Normal', 'Destroyed', `domain on ${a.host} destroyed: ${a.reason}`);
+        return g.vn.status?.host === a.host ? undefined : g.vn.status?.host;
+      case 'discardSavedState': {
+        const host = g.bound ?? (g.vn.status?.host ? pn(g.vn.status.host) : undefined);
+        if (host) await drivers.get(host).transport.exec(['rm', '-f', '--', savedStatePath(host, g.vn)]);
+        return undefined;
+      }
+    }
+  }
+
+  async function reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const vn = ctx.cache.get<VirtualNode>(key);
+    if (!vn?.spec) return undefined;
+    const base = gather(vn, ctx);
+    const deleting = !!vn.metadata.deletionTimestamp || !base.vc || !!base.vc.metadata.deletionTimestamp;
+
+    if (!deleting && !(vn.metadata.finalizers ?? []).includes(RUNTIME_FINALIZER)) {
+      await ctx.store.update<VirtualNode>({ ...vn, metadata: { ...vn.metadata, finalizers: [...(vn.metadata.finalizers ?? []), RUNTIME_FINALIZER] } });
+      return undefined; // the update brings us back with the new resourceVersion
+    }
+    if (vn.spec.physicalNode && !base.bound) return { requeueAfterMs: 5_000 };
+    if (base.bound && !isConditionTrue(base.bound.status?.conditions, 'Ready')) {
+      return writeStatus(ctx, vn, { phase: vn.status?.phase ?? 'Scheduled', message: `node ${base.bound.metadata.name} is not Ready` }, base.ip, 10_000);
+    }
+
+    const g: Gathered = { ...base, domains: await observe(vn, ctx) };
+    const statePath = base.bound ? savedStatePath(base.bound, vn) : undefined;
+    const savedState = base.bound && statePath ? (await drivers.get(base.bound).transport.exec(['test', '-e', statePath])).code === 0 : false;
+    const storageReady = volumeReady(g.volumes.disk) && volumeReady(g.volumes.swap) && volumeReady(g.volumes.config) && (!g.sharedWanted || volumeReady(g.volumes.shared)) && !!g.template;
+    const lastFailureMs = vn.status?.lastFailureTime ? Date.parse(vn.status.lastFailureTime) : undefined;
+    const input = {
+      boundHost: vn.spec.physicalNode, desired: base.vc?.spec?.state ?? 'Stopped', deleting, storageReady,
+      networkReady: true, domains: g.domains, savedState, migrationActive: !!activeMigration(ctx.cache, vn),
+      lastPhase: vn.status?.phase, restarts: vn.status?.restarts ?? 0, lastFailureMs, nowMs: now(),
+    } as const;
+    let d: RuntimeDecision = planRuntime(input);
+    if ((d.action.type === 'start' || d.action.type === 'restore') && base.ip) {
+      // Fail closed: the VM's tap and isolation rules must be in place on that node first.
+      const ok = await new HostNetworkDriver(drivers.get(base.bound!).transport).hasVm(domainKey(vn));
+      if (!ok) d = planRuntime({ ...input, networkReady: false });
+    } else if ((d.action.type === 'start' || d.action.type === 'restore') && !base.ip) {
+      d = planRuntime({ ...input, networkReady: false });
+    }
+
+    let host = g.domains.find((x) => x.state === 'running' || x.state === 'paused')?.host;
+    try {
+      const after = await perform(d.action, g, ctx);
+      if (d.action.type !== 'none') host = after;
+    } catch (err) {
+      ctx.events.record(vn, 'Warning', `${d.action.type[0]!.toUpperCase()}${d.action.type.slice(1)}Failed`, (err as Error).message);
+      await writeStatus(ctx, vn, { phase: 'Failed', host, message: `${d.action.type} failed: ${(err as Error).message}`, lastFailureTime: new Date(now()).toISOString(), restarts: vn.status?.restarts ?? 0 }, base.ip);
+      throw err;
+    }
+    let phase = d.phase;
+    if ((d.action.type === 'start' || d.action.type === 'restore') && host) phase = 'Running';
+    if (d.action.type === 'suspend') phase = 'Suspended';
+    const status: VirtualNodeStatus = { phase, host, message: d.message, restarts: vn.status?.restarts ?? 0, lastFailureTime: vn.status?.lastFailureTime };
+    if (d.unexpectedDeath) {
+      status.restarts = (vn.status?.restarts ?? 0) + 1;
+      status.lastFailureTime = new Date(now()).toISOString();
+      ctx.events.record(vn, 'Warning', 'DomainDied', d.message);
+    }
+
+    if (deleting && d.action.type === 'none' && g.domains.length === 0) {
+      const fresh = await ctx.store.tryGet<VirtualNode>(key);
+      if (fresh && (fresh.metadata.finalizers ?? []).includes(RUNTIME_FINALIZER)) {
+        try {
+          await ctx.store.update<VirtualNode>({ ...fresh, metadata: { ...fresh.metadata, finalizers: fresh.metadata.finalizers!.filter((f) => f !== RUNTIME_FINALIZER) } });
+        } catch (err) {
+          if (!(err instanceof NotFoundError)) throw err;
+        }
+      }
+      return undefined;
+    }
+    const requeue = d.requeueAfterMs ?? (phase === 'Running' || phase === 'Migrating' ? (deps.pollMs ?? 5_000) : d.action.type === 'none' ? 5_000 : 0);
+    return writeStatus(ctx, vn, status, base.ip, requeue);
+  }
+
+  return {
+    name: 'runtime',
+    forKind: 'VirtualNode',
+    watches: [
+      { kind: 'VirtualCluster', map: (vc) => vnsOfCluster(vc.metadata.namespace, vc.metadata.name) },
+      { kind: 'Volume', map: (v) => ((v as Volume).spec?.virtualNode ? [ref('VirtualNode', (v as Volume).spec!.virtualNode!, v.metadata.namespace)] : []) },
+      { kind: 'Migration', map: (m) => ((m as Migration).spec ? [ref('VirtualNode', (m as Migration).spec!.virtualNode, m.metadata.namespace)] : []) },
+    ],
+    workers: 4,
+    timeoutMs: 5 * 60_000,
+    reconcile,
+  };
+}
+
+async function writeStatus(ctx: ReconcileContext, vn: VirtualNode, s: VirtualNodeStatus, ip: string | undefined, requeueAfterMs?: number): Promise<ReconcileResult> {
+  const gen = vn.metadata.generation ?? 0;
+  const running = s.phase === 'Running';
+  const conditions = setCondition(vn.status?.conditions, {
+    type: 'Running',
+    status: running ? 'True' : 'False',
+    reason: running ? 'DomainRunning' : (s.phase ?? 'Pending'),
+    message: s.message ?? '',
+  }, gen);
+  const status: VirtualNodeStatus = { ...vn.status, ...s, ip, conditions, observedGeneration: gen };
+  for (const k of Object.keys(status) as (keyof VirtualNodeStatus)[]) if (status[k] === undefined) delete status[k];
+  if (JSON.stringify(status) !== JSON.stringify(vn.status)) {
+    await ctx.store.updateStatus<VirtualNode>({ ...vn, status });
+  }
+  return requeueAfterMs !== undefined && requeueAfterMs > 0 ? { requeueAfterMs } : requeueAfterMs === 0 ? { requeueAfterMs: 50 } : undefined;
+}
+
+/** Domains on a node that no VirtualNode wants are reported, then stopped after a grace period. */
+export function orphanController(deps: RuntimeDeps): ControllerSpec {
+  const drivers = deps.drivers ?? new HypervisorDrivers(deps.transports);
+  const now = deps.now ?? Date.now;
+  const firstSeen = new Map<string, number>();
+  return {
+    name: 'runtime/orphans',
+    forKind: 'PhysicalNode',
+    async reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
+      const pn = ctx.cache.get<PhysicalNode>(key);
+      if (!pn?.spec || !isConditionTrue(pn.status?.conditions, 'Ready')) return { requeueAfterMs: 15_000 };
+      const driver: HypervisorDriver = drivers.get(pn);
+      const wanted = new Set<string>();
+      for (const vn of ctx.cache.list<VirtualNode>('VirtualNode')) {
+        const mig = activeMigration(ctx.cache, vn);
+        if (vn.spec?.physicalNode === pn.metadata.name || vn.status?.host === pn.metadata.name || mig?.spec?.targetNode === pn.metadata.name) {
+          wanted.add(domainKey(vn));
+        }
+      }
+      for (const d of await driver.list()) {
+        const id = `${pn.metadata.name}/${d.name}`;
+        if (wanted.has(d.name)) {
+          firstSeen.delete(id);
+          continue;
+        }
+        const seen = firstSeen.get(id);
+        if (seen === undefined) {
+          firstSeen.set(id, now());
+          ctx.events.record(pn, 'Warning', 'OrphanDomain', `domain ${d.name} (${d.state}) runs here but no VirtualNode wants it; it is stopped after ${Math.round((deps.orphanGraceMs ?? 60_000) / 1000)} s`);
+        } else if (now() - seen >= (deps.orphanGraceMs ?? 60_000)) {
+          await driver.destroy(d.name);
+          firstSeen.delete(id);
+          ctx.events.record(pn, 'Warning', 'OrphanDestroyed', `destroyed domain ${d.name}: no VirtualNode wants it`);
+        }
+      }
+      return { requeueAfterMs: 15_000 };
+    },
+  };
+}

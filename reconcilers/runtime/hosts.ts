@@ -1,0 +1,43 @@
+// The runtime's view of physical nodes: one hypervisor driver per node (sharing the node's
+// transport from the manager's TransportCache), and the paths the runtime derives for a
+// VirtualNode. Everything derived from names and uids, so a retry finds its own earlier work.
+
+import type { PhysicalNode, VirtualNode } from '../../api/types.js';
+import type { Transport } from '../../drivers/transport/types.js';
+import type { HypervisorDriver } from '../../drivers/hypervisor/types.js';
+import { QemuDriver } from '../../drivers/hypervisor/qemu-driver.js';
+
+export const DEFAULT_RUN_ROOT = '/run/virtualinux';
+
+export interface TransportSource {
+  get(node: PhysicalNode): Transport;
+}
+
+export class HypervisorDrivers {
+  private readonly drivers = new Map<string, { transport: Transport; key: string; driver: HypervisorDriver }>();
+
+  constructor(
+    private readonly transports: TransportSource,
+    private readonly accel: 'auto' | 'kvm' | 'tcg' = 'auto',
+  ) {}
+
+  /** The node's driver; rebuilt when its transport or hypervisor settings change. */
+  get(node: PhysicalNode): HypervisorDriver {
+    const transport = this.transports.get(node);
+    const spec = node.spec!;
+    const key = JSON.stringify([spec.hypervisor, spec.runRoot ?? DEFAULT_RUN_ROOT, spec.address]);
+    const cur = this.drivers.get(node.metadata.name);
+    if (cur && cur.transport === transport && cur.key === key) return cur.driver;
+    if (spec.hypervisor !== 'qemu') {
+      throw new Error(`PhysicalNode ${node.metadata.name}: the runtime has no ${spec.hypervisor} driver wired in yet`);
+    }
+    const driver = new QemuDriver({ transport, runRoot: spec.runRoot ?? DEFAULT_RUN_ROOT, migrationAddress: spec.address, accel: this.accel });
+    this.drivers.set(node.metadata.name, { transport, key, driver });
+    return driver;
+  }
+}
+
+/** Where a VirtualNode's suspend image lives: on the shared storage root, named by its uid. */
+export function savedStatePath(node: PhysicalNode, vn: VirtualNode): string {
+  return `${node.spec!.storageRoot.replace(/\/+$/, '')}/runtime/${vn.metadata.namespace}/${vn.metadata.name}-${vn.metadata.uid}.vmstate`;
+}

@@ -89,10 +89,11 @@ function validateDocuments(docs: ParsedDocument[], opts: LoadOptions): { manifes
       // a status subresource), but it is still validated so a typo does not pass silently.
       const result = validateObject(obj);
       if (result.issues.length > 0) {
-        for (const i of result.issues) {
+        const found = result.issues.map((i) => {
           const path = [...prefix, ...i.path];
-          issues.push({ ...at(path), path: formatPath(path) || undefined, message: i.message });
-        }
+          return { ...at(path), path: formatPath(path) || undefined, message: i.message };
+        });
+        issues.push(...found.sort((a, b) => a.line - b.line)); // in reading order (sort is stable)
         continue;
       }
       const source = { file: doc.file, document: doc.document, line: doc.lineOf(prefix) ?? doc.line };

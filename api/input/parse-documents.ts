@@ -31,7 +31,7 @@ export function parseDocuments(file: string, text: string): { documents: ParsedD
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
         const message = e.code === 'DUPLICATE_KEY'
-          ? `duplicate key ${JSON.stringify(text.slice(e.pos[0], e.pos[1]).trim())}: each key may appear once per map`
+          ? `duplicate key ${JSON.stringify(keyAt(text, e.pos[0]))}: each key may appear once per map`
           : `invalid YAML: ${firstLine(e.message)}`;
         issues.push({ file, document, line: lc.linePos(e.pos[0]).line, message });
       }
@@ -56,6 +56,13 @@ export function parseDocuments(file: string, text: string): { documents: ParsedD
 function firstContentOffset(doc: Document): number {
   const c = doc.contents as Node | null;
   return c?.range?.[0] ?? doc.range?.[0] ?? 0;
+}
+
+/** The key written at `offset` (up to the ':' that ends it), for messages. */
+function keyAt(text: string, offset: number): string {
+  const m = /^("(?:[^"\\\n]|\\.)*"|'(?:[^'\n]|'')*'|[^:\n]*?)\s*:/.exec(text.slice(offset, offset + 1024));
+  const key = m ? m[1] : text.slice(offset).split('\n')[0];
+  return key.replace(/^(["'])(.*)\1$/, '$2');
 }
 
 /** The package's messages end with a source excerpt on later lines; keep the first line. */

@@ -18,6 +18,11 @@ export const PATTERN_HINTS: Record<string, string> = {
   [LABEL_VALUE]: "a label value (empty, or letters, digits, '-', '_' and '.', starting and ending with a letter or digit, at most 63 characters)",
   '^/[^\\x00\\n]*$': 'an absolute path',
   '^[A-Z][A-Za-z0-9]*$': 'a PascalCase word',
+  // Patterns of crds/ fields (the strings exactly as the CRDs write them).
+  '^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) [A-Za-z0-9+/]+={0,3}( [^\\n]*)?$':
+    'an SSH public host key as ssh-keyscan prints it ("ssh-ed25519 AAAA...")',
+  '^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])/([0-9]|[12][0-9]|3[0-2])$':
+    'an IPv4 subnet in CIDR notation (10.10.1.0/24)',
 };
 
 export const METADATA_SCHEMA: OpenApiSchema = {

@@ -102,7 +102,7 @@ export async function runVcctl(args: string[], env: NodeJS.ProcessEnv): Promise<
 }
 
 /** Polls until check returns a value (not undefined); fails with `what` after timeoutMs. */
-export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
+export async function eventually<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();

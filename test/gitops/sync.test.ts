@@ -19,7 +19,7 @@ const PN = (name: string) => ({ kind: 'PhysicalNode', name });
 const GS = { kind: 'GitSource', namespace: 'default', name: 'work' };
 
 describe('gitops: vcctl sync (real git, real SqliteStore)', function () {
-  this.timeout(60_000);
+  this.timeout(120_000);
   let fx: GitFixture;
   let store: SqliteStore;
   let env: NodeJS.ProcessEnv;
@@ -219,9 +219,9 @@ describe('gitops: vcctl sync (real git, real SqliteStore)', function () {
   it('--watch picks up an edit (a real vcctl process)', async () => {
     const p = startVcctl(['sync', '--dir', fx.work, '--watch', '--prune'], env);
     procs.push(p);
-    await eventually(async () => (await store.tryGet(VC('stripes'))) ?? undefined, 'the first sync');
+    await eventually(async () => (await store.tryGet(VC('stripes'))) ?? undefined, 'the first sync', 60_000);
     // Let the watcher settle after the first sync, then edit one file.
-    await eventually(async () => (p.stdout().includes('synced revision') ? true : undefined), 'the first sync report');
+    await eventually(async () => (p.stdout().includes('synced revision') ? true : undefined), 'the first sync report', 60_000);
     const t0 = Date.now();
     fx.write(fx.work, 'clusters/stripes.yaml', virtualCluster('stripes', 7));
     const vc = await eventually(async () => {
@@ -250,7 +250,7 @@ describe('gitops: vcctl sync (real git, real SqliteStore)', function () {
     fx.pushWork();
     const p = startVcctl(['sync', '--dir', fx.work, '--interval', '1s'], env);
     procs.push(p);
-    await eventually(async () => (await store.tryGet(VC('stripes'))) ?? undefined, 'the first sync');
+    await eventually(async () => (await store.tryGet(VC('stripes'))) ?? undefined, 'the first sync', 60_000);
     const pushed = fx.pushUpstream({ 'clusters/pushed.yaml': virtualCluster('pushed', 1) }, 'from upstream');
     const vc = await eventually(async () => (await store.tryGet<VirtualCluster>(VC('pushed'))) ?? undefined, 'the pushed commit');
     assert.equal(vc.spec?.nodes, 1);

@@ -3,7 +3,7 @@
 // exactly that process (by its PID) and removes the directory.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,10 +12,12 @@ import { Etcd3 } from 'etcd3';
 export interface EtcdHarness {
   /** http://127.0.0.1:PORT of the client listener. */
   endpoints: string[];
-  /** The store URL for openStore / --store: etcd://127.0.0.1:PORT. */
+  /** The store URL for openStore / --store: etcd://127.0.0.1:PORT (TLS options not included). */
   url: string;
   dataDir: string;
   pid: number;
+  /** A client of this etcd (with the harness's TLS credentials), for test set-up such as users. */
+  admin: Etcd3;
   /** Compacts etcd's history before `revision` (physically), as an operator's compaction would. */
   compact(revision: number): Promise<void>;
   /** Kills the etcd process (SIGTERM, then SIGKILL after 5 s) and removes its directory. Idempotent. */
@@ -31,6 +33,11 @@ export interface StartEtcdOptions {
   maxRequestBytes?: number;
   /** How long to wait for etcd to answer. Default 20 s. */
   startTimeoutMs?: number;
+  /**
+   * Serve clients over TLS with these PEM files. With clientCert/clientKey, etcd also requires
+   * client certificates signed by ca (--client-cert-auth), and the harness uses that pair itself.
+   */
+  tls?: { ca: string; serverCert: string; serverKey: string; clientCert?: string; clientKey?: string };
 }
 
 /** A free TCP port on 127.0.0.1 (the kernel picks it; the socket is closed before etcd binds it). */
@@ -51,7 +58,8 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdHar
   const bin = options.bin ?? process.env.ETCD_BIN ?? '/usr/bin/etcd';
   const dataDir = mkdtempSync(join(tmpdir(), 'vl-etcd-'));
   const [clientPort, peerPort] = [await freePort(), await freePort()];
-  const client = `http://127.0.0.1:${clientPort}`;
+  const tls = options.tls;
+  const client = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const args = [
     '--name', 'test',
@@ -63,7 +71,15 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdHar
     '--max-request-bytes', String(options.maxRequestBytes ?? 32 * 1024 * 1024),
     '--quota-backend-bytes', String(4 * 1024 * 1024 * 1024),
     '--log-level', 'error',
+    ...(tls ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.ca] : []),
+    ...(tls?.clientCert ? ['--client-cert-auth'] : []),
   ];
+  const credentials = tls
+    ? {
+        rootCertificate: readFileSync(tls.ca),
+        ...(tls.clientCert && tls.clientKey ? { certChain: readFileSync(tls.clientCert), privateKey: readFileSync(tls.clientKey) } : {}),
+      }
+    : undefined;
   let output = '';
   let child: ChildProcess;
   try {
@@ -103,7 +119,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdHar
         throw new Error(`etcd (${bin}) exited before it was ready: ${spawnError?.message ?? output.trim()}`);
       }
       if (await portOpen(clientPort)) {
-        probe = new Etcd3({ hosts: [client], dialTimeout: 1000 });
+        probe = new Etcd3({ hosts: [client], dialTimeout: 1000, ...(credentials ? { credentials } : {}) });
         try {
           await probe.maintenance.status({ deadline: Date.now() + 1000 });
           break;
@@ -129,6 +145,7 @@ export async function startEtcd(options: StartEtcdOptions = {}): Promise<EtcdHar
     url: `etcd://127.0.0.1:${clientPort}`,
     dataDir,
     pid: child.pid!,
+    admin,
     compact: async (revision) => { await admin.kv.compact({ revision, physical: true }); },
     stop: async () => { admin.close(); await stop(); },
   };

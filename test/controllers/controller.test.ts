@@ -1,0 +1,122 @@
+// The controller runtime's outcome handling, on a real embedded store without leader election.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteStore } from '../../api/store/sqlite-store.js';
+import type { ApiObject } from '../../api/types.js';
+import { ControllerManager } from '../../controllers/manager.js';
+import type { ControllerSpec, ReconcileContext } from '../../controllers/types.js';
+import { sleep, waitFor } from './helpers.js';
+
+const widget = (name: string, v = 0): ApiObject => ({ apiVersion: 'test/v1', kind: 'Widget', metadata: { name, namespace: 'ns' }, spec: { v } });
+const ref = (name: string) => ({ kind: 'Widget', namespace: 'ns', name });
+
+describe('Controller outcomes', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let store: SqliteStore;
+  let manager: ControllerManager | undefined;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'vl-ctl-'));
+    store = new SqliteStore(join(dir, 's.db'), { pollIntervalMs: 5 });
+  });
+  afterEach(async () => {
+    await manager?.stop();
+    manager = undefined;
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function run(spec: ControllerSpec): Promise<void> {
+    manager = new ControllerManager({ store, identity: 't', leaderElection: false, specs: [spec], eventCleanupMs: 0 });
+    await manager.start();
+  }
+
+  it('never reconciles one key on two workers at once, and reconciles again after changes made meanwhile', async () => {
+    const inFlight = new Set<string>();
+    let overlap = 0;
+    const lastSeen = new Map<string, number>();
+    await run({
+      name: 'slow', forKind: 'Widget', workers: 8,
+      async reconcile(key, ctx) {
+        if (inFlight.has(key.name)) overlap++;
+        inFlight.add(key.name);
+        const o = await ctx.store.get(key);
+        await sleep(20);
+        lastSeen.set(key.name, (o.spec as { v: number }).v);
+        inFlight.delete(key.name);
+      },
+    });
+    await store.create(widget('a'));
+    await store.create(widget('b'));
+    for (let v = 1; v <= 20; v++) {
+      for (const n of ['a', 'b']) {
+        const o = await store.get(ref(n));
+        await store.update({ ...o, spec: { v } });
+      }
+      await sleep(3);
+    }
+    await waitFor('last versions reconciled', () => lastSeen.get('a') === 20 && lastSeen.get('b') === 20);
+    assert.equal(overlap, 0);
+  });
+
+  it('requeueAfter brings the key back after the delay; errors back off exponentially, then success forgets', async () => {
+    const calls: { name: string; at: number }[] = [];
+    await run({
+      name: 'outcomes', forKind: 'Widget',
+      async reconcile(key) {
+        calls.push({ name: key.name, at: Date.now() });
+        const n = calls.filter((c) => c.name === key.name).length;
+        if (key.name === 'requeue' && n < 3) return { requeueAfterMs: 200 };
+        if (key.name === 'flaky' && n < 6) throw new Error('not yet');
+        return undefined;
+      },
+    });
+    await store.create(widget('requeue'));
+    await store.create(widget('flaky'));
+    await waitFor('requeued twice', () => calls.filter((c) => c.name === 'requeue').length === 3);
+    await waitFor('flaky succeeded', () => calls.filter((c) => c.name === 'flaky').length === 6);
+    const rq = calls.filter((c) => c.name === 'requeue').map((c) => c.at);
+    assert.ok(rq[1]! - rq[0]! >= 190 && rq[2]! - rq[1]! >= 190, `requeue gaps ${rq[1]! - rq[0]!}, ${rq[2]! - rq[1]!}`);
+    const fl = calls.filter((c) => c.name === 'flaky').map((c) => c.at);
+    const gaps = fl.slice(1).map((t, i) => t - fl[i]!);
+    // 5, 10, 20, 40, 80 ms: the last gaps grow.
+    assert.ok(gaps[4]! >= 70 && gaps[3]! >= 35, `backoff gaps ${gaps.join(',')}`);
+    await sleep(300);
+    assert.equal(calls.filter((c) => c.name === 'flaky').length, 6, 'no retry after success');
+    const c = manager!.activeControllers()[0]!;
+    assert.equal(c.counts.error, 5);
+    assert.equal(c.queue.numRequeues('ns/flaky'), 0, 'success forgot the backoff');
+  });
+
+  it('a reconcile past its timeout is aborted and retried; a synchronous throw does not stop the worker', async () => {
+    const signals: AbortSignal[] = [];
+    let hangs = 0;
+    let throws = 0;
+    await run({
+      name: 'bad', forKind: 'Widget', workers: 1, timeoutMs: 100,
+      reconcile(key, ctx: ReconcileContext) {
+        if (key.name === 'hang') {
+          hangs++;
+          signals.push(ctx.signal);
+          if (hangs < 3) return new Promise(() => undefined);
+          return Promise.resolve(undefined);
+        }
+        throws++;
+        if (throws < 3) throw new TypeError('boom');
+        return Promise.resolve(undefined);
+      },
+    });
+    await store.create(widget('hang'));
+    await store.create(widget('throw'));
+    await waitFor('hang done', () => hangs === 3, 10_000);
+    await waitFor('throw done', () => throws === 3, 10_000);
+    assert.ok(signals[0]!.aborted && signals[1]!.aborted, 'timed-out reconciles saw their signal abort');
+    assert.equal(signals[2]!.aborted, false);
+    const metrics = manager!.activeControllers()[0]!.counts;
+    assert.equal(metrics.error, 4);
+    assert.equal(metrics.done, 2);
+  });
+});

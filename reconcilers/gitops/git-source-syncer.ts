@@ -113,6 +113,12 @@ export class GitSourceSyncer {
    * itself cannot be read or written.
    */
   async sync(opts: { pull?: boolean } = {}): Promise<SyncReport> {
+    // A directory that cannot be read on the very first sync is most likely a typo: fail without
+    // creating a GitSource for it. A source that exists records the failure in its status.
+    const unreadable = await this.directory().then(() => undefined, (err: unknown) => err);
+    if (unreadable && !(await this.store.tryGet(this.ref))) {
+      throw new Error(`${(unreadable as Error).message}; check --dir (no GitSource was created)`, { cause: unreadable });
+    }
     const source = await this.ensureSource();
     const applied: AppliedObject[] = [];
     const pruned: InventoryEntry[] = [];

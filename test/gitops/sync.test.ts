@@ -216,6 +216,13 @@ describe('gitops: vcctl sync (real git, real SqliteStore)', function () {
     assert.equal(await store.tryGet(PN('other')), undefined);
   });
 
+  it('a directory that does not exist is an error and creates no GitSource', async () => {
+    const r = await runVcctlInProcess(['sync', '--dir', join(fx.root, 'typo')], env);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /cannot read the directory .*typo.*no GitSource was created/);
+    assert.deepEqual((await store.list('GitSource')).items, []);
+  });
+
   it('--watch picks up an edit (a real vcctl process)', async () => {
     const p = startVcctl(['sync', '--dir', fx.work, '--watch', '--prune'], env);
     procs.push(p);

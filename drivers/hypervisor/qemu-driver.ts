@@ -52,38 +52,69 @@ interface ProcEntry {
   name: string;
   pid?: number;
   alive: boolean;
+  spec?: DomainSpec;
 }
 
 // Fixed scripts; data only as positional parameters.
-const LIST_SCRIPT = `
+const ALIVE_FN = `alive() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" != Z ]; }`;
+
+/** Per domain directory: D name, S spec JSON (one line), and for a live pid P pid + A argv lines. */
+const LIST_SCRIPT = `${ALIVE_FN}
 cd "$1" 2>/dev/null || exit 0
 for d in *; do
   [ -d "$d" ] || continue
   if [ -n "$2" ] && [ "$d" != "$2" ]; then continue; fi
   printf 'D\\t%s\\n' "$d"
+  [ -f "$d/domain.json" ] && printf 'S\\t%s\\n' "$(head -n 1 "$d/domain.json")"
   pid=$(tr -dc 0-9 < "$d/qemu.pid" 2>/dev/null)
-  if [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] && [ "$(sed 's/.*) //' "/proc/$pid/stat" | cut -c1)" != Z ]; then
+  if [ -n "$pid" ] && alive "$pid"; then
     printf 'P\\t%s\\n' "$pid"
     tr '\\0' '\\n' < "/proc/$pid/cmdline" | sed 's/^/A\\t/'
   fi
 done`;
 
+/**
+ * Starts QEMU unless this domain's QEMU already runs (exit 17, its pid on stdout): makes the run
+ * directories, removes stale pid and sockets, writes the spec (stdin), links the console log, then
+ * execs the QEMU argv. One round trip, which matters over SSH.
+ */
+const START_SCRIPT = `${ALIVE_FN}
+pid=$(tr -dc 0-9 < "$3" 2>/dev/null)
+if [ -n "$pid" ] && alive "$pid" && tr '\\0' '\\n' < "/proc/$pid/cmdline" | grep -qxF -e "$7"; then echo "$pid"; exit 17; fi
+mkdir -p "$1" "$2" && rm -f "$3" "$4" "$5" && cat > "$6.tmp" && mv -f "$6.tmp" "$6" || exit 18
+[ "$8" = "$1/console.log" ] || ln -sfn "$8" "$1/console.log.link"
+shift 8
+exec "$@"`;
+
 /** Ends a process: SIGTERM, up to 5 s, then SIGKILL; waits until it is gone (zombies count as gone). */
-const KILL_SCRIPT = `
-alive() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" != Z ]; }
+const KILL_SCRIPT = `${ALIVE_FN}
 kill -TERM "$1" 2>/dev/null
 i=0; while alive "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 alive "$1" && kill -KILL "$1" 2>/dev/null
 i=0; while alive "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 ! alive "$1"`;
 
-const WAIT_GONE_SCRIPT = `
-alive() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" != Z ]; }
+const WAIT_GONE_SCRIPT = `${ALIVE_FN}
 i=0; while alive "$1" && [ $i -lt "$2" ]; do sleep 0.1; i=$((i + 1)); done
 ! alive "$1"`;
 
+/**
+ * Waits up to $2 deciseconds for pid $1 (0: none) to end by itself, then SIGTERM, 3 s, SIGKILL;
+ * once it is gone removes the paths $3...
+ */
+const RETIRE_SCRIPT = `${ALIVE_FN}
+i=0; while alive "$1" && [ $i -lt "$2" ]; do sleep 0.1; i=$((i + 1)); done
+alive "$1" && kill -TERM "$1" 2>/dev/null
+i=0; while alive "$1" && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+alive "$1" && kill -KILL "$1" 2>/dev/null
+i=0; while alive "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+alive "$1" && exit 1
+shift 2
+rm -rf -- "$@"`;
+
 /** Prints the file size, then the bytes from offset $2 (1-based for tail) up to that size. */
 const CONSOLE_SCRIPT = `
+[ -e "$1.link" ] && set -- "$1.link" "$2"
 [ -f "$1" ] || exit 3
 size=$(stat -c %s "$1")
 echo "$size"
@@ -143,7 +174,7 @@ export class QemuDriver implements HypervisorDriver {
       // The pid counts only if that process is this domain's QEMU.
       const i = cur.args.indexOf('-name');
       const mine = i >= 0 && cur.args[i + 1] === nameArg(cur.name);
-      entries.push({ name: cur.name, pid: mine ? cur.pid : undefined, alive: mine && cur.alive });
+      entries.push({ name: cur.name, pid: mine ? cur.pid : undefined, alive: mine && cur.alive, spec: cur.spec });
     };
     for (const line of out.split('\n')) {
       const tab = line.indexOf('\t');
@@ -158,6 +189,12 @@ export class QemuDriver implements HypervisorDriver {
         cur.alive = true;
       } else if (tag === 'A' && cur) {
         cur.args.push(val);
+      } else if (tag === 'S' && cur) {
+        try {
+          cur.spec = JSON.parse(val) as DomainSpec;
+        } catch {
+          // a spec file being rewritten: the entry is still listed, without spec details
+        }
       }
     }
     finish();
@@ -166,8 +203,7 @@ export class QemuDriver implements HypervisorDriver {
 
   private async describe(e: ProcEntry): Promise<DomainInfo> {
     if (!e.alive || !e.pid) return { name: e.name, state: 'shutoff' };
-    const spec = await this.readSpec(e.name).catch(() => undefined);
-    const base = { name: e.name, pid: e.pid, vcpus: spec?.vcpus, memoryMiB: spec?.memoryMiB };
+    const base = { name: e.name, pid: e.pid, vcpus: e.spec?.vcpus, memoryMiB: e.spec?.memoryMiB };
     try {
       return await this.withQmp(e.name, 'ctl', async (q) => {
         const st = await q.execute<{ status: string; running: boolean }>('query-status');
@@ -197,12 +233,6 @@ export class QemuDriver implements HypervisorDriver {
     return e ? this.describe(e) : undefined;
   }
 
-  private async readSpec(name: string): Promise<DomainSpec> {
-    const p = this.paths(name);
-    const r = await this.transport.exec(['cat', p.specFile]);
-    if (r.code !== 0) throw new HypervisorError(`${this.node}: domain ${name} has no spec file ${p.specFile}: ${r.stderr.trim()}`);
-    return JSON.parse(r.stdout) as DomainSpec;
-  }
 
   // ---- QMP ----
 
@@ -254,16 +284,18 @@ export class QemuDriver implements HypervisorDriver {
 
   // ---- lifecycle ----
 
-  private async startQemu(spec: DomainSpec, mode: { incoming?: boolean; appendConsole?: boolean }): Promise<DomainPaths> {
+  /** Starts the domain's QEMU; 'running' when its QEMU already ran (nothing started). */
+  private async startQemu(spec: DomainSpec, mode: { incoming?: boolean; appendConsole?: boolean }): Promise<'started' | 'running'> {
     validateDomainName(spec.name);
     const p = this.paths(spec.name, spec.consoleLog);
     const accel = await this.acceleration(spec.boot.kernel);
     const sockDir = p.opsSocket.slice(0, p.opsSocket.lastIndexOf('/'));
-    await execOk(this.transport, ['sh', '-c', 'mkdir -p "$1" "$2" && rm -f "$3" "$4" "$5"', 'sh',
-      p.dir, sockDir, p.pidFile, p.opsSocket, p.ctlSocket]);
-    await this.transport.writeFile(p.specFile, JSON.stringify(spec, null, 2) + '\n');
     const argv = [this.qemu, ...buildQemuArgv(spec, p, { accel, incoming: mode.incoming, appendConsole: mode.appendConsole })];
-    const r = await this.transport.exec(argv, { timeoutMs: 60_000 });
+    const r = await this.transport.exec(
+      ['sh', '-c', START_SCRIPT, 'sh', p.dir, sockDir, p.pidFile, p.opsSocket, p.ctlSocket, p.specFile, nameArg(spec.name), p.consoleLog, ...argv],
+      { stdin: JSON.stringify(spec) + '\n', timeoutMs: 60_000 },
+    );
+    if (r.code === 17) return 'running';
     if (r.code !== 0) {
       // -daemonize: a non-zero exit means the QEMU never started; make sure (a half-started one is killed).
       await this.killDomainProcess(spec.name).catch(() => undefined);
@@ -271,13 +303,11 @@ export class QemuDriver implements HypervisorDriver {
         `${this.node}: starting QEMU for ${spec.name} failed (exit ${r.code}): ${r.stderr.trim()}; check the disk, kernel and shared paths in the spec`,
       );
     }
-    return p;
+    return 'started';
   }
 
   async create(spec: DomainSpec): Promise<DomainInfo> {
     validateDomainName(spec.name);
-    const cur = await this.get(spec.name);
-    if (cur && cur.state !== 'shutoff') return cur;
     await this.startQemu(spec, {});
     const info = await this.get(spec.name);
     if (!info || info.state === 'shutoff') {
@@ -294,15 +324,19 @@ export class QemuDriver implements HypervisorDriver {
     if (r.code !== 0) throw new HypervisorError(`${this.node}: QEMU ${e.pid} of ${name} did not end after SIGKILL`);
   }
 
-  private async removeFiles(name: string): Promise<void> {
+  /** Waits for a quitting QEMU to end (killing it after 10 s) and removes the domain's files, in one round trip. */
+  private async retire(name: string, pid: number, waitMs = 10_000): Promise<void> {
     const p = this.paths(name);
-    await execOk(this.transport, ['rm', '-rf', '--', p.dir, p.opsSocket, p.ctlSocket, p.stateLink]);
+    const r = await this.transport.exec(['sh', '-c', RETIRE_SCRIPT, 'sh', String(pid), String(Math.ceil(waitMs / 100)), p.dir, p.opsSocket, p.ctlSocket, p.stateLink], {
+      timeoutMs: 30_000,
+    });
+    if (r.code !== 0) throw new HypervisorError(`${this.node}: QEMU ${pid} of ${name} did not end: ${r.stderr.trim()}`);
   }
 
   async destroy(name: string): Promise<void> {
     validateDomainName(name);
-    await this.killDomainProcess(name);
-    await this.removeFiles(name);
+    const [e] = await this.procEntries(name);
+    await this.retire(name, e?.alive && e.pid ? e.pid : 0, 0);
   }
 
   private async waitGone(pid: number, timeoutMs: number): Promise<boolean> {
@@ -329,8 +363,7 @@ export class QemuDriver implements HypervisorDriver {
   async readConsole(name: string, opts: ConsoleReadOptions = {}): Promise<ConsoleChunk> {
     validateDomainName(name);
     const from = opts.fromOffset ?? 0;
-    const spec = await this.readSpec(name).catch(() => undefined);
-    const p = this.paths(name, spec?.consoleLog);
+    const p = this.paths(name);
     const r = await this.transport.exec(['sh', '-c', CONSOLE_SCRIPT, 'sh', p.consoleLog, String(from)]);
     if (r.code === 3) return { text: '', nextOffset: from };
     if (r.code !== 0) throw new HypervisorError(`${this.node}: reading the console of ${name} failed: ${r.stderr.trim()}`);
@@ -389,22 +422,24 @@ export class QemuDriver implements HypervisorDriver {
     const durationMs = Date.now() - t0;
     const size = await execOk(this.transport, ['sh', '-c', 'mv -f "$1" "$2" && stat -c %s "$2"', 'sh', partial, file]);
     await this.withQmp(name, 'ctl', (q) => q.execute('quit')).catch(() => undefined);
-    await this.waitGone(e.pid, 10_000);
-    await this.killDomainProcess(name);
-    await this.removeFiles(name);
+    await this.retire(name, e.pid);
     return { file, bytes: Number(size.trim()), durationMs };
   }
 
   async resume(spec: DomainSpec, file: string): Promise<DomainInfo> {
     validateDomainName(spec.name);
-    const cur = await this.get(spec.name);
-    if (cur && cur.state !== 'shutoff') return cur;
-    const exists = await this.transport.exec(['test', '-f', file]);
-    if (exists.code !== 0) throw new HypervisorError(`${this.node}: cannot resume ${spec.name}: no state file ${file}`);
     const p = this.paths(spec.name, spec.consoleLog);
-    await execOk(this.transport, ['sh', '-c', 'mkdir -p "${1%/*}" && ln -sfn "$2" "$1"', 'sh', p.stateLink, file]);
+    const linked = await this.transport.exec(['sh', '-c', 'test -f "$2" && mkdir -p "${1%/*}" && ln -sfn "$2" "$1"', 'sh', p.stateLink, file]);
+    if (linked.code !== 0) {
+      const cur = await this.get(spec.name);
+      if (cur && cur.state !== 'shutoff') return cur; // resumed already: the file went with it
+      throw new HypervisorError(`${this.node}: cannot resume ${spec.name}: no state file ${file}`);
+    }
     try {
-      await this.startQemu(spec, { incoming: true, appendConsole: true });
+      if ((await this.startQemu(spec, { incoming: true, appendConsole: true })) === 'running') {
+        const cur = await this.get(spec.name);
+        if (cur) return cur;
+      }
       await this.withQmp(spec.name, 'ops', async (q) => {
         await q.execute('migrate-incoming', { uri: `exec:cat ${p.stateLink}` });
         await this.waitIncomingDone(q, spec.name, 600_000);
@@ -450,11 +485,9 @@ export class QemuDriver implements HypervisorDriver {
    * Returns the URI the source sends to.
    */
   async prepareIncoming(spec: DomainSpec): Promise<string> {
-    const cur = await this.get(spec.name);
-    if (cur && cur.state !== 'shutoff') {
-      throw new HypervisorError(`${this.node}: cannot receive ${spec.name}: a domain of that name already runs here (${cur.state})`);
+    if ((await this.startQemu(spec, { incoming: true, appendConsole: true })) === 'running') {
+      throw new HypervisorError(`${this.node}: cannot receive ${spec.name}: a domain of that name already runs here`);
     }
-    await this.startQemu(spec, { incoming: true, appendConsole: true });
     return this.withQmp(spec.name, 'ctl', async (q) => {
       const host = this.migrationAddress.includes(':') ? `[${this.migrationAddress}]` : this.migrationAddress;
       await q.execute('migrate-incoming', { uri: `tcp:${host}:0` });
@@ -482,8 +515,8 @@ export class QemuDriver implements HypervisorDriver {
       throw new HypervisorError(`cannot migrate ${name} to the node it runs on (${this.node})`);
     }
     const [e] = await this.procEntries(name);
-    if (!e?.alive || !e.pid) throw new HypervisorError(`${this.node}: cannot migrate ${name}: it is not running here`);
-    const spec = await this.readSpec(name);
+    if (!e?.alive || !e.pid || !e.spec) throw new HypervisorError(`${this.node}: cannot migrate ${name}: it is not running here`);
+    const spec = e.spec;
     if (this.outgoing.has(name)) throw new HypervisorError(`${this.node}: ${name} is already migrating`);
     this.outgoing.add(name);
     let uri: string;
@@ -528,11 +561,13 @@ export class QemuDriver implements HypervisorDriver {
       const msg = `migrating ${name} from ${this.node} to ${target.node} ${why}${fin['error-desc'] ? `: ${fin['error-desc']}` : ''}; it keeps running on ${this.node}`;
       throw fin.status === 'cancelled' ? new MigrationCancelledError(msg) : new MigrationFailedError(msg);
     }
-    await target.finishIncoming(name);
-    await this.withQmp(name, 'ctl', (q) => q.execute('quit')).catch(() => undefined);
-    await this.waitGone(e.pid, 10_000);
-    await this.killDomainProcess(name);
-    await this.removeFiles(name);
+    // The target runs once it has loaded the state; the source is retired meanwhile.
+    await Promise.all([
+      target.finishIncoming(name),
+      this.withQmp(name, 'ctl', (q) => q.execute('quit'))
+        .catch(() => undefined)
+        .then(() => this.retire(name, e.pid!)),
+    ]);
     return {
       downtimeMs: fin.downtime ?? 0,
       totalMs: fin['total-time'] ?? 0,

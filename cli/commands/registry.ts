@@ -20,5 +20,9 @@ export const COMMANDS: Record<string, CommandEntry> = {
   wait: { summary: 'Wait for a condition, a field value or deletion', load: () => import('./wait.js') },
   events: { summary: 'List events, oldest first', load: () => import('./events.js') },
   sync: { summary: 'GitOps: keep the store in step with a directory of manifests', load: () => import('./sync.js') },
+  plan: { summary: 'Preview the placement of the VirtualClusters in a file (no writes)', load: () => import('./plan.js') },
+  cordon: { summary: 'Mark PhysicalNodes unschedulable', load: () => import('./cordon.js') },
+  uncordon: { summary: 'Mark PhysicalNodes schedulable again', load: () => import('./uncordon.js') },
+  drain: { summary: 'Cordon a PhysicalNode and live-migrate its VMs elsewhere', load: () => import('./drain.js') },
   version: { summary: 'Print the version', load: () => import('./version.js') },
 };

@@ -19,7 +19,9 @@ import { macAddress, tapName } from '../network/host-plan.js';
 import { nodeAddress } from '../network/addresses.js';
 import { subnetOf } from '../network/controller.js';
 import { FORMAT_ANNOTATION } from '../storage/plan.js';
-import { HypervisorDrivers, savedStatePath, type TransportSource } from './hosts.js';
+import { domainKey, HypervisorDrivers, savedStatePath, type TransportSource } from './hosts.js';
+export { domainKey } from './hosts.js';
+import { migrationController, type MigrationDeps } from './migration-controller.js';
 import { planRuntime, type ObservedDomain, type RuntimeAction, type RuntimeDecision } from './plan.js';
 
 export const RUNTIME_FINALIZER = 'virtualinux.org/runtime';
@@ -35,10 +37,6 @@ export interface RuntimeDeps {
   /** How long an unwanted domain may live before it is stopped; default 60 s. */
   orphanGraceMs?: number;
   now?: () => number;
-}
-
-export function domainKey(vn: VirtualNode): string {
-  return `${vn.metadata.namespace}.${vn.metadata.name}`;
 }
 
 function ref(kind: string, name: string, namespace?: string): ObjectRef {
@@ -329,4 +327,10 @@ export function orphanController(deps: RuntimeDeps): ControllerSpec {
       return { requeueAfterMs: 15_000 };
     },
   };
+}
+
+/** The runtime, orphan and migration controllers, sharing one hypervisor driver per node. */
+export function runtimeControllers(cache: CacheReader, deps: RuntimeDeps & Omit<MigrationDeps, 'transports' | 'drivers' | 'now'>): ControllerSpec[] {
+  const shared = { ...deps, drivers: deps.drivers ?? new HypervisorDrivers(deps.transports) };
+  return [runtimeController(cache, shared), orphanController(shared), migrationController(shared)];
 }

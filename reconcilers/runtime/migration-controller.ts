@@ -1,0 +1,183 @@
+// The `migration` controller (key: Migration): carries out live migrations as the stored state
+// machine of migration-plan.ts. It checks the request (the VM runs, the target is Ready, not
+// cordoned, and has room), waits until the target node has the VM's tap and rules (the network
+// controller prepares them for every pending Migration), records Running, and has the source's
+// hypervisor driver migrate the domain. On success the VirtualNode's binding and host move to the
+// target and QEMU's downtime and total time are recorded; on failure the driver has left the VM
+// running on the source and nothing on the target, and the Migration is Failed with the reason.
+// A manager that dies in the middle finds the migration Running on its next reconcile and
+// finishes or cleans up from what the two hosts show.
+
+import type { Migration, MigrationStatus, PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
+import type { ObjectRef } from '../../api/store/types.js';
+import { isConditionTrue } from '../../api/conditions.js';
+import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
+import type { DomainInfo } from '../../drivers/hypervisor/types.js';
+import { HostNetworkDriver } from '../../drivers/network/host-network.js';
+import { domainKey, HypervisorDrivers, type TransportSource } from './hosts.js';
+import { planMigration, type HostDomainState, type SourceMigrationState } from './migration-plan.js';
+
+export interface MigrationDeps {
+  transports: TransportSource;
+  drivers?: HypervisorDrivers;
+  /** Concurrent migrations per node (as source or target); default 2. */
+  maxPerNode?: number;
+  /** Default 120 s. */
+  timeoutMs?: number;
+  /** Default 300 ms. */
+  downtimeLimitMs?: number;
+  maxBandwidthBytesPerSec?: number;
+  now?: () => number;
+}
+
+function ref(kind: string, name: string, namespace?: string): ObjectRef {
+  return namespace ? { kind, name, namespace } : { kind, name };
+}
+
+function hostState(d: DomainInfo | undefined): HostDomainState {
+  if (!d || d.state === 'shutoff') return 'absent';
+  if (d.state === 'incoming') return 'incoming';
+  if (d.state === 'paused') return 'paused';
+  return 'running';
+}
+
+function sourceMigrationState(d: DomainInfo | undefined): SourceMigrationState {
+  if (!d) return 'none';
+  if (d.state === 'migrating') return 'active';
+  if (d.state === 'paused' && d.detail === 'postmigrate') return 'completed';
+  return 'none';
+}
+
+/** Why `target` cannot take `vn` now, or undefined. Free = capacity minus what is bound there. */
+export function refuseTarget(target: PhysicalNode | undefined, vn: VirtualNode, vc: VirtualCluster | undefined, bound: readonly VirtualNode[]): string | undefined {
+  if (!target?.spec) return 'no such PhysicalNode';
+  if (!isConditionTrue(target.status?.conditions, 'Ready')) return 'not Ready';
+  if (target.spec.unschedulable) return 'cordoned';
+  const others = bound.filter((b) => b.spec?.physicalNode === target.metadata.name && b.metadata.uid !== vn.metadata.uid);
+  const mem = others.reduce((s, b) => s + (b.spec?.memoryMiB ?? 0), 0);
+  const cores = others.reduce((s, b) => s + (b.spec?.vcpus ?? 0), 0);
+  if (mem + vn.spec!.memoryMiB > target.spec.capacity.memoryMiB) {
+    return `insufficient memory (free ${target.spec.capacity.memoryMiB - mem} MiB, need ${vn.spec!.memoryMiB} MiB)`;
+  }
+  if (target.spec.maxVMs !== undefined && others.length + 1 > target.spec.maxVMs) return `maxVMs ${target.spec.maxVMs} reached`;
+  if (vc?.spec?.placement.mode === 'Strict' && cores + vn.spec!.vcpus > target.spec.capacity.cores) {
+    return `insufficient cores (Strict: free ${target.spec.capacity.cores - cores}, need ${vn.spec!.vcpus})`;
+  }
+  return undefined;
+}
+
+export function migrationController(deps: MigrationDeps): ControllerSpec {
+  const drivers = deps.drivers ?? new HypervisorDrivers(deps.transports);
+  const now = deps.now ?? Date.now;
+  const timeoutMs = deps.timeoutMs ?? 120_000;
+
+  async function setStatus(ctx: ReconcileContext, m: Migration, s: MigrationStatus): Promise<Migration> {
+    const fresh = (await ctx.store.tryGet<Migration>(ref('Migration', m.metadata.name, m.metadata.namespace))) ?? m;
+    const status: MigrationStatus = { ...fresh.status, ...s, observedGeneration: fresh.metadata.generation ?? 0 };
+    return ctx.store.updateStatus<Migration>({ ...fresh, status });
+  }
+
+  async function moveBinding(ctx: ReconcileContext, vnRef: ObjectRef, target: string): Promise<void> {
+    // The one other writer of spec.physicalNode besides placement: a finished migration moves the
+    // binding (and with it placement's allocation, which is recomputed from the bindings).
+    const vn = await ctx.store.get<VirtualNode>(vnRef);
+    if (vn.spec!.physicalNode !== target) await ctx.store.update<VirtualNode>({ ...vn, spec: { ...vn.spec!, physicalNode: target } });
+    const again = await ctx.store.get<VirtualNode>(vnRef);
+    await ctx.store.updateStatus<VirtualNode>({ ...again, status: { ...again.status, host: target, phase: 'Running', message: `running on ${target}` } });
+  }
+
+  async function reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const m = ctx.cache.get<Migration>(key);
+    if (!m?.spec || m.metadata.deletionTimestamp) return undefined;
+    const phase = m.status?.phase;
+    if (phase === 'Succeeded' || phase === 'Failed') return undefined;
+    const ns = m.metadata.namespace;
+    const vnRef = ref('VirtualNode', m.spec.virtualNode, ns);
+    const vn = ctx.cache.get<VirtualNode>(vnRef);
+    const vc = vn?.spec ? ctx.cache.get<VirtualCluster>(ref('VirtualCluster', vn.spec.cluster, ns)) : undefined;
+    const target = ctx.cache.get<PhysicalNode>(ref('PhysicalNode', m.spec.targetNode));
+    const source = phase === 'Running' ? m.status?.sourceNode : vn?.status?.host;
+    const sourcePn = source ? ctx.cache.get<PhysicalNode>(ref('PhysicalNode', source)) : undefined;
+    const name = vn ? domainKey(vn) : `${ns}.${m.spec.virtualNode}`;
+
+    let vmRefusal: string | undefined;
+    if (!vn?.spec) vmRefusal = `VirtualNode ${m.spec.virtualNode} does not exist`;
+    else if (vn.metadata.deletionTimestamp || !vc || vc.metadata.deletionTimestamp) vmRefusal = 'the VirtualNode is being deleted';
+    else if (vc.spec?.state !== 'Running' || vn.status?.phase !== 'Running') vmRefusal = `the VM is not running (VC state ${vc.spec?.state}, node phase ${vn.status?.phase ?? 'Pending'})`;
+    else if (vc.spec.sharedStorage && vc.spec.sharedStorage.filesystem !== 'none') vmRefusal = 'the guest has the VC shared storage mounted over virtio-9p, which QEMU cannot migrate';
+
+    const srcDrv = sourcePn?.spec ? drivers.get(sourcePn) : undefined;
+    const tgtDrv = target?.spec ? drivers.get(target) : undefined;
+    const srcInfo = srcDrv ? await srcDrv.get(name) : undefined;
+    const tgtInfo = tgtDrv ? await tgtDrv.get(name) : undefined;
+    const busy = ctx.cache.list<Migration>('Migration').filter((o) =>
+      o.metadata.uid !== m.metadata.uid && o.status?.phase === 'Running' &&
+      [o.status.sourceNode, o.spec?.targetNode].some((n) => n === source || n === m.spec!.targetNode)).length;
+
+    const d = planMigration({
+      phase, source, target: m.spec.targetNode,
+      targetRefusal: vn?.spec ? refuseTarget(target, vn, vc, ctx.cache.list<VirtualNode>('VirtualNode')) : undefined,
+      vmMigratable: vmRefusal === undefined, vmRefusal,
+      sourceDomain: hostState(srcInfo), targetDomain: hostState(tgtInfo), sourceMigration: sourceMigrationState(srcInfo),
+      busyOnNodes: busy, maxPerNode: deps.maxPerNode ?? 2,
+      startedMs: m.status?.startTime ? Date.parse(m.status.startTime) : undefined, nowMs: now(), timeoutMs,
+    });
+
+    switch (d.action.type) {
+      case 'none':
+        if (m.status?.message !== d.message) await setStatus(ctx, m, { phase: phase ?? 'Pending', message: d.message });
+        return d.requeueAfterMs ? { requeueAfterMs: d.requeueAfterMs } : undefined;
+      case 'fail':
+        await setStatus(ctx, m, { phase: 'Failed', message: d.action.why, completionTime: new Date(now()).toISOString() });
+        ctx.events.record(m, 'Warning', 'MigrationRefused', d.action.why);
+        return undefined;
+      case 'begin': {
+        const src = d.action.source;
+        const tgt = d.action.target;
+        if (!(await new HostNetworkDriver(tgtDrv!.transport).hasVm(name))) {
+          if (m.status?.message !== `waiting for the network on ${tgt}`) await setStatus(ctx, m, { phase: 'Pending', message: `waiting for the network on ${tgt}` });
+          return { requeueAfterMs: 500 };
+        }
+        const started = now();
+        await setStatus(ctx, m, { phase: 'Running', sourceNode: src, startTime: new Date(started).toISOString(), message: `migrating from ${src} to ${tgt}` });
+        ctx.events.record(m, 'Normal', 'MigrationStarted', `live-migrating ${name} from ${src} to ${tgt}`);
+        try {
+          const r = await srcDrv!.migrate(name, tgtDrv!, { timeoutMs, downtimeLimitMs: deps.downtimeLimitMs ?? 300, maxBandwidthBytesPerSec: deps.maxBandwidthBytesPerSec });
+          await moveBinding(ctx, vnRef, tgt);
+          await setStatus(ctx, m, {
+            phase: 'Succeeded', downtimeMs: r.downtimeMs, totalMs: r.totalMs, completionTime: new Date(now()).toISOString(),
+            message: `moved to ${tgt}: downtime ${r.downtimeMs} ms, total ${r.totalMs} ms (QEMU), end to end ${r.endToEndMs} ms, ${Math.round(r.transferredBytes / 1048576)} MiB`,
+          });
+          ctx.events.record(m, 'Normal', 'MigrationSucceeded', `${name} now runs on ${tgt}; downtime ${r.downtimeMs} ms`);
+        } catch (err) {
+          // The driver's contract: the VM still runs on the source, nothing is left on the target.
+          await setStatus(ctx, m, { phase: 'Failed', completionTime: new Date(now()).toISOString(), message: `${(err as Error).message}; the VM keeps running on ${src}` });
+          ctx.events.record(m, 'Warning', 'MigrationFailed', (err as Error).message);
+        }
+        return undefined;
+      }
+      case 'finish': {
+        if (srcInfo) await srcDrv!.destroy(name);
+        await moveBinding(ctx, vnRef, d.action.target);
+        await setStatus(ctx, m, { phase: 'Succeeded', completionTime: new Date(now()).toISOString(), message: `moved to ${d.action.target} (completed while no manager watched: QEMU's figures are not known)` });
+        ctx.events.record(m, 'Normal', 'MigrationSucceeded', `${name} now runs on ${d.action.target}`);
+        return undefined;
+      }
+      case 'abort': {
+        if (srcDrv) await srcDrv.cancelMigration(name).catch(() => false);
+        if (tgtDrv) await tgtDrv.destroy(name);
+        await setStatus(ctx, m, { phase: 'Failed', completionTime: new Date(now()).toISOString(), message: `${d.action.why}; the VM keeps running on ${d.action.source}` });
+        ctx.events.record(m, 'Warning', 'MigrationFailed', d.action.why);
+        return undefined;
+      }
+    }
+  }
+
+  return {
+    name: 'migration',
+    forKind: 'Migration',
+    workers: 4,
+    timeoutMs: timeoutMs + 60_000,
+    reconcile,
+  };
+}

@@ -110,22 +110,20 @@ export function planBinding(
 
   const changed = applied !== undefined && bound.length > 0
     && (applied.strategy !== desired.strategy || applied.mode !== desired.mode);
+  const unbound = live.filter((v) => !bound.includes(v));
   if (changed) {
     const active = live.filter((v) => v.status?.phase && ACTIVE_PHASES.has(v.status.phase));
-    if (active.length > 0) {
-      return {
-        kind: 'none', applied,
-        condition: {
-          type: PLACED, status: 'True', reason: 'RemapPending',
-          message: `placement changed from ${applied.strategy}/${applied.mode} to ${desired.strategy}/${desired.mode}; `
-            + `applied when the VC is next resumed (${active.length} VM${active.length === 1 ? ' is' : 's are'} active)`,
-        },
-      };
-    }
-    return replaceAll(vc, live, pns, desired, applied);
+    if (active.length === 0) return replaceAll(vc, live, pns, desired, applied);
+    const pending: ConditionInput = {
+      type: PLACED, status: 'True', reason: 'RemapPending',
+      message: `placement changed from ${applied.strategy}/${applied.mode} to ${desired.strategy}/${desired.mode}; `
+        + `applied when the VC is next resumed (${active.length} VM${active.length === 1 ? ' is' : 's are'} active)`,
+    };
+    // New VMs (a scale-up meanwhile) go where the placement in force puts them.
+    if (unbound.length === 0) return { kind: 'none', applied, condition: pending };
+    return placeUnbound(vc, unbound, pns, applied, live.length, pending);
   }
 
-  const unbound = live.filter((v) => !bound.includes(v));
   if (unbound.length === 0) {
     const used = new Set(bound.map((v) => v.spec!.physicalNode));
     return {
@@ -136,12 +134,18 @@ export function planBinding(
       },
     };
   }
-  // Place only the unbound VMs, with what is left by everybody (this VC's bound VMs included).
-  const nodes = pns.map((p) => nodeCapacity(p));
-  const r = placeCluster(nodes, request(vc, unbound.length, desired));
-  if (!r.schedulable) return unschedulable(r, keep);
-  const binds: Binding[] = unbound.map((vn, i) => ({ vn, node: r.nodes[i]! }));
-  return bindDecision(binds, r, desired, live.length);
+  return placeUnbound(vc, unbound, pns, desired, live.length);
+}
+
+/** Places only the unbound VMs, on what everybody (this VC's bound VMs included) leaves free. */
+function placeUnbound(
+  vc: VirtualCluster, unbound: VirtualNode[], pns: readonly PhysicalNode[], p: PlacementSpec,
+  total: number, condition?: ConditionInput,
+): BindingDecision {
+  const r = placeCluster(pns.map((n) => nodeCapacity(n)), request(vc, unbound.length, p));
+  if (!r.schedulable) return unschedulable(r, p);
+  const d = bindDecision(unbound.map((vn, i) => ({ vn, node: r.nodes[i]! })), r, p, total);
+  return condition ? { ...d, condition } : d;
 }
 
 function replaceAll(

@@ -392,6 +392,8 @@ async function writeOutputs(s: TestbedState, opts: TestbedUpOptions): Promise<vo
       maxVMs: opts.maxVMs ?? 8,
       hypervisor: 'qemu',
       storageRoot: s.sanDir,
+      // The nodes share this machine's filesystem: each needs its own hypervisor run directory.
+      runRoot: join(node.stateDir, 'run'),
     },
   }));
   await writeFile(join(s.dir, 'physicalnodes.yaml'), objects.map((o) => toYaml(o, { lineWidth: 0 })).join('---\n'));

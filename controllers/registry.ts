@@ -10,6 +10,7 @@ import { virtualClusterController } from '../reconcilers/virtualcluster/controll
 import { placementControllers } from '../reconcilers/placement/controller.js';
 import type { TransportCache } from '../drivers/transport/transport-for.js';
 import { networkControllers } from '../reconcilers/network/controller.js';
+import { nodeController } from '../reconcilers/nodes/controller.js';
 import { runtimeControllers } from '../reconcilers/runtime/controller.js';
 
 export interface ControllerEnv {
@@ -30,6 +31,7 @@ export const CONTROLLER_FACTORIES: ControllerFactory[] = [
   () => placementControllers(),
   (env) => networkControllers(env.cache, { transports: env.transports }),
   (env) => runtimeControllers(env.cache, { transports: env.transports }),
+  (env) => nodeController({ transports: env.transports }),
 ];
 
 /** Whether `--controllers` entry `sel` selects the controller named `name`. */

@@ -18,7 +18,7 @@ import { resolve } from 'node:path';
 import { resolveKind } from '../../api/kinds.js';
 import type { ApiObject } from '../../api/types.js';
 import { describeRef } from '../../api/store/object-semantics.js';
-import { ConflictError, NotFoundError, type Store } from '../../api/store/types.js';
+import { AlreadyExistsError, ConflictError, NotFoundError, type Store } from '../../api/store/types.js';
 import { findWorkTreeRoot, hasUncommittedChanges, pullFastForward, readHeadCommit } from './git-work-tree.js';
 import {
   annotateForSource, inventoryKey, orderForApply, planPrune, refOf, sourceId,
@@ -136,7 +136,7 @@ export class GitSourceSyncer {
       if (!(err instanceof SyncFailure)) throw err;
       outcome = { ok: false, reason: err.reason, message: err.message, revision, ...err.partial };
     }
-    const written = await this.writeStatus(outcome);
+    const written = await this.writeStatus(outcome, source.status?.inventory ?? []);
     this.recordEvent(written, outcome, applied);
     return { outcome, applied, pruned, source: written };
   }
@@ -155,7 +155,7 @@ export class GitSourceSyncer {
             metadata: { name: this.opts.name, namespace: this.opts.namespace }, spec,
           });
         } catch (err) {
-          if (attempt < STATUS_WRITE_ATTEMPTS) continue;
+          if (err instanceof AlreadyExistsError && attempt < STATUS_WRITE_ATTEMPTS) continue;
           throw err;
         }
       }
@@ -306,10 +306,21 @@ export class GitSourceSyncer {
       `revision ${outcome.revision}: ${changed} object(s) created or configured, ${outcome.pruned} pruned`);
   }
 
-  private async writeStatus(outcome: SyncOutcome): Promise<GitSource> {
+  /**
+   * Writes the status. `before` is the inventory this sync started from: entries another sync of
+   * the same source (a second process) added in the meantime are kept, so that no object it applied
+   * drops out of the inventory (an entry that is not really ours any more is forgotten later).
+   */
+  private async writeStatus(outcome: SyncOutcome, before: readonly InventoryEntry[]): Promise<GitSource> {
+    const known = new Set(before.map(inventoryKey));
     for (let attempt = 0; ; attempt++) {
       const cur = await this.store.get<GitSource>(this.ref);
       const status = statusAfterSync(cur.status, outcome, cur.metadata.generation ?? 1);
+      if (status.inventory) {
+        const mine = new Set(status.inventory.map(inventoryKey));
+        const added = (cur.status?.inventory ?? []).filter((e) => !known.has(inventoryKey(e)) && !mine.has(inventoryKey(e)));
+        status.inventory = [...status.inventory, ...added];
+      }
       try {
         return await this.store.updateStatus<GitSource>({ ...cur, status });
       } catch (err) {
@@ -318,4 +329,5 @@ export class GitSourceSyncer {
       }
     }
   }
+
 }

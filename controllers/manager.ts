@@ -10,6 +10,7 @@
 //   soon as the caches synced and write to the store directly.
 // - While leading, Events older than an hour are expired periodically.
 
+import { setMaxListeners } from 'node:events';
 import type { Store } from '../api/store/types.js';
 import { SharedCache } from './cache.js';
 import { Controller } from './controller.js';
@@ -113,6 +114,8 @@ export class ControllerManager {
   }
 
   private async startTerm(store: Store, signal: AbortSignal): Promise<void> {
+    // Every informer wait and every running reconcile listens on the term's signal.
+    setMaxListeners(0, signal);
     let finish!: () => void;
     this.termDone = new Promise((r) => { finish = r; });
     try {

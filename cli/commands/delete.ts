@@ -10,6 +10,7 @@ import { parseDuration } from '../duration.js';
 import { displayName, namespaceOf, parseTargets, refFor } from '../kinds-arg.js';
 import { withStore } from '../store.js';
 import { waitForObject } from '../wait-for.js';
+import { deleteWithPropagation } from '../../controllers/gc/propagation.js';
 
 const USAGE = `Usage: vcctl delete KIND NAME... | KIND/NAME... | -f FILE|DIR|- [-R] | KIND (-l SEL | --all) [flags]
 
@@ -32,13 +33,12 @@ Flags:
 export type Cascade = 'background' | 'foreground' | 'orphan';
 
 /**
- * Deletes one object. The cascade mode is recorded for the garbage collector of the controller
- * runtime, which implements propagation to owned objects; the store delete itself only honours
- * finalizers.
+ * Deletes one object with the cascade mode: foreground and orphan put the `foregroundDeletion` or
+ * `orphan` finalizer on the object first; the garbage collector of a running vc-manager does the
+ * propagation (controllers/gc/propagation.ts).
  */
 export async function deleteObject(store: Store, ref: ObjectRef, cascade: Cascade): Promise<ApiObject> {
-  void cascade;
-  return store.delete(ref);
+  return deleteWithPropagation(store, ref, cascade);
 }
 
 const command: Command = {

@@ -14,18 +14,14 @@
 // Changes of any kind requeue the owners they reference and the dependents that reference them.
 
 import type { ApiObject } from '../../api/types.js';
-import { KINDS } from '../../api/kinds.js';
 import { NotFoundError, type ObjectRef, type Store } from '../../api/store/types.js';
 import type { SharedCache } from '../cache.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../types.js';
 import { hasFinalizer, removeFinalizer, updateWithRetry } from './finalizers.js';
 import { ownerRefTarget } from './owner-references.js';
-import { FOREGROUND_FINALIZER, ORPHAN_FINALIZER } from './propagation.js';
+import { FOREGROUND_FINALIZER, GC_KINDS, ORPHAN_FINALIZER, liveDependents } from './propagation.js';
 
 export const GC_NAME = 'garbage-collector';
-
-/** Kinds that can own or be owned. Events are never owned. */
-export const GC_KINDS: readonly string[] = KINDS.map((k) => k.kind).filter((k) => k !== 'Event');
 
 function refOf(o: ApiObject): ObjectRef {
   return o.metadata.namespace
@@ -42,16 +38,6 @@ async function ownerOf(store: Store, cache: SharedCache, dep: ApiObject, i: numb
   if (cached?.metadata.uid === r.uid) return cached;
   const live = await store.tryGet(target);
   return live?.metadata.uid === r.uid ? live : undefined;
-}
-
-/** Every stored object, of the kinds the GC handles, that references uid (live read). */
-async function liveDependents(store: Store, uid: string, namespace: string | undefined): Promise<ApiObject[]> {
-  const out: ApiObject[] = [];
-  for (const kind of GC_KINDS) {
-    const { items } = await store.list(kind, namespace ? { namespace } : {});
-    for (const o of items) if (o.metadata.ownerReferences?.some((r) => r.uid === uid)) out.push(o);
-  }
-  return out;
 }
 
 async function reconcileDependent(obj: ApiObject, ctx: ReconcileContext, cache: SharedCache): Promise<void> {

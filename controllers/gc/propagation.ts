@@ -6,11 +6,27 @@
 //   owner goes last.
 // - orphan: the owner gets the `orphan` finalizer; the garbage collector removes the owner's
 //   ownerReferences from its dependents, then the finalizer; the dependents stay.
-// Foreground and orphan need a running vc-manager to finish.
+// Foreground and orphan need a running vc-manager to finish, except for an object nothing
+// references: then all three policies are the same plain delete, and it happens at once. (A
+// dependent created between that check and the delete is collected as in background.)
 
 import type { ApiObject } from '../../api/types.js';
+import { KINDS } from '../../api/kinds.js';
 import type { ObjectRef, Store } from '../../api/store/types.js';
 import { ensureFinalizer } from './finalizers.js';
+
+/** Kinds that can own or be owned. Events are never owned. */
+export const GC_KINDS: readonly string[] = KINDS.map((k) => k.kind).filter((k) => k !== 'Event');
+
+/** Every stored object (of GC_KINDS, in `namespace` or everywhere) that references uid; a live read. */
+export async function liveDependents(store: Store, uid: string, namespace: string | undefined): Promise<ApiObject[]> {
+  const out: ApiObject[] = [];
+  for (const kind of GC_KINDS) {
+    const { items } = await store.list(kind, namespace ? { namespace } : {});
+    for (const o of items) if (o.metadata.ownerReferences?.some((r) => r.uid === uid)) out.push(o);
+  }
+  return out;
+}
 
 export type PropagationPolicy = 'background' | 'foreground' | 'orphan';
 export const PROPAGATION_POLICIES: readonly PropagationPolicy[] = ['background', 'foreground', 'orphan'];
@@ -31,7 +47,11 @@ export async function deleteWithPropagation<T extends ApiObject>(
   policy: PropagationPolicy = 'background',
 ): Promise<T> {
   if (policy !== 'background') {
-    await ensureFinalizer(store, ref, policy === 'foreground' ? FOREGROUND_FINALIZER : ORPHAN_FINALIZER);
+    const obj = await store.get(ref);
+    const uid = obj.metadata.uid;
+    if (uid && (await liveDependents(store, uid, obj.metadata.namespace)).length > 0) {
+      await ensureFinalizer(store, ref, policy === 'foreground' ? FOREGROUND_FINALIZER : ORPHAN_FINALIZER);
+    }
   }
   return store.delete<T>(ref);
 }

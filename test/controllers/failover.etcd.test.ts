@@ -80,7 +80,7 @@ describe('vc-manager failover on etcd (two processes)', function () {
   });
 
   it('SIGKILL of the leader in the middle of work: the other finishes it, the state converges', async () => {
-    const args = ['--store', etcd.url, '--lease-ttl', String(TTL), '--log-level', 'info'];
+    const args = ['--store', etcd.url, '--lease-ttl', String(TTL), '--controllers', 'virtualcluster,garbage-collector', '--log-level', 'info'];
     const a = startManager('kill-a', args);
     procs.push(a);
     await waitFor('kill-a ready', async () => a.addr && (await httpGet(a.addr, '/readyz')).status === 200, 30_000);

@@ -1,0 +1,118 @@
+// The placement controllers in a real manager on the embedded store: remap at resume, re-binding
+// after a Succeeded Migration, and freeing the allocation when VMs go. The test plays the runtime
+// where the runtime would act (VirtualNode phases, the Migration's status).
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openStore } from '../../api/store/open-store.js';
+import type { Store } from '../../api/store/types.js';
+import {
+  API_VERSION, type Migration, type PhysicalNode, type VirtualCluster, type VirtualNode, type VNPhase,
+} from '../../api/types.js';
+import { ControllerManager } from '../../controllers/manager.js';
+import { MIGRATION_APPLIED } from '../../reconcilers/placement/allocation.js';
+import { placementControllers } from '../../reconcilers/placement/controller.js';
+import { virtualClusterController } from '../../reconcilers/virtualcluster/controller.js';
+import { eventually, physicalNode, virtualCluster } from './fixtures.js';
+
+describe('placement controllers in a manager (embedded store)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let store: Store;
+  let mgr: ControllerManager;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'vl-placement-ctl-'));
+    const url = `file:${join(dir, 'store.db')}`;
+    store = await openStore(url, {});
+    mgr = new ControllerManager({
+      store: await openStore(url, {}),
+      specs: [virtualClusterController(), ...placementControllers()],
+      identity: 'test', leaderElection: false, eventCleanupMs: 0,
+    });
+    await mgr.start();
+  });
+  afterEach(async () => {
+    await mgr.stop();
+    await mgr.store.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const vcRef = { kind: 'VirtualCluster', name: 's', namespace: 'default' };
+  const bindings = async () => Object.fromEntries((await store.list<VirtualNode>('VirtualNode')).items
+    .map((v) => [v.metadata.name, v.spec!.physicalNode]));
+  const allocations = async () => Object.fromEntries((await store.list<PhysicalNode>('PhysicalNode')).items
+    .map((p) => [p.metadata.name, p.status?.allocated?.vms ?? 0]));
+  const placed = async () => (await store.get<VirtualCluster>(vcRef)).status?.conditions?.find((c) => c.type === 'Placed');
+  async function setPhases(phase: VNPhase): Promise<void> {
+    for (const vn of (await store.list<VirtualNode>('VirtualNode')).items) {
+      await store.updateStatus({ ...vn, status: { ...vn.status, phase } });
+    }
+  }
+  async function patchVC(f: (vc: VirtualCluster) => VirtualCluster): Promise<void> {
+    await eventually(async () => {
+      await store.update(f(await store.get<VirtualCluster>(vcRef)));
+      return true;
+    }, 10_000, 'the VC update');
+  }
+
+  it('a placement change waits while the VMs run and is applied once they are suspended', async () => {
+    await store.create(physicalNode('blade1', 4, 8192));
+    await store.create(physicalNode('blade2', 4, 8192));
+    await store.create(virtualCluster('s', 2, 1, 1024, 'Block', 'Strict'));
+    await eventually(async () => ((await placed())?.reason === 'Placed' ? true : undefined), 20_000, 'Placed');
+    assert.deepEqual(await bindings(), { 's-0': 'blade1', 's-1': 'blade1' });
+    await setPhases('Running');
+
+    await patchVC((vc) => ({ ...vc, spec: { ...vc.spec!, placement: { strategy: 'Cyclic', mode: 'Strict' } } }));
+    const pending = await eventually(async () => {
+      const c = await placed();
+      return c?.reason === 'RemapPending' ? c : undefined;
+    }, 20_000, 'RemapPending');
+    assert.equal(pending.status, 'True');
+    assert.equal(pending.observedGeneration, (await store.get<VirtualCluster>(vcRef)).metadata.generation);
+    assert.deepEqual(await bindings(), { 's-0': 'blade1', 's-1': 'blade1' });
+
+    await patchVC((vc) => ({ ...vc, spec: { ...vc.spec!, state: 'Suspended' } }));
+    await setPhases('Suspended');
+    await eventually(async () => ((await placed())?.reason === 'Placed' ? true : undefined), 20_000, 'the remap');
+    assert.deepEqual(await bindings(), { 's-0': 'blade1', 's-1': 'blade2' });
+    assert.deepEqual((await store.get<VirtualCluster>(vcRef)).status!.placement, { strategy: 'Cyclic', mode: 'Strict' });
+    assert.deepEqual(await allocations(), { blade1: 1, blade2: 1 });
+  });
+
+  it('re-binds a VM after its Migration Succeeded, and frees the room of VMs that went', async () => {
+    await store.create(physicalNode('blade1', 4, 8192));
+    await store.create(physicalNode('blade2', 4, 8192));
+    await store.create(virtualCluster('s', 2, 1, 1024, 'Block', 'Strict'));
+    await eventually(async () => ((await placed())?.reason === 'Placed' ? true : undefined), 20_000, 'Placed');
+    // A user's migration (not through drain): the allocation controller reserves the target.
+    await store.create<Migration>({
+      apiVersion: API_VERSION, kind: 'Migration', metadata: { name: 'm1', namespace: 'default' },
+      spec: { virtualNode: 's-0', targetNode: 'blade2' },
+    });
+    await eventually(async () => ((await allocations()).blade2 === 1 ? true : undefined), 20_000, 'the reservation on blade2');
+    const m = await store.get<Migration>({ kind: 'Migration', name: 'm1', namespace: 'default' });
+    await store.updateStatus<Migration>({ ...m, status: { phase: 'Succeeded', sourceNode: 'blade1' } });
+    await eventually(async () => ((await bindings())['s-0'] === 'blade2' ? true : undefined), 20_000, 'the re-binding');
+    const done = await store.get<Migration>({ kind: 'Migration', name: 'm1', namespace: 'default' });
+    assert.equal(done.metadata.annotations?.[MIGRATION_APPLIED], 'true');
+    await eventually(async () => {
+      const a = await allocations();
+      return a.blade1 === 1 && a.blade2 === 1 ? true : undefined;
+    }, 20_000, 'allocations 1 and 1');
+
+    // The VMs go (the garbage collector would delete them with the VC): their room is freed.
+    for (const vn of (await store.list<VirtualNode>('VirtualNode')).items) {
+      await store.delete({ kind: 'VirtualNode', name: vn.metadata.name, namespace: 'default' });
+    }
+    await store.delete(vcRef);
+    await eventually(async () => {
+      const a = await allocations();
+      return a.blade1 === 0 && a.blade2 === 0 ? true : undefined;
+    }, 20_000, 'the allocations to be freed');
+  });
+});

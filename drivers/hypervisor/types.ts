@@ -172,13 +172,13 @@ export function domainName(namespace: string, virtualNode: string): string {
 }
 
 /**
- * Rejects names that cannot be a single path component or carry control characters. Everything
+ * Rejects names that cannot be a single visible path component or carry control characters. Everything
  * else (commas, spaces, quotes) is allowed: names reach tools only as argv elements.
  */
 export function validateDomainName(name: string): void {
-  if (!name || name === '.' || name === '..' || name.length > 200 || /[/\x00-\x1f\x7f]/.test(name)) {
+  if (!name || name.startsWith('.') || name.length > 200 || /[/\x00-\x1f\x7f]/.test(name)) {
     throw new HypervisorError(
-      `invalid domain name ${JSON.stringify(name)}: use <namespace>.<virtualnode> (no "/", no control characters, at most 200 bytes)`,
+      `invalid domain name ${JSON.stringify(name)}: use <namespace>.<virtualnode> (no leading ".", no "/", no control characters, at most 200 bytes)`,
     );
   }
 }

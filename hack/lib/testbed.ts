@@ -25,7 +25,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, open, readFile, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -90,7 +90,7 @@ const local = new LocalTransport({ host: 'testbed' });
 function requireRoot(what: string): void {
   if (process.getuid?.() !== 0) {
     throw new TestbedError(
-      `hack/testbed ${what} needs root (it creates network namespaces, veths and a bridge, and starts sshd); run it as root, e.g. with sudo`,
+      `testbed ${what} needs root (it creates network namespaces, veths and a bridge, and starts sshd); run it as root, e.g. with sudo`,
     );
   }
 }
@@ -160,9 +160,17 @@ function statePath(dir: string): string {
   return join(dir, 'testbed.json');
 }
 
-async function saveState(s: TestbedState): Promise<void> {
-  await writeFile(statePath(s.dir) + '.tmp', JSON.stringify(s, null, 2) + '\n');
-  await local.exec(['mv', '-f', statePath(s.dir) + '.tmp', statePath(s.dir)]);
+let saving: Promise<void> = Promise.resolve();
+
+/** Writes testbed.json atomically; calls are serialized (sshds start in parallel). */
+function saveState(s: TestbedState): Promise<void> {
+  const text = JSON.stringify(s, null, 2) + '\n';
+  const write = async () => {
+    await writeFile(statePath(s.dir) + '.tmp', text);
+    await rename(statePath(s.dir) + '.tmp', statePath(s.dir));
+  };
+  saving = saving.then(write, write);
+  return saving;
 }
 
 /** The state of the testbed in DIR, or undefined when none is up. */
@@ -434,7 +442,8 @@ async function killPids(pids: number[]): Promise<void> {
 export async function testbedDown(dirArg: string): Promise<void> {
   requireRoot('down');
   const dir = resolve(dirArg);
-  const state = await readTestbed(dir);
+  // a torn or corrupt state file must not stop the cleanup: the namespace names suffice
+  const state = await readTestbed(dir).catch(() => undefined);
   const prefix = `vl-${testbedId(dir)}-`;
   await withLock(async () => {
     const listed = (await tryRun(['ip', 'netns', 'list'])).stdout

@@ -1,0 +1,129 @@
+// hack/bench-apply: see the wrapper. Every figure is printed next to its baseline, measured in the
+// same run on the same machine:
+//   1. apply of 1,000 VirtualClusters, sequential (one store write each) and batched (store
+//      batches of 100), vs a bare etcd3 loop putting the same JSON objects one by one.
+//      Targets: sequential >= 0.5x the bare loop; batched faster than the bare loop.
+//   2. `node dist/cli/vcctl.js get vc` listing 10,000 objects (a whole process), vs a bare etcd3
+//      range read of the same keys with JSON.parse in this process. Target: < 1 s.
+//   3. `node dist/cli/vcctl.js version` start-up vs `node -e 0`. Target: < 200 ms.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { Etcd3 } from 'etcd3';
+import { applyObjects } from '../../api/apply/index.js';
+import { openStore } from '../../api/store/open-store.js';
+import type { ApiObject } from '../../api/types.js';
+import { startEtcd } from '../lib/etcd-harness.js';
+
+const N = 1000;
+const LIST_N = 10_000;
+
+function vcs(namespace: string, n: number): ApiObject[] {
+  return Array.from({ length: n }, (_v, i) => ({
+    apiVersion: 'virtualinux.org/v1alpha1',
+    kind: 'VirtualCluster',
+    metadata: { name: `vc-${i}`, namespace, labels: { bench: 'apply', shard: String(i % 10) } },
+    spec: {
+      nodes: 1 + (i % 8), template: 'busybox',
+      node: { vcpus: 1, memoryMiB: 256, diskGiB: 4, swapMiB: 128 },
+      placement: { strategy: i % 2 ? 'Block' : 'Cyclic', mode: 'Strict' },
+    },
+  }));
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function timeProcess(args: string[], env: NodeJS.ProcessEnv): number {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024 });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`${args.join(' ')} failed (${r.status}): ${r.stderr.toString()}`);
+  return ms;
+}
+
+const rate = (n: number, ms: number) => (n / ms) * 1000;
+const fmt = (r: number) => `${r.toFixed(0).padStart(6)} objects/s`;
+
+async function main(): Promise<void> {
+  const etcd = await startEtcd();
+  const store = await openStore(etcd.url, {});
+  try {
+    console.log(`bench-apply: etcd at ${etcd.url}, ${N} VirtualClusters per run`);
+    // Warm-up: connections, ajv compilation of the VirtualCluster schema, etcd's first writes.
+    await applyObjects(store, vcs('warmup', 200), { batch: false });
+    for (const o of vcs('warmup-bare', 200)) await etcd.admin.put(`/bare-warmup/${o.metadata.name}`).value(JSON.stringify(o));
+
+    const bareObjs = vcs('bare', N);
+    let t0 = performance.now();
+    for (const o of bareObjs) {
+      await etcd.admin.put(`/bare/virtualclusters/bare/${o.metadata.name}`).value(JSON.stringify(o));
+    }
+    const bareMs = performance.now() - t0;
+
+    t0 = performance.now();
+    const seq = await applyObjects(store, vcs('seq', N), { batch: false });
+    const seqMs = performance.now() - t0;
+
+    t0 = performance.now();
+    const bat = await applyObjects(store, vcs('batch', N), { batch: true });
+    const batMs = performance.now() - t0;
+
+    t0 = performance.now();
+    const again = await applyObjects(store, vcs('seq', N), { batch: false });
+    const againMs = performance.now() - t0;
+
+    for (const [name, rs] of [['sequential', seq], ['batched', bat]] as const) {
+      if (rs.some((r) => r.action !== 'created')) throw new Error(`${name} apply did not create every object`);
+    }
+    if (again.some((r) => r.action !== 'unchanged')) throw new Error('re-apply was not unchanged');
+
+    const bareRate = rate(N, bareMs);
+    console.log(`  baseline, bare etcd3 put loop:  ${fmt(bareRate)}  (${(bareMs / 1000).toFixed(2)} s)`);
+    console.log(`  apply, sequential (create each): ${fmt(rate(N, seqMs))}  ratio ${(rate(N, seqMs) / bareRate).toFixed(2)}x  (target >= 0.5x)`);
+    console.log(`  apply, batched (100 per txn):    ${fmt(rate(N, batMs))}  ratio ${(rate(N, batMs) / bareRate).toFixed(2)}x  (target > 1x)`);
+    console.log(`  re-apply, all unchanged:         ${fmt(rate(N, againMs))}  ratio ${(rate(N, againMs) / bareRate).toFixed(2)}x`);
+
+    // 2. get of 10,000 objects.
+    const cli = 'dist/cli/vcctl.js';
+    if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build`);
+    const listObjs = vcs('list', LIST_N);
+    for (let i = 0; i < LIST_N; i += 100) {
+      await store.batch(listObjs.slice(i, i + 100).map((object) => ({ op: 'create' as const, object })));
+    }
+    const env = { ...process.env, VCCTL_STORE: etcd.url };
+    const getMs: number[] = [];
+    for (let i = 0; i < 3; i++) getMs.push(timeProcess([cli, 'get', 'vc', '-n', 'list'], env));
+    // The bare reader gets the same gRPC message limit as EtcdStore (10,000 objects exceed 4 MiB).
+    const reader = new Etcd3({ hosts: etcd.endpoints, grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024 } });
+    const bareList: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      t0 = performance.now();
+      const all = await reader.getAll().prefix('/virtualinux/virtualclusters/list/').strings();
+      const objs = Object.values(all).map((v) => JSON.parse(v) as ApiObject);
+      if (objs.length !== LIST_N) throw new Error(`bare read found ${objs.length} objects`);
+      bareList.push(performance.now() - t0);
+    }
+    reader.close();
+    console.log(`  vcctl get vc (${LIST_N} objects, whole process): ${median(getMs).toFixed(0)} ms median of 3 (target < 1000 ms); baseline, bare etcd3 range read + JSON.parse in-process: ${median(bareList).toFixed(0)} ms`);
+
+    // 3. start-up.
+    const versionMs: number[] = [];
+    const nodeMs: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      versionMs.push(timeProcess([cli, 'version'], env));
+      nodeMs.push(timeProcess(['-e', '0'], env));
+    }
+    console.log(`  vcctl version start-up: ${median(versionMs).toFixed(0)} ms median of 10 (target < 200 ms); baseline, node -e 0: ${median(nodeMs).toFixed(0)} ms`);
+  } finally {
+    await store.close();
+    await etcd.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -294,20 +294,30 @@ class PlacementState {
     this.memT[j] = nd.memoryMiB - this.usedMem[i]!;
     this.coreT[j] = nd.cores - this.usedCores[i]!;
     this.slotT[j] = nd.maxVMs === undefined ? Infinity : nd.maxVMs - this.usedVms[i]!;
-    for (j >>= 1; j >= 1; j >>= 1) this.pull(j);
+    // Up the tree until a node's maxima do not change (then no ancestor's do either).
+    for (j >>= 1; j >= 1 && this.pull(j); j >>= 1);
   }
 
-  private pull(j: number): void {
+  /** Recomputes node j's maxima from its children; returns whether any of them changed. */
+  private pull(j: number): boolean {
     const l = 2 * j;
     const r = l + 1;
-    this.memT[j] = Math.max(this.memT[l]!, this.memT[r]!);
-    this.coreT[j] = Math.max(this.coreT[l]!, this.coreT[r]!);
-    this.slotT[j] = Math.max(this.slotT[l]!, this.slotT[r]!);
+    const m = Math.max(this.memT[l]!, this.memT[r]!);
+    const c = Math.max(this.coreT[l]!, this.coreT[r]!);
+    const s = Math.max(this.slotT[l]!, this.slotT[r]!);
+    if (m === this.memT[j] && c === this.coreT[j] && s === this.slotT[j]) return false;
+    this.memT[j] = m;
+    this.coreT[j] = c;
+    this.slotT[j] = s;
+    return true;
   }
 
   /** The first node index >= from that one VM of (vcpus, mem) fits on, or -1. */
   private findFirst(from: number, mem: number, vcpus: number, strict: boolean): number {
     if (from >= this.n) return -1;
+    // Fast path (Cyclic's usual case): the node at `from` itself has room.
+    const leaf = this.size + from;
+    if (this.memT[leaf]! >= mem && this.slotT[leaf]! >= 1 && (!strict || this.coreT[leaf]! >= vcpus)) return from;
     return this.descend(1, 0, this.size - 1, from, mem, vcpus, strict);
   }
 

@@ -24,5 +24,9 @@ export const COMMANDS: Record<string, CommandEntry> = {
   cordon: { summary: 'Mark PhysicalNodes unschedulable', load: () => import('./cordon.js') },
   uncordon: { summary: 'Mark PhysicalNodes schedulable again', load: () => import('./uncordon.js') },
   drain: { summary: 'Cordon a PhysicalNode and live-migrate its VMs elsewhere', load: () => import('./drain.js') },
+  migrate: { summary: 'Live-migrate a VirtualNode to another PhysicalNode', load: () => import('./migrate.js') },
+  suspend: { summary: 'Suspend every VM of VirtualClusters to disk', load: () => import('./suspend.js') },
+  resume: { summary: 'Resume VirtualClusters (re-placed first if their placement changed)', load: () => import('./resume.js') },
+  logs: { summary: "Print a VirtualNode's guest console", load: () => import('./logs.js') },
   version: { summary: 'Print the version', load: () => import('./version.js') },
 };

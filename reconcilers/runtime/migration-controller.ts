@@ -14,6 +14,7 @@ import { isConditionTrue } from '../../api/conditions.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
 import type { DomainInfo } from '../../drivers/hypervisor/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
+import { computeAllocation } from '../placement/allocation.js';
 import { domainKey, HypervisorDrivers, type TransportSource } from './hosts.js';
 import { planMigration, type HostDomainState, type SourceMigrationState } from './migration-plan.js';
 
@@ -48,20 +49,25 @@ function sourceMigrationState(d: DomainInfo | undefined): SourceMigrationState {
   return 'none';
 }
 
-/** Why `target` cannot take `vn` now, or undefined. Free = capacity minus what is bound there. */
-export function refuseTarget(target: PhysicalNode | undefined, vn: VirtualNode, vc: VirtualCluster | undefined, bound: readonly VirtualNode[]): string | undefined {
+/**
+ * Why `target` cannot take `vn` now, or undefined. Placement's allocation of the target already
+ * counts this migration's reservation (and every other one), so the check is that it fits.
+ */
+export function refuseTarget(
+  target: PhysicalNode | undefined, vn: VirtualNode, vc: VirtualCluster | undefined,
+  vns: readonly VirtualNode[], migrations: readonly Migration[],
+): string | undefined {
   if (!target?.spec) return 'no such PhysicalNode';
   if (!isConditionTrue(target.status?.conditions, 'Ready')) return 'not Ready';
   if (target.spec.unschedulable) return 'cordoned';
-  const others = bound.filter((b) => b.spec?.physicalNode === target.metadata.name && b.metadata.uid !== vn.metadata.uid);
-  const mem = others.reduce((s, b) => s + (b.spec?.memoryMiB ?? 0), 0);
-  const cores = others.reduce((s, b) => s + (b.spec?.vcpus ?? 0), 0);
-  if (mem + vn.spec!.memoryMiB > target.spec.capacity.memoryMiB) {
-    return `insufficient memory (free ${target.spec.capacity.memoryMiB - mem} MiB, need ${vn.spec!.memoryMiB} MiB)`;
+  const used = computeAllocation(target.metadata.name, vns, migrations);
+  const cap = target.spec.capacity;
+  if (used.memoryMiB > cap.memoryMiB) {
+    return `insufficient memory (free ${cap.memoryMiB - used.memoryMiB + vn.spec!.memoryMiB} MiB, need ${vn.spec!.memoryMiB} MiB)`;
   }
-  if (target.spec.maxVMs !== undefined && others.length + 1 > target.spec.maxVMs) return `maxVMs ${target.spec.maxVMs} reached`;
-  if (vc?.spec?.placement.mode === 'Strict' && cores + vn.spec!.vcpus > target.spec.capacity.cores) {
-    return `insufficient cores (Strict: free ${target.spec.capacity.cores - cores}, need ${vn.spec!.vcpus})`;
+  if (target.spec.maxVMs !== undefined && used.vms > target.spec.maxVMs) return `maxVMs ${target.spec.maxVMs} reached`;
+  if (vc?.spec?.placement.mode === 'Strict' && used.cores > cap.cores) {
+    return `insufficient cores (Strict: free ${cap.cores - used.cores + vn.spec!.vcpus}, need ${vn.spec!.vcpus})`;
   }
   return undefined;
 }
@@ -77,13 +83,11 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
     return ctx.store.updateStatus<Migration>({ ...fresh, status });
   }
 
-  async function moveBinding(ctx: ReconcileContext, vnRef: ObjectRef, target: string): Promise<void> {
-    // The one other writer of spec.physicalNode besides placement: a finished migration moves the
-    // binding (and with it placement's allocation, which is recomputed from the bindings).
+  async function recordHost(ctx: ReconcileContext, vnRef: ObjectRef, target: string): Promise<void> {
+    // Where the VM runs now. The binding (spec.physicalNode) is placement's: it moves it to the
+    // target once this Migration is Succeeded (placement/migration), and the runtime waits for that.
     const vn = await ctx.store.get<VirtualNode>(vnRef);
-    if (vn.spec!.physicalNode !== target) await ctx.store.update<VirtualNode>({ ...vn, spec: { ...vn.spec!, physicalNode: target } });
-    const again = await ctx.store.get<VirtualNode>(vnRef);
-    await ctx.store.updateStatus<VirtualNode>({ ...again, status: { ...again.status, host: target, phase: 'Running', message: `running on ${target}` } });
+    await ctx.store.updateStatus<VirtualNode>({ ...vn, status: { ...vn.status, host: target, phase: 'Running', message: `running on ${target}` } });
   }
 
   async function reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
@@ -116,7 +120,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
 
     const d = planMigration({
       phase, source, target: m.spec.targetNode,
-      targetRefusal: vn?.spec ? refuseTarget(target, vn, vc, ctx.cache.list<VirtualNode>('VirtualNode')) : undefined,
+      targetRefusal: vn?.spec ? refuseTarget(target, vn, vc, ctx.cache.list<VirtualNode>('VirtualNode'), ctx.cache.list<Migration>('Migration')) : undefined,
       vmMigratable: vmRefusal === undefined, vmRefusal,
       sourceDomain: hostState(srcInfo), targetDomain: hostState(tgtInfo), sourceMigration: sourceMigrationState(srcInfo),
       busyOnNodes: busy, maxPerNode: deps.maxPerNode ?? 2,
@@ -143,7 +147,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
         ctx.events.record(m, 'Normal', 'MigrationStarted', `live-migrating ${name} from ${src} to ${tgt}`);
         try {
           const r = await srcDrv!.migrate(name, tgtDrv!, { timeoutMs, downtimeLimitMs: deps.downtimeLimitMs ?? 300, maxBandwidthBytesPerSec: deps.maxBandwidthBytesPerSec });
-          await moveBinding(ctx, vnRef, tgt);
+          await recordHost(ctx, vnRef, tgt);
           await setStatus(ctx, m, {
             phase: 'Succeeded', downtimeMs: r.downtimeMs, totalMs: r.totalMs, completionTime: new Date(now()).toISOString(),
             message: `moved to ${tgt}: downtime ${r.downtimeMs} ms, total ${r.totalMs} ms (QEMU), end to end ${r.endToEndMs} ms, ${Math.round(r.transferredBytes / 1048576)} MiB`,
@@ -158,7 +162,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
       }
       case 'finish': {
         if (srcInfo) await srcDrv!.destroy(name);
-        await moveBinding(ctx, vnRef, d.action.target);
+        await recordHost(ctx, vnRef, d.action.target);
         await setStatus(ctx, m, { phase: 'Succeeded', completionTime: new Date(now()).toISOString(), message: `moved to ${d.action.target} (completed while no manager watched: QEMU's figures are not known)` });
         ctx.events.record(m, 'Normal', 'MigrationSucceeded', `${name} now runs on ${d.action.target}`);
         return undefined;

@@ -1,0 +1,82 @@
+// vcctl migrate vn/NAME --to NODE [--wait] [--timeout=DURATION]: asks for a live migration by
+// creating a Migration, reserving the VM's room on the target in the same transaction (as drain
+// does), so a VC placed at the same moment cannot take that room. With --wait, follows the
+// Migration to its end and prints QEMU's downtime and total time.
+
+import { ConflictError, type BatchOp } from '../../api/store/types.js';
+import { API_VERSION, type Migration, type PhysicalNode, type VirtualNode } from '../../api/types.js';
+import { addUsage, vmUsage, ZERO } from '../../reconcilers/placement/plan-binding.js';
+import { parseArgs, UsageError } from '../args.js';
+import type { Command } from '../command.js';
+import { parseDuration } from '../duration.js';
+import { withStore } from '../store.js';
+import { waitForObject } from '../wait-for.js';
+
+const USAGE = `Usage: vcctl migrate vn/NAME --to NODE [-n NS] [--wait] [--timeout=DURATION]
+
+Live-migrates the VM of a VirtualNode to another PhysicalNode. The VM keeps running on its node
+if the migration fails. --wait follows it to the end (default timeout 5m) and exits 1 if it failed.`;
+
+export function migrationName(vn: string, stamp: string): string {
+  const suffix = `-mig-${stamp}`;
+  return `${vn.slice(0, 63 - suffix.length).replace(/-+$/, '')}${suffix}`;
+}
+
+const command: Command = {
+  summary: 'Live-migrate a VirtualNode to another PhysicalNode',
+  usage: USAGE,
+  async run(argv, ctx) {
+    const args = parseArgs(argv, { to: { type: 'string' }, wait: { type: 'boolean' }, timeout: { type: 'string' } });
+    const target = args.str('to');
+    const what = args.positionals[0];
+    if (!what || args.positionals.length > 1 || !target) throw new UsageError('name one VirtualNode and the target: vcctl migrate vn/NAME --to NODE');
+    const m = /^(?:(?:vn|virtualnode|virtualnodes)\/)?([a-z0-9]([-a-z0-9]*[a-z0-9])?)$/.exec(what);
+    if (!m) throw new UsageError(`"${what}" is not a VirtualNode: use vn/NAME`);
+    const name = m[1]!;
+    const namespace = args.namespace ?? 'default';
+    const timeoutMs = parseDuration(args.str('timeout') ?? '5m');
+    return withStore(args, ctx, async (store) => {
+      let created: Migration | undefined;
+      for (let attempt = 1; !created; attempt++) {
+        const vn = await store.tryGet<VirtualNode>({ kind: 'VirtualNode', namespace, name });
+        if (!vn?.spec) throw new Error(`virtualnode "${name}" not found in namespace "${namespace}"; see "vcctl get vn -n ${namespace}"`);
+        const pn = await store.tryGet<PhysicalNode>({ kind: 'PhysicalNode', name: target });
+        if (!pn) throw new Error(`physicalnode "${target}" not found; see "vcctl get pn"`);
+        const owner = vn.metadata.ownerReferences?.find((r) => r.kind === 'VirtualCluster');
+        const mig: Migration = {
+          apiVersion: API_VERSION,
+          kind: 'Migration',
+          metadata: {
+            name: migrationName(name, Date.now().toString(36)),
+            namespace,
+            labels: { 'virtualinux.org/cluster': vn.spec.cluster },
+            ...(owner ? { ownerReferences: [{ ...owner, controller: false }] } : {}),
+          },
+          spec: { virtualNode: name, targetNode: target },
+        };
+        const ops: BatchOp[] = [
+          { op: 'create', object: mig },
+          { op: 'updateStatus', object: { ...pn, status: { ...pn.status, allocated: addUsage(pn.status?.allocated ?? ZERO, vmUsage(vn)) } } },
+        ];
+        try {
+          [created] = (await store.batch(ops)) as [Migration];
+        } catch (err) {
+          if (!(err instanceof ConflictError) || attempt >= 5) throw err;
+        }
+      }
+      ctx.stdout.write(`migration/${created.metadata.name} created (virtualnode/${name} -> ${target})\n`);
+      if (!args.bool('wait')) return 0;
+      const done = (await waitForObject(store, { kind: 'Migration', namespace, name: created.metadata.name },
+        (o) => ['Succeeded', 'Failed'].includes((o as Migration | undefined)?.status?.phase ?? ''), timeoutMs, 'the migration to finish')) as Migration;
+      const s = done.status!;
+      if (s.phase === 'Succeeded') {
+        ctx.stdout.write(`migration/${created.metadata.name} succeeded: downtime ${s.downtimeMs ?? '?'} ms, total ${s.totalMs ?? '?'} ms\n`);
+        return 0;
+      }
+      ctx.stderr.write(`error: migration/${created.metadata.name} failed: ${s.message ?? 'no reason given'}\n`);
+      return 1;
+    });
+  },
+};
+
+export default command;

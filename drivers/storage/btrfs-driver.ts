@@ -29,6 +29,19 @@ export class BtrfsDriver extends FileVolumeDriverBase implements StorageDriver {
     return this.pathOf(key);
   }
 
+  private readonly formats = new Map<string, 'qcow2' | 'raw'>();
+
+  /** The format of a snapshot is its original's, probed once per driver instance. */
+  private async formatOf(original: VolumeKey): Promise<'qcow2' | 'raw'> {
+    const disk = this.diskOf(this.volumeDir(original));
+    let f = this.formats.get(disk);
+    if (!f) {
+      f = await probeFormat(this.transport, disk);
+      this.formats.set(disk, f);
+    }
+    return f;
+  }
+
   private diskOf(subvol: string): string {
     return posix.join(subvol, DISK);
   }
@@ -73,15 +86,13 @@ export class BtrfsDriver extends FileVolumeDriverBase implements StorageDriver {
   async snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
     const dir = this.volumeDir(key);
     if (!(await pathExists(this.transport, dir))) await this.makeSnapshot(original, dir, false);
-    const path = this.diskOf(dir);
-    return { path, format: await probeFormat(this.transport, path) };
+    return { path: this.diskOf(dir), format: await this.formatOf(original) };
   }
 
   async reset(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
     const dir = this.volumeDir(key);
     await this.makeSnapshot(original, dir, true);
-    const path = this.diskOf(dir);
-    return { path, format: await probeFormat(this.transport, path) };
+    return { path: this.diskOf(dir), format: await this.formatOf(original) };
   }
 
   /** Snapshot into the temporary, then (replace: drop the old one and) rename into place. */
@@ -90,9 +101,16 @@ export class BtrfsDriver extends FileVolumeDriverBase implements StorageDriver {
     const tmp = tmpPathOf(dir);
     await this.deleteSubvolume(tmp);
     try {
-      await run(t, 'snapshot subvolume', ['btrfs', 'subvolume', 'snapshot', this.volumeDir(original), tmp]);
-      if (replace) await this.deleteSubvolume(dir);
-      await run(t, 'rename into place', ['mv', '-T', '--', tmp, dir]);
+      if (replace) {
+        await run(t, 'snapshot subvolume', ['btrfs', 'subvolume', 'snapshot', this.volumeDir(original), tmp]);
+        await this.deleteSubvolume(dir);
+        await run(t, 'rename into place', ['mv', '-T', '--', tmp, dir]);
+      } else {
+        // One round trip for the common case.
+        await run(t, 'snapshot subvolume', [
+          'sh', '-c', 'btrfs subvolume snapshot "$1" "$2" >/dev/null && mv -T -- "$2" "$3"', 'sh', this.volumeDir(original), tmp, dir,
+        ]);
+      }
     } catch (e) {
       await this.deleteSubvolume(tmp).catch(() => undefined);
       throw e;
@@ -101,6 +119,7 @@ export class BtrfsDriver extends FileVolumeDriverBase implements StorageDriver {
 
   async remove(key: VolumeKey): Promise<void> {
     const dir = this.volumeDir(key);
+    this.formats.delete(this.diskOf(dir));
     await this.deleteSubvolume(tmpPathOf(dir));
     await this.deleteSubvolume(dir);
   }

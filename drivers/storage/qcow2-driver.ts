@@ -50,22 +50,44 @@ export class Qcow2Driver extends FileVolumeDriverBase implements StorageDriver {
     return { path, format: 'qcow2' };
   }
 
+  /** Formats of originals seen by this driver instance (originals are immutable while used). */
+  private readonly formats = new Map<string, 'qcow2' | 'raw'>();
+
+  private async formatOf(path: string): Promise<'qcow2' | 'raw'> {
+    let f = this.formats.get(path);
+    if (!f) {
+      f = await probeFormat(this.transport, path);
+      this.formats.set(path, f);
+    }
+    return f;
+  }
+
   private async makeOverlay(original: VolumeKey, path: string): Promise<void> {
     const t = this.transport;
     const origPath = this.pathOf(original);
-    const backingFormat = await probeFormat(t, origPath);
+    const backingFormat = await this.formatOf(origPath);
+    const sameDir = posix.dirname(origPath) === posix.dirname(path);
     // Relative to the overlay's directory when both share it (the normal case).
-    const backing = posix.dirname(origPath) === posix.dirname(path) ? posix.basename(origPath) : origPath;
-    await ensureDir(t, posix.dirname(path));
-    await buildAtomically(t, path, async (tmp) => {
-      await run(t, 'create snapshot overlay', ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', backingFormat, '-b', backing, tmp], {
-        cwd: posix.dirname(path),
-      });
-    });
+    const backing = sameDir ? posix.basename(origPath) : origPath;
+    if (!sameDir) await ensureDir(t, posix.dirname(path));
+    // One round trip: qemu-img create truncates a stale temporary, then the rename publishes it.
+    const tmp = tmpPathOf(path);
+    try {
+      await run(
+        t,
+        'create snapshot overlay',
+        ['sh', '-c', 'qemu-img create -q -f qcow2 -F "$1" -b "$2" "$3" && mv -T -- "$3" "$4"', 'sh', backingFormat, backing, tmp, path],
+        { cwd: posix.dirname(path) },
+      );
+    } catch (e) {
+      await removePath(t, tmp).catch(() => undefined);
+      throw e;
+    }
   }
 
   async remove(key: VolumeKey): Promise<void> {
     const path = this.pathOf(key);
+    this.formats.delete(path);
     await removePath(this.transport, tmpPathOf(path));
     await removePath(this.transport, path);
   }

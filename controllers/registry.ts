@@ -12,6 +12,7 @@ import type { TransportCache } from '../drivers/transport/transport-for.js';
 import { networkControllers } from '../reconcilers/network/controller.js';
 import { nodeController } from '../reconcilers/nodes/controller.js';
 import { runtimeControllers } from '../reconcilers/runtime/controller.js';
+import { storageController } from '../reconcilers/storage/controller.js';
 
 export interface ControllerEnv {
   /** The manager's shared cache (CacheReader plus owner lookups). */
@@ -30,6 +31,7 @@ export const CONTROLLER_FACTORIES: ControllerFactory[] = [
   () => virtualClusterController(),
   () => placementControllers(),
   (env) => networkControllers(env.cache, { transports: env.transports }),
+  (env) => storageController({ transports: env.transports }),
   (env) => runtimeControllers(env.cache, { transports: env.transports }),
   (env) => nodeController({ transports: env.transports }),
 ];

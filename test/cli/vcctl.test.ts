@@ -170,6 +170,28 @@ ${readFileSync('manifests/stripes.yaml', 'utf8')}`);
     assert.equal(r.stdout, 'virtualcluster/stripes\nvirtualcluster/later\n');
   });
 
+  it('apply --prune -l deletes what an earlier apply made and the manifests dropped; -A lists every namespace', async () => {
+    const two = join(dir, 'two.yaml');
+    const vcDoc = (name: string, ns: string) => `apiVersion: virtualinux.org/v1alpha1
+kind: VirtualCluster
+metadata: {name: ${name}, namespace: ${ns}, labels: {set: demo}}
+spec: {nodes: 1, template: busybox}
+`;
+    writeFileSync(two, `${vcDoc('a', 'default')}---\n${vcDoc('b', 'default')}---\n${vcDoc('c', 'team')}`);
+    assert.equal((await run('apply', '-f', two)).code, 0);
+    const all = await run('get', 'vc', '-A');
+    assert.match(all.stdout, /^NAMESPACE +NAME +NODES +STATE +PHASE +READY +AGE\ndefault +a +0\/1 .*\ndefault +b +0\/1 .*\nteam +c +0\/1 .*\n$/);
+    const one = join(dir, 'one.yaml');
+    writeFileSync(one, vcDoc('a', 'default'));
+    const noSel = await run('apply', '-f', one, '--prune');
+    assert.deepEqual([noSel.code, noSel.stderr], [2, 'error: --prune needs -l SELECTOR (which objects may be pruned)\nSee "vcctl apply --help".\n']);
+    const dry = await run('apply', '-f', one, '--prune', '-l', 'set=demo', '--dry-run=client');
+    assert.equal(dry.stdout, 'virtualcluster/a unchanged (dry run)\nvirtualcluster/b pruned (dry run)\n');
+    const r = await run('apply', '-f', one, '--prune', '-l', 'set=demo');
+    assert.equal(r.stdout, 'virtualcluster/a unchanged\nvirtualcluster/b pruned\n');
+    assert.equal((await run('get', 'vc', '-A', '-o', 'name')).stdout, 'virtualcluster/a\nvirtualcluster/c\n', 'the other namespace is not pruned');
+  });
+
   it('usage errors exit 2: unknown command, unknown flag, unknown kind', async () => {
     const u = await run('frobnicate');
     assert.deepEqual([u.code, u.stderr], [2, 'error: unknown command "frobnicate" for "vcctl"\nRun "vcctl help" for the list of commands.\n']);

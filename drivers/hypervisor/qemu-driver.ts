@@ -16,6 +16,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execOk, type Transport } from '../transport/types.js';
+import { readConsoleLog } from './console-log.js';
 import { QmpClient, QmpError } from './qmp-client.js';
 import { buildQemuArgv, domainPaths, nameArg, type Acceleration, type DomainPaths } from './qemu-argv.js';
 import {
@@ -82,7 +83,7 @@ const START_SCRIPT = `${ALIVE_FN}
 pid=$(tr -dc 0-9 < "$3" 2>/dev/null)
 if [ -n "$pid" ] && alive "$pid" && tr '\\0' '\\n' < "/proc/$pid/cmdline" | grep -qxF -e "$7"; then echo "$pid"; exit 17; fi
 mkdir -p "$1" "$2" && rm -f "$3" "$4" "$5" && cat > "$6.tmp" && mv -f "$6.tmp" "$6" || exit 18
-[ "$8" = "$1/console.log" ] || ln -sfn "$8" "$1/console.log.link"
+if [ "$8" = "$1/console.log" ]; then rm -f "$1/console.log.link"; else ln -sfn "$8" "$1/console.log.link"; fi
 shift 8
 exec "$@"`;
 
@@ -111,15 +112,6 @@ i=0; while alive "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 alive "$1" && exit 1
 shift 2
 rm -rf -- "$@"`;
-
-/** Prints the file size, then the bytes from offset $2 (1-based for tail) up to that size. */
-const CONSOLE_SCRIPT = `
-[ -e "$1.link" ] && set -- "$1.link" "$2"
-[ -f "$1" ] || exit 3
-size=$(stat -c %s "$1")
-echo "$size"
-[ "$size" -ge "$2" ] && tail -c +"$(($2 + 1))" "$1" | head -c "$((size - $2))"
-exit 0`;
 
 const MIGRATION_ACTIVE = new Set(['setup', 'active', 'pre-switchover', 'device', 'postcopy-active', 'wait-unplug', 'cancelling']);
 
@@ -362,14 +354,8 @@ export class QemuDriver implements HypervisorDriver {
 
   async readConsole(name: string, opts: ConsoleReadOptions = {}): Promise<ConsoleChunk> {
     validateDomainName(name);
-    const from = opts.fromOffset ?? 0;
     const p = this.paths(name);
-    const r = await this.transport.exec(['sh', '-c', CONSOLE_SCRIPT, 'sh', p.consoleLog, String(from)]);
-    if (r.code === 3) return { text: '', nextOffset: from };
-    if (r.code !== 0) throw new HypervisorError(`${this.node}: reading the console of ${name} failed: ${r.stderr.trim()}`);
-    const nl = r.stdout.indexOf('\n');
-    const size = Number(r.stdout.slice(0, nl));
-    return { text: r.stdout.slice(nl + 1), nextOffset: Math.max(from, size) };
+    return readConsoleLog(this.transport, [`${p.consoleLog}.link`, p.consoleLog], opts.fromOffset ?? 0);
   }
 
   /** Polls the console until `pattern` appears after `fromOffset`; resolves with the matching text. */

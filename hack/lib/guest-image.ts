@@ -27,7 +27,7 @@ const guestDir = path.resolve(here, '../guest');
  */
 export const GUEST_MODULES = [
   'virtio_pci', 'virtio_blk', 'virtio_net', 'ext4', '9p', '9pnet_virtio',
-  'crc32c_generic', 'button', 'evdev', 'xen-blkfront', 'xen-netfront',
+  'crc32c_generic', 'button', 'evdev', 'xen-blkfront', 'xen-netfront', '9pnet_xen',
 ];
 
 export const GUEST_CMDLINE = 'console=ttyS0 root=/dev/vda rw quiet panic=-1';

@@ -1,0 +1,175 @@
+// XenDriver against golden configuration files and recorded argument vectors. Xen cannot run on
+// this machine (no Xen hypervisor, no dom0): nothing here boots a Xen guest. What is checked: the
+// xl configuration generated from a DomainSpec, the exact xl command sequences each operation
+// issues, and how the driver reads `xl list -l` / `xl list` output and xl failures.
+
+import { strict as assert } from 'node:assert';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { HypervisorError, MigrationCancelledError, MigrationFailedError, type DomainSpec } from '../../drivers/hypervisor/types.js';
+import { parseXlListLong, parseXlListStates, renderXlConfig, XenDriver, xenCmdline, xlString } from '../../drivers/hypervisor/xen-driver.js';
+import { HANG, RecordingTransport } from './recording-transport.js';
+
+const golden = (f: string): string => readFileSync(fileURLToPath(new URL(`golden/${f}`, import.meta.url)), 'utf8');
+
+const spec: DomainSpec = {
+  name: 'default.stripes-0',
+  vcpus: 1,
+  memoryMiB: 256,
+  boot: { kernel: '/san/templates/busybox/vmlinux', initrd: '/san/templates/busybox/initrd.img', cmdline: 'console=ttyS0 root=/dev/vda rw quiet panic=-1' },
+  disks: {
+    root: { path: '/san/vc/default/stripes/stripes-0.qcow2', format: 'qcow2' },
+    swap: { path: '/san/vc/default/stripes/stripes-0.swap', format: 'raw' },
+    config: { path: '/san/vc/default/stripes/stripes-0.config', format: 'raw', readOnly: true },
+  },
+  sharedDir: '/san/vc/default/stripes/shared',
+  network: { tap: 'vc-stripes-0', mac: '52:54:00:0a:0a:02', ip: '10.10.1.2' },
+};
+
+const oddSpec: DomainSpec = {
+  name: 'team "a".node\\0',
+  vcpus: 2,
+  memoryMiB: 128,
+  boot: { kernel: '/san/k,1/vmlinux', cmdline: 'console=ttyS0 quiet' },
+  disks: { root: { path: '/san/odd dir,x/root "1".img', format: 'raw' } },
+};
+
+// `xl list -l` as Xen 4.17 prints it (fields trimmed to those read), and the `xl list` table.
+const LIST_LONG = JSON.stringify([
+  { domid: 0, config: { c_info: { name: 'Domain-0' }, b_info: { max_vcpus: 4, max_memkb: 1048576 } } },
+  { domid: 7, config: { c_info: { name: 'default.stripes-0' }, b_info: { max_vcpus: 1, max_memkb: 262144 } } },
+]);
+const LIST_TABLE = [
+  'Name                                        ID   Mem VCPUs\tState\tTime(s)',
+  'Domain-0                                     0  1024     4     r-----      12.5',
+  'default.stripes-0                            7   256     1     -b----       1.2',
+  '',
+].join('\n');
+
+function xenNode(name: string): { t: RecordingTransport; d: XenDriver } {
+  const t = new RecordingTransport(name);
+  return { t, d: new XenDriver({ transport: t, runRoot: '/run/virtualinux/xen', migrationAddress: `${name}.example` }) };
+}
+
+const ok = (stdout = ''): { code: number; stdout: string; stderr: string } => ({ code: 0, stdout, stderr: '' });
+
+describe('XenDriver (golden configurations, recorded argument vectors; Xen does not run here)', () => {
+  it('renders the xl configuration of a routed PVH guest as in golden/stripes-0.cfg', () => {
+    assert.equal(renderXlConfig(spec), golden('stripes-0.cfg'));
+  });
+
+  it('renders quotes, backslashes and commas safely, as in golden/odd-name.cfg', () => {
+    assert.equal(renderXlConfig(oddSpec, { guestType: 'pv' }), golden('odd-name.cfg'));
+    assert.equal(xlString('a"b\\c'), '"a\\"b\\\\c"');
+    assert.throws(() => xlString('a\nb'), HypervisorError);
+    assert.throws(() => renderXlConfig({ ...spec, sharedDir: '/san/a,b' }), /shared directory/);
+    assert.throws(() => renderXlConfig({ ...spec, network: { tap: 'vc 0', mac: '52:54:00:00:00:01' } }), /tap name/);
+    assert.equal(xenCmdline('quiet console=ttyS0 root=/dev/vda'), 'quiet console=hvc0 root=/dev/vda');
+  });
+
+  it('parses xl list -l and the xl list table (Domain-0 left out, names with spaces)', () => {
+    assert.deepEqual(parseXlListLong(LIST_LONG).map((e) => e.domid), [7]);
+    assert.deepEqual(parseXlListLong(''), []);
+    const states = parseXlListStates(LIST_TABLE + 'my dom 2                                     9   128     1     --p---       0.0\n');
+    assert.equal(states.get('default.stripes-0'), '-b----');
+    assert.equal(states.get('my dom 2'), '--p---');
+  });
+
+  it('create: writes the config and runs xl create; a second create of a running domain runs nothing', async () => {
+    const { t, d } = xenNode('blade1');
+    t.answer(['xl', 'list', '-l'], ok('[]'), 1).answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE));
+    const info = await d.create(spec);
+    assert.deepEqual(info, { name: 'default.stripes-0', state: 'running', detail: '-b----', pid: 7, vcpus: 1, memoryMiB: 256 });
+    assert.deepEqual(t.log, [
+      { argv: ['xl', 'list', '-l'] },
+      { argv: ['mkdir', '-p', '/run/virtualinux/xen'] },
+      { writeFile: '/run/virtualinux/xen/default.stripes-0.cfg', data: golden('stripes-0.cfg') },
+      { argv: ['xl', 'create', '-q', '/run/virtualinux/xen/default.stripes-0.cfg'] },
+      { argv: ['xl', 'list', '-l'] },
+      { argv: ['xl', 'list'] },
+    ]);
+    t.log.length = 0;
+    await d.create(spec);
+    assert.deepEqual(t.commands, [['xl', 'list', '-l'], ['xl', 'list']]);
+  });
+
+  it('create: reports xl create failures with xl stderr and where to look', async () => {
+    const { t, d } = xenNode('blade1');
+    t.answer(['xl', 'list', '-l'], ok('')).answer(['xl', 'create'], { code: 3, stdout: '', stderr: 'libxl: error: failed to get memory' });
+    await assert.rejects(d.create(spec), /failed to get memory.*xl-default\.stripes-0\.log/);
+  });
+
+  it('shutdown asks xl and waits; destroy of an absent domain only removes the config', async () => {
+    const { t, d } = xenNode('blade1');
+    t.answer(['xl', 'list', '-l'], ok(LIST_LONG), 1).answer(['xl', 'list'], ok(LIST_TABLE), 1).answer(['xl', 'list', '-l'], ok('[]'));
+    assert.deepEqual(await d.shutdown('default.stripes-0', { timeoutMs: 5000 }), { clean: true });
+    assert.deepEqual(t.commands, [['xl', 'list', '-l'], ['xl', 'list'], ['xl', 'shutdown', 'default.stripes-0'], ['xl', 'list', '-l']]);
+    t.log.length = 0;
+    await d.destroy('default.stripes-0');
+    assert.deepEqual(t.commands, [['xl', 'list', '-l'], ['rm', '-f', '--', '/run/virtualinux/xen/default.stripes-0.cfg']]);
+  });
+
+  it('shutdown destroys a guest that ignores the request within the timeout', async () => {
+    const { t, d } = xenNode('blade1');
+    t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE));
+    assert.deepEqual(await d.shutdown('default.stripes-0', { timeoutMs: 600 }), { clean: false });
+    assert.deepEqual(t.commands.at(-1), ['xl', 'destroy', 'default.stripes-0']);
+  });
+
+  it('suspend = xl save to a partial file renamed when complete; resume = xl restore with our config on another node', async () => {
+    const a = xenNode('blade1');
+    a.t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE)).answer(['sh', '-c'], ok('268435456\n'));
+    const s = await a.d.suspend('default.stripes-0', '/san/state/stripes-0.xl');
+    assert.equal(s.bytes, 268435456);
+    assert.deepEqual(a.t.commands.slice(2), [
+      ['xl', 'save', 'default.stripes-0', '/san/state/stripes-0.xl.partial'],
+      ['sh', '-c', 'mv -f "$1" "$2" && stat -c %s "$2"', 'sh', '/san/state/stripes-0.xl.partial', '/san/state/stripes-0.xl'],
+    ]);
+    const b = xenNode('blade2');
+    b.t.answer(['xl', 'list', '-l'], ok('[]'), 1).answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE));
+    assert.equal((await b.d.resume(spec, '/san/state/stripes-0.xl')).state, 'running');
+    assert.deepEqual(b.t.commands, [
+      ['xl', 'list', '-l'],
+      ['mkdir', '-p', '/run/virtualinux/xen'],
+      ['xl', 'restore', '/run/virtualinux/xen/default.stripes-0.cfg', '/san/state/stripes-0.xl'],
+      ['rm', '-f', '--', '/san/state/stripes-0.xl'],
+      ['xl', 'list', '-l'],
+      ['xl', 'list'],
+    ]);
+  });
+
+  it('a failed xl save leaves no partial file and says the domain keeps running', async () => {
+    const { t, d } = xenNode('blade1');
+    t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE)).answer(['xl', 'save'], { code: 1, stdout: '', stderr: 'disk full' });
+    await assert.rejects(d.suspend('default.stripes-0', '/san/s'), /disk full.*keeps running|keeps running.*disk full/);
+    assert.deepEqual(t.commands.at(-1), ['rm', '-f', '--', '/san/s.partial']);
+  });
+
+  it('migrate runs xl migrate to the target address (with -s when configured) and reports its own total time', async () => {
+    const t = new RecordingTransport('blade1');
+    const d = new XenDriver({ transport: t, runRoot: '/run/vx', migrationAddress: '198.18.0.11', sshCommand: 'ssh -i /etc/virtualinux/id_ed25519' });
+    const target = xenNode('blade2').d;
+    t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE));
+    const r = await d.migrate('default.stripes-0', target);
+    assert.equal(r.downtimeMs, -1, 'xl reports no downtime');
+    assert.ok(r.totalMs >= 0);
+    assert.deepEqual(t.commands.slice(2), [
+      ['xl', 'migrate', '-s', 'ssh -i /etc/virtualinux/id_ed25519', 'default.stripes-0', 'blade2.example'],
+      ['rm', '-f', '--', '/run/vx/default.stripes-0.cfg'],
+    ]);
+  });
+
+  it('cancelMigration ends the running xl migrate; a failed one is a MigrationFailedError', async () => {
+    const { t, d } = xenNode('blade1');
+    const target = xenNode('blade2').d;
+    t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE)).answer(['xl', 'migrate'], { code: HANG, stdout: '', stderr: '' }, 1);
+    const mig = d.migrate('default.stripes-0', target);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await d.cancelMigration('default.stripes-0'), true);
+    await assert.rejects(mig, MigrationCancelledError);
+    assert.deepEqual(t.commands.at(-1), ['<kill>', 'xl', 'migrate', 'default.stripes-0', 'blade2.example']);
+    assert.equal(await d.cancelMigration('default.stripes-0'), false);
+    t.answer(['xl', 'migrate'], { code: 1, stdout: '', stderr: 'migration target: Failure, destination failed' });
+    await assert.rejects(d.migrate('default.stripes-0', target), (e: Error) => e instanceof MigrationFailedError && !(e instanceof MigrationCancelledError) && /destination failed/.test(e.message));
+  });
+});

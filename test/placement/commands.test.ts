@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { openStore } from '../../api/store/open-store.js';
+import { startEtcd, type EtcdHarness } from '../../hack/lib/etcd-harness.js';
 import type { Store } from '../../api/store/types.js';
 import type { Migration, PhysicalNode, VirtualNode } from '../../api/types.js';
 import { computeAllocation } from '../../reconcilers/placement/allocation.js';
@@ -50,15 +52,24 @@ async function setAllocated(store: Store, name: string, cores: number, memoryMiB
   await store.updateStatus({ ...pn, status: { ...pn.status, allocated: { cores, memoryMiB, vms } } });
 }
 
-describe('vcctl plan, cordon, uncordon, drain', function () {
+for (const backend of ['sqlite', 'etcd'] as const) describe(`vcctl plan, cordon, uncordon, drain (${backend})`, function () {
   this.timeout(30_000);
   let dir: string;
   let url: string;
   let store: Store;
+  let etcd: EtcdHarness | undefined;
 
+  before(async () => {
+    if (backend === 'etcd') etcd = await startEtcd();
+  });
+  after(async () => {
+    await etcd?.stop();
+  });
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'vl-placement-cli-'));
-    url = `file:${join(dir, 'store.db')}`;
+    url = backend === 'etcd'
+      ? `${etcd!.url}?prefix=/t-${randomBytes(4).toString('hex')}`
+      : `file:${join(dir, 'store.db')}`;
     store = await openStore(url, {});
   });
   afterEach(async () => {

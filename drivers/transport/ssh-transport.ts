@@ -290,6 +290,8 @@ export class SshTransport implements Transport {
           if (!up) reject(new TransportError(`${this.host}: connection to ${this.opts.address}:${this.opts.port ?? 22} closed during the handshake`));
         });
         client.connect(config);
+        // small request/response packets: Nagle + delayed ACK would add up to 40 ms per command
+        client.setNoDelay(true);
       });
     })();
     conn.ready.catch(() => {});

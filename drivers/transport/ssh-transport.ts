@@ -279,6 +279,9 @@ export class SshTransport implements Transport {
           if (up) return; // channels report their own errors
           if (offered && !offered.equals(this.pinned.blob)) {
             reject(new HostKeyMismatchError(this.host, fingerprint(this.pinned.blob), fingerprint(offered)));
+          } else if (!offered && /host ?key/i.test(e.message)) {
+            // the server has no key of the pinned type at all: as much a mismatch as another key
+            reject(new HostKeyMismatchError(this.host, fingerprint(this.pinned.blob), `no ${this.pinned.algorithm} key (${e.message})`));
           } else {
             const where = `${this.opts.user ?? 'root'}@${this.opts.address}:${this.opts.port ?? 22}`;
             const hint = e.level === 'client-authentication' ? '; check spec.ssh.user and identityFile, and that the key is authorized on the node' : '';

@@ -73,6 +73,18 @@ describe('SshTransport (real sshd in testbed namespaces)', function () {
     assert.doesNotMatch(r, /must-not-exist/);
   });
 
+  it('refuses a host that has no key of the pinned type', async () => {
+    const keyFile = join(dir, 'ecdsa');
+    await execOk(new LocalTransport(), ['ssh-keygen', '-q', '-t', 'ecdsa', '-N', '', '-f', keyFile]);
+    const ecdsa = (await readFile(keyFile + '.pub', 'utf8')).trim();
+    const bad = sshFor(node, { hostKey: ecdsa });
+    const err = await bad.exec(['true']).catch((e: unknown) => e);
+    await bad.close();
+    assert.ok(err instanceof HostKeyMismatchError, String(err));
+    assert.equal(err.expected, fingerprint(parseHostKey(ecdsa).blob));
+    assert.match(err.offered, /no ecdsa-sha2-nistp256 key/);
+  });
+
   it('passes every hostile argument through the remote shell unchanged', async () => {
     const r = await t.exec([...ECHO_ARGV, ...HOSTILE_ARGS]);
     assert.equal(r.code, 0, r.stderr);

@@ -100,15 +100,15 @@ i=0; while alive "$1" && [ $i -lt "$2" ]; do sleep 0.1; i=$((i + 1)); done
 ! alive "$1"`;
 
 /**
- * Waits up to $2 deciseconds for pid $1 (0: none) to end by itself, then SIGTERM, 3 s, SIGKILL;
+ * Waits up to $2 steps of 20 ms for pid $1 (0: none) to end by itself, then SIGTERM, 3 s, SIGKILL;
  * once it is gone removes the paths $3...
  */
 const RETIRE_SCRIPT = `${ALIVE_FN}
-i=0; while alive "$1" && [ $i -lt "$2" ]; do sleep 0.1; i=$((i + 1)); done
+i=0; while alive "$1" && [ $i -lt "$2" ]; do sleep 0.02; i=$((i + 1)); done
 alive "$1" && kill -TERM "$1" 2>/dev/null
-i=0; while alive "$1" && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+i=0; while alive "$1" && [ $i -lt 150 ]; do sleep 0.02; i=$((i + 1)); done
 alive "$1" && kill -KILL "$1" 2>/dev/null
-i=0; while alive "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+i=0; while alive "$1" && [ $i -lt 250 ]; do sleep 0.02; i=$((i + 1)); done
 alive "$1" && exit 1
 shift 2
 rm -rf -- "$@"`;
@@ -319,7 +319,7 @@ export class QemuDriver implements HypervisorDriver {
   /** Waits for a quitting QEMU to end (killing it after 10 s) and removes the domain's files, in one round trip. */
   private async retire(name: string, pid: number, waitMs = 10_000): Promise<void> {
     const p = this.paths(name);
-    const r = await this.transport.exec(['sh', '-c', RETIRE_SCRIPT, 'sh', String(pid), String(Math.ceil(waitMs / 100)), p.dir, p.opsSocket, p.ctlSocket, p.stateLink], {
+    const r = await this.transport.exec(['sh', '-c', RETIRE_SCRIPT, 'sh', String(pid), String(Math.ceil(waitMs / 20)), p.dir, p.opsSocket, p.ctlSocket, p.stateLink], {
       timeoutMs: 30_000,
     });
     if (r.code !== 0) throw new HypervisorError(`${this.node}: QEMU ${pid} of ${name} did not end: ${r.stderr.trim()}`);
@@ -449,7 +449,8 @@ export class QemuDriver implements HypervisorDriver {
       onPoll?.(m);
       if (m.status && !MIGRATION_ACTIVE.has(m.status) && m.status !== 'none') return m;
       if (Date.now() > deadline) return { ...m, status: 'timeout' };
-      await sleep(25);
+      // Completion is what the caller waits for: poll tightly (QMP on a local socket is cheap).
+      await sleep(10);
     }
   }
 
@@ -460,7 +461,7 @@ export class QemuDriver implements HypervisorDriver {
       const st = await q.execute<{ status: string }>('query-status');
       if (st.status !== 'inmigrate') return;
       if (Date.now() > deadline) throw new HypervisorError(`${this.node}: incoming state of ${name} not loaded within ${timeoutMs} ms`);
-      await sleep(25);
+      await sleep(10);
     }
   }
 

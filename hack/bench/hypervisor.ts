@@ -1,0 +1,164 @@
+// Hypervisor benchmark (QemuDriver, TCG, the reference guest), each figure with a baseline measured
+// in the same run:
+// - boot-to-READY of 1, 2, 4 and 8 guests started together, against one bare qemu-system-x86_64
+//   started directly (no driver, no Transport) with the same guest and disks;
+// - suspend (state to a file) and resume, against copying a file of the same size on the same storage;
+// - live migration: QEMU's own downtime and total time, and our end-to-end time (call until the
+//   domain runs only on the target) against QEMU's total for the same migration (target ratio <= 1.5).
+//
+// usage: hack/bench-hypervisor [--testbed] [--max N] [--migrations K]
+//   --testbed: two testbed nodes over SSH (root; namespaces) instead of two local nodes.
+
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { QemuDriver } from '../../drivers/hypervisor/qemu-driver.js';
+import type { DomainSpec } from '../../drivers/hypervisor/types.js';
+import { LocalTransport } from '../../drivers/transport/local-transport.js';
+import { SshTransport } from '../../drivers/transport/ssh-transport.js';
+import { guestEnv, makeNodeDisks, referenceGuest } from '../../test/hypervisor/node-disks.js';
+import { testbedDown, testbedUp, type TestbedNode } from '../lib/testbed.js';
+
+const args = process.argv.slice(2);
+const useTestbed = args.includes('--testbed');
+const maxGuests = Number(args[args.indexOf('--max') + 1] ?? 8) || 8;
+const migrations = Number(args[args.indexOf('--migrations') + 1] ?? 3) || 3;
+const READY = /VIRTUALINUX-READY/;
+
+const dir = mkdtempSync(join(tmpdir(), 'vc-bench-hv-'));
+const g = referenceGuest();
+const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+function specFor(name: string, san: string, i: number, firstboot = ''): DomainSpec {
+  const disks = makeNodeDisks(join(san, name), guestEnv(name, `198.19.7.${10 + i}`), firstboot);
+  return {
+    name: `bench.${name}`,
+    vcpus: 1,
+    memoryMiB: 128,
+    boot: { kernel: g.kernel, initrd: g.initrd, cmdline: g.cmdline },
+    disks: {
+      root: { path: disks.root, format: 'qcow2' },
+      swap: { path: disks.swap, format: 'raw' },
+      config: { path: disks.config, format: 'raw', readOnly: true },
+    },
+  };
+}
+
+/** Baseline: one bare QEMU with the same guest, READY watched on its stdout serial. */
+async function bareBoot(san: string): Promise<number> {
+  const sp = specFor('bare-0', san, 0);
+  const t0 = Date.now();
+  const q = spawn('qemu-system-x86_64', [
+    '-machine', 'pc', '-accel', 'tcg', '-m', '128M', '-smp', '1', '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-kernel', sp.boot.kernel, '-initrd', sp.boot.initrd!, '-append', sp.boot.cmdline,
+    '-drive', `file=${sp.disks.root.path},format=qcow2,if=virtio`,
+    '-drive', `file=${sp.disks.swap!.path},format=raw,if=virtio`,
+    '-drive', `file=${sp.disks.config!.path},format=raw,if=virtio,readonly=on`,
+    '-serial', 'stdio',
+  ], { stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error('bare QEMU did not print READY in 180 s')), 180_000);
+      q.stdout.on('data', (b: Buffer) => {
+        out += b.toString();
+        if (READY.test(out)) {
+          clearTimeout(timer);
+          resolve(Date.now() - t0);
+        }
+      });
+    });
+  } finally {
+    q.kill('SIGKILL');
+  }
+}
+
+async function nodes(): Promise<{ a: QemuDriver; b: QemuDriver; san: string; done: () => Promise<void> }> {
+  if (!useTestbed) {
+    const mk = (n: string): QemuDriver =>
+      new QemuDriver({ transport: new LocalTransport({ host: n }), runRoot: join(dir, n), migrationAddress: '127.0.0.1', accel: 'tcg' });
+    const a = mk('node-a');
+    const b = mk('node-b');
+    return { a, b, san: join(dir, 'san'), done: async () => { await a.transport.close(); await b.transport.close(); } };
+  }
+  const tbDir = join(dir, 'testbed');
+  const tb = await testbedUp({ nodes: 2, dir: tbDir });
+  const mk = (n: TestbedNode): QemuDriver =>
+    new QemuDriver({
+      transport: new SshTransport({ host: n.name, address: n.address, port: n.port, user: 'root', identityFile: tb.identityFile, hostKey: n.hostKey }),
+      runRoot: join(n.stateDir, 'run'),
+      migrationAddress: n.address,
+      accel: 'tcg',
+    });
+  const a = mk(tb.nodes[0]!);
+  const b = mk(tb.nodes[1]!);
+  return { a, b, san: tb.sanDir, done: async () => { await a.transport.close(); await b.transport.close(); await testbedDown(tbDir); } };
+}
+
+async function main(): Promise<void> {
+  const { a, b, san, done } = await nodes();
+  const started: Array<[QemuDriver, string]> = [];
+  try {
+    console.log(`hypervisor benchmark: QemuDriver, TCG, ${useTestbed ? 'two testbed nodes over SSH' : 'two local nodes (LocalTransport)'}, guests 1 vCPU / 128 MiB`);
+    console.log(`guest: ${g.kernelVersion}, ${g.image}`);
+    const bare = await bareBoot(san);
+    console.log(`baseline  bare qemu-system-x86_64, same guest, READY after ${s(bare)}`);
+
+    for (let n = 1; n <= maxGuests; n *= 2) {
+      const specs = Array.from({ length: n }, (_, i) => specFor(`boot${n}-${i}`, san, i));
+      const t0 = Date.now();
+      const times = await Promise.all(specs.map(async (sp) => {
+        await a.create(sp);
+        started.push([a, sp.name]);
+        await a.waitForConsole(sp.name, READY, 600_000);
+        return Date.now() - t0;
+      }));
+      console.log(`boot-to-READY  ${String(n).padStart(2)} together: slowest ${s(Math.max(...times))}, mean ${s(times.reduce((x, y) => x + y, 0) / n)}  (baseline 1 bare QEMU: ${s(bare)}; x${(Math.max(...times) / bare).toFixed(2)})`);
+      await Promise.all(specs.map((sp) => a.destroy(sp.name)));
+    }
+
+    // The migrated guest holds a working set (64 MiB of random data in its tmpfs), as a guest
+    // doing work does; an idle fresh guest migrates mostly zero pages.
+    const sp = specFor('mig-0', san, 0, 'dd if=/dev/urandom of=/run/working-set bs=1M count=64 2>/dev/null; echo WORKING-SET-READY > /dev/console\n');
+    await a.create(sp);
+    started.push([a, sp.name], [b, sp.name]);
+    await a.waitForConsole(sp.name, /WORKING-SET-READY/, 600_000);
+
+    const file = join(san, 'mig-0', 'state.bin');
+    const ts = Date.now();
+    const sus = await a.suspend(sp.name, file);
+    const susMs = Date.now() - ts;
+    const t1 = Date.now();
+    execFileSync('cp', [file, `${file}.copy`]);
+    const cpMs = Date.now() - t1;
+    rmSync(`${file}.copy`);
+    const t2 = Date.now();
+    await b.resume(sp, file);
+    const resMs = Date.now() - t2;
+    console.log(`suspend ${s(susMs)} (state written in ${s(sus.durationMs)}, ${(sus.bytes / 2 ** 20).toFixed(1)} MiB); resume on the other node ${s(resMs)}  (baseline: cp of the state file ${s(cpMs)})`);
+
+    const rows: Array<{ down: number; total: number; e2e: number }> = [];
+    let from = b;
+    let to = a;
+    for (let i = 0; i < migrations; i++) {
+      const r = await from.migrate(sp.name, to, { downtimeLimitMs: 300 });
+      rows.push({ down: r.downtimeMs, total: r.totalMs, e2e: r.endToEndMs });
+      console.log(`migration ${i + 1} ${from.node} -> ${to.node}: ${(r.transferredBytes / 2 ** 20).toFixed(0)} MiB, QEMU downtime ${r.downtimeMs} ms, QEMU total ${r.totalMs} ms, ours end-to-end ${r.endToEndMs} ms (+${r.endToEndMs - r.totalMs} ms: target start, cleanup), ratio ${(r.endToEndMs / r.totalMs).toFixed(2)}`);
+      [from, to] = [to, from];
+    }
+    const ratio = median(rows.map((r) => r.e2e / r.total));
+    console.log(`migration median: downtime ${median(rows.map((r) => r.down))} ms, QEMU total ${median(rows.map((r) => r.total))} ms (baseline), ours ${median(rows.map((r) => r.e2e))} ms, ratio ${ratio.toFixed(2)} (target <= 1.5: ${ratio <= 1.5 ? 'met' : 'NOT met'})`);
+    await from.destroy(sp.name);
+  } finally {
+    for (const [d, name] of started) await d.destroy(name).catch(() => undefined);
+    await done();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});

@@ -202,7 +202,8 @@ export class Informer<T extends ApiObject = ApiObject> {
       { namespace: this.opts.namespace, fromRevision: listed.revision + 1 },
       {
         onEvent: (ev) => {
-          if (!this.running || ev.revision <= this.revision) return;
+          // Strictly older only: a batch writes several objects at one revision, and each must land.
+          if (!this.running || ev.revision < this.revision) return;
           if (ev.type === 'DELETED') this.remove(ev.object);
           else this.upsert(ev.object);
           this.revision = ev.revision;

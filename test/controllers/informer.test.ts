@@ -91,6 +91,19 @@ describe('Informer', function () {
     inf.stop();
   });
 
+  it('delivers every object a batch writes at one revision', async () => {
+    await raw.create(obj('a', 'n1', 1));
+    await raw.create(obj('b', 'n1', 1));
+    const inf = new Informer(raw, 'Widget');
+    const v = view(inf);
+    inf.start();
+    await inf.waitForSync();
+    const [a, b] = await Promise.all(['a', 'b'].map((name) => raw.get({ kind: 'Widget', namespace: 'n1', name })));
+    await raw.batch([{ op: 'update', object: { ...a!, spec: { v: 2 } } }, { op: 'update', object: { ...b!, spec: { v: 2 } } }]);
+    await waitFor('handlers equal the store', async () => JSON.stringify([...v.seen].sort()) === JSON.stringify([...(await storeView(raw))].sort()), 5_000);
+    inf.stop();
+  });
+
   for (const err of [new CompactedError('compacted'), new Error('connection reset')]) {
     it(`after a broken watch (${err.message}) it lists again and delivers the difference, nothing lost or doubled`, async () => {
       const b = breakable(raw);

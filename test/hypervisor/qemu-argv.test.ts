@@ -1,11 +1,11 @@
 import { strict as assert } from 'node:assert';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildQemuArgv, domainPaths, nameArg, qemuOptValue } from '../../drivers/hypervisor/qemu-argv.js';
 import { QemuDriver } from '../../drivers/hypervisor/qemu-driver.js';
 import { QmpClient } from '../../drivers/hypervisor/qmp-client.js';
-import { HypervisorError, type DomainSpec } from '../../drivers/hypervisor/types.js';
+import { HypervisorError, MigrationFailedError, type DomainSpec } from '../../drivers/hypervisor/types.js';
 import { LocalTransport } from '../../drivers/transport/local-transport.js';
 import { guestEnv, makeNodeDisks, referenceGuest } from './node-disks.js';
 
@@ -77,10 +77,10 @@ describe('QEMU argv building', () => {
       rmSync(dir, { recursive: true, force: true });
     });
 
-    it('starts it under exactly that name with exactly those files', async () => {
+    it('starts it under exactly that name with exactly those files; a mounted 9p share blocks migration and suspend', async () => {
       const g = referenceGuest();
       const odd = join(dir, 'san, dir=1');
-      const disks = makeNodeDisks(odd, guestEnv('odd-0', '198.19.7.9'));
+      const disks = makeNodeDisks(odd, guestEnv('odd-0', '198.19.7.9', { VC_SHARED_MOUNT: '/shared' }), 'echo mounted > /shared/from-guest\n');
       mkdirSync(join(odd, 'boot,x'), { recursive: true });
       copyFileSync(g.initrd, join(odd, 'boot,x', 'initrd img'));
       const s: DomainSpec = {
@@ -104,7 +104,18 @@ describe('QEMU argv building', () => {
         q.close();
       }
       await d.waitForConsole(name, /VIRTUALINUX-READY odd-0 198\.19\.7\.9/, 90_000);
+      assert.equal(readFileSync(join(odd, 'from-guest'), 'utf8'), 'mounted\n', 'the guest wrote through the 9p share at the odd path');
       assert.equal(JSON.parse(readFileSync(d.paths(name).specFile, 'utf8')).name, name);
+
+      // QEMU blocks migration (and so suspend) while the guest has the 9p share mounted: both
+      // fail, the domain keeps running here and nothing is left on the target.
+      const other = new QemuDriver({ transport: d.transport, runRoot: join(dir, 'run-b'), migrationAddress: '127.0.0.1', accel: 'tcg' });
+      await assert.rejects(d.migrate(name, other), (e: Error) => e instanceof MigrationFailedError && /VirtFS/.test(e.message));
+      assert.deepEqual(await other.list(), []);
+      await assert.rejects(d.suspend(name, join(dir, 'state')), /VirtFS/);
+      assert.equal((await d.get(name))?.state, 'running');
+      assert.equal(existsSync(join(dir, 'state')) || existsSync(join(dir, 'state.partial')), false);
+
       await d.destroy(name);
       assert.deepEqual(await d.list(), []);
     });

@@ -180,7 +180,7 @@ export class SshTransport implements Transport {
         const kill = () => {
           if (killWanted) return;
           killWanted = true;
-          if (pid !== undefined) this.killRemote(pid);
+          if (pid !== undefined) this.killRemote(conn, pid);
           // the channel closes when the process group is gone; if the PID never came, close it
           setTimeout(() => ch.close(), KILL_GRACE_MS + 3000).unref();
         };
@@ -190,7 +190,7 @@ export class SshTransport implements Transport {
 
         const stripPid = new PidLineStripper((p) => {
           pid = p;
-          if (killWanted) this.killRemote(p);
+          if (killWanted) this.killRemote(conn, p);
         });
         ch.pipe(stripPid).pipe(io.stdout);
         ch.stderr.pipe(io.stderr);
@@ -222,9 +222,12 @@ export class SshTransport implements Transport {
     });
   }
 
-  /** Ends a remote process group (fixed script, the PID as its argument), on its own channel. */
-  private killRemote(pid: number): void {
-    const conn = this.pool.find((c) => c.alive);
+  /**
+   * Ends a remote process group (fixed script, the PID as its argument) on a channel of its own:
+   * on the command's connection (which keeps 2 sessions free for this) or another live one.
+   */
+  private killRemote(via: PooledConnection, pid: number): void {
+    const conn = via.alive ? via : this.pool.find((c) => c.alive);
     if (!conn) return; // the connection is gone: sshd hangs up the session, which ends the command
     conn.client.exec(remoteCommand(['sh', '-c', KILL_SCRIPT, 'sh', String(pid)]), (err, ch) => {
       if (err) return;

@@ -134,6 +134,31 @@ describe('SshTransport (real sshd in testbed namespaces)', function () {
     process.kill(pid, 'SIGKILL'); // the orphaned sleep (sshd was killed without a chance to hang up)
   });
 
+  it('keepalive detects a connection that went silent; the next command reconnects', async () => {
+    const k = sshFor(node, { keepaliveIntervalMs: 300, keepaliveCountMax: 2 });
+    try {
+      await execOk(k, ['true']);
+      const p = k.exec(['sleep', '30'], { timeoutMs: 0 });
+      // drop everything sshd sends from now on: no RST, no FIN, just silence
+      const nft = (args: string[]) => nodeExec(node, ['nft', ...args]);
+      assert.equal((await nft(['add', 'table', 'inet', 'vltest'])).code, 0);
+      try {
+        await nft(['add', 'chain', 'inet', 'vltest', 'out', '{ type filter hook output priority 0; }']);
+        await nft(['add', 'rule', 'inet', 'vltest', 'out', 'tcp', 'sport', '22', 'drop']);
+        const t0 = Date.now();
+        const err = await p.catch((e: unknown) => e);
+        assert.ok(err instanceof TransportError && !(err instanceof TransportTimeoutError), String(err));
+        assert.ok(Date.now() - t0 < 10_000, `detected after ${Date.now() - t0} ms`);
+      } finally {
+        await nft(['delete', 'table', 'inet', 'vltest']);
+      }
+      assert.equal(await execOk(k, ['echo', 'back']), 'back\n');
+      assert.equal(k.connectionsOpened, 2);
+    } finally {
+      await k.close();
+    }
+  });
+
   it('bounds concurrent commands per host and queues the rest', async () => {
     const marker = join(tb.sanDir, 'conc');
     await Promise.all(Array.from({ length: 12 }, () => execOk(t, ['sh', '-c', overlapScript(1.5), 'sh', marker])));

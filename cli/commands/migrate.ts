@@ -11,11 +11,21 @@ import type { Command } from '../command.js';
 import { parseDuration } from '../duration.js';
 import { withStore } from '../store.js';
 import { waitForObject } from '../wait-for.js';
+import { MAX_BANDWIDTH_ANNOTATION } from '../../reconcilers/runtime/migration-controller.js';
 
-const USAGE = `Usage: vcctl migrate vn/NAME --to NODE [-n NS] [--wait] [--timeout=DURATION]
+const USAGE = `Usage: vcctl migrate vn/NAME --to NODE [-n NS] [--wait] [--timeout=DURATION] [--max-bandwidth=BYTES]
 
 Live-migrates the VM of a VirtualNode to another PhysicalNode. The VM keeps running on its node
-if the migration fails. --wait follows it to the end (default timeout 5m) and exits 1 if it failed.`;
+if the migration fails. --wait follows it to the end (default timeout 5m) and exits 1 if it failed.
+--max-bandwidth caps the transfer, in bytes per second (suffixes Ki, Mi, Gi).`;
+
+/** "256Ki" -> 262144. */
+export function parseBytes(text: string): number {
+  const m = /^(\d+)(Ki|Mi|Gi)?$/.exec(text);
+  if (!m) throw new UsageError(`--max-bandwidth: "${text}" is not a byte count like 1048576 or 512Ki`);
+  const unit = m[2] === 'Gi' ? 1024 ** 3 : m[2] === 'Mi' ? 1024 ** 2 : m[2] === 'Ki' ? 1024 : 1;
+  return Number(m[1]) * unit;
+}
 
 export function migrationName(vn: string, stamp: string): string {
   const suffix = `-mig-${stamp}`;
@@ -26,7 +36,7 @@ const command: Command = {
   summary: 'Live-migrate a VirtualNode to another PhysicalNode',
   usage: USAGE,
   async run(argv, ctx) {
-    const args = parseArgs(argv, { to: { type: 'string' }, wait: { type: 'boolean' }, timeout: { type: 'string' } });
+    const args = parseArgs(argv, { to: { type: 'string' }, wait: { type: 'boolean' }, timeout: { type: 'string' }, 'max-bandwidth': { type: 'string' } });
     const target = args.str('to');
     const what = args.positionals[0];
     if (!what || args.positionals.length > 1 || !target) throw new UsageError('name one VirtualNode and the target: vcctl migrate vn/NAME --to NODE');
@@ -35,6 +45,8 @@ const command: Command = {
     const name = m[1]!;
     const namespace = args.namespace ?? 'default';
     const timeoutMs = parseDuration(args.str('timeout') ?? '5m');
+    const bw = args.str('max-bandwidth');
+    const annotations = bw !== undefined ? { [MAX_BANDWIDTH_ANNOTATION]: String(parseBytes(bw)) } : undefined;
     return withStore(args, ctx, async (store) => {
       let created: Migration | undefined;
       for (let attempt = 1; !created; attempt++) {
@@ -50,6 +62,7 @@ const command: Command = {
             name: migrationName(name, Date.now().toString(36)),
             namespace,
             labels: { 'virtualinux.org/cluster': vn.spec.cluster },
+            ...(annotations ? { annotations } : {}),
             ...(owner ? { ownerReferences: [{ ...owner, controller: false }] } : {}),
           },
           spec: { virtualNode: name, targetNode: target },

@@ -216,11 +216,18 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       lastPhase: vn.status?.phase, restarts: vn.status?.restarts ?? 0, lastFailureMs, nowMs: now(),
     } as const;
     let d: RuntimeDecision = planRuntime(input);
-    if ((d.action.type === 'start' || d.action.type === 'restore') && base.ip) {
+    const starting = d.action.type === 'start' || d.action.type === 'restore';
+    const placed = base.vc?.status?.conditions?.find((c) => c.type === 'Placed');
+    if (starting && !(placed?.status === 'True' && placed.observedGeneration === base.vc?.metadata.generation)) {
+      // Placement has not settled on the current spec (a remap may be landing): the binding may
+      // still change, so do not start or restore yet.
+      return writeStatus(ctx, vn, { phase: 'Scheduled', message: 'waiting for placement to settle' }, base.ip, 1_000);
+    }
+    if (starting && base.ip) {
       // Fail closed: the VM's tap and isolation rules must be in place on that node first.
       const ok = await new HostNetworkDriver(drivers.get(base.bound!).transport).hasVm(domainKey(vn));
       if (!ok) d = planRuntime({ ...input, networkReady: false });
-    } else if ((d.action.type === 'start' || d.action.type === 'restore') && !base.ip) {
+    } else if (starting && !base.ip) {
       d = planRuntime({ ...input, networkReady: false });
     }
 

@@ -18,6 +18,9 @@ import { computeAllocation } from '../placement/allocation.js';
 import { domainKey, HypervisorDrivers, type TransportSource } from './hosts.js';
 import { planMigration, type HostDomainState, type SourceMigrationState } from './migration-plan.js';
 
+/** Per-Migration bandwidth cap in bytes per second (overrides the manager's default). */
+export const MAX_BANDWIDTH_ANNOTATION = 'virtualinux.org/migration-max-bandwidth';
+
 export interface MigrationDeps {
   transports: TransportSource;
   drivers?: HypervisorDrivers;
@@ -146,7 +149,11 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
         await setStatus(ctx, m, { phase: 'Running', sourceNode: src, startTime: new Date(started).toISOString(), message: `migrating from ${src} to ${tgt}` });
         ctx.events.record(m, 'Normal', 'MigrationStarted', `live-migrating ${name} from ${src} to ${tgt}`);
         try {
-          const r = await srcDrv!.migrate(name, tgtDrv!, { timeoutMs, downtimeLimitMs: deps.downtimeLimitMs ?? 300, maxBandwidthBytesPerSec: deps.maxBandwidthBytesPerSec });
+          const cap = Number(m.metadata.annotations?.[MAX_BANDWIDTH_ANNOTATION]);
+          const r = await srcDrv!.migrate(name, tgtDrv!, {
+            timeoutMs, downtimeLimitMs: deps.downtimeLimitMs ?? 300,
+            maxBandwidthBytesPerSec: Number.isFinite(cap) && cap > 0 ? cap : deps.maxBandwidthBytesPerSec,
+          });
           await recordHost(ctx, vnRef, tgt);
           await setStatus(ctx, m, {
             phase: 'Succeeded', downtimeMs: r.downtimeMs, totalMs: r.totalMs, completionTime: new Date(now()).toISOString(),

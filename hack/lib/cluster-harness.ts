@@ -1,0 +1,168 @@
+// A whole VirtuaLinux installation on this machine, for the end-to-end tests and the demo: a
+// testbed of physical nodes (network namespaces with real sshd, a shared SAN directory), the
+// reference guest image, the embedded store, and a real `vc-manager` process. stop() removes
+// everything it made (domains, manager, testbed, files), also after a failure part-way.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { openStore } from '../../api/store/open-store.js';
+import type { Store } from '../../api/store/types.js';
+import type { PhysicalNode } from '../../api/types.js';
+import { main as vcctlMain } from '../../cli/vcctl.js';
+import { TransportCache } from '../../drivers/transport/transport-for.js';
+import { HypervisorDrivers } from '../../reconcilers/runtime/hosts.js';
+import { buildGuestImage, type GuestImage } from './guest-image.js';
+import { testbedDown, testbedUp, type TestbedState } from './testbed.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface HarnessOptions {
+  nodes: number;
+  /** Work directory; default a fresh temporary one (removed by stop()). */
+  dir?: string;
+  /** Where the guest image is built once and reused; default ~/.cache/virtualinux/guest. */
+  imageDir?: string;
+  /** Capacity written for each node. */
+  cores?: number;
+  memoryMiB?: number;
+  /** vc-manager's extra flags. */
+  managerArgs?: string[];
+  log?: (line: string) => void;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ClusterHarness {
+  dir: string;
+  testbed: TestbedState;
+  image: GuestImage;
+  storeUrl: string;
+  store: Store;
+  managerLog: string;
+  /** Runs vcctl (in this process) against the harness's store. */
+  vcctl(args: string[], stdin?: string): Promise<RunResult>;
+  /** Every QEMU domain on every node, by node. */
+  domains(): Promise<Map<string, { name: string; state: string; pid?: number }[]>>;
+  /** Stops the manager (SIGTERM, then SIGKILL) and starts it again: a manager crash or restart. */
+  restartManager(signal?: NodeJS.Signals): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startClusterHarness(opts: HarnessOptions): Promise<ClusterHarness> {
+  const log = opts.log ?? (() => {});
+  const own = !opts.dir;
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'vl-cluster-'));
+  mkdirSync(dir, { recursive: true });
+  let testbed: TestbedState | undefined;
+  let store: Store | undefined;
+  let manager: ChildProcess | undefined;
+  const transports = new TransportCache();
+  const managerLog = join(dir, 'vc-manager.log');
+  const storeUrl = `file:${join(dir, 'store.db')}`;
+
+  const startManager = (): ChildProcess => {
+    // From the sources (not dist/), so the manager always matches the code under test.
+    const argv = ['--import', 'tsx', join(ROOT, 'controllers/vc-manager.ts')];
+    const out = createWriteStream(managerLog, { flags: 'a' });
+    const p = spawn(process.execPath, [...argv, '--store', storeUrl, '--metrics-addr', '127.0.0.1:0', '--identity', 'harness', '--lease-ttl', '5', ...(opts.managerArgs ?? [])], {
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    p.stdout!.pipe(out);
+    p.stderr!.pipe(out);
+    return p;
+  };
+
+  const stopManager = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
+    const p = manager;
+    manager = undefined;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill(signal);
+    const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(t);
+  };
+
+  const nodes = async (): Promise<PhysicalNode[]> => (store ? (await store.list<PhysicalNode>('PhysicalNode')).items : []);
+
+  const harness: Partial<ClusterHarness> = {};
+  const stop = async (): Promise<void> => {
+    await stopManager();
+    // Domains first (they hold files on the SAN and taps in the nodes), then the testbed.
+    try {
+      const drivers = new HypervisorDrivers(transports, 'tcg');
+      for (const pn of await nodes()) {
+        const d = drivers.get(pn);
+        for (const dom of await d.list().catch(() => [])) await d.destroy(dom.name).catch(() => {});
+      }
+    } catch {
+      // the testbed may be half made; testbedDown below removes what remains
+    }
+    await transports.closeAll();
+    await store?.close().catch(() => {});
+    if (testbed) await testbedDown(testbed.dir).catch((e) => log(`testbed down: ${(e as Error).message}`));
+    if (own) rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    log(`testbed: ${opts.nodes} physical nodes (network namespaces, real sshd) under ${dir}`);
+    testbed = await testbedUp({ nodes: opts.nodes, dir: join(dir, 'testbed'), cores: opts.cores, memoryMiB: opts.memoryMiB });
+    const imageDir = opts.imageDir ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'virtualinux', 'guest');
+    log(`guest image: ${imageDir} (built once, then reused)`);
+    const image = buildGuestImage({ out: imageDir, log });
+    store = await openStore(storeUrl);
+
+    const vcctl = async (args: string[], stdin = ''): Promise<RunResult> => {
+      const out = new PassThrough();
+      const err = new PassThrough();
+      let stdout = '';
+      let stderr = '';
+      out.on('data', (d: Buffer) => (stdout += d.toString()));
+      err.on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await vcctlMain(args, { stdout: out, stderr: err, stdin: Readable.from([stdin]), env: { ...process.env, VCCTL_STORE: storeUrl } });
+      return { code, stdout, stderr };
+    };
+    for (const f of [join(testbed.dir, 'physicalnodes.yaml'), image.ostemplate]) {
+      const r = await vcctl(['apply', '-f', f]);
+      if (r.code !== 0) throw new Error(`vcctl apply -f ${f}: ${r.stderr}`);
+    }
+    log('vc-manager: starting on the embedded store');
+    manager = startManager();
+    // Placement only uses Ready nodes: start from a cluster whose nodes are all probed Ready.
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const pns = await nodes();
+      if (pns.length === opts.nodes && pns.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))) break;
+      if (manager.exitCode !== null) throw new Error(`vc-manager exited (${manager.exitCode}); see ${managerLog}`);
+      if (Date.now() > deadline) throw new Error(`the physical nodes did not become Ready in 120 s; see ${managerLog}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    log(`physical nodes Ready: ${(await nodes()).map((p) => p.metadata.name).join(', ')}`);
+
+    Object.assign(harness, {
+      dir, testbed, image, storeUrl, store, managerLog, vcctl, stop,
+      async domains() {
+        const drivers = new HypervisorDrivers(transports, 'tcg');
+        const out = new Map<string, { name: string; state: string; pid?: number }[]>();
+        for (const pn of await nodes()) out.set(pn.metadata.name, (await drivers.get(pn).list()).map((d) => ({ name: d.name, state: d.state, pid: d.pid })));
+        return out;
+      },
+      async restartManager(signal: NodeJS.Signals = 'SIGTERM') {
+        await stopManager(signal);
+        manager = startManager();
+      },
+    } satisfies ClusterHarness);
+    return harness as ClusterHarness;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -127,7 +127,9 @@ export class StorageReconciler {
     const readyAtStart = new Set(
       (await this.volumesOf(env)).filter((v) => v.status?.phase === 'Ready').map((v) => v.metadata.name),
     );
-    const wasEverReady = getCondition(vc.status?.conditions, STORAGE_READY)?.status === 'True' || readyAtStart.size > 0;
+    // vc.json is written only once every volume was Ready: its presence marks a VC that was
+    // complete at least once, whose Ready volumes (the nodes' data) a rollback must keep.
+    const wasEverReady = (await transport.exec(['test', '-e', posix.join(env.vcDir, 'vc.json')])).code === 0;
 
     let conditions: ConditionInput[] = [];
     let requeueAfterMs: number | undefined;

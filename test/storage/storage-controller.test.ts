@@ -171,6 +171,8 @@ describe('storage controller on a storage root that fills up', function () {
     ({ store, manager } = await startManager(dir));
     await store.create(storageNode('blade1', fs.mountPoint));
     await store.create(osTemplate('big', join(dir, 'big.qcow2')));
+    await makeTemplate(join(dir, 'small.qcow2'), 2 * MiB, 'qcow2');
+    await store.create(osTemplate('small', join(dir, 'small.qcow2')));
   });
   after(async () => {
     await manager?.stop();
@@ -191,5 +193,21 @@ describe('storage controller on a storage root that fills up', function () {
     assert.deepEqual((await listTree(join(fs!.mountPoint, 'vcs'))).filter((n) => n.split('/').length > 1), []);
     const df = await sh(['df', '--output=used', '-B1', fs!.mountPoint]);
     assert.ok(Number(df.stdout.trim().split('\n')[1]) < 4 * MiB, `space given back: ${df.stdout}`);
+  });
+
+  it('a complete VC that outgrows the storage keeps its nodes and loses only what the attempt added', async () => {
+    const vc = await store.create(storageVc('grow', 1, 'small'));
+    await waitFor('grow ready', async () => (await condition(store, 'grow', 'StorageReady'))?.status === 'True', 60_000);
+    const vcDir = vcStorageDir(fs!.mountPoint, 'default', 'grow', vc.metadata.uid!);
+    await waitFor('vc.json', async () => (await listTree(vcDir)).includes('vc.json'));
+    const before = (await volumesOf(store, 'grow')).map((v) => v.metadata.name).sort();
+    const cur = await store.get<VirtualCluster>(vcRef('grow'));
+    await store.update({ ...cur, spec: { ...cur.spec!, nodes: 40 } });
+    await waitFor('StorageFull', async () => (await condition(store, 'grow', 'StorageReady'))?.reason === 'StorageFull', 60_000);
+    const after = await volumesOf(store, 'grow');
+    assert.deepEqual(after.map((v) => v.metadata.name).sort(), before);
+    assert.ok(after.every((v) => v.status?.phase === 'Ready'));
+    const files = (await listTree(vcDir)).filter((f) => !f.includes('/'));
+    assert.deepEqual(files, [...before, 'vc.json'].sort());
   });
 });

@@ -9,6 +9,16 @@ export const DEFAULT_TIMEOUT_MS = 60_000;
 /** Between SIGTERM and SIGKILL of a timed-out or aborted command's process group. */
 export const KILL_GRACE_MS = 2_000;
 
+/** argv for messages: one line, long arguments (scripts) shortened. */
+export function describeArgv(argv: readonly string[]): string {
+  return argv
+    .map((a) => {
+      const one = a.replace(/\s+/g, ' ');
+      return one.length > 60 ? `${one.slice(0, 57)}...` : one;
+    })
+    .join(' ');
+}
+
 /** An argument vector must be non-empty and free of NUL bytes (no OS can pass those). */
 export function validateArgv(host: string, argv: readonly string[]): void {
   if (argv.length === 0 || argv[0] === '') {
@@ -89,7 +99,7 @@ export class CommandDeadline {
 
   constructor(host: string, argv: readonly string[], opts: { timeoutMs?: number; signal?: AbortSignal }) {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const what = `${host}: \`${argv.join(' ')}\``;
+    const what = `${host}: \`${describeArgv(argv)}\``;
     if (timeoutMs > 0) {
       this.timer = setTimeout(
         () => this.controller.abort(new TransportTimeoutError(`${what} timed out after ${timeoutMs} ms; the process group was killed`)),
@@ -146,7 +156,7 @@ export function spawnQueued(
 ): SpawnedProcess {
   const io: Stdio = { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough() };
   const deadline = new CommandDeadline(host, argv, opts);
-  const what = `${host}: \`${argv.join(' ')}\``;
+  const what = `${host}: \`${describeArgv(argv)}\``;
   let killer: (() => void) | undefined;
   let killRequested = false;
   const done = (async (): Promise<ExecResult> => {

@@ -29,6 +29,7 @@ import {
   ConcurrencyLimiter,
   KILL_GRACE_MS,
   execViaSpawn,
+  describeArgv,
   spawnQueued,
   validateArgv,
   type CommandDeadline,
@@ -148,7 +149,7 @@ export class SshTransport implements Transport {
     validateArgv(this.host, argv);
     if (this.closed) throw new TransportError(`${this.host}: transport is closed`);
     const command = remoteCommand(argv, opts);
-    const what = `${this.host}: \`${argv.join(' ')}\``;
+    const what = `${this.host}: \`${describeArgv(argv)}\``;
     return spawnQueued(this.host, argv, opts, this.limiter, async (io, deadline, onKill) => {
       const conn = await this.session(deadline.signal);
       try {

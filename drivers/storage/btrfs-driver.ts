@@ -21,6 +21,17 @@ import type { StorageDriver, TemplateSource, VolumeInfo, VolumeKey } from './typ
 
 const DISK = 'disk';
 
+/** For each final path: skip if present; else drop a stale temporary, snapshot into it, rename. */
+const SNAPSHOT_ALL_BTRFS = `orig=$1; shift
+for final in "$@"; do
+  [ -e "$final" ] && continue
+  tmp="\${final%/*}/.\${final##*/}.tmp"
+  if [ -e "$tmp" ]; then btrfs subvolume delete "$tmp" >/dev/null || exit 1; fi
+  if ! { btrfs subvolume snapshot "$orig" "$tmp" >/dev/null && mv -T -- "$tmp" "$final"; }; then
+    [ -e "$tmp" ] && btrfs subvolume delete "$tmp" >/dev/null; exit 1
+  fi
+done`;
+
 export class BtrfsDriver extends FileVolumeDriverBase implements StorageDriver {
   readonly name = 'btrfs' as const;
 
@@ -87,6 +98,13 @@ export class BtrfsDriver extends FileVolumeDriverBase implements StorageDriver {
     const dir = this.volumeDir(key);
     if (!(await pathExists(this.transport, dir))) await this.makeSnapshot(original, dir, false);
     return { path: this.diskOf(dir), format: await this.formatOf(original) };
+  }
+
+  async snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<void> {
+    if (keys.length === 0) return;
+    await run(this.transport, 'snapshot subvolumes', [
+      'sh', '-c', SNAPSHOT_ALL_BTRFS, 'sh', this.volumeDir(original), ...keys.map((k) => this.volumeDir(k)),
+    ]);
   }
 
   async reset(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {

@@ -171,6 +171,10 @@ export class LvmDriver implements StorageDriver {
     return { path: this.dev(final), format: 'raw' };
   }
 
+  async snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<void> {
+    for (const k of keys) await this.snapshot(original, k);
+  }
+
   async reset(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
     const final = this.lvName(key);
     const tmp = this.tmpLv(key);

@@ -20,6 +20,16 @@ import {
 import { materializeTemplate, probeFormat } from './template-image.js';
 import type { StorageDriver, TemplateSource, VolumeInfo, VolumeKey } from './types.js';
 
+/** For each final path: skip if present; else overlay into its temporary and rename into place. */
+const SNAPSHOT_ALL_QCOW2 = `fmt=$1; backing=$2; shift 2
+for final in "$@"; do
+  [ -e "$final" ] && continue
+  tmp="\${final%/*}/.\${final##*/}.tmp"
+  if ! { qemu-img create -q -f qcow2 -F "$fmt" -b "$backing" "$tmp" && mv -T -- "$tmp" "$final"; }; then
+    rm -f -- "$tmp"; exit 1
+  fi
+done`;
+
 export class Qcow2Driver extends FileVolumeDriverBase implements StorageDriver {
   readonly name = 'qcow2' as const;
 
@@ -41,6 +51,19 @@ export class Qcow2Driver extends FileVolumeDriverBase implements StorageDriver {
     if (await pathExists(this.transport, path)) return { path, format: 'qcow2' };
     await this.makeOverlay(original, path);
     return { path, format: 'qcow2' };
+  }
+
+  async snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<void> {
+    const origPath = this.pathOf(original);
+    const dir = posix.dirname(origPath);
+    const local = keys.filter((k) => posix.dirname(this.pathOf(k)) === dir);
+    for (const k of keys) if (!local.includes(k)) await this.snapshot(original, k);
+    if (local.length === 0) return;
+    const fmt = await this.formatOf(origPath);
+    // Names are argv elements ($3...), never part of the script text.
+    await run(this.transport, 'create snapshot overlays', [
+      'sh', '-c', SNAPSHOT_ALL_QCOW2, 'sh', fmt, posix.basename(origPath), ...local.map((k) => this.pathOf(k)),
+    ], { cwd: dir });
   }
 
   async reset(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {

@@ -74,6 +74,12 @@ export interface StorageDriver {
   snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo>;
 
   /**
+   * Stage 2 for a whole VC in one round trip to the node: `snapshot` for every key (those that
+   * exist are left alone). Same contract per key; on failure the keys done so far stay done.
+   */
+  snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<void>;
+
+  /**
    * Replaces snapshot `key` by a fresh snapshot of the current `original`: its private data is
    * lost. The new snapshot is complete before the old one goes (no window without a disk).
    */

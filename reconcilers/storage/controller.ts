@@ -140,9 +140,19 @@ export class StorageReconciler {
         conditions = plan.conditions;
         requeueAfterMs = plan.requeueAfterMs;
         if (plan.actions.length === 0) break;
+        let batched = false;
         for (const a of plan.actions) {
           if (ctx.signal.aborted) throw new Error('reconcile aborted', { cause: ctx.signal.reason });
           await this.opts.beforeAction?.(a, env.vc);
+          if (a.type === 'provision' && a.role === 'snapshot' && !batched) {
+            // Stage 2 in one round trip; the per-volume actions then find their snapshot made.
+            batched = true;
+            const names = plan.actions.flatMap((x) => (x.type === 'provision' && x.role === 'snapshot' ? [x.name] : []));
+            await driver.snapshotAll(this.key(env, `${env.vc.metadata.name}-original`), names.map((n) => this.key(env, n))).catch((e: unknown) => {
+              if (e instanceof Error && !(e instanceof StorageFullError)) (e as { storageReason?: string }).storageReason = 'SnapshotFailed';
+              throw e;
+            });
+          }
           const gone = await this.apply(env, a, obs);
           if (gone) return undefined; // finalizer removed: the VC is gone
         }

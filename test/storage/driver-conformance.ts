@@ -82,6 +82,18 @@ export function describeDriverConformance(label: string, setup: () => Promise<Co
       assert.ok(await h.holds(a, 0, 0xaa));
     });
 
+    it('snapshotAll makes the missing snapshots in one go and leaves existing ones alone', async () => {
+      await h.driver.snapshotAll(key('vc-original'), [key('vc-3-disk'), key('vc-0-disk'), key('vc-4-disk')]);
+      const a = await h.driver.snapshot(key('vc-original'), key('vc-0-disk'));
+      const c = await h.driver.snapshot(key('vc-original'), key('vc-3-disk'));
+      const d = await h.driver.snapshot(key('vc-original'), key('vc-4-disk'));
+      assert.ok(await h.holds(a, 0, 0xaa), 'existing snapshot untouched');
+      assert.ok(await h.holds(c, 0, 0x11));
+      await h.write(c, 0, 0xcc);
+      assert.ok(await h.holds(d, 0, 0x11), 'batch snapshots are independent too');
+      assert.deepEqual((await h.listVolumes()).filter((n) => n.includes('.tmp')), []);
+    });
+
     it('fresh snapshots use under 1% of the template bytes', async () => {
       await h.driver.snapshot(key('vc-original'), key('vc-2-disk'));
       const used = await h.driver.usage(key('vc-2-disk'));
@@ -118,7 +130,7 @@ export function describeDriverConformance(label: string, setup: () => Promise<Co
     });
 
     it('removes every volume, idempotently, leaving no temporaries', async () => {
-      const names = ['vc-0-disk', 'vc-1-disk', 'vc-2-disk', 'vc-0-swap', 'vc-0-config', 'vc-shared', 'vc-original'];
+      const names = ['vc-0-disk', 'vc-1-disk', 'vc-2-disk', 'vc-3-disk', 'vc-4-disk', 'vc-0-swap', 'vc-0-config', 'vc-shared', 'vc-original'];
       for (const n of names) await h.driver.remove(key(n));
       for (const n of names) {
         assert.equal(await h.driver.exists(key(n)), false, `${n} still exists`);

@@ -190,10 +190,12 @@ export class Controller {
     if (deps.signal.aborted) return;
     switch (outcome.kind) {
       case 'done':
+        log.debug({ seconds }, 'reconciled');
         this.queue.forget(key);
         await this.clearStalled(ref, log);
         break;
       case 'requeue':
+        log.debug({ seconds, requeueAfterMs: outcome.afterMs }, 'reconciled; requeued');
         this.queue.forget(key);
         this.queue.addAfter(key, outcome.afterMs);
         break;

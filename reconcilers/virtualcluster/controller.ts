@@ -26,6 +26,7 @@ export async function reconcileVirtualCluster(ref: ObjectRef, ctx: ReconcileCont
   for (const vn of plan.create) {
     try {
       await ctx.store.create(vn);
+      ctx.log.info({ virtualNode: vn.metadata.name }, 'created VirtualNode');
       ctx.events.record(vc, 'Normal', 'NodeCreated', `created VirtualNode ${vn.metadata.name}`);
     } catch (err) {
       if (!(err instanceof AlreadyExistsError)) throw err;
@@ -35,6 +36,7 @@ export async function reconcileVirtualCluster(ref: ObjectRef, ctx: ReconcileCont
   for (const vn of plan.delete) {
     try {
       await ctx.store.delete(vnRef(vn));
+      ctx.log.info({ virtualNode: vn.metadata.name }, 'scaling down: deleted VirtualNode');
       ctx.events.record(vc, 'Normal', 'NodeDeleted', `scaled down: deleted VirtualNode ${vn.metadata.name}`);
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;

@@ -15,6 +15,8 @@ import { isConditionTrue, setCondition } from '../../api/conditions.js';
 import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
 import type { DomainInfo, DomainSpec, HypervisorDriver } from '../../drivers/hypervisor/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
+import { execOk } from '../../drivers/transport/types.js';
+import { posix } from 'node:path';
 import { macAddress, tapName } from '../network/host-plan.js';
 import { nodeAddress } from '../network/addresses.js';
 import { subnetOf } from '../network/controller.js';
@@ -169,7 +171,10 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
         if (g.sharedWanted) {
           throw new Error('cannot suspend: the guest has the VC shared storage mounted over virtio-9p, which QEMU cannot save; set spec.sharedStorage.filesystem: none for VCs that are suspended or migrated');
         }
-        const r = await drivers.get(pn(a.host)).suspend(name, savedStatePath(pn(a.host), g.vn));
+        const file = savedStatePath(pn(a.host), g.vn);
+        const drv = drivers.get(pn(a.host));
+        await execOk(drv.transport, ['mkdir', '-p', '--', posix.dirname(file)]);
+        const r = await drv.suspend(name, file);
         ctx.events.record(g.vn, 'Normal', 'Suspended', `saved ${Math.round(r.bytes / 1048576)} MiB to disk in ${r.durationMs} ms`);
         return undefined;
       }

@@ -1,32 +1,28 @@
 // The controller runtime's outcome handling, on a real embedded store without leader election.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SqliteStore } from '../../api/store/sqlite-store.js';
+import type { SqliteStore } from '../../api/store/sqlite-store.js';
 import type { ApiObject } from '../../api/types.js';
 import { ControllerManager } from '../../controllers/manager.js';
 import type { ControllerSpec, ReconcileContext } from '../../controllers/types.js';
-import { sleep, waitFor } from './helpers.js';
+import { sleep, tempSqliteStore, waitFor, type TempSqliteStore } from './helpers.js';
 
 const widget = (name: string, v = 0): ApiObject => ({ apiVersion: 'test/v1', kind: 'Widget', metadata: { name, namespace: 'ns' }, spec: { v } });
 const ref = (name: string) => ({ kind: 'Widget', namespace: 'ns', name });
 
 describe('Controller outcomes', function () {
   this.timeout(30_000);
-  let dir: string;
+  let tmp: TempSqliteStore;
   let store: SqliteStore;
   let manager: ControllerManager | undefined;
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'vl-ctl-'));
-    store = new SqliteStore(join(dir, 's.db'), { pollIntervalMs: 5 });
+    tmp = tempSqliteStore(5);
+    store = tmp.store;
   });
   afterEach(async () => {
     await manager?.stop();
     manager = undefined;
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await tmp.close();
   });
 
   async function run(spec: ControllerSpec): Promise<void> {

@@ -2,28 +2,23 @@
 // rate bounded by the token bucket, expiry after an hour, and nothing written through a lost fence.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SqliteStore } from '../../api/store/sqlite-store.js';
+import type { SqliteStore } from '../../api/store/sqlite-store.js';
 import { API_VERSION, type EventObject } from '../../api/types.js';
 import { StoreEventRecorder, eventName, expireEvents } from '../../controllers/events.js';
 import { FencedStore } from '../../controllers/fenced-store.js';
+import { tempSqliteStore, type TempSqliteStore } from './helpers.js';
 
 const vc = { kind: 'VirtualCluster', metadata: { name: 'stripes', namespace: 'default', uid: 'u-1' } };
 
 describe('StoreEventRecorder', function () {
   this.timeout(20_000);
-  let dir: string;
+  let tmp: TempSqliteStore;
   let store: SqliteStore;
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'vl-ev-'));
-    store = new SqliteStore(join(dir, 's.db'));
+    tmp = tempSqliteStore();
+    store = tmp.store;
   });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => tmp.close());
   const events = async () => (await store.list<EventObject>('Event', { namespace: 'default' })).items;
 
   it('de-duplicates by object, type, reason and message; counts and keeps first/last timestamps', async () => {

@@ -1,5 +1,8 @@
 // Helpers shared by the controller tests.
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { API_VERSION, type VirtualCluster } from '../../api/types.js';
 import { parseStoreUrl } from '../../api/store/open-store.js';
 import { EtcdStore } from '../../api/store/etcd-store.js';
@@ -45,4 +48,20 @@ export function virtualCluster(name: string, nodes: number, namespace = 'default
 export async function openTestStore(url: string): Promise<Store> {
   const loc = parseStoreUrl(url);
   return loc.backend === 'etcd' ? EtcdStore.connect(loc.options) : new SqliteStore(loc.path);
+}
+
+export interface TempSqliteStore {
+  store: SqliteStore;
+  /** The database file, for `--store file:PATH`. */
+  path: string;
+  /** Closes the store and removes its directory. */
+  close(): Promise<void>;
+}
+
+/** An embedded store in a fresh temporary directory. */
+export function tempSqliteStore(pollIntervalMs = 10): TempSqliteStore {
+  const dir = mkdtempSync(join(tmpdir(), 'vl-ctl-'));
+  const path = join(dir, 'store.db');
+  const store = new SqliteStore(path, { pollIntervalMs });
+  return { store, path, async close() { await store.close(); rmSync(dir, { recursive: true, force: true }); } };
 }

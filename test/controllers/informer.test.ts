@@ -2,15 +2,12 @@
 // resync from the cache, indexes.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SqliteStore } from '../../api/store/sqlite-store.js';
+import type { SqliteStore } from '../../api/store/sqlite-store.js';
 import { CompactedError, type Store, type Watch, type WatchHandlers, type WatchOptions } from '../../api/store/types.js';
 import type { ApiObject } from '../../api/types.js';
 import { FakeClock } from '../../controllers/clock.js';
 import { Informer, cacheKey } from '../../controllers/informer.js';
-import { waitFor } from './helpers.js';
+import { tempSqliteStore, waitFor, type TempSqliteStore } from './helpers.js';
 
 /** Lets a test break every open watch of the real store it wraps, as a lost connection would. */
 function breakable(store: Store): { store: Store; breakWatches(err: Error): void; watches(): number } {
@@ -44,16 +41,13 @@ const obj = (name: string, ns: string, v: number, extra: Partial<ApiObject['meta
 
 describe('Informer', function () {
   this.timeout(30_000);
-  let dir: string;
+  let tmp: TempSqliteStore;
   let raw: SqliteStore;
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'vl-inf-'));
-    raw = new SqliteStore(join(dir, 's.db'), { pollIntervalMs: 5 });
+    tmp = tempSqliteStore(5);
+    raw = tmp.store;
   });
-  afterEach(async () => {
-    await raw.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => tmp.close());
 
   /** What handlers have told: key -> resourceVersion, and every (key, rv) delivered. */
   function view(inf: Informer) {

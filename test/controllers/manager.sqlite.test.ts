@@ -2,10 +2,7 @@
 // leader election on its leases: the same wiring vc-manager uses.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SqliteStore } from '../../api/store/sqlite-store.js';
+import type { SqliteStore } from '../../api/store/sqlite-store.js';
 import type { EventObject, VirtualCluster, VirtualNode } from '../../api/types.js';
 import { getCondition } from '../../api/conditions.js';
 import { ControllerManager } from '../../controllers/manager.js';
@@ -13,11 +10,11 @@ import { buildControllerSpecs } from '../../controllers/registry.js';
 import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { silentLogger } from '../../controllers/log.js';
 import { TerminalError, type ControllerSpec } from '../../controllers/types.js';
-import { virtualCluster, waitFor } from './helpers.js';
+import { tempSqliteStore, virtualCluster, waitFor, type TempSqliteStore } from './helpers.js';
 
 describe('ControllerManager on the embedded store', function () {
   this.timeout(60_000);
-  let dir: string;
+  let tmp: TempSqliteStore;
   let store: SqliteStore;
   let manager: ControllerManager;
   const log = silentLogger();
@@ -31,8 +28,8 @@ describe('ControllerManager on the embedded store', function () {
   };
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'vl-mgr-'));
-    store = new SqliteStore(join(dir, 'store.db'), { pollIntervalMs: 10 });
+    tmp = tempSqliteStore();
+    store = tmp.store;
     manager = new ControllerManager({
       store, identity: 'test-manager', leaseTtlSeconds: 2, log,
       specs: (cache) => [...buildControllerSpecs({ cache, identity: 'test-manager', log, transports: new TransportCache() }, undefined, ['virtualcluster', 'garbage-collector']), stalling],
@@ -42,8 +39,7 @@ describe('ControllerManager on the embedded store', function () {
   });
   after(async () => {
     await manager?.stop();
-    await store?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await tmp?.close();
   });
 
   const vns = async (vc: string) =>

@@ -2,32 +2,28 @@
 // answer, SIGTERM exits cleanly and releases the lease.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SqliteStore } from '../../api/store/sqlite-store.js';
+import type { SqliteStore } from '../../api/store/sqlite-store.js';
 import type { VirtualCluster } from '../../api/types.js';
 import { DEFAULT_ELECTION_KEY } from '../../controllers/leader-election.js';
 import { httpGet, startManager, type ManagerProcess } from './processes.js';
-import { virtualCluster, waitFor } from './helpers.js';
+import { tempSqliteStore, virtualCluster, waitFor, type TempSqliteStore } from './helpers.js';
 
 describe('vc-manager process on the embedded store', function () {
   this.timeout(60_000);
-  let dir: string;
+  let tmp: TempSqliteStore;
   let store: SqliteStore;
   let proc: ManagerProcess | undefined;
   before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'vl-vcm-'));
-    store = new SqliteStore(join(dir, 'store.db'));
+    tmp = tempSqliteStore();
+    store = tmp.store;
   });
   after(async () => {
     await proc?.kill();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
+    await tmp.close();
   });
 
   it('runs the VirtualCluster controller, serves its endpoints and stops on SIGTERM', async () => {
-    proc = startManager('embedded', ['--store', `file:${join(dir, 'store.db')}`, '--lease-ttl', '5', '--controllers', 'virtualcluster,garbage-collector']);
+    proc = startManager('embedded', ['--store', `file:${tmp.path}`, '--lease-ttl', '5', '--controllers', 'virtualcluster,garbage-collector']);
     const p = proc;
     await waitFor('ready', async () => p.addr && (await httpGet(p.addr, '/readyz')).status === 200, 30_000);
     assert.equal((await httpGet(p.addr!, '/healthz')).body, 'ok\n');

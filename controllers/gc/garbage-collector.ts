@@ -126,11 +126,19 @@ export function garbageCollectorSpecs(cache: SharedCache, kinds: readonly string
       },
     })),
     async reconcile(key, ctx) {
-      const obj = await ctx.store.tryGet(key);
-      if (!obj) return undefined;
-      const r = await reconcileOwner(obj, ctx);
-      if (r) return r;
-      await reconcileDependent(obj, ctx, cache);
+      // Most objects need nothing: decide from the cache, and read the store only to act.
+      const cached = cache.get(key);
+      if (!cached) return undefined;
+      const ownerWork = cached.metadata.deletionTimestamp !== undefined &&
+        (hasFinalizer(cached, ORPHAN_FINALIZER) || hasFinalizer(cached, FOREGROUND_FINALIZER));
+      if (ownerWork) {
+        const live = await ctx.store.tryGet(key);
+        if (!live) return undefined;
+        const r = await reconcileOwner(live, ctx);
+        if (r) return r;
+      }
+      // Owners are confirmed against the store before anything is deleted (ownerOf).
+      await reconcileDependent(cached, ctx, cache);
       return undefined;
     },
   }));

@@ -110,7 +110,8 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
     let vmRefusal: string | undefined;
     if (!vn?.spec) vmRefusal = `VirtualNode ${m.spec.virtualNode} does not exist`;
     else if (vn.metadata.deletionTimestamp || !vc || vc.metadata.deletionTimestamp) vmRefusal = 'the VirtualNode is being deleted';
-    else if (vc.spec?.state !== 'Running' || vn.status?.phase !== 'Running') vmRefusal = `the VM is not running (VC state ${vc.spec?.state}, node phase ${vn.status?.phase ?? 'Pending'})`;
+    // The runtime reports Migrating as soon as this Migration exists: that VM is running too.
+    else if (vc.spec?.state !== 'Running' || !['Running', 'Migrating'].includes(vn.status?.phase ?? '')) vmRefusal = `the VM is not running (VC state ${vc.spec?.state}, node phase ${vn.status?.phase ?? 'Pending'})`;
     else if (vc.spec.sharedStorage && vc.spec.sharedStorage.filesystem !== 'none') vmRefusal = 'the guest has the VC shared storage mounted over virtio-9p, which QEMU cannot migrate';
 
     const srcDrv = sourcePn?.spec ? drivers.get(sourcePn) : undefined;

@@ -137,6 +137,11 @@ export class Controller {
       try {
         if (this.deps.signal.aborted) continue;
         await this.process(key);
+      } catch (err) {
+        // process() maps every reconcile outcome itself; this is a bug in the runtime. Keep the
+        // worker alive and retry the key.
+        this.log.error({ key, err: String(err) }, 'controller runtime error; retrying the key');
+        this.queue.addRateLimited(key);
       } finally {
         this.queue.done(key);
       }

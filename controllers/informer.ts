@@ -197,9 +197,18 @@ export class Informer<T extends ApiObject = ApiObject> {
       this.synced = true;
       for (const w of this.syncWaiters.splice(0)) w();
     }
+    try {
+      this.startWatch(listed.revision);
+    } catch (err) {
+      this.opts.log?.warn({ kind: this.kind, err: String(err) }, 'watch failed to start; listing again');
+      this.scheduleRelist();
+    }
+  }
+
+  private startWatch(listRevision: number): void {
     this.watch = this.store.watch<T>(
       this.kind,
-      { namespace: this.opts.namespace, fromRevision: listed.revision + 1 },
+      { namespace: this.opts.namespace, fromRevision: listRevision + 1 },
       {
         onEvent: (ev) => {
           // Strictly older only: a batch writes several objects at one revision, and each must land.

@@ -23,7 +23,7 @@ import {
   treeBytes,
   writeConfigFile,
 } from './file-volumes.js';
-import { checkTemplate } from './template-image.js';
+import { checkTemplate, probeFormat } from './template-image.js';
 import type { SharedFilesystem, StorageDriver, TemplateSource, VolumeInfo, VolumeKey } from './types.js';
 import { StorageError } from './types.js';
 
@@ -132,7 +132,7 @@ export class LvmDriver implements StorageDriver {
             'virtual-size': number;
           };
           await this.createThin(tmp, info['virtual-size']);
-          const fmt = source.format ?? 'qcow2';
+          const fmt = source.format ?? (await probeFormat(t, source.path));
           await run(t, 'fill original', ['qemu-img', 'convert', '-n', '-f', fmt, '-O', 'raw', source.path, this.dev(tmp)]);
         } else {
           await this.createThin(tmp, source.sizeBytes ?? GiB);

@@ -3,7 +3,7 @@
 
 import { posix } from 'node:path';
 import type { Transport } from '../transport/types.js';
-import { pathExists, removePath, run } from './file-volumes.js';
+import { removePath, run } from './file-volumes.js';
 import type { TemplateSource } from './types.js';
 import { StorageError, TemplateNotFoundError } from './types.js';
 
@@ -66,4 +66,3 @@ export async function materializeTemplate(
   return 'raw';
 }
 
-export { pathExists };

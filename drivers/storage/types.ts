@@ -57,7 +57,10 @@ export interface StorageDriver {
   /** The node the driver acts on. */
   readonly transport: Transport;
 
-  /** The path `key` has (or will have) once made. Pure. */
+  /**
+   * Where the volume lives (a file, a directory, a btrfs subvolume or an LV device), derived from
+   * the key only. Pure. The path a hypervisor attaches is the VolumeInfo.path a method returns.
+   */
   pathOf(key: VolumeKey): string;
 
   /**

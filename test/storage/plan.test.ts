@@ -10,7 +10,8 @@ import {
   volumeObject,
   type StorageObservation,
 } from '../../reconcilers/storage/plan.js';
-import { osTemplate, storageVc } from './storage-fixtures-objects.js';
+import { pickStorageNode } from '../../reconcilers/storage/controller.js';
+import { osTemplate, storageNode, storageVc } from './storage-fixtures-objects.js';
 
 function vcOf(extra: Parameters<typeof storageVc>[3] = {}, meta: { finalizers?: string[]; deletionTimestamp?: string } = { finalizers: [STORAGE_FINALIZER] }) {
   const vc = storageVc('s', 2, 'base', extra);
@@ -139,5 +140,13 @@ describe('planStorage', () => {
     assert.equal(t.at(-3), 'remove:s-original');
     assert.equal(t.length, 10);
     assert.deepEqual(types(planStorage(obs({ ...w, vc: { ...deleting, metadata: { ...deleting.metadata, finalizers: [] } } }))), []);
+  });
+
+  it('the storage work goes to the first Ready node in natural name order', () => {
+    const notReady = storageNode('blade1', '/san');
+    notReady.status = { conditions: [{ ...notReady.status!.conditions![0]!, status: 'False' }] };
+    const picked = pickStorageNode([storageNode('blade10', '/san'), notReady, storageNode('blade2', '/san')]);
+    assert.equal(picked?.metadata.name, 'blade2');
+    assert.equal(pickStorageNode([notReady]), undefined);
   });
 });

@@ -52,6 +52,12 @@ export function activeMigration(cache: CacheReader, vn: VirtualNode): Migration 
     .find((m) => m.spec?.virtualNode === vn.metadata.name && !m.metadata.deletionTimestamp && (m.status?.phase ?? 'Pending') !== 'Succeeded' && m.status?.phase !== 'Failed');
 }
 
+/** A Migration of this VirtualNode finished less than 30 s ago (its hosts may still be settling). */
+export function recentlyMigrated(cache: CacheReader, vn: VirtualNode, nowMs: number): boolean {
+  return cache.list<Migration>('Migration', { namespace: vn.metadata.namespace }).some((m) =>
+    m.spec?.virtualNode === vn.metadata.name && !!m.status?.completionTime && nowMs - Date.parse(m.status.completionTime) < 30_000);
+}
+
 function liveState(d: DomainInfo | undefined): ObservedDomain['state'] | undefined {
   if (!d) return undefined;
   switch (d.state) {
@@ -210,6 +216,9 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       return writeStatus(ctx, vn, { phase: vn.status?.phase ?? 'Scheduled', message: `node ${base.bound.metadata.name} is not Ready` }, base.ip, 10_000);
     }
 
+    // Whether a migration is in flight is read before the hosts are observed: a migration that
+    // ends while we look must not make its target look like a stray copy.
+    const migratingBefore = !!activeMigration(ctx.cache, vn) || recentlyMigrated(ctx.cache, vn, now());
     const g: Gathered = { ...base, domains: await observe(vn, ctx) };
     const statePath = base.bound ? savedStatePath(base.bound, vn) : undefined;
     const savedState = base.bound && statePath ? (await drivers.get(base.bound).transport.exec(['test', '-e', statePath])).code === 0 : false;
@@ -217,7 +226,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     const lastFailureMs = vn.status?.lastFailureTime ? Date.parse(vn.status.lastFailureTime) : undefined;
     const input = {
       boundHost: vn.spec.physicalNode, desired: base.vc?.spec?.state ?? 'Stopped', deleting, storageReady,
-      networkReady: true, domains: g.domains, savedState, migrationActive: !!activeMigration(ctx.cache, vn),
+      networkReady: true, domains: g.domains, savedState, migrationActive: migratingBefore || !!activeMigration(ctx.cache, vn),
       lastPhase: vn.status?.phase, restarts: vn.status?.restarts ?? 0, lastFailureMs, nowMs: now(),
     } as const;
     let d: RuntimeDecision = planRuntime(input);

@@ -82,6 +82,8 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
 
   async function setStatus(ctx: ReconcileContext, m: Migration, s: MigrationStatus): Promise<Migration> {
     const fresh = (await ctx.store.tryGet<Migration>(ref('Migration', m.metadata.name, m.metadata.namespace))) ?? m;
+    // A finished migration's outcome is final: a late reconcile never rewrites it.
+    if (fresh.status?.phase === 'Succeeded' || fresh.status?.phase === 'Failed') return fresh;
     const status: MigrationStatus = { ...fresh.status, ...s, observedGeneration: fresh.metadata.generation ?? 0 };
     return ctx.store.updateStatus<Migration>({ ...fresh, status });
   }
@@ -94,7 +96,8 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
   }
 
   async function reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
-    const m = ctx.cache.get<Migration>(key);
+    // From the store, not the cache: the state machine must never act on a stale phase.
+    const m = await ctx.store.tryGet<Migration>(key);
     if (!m?.spec || m.metadata.deletionTimestamp) return undefined;
     const phase = m.status?.phase;
     if (phase === 'Succeeded' || phase === 'Failed') return undefined;

@@ -265,6 +265,8 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     }
 
     if (deleting && d.action.type === 'none' && g.domains.length === 0) {
+      // Say so first: storage removes the volumes only once no VM of the VC is reported running.
+      await writeStatus(ctx, vn, { phase: 'Stopped', host: undefined, message: 'the domain is gone' }, base.ip);
       const fresh = await ctx.store.tryGet<VirtualNode>(key);
       if (fresh && (fresh.metadata.finalizers ?? []).includes(RUNTIME_FINALIZER)) {
         try {

@@ -20,14 +20,25 @@ import {
 import { materializeTemplate, probeFormat } from './template-image.js';
 import type { StorageDriver, TemplateSource, VolumeInfo, VolumeKey } from './types.js';
 
-/** For each final path: skip if present; else overlay into its temporary and rename into place. */
+/**
+ * For each final path: skip if present; else build it under its temporary and rename it into
+ * place. The first overlay of the batch comes from qemu-img; the others are byte copies of it,
+ * made before anything can use it (its Volume is not Ready yet): an empty overlay holds nothing
+ * but the header naming the backing file, so a copy is an equally independent overlay, and cp
+ * costs a fraction of a qemu-img start.
+ */
 const SNAPSHOT_ALL_QCOW2 = `fmt=$1; backing=$2; shift 2
+src=
 for final in "$@"; do
   [ -e "$final" ] && continue
   tmp="\${final%/*}/.\${final##*/}.tmp"
-  if ! { qemu-img create -q -f qcow2 -F "$fmt" -b "$backing" "$tmp" && mv -T -- "$tmp" "$final"; }; then
-    rm -f -- "$tmp"; exit 1
+  if [ -z "$src" ]; then
+    qemu-img create -q -f qcow2 -F "$fmt" -b "$backing" "$tmp" || { rm -f -- "$tmp"; exit 1; }
+  else
+    cp -- "$src" "$tmp" || { rm -f -- "$tmp"; exit 1; }
   fi
+  mv -T -- "$tmp" "$final" || { rm -f -- "$tmp"; exit 1; }
+  [ -n "$src" ] || src=$final
 done`;
 
 export class Qcow2Driver extends FileVolumeDriverBase implements StorageDriver {

@@ -49,6 +49,13 @@ export interface QemuDriverOptions {
   kvmProbeTimeoutMs?: number;
 }
 
+/** The target side of a live migration in progress (QemuDriver.prepareIncoming). */
+export interface IncomingMigration {
+  uri: string;
+  finish(): Promise<void>;
+  abort(): Promise<void>;
+}
+
 interface ProcEntry {
   name: string;
   pid?: number;
@@ -136,6 +143,8 @@ export class QemuDriver implements HypervisorDriver {
   private readonly kvmProbeTimeoutMs: number;
   private accelPromise?: Promise<Acceleration>;
   private readonly outgoing = new Set<string>();
+  /** Specs of the domains this driver started (saves a round trip before a migration). */
+  private readonly specCache = new Map<string, DomainSpec>();
 
   constructor(opts: QemuDriverOptions) {
     // runRoot appears in QEMU `exec:` shell strings (via the state links): keep it to a safe set.
@@ -288,6 +297,7 @@ export class QemuDriver implements HypervisorDriver {
       { stdin: JSON.stringify(spec) + '\n', timeoutMs: 60_000 },
     );
     if (r.code === 17) return 'running';
+    this.specCache.set(spec.name, spec);
     if (r.code !== 0) {
       // -daemonize: a non-zero exit means the QEMU never started; make sure (a half-started one is killed).
       await this.killDomainProcess(spec.name).catch(() => undefined);
@@ -318,6 +328,7 @@ export class QemuDriver implements HypervisorDriver {
 
   /** Waits for a quitting QEMU to end (killing it after 10 s) and removes the domain's files, in one round trip. */
   private async retire(name: string, pid: number, waitMs = 10_000): Promise<void> {
+    this.specCache.delete(name);
     const p = this.paths(name);
     const r = await this.transport.exec(['sh', '-c', RETIRE_SCRIPT, 'sh', String(pid), String(Math.ceil(waitMs / 20)), p.dir, p.opsSocket, p.ctlSocket, p.stateLink], {
       timeoutMs: 30_000,
@@ -469,29 +480,45 @@ export class QemuDriver implements HypervisorDriver {
 
   /**
    * Target side: starts `spec` waiting for an incoming migration on this node's migration address.
-   * Returns the URI the source sends to.
+   * Returns the URI the source sends to, `finish()` (after the source reported completion: waits
+   * until the state is loaded and the domain runs) and `abort()` (kills the target, removes its
+   * files). The target's ops monitor stays connected in between, so finishing costs no new connection.
    */
-  async prepareIncoming(spec: DomainSpec): Promise<string> {
+  async prepareIncoming(spec: DomainSpec): Promise<IncomingMigration> {
     if ((await this.startQemu(spec, { incoming: true, appendConsole: true })) === 'running') {
       throw new HypervisorError(`${this.node}: cannot receive ${spec.name}: a domain of that name already runs here`);
     }
-    return this.withQmp(spec.name, 'ctl', async (q) => {
+    const name = spec.name;
+    let q: QmpClient | undefined;
+    try {
+      q = await QmpClient.connect(await this.transport.connect({ unixSocket: this.paths(name).opsSocket }), { label: `${this.node}/${name}` });
       const host = this.migrationAddress.includes(':') ? `[${this.migrationAddress}]` : this.migrationAddress;
       await q.execute('migrate-incoming', { uri: `tcp:${host}:0` });
       const m = await q.execute<QueryMigrate>('query-migrate');
       const sa = m['socket-address']?.find((a) => a.type === 'inet');
       if (!sa?.port) throw new HypervisorError(`${this.node}: QEMU did not report its incoming migration port`);
-      return `tcp:${host}:${sa.port}`;
-    });
-  }
-
-  /** Target side: after a completed migration, makes sure the domain runs. */
-  async finishIncoming(name: string): Promise<void> {
-    await this.withQmp(name, 'ctl', async (q) => {
-      await this.waitIncomingDone(q, name, 30_000);
-      const st = await q.execute<{ running: boolean; status: string }>('query-status');
-      if (!st.running) await q.execute('cont');
-    });
+      const client = q;
+      return {
+        uri: `tcp:${host}:${sa.port}`,
+        finish: async () => {
+          try {
+            await this.waitIncomingDone(client, name, 30_000);
+            const st = await client.execute<{ running: boolean }>('query-status');
+            if (!st.running) await client.execute('cont');
+          } finally {
+            client.close();
+          }
+        },
+        abort: async () => {
+          client.close();
+          await this.destroy(name);
+        },
+      };
+    } catch (err) {
+      q?.close();
+      await this.destroy(name).catch(() => undefined);
+      throw err;
+    }
   }
 
   async migrate(name: string, target: HypervisorDriver, opts: MigrateOptions = {}): Promise<MigrationResult> {
@@ -501,19 +528,32 @@ export class QemuDriver implements HypervisorDriver {
     if (target.node === this.node && target.runRoot === this.runRoot) {
       throw new HypervisorError(`cannot migrate ${name} to the node it runs on (${this.node})`);
     }
-    const [e] = await this.procEntries(name);
-    if (!e?.alive || !e.pid || !e.spec) throw new HypervisorError(`${this.node}: cannot migrate ${name}: it is not running here`);
-    const spec = e.spec;
     if (this.outgoing.has(name)) throw new HypervisorError(`${this.node}: ${name} is already migrating`);
     this.outgoing.add(name);
-    let uri: string;
+    let e: ProcEntry | undefined;
+    let incoming: IncomingMigration;
     try {
-      uri = await target.prepareIncoming(spec);
+      // With the spec known (this driver started the domain) the target starts while the source
+      // is inspected; otherwise the spec comes from the source's run directory first.
+      const cached = this.specCache.get(name);
+      const prep = cached ? target.prepareIncoming(cached) : undefined;
+      prep?.catch(() => undefined);
+      [e] = await this.procEntries(name);
+      if (!e?.alive || !e.pid || !e.spec) {
+        await prep?.then((i) => i.abort()).catch(() => undefined);
+        throw new HypervisorError(`${this.node}: cannot migrate ${name}: it is not running here`);
+      }
+      try {
+        incoming = await (prep ?? target.prepareIncoming(e.spec));
+      } catch (err) {
+        await target.destroy(name).catch(() => undefined);
+        throw new MigrationFailedError(`migrating ${name} to ${target.node}: the target could not be prepared: ${(err as Error).message}`, { cause: err });
+      }
     } catch (err) {
       this.outgoing.delete(name);
-      await target.destroy(name).catch(() => undefined);
-      throw new MigrationFailedError(`migrating ${name} to ${target.node}: the target could not be prepared: ${(err as Error).message}`, { cause: err });
+      throw err;
     }
+    const pid = e.pid;
     let fin: QueryMigrate;
     try {
       fin = await this.withQmp(name, 'ops', async (q) => {
@@ -521,7 +561,7 @@ export class QemuDriver implements HypervisorDriver {
           'downtime-limit': opts.downtimeLimitMs ?? 300,
           'max-bandwidth': opts.maxBandwidthBytesPerSec ?? 10 * 1024 ** 3,
         });
-        await q.execute('migrate', { uri });
+        await q.execute('migrate', { uri: incoming.uri });
         const m = await this.pollMigration(q, opts.timeoutMs ?? 120_000, (p) =>
           opts.onProgress?.({
             status: p.status ?? 'unknown',
@@ -534,6 +574,18 @@ export class QemuDriver implements HypervisorDriver {
           await q.execute('migrate_cancel').catch(() => undefined);
           await this.pollMigration(q, 30_000);
         }
+        if (m.status === 'completed') {
+          // The target runs once it has loaded the state; meanwhile the source quits on this
+          // connection, which QEMU closes after releasing its disks.
+          await Promise.all([
+            incoming.finish(),
+            (async () => {
+              const closed = q.closedPromise();
+              await q.execute('quit').catch(() => undefined);
+              await Promise.race([closed, sleep(10_000)]);
+            })(),
+          ]);
+        }
         return m;
       }, 10_000);
     } catch (err) {
@@ -542,19 +594,14 @@ export class QemuDriver implements HypervisorDriver {
       this.outgoing.delete(name);
     }
     if (fin.status !== 'completed') {
-      await target.destroy(name).catch(() => undefined);
+      this.specCache.delete(name); // in case it was stale: the next attempt reads the spec file
+      await incoming.abort().catch(() => undefined);
       await this.ensureRunning(name).catch(() => undefined);
       const why = fin.status === 'timeout' ? `did not finish within ${opts.timeoutMs ?? 120_000} ms and was cancelled` : fin.status;
       const msg = `migrating ${name} from ${this.node} to ${target.node} ${why}${fin['error-desc'] ? `: ${fin['error-desc']}` : ''}; it keeps running on ${this.node}`;
       throw fin.status === 'cancelled' ? new MigrationCancelledError(msg) : new MigrationFailedError(msg);
     }
-    // The target runs once it has loaded the state; the source is retired meanwhile.
-    await Promise.all([
-      target.finishIncoming(name),
-      this.withQmp(name, 'ctl', (q) => q.execute('quit'))
-        .catch(() => undefined)
-        .then(() => this.retire(name, e.pid!)),
-    ]);
+    await this.retire(name, pid);
     return {
       downtimeMs: fin.downtime ?? 0,
       totalMs: fin['total-time'] ?? 0,

@@ -138,6 +138,12 @@ export class QmpClient {
     });
   }
 
+  /** Resolves when the connection has ended (QEMU quit or died, or close() was called). */
+  closedPromise(): Promise<void> {
+    if (this.closedError) return Promise.resolve();
+    return new Promise((resolve) => this.closeWaiters.add(() => resolve()));
+  }
+
   close(): void {
     this.fail(new QmpClosedError(`${this.label}: QMP connection closed by the client`));
     this.stream.destroy();

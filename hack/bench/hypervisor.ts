@@ -47,8 +47,8 @@ function specFor(name: string, san: string, i: number, firstboot = ''): DomainSp
 }
 
 /** Baseline: one bare QEMU with the same guest, READY watched on its stdout serial. */
-async function bareBoot(san: string): Promise<number> {
-  const sp = specFor('bare-0', san, 0);
+async function bareBoot(san: string, name: string): Promise<number> {
+  const sp = specFor(name, san, 0);
   const t0 = Date.now();
   const q = spawn('qemu-system-x86_64', [
     '-machine', 'pc', '-accel', 'tcg', '-m', '128M', '-smp', '1', '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
@@ -103,8 +103,9 @@ async function main(): Promise<void> {
   try {
     console.log(`hypervisor benchmark: QemuDriver, TCG, ${useTestbed ? 'two testbed nodes over SSH' : 'two local nodes (LocalTransport)'}, guests 1 vCPU / 128 MiB`);
     console.log(`guest: ${g.kernelVersion}, ${g.image}`);
-    const bare = await bareBoot(san);
-    console.log(`baseline  bare qemu-system-x86_64, same guest, READY after ${s(bare)}`);
+    // The best of two bare boots: the machine is shared, one sample can be far off.
+    const bare = Math.min(await bareBoot(san, 'bare-0'), await bareBoot(san, 'bare-1'));
+    console.log(`baseline  bare qemu-system-x86_64, same guest, READY after ${s(bare)} (best of 2)`);
 
     for (let n = 1; n <= maxGuests; n *= 2) {
       const specs = Array.from({ length: n }, (_, i) => specFor(`boot${n}-${i}`, san, i));
@@ -119,38 +120,43 @@ async function main(): Promise<void> {
       await Promise.all(specs.map((sp) => a.destroy(sp.name)));
     }
 
-    // The migrated guest holds a working set (64 MiB of random data in its tmpfs), as a guest
-    // doing work does; an idle fresh guest migrates mostly zero pages.
-    const sp = specFor('mig-0', san, 0, 'dd if=/dev/urandom of=/run/working-set bs=1M count=64 2>/dev/null; echo WORKING-SET-READY > /dev/console\n');
-    await a.create(sp);
-    started.push([a, sp.name], [b, sp.name]);
-    await a.waitForConsole(sp.name, /WORKING-SET-READY/, 600_000);
+    // The migrated guests hold a working set (random data in their tmpfs), as guests doing work
+    // do; an idle fresh guest migrates mostly zero pages. Two sizes: our overhead is per migration
+    // (a target QEMU process starts, the source's files go), QEMU's total grows with memory.
+    for (const [memoryMiB, workMiB] of [[128, 64], [512, 224]] as const) {
+      const name = `mig-${memoryMiB}`;
+      const sp = { ...specFor(name, san, 0, `dd if=/dev/urandom of=/run/working-set bs=1M count=${workMiB} 2>/dev/null; echo WORKING-SET-READY > /dev/console\n`), memoryMiB };
+      await a.create(sp);
+      started.push([a, sp.name], [b, sp.name]);
+      await a.waitForConsole(sp.name, /WORKING-SET-READY/, 600_000);
+      console.log(`guest ${memoryMiB} MiB with a ${workMiB} MiB working set:`);
 
-    const file = join(san, 'mig-0', 'state.bin');
-    const ts = Date.now();
-    const sus = await a.suspend(sp.name, file);
-    const susMs = Date.now() - ts;
-    const t1 = Date.now();
-    execFileSync('cp', [file, `${file}.copy`]);
-    const cpMs = Date.now() - t1;
-    rmSync(`${file}.copy`);
-    const t2 = Date.now();
-    await b.resume(sp, file);
-    const resMs = Date.now() - t2;
-    console.log(`suspend ${s(susMs)} (state written in ${s(sus.durationMs)}, ${(sus.bytes / 2 ** 20).toFixed(1)} MiB); resume on the other node ${s(resMs)}  (baseline: cp of the state file ${s(cpMs)})`);
+      const file = join(san, name, 'state.bin');
+      const ts = Date.now();
+      const sus = await a.suspend(sp.name, file);
+      const susMs = Date.now() - ts;
+      const t1 = Date.now();
+      execFileSync('cp', [file, `${file}.copy`]);
+      const cpMs = Date.now() - t1;
+      rmSync(`${file}.copy`);
+      const t2 = Date.now();
+      await b.resume(sp, file);
+      const resMs = Date.now() - t2;
+      console.log(`  suspend ${s(susMs)} (state written in ${s(sus.durationMs)}, ${(sus.bytes / 2 ** 20).toFixed(1)} MiB); resume on the other node ${s(resMs)}  (baseline: cp of the state file ${s(cpMs)})`);
 
-    const rows: Array<{ down: number; total: number; e2e: number }> = [];
-    let from = b;
-    let to = a;
-    for (let i = 0; i < migrations; i++) {
-      const r = await from.migrate(sp.name, to, { downtimeLimitMs: 300 });
-      rows.push({ down: r.downtimeMs, total: r.totalMs, e2e: r.endToEndMs });
-      console.log(`migration ${i + 1} ${from.node} -> ${to.node}: ${(r.transferredBytes / 2 ** 20).toFixed(0)} MiB, QEMU downtime ${r.downtimeMs} ms, QEMU total ${r.totalMs} ms, ours end-to-end ${r.endToEndMs} ms (+${r.endToEndMs - r.totalMs} ms: target start, cleanup), ratio ${(r.endToEndMs / r.totalMs).toFixed(2)}`);
-      [from, to] = [to, from];
+      const rows: Array<{ down: number; total: number; e2e: number }> = [];
+      let from = b;
+      let to = a;
+      for (let i = 0; i < migrations; i++) {
+        const r = await from.migrate(sp.name, to, { downtimeLimitMs: 300 });
+        rows.push({ down: r.downtimeMs, total: r.totalMs, e2e: r.endToEndMs });
+        console.log(`  migration ${i + 1} ${from.node} -> ${to.node}: ${(r.transferredBytes / 2 ** 20).toFixed(0)} MiB, QEMU downtime ${r.downtimeMs} ms, QEMU total ${r.totalMs} ms, ours end-to-end ${r.endToEndMs} ms (+${r.endToEndMs - r.totalMs} ms: target start, cleanup), ratio ${(r.endToEndMs / r.totalMs).toFixed(2)}`);
+        [from, to] = [to, from];
+      }
+      const ratio = median(rows.map((r) => r.e2e / r.total));
+      console.log(`  migration median: downtime ${median(rows.map((r) => r.down))} ms, QEMU total ${median(rows.map((r) => r.total))} ms (baseline), ours ${median(rows.map((r) => r.e2e))} ms, ratio ${ratio.toFixed(2)} (target <= 1.5: ${ratio <= 1.5 ? 'met' : 'NOT met'})`);
+      await from.destroy(sp.name);
     }
-    const ratio = median(rows.map((r) => r.e2e / r.total));
-    console.log(`migration median: downtime ${median(rows.map((r) => r.down))} ms, QEMU total ${median(rows.map((r) => r.total))} ms (baseline), ours ${median(rows.map((r) => r.e2e))} ms, ratio ${ratio.toFixed(2)} (target <= 1.5: ${ratio <= 1.5 ? 'met' : 'NOT met'})`);
-    await from.destroy(sp.name);
   } finally {
     for (const [d, name] of started) await d.destroy(name).catch(() => undefined);
     await done();

@@ -22,6 +22,8 @@ export interface ControllerEnv {
   log: Logger;
   /** One transport (SSH connection pool) per PhysicalNode, shared by every controller. */
   transports: TransportCache;
+  /** How long a domain no VirtualNode wants may run before it is stopped; default 60 s. */
+  orphanGraceMs?: number;
 }
 
 export type ControllerFactory = (env: ControllerEnv) => ControllerSpec | ControllerSpec[];
@@ -32,7 +34,7 @@ export const CONTROLLER_FACTORIES: ControllerFactory[] = [
   () => placementControllers(),
   (env) => networkControllers(env.cache, { transports: env.transports }),
   (env) => storageController({ transports: env.transports }),
-  (env) => runtimeControllers(env.cache, { transports: env.transports }),
+  (env) => runtimeControllers(env.cache, { transports: env.transports, orphanGraceMs: env.orphanGraceMs }),
   (env) => nodeController({ transports: env.transports }),
 ];
 

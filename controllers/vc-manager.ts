@@ -32,6 +32,7 @@ export const USAGE = `usage: vc-manager [--store URL] [--metrics-addr HOST:PORT]
   --lease-ttl SECONDS  leadership lease; a dead leader is replaced within about this time (default 15)
   --controllers LIST   run only these controllers (names, or a group such as garbage-collector)
   --load MODULE        also run the controllers a module exports as \`controllers\` (ControllerFactory[])
+  --orphan-grace SECONDS  how long a domain no VirtualNode wants may run before it is stopped (default 60)
 `;
 
 export interface ManagerArgs {
@@ -42,6 +43,7 @@ export interface ManagerArgs {
   controllers?: string[];
   load: string[];
   logLevel: LogLevel;
+  orphanGraceSeconds: number;
 }
 
 export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ManagerArgs {
@@ -52,6 +54,7 @@ export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     leaseTtl: 15,
     load: [],
     logLevel: 'info',
+    orphanGraceSeconds: 60,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -67,6 +70,12 @@ export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv
       case '--store': a.store = value(); break;
       case '--metrics-addr': a.metricsAddr = value(); break;
       case '--identity': a.identity = value(); break;
+      case '--orphan-grace': {
+        const v = value();
+        a.orphanGraceSeconds = Number(v);
+        if (!Number.isFinite(a.orphanGraceSeconds) || a.orphanGraceSeconds < 0) throw new Error(`--orphan-grace ${v}: give seconds, at least 0`);
+        break;
+      }
       case '--lease-ttl': {
         const v = value();
         a.leaseTtl = Number(v);
@@ -156,7 +165,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       leaseTtlSeconds: args.leaseTtl,
       log,
       metrics,
-      specs: (cache) => buildControllerSpecs({ cache, identity: args.identity, log, transports }, factories, args.controllers),
+      specs: (cache) => buildControllerSpecs({ cache, identity: args.identity, log, transports, orphanGraceMs: args.orphanGraceSeconds * 1000 }, factories, args.controllers),
     });
   } catch (err) {
     log.error({ err: (err as Error).message }, 'cannot set up the controllers');

@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startClusterHarness, type ClusterHarness } from '../../hack/lib/cluster-harness.js';
-import type { Migration, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
+import type { Migration, PhysicalNode, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
+import { TransportCache } from '../../drivers/transport/transport-for.js';
+import { HypervisorDrivers } from '../../reconcilers/runtime/hosts.js';
 import { waitFor } from '../controllers/helpers.js';
 import { nodeExec } from '../../hack/lib/testbed.js';
 
@@ -36,7 +38,7 @@ describe('runtime end to end on the testbed', function () {
 
   before(async function () {
     this.timeout(10 * 60_000);
-    h = await startClusterHarness({ nodes: 2, cores: 2, memoryMiB: 1024 });
+    h = await startClusterHarness({ nodes: 2, cores: 2, memoryMiB: 1024, managerArgs: ['--orphan-grace', '5'] });
   });
   after(async () => {
     await h?.stop();
@@ -118,6 +120,67 @@ describe('runtime end to end on the testbed', function () {
     const onTarget = (await h.domains()).get(target.name)!.filter((d) => d.name === 'default.duo-0');
     assert.deepEqual(onTarget, [], 'no process or files of the VM remain on the target');
     assert.equal((await vn('duo-0')).spec?.physicalNode, src.name);
+  });
+
+  it('a domain that dies unexpectedly is reported Failed with an Event, then restarted', async () => {
+    const before = await vn('duo-1');
+    const node = h.testbed.nodes.find((n) => n.name === before.status?.host)!;
+    const dom = ((await h.domains()).get(node.name) ?? []).find((d) => d.name === 'default.duo-1')!;
+    assert.ok(dom?.pid, 'duo-1 runs with a pid');
+    assert.equal((await nodeExec(node, ['kill', '-KILL', String(dom.pid)])).code, 0);
+    await waitFor('a DomainDied event', async () => (await h.vcctl(['events'])).stdout.includes('DomainDied'), 60_000, 500);
+    const back = await waitFor('duo-1 running again', async () => {
+      const v = await vn('duo-1');
+      return v.status?.phase === 'Running' && (v.status.restarts ?? 0) >= 1 && (await hostsOf('default.duo-1')).length === 1 ? v : undefined;
+    }, 120_000, 500);
+    assert.equal(back.status?.restarts, 1);
+    assert.ok(back.status?.lastFailureTime);
+  });
+
+  it('a domain no VirtualNode wants is reported and stopped after the grace period', async () => {
+    const node = h.testbed.nodes[0]!;
+    const pn = await h.store.get<PhysicalNode>({ kind: 'PhysicalNode', name: node.name });
+    const disk = join(h.testbed.sanDir, 'ghost.qcow2');
+    assert.equal((await nodeExec(node, ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', h.image.image, disk])).code, 0);
+    const transports = new TransportCache();
+    try {
+      const driver = new HypervisorDrivers(transports, 'tcg').get(pn);
+      await driver.create({
+        name: 'default.ghost', vcpus: 1, memoryMiB: 64,
+        boot: { kernel: h.image.kernel, initrd: h.image.initrd, cmdline: h.image.cmdline },
+        disks: { root: { path: disk, format: 'qcow2' } },
+      });
+      await waitFor('an OrphanDomain event', async () => (await h.vcctl(['events'])).stdout.includes('default.ghost'), 60_000, 500);
+      await waitFor('the ghost stopped', async () => !(await driver.get('default.ghost')), 90_000, 1000);
+      assert.match((await h.vcctl(['events'])).stdout, /OrphanDestroyed .*default\.ghost/);
+    } finally {
+      await transports.closeAll();
+      await nodeExec(node, ['rm', '-f', disk]);
+    }
+  });
+
+  it('a manager killed in the middle of a migration: the next one finishes or undoes it, and the VM runs on exactly one node', async () => {
+    const v = await vn('duo-0');
+    const source = v.status!.host!;
+    const target = h.testbed.nodes.find((n) => n.name !== source)!.name;
+    const created = await h.vcctl(['migrate', 'vn/duo-0', '--to', target, '--max-bandwidth', '1Mi']);
+    assert.equal(created.code, 0, created.stderr);
+    const ref = { kind: 'Migration', namespace: 'default', name: /^migration\/(\S+) created/.exec(created.stdout)![1]! };
+    await waitFor('the transfer under way', async () => (await h.store.get<Migration>(ref)).status?.phase === 'Running'
+      && ((await h.domains()).get(target) ?? []).some((d) => d.name === 'default.duo-0'), 120_000, 100);
+    await h.restartManager('SIGKILL');
+    const end = await waitFor('the migration to end', async () => {
+      const m = await h.store.get<Migration>(ref);
+      return m.status?.phase === 'Succeeded' || m.status?.phase === 'Failed' ? m : undefined;
+    }, 240_000, 500);
+    const where = await waitFor('the VM settled on one node', async () => {
+      const hs = await hostsOf('default.duo-0');
+      return hs.length === 1 ? hs : undefined;
+    }, 60_000, 500);
+    assert.deepEqual(where, [end.status?.phase === 'Succeeded' ? target : source], end.status?.message);
+    const running = ((await h.domains()).get(where[0]!) ?? []).find((d) => d.name === 'default.duo-0');
+    assert.equal(running?.state, 'running');
+    await waitFor('the VirtualNode reports where it runs', async () => (await vn('duo-0')).status?.host === where[0], 60_000, 500);
   });
 
   it('deleting the VC leaves no process, volume or file behind', async () => {

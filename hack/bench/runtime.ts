@@ -1,0 +1,85 @@
+// hack/bench-runtime: apply-to-Ready time for VCs of 1, 2, 4 and 8 VMs (how it grows), and the
+// share of it spent in placement, storage, network and boot, read from the VC's condition
+// transition times. Baseline, same run: one guest booted straight through the QEMU driver (no
+// store, no controllers) from a fresh snapshot to its READY marker.
+
+import { join } from 'node:path';
+import { startClusterHarness } from '../lib/cluster-harness.js';
+import { nodeExec } from '../lib/testbed.js';
+import type { Condition, PhysicalNode, VirtualCluster } from '../../api/types.js';
+import { TransportCache } from '../../drivers/transport/transport-for.js';
+import { HypervisorDrivers } from '../../reconcilers/runtime/hosts.js';
+
+const SIZES = (process.argv.slice(2).map(Number).filter((n) => n > 0).length ? process.argv.slice(2).map(Number) : [1, 2, 4, 8]);
+
+const vc = (n: number) => `apiVersion: virtualinux.org/v1alpha1
+kind: VirtualCluster
+metadata: {name: bench-${n}, namespace: default}
+spec:
+  nodes: ${n}
+  template: busybox
+  node: {vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 16}
+  sharedStorage: {sizeGiB: 1, filesystem: none}
+  placement: {strategy: Cyclic, mode: Lazy}
+  state: Running
+`;
+
+function at(conds: Condition[] | undefined, type: string): number {
+  const c = conds?.find((x) => x.type === type && x.status === 'True');
+  return c ? Date.parse(c.lastTransitionTime) : NaN;
+}
+
+async function main(): Promise<void> {
+  const h = await startClusterHarness({ nodes: 2, cores: 16, memoryMiB: 8192, log: (l) => process.stderr.write(`${l}\n`) });
+  const transports = new TransportCache();
+  try {
+    // Baseline: one guest, straight through the driver.
+    const node = h.testbed.nodes[0]!;
+    const pn = await h.store.get<PhysicalNode>({ kind: 'PhysicalNode', name: node.name });
+    const driver = new HypervisorDrivers(transports, 'tcg').get(pn);
+    const disk = join(h.testbed.sanDir, 'baseline.qcow2');
+    await nodeExec(node, ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', h.image.image, disk]);
+    const b0 = Date.now();
+    await driver.create({ name: 'bench.baseline', vcpus: 1, memoryMiB: 128, boot: { kernel: h.image.kernel, initrd: h.image.initrd, cmdline: h.image.cmdline }, disks: { root: { path: disk, format: 'qcow2' } } });
+    // Without a config disk the guest reports that instead of READY: the end of its boot either way.
+    for (;;) {
+      const c = await driver.readConsole('bench.baseline');
+      if (/VIRTUALINUX-(READY|FAILED)/.test(c.text)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const baseline = Date.now() - b0;
+    await driver.destroy('bench.baseline');
+    await nodeExec(node, ['rm', '-f', disk]);
+
+    const rows: string[] = [];
+    for (const n of SIZES) {
+      const t0 = Date.now();
+      const a = await h.vcctl(['apply', '-f', '-'], vc(n));
+      if (a.code !== 0) throw new Error(a.stderr);
+      const w = await h.vcctl(['wait', `vc/bench-${n}`, '--for=condition=Ready', '--timeout=10m']);
+      if (w.code !== 0) throw new Error(w.stderr);
+      const total = Date.now() - t0;
+      const v = await h.store.get<VirtualCluster>({ kind: 'VirtualCluster', namespace: 'default', name: `bench-${n}` });
+      const created = Date.parse(v.metadata.creationTimestamp!);
+      const placed = at(v.status?.conditions, 'Placed') - created;
+      const storage = at(v.status?.conditions, 'StorageReady') - created;
+      const network = at(v.status?.conditions, 'NetworkReady') - created;
+      const boot = total - Math.max(placed, storage, network);
+      rows.push(`${String(n).padStart(3)} VMs  apply-to-Ready ${String(total).padStart(6)} ms   placed at ${placed} ms, storage ready at ${storage} ms, network ready at ${network} ms, then boot ${boot} ms (${Math.round((100 * boot) / total)}% of the total)`);
+      process.stderr.write(`${rows[rows.length - 1]}\n`);
+      const d = await h.vcctl(['delete', 'vc', `bench-${n}`, '--wait', '--timeout=5m']);
+      if (d.code !== 0) throw new Error(d.stderr);
+    }
+    process.stdout.write(`\nbench-runtime (2 testbed nodes, TCG, 128 MiB guests)\n`);
+    process.stdout.write(`baseline: one guest booted straight through the QEMU driver to the end of its boot: ${baseline} ms\n`);
+    for (const r of rows) process.stdout.write(`${r}\n`);
+  } finally {
+    await transports.closeAll();
+    await h.stop();
+  }
+}
+
+main().then(() => process.exit(0), (e: unknown) => {
+  process.stderr.write(`bench-runtime failed: ${(e as Error).stack}\n`);
+  process.exit(1);
+});

@@ -6,7 +6,8 @@
 // Everything happens on one loop-mounted btrfs (a sparse file under $TMPDIR) so the run needs
 // about 2 x the largest template in real space: the templates are filled with random data (no
 // holes, no compression wins), originals are reflinked, and the baseline copies use
-// `cp --reflink=never` followed by sync. Copying 64 x 10 GiB does not fit: the baseline measures
+// `cp --reflink=never` followed by an fsync of the copy; the snapshots are fsynced alike.
+// Copying 64 x 10 GiB does not fit: the baseline measures
 // a subset of copies per template and extrapolates linearly; the output says which.
 //
 // Options: --small-gib N (default 1), --large-gib N (default 10), --nodes 4,64, --keep (do not clean).
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
         const dst = join(mnt, `copy-${tp.gib}g-${i}.raw`);
         const t0 = now();
         sh(['cp', '--reflink=never', '--sparse=never', tp.path, dst]);
-        sh(['sync', '-f', dst]);
+        sh(['sync', '--', dst]); // fsync: the copy is durable, as the snapshots below
         total += now() - t0;
         await rm(dst);
       }
@@ -135,8 +136,10 @@ async function main(): Promise<void> {
             sh(['sync']);
             const s0 = now();
             // As the controller does stage 2: one snapshotAll round trip for the VC's node disks.
-            await driver.snapshotAll(key('vc-original'), Array.from({ length: n }, (_, i) => key(`n${n}-${i}-disk`)));
-            sh(['sync', '-f', dirOf(tp.gib)]);
+            const keys = Array.from({ length: n }, (_, i) => key(`n${n}-${i}-disk`));
+            await driver.snapshotAll(key('vc-original'), keys);
+            // fsync every new disk, as the baseline fsyncs every copy.
+            sh(['sync', '--', ...keys.map((k) => (driver.name === 'btrfs' ? join(driver.pathOf(k), 'disk') : driver.pathOf(k)))]);
             (rounds[tp.gib] ??= []).push(now() - s0);
             if (r < ROUNDS - 1) {
               for (let i = 0; i < n; i++) await driver.remove(key(`n${n}-${i}-disk`));

@@ -9,6 +9,7 @@
 
 import type { Command, CommandContext } from '../command.js';
 import { UsageError, parseArgs, type ParsedArgs } from '../args.js';
+import { parseDuration } from '../duration.js';
 import { printError } from '../errors.js';
 import { withStore } from '../store.js';
 import { displayName } from '../kinds-arg.js';
@@ -59,16 +60,6 @@ interface SyncFlags {
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 /** Parses `1h30m`, `5m`, `30s`, `250ms`, `1.5s` (the GitSource CRD's interval pattern) to ms. */
-export function parseDuration(text: string, flag: string): number {
-  if (!/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/.test(text)) {
-    throw new UsageError(`--${flag}: invalid duration "${text}": use a number with a unit, e.g. 30s, 5m, 1h30m, 500ms`);
-  }
-  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  let ms = 0;
-  for (const m of text.matchAll(/([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g)) ms += Number(m[1]) * unit[m[2]!]!;
-  return ms;
-}
-
 function parseFlags(argv: string[]): SyncFlags {
   const args = parseArgs(argv, {
     dir: { type: 'string', short: 'd' },

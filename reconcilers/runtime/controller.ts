@@ -218,7 +218,8 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
 
     // Whether a migration is in flight is read before the hosts are observed: a migration that
     // ends while we look must not make its target look like a stray copy.
-    const migratingBefore = !!activeMigration(ctx.cache, vn) || recentlyMigrated(ctx.cache, vn, now());
+    const migratingBefore = !!activeMigration(ctx.cache, vn);
+    const settling = recentlyMigrated(ctx.cache, vn, now());
     const g: Gathered = { ...base, domains: await observe(vn, ctx) };
     const statePath = base.bound ? savedStatePath(base.bound, vn) : undefined;
     const savedState = base.bound && statePath ? (await drivers.get(base.bound).transport.exec(['test', '-e', statePath])).code === 0 : false;
@@ -226,7 +227,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     const lastFailureMs = vn.status?.lastFailureTime ? Date.parse(vn.status.lastFailureTime) : undefined;
     const input = {
       boundHost: vn.spec.physicalNode, desired: base.vc?.spec?.state ?? 'Stopped', deleting, storageReady,
-      networkReady: true, domains: g.domains, savedState, migrationActive: migratingBefore || !!activeMigration(ctx.cache, vn),
+      networkReady: true, domains: g.domains, savedState, migrationActive: migratingBefore || !!activeMigration(ctx.cache, vn), migrationSettling: settling,
       lastPhase: vn.status?.phase, restarts: vn.status?.restarts ?? 0, lastFailureMs, nowMs: now(),
     } as const;
     let d: RuntimeDecision = planRuntime(input);

@@ -35,6 +35,9 @@ export interface RuntimeInput {
   /** A suspend image for this node exists on the storage root. */
   savedState: boolean;
   migrationActive: boolean;
+  /** A migration of this node ended moments ago: its two hosts may still be settling, so neither
+   * copy is taken for a stray one yet. */
+  migrationSettling?: boolean;
   /** The phase last reported, to tell an unexpected death from a first start. */
   lastPhase: VNPhase | undefined;
   /** Restart backoff: when the last unexpected failure was recorded, and how many so far. */
@@ -79,6 +82,11 @@ export function planRuntime(i: RuntimeInput): RuntimeDecision {
 
   if (i.migrationActive) {
     return { action: { type: 'none' }, phase: 'Migrating', message: 'a live migration is in progress' };
+  }
+
+  const current0 = live.find((d) => d.host === i.boundHost) ?? live[0];
+  if (i.migrationSettling && (live.length > 1 || i.domains.some((d) => d.state === 'incoming'))) {
+    return { action: { type: 'none' }, phase: 'Running', message: `settling after a migration: running on ${current0?.host ?? 'the target'}`, requeueAfterMs: 2_000 };
   }
 
   // Never two copies: keep the bound host's copy (or, unbound, the first seen), destroy the rest.
@@ -136,7 +144,7 @@ export function planRuntime(i: RuntimeInput): RuntimeDecision {
   if (!i.storageReady) return { action: { type: 'none' }, phase: 'Scheduled', message: 'waiting for its volumes' };
   if (!i.networkReady) return { action: { type: 'none' }, phase: 'Scheduled', message: 'waiting for its network rules (fail closed)' };
 
-  const wasRunning = i.lastPhase === 'Running' || i.lastPhase === 'Starting';
+  const wasRunning = i.lastPhase === 'Running' || i.lastPhase === 'Starting' || i.lastPhase === 'Migrating';
   if (wasRunning && !i.savedState) {
     // It was running and nobody asked it to stop: it died.
     const delay = restartDelayMs(i.restarts + 1);

@@ -34,6 +34,15 @@ describe('planRuntime', () => {
     });
   }
 
+  it('leaves both copies alone while a migration settles, and counts a death right after a migration', () => {
+    const settling = plan({ migrationSettling: true, domains: [{ host: 'blade1', state: 'paused' }, { host: 'blade2', state: 'running' }] });
+    assert.deepEqual(settling.action, { type: 'none' });
+    assert.equal(plan({ migrationSettling: true, domains: [{ host: 'blade2', state: 'incoming' }] }).action.type, 'none');
+    const died = plan({ lastPhase: 'Migrating' });
+    assert.equal(died.unexpectedDeath, true);
+    assert.equal(died.phase, 'Failed');
+  });
+
   it('reports an unexpected death as Failed and restarts after the backoff', () => {
     const died = plan({ lastPhase: 'Running' });
     assert.equal(died.phase, 'Failed');

@@ -41,6 +41,8 @@ import {
 export const STORAGE_CONTROLLER = 'storage';
 const ACTIVE_PHASES = new Set(['Running', 'Starting', 'Migrating', 'Suspending']);
 const MAX_PASSES = 8;
+/** How long a VC rests after a rolled-back attempt (unless its spec or template changes). */
+const ROLLBACK_HOLD_MS = 60_000;
 
 export interface StorageControllerOptions {
   /** The transport of a PhysicalNode (a TransportCache in the manager). */
@@ -92,6 +94,12 @@ interface Env {
 
 export class StorageReconciler {
   private lastUsage = new Map<string, number>();
+  /**
+   * After a rollback (full storage, missing image) the VC is left alone for a while unless its
+   * spec or its template changes; otherwise the status write of the rollback itself would start
+   * the next attempt at once.
+   */
+  private holdOff = new Map<string, { until: number; generation?: number; templateRv?: string }>();
   private cacheRef: ReconcileContext['cache'] | undefined;
   constructor(private readonly opts: StorageControllerOptions) {}
 
@@ -116,6 +124,14 @@ export class StorageReconciler {
         await this.writeConditions(ctx, key, [{ type: STORAGE_READY, status: 'False', reason: 'NoStorageNode', message: 'no Ready PhysicalNode with a storageRoot to do the storage work on' }]);
       }
       return { requeueAfterMs: 10_000 };
+    }
+    const templateRv = (): string | undefined =>
+      ctx.cache.get<OSTemplate>({ kind: 'OSTemplate', name: vc!.spec!.template })?.metadata.resourceVersion;
+    const hold = this.holdOff.get(vc.metadata.uid!);
+    if (hold && !vc.metadata.deletionTimestamp) {
+      const wait = hold.until - Date.now();
+      if (wait > 0 && hold.generation === vc.metadata.generation && hold.templateRv === templateRv()) return { requeueAfterMs: wait };
+      this.holdOff.delete(vc.metadata.uid!);
     }
     const transport = this.opts.transports.get(node);
     const storageRoot = node.spec!.storageRoot;
@@ -161,10 +177,11 @@ export class StorageReconciler {
     } catch (e) {
       if (e instanceof StorageFullError || e instanceof TemplateNotFoundError) {
         await this.rollBack(env, wasEverReady ? readyAtStart : undefined);
+        this.holdOff.set(vc.metadata.uid!, { until: Date.now() + ROLLBACK_HOLD_MS, generation: vc.metadata.generation, templateRv: templateRv() });
         const reason = e instanceof StorageFullError ? 'StorageFull' : 'TemplateNotFound';
         ctx.events.record(env.vc, 'Warning', reason, e.message);
         await this.writeConditions(ctx, key, [{ type: STORAGE_READY, status: 'False', reason, message: `${e.message} (rolled back the volumes this attempt made)` }]);
-        return { requeueAfterMs: 60_000 };
+        return { requeueAfterMs: ROLLBACK_HOLD_MS };
       }
       const reason = (e as { storageReason?: string }).storageReason ?? 'StorageError';
       if (!env.vc.metadata.deletionTimestamp) {

@@ -143,6 +143,9 @@ export interface VirtualNodeStatus {
   restarts?: number;
   /** When the domain last died unexpectedly (restart backoff counts from here). */
   lastFailureTime?: string;
+  /** The template revision of the node's disk when its memory was saved (suspend): a disk reset
+   * since makes the saved state unusable. */
+  savedDiskRevision?: string;
 }
 export type VirtualNode = ApiObject<VirtualNodeSpec, VirtualNodeStatus> & { kind: 'VirtualNode' };
 

@@ -246,6 +246,14 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       d = planRuntime({ ...input, networkReady: false });
     }
 
+    const diskRevision = String(g.volumes.disk?.status?.templateRevision ?? '');
+    if (d.action.type === 'restore' && vn.status?.savedDiskRevision !== undefined && vn.status.savedDiskRevision !== diskRevision) {
+      // The OSTemplate was updated while the VM was suspended and its disk was reset: the saved
+      // memory refers to the old disk and would corrupt the new one. Boot afresh instead.
+      await perform({ type: 'discardSavedState' }, g, ctx);
+      ctx.events.record(vn, 'Warning', 'SavedStateDiscarded', `the disk was reset to template revision ${diskRevision} while suspended; the saved memory no longer matches it, so the VM boots afresh`);
+      d = { ...d, action: { type: 'start', host: d.action.host }, message: `starting afresh on ${d.action.host}: the disk was reset while suspended` };
+    }
     let host = g.domains.find((x) => x.state === 'running' || x.state === 'paused')?.host;
     try {
       const after = await perform(d.action, g, ctx);
@@ -259,6 +267,8 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     if ((d.action.type === 'start' || d.action.type === 'restore') && host) phase = 'Running';
     if (d.action.type === 'suspend') phase = 'Suspended';
     const status: VirtualNodeStatus = { phase, host, message: d.message, restarts: vn.status?.restarts ?? 0, lastFailureTime: vn.status?.lastFailureTime };
+    if (d.action.type === 'suspend') status.savedDiskRevision = diskRevision;
+    if (d.action.type === 'start' || d.action.type === 'restore' || d.action.type === 'discardSavedState') status.savedDiskRevision = undefined;
     if (d.unexpectedDeath) {
       status.restarts = (vn.status?.restarts ?? 0) + 1;
       status.lastFailureTime = new Date(now()).toISOString();

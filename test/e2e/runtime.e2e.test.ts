@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startClusterHarness, type ClusterHarness } from '../../hack/lib/cluster-harness.js';
-import type { Migration, PhysicalNode, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
+import type { Migration, OSTemplate, PhysicalNode, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
 import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { HypervisorDrivers } from '../../reconcilers/runtime/hosts.js';
 import { waitFor } from '../controllers/helpers.js';
@@ -84,6 +84,24 @@ describe('runtime end to end on the testbed', function () {
       await waitFor(`${name} running on ${first}`, async () => (await hostsOf(`default.${name}`)).join() === first, 60_000, 500);
     }
     assert.equal(readdirSync(join(h.testbed.sanDir, 'runtime', 'default')).filter((f) => f.endsWith('.vmstate')).length, 0, 'resume consumes the saved states');
+  });
+
+  it('an OSTemplate update while suspended resets the disks, and resume boots afresh instead of restoring stale memory', async () => {
+    const s = await h.vcctl(['suspend', 'vc/duo', '--wait', '--timeout=5m']);
+    assert.equal(s.code, 0, s.stderr);
+    const t = await h.store.get<OSTemplate>({ kind: 'OSTemplate', name: 'busybox' });
+    await h.store.update<OSTemplate>({ ...t, spec: { ...t.spec!, revision: t.spec!.revision + 1 } });
+    await waitFor('the snapshots reset', async () => /SnapshotsReset/.test((await h.vcctl(['events'])).stdout), 120_000, 1000);
+    const r = await h.vcctl(['resume', 'vc/duo', '--wait', '--timeout=5m']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match((await h.vcctl(['events'])).stdout, /SavedStateDiscarded/);
+    for (const name of ['duo-0', 'duo-1']) {
+      const v = await vn(name);
+      const marker = `VIRTUALINUX-READY ${name} ${v.status?.ip}`;
+      await waitFor(`${name} booted afresh`, async () => (await logs(name)).includes(marker), 120_000, 1000);
+      assert.match(await logs(name), new RegExp(`first-boot-ran-on ${name}`), 'the reset disk runs its first boot again');
+    }
+    assert.equal(readdirSync(join(h.testbed.sanDir, 'runtime', 'default')).filter((f) => f.endsWith('.vmstate')).length, 0);
   });
 
   it('live-migrates a VM: it runs on the target only and the downtime is recorded', async () => {

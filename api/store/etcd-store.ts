@@ -227,12 +227,30 @@ export class EtcdStore extends StoreBase {
       let j = 0;
       current = ops.map((op) => (op.op === 'create' ? undefined : read[j++]));
     }
+    let createsRead = !ops.some((op) => op.op === 'create');
     for (let attempt = 1; ; attempt++) {
       const now = Date.now();
-      const plans: WritePlan[] = ops.map((op, i) => {
-        const kv = current[i];
-        return planWrite(op, kv ? decodeObject(kv.value.toString(), Number(kv.mod_revision)) : undefined, now);
-      });
+      let plans: WritePlan[];
+      try {
+        plans = ops.map((op, i) => {
+          const kv = current[i];
+          return planWrite(op, kv ? decodeObject(kv.value.toString(), Number(kv.mod_revision)) : undefined, now);
+        });
+      } catch (err) {
+        // A later operation failed while the creates before it were only assumed to find nothing:
+        // read them too, so the error is that of the first failing operation, as on every backend.
+        if (createsRead) throw err;
+        createsRead = true;
+        const createKeys = keys.filter((_k, i) => ops[i].op === 'create');
+        const res = await this.call(what, () => this.client.kv.txn({
+          success: createKeys.map((key) => ({ request_range: { key } })),
+        })) as TxnResponse;
+        const read = res.responses.map((r) => r.response_range?.kvs[0]);
+        let j = 0;
+        current = ops.map((op, i) => (op.op === 'create' ? read[j++] : current[i]));
+        attempt--;
+        continue;
+      }
       const compare: Compare[] = keys.map((key, i) => {
         const kv = current[i];
         return kv

@@ -384,6 +384,9 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
           ['existing create', [{ op: 'create', object: widget('y') }, { op: 'create', object: widget('a') }], AlreadyExistsError],
           ['missing delete', [{ op: 'create', object: widget('z') }, { op: 'delete', ref: ref('ghost') }], NotFoundError],
           ['missing status', [{ op: 'update', object: { ...a2, spec: { size: 7 } } }, { op: 'updateStatus', object: widget('ghost') }], NotFoundError],
+          // Several failing operations: the first one in batch order is the one reported.
+          ['existing create before a missing update', [{ op: 'create', object: widget('a') }, { op: 'update', object: widget('ghost') }], AlreadyExistsError],
+          ['missing update before an existing create', [{ op: 'update', object: widget('ghost') }, { op: 'create', object: widget('a') }], NotFoundError],
         ];
         for (const [what, ops, type] of cases) {
           await assert.rejects(store.batch(ops), type, what);

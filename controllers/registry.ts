@@ -13,6 +13,7 @@ import { networkControllers } from '../reconcilers/network/controller.js';
 import { nodeController } from '../reconcilers/nodes/controller.js';
 import { runtimeControllers } from '../reconcilers/runtime/controller.js';
 import { storageController } from '../reconcilers/storage/controller.js';
+import type { DriverOptions } from '../drivers/storage/index.js';
 
 export interface ControllerEnv {
   /** The manager's shared cache (CacheReader plus owner lookups). */
@@ -24,6 +25,8 @@ export interface ControllerEnv {
   transports: TransportCache;
   /** How long a domain no VirtualNode wants may run before it is stopped; default 60 s. */
   orphanGraceMs?: number;
+  /** Settings of the storage drivers that need them (the lvm volume group). */
+  storageDrivers?: DriverOptions;
 }
 
 export type ControllerFactory = (env: ControllerEnv) => ControllerSpec | ControllerSpec[];
@@ -33,7 +36,7 @@ export const CONTROLLER_FACTORIES: ControllerFactory[] = [
   () => virtualClusterController(),
   () => placementControllers(),
   (env) => networkControllers(env.cache, { transports: env.transports }),
-  (env) => storageController({ transports: env.transports }),
+  (env) => storageController({ transports: env.transports, driverOptions: env.storageDrivers }),
   (env) => runtimeControllers(env.cache, { transports: env.transports, orphanGraceMs: env.orphanGraceMs }),
   (env) => nodeController({ transports: env.transports }),
 ];

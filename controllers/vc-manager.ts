@@ -33,6 +33,8 @@ export const USAGE = `usage: vc-manager [--store URL] [--metrics-addr HOST:PORT]
   --controllers LIST   run only these controllers (names, or a group such as garbage-collector)
   --load MODULE        also run the controllers a module exports as \`controllers\` (ControllerFactory[])
   --orphan-grace SECONDS  how long a domain no VirtualNode wants may run before it is stopped (default 60)
+  --lvm-vg NAME        the volume group the lvm storage driver uses (spec.storageDriver: lvm)
+  --lvm-thin-pool NAME its thin pool (default virtualinux)
 `;
 
 export interface ManagerArgs {
@@ -44,6 +46,7 @@ export interface ManagerArgs {
   load: string[];
   logLevel: LogLevel;
   orphanGraceSeconds: number;
+  lvm?: { vg: string; thinPool?: string };
 }
 
 export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ManagerArgs {
@@ -70,6 +73,8 @@ export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv
       case '--store': a.store = value(); break;
       case '--metrics-addr': a.metricsAddr = value(); break;
       case '--identity': a.identity = value(); break;
+      case '--lvm-vg': a.lvm = { ...a.lvm, vg: value() }; break;
+      case '--lvm-thin-pool': a.lvm = { vg: a.lvm?.vg ?? '', thinPool: value() }; break;
       case '--orphan-grace': {
         const v = value();
         a.orphanGraceSeconds = Number(v);
@@ -95,6 +100,7 @@ export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     }
   }
   if (!/^[^:]+:\d+$/.test(a.metricsAddr)) throw new Error(`--metrics-addr ${a.metricsAddr}: use HOST:PORT, e.g. 127.0.0.1:8383`);
+  if (a.lvm && !a.lvm.vg) throw new Error(`--lvm-thin-pool needs --lvm-vg\n${USAGE}`);
   return a;
 }
 
@@ -165,7 +171,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       leaseTtlSeconds: args.leaseTtl,
       log,
       metrics,
-      specs: (cache) => buildControllerSpecs({ cache, identity: args.identity, log, transports, orphanGraceMs: args.orphanGraceSeconds * 1000 }, factories, args.controllers),
+      specs: (cache) => buildControllerSpecs({ cache, identity: args.identity, log, transports, orphanGraceMs: args.orphanGraceSeconds * 1000, storageDrivers: args.lvm ? { lvm: args.lvm } : undefined }, factories, args.controllers),
     });
   } catch (err) {
     log.error({ err: (err as Error).message }, 'cannot set up the controllers');

@@ -201,6 +201,22 @@ describe('runtime end to end on the testbed', function () {
     await waitFor('the VirtualNode reports where it runs', async () => (await vn('duo-0')).status?.host === where[0], 60_000, 500);
   });
 
+  it('Stopped shuts every VM down (no QEMU left), and Running boots them again', async () => {
+    const vc = await h.store.get<VirtualCluster>(vcRef);
+    await h.store.update<VirtualCluster>({ ...vc, spec: { ...vc.spec!, state: 'Stopped' } });
+    await waitFor('the VC Stopped', async () => (await h.store.get<VirtualCluster>(vcRef)).status?.phase === 'Stopped', 180_000, 500);
+    for (const doms of (await h.domains()).values()) assert.deepEqual(doms.filter((d) => d.state !== 'shutoff'), []);
+    const again = await h.store.get<VirtualCluster>(vcRef);
+    await h.store.update<VirtualCluster>({ ...again, spec: { ...again.spec!, state: 'Running' } });
+    const w = await h.vcctl(['wait', 'vc/duo', '--for=condition=Ready', '--timeout=5m']);
+    assert.equal(w.code, 0, w.stderr);
+    for (const name of ['duo-0', 'duo-1']) {
+      const v = await vn(name);
+      await waitFor(`${name} booted`, async () => (await logs(name)).includes(`VIRTUALINUX-READY ${name} ${v.status?.ip}`), 120_000, 1000);
+      assert.equal((await hostsOf(`default.${name}`)).length, 1);
+    }
+  });
+
   it('deleting the VC leaves no process, volume or file behind', async () => {
     const d = await h.vcctl(['delete', 'vc', 'duo', '--wait', '--timeout=5m']);
     assert.equal(d.code, 0, d.stderr);

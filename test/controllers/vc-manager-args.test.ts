@@ -1,0 +1,17 @@
+import assert from 'node:assert/strict';
+import { parseManagerArgs } from '../../controllers/vc-manager.js';
+
+describe('vc-manager flags', () => {
+  it('reads the runtime and storage settings', () => {
+    const a = parseManagerArgs(['--orphan-grace', '5', '--lvm-vg', 'san', '--lvm-thin-pool=pool0'], {});
+    assert.equal(a.orphanGraceSeconds, 5);
+    assert.deepEqual(a.lvm, { vg: 'san', thinPool: 'pool0' });
+    const d = parseManagerArgs([], {});
+    assert.equal(d.orphanGraceSeconds, 60);
+    assert.equal(d.lvm, undefined);
+  });
+  it('refuses settings that cannot work, saying which flag', () => {
+    assert.throws(() => parseManagerArgs(['--orphan-grace', '-1'], {}), /--orphan-grace -1: give seconds, at least 0/);
+    assert.throws(() => parseManagerArgs(['--lvm-thin-pool', 'p'], {}), /--lvm-thin-pool needs --lvm-vg/);
+  });
+});

@@ -223,7 +223,10 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     const g: Gathered = { ...base, domains: await observe(vn, ctx) };
     const statePath = base.bound ? savedStatePath(base.bound, vn) : undefined;
     const savedState = base.bound && statePath ? (await drivers.get(base.bound).transport.exec(['test', '-e', statePath])).code === 0 : false;
-    const storageReady = volumeReady(g.volumes.disk) && volumeReady(g.volumes.swap) && volumeReady(g.volumes.config) && (!g.sharedWanted || volumeReady(g.volumes.shared)) && !!g.template;
+    // Every volume Ready, and the VC's StorageReady too: while storage resets disks (an OSTemplate
+    // update) the Volumes may still say Ready, and a VM must not start on a disk being replaced.
+    const storageReady = volumeReady(g.volumes.disk) && volumeReady(g.volumes.swap) && volumeReady(g.volumes.config) &&
+      (!g.sharedWanted || volumeReady(g.volumes.shared)) && !!g.template && isConditionTrue(base.vc?.status?.conditions, 'StorageReady');
     const lastFailureMs = vn.status?.lastFailureTime ? Date.parse(vn.status.lastFailureTime) : undefined;
     const input = {
       boundHost: vn.spec.physicalNode, desired: base.vc?.spec?.state ?? 'Stopped', deleting, storageReady,

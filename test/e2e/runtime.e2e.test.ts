@@ -92,6 +92,10 @@ describe('runtime end to end on the testbed', function () {
     const t = await h.store.get<OSTemplate>({ kind: 'OSTemplate', name: 'busybox' });
     await h.store.update<OSTemplate>({ ...t, spec: { ...t.spec!, revision: t.spec!.revision + 1 } });
     await waitFor('the snapshots reset', async () => /SnapshotsReset/.test((await h.vcctl(['events'])).stdout), 120_000, 1000);
+    await waitFor('the reset disks ready', async () => {
+      const c = (await h.store.get<VirtualCluster>(vcRef)).status?.conditions?.find((x) => x.type === 'StorageReady');
+      return c?.status === 'True' && c.reason === 'Provisioned';
+    }, 120_000, 500);
     const r = await h.vcctl(['resume', 'vc/duo', '--wait', '--timeout=5m']);
     assert.equal(r.code, 0, r.stderr);
     assert.match((await h.vcctl(['events'])).stdout, /SavedStateDiscarded/);

@@ -4,6 +4,7 @@
 import { DEFAULT_NAMESPACE, KINDS, resolveKind, type KindInfo } from '../api/kinds.js';
 import type { ObjectRef } from '../api/store/types.js';
 import { UsageError, type ParsedArgs } from './args.js';
+import { DNS1123_LABEL } from '../api/validation/metadata-schema.js';
 
 export function kindOrThrow(word: string): KindInfo {
   const k = resolveKind(word);
@@ -20,6 +21,19 @@ export function namespaceOf(args: ParsedArgs): string {
 
 export function refFor(kind: KindInfo, name: string, args: ParsedArgs): ObjectRef {
   return kind.namespaced ? { kind: kind.kind, name, namespace: namespaceOf(args) } : { kind: kind.kind, name };
+}
+
+const NAME = new RegExp(DNS1123_LABEL);
+
+/**
+ * The name in `NAME` or `KIND/NAME` (KIND in any of its words: `vn`, `virtualnode`, ...), for
+ * commands that act on one kind; undefined when the word names another kind or is not a name.
+ */
+export function nameOfKind(word: string, kind: string): string | undefined {
+  const slash = word.indexOf('/');
+  if (slash >= 0 && resolveKind(word.slice(0, slash))?.kind !== kind) return undefined;
+  const name = word.slice(slash + 1);
+  return NAME.test(name) ? name : undefined;
 }
 
 /** `physicalnode/blade1`: how objects are named in output. */

@@ -5,20 +5,21 @@ import type { PhysicalNode, VirtualNode } from '../../api/types.js';
 import { parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { withStore } from '../store.js';
+import { nameOfKind } from '../kinds-arg.js';
 
 const command: Command = {
   summary: "Print a VirtualNode's guest console",
   usage: 'Usage: vcctl logs vn/NAME [-n NS] [-f]\n\nPrints the console (ttyS0) of the VM; -f follows it until interrupted.',
   async run(argv, ctx) {
     const args = parseArgs(argv, { follow: { type: 'boolean', short: 'f' } });
-    const m = /^(?:(?:vn|virtualnode|virtualnodes)\/)?([a-z0-9]([-a-z0-9]*[a-z0-9])?)$/.exec(args.positionals[0] ?? '');
-    if (!m || args.positionals.length !== 1) throw new UsageError('name one VirtualNode: vcctl logs vn/NAME');
+    const name = nameOfKind(args.positionals[0] ?? '', 'VirtualNode');
+    if (!name || args.positionals.length !== 1) throw new UsageError('name one VirtualNode: vcctl logs vn/NAME');
     const namespace = args.namespace ?? 'default';
     return withStore(args, ctx, async (store) => {
-      const vn = await store.tryGet<VirtualNode>({ kind: 'VirtualNode', namespace, name: m[1]! });
-      if (!vn?.spec) throw new Error(`virtualnode "${m[1]}" not found in namespace "${namespace}"`);
+      const vn = await store.tryGet<VirtualNode>({ kind: 'VirtualNode', namespace, name });
+      if (!vn?.spec) throw new Error(`virtualnode "${name}" not found in namespace "${namespace}"`);
       const host = vn.status?.host ?? vn.spec.physicalNode;
-      if (!host) throw new Error(`virtualnode "${m[1]}" is not placed on any node yet; see "vcctl describe vn/${m[1]}"`);
+      if (!host) throw new Error(`virtualnode "${name}" is not placed on any node yet; see "vcctl describe vn/${name}"`);
       const pn = await store.get<PhysicalNode>({ kind: 'PhysicalNode', name: host });
       const [{ TransportCache }, { HypervisorDrivers, domainKey }] = await Promise.all([
         import('../../drivers/transport/transport-for.js'),

@@ -10,6 +10,7 @@ import { parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { parseDuration } from '../duration.js';
 import { withStore } from '../store.js';
+import { nameOfKind } from '../kinds-arg.js';
 import { waitForObject } from '../wait-for.js';
 import { MAX_BANDWIDTH_ANNOTATION } from '../../reconcilers/runtime/migration-controller.js';
 
@@ -40,9 +41,8 @@ const command: Command = {
     const target = args.str('to');
     const what = args.positionals[0];
     if (!what || args.positionals.length > 1 || !target) throw new UsageError('name one VirtualNode and the target: vcctl migrate vn/NAME --to NODE');
-    const m = /^(?:(?:vn|virtualnode|virtualnodes)\/)?([a-z0-9]([-a-z0-9]*[a-z0-9])?)$/.exec(what);
-    if (!m) throw new UsageError(`"${what}" is not a VirtualNode: use vn/NAME`);
-    const name = m[1]!;
+    const name = nameOfKind(what, 'VirtualNode');
+    if (!name) throw new UsageError(`"${what}" is not a VirtualNode: use vn/NAME`);
     const namespace = args.namespace ?? 'default';
     const timeoutMs = parseDuration(args.str('timeout') ?? '5m');
     const bw = args.str('max-bandwidth');

@@ -7,6 +7,7 @@ import { parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { parseDuration } from '../duration.js';
 import { withStore } from '../store.js';
+import { nameOfKind } from '../kinds-arg.js';
 import { waitForObject } from '../wait-for.js';
 
 export function vcStateCommand(state: VCState, verb: string, summary: string): Command {
@@ -16,9 +17,9 @@ export function vcStateCommand(state: VCState, verb: string, summary: string): C
     async run(argv, ctx) {
       const args = parseArgs(argv, { wait: { type: 'boolean' }, timeout: { type: 'string' } });
       const names = args.positionals.map((p) => {
-        const m = /^(?:(?:vc|virtualcluster|virtualclusters)\/)?([a-z0-9]([-a-z0-9]*[a-z0-9])?)$/.exec(p);
-        if (!m) throw new UsageError(`"${p}" is not a VirtualCluster: use vc/NAME`);
-        return m[1]!;
+        const name = nameOfKind(p, 'VirtualCluster');
+        if (!name) throw new UsageError(`"${p}" is not a VirtualCluster: use vc/NAME`);
+        return name;
       });
       if (names.length === 0) throw new UsageError(`name the cluster: vcctl ${verb} vc/NAME`);
       const namespace = args.namespace ?? 'default';

@@ -27,7 +27,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, rmdir, unlink, writeFile } from 'node:fs/promises';
 import * as net from 'node:net';
-import { cpus, totalmem } from 'node:os';
+import { cpus, totalmem, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { API_VERSION, type PhysicalNode } from '../../api/types.js';
@@ -325,12 +325,27 @@ function sshdConfig(s: TestbedState, node: TestbedNode): string {
   ].join('\n');
 }
 
+/**
+ * A node is its own host, so its root shell does not read this machine's start-up files: sshd runs
+ * every command through root's login shell, and bash then sources ~/.bashrc (Debian's bash does so
+ * for ssh sessions). On a development machine that file may be heavy (`pyenv init` here costs about
+ * 100 ms per command) while a cluster node's is not. In the node's mount namespace (`ip netns exec`
+ * makes one, slave to the host's, so nothing leaks back) each such file is covered with /dev/null.
+ * Arguments: the files, `--`, then the command to exec.
+ */
+const MASK_AND_EXEC = 'while [ "$1" != -- ]; do mount --bind /dev/null "$1" || exit 1; shift; done; shift; exec "$@"';
+
+function hostShellRcFiles(): string[] {
+  // the testbed runs as root and its nodes' sessions log in as root
+  return [join(userInfo().homedir, '.bashrc')].filter((f) => existsSync(f));
+}
+
 /** Starts the node's sshd inside its namespace and waits until it answers with its banner. */
 export async function startSshd(s: TestbedState, name: string): Promise<void> {
   const node = nodeNamed(s, name);
   if (node.sshdPid && pidAlive(node.sshdPid)) return;
-  // `ip netns exec` execs sshd in place (same PID): the recorded PID is the listener's.
-  const child = spawn('ip', ['netns', 'exec', node.netns, SSHD, '-D', '-f', node.sshdConfig, '-E', node.sshdLog], {
+  // `ip netns exec` and the mask script exec sshd in place (same PID): the recorded PID is the listener's.
+  const child = spawn('ip', ['netns', 'exec', node.netns, 'sh', '-c', MASK_AND_EXEC, 'sh', ...hostShellRcFiles(), '--', SSHD, '-D', '-f', node.sshdConfig, '-E', node.sshdLog], {
     detached: true,
     stdio: 'ignore',
   });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, unlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { PhysicalNode } from '../../api/types.js';
@@ -103,6 +103,19 @@ describe('hack/testbed', function () {
         assert.notEqual(out.code, 0);
         assert.match(out.stderr, /unreachable/i);
       }
+    });
+
+    it("a node's root shell reads none of this machine's ~/.bashrc, which stays as it is here", async () => {
+      const rc = join(userInfo().homedir, '.bashrc');
+      const before = existsSync(rc) ? await readFile(rc) : undefined;
+      for (const i of [0, 1, 2]) {
+        // the remote command runs through root's login shell, as every driver command does
+        const seen = await ssh(i).exec(['sh', '-c', 'test -e "$1" && wc -c < "$1" || echo absent', 'sh', rc]);
+        assert.equal(seen.stdout.trim(), before === undefined ? 'absent' : '0');
+      }
+      if (before !== undefined) assert.deepEqual(await readFile(rc), before, 'the host keeps its own file');
+      const mounts = await readFile('/proc/self/mountinfo', 'utf8');
+      assert.ok(!mounts.split('\n').some((l) => l.split(' ')[4] === rc), 'no mount over it leaks into this namespace');
     });
 
     it('nodes reach each other over TCP (as live migration does) and share the SAN directory', async () => {

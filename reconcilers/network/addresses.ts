@@ -4,6 +4,7 @@
 // 10.10.1.0/24. Stable across suspend, resume, remap and migration because it depends only on
 // the subnet and the index. Pure.
 
+import type { VirtualCluster, VirtualNode } from '../../api/types.js';
 import { nthAddress, parseSubnet, size } from './cidr.js';
 
 /** Hosts usable for nodes: all host addresses minus the gateway (and network/broadcast). */
@@ -26,4 +27,26 @@ export function nodeAddress(cidr: string, index: number): string {
 
 export function clusterAddresses(cidr: string, nodes: number): string[] {
   return Array.from({ length: nodes }, (_, i) => nodeAddress(cidr, i));
+}
+
+/** A VC's subnet: the one its spec asks for, else the one the subnet controller gave it. */
+export function subnetOf(vc: VirtualCluster): string | undefined {
+  return vc.spec?.network?.subnet ?? vc.status?.subnet;
+}
+
+/**
+ * A VM's address in its VC's subnet (the one runtime gives the guest and network routes to), or
+ * undefined while the VC has no subnet yet, or when the subnet is malformed or has no room for
+ * the VM's index: the subnet controller reports those on the VC, so callers just skip the VM.
+ */
+export function vmAddress(
+  vc: VirtualCluster | undefined, vn: VirtualNode,
+): { ip: string; subnet: string } | undefined {
+  const subnet = vc && subnetOf(vc);
+  if (!subnet || !vn.spec) return undefined;
+  try {
+    return { ip: nodeAddress(subnet, vn.spec.index), subnet };
+  } catch {
+    return undefined;
+  }
 }

@@ -16,7 +16,7 @@ import { TerminalError, type CacheReader, type ControllerSpec, type ReconcileCon
 import type { Transport } from '../../drivers/transport/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { planHostNetwork, type VmNetwork } from './host-plan.js';
-import { gatewayAddress, nodeAddress } from './addresses.js';
+import { gatewayAddress, subnetOf, vmAddress } from './addresses.js';
 import { allocateSubnet, formatCidr, parseCidr, parseIp, contains, overlaps, type Cidr } from './cidr.js';
 
 export const DEFAULT_SUBNET_POOL = '10.200.0.0/16';
@@ -45,10 +45,6 @@ export class AppliedNetworks {
   }
 }
 
-export function subnetOf(vc: VirtualCluster): string | undefined {
-  return vc.spec?.network?.subnet ?? vc.status?.subnet;
-}
-
 /** Every VM's network as seen in the cache: bound or running VMs of VCs that have a subnet. */
 export function observedVmNetworks(cache: CacheReader): VmNetwork[] {
   const vcs = new Map(cache.list<VirtualCluster>('VirtualCluster').map((vc) => [`${vc.metadata.namespace}/${vc.metadata.name}`, vc]));
@@ -61,16 +57,10 @@ export function observedVmNetworks(cache: CacheReader): VmNetwork[] {
   for (const vn of cache.list<VirtualNode>('VirtualNode')) {
     if (!vn.spec) continue;
     const cluster = `${vn.metadata.namespace}/${vn.spec.cluster}`;
-    const vc = vcs.get(cluster);
-    const subnet = vc && subnetOf(vc);
+    const addr = vmAddress(vcs.get(cluster), vn);
     const host = vn.status?.host ?? vn.spec.physicalNode;
-    if (!subnet || !host) continue;
-    let ip: string;
-    try {
-      ip = nodeAddress(subnet, vn.spec.index);
-    } catch {
-      continue; // the subnet controller reports a subnet too small for the VC
-    }
+    if (!addr || !host) continue;
+    const { ip, subnet } = addr;
     const key = `${vn.metadata.namespace}.${vn.metadata.name}`;
     const inc = incoming.get(key);
     out.push({ key, cluster, ip, subnet, gateway: gatewayAddress(subnet), host, incomingHost: inc !== host ? inc : undefined });

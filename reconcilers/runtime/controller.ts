@@ -18,8 +18,7 @@ import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { execOk } from '../../drivers/transport/types.js';
 import { posix } from 'node:path';
 import { macAddress, tapName } from '../network/host-plan.js';
-import { nodeAddress } from '../network/addresses.js';
-import { subnetOf } from '../network/controller.js';
+import { vmAddress } from '../network/addresses.js';
 import { FORMAT_ANNOTATION } from '../storage/plan.js';
 import { domainKey, HypervisorDrivers, savedStatePath, type TransportSource } from './hosts.js';
 export { domainKey } from './hosts.js';
@@ -119,19 +118,12 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     const bound = vn.spec?.physicalNode ? ctx.cache.get<PhysicalNode>(ref('PhysicalNode', vn.spec.physicalNode)) : undefined;
     const vol = (name: string) => ctx.cache.get<Volume>(ref('Volume', name, ns));
     const sharedWanted = !!vc?.spec?.sharedStorage && vc.spec.sharedStorage.filesystem !== 'none';
-    const subnet = vc ? subnetOf(vc) : undefined;
-    let ip: string | undefined;
-    try {
-      ip = subnet ? nodeAddress(subnet, vn.spec!.index) : undefined;
-    } catch {
-      ip = undefined;
-    }
     return {
       vn, vc, bound,
       volumes: { disk: vol(`${vn.metadata.name}-disk`), swap: vol(`${vn.metadata.name}-swap`), config: vol(`${vn.metadata.name}-config`), shared: sharedWanted ? vol(`${vn.spec!.cluster}-shared`) : undefined },
       sharedWanted,
       template: vc?.spec ? ctx.cache.get<OSTemplate>(ref('OSTemplate', vc.spec.template)) : undefined,
-      ip,
+      ip: vmAddress(vc, vn)?.ip,
     };
   }
 

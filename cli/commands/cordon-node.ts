@@ -4,7 +4,15 @@ import { ConflictError, type Store } from '../../api/store/types.js';
 import type { PhysicalNode } from '../../api/types.js';
 import { parseArgs, UsageError } from '../args.js';
 import type { Command, CommandContext } from '../command.js';
+import { nameOfKind } from '../kinds-arg.js';
 import { withStore } from '../store.js';
+
+/** The PhysicalNode named by `NODE` or `pn/NODE` (drain, cordon, uncordon). */
+export function physicalNodeName(word: string): string {
+  const name = nameOfKind(word, 'PhysicalNode');
+  if (!name) throw new UsageError(`"${word}" is not a PhysicalNode: use NODE or pn/NODE`);
+  return name;
+}
 
 /** Sets spec.unschedulable; returns whether it changed. */
 export async function setUnschedulable(store: Store, name: string, value: boolean): Promise<boolean> {
@@ -31,8 +39,8 @@ export function cordonCommand(value: boolean): Command {
       : 'VirtualClusters waiting for room are placed again.'}`,
     async run(argv: string[], ctx: CommandContext) {
       const args = parseArgs(argv, {});
-      const names = args.positionals.map((n) => n.replace(/^(pn|physicalnode|physicalnodes)\//, ''));
-      if (names.length === 0) throw new UsageError(`name the node: vcctl ${verb} NODE`);
+      if (args.positionals.length === 0) throw new UsageError(`name the node: vcctl ${verb} NODE`);
+      const names = args.positionals.map(physicalNodeName);
       return withStore(args, ctx, async (store) => {
         for (const n of names) {
           const changed = await setUnschedulable(store, n, value);

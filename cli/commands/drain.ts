@@ -10,7 +10,7 @@ import { addUsage, ZERO } from '../../reconcilers/placement/plan-binding.js';
 import { parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { withStore } from '../store.js';
-import { setUnschedulable } from './cordon-node.js';
+import { physicalNodeName, setUnschedulable } from './cordon-node.js';
 
 const USAGE = `Usage: vcctl drain NODE [--dry-run]
 
@@ -57,7 +57,7 @@ const command: Command = {
   async run(argv, ctx) {
     const args = parseArgs(argv, { 'dry-run': { type: 'boolean' } });
     if (args.positionals.length !== 1) throw new UsageError('name one node: vcctl drain NODE');
-    const node = args.positionals[0]!.replace(/^(pn|physicalnode|physicalnodes)\//, '');
+    const node = physicalNodeName(args.positionals[0]!);
     const dryRun = args.bool('dry-run');
     return withStore(args, ctx, async (store) => {
       if (!(await store.tryGet({ kind: 'PhysicalNode', name: node }))) {

@@ -140,6 +140,14 @@ for (const backend of ['sqlite', 'etcd'] as const) describe(`vcctl plan, cordon,
     const missing = await vcctl(url, ['cordon', 'nosuch']);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /physicalnode "nosuch" not found/);
+    // Another kind, or not a name: a usage error that says what to write, and nothing changes.
+    for (const [verb, word] of [['cordon', 'vc/blade1'], ['uncordon', 'virtualnode/blade1'], ['drain', 'vc/blade1'], ['cordon', 'pn/Blade1']]) {
+      const wrong = await vcctl(url, [verb!, word!]);
+      assert.equal(wrong.code, 2, `${verb} ${word}`);
+      assert.match(wrong.stderr, new RegExp(`"${word}" is not a PhysicalNode: use NODE or pn/NODE`));
+    }
+    assert.equal((await store.get<PhysicalNode>({ kind: 'PhysicalNode', name: 'blade1' })).spec!.unschedulable, false);
+    assert.equal((await vcctl(url, ['cordon', 'physicalnodes/blade1'])).stdout, 'physicalnode/blade1 cordoned\n');
   });
 
   it('drain cordons, re-places each VM with its VC\'s strategy and creates the Migrations, reserving their room', async () => {

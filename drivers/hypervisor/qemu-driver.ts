@@ -63,8 +63,10 @@ interface ProcEntry {
   spec?: DomainSpec;
 }
 
-// Fixed scripts; data only as positional parameters.
-const ALIVE_FN = `alive() { [ -r "/proc/$1/stat" ] && [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" != Z ]; }`;
+// Fixed scripts; data only as positional parameters. They use shell builtins where they can: a
+// fork costs a few ms on a loaded node, and some of these run while a guest is paused.
+/** alive PID: the process exists and is not a zombie (its state field, after the last ") ", is not Z). */
+const ALIVE_FN = `alive() { st=; read -r st 2>/dev/null < "/proc/$1/stat" || return 1; st=\${st##*) }; [ "\${st%% *}" != Z ]; }`;
 
 /** Per domain directory: D name, S spec JSON (one line), and for a live pid P pid + A argv lines. */
 const LIST_SCRIPT = `${ALIVE_FN}
@@ -87,7 +89,7 @@ done`;
  * execs the QEMU argv. One round trip, which matters over SSH.
  */
 const START_SCRIPT = `${ALIVE_FN}
-pid=$(tr -dc 0-9 < "$3" 2>/dev/null)
+pid=; read -r pid 2>/dev/null < "$3"; case $pid in *[!0-9]*) pid= ;; esac
 if [ -n "$pid" ] && alive "$pid" && tr '\\0' '\\n' < "/proc/$pid/cmdline" | grep -qxF -e "$7"; then echo "$pid"; exit 17; fi
 mkdir -p "$1" "$2" && rm -f "$3" "$4" "$5" && cat > "$6.tmp" && mv -f "$6.tmp" "$6" || exit 18
 if [ "$8" = "$1/console.log" ]; then rm -f "$1/console.log.link"; else ln -sfn "$8" "$1/console.log.link"; fi
@@ -107,16 +109,21 @@ i=0; while alive "$1" && [ $i -lt "$2" ]; do sleep 0.1; i=$((i + 1)); done
 ! alive "$1"`;
 
 /**
- * Waits up to $2 steps of 20 ms for pid $1 (0: none) to end by itself, then SIGTERM, 3 s, SIGKILL;
- * once it is gone removes the paths $3...
+ * Waits up to $2 steps of 10 ms for pid $1 (0: none) to end by itself, then SIGTERM, 3 s, SIGKILL;
+ * once it is gone removes the paths $3... With $1 = "-" it first reads `retire PID` from stdin
+ * and does nothing (exit 0) on any other line or on end of input: a migration starts it armed,
+ * off its critical path, and releases it once the target runs.
  */
 const RETIRE_SCRIPT = `${ALIVE_FN}
-i=0; while alive "$1" && [ $i -lt "$2" ]; do sleep 0.02; i=$((i + 1)); done
-alive "$1" && kill -TERM "$1" 2>/dev/null
-i=0; while alive "$1" && [ $i -lt 150 ]; do sleep 0.02; i=$((i + 1)); done
-alive "$1" && kill -KILL "$1" 2>/dev/null
-i=0; while alive "$1" && [ $i -lt 250 ]; do sleep 0.02; i=$((i + 1)); done
-alive "$1" && exit 1
+pid=$1
+if [ "$pid" = - ]; then read -r verdict pid || exit 0; [ "$verdict" = retire ] || exit 0; fi
+case $pid in ''|*[!0-9]*) exit 2 ;; esac
+i=0; while alive "$pid" && [ $i -lt "$2" ]; do sleep 0.01; i=$((i + 1)); done
+alive "$pid" && kill -TERM "$pid" 2>/dev/null
+i=0; while alive "$pid" && [ $i -lt 300 ]; do sleep 0.01; i=$((i + 1)); done
+alive "$pid" && kill -KILL "$pid" 2>/dev/null
+i=0; while alive "$pid" && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
+alive "$pid" && exit 1
 shift 2
 rm -rf -- "$@"`;
 
@@ -330,10 +337,41 @@ export class QemuDriver implements HypervisorDriver {
   private async retire(name: string, pid: number, waitMs = 10_000): Promise<void> {
     this.specCache.delete(name);
     const p = this.paths(name);
-    const r = await this.transport.exec(['sh', '-c', RETIRE_SCRIPT, 'sh', String(pid), String(Math.ceil(waitMs / 20)), p.dir, p.opsSocket, p.ctlSocket, p.stateLink], {
+    const r = await this.transport.exec(['sh', '-c', RETIRE_SCRIPT, 'sh', String(pid), ...this.retireArgs(name, waitMs)], {
       timeoutMs: 30_000,
     });
     if (r.code !== 0) throw new HypervisorError(`${this.node}: QEMU ${pid} of ${name} did not end: ${r.stderr.trim()}`);
+  }
+
+  private retireArgs(name: string, waitMs: number): string[] {
+    const p = this.paths(name);
+    return [String(Math.ceil(waitMs / 10)), p.dir, p.opsSocket, p.ctlSocket, p.stateLink];
+  }
+
+  /**
+   * Starts RETIRE_SCRIPT armed (see there) on this node, so that a migration's clean-up costs no
+   * command start once the target runs. `release(pid)` retires the domain and resolves when its
+   * process is gone and its files removed; `disarm()` lets the script end without touching anything.
+   */
+  private armRetire(name: string): { release(pid: number): Promise<void>; disarm(): Promise<void> } {
+    const proc = this.transport.spawn(['sh', '-c', RETIRE_SCRIPT, 'sh', '-', ...this.retireArgs(name, 10_000)], { timeoutMs: 0 });
+    proc.stdout.resume();
+    proc.stderr.resume();
+    const done = proc.done.catch((err: unknown) => ({ code: -1, stdout: '', stderr: (err as Error).message }));
+    return {
+      release: async (pid) => {
+        this.specCache.delete(name);
+        proc.stdin.end(`retire ${pid}\n`);
+        const r = await done;
+        // The armed script could not run (a lost connection): retire the ordinary way.
+        if (r.code === -1) return this.retire(name, pid);
+        if (r.code !== 0) throw new HypervisorError(`${this.node}: QEMU ${pid} of ${name} did not end: ${r.stderr.trim()}`);
+      },
+      disarm: async () => {
+        proc.stdin.end();
+        await done;
+      },
+    };
   }
 
   async destroy(name: string): Promise<void> {
@@ -402,6 +440,7 @@ export class QemuDriver implements HypervisorDriver {
       await this.withQmp(name, 'ops', async (q) => {
         wasRunning = (await q.execute<{ running: boolean }>('query-status')).running;
         await q.execute('stop');
+        await this.enableMigrationEvents(q);
         await q.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3 });
         await q.execute('migrate', { uri: `exec:cat > ${p.stateLink}` });
         const fin = await this.pollMigration(q, 600_000);
@@ -438,6 +477,7 @@ export class QemuDriver implements HypervisorDriver {
         if (cur) return cur;
       }
       await this.withQmp(spec.name, 'ops', async (q) => {
+        await this.enableMigrationEvents(q);
         await q.execute('migrate-incoming', { uri: `exec:cat ${p.stateLink}` });
         await this.waitIncomingDone(q, spec.name, 600_000);
         const st = await q.execute<{ running: boolean }>('query-status');
@@ -453,16 +493,45 @@ export class QemuDriver implements HypervisorDriver {
     return info;
   }
 
+  /**
+   * Polls query-migrate until the migration ends (or `timeoutMs`: status 'timeout'). Each MIGRATION
+   * event (the `events` capability, see enableMigrationEvents) wakes the loop at once, so the end is
+   * seen when QEMU announces it; the poll itself is what reports progress.
+   */
   private async pollMigration(q: QmpClient, timeoutMs: number, onPoll?: (m: QueryMigrate) => void): Promise<QueryMigrate> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const m = await q.execute<QueryMigrate>('query-migrate');
+      let m = await q.execute<QueryMigrate>('query-migrate');
+      // QEMU announces `completed` a moment before it has computed the totals (0 until then): wait for them.
+      for (let i = 0; m.status === 'completed' && !m['total-time'] && i < 100; i++) {
+        await sleep(2);
+        m = await q.execute<QueryMigrate>('query-migrate');
+      }
       onPoll?.(m);
       if (m.status && !MIGRATION_ACTIVE.has(m.status) && m.status !== 'none') return m;
       if (Date.now() > deadline) return { ...m, status: 'timeout' };
-      // Completion is what the caller waits for: poll tightly (QMP on a local socket is cheap).
-      await sleep(10);
+      await this.untilEvent(q, ['MIGRATION'], 50);
     }
+  }
+
+  /** Resolves on the next event named in `names`, or after `ms` whichever comes first. */
+  private untilEvent(q: QmpClient, names: readonly string[], ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        off();
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      const off = q.onEvent((e) => {
+        if (names.includes(e.event)) done();
+      });
+    });
+  }
+
+  /** Makes QEMU announce each migration state change as a MIGRATION event (before migrate / migrate-incoming). */
+  private async enableMigrationEvents(q: QmpClient): Promise<void> {
+    await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
   }
 
   /** Waits until an incoming migration has finished loading (the VM left `inmigrate`). */
@@ -472,7 +541,8 @@ export class QemuDriver implements HypervisorDriver {
       const st = await q.execute<{ status: string }>('query-status');
       if (st.status !== 'inmigrate') return;
       if (Date.now() > deadline) throw new HypervisorError(`${this.node}: incoming state of ${name} not loaded within ${timeoutMs} ms`);
-      await sleep(10);
+      // RESUME: the target runs; MIGRATION: its incoming side changed state (loaded or failed).
+      await this.untilEvent(q, ['RESUME', 'MIGRATION', 'STOP'], 50);
     }
   }
 
@@ -493,6 +563,7 @@ export class QemuDriver implements HypervisorDriver {
     try {
       q = await QmpClient.connect(await this.transport.connect({ unixSocket: this.paths(name).opsSocket }), { label: `${this.node}/${name}` });
       const host = this.migrationAddress.includes(':') ? `[${this.migrationAddress}]` : this.migrationAddress;
+      await this.enableMigrationEvents(q);
       await q.execute('migrate-incoming', { uri: `tcp:${host}:0` });
       const m = await q.execute<QueryMigrate>('query-migrate');
       const sa = m['socket-address']?.find((a) => a.type === 'inet');
@@ -530,6 +601,8 @@ export class QemuDriver implements HypervisorDriver {
     }
     if (this.outgoing.has(name)) throw new HypervisorError(`${this.node}: ${name} is already migrating`);
     this.outgoing.add(name);
+    // The source's clean-up script starts now, while the target starts; it acts only when released.
+    const cleanup = this.armRetire(name);
     let e: ProcEntry | undefined;
     let incoming: IncomingMigration;
     try {
@@ -551,16 +624,21 @@ export class QemuDriver implements HypervisorDriver {
       }
     } catch (err) {
       this.outgoing.delete(name);
+      await cleanup.disarm();
       throw err;
     }
     const pid = e.pid;
+    let tMigrate = Date.now();
+    let tCompleted = 0;
     let fin: QueryMigrate;
     try {
       fin = await this.withQmp(name, 'ops', async (q) => {
+        await this.enableMigrationEvents(q);
         await q.execute('migrate-set-parameters', {
           'downtime-limit': opts.downtimeLimitMs ?? 300,
           'max-bandwidth': opts.maxBandwidthBytesPerSec ?? 10 * 1024 ** 3,
         });
+        tMigrate = Date.now();
         await q.execute('migrate', { uri: incoming.uri });
         const m = await this.pollMigration(q, opts.timeoutMs ?? 120_000, (p) =>
           opts.onProgress?.({
@@ -575,6 +653,7 @@ export class QemuDriver implements HypervisorDriver {
           await this.pollMigration(q, 30_000);
         }
         if (m.status === 'completed') {
+          tCompleted = Date.now();
           // The target runs once it has loaded the state; meanwhile the source quits on this
           // connection, which QEMU closes after releasing its disks.
           await Promise.all([
@@ -594,6 +673,7 @@ export class QemuDriver implements HypervisorDriver {
       this.outgoing.delete(name);
     }
     if (fin.status !== 'completed') {
+      await cleanup.disarm();
       this.specCache.delete(name); // in case it was stale: the next attempt reads the spec file
       await incoming.abort().catch(() => undefined);
       await this.ensureRunning(name).catch(() => undefined);
@@ -601,12 +681,15 @@ export class QemuDriver implements HypervisorDriver {
       const msg = `migrating ${name} from ${this.node} to ${target.node} ${why}${fin['error-desc'] ? `: ${fin['error-desc']}` : ''}; it keeps running on ${this.node}`;
       throw fin.status === 'cancelled' ? new MigrationCancelledError(msg) : new MigrationFailedError(msg);
     }
-    await this.retire(name, pid);
+    const tSwitched = Date.now();
+    await cleanup.release(pid);
+    const tEnd = Date.now();
     return {
       downtimeMs: fin.downtime ?? 0,
       totalMs: fin['total-time'] ?? 0,
-      endToEndMs: Date.now() - t0,
+      endToEndMs: tEnd - t0,
       transferredBytes: fin.ram?.transferred ?? 0,
+      phasesMs: { prepare: tMigrate - t0, transfer: tCompleted - tMigrate, switchover: tSwitched - tCompleted, cleanup: tEnd - tSwitched },
     };
   }
 

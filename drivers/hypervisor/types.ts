@@ -116,6 +116,20 @@ export interface MigrationResult {
   /** Our end to end time: from the call until the domain runs only on the target, ms. */
   endToEndMs: number;
   transferredBytes: number;
+  /** Where the end to end time went, ms (drivers that can tell; their sum is endToEndMs). */
+  phasesMs?: MigrationPhases;
+}
+
+/** The stages of one live migration as the driver lived them, each in ms. */
+export interface MigrationPhases {
+  /** From the call until the source was told to migrate: the target started and listening. */
+  prepare: number;
+  /** Until the source reported completion (the hypervisor's own total time lies within this). */
+  transfer: number;
+  /** Until the target ran the domain and the source had quit. */
+  switchover: number;
+  /** Until the source's process was gone and its files removed. */
+  cleanup: number;
 }
 
 export interface SuspendResult {

@@ -150,7 +150,9 @@ async function main(): Promise<void> {
       for (let i = 0; i < migrations; i++) {
         const r = await from.migrate(sp.name, to, { downtimeLimitMs: 300 });
         rows.push({ down: r.downtimeMs, total: r.totalMs, e2e: r.endToEndMs });
-        console.log(`  migration ${i + 1} ${from.node} -> ${to.node}: ${(r.transferredBytes / 2 ** 20).toFixed(0)} MiB, QEMU downtime ${r.downtimeMs} ms, QEMU total ${r.totalMs} ms, ours end-to-end ${r.endToEndMs} ms (+${r.endToEndMs - r.totalMs} ms: target start, cleanup), ratio ${(r.endToEndMs / r.totalMs).toFixed(2)}`);
+        const ph = r.phasesMs;
+        const where = ph ? `prepare ${ph.prepare}, transfer ${ph.transfer}, switchover ${ph.switchover}, cleanup ${ph.cleanup}` : 'no phases';
+        console.log(`  migration ${i + 1} ${from.node} -> ${to.node}: ${(r.transferredBytes / 2 ** 20).toFixed(0)} MiB, QEMU downtime ${r.downtimeMs} ms, QEMU total ${r.totalMs} ms, ours end-to-end ${r.endToEndMs} ms (${where}), ratio ${(r.endToEndMs / r.totalMs).toFixed(2)}`);
         [from, to] = [to, from];
       }
       const ratio = median(rows.map((r) => r.e2e / r.total));

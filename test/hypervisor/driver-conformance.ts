@@ -45,6 +45,12 @@ export function describeHypervisorConformance(title: string, setup: () => Promis
     const name = 'test.conf-0';
     const pids: Array<[QemuDriver, number]> = [];
 
+    /** Processes on the node, other than QEMU itself, that work on the domain's run directory (e.g. a migration's armed clean-up). */
+    const helpersLeft = async (d: QemuDriver): Promise<string[]> => {
+      const r = await d.transport.exec(['pgrep', '-a', '-f', '--', d.paths(name).dir]);
+      return r.stdout.split('\n').filter((l) => l.trim() && !/qemu-system/.test(l));
+    };
+
     const remember = async (d: QemuDriver): Promise<number> => {
       const info = await d.get(name);
       assert.ok(info?.pid, `${d.node}: ${name} has a process`);
@@ -117,6 +123,7 @@ export function describeHypervisorConformance(title: string, setup: () => Promis
       assert.equal(await pair.alive(pair.b, targetPid), false, 'no target process left');
       assert.equal((await pair.a.get(name))?.state, 'running');
       assert.equal(await pair.a.cancelMigration(name), false, 'nothing to cancel any more');
+      assert.deepEqual(await helpersLeft(pair.a), [], 'no helper process left on the source');
       await waitTickAbove(pair.a, name, before);
     });
 
@@ -140,6 +147,7 @@ export function describeHypervisorConformance(title: string, setup: () => Promis
       assert.equal(await pair.alive(pair.b, targetPid), false);
       assert.equal(await pair.b.get(name), undefined, 'no files left on the target');
       assert.equal((await pair.a.get(name))?.state, 'running');
+      assert.deepEqual(await helpersLeft(pair.a), [], 'no helper process left on the source');
       const t = lastTick((await pair.a.readConsole(name)).text);
       await waitTickAbove(pair.a, name, t);
     });
@@ -152,6 +160,10 @@ export function describeHypervisorConformance(title: string, setup: () => Promis
       assert.ok(r.endToEndMs >= r.totalMs, 'our end to end time includes QEMU total time');
       assert.deepEqual(await pair.a.list(), [], 'nothing left on the source');
       assert.equal(await pair.alive(pair.a, oldPid), false, 'source process ended');
+      assert.deepEqual(await helpersLeft(pair.a), [], 'no helper process left on the source');
+      const ph = r.phasesMs!;
+      assert.equal(ph.prepare + ph.transfer + ph.switchover + ph.cleanup, r.endToEndMs, JSON.stringify(r));
+      assert.ok(ph.transfer >= r.totalMs, `QEMU's total lies within our transfer phase: ${JSON.stringify(r)}`);
       assert.equal((await pair.b.get(name))?.state, 'running');
       await remember(pair.b);
       const after = await waitTickAbove(pair.b, name, before);

@@ -139,6 +139,42 @@ interface QueryMigrate {
   'socket-address'?: Array<{ type: string; host?: string; port?: string }>;
 }
 
+/**
+ * Remembers whether one of `names` was announced since the last wait(), so a poll loop that
+ * registers it before its first query cannot miss an event that arrives with (or just after) a
+ * query's reply: wait(ms) returns at once if one came meanwhile, else on the next one or after ms.
+ */
+class EventLatch implements Disposable {
+  private fired = false;
+  private wake?: () => void;
+  private readonly off: () => void;
+
+  constructor(q: QmpClient, names: readonly string[]) {
+    this.off = q.onEvent((e) => {
+      if (!names.includes(e.event)) return;
+      this.fired = true;
+      this.wake?.();
+    });
+  }
+
+  wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        this.wake = undefined;
+        this.fired = false;
+        resolve();
+      };
+      const t = setTimeout(done, this.fired ? 0 : ms);
+      this.wake = done;
+    });
+  }
+
+  [Symbol.dispose](): void {
+    this.off();
+  }
+}
+
 export class QemuDriver implements HypervisorDriver {
   readonly kind = 'qemu' as const;
   readonly transport: Transport;
@@ -500,6 +536,7 @@ export class QemuDriver implements HypervisorDriver {
    */
   private async pollMigration(q: QmpClient, timeoutMs: number, onPoll?: (m: QueryMigrate) => void): Promise<QueryMigrate> {
     const deadline = Date.now() + timeoutMs;
+    using changed = new EventLatch(q, ['MIGRATION']);
     for (;;) {
       let m = await q.execute<QueryMigrate>('query-migrate');
       // QEMU announces `completed` a moment before it has computed the totals (0 until then): wait for them.
@@ -510,23 +547,8 @@ export class QemuDriver implements HypervisorDriver {
       onPoll?.(m);
       if (m.status && !MIGRATION_ACTIVE.has(m.status) && m.status !== 'none') return m;
       if (Date.now() > deadline) return { ...m, status: 'timeout' };
-      await this.untilEvent(q, ['MIGRATION'], 50);
+      await changed.wait(50);
     }
-  }
-
-  /** Resolves on the next event named in `names`, or after `ms` whichever comes first. */
-  private untilEvent(q: QmpClient, names: readonly string[], ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(t);
-        off();
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      const off = q.onEvent((e) => {
-        if (names.includes(e.event)) done();
-      });
-    });
   }
 
   /** Makes QEMU announce each migration state change as a MIGRATION event (before migrate / migrate-incoming). */
@@ -537,12 +559,13 @@ export class QemuDriver implements HypervisorDriver {
   /** Waits until an incoming migration has finished loading (the VM left `inmigrate`). */
   private async waitIncomingDone(q: QmpClient, name: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    // RESUME: the target runs; MIGRATION: its incoming side changed state (loaded or failed).
+    using changed = new EventLatch(q, ['RESUME', 'MIGRATION', 'STOP']);
     for (;;) {
       const st = await q.execute<{ status: string }>('query-status');
       if (st.status !== 'inmigrate') return;
       if (Date.now() > deadline) throw new HypervisorError(`${this.node}: incoming state of ${name} not loaded within ${timeoutMs} ms`);
-      // RESUME: the target runs; MIGRATION: its incoming side changed state (loaded or failed).
-      await this.untilEvent(q, ['RESUME', 'MIGRATION', 'STOP'], 50);
+      await changed.wait(50);
     }
   }
 

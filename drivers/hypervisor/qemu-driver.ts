@@ -391,12 +391,15 @@ export class QemuDriver implements HypervisorDriver {
    */
   private armRetire(name: string): { release(pid: number): Promise<void>; disarm(): Promise<void> } {
     const proc = this.transport.spawn(['sh', '-c', RETIRE_SCRIPT, 'sh', '-', ...this.retireArgs(name, 10_000)], { timeoutMs: 0 });
+    let told = false;
     proc.stdout.resume();
     proc.stderr.resume();
     const done = proc.done.catch((err: unknown) => ({ code: -1, stdout: '', stderr: (err as Error).message }));
     return {
       release: async (pid) => {
         this.specCache.delete(name);
+        if (told) throw new HypervisorError(`${this.node}: the clean-up of ${name} was already told what to do`);
+        told = true;
         proc.stdin.end(`retire ${pid}\n`);
         const r = await done;
         // The armed script could not run (a lost connection): retire the ordinary way.
@@ -404,7 +407,8 @@ export class QemuDriver implements HypervisorDriver {
         if (r.code !== 0) throw new HypervisorError(`${this.node}: QEMU ${pid} of ${name} did not end: ${r.stderr.trim()}`);
       },
       disarm: async () => {
-        proc.stdin.end();
+        if (!told) proc.stdin.end();
+        told = true;
         await done;
       },
     };
@@ -653,6 +657,8 @@ export class QemuDriver implements HypervisorDriver {
     const pid = e.pid;
     let tMigrate = Date.now();
     let tCompleted = 0;
+    let tSwitched = 0;
+    let retired: Promise<void> | undefined;
     let fin: QueryMigrate;
     try {
       fin = await this.withQmp(name, 'ops', async (q) => {
@@ -677,16 +683,16 @@ export class QemuDriver implements HypervisorDriver {
         }
         if (m.status === 'completed') {
           tCompleted = Date.now();
-          // The target runs once it has loaded the state; meanwhile the source quits on this
-          // connection, which QEMU closes after releasing its disks.
-          await Promise.all([
-            incoming.finish(),
-            (async () => {
-              const closed = q.closedPromise();
-              await q.execute('quit').catch(() => undefined);
-              await Promise.race([closed, sleep(10_000)]);
-            })(),
-          ]);
+          // The target runs once it has loaded the state; meanwhile the source (its disks already
+          // released by QEMU at completion) quits, and the armed clean-up waits for its process
+          // to end and removes its files.
+          retired = (async () => {
+            await q.execute('quit').catch(() => undefined);
+            await cleanup.release(pid);
+          })();
+          retired.catch(() => undefined);
+          await incoming.finish();
+          tSwitched = Date.now();
         }
         return m;
       }, 10_000);
@@ -704,8 +710,7 @@ export class QemuDriver implements HypervisorDriver {
       const msg = `migrating ${name} from ${this.node} to ${target.node} ${why}${fin['error-desc'] ? `: ${fin['error-desc']}` : ''}; it keeps running on ${this.node}`;
       throw fin.status === 'cancelled' ? new MigrationCancelledError(msg) : new MigrationFailedError(msg);
     }
-    const tSwitched = Date.now();
-    await cleanup.release(pid);
+    await retired;
     const tEnd = Date.now();
     return {
       downtimeMs: fin.downtime ?? 0,

@@ -126,9 +126,9 @@ export interface MigrationPhases {
   prepare: number;
   /** Until the source reported completion (the hypervisor's own total time lies within this). */
   transfer: number;
-  /** Until the target ran the domain and the source had quit. */
+  /** Until the target ran the domain (the source quits and is cleaned up meanwhile). */
   switchover: number;
-  /** Until the source's process was gone and its files removed. */
+  /** Then until the source's process was gone and its files removed (0 when that was done first). */
   cleanup: number;
 }
 

@@ -34,7 +34,7 @@ export type ControllerFactory = (env: ControllerEnv) => ControllerSpec | Control
 export const CONTROLLER_FACTORIES: ControllerFactory[] = [
   (env) => garbageCollectorSpecs(env.cache),
   () => virtualClusterController(),
-  () => placementControllers(),
+  (env) => placementControllers(env.cache),
   (env) => networkControllers(env.cache, { transports: env.transports }),
   (env) => storageController({ transports: env.transports, driverOptions: env.storageDrivers }),
   (env) => runtimeControllers(env.cache, { transports: env.transports, orphanGraceMs: env.orphanGraceMs }),

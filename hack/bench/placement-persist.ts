@@ -35,7 +35,10 @@ function vnObject(c: ClusterRequest, i: number): VirtualNode {
 
 const SETUP_CHUNK = 1000;
 
-export async function persistBench(nodeCount: number, vmCount: number): Promise<void> {
+/** `then` runs on the store as the bindings left it (every VM bound), before etcd stops. */
+export async function persistBench(
+  nodeCount: number, vmCount: number, then?: (store: EtcdStore) => Promise<void>,
+): Promise<void> {
   console.log(`persist: bindings of ${vmCount} VMs on ${nodeCount} nodes (Block/Strict), one transaction per VC`);
   const etcd = await startEtcd({ maxTxnOps: 20_000 });
   const store = await EtcdStore.connect({ endpoints: etcd.endpoints, prefix: `/bench-${randomBytes(3).toString('hex')}` });
@@ -141,6 +144,7 @@ export async function persistBench(nodeCount: number, vmCount: number): Promise<
     console.log(`  ratio ${ratio.toFixed(2)} (target >= 0.5: ${ratio >= 0.5 ? 'met' : 'MISSED'})`);
     const rwRate = readWrite.writes / (readWrite.ms / 1000);
     console.log(`  for reference, bare read-then-write loop (the Store's two round trips): ${rwRate.toFixed(0)} bindings/s; Store / that = ${(storeRate / rwRate).toFixed(2)}`);
+    await then?.(store);
   } finally {
     await store.close();
     await etcd.stop();

@@ -7,6 +7,9 @@
 // 2. Persisting (when an etcd can be started; see persistBench): the bindings of the Block/Strict
 //    placement written through the Store's batch against a bare etcd3 batched transaction loop
 //    of the same size in the same run (target ratio >= 0.5).
+// 3. Allocation (with 2): the placement/allocation controller freeing a deleted VM's room from its
+//    informer caches against listing every VM from the store per node, and a resync's cheap
+//    check by its by-node index against one pass over every VM (see placement-allocation.ts).
 //
 // usage: hack/bench-placement [--nodes N] [--vms N] [--persist-vms N] [--no-etcd]
 
@@ -101,7 +104,8 @@ async function main(): Promise<void> {
   engineBench(nodeCount, vmCount);
   if (!values['no-etcd']) {
     const { persistBench } = await import('./placement-persist.js');
-    await persistBench(nodeCount, Number(values['persist-vms']));
+    const { allocationBench } = await import('./placement-allocation.js');
+    await persistBench(nodeCount, Number(values['persist-vms']), allocationBench);
   }
 }
 

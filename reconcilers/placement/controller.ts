@@ -7,9 +7,12 @@
 //   cannot both succeed: the loser gets a Conflict, re-reads from the store and re-plans. That is
 //   what keeps Strict mode from overcommitting a node.
 // - placement/allocation (key: PhysicalNode): keeps status.allocated equal to computeAllocation
-//   (frees the allocation of VMs that went). It reads the PhysicalNode from the store BEFORE it
-//   lists the VirtualNodes and Migrations and writes with that resourceVersion: any binding made
-//   in between also wrote the node, so the write conflicts rather than losing that binding.
+//   (frees the allocation of VMs that went). It compares on the cache, through an index of the
+//   VMs by node (BoundIndex). To write, it reads the PhysicalNode from the store (revision P)
+//   and computes from a cache only once that cache holds every write of its kind up to P (else
+//   it waits once, then reads the store), and writes with P: a binding is written with the node
+//   in one batch, so one at or below P is in what was read, and one after P makes the write
+//   conflict rather than be lost.
 // - placement/migration (key: Migration): once a Migration Succeeded, binds its VM to the target
 //   (spec.physicalNode), gives back its room on the source, and marks the Migration applied.
 //
@@ -22,19 +25,23 @@ import type {
   Condition, Migration, PhysicalNode, VirtualCluster, VirtualClusterStatus, VirtualNode,
 } from '../../api/types.js';
 import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
-import { computeAllocation, computeAllocations, MIGRATION_APPLIED } from './allocation.js';
-import type { Usage } from './engine.js';
+import type { SharedCache } from '../../controllers/cache.js';
+import { computeAllocation, MIGRATION_APPLIED } from './allocation.js';
+import { BoundIndex } from './allocation-index.js';
 import {
   addUsage, planBinding, sameUsage, vmUsage, ZERO, PLACED, type BindingDecision,
 } from './plan-binding.js';
 
 /** Attempts of one reconcile after a Conflict (each re-reads from the store). */
 const CONFLICT_ATTEMPTS = 6;
+/** How long the allocation controller waits once for a VirtualNode cache behind a node. */
+const CACHE_WAIT_MS = 200;
 /** How often an Unschedulable VC is tried again without any change seen. */
 const UNSCHEDULABLE_RETRY_MS = 30_000;
 
-export function placementControllers(): ControllerSpec[] {
-  return [virtualClusterPlacementController(), allocationController(), migrationBindingController()];
+/** The placement controllers; the allocation controller indexes the VMs of `cache` by node. */
+export function placementControllers(cache: SharedCache): ControllerSpec[] {
+  return [virtualClusterPlacementController(), allocationController(cache), migrationBindingController()];
 }
 
 interface Snapshot {
@@ -165,11 +172,12 @@ async function writeDecision(ctx: ReconcileContext, snap: Snapshot, d: BindingDe
   ctx.events.record(vc, 'Normal', 'Placed', `${d.condition.message}: ${d.binds.map((b) => `${b.vn.metadata.name}->${b.node}`).join(', ')}`);
 }
 
-export function allocationController(): ControllerSpec {
-  // Every node's allocation as the cache sees it, computed once for many reconciles (a resync
-  // of 10,000 nodes must not list 100,000 VMs 10,000 times); dropped on every VM or Migration
-  // event, before the reconcile that event causes runs.
-  let memo: Map<string, Usage> | undefined;
+export function allocationController(cache: SharedCache): ControllerSpec {
+  const index = new BoundIndex(cache);
+  const migrationRevision = () => cache.informer('Migration').lastRevision();
+  // Nodes whose careful path found the VirtualNode cache behind the node's revision, with that
+  // revision: the first time we wait for the cache, the second time we read the store.
+  const waited = new Map<string, number>();
   return {
     name: 'placement/allocation',
     forKind: 'PhysicalNode',
@@ -177,7 +185,6 @@ export function allocationController(): ControllerSpec {
       {
         kind: 'VirtualNode',
         map: (o) => {
-          memo = undefined;
           const n = (o as VirtualNode).spec?.physicalNode;
           return n ? [{ kind: 'PhysicalNode', name: n }] : [];
         },
@@ -185,7 +192,6 @@ export function allocationController(): ControllerSpec {
       {
         kind: 'Migration',
         map: (o) => {
-          memo = undefined;
           const t = (o as Migration).spec?.targetNode;
           return t ? [{ kind: 'PhysicalNode', name: t }] : [];
         },
@@ -194,16 +200,43 @@ export function allocationController(): ControllerSpec {
     async reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
       // Cheap check on the cache first: at rest, every node agrees and nothing is read.
       const cached = ctx.cache.get<PhysicalNode>({ kind: 'PhysicalNode', name: key.name });
-      if (cached) {
-        memo ??= computeAllocations(ctx.cache.list<VirtualNode>('VirtualNode'), ctx.cache.list<Migration>('Migration'));
-        if (sameUsage(memo.get(key.name), cached.status?.allocated)) return undefined;
+      if (cached && sameUsage(index.allocation(key.name, ctx.cache.list<Migration>('Migration')), cached.status?.allocated)) {
+        waited.delete(key.name);
+        return undefined;
       }
-      // The careful path: node first, then what takes its room, then write with the node's version.
+      // The careful path: the node from the store first, at revision P. Every write that adds to
+      // a node's allocation (a binding, a drain's reservation) writes the node in the same batch,
+      // so it is at or below P, or our write below (with P) conflicts. The cache of a kind may
+      // lag the store: it is used only once it holds every write of that kind up to P. (The
+      // VMs are read after the Migrations, so a Migration applied since is seen with its VM.)
       const pn = await ctx.store.tryGet<PhysicalNode>({ kind: 'PhysicalNode', name: key.name });
-      if (!pn) return undefined;
-      const vns = (await ctx.store.list<VirtualNode>('VirtualNode')).items;
-      const migs = (await ctx.store.list<Migration>('Migration')).items;
-      const allocated = computeAllocation(key.name, vns, migs);
+      if (!pn) {
+        waited.delete(key.name);
+        return undefined;
+      }
+      const rv = Number(pn.metadata.resourceVersion);
+      // Migrations are few: from the cache once it is at P, else (its informer moves only with
+      // Migration writes) listed from the store.
+      const migs = migrationRevision() >= rv
+        ? ctx.cache.list<Migration>('Migration')
+        : (await ctx.store.list<Migration>('Migration')).items;
+      // The VMs must be as new as the node, and as the Migrations onto it that were applied:
+      // applying one re-binds its VM in the same batch, without writing the target node.
+      const need = Math.max(rv, ...migs
+        .filter((m) => m.spec?.targetNode === key.name && m.metadata.annotations?.[MIGRATION_APPLIED] === 'true')
+        .map((m) => Number(m.metadata.resourceVersion)));
+      const vnsFresh = index.revision() >= need;
+      if (!vnsFresh && waited.get(key.name) !== need) {
+        // Usually the VirtualNode events of the batch that wrote the node are on their way (and
+        // requeue the node themselves). An informer does not advance without writes of its
+        // kind, though, so it cannot be waited for unboundedly: next time, the store.
+        waited.set(key.name, need);
+        return { requeueAfterMs: CACHE_WAIT_MS };
+      }
+      waited.delete(key.name);
+      const allocated = vnsFresh
+        ? index.allocation(key.name, migs)
+        : computeAllocation(key.name, (await ctx.store.list<VirtualNode>('VirtualNode')).items, migs);
       if (sameUsage(allocated, pn.status?.allocated)) return undefined;
       await ctx.store.updateStatus({ ...pn, status: { ...pn.status, allocated } });
       return undefined;

@@ -44,7 +44,7 @@ describe('placement controller on a real etcd', function () {
     for (let m = 0; m < 2; m++) {
       const mgr = new ControllerManager({
         store: await connect(prefix),
-        specs: [virtualClusterController(), ...placementControllers()],
+        specs: (cache) => [virtualClusterController(), ...placementControllers(cache)],
         identity: `m${m}`,
         leaderElection: false,
         eventCleanupMs: 0,

@@ -29,7 +29,7 @@ describe('placement controllers in a manager (embedded store)', function () {
     store = await openStore(url, {});
     mgr = new ControllerManager({
       store: await openStore(url, {}),
-      specs: [virtualClusterController(), ...placementControllers()],
+      specs: (cache) => [virtualClusterController(), ...placementControllers(cache)],
       identity: 'test', leaderElection: false, eventCleanupMs: 0,
     });
     await mgr.start();

@@ -8,6 +8,7 @@
 import { posix } from 'node:path';
 import {
   FileVolumeDriverBase,
+  eachKey,
   ensureDir,
   pathExists,
   removePath,
@@ -100,11 +101,13 @@ export class BtrfsDriver extends FileVolumeDriverBase implements StorageDriver {
     return { path: this.diskOf(dir), format: await this.formatOf(original) };
   }
 
-  async snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<void> {
-    if (keys.length === 0) return;
+  async snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<VolumeInfo[]> {
+    if (keys.length === 0) return [];
     await run(this.transport, 'snapshot subvolumes', [
       'sh', '-c', SNAPSHOT_ALL_BTRFS, 'sh', this.volumeDir(original), ...keys.map((k) => this.volumeDir(k)),
     ]);
+    const format = await this.formatOf(original);
+    return keys.map((k) => ({ path: this.diskOf(this.volumeDir(k)), format }));
   }
 
   async reset(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
@@ -154,6 +157,11 @@ export class BtrfsDriver extends FileVolumeDriverBase implements StorageDriver {
     }
     const r = await t.exec(['test', '-d', dir]);
     return r.code === 0 ? treeBytes(t, dir) : allocatedBytes(t, dir);
+  }
+
+  /** Per key: subvolumes need `btrfs filesystem du`, which the batch script does not speak. */
+  usageAll(keys: readonly VolumeKey[]): Promise<number[]> {
+    return eachKey(keys, (k) => this.usage(k));
   }
 
   exists(key: VolumeKey): Promise<boolean> {

@@ -16,12 +16,14 @@ import type { Transport } from '../transport/types.js';
 import {
   allocatedBytes,
   createSharedVolume,
+  eachKey,
   pathExists,
   removePath,
   run,
   tmpPathOf,
   treeBytes,
   writeConfigFile,
+  writeConfigFiles,
 } from './file-volumes.js';
 import { checkTemplate, probeFormat } from './template-image.js';
 import type { SharedFilesystem, StorageDriver, TemplateSource, VolumeInfo, VolumeKey } from './types.js';
@@ -171,8 +173,10 @@ export class LvmDriver implements StorageDriver {
     return { path: this.dev(final), format: 'raw' };
   }
 
-  async snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<void> {
-    for (const k of keys) await this.snapshot(original, k);
+  // The batch forms run the LVM2 commands key by key (each LV change is its own lvcreate); only
+  // the config files go in one round trip.
+  snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<VolumeInfo[]> {
+    return eachKey(keys, (k) => this.snapshot(original, k));
   }
 
   async reset(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
@@ -198,8 +202,16 @@ export class LvmDriver implements StorageDriver {
     return { path: this.dev(final), format: 'raw' };
   }
 
+  createSwapAll(keys: readonly VolumeKey[], sizeBytes: number): Promise<VolumeInfo[]> {
+    return eachKey(keys, (k) => this.createSwap(k, sizeBytes));
+  }
+
   writeConfig(key: VolumeKey, bytes: Buffer): Promise<VolumeInfo> {
     return writeConfigFile(this.transport, this.filePath(key), bytes);
+  }
+
+  writeConfigAll(items: readonly { key: VolumeKey; bytes: Buffer }[]): Promise<VolumeInfo[]> {
+    return writeConfigFiles(this.transport, items.map((i) => ({ path: this.filePath(i.key), bytes: i.bytes })));
   }
 
   createShared(key: VolumeKey, sizeBytes: number, fs: SharedFilesystem): Promise<VolumeInfo> {
@@ -230,6 +242,14 @@ export class LvmDriver implements StorageDriver {
     const file = this.filePath(key);
     const d = await this.transport.exec(['test', '-d', file]);
     return d.code === 0 ? treeBytes(this.transport, file) : allocatedBytes(this.transport, file);
+  }
+
+  usageAll(keys: readonly VolumeKey[]): Promise<number[]> {
+    return eachKey(keys, (k) => this.usage(k));
+  }
+
+  existsAll(keys: readonly VolumeKey[]): Promise<boolean[]> {
+    return eachKey(keys, (k) => this.exists(k));
   }
 
   async exists(key: VolumeKey): Promise<boolean> {

@@ -12,6 +12,7 @@ import {
   buildAtomically,
   ensureDir,
   pathExists,
+  pathsUsage,
   removePath,
   run,
   tmpPathOf,
@@ -64,17 +65,19 @@ export class Qcow2Driver extends FileVolumeDriverBase implements StorageDriver {
     return { path, format: 'qcow2' };
   }
 
-  async snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<void> {
+  async snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<VolumeInfo[]> {
     const origPath = this.pathOf(original);
     const dir = posix.dirname(origPath);
     const local = keys.filter((k) => posix.dirname(this.pathOf(k)) === dir);
     for (const k of keys) if (!local.includes(k)) await this.snapshot(original, k);
-    if (local.length === 0) return;
-    const fmt = await this.formatOf(origPath);
-    // Names are argv elements ($3...), never part of the script text.
-    await run(this.transport, 'create snapshot overlays', [
-      'sh', '-c', SNAPSHOT_ALL_QCOW2, 'sh', fmt, posix.basename(origPath), ...local.map((k) => this.pathOf(k)),
-    ], { cwd: dir });
+    if (local.length > 0) {
+      const fmt = await this.formatOf(origPath);
+      // Names are argv elements ($3...), never part of the script text.
+      await run(this.transport, 'create snapshot overlays', [
+        'sh', '-c', SNAPSHOT_ALL_QCOW2, 'sh', fmt, posix.basename(origPath), ...local.map((k) => this.pathOf(k)),
+      ], { cwd: dir });
+    }
+    return keys.map((k) => ({ path: this.pathOf(k), format: 'qcow2' }));
   }
 
   async reset(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
@@ -130,6 +133,10 @@ export class Qcow2Driver extends FileVolumeDriverBase implements StorageDriver {
     const path = this.pathOf(key);
     const r = await this.transport.exec(['test', '-d', path]);
     return r.code === 0 ? treeBytes(this.transport, path) : allocatedBytes(this.transport, path);
+  }
+
+  usageAll(keys: readonly VolumeKey[]): Promise<number[]> {
+    return pathsUsage(this.transport, keys.map((k) => this.pathOf(k)));
   }
 
   exists(key: VolumeKey): Promise<boolean> {

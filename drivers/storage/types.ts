@@ -16,6 +16,11 @@
 //   same key removes before it starts. `remove` also removes any temporary of the key.
 // - A full storage root surfaces as StorageFullError, a missing template as TemplateNotFoundError;
 //   other failures as Error with the failing command and its stderr in the message.
+// - The `...All` methods do for many keys of one VC what the single-key method does for one, with
+//   the same contract per key, in one round trip to the node where the driver can (each command is
+//   an SSH round trip; the controller calls them once per stage). On failure the keys done before
+//   the failing one stay done, the failing key is left as its single-key method leaves it, and
+//   the later keys are not touched.
 
 import type { StorageDriverName } from '../../api/types.js';
 import type { Transport } from '../transport/types.js';
@@ -77,10 +82,10 @@ export interface StorageDriver {
   snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo>;
 
   /**
-   * Stage 2 for a whole VC in one round trip to the node: `snapshot` for every key (those that
-   * exist are left alone). Same contract per key; on failure the keys done so far stay done.
+   * Stage 2 for a whole VC: `snapshot` for every key (those that exist are left alone), and what
+   * each returns, in order.
    */
-  snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<void>;
+  snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<VolumeInfo[]>;
 
   /**
    * Replaces snapshot `key` by a fresh snapshot of the current `original`: its private data is
@@ -90,12 +95,16 @@ export interface StorageDriver {
 
   /** Stage 3: a swap volume of `sizeBytes`, formatted with mkswap. */
   createSwap(key: VolumeKey, sizeBytes: number): Promise<VolumeInfo>;
+  /** `createSwap` for every key, in order. */
+  createSwapAll(keys: readonly VolumeKey[], sizeBytes: number): Promise<VolumeInfo[]>;
 
   /**
    * Stage 4: the first-boot configuration volume (ADR 0002): exactly `bytes`, written atomically.
    * Present with other content: replaced (the content is derived, not user data).
    */
   writeConfig(key: VolumeKey, bytes: Buffer): Promise<VolumeInfo>;
+  /** `writeConfig` for every item, in order. */
+  writeConfigAll(items: readonly { key: VolumeKey; bytes: Buffer }[]): Promise<VolumeInfo[]>;
 
   /**
    * The VC's shared volume. `nfs`: a directory on the storage root that the hypervisor exports to
@@ -109,8 +118,12 @@ export interface StorageDriver {
 
   /** Bytes the volume occupies on the storage (not its virtual size). Absent: 0. */
   usage(key: VolumeKey): Promise<number>;
+  /** `usage` of every key, in order. */
+  usageAll(keys: readonly VolumeKey[]): Promise<number[]>;
 
   exists(key: VolumeKey): Promise<boolean>;
+  /** `exists` of every key, in order. */
+  existsAll(keys: readonly VolumeKey[]): Promise<boolean[]>;
 }
 
 export class StorageError extends Error {

@@ -2,6 +2,15 @@
 // VC's configuration file), plan (plan.ts) and perform the actions through a StorageDriver, then
 // plan again until nothing is left; finally write StorageReady and UpdatePending on the VC.
 //
+// Round trips: every driver call is one or more commands on the storage node over its Transport
+// (an SSH round trip each). Observing a VC costs two whatever its size, and each stage of the plan
+// is one action for all the VC's volumes of it, done through the driver's `...All` method (one
+// command per stage with qcow2 and btrfs), so creating a VC takes a constant number of commands.
+//
+// StorageReady only turns False when the storage is not complete: a failure while looking at the
+// storage or while keeping a complete one up to date (usage figures, vc.json) leaves a True one
+// alone and is retried (see the catch in reconcile).
+//
 // Which node does the work: the SAN is shared, so any Ready PhysicalNode sees the storage root;
 // the controller takes the first Ready, schedulable-or-not node in name order (deterministic, so
 // consecutive reconciles use the same connection) and its spec.storageRoot.
@@ -18,7 +27,7 @@ import { AlreadyExistsError, NotFoundError } from '../../api/store/types.js';
 import type { OSTemplate, PhysicalNode, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
 import { createStorageDriver, type DriverOptions } from '../../drivers/storage/index.js';
-import { ensureDir, removePath, vcStorageDir } from '../../drivers/storage/file-volumes.js';
+import { eachKey, ensureDir, removePath, vcStorageDir } from '../../drivers/storage/file-volumes.js';
 import type { StorageDriver, TemplateSource, VolumeInfo, VolumeKey } from '../../drivers/storage/types.js';
 import { StorageFullError, TemplateNotFoundError } from '../../drivers/storage/types.js';
 import type { Transport } from '../../drivers/transport/types.js';
@@ -145,30 +154,25 @@ export class StorageReconciler {
     );
     // vc.json is written only once every volume was Ready: its presence marks a VC that was
     // complete at least once, whose Ready volumes (the nodes' data) a rollback must keep.
-    const wasEverReady = (await transport.exec(['test', '-e', posix.join(env.vcDir, 'vc.json')])).code === 0;
+    let wasEverReady: boolean | undefined;
+    // Whether the plan being carried out says the storage is complete (undefined: none yet).
+    let planReady: boolean | undefined;
 
     let conditions: ConditionInput[] = [];
     let requeueAfterMs: number | undefined;
     try {
       for (let pass = 0; pass < MAX_PASSES; pass++) {
+        planReady = undefined;
         const obs = await this.observe(env);
+        wasEverReady ??= obs.vcConfigCurrent !== undefined;
         const plan = planStorage(obs);
         conditions = plan.conditions;
         requeueAfterMs = plan.requeueAfterMs;
+        planReady = plan.conditions.find((c) => c.type === STORAGE_READY)?.status === 'True';
         if (plan.actions.length === 0) break;
-        let batched = false;
         for (const a of plan.actions) {
           if (ctx.signal.aborted) throw new Error('reconcile aborted', { cause: ctx.signal.reason });
           await this.opts.beforeAction?.(a, env.vc);
-          if (a.type === 'provision' && a.role === 'snapshot' && !batched) {
-            // Stage 2 in one round trip; the per-volume actions then find their snapshot made.
-            batched = true;
-            const names = plan.actions.flatMap((x) => (x.type === 'provision' && x.role === 'snapshot' ? [x.name] : []));
-            await driver.snapshotAll(this.key(env, `${env.vc.metadata.name}-original`), names.map((n) => this.key(env, n))).catch((e: unknown) => {
-              if (e instanceof Error && !(e instanceof StorageFullError)) (e as { storageReason?: string }).storageReason = 'SnapshotFailed';
-              throw e;
-            });
-          }
           const gone = await this.apply(env, a, obs);
           if (gone) return undefined; // finalizer removed: the VC is gone
         }
@@ -176,6 +180,7 @@ export class StorageReconciler {
       }
     } catch (e) {
       if (e instanceof StorageFullError || e instanceof TemplateNotFoundError) {
+        wasEverReady ??= (await transport.exec(['test', '-e', posix.join(env.vcDir, 'vc.json')])).code === 0;
         await this.rollBack(env, wasEverReady ? readyAtStart : undefined);
         this.holdOff.set(vc.metadata.uid!, { until: Date.now() + ROLLBACK_HOLD_MS, generation: vc.metadata.generation, templateRv: templateRv() });
         const reason = e instanceof StorageFullError ? 'StorageFull' : 'TemplateNotFound';
@@ -183,8 +188,14 @@ export class StorageReconciler {
         await this.writeConditions(ctx, key, [{ type: STORAGE_READY, status: 'False', reason, message: `${e.message} (rolled back the volumes this attempt made)` }]);
         return { requeueAfterMs: ROLLBACK_HOLD_MS };
       }
+      // A failure says the storage is not ready only when it hit the work of making it ready. One
+      // that hit looking at the storage (a lost SSH session, say) or upkeep of a complete storage
+      // (vc.json, usage figures) leaves a True StorageReady alone: nothing on the storage changed,
+      // and the retry (with backoff) looks again. Otherwise a busy node's transient failures made
+      // StorageReady flap, and the runtime refuses to start VMs while it is not True.
       const reason = (e as { storageReason?: string }).storageReason ?? 'StorageError';
-      if (!env.vc.metadata.deletionTimestamp) {
+      const wasTrue = getCondition(env.vc.status?.conditions, STORAGE_READY)?.status === 'True';
+      if (!env.vc.metadata.deletionTimestamp && !(wasTrue && planReady !== false)) {
         await this.writeConditions(ctx, key, [{ type: STORAGE_READY, status: 'False', reason, message: (e as Error).message }]).catch(() => undefined);
       }
       throw e;
@@ -234,9 +245,13 @@ export class StorageReconciler {
     const template = ctx.cache.get<OSTemplate>({ kind: 'OSTemplate', name: vc.spec!.template })
       ?? (await ctx.store.tryGet<OSTemplate>({ kind: 'OSTemplate', name: vc.spec!.template }));
     const volumes = await this.volumesOf(env);
-    const names = new Set([...volumes.map((v) => v.metadata.name), ...desiredVolumes(vc).map((d) => d.name)]);
-    const present: Record<string, boolean> = {};
-    await Promise.all([...names].map(async (n) => { present[n] = await driver.exists(this.key(env, n)); }));
+    const names = [...new Set([...volumes.map((v) => v.metadata.name), ...desiredVolumes(vc).map((d) => d.name)])];
+    // Two round trips to the storage node, whatever the size of the VC.
+    const [exist, cur] = await Promise.all([
+      driver.existsAll(names.map((n) => this.key(env, n))),
+      env.transport.exec(['cat', '--', posix.join(env.vcDir, 'vc.json')]),
+    ]);
+    const present = Object.fromEntries(names.map((n, i) => [n, exist[i] === true]));
     const vmsActive = ctx.cache
       .list<VirtualNode>('VirtualNode', { namespace: vc.metadata.namespace, labelSelector: `${CLUSTER_LABEL}=${vc.metadata.name}` })
       .some((vn) => ACTIVE_PHASES.has(vn.status?.phase ?? ''));
@@ -245,7 +260,6 @@ export class StorageReconciler {
     if (subnet && !vc.metadata.deletionTimestamp) {
       for (let i = 0; i < vc.spec!.nodes; i++) configRevisions[i] = buildConfigVars(this.nodeConfig(env, i)).VC_CONFIG_REVISION!;
     }
-    const cur = await env.transport.exec(['cat', '--', posix.join(env.vcDir, 'vc.json')]);
     const now = Date.now();
     const usageDue = now - (this.lastUsage.get(vc.metadata.uid!) ?? 0) >= (this.opts.usageIntervalMs ?? 60_000);
     return {
@@ -313,26 +327,26 @@ export class StorageReconciler {
         }
         return false;
       case 'provision': {
-        const key = this.key(env, a.name);
+        const keys = a.names.map((n) => this.key(env, n));
         const spec = env.vc.spec!;
-        let info: VolumeInfo;
+        let infos: VolumeInfo[];
         let templateRevision: number | undefined;
         try {
           switch (a.role) {
             case 'original':
-              info = await driver.createOriginal(key, templateSource(obs.template!));
+              infos = await eachKey(keys, (k) => driver.createOriginal(k, templateSource(obs.template!)));
               templateRevision = obs.template!.spec!.revision;
               break;
             case 'snapshot':
-              info = await driver.snapshot(originalKey, key);
+              infos = await driver.snapshotAll(originalKey, keys);
               templateRevision = obs.volumes.find((v) => v.metadata.name === originalKey.name)?.status?.templateRevision;
               break;
             case 'swap':
-              info = await driver.createSwap(key, spec.node.swapMiB * 1024 * 1024);
+              infos = await driver.createSwapAll(keys, spec.node.swapMiB * 1024 * 1024);
               break;
             case 'shared': {
               const fs = spec.sharedStorage!.filesystem === 'ocfs2' ? 'ocfs2' : 'nfs';
-              info = await driver.createShared(key, volumeBytes(spec.sharedStorage!.sizeGiB), fs);
+              infos = await eachKey(keys, (k) => driver.createShared(k, volumeBytes(spec.sharedStorage!.sizeGiB), fs));
               break;
             }
             default:
@@ -344,20 +358,20 @@ export class StorageReconciler {
           }
           throw e;
         }
-        await this.markReady(env, a.name, info, templateRevision);
-        if (a.role === 'original') ctx.events.record(env.vc, 'Normal', 'OriginalCreated', `original volume ${info.path} made from OSTemplate ${obs.template!.metadata.name} revision ${templateRevision}`);
+        await this.markReady(env, a.names, infos, templateRevision);
+        if (a.role === 'original') ctx.events.record(env.vc, 'Normal', 'OriginalCreated', `original volume ${infos[0]!.path} made from OSTemplate ${obs.template!.metadata.name} revision ${templateRevision}`);
         return false;
       }
       case 'reset': {
         const info = await driver.reset(originalKey, this.key(env, a.name));
         const rev = obs.volumes.find((v) => v.metadata.name === originalKey.name)?.status?.templateRevision;
-        await this.markReady(env, a.name, info, rev);
+        await this.markReady(env, [a.name], [info], rev);
         return false;
       }
       case 'writeConfig': {
-        const { bytes, revision } = buildConfigDisk(this.nodeConfig(env, a.index));
-        const info = await driver.writeConfig(this.key(env, a.name), bytes);
-        await this.markReady(env, a.name, info, undefined, revision);
+        const disks = a.volumes.map((v) => buildConfigDisk(this.nodeConfig(env, v.index)));
+        const infos = await driver.writeConfigAll(a.volumes.map((v, i) => ({ key: this.key(env, v.name), bytes: disks[i]!.bytes })));
+        await this.markReady(env, a.volumes.map((v) => v.name), infos, undefined, disks.map((d) => d.revision));
         return false;
       }
       case 'invalidate':
@@ -381,34 +395,39 @@ export class StorageReconciler {
       case 'removeVcDir':
         await removePath(env.transport, env.vcDir);
         return false;
-      case 'refreshUsage':
+      case 'refreshUsage': {
         this.lastUsage.set(env.vc.metadata.uid!, Date.now());
-        for (const v of obs.volumes) {
-          if (v.status?.phase !== 'Ready') continue;
-          const used = await driver.usage(this.key(env, v.metadata.name));
-          if (used !== v.status.bytesUsed) await this.setStatus(env, v.metadata.name, { ...v.status, bytesUsed: used });
+        const ready = obs.volumes.filter((v) => v.status?.phase === 'Ready');
+        const used = await driver.usageAll(ready.map((v) => this.key(env, v.metadata.name)));
+        for (const [i, v] of ready.entries()) {
+          if (used[i] !== v.status!.bytesUsed) await this.setStatus(env, v.metadata.name, { ...v.status, bytesUsed: used[i] });
         }
         return false;
+      }
       case 'event':
         ctx.events.record(env.vc, a.eventType, a.reason, a.message);
         return false;
     }
   }
 
-  private async markReady(env: Env, name: string, info: VolumeInfo, templateRevision?: number, configRevision?: string): Promise<void> {
-    const ref = { kind: 'Volume', namespace: env.vc.metadata.namespace, name };
-    let v = await env.ctx.store.get<Volume>(ref);
-    const ann: Record<string, string> = { ...(v.metadata.annotations ?? {}), [FORMAT_ANNOTATION]: info.format };
-    if (configRevision) ann[CONFIG_REVISION_ANNOTATION] = configRevision;
-    if (JSON.stringify(ann) !== JSON.stringify(v.metadata.annotations ?? {})) {
-      v.metadata.annotations = ann;
-      v = await env.ctx.store.update(v);
+  /** Marks volumes Ready at the paths the driver returned, with their usage (one driver call). */
+  private async markReady(env: Env, names: string[], infos: VolumeInfo[], templateRevision?: number, configRevisions?: string[]): Promise<void> {
+    const used = await env.driver.usageAll(names.map((n) => this.key(env, n)));
+    for (const [i, name] of names.entries()) {
+      const info = infos[i]!;
+      const ref = { kind: 'Volume', namespace: env.vc.metadata.namespace, name };
+      const v = await env.ctx.store.get<Volume>(ref);
+      const ann: Record<string, string> = { ...(v.metadata.annotations ?? {}), [FORMAT_ANNOTATION]: info.format };
+      if (configRevisions?.[i]) ann[CONFIG_REVISION_ANNOTATION] = configRevisions[i]!;
+      if (JSON.stringify(ann) !== JSON.stringify(v.metadata.annotations ?? {})) {
+        v.metadata.annotations = ann;
+        await env.ctx.store.update(v);
+      }
+      await this.setStatus(env, name, {
+        phase: 'Ready', path: info.path, bytesUsed: used[i]!,
+        ...(templateRevision !== undefined ? { templateRevision } : {}),
+      });
     }
-    const bytesUsed = await env.driver.usage(this.key(env, name));
-    await this.setStatus(env, name, {
-      phase: 'Ready', path: info.path, bytesUsed,
-      ...(templateRevision !== undefined ? { templateRevision } : {}),
-    });
   }
 
   private async setStatus(env: Env, name: string, status: Volume['status']): Promise<void> {

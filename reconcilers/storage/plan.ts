@@ -108,9 +108,11 @@ export interface StorageObservation {
 export type StorageAction =
   | { type: 'addFinalizer' }
   | { type: 'createObjects'; volumes: Volume[] }
-  | { type: 'provision'; name: string; role: VolumeRole; index?: number }
+  /** Makes the volumes of one role (one stage), all through one driver call. */
+  | { type: 'provision'; role: VolumeRole; names: string[] }
   | { type: 'reset'; name: string }
-  | { type: 'writeConfig'; name: string; index: number }
+  /** Writes the first-boot configuration volumes of these node indexes, in one driver call. */
+  | { type: 'writeConfig'; volumes: { name: string; index: number }[] }
   /** Template update: remove the files of the snapshots, then of the original (objects stay). */
   | { type: 'invalidate'; names: string[] }
   | { type: 'remove'; name: string }
@@ -205,27 +207,38 @@ export function planStorage(o: StorageObservation): StoragePlan {
   }
   conditions.push(notPending());
 
-  // ---- stages 1-4 and the shared volume.
+  // ---- stages 1-4 and the shared volume: one action per stage for all the VC's volumes of it
+  // (one driver call, so one round trip to the storage node where the driver can).
+  const missingOf = new Map<VolumeRole, string[]>();
+  const resets: StorageAction[] = [];
+  const configs: { name: string; index: number }[] = [];
   for (const d of desired) {
     const v = byName.get(d.name);
     const ready = has(d.name) && v?.status?.phase === 'Ready' && !!v.status.path;
     if (d.role === 'snapshot') {
       if (!originalReady && !has(d.name)) continue; // after the original exists
       if (ready && v!.status!.templateRevision !== undefined && originalRev !== undefined && v!.status!.templateRevision !== originalRev) {
-        if (!running) actions.push({ type: 'reset', name: d.name });
+        if (!running) resets.push({ type: 'reset', name: d.name });
         continue;
       }
     }
     if (d.role === 'config') {
       if (!o.subnet) continue; // node addresses unknown yet
       const want = o.configRevisions[d.index!];
-      if (!ready || v?.metadata.annotations?.[CONFIG_REVISION_ANNOTATION] !== want) {
-        actions.push({ type: 'writeConfig', name: d.name, index: d.index! });
-      }
+      if (!ready || v?.metadata.annotations?.[CONFIG_REVISION_ANNOTATION] !== want) configs.push({ name: d.name, index: d.index! });
       continue;
     }
-    if (!ready) actions.push({ type: 'provision', name: d.name, role: d.role, ...(d.index !== undefined ? { index: d.index } : {}) });
+    if (!ready) missingOf.set(d.role, [...(missingOf.get(d.role) ?? []), d.name]);
   }
+  const provision = (role: VolumeRole): StorageAction[] => {
+    const names = missingOf.get(role);
+    return names ? [{ type: 'provision', role, names }] : [];
+  };
+  actions.push(
+    ...provision('original'), ...provision('snapshot'), ...resets, ...provision('swap'),
+    ...(configs.length > 0 ? [{ type: 'writeConfig', volumes: configs } as const] : []),
+    ...provision('shared'),
+  );
   return finish(o, actions, conditions, desired);
 }
 

@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
 import { getCondition } from '../../api/conditions.js';
 import type { ObjectRef } from '../../api/store/types.js';
 import { SqliteStore } from '../../api/store/sqlite-store.js';
@@ -16,42 +15,12 @@ import { silentLogger } from '../../controllers/log.js';
 import type { CacheReader, ReconcileContext } from '../../controllers/types.js';
 import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
 import { LocalTransport } from '../../drivers/transport/local-transport.js';
-import {
-  TransportError,
-  type ConnectTarget, type ExecOptions, type ExecResult, type SpawnedProcess, type Transport,
-} from '../../drivers/transport/types.js';
+import { TransportError } from '../../drivers/transport/types.js';
 import { StorageReconciler } from '../../reconcilers/storage/controller.js';
-import { listTree, makeTemplate, makeTempDir } from './storage-fixtures.js';
+import { FaultyTransport, listTree, makeTemplate, makeTempDir } from './storage-fixtures.js';
 import { osTemplate, storageNode, storageVc } from './storage-fixtures-objects.js';
 
 const MiB = 1024 * 1024;
-
-/** Fails its k-th operation and every one after it (k = Infinity: never); counts operations. */
-class DyingTransport implements Transport {
-  readonly host = 'dying';
-  steps = 0;
-  constructor(private readonly real: Transport, private readonly dieAt: number) {}
-  private step(): void {
-    this.steps++;
-    if (this.steps >= this.dieAt) throw new TransportError(`injected crash at step ${this.steps}`);
-  }
-  async exec(argv: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
-    this.step();
-    return this.real.exec(argv, opts);
-  }
-  spawn(argv: readonly string[], opts?: Omit<ExecOptions, 'stdin'>): SpawnedProcess {
-    this.step();
-    return this.real.spawn(argv, opts);
-  }
-  connect(t: ConnectTarget): Promise<Duplex> {
-    return this.real.connect(t);
-  }
-  async writeFile(path: string, data: string | Buffer, mode?: number): Promise<void> {
-    this.step();
-    return this.real.writeFile(path, data, mode);
-  }
-  async close(): Promise<void> {}
-}
 
 describe('storage crash injection: every step of VC creation and deletion', function () {
   this.timeout(600_000);
@@ -87,7 +56,8 @@ describe('storage crash injection: every step of VC creation and deletion', func
 
   /** One reconcile through a transport dying at `dieAt`; returns the steps taken and whether it threw. */
   async function reconcileOnce(ref: ObjectRef, dieAt: number): Promise<{ steps: number; threw: boolean }> {
-    const t = new DyingTransport(real, dieAt);
+    // The dieAt-th operation fails and so does every one after it (Infinity: never).
+    const t = new FaultyTransport(real, (step) => (step >= dieAt ? new TransportError(`injected crash at step ${step}`) : undefined), 'dying');
     const r = new StorageReconciler({ transports: { get: () => t }, usageIntervalMs: 3_600_000 });
     try {
       await r.reconcile(ref, ctxFor());

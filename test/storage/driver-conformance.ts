@@ -123,6 +123,28 @@ export function describeDriverConformance(label: string, setup: () => Promise<Co
       assert.ok((await h.readConfig(c2)).equals(two));
     });
 
+    it('the batch forms make, find and measure many volumes in one call, the same as one by one', async () => {
+      const swaps = await h.driver.createSwapAll([key('vc-0-swap'), key('vc-1-swap'), key('vc-2-swap')], 64 * KiB * KiB);
+      assert.equal(swaps[0]!.path, (await h.driver.createSwap(key('vc-0-swap'), 64 * KiB * KiB)).path);
+      for (const sw of swaps) assert.ok(await h.isSwap(sw), `${sw.path} is swap`);
+      // Content ending in zeros, content without, and all zeros replacing earlier content.
+      const one = Buffer.alloc(1024 * KiB);
+      one.write('config of node 1');
+      one[700 * KiB] = 7;
+      const two = Buffer.alloc(1024 * KiB, 2);
+      const zeros = Buffer.alloc(1024 * KiB);
+      const items = [{ key: key('vc-1-config'), bytes: one }, { key: key('vc-2-config'), bytes: two }, { key: key('vc-0-config'), bytes: zeros }];
+      const cs = await h.driver.writeConfigAll(items);
+      for (const [i, c] of cs.entries()) assert.ok((await h.readConfig(c)).equals(items[i]!.bytes), `config ${i} byte for byte`);
+      assert.deepEqual(
+        await h.driver.existsAll([key('vc-1-swap'), key('vc-9-swap'), key('vc-2-config'), key('vc-original'), key('vc-2-disk')]),
+        [true, false, true, true, true],
+      );
+      const used = await h.driver.usageAll([key('vc-2-disk'), key('vc-9-swap'), key('vc-original')]);
+      assert.deepEqual(used, [await h.driver.usage(key('vc-2-disk')), 0, await h.driver.usage(key('vc-original'))]);
+      assert.deepEqual((await h.listVolumes()).filter((n) => n.includes('.tmp')), []);
+    });
+
     it('makes an nfs shared volume as a directory', async () => {
       const s = await h.driver.createShared(key('vc-shared'), 1024 * KiB * KiB, 'nfs');
       assert.equal(s.format, 'dir');
@@ -130,7 +152,10 @@ export function describeDriverConformance(label: string, setup: () => Promise<Co
     });
 
     it('removes every volume, idempotently, leaving no temporaries', async () => {
-      const names = ['vc-0-disk', 'vc-1-disk', 'vc-2-disk', 'vc-3-disk', 'vc-4-disk', 'vc-0-swap', 'vc-0-config', 'vc-shared', 'vc-original'];
+      const names = [
+        'vc-0-disk', 'vc-1-disk', 'vc-2-disk', 'vc-3-disk', 'vc-4-disk', 'vc-0-swap', 'vc-1-swap', 'vc-2-swap',
+        'vc-0-config', 'vc-1-config', 'vc-2-config', 'vc-shared', 'vc-original',
+      ];
       for (const n of names) await h.driver.remove(key(n));
       for (const n of names) {
         assert.equal(await h.driver.exists(key(n)), false, `${n} still exists`);

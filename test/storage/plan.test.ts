@@ -39,15 +39,21 @@ function obs(o: Partial<StorageObservation>): StorageObservation {
   };
 }
 
-const types = (p: ReturnType<typeof planStorage>) => p.actions.map((a) => ('name' in a ? `${a.type}:${a.name}` : a.type));
+/** `type` or `type:name` or `type:name,name` (a stage's volumes in one action). */
+const types = (p: ReturnType<typeof planStorage>) => p.actions.map((a) => {
+  if ('name' in a) return `${a.type}:${a.name}`;
+  if (a.type === 'provision') return `${a.type}:${a.names.join(',')}`;
+  if (a.type === 'writeConfig') return `${a.type}:${a.volumes.map((v) => `${v.name}@${v.index}`).join(',')}`;
+  return a.type;
+});
 const cond = (p: ReturnType<typeof planStorage>, t: string) => p.conditions.find((c) => c.type === t);
 
 describe('planStorage', () => {
-  it('a new VC: finalizer, every object first, then the original and what needs no original', () => {
+  it('a new VC: finalizer, every object first, then the original and what needs no original, a stage per action', () => {
     const p = planStorage(obs({ vc: vcOf({}, {}) }));
     assert.deepEqual(types(p), [
-      'addFinalizer', 'createObjects', 'provision:s-original', 'provision:s-0-swap', 'provision:s-1-swap',
-      'writeConfig:s-0-config', 'writeConfig:s-1-config', 'provision:s-shared',
+      'addFinalizer', 'createObjects', 'provision:s-original', 'provision:s-0-swap,s-1-swap',
+      'writeConfig:s-0-config@0,s-1-config@1', 'provision:s-shared',
     ]);
     const created = p.actions.find((a) => a.type === 'createObjects');
     assert.equal(created?.type === 'createObjects' && created.volumes.length, 8);
@@ -60,8 +66,7 @@ describe('planStorage', () => {
     const volumes = w.volumes.map((v) => (v.metadata.name === 's-original' ? v : { ...v, status: { phase: 'Pending' as const } }));
     const p = planStorage(obs({ volumes, present }));
     assert.deepEqual(types(p), [
-      'provision:s-0-disk', 'provision:s-1-disk', 'provision:s-0-swap', 'provision:s-1-swap',
-      'writeConfig:s-0-config', 'writeConfig:s-1-config', 'provision:s-shared',
+      'provision:s-0-disk,s-1-disk', 'provision:s-0-swap,s-1-swap', 'writeConfig:s-0-config@0,s-1-config@1', 'provision:s-shared',
     ]);
   });
 
@@ -76,7 +81,7 @@ describe('planStorage', () => {
   it('a volume whose file vanished is provisioned again; a changed config is rewritten', () => {
     const w = readyWorld();
     assert.deepEqual(types(planStorage(obs({ ...w, present: { ...w.present, 's-1-swap': false } }))), ['provision:s-1-swap']);
-    assert.deepEqual(types(planStorage(obs({ ...w, configRevisions: { 0: 'r', 1: 'new' } }))), ['writeConfig:s-1-config']);
+    assert.deepEqual(types(planStorage(obs({ ...w, configRevisions: { 0: 'r', 1: 'new' } }))), ['writeConfig:s-1-config@1']);
   });
 
   it('no subnet yet: configs wait, StorageReady says why', () => {

@@ -7,29 +7,36 @@ import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SqliteStore } from '../../api/store/sqlite-store.js';
 import { getCondition } from '../../api/conditions.js';
-import type { EventObject, VirtualCluster, Volume } from '../../api/types.js';
+import type { Condition, EventObject, PhysicalNode, VirtualCluster, Volume } from '../../api/types.js';
 import { ControllerManager } from '../../controllers/manager.js';
 import { silentLogger } from '../../controllers/log.js';
 import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
+import { LocalTransport } from '../../drivers/transport/local-transport.js';
 import { TransportCache } from '../../drivers/transport/transport-for.js';
+import { TransportError, type Transport } from '../../drivers/transport/types.js';
 import { storageController } from '../../reconcilers/storage/controller.js';
 import { STORAGE_FINALIZER } from '../../reconcilers/storage/plan.js';
 import { waitFor } from '../controllers/helpers.js';
-import { listTree, makeTemplate, makeTempDir, mountLoopFs, qemuHolds, qemuWrite, sh, shOk, type LoopBtrfs } from './storage-fixtures.js';
+import {
+  FaultyTransport, listTree, makeTemplate, makeTempDir, mountLoopFs, qemuHolds, qemuWrite, sh, shOk, type LoopBtrfs,
+} from './storage-fixtures.js';
 import { osTemplate, storageNode, storageVc } from './storage-fixtures-objects.js';
 
 const MiB = 1024 * 1024;
 const vcRef = (name: string) => ({ kind: 'VirtualCluster', namespace: 'default', name });
 
-async function startManager(dir: string): Promise<{ store: SqliteStore; manager: ControllerManager; transports: TransportCache }> {
+async function startManager(
+  dir: string,
+  transports: { get(node: PhysicalNode): Transport } = new TransportCache(),
+  usageIntervalMs = 500,
+): Promise<{ store: SqliteStore; manager: ControllerManager; transports: TransportCache }> {
   const store = new SqliteStore(join(dir, 'store.db'), { pollIntervalMs: 10 });
-  const transports = new TransportCache();
   const manager = new ControllerManager({
     store, identity: 'storage-test', leaderElection: false, log: silentLogger(),
-    specs: [storageController({ transports, usageIntervalMs: 500 })],
+    specs: [storageController({ transports, usageIntervalMs })],
   });
   await manager.start();
-  return { store, manager, transports };
+  return { store, manager, transports: transports as TransportCache };
 }
 
 async function volumesOf(store: SqliteStore, vc: string): Promise<Volume[]> {
@@ -209,5 +216,78 @@ describe('storage controller on a storage root that fills up', function () {
     assert.ok(after.every((v) => v.status?.phase === 'Ready'));
     const files = (await listTree(vcDir)).filter((f) => !f.includes('/'));
     assert.deepEqual(files, [...before, 'vc.json'].sort());
+  });
+});
+
+describe('StorageReady of a complete VC through usage refreshes and a flaky storage node', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let store: SqliteStore;
+  let manager: ControllerManager;
+  const local = new LocalTransport({ host: 'blade1' });
+  // A storage node whose SSH sessions sometimes cannot be opened (a busy sshd refusing a channel,
+  // as seen on the testbed with many VMs): while `flaky`, every third command fails as the
+  // SshTransport reports it. The storage on it does not change.
+  let flaky = false;
+  let failures = 0;
+  const node = new FaultyTransport(local, (step, argv) => {
+    if (!flaky || step % 3 !== 0) return undefined;
+    failures++;
+    return new TransportError(`blade1: \`${argv.join(' ').slice(0, 60)}\`: cannot open a session: (SSH) Channel open failure: open failed`);
+  });
+
+  before(async () => {
+    dir = await makeTempDir('vl-stflap-');
+    const root = join(dir, 'san');
+    await mkdir(join(root, 'templates'), { recursive: true });
+    await makeTemplate(join(root, 'templates', 'base.qcow2'), 8 * MiB, 'qcow2');
+    // Usage figures refreshed every 200 ms: each refresh is a reconcile of the complete VC.
+    ({ store, manager } = await startManager(dir, { get: () => node }, 200));
+    await store.create(storageNode('blade1', root));
+    await store.create(osTemplate('base', join(root, 'templates', 'base.qcow2')));
+  });
+  after(async () => {
+    await manager?.stop();
+    await store?.close();
+    await local.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('stays True, its transition time unchanged, while usage changes and commands fail', async () => {
+    await store.create(storageVc('steady', 8, 'base', { sharedStorage: { sizeGiB: 1, filesystem: 'none' } }));
+    await waitFor('StorageReady', async () => (await condition(store, 'steady', 'StorageReady'))?.status === 'True', 60_000);
+    const first = (await condition(store, 'steady', 'StorageReady'))!;
+    // Every StorageReady the VC shows from now on, as the watch delivers each revision.
+    const seen: Condition[] = [];
+    const watch = store.watch<VirtualCluster>('VirtualCluster', { namespace: 'default', fromRevision: (await store.revision()) + 1 }, {
+      onEvent: (ev) => {
+        const c = getCondition(ev.object.status?.conditions, 'StorageReady');
+        if (ev.object.metadata.name === 'steady' && c) seen.push(c);
+      },
+      onError: () => undefined,
+    });
+    try {
+      flaky = true;
+      // A guest writes into its disk: the next refreshes see new usage figures.
+      const disk3 = (await volumesOf(store, 'steady')).find((v) => v.metadata.name === 'steady-3-disk')!;
+      const before = disk3.status!.bytesUsed!;
+      await qemuWrite({ path: disk3.status!.path!, format: 'qcow2' }, 0, 0x5a);
+      await new Promise((r) => setTimeout(r, 3_000));
+      assert.ok(failures >= 3, `only ${failures} commands failed`);
+      flaky = false;
+      await waitFor('usage refreshed', async () => {
+        const d = (await volumesOf(store, 'steady')).find((v) => v.metadata.name === 'steady-3-disk')!;
+        return d.status!.bytesUsed! > before;
+      }, 10_000);
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      watch.close();
+    }
+    const left = seen.filter((c) => c.status !== 'True');
+    assert.deepEqual(left, [], 'StorageReady left True');
+    const now = (await condition(store, 'steady', 'StorageReady'))!;
+    assert.equal(now.status, 'True');
+    assert.equal(now.lastTransitionTime, first.lastTransitionTime, 'no transition was recorded');
+    assert.ok((await volumesOf(store, 'steady')).every((v) => v.status?.phase === 'Ready'));
   });
 });

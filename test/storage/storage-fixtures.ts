@@ -6,8 +6,10 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
 import type { VolumeInfo } from '../../drivers/storage/types.js';
+import type { ConnectTarget, ExecOptions, ExecResult, SpawnedProcess, Transport } from '../../drivers/transport/types.js';
 
 const pexec = promisify(execFile);
 
@@ -96,4 +98,38 @@ export async function listTree(dir: string): Promise<string[]> {
   } catch {
     return [];
   }
+}
+
+/**
+ * A storage node that fails on cue: every operation (exec, spawn, writeFile; counted from 1 in
+ * `steps`) goes to `real` unless `fault(step, argv)` returns an error, which it throws instead, as
+ * a transport that cannot reach the node does. writeFile counts as the argv [path].
+ */
+export class FaultyTransport implements Transport {
+  steps = 0;
+  constructor(
+    private readonly real: Transport,
+    private readonly fault: (step: number, argv: readonly string[]) => Error | undefined,
+    readonly host = real.host,
+  ) {}
+  private step(argv: readonly string[]): void {
+    const e = this.fault(++this.steps, argv);
+    if (e) throw e;
+  }
+  async exec(argv: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
+    this.step(argv);
+    return this.real.exec(argv, opts);
+  }
+  spawn(argv: readonly string[], opts?: Omit<ExecOptions, 'stdin'>): SpawnedProcess {
+    this.step(argv);
+    return this.real.spawn(argv, opts);
+  }
+  connect(t: ConnectTarget): Promise<Duplex> {
+    return this.real.connect(t);
+  }
+  async writeFile(path: string, data: string | Buffer, mode?: number): Promise<void> {
+    this.step([path]);
+    return this.real.writeFile(path, data, mode);
+  }
+  async close(): Promise<void> {}
 }

@@ -16,7 +16,8 @@ const USAGE = `Usage: vcctl wait KIND/NAME... --for=CONDITION [--timeout=DURATIO
 Waits until every named object meets the condition, printing "<kind>/<name> condition met".
 Exits 1 on timeout.
 
-  --for=condition=Ready          the Ready condition is True (condition=Ready=False for False)
+  --for=condition=Ready          the Ready condition is True (condition=Ready=False for False) and
+                                 written for the object's current generation (its observedGeneration)
   --for=delete                   the object is gone
   --for=jsonpath={.status.phase}=Running   a field has a value
   --timeout DURATION             default 30s (500ms, 30s, 5m, 1h); 0 checks once`;
@@ -29,7 +30,13 @@ export function parseFor(text: string): { predicate: Predicate; what: string } {
   if (cond) {
     const [, type, want = 'True'] = cond;
     return {
-      predicate: (o) => getCondition((o?.status as { conditions?: Condition[] } | undefined)?.conditions, type)?.status.toLowerCase() === want.toLowerCase(),
+      predicate: (o) => {
+        const c = getCondition((o?.status as { conditions?: Condition[] } | undefined)?.conditions, type);
+        // A condition written for an older spec says nothing about the current one (after an
+        // update, Ready may still be True from before): it counts once it has seen this generation.
+        const current = c?.observedGeneration === undefined || o?.metadata.generation === undefined || c.observedGeneration >= o.metadata.generation;
+        return current && c?.status.toLowerCase() === want.toLowerCase();
+      },
       what: `condition ${type}=${want}`,
     };
   }

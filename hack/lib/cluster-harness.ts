@@ -4,7 +4,7 @@
 // everything it made (domains, manager, testbed, files), also after a failure part-way.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -109,6 +109,14 @@ export async function startClusterHarness(opts: HarnessOptions): Promise<Cluster
     await transports.closeAll();
     await store?.close().catch(() => {});
     if (testbed) await testbedDown(testbed.dir).catch((e) => log(`testbed down: ${(e as Error).message}`));
+    // For a post-mortem of a failed run: VL_KEEP_MANAGER_LOG=FILE keeps the manager's log there.
+    if (process.env.VL_KEEP_MANAGER_LOG) {
+      try {
+        copyFileSync(join(dir, 'vc-manager.log'), process.env.VL_KEEP_MANAGER_LOG);
+      } catch {
+        // no log was written
+      }
+    }
     if (own) rmSync(dir, { recursive: true, force: true });
   };
 

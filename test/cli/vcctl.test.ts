@@ -162,6 +162,26 @@ ${readFileSync('manifests/stripes.yaml', 'utf8')}`);
     assert.deepEqual([t.code, t.stderr], [1, 'error: timed out waiting for {.spec.nodes}=9 on virtualcluster/stripes\n']);
   });
 
+  it('wait does not take a condition written for an older generation: it waits for one about the current spec', async () => {
+    await run('apply', '-f', 'manifests/stripes.yaml');
+    const setReady = async (observedGeneration: number) => {
+      const vc = await store.get<VirtualCluster>(VC_REF);
+      await store.updateStatus({
+        ...vc, status: { conditions: [{ type: 'Ready', status: 'True', reason: 'NodesRunning', message: '', lastTransitionTime: new Date().toISOString(), observedGeneration }] },
+      });
+    };
+    await setReady((await store.get<VirtualCluster>(VC_REF)).metadata.generation!);
+    const vc = await store.get<VirtualCluster>(VC_REF);
+    // the user changes the spec: Ready=True is now about the previous generation
+    const updated = await store.update<VirtualCluster>({ ...vc, spec: { ...vc.spec!, state: 'Stopped' } });
+    assert.equal(updated.metadata.generation, vc.metadata.generation! + 1);
+    const stale = await run('wait', 'vc/stripes', '--for=condition=Ready', '--timeout=300ms');
+    assert.deepEqual([stale.code, stale.stderr], [1, 'error: timed out waiting for condition Ready=True on virtualcluster/stripes\n']);
+    const waiting = run('wait', 'vc/stripes', '--for=condition=Ready', '--timeout=20s');
+    setTimeout(() => void setReady(updated.metadata.generation!), 300);
+    assert.deepEqual([(await waiting).code, (await waiting).stdout], [0, 'virtualcluster/stripes condition met\n']);
+  });
+
   it('get -w prints the changes after the list', async () => {
     await run('apply', '-f', 'manifests/stripes.yaml');
     const watching = run('get', 'vc', '-w', '-o', 'name', '--timeout=1500ms');

@@ -212,6 +212,7 @@ describe('runtime end to end on the testbed', function () {
     for (const doms of (await h.domains()).values()) assert.deepEqual(doms.filter((d) => d.state !== 'shutoff'), []);
     const again = await h.store.get<VirtualCluster>(vcRef);
     await h.store.update<VirtualCluster>({ ...again, spec: { ...again.spec!, state: 'Running' } });
+    // Ready for this generation: every VM was started again, which began a new console log
     const w = await h.vcctl(['wait', 'vc/duo', '--for=condition=Ready', '--timeout=5m']);
     assert.equal(w.code, 0, w.stderr);
     for (const name of ['duo-0', 'duo-1']) {

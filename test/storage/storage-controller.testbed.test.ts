@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { SqliteStore } from '../../api/store/sqlite-store.js';
 import { getCondition } from '../../api/conditions.js';
-import type { PhysicalNode, VirtualCluster, Volume } from '../../api/types.js';
+import type { Condition, PhysicalNode, VirtualCluster, Volume } from '../../api/types.js';
 import { ControllerManager } from '../../controllers/manager.js';
 import { silentLogger } from '../../controllers/log.js';
 import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
@@ -37,7 +37,8 @@ describe('storage controller through testbed nodes (SSH)', function () {
     store = new SqliteStore(join(dir, 'store.db'), { pollIntervalMs: 10 });
     manager = new ControllerManager({
       store, identity: 'storage-tb', leaderElection: false, log: silentLogger(),
-      specs: [storageController({ transports })],
+      // Usage figures every 300 ms: each refresh is a reconcile of a complete VC over SSH.
+      specs: [storageController({ transports, usageIntervalMs: 300 })],
     });
     await manager.start();
   });
@@ -79,5 +80,32 @@ describe('storage controller through testbed nodes (SSH)', function () {
     await waitFor('VC gone', async () => (await store.tryGet({ kind: 'VirtualCluster', namespace: 'default', name: 'tb' })) === undefined, 60_000);
     assert.deepEqual((await store.list<Volume>('Volume', { namespace: 'default' })).items, []);
     assert.deepEqual(await listTree(vcDir), []);
+  });
+
+  it('a 12-node VC turns StorageReady True once and keeps it through reconciles over SSH', async () => {
+    // Each reconcile of a 37-volume VC used to run a command per volume at once, more sessions
+    // than the node's sshd opens (MaxSessions): the refused ones failed the reconcile, which
+    // set StorageReady False until the next one set it True again.
+    const ref = { kind: 'VirtualCluster', namespace: 'default', name: 'wide' };
+    const seen: Condition[] = [];
+    const watch = store.watch<VirtualCluster>('VirtualCluster', { namespace: 'default', fromRevision: (await store.revision()) + 1 }, {
+      onEvent: (ev) => {
+        const c = getCondition(ev.object.status?.conditions, 'StorageReady');
+        if (ev.object.metadata.name === 'wide' && c) seen.push(c);
+      },
+      onError: () => undefined,
+    });
+    try {
+      await store.create(storageVc('wide', 12, 'base'));
+      await waitFor('StorageReady', async () => getCondition((await store.get<VirtualCluster>(ref)).status?.conditions, 'StorageReady')?.status === 'True', 120_000);
+      await new Promise((r) => setTimeout(r, 3_000)); // ten usage refreshes
+    } finally {
+      watch.close();
+    }
+    const fromTrue = seen.slice(seen.findIndex((c) => c.status === 'True'));
+    assert.deepEqual(fromTrue.filter((c) => c.status !== 'True'), [], 'StorageReady left True');
+    assert.deepEqual(seen.filter((c) => c.reason === 'StorageError'), [], 'no reconcile failed');
+    await store.delete(ref);
+    await waitFor('VC gone', async () => (await store.tryGet(ref)) === undefined, 60_000);
   });
 });

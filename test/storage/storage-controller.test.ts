@@ -7,7 +7,7 @@ import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SqliteStore } from '../../api/store/sqlite-store.js';
 import { getCondition } from '../../api/conditions.js';
-import type { Condition, EventObject, PhysicalNode, VirtualCluster, Volume } from '../../api/types.js';
+import type { EventObject, PhysicalNode, VirtualCluster, Volume } from '../../api/types.js';
 import { ControllerManager } from '../../controllers/manager.js';
 import { silentLogger } from '../../controllers/log.js';
 import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
@@ -18,7 +18,7 @@ import { storageController } from '../../reconcilers/storage/controller.js';
 import { STORAGE_FINALIZER } from '../../reconcilers/storage/plan.js';
 import { waitFor } from '../controllers/helpers.js';
 import {
-  FaultyTransport, listTree, makeTemplate, makeTempDir, mountLoopFs, qemuHolds, qemuWrite, sh, shOk, type LoopBtrfs,
+  FaultyTransport, listTree, makeTemplate, makeTempDir, mountLoopFs, qemuHolds, qemuWrite, recordStorageReady, sh, shOk, type LoopBtrfs,
 } from './storage-fixtures.js';
 import { osTemplate, storageNode, storageVc } from './storage-fixtures-objects.js';
 
@@ -257,15 +257,7 @@ describe('StorageReady of a complete VC through usage refreshes and a flaky stor
     await store.create(storageVc('steady', 8, 'base', { sharedStorage: { sizeGiB: 1, filesystem: 'none' } }));
     await waitFor('StorageReady', async () => (await condition(store, 'steady', 'StorageReady'))?.status === 'True', 60_000);
     const first = (await condition(store, 'steady', 'StorageReady'))!;
-    // Every StorageReady the VC shows from now on, as the watch delivers each revision.
-    const seen: Condition[] = [];
-    const watch = store.watch<VirtualCluster>('VirtualCluster', { namespace: 'default', fromRevision: (await store.revision()) + 1 }, {
-      onEvent: (ev) => {
-        const c = getCondition(ev.object.status?.conditions, 'StorageReady');
-        if (ev.object.metadata.name === 'steady' && c) seen.push(c);
-      },
-      onError: () => undefined,
-    });
+    const rec = await recordStorageReady(store, 'steady');
     try {
       flaky = true;
       // A guest writes into its disk: the next refreshes see new usage figures.
@@ -281,9 +273,9 @@ describe('StorageReady of a complete VC through usage refreshes and a flaky stor
       }, 10_000);
       await new Promise((r) => setTimeout(r, 500));
     } finally {
-      watch.close();
+      rec.close();
     }
-    const left = seen.filter((c) => c.status !== 'True');
+    const left = rec.seen.filter((c) => c.status !== 'True');
     assert.deepEqual(left, [], 'StorageReady left True');
     const now = (await condition(store, 'steady', 'StorageReady'))!;
     assert.equal(now.status, 'True');

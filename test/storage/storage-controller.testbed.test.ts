@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { SqliteStore } from '../../api/store/sqlite-store.js';
 import { getCondition } from '../../api/conditions.js';
-import type { Condition, PhysicalNode, VirtualCluster, Volume } from '../../api/types.js';
+import type { PhysicalNode, VirtualCluster, Volume } from '../../api/types.js';
 import { ControllerManager } from '../../controllers/manager.js';
 import { silentLogger } from '../../controllers/log.js';
 import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
@@ -18,7 +18,7 @@ import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { storageController } from '../../reconcilers/storage/controller.js';
 import { testbedDown, testbedUp, type TestbedState } from '../../hack/lib/testbed.js';
 import { waitFor } from '../controllers/helpers.js';
-import { listTree, makeTemplate, qemuHolds, shOk } from './storage-fixtures.js';
+import { listTree, makeTemplate, qemuHolds, recordStorageReady, shOk } from './storage-fixtures.js';
 import { osTemplate, storageVc } from './storage-fixtures-objects.js';
 
 const MiB = 1024 * 1024;
@@ -87,20 +87,13 @@ describe('storage controller through testbed nodes (SSH)', function () {
     // than the node's sshd opens (MaxSessions): the refused ones failed the reconcile, which
     // set StorageReady False until the next one set it True again.
     const ref = { kind: 'VirtualCluster', namespace: 'default', name: 'wide' };
-    const seen: Condition[] = [];
-    const watch = store.watch<VirtualCluster>('VirtualCluster', { namespace: 'default', fromRevision: (await store.revision()) + 1 }, {
-      onEvent: (ev) => {
-        const c = getCondition(ev.object.status?.conditions, 'StorageReady');
-        if (ev.object.metadata.name === 'wide' && c) seen.push(c);
-      },
-      onError: () => undefined,
-    });
+    const { seen, close } = await recordStorageReady(store, 'wide');
     try {
       await store.create(storageVc('wide', 12, 'base'));
       await waitFor('StorageReady', async () => getCondition((await store.get<VirtualCluster>(ref)).status?.conditions, 'StorageReady')?.status === 'True', 120_000);
       await new Promise((r) => setTimeout(r, 3_000)); // ten usage refreshes
     } finally {
-      watch.close();
+      close();
     }
     const fromTrue = seen.slice(seen.findIndex((c) => c.status === 'True'));
     assert.deepEqual(fromTrue.filter((c) => c.status !== 'True'), [], 'StorageReady left True');

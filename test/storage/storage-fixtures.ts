@@ -8,6 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { promisify } from 'node:util';
+import { getCondition } from '../../api/conditions.js';
+import type { Store } from '../../api/store/types.js';
+import type { Condition, VirtualCluster } from '../../api/types.js';
 import type { VolumeInfo } from '../../drivers/storage/types.js';
 import type { ConnectTarget, ExecOptions, ExecResult, SpawnedProcess, Transport } from '../../drivers/transport/types.js';
 
@@ -132,4 +135,20 @@ export class FaultyTransport implements Transport {
     return this.real.writeFile(path, data, mode);
   }
   async close(): Promise<void> {}
+}
+
+/**
+ * Every StorageReady the VirtualCluster default/`name` shows from now on, one per stored revision
+ * as the store's watch delivers them (a poll could miss a short flip). close() ends the watch.
+ */
+export async function recordStorageReady(store: Store, name: string): Promise<{ seen: Condition[]; close(): void }> {
+  const seen: Condition[] = [];
+  const watch = store.watch<VirtualCluster>('VirtualCluster', { namespace: 'default', fromRevision: (await store.revision()) + 1 }, {
+    onEvent: (ev) => {
+      const c = getCondition(ev.object.status?.conditions, 'StorageReady');
+      if (ev.object.metadata.name === name && c) seen.push(c);
+    },
+    onError: () => undefined,
+  });
+  return { seen, close: () => watch.close() };
 }

@@ -18,6 +18,8 @@ import {
   createSharedVolume,
   eachKey,
   pathExists,
+  pathsExist,
+  pathsUsage,
   removePath,
   run,
   tmpPathOf,
@@ -77,13 +79,23 @@ export class LvmDriver implements StorageDriver {
   }
 
   async lv(lv: string): Promise<LvRow | undefined> {
+    return (await this.lvRows(`${this.vg}/${lv}`))[0];
+  }
+
+  /** The rows `lvs` reports for `what` (one LV, or a whole VG); none when it fails. */
+  private async lvRows(what: string): Promise<LvRow[]> {
     const r = await this.transport.exec([
       'lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix',
-      '-o', 'lv_name,lv_attr,lv_size,data_percent,origin,pool_lv', `${this.vg}/${lv}`,
+      '-o', 'lv_name,lv_attr,lv_size,data_percent,origin,pool_lv', what,
     ]);
-    if (r.code !== 0) return undefined;
+    if (r.code !== 0) return [];
     const rep = JSON.parse(r.stdout) as { report: { lv: LvRow[] }[] };
-    return rep.report[0]?.lv[0];
+    return rep.report[0]?.lv ?? [];
+  }
+
+  /** Every LV of the VG by name, in one `lvs`. */
+  private async allLvs(): Promise<Map<string, LvRow>> {
+    return new Map((await this.lvRows(this.vg)).map((r) => [r.lv_name, r]));
   }
 
   private async removeLv(lv: string): Promise<void> {
@@ -173,8 +185,8 @@ export class LvmDriver implements StorageDriver {
     return { path: this.dev(final), format: 'raw' };
   }
 
-  // The batch forms run the LVM2 commands key by key (each LV change is its own lvcreate); only
-  // the config files go in one round trip.
+  // The batch forms that change LVs run the LVM2 commands key by key (each is its own lvcreate);
+  // the config files go in one round trip, and existsAll/usageAll read one `lvs` of the VG.
   snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<VolumeInfo[]> {
     return eachKey(keys, (k) => this.snapshot(original, k));
   }
@@ -234,25 +246,34 @@ export class LvmDriver implements StorageDriver {
    */
   async usage(key: VolumeKey): Promise<number> {
     const row = await this.lv(this.lvName(key));
-    const mapped = (r: LvRow): number => Math.round((Number(r.lv_size) * Number(r.data_percent || 0)) / 100);
-    if (row) {
-      const origin = row.origin ? await this.lv(row.origin) : undefined;
-      return Math.max(0, mapped(row) - (origin ? mapped(origin) : 0));
-    }
+    if (row) return thinBytes(row, row.origin ? await this.lv(row.origin) : undefined);
     const file = this.filePath(key);
     const d = await this.transport.exec(['test', '-d', file]);
     return d.code === 0 ? treeBytes(this.transport, file) : allocatedBytes(this.transport, file);
   }
 
-  usageAll(keys: readonly VolumeKey[]): Promise<number[]> {
-    return eachKey(keys, (k) => this.usage(k));
+  /** One `lvs` of the VG and one du for the file volumes. */
+  async usageAll(keys: readonly VolumeKey[]): Promise<number[]> {
+    const [lvs, files] = await Promise.all([this.allLvs(), pathsUsage(this.transport, keys.map((k) => this.filePath(k)))]);
+    return keys.map((k, i) => {
+      const row = lvs.get(this.lvName(k));
+      return row ? thinBytes(row, row.origin ? lvs.get(row.origin) : undefined) : files[i]!;
+    });
   }
 
-  existsAll(keys: readonly VolumeKey[]): Promise<boolean[]> {
-    return eachKey(keys, (k) => this.exists(k));
+  /** One `lvs` of the VG and one existence check of the file volumes. */
+  async existsAll(keys: readonly VolumeKey[]): Promise<boolean[]> {
+    const [lvs, files] = await Promise.all([this.allLvs(), pathsExist(this.transport, keys.map((k) => this.filePath(k)))]);
+    return keys.map((k, i) => lvs.has(this.lvName(k)) || files[i]!);
   }
 
   async exists(key: VolumeKey): Promise<boolean> {
     return (await this.lv(this.lvName(key))) !== undefined || (await pathExists(this.transport, this.filePath(key)));
   }
+}
+
+/** The pool bytes a thin LV maps (size x data_percent), less its origin's for a snapshot. */
+function thinBytes(row: LvRow, origin: LvRow | undefined): number {
+  const mapped = (r: LvRow): number => Math.round((Number(r.lv_size) * Number(r.data_percent || 0)) / 100);
+  return Math.max(0, mapped(row) - (origin ? mapped(origin) : 0));
 }

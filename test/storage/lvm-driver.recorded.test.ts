@@ -85,16 +85,17 @@ export class LvmRecordingTransport implements Transport {
         const { flags, rest } = parseFlags(argv, ['--reportformat', '--units', '-o'], ['--nosuffix']);
         assert.equal(flags.get('--reportformat'), 'json');
         assert.equal(rest.length, 1);
+        const row = (lv: ModelLv) => ({
+          lv_name: lv.name,
+          lv_attr: `${lv.isPool ? 't' : 'V'}${lv.readOnly ? 'r' : 'w'}i${lv.active ? 'a' : '-'}-tz--`,
+          lv_size: String(lv.sizeBytes),
+          data_percent: (lv.isPool ? 0 : Math.min(100, (lv.blocks.size * 64 * 1024 * 100) / lv.sizeBytes)).toFixed(2),
+          origin: lv.origin ?? '', pool_lv: lv.pool ?? '',
+        });
+        if (rest[0] === this.vg) return ok(JSON.stringify({ report: [{ lv: [...this.lvs.values()].map(row) }] }));
         const lv = this.ref(rest[0]!);
         if (!lv) return fail(`Failed to find logical volume "${rest[0]}"`);
-        const used = lv.isPool ? 0 : Math.min(100, (lv.blocks.size * 64 * 1024 * 100) / lv.sizeBytes);
-        const attr = `${lv.isPool ? 't' : 'V'}${lv.readOnly ? 'r' : 'w'}i${lv.active ? 'a' : '-'}-tz--`;
-        return ok(JSON.stringify({
-          report: [{ lv: [{
-            lv_name: lv.name, lv_attr: attr, lv_size: String(lv.sizeBytes),
-            data_percent: used.toFixed(2), origin: lv.origin ?? '', pool_lv: lv.pool ?? '',
-          }] }],
-        }));
+        return ok(JSON.stringify({ report: [{ lv: [row(lv)] }] }));
       }
       case 'lvcreate': {
         const { flags, rest } = parseFlags(argv, ['--type', '-L', '-V', '--thinpool', '-n', '-p'], ['-s', '-y']);

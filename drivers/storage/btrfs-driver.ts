@@ -8,7 +8,6 @@
 import { posix } from 'node:path';
 import {
   FileVolumeDriverBase,
-  eachKey,
   ensureDir,
   pathExists,
   removePath,
@@ -31,6 +30,13 @@ for final in "$@"; do
   if ! { btrfs subvolume snapshot "$orig" "$tmp" >/dev/null && mv -T -- "$tmp" "$final"; }; then
     [ -e "$tmp" ] && btrfs subvolume delete "$tmp" >/dev/null; exit 1
   fi
+done`;
+
+/** What `usage` measures, for each path: a subvolume's exclusive bytes, else du; absent 0. */
+const USAGE_ALL_BTRFS = `for p; do
+  if [ ! -e "$p" ]; then echo 0
+  elif btrfs subvolume show "$p" >/dev/null 2>&1; then btrfs filesystem du -s --raw "$p" | awk 'END { print $2 }'
+  else du -s -B1 -- "$p" | cut -f1; fi
 done`;
 
 export class BtrfsDriver extends FileVolumeDriverBase implements StorageDriver {
@@ -159,9 +165,12 @@ export class BtrfsDriver extends FileVolumeDriverBase implements StorageDriver {
     return r.code === 0 ? treeBytes(t, dir) : allocatedBytes(t, dir);
   }
 
-  /** Per key: subvolumes need `btrfs filesystem du`, which the batch script does not speak. */
-  usageAll(keys: readonly VolumeKey[]): Promise<number[]> {
-    return eachKey(keys, (k) => this.usage(k));
+  /** `usage` of every key in one script: one line per volume (its number of bytes). */
+  async usageAll(keys: readonly VolumeKey[]): Promise<number[]> {
+    if (keys.length === 0) return [];
+    const out = await run(this.transport, 'measure usage', ['sh', '-c', USAGE_ALL_BTRFS, 'sh', ...keys.map((k) => this.volumeDir(k))]);
+    const lines = out.split('\n');
+    return keys.map((_, i) => Number(lines[i]?.trim() || 0) || 0);
   }
 
   exists(key: VolumeKey): Promise<boolean> {

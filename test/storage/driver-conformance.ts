@@ -140,8 +140,12 @@ export function describeDriverConformance(label: string, setup: () => Promise<Co
         await h.driver.existsAll([key('vc-1-swap'), key('vc-9-swap'), key('vc-2-config'), key('vc-original'), key('vc-2-disk')]),
         [true, false, true, true, true],
       );
-      const used = await h.driver.usageAll([key('vc-2-disk'), key('vc-9-swap'), key('vc-original')]);
-      assert.deepEqual(used, [await h.driver.usage(key('vc-2-disk')), 0, await h.driver.usage(key('vc-original'))]);
+      const measured = [key('vc-2-disk'), key('vc-9-swap'), key('vc-original'), key('vc-1-config'), key('vc-1-swap')];
+      const each: number[] = [];
+      for (const k of measured) each.push(await h.driver.usage(k));
+      assert.deepEqual(await h.driver.usageAll(measured), each);
+      assert.equal(each[1], 0);
+      assert.ok(each[3]! >= 1024 * KiB, `a config volume is allocated: ${each[3]}`);
       assert.deepEqual((await h.listVolumes()).filter((n) => n.includes('.tmp')), []);
     });
 

@@ -39,6 +39,15 @@ const USAGE_ALL_BTRFS = `for p; do
   else du -s -B1 -- "$p" | cut -f1; fi
 done`;
 
+/** What `remove` does, for each path: its temporary, then itself; subvolumes by btrfs. */
+const REMOVE_ALL_BTRFS = `for p; do
+  for x in "\${p%/*}/.\${p##*/}.tmp" "$p"; do
+    [ -e "$x" ] || continue
+    if btrfs subvolume show "$x" >/dev/null 2>&1; then btrfs subvolume delete "$x" >/dev/null || exit 1
+    else rm -rf --one-file-system -- "$x" || exit 1; fi
+  done
+done`;
+
 export class BtrfsDriver extends FileVolumeDriverBase implements StorageDriver {
   readonly name = 'btrfs' as const;
 
@@ -149,6 +158,12 @@ export class BtrfsDriver extends FileVolumeDriverBase implements StorageDriver {
     this.formats.delete(this.diskOf(dir));
     await this.deleteSubvolume(tmpPathOf(dir));
     await this.deleteSubvolume(dir);
+  }
+
+  async removeAll(keys: readonly VolumeKey[]): Promise<void> {
+    const dirs = keys.map((k) => this.volumeDir(k));
+    for (const d of dirs) this.formats.delete(this.diskOf(d));
+    if (dirs.length > 0) await run(this.transport, 'remove volumes', ['sh', '-c', REMOVE_ALL_BTRFS, 'sh', ...dirs]);
   }
 
   /** Subvolumes: the bytes only this volume holds (`btrfs filesystem du` Exclusive). */

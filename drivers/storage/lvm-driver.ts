@@ -238,6 +238,10 @@ export class LvmDriver implements StorageDriver {
     await removePath(this.transport, file);
   }
 
+  async removeAll(keys: readonly VolumeKey[]): Promise<void> {
+    await eachKey(keys, (k) => this.remove(k));
+  }
+
   /**
    * Thin LVs: the pool space they map (size x data_percent). A thin snapshot's mapping includes
    * the blocks it still shares with its origin, so for snapshots the origin's mapped bytes are

@@ -129,6 +129,12 @@ export class Qcow2Driver extends FileVolumeDriverBase implements StorageDriver {
     await removePath(this.transport, path);
   }
 
+  async removeAll(keys: readonly VolumeKey[]): Promise<void> {
+    const paths = keys.map((k) => this.pathOf(k));
+    for (const p of paths) this.formats.delete(p);
+    if (paths.length > 0) await run(this.transport, 'remove volumes', ['rm', '-rf', '--one-file-system', '--', ...paths.flatMap((p) => [tmpPathOf(p), p])]);
+  }
+
   async usage(key: VolumeKey): Promise<number> {
     const path = this.pathOf(key);
     const r = await this.transport.exec(['test', '-d', path]);

@@ -115,6 +115,8 @@ export interface StorageDriver {
 
   /** Removes the volume and any temporary of it. Absent: no-op. */
   remove(key: VolumeKey): Promise<void>;
+  /** `remove` for every key, in order (snapshots before their original). */
+  removeAll(keys: readonly VolumeKey[]): Promise<void>;
 
   /** Bytes the volume occupies on the storage (not its virtual size). Absent: 0. */
   usage(key: VolumeKey): Promise<number>;

@@ -381,12 +381,7 @@ export class StorageReconciler {
         }
         return false;
       case 'remove':
-        await driver.remove(this.key(env, a.name));
-        try {
-          await ctx.store.delete({ kind: 'Volume', namespace: env.vc.metadata.namespace, name: a.name });
-        } catch (e) {
-          if (!(e instanceof NotFoundError)) throw e;
-        }
+        await this.removeVolumes(env, a.names);
         return false;
       case 'writeVcConfig':
         await ensureDir(env.transport, env.vcDir);
@@ -430,6 +425,18 @@ export class StorageReconciler {
     }
   }
 
+  /** The volumes leave the storage (in order, one driver call), then their objects go. */
+  private async removeVolumes(env: Env, names: string[]): Promise<void> {
+    await env.driver.removeAll(names.map((n) => this.key(env, n)));
+    for (const name of names) {
+      try {
+        await env.ctx.store.delete({ kind: 'Volume', namespace: env.vc.metadata.namespace, name });
+      } catch (e) {
+        if (!(e instanceof NotFoundError)) throw e;
+      }
+    }
+  }
+
   private async setStatus(env: Env, name: string, status: Volume['status']): Promise<void> {
     const ref = { kind: 'Volume', namespace: env.vc.metadata.namespace, name };
     const v = await env.ctx.store.get<Volume>(ref);
@@ -445,14 +452,7 @@ export class StorageReconciler {
     const vols = await this.volumesOf(env);
     const doomed = vols.filter((v) => !keep?.has(v.metadata.name));
     const order = (v: Volume): number => (v.spec?.role === 'original' ? 1 : 0);
-    for (const v of doomed.sort((a, b) => order(a) - order(b))) {
-      await env.driver.remove(this.key(env, v.metadata.name));
-      try {
-        await env.ctx.store.delete({ kind: 'Volume', namespace: v.metadata.namespace, name: v.metadata.name });
-      } catch (e) {
-        if (!(e instanceof NotFoundError)) throw e;
-      }
-    }
+    await this.removeVolumes(env, doomed.sort((a, b) => order(a) - order(b)).map((v) => v.metadata.name));
     if (!keep) await removePath(env.transport, env.vcDir);
   }
 

@@ -115,7 +115,8 @@ export type StorageAction =
   | { type: 'writeConfig'; volumes: { name: string; index: number }[] }
   /** Template update: remove the files of the snapshots, then of the original (objects stay). */
   | { type: 'invalidate'; names: string[] }
-  | { type: 'remove'; name: string }
+  /** Removes these volumes from the storage (in order, one driver call), then their objects. */
+  | { type: 'remove'; names: string[] }
   | { type: 'writeVcConfig' }
   | { type: 'removeVcDir' }
   | { type: 'removeFinalizer' }
@@ -151,7 +152,7 @@ export function planStorage(o: StorageObservation): StoragePlan {
     const doomed = [...o.volumes].sort((a, b) => order(a) - order(b) || a.metadata.name.localeCompare(b.metadata.name));
     return {
       actions: [
-        ...doomed.map((v): StorageAction => ({ type: 'remove', name: v.metadata.name })),
+        ...(doomed.length > 0 ? [{ type: 'remove', names: doomed.map((v) => v.metadata.name) } as const] : []),
         { type: 'removeVcDir' },
         { type: 'removeFinalizer' },
       ],
@@ -178,9 +179,8 @@ export function planStorage(o: StorageObservation): StoragePlan {
   // ---- objects first (crash safety), then volumes that are no longer wanted (scale-down).
   const missing = desired.filter((d) => !byName.has(d.name)).map((d) => volumeObject(vc, d));
   if (missing.length > 0) actions.push({ type: 'createObjects', volumes: missing });
-  for (const v of o.volumes) {
-    if (!desiredNames.has(v.metadata.name)) actions.push({ type: 'remove', name: v.metadata.name });
-  }
+  const unwanted = o.volumes.filter((v) => !desiredNames.has(v.metadata.name)).map((v) => v.metadata.name);
+  if (unwanted.length > 0) actions.push({ type: 'remove', names: unwanted });
 
   const originalName = `${vc.metadata.name}-original`;
   const original = byName.get(originalName);

@@ -85,14 +85,18 @@ done`;
 
 /**
  * Starts QEMU unless this domain's QEMU already runs (exit 17, its pid on stdout): makes the run
- * directories, removes stale pid and sockets, writes the spec (stdin), links the console log, then
- * execs the QEMU argv. One round trip, which matters over SSH.
+ * directories, writes the spec (one line on stdin), links the console log, then execs the QEMU
+ * argv. One round trip, which matters over SSH, and two forks: it is on the path of every start,
+ * resume and migration. A stale pid file or socket needs no removal: QEMU rewrites the pid file
+ * and replaces a socket path when it binds it; until then the pid fails the cmdline check.
  */
 const START_SCRIPT = `${ALIVE_FN}
 pid=; read -r pid 2>/dev/null < "$3"; case $pid in *[!0-9]*) pid= ;; esac
 if [ -n "$pid" ] && alive "$pid" && tr '\\0' '\\n' < "/proc/$pid/cmdline" | grep -qxF -e "$7"; then echo "$pid"; exit 17; fi
-mkdir -p "$1" "$2" && rm -f "$3" "$4" "$5" && cat > "$6.tmp" && mv -f "$6.tmp" "$6" || exit 18
-if [ "$8" = "$1/console.log" ]; then rm -f "$1/console.log.link"; else ln -sfn "$8" "$1/console.log.link"; fi
+mkdir -p "$1" "$2" || exit 18
+IFS= read -r spec || exit 18
+printf '%s\\n' "$spec" > "$6.tmp" && mv -f "$6.tmp" "$6" || exit 18
+if [ "$8" != "$1/console.log" ]; then ln -sfn "$8" "$1/console.log.link"; elif [ -L "$1/console.log.link" ]; then rm -f "$1/console.log.link"; fi
 shift 8
 exec "$@"`;
 

@@ -5,8 +5,9 @@
 // /proc/PID/cmdline carries that name, so a stale pid file never designates a stranger.
 //
 // Acceleration `auto` boots the guest kernel under KVM once per node (a root-less boot must reach
-// the kernel's "Kernel panic ... mount root" within a timeout) and falls back to TCG otherwise; the
-// result is cached in memory and in `<runRoot>/.accel` for the host's boot (boot_id).
+// the kernel's "Kernel panic ... mount root" within a timeout, its early console speaking within a
+// few seconds) and falls back to TCG otherwise; the result is cached in memory and in
+// `<runRoot>/.accel` for the host's boot (boot_id).
 //
 // Suspend = migration to a file (QEMU 7.2 has no `file:` URI: `exec:cat > LINK`, where LINK is a
 // symlink under runRoot named by a hash, so no user data enters QEMU's shell string), resume =
@@ -47,6 +48,12 @@ export interface QemuDriverOptions {
   qemuBinary?: string;
   /** How long the KVM boot check may take; default 15 000 ms. */
   kvmProbeTimeoutMs?: number;
+  /**
+   * A KVM guest that printed nothing on its early console within this long hangs (as a nested
+   * KVM guest does): the check gives up then; default 3 000 ms. The kernel's early console speaks
+   * about 0.35 s after QEMU starts even under TCG, so a working KVM is far inside it.
+   */
+  kvmFirstOutputMs?: number;
 }
 
 /** The target side of a live migration in progress (QemuDriver.prepareIncoming). */
@@ -188,6 +195,7 @@ export class QemuDriver implements HypervisorDriver {
   private readonly qemu: string;
   private readonly accelMode: 'auto' | Acceleration;
   private readonly kvmProbeTimeoutMs: number;
+  private readonly kvmFirstOutputMs: number;
   private accelPromise?: Promise<Acceleration>;
   private readonly outgoing = new Set<string>();
   /** Specs of the domains this driver started (saves a round trip before a migration). */
@@ -205,6 +213,7 @@ export class QemuDriver implements HypervisorDriver {
     this.qemu = opts.qemuBinary ?? 'qemu-system-x86_64';
     this.accelMode = opts.accel ?? 'auto';
     this.kvmProbeTimeoutMs = opts.kvmProbeTimeoutMs ?? 15_000;
+    this.kvmFirstOutputMs = opts.kvmFirstOutputMs ?? 3_000;
   }
 
   paths(name: string, consoleLog?: string): DomainPaths {
@@ -322,13 +331,35 @@ export class QemuDriver implements HypervisorDriver {
     if (m && m[2] === bootId && m[3] === kernel) return m[1] as Acceleration;
     const secs = Math.max(1, Math.ceil(this.kvmProbeTimeoutMs / 1000));
     // A root-less boot: a working KVM reaches the kernel's panic about the missing root in about a
-    // second; a broken one (nested KVM here) hangs and is killed by timeout.
-    const r = await this.transport.exec([
+    // second; a broken one (nested KVM here) hangs silently, seen when the early console stays mute.
+    const proc = this.transport.spawn([
       'timeout', '-s', 'KILL', String(secs), this.qemu, '-accel', 'kvm', '-cpu', 'host', '-machine', 'pc', '-m', '128',
       '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-serial', 'stdio',
-      '-kernel', kernel, '-append', 'console=ttyS0 panic=-1 root=/dev/vc-kvm-probe',
+      '-kernel', kernel, '-append', 'console=ttyS0 earlycon=uart8250,io,0x3f8,115200 panic=-1 root=/dev/vc-kvm-probe',
     ], { timeoutMs: (secs + 10) * 1000 });
-    const result: Acceleration = /Kernel panic|Unable to mount root|VFS: Cannot open root/.test(r.stdout) ? 'kvm' : 'tcg';
+    proc.stderr.resume();
+    const result = await new Promise<Acceleration>((resolve) => {
+      const PANIC = /Kernel panic|Unable to mount root|VFS: Cannot open root/;
+      let out = '';
+      let settled = false;
+      const finish = (r: Acceleration): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(mute);
+        proc.kill();
+        resolve(r);
+      };
+      const mute = setTimeout(() => finish('tcg'), this.kvmFirstOutputMs);
+      proc.stdout.on('data', (b: Buffer) => {
+        clearTimeout(mute);
+        out += b.toString('latin1');
+        if (PANIC.test(out)) finish('kvm');
+      });
+      // The process ended by itself (timeout's KILL, or QEMU quit after the panic): judge all it printed.
+      proc.stdout.on('end', () => finish(PANIC.test(out) ? 'kvm' : 'tcg'));
+      proc.done.catch(() => finish('tcg'));
+    });
+    await proc.done.catch(() => undefined);
     await execOk(this.transport, ['mkdir', '-p', this.runRoot]);
     await this.transport.writeFile(cacheFile, `${result} ${bootId} ${kernel}\n`);
     return result;

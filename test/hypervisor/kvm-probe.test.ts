@@ -29,6 +29,18 @@ describe('QemuDriver acceleration auto (KVM boot check)', function () {
     assert.equal(readFileSync(join(dir, 'run', '.accel'), 'utf8'), `${expected} ${bootId} ${kernel}\n`);
   });
 
+  it('decides when the early console stays mute, without waiting for the whole probe timeout', async () => {
+    // Here KVM hangs before printing anything: the verdict comes after the 3 s first-output window,
+    // not after the 60 s probe timeout. (Where KVM works, its panic comes within a second or two.)
+    const kernel = referenceGuest().kernel;
+    const d = new QemuDriver({ transport: t, runRoot: join(dir, 'mute'), migrationAddress: '127.0.0.1', accel: 'auto', kvmProbeTimeoutMs: 60_000 });
+    const t0 = Date.now();
+    assert.equal(await d.acceleration(kernel), process.env.VC_EXPECT_ACCEL ?? 'tcg');
+    assert.ok(Date.now() - t0 < 30_000, `verdict after ${Date.now() - t0} ms`);
+    const probes = (await t.exec(['pgrep', '-f', 'root=/dev/vc-kvm-probe'])).stdout.trim();
+    assert.equal(probes, '', 'the probe QEMU was ended');
+  });
+
   it('takes a cached verdict of the same host boot and kernel without probing again', async () => {
     const kernel = referenceGuest().kernel;
     const runRoot = join(dir, 'cached');

@@ -8,7 +8,9 @@
 // - A pool of connections per host (lazily opened, at most `sessionsPerConnection` commands on each,
 //   below OpenSSH's MaxSessions of 10 to leave room for kill commands), with keepalive; a broken
 //   connection fails the commands on it with TransportError and leaves the pool: the next command
-//   connects again.
+//   connects again. A session the server refuses (its MaxSessions is lower than assumed, or it has
+//   not yet released closed sessions) ran nothing: the command is retried with a short backoff, and
+//   that connection takes one command fewer from then on.
 // - Commands are bounded per host (`maxConcurrent`); the rest queue (FIFO).
 // - Quoting: the remote side runs a command string through the login shell (must be POSIX: sh,
 //   bash, dash). Each argv element is single-quoted (' -> '\''), so every byte string arrives as
@@ -120,7 +122,15 @@ interface PooledConnection {
   ready: Promise<void>;
   active: number;
   alive: boolean;
+  /** Sessions this connection takes at once: sessionsPerConnection, lowered when the server refuses one. */
+  limit: number;
 }
+
+/** The server refused to open a session channel: nothing ran, the command may be tried again. */
+class SessionRefusedError extends TransportError {}
+
+/** Attempts at opening a session the server refuses, with 25, 50, 100... ms between them. */
+const SESSION_ATTEMPTS = 7;
 
 export class SshTransport implements Transport {
   readonly host: string;
@@ -151,11 +161,17 @@ export class SshTransport implements Transport {
     const command = remoteCommand(argv, opts);
     const what = `${this.host}: \`${describeArgv(argv)}\``;
     return spawnQueued(this.host, argv, opts, this.limiter, async (io, deadline, onKill) => {
-      const conn = await this.session(deadline.signal);
-      try {
-        return await this.runOn(conn, command, what, io, deadline, onKill);
-      } finally {
-        conn.active--;
+      for (let attempt = 1; ; attempt++) {
+        const conn = await this.session(deadline.signal);
+        try {
+          return await this.runOn(conn, command, what, io, deadline, onKill);
+        } catch (e) {
+          if (!(e instanceof SessionRefusedError) || attempt >= SESSION_ATTEMPTS) throw e;
+          conn.limit = Math.max(1, Math.min(conn.limit, conn.active - 1));
+        } finally {
+          conn.active--;
+        }
+        await abortable(new Promise((r) => setTimeout(r, 25 * 2 ** (attempt - 1))), deadline.signal);
       }
     });
   }
@@ -171,7 +187,8 @@ export class SshTransport implements Transport {
     return new Promise<ExecResult>((resolve, reject) => {
       conn.client.exec(command, (err, ch) => {
         if (err) {
-          reject(new TransportError(`${what}: cannot open a session: ${err.message}`, { cause: err }));
+          const E = conn.alive ? SessionRefusedError : TransportError;
+          reject(new E(`${what}: cannot open a session: ${err.message}`, { cause: err }));
           return;
         }
         let pid: number | undefined;
@@ -239,7 +256,7 @@ export class SshTransport implements Transport {
 
   /** A pooled connection with a free session slot; opens one when none has. */
   private async session(signal: AbortSignal): Promise<PooledConnection> {
-    const conn = this.pool.find((c) => c.alive && c.active < this.perConnection) ?? this.open();
+    const conn = this.pool.find((c) => c.alive && c.active < c.limit) ?? this.open();
     conn.active++;
     try {
       await abortable(conn.ready, signal);
@@ -252,7 +269,7 @@ export class SshTransport implements Transport {
 
   private open(): PooledConnection {
     const client = new Client();
-    const conn: PooledConnection = { client, active: 0, alive: true, ready: Promise.resolve() };
+    const conn: PooledConnection = { client, active: 0, alive: true, ready: Promise.resolve(), limit: this.perConnection };
     this.pool.push(conn);
     this.connectionsOpened++;
     const drop = () => {

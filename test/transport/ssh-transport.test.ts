@@ -165,6 +165,20 @@ describe('SshTransport (real sshd in testbed namespaces)', function () {
     assert.deepEqual(maxOverlap(await readFile(marker, 'utf8')), { max: 4, lines: 24 });
   });
 
+  it('a session the server refuses (its MaxSessions is 10) is tried again: every command runs once', async () => {
+    // 16 commands on one connection where sshd allows 10 sessions: 6 are refused at first.
+    const greedy = sshFor(node, { sessionsPerConnection: 16, maxConcurrent: 16 });
+    const marker = join(tb.sanDir, 'refused');
+    try {
+      const results = await Promise.all(Array.from({ length: 16 }, (_, i) => greedy.exec(['sh', '-c', 'echo "$1" >> "$2"; sleep 0.5', 'sh', String(i), marker])));
+      assert.deepEqual(results.map((r) => [r.code, r.stderr]), Array.from({ length: 16 }, () => [0, '']));
+      const ran = (await readFile(marker, 'utf8')).trim().split('\n').map(Number).sort((a, b) => a - b);
+      assert.deepEqual(ran, Array.from({ length: 16 }, (_, i) => i), 'each command ran exactly once');
+    } finally {
+      await greedy.close();
+    }
+  });
+
   it('writes files atomically with their mode, binary-safe', async () => {
     const f = join(tb.sanDir, "a file with 'quotes'");
     const data = Buffer.from(Array.from({ length: 256 }, (_, i) => i));

@@ -670,9 +670,7 @@ export class QemuDriver implements HypervisorDriver {
     }
     if (this.outgoing.has(name)) throw new HypervisorError(`${this.node}: ${name} is already migrating`);
     this.outgoing.add(name);
-    // While the target starts, the source's clean-up script starts (it acts only when released)
-    // and its migration monitor is readied.
-    const cleanup = this.armRetire(name);
+    // While the target starts, the source's migration monitor is readied.
     const sourceQmp = this.openQmp(name, 'ops').then(async (q) => {
       try {
         await this.enableMigrationEvents(q);
@@ -687,32 +685,44 @@ export class QemuDriver implements HypervisorDriver {
       }
     });
     sourceQmp.catch(() => undefined);
-    let e: ProcEntry | undefined;
+    /** The source's process (its pid, for the clean-up): read now, or during the transfer. */
+    let source: Promise<ProcEntry | undefined> | undefined;
     let incoming: IncomingMigration;
-    try {
-      // With the spec known (this driver started the domain) the target starts while the source
-      // is inspected; otherwise the spec comes from the source's run directory first.
-      const cached = this.specCache.get(name);
-      const prep = cached ? target.prepareIncoming(cached) : undefined;
-      prep?.catch(() => undefined);
-      [e] = await this.procEntries(name);
-      if (!e?.alive || !e.pid || !e.spec) {
-        await prep?.then((i) => i.abort()).catch(() => undefined);
-        throw new HypervisorError(`${this.node}: cannot migrate ${name}: it is not running here`);
-      }
+    const prepared = async (prep: Promise<IncomingMigration>): Promise<IncomingMigration> => {
       try {
-        incoming = await (prep ?? target.prepareIncoming(e.spec));
+        return await prep;
       } catch (err) {
         await target.destroy(name).catch(() => undefined);
         throw new MigrationFailedError(`migrating ${name} to ${target.node}: the target could not be prepared: ${(err as Error).message}`, { cause: err });
       }
+    };
+    try {
+      const cached = this.specCache.get(name);
+      if (cached) {
+        // The spec is known (this driver started the domain): the target starts at once, the
+        // source's monitor answering shows it runs here, and its pid is read during the transfer.
+        const prep = target.prepareIncoming(cached);
+        prep.catch(() => undefined);
+        try {
+          await sourceQmp;
+        } catch (err) {
+          await prep.then((i) => i.abort()).catch(() => undefined);
+          throw new HypervisorError(`${this.node}: cannot migrate ${name}: its QEMU does not answer here (${(err as Error).message})`, { cause: err });
+        }
+        incoming = await prepared(prep);
+      } else {
+        // Otherwise the spec comes from the source's run directory first.
+        const [e] = await this.procEntries(name);
+        if (!e?.alive || !e.pid || !e.spec) throw new HypervisorError(`${this.node}: cannot migrate ${name}: it is not running here`);
+        source = Promise.resolve(e);
+        incoming = await prepared(target.prepareIncoming(e.spec));
+      }
     } catch (err) {
       this.outgoing.delete(name);
       await sourceQmp.then((q) => q.close()).catch(() => undefined);
-      await cleanup.disarm();
       throw err;
     }
-    const pid = e.pid;
+    let cleanup: ReturnType<QemuDriver['armRetire']> | undefined;
     let tMigrate = Date.now();
     let tCompleted = 0;
     let tSwitched = 0;
@@ -723,6 +733,11 @@ export class QemuDriver implements HypervisorDriver {
       try {
         tMigrate = Date.now();
         await q.execute('migrate', { uri: incoming.uri });
+        // Off the critical path, while QEMU transfers: the clean-up script (it acts only when
+        // released) and the source's pid.
+        cleanup = this.armRetire(name);
+        source ??= this.procEntries(name).then(([e]) => e);
+        source.catch(() => undefined);
         const m = await this.pollMigration(q, opts.timeoutMs ?? 120_000, (p) =>
           opts.onProgress?.({
             status: p.status ?? 'unknown',
@@ -740,9 +755,13 @@ export class QemuDriver implements HypervisorDriver {
           // The target runs once it has loaded the state; meanwhile the source (its disks already
           // released by QEMU at completion) quits, and the armed clean-up waits for its process
           // to end and removes its files.
+          const armed = cleanup;
           retired = (async () => {
             await q.execute('quit').catch(() => undefined);
-            await cleanup.release(pid);
+            const pid = (await source!.catch(() => undefined))?.pid;
+            if (pid) return armed.release(pid);
+            await armed.disarm();
+            await this.destroy(name); // its pid could not be read: find and retire it afresh
           })();
           retired.catch(() => undefined);
           await incoming.finish();
@@ -758,7 +777,7 @@ export class QemuDriver implements HypervisorDriver {
       this.outgoing.delete(name);
     }
     if (fin.status !== 'completed') {
-      await cleanup.disarm();
+      await cleanup?.disarm();
       this.specCache.delete(name); // in case it was stale: the next attempt reads the spec file
       await incoming.abort().catch(() => undefined);
       await this.ensureRunning(name).catch(() => undefined);

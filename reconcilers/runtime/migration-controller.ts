@@ -147,7 +147,9 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
         const tgt = d.action.target;
         if (!(await new HostNetworkDriver(tgtDrv!.transport).hasVm(name))) {
           if (m.status?.message !== `waiting for the network on ${tgt}`) await setStatus(ctx, m, { phase: 'Pending', message: `waiting for the network on ${tgt}` });
-          return { requeueAfterMs: 500 };
+          // The network controller is adding the tap as this Migration appeared (one SSH round
+          // trip away): look again soon, the check is a single cheap command.
+          return { requeueAfterMs: 100 };
         }
         const started = now();
         await setStatus(ctx, m, { phase: 'Running', sourceNode: src, startTime: new Date(started).toISOString(), message: `migrating from ${src} to ${tgt}` });

@@ -431,9 +431,10 @@ export class QemuDriver implements HypervisorDriver {
   private armRetire(name: string): { release(pid: number): Promise<void>; disarm(): Promise<void> } {
     const proc = this.transport.spawn(['sh', '-c', RETIRE_SCRIPT, 'sh', '-', ...this.retireArgs(name, 10_000)], { timeoutMs: 0 });
     let told = false;
+    let stderr = '';
     proc.stdout.resume();
-    proc.stderr.resume();
-    const done = proc.done.catch((err: unknown) => ({ code: -1, stdout: '', stderr: (err as Error).message }));
+    proc.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const done = proc.done.then((r) => ({ ...r, stderr }), (err: unknown) => ({ code: -1, stdout: '', stderr: (err as Error).message }));
     return {
       release: async (pid) => {
         this.specCache.delete(name);

@@ -9,6 +9,13 @@ export const CONFIG_DISK_BYTES = 1024 * 1024;
 export const SWAP_DEVICE = '/dev/vdb';
 export const SHARED_MOUNT = '/shared';
 export const SHARED_TAG = 'vcshared';
+/** Where the node's NFS server exports each VC's shared storage: <root>/<namespace>/<name>. */
+export const SHARED_NFS_EXPORT_ROOT = '/vc';
+
+/** `<gateway>:/vc/<namespace>/<name>`: the NFS export a VC's guests mount its shared storage from. */
+export function sharedNfsSource(gateway: string, namespace: string, vcName: string): string {
+  return `${gateway}:${SHARED_NFS_EXPORT_ROOT}/${namespace}/${vcName}`;
+}
 
 export interface NodeConfigInput {
   vcName: string;
@@ -20,6 +27,12 @@ export interface NodeConfigInput {
   gateway: string;
   peers: string[];
   hasShared: boolean;
+  /**
+   * The VC's shared storage is served over NFS by its node's gateway (spec.sharedStorage.filesystem
+   * `nfs`): the guest mounts SHARED_NFS_EXPORT_ROOT/<namespace>/<vcName> from `gateway` instead of
+   * the virtio-9p tag. Ignored without hasShared.
+   */
+  sharedNfs?: boolean;
   firstBootScript?: string;
 }
 
@@ -41,6 +54,9 @@ export function buildConfigVars(n: NodeConfigInput): Record<string, string> {
     VC_SHARED_MOUNT: n.hasShared ? SHARED_MOUNT : '',
     VC_SHARED_TAG: SHARED_TAG,
   };
+  // Only NFS VCs get the variable: the bytes (and so the revision) of the others stay as they were,
+  // and their guests do not restart for a configuration change they would not see.
+  if (n.hasShared && n.sharedNfs) vars.VC_SHARED_NFS = sharedNfsSource(n.gateway, n.namespace, n.vcName);
   const digest = createHash('sha256')
     .update(renderConfigEnv(vars))
     .update('\0')

@@ -236,6 +236,7 @@ export class StorageReconciler {
       gateway: gatewayAddress(subnet),
       peers,
       hasShared: !!shared && shared.filesystem !== 'none',
+      sharedNfs: shared?.filesystem === 'nfs',
       ...(vc.spec!.firstBoot?.script !== undefined ? { firstBootScript: vc.spec!.firstBoot.script } : {}),
     };
   }

@@ -56,6 +56,22 @@ describe('first-boot config disk (ADR 0002)', () => {
     assert.equal(buildConfigDisk({ ...input, hasShared: false }).env.includes("VC_SHARED_MOUNT=''"), true);
   });
 
+  it('names the gateway NFS export for an nfs VC, and nothing new for the others', async () => {
+    const nfs = buildConfigDisk({ ...input, namespace: 'team-a', sharedNfs: true });
+    const disk = join(dir, 'nfs.img');
+    await writeFile(disk, nfs.bytes);
+    const out = join(dir, 'nfs');
+    await mkdir(out);
+    await shOk(['busybox', 'tar', '-xf', disk, '-C', out]);
+    const r = await sh(['sh', '-c', '. "$1"; printf "%s|%s" "$VC_SHARED_NFS" "$VC_SHARED_MOUNT"', 'sh', join(out, 'vc/config.env')]);
+    assert.equal(r.stdout, '10.10.1.1:/vc/team-a/stripes|/shared');
+    assert.notEqual(nfs.revision, buildConfigDisk({ ...input, namespace: 'team-a' }).revision);
+    // 9p (or no) shared storage: byte for byte the disk it was before the variable existed.
+    assert.ok(buildConfigDisk({ ...input, sharedNfs: false }).bytes.equals(buildConfigDisk(input).bytes));
+    assert.doesNotMatch(buildConfigDisk(input).env, /VC_SHARED_NFS/);
+    assert.doesNotMatch(buildConfigDisk({ ...input, hasShared: false, sharedNfs: true }).env, /VC_SHARED_NFS/);
+  });
+
   it('refuses a first-boot script that does not fit the disk', () => {
     assert.throws(() => buildConfigDisk({ ...input, firstBootScript: 'x'.repeat(CONFIG_DISK_BYTES) }), /does not fit/);
   });

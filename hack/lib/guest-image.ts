@@ -1,6 +1,7 @@
 // Builds the VirtuaLinux reference guest: a Debian kernel (fetched with `apt-get download`, never
-// installed on the host), an initramfs holding busybox and the kernel modules the guest needs, and
-// an ext4 root disk (busybox userland, the boot scripts of hack/guest/) converted to qcow2, so the
+// installed on the host), an initramfs holding busybox and the kernel modules every guest needs, and
+// an ext4 root disk (busybox userland, the boot scripts of hack/guest/, the NFS client's modules
+// that rcS loads only for a VC with NFS shared storage) converted to qcow2, so the
 // node's copy-on-write snapshot of it really is the guest's root disk. Writes DIR/ostemplate.yaml.
 //
 // Usage: hack/guest-image build --out DIR [--flavour amd64|cloud-amd64] [--force]
@@ -29,6 +30,16 @@ export const GUEST_MODULES = [
   'virtio_pci', 'virtio_blk', 'virtio_net', 'ext4', '9p', '9pnet_virtio',
   'crc32c_generic', 'button', 'evdev', 'xen-blkfront', 'xen-netfront', '9pnet_xen',
 ];
+
+/**
+ * Kernel modules of the NFSv4.1 client (nfsv4 and, by modules.dep, nfs, sunrpc, lockd, grace,
+ * dns_resolver; fscache and netfs come with 9p already), for a VC whose shared storage is NFS
+ * (VC_SHARED_NFS, ADR 0002). They sit on the root disk in NFS_MODULE_DIR and rcS loads them only
+ * for such a VC: in the initramfs every guest would pay for loading them at each boot.
+ */
+export const NFS_MODULES = ['nfsv4'];
+/** On the root disk: the NFS client's modules and their load order (`modules.order`). */
+export const NFS_MODULE_DIR = 'lib/modules/nfs';
 
 export const GUEST_CMDLINE = 'console=ttyS0 root=/dev/vda rw quiet panic=-1';
 
@@ -175,7 +186,7 @@ function busyboxPath(): string {
   throw new Error('guest-image: a static busybox is needed: apt-get install busybox-static');
 }
 
-function writeRootTree(root: string, busybox: string): void {
+function writeRootTree(root: string, busybox: string, modDir: string, nfsModules: readonly string[]): void {
   const mk = (p: string, mode = 0o755): void => {
     fs.mkdirSync(path.join(root, p), { recursive: true, mode });
   };
@@ -203,16 +214,28 @@ function writeRootTree(root: string, busybox: string): void {
   fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\n');
   fs.writeFileSync(path.join(root, 'etc/hostname'), 'guest\n');
   fs.writeFileSync(path.join(root, 'etc/fstab'), '');
+  copyModules(modDir, nfsModules, path.join(root, NFS_MODULE_DIR));
 }
 
-function writeInitramfs(work: string, kroot: string, kver: string, busybox: string, out: string): number {
-  const modDir = path.join(kroot, 'lib/modules', kver);
-  run(['depmod', '-b', kroot, kver]);
-  const order = orderModules(
-    fs.readFileSync(path.join(modDir, 'modules.dep'), 'utf8'),
-    fs.readFileSync(path.join(modDir, 'modules.builtin'), 'utf8'),
-    GUEST_MODULES,
-  );
+/** Copies `order` (paths relative to modDir) flat into `to`, with `modules.order` listing their names. */
+function copyModules(modDir: string, order: readonly string[], to: string): void {
+  fs.mkdirSync(to, { recursive: true });
+  const names = order.map((rel) => {
+    const name = path.basename(rel);
+    fs.copyFileSync(path.join(modDir, rel), path.join(to, name));
+    return name;
+  });
+  fs.writeFileSync(path.join(to, 'modules.order'), names.join('\n') + '\n');
+}
+
+/** The initramfs's modules and the NFS client's (only those the initramfs does not load), in load order. */
+export function guestModules(modulesDep: string, builtin: string): { boot: string[]; nfs: string[] } {
+  const boot = orderModules(modulesDep, builtin, GUEST_MODULES);
+  const nfs = orderModules(modulesDep, builtin, NFS_MODULES).filter((m) => !boot.includes(m));
+  return { boot, nfs };
+}
+
+function writeInitramfs(work: string, modDir: string, order: readonly string[], busybox: string, out: string): void {
   const ird = path.join(work, 'initramfs');
   for (const d of ['bin', 'etc', 'lib/modules', 'dev', 'proc', 'sys', 'newroot']) {
     fs.mkdirSync(path.join(ird, d), { recursive: true });
@@ -222,16 +245,10 @@ function writeInitramfs(work: string, kroot: string, kver: string, busybox: stri
   fs.symlinkSync('busybox', path.join(ird, 'bin/sh'));
   fs.copyFileSync(path.join(guestDir, 'init'), path.join(ird, 'init'));
   fs.chmodSync(path.join(ird, 'init'), 0o755);
-  const names: string[] = [];
-  for (const rel of order) {
-    const name = path.basename(rel);
-    fs.copyFileSync(path.join(modDir, rel), path.join(ird, 'lib/modules', name));
-    names.push(name);
-  }
-  fs.writeFileSync(path.join(ird, 'etc/modules.order'), names.join('\n') + '\n');
+  copyModules(modDir, order, path.join(ird, 'lib/modules'));
+  fs.renameSync(path.join(ird, 'lib/modules/modules.order'), path.join(ird, 'etc/modules.order'));
   // Fixed script, paths as positional parameters: cpio of the tree, gzip, to the output file.
   run(['sh', '-c', 'cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -6 > "$2"', 'sh', ird, out]);
-  return names.length;
 }
 
 export function buildGuestImage(opts: GuestImageOptions): GuestImage {
@@ -275,11 +292,17 @@ export function buildGuestImage(opts: GuestImageOptions): GuestImage {
     const tmp = (f: string): string => `${f}.tmp-${process.pid}`;
     fs.copyFileSync(path.join(kroot, 'boot', `vmlinuz-${kernelVersion}`), tmp(result.bzImage));
     extractVmlinux(tmp(result.bzImage), tmp(result.kernel));
-    const n = writeInitramfs(work, kroot, kernelVersion, busybox, tmp(result.initrd));
-    log(`initramfs with ${n} modules`);
+    const modDir = path.join(kroot, 'lib/modules', kernelVersion);
+    run(['depmod', '-b', kroot, kernelVersion]);
+    const modules = guestModules(
+      fs.readFileSync(path.join(modDir, 'modules.dep'), 'utf8'),
+      fs.readFileSync(path.join(modDir, 'modules.builtin'), 'utf8'),
+    );
+    writeInitramfs(work, modDir, modules.boot, busybox, tmp(result.initrd));
+    log(`initramfs with ${modules.boot.length} modules, ${modules.nfs.length} NFS client modules on the root disk`);
 
     const rootTree = path.join(work, 'root');
-    writeRootTree(rootTree, busybox);
+    writeRootTree(rootTree, busybox, modDir, modules.nfs);
     const raw = path.join(work, 'root.ext4');
     run(['mke2fs', '-q', '-F', '-t', 'ext4', '-L', 'vcroot', '-E', 'root_owner=0:0', '-d', rootTree, raw,
       `${opts.rootMiB ?? 256}M`]);

@@ -3,8 +3,8 @@
 // lives in the node's network namespace, so the guest is reachable only from there).
 
 import { strict as assert } from 'node:assert';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { parse } from 'yaml';
 import { QemuDriver } from '../../drivers/hypervisor/qemu-driver.js';
 import type { DomainSpec } from '../../drivers/hypervisor/types.js';
 import { SshTransport } from '../../drivers/transport/ssh-transport.js';
-import { buildGuestImage, GUEST_CMDLINE, orderModules } from '../../hack/lib/guest-image.js';
+import { buildGuestImage, GUEST_CMDLINE, guestModules, NFS_MODULE_DIR, orderModules } from '../../hack/lib/guest-image.js';
 import { nodeExec, testbedDown, testbedUp, type TestbedState } from '../../hack/lib/testbed.js';
 import { GUEST_CACHE, guestEnv, makeNodeDisks, referenceGuest } from '../hypervisor/node-disks.js';
 
@@ -36,6 +36,20 @@ describe('reference guest image', function () {
     ]);
   });
 
+  it('puts the NFS client modules the initramfs lacks on the root disk, dependencies first', () => {
+    const dep = [
+      'kernel/fs/nfs/nfsv4.ko: kernel/net/dns_resolver/dns_resolver.ko kernel/fs/nfs/nfs.ko kernel/fs/lockd/lockd.ko kernel/fs/nfs_common/grace.ko kernel/net/sunrpc/sunrpc.ko kernel/fs/fscache/fscache.ko kernel/fs/netfs/netfs.ko',
+      'kernel/fs/nfs/nfs.ko: kernel/fs/lockd/lockd.ko kernel/fs/nfs_common/grace.ko kernel/net/sunrpc/sunrpc.ko kernel/fs/fscache/fscache.ko kernel/fs/netfs/netfs.ko',
+      'kernel/fs/lockd/lockd.ko: kernel/fs/nfs_common/grace.ko kernel/net/sunrpc/sunrpc.ko',
+      'kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko kernel/fs/fscache/fscache.ko kernel/fs/netfs/netfs.ko',
+      ...['kernel/net/9p/9pnet.ko', 'kernel/fs/fscache/fscache.ko: kernel/fs/netfs/netfs.ko', 'kernel/fs/netfs/netfs.ko',
+        'kernel/fs/nfs_common/grace.ko', 'kernel/net/sunrpc/sunrpc.ko', 'kernel/net/dns_resolver/dns_resolver.ko'].map((l) => l.includes(':') ? l : `${l}:`),
+    ].join('\n');
+    const m = guestModules(dep, '');
+    assert.ok(m.boot.includes('kernel/fs/fscache/fscache.ko'));
+    assert.deepEqual(m.nfs.map((f) => f.replace(/^.*\//, '')), ['dns_resolver.ko', 'grace.ko', 'sunrpc.ko', 'lockd.ko', 'nfs.ko', 'nfsv4.ko']);
+  });
+
   it('builds a kernel, an initramfs and a qcow2 root disk with an OSTemplate of absolute paths; a rebuild is a cached no-op', () => {
     const g = referenceGuest();
     const t = parse(readFileSync(g.ostemplate, 'utf8'));
@@ -52,6 +66,18 @@ describe('reference guest image', function () {
     for (const f of ['init', 'bin/busybox', 'etc/modules.order']) assert.match(initrdList, new RegExp(`^${f}$`, 'm'));
     assert.match(initrdList, /^lib\/modules\/virtio_blk\.ko$/m);
     assert.match(initrdList, /^lib\/modules\/9pnet_virtio\.ko$/m);
+    assert.doesNotMatch(initrdList, /nfs/);
+    // The root disk holds the NFS client's modules with their load order (rcS reads it).
+    const raw = join(tmpdir(), `vc-gi-root-${process.pid}.raw`);
+    try {
+      execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', g.image, raw]);
+      const order = execFileSync('debugfs', ['-R', `cat /${NFS_MODULE_DIR}/modules.order`, raw], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      assert.equal(order, 'dns_resolver.ko\ngrace.ko\nsunrpc.ko\nlockd.ko\nnfs.ko\nnfsv4.ko\n');
+      const ls = execFileSync('debugfs', ['-R', `ls /${NFS_MODULE_DIR}`, raw], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      for (const f of order.trim().split('\n')) assert.match(ls, new RegExp(`\\b${f.replace('.', '\\.')}\\b`));
+    } finally {
+      execFileSync('rm', ['-f', raw]);
+    }
     const before = statSync(g.image).mtimeMs;
     const again = buildGuestImage({ out: GUEST_CACHE, log: () => {} });
     assert.equal(again.cached, true);
@@ -64,6 +90,7 @@ describe('reference guest image', function () {
     let d: QemuDriver;
     let spec: DomainSpec;
     let shared: string;
+    let ganesha: ChildProcess | undefined;
     const name = 'test.gi-0';
 
     before(async () => {
@@ -97,14 +124,65 @@ describe('reference guest image', function () {
     after(async function () {
       this.timeout(60_000);
       await d?.destroy(name).catch(() => undefined);
+      if (ganesha?.pid && ganesha.exitCode === null) {
+        const exited = new Promise((r) => ganesha!.once('exit', r));
+        ganesha.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+        if (ganesha.exitCode === null) ganesha.kill('SIGKILL');
+      }
       await d?.transport.close();
       if (tb) await testbedDown(dir);
       await rm(dir, { recursive: true, force: true });
     });
 
+    it('mounts its shared storage over NFSv4.1 from the gateway when VC_SHARED_NFS says so; firstboot writes into it', async function () {
+      this.timeout(240_000);
+      const n = tb!.nodes[0]!;
+      // The node's NFS server: ganesha in the node's namespace, exporting a directory as
+      // /vc/test/tvc to the VC's subnet (what the node's gateway serves, docs/adr/0002).
+      const exported = join(dir, 'nfs-export');
+      const recovery = join(dir, 'nfs-recovery');
+      mkdirSync(exported, { recursive: true });
+      mkdirSync(recovery, { recursive: true });
+      const conf = join(dir, 'ganesha.conf');
+      writeFileSync(conf, `NFS_CORE_PARAM { Protocols = 4; NFS_Port = 2049; Enable_NLM = false; Enable_RQUOTA = false; }
+NFSv4 { Graceless = true; RecoveryBackend = fs; RecoveryRoot = ${recovery}; }
+NFS_KRB5 { Active_krb5 = false; }
+EXPORT { Export_Id = 1; Path = ${exported}; Pseudo = /vc/test/tvc; Access_Type = None; Squash = No_Root_Squash;
+  Protocols = 4; Transports = TCP; SecType = sys; CLIENT { Clients = 198.19.8.0/24; Access_Type = RW; } FSAL { Name = VFS; } }
+`);
+      ganesha = spawn('ip', ['netns', 'exec', n.netns, 'ganesha.nfsd', '-F', '-f', conf, '-L', join(dir, 'ganesha.log'), '-p', join(dir, 'ganesha.pid'), '-N', 'NIV_EVENT'], { stdio: 'ignore' });
+      const g = referenceGuest();
+      const nfsName = 'test.gi-1';
+      const env = guestEnv('gi-1', '198.19.8.2', { VC_SUBNET: '198.19.8.0/24', VC_GATEWAY: '198.19.8.1', VC_PEERS: '198.19.8.2', VC_SHARED_MOUNT: '/shared', VC_SHARED_NFS: '198.19.8.1:/vc/test/tvc' });
+      const disks = makeNodeDisks(join(tb!.sanDir, 'gi-1'), env, '{ echo "firstboot $VC_NODE_NAME"; grep " /shared " /proc/mounts; } > "$VC_SHARED_MOUNT/from-guest"\n');
+      const nfsSpec: DomainSpec = {
+        ...spec,
+        name: nfsName,
+        disks: { root: { path: disks.root, format: 'qcow2' }, swap: { path: disks.swap, format: 'raw' }, config: { path: disks.config, format: 'raw', readOnly: true } },
+        network: { tap: 'vcgi1', mac: '52:54:00:08:00:02' },
+      };
+      delete nfsSpec.sharedDir; // no 9p device: the share comes over the network only
+      const t0 = Date.now();
+      await d.create(nfsSpec);
+      try {
+        await nodeExec(n, ['ip', 'addr', 'add', '198.19.8.1/24', 'dev', 'vcgi1']);
+        await nodeExec(n, ['ip', 'link', 'set', 'vcgi1', 'up']);
+        await d.waitForConsole(nfsName, /VIRTUALINUX-READY gi-1 198\.19\.8\.2/, 180_000);
+        process.stderr.write(`      (NFS guest READY ${Date.now() - t0} ms after create)\n`);
+        const written = readFileSync(join(exported, 'from-guest'), 'utf8');
+        assert.match(written, /^firstboot gi-1$/m);
+        assert.match(written, /^198\.19\.8\.1:\/vc\/test\/tvc \/shared nfs4 \S*vers=4\.1\S*proto=tcp/m);
+      } finally {
+        await d.destroy(nfsName).catch(() => undefined);
+      }
+    });
+
     it('applies hostname, address and route, swap and the 9p share, runs firstboot once, prints READY on every boot', async () => {
+      const t0 = Date.now();
       await d.create(spec);
       await d.waitForConsole(name, /VIRTUALINUX-READY gi-0 198\.19\.7\.2/, 120_000);
+      process.stderr.write(`      (9p guest READY ${Date.now() - t0} ms after create)\n`);
       const state = readFileSync(join(shared, 'state'), 'utf8');
       assert.match(state, /^host gi-0\.it's$/m);
       assert.match(state, /^swaps 1$/m);

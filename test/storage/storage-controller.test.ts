@@ -101,6 +101,9 @@ describe('storage controller end to end (SqliteStore, qcow2, local transport)', 
     const env = await readFile(join(out, 'vc/config.env'), 'utf8');
     assert.match(env, /^VC_NODE_IP='10\.10\.1\.3'$/m);
     assert.match(env, /^VC_PEERS='10\.10\.1\.2 10\.10\.1\.3 10\.10\.1\.4 10\.10\.1\.5'$/m);
+    // The VC's shared storage is NFS: the guest mounts it from its gateway's export (ADR 0002).
+    assert.match(env, /^VC_SHARED_NFS='10\.10\.1\.1:\/vc\/default\/stripes'$/m);
+    assert.match(env, /^VC_SHARED_MOUNT='\/shared'$/m);
     assert.equal(await readFile(join(out, 'vc/firstboot.sh'), 'utf8'), 'echo hello from firstboot');
     // Stage 5: the VC's configuration file.
     const conf = await waitFor('vc.json', async () => {

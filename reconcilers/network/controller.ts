@@ -8,14 +8,21 @@
 // Any change of a VM's host (start, migration, remap) re-plans every node: the target's tap is in
 // place before a migration starts (Migrations name their target), and the old path goes once the
 // VM's host has changed.
+// Shared storage over NFS: after the network, the hosts controller makes the node's nfs-ganesha
+// export what the plan says (drivers/nfs) and reports it in the node's NfsReady condition (set
+// only on nodes that serve or served NFS). A failure there (ganesha not installed, an export
+// directory missing) is reported on the node and the VCs concerned; it does not undo or block the
+// network of other VCs.
 
-import type { Migration, PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
+import type { Migration, PhysicalNode, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
 import type { ObjectRef } from '../../api/store/types.js';
 import { getCondition, isConditionTrue, setCondition } from '../../api/conditions.js';
 import { TerminalError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
 import type { Transport } from '../../drivers/transport/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
-import { planHostNetwork, type VmNetwork } from './host-plan.js';
+import { NfsServerDriver, NfsServerMissingError } from '../../drivers/nfs/nfs-server.js';
+import { DEFAULT_RUN_ROOT } from '../runtime/hosts.js';
+import { planHostNetwork, type HostNetworkState, type NfsShare, type VmNetwork } from './host-plan.js';
 import { gatewayAddress, subnetOf, vmAddress } from './addresses.js';
 import { allocateSubnet, formatCidr, parseCidr, parseIp, contains, overlaps, type Cidr } from './cidr.js';
 
@@ -68,6 +75,17 @@ export function observedVmNetworks(cache: CacheReader): VmNetwork[] {
   return out;
 }
 
+/** Every VC whose shared storage is nfs, with its shared Volume's directory once provisioned. */
+export function observedNfsShares(cache: CacheReader): NfsShare[] {
+  return cache.list<VirtualCluster>('VirtualCluster').flatMap((vc) => {
+    if (vc.spec?.sharedStorage?.filesystem !== 'nfs') return [];
+    const ns = vc.metadata.namespace;
+    const vol = cache.get<Volume>({ kind: 'Volume', namespace: ns, name: `${vc.metadata.name}-shared` });
+    const path = vol?.spec?.role === 'shared' && vol.spec.cluster === vc.metadata.name ? vol.status?.path : undefined;
+    return [{ cluster: `${ns}/${vc.metadata.name}`, path }];
+  });
+}
+
 export function networkHostController(cache: CacheReader, deps: NetworkDeps, applied: AppliedNetworks): ControllerSpec {
   // Every VM's move changes routes on every node.
   const everyNode = (): ObjectRef[] =>
@@ -79,6 +97,8 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
       { kind: 'VirtualNode', map: everyNode },
       { kind: 'VirtualCluster', map: everyNode },
       { kind: 'Migration', map: everyNode },
+      // A shared volume's path appearing adds an NFS export; other volumes do not matter here.
+      { kind: 'Volume', map: (v) => ((v as Volume).spec?.role === 'shared' ? everyNode() : []) },
     ],
     workers: 2,
     async reconcile(ref: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
@@ -91,17 +111,48 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
         return { requeueAfterMs: 5_000 }; // unreachable nodes are probed by the node controller
       }
       const hosts = ctx.cache.list<PhysicalNode>('PhysicalNode').map((n) => ({ name: n.metadata.name, address: n.spec!.address }));
-      const state = planHostNetwork(pn.metadata.name, hosts, observedVmNetworks(ctx.cache));
-      const driver = new HostNetworkDriver(deps.transports.get(pn));
+      const state = planHostNetwork(pn.metadata.name, hosts, observedVmNetworks(ctx.cache), observedNfsShares(ctx.cache));
+      const transport = deps.transports.get(pn);
+      const driver = new HostNetworkDriver(transport);
       const { changed } = await driver.apply(state);
       applied.set(pn.metadata.name, state.taps.map((t) => t.vm));
+      const nfsOk = await applyNfs(ctx, pn, new NfsServerDriver(transport, { runRoot: pn.spec!.runRoot ?? DEFAULT_RUN_ROOT }), state, changed);
       if (changed.length > 0) {
         ctx.log.info({ node: pn.metadata.name, changed }, 'network converged');
         ctx.events.record(pn, 'Normal', 'NetworkChanged', changed.slice(0, 8).join('; ') + (changed.length > 8 ? `; and ${changed.length - 8} more` : ''));
       }
-      return { requeueAfterMs: deps.resyncMs ?? 30_000 };
+      return { requeueAfterMs: nfsOk ? (deps.resyncMs ?? 30_000) : Math.min(deps.resyncMs ?? 30_000, 10_000) };
     },
   };
+}
+
+/** Applies the node's NFS exports; reports the outcome in its NfsReady condition. False on failure. */
+async function applyNfs(ctx: ReconcileContext, pn: PhysicalNode, nfs: NfsServerDriver, state: HostNetworkState, changed: string[]): Promise<boolean> {
+  const prev = getCondition(pn.status?.conditions, 'NfsReady');
+  let cond: { type: string; status: 'True' | 'False'; reason: string; message: string };
+  try {
+    changed.push(...(await nfs.apply(state.nfsExports)).changed);
+    if (state.nfsExports.length === 0 && prev === undefined) return true; // never served NFS: no condition
+    cond = state.nfsExports.length === 0
+      ? { type: 'NfsReady', status: 'True', reason: 'NothingToServe', message: 'no VC with nfs shared storage runs here' }
+      : { type: 'NfsReady', status: 'True', reason: 'Serving', message: `serving ${state.nfsExports.map((e) => `${e.pseudo} to ${e.clients}`).join(', ')} on TCP 2049` };
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    const reason = err instanceof NfsServerMissingError ? 'NfsServerMissing' : 'NfsExportFailed';
+    cond = { type: 'NfsReady', status: 'False', reason, message: err.message };
+    ctx.log.error({ node: pn.metadata.name, err }, 'nfs exports not in place');
+    ctx.events.record(pn, 'Warning', reason, err.message);
+    for (const ex of state.nfsExports) {
+      const [namespace, name] = ex.pseudo.replace(/^\/vc\//, '').split('/');
+      const vc = ctx.cache.get<VirtualCluster>({ kind: 'VirtualCluster', namespace, name });
+      if (vc) ctx.events.record(vc, 'Warning', reason, `shared storage not served on ${pn.metadata.name}: ${err.message}`);
+    }
+  }
+  if (prev?.status !== cond.status || prev?.reason !== cond.reason || prev?.message !== cond.message) {
+    const gen = pn.metadata.generation ?? 0;
+    await ctx.store.updateStatus<PhysicalNode>({ ...pn, status: { ...pn.status, conditions: setCondition(pn.status?.conditions, cond, gen) } });
+  }
+  return cond.status === 'True';
 }
 
 export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetworks): ControllerSpec {

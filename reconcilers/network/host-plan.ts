@@ -5,8 +5,13 @@
 // elsewhere through that host's address; no bridge shared between VCs. Isolation: an nftables
 // table of our own drops forwarded traffic between different VCs' subnets and any packet a VM
 // sends with a source address that is not its own. The table is replaced atomically.
+// Shared storage over NFS: a node that hosts a VM of a VC whose shared storage is nfs (or is the
+// target of its migration) serves the VC's shared directory at /vc/<namespace>/<vc> to the VC's
+// subnet; the guests mount it from their gateway address, which every tap of the VC carries, so
+// the same address serves them after a live migration.
 
 import { createHash } from 'node:crypto';
+import { NFS_PORT, type NfsExport } from '../../drivers/nfs/ganesha-config.js';
 
 export interface VmNetwork {
   /** `<namespace>.<virtualnode>`: the domain name. */
@@ -20,6 +25,14 @@ export interface VmNetwork {
   host: string | undefined;
   /** A node the VM is being live-migrated to: its tap must exist before the switch-over. */
   incomingHost?: string;
+}
+
+/** A VC whose shared storage is served over NFS. */
+export interface NfsShare {
+  /** `<namespace>/<vc>`, as VmNetwork.cluster. */
+  cluster: string;
+  /** The shared Volume's directory (status.path); undefined while it is not provisioned. */
+  path: string | undefined;
 }
 
 export interface HostAddress {
@@ -49,6 +62,8 @@ export interface HostNetworkState {
   nftRuleset: string;
   /** The rule comments the loaded table must show (checked after each load). */
   nftRuleComments: string[];
+  /** What this node's NFS server must export (sorted by pseudo path). */
+  nfsExports: NfsExport[];
 }
 
 export const NFT_TABLE = 'virtualinux';
@@ -68,7 +83,12 @@ export function macAddress(vmKey: string): string {
   return `52:54:00:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}`;
 }
 
-export function planHostNetwork(hostName: string, hosts: readonly HostAddress[], vms: readonly VmNetwork[]): HostNetworkState {
+/** The NFS pseudo path a VC's guests mount its shared storage from. */
+export function nfsPseudoPath(cluster: string): string {
+  return `/vc/${cluster}`;
+}
+
+export function planHostNetwork(hostName: string, hosts: readonly HostAddress[], vms: readonly VmNetwork[], shares: readonly NfsShare[] = []): HostNetworkState {
   const addressOf = new Map(hosts.map((h) => [h.name, h.address]));
   const sorted = [...vms].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const taps: TapSpec[] = [];
@@ -82,7 +102,17 @@ export function planHostNetwork(hostName: string, hosts: readonly HostAddress[],
     else if (vm.host !== undefined && addressOf.has(vm.host)) routes.push({ dest: `${vm.ip}/32`, via: addressOf.get(vm.host)! });
   }
   const { text, comments } = renderRuleset(sorted, taps);
-  return { taps, routes, nftRuleset: text, nftRuleComments: comments };
+  return { taps, routes, nftRuleset: text, nftRuleComments: comments, nfsExports: planNfsExports(hostName, sorted, shares) };
+}
+
+function planNfsExports(hostName: string, vms: readonly VmNetwork[], shares: readonly NfsShare[]): NfsExport[] {
+  const out: NfsExport[] = [];
+  for (const share of [...shares].sort((a, b) => (a.cluster < b.cluster ? -1 : a.cluster > b.cluster ? 1 : 0))) {
+    if (share.path === undefined) continue;
+    const here = vms.find((vm) => vm.cluster === share.cluster && (vm.host === hostName || vm.incomingHost === hostName));
+    if (here) out.push({ pseudo: nfsPseudoPath(share.cluster), path: share.path, clients: here.subnet });
+  }
+  return out;
 }
 
 function renderRuleset(vms: readonly VmNetwork[], taps: readonly TapSpec[]): { text: string; comments: string[] } {
@@ -102,6 +132,14 @@ function renderRuleset(vms: readonly VmNetwork[], taps: readonly TapSpec[]): { t
       const c = `antispoof ${hook} ${t.vm}`;
       comments.push(c);
       lines.push(`    iifname "${t.name}" ip saddr != ${t.ip} drop comment "${c}"`);
+    }
+    if (hook === 'input') {
+      // NFS trusts client addresses (sec=sys): a VC source address reaching a node's NFS server
+      // must come from a tap, where the anti-spoofing rules above pin it to its VM. VMs reach
+      // their gateway address on any port (the policy accepts); exports admit one subnet each.
+      const c = 'nfs only from taps';
+      comments.push(c);
+      lines.push(`    tcp dport ${NFS_PORT} ip saddr @vc_subnets iifname != "vt*" drop comment "${c}"`);
     }
     if (hook === 'forward') {
       for (const cl of clusters) {

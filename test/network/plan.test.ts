@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { allocateSubnet, formatCidr, nthAddress, overlaps, parseCidr } from '../../reconcilers/network/cidr.js';
-import { macAddress, planHostNetwork, tapName, type VmNetwork } from '../../reconcilers/network/host-plan.js';
+import { macAddress, nfsPseudoPath, planHostNetwork, tapName, type NfsShare, type VmNetwork } from '../../reconcilers/network/host-plan.js';
+import type { NfsExport } from '../../drivers/nfs/ganesha-config.js';
+import { observedNfsShares } from '../../reconcilers/network/controller.js';
+import type { ObjectRef } from '../../api/store/types.js';
+import type { ApiObject } from '../../api/types.js';
+import type { CacheReader } from '../../controllers/types.js';
 
 describe('cidr', () => {
   it('parses, rejects host bits and garbage with a helpful message', () => {
@@ -58,5 +63,75 @@ describe('planHostNetwork', () => {
     assert.ok(tapName('default.stripes-0').length <= 15);
     assert.match(macAddress('default.stripes-0'), /^52:54:00(:[0-9a-f]{2}){3}$/);
     assert.deepEqual(planHostNetwork('blade2', hosts, vms), planHostNetwork('blade2', hosts, [...vms].reverse()));
+  });
+});
+
+describe('planHostNetwork: NFS exports of shared storage', () => {
+  const hosts = [{ name: 'blade1', address: '198.18.0.11' }, { name: 'blade2', address: '198.18.0.12' }];
+  const vm = (key: string, cluster: string, ip: string, subnet: string, host: string | undefined, incomingHost?: string): VmNetwork =>
+    ({ key, cluster, ip, subnet, gateway: subnet.replace(/0\/\d+$/, '1'), host, incomingHost });
+  const vms = [
+    vm('default.a-0', 'default/a', '10.10.1.2', '10.10.1.0/24', 'blade1'),
+    vm('default.a-1', 'default/a', '10.10.1.3', '10.10.1.0/24', 'blade1'),
+    vm('lab.b-0', 'lab/b', '10.10.2.2', '10.10.2.0/24', 'blade2', 'blade1'),
+    vm('lab.c-0', 'lab/c', '10.10.3.2', '10.10.3.0/24', 'blade2'),
+    vm('lab.d-0', 'lab/d', '10.10.4.2', '10.10.4.0/24', undefined),
+  ];
+  const shares: NfsShare[] = [
+    { cluster: 'lab/b', path: '/srv/lab/b-shared' },
+    { cluster: 'default/a', path: '/srv/default/a-shared' },
+    { cluster: 'lab/c', path: undefined },
+    { cluster: 'lab/d', path: '/srv/lab/d-shared' },
+  ];
+  const a = { pseudo: '/vc/default/a', path: '/srv/default/a-shared', clients: '10.10.1.0/24' };
+  const b = { pseudo: '/vc/lab/b', path: '/srv/lab/b-shared', clients: '10.10.2.0/24' };
+  const cases: { name: string; host: string; vms: VmNetwork[]; shares: NfsShare[]; want: NfsExport[] }[] = [
+    { name: 'a VC with VMs placed here (once), and one migrating here', host: 'blade1', vms, shares, want: [a, b] },
+    { name: 'the migration source keeps serving until the VM has moved', host: 'blade2', vms, shares, want: [b] },
+    { name: 'no export for a VC whose shared volume has no path yet', host: 'blade2', vms, shares: shares.filter((s) => s.cluster === 'lab/c'), want: [] },
+    { name: 'no export for a VC without a VM on any node', host: 'blade1', vms: vms.slice(4), shares, want: [] },
+    { name: 'no export for VCs without nfs shared storage (9p, none, ocfs2: not in shares)', host: 'blade1', vms, shares: [], want: [] },
+    { name: 'no export on a node hosting none of its VMs', host: 'blade3', vms, shares, want: [] },
+  ];
+  for (const c of cases) {
+    it(c.name, () => assert.deepEqual(planHostNetwork(c.host, hosts, c.vms, c.shares).nfsExports, c.want));
+  }
+
+  it('the pseudo path is /vc/<namespace>/<vc>', () => assert.equal(nfsPseudoPath('default/a'), '/vc/default/a'));
+
+  it('lets only taps reach NFS with a VC source address, and keeps the anti-spoofing rules', () => {
+    const s = planHostNetwork('blade1', hosts, vms, shares);
+    const input = s.nftRuleset.slice(s.nftRuleset.indexOf('chain input'));
+    assert.match(input, /tcp dport 2049 ip saddr @vc_subnets iifname != "vt\*" drop comment "nfs only from taps"/);
+    assert.match(input, new RegExp(`iifname "${tapName('default.a-0')}" ip saddr != 10\\.10\\.1\\.2 drop`));
+    const drops = input.split('\n').filter((l) => l.includes(' drop'));
+    assert.ok(drops.every((l) => /comment "(antispoof input |nfs only from taps)/.test(l)), 'nothing else stands between a VM and its gateway on 2049');
+    assert.match(input, /policy accept;/);
+    assert.ok(s.nftRuleComments.includes('nfs only from taps'));
+  });
+});
+
+describe('observedNfsShares', () => {
+  const objects: ApiObject[] = [];
+  const cache: CacheReader = {
+    get: <T extends ApiObject>(ref: ObjectRef) => objects.find((o) => o.kind === ref.kind && o.metadata.name === ref.name && o.metadata.namespace === ref.namespace) as T | undefined,
+    list: <T extends ApiObject>(kind: string) => objects.filter((o) => o.kind === kind) as T[],
+  };
+  const vc = (name: string, filesystem?: 'nfs' | 'ocfs2' | 'none') =>
+    ({ kind: 'VirtualCluster', metadata: { name, namespace: 'lab' }, spec: filesystem ? { sharedStorage: { sizeGiB: 1, filesystem } } : {} }) as unknown as ApiObject;
+  const vol = (name: string, cluster: string, path?: string) =>
+    ({ kind: 'Volume', metadata: { name, namespace: 'lab' }, spec: { role: 'shared', cluster, sizeGiB: 1, driver: 'qcow2' }, status: path ? { path } : {} }) as unknown as ApiObject;
+  objects.push(
+    vc('n', 'nfs'), vol('n-shared', 'n', '/srv/lab/n-shared'),
+    vc('p', 'nfs'), vol('p-shared', 'p'),
+    vc('o', 'ocfs2'), vol('o-shared', 'o', '/srv/lab/o-shared'),
+    vc('z', 'none'), vc('plain'),
+  );
+
+  it('lists nfs VCs only, with the path of their shared volume once it has one', () => {
+    assert.deepEqual(observedNfsShares(cache), [
+      { cluster: 'lab/n', path: '/srv/lab/n-shared' },
+      { cluster: 'lab/p', path: undefined },
+    ]);
   });
 });

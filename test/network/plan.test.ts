@@ -29,10 +29,11 @@ describe('cidr', () => {
   });
 });
 
-describe('planHostNetwork', () => {
-  const hosts = [{ name: 'blade1', address: '198.18.0.11' }, { name: 'blade2', address: '198.18.0.12' }];
-  const vm = (key: string, cluster: string, ip: string, subnet: string, host: string | undefined, incomingHost?: string): VmNetwork =>
+const hosts = [{ name: 'blade1', address: '198.18.0.11' }, { name: 'blade2', address: '198.18.0.12' }];
+const vm = (key: string, cluster: string, ip: string, subnet: string, host: string | undefined, incomingHost?: string): VmNetwork =>
     ({ key, cluster, ip, subnet, gateway: subnet.replace(/0\/\d+$/, '1'), host, incomingHost });
+
+describe('planHostNetwork', () => {
   const vms = [
     vm('default.a-0', 'default/a', '10.10.1.2', '10.10.1.0/24', 'blade1'),
     vm('default.a-1', 'default/a', '10.10.1.3', '10.10.1.0/24', 'blade2', 'blade1'),
@@ -67,9 +68,6 @@ describe('planHostNetwork', () => {
 });
 
 describe('planHostNetwork: NFS exports of shared storage', () => {
-  const hosts = [{ name: 'blade1', address: '198.18.0.11' }, { name: 'blade2', address: '198.18.0.12' }];
-  const vm = (key: string, cluster: string, ip: string, subnet: string, host: string | undefined, incomingHost?: string): VmNetwork =>
-    ({ key, cluster, ip, subnet, gateway: subnet.replace(/0\/\d+$/, '1'), host, incomingHost });
   const vms = [
     vm('default.a-0', 'default/a', '10.10.1.2', '10.10.1.0/24', 'blade1'),
     vm('default.a-1', 'default/a', '10.10.1.3', '10.10.1.0/24', 'blade1'),

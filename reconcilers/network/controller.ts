@@ -8,7 +8,7 @@
 // Any change of a VM's host (start, migration, remap) re-plans every node: the target's tap is in
 // place before a migration starts (Migrations name their target), and the old path goes once the
 // VM's host has changed.
-// Shared storage over NFS: after the network, the hosts controller makes the node's nfs-ganesha
+// Shared storage over NFS: before the network, the hosts controller makes the node's nfs-ganesha
 // export what the plan says (drivers/nfs) and reports it in the node's NfsReady condition (set
 // only on nodes that serve or served NFS). A failure there (ganesha not installed, an export
 // directory missing) is reported on the node and the VCs concerned; it does not undo or block the
@@ -113,10 +113,15 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
       const hosts = ctx.cache.list<PhysicalNode>('PhysicalNode').map((n) => ({ name: n.metadata.name, address: n.spec!.address }));
       const state = planHostNetwork(pn.metadata.name, hosts, observedVmNetworks(ctx.cache), observedNfsShares(ctx.cache));
       const transport = deps.transports.get(pn);
+      // NFS first: a tap in place is what lets the runtime start a VM or switch a migration over,
+      // so the guest's NFS server answers by the time the guest can reach it. Its failure is
+      // reported below and does not stop the network.
+      const nfs = await serveNfs(new NfsServerDriver(transport, { runRoot: pn.spec!.runRoot ?? DEFAULT_RUN_ROOT }), state);
       const driver = new HostNetworkDriver(transport);
       const { changed } = await driver.apply(state);
       applied.set(pn.metadata.name, state.taps.map((t) => t.vm));
-      const nfsOk = await applyNfs(ctx, pn, new NfsServerDriver(transport, { runRoot: pn.spec!.runRoot ?? DEFAULT_RUN_ROOT }), state, changed);
+      changed.push(...nfs.changed);
+      const nfsOk = await reportNfs(ctx, pn, state, nfs.error);
       if (changed.length > 0) {
         ctx.log.info({ node: pn.metadata.name, changed }, 'network converged');
         ctx.events.record(pn, 'Normal', 'NetworkChanged', changed.slice(0, 8).join('; ') + (changed.length > 8 ? `; and ${changed.length - 8} more` : ''));
@@ -126,18 +131,24 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
   };
 }
 
-/** Applies the node's NFS exports; reports the outcome in its NfsReady condition. False on failure. */
-async function applyNfs(ctx: ReconcileContext, pn: PhysicalNode, nfs: NfsServerDriver, state: HostNetworkState, changed: string[]): Promise<boolean> {
+async function serveNfs(nfs: NfsServerDriver, state: HostNetworkState): Promise<{ changed: string[]; error?: Error }> {
+  try {
+    return await nfs.apply(state.nfsExports);
+  } catch (e) {
+    return { changed: [], error: e instanceof Error ? e : new Error(String(e)) };
+  }
+}
+
+/** Reports the NFS outcome in the node's NfsReady condition, and failures as Warning events. */
+async function reportNfs(ctx: ReconcileContext, pn: PhysicalNode, state: HostNetworkState, err: Error | undefined): Promise<boolean> {
   const prev = getCondition(pn.status?.conditions, 'NfsReady');
   let cond: { type: string; status: 'True' | 'False'; reason: string; message: string };
-  try {
-    changed.push(...(await nfs.apply(state.nfsExports)).changed);
+  if (!err) {
     if (state.nfsExports.length === 0 && prev === undefined) return true; // never served NFS: no condition
     cond = state.nfsExports.length === 0
       ? { type: 'NfsReady', status: 'True', reason: 'NothingToServe', message: 'no VC with nfs shared storage runs here' }
       : { type: 'NfsReady', status: 'True', reason: 'Serving', message: `serving ${state.nfsExports.map((e) => `${e.pseudo} to ${e.clients}`).join(', ')} on TCP 2049` };
-  } catch (e) {
-    const err = e instanceof Error ? e : new Error(String(e));
+  } else {
     const reason = err instanceof NfsServerMissingError ? 'NfsServerMissing' : 'NfsExportFailed';
     cond = { type: 'NfsReady', status: 'False', reason, message: err.message };
     ctx.log.error({ node: pn.metadata.name, err }, 'nfs exports not in place');

@@ -3,7 +3,8 @@
 //
 // Contract:
 // - apply(state) is idempotent and converges from any starting point: it creates missing taps
-//   (persistent, up, proxy ARP on, the VC gateway as a /32 on the tap), replaces routes, deletes
+//   (persistent, up, proxy ARP on, the VC gateway as a /32 on the tap, the VC's gateway MAC as the
+//   tap's address), replaces routes, deletes
 //   taps and routes of ours that are not wanted any more, and loads the nftables table in one
 //   `nft -f` transaction (the table is replaced whole: never half-loaded). Then it reads the table
 //   back and fails if any expected rule is missing (the runtime must not start a VM whose rules
@@ -22,7 +23,7 @@ import { NFT_TABLE, tapName, type HostNetworkState, type RouteSpec } from '../..
 export const RT_PROTO = '188';
 const TAP_PREFIX = 'vt';
 
-interface IpLink { ifname: string }
+interface IpLink { ifname: string; address?: string }
 interface IpRoute { dst: string; dev?: string; gateway?: string }
 interface NftJson { nftables: { rule?: { comment?: string } }[] }
 
@@ -33,12 +34,16 @@ export class HostNetworkDriver {
     const changed: string[] = [];
     await execOk(this.t, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
 
-    const links = await this.ourTaps();
+    const links = await this.tapAddresses();
     const wanted = new Set(state.taps.map((t) => t.name));
     for (const tap of state.taps) {
       if (!links.has(tap.name)) {
         await execOk(this.t, ['ip', 'tuntap', 'add', 'dev', tap.name, 'mode', 'tap']);
         changed.push(`tap ${tap.name} added for ${tap.vm}`);
+      }
+      if (links.get(tap.name) !== tap.gatewayMac) {
+        // A tap may change its address while up (IFF_LIVE_ADDR_CHANGE).
+        await execOk(this.t, ['ip', 'link', 'set', 'dev', tap.name, 'address', tap.gatewayMac]);
       }
       await execOk(this.t, ['ip', 'link', 'set', 'dev', tap.name, 'up']);
       await execOk(this.t, ['ip', 'addr', 'replace', `${tap.gateway}/32`, 'dev', tap.name]);
@@ -62,7 +67,7 @@ export class HostNetworkDriver {
         changed.push(`route ${dst}/32 removed`);
       }
     }
-    for (const name of links) {
+    for (const name of links.keys()) {
       if (!wanted.has(name)) {
         await execOk(this.t, ['ip', 'link', 'del', 'dev', name]);
         changed.push(`tap ${name} removed`);
@@ -100,9 +105,14 @@ export class HostNetworkDriver {
   }
 
   async ourTaps(): Promise<Set<string>> {
+    return new Set((await this.tapAddresses()).keys());
+  }
+
+  /** Our taps, with their MAC addresses. */
+  private async tapAddresses(): Promise<Map<string, string | undefined>> {
     const out = await execOk(this.t, ['ip', '-j', 'link', 'show']);
     const links = JSON.parse(out || '[]') as IpLink[];
-    return new Set(links.map((l) => l.ifname).filter((n) => n.startsWith(TAP_PREFIX) && /^vt[0-9a-f]{10}$/.test(n)));
+    return new Map(links.filter((l) => l.ifname.startsWith(TAP_PREFIX) && /^vt[0-9a-f]{10}$/.test(l.ifname)).map((l) => [l.ifname, l.address]));
   }
 
   async ourRoutes(): Promise<Map<string, IpRoute>> {

@@ -45,6 +45,8 @@ export interface TapSpec {
   vm: string;
   mac: string;
   gateway: string;
+  /** The tap's own (host side) MAC: the same for every tap of a VC on every node. */
+  gatewayMac: string;
   ip: string;
 }
 
@@ -88,6 +90,17 @@ export function nfsPseudoPath(cluster: string): string {
   return `/vc/${cluster}`;
 }
 
+/**
+ * The MAC the VC's gateway address answers from, on every tap of the VC on every node: after a
+ * live migration the guest's neighbour entry for its gateway stays right, so its traffic (its
+ * NFS connection among it) reaches the new node at once instead of being dropped as addressed to
+ * another host until the entry goes stale (tens of seconds). Locally administered, unicast.
+ */
+export function gatewayMacAddress(cluster: string): string {
+  const h = digest(`gateway-mac:${cluster}`);
+  return `02:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}:${h.slice(6, 8)}:${h.slice(8, 10)}`;
+}
+
 export function planHostNetwork(hostName: string, hosts: readonly HostAddress[], vms: readonly VmNetwork[], shares: readonly NfsShare[] = []): HostNetworkState {
   const addressOf = new Map(hosts.map((h) => [h.name, h.address]));
   const sorted = [...vms].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -96,7 +109,7 @@ export function planHostNetwork(hostName: string, hosts: readonly HostAddress[],
   for (const vm of sorted) {
     const local = vm.host === hostName;
     if (local || vm.incomingHost === hostName) {
-      taps.push({ name: tapName(vm.key), vm: vm.key, mac: macAddress(vm.key), gateway: vm.gateway, ip: vm.ip });
+      taps.push({ name: tapName(vm.key), vm: vm.key, mac: macAddress(vm.key), gateway: vm.gateway, gatewayMac: gatewayMacAddress(vm.cluster), ip: vm.ip });
     }
     if (local) routes.push({ dest: `${vm.ip}/32`, dev: tapName(vm.key) });
     else if (vm.host !== undefined && addressOf.has(vm.host)) routes.push({ dest: `${vm.ip}/32`, via: addressOf.get(vm.host)! });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { testbedDown, testbedUp, type TestbedState } from '../../hack/lib/testbed.js';
 import { SshTransport } from '../../drivers/transport/ssh-transport.js';
 import { HostNetworkDriver, RT_PROTO } from '../../drivers/network/host-network.js';
-import { planHostNetwork, tapName, type VmNetwork } from '../../reconcilers/network/host-plan.js';
+import { gatewayMacAddress, planHostNetwork, tapName, type VmNetwork } from '../../reconcilers/network/host-plan.js';
 import { execOk, type Transport } from '../../drivers/transport/types.js';
 
 describe('HostNetworkDriver on testbed nodes', function () {
@@ -52,6 +52,9 @@ describe('HostNetworkDriver on testbed nodes', function () {
     assert.equal((await execOk(transports[0]!, ['sysctl', '-n', `net.ipv4.conf.${tapName('default.a-0')}.proxy_arp`])).trim(), '1');
     const addrs = await execOk(transports[0]!, ['ip', '-o', '-4', 'addr', 'show', 'dev', tapName('default.a-0')]);
     assert.match(addrs, /inet 10\.10\.1\.1\/32/);
+    const mac = (tap: string) => execOk(transports[0]!, ['cat', `/sys/class/net/${tap}/address`]).then((o) => o.trim());
+    assert.equal(await mac(tapName('default.a-0')), gatewayMacAddress('default/a'), "the gateway answers from its VC's MAC");
+    assert.equal(await mac(tapName('default.b-0')), gatewayMacAddress('default/b'));
     const table = await execOk(transports[0]!, ['nft', 'list', 'table', 'inet', 'virtualinux']);
     assert.match(table, /ip saddr 10\.10\.1\.0\/24 ip daddr @vc_subnets ip daddr != 10\.10\.1\.0\/24 drop/);
     assert.ok(await d1.hasVm('default.a-0'));

@@ -60,6 +60,14 @@ describe('planHostNetwork', () => {
     assert.deepEqual(s.nftRuleComments.filter((c) => c.startsWith('isolate')), ['isolate default/a', 'isolate default/b']);
   });
 
+  it("gives every tap of a VC, on every node, the VC's gateway MAC (a migrated guest's neighbour entry stays right)", () => {
+    const tapOf = (host: string, vmKey: string) => planHostNetwork(host, hosts, vms).taps.find((t) => t.vm === vmKey)!;
+    assert.equal(tapOf('blade1', 'default.a-0').gatewayMac, tapOf('blade1', 'default.a-1').gatewayMac);
+    assert.equal(tapOf('blade2', 'default.a-1').gatewayMac, tapOf('blade1', 'default.a-1').gatewayMac);
+    assert.notEqual(tapOf('blade2', 'default.b-0').gatewayMac, tapOf('blade1', 'default.a-0').gatewayMac);
+    assert.match(tapOf('blade2', 'default.b-0').gatewayMac, /^02(:[0-9a-f]{2}){5}$/);
+  });
+
   it('is deterministic in names and output order', () => {
     assert.ok(tapName('default.stripes-0').length <= 15);
     assert.match(macAddress('default.stripes-0'), /^52:54:00(:[0-9a-f]{2}){3}$/);

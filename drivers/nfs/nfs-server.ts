@@ -19,6 +19,7 @@
 // ganesha listens on *:2049 in the node's network namespace; the clients restriction per export
 // (the VC's subnet) and the network's anti-spoofing rules decide who may mount what.
 
+import { randomInt } from 'node:crypto';
 import { posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execOk, type Transport } from '../transport/types.js';
@@ -154,7 +155,12 @@ export class NfsServerDriver {
     if (which.code !== 0) throw new NfsServerMissingError(this.t.host);
     await this.t.writeFile(this.logPath, '', 0o600);
     // ganesha daemonizes itself; its standard streams are detached so the transport does not wait.
-    await execOk(this.t, ['sh', '-c', 'exec "$@" </dev/null >/dev/null 2>&1', 'sh', GANESHA_BINARY, '-f', this.confPath, '-L', this.logPath, '-p', this.pidPath, '-N', 'NIV_EVENT']);
+    // -E: a random server epoch. ganesha builds its NFSv4 client and session ids from the epoch
+    // (its start second by default), so two nodes' servers started in the same second hand out the
+    // same ids: a guest migrating between them then presents a session the new server takes for
+    // another client's, and hangs. With distinct epochs it gets "stale client id" and recovers.
+    const epoch = String(1 + randomInt(0x7ffffffe));
+    await execOk(this.t, ['sh', '-c', 'exec "$@" </dev/null >/dev/null 2>&1', 'sh', GANESHA_BINARY, '-f', this.confPath, '-L', this.logPath, '-p', this.pidPath, '-N', 'NIV_EVENT', '-E', epoch]);
     await this.waitForLog(0, START_MARK, 'start');
     if ((await this.runningPid()) === undefined) {
       throw new Error(`${this.t.host}: nfs-ganesha logged its start but does not run; its log ${this.logPath} says: ${await this.logProblems()}`);

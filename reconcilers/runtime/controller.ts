@@ -24,6 +24,7 @@ import { domainKey, HypervisorDrivers, savedStatePath, type TransportSource } fr
 export { domainKey } from './hosts.js';
 import { migrationController, type MigrationDeps } from './migration-controller.js';
 import { planRuntime, type ObservedDomain, type RuntimeAction, type RuntimeDecision } from './plan.js';
+import { immovableReason, sharedStorageTransport } from './shared-storage.js';
 
 export const RUNTIME_FINALIZER = 'virtualinux.org/runtime';
 const CLUSTER_LABEL = 'virtualinux.org/cluster';
@@ -142,7 +143,8 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
         swap: { path: volumes.swap!.status!.path!, format: 'raw' },
         config: { path: volumes.config!.status!.path!, format: 'raw' },
       },
-      sharedDir: g.sharedWanted && volumes.shared?.status?.path ? volumes.shared.status.path : undefined,
+      // Only the 9p stand-in reaches the guest through QEMU; NFS is served by the node (network).
+      sharedDir: sharedStorageTransport(g.vc) === 'virtio-9p' && volumes.shared?.status?.path ? volumes.shared.status.path : undefined,
       network: g.ip ? { tap: tapName(key), mac: macAddress(key), ip: g.ip } : undefined,
     };
   }
@@ -166,9 +168,8 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
         ctx.events.record(g.vn, 'Normal', 'Resumed', `resumed from disk on ${a.host}`);
         return a.host;
       case 'suspend': {
-        if (g.sharedWanted) {
-          throw new Error('cannot suspend: the guest has the VC shared storage mounted over virtio-9p, which QEMU cannot save; set spec.sharedStorage.filesystem: none for VCs that are suspended or migrated');
-        }
+        const immovable = immovableReason(g.vc);
+        if (immovable) throw new Error(`cannot suspend: ${immovable}`);
         const file = savedStatePath(pn(a.host), g.vn);
         const drv = drivers.get(pn(a.host));
         await execOk(drv.transport, ['mkdir', '-p', '--', posix.dirname(file)]);

@@ -17,6 +17,7 @@ import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { computeAllocation } from '../placement/allocation.js';
 import { domainKey, HypervisorDrivers, type TransportSource } from './hosts.js';
 import { planMigration, type HostDomainState, type SourceMigrationState } from './migration-plan.js';
+import { immovableReason } from './shared-storage.js';
 
 /** Per-Migration bandwidth cap in bytes per second (overrides the manager's default). */
 export const MAX_BANDWIDTH_ANNOTATION = 'virtualinux.org/migration-max-bandwidth';
@@ -115,7 +116,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
     else if (vn.metadata.deletionTimestamp || !vc || vc.metadata.deletionTimestamp) vmRefusal = 'the VirtualNode is being deleted';
     // The runtime reports Migrating as soon as this Migration exists: that VM is running too.
     else if (vc.spec?.state !== 'Running' || !['Running', 'Migrating'].includes(vn.status?.phase ?? '')) vmRefusal = `the VM is not running (VC state ${vc.spec?.state}, node phase ${vn.status?.phase ?? 'Pending'})`;
-    else if (vc.spec.sharedStorage && vc.spec.sharedStorage.filesystem !== 'none') vmRefusal = 'the guest has the VC shared storage mounted over virtio-9p, which QEMU cannot migrate';
+    else if (immovableReason(vc)) vmRefusal = immovableReason(vc);
 
     const srcDrv = sourcePn?.spec ? drivers.get(sourcePn) : undefined;
     const tgtDrv = target?.spec ? drivers.get(target) : undefined;

@@ -48,7 +48,7 @@ async function main(): Promise<void> {
         log = (await h.vcctl(['logs', `vn/stripes-${i}`])).stdout;
         if (!/VIRTUALINUX-READY/.test(log)) await new Promise((r) => setTimeout(r, 1000));
       }
-      say(`vcctl logs vn/stripes-${i}: ${log.trim().split('\n').filter((l) => /hello from|VIRTUALINUX-READY/.test(l)).join(' | ')}`);
+      say(`vcctl logs vn/stripes-${i}: ${log.trim().split('\n').filter((l) => /hello from|shared storage:|VIRTUALINUX-READY/.test(l)).join(' | ')}`);
     }
 
     const vn = JSON.parse(await h.vcctl(['get', 'vn/stripes-1', '-o', 'json']).then((r) => r.stdout)) as { spec: { physicalNode: string } };

@@ -559,9 +559,7 @@ export class QemuDriver implements HypervisorDriver {
       await this.withQmp(spec.name, 'ops', async (q) => {
         await this.enableMigrationEvents(q);
         await q.execute('migrate-incoming', { uri: `exec:cat ${p.stateLink}` });
-        await this.waitIncomingDone(q, spec.name, 600_000);
-        const st = await q.execute<{ running: boolean }>('query-status');
-        if (!st.running) await q.execute('cont');
+        await this.runWhenLoaded(q, spec.name, 600_000);
       });
     } catch (err) {
       await this.destroy(spec.name).catch(() => undefined);
@@ -600,6 +598,13 @@ export class QemuDriver implements HypervisorDriver {
     await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
   }
 
+  /** Waits until an incoming migration has loaded, then makes sure the domain runs. */
+  private async runWhenLoaded(q: QmpClient, name: string, timeoutMs: number): Promise<void> {
+    await this.waitIncomingDone(q, name, timeoutMs);
+    const st = await q.execute<{ running: boolean }>('query-status');
+    if (!st.running) await q.execute('cont');
+  }
+
   /** Waits until an incoming migration has finished loading (the VM left `inmigrate`). */
   private async waitIncomingDone(q: QmpClient, name: string, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -628,7 +633,7 @@ export class QemuDriver implements HypervisorDriver {
     const name = spec.name;
     let q: QmpClient | undefined;
     try {
-      q = await QmpClient.connect(await this.transport.connect({ unixSocket: this.paths(name).opsSocket }), { label: `${this.node}/${name}` });
+      q = await this.openQmp(name, 'ops');
       const host = this.migrationAddress.includes(':') ? `[${this.migrationAddress}]` : this.migrationAddress;
       // Sent together (QMP answers in order): one round trip instead of three over SSH.
       const [, , m] = await Promise.all([
@@ -643,9 +648,7 @@ export class QemuDriver implements HypervisorDriver {
         uri: `tcp:${host}:${sa.port}`,
         finish: async () => {
           try {
-            await this.waitIncomingDone(client, name, 30_000);
-            const st = await client.execute<{ running: boolean }>('query-status');
-            if (!st.running) await client.execute('cont');
+            await this.runWhenLoaded(client, name, 30_000);
           } finally {
             client.close();
           }

@@ -96,6 +96,9 @@ export class NfsServerDriver {
     const key = (e: NfsExport & { id?: number }) => `${e.id ?? ''} ${e.pseudo} ${e.path} ${e.clients}`;
     const want = wanted.map((e) => key({ ...e, id: ids.get(e.pseudo) })).sort();
     const serves = (list: ServedExport[]) => list.map(key).sort().join('\n') === want.join('\n');
+    // What ganesha serves, as read from its log after the last start or reload; read again only
+    // when this call started or reloaded it (the log is read whole over the transport).
+    let served: ServedExport[] | undefined;
     if (pid === undefined) {
       await this.start();
       changed.push(`nfs server started serving ${wanted.map((e) => e.pseudo).join(', ')}`);
@@ -103,7 +106,9 @@ export class NfsServerDriver {
       // Reload also when the config is unchanged but an export is not served (its directory
       // appeared since ganesha dropped it).
       const before = await this.served();
-      if (confChanged || !serves(before)) {
+      if (!confChanged && serves(before)) {
+        served = before;
+      } else {
         await this.reload(pid);
         const was = new Set(before.map((e) => e.pseudo));
         const now = new Set(wanted.map((e) => e.pseudo));
@@ -112,7 +117,7 @@ export class NfsServerDriver {
         changed.push(`nfs exports reloaded${added.length ? `; added ${added.join(', ')}` : ''}${removed.length ? `; removed ${removed.join(', ')}` : ''}`);
       }
     }
-    const have = (await this.served()).map(key).sort();
+    const have = (served ?? (await this.served())).map(key).sort();
     if (have.join('\n') !== want.join('\n')) {
       const missing = want.filter((k) => !have.includes(k));
       throw new Error(

@@ -29,6 +29,15 @@ export function clusterAddresses(cidr: string, nodes: number): string[] {
   return Array.from({ length: nodes }, (_, i) => nodeAddress(cidr, i));
 }
 
+/**
+ * The NFS pseudo path a VC's shared storage is exported at (by the node's server, ADR 0005) and
+ * mounted from (by its guests, from their gateway: VC_SHARED_NFS, ADR 0002). `cluster` is
+ * `<namespace>/<vc>`.
+ */
+export function nfsPseudoPath(cluster: string): string {
+  return `/vc/${cluster}`;
+}
+
 /** A VC's subnet: the one its spec asks for, else the one the subnet controller gave it. */
 export function subnetOf(vc: VirtualCluster): string | undefined {
   return vc.spec?.network?.subnet ?? vc.status?.subnet;

@@ -23,7 +23,7 @@ import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { NfsServerDriver, NfsServerMissingError } from '../../drivers/nfs/nfs-server.js';
 import { DEFAULT_RUN_ROOT } from '../runtime/hosts.js';
 import { planHostNetwork, type HostNetworkState, type NfsShare, type VmNetwork } from './host-plan.js';
-import { gatewayAddress, subnetOf, vmAddress } from './addresses.js';
+import { gatewayAddress, nfsPseudoPath, subnetOf, vmAddress } from './addresses.js';
 import { allocateSubnet, formatCidr, parseCidr, parseIp, contains, overlaps, type Cidr } from './cidr.js';
 
 export const DEFAULT_SUBNET_POOL = '10.200.0.0/16';
@@ -111,7 +111,8 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
         return { requeueAfterMs: 5_000 }; // unreachable nodes are probed by the node controller
       }
       const hosts = ctx.cache.list<PhysicalNode>('PhysicalNode').map((n) => ({ name: n.metadata.name, address: n.spec!.address }));
-      const state = planHostNetwork(pn.metadata.name, hosts, observedVmNetworks(ctx.cache), observedNfsShares(ctx.cache));
+      const shares = observedNfsShares(ctx.cache);
+      const state = planHostNetwork(pn.metadata.name, hosts, observedVmNetworks(ctx.cache), shares);
       const transport = deps.transports.get(pn);
       // NFS first: a tap in place is what lets the runtime start a VM or switch a migration over,
       // so the guest's NFS server answers by the time the guest can reach it. Its failure is
@@ -121,7 +122,7 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
       const { changed } = await driver.apply(state);
       applied.set(pn.metadata.name, state.taps.map((t) => t.vm));
       changed.push(...nfs.changed);
-      const nfsOk = await reportNfs(ctx, pn, state, nfs.error);
+      const nfsOk = await reportNfs(ctx, pn, state, shares, nfs.error);
       if (changed.length > 0) {
         ctx.log.info({ node: pn.metadata.name, changed }, 'network converged');
         ctx.events.record(pn, 'Normal', 'NetworkChanged', changed.slice(0, 8).join('; ') + (changed.length > 8 ? `; and ${changed.length - 8} more` : ''));
@@ -140,7 +141,7 @@ async function serveNfs(nfs: NfsServerDriver, state: HostNetworkState): Promise<
 }
 
 /** Reports the NFS outcome in the node's NfsReady condition, and failures as Warning events. */
-async function reportNfs(ctx: ReconcileContext, pn: PhysicalNode, state: HostNetworkState, err: Error | undefined): Promise<boolean> {
+async function reportNfs(ctx: ReconcileContext, pn: PhysicalNode, state: HostNetworkState, shares: readonly NfsShare[], err: Error | undefined): Promise<boolean> {
   const prev = getCondition(pn.status?.conditions, 'NfsReady');
   let cond: { type: string; status: 'True' | 'False'; reason: string; message: string };
   if (!err) {
@@ -153,8 +154,10 @@ async function reportNfs(ctx: ReconcileContext, pn: PhysicalNode, state: HostNet
     cond = { type: 'NfsReady', status: 'False', reason, message: err.message };
     ctx.log.error({ node: pn.metadata.name, err }, 'nfs exports not in place');
     ctx.events.record(pn, 'Warning', reason, err.message);
-    for (const ex of state.nfsExports) {
-      const [namespace, name] = ex.pseudo.replace(/^\/vc\//, '').split('/');
+    const exported = new Set(state.nfsExports.map((e) => e.pseudo));
+    for (const share of shares) {
+      if (!exported.has(nfsPseudoPath(share.cluster))) continue;
+      const [namespace, name] = share.cluster.split('/');
       const vc = ctx.cache.get<VirtualCluster>({ kind: 'VirtualCluster', namespace, name });
       if (vc) ctx.events.record(vc, 'Warning', reason, `shared storage not served on ${pn.metadata.name}: ${err.message}`);
     }

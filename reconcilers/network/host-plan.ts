@@ -12,6 +12,7 @@
 
 import { createHash } from 'node:crypto';
 import { NFS_PORT, type NfsExport } from '../../drivers/nfs/ganesha-config.js';
+import { nfsPseudoPath } from './addresses.js';
 
 export interface VmNetwork {
   /** `<namespace>.<virtualnode>`: the domain name. */
@@ -83,11 +84,6 @@ export function tapName(vmKey: string): string {
 export function macAddress(vmKey: string): string {
   const h = digest(`mac:${vmKey}`);
   return `52:54:00:${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}`;
-}
-
-/** The NFS pseudo path a VC's guests mount its shared storage from. */
-export function nfsPseudoPath(cluster: string): string {
-  return `/vc/${cluster}`;
 }
 
 /**

@@ -4,17 +4,15 @@
 // a changed byte means a changed configuration.
 
 import { createHash } from 'node:crypto';
+import { nfsPseudoPath } from '../network/addresses.js';
 
 export const CONFIG_DISK_BYTES = 1024 * 1024;
 export const SWAP_DEVICE = '/dev/vdb';
 export const SHARED_MOUNT = '/shared';
 export const SHARED_TAG = 'vcshared';
-/** Where the node's NFS server exports each VC's shared storage: <root>/<namespace>/<name>. */
-export const SHARED_NFS_EXPORT_ROOT = '/vc';
-
 /** `<gateway>:/vc/<namespace>/<name>`: the NFS export a VC's guests mount its shared storage from. */
 export function sharedNfsSource(gateway: string, namespace: string, vcName: string): string {
-  return `${gateway}:${SHARED_NFS_EXPORT_ROOT}/${namespace}/${vcName}`;
+  return `${gateway}:${nfsPseudoPath(`${namespace}/${vcName}`)}`;
 }
 
 export interface NodeConfigInput {
@@ -29,7 +27,7 @@ export interface NodeConfigInput {
   hasShared: boolean;
   /**
    * The VC's shared storage is served over NFS by its node's gateway (spec.sharedStorage.filesystem
-   * `nfs`): the guest mounts SHARED_NFS_EXPORT_ROOT/<namespace>/<vcName> from `gateway` instead of
+   * `nfs`): the guest mounts nfsPseudoPath(<namespace>/<vcName>) from `gateway` instead of
    * the virtio-9p tag. Ignored without hasShared.
    */
   sharedNfs?: boolean;

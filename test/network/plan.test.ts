@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { allocateSubnet, formatCidr, nthAddress, overlaps, parseCidr } from '../../reconcilers/network/cidr.js';
-import { macAddress, nfsPseudoPath, planHostNetwork, tapName, type NfsShare, type VmNetwork } from '../../reconcilers/network/host-plan.js';
+import { macAddress, planHostNetwork, tapName, type NfsShare, type VmNetwork } from '../../reconcilers/network/host-plan.js';
+import { nfsPseudoPath } from '../../reconcilers/network/addresses.js';
 import type { NfsExport } from '../../drivers/nfs/ganesha-config.js';
 import { observedNfsShares } from '../../reconcilers/network/controller.js';
 import type { ObjectRef } from '../../api/store/types.js';

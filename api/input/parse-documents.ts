@@ -1,8 +1,12 @@
 // Multi-document YAML parsing with the protections untrusted input needs: duplicate keys are
 // errors (uniqueKeys), alias expansion is capped (a "billion laughs" document fails instead of
-// eating memory), and every document keeps its syntax tree so later errors can name a line.
+// eating memory), an alias without its anchor and a tag outside plain JSON-like YAML (`!custom`,
+// `!!binary`, `!!set`) are errors with their line, and every document keeps its syntax tree so
+// later errors can name a line.
 
-import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
+import {
+  isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, visit, type Document, type Node,
+} from 'yaml';
 import type { InputIssue } from './issues.js';
 
 /** At most this many alias dereferences per document (the yaml package's own guard). */
@@ -38,11 +42,16 @@ export function parseDocuments(file: string, text: string): { documents: ParsedD
       return;
     }
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return; // empty
+    const structural = structureIssues(doc);
+    if (structural.length > 0) {
+      for (const s of structural) issues.push({ file, document, line: lc.linePos(s.offset).line, message: s.message });
+      return;
+    }
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
     } catch (err) {
-      const msg = /alias/i.test((err as Error).message)
+      const msg = /excessive alias count/i.test((err as Error).message)
         ? `too many alias references (more than ${MAX_ALIAS_COUNT}): refusing a possible "billion laughs" document`
         : `cannot read the document: ${(err as Error).message}`;
       issues.push({ file, document, line, message: msg });
@@ -51,6 +60,46 @@ export function parseDocuments(file: string, text: string): { documents: ParsedD
     documents.push({ file, document, line, value, lineOf: (path) => lineOfPath(doc, lc, path) });
   });
   return { documents, issues };
+}
+
+/** Tags that give the plain values a JSON object can hold (and `!`, the non-specific tag: a
+ * string); any other explicit tag is refused. */
+const PLAIN_TAGS = new Set(['!', ...['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => `tag:yaml.org,2002:${t}`)]);
+
+/**
+ * What the package accepts but a manifest must not hold, in document order: an alias whose anchor
+ * is not defined before it (the package would throw a bare ReferenceError), and an explicit tag
+ * other than the plain ones (the package drops an unknown `!custom` with a warning and reads
+ * `!!binary` / `!!set` as a Buffer / Set).
+ */
+function structureIssues(doc: Document): { offset: number; message: string }[] {
+  const out: { offset: number; message: string }[] = [];
+  const anchors = new Set<string>();
+  visit(doc, {
+    Node(_key, node) {
+      if (isAlias(node)) {
+        if (!anchors.has(node.source)) {
+          out.push({
+            offset: node.range?.[0] ?? 0,
+            message: `unresolved alias "*${node.source}": no anchor "&${node.source}" is defined before it in this document`,
+          });
+        }
+        return;
+      }
+      if (node.anchor) anchors.add(node.anchor);
+      if (node.tag !== undefined && !PLAIN_TAGS.has(node.tag)) {
+        out.push({
+          offset: node.range?.[0] ?? 0,
+          message: `unsupported YAML tag "${shortTag(node.tag)}": manifests hold plain strings, numbers, booleans, null, maps and lists`,
+        });
+      }
+    },
+  });
+  return out;
+}
+
+function shortTag(tag: string): string {
+  return tag.startsWith('tag:yaml.org,2002:') ? `!!${tag.slice('tag:yaml.org,2002:'.length)}` : tag;
 }
 
 function firstContentOffset(doc: Document): number {

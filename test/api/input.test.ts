@@ -138,6 +138,34 @@ spec: {image: {path: /san/b.qcow2}}
     assert.ok(Date.now() - started < 5000, 'the bomb must not be expanded');
   });
 
+  it('reports an alias without its anchor as an unresolved alias with its line, not as an alias bomb', async () => {
+    const p = file('alias.yaml', `${VC}  node:\n    vcpus: *cpus\n`);
+    assert.deepEqual(await errorsOf([p]), [
+      `${p}: document 1 (line 9): unresolved alias "*cpus": no anchor "&cpus" is defined before it in this document`,
+    ]);
+    // An anchor defined after its alias is as unresolved; anchors before it work.
+    const late = file('late.yaml', `${VC.replace('nodes: 4', 'nodes: *n')}  x: &n 4\n`);
+    assert.deepEqual(await errorsOf([late]), [
+      `${late}: document 1 (line 6): unresolved alias "*n": no anchor "&n" is defined before it in this document`,
+    ]);
+    const [m] = await loadManifests([file('anchored.yaml', VC.replace('nodes: 4', 'nodes: &n 4\n  node: {vcpus: *n}'))]);
+    assert.equal((m.object.spec as { node: { vcpus: number } }).node.vcpus, 4);
+  });
+
+  it('rejects an unknown YAML tag (!custom) and non-plain ones (!!binary, !!set) with their lines', async () => {
+    const p = file('tags.yaml', `${VC.replace('template: busybox', 'template: !custom busybox')}---\n${VC.replace('stripes', 'b')}metadata2: !!binary aGVsbG8=\n`);
+    assert.deepEqual(await errorsOf([p]), [
+      `${p}: document 1 (line 7): unsupported YAML tag "!custom": manifests hold plain strings, numbers, booleans, null, maps and lists`,
+      `${p}: document 2 (line 16): unsupported YAML tag "!!binary": manifests hold plain strings, numbers, booleans, null, maps and lists`,
+    ]);
+    const set = file('set.yaml', `${VC}  labels: !!set {a}\n`);
+    assert.deepEqual(await errorsOf([set]), [
+      `${set}: document 1 (line 8): unsupported YAML tag "!!set": manifests hold plain strings, numbers, booleans, null, maps and lists`,
+    ]);
+    const [m] = await loadManifests([file('plain-tags.yaml', VC.replace('template: busybox', 'template: !!str busybox'))]);
+    assert.equal((m.object.spec as { template: string }).template, 'busybox');
+  });
+
   it('refuses an oversized file before parsing it, and oversized stdin', async () => {
     const text = `${VC}# ${'x'.repeat(5000)}\n`;
     const p = file('big.yaml', text);

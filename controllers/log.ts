@@ -13,23 +13,45 @@ export interface LoggerOptions {
   bindings?: Record<string, unknown>;
 }
 
+/**
+ * Keeps every key once per line: pino writes bound keys (base bindings, child bindings) and the
+ * fields of a call one after the other without merging, so `{identity}` bound at start-up and
+ * passed again by a caller gave `{"identity":"B","identity":"B",...}`. A field equal to its bound
+ * value is dropped; one that differs goes under `shadowed` (the bound value stays first-class).
+ */
 class PinoLoggerAdapter implements Logger {
-  constructor(private readonly p: PinoLogger) {}
+  constructor(private readonly p: PinoLogger, private readonly bound: Record<string, unknown>) {}
+  private fields(obj: Record<string, unknown>): Record<string, unknown> {
+    let out: Record<string, unknown> | undefined;
+    for (const k of Object.keys(obj)) {
+      if (!Object.hasOwn(this.bound, k)) continue;
+      out ??= { ...obj };
+      const v = out[k];
+      delete out[k];
+      if (!sameValue(v, this.bound[k])) out.shadowed = { ...(out.shadowed as Record<string, unknown> | undefined), [k]: v };
+    }
+    return out ?? obj;
+  }
   debug(obj: Record<string, unknown>, msg: string): void {
-    this.p.debug(obj, msg);
+    this.p.debug(this.fields(obj), msg);
   }
   info(obj: Record<string, unknown>, msg: string): void {
-    this.p.info(obj, msg);
+    this.p.info(this.fields(obj), msg);
   }
   warn(obj: Record<string, unknown>, msg: string): void {
-    this.p.warn(obj, msg);
+    this.p.warn(this.fields(obj), msg);
   }
   error(obj: Record<string, unknown>, msg: string): void {
-    this.p.error(obj, msg);
+    this.p.error(this.fields(obj), msg);
   }
   child(bindings: Record<string, unknown>): Logger {
-    return new PinoLoggerAdapter(this.p.child(bindings));
+    const own = this.fields(bindings);
+    return new PinoLoggerAdapter(this.p.child(own), { ...this.bound, ...own });
   }
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  return a === b || (typeof a === 'object' && a !== null && JSON.stringify(a) === JSON.stringify(b));
 }
 
 export function createLogger(opts: LoggerOptions = {}): Logger {
@@ -42,7 +64,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     },
     opts.destination ?? destination({ fd: 2, sync: true }),
   );
-  return new PinoLoggerAdapter(p);
+  return new PinoLoggerAdapter(p, { ...opts.bindings });
 }
 
 /** A logger that drops everything (tests, benchmarks). */

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { parseDocument } from 'yaml';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -10,6 +11,8 @@ export interface ManagerProcess {
   identity: string;
   child: ChildProcess;
   lines: Record<string, unknown>[];
+  /** The same lines as written (to check what JSON.parse would hide, such as a repeated key). */
+  text: string[];
   /** The metrics address it logged, once started. */
   addr?: string;
   exited: Promise<number | null>;
@@ -24,6 +27,7 @@ export function startManager(identity: string, args: string[]): ManagerProcess {
     identity,
     child,
     lines: [],
+    text: [],
     exited: new Promise((r) => child.on('exit', (code) => r(code))),
     async kill() {
       if (child.exitCode === null && child.signalCode === null) {
@@ -40,6 +44,7 @@ export function startManager(identity: string, args: string[]): ManagerProcess {
     while ((i = buf.indexOf('\n')) >= 0) {
       const line = buf.slice(0, i);
       buf = buf.slice(i + 1);
+      p.text.push(line);
       try {
         const o = JSON.parse(line) as Record<string, unknown>;
         o.at = Date.now();
@@ -51,6 +56,12 @@ export function startManager(identity: string, args: string[]): ManagerProcess {
     }
   });
   return p;
+}
+
+/** The keys of a JSON line that appear more than once (JSON is YAML 1.2; uniqueKeys finds them). */
+export function repeatedKeys(line: string): string[] {
+  const doc = parseDocument(line, { uniqueKeys: true });
+  return doc.errors.filter((e) => e.code === 'DUPLICATE_KEY').map((e) => line.slice(e.pos[0], e.pos[1]));
 }
 
 export async function httpGet(addr: string, path: string): Promise<{ status: number; body: string }> {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import type { SqliteStore } from '../../api/store/sqlite-store.js';
 import type { VirtualCluster } from '../../api/types.js';
 import { DEFAULT_ELECTION_KEY } from '../../controllers/leader-election.js';
-import { httpGet, startManager, type ManagerProcess } from './processes.js';
+import { httpGet, repeatedKeys, startManager, type ManagerProcess } from './processes.js';
 import { tempSqliteStore, virtualCluster, waitFor, type TempSqliteStore } from './helpers.js';
 
 describe('vc-manager process on the embedded store', function () {
@@ -38,6 +38,8 @@ describe('vc-manager process on the embedded store', function () {
     assert.match(metrics, /vcm_leader 1/);
     // Every log line is one JSON object; reconcile lines carry the object key.
     assert.ok(p.lines.every((l) => !l.raw), 'only JSON lines on stderr');
+    assert.deepEqual(p.text.filter((l) => repeatedKeys(l).length > 0), [], 'no line repeats a key (identity was written twice)');
+    assert.ok(p.lines.some((l) => l.msg === 'controllers started' && l.identity === 'embedded'));
     const created = p.lines.filter((l) => l.msg === 'created VirtualNode');
     assert.deepEqual(created.map((l) => [l.controller, l.key, l.virtualNode]).sort(), [
       ['virtualcluster', 'VirtualCluster default/emb', 'emb-0'],

@@ -189,8 +189,22 @@ export interface MigrationStatus {
   message?: string;
   startTime?: string;
   completionTime?: string;
+  /** The hypervisor's latest figures while the transfer runs (kept as the last sample afterwards). */
+  progress?: MigrationProgressStatus;
   conditions?: Condition[];
   observedGeneration?: number;
+}
+/** One sample of a running live migration (QEMU's query-migrate); remaining can grow while the guest dirties memory. */
+export interface MigrationProgressStatus {
+  transferredBytes: number;
+  remainingBytes: number;
+  totalBytes: number;
+  dirtyBytesPerSec: number;
+  throughputBytesPerSec: number;
+  /** Completed passes over guest memory. */
+  passes: number;
+  /** When the hypervisor reported these figures. */
+  sampleTime: string;
 }
 export type Migration = ApiObject<MigrationSpec, MigrationStatus> & { kind: 'Migration' };
 

@@ -146,7 +146,10 @@ interface QueryMigrate {
   downtime?: number;
   'setup-time'?: number;
   'error-desc'?: string;
-  ram?: { transferred?: number; remaining?: number; total?: number };
+  ram?: {
+    transferred?: number; remaining?: number; total?: number;
+    'dirty-pages-rate'?: number; 'page-size'?: number; mbps?: number; 'dirty-sync-count'?: number;
+  };
   'socket-address'?: Array<{ type: string; host?: string; port?: string }>;
 }
 
@@ -748,6 +751,9 @@ export class QemuDriver implements HypervisorDriver {
             transferredBytes: p.ram?.transferred ?? 0,
             remainingBytes: p.ram?.remaining ?? 0,
             totalBytes: p.ram?.total ?? 0,
+            dirtyBytesPerSec: (p.ram?.['dirty-pages-rate'] ?? 0) * (p.ram?.['page-size'] ?? 4096),
+            throughputBytesPerSec: Math.round(((p.ram?.mbps ?? 0) * 1e6) / 8),
+            passes: p.ram?.['dirty-sync-count'] ?? 0,
           }),
         );
         if (m.status === 'timeout') {

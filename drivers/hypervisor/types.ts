@@ -101,11 +101,22 @@ export interface MigrateOptions {
   onProgress?: (p: MigrationProgress) => void;
 }
 
+/**
+ * One sample of an outgoing migration as the hypervisor reports it (QEMU: query-migrate's `ram`).
+ * Remaining bytes can grow between samples while the guest dirties memory faster than it is sent:
+ * show these figures, not a percentage derived from them.
+ */
 export interface MigrationProgress {
   status: string;
   transferredBytes: number;
   remainingBytes: number;
   totalBytes: number;
+  /** Guest memory being dirtied, bytes per second (QEMU: dirty-pages-rate × page-size; 0 before the first pass ends). */
+  dirtyBytesPerSec?: number;
+  /** The transfer's throughput, bytes per second (QEMU: mbps). */
+  throughputBytesPerSec?: number;
+  /** Completed passes over guest memory (QEMU: dirty-sync-count). */
+  passes?: number;
 }
 
 export interface MigrationResult {

@@ -18,6 +18,7 @@ import { computeAllocation } from '../placement/allocation.js';
 import { domainKey, HypervisorDrivers, type TransportSource } from './hosts.js';
 import { planMigration, type HostDomainState, type SourceMigrationState } from './migration-plan.js';
 import { immovableReason } from './shared-storage.js';
+import { progressWriter } from './migration-progress.js';
 
 /** Per-Migration bandwidth cap in bytes per second (overrides the manager's default). */
 export const MAX_BANDWIDTH_ANNOTATION = 'virtualinux.org/migration-max-bandwidth';
@@ -155,19 +156,25 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
         const started = now();
         await setStatus(ctx, m, { phase: 'Running', sourceNode: src, startTime: new Date(started).toISOString(), message: `migrating from ${src} to ${tgt}` });
         ctx.events.record(m, 'Normal', 'MigrationStarted', `live-migrating ${name} from ${src} to ${tgt}`);
+        // QEMU's figures go into status.progress while it transfers (throttled; see migration-progress.ts).
+        const progress = progressWriter((p) => setStatus(ctx, m, { phase: 'Running', progress: p }), { now });
         try {
           const cap = Number(m.metadata.annotations?.[MAX_BANDWIDTH_ANNOTATION]);
           const r = await srcDrv!.migrate(name, tgtDrv!, {
             timeoutMs, downtimeLimitMs: deps.downtimeLimitMs ?? 300,
             maxBandwidthBytesPerSec: Number.isFinite(cap) && cap > 0 ? cap : deps.maxBandwidthBytesPerSec,
+            onProgress: progress.sample,
           });
+          const last = await progress.close();
           await recordHost(ctx, vnRef, tgt);
           await setStatus(ctx, m, {
+            ...(last ? { progress: last } : {}),
             phase: 'Succeeded', downtimeMs: r.downtimeMs, totalMs: r.totalMs, completionTime: new Date(now()).toISOString(),
             message: `moved to ${tgt}: downtime ${r.downtimeMs} ms, total ${r.totalMs} ms (QEMU), end to end ${r.endToEndMs} ms, ${Math.round(r.transferredBytes / 1048576)} MiB`,
           });
           ctx.events.record(m, 'Normal', 'MigrationSucceeded', `${name} now runs on ${tgt}; downtime ${r.downtimeMs} ms`);
         } catch (err) {
+          await progress.close();
           // The driver's contract: the VM still runs on the source, nothing is left on the target.
           await setStatus(ctx, m, { phase: 'Failed', completionTime: new Date(now()).toISOString(), message: `${(err as Error).message}; the VM keeps running on ${src}` });
           ctx.events.record(m, 'Warning', 'MigrationFailed', (err as Error).message);

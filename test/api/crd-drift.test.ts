@@ -52,6 +52,7 @@ const volStatus: DeepRequired<VolumeStatus> = {
 const migSpec: DeepRequired<MigrationSpec> = { virtualNode: 'a-0', targetNode: 'blade2' };
 const migStatus: DeepRequired<MigrationStatus> = {
   phase: 'Succeeded', downtimeMs: 1, totalMs: 2, sourceNode: 'blade1', message: 'm', startTime: now, completionTime: now,
+  progress: { transferredBytes: 1, remainingBytes: 0, totalBytes: 2, dirtyBytesPerSec: 0, throughputBytesPerSec: 3, passes: 1, sampleTime: now },
   conditions: cond, observedGeneration: 1,
 };
 const evSpec: DeepRequired<EventSpec> = {

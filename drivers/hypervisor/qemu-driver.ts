@@ -2,7 +2,9 @@
 // only through the node's Transport. Each domain is one daemonized QEMU process named
 // `guest=<ns>.<vn>`, with its pid file, two QMP sockets, console log and spec under
 // `<runRoot>/<name>/` (qemu-argv.ts). A QEMU process counts as the domain's only when its
-// /proc/PID/cmdline carries that name, so a stale pid file never designates a stranger.
+// /proc/PID/cmdline carries that name, so a stale pid file never designates a stranger. Only a
+// directory with a spec or pid file is a domain: others under runRoot (the NFS server's state,
+// drivers/nfs) are never listed, and destroy leaves them alone.
 //
 // Acceleration `auto` boots the guest kernel under KVM once per node (a root-less boot must reach
 // the kernel's "Kernel panic ... mount root" within a timeout, its early console speaking within a
@@ -75,11 +77,16 @@ interface ProcEntry {
 /** alive PID: the process exists and is not a zombie (its state field, after the last ") ", is not Z). */
 const ALIVE_FN = `alive() { st=; read -r st 2>/dev/null < "/proc/$1/stat" || return 1; st=\${st##*) }; [ "\${st%% *}" != Z ]; }`;
 
-/** Per domain directory: D name, S spec JSON (one line), and for a live pid P pid + A argv lines. */
+/**
+ * Per domain directory: D name, S spec JSON (one line), and for a live pid P pid + A argv lines.
+ * A domain's directory holds its spec or its pid file (START_SCRIPT writes the spec before QEMU
+ * starts): any other directory under runRoot (such as the NFS server's nfs/) is not a domain.
+ */
 const LIST_SCRIPT = `${ALIVE_FN}
 cd "$1" 2>/dev/null || exit 0
 for d in *; do
   [ -d "$d" ] || continue
+  [ -f "$d/domain.json" ] || [ -f "$d/qemu.pid" ] || continue
   if [ -n "$2" ] && [ "$d" != "$2" ]; then continue; fi
   printf 'D\\t%s\\n' "$d"
   [ -f "$d/domain.json" ] && printf 'S\\t%s\\n' "$(head -n 1 "$d/domain.json")"
@@ -460,7 +467,9 @@ export class QemuDriver implements HypervisorDriver {
   async destroy(name: string): Promise<void> {
     validateDomainName(name);
     const [e] = await this.procEntries(name);
-    await this.retire(name, e?.alive && e.pid ? e.pid : 0, 0);
+    // No domain of that name: nothing to end, and a directory that is not a domain's stays.
+    if (!e) return;
+    await this.retire(name, e.alive && e.pid ? e.pid : 0, 0);
   }
 
   private async waitGone(pid: number, timeoutMs: number): Promise<boolean> {

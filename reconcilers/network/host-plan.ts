@@ -3,8 +3,9 @@
 // hosts — a tap per VM with a host route to the VM through it, proxy ARP on the tap, and the VC
 // gateway address on the tap so the guest's next hop answers; a route to every VM hosted
 // elsewhere through that host's address; no bridge shared between VCs. Isolation: an nftables
-// table of our own drops forwarded traffic between different VCs' subnets and any packet a VM
-// sends with a source address that is not its own. The table is replaced atomically.
+// table of our own drops traffic between different VCs' subnets, forwarded or addressed to this
+// node (another VC's gateway address on its taps here), and any packet a VM sends with a source
+// address that is not its own. The table is replaced atomically.
 // Shared storage over NFS: a node that hosts a VM of a VC whose shared storage is nfs (or is the
 // target of its migration) serves the VC's shared directory at /vc/<namespace>/<vc> to the VC's
 // subnet; the guests mount it from their gateway address, which every tap of the VC carries, so
@@ -150,13 +151,14 @@ function renderRuleset(vms: readonly VmNetwork[], taps: readonly TapSpec[]): { t
       comments.push(c);
       lines.push(`    tcp dport ${NFS_PORT} ip saddr @vc_subnets iifname != "vt*" drop comment "${c}"`);
     }
-    if (hook === 'forward') {
-      for (const cl of clusters) {
-        const s = subnets.get(cl)!;
-        const c = `isolate ${cl}`;
-        comments.push(c);
-        lines.push(`    ip saddr ${s} ip daddr @vc_subnets ip daddr != ${s} drop comment "${c}"`);
-      }
+    // Between VCs: forwarded to another VC's VM, and delivered here to another VC's gateway
+    // address (it sits on that VC's taps on this node, so the input path would answer it). The
+    // VC's own gateway (its NFS server among it) and the physical network stay reachable.
+    for (const cl of clusters) {
+      const s = subnets.get(cl)!;
+      const c = `isolate ${hook} ${cl}`;
+      comments.push(c);
+      lines.push(`    ip saddr ${s} ip daddr @vc_subnets ip daddr != ${s} drop comment "${c}"`);
     }
     lines.push('  }');
   }

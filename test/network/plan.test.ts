@@ -56,9 +56,15 @@ describe('planHostNetwork', () => {
     const s = planHostNetwork('blade1', hosts, vms);
     assert.match(s.nftRuleset, /^table inet virtualinux\ndelete table inet virtualinux\n/);
     assert.match(s.nftRuleset, /elements = \{ 10\.10\.1\.0\/24, 10\.10\.2\.0\/24 \}/);
-    assert.match(s.nftRuleset, /ip saddr 10\.10\.1\.0\/24 ip daddr @vc_subnets ip daddr != 10\.10\.1\.0\/24 drop comment "isolate default\/a"/);
+    // Both paths: forwarded to another VC's VM, and delivered to another VC's gateway on a tap here.
+    const chain = (hook: string) => new RegExp(`chain ${hook} \\{\n([^}]*)\n  \\}`).exec(s.nftRuleset)?.[1] ?? '';
+    for (const hook of ['forward', 'input']) {
+      assert.match(chain(hook), new RegExp(`ip saddr 10\\.10\\.1\\.0/24 ip daddr @vc_subnets ip daddr != 10\\.10\\.1\\.0/24 drop comment "isolate ${hook} default/a"`));
+      assert.match(chain(hook), new RegExp(`ip saddr 10\\.10\\.2\\.0/24 ip daddr @vc_subnets ip daddr != 10\\.10\\.2\\.0/24 drop comment "isolate ${hook} default/b"`));
+    }
     assert.match(s.nftRuleset, new RegExp(`iifname "${tapName('default.a-0')}" ip saddr != 10\\.10\\.1\\.2 drop`));
-    assert.deepEqual(s.nftRuleComments.filter((c) => c.startsWith('isolate')), ['isolate default/a', 'isolate default/b']);
+    assert.deepEqual(s.nftRuleComments.filter((c) => c.startsWith('isolate')).sort(),
+      ['isolate forward default/a', 'isolate forward default/b', 'isolate input default/a', 'isolate input default/b']);
   });
 
   it("gives every tap of a VC, on every node, the VC's gateway MAC (a migrated guest's neighbour entry stays right)", () => {
@@ -112,7 +118,10 @@ describe('planHostNetwork: NFS exports of shared storage', () => {
     assert.match(input, /tcp dport 2049 ip saddr @vc_subnets iifname != "vt\*" drop comment "nfs only from taps"/);
     assert.match(input, new RegExp(`iifname "${tapName('default.a-0')}" ip saddr != 10\\.10\\.1\\.2 drop`));
     const drops = input.split('\n').filter((l) => l.includes(' drop'));
-    assert.ok(drops.every((l) => /comment "(antispoof input |nfs only from taps)/.test(l)), 'nothing else stands between a VM and its gateway on 2049');
+    // Isolation drops only what one VC sends to another's subnet: never to its own gateway.
+    const ownSubnetOnly = (l: string) => /^\s*ip saddr (\S+) ip daddr @vc_subnets ip daddr != \1 drop comment "isolate input /.test(l);
+    assert.ok(drops.every((l) => /comment "(antispoof input |nfs only from taps)/.test(l) || ownSubnetOnly(l)), 'nothing else stands between a VM and its gateway on 2049');
+    assert.equal(drops.filter(ownSubnetOnly).length, 4, 'one isolation rule per VC (a, b, c, d)');
     assert.match(input, /policy accept;/);
     assert.ok(s.nftRuleComments.includes('nfs only from taps'));
   });

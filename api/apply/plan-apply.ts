@@ -4,7 +4,7 @@
 import fjp from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
 import type { ApiObject } from '../types.js';
-import { formatPath, validateObject } from '../validation/validate-object.js';
+import { formatPath, validateObject, type ValidationIssue } from '../validation/validate-object.js';
 import { canonicalJson, threeWayMerge } from './three-way-merge.js';
 
 const { applyPatch, compare } = fjp;
@@ -50,6 +50,45 @@ export function manifestForApply(desired: ApiObject): ApiObject {
   return out;
 }
 
+/** The most a manifest's own annotations may hold together (keys and values, UTF-8 bytes), as
+ * Kubernetes caps an object's annotations: apply records the whole manifest, these annotations
+ * included, once more in LAST_APPLIED_ANNOTATION. */
+export const MAX_ANNOTATION_BYTES = 128 * 1024;
+/** The longest annotation value the schema allows (metadata.annotations.*: maxLength). */
+const MAX_ANNOTATION_VALUE = 262144;
+
+/**
+ * What makes a manifest too large to apply, named against the user's own fields: their
+ * annotations together over MAX_ANNOTATION_BYTES, or the manifest as apply records it in
+ * LAST_APPLIED_ANNOTATION over the longest annotation value (otherwise the merged object fails
+ * validation on an annotation the user never wrote).
+ */
+export function applySizeIssues(desired: ApiObject): ValidationIssue[] {
+  const manifest = manifestForApply(desired);
+  return sizeIssues(manifest, canonicalJson(manifest));
+}
+
+/** applySizeIssues of a manifest already stripped by manifestForApply and its canonical JSON. */
+function sizeIssues(manifest: ApiObject, recordedText: string): ValidationIssue[] {
+  const annotations = manifest.metadata.annotations ?? {};
+  let bytes = 0;
+  for (const [k, v] of Object.entries(annotations)) bytes += Buffer.byteLength(k) + Buffer.byteLength(String(v));
+  if (bytes > MAX_ANNOTATION_BYTES) {
+    return [{
+      path: ['metadata', 'annotations'],
+      message: `the annotations hold ${bytes} bytes together, at most ${MAX_ANNOTATION_BYTES} (apply keeps a copy of the manifest in ${LAST_APPLIED_ANNOTATION}); keep large data elsewhere`,
+    }];
+  }
+  const recorded = recordedText.length;
+  if (recorded > MAX_ANNOTATION_VALUE) {
+    return [{
+      path: [],
+      message: `the manifest is ${recorded} characters as apply records it in ${LAST_APPLIED_ANNOTATION}, at most ${MAX_ANNOTATION_VALUE}; make it smaller`,
+    }];
+  }
+  return [];
+}
+
 /** The live object as apply compares it: without status and without the resourceVersion. */
 function comparable(o: ApiObject): ApiObject {
   const out = structuredClone(o);
@@ -65,9 +104,12 @@ function comparable(o: ApiObject): ApiObject {
  */
 export function planApply(desired: ApiObject, live: ApiObject | undefined, opts: { fieldManager?: string } = {}): ApplyPlan {
   const manifest = manifestForApply(desired);
+  const recorded = canonicalJson(manifest);
+  const tooLarge = sizeIssues(manifest, recorded);
+  if (tooLarge.length > 0) throw new ApplyError(`${describe(desired)}: ${tooLarge.map((i) => `${i.path.length ? `${formatPath(i.path)}: ` : ''}${i.message}`).join('; ')}`);
   const requiredVersion = desired.metadata.resourceVersion;
   const annotate = (o: ApiObject): ApiObject => {
-    o.metadata.annotations = { ...o.metadata.annotations, [LAST_APPLIED_ANNOTATION]: canonicalJson(manifest) };
+    o.metadata.annotations = { ...o.metadata.annotations, [LAST_APPLIED_ANNOTATION]: recorded };
     if (opts.fieldManager) o.metadata.annotations[APPLIED_BY_ANNOTATION] = opts.fieldManager;
     return o;
   };
@@ -97,10 +139,13 @@ export function planApply(desired: ApiObject, live: ApiObject | undefined, opts:
 function withDefaults(o: ApiObject): ApiObject {
   const { object, issues } = validateObject(o);
   if (issues.length > 0) {
-    const what = `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
     throw new ApplyError(
-      `${what}: the merged object is invalid: ${issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ')}`,
+      `${describe(o)}: the merged object is invalid: ${issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ')}`,
     );
   }
   return object;
+}
+
+function describe(o: ApiObject): string {
+  return `${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name}`;
 }

@@ -4,12 +4,13 @@
 // invalid document anywhere means the caller writes nothing.
 
 import type { Readable } from 'node:stream';
+import { applySizeIssues } from '../apply/plan-apply.js';
 import { DEFAULT_NAMESPACE, resolveKind } from '../kinds.js';
 import type { ApiObject } from '../types.js';
 import { formatPath, validateObject } from '../validation/validate-object.js';
 import { ManifestError, type InputIssue } from './issues.js';
 import { parseDocuments, type ParsedDocument } from './parse-documents.js';
-import { listManifestFiles, readSource, type ReadOptions } from './read-sources.js';
+import { listFiles, readSource, type ReadOptions } from './read-sources.js';
 
 export interface ManifestSource {
   file: string;
@@ -34,8 +35,7 @@ export interface LoadOptions extends ReadOptions {
 
 /** Reads, parses and validates every manifest under `paths`. Throws ManifestError listing all issues. */
 export async function loadManifests(paths: string[], opts: LoadOptions = {}): Promise<Manifest[]> {
-  const files = await listManifestFiles(paths, opts);
-  const issues: InputIssue[] = [];
+  const { files, issues } = await listFiles(paths, opts);
   const docs: ParsedDocument[] = [];
   for (const f of files) {
     try {
@@ -88,6 +88,7 @@ function validateDocuments(docs: ParsedDocument[], opts: LoadOptions): { manifes
       // Status is written by controllers only; apply ignores it (as kubectl does for CRDs with
       // a status subresource), but it is still validated so a typo does not pass silently.
       const result = validateObject(obj);
+      if (result.issues.length === 0) result.issues.push(...applySizeIssues(obj));
       if (result.issues.length > 0) {
         const found = result.issues.map((i) => {
           const path = [...prefix, ...i.path];

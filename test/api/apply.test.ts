@@ -122,6 +122,21 @@ describe('api/apply: applyObjects on the embedded store', () => {
     assert.equal(plan.object.metadata.uid, undefined);
   });
 
+  it('names the user\'s annotations, or the manifest, when the last-applied record would not fit', () => {
+    const annotated = vc('a');
+    annotated.metadata.annotations = { 'a.example/one': 'x'.repeat(70_000), 'a.example/two': 'y'.repeat(70_000) };
+    assert.throws(() => planApply(annotated, undefined), {
+      name: 'ApplyError',
+      message: 'VirtualCluster default/a: metadata.annotations: the annotations hold 140026 bytes together, at most 131072 (apply keeps a copy of the manifest in virtualinux.org/last-applied-configuration); keep large data elsewhere',
+    });
+    const labelled = vc('b', {}, Object.fromEntries(Array.from({ length: 5000 }, (_v, i) => [`l${i}`, 'v'.repeat(50)])));
+    assert.throws(() => planApply(labelled, undefined), (err: Error) =>
+      err.name === 'ApplyError' && /^VirtualCluster default\/b: the manifest is \d+ characters as apply records it in virtualinux.org\/last-applied-configuration, at most 262144; make it smaller$/.test(err.message));
+    // Just under the cap, the record fits and the object is valid.
+    annotated.metadata.annotations = { 'a.example/one': 'x'.repeat(130_000) };
+    assert.equal(planApply(annotated, undefined).action, 'created');
+  });
+
   it('prunes objects an earlier apply made that match the selector, never hand-made ones', async () => {
     await applyObjects(store, [vc('keep', {}, { set: 's' }), vc('old', {}, { set: 's' }), vc('other', {}, { set: 't' })]);
     await store.create(vc('manual', {}, { set: 's' }));

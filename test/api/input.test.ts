@@ -166,6 +166,17 @@ spec: {image: {path: /san/b.qcow2}}
     assert.equal((m.object.spec as { template: string }).template, 'busybox');
   });
 
+  it('reports an oversized annotation set against the annotations, not against last-applied-configuration', async () => {
+    const big = 'x'.repeat(100_000);
+    const p = file('annotated.yaml', VC.replace('  name: stripes\n', `  name: stripes\n  annotations:\n    a.example/one: ${big}\n    a.example/two: ${big}\n`));
+    assert.deepEqual(await errorsOf([p]), [
+      `${p}: document 1 (line 5): metadata.annotations: the annotations hold 200026 bytes together, at most 131072 (apply keeps a copy of the manifest in virtualinux.org/last-applied-configuration); keep large data elsewhere`,
+    ]);
+    // Under the cap they load, and apply can record them.
+    const [m] = await loadManifests([file('annotated-ok.yaml', VC.replace('  name: stripes\n', `  name: stripes\n  annotations:\n    a.example/one: ${big}\n`))]);
+    assert.equal(m.object.metadata.annotations?.['a.example/one'], big);
+  });
+
   it('refuses an oversized file before parsing it, and oversized stdin', async () => {
     const text = `${VC}# ${'x'.repeat(5000)}\n`;
     const p = file('big.yaml', text);

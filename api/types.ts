@@ -58,6 +58,8 @@ export interface PhysicalNodeSpec {
   storageRoot: string;
   /** Extension: the hypervisor's per-domain run files on this node; default /run/virtualinux. */
   runRoot?: string;
+  /** Extension: the shared SAN block device on this node (full testbed nodes: /dev/disk/by-id/virtio-vl-san). */
+  sanDevice?: string;
   unschedulable?: boolean;
   /** Extension: how the controller reaches the node. `ssh` (default) or `local` (this machine). */
   transport?: 'ssh' | 'local';
@@ -69,6 +71,8 @@ export interface PhysicalNodeStatus {
   observedGeneration?: number;
   /** Real resources the last probe saw. */
   observed?: { cores?: number; memoryMiB?: number };
+  /** The SAN block device (spec.sanDevice) as the last probe found it. */
+  san?: { device: string; sizeBytes: number };
 }
 export type PhysicalNode = ApiObject<PhysicalNodeSpec, PhysicalNodeStatus> & { kind: 'PhysicalNode' };
 

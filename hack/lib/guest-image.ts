@@ -176,7 +176,8 @@ export function extractVmlinux(bzImage: string, out: string): void {
   throw new Error(`guest-image: cannot find an xz or gzip compressed ELF kernel inside ${bzImage}`);
 }
 
-function busyboxPath(): string {
+/** A statically linked busybox of this machine (the guest's and the node image's initramfs). */
+export function busyboxPath(): string {
   for (const p of ['/bin/busybox', '/usr/bin/busybox']) {
     if (!fs.existsSync(p)) continue;
     // A dynamic busybox would need the host's libc inside the guest: only a static one will do.
@@ -235,7 +236,9 @@ export function guestModules(modulesDep: string, builtin: string): { boot: strin
   return { boot, nfs };
 }
 
-function writeInitramfs(work: string, modDir: string, order: readonly string[], busybox: string, out: string): void {
+/** An initramfs at `out`: static busybox, `init` as /init, the modules `order` names (in /etc/modules.order). */
+export function writeInitramfs(work: string, modDir: string, order: readonly string[], busybox: string, out: string,
+  init = path.join(guestDir, 'init')): void {
   const ird = path.join(work, 'initramfs');
   for (const d of ['bin', 'etc', 'lib/modules', 'dev', 'proc', 'sys', 'newroot']) {
     fs.mkdirSync(path.join(ird, d), { recursive: true });
@@ -243,7 +246,7 @@ function writeInitramfs(work: string, modDir: string, order: readonly string[], 
   fs.copyFileSync(busybox, path.join(ird, 'bin/busybox'));
   fs.chmodSync(path.join(ird, 'bin/busybox'), 0o755);
   fs.symlinkSync('busybox', path.join(ird, 'bin/sh'));
-  fs.copyFileSync(path.join(guestDir, 'init'), path.join(ird, 'init'));
+  fs.copyFileSync(init, path.join(ird, 'init'));
   fs.chmodSync(path.join(ird, 'init'), 0o755);
   copyModules(modDir, order, path.join(ird, 'lib/modules'));
   fs.renameSync(path.join(ird, 'lib/modules/modules.order'), path.join(ird, 'etc/modules.order'));

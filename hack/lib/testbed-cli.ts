@@ -3,7 +3,12 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TestbedError, testbedDown, testbedUp } from './testbed.js';
 
-const USAGE = 'usage: hack/testbed up --nodes N --dir DIR [--cores C] [--memory-mib M] [--max-vms V]\n       hack/testbed down --dir DIR';
+const USAGE = [
+  'usage: hack/testbed up --nodes N --dir DIR [--cores C] [--memory-mib M] [--max-vms V]',
+  '                       [--full [--node-memory-mib M] [--node-cpus C] [--san-mib S] [--image-dir D]]',
+  '       hack/testbed down --dir DIR',
+  '--full: each node a QEMU (TCG) machine booting Xen 4.17 with a Debian dom0 (image: hack/node-image)',
+].join('\n');
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -14,6 +19,11 @@ async function main(): Promise<number> {
       cores: { type: 'string' },
       'memory-mib': { type: 'string' },
       'max-vms': { type: 'string' },
+      full: { type: 'boolean' },
+      'node-memory-mib': { type: 'string' },
+      'node-cpus': { type: 'string' },
+      'san-mib': { type: 'string' },
+      'image-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -35,8 +45,20 @@ async function main(): Promise<number> {
       cores: int('cores', values.cores),
       memoryMiB: int('memory-mib', values['memory-mib']),
       maxVMs: int('max-vms', values['max-vms']),
+      full: values.full
+        ? {
+            memoryMiB: int('node-memory-mib', values['node-memory-mib']),
+            cpus: int('node-cpus', values['node-cpus']),
+            sanMiB: int('san-mib', values['san-mib']),
+            imageDir: values['image-dir'] ? resolve(process.env.VC_CALLER_CWD ?? process.cwd(), values['image-dir']) : undefined,
+            log: (m: string) => process.stderr.write(`testbed: ${m}\n`),
+          }
+        : undefined,
     });
-    for (const n of s.nodes) process.stdout.write(`${n.name}\t${n.netns}\t${n.address}:${n.port}\tsshd pid ${n.sshdPid}\n`);
+    for (const n of s.nodes) {
+      const proc = n.full ? `qemu pid ${n.full.qemuPid}` : `sshd pid ${n.sshdPid}`;
+      process.stdout.write(`${n.name}\t${n.netns}\t${n.address}:${n.port}\t${proc}\n`);
+    }
     process.stdout.write(`wrote ${dir}/physicalnodes.yaml and ${dir}/nodes.json; shared SAN ${s.sanDir}; login key ${s.identityFile}\n`);
     return 0;
   }

@@ -33,6 +33,10 @@ import { stringify as toYaml } from 'yaml';
 import { API_VERSION, type PhysicalNode } from '../../api/types.js';
 import { LocalTransport } from '../../drivers/transport/local-transport.js';
 import { execOk, type ExecResult } from '../../drivers/transport/types.js';
+import {
+  createNodeTap, fullNodePids, fullNodeState, fullTestbedState, SAN_DEVICE, startFullNodes,
+  type FullNodeOptions, type FullNodeState, type FullTestbedState,
+} from './full-node.js';
 
 export const SSHD = '/usr/sbin/sshd';
 const LOCK_FILE = '/run/vl-testbed.lock';
@@ -51,6 +55,8 @@ export interface TestbedNode {
   sshdLog: string;
   /** The sshd listener's PID (0 while stopped). */
   sshdPid: number;
+  /** Full nodes only (hack/lib/full-node.ts): the node's QEMU; its netns is the bridge namespace. */
+  full?: FullNodeState;
 }
 
 export interface TestbedState {
@@ -64,6 +70,10 @@ export interface TestbedState {
   hostAddress: string;
   identityFile: string;
   sanDir: string;
+  /** `namespace` (default; absent in older files) or `full` (QEMU machines booting Xen). */
+  kind?: 'namespace' | 'full';
+  /** Full testbeds only: the node image, the SAN image, memory and vCPUs per node. */
+  full?: FullTestbedState;
   nodes: TestbedNode[];
 }
 
@@ -76,6 +86,8 @@ export interface TestbedUpOptions {
   cores?: number;
   memoryMiB?: number;
   maxVMs?: number;
+  /** Full nodes (QEMU + Xen + Debian dom0) instead of network namespaces. */
+  full?: FullNodeOptions;
 }
 
 export class TestbedError extends Error {
@@ -210,6 +222,12 @@ export async function testbedUp(opts: TestbedUpOptions): Promise<TestbedState> {
   const id = testbedId(dir);
   const prefix = `vl-${id}`;
   const namePrefix = opts.namePrefix ?? 'blade';
+  let full: FullTestbedState | undefined;
+  try {
+    full = opts.full ? fullTestbedState(dir, opts.full) : undefined;
+  } catch (e) {
+    throw new TestbedError((e as Error).message);
+  }
 
   let state: TestbedState | undefined;
   try {
@@ -232,12 +250,14 @@ export async function testbedUp(opts: TestbedUpOptions): Promise<TestbedState> {
         hostAddress: `${subnet}.1`,
         identityFile: join(dir, 'id_ed25519'),
         sanDir: join(dir, 'san'),
+        ...(full ? { kind: 'full' as const, full } : {}),
         nodes: Array.from({ length: n }, (_, i) => {
           const name = `${namePrefix}${i + 1}`;
           const stateDir = join(dir, 'nodes', name);
           return {
             name,
-            netns: `${prefix}-${name}`,
+            // a full node is a QEMU in the bridge namespace, not a namespace of its own
+            netns: full ? `${prefix}-br` : `${prefix}-${name}`,
             address: `${subnet}.${11 + i}`,
             port: 22,
             hostKey: '',
@@ -245,6 +265,7 @@ export async function testbedUp(opts: TestbedUpOptions): Promise<TestbedState> {
             sshdConfig: join(stateDir, 'sshd_config'),
             sshdLog: join(stateDir, 'sshd.log'),
             sshdPid: 0,
+            ...(full ? { full: fullNodeState(id, stateDir, i) } : {}),
           };
         }),
       };
@@ -261,10 +282,11 @@ export async function testbedUp(opts: TestbedUpOptions): Promise<TestbedState> {
       const key = join(node.stateDir, 'ssh_host_ed25519_key');
       await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', node.name, '-f', key]);
       node.hostKey = (await readFile(key + '.pub', 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
-      await writeFile(node.sshdConfig, sshdConfig(s, node));
+      if (!s.full) await writeFile(node.sshdConfig, sshdConfig(s, node));
     }
     await saveState(s);
-    await Promise.all(s.nodes.map((node) => startSshd(s, node.name)));
+    if (s.full) await startFullNodes(s, () => saveState(s), opts.full ?? {});
+    else await Promise.all(s.nodes.map((node) => startSshd(s, node.name)));
     await writeOutputs(s, opts);
     return s;
   } catch (e) {
@@ -287,6 +309,10 @@ async function createNetwork(s: TestbedState): Promise<void> {
   await run(['ip', 'addr', 'add', `${s.hostAddress}/24`, 'dev', s.hostVeth]);
   await run(['ip', 'link', 'set', s.hostVeth, 'up']);
   for (const [i, node] of s.nodes.entries()) {
+    if (s.full) {
+      await createNodeTap(s, i); // the node's QEMU sets its address inside
+      continue;
+    }
     const port = `n${i + 1}`;
     await run(['ip', 'netns', 'add', node.netns]);
     await run(['ip', '-n', node.netns, 'link', 'set', 'lo', 'up']);
@@ -388,7 +414,7 @@ function readCmdline(pid: number): string[] {
   }
 }
 
-function sshBanner(host: string, port: number): Promise<boolean> {
+export function sshBanner(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.createConnection({ host, port });
     const done = (ok: boolean) => {
@@ -402,8 +428,9 @@ function sshBanner(host: string, port: number): Promise<boolean> {
 }
 
 async function writeOutputs(s: TestbedState, opts: TestbedUpOptions): Promise<void> {
-  const cores = opts.cores ?? cpus().length;
-  const memoryMiB = opts.memoryMiB ?? Math.floor(totalmem() / 1048576);
+  // a full node offers its vCPUs and what Xen has beside dom0; a namespace node this machine
+  const cores = opts.cores ?? s.full?.cpus ?? cpus().length;
+  const memoryMiB = opts.memoryMiB ?? (s.full ? s.full.memoryMiB - s.full.dom0MiB : Math.floor(totalmem() / 1048576));
   const objects: PhysicalNode[] = s.nodes.map((node) => ({
     apiVersion: API_VERSION,
     kind: 'PhysicalNode',
@@ -413,14 +440,16 @@ async function writeOutputs(s: TestbedState, opts: TestbedUpOptions): Promise<vo
       ssh: { port: node.port, user: 'root', identityFile: s.identityFile, hostKey: node.hostKey },
       capacity: { cores, memoryMiB },
       maxVMs: opts.maxVMs ?? 8,
-      hypervisor: 'qemu',
+      hypervisor: s.full ? 'xen' : 'qemu',
+      // a full node mounts the shared directory (virtio-9p) at the same path
       storageRoot: s.sanDir,
-      // The nodes share this machine's filesystem: each needs its own hypervisor run directory.
-      runRoot: join(node.stateDir, 'run'),
+      // Namespace nodes share this machine's filesystem: each needs its own hypervisor run
+      // directory. A full node has its own (the default).
+      ...(s.full ? { sanDevice: SAN_DEVICE } : { runRoot: join(node.stateDir, 'run') }),
     },
   }));
   await writeFile(join(s.dir, 'physicalnodes.yaml'), objects.map((o) => toYaml(o, { lineWidth: 0 })).join('---\n'));
-  const nodesJson = s.nodes.map(({ name, netns, address, port, hostKey }) => ({ name, netns, address, port, hostKey }));
+  const nodesJson = s.nodes.map(({ name, netns, address, port, hostKey }) => ({ name, netns, address, port, hostKey, ...(s.full ? { kind: 'full' } : {}) }));
   await writeFile(join(s.dir, 'nodes.json'), JSON.stringify(nodesJson, null, 2) + '\n');
 }
 
@@ -471,6 +500,7 @@ export async function testbedDown(dirArg: string): Promise<void> {
     for (const node of state?.nodes ?? []) {
       if (node.sshdPid && readCmdline(node.sshdPid).includes(node.sshdConfig)) pids.push(node.sshdPid);
     }
+    if (state) pids.push(...fullNodePids(state)); // full nodes' QEMUs (also in the bridge namespace)
     for (const ns of namespaces) {
       const r = await tryRun(['ip', 'netns', 'pids', ns]);
       if (r.code === 0) pids.push(...r.stdout.split(/\s+/).filter(Boolean).map(Number));
@@ -492,7 +522,7 @@ export async function testbedDown(dirArg: string): Promise<void> {
     if (!others) await tryRun(['ip', 'route', 'del', 'unreachable', ROOT_GUARD_ROUTE]);
   });
   // 5. files
-  for (const f of ['nodes', 'san', 'id_ed25519', 'id_ed25519.pub', 'authorized_keys', 'physicalnodes.yaml', 'nodes.json']) {
+  for (const f of ['nodes', 'san', 'san.img', 'id_ed25519', 'id_ed25519.pub', 'authorized_keys', 'physicalnodes.yaml', 'nodes.json']) {
     await rm(join(dir, f), { recursive: true, force: true });
   }
   await rm(statePath(dir), { force: true });

@@ -6,7 +6,7 @@ import type { PhysicalNode, PhysicalNodeSpec, PhysicalNodeStatus } from '../../a
 import { getCondition, setCondition } from '../../api/conditions.js';
 import { HostKeyMismatchError, TransportTimeoutError, type Transport } from '../../drivers/transport/types.js';
 
-export type ReadyReason = 'Probed' | 'Unreachable' | 'HostKeyMismatch' | 'NoHypervisor' | 'StorageRootMissing';
+export type ReadyReason = 'Probed' | 'Unreachable' | 'HostKeyMismatch' | 'NoHypervisor' | 'StorageRootMissing' | 'SanDeviceMissing';
 
 export interface ProbeResult {
   /** Set when the node could not be probed at all. */
@@ -16,22 +16,34 @@ export interface ProbeResult {
   /** The hypervisor's version line, when its tools are present. */
   hypervisorVersion?: string;
   storage?: 'ok' | 'missing' | 'readonly';
+  /** The SAN block device (spec.sanDevice), when the spec names one: its size, or missing. */
+  san?: { sizeBytes: number } | 'missing';
 }
 
-// A fixed script; the hypervisor and the storage root arrive as positional parameters.
-// Each line it prints is "<key> <value>".
+// A fixed script; the hypervisor, the storage root and the SAN device (or "") arrive as positional
+// parameters. Each line it prints is "<key> <value>". On a Xen node the cores and memory are the
+// machine's as Xen reports them (`xl info` nr_cpus, total_memory), not dom0's share.
 export const PROBE_SCRIPT = [
-  'echo "cores $(nproc)"',
-  "awk '/^MemTotal:/ { print \"memkib\", $2 }' /proc/meminfo",
+  'v= x=',
   'case "$1" in',
   '  qemu) v=$(qemu-system-x86_64 --version 2>/dev/null | head -n 1) ;;',
-  "  xen) v=$(xl info 2>/dev/null | awk -F': *' '/^xen_version/ { print \"Xen \" $2 }') ;;",
-  '  *) v= ;;',
+  "  xen) x=$(xl info 2>/dev/null) && v=$(printf '%s\\n' \"$x\" | awk -F': *' '/^xen_version/ { print \"Xen \" $2 }') ;;",
   'esac',
+  'if [ -n "$v" ] && [ -n "$x" ]; then',
+  "  printf '%s\\n' \"$x\" | awk -F': *' '/^nr_cpus/ { print \"cores\", $2 } /^total_memory/ { print \"memmib\", $2 }'",
+  'else',
+  '  echo "cores $(nproc)"',
+  "  awk '/^MemTotal:/ { print \"memkib\", $2 }' /proc/meminfo",
+  'fi',
   'if [ -n "$v" ]; then echo "hypervisor $v"; else echo "hypervisor"; fi',
   'if [ ! -d "$2" ]; then echo "storage missing"',
   'elif t="$2/.vl-probe.$$" && : > "$t" 2>/dev/null && rm -f "$t"; then echo "storage ok"',
   'else echo "storage readonly"; fi',
+  'if [ -n "$3" ]; then',
+  // the size from sysfs (512-byte sectors): reading it does not open the device
+  '  if [ -b "$3" ]; then d=$(readlink -f "$3"); echo "san $(( $(cat "/sys/class/block/${d##*/}/size" 2>/dev/null || echo 0) * 512 ))"',
+  '  else echo "san missing"; fi',
+  'fi',
 ].join('\n');
 
 /** Parses the probe script's output. Lines it does not know are ignored. */
@@ -43,6 +55,9 @@ export function parseProbeOutput(stdout: string): ProbeResult {
     const value = sp < 0 ? '' : line.slice(sp + 1).trim();
     if (key === 'cores' && /^\d+$/.test(value)) r.cores = Number(value);
     else if (key === 'memkib' && /^\d+$/.test(value)) r.memoryMiB = Math.floor(Number(value) / 1024);
+    else if (key === 'memmib' && /^\d+$/.test(value)) r.memoryMiB = Number(value);
+    else if (key === 'san' && value === 'missing') r.san = 'missing';
+    else if (key === 'san' && /^\d+$/.test(value)) r.san = { sizeBytes: Number(value) };
     else if (key === 'hypervisor' && value) r.hypervisorVersion = value;
     else if (key === 'storage' && (value === 'ok' || value === 'missing' || value === 'readonly')) r.storage = value;
   }
@@ -52,11 +67,11 @@ export function parseProbeOutput(stdout: string): ProbeResult {
 /** Runs the probe on the node. Never throws: a node that cannot be reached is a result. */
 export async function probeNode(
   transport: Transport,
-  spec: Pick<PhysicalNodeSpec, 'hypervisor' | 'storageRoot'>,
+  spec: Pick<PhysicalNodeSpec, 'hypervisor' | 'storageRoot' | 'sanDevice'>,
   opts: { timeoutMs: number; signal?: AbortSignal },
 ): Promise<ProbeResult> {
   try {
-    const r = await transport.exec(['sh', '-c', PROBE_SCRIPT, 'sh', spec.hypervisor, spec.storageRoot], opts);
+    const r = await transport.exec(['sh', '-c', PROBE_SCRIPT, 'sh', spec.hypervisor, spec.storageRoot, spec.sanDevice ?? ''], opts);
     if (r.code !== 0) {
       return { failure: { reason: 'Unreachable', message: `the probe exited ${r.code} on the node: ${r.stderr.trim().slice(0, 300)}` } };
     }
@@ -106,6 +121,8 @@ export function nextNodeStatus(
     status.observed = { cores: probe.cores, memoryMiB: probe.memoryMiB };
   }
   if (probe.hypervisorVersion) status.hypervisorVersion = probe.hypervisorVersion;
+  if (spec.sanDevice && typeof probe.san === 'object') status.san = { device: spec.sanDevice, sizeBytes: probe.san.sizeBytes };
+  else if (!probe.failure) delete status.san;
 
   const holdVerdict =
     !verdict.ok && verdict.reason !== 'HostKeyMismatch' && failures < state.failureThreshold && prevReady !== undefined;
@@ -153,9 +170,13 @@ function judge(spec: PhysicalNodeSpec, p: ProbeResult): { ok: boolean; reason: R
     const what = p.storage === 'readonly' ? 'is not writable' : 'does not exist';
     return { ok: false, reason: 'StorageRootMissing', message: `storage root ${spec.storageRoot} ${what} on the node; mount the SAN there or fix spec.storageRoot` };
   }
+  if (spec.sanDevice && typeof p.san !== 'object') {
+    return { ok: false, reason: 'SanDeviceMissing', message: `SAN device ${spec.sanDevice} is not a block device on the node; attach the SAN disk or fix spec.sanDevice` };
+  }
   return {
     ok: true,
     reason: 'Probed',
-    message: `${p.cores ?? '?'} cores, ${p.memoryMiB ?? '?'} MiB, ${p.hypervisorVersion}; storage root ${spec.storageRoot} writable`,
+    message: `${p.cores ?? '?'} cores, ${p.memoryMiB ?? '?'} MiB, ${p.hypervisorVersion}; storage root ${spec.storageRoot} writable` +
+      (spec.sanDevice && typeof p.san === 'object' ? `; SAN ${spec.sanDevice} ${p.san.sizeBytes} bytes` : ''),
   };
 }

@@ -18,12 +18,12 @@ const cond = [{ type: 'Ready', status: 'True' as const, reason: 'Ok', message: '
 
 const pnSpec: DeepRequired<PhysicalNodeSpec> = {
   address: '198.18.0.11', ssh: { port: 22, user: 'root', identityFile: '/k', hostKey: 'ssh-ed25519 AAAA' },
-  capacity: { cores: 4, memoryMiB: 8192 }, maxVMs: 8, hypervisor: 'qemu', storageRoot: '/san', runRoot: '/run/v',
+  capacity: { cores: 4, memoryMiB: 8192 }, maxVMs: 8, hypervisor: 'qemu', storageRoot: '/san', runRoot: '/run/v', sanDevice: '/dev/disk/by-id/virtio-vl-san',
   unschedulable: false, transport: 'ssh',
 };
 const pnStatus: DeepRequired<PhysicalNodeStatus> = {
   conditions: cond, allocated: { cores: 1, memoryMiB: 1, vms: 1 }, hypervisorVersion: '8.2', observedGeneration: 1,
-  observed: { cores: 4, memoryMiB: 8192 },
+  observed: { cores: 4, memoryMiB: 8192 }, san: { device: '/dev/disk/by-id/virtio-vl-san', sizeBytes: 1073741824 },
 };
 const ostSpec: DeepRequired<OSTemplateSpec> = {
   image: { path: '/a.qcow2', format: 'qcow2', tarball: '/b.tar' },

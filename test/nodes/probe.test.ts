@@ -35,6 +35,23 @@ describe('PhysicalNode probe', () => {
       { cores: 2, memoryMiB: 2000, hypervisorVersion: 'QEMU emulator version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)', storage: 'ok' },
     );
     assert.deepEqual(parseProbeOutput('cores 2\nmemkib 1024\nhypervisor\nstorage missing\n'), { cores: 2, memoryMiB: 1, storage: 'missing' });
+    // a Xen node: memory in MiB from `xl info`, and the SAN device
+    assert.deepEqual(parseProbeOutput('cores 1\nmemmib 1535\nhypervisor Xen 4.17.7\nstorage ok\nsan 1073741824\n'),
+      { cores: 1, memoryMiB: 1535, hypervisorVersion: 'Xen 4.17.7', storage: 'ok', san: { sizeBytes: 1073741824 } });
+    assert.equal(parseProbeOutput('san missing\n').san, 'missing');
+  });
+
+  it('a node whose spec names a SAN device is Ready only while the probe finds it, and its size goes to status.san', () => {
+    const pn = physicalNode('x', '/san', { hypervisor: 'xen', sanDevice: '/dev/disk/by-id/virtio-vl-san' });
+    const ok = nextNodeStatus(pn, { ...good, hypervisorVersion: 'Xen 4.17.7', san: { sizeBytes: 4096 } }, { failures: 0, failureThreshold: 1 });
+    assert.equal(getCondition(ok.status.conditions, 'Ready')?.status, 'True');
+    assert.match(getCondition(ok.status.conditions, 'Ready')!.message!, /SAN \/dev\/disk\/by-id\/virtio-vl-san 4096 bytes/);
+    assert.deepEqual(ok.status.san, { device: '/dev/disk/by-id/virtio-vl-san', sizeBytes: 4096 });
+    const gone = nextNodeStatus({ ...pn, status: ok.status }, { ...good, hypervisorVersion: 'Xen 4.17.7', san: 'missing' }, { failures: 0, failureThreshold: 1 });
+    assert.equal(getCondition(gone.status.conditions, 'Ready')?.reason, 'SanDeviceMissing');
+    assert.equal(gone.status.san, undefined);
+    // a node without spec.sanDevice is not asked about one
+    assert.equal(getCondition(nextNodeStatus(physicalNode('q', '/san'), good, { failures: 0, failureThreshold: 1 }).status.conditions, 'Ready')?.status, 'True');
   });
 
   it('a good probe makes the node Ready with what it observed, and says so once', () => {
@@ -128,6 +145,19 @@ describe('PhysicalNode probe', () => {
       assert.equal(xen.hypervisorVersion, undefined, 'this machine has no Xen');
       const dx = nextNodeStatus(physicalNode('n', dir, { hypervisor: 'xen' }), xen, { failures: 0, failureThreshold: 1 });
       assert.equal(getCondition(dx.status.conditions, 'Ready')?.reason, 'NoHypervisor');
+    });
+
+    it('finds a SAN device that is a block device, with its size, and reports one that is not', async () => {
+      const { readdirSync, readFileSync } = await import('node:fs');
+      // any block device of this machine with a size (its root disk, typically)
+      const dev = readdirSync('/sys/block').find((d) => Number(readFileSync(`/sys/block/${d}/size`, 'utf8')) > 0 && !d.startsWith('loop'));
+      assert.ok(dev, 'this machine has a block device');
+      const p = await probeNode(t, { hypervisor: 'qemu', storageRoot: dir, sanDevice: `/dev/${dev}` }, { timeoutMs: 20_000 });
+      assert.deepEqual(p.san, { sizeBytes: Number(readFileSync(`/sys/block/${dev}/size`, 'utf8')) * 512 });
+      const missing = await probeNode(t, { hypervisor: 'qemu', storageRoot: dir, sanDevice: '/dev/null' }, { timeoutMs: 20_000 });
+      assert.equal(missing.san, 'missing', '/dev/null is not a block device');
+      const none = await probeNode(t, { hypervisor: 'qemu', storageRoot: dir }, { timeoutMs: 20_000 });
+      assert.equal(none.san, undefined);
     });
 
     it('a probe that times out is Unreachable', async () => {

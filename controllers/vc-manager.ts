@@ -5,9 +5,11 @@
 //
 //   vc-manager [--store URL] [--metrics-addr 127.0.0.1:PORT] [--identity NAME] [--lease-ttl SECONDS]
 //              [--controllers a,b] [--load MODULE]... [--log-level debug|info|warn|error]
+//              [--ui-addr 127.0.0.1:PORT|off] [--ui-token-file FILE]
 //
 // HTTP: /metrics (Prometheus text), /healthz (the process answers), /readyz (200 once it leads
 // with synced caches and running controllers, or stands by with synced caches; else 503).
+// The dashboard (dashboard/) listens on --ui-addr: read-only unless --ui-token-file is given.
 // SIGTERM/SIGINT: stop the workers, release the lease (a standby takes over at once), exit 0.
 
 import { realpathSync } from 'node:fs';
@@ -22,6 +24,11 @@ import { ControllerManager } from './manager.js';
 import { ManagerMetrics } from './metrics.js';
 import { buildControllerSpecs, CONTROLLER_FACTORIES, type ControllerFactory } from './registry.js';
 import { TransportCache } from '../drivers/transport/transport-for.js';
+import { readTokenFile } from '../dashboard/auth.js';
+import { startDashboard, type Dashboard } from '../dashboard/server.js';
+
+/** The dashboard's default address: loopback only. If it is taken the manager runs without it. */
+export const DEFAULT_UI_ADDR = '127.0.0.1:8384';
 
 export const USAGE = `usage: vc-manager [--store URL] [--metrics-addr HOST:PORT] [--identity NAME] [--lease-ttl SECONDS]
                   [--controllers a,b] [--load MODULE]... [--log-level debug|info|warn|error]
@@ -35,6 +42,8 @@ export const USAGE = `usage: vc-manager [--store URL] [--metrics-addr HOST:PORT]
   --orphan-grace SECONDS  how long a domain no VirtualNode wants may run before it is stopped (default 60)
   --lvm-vg NAME        the volume group the lvm storage driver uses (spec.storageDriver: lvm)
   --lvm-thin-pool NAME its thin pool (default virtualinux)
+  --ui-addr A          where the dashboard listens (default ${DEFAULT_UI_ADDR}: this machine only; off = none)
+  --ui-token-file F    allow the dashboard's actions to requests carrying the token in F (first line)
 `;
 
 export interface ManagerArgs {
@@ -47,6 +56,11 @@ export interface ManagerArgs {
   logLevel: LogLevel;
   orphanGraceSeconds: number;
   lvm?: { vg: string; thinPool?: string };
+  /** undefined: the dashboard is off. */
+  uiAddr?: string;
+  /** Whether uiAddr was given (a default address that is taken only costs the dashboard). */
+  uiAddrExplicit?: boolean;
+  uiTokenFile?: string;
 }
 
 export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ManagerArgs {
@@ -58,6 +72,7 @@ export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     load: [],
     logLevel: 'info',
     orphanGraceSeconds: 60,
+    uiAddr: DEFAULT_UI_ADDR,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -73,6 +88,13 @@ export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv
       case '--store': a.store = value(); break;
       case '--metrics-addr': a.metricsAddr = value(); break;
       case '--identity': a.identity = value(); break;
+      case '--ui-addr': {
+        const v = value();
+        a.uiAddr = v === 'off' ? undefined : v;
+        a.uiAddrExplicit = true;
+        break;
+      }
+      case '--ui-token-file': a.uiTokenFile = value(); break;
       case '--lvm-vg': a.lvm = { ...a.lvm, vg: value() }; break;
       case '--lvm-thin-pool': a.lvm = { vg: a.lvm?.vg ?? '', thinPool: value() }; break;
       case '--orphan-grace': {
@@ -100,6 +122,8 @@ export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     }
   }
   if (!/^[^:]+:\d+$/.test(a.metricsAddr)) throw new Error(`--metrics-addr ${a.metricsAddr}: use HOST:PORT, e.g. 127.0.0.1:8383`);
+  if (a.uiAddr !== undefined && !/^(\[[0-9a-fA-F:]+\]|[^:\[\]]+):\d+$/.test(a.uiAddr)) throw new Error(`--ui-addr ${a.uiAddr}: use HOST:PORT, e.g. 127.0.0.1:8384, or off`);
+  if (a.uiTokenFile && a.uiAddr === undefined) throw new Error('--ui-token-file needs the dashboard: drop --ui-addr off');
   if (a.lvm && !a.lvm.vg) throw new Error(`--lvm-thin-pool needs --lvm-vg\n${USAGE}`);
   return a;
 }
@@ -152,6 +176,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const log = createLogger({ level: args.logLevel, bindings: { identity: args.identity } });
+  let uiToken: string | undefined;
+  try {
+    uiToken = args.uiTokenFile ? readTokenFile(args.uiTokenFile) : undefined;
+  } catch (err) {
+    process.stderr.write(`vc-manager: ${(err as Error).message}\n`);
+    return 2;
+  }
   let store: Store;
   try {
     store = await openStore(args.store);
@@ -186,6 +217,21 @@ export async function main(argv: readonly string[]): Promise<number> {
     await store.close();
     return 1;
   }
+  let dashboard: Dashboard | undefined;
+  if (args.uiAddr !== undefined) {
+    try {
+      dashboard = await startDashboard({ addr: args.uiAddr, source: manager.cache, storeUrl: args.store, token: uiToken, log });
+      log.info({ url: dashboard.url, actions: uiToken !== undefined }, 'dashboard listening');
+    } catch (err) {
+      if (args.uiAddrExplicit) {
+        log.error({ addr: args.uiAddr, err: (err as Error).message }, 'cannot serve the dashboard; choose another --ui-addr');
+        server.close();
+        await store.close();
+        return 1;
+      }
+      log.warn({ addr: args.uiAddr, err: (err as Error).message }, 'dashboard not served (its default address is taken); give --ui-addr to choose one');
+    }
+  }
   const bound = server.address();
   log.info({
     store: store.backend, metricsAddr: typeof bound === 'object' && bound ? `${bound.address}:${bound.port}` : args.metricsAddr,
@@ -206,6 +252,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         try {
           await manager.stop();
           await transports.closeAll();
+          await dashboard?.close();
           server.close();
           await store.close();
           log.info({}, 'stopped');

@@ -6,5 +6,5 @@ export { ManifestError, formatIssue } from './issues.js';
 export type { InputIssue } from './issues.js';
 export { parseDocuments, MAX_ALIAS_COUNT } from './parse-documents.js';
 export type { ParsedDocument } from './parse-documents.js';
-export { listManifestFiles, readSource, DEFAULT_MAX_FILE_BYTES, STDIN_NAME } from './read-sources.js';
-export type { ReadOptions, SourceText } from './read-sources.js';
+export { displayPath, isReadByWalk, listFiles, listManifestFiles, readSource, DEFAULT_MAX_FILE_BYTES, STDIN_NAME } from './read-sources.js';
+export type { ListedFile, ReadOptions, SourceText } from './read-sources.js';

@@ -5,15 +5,21 @@
 import { applyObjects } from '../../api/apply/index.js';
 import { loadManifests } from '../../api/input/index.js';
 import type { SyncDeps } from './git-source-syncer.js';
+import { digestOf, type ReadFileDigest } from './git-work-tree.js';
 
 /** Recorded by apply in the virtualinux.org/applied-by annotation of what a sync writes. */
 export const SYNC_FIELD_MANAGER = 'vcctl-sync';
 
 export function apiSyncDeps(namespace: string): SyncDeps {
   return {
-    async readManifests(dir) {
-      const manifests = await loadManifests([dir], { recursive: true, namespace });
-      return manifests.map((m) => m.object);
+    async readManifests(dir, opts = {}) {
+      const files: ReadFileDigest[] = [];
+      const prefix = Buffer.from(`${dir}/`);
+      const manifests = await loadManifests([dir], {
+        recursive: true, namespace, confine: true, displayRoot: opts.displayRoot,
+        onRead: (f, bytes) => files.push(digestOf(Buffer.from(f.path).subarray(prefix.length), bytes)),
+      });
+      return { objects: manifests.map((m) => m.object), files };
     },
     async applyObjects(store, objects, opts) {
       const results = await applyObjects(store, objects, {

@@ -19,7 +19,9 @@ import { resolveKind } from '../../api/kinds.js';
 import type { ApiObject } from '../../api/types.js';
 import { describeRef } from '../../api/store/object-semantics.js';
 import { AlreadyExistsError, ConflictError, NotFoundError, type Store } from '../../api/store/types.js';
-import { findWorkTreeRoot, hasUncommittedChanges, pullFastForward, readHeadCommit } from './git-work-tree.js';
+import {
+  findWorkTreeRoot, hasUncommittedChanges, pullFastForward, readHeadCommit, readMatchesHead, type ReadFileDigest,
+} from './git-work-tree.js';
 import {
   annotateForSource, inventoryKey, orderForApply, planPrune, refOf, sourceId,
   type InventoryEntry,
@@ -32,12 +34,32 @@ import {
 /** What the sync needs from the API layer: the same reading and applying as `vcctl apply`. */
 export interface SyncDeps {
   /**
-   * Reads every manifest under dir (recursively, *.yaml/*.yml, .git skipped) and validates all of
-   * them. Throws one error naming file, document, line and JSON path of every invalid document.
+   * Reads every manifest under dir (recursively, *.yaml/*.yml/*.json, .git skipped; symbolic links
+   * leaving dir and non-regular files refused) and validates all of them. Throws one error naming
+   * file, document, line and JSON path of every invalid document. Files are named in messages as
+   * `displayRoot/REL` when displayRoot is given. Returns the objects and a digest of every file read.
    */
-  readManifests(dir: string): Promise<ApiObject[]>;
+  readManifests(dir: string, opts?: { displayRoot?: string }): Promise<ReadRevision>;
   /** Applies with the three-way merge of `vcctl apply`, in the given order. */
   applyObjects(store: Store, objects: ApiObject[], opts: { dryRun: boolean }): Promise<AppliedObject[]>;
+}
+
+export interface ReadRevision {
+  objects: ApiObject[];
+  files: ReadFileDigest[];
+}
+
+/**
+ * Where a source managed by vc-manager reads from: a checkout of spec.ref made for this sync
+ * (reconcilers/gitops/git-fetcher). The GitSource's spec is the user's; the syncer never writes it.
+ */
+export interface RemoteCheckout {
+  /**
+   * Fetches and checks out the commit to apply. Returns the directory to read (spec.path inside
+   * the checkout), the commit, and the name files have in messages (spec.path). Rejects with a
+   * message a user can act on when the repository cannot be fetched.
+   */
+  checkout(): Promise<{ dir: string; commit: string; displayRoot: string }>;
 }
 
 export interface AppliedObject {
@@ -60,6 +82,8 @@ export interface GitSourceSyncerOptions {
   env?: NodeJS.ProcessEnv;
   /** Records an Event on the GitSource for every failed sync and every sync that changed something. */
   events?: EventRecorder;
+  /** A source vc-manager syncs from a remote (spec.url): read a fresh checkout, never write the spec. */
+  remote?: RemoteCheckout;
 }
 
 export interface SyncReport {
@@ -115,30 +139,59 @@ export class GitSourceSyncer {
   async sync(opts: { pull?: boolean } = {}): Promise<SyncReport> {
     // A directory that cannot be read on the very first sync is most likely a typo: fail without
     // creating a GitSource for it. A source that exists records the failure in its status.
-    const unreadable = await this.directory().then(() => undefined, (err: unknown) => err);
-    if (unreadable && !(await this.store.tryGet(this.ref))) {
-      throw new Error(`${(unreadable as Error).message}; check --dir (no GitSource was created)`, { cause: unreadable });
+    if (!this.opts.remote) {
+      const unreadable = await this.directory().then(() => undefined, (err: unknown) => err);
+      if (unreadable && !(await this.store.tryGet(this.ref))) {
+        throw new Error(`${(unreadable as Error).message}; check --dir (no GitSource was created)`, { cause: unreadable });
+      }
     }
-    const source = await this.ensureSource();
+    const source = this.opts.remote ? await this.existingSource() : await this.ensureSource();
     const applied: AppliedObject[] = [];
     const pruned: InventoryEntry[] = [];
     let revision: string | undefined;
+    let fetchedRevision: string | undefined;
     let outcome: SyncOutcome;
     try {
-      const dir = await this.directory();
-      if (opts.pull) await this.pull(dir);
+      let dir: string;
+      let displayRoot: string | undefined;
+      if (this.opts.remote) {
+        ({ dir, commit: fetchedRevision, displayRoot } = await this.fetch(this.opts.remote));
+      } else {
+        dir = await this.directory();
+        if (opts.pull) await this.pull(dir);
+      }
       const checkout = await this.checkoutOf(dir);
       revision = checkout.commit && (checkout.dirty ? `${checkout.commit}-dirty` : checkout.commit);
-      const objects = await this.read(dir);
-      revision = revisionOf(checkout, objects);
-      outcome = await this.applyRevision(source, objects, revision, applied, pruned);
+      const read = await this.read(dir, displayRoot);
+      // Clean only when what was read is exactly what the commit holds (issue 24.3): a link that
+      // leads elsewhere, an ignored file, a file changed during the read all make it dirty.
+      const dirty = checkout.dirty || (checkout.commit !== undefined && !(await readMatchesHead(dir, read.files, this.opts.env)));
+      revision = revisionOf({ commit: checkout.commit, dirty }, read.objects);
+      outcome = await this.applyRevision(source, read.objects, revision, applied, pruned);
     } catch (err) {
       if (!(err instanceof SyncFailure)) throw err;
       outcome = { ok: false, reason: err.reason, message: err.message, revision, ...err.partial };
     }
+    if (fetchedRevision) outcome.fetchedRevision = fetchedRevision;
     const written = await this.writeStatus(outcome, source.status?.inventory ?? []);
     this.recordEvent(written, outcome, applied);
     return { outcome, applied, pruned, source: written };
+  }
+
+  /** The GitSource of a remote source: the user's object, read as it is. */
+  private async existingSource(): Promise<GitSource> {
+    const cur = await this.store.tryGet<GitSource>(this.ref);
+    if (!cur) throw new NotFoundError(`GitSource ${this.opts.namespace}/${this.opts.name} not found`);
+    return cur;
+  }
+
+  private async fetch(remote: RemoteCheckout): Promise<{ dir: string; commit: string; displayRoot: string }> {
+    try {
+      return await remote.checkout();
+    } catch (err) {
+      if (err instanceof SyncFailure) throw err;
+      throw new SyncFailure('FetchFailed', (err as Error).message, {}, { cause: err });
+    }
   }
 
   /** Creates the GitSource, or brings its spec in line with this invocation. */
@@ -158,6 +211,12 @@ export class GitSourceSyncer {
           if (err instanceof AlreadyExistsError && attempt < STATUS_WRITE_ATTEMPTS) continue;
           throw err;
         }
+      }
+      if (cur.spec?.url) {
+        throw new Error(
+          `GitSource ${this.opts.namespace}/${this.opts.name} is synced by vc-manager from ${cur.spec.url}; ` +
+            'vcctl sync does not take it over. Pass --name to sync this directory as another source',
+        );
       }
       if (cur.spec?.dir && cur.spec.dir !== dir && !this.opts.nameGiven) {
         throw new Error(
@@ -201,10 +260,11 @@ export class GitSourceSyncer {
     }
   }
 
-  private async read(dir: string): Promise<ApiObject[]> {
+  private async read(dir: string, displayRoot?: string): Promise<ReadRevision> {
     let objects: ApiObject[];
+    let files: ReadFileDigest[];
     try {
-      objects = await this.deps.readManifests(dir);
+      ({ objects, files } = await this.deps.readManifests(dir, displayRoot === undefined ? {} : { displayRoot }));
     } catch (err) {
       throw new SyncFailure('ValidationFailed', `nothing was applied: ${(err as Error).message}`, {}, { cause: err });
     }
@@ -219,7 +279,7 @@ export class GitSourceSyncer {
     if (dupes.length > 0) {
       throw new SyncFailure('ValidationFailed', `nothing was applied: the directory defines ${dupes.join(', ')} more than once; keep one copy of each object`);
     }
-    return objects;
+    return { objects, files };
   }
 
   /** Namespaced objects without a namespace go to the GitSource's namespace (kubectl's -n rule). */

@@ -7,13 +7,31 @@ import type { ApiObject, Condition } from '../../api/types.js';
 import { nowTimestamp } from '../../api/store/object-semantics.js';
 import type { InventoryEntry } from './plan-sync.js';
 
+/**
+ * A GitSource is either a work-tree directory `vcctl sync` applies (spec.dir, written by vcctl),
+ * or a remote repository vc-manager's gitops controller fetches and applies (spec.url, written by
+ * the user). Exactly one of dir and url is set (the CRD says so).
+ */
 export interface GitSourceSpec {
-  dir: string;
+  dir?: string;
+  /** ssh://[user@]host[:port]/path, user@host:path, https://host/path, file:///path or /path. */
+  url?: string;
+  /** Branch, tag or commit (full hex); default main. */
+  ref?: string;
+  /** The folder in the repository to apply; default the whole repository. */
+  path?: string;
   prune?: boolean;
+  /** With prune: let a revision with no manifests delete everything the source applied. */
+  allowEmpty?: boolean;
   interval?: string;
+  /** Credentials by reference: files on the machine vc-manager runs on, never key material. */
+  ssh?: { identityFile?: string; knownHosts: string };
+  https?: { tokenFile: string; username?: string };
 }
 
 export interface GitSourceStatus {
+  /** The commit spec.ref resolved to at the last fetch (remote sources). */
+  fetchedRevision?: string;
   lastAppliedRevision?: string;
   lastSyncTime?: string;
   appliedCount?: number;
@@ -35,6 +53,7 @@ export type SyncFailureReason =
   | 'EmptySource' // the directory came up empty and pruning would delete everything (stalling)
   | 'SourceUnavailable' // the directory cannot be read
   | 'PullFailed' // git pull --ff-only failed: the checked-out commit is kept
+  | 'FetchFailed' // vc-manager could not fetch spec.url or resolve spec.ref: nothing applied
   | 'ApplyFailed' // the store refused a write: part of the revision may be applied
   | 'PruneFailed'; // a delete failed: the revision is applied, some pruning is left
 
@@ -53,6 +72,8 @@ export type SyncOutcome =
       inventory: InventoryEntry[];
       /** Objects that left the directory and were kept (prune off). */
       orphaned: number;
+      /** The commit fetched (remote sources). */
+      fetchedRevision?: string;
     }
   | {
       ok: false;
@@ -64,6 +85,7 @@ export type SyncOutcome =
       inventory?: InventoryEntry[];
       applied?: number;
       pruned?: number;
+      fetchedRevision?: string;
     };
 
 /** The status after a sync, from the previous status and the outcome. */
@@ -73,7 +95,10 @@ export function statusAfterSync(
   generation: number,
   now: Date = new Date(),
 ): GitSourceStatus {
-  const base: GitSourceStatus = { ...(prev ?? {}), lastSyncTime: nowTimestamp(now.getTime()), observedGeneration: generation };
+  const base: GitSourceStatus = {
+    ...(prev ?? {}), lastSyncTime: nowTimestamp(now.getTime()), observedGeneration: generation,
+    ...(outcome.fetchedRevision ? { fetchedRevision: outcome.fetchedRevision } : {}),
+  };
   let conditions = prev?.conditions;
   if (outcome.ok) {
     const orphans = outcome.orphaned > 0

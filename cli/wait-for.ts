@@ -14,7 +14,8 @@ export class WaitTimeoutError extends Error {
 
 /**
  * Resolves with the first state (undefined = absent) for which `done` is true. Rejects with
- * WaitTimeoutError after timeoutMs.
+ * WaitTimeoutError after timeoutMs, and with the error `fail` returns for a state (checked after
+ * `done`: e.g. a NotFoundError when the object is absent and only its deletion may end the wait).
  */
 export async function waitForObject(
   store: Store,
@@ -22,14 +23,21 @@ export async function waitForObject(
   done: (obj: ApiObject | undefined) => boolean,
   timeoutMs: number,
   what = 'the condition',
+  fail: (obj: ApiObject | undefined) => Error | undefined = () => undefined,
 ): Promise<ApiObject | undefined> {
   const deadline = Date.now() + timeoutMs;
+  const settled = (o: ApiObject | undefined): boolean => {
+    if (done(o)) return true;
+    const err = fail(o);
+    if (err) throw err;
+    return false;
+  };
   for (;;) {
     const revision = await store.revision();
     const current = await store.tryGet(ref);
-    if (done(current)) return current;
+    if (settled(current)) return current;
     try {
-      return await watchUntil(store, ref, done, revision + 1, deadline, what);
+      return await watchUntil(store, ref, settled, revision + 1, deadline, what);
     } catch (err) {
       if (!(err instanceof CompactedError)) throw err; // history gone: read again
     }
@@ -59,7 +67,11 @@ function watchUntil(
       onEvent(ev) {
         if (ev.object.metadata.name !== ref.name) return;
         const state = ev.type === 'DELETED' ? undefined : ev.object;
-        if (done(state)) finish(() => resolve(state));
+        try {
+          if (done(state)) finish(() => resolve(state));
+        } catch (err) {
+          finish(() => reject(err));
+        }
       },
       onError(err) {
         finish(() => reject(err));

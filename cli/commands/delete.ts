@@ -56,7 +56,7 @@ const command: Command = {
       'ignore-not-found': { type: 'boolean' },
     });
     const cascade = oneOf('cascade', args.str('cascade') ?? 'background', ['background', 'foreground', 'orphan'] as const) as Cascade;
-    const timeoutMs = parseDuration(args.str('timeout') ?? '60s');
+    const timeoutMs = parseDuration(args.str('timeout') ?? '60s', 'timeout');
     const files = args.strs('filename');
     let refs: ObjectRef[] | undefined;
     let selectKind: string | undefined;

@@ -56,6 +56,8 @@ const command: Command = {
     }
     const allNs = args.allNamespaces;
     if (allNs && args.namespace !== undefined) throw new UsageError('-A and -n exclude each other');
+    const timeout = args.str('timeout');
+    const watchTimeoutMs = timeout === undefined ? undefined : parseDuration(timeout, 'timeout');
     return withStore(args, ctx, async (store) => {
       let code = 0;
       const groups: { kind: KindInfo; objs: ApiObject[]; revision?: number }[] = [];
@@ -102,14 +104,13 @@ const command: Command = {
         }
       }
       if (args.bool('watch')) {
-        const timeout = args.str('timeout');
         await watchChanges(store, ctx, {
           groups: groups.length > 0 ? groups : targets.refs.map((r) => ({ kind: r.kind, objs: [] })),
           names: targets.refs.length > 0 ? new Set(targets.refs.map((r) => `${r.kind.kind}/${r.name}`)) : undefined,
           namespace: allNs ? undefined : namespaceOf(args),
           output,
           allNs,
-          timeoutMs: timeout ? parseDuration(timeout) : undefined,
+          timeoutMs: watchTimeoutMs,
         });
       }
       return code;

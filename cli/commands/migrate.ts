@@ -44,7 +44,7 @@ const command: Command = {
     const name = nameOfKind(what, 'VirtualNode');
     if (!name) throw new UsageError(`"${what}" is not a VirtualNode: use vn/NAME`);
     const namespace = args.namespace ?? 'default';
-    const timeoutMs = parseDuration(args.str('timeout') ?? '5m');
+    const timeoutMs = parseDuration(args.str('timeout') ?? '5m', 'timeout');
     const bw = args.str('max-bandwidth');
     const annotations = bw !== undefined ? { [MAX_BANDWIDTH_ANNOTATION]: String(parseBytes(bw)) } : undefined;
     return withStore(args, ctx, async (store) => {

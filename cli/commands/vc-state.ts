@@ -23,7 +23,7 @@ export function vcStateCommand(state: VCState, verb: string, summary: string): C
       });
       if (names.length === 0) throw new UsageError(`name the cluster: vcctl ${verb} vc/NAME`);
       const namespace = args.namespace ?? 'default';
-      const timeoutMs = parseDuration(args.str('timeout') ?? '5m');
+      const timeoutMs = parseDuration(args.str('timeout') ?? '5m', 'timeout');
       return withStore(args, ctx, async (store) => {
         for (const name of names) {
           const ref = { kind: 'VirtualCluster', namespace, name };

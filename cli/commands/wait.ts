@@ -2,6 +2,7 @@
 //            [--timeout=DURATION]
 
 import { getCondition } from '../../api/conditions.js';
+import { NotFoundError } from '../../api/store/types.js';
 import type { ApiObject, Condition } from '../../api/types.js';
 import { parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
@@ -14,13 +15,14 @@ import { waitForObject } from '../wait-for.js';
 const USAGE = `Usage: vcctl wait KIND/NAME... --for=CONDITION [--timeout=DURATION]
 
 Waits until every named object meets the condition, printing "<kind>/<name> condition met".
-Exits 1 on timeout.
+Exits 1 on timeout, and at once when an object does not exist or is deleted while waiting
+(only --for=delete waits for an object to be absent).
 
   --for=condition=Ready          the Ready condition is True (condition=Ready=False for False) and
                                  written for the object's current generation (its observedGeneration)
   --for=delete                   the object is gone
   --for=jsonpath={.status.phase}=Running   a field has a value
-  --timeout DURATION             default 30s (500ms, 30s, 5m, 1h); 0 checks once`;
+  --timeout DURATION             default 30s (500ms, 30s, 5m, 1h; at most 596h); 0 checks once`;
 
 type Predicate = (o: ApiObject | undefined) => boolean;
 
@@ -64,17 +66,25 @@ const command: Command = {
     const forText = args.str('for');
     if (!forText) throw new UsageError('give --for=condition=TYPE, --for=delete or --for=jsonpath=...');
     const { predicate, what } = parseFor(forText);
-    const timeoutMs = parseDuration(args.str('timeout') ?? '30s');
+    const timeoutMs = parseDuration(args.str('timeout') ?? '30s', 'timeout');
     const targets = parseTargets(args.positionals);
     if (targets.refs.length === 0) throw new UsageError('name the objects: vcctl wait KIND/NAME --for=...');
     return withStore(args, ctx, async (store) => {
       const deadline = Date.now() + timeoutMs;
       for (const t of targets.refs) {
         const ref = refFor(t.kind, t.name, args);
-        if (forText !== 'delete' && !(await store.tryGet(ref)) && timeoutMs === 0) {
-          throw new Error(`${t.kind.singular} "${t.name}" not found`);
-        }
-        await waitForObject(store, ref, predicate, Math.max(0, deadline - Date.now()), what);
+        // As kubectl: only --for=delete waits on an absent object; otherwise absent is an error at
+        // once, and so is the object going away while we wait for something else.
+        let seen = false;
+        const absent = (o: ApiObject | undefined): Error | undefined => {
+          if (o !== undefined) seen = true;
+          if (forText === 'delete' || o !== undefined) return undefined;
+          const where = ref.namespace !== undefined ? ` in namespace "${ref.namespace}"` : '';
+          return new NotFoundError(seen
+            ? `${t.kind.singular} "${t.name}"${where} was deleted while waiting for ${what}`
+            : `${t.kind.singular} "${t.name}" not found${where}`);
+        };
+        await waitForObject(store, ref, predicate, Math.max(0, deadline - Date.now()), what, absent);
         ctx.stdout.write(`${displayName(t.kind.kind, t.name)} ${forText === 'delete' ? 'deleted' : 'condition met'}\n`);
       }
       return 0;

@@ -6,8 +6,15 @@ import { UsageError } from '../args.js';
 
 type Step = { key: string } | { index: number } | { all: true } | { filter: { path: string[]; value: string } };
 
+/** Compiles a JSONPath expression; a malformed one (unbalanced braces, no path, a step it cannot
+ * read) is a UsageError, never a path that matches something else. */
 export function compileJsonPath(expr: string): (obj: unknown) => unknown[] {
-  const text = expr.trim().replace(/^\{/, '').replace(/\}$/, '');
+  const trimmed = expr.trim();
+  const opens = trimmed.startsWith('{');
+  if (opens !== trimmed.endsWith('}') || trimmed.slice(1, -1).includes('{') || (opens && trimmed.slice(1, -1).includes('}'))) {
+    throw new UsageError(`jsonpath "${expr}": unbalanced braces; write one path in braces, e.g. {.status.phase}`);
+  }
+  const text = opens ? trimmed.slice(1, -1).trim() : trimmed;
   if (!text.startsWith('.')) throw new UsageError(`jsonpath "${expr}" must start with "." (e.g. {.status.phase})`);
   const steps: Step[] = [];
   const re = /\.([A-Za-z0-9_-]+)|\[(\d+)\]|\[\*\]|\[\?\(@((?:\.[A-Za-z0-9_-]+)+)\s*==\s*(?:"([^"]*)"|'([^']*)'|([^)\s]+))\)\]/y;

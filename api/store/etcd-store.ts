@@ -14,12 +14,29 @@
 //
 // The etcd3 client's typed errors are cast once, in `call`, into StoreError subclasses.
 //
+// Failover and deadlines: every store operation (a get, a list, a whole batch, a lease call) has
+// ONE deadline, callTimeoutMs (default 10 s), honoured across all its attempts. Unary calls go to
+// one member at a time through a client per endpoint, sticking to the last member that answered;
+// an attempt that fails for a reason another member or a later try may not share (unreachable, no
+// answer within its share of the deadline, "no leader", "leader changed", "request timed out")
+// moves to the next member, and after a round over every member waits with exponential backoff
+// (100 ms doubling to 2 s, jittered). When the deadline passes the error is a StoreUnavailable
+// StoreError: `store unavailable at etcd://H:P,...: no answer within 10 s (H:P: why; ...)`. Every
+// request carries etcd's require-leader flag, so a member cut off from the majority answers "no
+// leader" at once instead of holding the request until the deadline, and a watch served by such a
+// member is cancelled by etcd and resumed by the client on another member.
+// A write whose attempt failed that way may have been applied all the same: when its retry's
+// compares fail, the keys are read back, and a state that is exactly what the write would have
+// made (every put's bytes in place, every deleted key gone) is taken as its success; so a retried
+// write is neither lost nor applied twice.
+//
 // Limits of etcd apply to batches: at most --max-txn-ops operations (default 128) and
 // --max-request-bytes (default 1.5 MiB) per batch; a larger batch fails as a whole with a
 // StoreError that says so.
 
 import { readFileSync } from 'node:fs';
 import { Etcd3, EtcdLeaseInvalidError, type IOptions, type Watcher } from 'etcd3';
+import type { Metadata } from '@grpc/grpc-js';
 import type { ApiObject } from '../types.js';
 import { resolveKind } from '../kinds.js';
 import {
@@ -41,8 +58,10 @@ export interface EtcdStoreOptions {
   auth?: { user: string; password: string };
   /** Key prefix, default /virtualinux. */
   prefix?: string;
-  /** Deadline of each unary call, ms. Default 10000. */
+  /** Deadline of each store operation, across its retries and members, ms. Default 10000. */
   callTimeoutMs?: number;
+  /** Longest single attempt before the next member is tried, ms. Default a third of callTimeoutMs, 1-5 s. */
+  attemptTimeoutMs?: number;
   /**
    * A watch whose connection is down this long ends with onError, ms. Default 10000. Shorter
    * outages are bridged: the client resumes the watch from the last delivered revision.
@@ -73,25 +92,37 @@ const MAX_ATTEMPTS = 50;
 export class EtcdStore extends StoreBase {
   readonly backend = 'etcd' as const;
   readonly leases: LeaseApi;
+  /** A client of every member: watches (the client resumes them on any member) and tools. */
   readonly client: Etcd3;
   readonly prefix: string;
   private readonly where: string;
+  /** etcd://H:P,H:P: how messages name this store. */
+  private readonly url: string;
+  /** One client per endpoint, in the order given; unary calls go through these. */
+  private readonly members: { host: string; client: Etcd3 }[];
+  /** Index of the member that answered last. */
+  private current = 0;
+  private readonly timeoutMs: number;
+  private readonly attemptMs: number;
   private readonly watchBrokenAfterMs: number;
   private readonly watches = new Set<{ cancel(): void }>();
   private closed = false;
 
-  private constructor(client: Etcd3, options: EtcdStoreOptions) {
+  private constructor(options: EtcdStoreOptions, makeClient: (hosts: string[]) => Etcd3) {
     super();
-    this.client = client;
+    this.client = makeClient(options.endpoints);
+    this.members = options.endpoints.map((e) => ({ host: e.replace(/^https?:\/\//, ''), client: makeClient([e]) }));
     this.prefix = (options.prefix ?? '/virtualinux').replace(/\/+$/, '');
     this.where = options.endpoints.join(',');
+    this.url = `etcd://${this.members.map((m) => m.host).join(',')}`;
+    this.timeoutMs = options.callTimeoutMs ?? 10_000;
+    this.attemptMs = options.attemptTimeoutMs ?? Math.min(5000, Math.max(1000, Math.round(this.timeoutMs / 3)));
     this.watchBrokenAfterMs = options.watchBrokenAfterMs ?? 10_000;
     this.leases = new EtcdLeases(this);
   }
 
   /** Connects and checks that etcd answers, so a wrong address fails here with a clear message. */
   static async connect(options: EtcdStoreOptions): Promise<EtcdStore> {
-    const timeout = options.callTimeoutMs ?? 10_000;
     const read = (what: string, path: string | undefined): Buffer | undefined => {
       if (path === undefined) return undefined;
       try {
@@ -101,28 +132,34 @@ export class EtcdStore extends StoreBase {
       }
     };
     const rootCertificate = read('CA certificate', options.tls?.cacert);
-    const opts: IOptions = {
-      hosts: options.endpoints,
-      dialTimeout: Math.min(timeout, 5000),
-      // Lists of many objects exceed grpc's default 4 MiB message limit.
-      grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 },
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
-      ...(options.tls
-        ? {
-            credentials: {
-              rootCertificate: rootCertificate ?? Buffer.alloc(0),
-              certChain: read('client certificate', options.tls.cert),
-              privateKey: read('client key', options.tls.key),
-            },
-          }
-        : {}),
-      ...(options.auth ? { auth: { username: options.auth.user, password: options.auth.password } } : {}),
+    const certChain = read('client certificate', options.tls?.cert);
+    const privateKey = read('client key', options.tls?.key);
+    const makeClient = (hosts: string[]): Etcd3 => {
+      const opts: IOptions = {
+        hosts,
+        dialTimeout: 2000,
+        // Lists of many objects exceed grpc's default 4 MiB message limit.
+        grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 },
+        // Deadlines and retries are the store's (call()); the client's own retry policy would
+        // multiply the deadline (three tries of 10 s made a paused etcd answer after 31 s).
+        defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + attemptFallbackMs }),
+        faultHandling: { global: NO_RETRY, host: () => NO_RETRY },
+        ...(options.tls
+          ? { credentials: { rootCertificate: rootCertificate ?? Buffer.alloc(0), certChain, privateKey } }
+          : {}),
+        ...(options.auth ? { auth: { username: options.auth.user, password: options.auth.password } } : {}),
+      };
+      const client = new Etcd3(opts);
+      requireLeader(client);
+      return client;
     };
-    const store = new EtcdStore(new Etcd3(opts), options);
+    const timeoutMs = options.callTimeoutMs ?? 10_000;
+    const attemptFallbackMs = options.attemptTimeoutMs ?? Math.min(5000, Math.max(1000, Math.round(timeoutMs / 3)));
+    const store = new EtcdStore(options, makeClient);
     try {
       await store.revision();
     } catch (err) {
-      store.client.close();
+      await store.close();
       throw err;
     }
     return store;
@@ -145,13 +182,45 @@ export class EtcdStore extends StoreBase {
 
   // ---- error boundary -------------------------------------------------------------------------
 
-  /** Runs one etcd call and casts the client's errors into StoreErrors. */
-  async call<R>(what: string, fn: () => Promise<R>): Promise<R> {
-    if (this.closed) throw new StoreError(`${what}: the etcd store is closed`);
-    try {
-      return await fn();
-    } catch (err) {
-      throw this.castError(what, err);
+  /** A deadline for one store operation: now + callTimeoutMs. */
+  deadline(): number {
+    return Date.now() + this.timeoutMs;
+  }
+
+  /**
+   * Runs one etcd call on one member after another until it succeeds, fails for good, or the
+   * deadline passes, and casts the client's errors into StoreErrors. `tries`, when given, counts
+   * the attempts (a write that needed more than one may have landed on an earlier one).
+   */
+  async call<R>(what: string, fn: (client: Etcd3, opts: CallOpts) => Promise<R>, deadline = this.deadline(), tries?: { n: number }): Promise<R> {
+    const why = new Map<string, string>();
+    let round = 0;
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw new StoreError(`${what}: the etcd store is closed`);
+      const i = this.current;
+      const member = this.members[i]!;
+      const left = deadline - Date.now();
+      const budget = Math.max(1, Math.min(left, this.attemptMs));
+      if (tries) tries.n++;
+      try {
+        const result = await withAttemptDeadline(budget, () => fn(member.client, { deadline: Date.now() + budget }));
+        this.current = i;
+        return result;
+      } catch (err) {
+        if (!isRetryable(err)) throw this.castError(what, err);
+        why.set(member.host, shortReason(err));
+        if (this.current === i) this.current = (i + 1) % this.members.length;
+        if ((attempt + 1) % this.members.length === 0) round++;
+        const backoff = (attempt + 1) % this.members.length === 0 ? Math.min(2000, 100 * 2 ** (round - 1)) * (0.5 + Math.random() / 2) : 0;
+        if (Date.now() + backoff >= deadline) {
+          throw new StoreUnavailableError(
+            `store unavailable at ${this.url}: no answer within ${formatSeconds(this.timeoutMs)} ` +
+              `(${[...why].map(([h, r]) => `${h}: ${r}`).join('; ')}); ${what} was not done`,
+            { cause: err },
+          );
+        }
+        if (backoff > 0) await new Promise((r) => setTimeout(r, backoff));
+      }
     }
   }
 
@@ -171,8 +240,13 @@ export class EtcdStore extends StoreBase {
     if (/request is too large/.test(msg)) {
       return new StoreError(`${what}: the batch is larger than etcd's --max-request-bytes allows; split it`, { cause: err });
     }
+    if (TLS_FAILURE.test(msg)) {
+      return new StoreError(
+        `${what}: etcd at ${this.where} failed: TLS: ${cleanGrpcMessage(msg)}; check cacert (the CA that signed the members' ` +
+          'certificates) and, when etcd requires client certificates, cert and key', { cause: err });
+    }
     return new StoreError(
-      `${what}: etcd at ${this.where} failed: ${msg}; check that etcd runs and --store/VCCTL_STORE points at it`,
+      `${what}: etcd at ${this.where} failed: ${cleanGrpcMessage(msg)}; check that etcd runs and --store/VCCTL_STORE points at it`,
       { cause: err },
     );
   }
@@ -181,7 +255,7 @@ export class EtcdStore extends StoreBase {
 
   async tryGet<T extends ApiObject>(ref: ObjectRef): Promise<T | undefined> {
     const r = checkRef(ref);
-    const res = await this.call(`get ${describeRef(r)}`, () => this.client.kv.range({ key: this.keyOf(r) })) as RangeResponse;
+    const res = await this.call(`get ${describeRef(r)}`, (c, o) => c.kv.range({ key: this.keyOf(r) }, o)) as RangeResponse;
     const kv = res.kvs[0];
     return kv ? decodeObject<T>(kv.value.toString(), Number(kv.mod_revision)) : undefined;
   }
@@ -189,8 +263,8 @@ export class EtcdStore extends StoreBase {
   async list<T extends ApiObject>(kind: string, opts: ListOptions = {}): Promise<ListResult<T>> {
     const match = compileLabelSelector(opts.labelSelector);
     const prefix = Buffer.from(this.kindPrefix(kind, opts.namespace));
-    const res = await this.call(`list ${kind}`, () =>
-      this.client.kv.range({ key: prefix, range_end: prefixEnd(prefix) })) as RangeResponse;
+    const res = await this.call(`list ${kind}`, (c, o) =>
+      c.kv.range({ key: prefix, range_end: prefixEnd(prefix) }, o)) as RangeResponse;
     const items: T[] = [];
     for (const kv of res.kvs) {
       const o = decodeObject<T>(kv.value.toString(), Number(kv.mod_revision));
@@ -201,8 +275,8 @@ export class EtcdStore extends StoreBase {
 
   async revision(): Promise<number> {
     // A range over one key returns the store revision in its header.
-    const res = await this.call('read the revision', () =>
-      this.client.kv.range({ key: Buffer.from(`${this.prefix}/`), limit: 1, keys_only: true })) as RangeResponse;
+    const res = await this.call('read the revision', (c, o) =>
+      c.kv.range({ key: Buffer.from(`${this.prefix}/`), limit: 1, keys_only: true }, o)) as RangeResponse;
     return Number(res.header.revision);
   }
 
@@ -214,15 +288,16 @@ export class EtcdStore extends StoreBase {
     const keys = refs.map((r) => this.keyOf(r));
     const what = ops.length === 1 ? `${ops[0].op} ${describeRef(refs[0])}` : `batch of ${ops.length}`;
     const fence = opts.fence;
+    const deadline = this.deadline();
     // What each plan was computed from: undefined = absent (creates assume absence unread).
     let current: (KeyValue | undefined)[];
     const toRead = keys.filter((_k, i) => ops[i].op !== 'create');
     if (toRead.length === 0) {
       current = keys.map(() => undefined);
     } else {
-      const res = await this.call(what, () => this.client.kv.txn({
+      const res = await this.call(what, (c, o) => c.kv.txn({
         success: toRead.map((key) => ({ request_range: { key } })),
-      })) as TxnResponse;
+      }, o), deadline) as TxnResponse;
       const read = res.responses.map((r) => r.response_range?.kvs[0]);
       let j = 0;
       current = ops.map((op) => (op.op === 'create' ? undefined : read[j++]));
@@ -242,9 +317,9 @@ export class EtcdStore extends StoreBase {
         if (createsRead) throw err;
         createsRead = true;
         const createKeys = keys.filter((_k, i) => ops[i].op === 'create');
-        const res = await this.call(what, () => this.client.kv.txn({
+        const res = await this.call(what, (c, o) => c.kv.txn({
           success: createKeys.map((key) => ({ request_range: { key } })),
-        })) as TxnResponse;
+        }, o), deadline) as TxnResponse;
         const read = res.responses.map((r) => r.response_range?.kvs[0]);
         let j = 0;
         current = ops.map((op, i) => (op.op === 'create' ? read[j++] : current[i]));
@@ -266,12 +341,19 @@ export class EtcdStore extends StoreBase {
       if (success.length === 0 && !fence) return plans.map((p) => p.object);
       const failure: RequestOp[] = keys.map((key) => ({ request_range: { key } }));
       if (fence) failure.push({ request_range: { key: this.rawKey(fence.key) } });
-      const res = await this.call(what, () => this.client.kv.txn({ compare, success, failure })) as TxnResponse;
+      const tries = { n: 0 };
+      const res = await this.call(what, (c, o) => c.kv.txn({ compare, success, failure }, o), deadline, tries) as TxnResponse;
       if (res.succeeded) {
         const rev = Number(res.header.revision);
         return plans.map((p) => (p.action === 'none' ? p.object : withVersion(p.object, rev)));
       }
       const got = res.responses.map((r) => r.response_range?.kvs[0]);
+      // An earlier attempt of this very txn may have been applied before its answer was lost.
+      const landed = tries.n > 1 ? landedRevision(plans, got) : undefined;
+      if (landed !== undefined) {
+        const rev = landed > 0 ? landed : Number(res.header.revision);
+        return plans.map((p) => (p.action === 'none' ? p.object : withVersion(p.object, rev)));
+      }
       if (fence) checkFence(fence, got[keys.length]);
       current = got.slice(0, keys.length);
       if (attempt >= MAX_ATTEMPTS) {
@@ -396,7 +478,7 @@ export class EtcdStore extends StoreBase {
 
   /** Compacts etcd's history before `revision` (physically, before returning). */
   async compact(revision: number): Promise<void> {
-    await this.call(`compact to revision ${revision}`, () => this.client.kv.compact({ revision, physical: true }));
+    await this.call(`compact to revision ${revision}`, (c, o) => c.kv.compact({ revision, physical: true }, o));
   }
 
   async close(): Promise<void> {
@@ -405,6 +487,7 @@ export class EtcdStore extends StoreBase {
     for (const w of this.watches) w.cancel();
     this.watches.clear();
     this.client.close();
+    for (const m of this.members) m.client.close();
   }
 }
 
@@ -432,27 +515,26 @@ function prefixEnd(prefix: Buffer): Buffer {
 class EtcdLeases implements LeaseApi {
   constructor(private readonly store: EtcdStore) {}
 
-  private get client(): Etcd3 {
-    return this.store.client;
-  }
-
   async grant(ttlSeconds: number): Promise<string> {
     if (!(ttlSeconds > 0)) throw new StoreError(`lease TTL must be positive, got ${ttlSeconds}`);
-    const res = await this.store.call('grant a lease', () => this.client.leaseClient.leaseGrant({ TTL: Math.ceil(ttlSeconds), ID: 0 }));
+    const res = await this.store.call('grant a lease', (c, o) => c.leaseClient.leaseGrant({ TTL: Math.ceil(ttlSeconds), ID: 0 }, o));
     return String(res.ID);
   }
 
   async keepAlive(leaseId: string): Promise<void> {
     const what = `keep lease ${leaseId} alive`;
-    const res = await this.store.call(what, async () => {
-      const stream = await this.client.leaseClient.leaseKeepAlive();
+    const res = await this.store.call(what, async (c, o) => {
+      const stream = await c.leaseClient.leaseKeepAlive();
+      let timer: NodeJS.Timeout | undefined;
       try {
         return await new Promise<{ TTL: string }>((resolve, reject) => {
+          timer = setTimeout(() => reject(new AttemptDeadlineError()), Math.max(1, o.deadline - Date.now()));
           stream.on('data', resolve);
           stream.on('error', reject);
           stream.write({ ID: leaseId });
         });
       } finally {
+        clearTimeout(timer);
         stream.end();
       }
     });
@@ -461,7 +543,7 @@ class EtcdLeases implements LeaseApi {
 
   async revoke(leaseId: string): Promise<void> {
     try {
-      await this.store.call(`revoke lease ${leaseId}`, () => this.client.leaseClient.leaseRevoke({ ID: leaseId }));
+      await this.store.call(`revoke lease ${leaseId}`, (c, o) => c.leaseClient.leaseRevoke({ ID: leaseId }, o));
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
     }
@@ -469,15 +551,21 @@ class EtcdLeases implements LeaseApi {
 
   async putIfAbsent(key: string, value: string, leaseId: string): Promise<number | undefined> {
     const k = this.store.rawKey(key);
-    const res = await this.store.call(`claim ${key}`, () => this.client.kv.txn({
+    const tries = { n: 0 };
+    const res = await this.store.call(`claim ${key}`, (c, o) => c.kv.txn({
       compare: [{ key: k, target: 'Create', result: 'Equal', create_revision: 0 }],
       success: [{ request_put: { key: k, value: Buffer.from(value), lease: leaseId } }],
-    })) as TxnResponse;
-    return res.succeeded ? Number(res.header.revision) : undefined;
+      failure: [{ request_range: { key: k } }],
+    }, o), undefined, tries) as TxnResponse;
+    if (res.succeeded) return Number(res.header.revision);
+    // A retried claim whose first attempt was applied finds its own key: that is a success.
+    const kv = res.responses[0]?.response_range?.kvs[0];
+    if (tries.n > 1 && kv && kv.value.toString() === value && String(kv.lease) === String(leaseId)) return Number(kv.create_revision);
+    return undefined;
   }
 
   async getRaw(key: string): Promise<{ value: string; createRevision: number } | undefined> {
-    const res = await this.store.call(`read ${key}`, () => this.client.kv.range({ key: this.store.rawKey(key) })) as RangeResponse;
+    const res = await this.store.call(`read ${key}`, (c, o) => c.kv.range({ key: this.store.rawKey(key) }, o)) as RangeResponse;
     const kv = res.kvs[0];
     return kv ? { value: kv.value.toString(), createRevision: Number(kv.create_revision) } : undefined;
   }
@@ -493,10 +581,10 @@ class EtcdLeases implements LeaseApi {
     };
     const k = this.store.rawKey(key);
     // Read first, then watch from the revision after the read, so no change can slip between.
-    void this.store.call(`watch ${key}`, () => this.client.kv.range({ key: k }))
+    void this.store.call(`watch ${key}`, (c, o) => c.kv.range({ key: k }, o))
       .then(async (res) => {
         if (done) return;
-        const w = await this.client.watch().key(k).startRevision(String(Number((res as RangeResponse).header.revision) + 1)).create();
+        const w = await this.store.client.watch().key(k).startRevision(String(Number((res as RangeResponse).header.revision) + 1)).create();
         watcher = w;
         if (done) { void w.cancel().catch(() => undefined); return; }
         w.on('data', (r) => { if (r.events.length > 0) fire(); });
@@ -511,4 +599,119 @@ class EtcdLeases implements LeaseApi {
       },
     };
   }
+}
+
+// ---- failover helpers ----------------------------------------------------------------------------
+
+/** Per-attempt gRPC call options. */
+type CallOpts = { deadline: number };
+
+/** The store ran out of its deadline without an answer from any member (no quorum, all down). */
+export class StoreUnavailableError extends StoreError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** An attempt that outlived its share of the deadline. */
+class AttemptDeadlineError extends Error {
+  constructor() {
+    super('no answer in time');
+  }
+}
+
+/** The etcd3 client's fault-handling policy that runs a call once: retries are the store's. */
+const NO_RETRY = {
+  execute: <T>(fn: (ctx: { signal: AbortSignal; attempt: number }) => Promise<T> | T): Promise<T> =>
+    Promise.resolve().then(() => fn({ signal: new AbortController().signal, attempt: 0 })),
+} as unknown as NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+
+/**
+ * Adds etcd's require-leader flag ("hasleader") to every request of this client: a member without
+ * a leader answers at once with "no leader", and cancels such a watch when it loses its leader.
+ */
+function requireLeader(client: Etcd3): void {
+  const auth = (client as unknown as { pool: { authenticator: { getMetadata(): Promise<Metadata> } } }).pool.authenticator;
+  const get = auth.getMetadata.bind(auth);
+  auth.getMetadata = async () => {
+    const md = (await get()).clone();
+    md.set('hasleader', 'true');
+    return md;
+  };
+}
+
+function withAttemptDeadline<R>(ms: number, fn: () => Promise<R>): Promise<R> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    fn(),
+    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new AttemptDeadlineError()), ms); }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Whether another member, or the same one a little later, may answer the call. */
+function isRetryable(err: unknown): boolean {
+  if (err instanceof AttemptDeadlineError) return true;
+  const msg = (err as Error)?.message ?? '';
+  if (TLS_FAILURE.test(msg)) return false; // the same on every member and every try
+  const name = (err as Error)?.constructor?.name ?? '';
+  if (['GRPCUnavailableError', 'GRPCDeadlineExceededError', 'GRPCCancelledError', 'GRPCResourceExhastedError'].includes(name)) return true;
+  return /no leader|leader changed|request timed out|timed out|not capable|too many requests|No connection established|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|Connection dropped|stream removed|socket hang up/i.test(msg);
+}
+
+const TLS_FAILURE = /SSL routines|certificate|handshake|alert number/i;
+
+/**
+ * A gRPC error message without its internals: the "14 UNAVAILABLE:" code, OpenSSL's error-stack
+ * prefixes, the timestamp and the empty "Resolution note".
+ */
+export function cleanGrpcMessage(msg: string): string {
+  return msg
+    .replace(/^\d+ [A-Z_]+: /, '')
+    .replace(/[0-9A-F]{8,}:error:[0-9A-F]+:SSL routines:[a-z0-9_]+:([^:]+):\S+/g, '$1')
+    .replace(/\s*\(\d{4}-\d\d-\d\dT[\d:.]+Z\)/g, '')
+    .replace(/\.?\s*Resolution note:\s*$/s, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** What went wrong with one member, in words (no gRPC internals). */
+function shortReason(err: unknown): string {
+  const msg = (err as Error)?.message ?? String(err);
+  if (err instanceof AttemptDeadlineError || /deadline exceeded|timed out/i.test(msg) && !/request timed out/.test(msg)) return 'no answer in time';
+  if (/no leader/.test(msg)) return 'no leader (cut off from the majority?)';
+  if (/leader changed/.test(msg)) return 'leader changed';
+  if (/request timed out/.test(msg)) return 'etcd timed out (no quorum?)';
+  if (/ECONNREFUSED|connection refused/i.test(msg)) return 'connection refused';
+  if (/EHOSTUNREACH|ENETUNREACH|No route/i.test(msg)) return 'unreachable';
+  if (/too many requests/.test(msg)) return 'too many requests';
+  return 'unavailable';
+}
+
+function formatSeconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/**
+ * Whether the keys read after a failed compare hold exactly what the plans would have written:
+ * then an earlier attempt of the same txn was applied. Returns that txn's revision (0 when it only
+ * deleted), or undefined.
+ */
+function landedRevision(plans: WritePlan[], got: (KeyValue | undefined)[]): number | undefined {
+  let rev = 0;
+  let writes = 0;
+  for (const [i, p] of plans.entries()) {
+    const kv = got[i];
+    if (p.action === 'put') {
+      if (!kv || !kv.value.equals(Buffer.from(encodeObject(p.object)))) return undefined;
+      const r = Number(kv.mod_revision);
+      if (rev !== 0 && r !== rev) return undefined;
+      rev = r;
+      writes++;
+    } else if (p.action === 'delete') {
+      if (kv) return undefined;
+      writes++;
+    }
+  }
+  return writes > 0 ? rev : undefined;
 }

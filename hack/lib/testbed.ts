@@ -126,7 +126,7 @@ export function nodeExec(node: Pick<TestbedNode, 'netns'>, argv: readonly string
 
 // ---- a machine-wide lock: up/down of parallel testbeds choose subnets and guard routes --------
 
-async function withLock<T>(fn: () => Promise<T>): Promise<T> {
+export async function withLock<T>(fn: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     try {
@@ -198,7 +198,7 @@ export async function readTestbed(dir: string): Promise<TestbedState | undefined
 // ---- up --------------------------------------------------------------------------------------
 
 /** Subnets (as "198.18.K" / "198.19.K") with an address or route in the root namespace. */
-async function usedSubnets(): Promise<Set<string>> {
+export async function usedSubnets(): Promise<Set<string>> {
   const used = new Set<string>();
   const text = (await run(['ip', '-4', '-o', 'addr', 'show'])) + (await run(['ip', '-4', 'route', 'show', 'table', 'all']));
   for (const m of text.matchAll(/\b(198\.1[89]\.\d{1,3})\.\d{1,3}/g)) used.add(m[1]!);
@@ -296,30 +296,40 @@ export async function testbedUp(opts: TestbedUpOptions): Promise<TestbedState> {
 }
 
 async function createNetwork(s: TestbedState): Promise<void> {
+  await createStarNetwork({
+    bridgeNetns: s.bridgeNetns, hostVeth: s.hostVeth, hostAddress: s.hostAddress,
+    hosts: s.nodes.map((node, i) => ({ netns: node.netns, address: node.address, bridgePort: `n${i + 1}` })),
+  });
+}
+
+/**
+ * Namespaces joined by a bridge that lives in its own namespace: each host's eth0 (ADDRESS/24) is a
+ * veth into br0 (port `bridgePort`), and the root namespace gets `hostVeth` with hostAddress/24 into
+ * the bridge, without forwarding. Adds the `unreachable 198.18.0.0/15` guard route when missing.
+ */
+export async function createStarNetwork(o: {
+  bridgeNetns: string; hostVeth: string; hostAddress: string;
+  hosts: { netns: string; address: string; bridgePort: string }[];
+}): Promise<void> {
   const guard = await tryRun(['ip', 'route', 'show', 'type', 'unreachable', ROOT_GUARD_ROUTE]);
   if (!guard.stdout.trim()) await run(['ip', 'route', 'add', 'unreachable', ROOT_GUARD_ROUTE]);
-  const br = s.bridgeNetns;
+  const br = o.bridgeNetns;
   await run(['ip', 'netns', 'add', br]);
   await run(['ip', '-n', br, 'link', 'set', 'lo', 'up']);
   await run(['ip', '-n', br, 'link', 'add', 'br0', 'type', 'bridge']);
   await run(['ip', '-n', br, 'link', 'set', 'br0', 'up']);
-  // the root side: for the controller's SSH connections only (no forwarding, no default route)
-  await run(['ip', 'link', 'add', s.hostVeth, 'type', 'veth', 'peer', 'name', 'host', 'netns', br]);
+  // the root side: for the controller's connections only (no forwarding, no default route)
+  await run(['ip', 'link', 'add', o.hostVeth, 'type', 'veth', 'peer', 'name', 'host', 'netns', br]);
   await run(['ip', '-n', br, 'link', 'set', 'host', 'master', 'br0', 'up']);
-  await run(['ip', 'addr', 'add', `${s.hostAddress}/24`, 'dev', s.hostVeth]);
-  await run(['ip', 'link', 'set', s.hostVeth, 'up']);
-  for (const [i, node] of s.nodes.entries()) {
-    if (s.full) {
-      await createNodeTap(s, i); // the node's QEMU sets its address inside
-      continue;
-    }
-    const port = `n${i + 1}`;
-    await run(['ip', 'netns', 'add', node.netns]);
-    await run(['ip', '-n', node.netns, 'link', 'set', 'lo', 'up']);
-    await run(['ip', 'link', 'add', 'eth0', 'netns', node.netns, 'type', 'veth', 'peer', 'name', port, 'netns', br]);
-    await run(['ip', '-n', br, 'link', 'set', port, 'master', 'br0', 'up']);
-    await run(['ip', '-n', node.netns, 'addr', 'add', `${node.address}/24`, 'dev', 'eth0']);
-    await run(['ip', '-n', node.netns, 'link', 'set', 'eth0', 'up']);
+  await run(['ip', 'addr', 'add', `${o.hostAddress}/24`, 'dev', o.hostVeth]);
+  await run(['ip', 'link', 'set', o.hostVeth, 'up']);
+  for (const h of o.hosts) {
+    await run(['ip', 'netns', 'add', h.netns]);
+    await run(['ip', '-n', h.netns, 'link', 'set', 'lo', 'up']);
+    await run(['ip', 'link', 'add', 'eth0', 'netns', h.netns, 'type', 'veth', 'peer', 'name', h.bridgePort, 'netns', br]);
+    await run(['ip', '-n', br, 'link', 'set', h.bridgePort, 'master', 'br0', 'up']);
+    await run(['ip', '-n', h.netns, 'addr', 'add', `${h.address}/24`, 'dev', 'eth0']);
+    await run(['ip', '-n', h.netns, 'link', 'set', 'eth0', 'up']);
   }
 }
 
@@ -456,7 +466,7 @@ async function writeOutputs(s: TestbedState, opts: TestbedUpOptions): Promise<vo
 // ---- down ------------------------------------------------------------------------------------
 
 /** SIGTERM, then SIGKILL after 3 s, to each PID; waits until they are gone. */
-async function killPids(pids: number[]): Promise<void> {
+export async function killPids(pids: number[]): Promise<void> {
   const live = pids.filter((p) => p > 1 && p !== process.pid && pidAlive(p));
   for (const p of live) {
     try {

@@ -38,7 +38,7 @@ function bytes(n) {
   let i = 0;
   let v = Number(n);
   while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return `${v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
+  return `${v >= 100 || i === 0 || Number.isInteger(v) ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
 }
 const rate = (n) => `${bytes(n)}/s`;
 const mib = (n) => (n >= 1024 ? `${(n / 1024).toFixed(n % 1024 ? 1 : 0)} GiB` : `${n} MiB`);
@@ -222,6 +222,10 @@ function renderMigrations() {
 
 function renderEvents() {
   const evs = [...state.Event.values()].sort((a, b) => (b.lastTimestamp ?? '').localeCompare(a.lastTimestamp ?? '')).slice(0, MAX_EVENTS);
+  if (!evs.length) {
+    $('events').replaceChildren(h('li', { class: 'muted' }, 'No events yet.'));
+    return;
+  }
   $('events').replaceChildren(...evs.map((e) => h('li', { class: e.type ?? 'Normal', dataset: { event: keyOf(e) } },
     h('span', { class: 'time' }, clock(e.lastTimestamp)),
     h('span', {}, h('span', { class: 'reason' }, e.reason ?? ''), h('span', { class: 'obj' },

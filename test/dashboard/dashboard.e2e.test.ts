@@ -1,0 +1,165 @@
+// The dashboard end to end on the testbed: real vc-manager (serving the dashboard with a token
+// file), real sshd nodes, real QEMU guests, and Debian's chromium. The page must show each VM in
+// the box of the node `vcctl get` names, follow `vcctl migrate` within 2 s without a reload, show
+// QEMU's progress while a migration runs, keep markup from the store as text, and act only with
+// the token. VL_DASHBOARD_SCREENSHOT=FILE saves a screenshot taken during a live migration.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startClusterHarness, type ClusterHarness } from '../../hack/lib/cluster-harness.js';
+import type { Migration, VirtualNode } from '../../api/types.js';
+import { CONTENT_SECURITY_POLICY } from '../../dashboard/server.js';
+import { waitFor } from '../controllers/helpers.js';
+import { openDashboard, type BrowserBed } from './browser.js';
+
+const TOKEN = 'e2e-dashboard-token-5f2c9a7e1b';
+const MARKUP = '<img src=x onerror="window.__pwned=1">Team <b>A</b>';
+
+const VC = `apiVersion: virtualinux.org/v1alpha1
+kind: VirtualCluster
+metadata:
+  name: stripes
+  namespace: default
+  annotations:
+    description: '${MARKUP}'
+spec:
+  nodes: 3
+  template: busybox
+  node: {vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 32}
+  sharedStorage: {sizeGiB: 1, filesystem: none}
+  placement: {strategy: Cyclic, mode: Lazy}
+  state: Running
+`;
+
+/** `vcctl get vn -o wide` as rows of its columns, cut at the header's column starts. */
+function parseTable(text: string): Record<string, string>[] {
+  const [header, ...rows] = text.trimEnd().split('\n');
+  const starts = [...header!.matchAll(/\S+/g)].map((m) => ({ name: m[0], at: m.index! }));
+  return rows.map((r) => Object.fromEntries(starts.map((c, i) => [c.name, r.slice(c.at, starts[i + 1]?.at).trim()])));
+}
+
+describe('dashboard end to end on the testbed', function () {
+  this.timeout(20 * 60_000);
+  let h: ClusterHarness;
+  let b: BrowserBed | undefined;
+  let url = '';
+  const tokenDir = mkdtempSync(join(tmpdir(), 'vl-dash-token-'));
+  const vn = (name: string) => h.store.get<VirtualNode>({ kind: 'VirtualNode', namespace: 'default', name });
+  const where = async () => {
+    const r = await h.vcctl(['get', 'vn', '-o', 'wide']);
+    assert.equal(r.code, 0, r.stderr);
+    const out: Record<string, string[]> = {};
+    for (const pn of h.testbed.nodes) out[pn.name] = [];
+    for (const row of parseTable(r.stdout)) {
+      assert.equal(row.HOST, row.PHYSICALNODE, `${row.NAME} runs where it is bound`);
+      out[row.PHYSICALNODE!]!.push(`default/${row.NAME}`);
+    }
+    for (const k of Object.keys(out)) out[k]!.sort();
+    return out;
+  };
+
+  before(async function () {
+    this.timeout(10 * 60_000);
+    writeFileSync(join(tokenDir, 'token'), `${TOKEN}\n`, { mode: 0o600 });
+    h = await startClusterHarness({
+      nodes: 3, cores: 2, memoryMiB: 1024,
+      managerArgs: ['--ui-addr', '127.0.0.1:0', '--ui-token-file', join(tokenDir, 'token')],
+    });
+    url = await waitFor('the dashboard address in the manager log', () =>
+      /"url":"(http:\/\/127\.0\.0\.1:\d+\/)"[^\n]*dashboard listening/.exec(readFileSync(h.managerLog, 'utf8'))?.[1], 60_000, 200);
+  });
+  after(async () => {
+    await b?.close();
+    await h?.stop();
+    rmSync(tokenDir, { recursive: true, force: true });
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && h) {
+      const r = await h.vcctl(['get', 'vc,vn,mig,pn', '-o', 'wide']);
+      console.log(r.stdout, r.stderr, `manager log: ${h.managerLog}`, b ? `page problems: ${b.problems.join('; ')}` : '');
+    }
+  });
+
+  it('shows every node and VM where vcctl get says they are, with markup in an annotation as text, under a strict CSP', async () => {
+    const a = await h.vcctl(['apply', '-f', '-'], VC);
+    assert.equal(a.code, 0, a.stderr);
+    const w = await h.vcctl(['wait', 'vc/stripes', '--for=condition=Ready', '--timeout=8m']);
+    assert.equal(w.code, 0, w.stderr + (await h.vcctl(['describe', 'vc/stripes'])).stdout);
+
+    const page = await fetch(url);
+    assert.equal(page.headers.get('content-security-policy'), CONTENT_SECURITY_POLICY);
+    b = await openDashboard(url);
+    const expected = await where();
+    assert.equal(Object.values(expected).flat().length, 3);
+    await waitFor('the page to match vcctl get', async () => JSON.stringify(await b!.placement()) === JSON.stringify(expected), 5000, 100)
+      .catch(async (e: Error) => { throw new Error(`${e.message}: page ${JSON.stringify(await b!.placement())}, vcctl ${JSON.stringify(expected)}`); });
+    for (const name of ['stripes-0', 'stripes-1', 'stripes-2']) {
+      assert.equal(await b.page.$eval(`.vm[data-vm="default/${name}"]`, (e) => (e as HTMLElement).dataset.phase), 'Running');
+    }
+    const ann = await b.page.$eval('.vc[data-vc="default/stripes"] [data-annotation="description"]', (e) => ({ text: e.textContent, elements: e.querySelectorAll('img,b').length }));
+    assert.deepEqual(ann, { text: `description: ${MARKUP}`, elements: 0 });
+    assert.equal(await b.page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
+    assert.match(await b.page.$eval('.vc[data-vc="default/stripes"] .facts', (e) => e.textContent ?? ''), /subnet 10\.200\.\d+\.0\/24.*placement Cyclic \/ Lazy/);
+    assert.ok((await b.page.$$('.vc[data-vc="default/stripes"] tr[data-volume]')).length >= 4, 'the VC lists its volumes');
+    assert.deepEqual(b.problems, []);
+  });
+
+  it('an action without the token is refused and changes nothing', async () => {
+    const before = await where();
+    for (const auth of [undefined, 'Bearer not-the-token-at-all']) {
+      const r = await fetch(`${url}api/actions/migrate`, {
+        method: 'POST', headers: { 'content-type': 'application/json', ...(auth ? { authorization: auth } : {}) },
+        body: JSON.stringify({ namespace: 'default', name: 'stripes-0', node: h.testbed.nodes[1]!.name }),
+      });
+      assert.equal(r.status, 401);
+      assert.equal(r.headers.get('content-security-policy'), CONTENT_SECURITY_POLICY);
+    }
+    assert.equal((await h.store.list('Migration')).items.length, 0, 'no Migration was created');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.deepEqual(await where(), before);
+  });
+
+  it('after vcctl migrate the VM is in the target box within 2 s, without a reload; QEMU\'s progress shows while it runs', async () => {
+    await b!.page.evaluate(() => { (window as unknown as { __sameLoad: boolean }).__sameLoad = true; });
+    const v = await vn('stripes-0');
+    const target = h.testbed.nodes.find((n) => n.name !== v.status?.host)!.name;
+    // Capped at 2 MiB/s so that the transfer lasts long enough to be seen.
+    const started = h.vcctl(['migrate', 'vn/stripes-0', '--to', target, '--max-bandwidth', '2Mi', '--wait', '--timeout=5m']);
+    const card = await b!.page.waitForSelector('.migration[data-phase="Running"] .stats', { timeout: 120_000 });
+    assert.ok(card);
+    const stored = await waitFor('progress in the Migration status', async () => (await h.store.list<Migration>('Migration')).items.find((m) => m.status?.phase === 'Running' && (m.status.progress?.transferredBytes ?? 0) > 0), 60_000, 100);
+    assert.ok(stored.status!.progress!.totalBytes >= 100 << 20, `guest memory ${stored.status!.progress!.totalBytes}`);
+    const stats = await b!.page.$eval('.migration[data-phase="Running"] .stats', (e) => e.textContent ?? '');
+    assert.match(stats, /sent\d.*remaining\d.*dirtied\d.*throughput\d/);
+    assert.ok(await b!.page.$(`.node[data-node="${target}"] .vm.ghost[data-ghost="default/stripes-0"]`), 'the target box shows the VM coming');
+    if (process.env.VL_DASHBOARD_SCREENSHOT) {
+      await b!.page.screenshot({ path: process.env.VL_DASHBOARD_SCREENSHOT, fullPage: true });
+    }
+    const r = await started;
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const t0 = Date.now();
+    await b!.page.waitForFunction((node: string) => document.querySelector(`.node[data-node="${node}"] .vm[data-vm="default/stripes-0"]`), { timeout: 2000 }, target);
+    assert.ok(Date.now() - t0 <= 2000);
+    assert.equal(await b!.page.evaluate(() => (window as unknown as { __sameLoad?: boolean }).__sameLoad), true, 'the page was not reloaded');
+    assert.match(await b!.page.$eval('.past tr[data-phase="Succeeded"]', (e) => e.textContent ?? ''), /stripes-0.*\d+ ms/);
+  });
+
+  it('with the token an action works: the VM migrates back and the page follows', async () => {
+    const v = await vn('stripes-0');
+    const back = h.testbed.nodes.find((n) => n.name !== v.status?.host)!.name;
+    const r = await fetch(`${url}api/actions/migrate`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ namespace: 'default', name: 'stripes-0', node: back }),
+    });
+    assert.equal(r.status, 200, await r.clone().text());
+    await waitFor('the migration to finish', async () => (await vn('stripes-0')).status?.host === back, 180_000, 250);
+    await b!.page.waitForFunction((node: string) => document.querySelector(`.node[data-node="${node}"] .vm[data-vm="default/stripes-0"]`), { timeout: 2000 }, back);
+    assert.deepEqual(await b!.placement(), await waitFor('vcctl get to agree', async () => {
+      const w = await where();
+      return w[back]!.includes('default/stripes-0') ? w : undefined;
+    }, 30_000, 250));
+    assert.deepEqual(b!.problems, []);
+  });
+});

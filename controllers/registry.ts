@@ -13,6 +13,7 @@ import { networkControllers } from '../reconcilers/network/controller.js';
 import { nodeController } from '../reconcilers/nodes/controller.js';
 import { runtimeControllers } from '../reconcilers/runtime/controller.js';
 import { storageController } from '../reconcilers/storage/controller.js';
+import { gitOpsController, gitopsCacheRoot } from '../reconcilers/gitops/controller.js';
 import type { DriverOptions } from '../drivers/storage/index.js';
 
 export interface ControllerEnv {
@@ -39,6 +40,7 @@ export const CONTROLLER_FACTORIES: ControllerFactory[] = [
   (env) => storageController({ transports: env.transports, driverOptions: env.storageDrivers }),
   (env) => runtimeControllers(env.cache, { transports: env.transports, orphanGraceMs: env.orphanGraceMs }),
   (env) => nodeController({ transports: env.transports }),
+  (env) => gitOpsController({ cacheRoot: gitopsCacheRoot(process.env, env.identity) }),
 ];
 
 /** Whether `--controllers` entry `sel` selects the controller named `name`. */

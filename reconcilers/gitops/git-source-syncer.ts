@@ -190,7 +190,10 @@ export class GitSourceSyncer {
       return await remote.checkout();
     } catch (err) {
       if (err instanceof SyncFailure) throw err;
-      throw new SyncFailure('FetchFailed', (err as Error).message, {}, { cause: err });
+      // A checkout names its reason (git-fetcher CheckoutError: a bad spec.path is ValidationFailed).
+      const named = (err as { reason?: unknown }).reason;
+      const reason: SyncFailureReason = named === 'ValidationFailed' || named === 'SourceUnavailable' ? named : 'FetchFailed';
+      throw new SyncFailure(reason, (err as Error).message, {}, { cause: err });
     }
   }
 

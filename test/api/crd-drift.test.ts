@@ -10,6 +10,7 @@ import type {
   VolumeSpec, VolumeStatus,
 } from '../../api/types.js';
 import { formatPath, validateObject } from '../../api/validation/index.js';
+import type { GitSourceSpec, GitSourceStatus } from '../../reconcilers/gitops/sync-status.js';
 
 type DeepRequired<T> = T extends (infer U)[] ? DeepRequired<U>[] : T extends object ? { [K in keyof T]-?: DeepRequired<T[K]> } : T;
 
@@ -60,6 +61,15 @@ const evSpec: DeepRequired<EventSpec> = {
   message: 'm', count: 1, firstTimestamp: now, lastTimestamp: now, source: 'placement',
 };
 
+// dir and url together break the CRD's oneOf (not checked here); every field is still known.
+const gsSpec: DeepRequired<GitSourceSpec> = {
+  dir: '/repo', url: 'ssh://git@198.18.0.11/srv/r.git', ref: 'main', path: 'clusters', prune: true, allowEmpty: false,
+  interval: '1m', ssh: { identityFile: '/k', knownHosts: '198.18.0.11 ssh-ed25519 AAAA' }, https: { tokenFile: '/t', username: 'u' },
+};
+const gsStatus: DeepRequired<GitSourceStatus> = {
+  fetchedRevision: 'abc', lastAppliedRevision: 'abc', lastSyncTime: now, appliedCount: 1, prunedCount: 0,
+  inventory: [{ kind: 'VirtualCluster', namespace: 'default', name: 'a' }], lastError: '', conditions: cond, observedGeneration: 1,
+};
 const cases: [string, boolean, unknown, unknown][] = [
   ['PhysicalNode', false, pnSpec, pnStatus],
   ['OSTemplate', false, ostSpec, ostStatus],
@@ -68,6 +78,7 @@ const cases: [string, boolean, unknown, unknown][] = [
   ['Volume', true, volSpec, volStatus],
   ['Migration', true, migSpec, migStatus],
   ['Event', true, evSpec, undefined],
+  ['GitSource', true, gsSpec, gsStatus],
 ];
 
 describe('crds: every field of api/types.ts is in the CRD', () => {

@@ -208,11 +208,14 @@ export class EtcdStore extends StoreBase {
         return result;
       } catch (err) {
         if (!isRetryable(err)) throw this.castError(what, err);
-        why.set(member.host, shortReason(err));
+        const reason = shortReason(err);
+        // A last attempt cut short by the deadline says less than what the member answered before.
+        if (reason !== 'no answer in time' || !why.has(member.host)) why.set(member.host, reason);
         if (this.current === i) this.current = (i + 1) % this.members.length;
         if ((attempt + 1) % this.members.length === 0) round++;
-        const backoff = (attempt + 1) % this.members.length === 0 ? Math.min(2000, 100 * 2 ** (round - 1)) * (0.5 + Math.random() / 2) : 0;
-        if (Date.now() + backoff >= deadline) {
+        const remaining = deadline - Date.now();
+        const backoff = Math.min(remaining - 20, (attempt + 1) % this.members.length === 0 ? Math.min(2000, 100 * 2 ** (round - 1)) * (0.5 + Math.random() / 2) : 0);
+        if (remaining < 20) {
           throw new StoreUnavailableError(
             `store unavailable at ${this.url}: no answer within ${formatSeconds(this.timeoutMs)} ` +
               `(${[...why].map(([h, r]) => `${h}: ${r}`).join('; ')}); ${what} was not done`,

@@ -3,10 +3,12 @@
 
 import type { Writable } from 'node:stream';
 import { UsageError } from './args.js';
+import { escapeControl } from './output/escape.js';
 
 export function printError(err: unknown, stderr: Writable, env: NodeJS.ProcessEnv = process.env, usageHint?: string): void {
   const e = err instanceof Error ? err : new Error(String(err));
-  for (const line of e.message.split('\n')) stderr.write(`error: ${line}\n`);
+  // Messages quote user input and stored text (file names, events): no control character raw.
+  for (const line of e.message.split('\n')) stderr.write(`error: ${escapeControl(line)}\n`);
   if (e instanceof UsageError && usageHint) stderr.write(`${usageHint}\n`);
   if (env.VCCTL_DEBUG) {
     stderr.write(`${e.stack ?? ''}\n`);

@@ -8,6 +8,7 @@ import type { ApiObject, Condition, EventObject } from '../../api/types.js';
 import { parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { namespaceOf, parseTargets, refFor } from '../kinds-arg.js';
+import { escapeControl } from '../output/escape.js';
 import { formatAge, renderTable } from '../output/table.js';
 import { withStore } from '../store.js';
 import { sortEvents } from './events.js';
@@ -22,7 +23,7 @@ const RECENT_EVENTS = 10;
 function kv(pairs: Record<string, string> | undefined, skip: string[] = []): string {
   const entries = Object.entries(pairs ?? {}).filter(([k]) => !skip.includes(k));
   if (entries.length === 0) return '<none>';
-  return entries.map(([k, v]) => `${k}=${v}`).join('\n              ');
+  return entries.map(([k, v]) => escapeControl(`${k}=${v}`)).join('\n              ');
 }
 
 function indent(text: string, by: string): string {
@@ -74,7 +75,8 @@ export async function describeObject(store: Store, o: ApiObject, now = Date.now(
       ]),
     ), '  '));
   }
-  return `${lines.join('\n')}\n`;
+  // Spec and Status come from yaml's stringify, which leaves C1 controls and bidi marks raw.
+  return escapeControl(`${lines.join('\n')}\n`, { keepLines: true });
 }
 
 const command: Command = {

@@ -8,6 +8,7 @@ import { parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { printError } from '../errors.js';
 import { namespaceOf } from '../kinds-arg.js';
+import { escapeControl } from '../output/escape.js';
 import { unifiedDiff } from '../output/unified-diff.js';
 import { withStore } from '../store.js';
 
@@ -64,7 +65,7 @@ const command: Command = {
           const text = unifiedDiff(yaml(forDiff(live)), yaml(forDiff(plan.object)), `live/${name}`, `merged/${name}`);
           if (text) {
             differs = true;
-            ctx.stdout.write(`diff -u -N live/${name} merged/${name}\n${text}`);
+            ctx.stdout.write(escapeControl(`diff -u -N live/${name} merged/${name}\n${text}`, { keepLines: true }));
           }
         }
         return differs ? 1 : 0;

@@ -10,6 +10,7 @@ import { namespaceOf, parseTargets, refFor } from '../kinds-arg.js';
 import {
   parseOutput, renderNames, renderObjectsTable, renderStructured, type OutputFormat,
 } from '../output/print-objects.js';
+import { safeJson } from '../output/escape.js';
 import { withStore } from '../store.js';
 
 const USAGE = `Usage: vcctl get KIND[,KIND...] [NAME...] | KIND/NAME... [flags]
@@ -162,7 +163,7 @@ async function watchChanges(store: Store, ctx: CommandContext, spec: WatchSpec):
 }
 
 async function printChange(ctx: CommandContext, kind: string, type: string, o: ApiObject, spec: WatchSpec, withKind: boolean): Promise<void> {
-  if (spec.output === 'json') ctx.stdout.write(`${JSON.stringify({ type, object: o })}\n`);
+  if (spec.output === 'json') ctx.stdout.write(`${safeJson({ type, object: o })}\n`);
   else if (spec.output === 'yaml') ctx.stdout.write(`---\n${await renderStructured('yaml', [o], true)}`);
   else if (spec.output === 'name') ctx.stdout.write(renderNames([o]));
   else {

@@ -9,6 +9,7 @@ import { addUsage, vmUsage, ZERO } from '../../reconcilers/placement/plan-bindin
 import { parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { parseDuration } from '../duration.js';
+import { escapeControl } from '../output/escape.js';
 import { withStore } from '../store.js';
 import { nameOfKind } from '../kinds-arg.js';
 import { waitForObject } from '../wait-for.js';
@@ -86,7 +87,7 @@ const command: Command = {
         ctx.stdout.write(`migration/${created.metadata.name} succeeded: downtime ${s.downtimeMs ?? '?'} ms, total ${s.totalMs ?? '?'} ms\n`);
         return 0;
       }
-      ctx.stderr.write(`error: migration/${created.metadata.name} failed: ${s.message ?? 'no reason given'}\n`);
+      ctx.stderr.write(`error: migration/${created.metadata.name} failed: ${escapeControl(s.message ?? 'no reason given')}\n`);
       return 1;
     });
   },

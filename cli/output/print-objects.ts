@@ -5,6 +5,7 @@ import { resolveKind } from '../../api/kinds.js';
 import type { ApiObject } from '../../api/types.js';
 import { UsageError } from '../args.js';
 import { columnsFor } from './columns.js';
+import { escapeControl, safeJson, safeYaml } from './escape.js';
 import { renderTable } from './table.js';
 
 export const OUTPUT_FORMATS = ['wide', 'yaml', 'json', 'name'] as const;
@@ -51,14 +52,12 @@ export function toList(objs: ApiObject[]): { apiVersion: 'v1'; kind: 'List'; ite
   return { apiVersion: 'v1', kind: 'List', items: objs };
 }
 
-/** JSON or YAML of one object (`single`) or of a List. */
+/** JSON or YAML of one object (`single`) or of a List; control characters as the format's escapes. */
 export async function renderStructured(format: 'json' | 'yaml', objs: ApiObject[], single: boolean): Promise<string> {
   const value = single && objs.length === 1 ? objs[0] : toList(objs);
-  if (format === 'json') return `${JSON.stringify(value, null, 2)}\n`;
-  const { stringify } = await import('yaml');
-  return stringify(value, { aliasDuplicateObjects: false, lineWidth: 0 });
+  return format === 'json' ? `${safeJson(value, 2)}\n` : safeYaml(value);
 }
 
 export function renderNames(objs: ApiObject[]): string {
-  return objs.map((o) => `${o.kind.toLowerCase()}/${o.metadata.name}\n`).join('');
+  return objs.map((o) => `${o.kind.toLowerCase()}/${escapeControl(o.metadata.name)}\n`).join('');
 }

@@ -1,7 +1,11 @@
 // Plain-text tables as kubectl prints them: upper-case headers, columns separated by 3 spaces,
-// no trailing blanks.
+// no trailing blanks. Every cell goes through escapeControl: no control character of an object's
+// text reaches the terminal, and none breaks a row.
 
-export function renderTable(headers: string[], rows: string[][]): string {
+import { escapeControl } from './escape.js';
+
+export function renderTable(headers: string[], cells: string[][]): string {
+  const rows = cells.map((r) => r.map((c) => escapeControl(c)));
   const widths = headers.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
   const line = (cells: string[]) =>
     cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]))).join('   ').trimEnd();

@@ -4,7 +4,10 @@
 //   node, and remembers which VMs each node has in place (for NetworkReady).
 // - `network/subnets` (key: VirtualCluster) gives each VC its subnet (spec.network.subnet, or the
 //   lowest free one of the pool, overlapping no other VC and no physical node's address) in
-//   status.subnet, and sets the VC's NetworkReady condition.
+//   status.subnet, reserved race-free in the store by subnet-allocator.ts (released when the VC is
+//   gone), and sets the VC's NetworkReady condition. A VC whose subnet is another's (an overlapping
+//   spec, or a duplicate stored before reservations) is reported (SubnetConflict, Warning Events)
+//   and its VMs are left out of every node's plan.
 // Any change of a VM's host (start, migration, remap) re-plans every node: the target's tap is in
 // place before a migration starts (Migrations name their target), and the old path goes once the
 // VM's host has changed.
@@ -23,8 +26,9 @@ import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { NfsServerDriver, NfsServerMissingError } from '../../drivers/nfs/nfs-server.js';
 import { DEFAULT_RUN_ROOT } from '../runtime/hosts.js';
 import { planHostNetwork, type HostNetworkState, type NfsShare, type VmNetwork } from './host-plan.js';
-import { gatewayAddress, nfsPseudoPath, subnetOf, vmAddress } from './addresses.js';
-import { allocateSubnet, formatCidr, parseCidr, parseIp, contains, overlaps, type Cidr } from './cidr.js';
+import { gatewayAddress, nfsPseudoPath, vmAddress } from './addresses.js';
+import { formatCidr, parseCidr, parseIp } from './cidr.js';
+import { SubnetAllocator, describeConflict, hasSubnetConflict, SUBNET_CONFLICT, type ReserveResult } from './subnet-allocator.js';
 
 export const DEFAULT_SUBNET_POOL = '10.200.0.0/16';
 export const DEFAULT_SUBNET_PREFIX = 24;
@@ -52,7 +56,7 @@ export class AppliedNetworks {
   }
 }
 
-/** Every VM's network as seen in the cache: bound or running VMs of VCs that have a subnet. */
+/** Every VM's network as seen in the cache: bound or running VMs of VCs that have a subnet of their own. */
 export function observedVmNetworks(cache: CacheReader): VmNetwork[] {
   const vcs = new Map(cache.list<VirtualCluster>('VirtualCluster').map((vc) => [`${vc.metadata.namespace}/${vc.metadata.name}`, vc]));
   const incoming = new Map<string, string>();
@@ -64,6 +68,7 @@ export function observedVmNetworks(cache: CacheReader): VmNetwork[] {
   for (const vn of cache.list<VirtualNode>('VirtualNode')) {
     if (!vn.spec) continue;
     const cluster = `${vn.metadata.namespace}/${vn.spec.cluster}`;
+    if (hasSubnetConflict(vcs.get(cluster))) continue; // its addresses belong to another VC
     const addr = vmAddress(vcs.get(cluster), vn);
     const host = vn.status?.host ?? vn.spec.physicalNode;
     if (!addr || !host) continue;
@@ -172,51 +177,48 @@ async function reportNfs(ctx: ReconcileContext, pn: PhysicalNode, state: HostNet
 export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetworks): ControllerSpec {
   const pool = parseCidr(deps.pool ?? DEFAULT_SUBNET_POOL);
   const prefix = deps.prefix ?? DEFAULT_SUBNET_PREFIX;
+  const allocator = new SubnetAllocator(pool, prefix);
   return {
     name: 'network/subnets',
     forKind: 'VirtualCluster',
     owns: ['VirtualNode'],
+    // Read for their addresses (no subnet may contain one); a node's change moves no subnet.
+    watches: [{ kind: 'PhysicalNode', map: () => [] }],
     async reconcile(ref: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
-      const vc = ctx.cache.get<VirtualCluster>(ref);
-      if (!vc || !vc.spec) return undefined;
-      const gen = vc.metadata.generation ?? 0;
-      const others = ctx.cache.list<VirtualCluster>('VirtualCluster').filter((o) => o.metadata.uid !== vc.metadata.uid);
-      const taken: Cidr[] = others.flatMap((o) => {
-        const s = subnetOf(o);
-        return s ? [parseCidr(s)] : [];
-      });
+      const cached = ctx.cache.get<VirtualCluster>(ref);
+      if (!cached) {
+        const released = await allocator.release(ctx, ref);
+        if (released.length > 0) ctx.log.info({ released }, 'subnet released');
+        return undefined;
+      }
+      if (!cached.spec) return undefined;
       const physical = ctx.cache.list<PhysicalNode>('PhysicalNode').flatMap((n) => {
         try {
-          return [parseIp(n.spec!.address)];
+          return [{ node: n.metadata.name, ip: parseIp(n.spec!.address) }];
         } catch {
           return []; // a host name, not an address
         }
       });
-
-      let subnet = vc.spec.network?.subnet;
+      // Reserved in the store (a ledger entry written with status.subnet), never from the cache.
+      const r = await allocator.reserve(ctx, ref, physical);
+      if (r.kind === 'gone') return undefined;
+      const vc = r.vc;
+      const gen = vc.metadata.generation ?? 0;
       let status = vc.status ?? {};
-      if (subnet) {
-        const c = parseCidr(subnet);
-        const clash = others.find((o) => subnetOf(o) && overlaps(parseCidr(subnetOf(o)!), c));
-        const phys = physical.find((ip) => contains(c, ip));
-        if (clash || phys !== undefined) {
-          const why = clash
-            ? `subnet ${subnet} overlaps ${subnetOf(clash)} of VirtualCluster ${clash.metadata.namespace}/${clash.metadata.name}`
-            : `subnet ${subnet} contains a physical node's address`;
-          await writeStatus(ctx, vc, { ...status, conditions: setCondition(status.conditions, { type: 'NetworkReady', status: 'False', reason: 'SubnetConflict', message: `${why}: choose another spec.network.subnet` }, gen) });
-          throw new TerminalError(why, 'SubnetConflict');
-        }
-      } else if (!status.subnet) {
-        const got = allocateSubnet(pool, prefix, [...taken, ...physical.map((ip) => ({ base: ip, prefix: 32 }))]);
-        if (!got) {
-          await writeStatus(ctx, vc, { ...status, conditions: setCondition(status.conditions, { type: 'NetworkReady', status: 'False', reason: 'PoolExhausted', message: `no free /${prefix} left in the pool ${formatCidr(pool)}` }, gen) });
-          return { requeueAfterMs: 30_000 };
-        }
-        subnet = formatCidr(got);
-        ctx.events.record(vc, 'Normal', 'SubnetAllocated', `allocated ${subnet} from ${formatCidr(pool)}`);
-      } else {
-        subnet = status.subnet;
+      if (r.kind === 'invalid') {
+        await writeStatus(ctx, vc, { ...status, conditions: setCondition(status.conditions, { type: 'NetworkReady', status: 'False', reason: 'InvalidSubnet', message: r.message }, gen) });
+        throw new TerminalError(r.message, 'InvalidSubnet');
       }
+      if (r.kind === 'conflict') {
+        await reportConflict(ctx, vc, r);
+        return { requeueAfterMs: 10_000 }; // until the holder goes or the spec changes
+      }
+      if (r.kind === 'exhausted') {
+        await writeStatus(ctx, vc, { ...status, conditions: setCondition(status.conditions, { type: 'NetworkReady', status: 'False', reason: 'PoolExhausted', message: `no free /${prefix} left in the pool ${formatCidr(pool)}` }, gen) });
+        return { requeueAfterMs: 30_000 };
+      }
+      const subnet = r.subnet;
+      if (r.allocated) ctx.events.record(vc, 'Normal', 'SubnetAllocated', `allocated ${subnet} from ${formatCidr(pool)}`);
       status = { ...status, subnet };
 
       const vns = ctx.cache.list<VirtualNode>('VirtualNode', { namespace: vc.metadata.namespace, labelSelector: `virtualinux.org/cluster=${vc.metadata.name}` });
@@ -240,6 +242,22 @@ export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetwo
 
 async function writeStatus(ctx: ReconcileContext, vc: VirtualCluster, status: NonNullable<VirtualCluster['status']>): Promise<void> {
   await ctx.store.updateStatus<VirtualCluster>({ ...vc, status });
+}
+
+/** NetworkReady=False/SubnetConflict on the VC; Warning Events on it and on the holder when new. */
+async function reportConflict(ctx: ReconcileContext, vc: VirtualCluster, r: Extract<ReserveResult, { kind: 'conflict' }>): Promise<void> {
+  const message = describeConflict(r);
+  const prev = getCondition(vc.status?.conditions, 'NetworkReady');
+  if (prev?.status === 'False' && prev.reason === SUBNET_CONFLICT && prev.message === message) return;
+  const status = vc.status ?? {};
+  await writeStatus(ctx, vc, { ...status, conditions: setCondition(status.conditions, { type: 'NetworkReady', status: 'False', reason: SUBNET_CONFLICT, message }, vc.metadata.generation ?? 0) });
+  ctx.log.warn({ subnet: r.subnet, holder: r.holder && `${r.holder.namespace}/${r.holder.name}` }, 'subnet conflict');
+  ctx.events.record(vc, 'Warning', SUBNET_CONFLICT, message);
+  if (r.holder) {
+    const h = r.holder;
+    ctx.events.record({ kind: 'VirtualCluster', metadata: { name: h.name, namespace: h.namespace, uid: h.uid } }, 'Warning', SUBNET_CONFLICT,
+      `VirtualCluster ${vc.metadata.namespace}/${vc.metadata.name} also asks for ${r.subnet}, which this VC holds: it is kept off the network and told so`);
+  }
 }
 
 /** Both network controllers, sharing what the host controller applied. */

@@ -1,0 +1,268 @@
+// SubnetAllocator: race-free reservation of VirtualCluster subnets (used by network/subnets).
+//
+// Every VC's subnet is entered in one ledger object in the store (kind SubnetLedger,
+// cluster-scoped, name `vc-subnets`; internal, not a kind users apply). A VC's status.subnet is
+// only ever written in the same Store.batch as the ledger entry that reserves it, and that batch
+// compares the ledger's resourceVersion (create-only while the ledger does not exist yet) and the
+// VC's. So two allocators that pick the same or overlapping subnets (two workers, two controllers,
+// two managers on one store, a deposed leader) cannot both commit: the loser's batch fails with
+// ConflictError / AlreadyExistsError and is retried against the ledger as it is now. It uses
+// nothing but Store.batch, so it is the same on etcd (one txn) and SQLite (one IMMEDIATE
+// transaction). The informer cache is never trusted for what is taken; it is only a hint (it
+// steers allocation away from subnets other VCs ask for but have not reserved yet).
+//
+// Contract:
+// - reserve(vc): the subnet the VC should hold is spec.network.subnet when given, else its ledger
+//   entry, else its status.subnet (written before the ledger existed), else the lowest free
+//   /prefix of the pool. When that subnet overlaps no other entry and contains no physical node's
+//   address, the ledger entry and status.subnet are written together (the VC's old entry, if any,
+//   is released in the same batch: a changed spec.network.subnet). Otherwise nothing is written
+//   and the conflict is returned: a VC keeps what it holds, and a duplicate is never entered.
+// - release(ref): removes the entries of a VC that no longer exists (compared by uid; a deleting
+//   VC keeps its subnet until it is gone).
+// - Every ledger write also drops entries of VCs that are gone (deleted while no manager ran).
+// - The first write creates the ledger from the VCs' stored status.subnet, oldest VC first: a VC
+//   whose stored subnet overlaps an older one's is left out, and its reserve reports the conflict.
+// - Size: about 100 bytes per VC in one object (etcd's default request limit of 1.5 MiB holds
+//   about 10,000 VCs).
+
+import { API_VERSION, type ApiObject, type VirtualCluster } from '../../api/types.js';
+import {
+  AlreadyExistsError, ConflictError,
+  type BatchOp, type ObjectRef, type Store,
+} from '../../api/store/types.js';
+import type { CacheReader } from '../../controllers/types.js';
+import { getCondition } from '../../api/conditions.js';
+import { allocateSubnet, contains, formatCidr, formatIp, overlaps, parseCidr, type Cidr } from './cidr.js';
+
+/** The NetworkReady reason of a VC whose subnet is held by another VC or a physical node. */
+export const SUBNET_CONFLICT = 'SubnetConflict';
+
+/**
+ * Whether the VC is reported in conflict: its subnet is not its own, so its VMs must get no taps,
+ * routes or rules (they would take over addresses of the VC that holds it).
+ */
+export function hasSubnetConflict(vc: VirtualCluster | undefined): boolean {
+  const c = getCondition(vc?.status?.conditions, 'NetworkReady');
+  return c?.status === 'False' && c.reason === SUBNET_CONFLICT;
+}
+
+export const SUBNET_LEDGER_KIND = 'SubnetLedger';
+export const SUBNET_LEDGER_NAME = 'vc-subnets';
+const LEDGER_REF: ObjectRef = { kind: SUBNET_LEDGER_KIND, name: SUBNET_LEDGER_NAME };
+/** Attempts of one reserve/release against a ledger that others keep changing. */
+const MAX_ATTEMPTS = 12;
+
+/** One reservation: `subnet` (normalized CIDR) is held by the VC with this uid. */
+export interface SubnetEntry {
+  subnet: string;
+  namespace: string;
+  name: string;
+  uid: string;
+}
+
+export type SubnetLedger = ApiObject<{ entries: SubnetEntry[] }>;
+
+export interface PhysicalAddress {
+  node: string;
+  ip: number;
+}
+
+export type ReserveResult =
+  /** The VC holds `subnet`; `vc` is the VC as stored now. `allocated`: newly taken from the pool. */
+  | { kind: 'reserved'; vc: VirtualCluster; subnet: string; allocated: boolean }
+  /** `subnet` cannot be held: it overlaps `holder`'s entry or contains a physical node's address. */
+  | { kind: 'conflict'; vc: VirtualCluster; subnet: string; source: 'spec' | 'status'; holder?: SubnetEntry; physical?: PhysicalAddress }
+  | { kind: 'exhausted'; vc: VirtualCluster }
+  /** spec.network.subnet is not a CIDR (validation normally refuses it before it is stored). */
+  | { kind: 'invalid'; vc: VirtualCluster; message: string }
+  /** The VC is not in the store (any more). */
+  | { kind: 'gone' };
+
+export interface AllocatorContext {
+  store: Store;
+  cache: CacheReader;
+}
+
+export class SubnetAllocator {
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly pool: Cidr,
+    private readonly prefix: number,
+  ) {
+    if (prefix < pool.prefix || prefix > 30) throw new Error(`cannot allocate /${prefix} subnets from the pool ${formatCidr(pool)}`);
+  }
+
+  /** Reserves the VC's subnet (see the contract above). */
+  reserve(ctx: AllocatorContext, ref: ObjectRef, physical: readonly PhysicalAddress[]): Promise<ReserveResult> {
+    return this.serial(() => retrying(() => this.reserveOnce(ctx, ref, physical)));
+  }
+
+  /** Releases what a VC that no longer exists held. Returns the subnets released. */
+  release(ctx: AllocatorContext, ref: ObjectRef): Promise<string[]> {
+    return this.serial(() => retrying(() => this.releaseOnce(ctx, ref)));
+  }
+
+  /** One allocator's reservations run one at a time (others are held off by the compare). */
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(f, f);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reserveOnce(ctx: AllocatorContext, ref: ObjectRef, physical: readonly PhysicalAddress[]): Promise<ReserveResult> {
+    const vc = await ctx.store.tryGet<VirtualCluster>(ref);
+    if (!vc?.spec || !vc.metadata.uid) return { kind: 'gone' };
+    const uid = vc.metadata.uid;
+    const { ledger, entries, changed } = await this.readLedger(ctx);
+    const own = entries.find((e) => e.uid === uid);
+    const others = entries.filter((e) => e.uid !== uid);
+
+    let want: Cidr | undefined;
+    let source: 'spec' | 'status' = 'status';
+    let allocated = false;
+    const specSubnet = vc.spec.network?.subnet;
+    if (specSubnet) {
+      try {
+        want = parseCidr(specSubnet);
+      } catch (e) {
+        return { kind: 'invalid', vc, message: `spec.network.subnet: ${(e as Error).message}` };
+      }
+      source = 'spec';
+    } else if (own) {
+      want = parseCidr(own.subnet);
+    } else if (vc.status?.subnet) {
+      want = tryParse(vc.status.subnet);
+    }
+    if (!want) {
+      // Hints from the cache: subnets other VCs ask for but have not reserved yet.
+      const hinted = ctx.cache.list<VirtualCluster>('VirtualCluster')
+        .filter((o) => o.metadata.uid !== uid)
+        .flatMap((o) => [o.spec?.network?.subnet, o.status?.subnet])
+        .flatMap((s) => (s ? [tryParse(s)] : []))
+        .filter((c): c is Cidr => c !== undefined);
+      const taken = [...others.map((e) => parseCidr(e.subnet)), ...hinted, ...physical.map((p) => ({ base: p.ip, prefix: 32 }))];
+      want = allocateSubnet(this.pool, this.prefix, taken);
+      if (!want) return { kind: 'exhausted', vc };
+      allocated = true;
+    }
+    const subnet = formatCidr(want);
+    const holder = others.find((e) => overlaps(parseCidr(e.subnet), want!));
+    const phys = physical.find((p) => contains(want!, p.ip));
+    if (holder || phys) return { kind: 'conflict', vc, subnet, source, holder, physical: holder ? undefined : phys };
+
+    const entry: SubnetEntry = { subnet, namespace: vc.metadata.namespace ?? '', name: vc.metadata.name, uid };
+    const entryChanged = !own || own.subnet !== subnet || own.name !== entry.name || own.namespace !== entry.namespace;
+    if (!entryChanged && !changed && vc.status?.subnet === subnet) return { kind: 'reserved', vc, subnet, allocated: false };
+    const next = [...others, entry].sort(byAddress);
+    const statusOp: BatchOp = { op: 'updateStatus', object: { ...vc, status: { ...vc.status, subnet } } };
+    const [, stored] = await ctx.store.batch([ledgerWrite(ledger, next), statusOp]);
+    return { kind: 'reserved', vc: stored as VirtualCluster, subnet, allocated };
+  }
+
+  private async releaseOnce(ctx: AllocatorContext, ref: ObjectRef): Promise<string[]> {
+    const current = await ctx.store.tryGet<VirtualCluster>(ref);
+    const { ledger, entries, changed } = await this.readLedger(ctx);
+    if (!ledger) return [];
+    const mine = (e: SubnetEntry) => e.namespace === (ref.namespace ?? '') && e.name === ref.name && e.uid !== current?.metadata.uid;
+    const released = entries.filter(mine);
+    if (released.length === 0 && !changed) return [];
+    await ctx.store.batch([ledgerWrite(ledger, entries.filter((e) => !mine(e)))]);
+    return released.map((e) => e.subnet);
+  }
+
+  /**
+   * The ledger as stored (undefined: not created yet), and its entries minus those of VCs that are
+   * gone; without a ledger, the entries it starts from. `changed`: entries differ from the stored.
+   */
+  private async readLedger(ctx: AllocatorContext): Promise<{ ledger: SubnetLedger | undefined; entries: SubnetEntry[]; changed: boolean }> {
+    const ledger = await ctx.store.tryGet<SubnetLedger>(LEDGER_REF);
+    if (!ledger) return { ledger, entries: await initialEntries(ctx.store), changed: true };
+    const stored = ledger.spec?.entries ?? [];
+    const entries: SubnetEntry[] = [];
+    for (const e of stored) if (await exists(ctx, e)) entries.push(e);
+    return { ledger, entries, changed: entries.length !== stored.length };
+  }
+}
+
+/** Runs f again (after a short random pause) while the ledger or the VC changed under it. */
+async function retrying<T>(f: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await f();
+    } catch (e) {
+      if (!isRace(e) || attempt >= MAX_ATTEMPTS) throw e;
+      await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+    }
+  }
+}
+
+/** The ledger or the VC changed since it was read. By name: a second copy of the store's error
+ * classes (a lazily imported backend under some loaders) defeats instanceof. */
+function isRace(e: unknown): boolean {
+  return e instanceof ConflictError || e instanceof AlreadyExistsError ||
+    (e instanceof Error && (e.name === 'ConflictError' || e.name === 'AlreadyExistsError'));
+}
+
+function ledgerWrite(ledger: SubnetLedger | undefined, entries: SubnetEntry[]): BatchOp {
+  if (!ledger) {
+    const object: SubnetLedger = { apiVersion: API_VERSION, kind: SUBNET_LEDGER_KIND, metadata: { name: SUBNET_LEDGER_NAME }, spec: { entries } };
+    return { op: 'create', object };
+  }
+  return { op: 'update', object: { ...ledger, spec: { entries } } };
+}
+
+/** Whether the entry's VC still exists (the cache is asked first; a miss is checked in the store). */
+async function exists(ctx: AllocatorContext, e: SubnetEntry): Promise<boolean> {
+  const ref: ObjectRef = { kind: 'VirtualCluster', name: e.name, ...(e.namespace ? { namespace: e.namespace } : {}) };
+  const cached = ctx.cache.get<VirtualCluster>(ref);
+  if (cached?.metadata.uid === e.uid) return true;
+  if (cached) return false; // the cache never runs ahead of the store: that name is another VC now
+  return (await ctx.store.tryGet<VirtualCluster>(ref))?.metadata.uid === e.uid;
+}
+
+/**
+ * The entries a new ledger starts with: every VC's stored status.subnet, oldest VC first, leaving
+ * out any that overlaps one already entered (a duplicate from before subnets were reserved).
+ */
+async function initialEntries(store: Store): Promise<SubnetEntry[]> {
+  const vcs = (await store.list<VirtualCluster>('VirtualCluster')).items
+    .filter((vc) => vc.metadata.uid && vc.status?.subnet)
+    .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') ||
+      Number(a.metadata.resourceVersion ?? 0) - Number(b.metadata.resourceVersion ?? 0) ||
+      `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`));
+  const out: SubnetEntry[] = [];
+  for (const vc of vcs) {
+    const c = tryParse(vc.status!.subnet!);
+    if (!c || out.some((e) => overlaps(parseCidr(e.subnet), c))) continue;
+    out.push({ subnet: formatCidr(c), namespace: vc.metadata.namespace ?? '', name: vc.metadata.name, uid: vc.metadata.uid! });
+  }
+  return out.sort(byAddress);
+}
+
+function tryParse(s: string): Cidr | undefined {
+  try {
+    return parseCidr(s);
+  } catch {
+    return undefined;
+  }
+}
+
+function byAddress(a: SubnetEntry, b: SubnetEntry): number {
+  const x = parseCidr(a.subnet);
+  const y = parseCidr(b.subnet);
+  return x.base - y.base || x.prefix - y.prefix;
+}
+
+/** A conflict as a sentence for the VC's NetworkReady condition and its Warning Event. */
+export function describeConflict(r: Extract<ReserveResult, { kind: 'conflict' }>): string {
+  const what = r.source === 'spec' ? `spec.network.subnet ${r.subnet}` : `status.subnet ${r.subnet}`;
+  if (r.physical) {
+    return `${what} contains ${formatIp(r.physical.ip)}, the address of PhysicalNode ${r.physical.node}: choose another spec.network.subnet`;
+  }
+  const by = `${r.holder!.subnet} of VirtualCluster ${r.holder!.namespace}/${r.holder!.name}`;
+  return r.source === 'spec'
+    ? `${what} overlaps ${by}: choose another spec.network.subnet`
+    : `${what} is a duplicate: it overlaps ${by}, which holds it; this VC's VMs are kept off the network until it has a subnet of its own (set spec.network.subnet to a free one, or delete the VC)`;
+}

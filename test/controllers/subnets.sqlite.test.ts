@@ -1,0 +1,18 @@
+// network/subnets on the embedded store: see subnets-suite.ts.
+
+import type { Store } from '../../api/store/types.js';
+import { tempSqliteStore, type TempSqliteStore } from './helpers.js';
+import { describeSubnets } from './subnets-suite.js';
+
+const open = new Map<Store, TempSqliteStore>();
+describeSubnets('sqlite', {
+  async open() {
+    const t = tempSqliteStore();
+    open.set(t.store, t);
+    return t.store;
+  },
+  async close(store) {
+    await open.get(store)?.close();
+    open.delete(store);
+  },
+});

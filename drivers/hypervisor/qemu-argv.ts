@@ -8,6 +8,9 @@ import type { DomainSpec } from './types.js';
 
 export type Acceleration = 'kvm' | 'tcg';
 
+/** The virtio-serial port name the reference guest's agent (hack/guest/vc-agent) answers on. */
+export const GUEST_AGENT_PORT = 'org.virtualinux.agent.0';
+
 export interface DomainPaths {
   /** `<runRoot>/<name>`: everything of the domain on this node. */
   dir: string;
@@ -17,6 +20,10 @@ export interface DomainPaths {
   /** QMP monitor for short requests (status, cancel, power button), so they are never stuck behind a migration. */
   ctlSocket: string;
   consoleLog: string;
+  /** The serial console (ttyS0) as a unix socket server: one interactive client at a time (`vcctl console`). */
+  consoleSocket: string;
+  /** The guest agent's virtio-serial port (GUEST_AGENT_PORT) as a unix socket server. */
+  agentSocket: string;
   /** The DomainSpec as JSON: what migration and restart reuse. */
   specFile: string;
   /** Symlink whose name is free of user data, pointing at a state file (QEMU's `exec:` URIs are shell strings). */
@@ -43,6 +50,8 @@ export function domainPaths(runRoot: string, name: string, consoleLog?: string):
     opsSocket: sock('qmp'),
     ctlSocket: sock('ctl'),
     consoleLog: consoleLog ?? `${dir}/console.log`,
+    consoleSocket: sock('console'),
+    agentSocket: sock('agent'),
     specFile: `${dir}/domain.json`,
     stateLink: `${runRoot}/.xfer/${h}`,
   };
@@ -71,10 +80,11 @@ export function buildQemuArgv(spec: DomainSpec, paths: DomainPaths, opts: QemuAr
     '-m', `${spec.memoryMiB}M`,
     '-smp', String(spec.vcpus),
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
-    '-kernel', spec.boot.kernel,
-    ...(spec.boot.initrd ? ['-initrd', spec.boot.initrd] : []),
-    '-append', spec.boot.cmdline,
   ];
+  // Without a kernel the firmware (SeaBIOS) boots the root disk's own boot loader.
+  if (spec.boot) {
+    argv.push('-kernel', spec.boot.kernel, ...(spec.boot.initrd ? ['-initrd', spec.boot.initrd] : []), '-append', spec.boot.cmdline);
+  }
   const disks = [spec.disks.root, spec.disks.swap, spec.disks.config];
   const ids = ['vda', 'vdb', 'vdc'];
   disks.forEach((d, i) => {
@@ -85,7 +95,7 @@ export function buildQemuArgv(spec: DomainSpec, paths: DomainPaths, opts: QemuAr
       `driver=file,node-name=${id}-file,filename=${e(d.path)}${d.readOnly ? ',read-only=on' : ''}`,
       '-blockdev',
       `driver=${d.format},node-name=${id},file=${id}-file${d.readOnly ? ',read-only=on' : ''}`,
-      '-device', `virtio-blk-pci,drive=${id},id=${id}-dev`,
+      '-device', `virtio-blk-pci,drive=${id},id=${id}-dev${!spec.boot && id === 'vda' ? ',bootindex=0' : ''}`,
     );
   });
   if (spec.sharedDir) {
@@ -101,8 +111,14 @@ export function buildQemuArgv(spec: DomainSpec, paths: DomainPaths, opts: QemuAr
     );
   }
   argv.push(
-    '-chardev', `file,id=console0,path=${e(paths.consoleLog)},append=${opts.appendConsole ? 'on' : 'off'}`,
+    // The serial console: a socket an interactive client may attach to, and everything the guest
+    // prints also goes to the console log (QEMU writes the log whether or not a client is attached).
+    '-chardev', `socket,id=console0,path=${e(paths.consoleSocket)},server=on,wait=off,logfile=${e(paths.consoleLog)},logappend=${opts.appendConsole ? 'on' : 'off'}`,
     '-serial', 'chardev:console0',
+    // The guest agent's channel (virtio-serial, like qemu-guest-agent's).
+    '-device', 'virtio-serial-pci,id=vser0',
+    '-chardev', `socket,id=agent0,path=${e(paths.agentSocket)},server=on,wait=off`,
+    '-device', `virtserialport,bus=vser0.0,chardev=agent0,name=${GUEST_AGENT_PORT}`,
     '-chardev', `socket,id=qmp-ops,path=${e(paths.opsSocket)},server=on,wait=off`,
     '-mon', 'chardev=qmp-ops,mode=control',
     '-chardev', `socket,id=qmp-ctl,path=${e(paths.ctlSocket)},server=on,wait=off`,

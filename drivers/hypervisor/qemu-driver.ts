@@ -20,6 +20,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execOk, type Transport } from '../transport/types.js';
 import { readConsoleLog } from './console-log.js';
+import { attachConsole, pingAgent } from './guest-channels.js';
 import { QmpClient, QmpError } from './qmp-client.js';
 import { buildQemuArgv, domainPaths, nameArg, type Acceleration, type DomainPaths } from './qemu-argv.js';
 import {
@@ -27,8 +28,11 @@ import {
   MigrationCancelledError,
   MigrationFailedError,
   validateDomainName,
+  type AttachConsoleOptions,
   type ConsoleChunk,
   type ConsoleReadOptions,
+  type ConsoleSession,
+  type GuestAgentReply,
   type DomainInfo,
   type DomainSpec,
   type DomainState,
@@ -320,9 +324,14 @@ export class QemuDriver implements HypervisorDriver {
 
   // ---- acceleration ----
 
-  /** KVM when it is usable here (real boot check), else TCG; cached per node. */
-  acceleration(kernel: string): Promise<Acceleration> {
+  /**
+   * KVM when it is usable here (real boot check), else TCG; cached per node. The check boots a
+   * kernel: a firmware-booted domain (no kernel) takes the node's last verdict, and TCG when KVM
+   * was never proven here.
+   */
+  acceleration(kernel: string | undefined): Promise<Acceleration> {
     if (this.accelMode !== 'auto') return Promise.resolve(this.accelMode);
+    if (kernel === undefined) return this.accelPromise ?? this.lastAcceleration();
     this.accelPromise ??= this.probeAcceleration(kernel).catch((e) => {
       this.accelPromise = undefined;
       throw e;
@@ -330,12 +339,24 @@ export class QemuDriver implements HypervisorDriver {
     return this.accelPromise;
   }
 
-  private async probeAcceleration(kernel: string): Promise<Acceleration> {
-    const cacheFile = `${this.runRoot}/.accel`;
+  /** The node's cached verdict for this boot of the host (whatever kernel proved it), else TCG. */
+  private async lastAcceleration(): Promise<Acceleration> {
+    const [kvmLine, bootId, cached] = await this.accelInfo();
+    const m = /^(kvm|tcg) (\S+) /.exec(cached ?? '');
+    return kvmLine === 'kvm=yes' && m?.[1] === 'kvm' && m[2] === bootId ? 'kvm' : 'tcg';
+  }
+
+  /** [kvm=yes|kvm=no, the host's boot id, the cached verdict line of `<runRoot>/.accel`]. */
+  private async accelInfo(): Promise<string[]> {
     const info = await execOk(this.transport, ['sh', '-c',
       'test -w /dev/kvm && echo kvm=yes || echo kvm=no; cat /proc/sys/kernel/random/boot_id; cat "$1" 2>/dev/null || true',
-      'sh', cacheFile]);
-    const [kvmLine, bootId, cached] = info.split('\n');
+      'sh', `${this.runRoot}/.accel`]);
+    return info.split('\n');
+  }
+
+  private async probeAcceleration(kernel: string): Promise<Acceleration> {
+    const cacheFile = `${this.runRoot}/.accel`;
+    const [kvmLine, bootId, cached] = await this.accelInfo();
     if (kvmLine !== 'kvm=yes') return 'tcg';
     const m = /^(kvm|tcg) (\S+) (.*)$/.exec(cached ?? '');
     if (m && m[2] === bootId && m[3] === kernel) return m[1] as Acceleration;
@@ -381,7 +402,7 @@ export class QemuDriver implements HypervisorDriver {
   private async startQemu(spec: DomainSpec, mode: { incoming?: boolean; appendConsole?: boolean }): Promise<'started' | 'running'> {
     validateDomainName(spec.name);
     const p = this.paths(spec.name, spec.consoleLog);
-    const accel = await this.acceleration(spec.boot.kernel);
+    const accel = await this.acceleration(spec.boot?.kernel);
     const sockDir = p.opsSocket.slice(0, p.opsSocket.lastIndexOf('/'));
     const argv = [this.qemu, ...buildQemuArgv(spec, p, { accel, incoming: mode.incoming, appendConsole: mode.appendConsole })];
     const r = await this.transport.exec(
@@ -430,7 +451,7 @@ export class QemuDriver implements HypervisorDriver {
 
   private retireArgs(name: string, waitMs: number): string[] {
     const p = this.paths(name);
-    return [String(Math.ceil(waitMs / 10)), p.dir, p.opsSocket, p.ctlSocket, p.stateLink];
+    return [String(Math.ceil(waitMs / 10)), p.dir, p.opsSocket, p.ctlSocket, p.consoleSocket, p.agentSocket, p.stateLink];
   }
 
   /**
@@ -497,6 +518,17 @@ export class QemuDriver implements HypervisorDriver {
     validateDomainName(name);
     const p = this.paths(name);
     return readConsoleLog(this.transport, [`${p.consoleLog}.link`, p.consoleLog], opts.fromOffset ?? 0);
+  }
+
+  async pingGuestAgent(name: string, timeoutMs: number): Promise<GuestAgentReply | undefined> {
+    validateDomainName(name);
+    return pingAgent(this.transport, this.paths(name).agentSocket, timeoutMs);
+  }
+
+  async attachConsole(name: string, opts: AttachConsoleOptions = {}): Promise<ConsoleSession> {
+    validateDomainName(name);
+    const p = this.paths(name);
+    return attachConsole(this.transport, { lockFile: `${p.dir}/console.attach`, socket: p.consoleSocket }, name, !!opts.force);
   }
 
   /** Polls the console until `pattern` appears after `fromOffset`; resolves with the matching text. */

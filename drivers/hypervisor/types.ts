@@ -55,7 +55,8 @@ export interface DomainSpec {
   name: string;
   vcpus: number;
   memoryMiB: number;
-  boot: { kernel: string; initrd?: string; cmdline: string };
+  /** Direct kernel boot; absent: the firmware boots the boot loader installed on the root disk. */
+  boot?: { kernel: string; initrd?: string; cmdline: string };
   /** In guest order: vda = root (the node's snapshot), vdb = swap, vdc = config (ADR 0002). */
   disks: { root: DiskSpec; swap?: DiskSpec; config?: DiskSpec };
   /** Directory exported to the guest as virtio-9p tag `vcshared` (the VC's shared storage). */
@@ -160,6 +161,32 @@ export interface ConsoleChunk {
   nextOffset: number;
 }
 
+/** The guest agent's answer to a ping (hack/guest/vc-agent). */
+export interface GuestAgentReply {
+  /** The node name and address the guest configured from its first-boot disk. */
+  node: string;
+  ip: string;
+  /** Seconds since the guest booted, as the guest counts them. */
+  uptimeSeconds: number;
+}
+
+/** An interactive attachment to a domain's serial console (attachConsole). */
+export interface ConsoleSession {
+  /** Bytes typed into the guest's serial port. */
+  input: NodeJS.WritableStream;
+  /** Bytes the guest prints from the moment of attaching. */
+  output: NodeJS.ReadableStream;
+  /** Resolves when the attachment ends: detached, taken over (--force), or the domain ended. */
+  done: Promise<void>;
+  /** Detaches (the guest keeps running; the console is free for the next attach). */
+  close(): void;
+}
+
+export interface AttachConsoleOptions {
+  /** Take the console from a session attached elsewhere (it is ended) instead of refusing. */
+  force?: boolean;
+}
+
 export interface HypervisorDriver {
   readonly kind: HypervisorKind;
   /** The node this driver acts on (its Transport's host label). */
@@ -180,6 +207,18 @@ export interface HypervisorDriver {
   cancelMigration(name: string): Promise<boolean>;
   /** The guest's console output (ttyS0 / hvc0) from an offset; empty when the domain does not exist. */
   readConsole(name: string, opts?: ConsoleReadOptions): Promise<ConsoleChunk>;
+  /**
+   * Asks the guest agent inside the domain whether the guest is up: undefined when it does not
+   * answer within timeoutMs (still booting, no agent in this image, or the domain is absent).
+   * Read-only; drivers without a guest channel leave it out (the runtime reads the console instead).
+   */
+  pingGuestAgent?(name: string, timeoutMs: number): Promise<GuestAgentReply | undefined>;
+  /**
+   * Attaches to the domain's serial console. One attachment per domain at a time: a second one
+   * fails with ConsoleBusyError unless `force`, which ends the first. Detaching leaves the domain
+   * running. Fails when the domain does not run on this node.
+   */
+  attachConsole?(name: string, opts?: AttachConsoleOptions): Promise<ConsoleSession>;
 }
 
 export class HypervisorError extends Error {
@@ -189,6 +228,8 @@ export class HypervisorError extends Error {
   }
 }
 export class MigrationFailedError extends HypervisorError {}
+/** The console is attached elsewhere (attachConsole without force). */
+export class ConsoleBusyError extends HypervisorError {}
 export class MigrationCancelledError extends MigrationFailedError {}
 
 /** `<namespace>.<virtualnode>`. */

@@ -77,6 +77,7 @@ function specFor(name: string, san: string, i: number, firstboot = ''): DomainSp
 /** Baseline: one bare QEMU with the same guest, READY watched on its stdout serial. */
 async function bareBoot(san: string, name: string): Promise<number> {
   const sp = specFor(name, san, 0);
+  if (!sp.boot) throw new Error('bench-hypervisor boots the guest by kernel');
   const t0 = Date.now();
   const q = spawn('qemu-system-x86_64', [
     '-machine', 'pc', '-accel', 'tcg', '-m', '128M', '-smp', '1', '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',

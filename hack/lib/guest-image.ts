@@ -27,7 +27,7 @@ const guestDir = path.resolve(here, '../guest');
  * default flavour is the generic `amd64` kernel. Names missing from a flavour or built in are skipped.
  */
 export const GUEST_MODULES = [
-  'virtio_pci', 'virtio_blk', 'virtio_net', 'ext4', '9p', '9pnet_virtio',
+  'virtio_pci', 'virtio_blk', 'virtio_net', 'virtio_console', 'ext4', '9p', '9pnet_virtio',
   'crc32c_generic', 'button', 'evdev', 'xen-blkfront', 'xen-netfront', '9pnet_xen',
 ];
 
@@ -62,6 +62,13 @@ export interface GuestImage {
   image: string;
   cmdline: string;
   ostemplate: string;
+  /**
+   * The boot-loader variant: the same root file system on partition 1 of an MBR disk, with the
+   * bzImage, the initramfs and EXTLINUX (Debian's extlinux package) installed in it, booted by
+   * the firmware; its OSTemplate (`busybox-bootloader`) has no `boot` section.
+   */
+  bootloaderImage: string;
+  bootloaderOstemplate: string;
   kernelVersion: string;
   /** True when the cache was up to date and nothing was built. */
   cached: boolean;
@@ -113,10 +120,13 @@ function resolveKernelPackage(flavour: string, log: (m: string) => void): { pkg:
   return found;
 }
 
+/** The files of hack/guest/ that go into the image (their bytes are part of the build key). */
+const GUEST_FILES = ['init', 'rcS', 'rcK', 'inittab', 'vc-agent'];
+
 function hashInputs(parts: string[]): string {
   const h = createHash('sha256');
   for (const p of parts) h.update(p).update('\0');
-  for (const f of ['init', 'rcS', 'rcK', 'inittab']) h.update(fs.readFileSync(path.join(guestDir, f)));
+  for (const f of GUEST_FILES) h.update(fs.readFileSync(path.join(guestDir, f)));
   h.update(fs.readFileSync(fileURLToPath(import.meta.url)));
   return h.digest('hex').slice(0, 32);
 }
@@ -209,6 +219,9 @@ function writeRootTree(root: string, busybox: string, modDir: string, nfsModules
   copy('rcS', 'etc/init.d/rcS', 0o755);
   copy('rcK', 'etc/init.d/rcK', 0o755);
   copy('inittab', 'etc/inittab', 0o644);
+  copy('vc-agent', 'sbin/vc-agent', 0o755);
+  // The serial console's root shell (inittab) reads this.
+  fs.writeFileSync(path.join(root, 'etc/profile'), "export PATH=/sbin:/bin:/usr/sbin:/usr/bin\nPS1='\\h:\\w# '\n");
   fs.writeFileSync(path.join(root, 'etc/acpi/PWRF/00000080'), '#!/bin/sh\nexec /sbin/poweroff\n', { mode: 0o755 });
   fs.writeFileSync(path.join(root, 'etc/acpid.conf'), 'PWRF PWRF/00000080\n');
   fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
@@ -254,6 +267,84 @@ export function writeInitramfs(work: string, modDir: string, order: readonly str
   run(['sh', '-c', 'cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -6 > "$2"', 'sh', ird, out]);
 }
 
+/** The boot-loader variant's kernel command line: the root file system is the first partition. */
+export const BOOTLOADER_CMDLINE = 'console=ttyS0 root=/dev/vda1 rw quiet panic=-1';
+/** Debian packages of the boot-loader variant: EXTLINUX and the MBR boot code. */
+const SYSLINUX_PACKAGES = ['extlinux', 'syslinux-common'];
+/** Where partition 1 starts on the boot-loader variant's disk. */
+const PARTITION_OFFSET = 1024 * 1024;
+
+/** The versions apt would download of `pkgs` (part of the build key). */
+function candidateVersions(pkgs: readonly string[]): string {
+  return pkgs.map((p) => `${p}=${/Candidate: (\S+)/.exec(run(['apt-cache', 'policy', p]))?.[1] ?? '(none)'}`).join(' ');
+}
+
+/** EXTLINUX's configuration: no menu, straight to the kernel, on the serial port as well. */
+export function extlinuxConfig(cmdline = BOOTLOADER_CMDLINE): string {
+  return ['SERIAL 0 115200', 'DEFAULT virtualinux', 'PROMPT 0', 'TIMEOUT 0', 'LABEL virtualinux',
+    '  LINUX /boot/vmlinuz', '  INITRD /boot/initrd.img', `  APPEND ${cmdline}`, ''].join('\n');
+}
+
+/**
+ * Writes the boot-loader variant to `out` (raw): an MBR (syslinux mbr.bin) with one active Linux
+ * partition at 1 MiB (written here: no partitioning tool needed) holding an ext4 made of `tree` plus /boot (bzImage, initramfs, extlinux.conf),
+ * and EXTLINUX installed in that file system (loop-mounted for `extlinux --install`, which needs
+ * the mounted file system to map its own blocks). The file system is ext3 (the guest mounts it
+ * with the ext4 driver): Debian's EXTLINUX 6.04 fails to load a kernel stored in extents
+ * ("Loading /boot/vmlinuz failed: I/O error"), which every ext4 file written by mke2fs -d is.
+ */
+function writeBootloaderDisk(work: string, tree: string, sizeMiB: number, bzImage: string, initrd: string, out: string): void {
+  const sx = path.join(work, 'syslinux');
+  fs.mkdirSync(sx, { recursive: true });
+  run(['apt-get', 'download', ...SYSLINUX_PACKAGES], { cwd: sx });
+  for (const deb of fs.readdirSync(sx).filter((f) => f.endsWith('.deb'))) run(['dpkg-deb', '-x', path.join(sx, deb), path.join(sx, 'x')]);
+  const extlinux = path.join(sx, 'x/usr/bin/extlinux');
+  const mbr = path.join(sx, 'x/usr/lib/syslinux/mbr/mbr.bin');
+  fs.mkdirSync(path.join(tree, 'boot/extlinux'), { recursive: true });
+  fs.copyFileSync(bzImage, path.join(tree, 'boot/vmlinuz'));
+  fs.copyFileSync(initrd, path.join(tree, 'boot/initrd.img'));
+  fs.writeFileSync(path.join(tree, 'boot/extlinux/extlinux.conf'), extlinuxConfig());
+  const fsMiB = sizeMiB + 64; // room for /boot
+  fs.writeFileSync(out, '');
+  fs.truncateSync(out, PARTITION_OFFSET + fsMiB * 1024 * 1024);
+  run(['mke2fs', '-q', '-F', '-t', 'ext3', '-L', 'vcroot', '-E', `offset=${PARTITION_OFFSET},root_owner=0:0`,
+    '-d', tree, out, `${fsMiB}M`]);
+  const mnt = path.join(work, 'mnt');
+  fs.mkdirSync(mnt, { recursive: true });
+  run(['mount', '-o', `loop,offset=${PARTITION_OFFSET}`, out, mnt]);
+  try {
+    run([extlinux, '--install', path.join(mnt, 'boot/extlinux')]);
+  } finally {
+    run(['umount', mnt]);
+  }
+  const fd = fs.openSync(out, 'r+');
+  try {
+    fs.writeSync(fd, mbrSector(fs.readFileSync(mbr), PARTITION_OFFSET / 512, (fsMiB * 1024 * 1024) / 512), 0, 512, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * A master boot record: `bootCode` (at most 440 bytes), then one active partition of type 0x83
+ * (Linux) from sector `start` for `sectors` sectors (LBA; CHS fields say "use LBA"), and 0x55AA.
+ */
+export function mbrSector(bootCode: Buffer, start: number, sectors: number): Buffer {
+  if (bootCode.length > 440) throw new Error(`guest-image: MBR boot code of ${bootCode.length} bytes (at most 440)`);
+  const b = Buffer.alloc(512);
+  bootCode.copy(b, 0);
+  const e = 446;
+  b[e] = 0x80;
+  b.set([0xfe, 0xff, 0xff], e + 1);
+  b[e + 4] = 0x83;
+  b.set([0xfe, 0xff, 0xff], e + 5);
+  b.writeUInt32LE(start, e + 8);
+  b.writeUInt32LE(sectors, e + 12);
+  b[510] = 0x55;
+  b[511] = 0xaa;
+  return b;
+}
+
 export function buildGuestImage(opts: GuestImageOptions): GuestImage {
   const log = opts.log ?? ((m: string) => process.stderr.write(`guest-image: ${m}\n`));
   const flavour = opts.flavour ?? 'amd64';
@@ -263,7 +354,7 @@ export function buildGuestImage(opts: GuestImageOptions): GuestImage {
   const kernelVersion = pkg.replace(/^linux-image-/, '');
   const busybox = busyboxPath();
   const bbVersion = run([busybox]).split('\n')[0] ?? '';
-  const key = hashInputs([pkg, version, bbVersion, String(opts.rootMiB ?? 256)]);
+  const key = hashInputs([pkg, version, bbVersion, String(opts.rootMiB ?? 256), candidateVersions(SYSLINUX_PACKAGES)]);
   const result: GuestImage = {
     dir,
     kernel: path.join(dir, 'vmlinux'),
@@ -272,11 +363,14 @@ export function buildGuestImage(opts: GuestImageOptions): GuestImage {
     image: path.join(dir, 'rootfs.qcow2'),
     cmdline: GUEST_CMDLINE,
     ostemplate: path.join(dir, 'ostemplate.yaml'),
+    bootloaderImage: path.join(dir, 'rootfs-bootloader.qcow2'),
+    bootloaderOstemplate: path.join(dir, 'ostemplate-bootloader.yaml'),
     kernelVersion,
     cached: false,
   };
   const keyFile = path.join(dir, '.build-key');
-  const outputs = [result.kernel, result.bzImage, result.initrd, result.image, result.ostemplate];
+  const outputs = [result.kernel, result.bzImage, result.initrd, result.image, result.ostemplate,
+    result.bootloaderImage, result.bootloaderOstemplate];
   if (!opts.force && fs.existsSync(keyFile) && fs.readFileSync(keyFile, 'utf8').trim() === key &&
     outputs.every((f) => fs.existsSync(f))) {
     log(`up to date in ${dir} (kernel ${kernelVersion})`);
@@ -310,6 +404,9 @@ export function buildGuestImage(opts: GuestImageOptions): GuestImage {
     run(['mke2fs', '-q', '-F', '-t', 'ext4', '-L', 'vcroot', '-E', 'root_owner=0:0', '-d', rootTree, raw,
       `${opts.rootMiB ?? 256}M`]);
     run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw, tmp(result.image)]);
+    const rawBoot = path.join(work, 'bootloader.raw');
+    writeBootloaderDisk(work, rootTree, opts.rootMiB ?? 256, tmp(result.bzImage), tmp(result.initrd), rawBoot);
+    run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', rawBoot, tmp(result.bootloaderImage)]);
 
     const template = {
       apiVersion: 'virtualinux.org/v1alpha1',
@@ -322,9 +419,16 @@ export function buildGuestImage(opts: GuestImageOptions): GuestImage {
       },
     };
     fs.writeFileSync(tmp(result.ostemplate), stringify(template));
+    const bootloaderTemplate = {
+      ...template,
+      metadata: { ...template.metadata, name: 'busybox-bootloader' },
+      spec: { image: { path: result.bootloaderImage, format: 'qcow2' }, revision: 1 },
+    };
+    fs.writeFileSync(tmp(result.bootloaderOstemplate), stringify(bootloaderTemplate));
     for (const f of outputs) fs.renameSync(tmp(f), f);
     fs.writeFileSync(keyFile, key + '\n');
-    log(`built in ${dir}: kernel ${kernelVersion}, ${path.basename(result.image)}, ostemplate.yaml`);
+    log(`built in ${dir}: kernel ${kernelVersion}, ${path.basename(result.image)}, ostemplate.yaml, ` +
+      `${path.basename(result.bootloaderImage)}, ${path.basename(result.bootloaderOstemplate)}`);
     return result;
   } finally {
     fs.rmSync(work, { recursive: true, force: true });

@@ -40,9 +40,19 @@ describe('QEMU argv building', () => {
     assert.deepEqual(after('-kernel'), ['/san/x,y/vmlinux']);
     assert.deepEqual(after('-append'), ['console=ttyS0 root=/dev/vda a=b,c']);
     assert.deepEqual(after('-pidfile'), ['/run/vc/ns.a,b=c d/qemu.pid']);
-    assert.ok(after('-chardev').includes('file,id=console0,path=/run/vc/ns.a,,b=c d/console.log,append=off'));
+    assert.ok(after('-chardev').includes('socket,id=console0,path=/run/vc/ns.a,,b=c d/console.sock,server=on,wait=off,logfile=/run/vc/ns.a,,b=c d/console.log,logappend=off'));
+    assert.ok(after('-chardev').includes('socket,id=agent0,path=/run/vc/ns.a,,b=c d/agent.sock,server=on,wait=off'));
+    assert.ok(after('-device').includes('virtserialport,bus=vser0.0,chardev=agent0,name=org.virtualinux.agent.0'));
     assert.ok(!argv.includes('-incoming'));
     assert.deepEqual(buildQemuArgv(s, domainPaths('/r', s.name), { accel: 'kvm', incoming: true }).slice(-2), ['-incoming', 'defer']);
+  });
+
+  it('boots by the firmware from vda when the spec has no kernel', () => {
+    const s = spec('ns.fw', '/san/fw');
+    delete s.boot;
+    const argv = buildQemuArgv(s, domainPaths('/run/vc', s.name), { accel: 'tcg' });
+    for (const flag of ['-kernel', '-initrd', '-append']) assert.ok(!argv.includes(flag), flag);
+    assert.ok(argv.includes('virtio-blk-pci,drive=vda,id=vda-dev,bootindex=0'));
   });
 
   it('moves sockets whose path would exceed the unix socket limit to a hashed name', () => {
@@ -50,6 +60,8 @@ describe('QEMU argv building', () => {
     const p = domainPaths('/run/vc', long);
     assert.match(p.opsSocket, /^\/run\/vc\/\.sock\/[0-9a-f]{16}\.qmp$/);
     assert.match(p.ctlSocket, /^\/run\/vc\/\.sock\/[0-9a-f]{16}\.ctl$/);
+    assert.match(p.consoleSocket, /^\/run\/vc\/\.sock\/[0-9a-f]{16}\.console$/);
+    assert.match(p.agentSocket, /^\/run\/vc\/\.sock\/[0-9a-f]{16}\.agent$/);
     assert.equal(domainPaths('/run/vc', 'ns.a').opsSocket, '/run/vc/ns.a/qmp.sock');
     assert.match(p.stateLink, /^\/run\/vc\/\.xfer\/[0-9a-f]{16}$/);
   });

@@ -171,16 +171,23 @@ function renderClusters() {
         annotations.map(([k, v]) => h('div', { dataset: { annotation: k } }, h('span', { class: 'mono' }, `${k}: `), String(v).slice(0, 500)))) : null,
       h('div', { class: 'conds' }, (vc.conditions ?? []).map((c) => [
         h('span', { class: 'cond-type' }, c.type),
-        h('span', { class: `cond-${c.status}` }, `${c.status === 'True' ? '✓' : c.status === 'False' ? '✗' : '?'} ${c.reason}`),
+        h('span', { class: `cond-${condHealth(c)}`, title: `status ${c.status}` }, `${{ good: '✓', bad: '✗' }[condHealth(c)] ?? '?'} ${c.reason}`),
         h('span', { class: 'cond-msg' }, c.message ?? ''),
       ])),
       mine.length ? h('table', { class: 'volumes' },
         h('thead', {}, h('tr', {}, h('th', {}, 'volume'), h('th', {}, 'role'), h('th', {}, 'phase'), h('th', { class: 'num' }, 'used'), h('th', { class: 'num' }, 'size'))),
         h('tbody', {}, mine.map((v) => h('tr', { dataset: { volume: keyOf(v) } },
           h('td', { class: 'mono' }, v.name), h('td', {}, v.role ?? ''), h('td', {}, v.phase ?? 'Pending'),
-          h('td', { class: 'num' }, bytes(v.bytesUsed ?? 0)), h('td', { class: 'num' }, v.sizeGiB !== undefined ? `${v.sizeGiB} GiB` : ''))))) : null);
+          h('td', { class: 'num' }, bytes(v.bytesUsed ?? 0)), h('td', { class: 'num' }, v.sizeGiB !== undefined ? bytes(v.sizeGiB * 1024 ** 3) : ''))))) : null);
   });
   $('clusters').replaceChildren(...(cards.length ? cards : [h('p', { class: 'muted' }, 'No virtual clusters.')]));
+}
+
+/** good, bad or unknown: for conditions that report trouble (…Pending, Stalled, Reconciling) True is the bad case. */
+function condHealth(c) {
+  if (c.status === 'Unknown') return 'Unknown';
+  const abnormalTrue = /Pending$|^Stalled$|^Reconciling$|Degraded/.test(c.type);
+  return (c.status === 'True') !== abnormalTrue ? 'good' : 'bad';
 }
 
 function stat(k, v) {

@@ -166,7 +166,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     const f = files.get(path);
     if (f) {
       send(res, 200, f.body, f.type, { 'cache-control': 'no-cache' });
-    } else if (path === '/api/events') {
+    } else if (path === '/api/events' && req.method === 'GET') {
       void feed.attach(req, res);
     } else if (path === '/api/info') {
       sendJson(res, 200, { actions: opts.token !== undefined });

@@ -7,7 +7,8 @@
 //              [--controllers a,b] [--load MODULE]... [--log-level debug|info|warn|error]
 //              [--ui-addr 127.0.0.1:PORT|off] [--ui-token-file FILE]
 //
-// HTTP: /metrics (Prometheus text), /healthz (the process answers), /readyz (200 once it leads
+// HTTP: /metrics (Prometheus text), /healthz (the process answers; 503 once its store failed for
+// good, e.g. a damaged embedded store file, after which it exits 1), /readyz (200 once it leads
 // with synced caches and running controllers, or stands by with synced caches; else 503).
 // The dashboard (dashboard/) listens on --ui-addr: read-only unless --ui-token-file is given.
 // SIGTERM/SIGINT: stop the workers, release the lease (a standby takes over at once), exit 0.
@@ -18,6 +19,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { openStore, redact } from '../api/store/open-store.js';
+import type { FatalErrorSource } from '../api/store/sqlite-store.js';
 import type { Store } from '../api/store/types.js';
 import { createLogger, type LogLevel } from './log.js';
 import { ControllerManager } from './manager.js';
@@ -136,7 +138,8 @@ async function loadFactories(mod: string): Promise<ControllerFactory[]> {
   return m.controllers;
 }
 
-function serve(addr: string, manager: ControllerManager, metrics: ManagerMetrics): Promise<Server> {
+/** `failure` says why the process is no longer healthy (a damaged store), or undefined. */
+function serve(addr: string, manager: ControllerManager, metrics: ManagerMetrics, failure: () => string | undefined): Promise<Server> {
   const i = addr.lastIndexOf(':');
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -146,8 +149,9 @@ function serve(addr: string, manager: ControllerManager, metrics: ManagerMetrics
         (err: unknown) => { res.writeHead(500); res.end(String(err)); },
       );
     } else if (path === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('ok\n');
+      const failed = failure();
+      res.writeHead(failed ? 503 : 200, { 'content-type': 'text/plain' });
+      res.end(failed ? `not ok: ${failed}\n` : 'ok\n');
     } else if (path === '/readyz') {
       const ready = manager.isReady();
       res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' });
@@ -186,6 +190,16 @@ export async function main(argv: readonly string[]): Promise<number> {
   let store: Store;
   try {
     store = await openStore(args.store);
+    // A damaged embedded store is refused at start (the whole file is read once), like one that
+    // does not open; damage found later stops the manager with a non-zero exit (below).
+    if (isFatalErrorSource(store)) {
+      try {
+        store.checkIntegrity();
+      } catch (err) {
+        await store.close();
+        throw err;
+      }
+    }
   } catch (err) {
     log.error({ store: args.store ? redact(args.store) : 'default', err: (err as Error).message }, 'cannot open the store');
     return 1;
@@ -209,9 +223,18 @@ export async function main(argv: readonly string[]): Promise<number> {
     await store.close();
     return 2;
   }
+  let storeFailure: Error | undefined;
+  let shutdown: ((why: Record<string, unknown>, code: number) => void) | undefined;
+  if (isFatalErrorSource(store)) {
+    store.onFatal((err) => {
+      storeFailure = err;
+      log.error({ store: args.store ? redact(args.store) : 'default', err: err.message }, 'the store failed for good: exiting');
+      shutdown?.({ reason: 'store failed' }, 1);
+    });
+  }
   let server: Server;
   try {
-    server = await serve(args.metricsAddr, manager, metrics);
+    server = await serve(args.metricsAddr, manager, metrics, () => storeFailure?.message);
   } catch (err) {
     log.error({ addr: args.metricsAddr, err: (err as Error).message }, 'cannot listen for /metrics; choose another --metrics-addr');
     await store.close();
@@ -237,17 +260,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     store: store.backend, metricsAddr: typeof bound === 'object' && bound ? `${bound.address}:${bound.port}` : args.metricsAddr,
     leaseTtl: args.leaseTtl,
   }, 'vc-manager started');
-  await manager.start();
-
   return new Promise<number>((done) => {
     let stopping = false;
-    const stop = (sig: string) => {
+    const stop = (why: Record<string, unknown>, code: number) => {
       if (stopping) {
-        log.warn({ signal: sig }, 'second signal: exiting at once');
+        if (why.signal === undefined) return;
+        log.warn(why, 'second signal: exiting at once');
         process.exit(1);
       }
       stopping = true;
-      log.info({ signal: sig }, 'shutting down: stopping workers and releasing leadership');
+      log.info(why, 'shutting down: stopping workers and releasing leadership');
       void (async () => {
         try {
           await manager.stop();
@@ -256,16 +278,29 @@ export async function main(argv: readonly string[]): Promise<number> {
           server.close();
           await store.close();
           log.info({}, 'stopped');
-          done(0);
+          done(code);
         } catch (err) {
           log.error({ err: String(err) }, 'unclean shutdown');
           done(1);
         }
       })();
     };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    shutdown = stop;
+    process.on('SIGTERM', () => stop({ signal: 'SIGTERM' }, 0));
+    process.on('SIGINT', () => stop({ signal: 'SIGINT' }, 0));
+    if (storeFailure) {
+      stop({ reason: 'store failed' }, 1);
+      return;
+    }
+    manager.start().catch((err: unknown) => {
+      log.error({ err: String(err) }, 'cannot start the controllers');
+      stop({ reason: 'start failed' }, 1);
+    });
   });
+}
+
+function isFatalErrorSource(store: Store): store is Store & FatalErrorSource {
+  return typeof (store as Partial<FatalErrorSource>).onFatal === 'function';
 }
 
 // Run when executed (node dist/controllers/vc-manager.js, the npm bin symlink, or tsx), not when imported.

@@ -35,6 +35,22 @@ export interface SqliteStoreOptions {
   maxChanges?: number;
 }
 
+/**
+ * The store file is damaged: SQLite found a corrupt page or no database where one should be
+ * (SQLITE_CORRUPT*, SQLITE_NOTADB, e.g. "database disk image is malformed"). No retry helps and
+ * nothing read through the file can be trusted: the store stops serving (every later call throws
+ * this error) and tells its onFatal listeners once, as a file that will not open at all does.
+ */
+export class StoreCorruptError extends StoreError {}
+
+/** A store that can fail for good while open (the embedded one: a damaged file). */
+export interface FatalErrorSource {
+  /** Calls `listener` once with the error that stopped the store (at once if it already did). */
+  onFatal(listener: (err: StoreError) => void): void;
+  /** Reads the whole file (SQLite's quick_check); throws StoreCorruptError when it is damaged. */
+  checkIntegrity(): void;
+}
+
 const SCHEMA_VERSION = 1;
 /** Automatic compaction runs after this many writes of this process. */
 const COMPACT_EVERY_WRITES = 1000;
@@ -58,7 +74,7 @@ interface RawWatcher {
   closed: boolean;
 }
 
-export class SqliteStore extends StoreBase {
+export class SqliteStore extends StoreBase implements FatalErrorSource {
   readonly backend = 'sqlite' as const;
   readonly leases: LeaseApi;
   readonly path: string;
@@ -72,6 +88,8 @@ export class SqliteStore extends StoreBase {
   private writesSinceCompact = COMPACT_EVERY_WRITES - 1;
   private lastCompactCheck = 0;
   private closed = false;
+  private fatal: StoreCorruptError | undefined;
+  private readonly fatalListeners: ((err: StoreError) => void)[] = [];
 
   /** Opens (and creates when missing) the store file and its parent directory. */
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -91,6 +109,7 @@ export class SqliteStore extends StoreBase {
       this.db.pragma('synchronous = NORMAL');
       this.migrate();
     } catch (err) {
+      if (isCorruption(err)) throw corruptError(path, err);
       throw new StoreError(
         `cannot open the embedded store at ${path}: ${(err as Error).message}; check that the directory is writable ` +
           'and the file is an SQLite database (or choose another with --store file:PATH)',
@@ -176,7 +195,7 @@ export class SqliteStore extends StoreBase {
   async tryGet<T extends ApiObject>(ref: ObjectRef): Promise<T | undefined> {
     this.checkOpen();
     const r = checkRef(ref);
-    const row = this.stmt.getObject.get(r.kind, r.namespace ?? '', r.name);
+    const row = this.guard(() => this.stmt.getObject.get(r.kind, r.namespace ?? '', r.name));
     return row ? decodeObject<T>(row.value, row.mod_rev) : undefined;
   }
 
@@ -184,7 +203,7 @@ export class SqliteStore extends StoreBase {
     this.checkOpen();
     const match = compileLabelSelector(opts.labelSelector);
     // One read transaction, so that the rows and the revision are one consistent snapshot.
-    return this.db.transaction(() => {
+    return this.guard(() => this.db.transaction(() => {
       const rows = opts.namespace ? this.stmt.listNs.all(kind, opts.namespace) : this.stmt.listAll.all(kind);
       const items: T[] = [];
       for (const row of rows) {
@@ -192,12 +211,12 @@ export class SqliteStore extends StoreBase {
         if (match(o.metadata.labels)) items.push(o);
       }
       return { items, revision: this.stmt.revision.get()!.v };
-    }).deferred();
+    }).deferred());
   }
 
   async revision(): Promise<number> {
     this.checkOpen();
-    return this.stmt.revision.get()!.v;
+    return this.guard(() => this.stmt.revision.get()!.v);
   }
 
   // ---- writes ---------------------------------------------------------------------------------
@@ -229,7 +248,7 @@ export class SqliteStore extends StoreBase {
       });
       return { value: out, advanced: seq > 0 };
     });
-    this.maybeCompact(ops.length);
+    this.guard(() => this.maybeCompact(ops.length));
     return result;
   }
 
@@ -240,14 +259,14 @@ export class SqliteStore extends StoreBase {
    */
   writeTx<R>(fn: (revision: number, now: number) => { value: R; advanced: boolean }): R {
     this.checkOpen();
-    return this.db.transaction(() => {
+    return this.guard(() => this.db.transaction(() => {
       const now = Date.now();
       this.expireLeases(now);
       const rev = this.stmt.revision.get()!.v;
       const { value, advanced } = fn(rev, now);
       if (advanced) this.stmt.setMeta.run(rev + 1, 'revision');
       return value;
-    }).immediate();
+    }).immediate());
   }
 
   private checkFence(fence: Fence): void {
@@ -276,7 +295,7 @@ export class SqliteStore extends StoreBase {
    */
   async compact(revision: number): Promise<void> {
     this.checkOpen();
-    this.compactTo(revision);
+    this.guard(() => this.compactTo(revision));
   }
 
   private compactTo(revision: number): void {
@@ -317,7 +336,7 @@ export class SqliteStore extends StoreBase {
 
   watch<T extends ApiObject>(kind: string, opts: WatchOptions, handlers: WatchHandlers<T>): Watch {
     this.checkOpen();
-    const from = opts.fromRevision > 0 ? opts.fromRevision : this.stmt.revision.get()!.v + 1;
+    const from = opts.fromRevision > 0 ? opts.fromRevision : this.guard(() => this.stmt.revision.get()!.v) + 1;
     const w: ObjectWatcher = {
       kind, namespace: opts.namespace, next: from, handlers: handlers as WatchHandlers<ApiObject>, closed: false,
     };
@@ -329,7 +348,7 @@ export class SqliteStore extends StoreBase {
   /** Called by SqliteLeases.watchRaw. */
   addRawWatcher(key: string, onChange: () => void): Watch {
     this.checkOpen();
-    const w: RawWatcher = { key, state: this.rawState(key), onChange, closed: false };
+    const w: RawWatcher = { key, state: this.guard(() => this.rawState(key)), onChange, closed: false };
     this.rawWatchers.add(w);
     this.startPolling();
     return { close: () => { w.closed = true; this.rawWatchers.delete(w); this.stopPollingIfIdle(); } };
@@ -359,8 +378,11 @@ export class SqliteStore extends StoreBase {
     try {
       this.pollOnce();
     } catch (err) {
-      // The file became unreadable (deleted, disk error): end every watch rather than spin.
-      const e = new StoreError(`watching the store ${this.path} failed: ${(err as Error).message}; list again`, { cause: err });
+      // The file became unreadable (deleted, disk error): end every watch rather than spin. A
+      // damaged file stops the store (guard); the watches end with that error.
+      const fatal = this.asFatal(err);
+      const e = fatal instanceof StoreCorruptError ? fatal
+        : new StoreError(`watching the store ${this.path} failed: ${(err as Error).message}; list again`, { cause: err });
       for (const w of [...this.watchers]) this.endWatch(w, e);
       for (const w of [...this.rawWatchers]) { w.closed = true; this.rawWatchers.delete(w); w.onChange(); }
       this.stopPollingIfIdle();
@@ -432,13 +454,64 @@ export class SqliteStore extends StoreBase {
   }
 
   checkOpen(): void {
+    if (this.fatal) throw this.fatal;
     if (this.closed) throw new StoreError(`the store ${this.path} is closed`);
+  }
+
+  // ---- a damaged file -------------------------------------------------------------------------
+
+  onFatal(listener: (err: StoreError) => void): void {
+    if (this.fatal) listener(this.fatal);
+    else this.fatalListeners.push(listener);
+  }
+
+  checkIntegrity(): void {
+    this.checkOpen();
+    const rows = this.guard(() => this.db.pragma('quick_check') as { quick_check: string }[]);
+    if (rows.length !== 1 || rows[0].quick_check !== 'ok') {
+      const what = rows.slice(0, 3).map((r) => r.quick_check).join('; ');
+      throw this.asFatal(Object.assign(new Error(`integrity check failed: ${what}`), { code: 'SQLITE_CORRUPT' }));
+    }
+  }
+
+  /**
+   * Runs fn (SQLite calls); a damaged-file error becomes this store's fatal error, thrown by
+   * every later call. @internal for SqliteLeases too.
+   */
+  guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw this.asFatal(err);
+    }
+  }
+
+  private asFatal(err: unknown): unknown {
+    if (!isCorruption(err)) return err;
+    if (!this.fatal) {
+      this.fatal = corruptError(this.path, err);
+      for (const l of this.fatalListeners.splice(0)) l(this.fatal);
+    }
+    return this.fatal;
   }
 
   /** @internal for SqliteLeases */
   get statements(): ReturnType<SqliteStore['prepare']> {
     return this.stmt;
   }
+}
+
+function isCorruption(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^SQLITE_(CORRUPT|NOTADB)/.test(code);
+}
+
+function corruptError(path: string, err: unknown): StoreCorruptError {
+  return new StoreCorruptError(
+    `the embedded store ${path} is damaged (${(err as Error).message}): stop every vc-manager and vcctl using it and ` +
+      `restore the file from a backup; sqlite3 ${path} "PRAGMA integrity_check" shows what is broken`,
+    { cause: err },
+  );
 }
 
 class SqliteLeases implements LeaseApi {
@@ -487,8 +560,8 @@ class SqliteLeases implements LeaseApi {
     this.store.checkOpen();
     const s = this.store.statements;
     const now = Date.now();
-    const r = s.getRaw.get(now, key);
-    if (!r && s.rawExists.get(key)) {
+    const r = this.store.guard(() => s.getRaw.get(now, key));
+    if (!r && this.store.guard(() => s.rawExists.get(key))) {
       // The key's lease expired: remove it now rather than at the next write.
       this.store.writeTx((_rev, t) => { this.store.expireLeases(t); return { value: undefined, advanced: false }; });
     }

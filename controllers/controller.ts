@@ -14,6 +14,7 @@ import { type ObjectRef, NotFoundError, ConflictError, FencedError, type Store }
 import { getCondition, setCondition } from '../api/conditions.js';
 import { resolveKind } from '../api/kinds.js';
 import { describeRef } from '../api/store/object-semantics.js';
+import { formatPath, validateObject } from '../api/validation/index.js';
 import type { SharedCache } from './cache.js';
 import { type Clock, realClock } from './clock.js';
 import { cacheKey, refFromKey, type InformerHandlers } from './informer.js';
@@ -160,6 +161,17 @@ export class Controller {
     const ctx: ReconcileContext = { store: deps.store, cache: deps.cache, events: deps.events, log, signal: ac.signal };
     const started = performance.now();
     let outcome: Outcome;
+    const invalid = this.invalidObject(ref);
+    if (invalid) {
+      // Admission on the server side: an object that breaks its CRD schema (written around vcctl)
+      // is never acted on; Stalled/InvalidSpec and an Event name the field until it is fixed.
+      deps.signal.removeEventListener('abort', onParentAbort);
+      await this.markInvalid(ref, invalid, log);
+      this.queue.forget(key);
+      this.counts.terminal++;
+      this.onSettled?.(key, 'terminal');
+      return;
+    }
     try {
       const result: ReconcileResult = await Promise.race([
         Promise.resolve().then(() => spec.reconcile(ref, ctx)),
@@ -223,6 +235,43 @@ export class Controller {
     this.onSettled?.(key, outcome.kind);
   }
 
+  /**
+   * The schema issues of the cached `forKind` object, as one message naming each field, or
+   * undefined when it is valid (or not cached, or of a kind without a CRD). Each version is
+   * validated once per manager (the cache hands out one object per version).
+   */
+  private invalidObject(ref: ObjectRef): string | undefined {
+    if (!resolveKind(ref.kind)) return undefined;
+    const obj = this.deps.cache.get(ref);
+    if (!obj) return undefined;
+    let verdict = VERDICTS.get(obj);
+    if (verdict === undefined) {
+      const { issues } = validateObject(obj);
+      verdict = issues.length === 0
+        ? ''
+        : issues.map((i) => `${i.path.length ? formatPath(i.path) : describeRef(ref)}: ${i.message}`).join('; ');
+      VERDICTS.set(obj, verdict);
+    }
+    return verdict || undefined;
+  }
+
+  /** Stalled=True/InvalidSpec plus a Warning Event, written once per distinct message (every controller of the kind agrees on it). */
+  private async markInvalid(ref: ObjectRef, issues: string, log: Logger): Promise<void> {
+    if (this.deps.signal.aborted) return;
+    const message = `${describeRef(ref)} does not match its schema and is not acted on: ${issues}; fix it (vcctl apply validates)`;
+    const c = getCondition(conditionsOf(this.deps.cache.get(ref)), 'Stalled');
+    if (c?.status === 'True' && c.reason === INVALID_SPEC && c.message === message) return;
+    log.warn({ reason: INVALID_SPEC, err: issues }, 'object does not match its schema: not acted on');
+    try {
+      const obj = await this.deps.store.tryGet(ref);
+      if (!obj) return;
+      this.deps.events.record(obj, 'Warning', INVALID_SPEC, message);
+      await this.writeStalled(obj, { status: 'True', reason: INVALID_SPEC, message });
+    } catch (e) {
+      if (!(e instanceof ConflictError)) log.warn({ err: String(e) }, 'could not set the Stalled condition');
+    }
+  }
+
   private stalledMessage(msg: string): string {
     return `${this.spec.name}: ${msg}`;
   }
@@ -242,7 +291,8 @@ export class Controller {
   private async clearStalled(ref: ObjectRef, log: Logger): Promise<void> {
     const cached = this.deps.cache.get(ref);
     const c = getCondition(conditionsOf(cached), 'Stalled');
-    if (!cached || c?.status !== 'True' || !c.message.startsWith(this.stalledMessage(''))) return;
+    // Its own stall, or an InvalidSpec one: a success means the object is valid again.
+    if (!cached || c?.status !== 'True' || !(c.message.startsWith(this.stalledMessage('')) || c.reason === INVALID_SPEC)) return;
     try {
       const obj = await this.deps.store.tryGet(ref);
       if (obj) await this.writeStalled(obj, { status: 'False', reason: 'Reconciled', message: this.stalledMessage('reconciled') });
@@ -253,14 +303,18 @@ export class Controller {
 
   private async writeStalled(obj: ApiObject, c: { status: Condition['status']; reason: string; message: string }): Promise<void> {
     const status = (obj.status && typeof obj.status === 'object' ? obj.status : {}) as { conditions?: Condition[] };
-    const conditions = setCondition(status.conditions, { type: 'Stalled', ...c }, obj.metadata.generation ?? 0);
+    const conditions = setCondition(conditionsOf(obj), { type: 'Stalled', ...c }, obj.metadata.generation ?? 0);
     await this.deps.store.updateStatus({ ...obj, status: { ...status, conditions } });
   }
 }
 
+const INVALID_SPEC = 'InvalidSpec';
+/** Schema verdict per cached object version: '' valid, else the issues. */
+const VERDICTS = new WeakMap<ApiObject, string>();
+
 function conditionsOf(obj: ApiObject | undefined): Condition[] | undefined {
   const s = obj?.status as { conditions?: Condition[] } | undefined;
-  return s?.conditions;
+  return Array.isArray(s?.conditions) ? s.conditions : undefined;
 }
 
 /** The namespace an owner of `kind` referenced from `dependent` lives in. */

@@ -57,6 +57,9 @@ export class ControllerManager {
     this.o = opts;
     this.log = opts.log ?? silentLogger();
     this.store = opts.metrics ? instrumentStore(opts.store, opts.metrics.storeLatency) : opts.store;
+    // Bytes in the store that are not an object (written around vcctl) are skipped by lists and
+    // watches; this manager says which key, at error level.
+    this.store.onUndecodable ??= (err) => this.log.error({ err: err.message }, 'skipped a stored value that is not an object');
     this.cache = new SharedCache(this.store, { log: this.log });
     this.specs = typeof opts.specs === 'function' ? opts.specs(this.cache) : opts.specs;
     const names = new Set<string>();

@@ -45,7 +45,7 @@ import {
   type Watch, type WatchEvent, type WatchHandlers, type WatchOptions, type WriteOptions,
 } from './types.js';
 import {
-  checkBatch, checkRef, decodeObject, describeRef, encodeObject, planWrite, withVersion, type WritePlan,
+  checkBatch, checkRef, decodeObject, describeRef, encodeObject, planWrite, UndecodableError, withVersion, type WritePlan,
 } from './object-semantics.js';
 import { compileLabelSelector } from './label-selector.js';
 import { StoreBase } from './store-base.js';
@@ -260,7 +260,7 @@ export class EtcdStore extends StoreBase {
     const r = checkRef(ref);
     const res = await this.call(`get ${describeRef(r)}`, (c, o) => c.kv.range({ key: this.keyOf(r) }, o)) as RangeResponse;
     const kv = res.kvs[0];
-    return kv ? decodeObject<T>(kv.value.toString(), Number(kv.mod_revision)) : undefined;
+    return kv ? decodeObject<T>(kv.value.toString(), Number(kv.mod_revision), kv.key.toString()) : undefined;
   }
 
   async list<T extends ApiObject>(kind: string, opts: ListOptions = {}): Promise<ListResult<T>> {
@@ -270,7 +270,14 @@ export class EtcdStore extends StoreBase {
       c.kv.range({ key: prefix, range_end: prefixEnd(prefix) }, o)) as RangeResponse;
     const items: T[] = [];
     for (const kv of res.kvs) {
-      const o = decodeObject<T>(kv.value.toString(), Number(kv.mod_revision));
+      let o: T;
+      try {
+        o = decodeObject<T>(kv.value.toString(), Number(kv.mod_revision), kv.key.toString());
+      } catch (err) {
+        if (!(err instanceof UndecodableError)) throw err;
+        this.reportUndecodable(err);
+        continue;
+      }
       if (match(o.metadata.labels)) items.push(o);
     }
     return { items, revision: Number(res.header.revision) };
@@ -410,8 +417,16 @@ export class EtcdStore extends StoreBase {
         }
         for (const ev of res.events) {
           if (closed) return;
+          let event: WatchEvent<T>;
           try {
-            const event = this.toEvent(kind, ev as unknown as { type: string; kv: KeyValue; prev_kv?: KeyValue }) as WatchEvent<T>;
+            event = this.toEvent(kind, ev as unknown as { type: string; kv: KeyValue; prev_kv?: KeyValue }) as WatchEvent<T>;
+          } catch (err) {
+            // Bytes that are not an object: reported and skipped; the watch goes on.
+            delivered = Number((ev as unknown as { kv: KeyValue }).kv.mod_revision);
+            this.reportUndecodable(err as Error);
+            continue;
+          }
+          try {
             delivered = event.revision;
             handlers.onEvent(event);
           } catch (err) {
@@ -457,15 +472,19 @@ export class EtcdStore extends StoreBase {
     if (ev.type === 'Put') {
       return {
         type: ev.kv.create_revision === ev.kv.mod_revision ? 'ADDED' : 'MODIFIED',
-        object: decodeObject(ev.kv.value.toString(), revision),
+        object: decodeObject(ev.kv.value.toString(), revision, ev.kv.key.toString()),
         revision,
       };
     }
     // A delete event carries the previous value unless etcd compacted it away; then the key is
     // all that is known.
-    const object = ev.prev_kv
-      ? decodeObject(ev.prev_kv.value.toString(), revision)
-      : this.objectFromKey(kind, ev.kv.key.toString(), revision);
+    let object: ApiObject | undefined;
+    try {
+      object = ev.prev_kv ? decodeObject(ev.prev_kv.value.toString(), revision) : undefined;
+    } catch {
+      object = undefined; // a deleted value that was never an object: the key says what went
+    }
+    object ??= this.objectFromKey(kind, ev.kv.key.toString(), revision);
     return { type: 'DELETED', object, revision };
   }
 

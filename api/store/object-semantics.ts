@@ -162,11 +162,31 @@ export function encodeObject(obj: ApiObject): string {
   return JSON.stringify(withoutVersion(obj));
 }
 
-/** Parses a stored value and stamps the revision it was written at as resourceVersion. */
-export function decodeObject<T extends ApiObject = ApiObject>(value: string, revision: number): T {
-  const o = JSON.parse(value) as T;
+/**
+ * Parses a stored value and stamps the revision it was written at as resourceVersion. A value that
+ * is not a JSON object with a metadata object (bytes written around vcctl, e.g. `etcdctl put`)
+ * throws an UndecodableError naming `key`.
+ */
+export function decodeObject<T extends ApiObject = ApiObject>(value: string, revision: number, key = 'the stored value'): T {
+  let o: T;
+  try {
+    o = JSON.parse(value) as T;
+  } catch (err) {
+    throw new UndecodableError(`${key} at revision ${revision} is not JSON (${(err as Error).message}); fix or delete it`, { cause: err });
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o) || typeof o.metadata !== 'object' || o.metadata === null) {
+    throw new UndecodableError(`${key} at revision ${revision} is not an object with metadata; fix or delete it`);
+  }
   o.metadata.resourceVersion = String(revision);
   return o;
+}
+
+/** A stored value that is not an object at all: lists and watches skip it and report it. */
+export class UndecodableError extends StoreError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UndecodableError';
+  }
 }
 
 /** A copy of obj whose metadata.resourceVersion is the given revision. */

@@ -19,6 +19,19 @@ export abstract class StoreBase implements Store {
   abstract watch<T extends ApiObject>(kind: string, opts: WatchOptions, handlers: WatchHandlers<T>): Watch;
   abstract revision(): Promise<number>;
   abstract close(): Promise<void>;
+  onUndecodable?: (err: Error) => void;
+  private readonly reported = new Set<string>();
+
+  /** A list or watch skipped a value that is not an object: say so (once per key and revision). */
+  protected reportUndecodable(err: Error): void {
+    if (this.onUndecodable) {
+      this.onUndecodable(err);
+      return;
+    }
+    if (this.reported.has(err.message)) return;
+    this.reported.add(err.message);
+    process.stderr.write(`warning: skipped ${err.message}\n`);
+  }
 
   async get<T extends ApiObject>(ref: ObjectRef): Promise<T> {
     const o = await this.tryGet<T>(ref);

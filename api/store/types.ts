@@ -133,4 +133,10 @@ export interface Store {
   revision(): Promise<number>;
   readonly leases: LeaseApi;
   close(): Promise<void>;
+  /**
+   * Called for each stored value that is not an object (bytes written around vcctl) which a list
+   * or a watch skipped; default: one line on stderr per key and revision. get/tryGet of such a key
+   * throw an UndecodableError instead.
+   */
+  onUndecodable?: (err: Error) => void;
 }

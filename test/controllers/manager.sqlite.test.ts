@@ -81,7 +81,7 @@ describe('ControllerManager on the embedded store', function () {
   });
 
   it('a terminal error sets Stalled and records one Warning Event, de-duplicated', async () => {
-    await store.create({ apiVersion: 'virtualinux.org/v1alpha1', kind: 'OSTemplate', metadata: { name: 'broken' }, spec: { image: {}, revision: 1 } });
+    await store.create({ apiVersion: 'virtualinux.org/v1alpha1', kind: 'OSTemplate', metadata: { name: 'broken' }, spec: { image: { path: '/images/none.qcow2' }, revision: 1 } });
     const t = await waitFor('Stalled', async () => {
       const o = await store.get<{ apiVersion: string; kind: string; metadata: { name: string }; status?: { conditions?: [] } }>({ kind: 'OSTemplate', name: 'broken' });
       const c = getCondition(o.status?.conditions, 'Stalled');
@@ -92,7 +92,7 @@ describe('ControllerManager on the embedded store', function () {
     // Touch the object twice: each change is reconciled once more and stalls again.
     for (let i = 2; i <= 3; i++) {
       const o = await store.get({ kind: 'OSTemplate', name: 'broken' });
-      await store.update({ ...o, spec: { image: {}, revision: i } });
+      await store.update({ ...o, spec: { image: { path: '/images/none.qcow2' }, revision: i } });
     }
     const ev = await waitFor('event count 3', async () => {
       await manager.flushEvents();

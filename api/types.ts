@@ -82,6 +82,8 @@ export interface OSTemplateSpec {
   image: { path?: string; format?: 'qcow2' | 'raw'; tarball?: string };
   boot?: { kernel?: string; initrd?: string; cmdline?: string };
   revision: number;
+  /** The image runs the guest agent (hack/guest/vc-agent): GuestReady comes from it, else from the console's READY line. */
+  guestAgent?: boolean;
 }
 export interface OSTemplateStatus {
   conditions?: Condition[];
@@ -98,7 +100,8 @@ export type VCState = 'Running' | 'Suspended' | 'Stopped';
 export interface VirtualClusterSpec {
   nodes: number;
   template: string;
-  node: { vcpus: number; memoryMiB: number; diskGiB: number; swapMiB: number };
+  /** bootTimeout: a duration (90s, 5m); 5m when omitted. */
+  node: { vcpus: number; memoryMiB: number; diskGiB: number; swapMiB: number; bootTimeout?: string };
   network?: { subnet?: string };
   sharedStorage?: { sizeGiB: number; filesystem: 'nfs' | 'ocfs2' | 'none' };
   placement: { strategy: PlacementStrategy; mode: PlacementMode };
@@ -150,6 +153,10 @@ export interface VirtualNodeStatus {
   /** The template revision of the node's disk when its memory was saved (suspend): a disk reset
    * since makes the saved state unusable. */
   savedDiskRevision?: string;
+  /** When the runtime last started or resumed the domain (the boot timeout counts from here). */
+  bootTime?: string;
+  /** The restart request (annotation virtualinux.org/restart) last carried out. */
+  restartedFor?: string;
 }
 export type VirtualNode = ApiObject<VirtualNodeSpec, VirtualNodeStatus> & { kind: 'VirtualNode' };
 

@@ -80,6 +80,8 @@ const BY_KIND: Record<string, Column[]> = {
     { header: 'VCPUS', wide: true, value: (o) => str(spec<VirtualNodeSpec>(o).vcpus) },
     { header: 'MEMORY', wide: true, value: (o) => mib(spec<VirtualNodeSpec>(o).memoryMiB) },
     { header: 'HOST', wide: true, value: (o) => str(status<VirtualNodeStatus>(o).host) },
+    // True once the guest reported in; otherwise why not (Booting, BootTimeout, NotRunning).
+    { header: 'GUESTREADY', wide: true, value: (o) => { const c = getCondition(conditions(o), 'GuestReady'); return c ? (c.status === 'True' ? 'True' : c.reason || c.status) : none; } },
     { header: 'MESSAGE', wide: true, value: (o) => str(status<VirtualNodeStatus>(o).message) },
   ],
   Volume: [

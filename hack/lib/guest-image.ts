@@ -416,13 +416,14 @@ export function buildGuestImage(opts: GuestImageOptions): GuestImage {
         image: { path: result.image, format: 'qcow2' },
         boot: { kernel: result.kernel, initrd: result.initrd, cmdline: GUEST_CMDLINE },
         revision: 1,
+        guestAgent: true,
       },
     };
     fs.writeFileSync(tmp(result.ostemplate), stringify(template));
     const bootloaderTemplate = {
       ...template,
       metadata: { ...template.metadata, name: 'busybox-bootloader' },
-      spec: { image: { path: result.bootloaderImage, format: 'qcow2' }, revision: 1 },
+      spec: { image: { path: result.bootloaderImage, format: 'qcow2' }, revision: 1, guestAgent: true },
     };
     fs.writeFileSync(tmp(result.bootloaderOstemplate), stringify(bootloaderTemplate));
     for (const f of outputs) fs.renameSync(tmp(f), f);

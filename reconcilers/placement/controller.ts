@@ -151,15 +151,15 @@ async function writeDecision(ctx: ReconcileContext, snap: Snapshot, d: BindingDe
     await ctx.store.updateStatus({ ...vc, status });
     if (d.condition.reason === 'Unschedulable' && prev?.reason !== 'Unschedulable') {
       ctx.events.record(vc, 'Warning', 'Unschedulable', d.condition.message ?? '');
-    } else if (d.condition.reason === 'RemapPending' && prev?.reason !== 'RemapPending') {
-      ctx.events.record(vc, 'Normal', 'RemapPending', d.condition.message ?? '');
+    } else if ((d.condition.reason === 'RemapPending' || d.condition.reason === 'ResizePending') && prev?.reason !== d.condition.reason) {
+      ctx.events.record(vc, 'Normal', d.condition.reason, d.condition.message ?? '');
     }
     return;
   }
   const byName = new Map(snap.pns.map((p) => [p.metadata.name, p]));
   const ops: BatchOp[] = [];
   for (const b of d.binds) {
-    ops.push({ op: 'update', object: { ...b.vn, spec: { ...b.vn.spec!, physicalNode: b.node } } });
+    ops.push({ op: 'update', object: { ...b.vn, spec: { ...b.vn.spec!, physicalNode: b.node, vcpus: b.size.vcpus, memoryMiB: b.size.memoryMiB } } });
   }
   for (const [node, delta] of d.deltas) {
     const pn = byName.get(node);

@@ -10,6 +10,9 @@
 //   change waits (`RemapPending`); once none is active (Suspended or Stopped, or about to be
 //   resumed) the whole VC is re-placed, on the nodes' free room plus what it frees itself.
 // - A re-placement that does not fit keeps the current binding: `Placed=False, Unschedulable`.
+// - A changed VM size (spec.node) is checked against each VM's node before it is given
+//   (resize.ts): what does not fit waits (`ResizePending`) until no VM is active, then the VC is
+//   re-placed with the new size. A node is never overcommitted by a resize.
 // - "Free" is capacity minus PhysicalNode.status.allocated: the allocation the controller keeps
 //   in the same transactions as the bindings, so its resourceVersion guards against overcommit.
 
@@ -20,6 +23,7 @@ import type {
 import {
   placeCluster, type ClusterPlacement, type ClusterRequest, type NodeCapacity, type Usage,
 } from './engine.js';
+import { hasSize, resizeInPlace, sizeOf, type Size } from './resize.js';
 
 export const CLUSTER_LABEL = 'virtualinux.org/cluster';
 export const PLACED = 'Placed';
@@ -33,6 +37,8 @@ export interface Binding {
   vn: VirtualNode;
   /** The new spec.physicalNode. */
   node: string;
+  /** The VM's size from now on (spec.vcpus and spec.memoryMiB): the VC's. */
+  size: Size;
 }
 
 export type BindingDecision =
@@ -90,6 +96,56 @@ export function liveNodes(vc: VirtualCluster, vns: readonly VirtualNode[]): Virt
 export function planBinding(
   vc: VirtualCluster, vns: readonly VirtualNode[], pns: readonly PhysicalNode[],
 ): BindingDecision {
+  const size = sizeOf(vc);
+  const live = liveNodes(vc, vns);
+  const resizing = live.filter((v) => v.spec!.physicalNode && pns.some((p) => p.metadata.name === v.spec!.physicalNode) && !hasSize(v, size));
+  if (resizing.length > 0 && live.length >= vc.spec!.nodes && !live.some(isActive)) {
+    // Nothing runs: the whole VC is re-placed with its new size (the remap's path).
+    const desired = { strategy: vc.spec!.placement.strategy, mode: vc.spec!.placement.mode };
+    return replaceAll(vc, live, pns, desired, vc.status?.placement ?? desired);
+  }
+  return withResize(planBinding0(vc, vns, pns), vc, resizing, pns);
+}
+
+function isActive(v: VirtualNode): boolean {
+  return !!v.status?.phase && ACTIVE_PHASES.has(v.status.phase);
+}
+
+/**
+ * Adds to `d` the in-place resizes of the VMs in `resizing` whose node has room (after `d`'s own
+ * changes), and reports the nodes that have not (`ResizePending`, the binding unchanged).
+ */
+function withResize(d: BindingDecision, vc: VirtualCluster, resizing: readonly VirtualNode[], pns: readonly PhysicalNode[]): BindingDecision {
+  if (resizing.length === 0 || d.condition.status === 'False') return d;
+  const size = sizeOf(vc);
+  const strict = d.applied.mode === 'Strict';
+  const r = resizeInPlace(resizing, size, pns, strict, d.kind === 'bind' ? d.deltas : undefined);
+  let out = d;
+  if (r.resized.length > 0) {
+    const binds = [...(d.kind === 'bind' ? d.binds : []), ...r.resized.map((vn) => ({ vn, node: vn.spec!.physicalNode!, size }))];
+    // The VMs keep their nodes: the placement in force, as it is.
+    const placement: ClusterPlacement = d.kind === 'bind' ? d.placement : {
+      name: vc.metadata.name, namespace: vc.metadata.namespace ?? 'default', schedulable: true,
+      nodes: liveNodes(vc, resizing).map((v) => v.spec!.physicalNode!), reasons: {}, message: d.condition.message ?? '',
+    };
+    out = { kind: 'bind', binds, deltas: deltasOf(binds), placement, applied: d.applied, condition: d.condition };
+  }
+  if (r.held.size === 0) return out;
+  const reasons = [...r.held.values()].join('; ');
+  return {
+    ...out,
+    condition: {
+      type: PLACED, status: 'True', reason: 'ResizePending',
+      message: `the new size ${size.vcpus} vCPU, ${size.memoryMiB} MiB does not fit on every node while the VC runs `
+        + `(applied when it is Stopped or Suspended and re-placed): ${reasons}`
+        + (d.condition.reason === 'RemapPending' ? `; ${d.condition.message}` : ''),
+    },
+  };
+}
+
+function planBinding0(
+  vc: VirtualCluster, vns: readonly VirtualNode[], pns: readonly PhysicalNode[],
+): BindingDecision {
   const spec = vc.spec!;
   const desired = { strategy: spec.placement.strategy, mode: spec.placement.mode };
   const applied = vc.status?.placement;
@@ -144,7 +200,8 @@ function placeUnbound(
 ): BindingDecision {
   const r = placeCluster(pns.map((n) => nodeCapacity(n)), request(vc, unbound.length, p));
   if (!r.schedulable) return unschedulable(r, p);
-  const d = bindDecision(unbound.map((vn, i) => ({ vn, node: r.nodes[i]! })), r, p, total);
+  const size = sizeOf(vc);
+  const d = bindDecision(unbound.map((vn, i) => ({ vn, node: r.nodes[i]!, size })), r, p, total);
   return condition ? { ...d, condition } : d;
 }
 
@@ -165,8 +222,9 @@ function replaceAll(
     return unschedulable(r, applied, `cannot re-place with ${desired.strategy}/${desired.mode}, the VMs stay where they are: `);
   }
   const binds: Binding[] = [];
+  const size = sizeOf(vc);
   live.forEach((vn, i) => {
-    if (vn.spec!.physicalNode !== r.nodes[i]) binds.push({ vn, node: r.nodes[i]! });
+    if (vn.spec!.physicalNode !== r.nodes[i] || !hasSize(vn, size)) binds.push({ vn, node: r.nodes[i]!, size });
   });
   return bindDecision(binds, r, desired, live.length);
 }
@@ -194,21 +252,26 @@ function unschedulable(
   };
 }
 
+/** Per node, what its allocation changes by: a VM leaves its old node with its old size and takes its new size on its node. */
+function deltasOf(binds: readonly Binding[]): Map<string, Usage> {
+  const deltas = new Map<string, Usage>();
+  for (const b of binds) {
+    const old = b.vn.spec!.physicalNode;
+    if (old) deltas.set(old, addUsage(deltas.get(old) ?? ZERO, vmUsage(b.vn), -1));
+    deltas.set(b.node, addUsage(deltas.get(b.node) ?? ZERO, { cores: b.size.vcpus, memoryMiB: b.size.memoryMiB, vms: 1 }));
+  }
+  for (const [k, d] of deltas) if (sameUsage(d, ZERO)) deltas.delete(k);
+  return deltas;
+}
+
 function bindDecision(
   binds: Binding[], r: ClusterPlacement,
   desired: PlacementSpec,
   total: number,
 ): BindingDecision {
-  const deltas = new Map<string, Usage>();
-  for (const b of binds) {
-    const old = b.vn.spec!.physicalNode;
-    if (old) deltas.set(old, addUsage(deltas.get(old) ?? ZERO, vmUsage(b.vn), -1));
-    deltas.set(b.node, addUsage(deltas.get(b.node) ?? ZERO, vmUsage(b.vn)));
-  }
-  for (const [k, d] of deltas) if (sameUsage(d, ZERO)) deltas.delete(k);
   const used = new Set(r.nodes);
   return {
-    kind: 'bind', binds, deltas, placement: r, applied: desired,
+    kind: 'bind', binds, deltas: deltasOf(binds), placement: r, applied: desired,
     condition: {
       type: PLACED, status: 'True', reason: 'Placed',
       message: `${total} VM${total === 1 ? '' : 's'} on ${used.size} node${used.size === 1 ? '' : 's'} (${desired.strategy}, ${desired.mode})`,

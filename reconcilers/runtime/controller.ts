@@ -3,7 +3,11 @@
 //   bound to: gathers what planRuntime needs (the VC's desired state, the node's volumes, where
 //   its domain is seen, a saved state on the storage root, an active Migration), performs the one
 //   action the plan returns through the node's driver, and writes the VirtualNode's phase, host,
-//   address and `Running` condition. A finalizer keeps the VirtualNode until its domain and saved
+//   address, `Running` condition (the hypervisor runs it) and `GuestReady` condition (the guest
+//   inside reported in: guest-ready.ts). A restart is asked for with the annotation
+//   `virtualinux.org/restart` (any new value; `vcctl restart`): the guest is powered off and booted
+//   again on the same host with its disks (and the VirtualNode's current size), and the value is
+//   recorded in status.restartedFor. A finalizer keeps the VirtualNode until its domain and saved
 //   state are gone.
 // - `runtime/orphans` (key: PhysicalNode) reports domains on a node that no VirtualNode wants and,
 //   after a grace period, destroys them.
@@ -11,7 +15,7 @@
 import type { Migration, OSTemplate, PhysicalNode, VirtualCluster, VirtualNode, VirtualNodeStatus, Volume } from '../../api/types.js';
 import type { ObjectRef } from '../../api/store/types.js';
 import { NotFoundError } from '../../api/store/types.js';
-import { isConditionTrue, setCondition } from '../../api/conditions.js';
+import { getCondition, isConditionTrue, setCondition, type ConditionInput } from '../../api/conditions.js';
 import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
 import type { DomainInfo, DomainSpec, HypervisorDriver } from '../../drivers/hypervisor/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
@@ -25,8 +29,11 @@ export { domainKey } from './hosts.js';
 import { migrationController, type MigrationDeps } from './migration-controller.js';
 import { planRuntime, type ObservedDomain, type RuntimeAction, type RuntimeDecision } from './plan.js';
 import { immovableReason, sharedStorageTransport } from './shared-storage.js';
+import { bootTimeoutMs, decideGuestReady, GUEST_READY, shouldProbeGuest, type GuestProbe, type GuestReadyDecision } from './guest-ready.js';
 
 export const RUNTIME_FINALIZER = 'virtualinux.org/runtime';
+/** Set to a new value (vcctl restart: a timestamp) to have the VM rebooted once. */
+export const RESTART_ANNOTATION = 'virtualinux.org/restart';
 const CLUSTER_LABEL = 'virtualinux.org/cluster';
 
 export interface RuntimeDeps {
@@ -131,13 +138,13 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
   function domainSpec(g: Gathered): DomainSpec {
     const { vn, volumes, template } = g;
     const boot = template!.spec!.boot;
-    if (!boot?.kernel) throw new Error(`OSTemplate ${template!.metadata.name} has no spec.boot.kernel: the runtime boots guests by kernel`);
     const key = domainKey(vn);
     return {
       name: key,
       vcpus: vn.spec!.vcpus,
       memoryMiB: vn.spec!.memoryMiB,
-      boot: { kernel: boot.kernel, initrd: boot.initrd, cmdline: boot.cmdline ?? 'console=ttyS0' },
+      // No kernel: the firmware boots the boot loader installed in the image.
+      boot: boot?.kernel ? { kernel: boot.kernel, initrd: boot.initrd, cmdline: boot.cmdline ?? 'console=ttyS0' } : undefined,
       disks: {
         root: { path: volumes.disk!.status!.path!, format: (volumes.disk!.metadata.annotations?.[FORMAT_ANNOTATION] as 'qcow2' | 'raw' | undefined) ?? 'qcow2' },
         swap: { path: volumes.swap!.status!.path!, format: 'raw' },
@@ -163,6 +170,14 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
         await drivers.get(pn(a.host)).create(domainSpec(g));
         ctx.events.record(g.vn, 'Normal', 'Started', `started on ${a.host}`);
         return a.host;
+      case 'restart': {
+        const drv = drivers.get(pn(a.host));
+        const r = await drv.shutdown(name, { timeoutMs: deps.shutdownTimeoutMs ?? 30_000 });
+        await drv.create(domainSpec(g));
+        ctx.events.record(g.vn, 'Normal', 'Restarted', `restarted on ${a.host} (${g.vn.spec!.vcpus} vCPUs, ${g.vn.spec!.memoryMiB} MiB): ` +
+          (r.clean ? 'the guest powered off and booted again' : 'the guest did not power off in time and was destroyed, then booted again'));
+        return a.host;
+      }
       case 'restore':
         await drivers.get(pn(a.host)).resume(domainSpec(g), savedStatePath(pn(a.host), g.vn));
         ctx.events.record(g.vn, 'Normal', 'Resumed', `resumed from disk on ${a.host}`);
@@ -221,10 +236,12 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     const storageReady = volumeReady(g.volumes.disk) && volumeReady(g.volumes.swap) && volumeReady(g.volumes.config) &&
       (!g.sharedWanted || volumeReady(g.volumes.shared)) && !!g.template && isConditionTrue(base.vc?.status?.conditions, 'StorageReady');
     const lastFailureMs = vn.status?.lastFailureTime ? Date.parse(vn.status.lastFailureTime) : undefined;
+    const restartWanted = vn.metadata.annotations?.[RESTART_ANNOTATION];
     const input = {
       boundHost: vn.spec.physicalNode, desired: base.vc?.spec?.state ?? 'Stopped', deleting, storageReady,
       networkReady: true, domains: g.domains, savedState, migrationActive: migratingBefore || !!activeMigration(ctx.cache, vn), migrationSettling: settling,
       lastPhase: vn.status?.phase, restarts: vn.status?.restarts ?? 0, lastFailureMs, nowMs: now(),
+      restartRequested: !!restartWanted && restartWanted !== vn.status?.restartedFor,
     } as const;
     let d: RuntimeDecision = planRuntime(input);
     const starting = d.action.type === 'start' || d.action.type === 'restore';
@@ -265,6 +282,10 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     const status: VirtualNodeStatus = { phase, host, message: d.message, restarts: vn.status?.restarts ?? 0, lastFailureTime: vn.status?.lastFailureTime };
     if (d.action.type === 'suspend') status.savedDiskRevision = diskRevision;
     if (d.action.type === 'start' || d.action.type === 'restore' || d.action.type === 'discardSavedState') status.savedDiskRevision = undefined;
+    const booted = (d.action.type === 'start' || d.action.type === 'restore' || d.action.type === 'restart') && !!host;
+    if (booted || (phase === 'Running' && !vn.status?.bootTime)) status.bootTime = new Date(now()).toISOString();
+    // A fresh boot meets a pending restart request as well.
+    if ((d.action.type === 'start' || d.action.type === 'restart') && restartWanted) status.restartedFor = restartWanted;
     if (d.unexpectedDeath) {
       status.restarts = (vn.status?.restarts ?? 0) + 1;
       status.lastFailureTime = new Date(now()).toISOString();
@@ -284,8 +305,27 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       }
       return undefined;
     }
-    const requeue = d.requeueAfterMs ?? (phase === 'Running' || phase === 'Migrating' ? (deps.pollMs ?? 5_000) : d.action.type === 'none' ? 5_000 : 0);
-    return writeStatus(ctx, vn, status, base.ip, requeue);
+    const guest = await guestReadiness(g, phase, booted, host, status.bootTime ?? vn.status?.bootTime, ctx);
+    let requeue = d.requeueAfterMs ?? (phase === 'Running' || phase === 'Migrating' ? (deps.pollMs ?? 5_000) : d.action.type === 'none' ? 5_000 : 0);
+    if (guest.requeueAfterMs !== undefined && requeue > 0) requeue = Math.min(requeue, guest.requeueAfterMs);
+    return writeStatus(ctx, vn, status, base.ip, requeue, guest.condition);
+  }
+
+  /** Decides GuestReady (guest-ready.ts), probing the guest when that can change it. */
+  async function guestReadiness(g: Gathered, phase: VirtualNodeStatus['phase'], booted: boolean, host: string | undefined,
+    bootTime: string | undefined, ctx: ReconcileContext): Promise<GuestReadyDecision> {
+    const previous = getCondition(g.vn.status?.conditions, GUEST_READY);
+    const p = phase ?? 'Pending';
+    let probe: GuestProbe | undefined;
+    const pn = host ? ctx.cache.get<PhysicalNode>(ref('PhysicalNode', host)) : undefined;
+    if (pn?.spec && shouldProbeGuest(p, booted, previous)) probe = await probeGuest(drivers.get(pn), domainKey(g.vn), !!g.template?.spec?.guestAgent);
+    const decision = decideGuestReady({
+      phase: p, booted, previous, bootTimeMs: bootTime ? Date.parse(bootTime) : undefined, nowMs: now(),
+      timeoutMs: bootTimeoutMs(g.vc?.spec?.node?.bootTimeout), probe,
+    });
+    if (decision.timedOut) ctx.events.record(g.vn, 'Warning', 'BootTimeout', decision.condition!.message ?? 'boot timeout');
+    if (decision.condition?.status === 'True' && previous?.status !== 'True') ctx.events.record(g.vn, 'Normal', 'GuestReady', decision.condition.message ?? '');
+    return decision;
   }
 
   return {
@@ -302,15 +342,38 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
   };
 }
 
-async function writeStatus(ctx: ReconcileContext, vn: VirtualNode, s: VirtualNodeStatus, ip: string | undefined, requeueAfterMs?: number): Promise<ReconcileResult> {
+/**
+ * Asks the guest whether it is up: its agent when the image has one (spec.guestAgent), else its
+ * console's READY line. A probe that cannot reach the node finds nothing (the next one retries).
+ */
+async function probeGuest(drv: HypervisorDriver, name: string, agent: boolean): Promise<GuestProbe> {
+  try {
+    if (agent) {
+      const r = await drv.pingGuestAgent?.(name, 1_500);
+      return r ? { by: 'agent', ...r } : { by: 'none' };
+    }
+    const m = /VIRTUALINUX-READY[^\r\n]*/.exec((await drv.readConsole(name)).text);
+    return m ? { by: 'console', line: m[0].trim() } : { by: 'none' };
+  } catch {
+    return { by: 'none' };
+  }
+}
+
+async function writeStatus(ctx: ReconcileContext, vn: VirtualNode, s: VirtualNodeStatus, ip: string | undefined, requeueAfterMs?: number,
+  guest?: ConditionInput): Promise<ReconcileResult> {
   const gen = vn.metadata.generation ?? 0;
   const running = s.phase === 'Running';
-  const conditions = setCondition(vn.status?.conditions, {
+  let conditions = setCondition(vn.status?.conditions, {
     type: 'Running',
     status: running ? 'True' : 'False',
     reason: running ? 'DomainRunning' : (s.phase ?? 'Pending'),
     message: s.message ?? '',
   }, gen);
+  // Not running (and not migrating): the guest cannot be ready either.
+  const g = guest ?? (s.phase && s.phase !== 'Running' && s.phase !== 'Migrating' ? decideGuestReady({
+    phase: s.phase, booted: false, previous: undefined, bootTimeMs: undefined, nowMs: 0, timeoutMs: 0,
+  }).condition : undefined);
+  if (g) conditions = setCondition(conditions, g, gen);
   const status: VirtualNodeStatus = { ...vn.status, ...s, ip, conditions, observedGeneration: gen };
   for (const k of Object.keys(status) as (keyof VirtualNodeStatus)[]) if (status[k] === undefined) delete status[k];
   if (JSON.stringify(status) !== JSON.stringify(vn.status)) {

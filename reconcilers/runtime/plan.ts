@@ -44,11 +44,15 @@ export interface RuntimeInput {
   restarts: number;
   lastFailureMs: number | undefined;
   nowMs: number;
+  /** A restart was asked for (annotation virtualinux.org/restart) and not yet carried out. */
+  restartRequested?: boolean;
 }
 
 export type RuntimeAction =
   | { type: 'none' }
   | { type: 'start'; host: string }
+  /** Power the guest off (destroyed after the shutdown timeout) and start it afresh on the same host, disks kept. */
+  | { type: 'restart'; host: string }
   | { type: 'restore'; host: string }
   | { type: 'suspend'; host: string }
   | { type: 'shutdown'; host: string }
@@ -136,6 +140,9 @@ export function planRuntime(i: RuntimeInput): RuntimeDecision {
     if (i.boundHost !== undefined && current.host !== i.boundHost) {
       // Only a Migration moves a running VM; the binding will follow or be restored by it.
       return { action: { type: 'none' }, phase: 'Running', message: `running on ${current.host}, bound to ${i.boundHost}: waiting for a migration` };
+    }
+    if (i.restartRequested) {
+      return { action: { type: 'restart', host: current.host }, phase: 'Running', message: `restarted on ${current.host}` };
     }
     return { action: { type: 'none' }, phase: 'Running', message: `running on ${current.host}` };
   }

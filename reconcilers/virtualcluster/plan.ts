@@ -16,7 +16,8 @@ export function virtualNodeName(vc: VirtualCluster, index: number): string {
 
 export interface VirtualNodePlan {
   create: VirtualNode[];
-  /** Owned nodes whose vcpus/memory differ from the VC (spec.physicalNode is kept). */
+  /** Owned unbound nodes whose vcpus/memory differ from the VC. A bound node's size is changed by
+   * placement, checked against its node (never overcommitting it: reconcilers/placement/resize.ts). */
   update: VirtualNode[];
   /** Owned nodes beyond spec.nodes, highest index first. */
   delete: VirtualNode[];
@@ -51,7 +52,7 @@ export function planVirtualNodes(vc: VirtualCluster, existing: readonly VirtualN
       });
     } else if (!ownedBy(vn, vc)) {
       plan.blocked.push(name);
-    } else if (!vn.metadata.deletionTimestamp && vn.spec &&
+    } else if (!vn.metadata.deletionTimestamp && vn.spec && !vn.spec.physicalNode &&
       (vn.spec.vcpus !== spec.node.vcpus || vn.spec.memoryMiB !== spec.node.memoryMiB)) {
       plan.update.push({ ...vn, spec: { ...vn.spec, vcpus: spec.node.vcpus, memoryMiB: spec.node.memoryMiB } });
     }
@@ -69,7 +70,9 @@ export interface ClusterSummary {
 }
 
 /** Conditions other controllers own that gate Ready, in the order they are reported. */
-const GATES = ['Placed', 'StorageReady', 'NetworkReady', 'Running'] as const;
+const GATES = ['Placed', 'StorageReady', 'NetworkReady', 'Running', 'GuestReady'] as const;
+/** Gates that apply only to a VC meant to run. */
+const RUNNING_GATES: ReadonlySet<string> = new Set(['Running', 'GuestReady']);
 
 function phaseOf(vn: VirtualNode): VNPhase {
   return vn.status?.phase ?? 'Pending';
@@ -77,8 +80,9 @@ function phaseOf(vn: VirtualNode): VNPhase {
 
 /**
  * The VC's phase, node list and Ready condition from its owned VirtualNodes (the VC controller
- * owns only these). Ready is False when any of Placed/StorageReady/NetworkReady (and Running, for
- * a VC meant to run) is False on the VC or one of its nodes.
+ * owns only these). Ready is False when any of Placed/StorageReady/NetworkReady (and Running and
+ * GuestReady, for a VC meant to run) is False on the VC or one of its nodes; a running VC is Ready
+ * only once every guest has reported in (GuestReady=True on each of its nodes).
  */
 export function summarizeCluster(vc: VirtualCluster, existing: readonly VirtualNode[]): ClusterSummary {
   const want = vc.spec?.nodes ?? 0;
@@ -119,7 +123,7 @@ function readyCondition(vc: VirtualCluster, mine: readonly VirtualNode[], phase:
     return { type: 'Ready', status: 'False', reason: 'NodesFailed', message: `failed nodes: ${failed.join(', ')}; see vcctl describe vn/<name>` };
   }
   for (const type of GATES) {
-    if (type === 'Running' && state !== 'Running') continue;
+    if (RUNNING_GATES.has(type) && state !== 'Running') continue;
     const sources: [string, Condition[] | undefined][] = [
       [`VirtualCluster ${vc.metadata.name}`, vc.status?.conditions],
       ...mine.map((vn): [string, Condition[] | undefined] => [`VirtualNode ${vn.metadata.name}`, vn.status?.conditions]),
@@ -130,6 +134,11 @@ function readyCondition(vc: VirtualCluster, mine: readonly VirtualNode[], phase:
         return { type: 'Ready', status: 'False', reason: c.reason || `Not${type}`, message: `${who}: ${type}=False: ${c.message}` };
       }
     }
+  }
+  if (phase === state && state === 'Running') {
+    // Running is the hypervisor's word; Ready also needs every guest to have reported in.
+    const guests = mine.filter((vn) => getCondition(vn.status?.conditions, 'GuestReady')?.status === 'True').length;
+    if (guests < want) return { type: 'Ready', status: 'False', reason: 'GuestsBooting', message: `${guests} of ${want} guests reported in` };
   }
   if (phase === state) {
     return { type: 'Ready', status: 'True', reason: `Nodes${state}`, message: `${want} of ${want} nodes ${state}` };

@@ -28,11 +28,11 @@ const pnStatus: DeepRequired<PhysicalNodeStatus> = {
 };
 const ostSpec: DeepRequired<OSTemplateSpec> = {
   image: { path: '/a.qcow2', format: 'qcow2', tarball: '/b.tar' },
-  boot: { kernel: '/k', initrd: '/i', cmdline: 'console=ttyS0' }, revision: 1,
+  boot: { kernel: '/k', initrd: '/i', cmdline: 'console=ttyS0' }, revision: 1, guestAgent: true,
 };
 const ostStatus: DeepRequired<OSTemplateStatus> = { conditions: cond, observedGeneration: 1 };
 const vcSpec: DeepRequired<VirtualClusterSpec> = {
-  nodes: 2, template: 'busybox', node: { vcpus: 1, memoryMiB: 256, diskGiB: 4, swapMiB: 0 }, network: { subnet: '10.0.0.0/24' },
+  nodes: 2, template: 'busybox', node: { vcpus: 1, memoryMiB: 256, diskGiB: 4, swapMiB: 0, bootTimeout: '5m' }, network: { subnet: '10.0.0.0/24' },
   sharedStorage: { sizeGiB: 1, filesystem: 'nfs' }, placement: { strategy: 'Block', mode: 'Strict' }, state: 'Running',
   firstBoot: { script: 'true' }, storageDriver: 'qcow2',
 };
@@ -44,7 +44,7 @@ const vcStatus: DeepRequired<VirtualClusterStatus> = {
 const vnSpec: DeepRequired<VirtualNodeSpec> = { cluster: 'a', index: 0, physicalNode: 'blade1', vcpus: 1, memoryMiB: 256 };
 const vnStatus: DeepRequired<VirtualNodeStatus> = {
   phase: 'Running', ip: '10.0.0.2', host: 'blade1', conditions: cond, observedGeneration: 1, message: 'm', restarts: 0,
-  lastFailureTime: now, savedDiskRevision: '1',
+  lastFailureTime: now, savedDiskRevision: '1', bootTime: now, restartedFor: '2026-01-02T03:04:05Z',
 };
 const volSpec: DeepRequired<VolumeSpec> = { role: 'snapshot', cluster: 'a', sizeGiB: 4, driver: 'qcow2', source: 'a-original', virtualNode: 'a-0' };
 const volStatus: DeepRequired<VolumeStatus> = {

@@ -25,6 +25,9 @@ describe('planRuntime', () => {
     ['removes a stale incoming target', { domains: [{ host: 'blade1', state: 'running' }, { host: 'blade2', state: 'incoming' }] }, { type: 'destroy', host: 'blade2', reason: 'incoming migration target without a migration' }, 'Running'],
     ['destroys the domain of a deleted node', { deleting: true, domains: [{ host: 'blade1', state: 'paused' }] }, { type: 'destroy', host: 'blade1', reason: 'VirtualNode deleted' }, 'Stopped'],
     ['waits for a migration to move a node running off its binding', { boundHost: 'blade2', domains: [{ host: 'blade1', state: 'running' }] }, { type: 'none' }, 'Running'],
+    ['restarts a running node when asked', { restartRequested: true, domains: [{ host: 'blade1', state: 'running' }], lastPhase: 'Running' }, { type: 'restart', host: 'blade1' }, 'Running'],
+    ['a restart request does not start a stopped node', { restartRequested: true, desired: 'Stopped' }, { type: 'none' }, 'Stopped'],
+    ['a restart request waits while migrating', { restartRequested: true, migrationActive: true, domains: [{ host: 'blade1', state: 'running' }] }, { type: 'none' }, 'Migrating'],
   ];
   for (const [name, input, action, phase] of table) {
     it(name, () => {

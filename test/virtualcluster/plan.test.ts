@@ -31,6 +31,7 @@ function vn(i: number, opts: { phase?: VNPhase; owner?: string; deleting?: boole
 
 const cond = (type: string, status: Condition['status'], reason = 'R', message = 'm'): Condition =>
   ({ type, status, reason, message, lastTransitionTime: '2026-01-01T00:00:00Z', observedGeneration: 1 });
+const guest = (): Condition => cond('GuestReady', 'True', 'AgentReported');
 
 describe('planVirtualNodes', () => {
   const names = (xs: VirtualNode[]) => xs.map((x) => x.metadata.name);
@@ -42,7 +43,7 @@ describe('planVirtualNodes', () => {
     { name: 'does not delete again what is terminating', vc: vc(1), existing: [vn(0), vn(1, { deleting: true }), vn(2)], create: [], update: [], del: ['stripes-2'], blocked: [] },
     { name: 'scales to zero', vc: vc(0), existing: [vn(0), vn(1)], create: [], update: [], del: ['stripes-1', 'stripes-0'], blocked: [] },
     { name: 'a name held by an earlier cluster of the same name blocks, never deleted by us', vc: vc(2), existing: [vn(0, { owner: 'old-uid' }), vn(1), vn(5, { owner: 'old-uid' })], create: [], update: [], del: [], blocked: ['stripes-0'] },
-    { name: 'updates nodes whose size differs, keeping the binding', vc: vc(2), existing: [vn(0, { vcpus: 2, host: 'blade1' }), vn(1)], create: [], update: ['stripes-0'], del: [], blocked: [] },
+    { name: 'updates unbound nodes whose size differs; bound ones are resized by placement (checked against their node)', vc: vc(2), existing: [vn(0, { vcpus: 2, host: 'blade1' }), vn(1, { vcpus: 2 })], create: [], update: ['stripes-1'], del: [], blocked: [] },
     { name: 'a terminating cluster plans nothing', vc: vc(3, { deletionTimestamp: '2026-01-01T00:00:00Z' }), existing: [vn(0)], create: [], update: [], del: [], blocked: [] },
   ];
   for (const t of table) {
@@ -63,8 +64,8 @@ describe('planVirtualNodes', () => {
     assert.deepEqual(n?.metadata.ownerReferences, [
       { apiVersion: API_VERSION, kind: 'VirtualCluster', name: 'stripes', uid: 'vc-uid', controller: true, blockOwnerDeletion: true },
     ]);
-    const [u] = planVirtualNodes(vc(1), [vn(0, { vcpus: 4, host: 'blade7' })]).update;
-    assert.equal(u?.spec?.physicalNode, 'blade7');
+    assert.deepEqual(planVirtualNodes(vc(1), [vn(0, { vcpus: 4, host: 'blade7' })]).update, [], 'a bound node is resized by placement');
+    const [u] = planVirtualNodes(vc(1), [vn(0, { vcpus: 4 })]).update;
     assert.equal(u?.spec?.vcpus, 1);
   });
 });
@@ -74,9 +75,12 @@ describe('summarizeCluster', () => {
     { name: 'no nodes yet', vc: vc(2), nodes: [], phase: 'Pending', ready: 'False', reason: 'Progressing' },
     { name: 'all pending', vc: vc(2), nodes: [vn(0), vn(1, { phase: 'Scheduled' })], phase: 'Pending', ready: 'False', reason: 'Progressing' },
     { name: 'some starting', vc: vc(2), nodes: [vn(0, { phase: 'Running' }), vn(1, { phase: 'Starting' })], phase: 'Provisioning', ready: 'False', reason: 'Progressing' },
-    { name: 'all running', vc: vc(2), nodes: [vn(0, { phase: 'Running' }), vn(1, { phase: 'Running' })], phase: 'Running', ready: 'True', reason: 'NodesRunning' },
+    { name: 'all running, every guest reported in', vc: vc(2), nodes: [vn(0, { phase: 'Running', conditions: [guest()] }), vn(1, { phase: 'Running', conditions: [guest()] })], phase: 'Running', ready: 'True', reason: 'NodesRunning' },
+    { name: 'all running, one guest still booting: not Ready (Running is the hypervisor\'s word)', vc: vc(2), nodes: [vn(0, { phase: 'Running', conditions: [guest()] }), vn(1, { phase: 'Running', conditions: [cond('GuestReady', 'False', 'Booting')] })], phase: 'Running', ready: 'False', reason: 'Booting' },
+    { name: 'all running, a guest not yet probed: not Ready', vc: vc(2), nodes: [vn(0, { phase: 'Running', conditions: [guest()] }), vn(1, { phase: 'Running' })], phase: 'Running', ready: 'False', reason: 'GuestsBooting' },
+    { name: 'a boot timeout gates Ready with its reason', vc: vc(1), nodes: [vn(0, { phase: 'Running', conditions: [cond('GuestReady', 'False', 'BootTimeout')] })], phase: 'Running', ready: 'False', reason: 'BootTimeout' },
     { name: 'running but one missing', vc: vc(3), nodes: [vn(0, { phase: 'Running' }), vn(1, { phase: 'Running' })], phase: 'Provisioning', ready: 'False', reason: 'Progressing' },
-    { name: 'extra nodes beyond spec are not counted', vc: vc(1), nodes: [vn(0, { phase: 'Running' }), vn(1, { phase: 'Failed' })], phase: 'Running', ready: 'True', reason: 'NodesRunning' },
+    { name: 'extra nodes beyond spec are not counted', vc: vc(1), nodes: [vn(0, { phase: 'Running', conditions: [guest()] }), vn(1, { phase: 'Failed' })], phase: 'Running', ready: 'True', reason: 'NodesRunning' },
     { name: 'a failed node fails the cluster', vc: vc(2), nodes: [vn(0, { phase: 'Running' }), vn(1, { phase: 'Failed' })], phase: 'Failed', ready: 'False', reason: 'NodesFailed' },
     { name: 'suspended as asked', vc: vc(2, {}, 'Suspended'), nodes: [vn(0, { phase: 'Suspended' }), vn(1, { phase: 'Suspended' })], phase: 'Suspended', ready: 'True', reason: 'NodesSuspended' },
     { name: 'stopped, never started', vc: vc(2, {}, 'Stopped'), nodes: [vn(0), vn(1, { phase: 'Stopped' })], phase: 'Stopped', ready: 'True', reason: 'NodesStopped' },

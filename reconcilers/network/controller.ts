@@ -199,12 +199,24 @@ export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetwo
           return []; // a host name, not an address
         }
       });
-      // Reserved in the store (a ledger entry written with status.subnet), never from the cache.
-      const r = await allocator.reserve(ctx, ref, physical);
+      const vns = ctx.cache.list<VirtualNode>('VirtualNode', { namespace: cached.metadata.namespace, labelSelector: `virtualinux.org/cluster=${cached.metadata.name}` });
+      const hosted = vns.filter((vn) => vn.status?.host ?? vn.spec?.physicalNode);
+      const missing = hosted.filter((vn) => !applied.has((vn.status?.host ?? vn.spec!.physicalNode)!, `${vn.metadata.namespace}.${vn.metadata.name}`));
+      const networkCondition = (subnet: string) =>
+        hosted.length === 0
+          ? { type: 'NetworkReady', status: 'False' as const, reason: 'WaitingForPlacement', message: `subnet ${subnet}; no node is placed yet` }
+          : missing.length > 0
+            ? { type: 'NetworkReady', status: 'False' as const, reason: 'RoutesPending', message: `routes and rules not yet in place for ${missing.map((v) => v.metadata.name).join(', ')}` }
+            : { type: 'NetworkReady', status: 'True' as const, reason: 'RoutesInPlace', message: `subnet ${subnet}: ${hosted.length} nodes routed and isolated` };
+      const withSubnet = (v: VirtualCluster, subnet: string) =>
+        ({ ...v.status, subnet, conditions: setCondition(v.status?.conditions, networkCondition(subnet), v.metadata.generation ?? 0) });
+      // Reserved in the store (a ledger entry written with status.subnet, and the condition), never
+      // from the cache.
+      const r = await allocator.reserve(ctx, ref, physical, withSubnet);
       if (r.kind === 'gone') return undefined;
       const vc = r.vc;
       const gen = vc.metadata.generation ?? 0;
-      let status = vc.status ?? {};
+      const status = vc.status ?? {};
       if (r.kind === 'invalid') {
         await writeStatus(ctx, vc, { ...status, conditions: setCondition(status.conditions, { type: 'NetworkReady', status: 'False', reason: 'InvalidSubnet', message: r.message }, gen) });
         throw new TerminalError(r.message, 'InvalidSubnet');
@@ -219,21 +231,10 @@ export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetwo
       }
       const subnet = r.subnet;
       if (r.allocated) ctx.events.record(vc, 'Normal', 'SubnetAllocated', `allocated ${subnet} from ${formatCidr(pool)}`);
-      status = { ...status, subnet };
-
-      const vns = ctx.cache.list<VirtualNode>('VirtualNode', { namespace: vc.metadata.namespace, labelSelector: `virtualinux.org/cluster=${vc.metadata.name}` });
-      const hosted = vns.filter((vn) => vn.status?.host ?? vn.spec?.physicalNode);
-      const missing = hosted.filter((vn) => !applied.has((vn.status?.host ?? vn.spec!.physicalNode)!, `${vn.metadata.namespace}.${vn.metadata.name}`));
-      const cond =
-        hosted.length === 0
-          ? { type: 'NetworkReady', status: 'False' as const, reason: 'WaitingForPlacement', message: `subnet ${subnet}; no node is placed yet` }
-          : missing.length > 0
-            ? { type: 'NetworkReady', status: 'False' as const, reason: 'RoutesPending', message: `routes and rules not yet in place for ${missing.map((v) => v.metadata.name).join(', ')}` }
-            : { type: 'NetworkReady', status: 'True' as const, reason: 'RoutesInPlace', message: `subnet ${subnet}: ${hosted.length} nodes routed and isolated` };
+      const cond = networkCondition(subnet);
       const prev = getCondition(status.conditions, 'NetworkReady');
-      status = { ...status, conditions: setCondition(status.conditions, cond, gen) };
       if (vc.status?.subnet !== subnet || prev?.status !== cond.status || prev?.reason !== cond.reason || prev?.message !== cond.message) {
-        await writeStatus(ctx, vc, status);
+        await writeStatus(ctx, vc, withSubnet(vc, subnet));
       }
       return cond.status === 'True' ? undefined : { requeueAfterMs: 2_000 };
     },

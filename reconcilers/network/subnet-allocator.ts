@@ -28,7 +28,7 @@
 
 import { API_VERSION, type ApiObject, type VirtualCluster } from '../../api/types.js';
 import {
-  AlreadyExistsError, ConflictError,
+  AlreadyExistsError, ConflictError, NotFoundError,
   type BatchOp, type ObjectRef, type Store,
 } from '../../api/store/types.js';
 import type { CacheReader } from '../../controllers/types.js';
@@ -79,6 +79,9 @@ export type ReserveResult =
   /** The VC is not in the store (any more). */
   | { kind: 'gone' };
 
+/** The status to write with a reservation (it must keep what it does not change). */
+export type StatusFor = (vc: VirtualCluster, subnet: string) => NonNullable<VirtualCluster['status']>;
+
 export interface AllocatorContext {
   store: Store;
   cache: CacheReader;
@@ -86,6 +89,8 @@ export interface AllocatorContext {
 
 export class SubnetAllocator {
   private chain: Promise<unknown> = Promise.resolve();
+  /** The ledger as this allocator last read or wrote it: tried first, re-read when it is stale. */
+  private known: SubnetLedger | undefined;
 
   constructor(
     private readonly pool: Cidr,
@@ -94,9 +99,19 @@ export class SubnetAllocator {
     if (prefix < pool.prefix || prefix > 30) throw new Error(`cannot allocate /${prefix} subnets from the pool ${formatCidr(pool)}`);
   }
 
-  /** Reserves the VC's subnet (see the contract above). */
-  reserve(ctx: AllocatorContext, ref: ObjectRef, physical: readonly PhysicalAddress[]): Promise<ReserveResult> {
-    return this.serial(() => retrying(() => this.reserveOnce(ctx, ref, physical)));
+  /**
+   * Reserves the VC's subnet (see the contract above). A VC that the cache shows holding the
+   * subnet this allocator last saw entered for it needs no store round trip: nothing would be
+   * written, and whoever changes its entry also changes its status.subnet, which brings it back.
+   */
+  async reserve(ctx: AllocatorContext, ref: ObjectRef, physical: readonly PhysicalAddress[], statusFor: StatusFor = (vc, subnet) => ({ ...vc.status, subnet })): Promise<ReserveResult> {
+    const cached = ctx.cache.get<VirtualCluster>(ref);
+    const own = cached?.metadata.uid ? this.known?.spec?.entries.find((e) => e.uid === cached.metadata.uid) : undefined;
+    if (cached?.spec && own && cached.status?.subnet === own.subnet && normalized(cached.spec.network?.subnet ?? own.subnet) === own.subnet) {
+      const c = parseCidr(own.subnet);
+      if (!physical.some((p) => contains(c, p.ip))) return { kind: 'reserved', vc: cached, subnet: own.subnet, allocated: false };
+    }
+    return this.serial(() => retrying((fresh) => this.reserveOnce(ctx, ref, physical, statusFor, fresh)));
   }
 
   /** Releases what a VC that no longer exists held. Returns the subnets released. */
@@ -111,11 +126,15 @@ export class SubnetAllocator {
     return run;
   }
 
-  private async reserveOnce(ctx: AllocatorContext, ref: ObjectRef, physical: readonly PhysicalAddress[]): Promise<ReserveResult> {
-    const vc = await ctx.store.tryGet<VirtualCluster>(ref);
+  /**
+   * One attempt. The first one (fresh = false) works from the cached VC and the known ledger; the
+   * batch's compares make it fail when either is stale, and the retries read both from the store.
+   */
+  private async reserveOnce(ctx: AllocatorContext, ref: ObjectRef, physical: readonly PhysicalAddress[], statusFor: StatusFor, fresh: boolean): Promise<ReserveResult> {
+    const vc = (fresh ? undefined : ctx.cache.get<VirtualCluster>(ref)) ?? await ctx.store.tryGet<VirtualCluster>(ref);
     if (!vc?.spec || !vc.metadata.uid) return { kind: 'gone' };
     const uid = vc.metadata.uid;
-    const { ledger, entries, changed } = await this.readLedger(ctx);
+    const { ledger, entries, changed } = await this.readLedger(ctx, fresh);
     const own = entries.find((e) => e.uid === uid);
     const others = entries.filter((e) => e.uid !== uid);
 
@@ -144,31 +163,38 @@ export class SubnetAllocator {
         .filter((c): c is Cidr => c !== undefined);
       const taken = [...others.map((e) => parseCidr(e.subnet)), ...hinted, ...physical.map((p) => ({ base: p.ip, prefix: 32 }))];
       want = allocateSubnet(this.pool, this.prefix, taken);
-      if (!want) return { kind: 'exhausted', vc };
+      if (!want) return fresh ? { kind: 'exhausted', vc } : this.reserveOnce(ctx, ref, physical, statusFor, true);
       allocated = true;
     }
     const subnet = formatCidr(want);
     const holder = others.find((e) => overlaps(parseCidr(e.subnet), want!));
     const phys = physical.find((p) => contains(want!, p.ip));
-    if (holder || phys) return { kind: 'conflict', vc, subnet, source, holder, physical: holder ? undefined : phys };
+    if (holder || phys) {
+      // A refusal is only ever made on what the store holds now, never on what this allocator knew.
+      if (!fresh) return this.reserveOnce(ctx, ref, physical, statusFor, true);
+      return { kind: 'conflict', vc, subnet, source, holder, physical: holder ? undefined : phys };
+    }
 
     const entry: SubnetEntry = { subnet, namespace: vc.metadata.namespace ?? '', name: vc.metadata.name, uid };
     const entryChanged = !own || own.subnet !== subnet || own.name !== entry.name || own.namespace !== entry.namespace;
     if (!entryChanged && !changed && vc.status?.subnet === subnet) return { kind: 'reserved', vc, subnet, allocated: false };
     const next = [...others, entry].sort(byAddress);
-    const statusOp: BatchOp = { op: 'updateStatus', object: { ...vc, status: { ...vc.status, subnet } } };
-    const [, stored] = await ctx.store.batch([ledgerWrite(ledger, next), statusOp]);
+    const statusOp: BatchOp = { op: 'updateStatus', object: { ...vc, status: { ...statusFor(vc, subnet), subnet } } };
+    const [written, stored] = await ctx.store.batch([ledgerWrite(ledger, next), statusOp]);
+    this.known = written as SubnetLedger;
     return { kind: 'reserved', vc: stored as VirtualCluster, subnet, allocated };
   }
 
+  /** Always on the ledger as stored: an entry this allocator has not seen is released too. */
   private async releaseOnce(ctx: AllocatorContext, ref: ObjectRef): Promise<string[]> {
     const current = await ctx.store.tryGet<VirtualCluster>(ref);
-    const { ledger, entries, changed } = await this.readLedger(ctx);
+    const { ledger, entries, changed } = await this.readLedger(ctx, true);
     if (!ledger) return [];
     const mine = (e: SubnetEntry) => e.namespace === (ref.namespace ?? '') && e.name === ref.name && e.uid !== current?.metadata.uid;
     const released = entries.filter(mine);
     if (released.length === 0 && !changed) return [];
-    await ctx.store.batch([ledgerWrite(ledger, entries.filter((e) => !mine(e)))]);
+    const [written] = await ctx.store.batch([ledgerWrite(ledger, entries.filter((e) => !mine(e)))]);
+    this.known = written as SubnetLedger;
     return released.map((e) => e.subnet);
   }
 
@@ -176,21 +202,25 @@ export class SubnetAllocator {
    * The ledger as stored (undefined: not created yet), and its entries minus those of VCs that are
    * gone; without a ledger, the entries it starts from. `changed`: entries differ from the stored.
    */
-  private async readLedger(ctx: AllocatorContext): Promise<{ ledger: SubnetLedger | undefined; entries: SubnetEntry[]; changed: boolean }> {
-    const ledger = await ctx.store.tryGet<SubnetLedger>(LEDGER_REF);
+  private async readLedger(ctx: AllocatorContext, fresh: boolean): Promise<{ ledger: SubnetLedger | undefined; entries: SubnetEntry[]; changed: boolean }> {
+    const ledger = (fresh ? undefined : this.known) ?? await ctx.store.tryGet<SubnetLedger>(LEDGER_REF);
     if (!ledger) return { ledger, entries: await initialEntries(ctx.store), changed: true };
     const stored = ledger.spec?.entries ?? [];
+    this.known = ledger;
     const entries: SubnetEntry[] = [];
     for (const e of stored) if (await exists(ctx, e)) entries.push(e);
     return { ledger, entries, changed: entries.length !== stored.length };
   }
 }
 
-/** Runs f again (after a short random pause) while the ledger or the VC changed under it. */
-async function retrying<T>(f: () => Promise<T>): Promise<T> {
+/**
+ * Runs f again (after a short random pause), reading afresh, while the ledger or the VC changed
+ * under it.
+ */
+async function retrying<T>(f: (fresh: boolean) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await f();
+      return await f(attempt > 1);
     } catch (e) {
       if (!isRace(e) || attempt >= MAX_ATTEMPTS) throw e;
       await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
@@ -198,11 +228,11 @@ async function retrying<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The ledger or the VC changed since it was read. By name: a second copy of the store's error
- * classes (a lazily imported backend under some loaders) defeats instanceof. */
+/** The ledger or the VC changed since it was read (or went). By name: a second copy of the
+ * store's error classes (a lazily imported backend under some loaders) defeats instanceof. */
 function isRace(e: unknown): boolean {
-  return e instanceof ConflictError || e instanceof AlreadyExistsError ||
-    (e instanceof Error && (e.name === 'ConflictError' || e.name === 'AlreadyExistsError'));
+  return e instanceof ConflictError || e instanceof AlreadyExistsError || e instanceof NotFoundError ||
+    (e instanceof Error && ['ConflictError', 'AlreadyExistsError', 'NotFoundError'].includes(e.name));
 }
 
 function ledgerWrite(ledger: SubnetLedger | undefined, entries: SubnetEntry[]): BatchOp {
@@ -239,6 +269,11 @@ async function initialEntries(store: Store): Promise<SubnetEntry[]> {
     out.push({ subnet: formatCidr(c), namespace: vc.metadata.namespace ?? '', name: vc.metadata.name, uid: vc.metadata.uid! });
   }
   return out.sort(byAddress);
+}
+
+function normalized(s: string): string | undefined {
+  const c = tryParse(s);
+  return c && formatCidr(c);
 }
 
 function tryParse(s: string): Cidr | undefined {

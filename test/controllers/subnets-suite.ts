@@ -15,6 +15,8 @@ import { virtualCluster, waitFor } from './helpers.js';
 export interface SubnetsBackend {
   /** A store of its own (an empty key space) for one test. */
   open(): Promise<Store>;
+  /** Another connection to the same store (as a second vc-manager process would have). */
+  connect(store: Store): Promise<Store>;
   /** Closes what open() gave, and removes it. */
   close(store: Store): Promise<void>;
 }
@@ -81,14 +83,21 @@ export function describeSubnets(backendName: string, backend: SubnetsBackend): v
     this.timeout(180_000);
     let store: Store;
     const managers: ControllerManager[] = [];
+    const connections: Store[] = [];
 
     beforeEach(async () => {
       store = await backend.open();
     });
     afterEach(async () => {
       await Promise.all(managers.splice(0).map((m) => m.stop()));
+      await Promise.all(connections.splice(0).map((c) => c.close()));
       await backend.close(store);
     });
+    const connection = async () => {
+      const c = await backend.connect(store);
+      connections.push(c);
+      return c;
+    };
 
     it('two VCs created together while the manager runs get different subnets, also after a restart', async () => {
       managers.push(await subnetManager(store, 'm1'));
@@ -115,7 +124,7 @@ export function describeSubnets(backendName: string, backend: SubnetsBackend): v
     });
 
     it('two managers on one store allocating at once never hand out one subnet twice', async () => {
-      managers.push(await subnetManager(store, 'left'), await subnetManager(store, 'right'));
+      managers.push(await subnetManager(await connection(), 'left'), await subnetManager(await connection(), 'right'));
       const names = Array.from({ length: 100 }, (_, i) => `race-${i}`);
       // Both managers see every VC and reconcile it; a few ask for the same subnet by spec.
       await createTogether(store, [...names.map((n) => vcNamed(n)), vcNamed('spec-1', '10.200.7.0/24'), vcNamed('spec-2', '10.200.7.0/24')]);

@@ -16,5 +16,6 @@ after(async () => {
 
 describeSubnets('etcd', {
   open: () => EtcdStore.connect({ endpoints: etcd!.endpoints, prefix: `/subnets-${randomBytes(4).toString('hex')}` }),
+  connect: (store) => EtcdStore.connect({ endpoints: etcd!.endpoints, prefix: (store as EtcdStore).prefix }),
   close: (store) => store.close(),
 });

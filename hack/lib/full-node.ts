@@ -126,7 +126,10 @@ export function qemuArgv(s: Testbed, image: Pick<NodeImage, 'xen' | 'kernel' | '
   const node = s.nodes[index]!;
   const f = node.full!;
   const full = s.full!;
-  const xenCmdline = `console=com1 com1=115200 dom0_mem=${full.dom0MiB}M,max:${full.dom0MiB}M dom0_max_vcpus=${full.cpus} bootscrub=false`;
+  // no boot-time scrub of free memory, no speculation mitigations (each costs much under TCG, and
+  // the nodes are test machines running our own guests)
+  const xenCmdline = `console=com1 com1=115200 dom0_mem=${full.dom0MiB}M,max:${full.dom0MiB}M dom0_max_vcpus=${full.cpus} ` +
+    'bootscrub=false spec-ctrl=no xpti=false pv-l1tf=false';
   const dom0Cmdline = `console=hvc0 root=/dev/vda rw quiet vl.name=${node.name} vl.addr=${node.address}/24 vl.san=${s.sanDir}`;
   return [
     QEMU, '-name', `vl-${s.id}-${node.name}`,
@@ -145,6 +148,8 @@ export function qemuArgv(s: Testbed, image: Pick<NodeImage, 'xen' | 'kernel' | '
     '-device', `virtio-net-pci,netdev=net0,mac=${f.mac}`,
     '-fsdev', `local,id=sanfs,path=${s.sanDir},security_model=passthrough`,
     '-device', 'virtio-9p-pci,fsdev=sanfs,mount_tag=vlsan',
+    // entropy: without it the kernel's random pool took minutes to initialize and sshd waited on it
+    '-object', 'rng-random,id=rng0,filename=/dev/urandom', '-device', 'virtio-rng-pci,rng=rng0',
     '-display', 'none', '-vga', 'none', '-serial', `file:${f.console}`, '-monitor', 'none',
     '-qmp', `unix:${f.qmp},server=on,wait=off`, '-pidfile', join(node.stateDir, 'qemu.pid'), '-no-reboot',
   ];
@@ -188,7 +193,7 @@ async function waitNodeUp(node: Testbed['nodes'][number], deadline: number): Pro
   const f = node.full!;
   for (;;) {
     const consoleText = existsSync(f.console) ? readFileSync(f.console, 'latin1') : '';
-    const failed = /VL-NODE-FAILED[^\n]*/.exec(consoleText);
+    const failed = /VL-NODE-FAILED[^\n]*|Kernel panic[^\n]*|\(XEN\) Panic[^\n]*/.exec(consoleText);
     if (failed || !pidAlive(f.qemuPid) || Date.now() > deadline) {
       const why = failed ? failed[0] : !pidAlive(f.qemuPid) ? `QEMU ${f.qemuPid} exited: ${(await readFile(join(node.stateDir, 'qemu.log'), 'utf8').catch(() => '')).slice(-1000)}` : 'timed out';
       throw new Error(`full node ${node.name} did not come up (${why}); its console (${f.console}) ends:\n${consoleText.slice(-3000)}`);

@@ -28,11 +28,16 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const nodeDir = path.resolve(here, '../node');
 
 export const NODE_SUITE = 'bookworm';
-/** What a node is made of (and, by dependencies, what else mmdebstrap installs). */
+/**
+ * What a node is made of (and, by dependencies, what else mmdebstrap installs). tiny-initramfs
+ * satisfies the kernel's need for an initramfs generator in place of initramfs-tools, whose
+ * mkinitramfs ran twice during the build and took minutes of it on a loaded machine; the node boots
+ * with hack/node/init anyway.
+ */
 export const NODE_PACKAGES = [
-  'linux-image-amd64', 'xen-hypervisor-4.17-amd64', 'xen-utils-4.17', 'openssh-server', 'lvm2',
-  'thin-provisioning-tools', 'dmsetup', 'ocfs2-tools', 'nfs-kernel-server', 'nftables', 'iproute2',
-  'qemu-utils', 'kmod', 'udev', 'busybox', 'procps', 'e2fsprogs',
+  'linux-image-amd64', 'tiny-initramfs', 'xen-hypervisor-4.17-amd64', 'xen-utils-4.17', 'openssh-server',
+  'lvm2', 'thin-provisioning-tools', 'dmsetup', 'ocfs2-tools', 'nfs-kernel-server', 'nftables',
+  'iproute2', 'qemu-utils', 'kmod', 'udev', 'busybox', 'procps', 'e2fsprogs',
 ];
 /** Modules in the initramfs: just what reaches the root disk; rcS loads the rest from it. */
 export const NODE_INITRAMFS_MODULES = ['virtio_pci', 'virtio_blk', 'ext4', 'crc32c_generic'];

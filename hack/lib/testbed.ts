@@ -18,6 +18,10 @@
 // `unreachable 198.18.0.0/15` route in the root namespace (while any testbed is up) keeps traffic
 // to a testbed address that is already gone from following the default route out.
 //
+// Full nodes (`up --full`, hack/lib/full-node.ts): each node is instead a QEMU machine booting Xen
+// with a Debian dom0 on the same bridge (a tap per node, the QEMUs in the bridge namespace, whose
+// name is then each node's `netns`), plus DIR/san.img, the SAN block device all nodes share.
+//
 // Processes started over SSH on a node (qemu, ...) run inside that node's namespace; `down` ends
 // every process in the node namespaces by PID, unmounts what is mounted under DIR, deletes the
 // namespaces and removes the files it made.
@@ -298,8 +302,10 @@ export async function testbedUp(opts: TestbedUpOptions): Promise<TestbedState> {
 async function createNetwork(s: TestbedState): Promise<void> {
   await createStarNetwork({
     bridgeNetns: s.bridgeNetns, hostVeth: s.hostVeth, hostAddress: s.hostAddress,
-    hosts: s.nodes.map((node, i) => ({ netns: node.netns, address: node.address, bridgePort: `n${i + 1}` })),
+    // a full node is not a namespace: its QEMU's tap joins the bridge, the node sets its address
+    hosts: s.full ? [] : s.nodes.map((node, i) => ({ netns: node.netns, address: node.address, bridgePort: `n${i + 1}` })),
   });
+  if (s.full) for (const i of s.nodes.keys()) await createNodeTap(s, i);
 }
 
 /**

@@ -4,10 +4,9 @@
 // destroyed once the grace had passed, and every NFS VC lost its shared storage a minute after it
 // started. Here vc-manager runs with a 3 s `--orphan-grace`, and a decoy orphan domain on every
 // node shows that the collector did pass the grace while the NFS servers ran; the guests keep
-// writing to and listing the share all along. The share's files are read here on the SAN (the
-// exported directory), never over the VC network.
+// writing to and listing the share all along (the ticker of nfs-ticker.ts).
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startClusterHarness, type ClusterHarness } from '../../hack/lib/cluster-harness.js';
 import type { EventObject, PhysicalNode, Volume } from '../../api/types.js';
@@ -18,30 +17,12 @@ import { LocalTransport } from '../../drivers/transport/local-transport.js';
 import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { HypervisorDrivers } from '../../reconcilers/runtime/hosts.js';
 import { waitFor } from '../controllers/helpers.js';
+import { nfsTickerVc, shareTicks } from './nfs-ticker.js';
 
 const GRACE_S = 3;
 const DECOY = 'zz.orphan-decoy'; // sorts after `nfs`: the collector's pass reaches nfs first
 
-// Every second: rewrite count-<node> in the share; every other second print the share's listing.
-const WRITER = [
-  'd="$VC_SHARED_MOUNT"; n=$VC_NODE_NAME',
-  '(i=0; while true; do i=$((i + 1)); echo "$i" > "$d/.count-$n" && mv "$d/.count-$n" "$d/count-$n"',
-  '  [ $((i % 2)) = 0 ] && echo "SHARE-LS $n: $(ls "$d" | tr "\\n" " ")" > /dev/console; sleep 1; done) &',
-].join('\n');
-
-const VC = `apiVersion: virtualinux.org/v1alpha1
-kind: VirtualCluster
-metadata: {name: keepnfs, namespace: default}
-spec:
-  nodes: 2
-  template: busybox
-  node: {vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 16}
-  sharedStorage: {sizeGiB: 1, filesystem: nfs}
-  placement: {strategy: Cyclic, mode: Lazy}
-  state: Running
-  firstBoot:
-    script: ${JSON.stringify(WRITER)}
-`;
+const VC = nfsTickerVc('keepnfs');
 
 describe('NFS shared storage past the orphan grace, end to end on the testbed', function () {
   this.timeout(15 * 60_000);
@@ -51,24 +32,7 @@ describe('NFS shared storage past the orphan grace, end to end on the testbed', 
   const nodes = async () => (await h.store.list<PhysicalNode>('PhysicalNode')).items;
   const runRootOf = (pn: PhysicalNode) => pn.spec!.runRoot!;
   const logs = async (vm: string) => (await h.vcctl(['logs', `vn/${vm}`])).stdout;
-  const count = (vm: string): number => {
-    try {
-      return Number(readFileSync(join(shared, `count-${vm}`), 'utf8').trim()) || 0;
-    } catch {
-      return 0;
-    }
-  };
-  /** The guest writes to the share: its counter climbs by `by` from now without going back. */
-  const keepsWriting = async (vm: string, by: number, timeoutMs = 90_000): Promise<void> => {
-    const from = count(vm);
-    let last = from;
-    await waitFor(`${vm} writing to the share past ${from + by}`, async () => {
-      const c = count(vm);
-      assert.ok(c >= last, `${vm}'s counter went back from ${last} to ${c}: the guest restarted`);
-      last = c;
-      return c >= from + by;
-    }, timeoutMs, 500);
-  };
+  const { advances } = shareTicks(() => shared);
   const orphanEvents = async () =>
     (await h.store.list<EventObject>('Event')).items.flatMap((e) => (e.spec && /^Orphan/.test(e.spec.reason) ? [e.spec] : []));
 
@@ -95,7 +59,7 @@ describe('NFS shared storage past the orphan grace, end to end on the testbed', 
     const w = await h.vcctl(['wait', 'vc/keepnfs', '--for=condition=Ready', '--timeout=6m']);
     assert.equal(w.code, 0, w.stderr + (await h.vcctl(['describe', 'vc/keepnfs'])).stdout);
     shared = (await h.store.get<Volume>({ kind: 'Volume', namespace: 'default', name: 'keepnfs-shared' })).status!.path!;
-    for (const vm of ['keepnfs-0', 'keepnfs-1']) await keepsWriting(vm, 3);
+    for (const vm of ['keepnfs-0', 'keepnfs-1']) await advances(vm);
     const hosts = [...(await h.domains())].filter(([, ds]) => ds.some((d) => d.name.startsWith('default.keepnfs-')));
     assert.equal(hosts.length, 2, 'one VM per node: each node serves the share');
     for (const pn of await nodes()) assert.ok(existsSync(join(runRootOf(pn), 'nfs', 'ganesha.conf')), `${pn.metadata.name} serves NFS`);
@@ -127,11 +91,11 @@ describe('NFS shared storage past the orphan grace, end to end on the testbed', 
 
     // The guests go on writing and listing for longer than the network controller's resync (30 s),
     // which would have found the damage and reported it.
-    await Promise.all(['keepnfs-0', 'keepnfs-1'].map((vm) => keepsWriting(vm, 35, 120_000)));
+    await Promise.all(['keepnfs-0', 'keepnfs-1'].map((vm) => advances(vm, 35, 120_000)));
     for (const [vm, other] of [['keepnfs-0', 'keepnfs-1'], ['keepnfs-1', 'keepnfs-0']] as const) {
-      const lines = (await logs(vm)).slice(offsets.get(vm)).split(/\r?\n/).filter((l) => l.includes(`SHARE-LS ${vm}:`));
+      const lines = (await logs(vm)).slice(offsets.get(vm)).split(/\r?\n/).filter((l) => l.includes('NFS-SEES '));
       assert.ok(lines.length >= 5, `${vm} listed the share since the decoys were made (${lines.length} times)`);
-      assert.ok(lines.slice(-3).every((l) => l.includes(`count-${other}`) && l.includes(`count-${vm}`)), `${vm} sees both files: ${lines.slice(-3).join(' | ')}`);
+      assert.ok(lines.slice(-3).every((l) => l.includes(`tick-${other}`) && l.includes(`tick-${vm}`)), `${vm} sees both files: ${lines.slice(-3).join(' | ')}`);
     }
 
     const aboutNfs = (await orphanEvents()).filter((e) => /domain nfs\b/.test(e.message));

@@ -3,35 +3,17 @@
 // address; the guests mount it from there. Unlike the virtio-9p stand-in, nothing of it lives in
 // QEMU, so the VMs can be live-migrated and suspended with the share mounted, and keep using it.
 //
-// Each guest runs a ticker that rewrites `tick-<its name>` in the share every second and prints
-// what it sees there: the files are read here on the SAN (the exported directory), never over
-// the VC network.
+// Each guest runs the ticker of nfs-ticker.ts: it rewrites `tick-<its name>` in the share every
+// second and prints what it sees there; the files are read here on the SAN (the exported directory).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { startClusterHarness, type ClusterHarness } from '../../hack/lib/cluster-harness.js';
 import type { Migration, VirtualNode, Volume } from '../../api/types.js';
 import { waitFor } from '../controllers/helpers.js';
+import { nfsTickerVc, shareTicks } from './nfs-ticker.js';
 
-const TICKER = [
-  'd="$VC_SHARED_MOUNT"',
-  '(i=0; while true; do i=$((i + 1)); echo "$i" > "$d/.tick-$VC_NODE_NAME" && mv "$d/.tick-$VC_NODE_NAME" "$d/tick-$VC_NODE_NAME"; [ $((i % 3)) = 1 ] && echo "NFS-SEES $(ls "$d" | tr "\\n" " ")" > /dev/console; sleep 1; done) &',
-].join('\n');
-
-const VC = `apiVersion: virtualinux.org/v1alpha1
-kind: VirtualCluster
-metadata: {name: nfsduo, namespace: default}
-spec:
-  nodes: 2
-  template: busybox
-  node: {vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 16}
-  sharedStorage: {sizeGiB: 1, filesystem: nfs}
-  placement: {strategy: Cyclic, mode: Lazy}
-  state: Running
-  firstBoot:
-    script: ${JSON.stringify(TICKER)}
-`;
+const VC = nfsTickerVc('nfsduo');
 
 describe('shared storage over NFS, end to end on the testbed', function () {
   this.timeout(15 * 60_000);
@@ -39,27 +21,7 @@ describe('shared storage over NFS, end to end on the testbed', function () {
   let shared: string;
   const vn = (name: string) => h.store.get<VirtualNode>({ kind: 'VirtualNode', namespace: 'default', name });
   const logs = async (name: string) => (await h.vcctl(['logs', `vn/${name}`])).stdout;
-  const tick = (name: string): number => {
-    try {
-      return Number(readFileSync(join(shared, `tick-${name}`), 'utf8').trim()) || 0;
-    } catch {
-      return 0;
-    }
-  };
-  /** The guest keeps writing to the share: its counter climbs by `by` from now, never going back. */
-  const advances = async (name: string, by = 3, timeoutMs = 90_000): Promise<number> => {
-    const from = tick(name);
-    let last = from;
-    let wentBack: string | undefined;
-    await waitFor(`${name} writing to the share past ${from + by}`, async () => {
-      const t = tick(name);
-      if (t < last) wentBack ??= `${name}'s counter went back from ${last} to ${t}: the guest restarted`;
-      last = t;
-      return t >= from + by;
-    }, timeoutMs, 500);
-    assert.equal(wentBack, undefined);
-    return last;
-  };
+  const { tick, advances } = shareTicks(() => shared);
   /** PIDs of the NFS servers running in the testbed nodes' namespaces. */
   const ganeshas = (): number[] =>
     h.testbed.nodes.flatMap((n) =>

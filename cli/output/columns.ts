@@ -125,12 +125,20 @@ const BY_KIND: Record<string, Column[]> = {
   ],
   GitSource: [
     nameColumn,
-    { header: 'DIR', value: (o) => str((o.spec as { dir?: string } | undefined)?.dir) },
+    // vcctl sync's directory, or vc-manager's URL#REF
+    {
+      header: 'SOURCE',
+      value: (o) => {
+        const sp = o.spec as { dir?: string; url?: string; ref?: string } | undefined;
+        return str(sp?.dir ?? (sp?.url && `${sp.url}#${sp.ref ?? 'main'}`));
+      },
+    },
     { header: 'REVISION', value: (o) => str((o.status as { lastAppliedRevision?: string } | undefined)?.lastAppliedRevision?.slice(0, 12)) },
     { header: 'READY', value: ready },
     { header: 'APPLIED', value: (o) => str((o.status as { appliedCount?: number } | undefined)?.appliedCount) },
     { header: 'PRUNED', value: (o) => str((o.status as { prunedCount?: number } | undefined)?.prunedCount) },
     age,
+    { header: 'FETCHED', wide: true, value: (o) => str((o.status as { fetchedRevision?: string } | undefined)?.fetchedRevision?.slice(0, 12)) },
     { header: 'ERROR', wide: true, value: (o) => str((o.status as { lastError?: string } | undefined)?.lastError?.split('\n')[0]) },
   ],
 };

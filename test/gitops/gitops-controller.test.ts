@@ -141,10 +141,16 @@ describe('gitops controller: GitSource from a local-path remote (real git, real 
     assert.equal(getCondition(s.conditions, 'Stalled')?.status, 'False', 'retried every interval');
   });
 
-  it('vcctl sync refuses to take over a source vc-manager syncs', async () => {
-    fx.pushUpstream({ 'clusters/a.yaml': virtualCluster('a', 1) }, 'a');
+  it('vcctl get gs shows the URL and fetched commit; vcctl sync refuses to take over a source vc-manager syncs', async () => {
+    const c = fx.pushUpstream({ 'clusters/a.yaml': virtualCluster('a', 1) }, 'a');
     await createSource('remote');
-    const r = await runVcctlInProcess(['sync', '--dir', fx.work, '--name', 'remote'], { ...process.env, VCCTL_STORE: `file:${join(fx.root, 'store.db')}` });
+    await appliedAs('remote', c);
+    const env = { ...process.env, VCCTL_STORE: `file:${join(fx.root, 'store.db')}` };
+    const get = await runVcctlInProcess(['get', 'gs', '-o', 'wide'], env);
+    assert.equal(get.code, 0, get.stderr);
+    assert.match(get.stdout, /^NAME\s+SOURCE\s+REVISION\s+READY\s+APPLIED\s+PRUNED\s+AGE\s+FETCHED\s+ERROR/);
+    assert.match(get.stdout, new RegExp(`\\nremote\\s+\\S*remote\\.git#main\\s+${c.slice(0, 12)}\\s+True\\s+1\\s+0\\s+\\S+\\s+${c.slice(0, 12)}`));
+    const r = await runVcctlInProcess(['sync', '--dir', fx.work, '--name', 'remote'], env);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /GitSource default\/remote is synced by vc-manager from .*remote\.git; vcctl sync does not take it over/);
     assert.equal((await source('remote')).spec?.url, fx.remote);

@@ -20,7 +20,7 @@ async function rssMiB(pid: number): Promise<number> {
   return m ? Math.round(Number(m[1]) / 1024) : NaN;
 }
 
-/** up, then a vc-manager until every node is Ready; down always. Returns seconds and the state. */
+/** up, then a vc-manager until every node is Ready, prints the times, runs `during`; down always. */
 async function upToReady(label: string, opts: Omit<TestbedUpOptions, 'dir' | 'nodes'>, during?: (tb: TestbedState) => Promise<void>): Promise<void> {
   const base = await mkdtemp(join(tmpdir(), `vl-bench-tb-${label}-`));
   const dir = join(base, 'tb');

@@ -24,10 +24,13 @@ import { DEFAULT_DEBOUNCE_MS, runSyncLoop } from '../../reconcilers/gitops/sync-
 const USAGE = `Usage: vcctl sync --dir DIR [--watch] [--prune] [--allow-empty] [--interval DURATION] [--name NAME] [-n NS]
 
 Applies every manifest under DIR (recursively: *.yaml, *.yml, *.json; dot-directories such as
-.git are skipped) with the three-way merge of "vcctl apply", PhysicalNodes and OSTemplates first,
+.git are skipped; symbolic links leading out of DIR and files that are not regular files, such as
+FIFOs, are refused by name) with the three-way merge of "vcctl apply", PhysicalNodes and OSTemplates first,
 then VirtualClusters, then the rest. All documents are validated first: one invalid document and
 nothing of that revision is applied. What was applied is recorded in the GitSource NAME (default:
 derived from DIR's name) in namespace NS; see it with "vcctl get gitsources" / "vcctl describe gs NAME".
+The revision recorded is the checked-out commit only when what was read is exactly what it holds.
+To sync from a remote inside vc-manager instead, create a GitSource with spec.url (see README).
 
 Flags:
   --dir DIR             the directory of manifests (usually in a git work tree)

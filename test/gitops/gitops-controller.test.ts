@@ -5,7 +5,7 @@
 // commit id are followed, and `vcctl sync` does not take a remote source over.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getCondition } from '../../api/conditions.js';
@@ -139,6 +139,33 @@ describe('gitops controller: GitSource from a local-path remote (real git, real 
     }, 30_000);
     assert.match(s.lastError ?? '', /spec\.ref no-such-branch is neither a branch, a tag nor a fetched commit/);
     assert.equal(getCondition(s.conditions, 'Stalled')?.status, 'False', 'retried every interval');
+  });
+
+  it('a committed link leaving spec.path is refused by name, and a spec.path that is a link out of the checkout', async () => {
+    const good = fx.pushUpstream({ 'clusters/a.yaml': virtualCluster('a', 1), 'other/b.yaml': virtualCluster('b', 1) }, 'good');
+    await createSource('links');
+    await appliedAs('links', good);
+    git(fx.upstream, 'pull', '--quiet', '--ff-only', 'origin', 'main');
+    symlinkSync('../other/b.yaml', join(fx.upstream, 'clusters', 'b.yaml'));
+    symlinkSync('/etc/hostname', join(fx.upstream, 'clusters', 'host.yaml'));
+    symlinkSync('/etc', join(fx.upstream, 'etc-link'));
+    const bad = fx.commit(fx.upstream, 'links out');
+    git(fx.upstream, 'push', '--quiet', 'origin', 'main');
+    const s = await waitFor('the links refused', async () => {
+      const st = (await source('links')).status;
+      return st?.fetchedRevision === bad && getCondition(st.conditions, 'Stalled')?.status === 'True' ? st : undefined;
+    }, 30_000);
+    assert.match(s.lastError ?? '', /clusters\/b\.yaml: is a symbolic link to \S*other\/b\.yaml, outside the synced directory/);
+    assert.match(s.lastError ?? '', /clusters\/host\.yaml: is a symbolic link to \/etc\/hostname, outside the synced directory/);
+    assert.equal(s.lastAppliedRevision, good);
+    assert.equal(await store.tryGet(VC('b')), undefined);
+
+    await createSource('pathlink', { path: 'etc-link' });
+    const p = await waitFor('spec.path refused', async () => {
+      const st = (await source('pathlink')).status;
+      return getCondition(st?.conditions, 'Stalled')?.status === 'True' ? st : undefined;
+    }, 30_000);
+    assert.match(p.lastError ?? '', /spec\.path etc-link leads outside the repository/);
   });
 
   it('vcctl get gs shows the URL and fetched commit; vcctl sync refuses to take over a source vc-manager syncs', async () => {

@@ -150,7 +150,10 @@ export function qemuArgv(s: Testbed, image: Pick<NodeImage, 'xen' | 'kernel' | '
     '-device', 'virtio-9p-pci,fsdev=sanfs,mount_tag=vlsan',
     // entropy: without it the kernel's random pool took minutes to initialize and sshd waited on it
     '-object', 'rng-random,id=rng0,filename=/dev/urandom', '-device', 'virtio-rng-pci,rng=rng0',
-    '-display', 'none', '-vga', 'none', '-serial', `file:${f.console}`, '-monitor', 'none',
+    // the serial console: logged to console.log, and interactive on console.sock (root only): Xen's
+    // console, CTRL-a three times switches to dom0's, where a root shell waits (`socat - UNIX:...`)
+    '-chardev', `socket,id=con0,path=${join(node.stateDir, 'console.sock')},server=on,wait=off,logfile=${f.console},logappend=on`,
+    '-serial', 'chardev:con0', '-display', 'none', '-vga', 'none', '-monitor', 'none',
     '-qmp', `unix:${f.qmp},server=on,wait=off`, '-pidfile', join(node.stateDir, 'qemu.pid'), '-no-reboot',
   ];
 }
@@ -198,7 +201,10 @@ async function waitNodeUp(node: Testbed['nodes'][number], deadline: number): Pro
       const why = failed ? failed[0] : !pidAlive(f.qemuPid) ? `QEMU ${f.qemuPid} exited: ${(await readFile(join(node.stateDir, 'qemu.log'), 'utf8').catch(() => '')).slice(-1000)}` : 'timed out';
       throw new Error(`full node ${node.name} did not come up (${why}); its console (${f.console}) ends:\n${consoleText.slice(-3000)}`);
     }
-    if (/VL-NODE-READY/.test(consoleText) && (await sshBanner(node.address, node.port))) return;
+    // One connection at a time, given long to answer: sshd forks and re-executes itself for every
+    // connection, which takes seconds under TCG; a client that gives up after 1 s and tries again
+    // piled up starting sshds until the node did nothing else.
+    if (/VL-NODE-READY/.test(consoleText) && (await sshBanner(node.address, node.port, 60_000))) return;
     await new Promise((r) => setTimeout(r, 250));
   }
 }

@@ -145,7 +145,6 @@ function customize(root: string, busybox: string): void {
     'UsePAM no',
     'UseDNS no',
     'PrintMotd no',
-    'MaxStartups 100:30:200',
     'MaxSessions 20',
     'ClientAliveInterval 15',
     '',

@@ -430,14 +430,15 @@ function readCmdline(pid: number): string[] {
   }
 }
 
-export function sshBanner(host: string, port: number): Promise<boolean> {
+/** True when an SSH server at host:port sends its banner within timeoutMs. */
+export function sshBanner(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.createConnection({ host, port });
     const done = (ok: boolean) => {
       sock.destroy();
       resolve(ok);
     };
-    sock.setTimeout(1000, () => done(false));
+    sock.setTimeout(timeoutMs, () => done(false));
     sock.once('data', (b: Buffer) => done(b.toString('latin1').startsWith('SSH-2.0')));
     sock.once('error', () => done(false));
   });

@@ -89,8 +89,11 @@ describe('gitops controller: the leader dies mid-sync (two vc-manager processes)
     // Objects written before the kill kept their resourceVersion (checked above): none was written
     // twice. A Synced Event names the commit; its count is what the last sync created, which under
     // load may follow an earlier attempt of b cut short by a lease renewal that came too late.
-    const synced = await waitFor('the Synced Event of b', async () => (await store.list<EventObject>('Event')).items
-      .filter((e) => e.spec?.involvedObject.name === 'many').map((e) => `${e.spec?.reason}: ${e.spec?.message}`), 30_000, 100);
+    const synced = await waitFor('the Synced Event of b', async () => {
+      const evs = (await store.list<EventObject>('Event')).items
+        .filter((e) => e.spec?.involvedObject.name === 'many').map((e) => `${e.spec?.reason}: ${e.spec?.message}`);
+      return evs.some((e) => e.startsWith('Synced: ')) ? evs : undefined;
+    }, 60_000, 100);
     console.log(`      events: ${synced.join(' | ')}; b lost leadership ${b.lines.filter((l) => l.msg === 'leadership lost').length} time(s)`);
     assert.ok(synced.some((e) => e.startsWith(`Synced: revision ${commit}: `)), synced.join('\n'));
     if (synced.length === 1 && !b.lines.some((l) => l.msg === 'leadership lost')) {

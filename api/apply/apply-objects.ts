@@ -10,6 +10,10 @@
 //   with a resourceVersion the manifest itself demands is reported, not retried.
 // - dryRun 'client' plans against the live objects and writes nothing; 'server' also checks what
 //   the store would refuse (stale resourceVersion in the manifest, objects being deleted).
+// - Interrupting (opts.signal): every object is planned before the first write (a merged object
+//   that is invalid fails the whole apply before anything is written); once the signal fires, the
+//   batch (or object) in flight finishes and no further one starts: ApplyInterruptedError says
+//   what was written and what was not.
 
 import { resolveKind } from '../kinds.js';
 import {
@@ -29,6 +33,24 @@ export interface ApplyOptions {
   batchSize?: number;
   /** Leadership fence for every write (controllers). */
   fence?: Fence;
+  /** Stops the apply between writes (e.g. on SIGINT): see ApplyInterruptedError. */
+  signal?: AbortSignal;
+}
+
+/**
+ * The apply was interrupted between two writes: `written` holds the results of the objects
+ * written or unchanged (in the order of the input), `notWritten` the objects not written.
+ * Nothing of `notWritten` is in the store (batches are atomic); applying again finishes the job.
+ */
+export class ApplyInterruptedError extends Error {
+  constructor(
+    readonly reason: string,
+    readonly written: ApplyResult[],
+    readonly notWritten: ObjectRef[],
+  ) {
+    super(`apply interrupted (${reason}): ${written.length} of ${written.length + notWritten.length} objects written or unchanged, ${notWritten.length} not written`);
+    this.name = 'ApplyInterruptedError';
+  }
 }
 
 export interface ApplyResult {
@@ -67,10 +89,19 @@ export async function applyObjects(store: Store, objects: ApiObject[], opts: App
   }
   const results: (ApiObject | undefined)[] = plans.map((p) => (p.action === 'unchanged' ? p.object : undefined));
   const pending = () => plans.map((_p, i) => i).filter((i) => results[i] === undefined);
+  const interrupted = async (): Promise<boolean> => {
+    if (!opts.signal) return false;
+    await new Promise((r) => setImmediate(r)); // let a signal handler run between two writes
+    return opts.signal.aborted;
+  };
   if (opts.batch === false) {
-    for (const i of pending()) results[i] = await writeOne(store, objects[i], refs[i], plans[i], opts);
+    for (const i of pending()) {
+      if (await interrupted()) break;
+      results[i] = await writeOne(store, objects[i], refs[i], plans[i], opts);
+    }
   } else {
     for (const chunk of chunks(pending(), plans, opts.batchSize ?? 100)) {
+      if (await interrupted()) break;
       for (let attempt = 1; ; attempt++) {
         try {
           const written = await store.batch(chunk.map((i) => toOp(plans[i])), { fence: opts.fence });
@@ -87,7 +118,15 @@ export async function applyObjects(store: Store, objects: ApiObject[], opts: App
       }
     }
   }
-  return plans.map((p, i) => ({ ref: refs[i], action: p.action, object: results[i] as ApiObject }));
+  const out = plans.map((p, i) => ({ ref: refs[i], action: p.action, object: results[i] as ApiObject }));
+  if (results.some((r) => r === undefined)) {
+    throw new ApplyInterruptedError(
+      String(opts.signal?.reason ?? 'aborted'),
+      out.filter((_r, i) => results[i] !== undefined),
+      refs.filter((_r, i) => results[i] === undefined),
+    );
+  }
+  return out;
 }
 
 async function writeOne(store: Store, desired: ApiObject, ref: ObjectRef, first: ApplyPlan, opts: ApplyOptions): Promise<ApiObject> {

@@ -1,6 +1,6 @@
 // Apply: three-way merge against the last applied manifest, batched writes, pruning. Shared by
 // vcctl (apply, diff) and the GitOps sync.
-export { applyObjects, refOf } from './apply-objects.js';
+export { applyObjects, ApplyInterruptedError, refOf } from './apply-objects.js';
 export type { ApplyOptions, ApplyResult } from './apply-objects.js';
 export { planApply, manifestForApply, ApplyError, LAST_APPLIED_ANNOTATION, APPLIED_BY_ANNOTATION } from './plan-apply.js';
 export type { ApplyAction, ApplyPlan } from './plan-apply.js';

@@ -1,6 +1,7 @@
 // vcctl apply -f FILE|DIR|- [-R] [--dry-run=client|server] [--prune -l SELECTOR]
 
-import { applyObjects, pruneObjects, refOf } from '../../api/apply/index.js';
+import { applyObjects, ApplyInterruptedError, pruneObjects, refOf, type ApplyResult } from '../../api/apply/index.js';
+import type { ObjectRef } from '../../api/store/types.js';
 import { loadManifests } from '../../api/input/index.js';
 import { oneOf, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
@@ -11,9 +12,19 @@ const USAGE = `Usage: vcctl apply -f FILE|DIR|- [-R] [--dry-run=client|server] [
 
 Creates or updates objects from YAML manifests (several documents per file, separated by ---).
 Updates are a three-way merge: fields you removed from a manifest since the last apply are
-removed, fields written by others (status, labels added by hand) are kept. Every document is
-validated first: one invalid document and nothing is written. Prints one line per object:
-<kind>/<name> created|configured|unchanged.
+removed, fields written by others (status, labels added by hand) are kept. Prints one line per
+object: <kind>/<name> created|configured|unchanged.
+
+What apply guarantees:
+  - Every document is read, validated and merged with the stored object before the first write:
+    one invalid document (or merged object) and nothing is written.
+  - Writes go out in store batches of up to 100 objects; each batch is atomic (all of it is
+    stored or none). A large apply is therefore not atomic as a whole.
+  - Interrupted (Ctrl-C, SIGINT or SIGTERM), apply finishes the batch in flight, writes no
+    further batch, prints the line of every object written, says which were not written, and
+    exits 130 (SIGINT) or 143 (SIGTERM). Killed outright (SIGKILL, a crash), it leaves whole
+    batches written and the rest not. Either way, applying the same files again finishes the
+    job (what was written shows as unchanged).
 
 Flags:
   -f, --filename PATH    a file, a directory (*.yaml, *.yml, *.json) or - for stdin; repeatable
@@ -61,11 +72,26 @@ const command: Command = {
     const mode = dryRun === 'none' ? undefined : dryRun;
     const suffix = mode === 'server' ? ' (server dry run)' : mode === 'client' ? ' (dry run)' : '';
     return withStore(args, ctx, async (store) => {
-      const results = await applyObjects(store, manifests.map((m) => m.object), {
-        dryRun: mode,
-        batch: args.flag('batch', true),
-        fieldManager: args.str('field-manager') ?? 'vcctl',
-      });
+      const interrupt = new AbortController();
+      const onSignal = (sig: NodeJS.Signals) => interrupt.abort(sig);
+      // Only the first signal is ours: a second one finds the default handler and ends the process.
+      if (!mode) for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, onSignal);
+      let results: ApplyResult[];
+      try {
+        results = await applyObjects(store, manifests.map((m) => m.object), {
+          dryRun: mode,
+          batch: args.flag('batch', true),
+          fieldManager: args.str('field-manager') ?? 'vcctl',
+          signal: interrupt.signal,
+        });
+      } catch (err) {
+        if (!(err instanceof ApplyInterruptedError)) throw err;
+        for (const r of err.written) ctx.stdout.write(`${displayName(r.ref.kind, r.ref.name)} ${r.action}\n`);
+        ctx.stderr.write(`${interruptedSummary(err)}\n`);
+        return err.reason === 'SIGTERM' ? 143 : 130;
+      } finally {
+        for (const sig of ['SIGINT', 'SIGTERM'] as const) process.off(sig, onSignal);
+      }
       for (const r of results) ctx.stdout.write(`${displayName(r.ref.kind, r.ref.name)} ${r.action}${suffix}\n`);
       if (args.bool('prune')) {
         const pruned = await pruneObjects(store, {
@@ -80,5 +106,17 @@ const command: Command = {
     });
   },
 };
+
+/** What an interrupted apply did not write, for the user to act on. */
+function interruptedSummary(err: ApplyInterruptedError): string {
+  const total = err.written.length + err.notWritten.length;
+  const shown = err.notWritten.slice(0, 10).map((r: ObjectRef) => displayName(r.kind, r.name));
+  const more = err.notWritten.length - shown.length;
+  return [
+    `error: interrupted by ${err.reason}: ${err.written.length} of ${total} objects written or unchanged (above), ${err.notWritten.length} not written:`,
+    `error:   ${shown.join(', ')}${more > 0 ? `, and ${more} more` : ''}`,
+    'error: apply the same files again to write the rest (what was written shows as unchanged)',
+  ].join('\n');
+}
 
 export default command;

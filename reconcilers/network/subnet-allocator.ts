@@ -50,8 +50,9 @@ export function hasSubnetConflict(vc: VirtualCluster | undefined): boolean {
 export const SUBNET_LEDGER_KIND = 'SubnetLedger';
 export const SUBNET_LEDGER_NAME = 'vc-subnets';
 const LEDGER_REF: ObjectRef = { kind: SUBNET_LEDGER_KIND, name: SUBNET_LEDGER_NAME };
-/** Attempts of one reserve/release against a ledger that others keep changing. */
-const MAX_ATTEMPTS = 12;
+/** Attempts of one reserve/release against a ledger that others keep changing (each failed
+ * attempt means another writer got through), then the error goes to the controller's backoff. */
+const MAX_ATTEMPTS = 30;
 
 /** One reservation: `subnet` (normalized CIDR) is held by the VC with this uid. */
 export interface SubnetEntry {
@@ -191,7 +192,7 @@ export class SubnetAllocator {
     const { ledger, entries, changed } = await this.readLedger(ctx, true);
     if (!ledger) return [];
     const mine = (e: SubnetEntry) => e.namespace === (ref.namespace ?? '') && e.name === ref.name && e.uid !== current?.metadata.uid;
-    const released = entries.filter(mine);
+    const released = (ledger.spec?.entries ?? []).filter(mine); // as stored: entries are pruned already
     if (released.length === 0 && !changed) return [];
     const [written] = await ctx.store.batch([ledgerWrite(ledger, entries.filter((e) => !mine(e)))]);
     this.known = written as SubnetLedger;
@@ -207,8 +208,7 @@ export class SubnetAllocator {
     if (!ledger) return { ledger, entries: await initialEntries(ctx.store), changed: true };
     const stored = ledger.spec?.entries ?? [];
     this.known = ledger;
-    const entries: SubnetEntry[] = [];
-    for (const e of stored) if (await exists(ctx, e)) entries.push(e);
+    const entries = await existing(ctx, stored);
     return { ledger, entries, changed: entries.length !== stored.length };
   }
 }
@@ -223,7 +223,7 @@ async function retrying<T>(f: (fresh: boolean) => Promise<T>): Promise<T> {
       return await f(attempt > 1);
     } catch (e) {
       if (!isRace(e) || attempt >= MAX_ATTEMPTS) throw e;
-      await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(100, 2 ** attempt)));
     }
   }
 }
@@ -243,13 +243,16 @@ function ledgerWrite(ledger: SubnetLedger | undefined, entries: SubnetEntry[]): 
   return { op: 'update', object: { ...ledger, spec: { entries } } };
 }
 
-/** Whether the entry's VC still exists (the cache is asked first; a miss is checked in the store). */
-async function exists(ctx: AllocatorContext, e: SubnetEntry): Promise<boolean> {
-  const ref: ObjectRef = { kind: 'VirtualCluster', name: e.name, ...(e.namespace ? { namespace: e.namespace } : {}) };
-  const cached = ctx.cache.get<VirtualCluster>(ref);
-  if (cached?.metadata.uid === e.uid) return true;
-  if (cached) return false; // the cache never runs ahead of the store: that name is another VC now
-  return (await ctx.store.tryGet<VirtualCluster>(ref))?.metadata.uid === e.uid;
+/**
+ * The entries whose VC still exists. The cache answers for the VCs it holds (it never runs ahead
+ * of the store, so another uid under that name means the entry's VC is gone); when it misses any,
+ * one list of the store answers for the rest.
+ */
+async function existing(ctx: AllocatorContext, entries: readonly SubnetEntry[]): Promise<SubnetEntry[]> {
+  const cached = entries.map((e) => ctx.cache.get<VirtualCluster>({ kind: 'VirtualCluster', name: e.name, ...(e.namespace ? { namespace: e.namespace } : {}) }));
+  if (cached.every(Boolean)) return entries.filter((e, i) => cached[i]!.metadata.uid === e.uid);
+  const uids = new Set((await ctx.store.list<VirtualCluster>('VirtualCluster')).items.map((v) => v.metadata.uid));
+  return entries.filter((e, i) => (cached[i] ? cached[i]!.metadata.uid === e.uid : uids.has(e.uid)));
 }
 
 /**

@@ -139,7 +139,13 @@ export class EtcdStore extends StoreBase {
         hosts,
         dialTimeout: 2000,
         // Lists of many objects exceed grpc's default 4 MiB message limit.
-        grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 },
+        grpcOptions: {
+          'grpc.max_receive_message_length': 256 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024,
+          // A member cut off by the network sends nothing, not even a reset: pings while a watch
+          // is open find the dead connection (etcd refuses pings closer than 5 s), and the client
+          // resumes the watch on another member.
+          'grpc.keepalive_time_ms': 6000, 'grpc.keepalive_timeout_ms': 3000,
+        },
         // Deadlines and retries are the store's (call()); the client's own retry policy would
         // multiply the deadline (three tries of 10 s made a paused etcd answer after 31 s).
         defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + attemptFallbackMs }),

@@ -342,14 +342,18 @@ export async function stopMember(dir: string, name: string, signal: NodeJS.Signa
   await saveState(s);
 }
 
-/** Starts a stopped member on its data directory and waits until it answers (unless cut off). */
-export async function startMember(dir: string, name: string): Promise<void> {
+/**
+ * Starts a stopped member on its data directory and (with `wait`, unless it is cut off) waits
+ * until it answers with a leader known: when every member was down, start them all without
+ * waiting, then waitHealthy.
+ */
+export async function startMember(dir: string, name: string, wait = true): Promise<void> {
   const s = await readEtcdCluster(dir);
   const m = memberNamed(s, name);
   if (m.pid && pidAlive(m.pid)) return;
   await spawnMember(s, m);
   await saveState(s);
-  if (m.partitioned) return;
+  if (m.partitioned || !wait) return;
   const deadline = Date.now() + 30_000;
   for (;;) {
     const r = (await memberRoles(s)).find((x) => x.name === name)!;

@@ -74,7 +74,10 @@ function hex(code: number): string {
   return `\\x${code.toString(16).padStart(2, '0')}`;
 }
 
-/** Expands the arguments to the files they name (directories: *.yaml, *.yml, *.json in sorted order). */
+/**
+ * Expands the arguments to the files they name (directories: *.yaml, *.yml, *.json in sorted
+ * order), as they are named in messages; listFiles also gives the paths to open them by.
+ */
 export async function listManifestFiles(paths: string[], opts: ReadOptions = {}): Promise<string[]> {
   const { files, issues } = await listFiles(paths, opts);
   if (issues.length > 0) throw new ManifestError(issues);

@@ -81,6 +81,14 @@ describe('faults of a 3-member etcd cluster under vc-manager (history checked)',
     ['--store', url, '--lease-ttl', String(TTL), '--controllers', CONTROLLERS, '--log-level', 'info', ...extra];
   const leads = (p: ManagerProcess) => p.lines.some((l) => l.msg === 'controllers started');
 
+  /** One vc-manager running the controllers, once it leads. */
+  async function startLeader(url: string): Promise<ManagerProcess> {
+    const m = startManager('mgr-1', managerArgs(url));
+    procs.push(m);
+    await waitFor('manager leads', () => leads(m), 60_000);
+    return m;
+  }
+
   async function allPlaced(store: Store, ns: string, count: number, timeoutMs: number): Promise<void> {
     await waitFor(`${count} VCs Placed in ${ns}`, async () => {
       const vcs = (await store.list<VirtualCluster>('VirtualCluster', { namespace: ns })).items;
@@ -104,9 +112,7 @@ describe('faults of a 3-member etcd cluster under vc-manager (history checked)',
 
   it('the etcd leader killed during the apply and placement of 50 VCs', async () => {
     const { url, store, history, cache, nodes } = await setup('f-leader');
-    const m = startManager('mgr-1', managerArgs(url));
-    procs.push(m);
-    await waitFor('manager leads', () => leads(m), 60_000);
+    const m = await startLeader(url);
     const acked: ApiObject[] = [];
     let killed = '';
     const t0 = Date.now();
@@ -126,9 +132,7 @@ describe('faults of a 3-member etcd cluster under vc-manager (history checked)',
 
   it('one member partitioned away and back while VCs are applied and placed', async () => {
     const { url, store, history, cache, nodes } = await setup('f-part');
-    const m = startManager('mgr-1', managerArgs(url));
-    procs.push(m);
-    await waitFor('manager leads', () => leads(m), 60_000);
+    const m = await startLeader(url);
     const acked: ApiObject[] = [];
     const victim = (await memberRoles(await readEtcdCluster(dir))).find((r) => r.role === 'leader')!.name;
     await createVCs(store, 'f2', 0, 30, acked, async (i) => {
@@ -198,9 +202,7 @@ describe('faults of a 3-member etcd cluster under vc-manager (history checked)',
 
   it('all members restarted (killed and started again) under a running manager', async () => {
     const { url, store, history, cache, nodes } = await setup('f-all');
-    const m = startManager('mgr-1', managerArgs(url));
-    procs.push(m);
-    await waitFor('manager leads', () => leads(m), 60_000);
+    const m = await startLeader(url);
     const acked: ApiObject[] = [];
     await createVCs(store, 'f4', 0, 15, acked);
     for (const x of s.members) await stopMember(dir, x.name);

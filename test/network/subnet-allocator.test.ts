@@ -50,6 +50,27 @@ async function assertLedgerMatches(store: Store): Promise<void> {
   for (const v of vcs) assert.equal(v.status?.subnet, held.get(v.metadata.uid!), `${v.metadata.name}: status.subnet is its ledger entry`);
 }
 
+/**
+ * The store with a random pause of up to 3 ms before and after each read and write, so that two
+ * allocators in one process interleave between their reads and their write as two processes would
+ * (an in-process SQLite call otherwise completes without letting the other side in).
+ */
+function jittered(store: Store): Store {
+  const pause = () => new Promise((r) => setTimeout(r, Math.random() * 3));
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function' || !['get', 'tryGet', 'list', 'batch'].includes(String(prop))) return typeof v === 'function' ? v.bind(target) : v;
+      return async (...args: unknown[]) => {
+        await pause();
+        const out = await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        await pause();
+        return out;
+      };
+    },
+  });
+}
+
 interface Backend {
   /** Two connections to one fresh store; close() ends both and removes it. */
   open(): Promise<{ a: Store; b: Store; close(): Promise<void> }>;
@@ -76,8 +97,8 @@ function describeAllocator(name: string, backend: Backend): void {
       const all = [...names, 's1', 's2'];
       // Left goes first to last, right last to first: they race on different VCs and on the same.
       const results = await Promise.all([
-        ...all.map((n) => left.reserve({ store: a, cache: noCache }, ref(n), [])),
-        ...[...all].reverse().map((n) => right.reserve({ store: b, cache: noCache }, ref(n), [])),
+        ...all.map((n) => left.reserve({ store: jittered(a), cache: noCache }, ref(n), [])),
+        ...[...all].reverse().map((n) => right.reserve({ store: jittered(b), cache: noCache }, ref(n), [])),
       ]);
       assert.ok(results.every((r) => r.kind !== 'exhausted' && r.kind !== 'gone'));
       const vcs = new Map((await a.list<VirtualCluster>('VirtualCluster')).items.map((v) => [v.metadata.name, v]));

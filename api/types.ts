@@ -153,6 +153,10 @@ export interface VirtualNodeStatus {
   /** The template revision of the node's disk when its memory was saved (suspend): a disk reset
    * since makes the saved state unusable. */
   savedDiskRevision?: string;
+  /** The size the VM runs with now (a resize reaches it at its next start); placement counts the larger of this and spec. */
+  runningSize?: { vcpus: number; memoryMiB: number };
+  /** The size the VM ran with when its memory was saved; a resize since discards the saved state. */
+  savedSize?: { vcpus: number; memoryMiB: number };
   /** When the runtime last started or resumed the domain (the boot timeout counts from here). */
   bootTime?: string;
   /** The restart request (annotation virtualinux.org/restart) last carried out. */

@@ -28,5 +28,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   suspend: { summary: 'Suspend every VM of VirtualClusters to disk', load: () => import('./suspend.js') },
   resume: { summary: 'Resume VirtualClusters (re-placed first if their placement changed)', load: () => import('./resume.js') },
   logs: { summary: "Print a VirtualNode's guest console", load: () => import('./logs.js') },
+  console: { summary: "Attach to a VirtualNode's serial console (Ctrl-] detaches)", load: () => import('./console.js') },
+  restart: { summary: 'Reboot the VM of a VirtualNode, or every VM of a VirtualCluster (disks kept)', load: () => import('./restart.js') },
   version: { summary: 'Print the version', load: () => import('./version.js') },
 };

@@ -71,8 +71,18 @@ export function nodeCapacity(pn: PhysicalNode, used: Usage = pn.status?.allocate
   };
 }
 
+/**
+ * What a VM takes on its node: its size (spec), or the size it still runs with when that is larger
+ * (a resize reaches a running VM only at its next start: a shrink frees nothing before then).
+ */
 export function vmUsage(vn: VirtualNode, k = 1): Usage {
-  return { cores: k * (vn.spec?.vcpus ?? 0), memoryMiB: k * (vn.spec?.memoryMiB ?? 0), vms: k };
+  return usageOf({ vcpus: vn.spec?.vcpus ?? 0, memoryMiB: vn.spec?.memoryMiB ?? 0 }, vn, k);
+}
+
+/** The usage of a VM of size `s`, counting at least the size `vn` runs with now. */
+export function usageOf(s: { vcpus: number; memoryMiB: number }, vn: VirtualNode, k = 1): Usage {
+  const run = vn.status?.runningSize;
+  return { cores: k * Math.max(s.vcpus, run?.vcpus ?? 0), memoryMiB: k * Math.max(s.memoryMiB, run?.memoryMiB ?? 0), vms: k };
 }
 
 export function addUsage(a: Usage, b: Usage, sign = 1): Usage {
@@ -258,7 +268,9 @@ function deltasOf(binds: readonly Binding[]): Map<string, Usage> {
   for (const b of binds) {
     const old = b.vn.spec!.physicalNode;
     if (old) deltas.set(old, addUsage(deltas.get(old) ?? ZERO, vmUsage(b.vn), -1));
-    deltas.set(b.node, addUsage(deltas.get(b.node) ?? ZERO, { cores: b.size.vcpus, memoryMiB: b.size.memoryMiB, vms: 1 }));
+    // On its own node a running VM keeps counting the size it runs with; elsewhere it starts afresh.
+    const usage = b.node === old ? usageOf(b.size, b.vn) : usageOf(b.size, { ...b.vn, status: undefined });
+    deltas.set(b.node, addUsage(deltas.get(b.node) ?? ZERO, usage));
   }
   for (const [k, d] of deltas) if (sameUsage(d, ZERO)) deltas.delete(k);
   return deltas;

@@ -12,6 +12,7 @@
 
 import type { PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
 import type { Usage } from './engine.js';
+import { usageOf, vmUsage } from './plan-binding.js';
 
 export interface Size {
   vcpus: number;
@@ -51,9 +52,10 @@ export function resizeInPlace(vms: readonly VirtualNode[], size: Size, pns: read
       out.held.set(node, 'the node is gone');
       continue;
     }
+    // What the node's allocation grows by (a running VM counts at least the size it runs with).
     const grow = {
-      cores: list.reduce((s, v) => s + size.vcpus - v.spec!.vcpus, 0),
-      memoryMiB: list.reduce((s, v) => s + size.memoryMiB - v.spec!.memoryMiB, 0),
+      cores: list.reduce((s, v) => s + usageOf(size, v).cores - vmUsage(v).cores, 0),
+      memoryMiB: list.reduce((s, v) => s + usageOf(size, v).memoryMiB - vmUsage(v).memoryMiB, 0),
     };
     const used = pn.status?.allocated ?? { cores: 0, memoryMiB: 0, vms: 0 };
     const extra = pending.get(node) ?? { cores: 0, memoryMiB: 0, vms: 0 };

@@ -27,13 +27,12 @@ import { FORMAT_ANNOTATION } from '../storage/plan.js';
 import { domainKey, HypervisorDrivers, savedStatePath, type TransportSource } from './hosts.js';
 export { domainKey } from './hosts.js';
 import { migrationController, type MigrationDeps } from './migration-controller.js';
-import { planRuntime, type ObservedDomain, type RuntimeAction, type RuntimeDecision } from './plan.js';
+import { planRuntime, RESTART_ANNOTATION, type ObservedDomain, type RuntimeAction, type RuntimeDecision } from './plan.js';
 import { immovableReason, sharedStorageTransport } from './shared-storage.js';
 import { bootTimeoutMs, decideGuestReady, GUEST_READY, shouldProbeGuest, type GuestProbe, type GuestReadyDecision } from './guest-ready.js';
 
 export const RUNTIME_FINALIZER = 'virtualinux.org/runtime';
-/** Set to a new value (vcctl restart: a timestamp) to have the VM rebooted once. */
-export const RESTART_ANNOTATION = 'virtualinux.org/restart';
+export { RESTART_ANNOTATION } from './plan.js';
 const CLUSTER_LABEL = 'virtualinux.org/cluster';
 
 export interface RuntimeDeps {
@@ -115,7 +114,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       if (!pn?.spec) continue;
       const info = await drivers.get(pn).get(domainKey(vn));
       const st = liveState(info);
-      if (st && st !== 'shutoff') out.push({ host: h, state: st });
+      if (st && st !== 'shutoff') out.push({ host: h, state: st, vcpus: info?.vcpus, memoryMiB: info?.memoryMiB });
     }
     return out;
   }
@@ -260,7 +259,14 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     }
 
     const diskRevision = String(g.volumes.disk?.status?.templateRevision ?? '');
-    if (d.action.type === 'restore' && vn.status?.savedDiskRevision !== undefined && vn.status.savedDiskRevision !== diskRevision) {
+    const saved = vn.status?.savedSize;
+    if (d.action.type === 'restore' && saved && (saved.vcpus !== vn.spec.vcpus || saved.memoryMiB !== vn.spec.memoryMiB)) {
+      // Resized while suspended: QEMU cannot load a saved state into a VM of another size, and
+      // the new size is what placement counts now. Boot afresh with it.
+      await perform({ type: 'discardSavedState' }, g, ctx);
+      ctx.events.record(vn, 'Warning', 'SavedStateDiscarded', `resized from ${saved.vcpus} vCPU, ${saved.memoryMiB} MiB to ${vn.spec.vcpus} vCPU, ${vn.spec.memoryMiB} MiB while suspended; the saved memory is of the old size, so the VM boots afresh`);
+      d = { ...d, action: { type: 'start', host: d.action.host }, message: `starting afresh on ${d.action.host}: resized while suspended` };
+    } else if (d.action.type === 'restore' && vn.status?.savedDiskRevision !== undefined && vn.status.savedDiskRevision !== diskRevision) {
       // The OSTemplate was updated while the VM was suspended and its disk was reset: the saved
       // memory refers to the old disk and would corrupt the new one. Boot afresh instead.
       await perform({ type: 'discardSavedState' }, g, ctx);
@@ -280,9 +286,23 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     if ((d.action.type === 'start' || d.action.type === 'restore') && host) phase = 'Running';
     if (d.action.type === 'suspend') phase = 'Suspended';
     const status: VirtualNodeStatus = { phase, host, message: d.message, restarts: vn.status?.restarts ?? 0, lastFailureTime: vn.status?.lastFailureTime };
-    if (d.action.type === 'suspend') status.savedDiskRevision = diskRevision;
-    if (d.action.type === 'start' || d.action.type === 'restore' || d.action.type === 'discardSavedState') status.savedDiskRevision = undefined;
+    if (d.action.type === 'suspend') {
+      status.savedDiskRevision = diskRevision;
+      const from = d.action.host;
+      const running = g.domains.find((x) => x.host === from);
+      status.savedSize = { vcpus: running?.vcpus ?? vn.spec.vcpus, memoryMiB: running?.memoryMiB ?? vn.spec.memoryMiB };
+    }
+    if (d.action.type === 'start' || d.action.type === 'restore' || d.action.type === 'discardSavedState') {
+      status.savedDiskRevision = undefined;
+      status.savedSize = undefined;
+    }
     const booted = (d.action.type === 'start' || d.action.type === 'restore' || d.action.type === 'restart') && !!host;
+    // The size it runs with: what it was started with now, else what its domain reports.
+    const seen = g.domains.find((x) => x.host === host);
+    status.runningSize = phase === 'Running' || phase === 'Migrating'
+      ? (booted ? { vcpus: vn.spec.vcpus, memoryMiB: vn.spec.memoryMiB }
+        : seen?.vcpus && seen.memoryMiB ? { vcpus: seen.vcpus, memoryMiB: seen.memoryMiB } : vn.status?.runningSize)
+      : undefined;
     if (booted || (phase === 'Running' && !vn.status?.bootTime)) status.bootTime = new Date(now()).toISOString();
     // A fresh boot meets a pending restart request as well.
     if ((d.action.type === 'start' || d.action.type === 'restart') && restartWanted) status.restartedFor = restartWanted;

@@ -20,6 +20,9 @@ export type DomainState = 'running' | 'paused' | 'incoming' | 'shutoff';
 export interface ObservedDomain {
   host: string;
   state: DomainState;
+  /** The size it runs with (a resize reaches a running VM only at its next start). */
+  vcpus?: number;
+  memoryMiB?: number;
 }
 
 export interface RuntimeInput {
@@ -69,6 +72,9 @@ export interface RuntimeDecision {
   /** Come back after this long (waiting for backoff or for an operation in flight). */
   requeueAfterMs?: number;
 }
+
+/** Set a VirtualNode's annotation to a new value (vcctl restart: a timestamp) to have its VM rebooted once. */
+export const RESTART_ANNOTATION = 'virtualinux.org/restart';
 
 export const RESTART_BACKOFF_BASE_MS = 2_000;
 export const RESTART_BACKOFF_MAX_MS = 5 * 60_000;

@@ -59,6 +59,20 @@ describe('planBinding: resize', () => {
     if (d.kind === 'bind') assert.deepEqual(Object.fromEntries(d.deltas), { blade1: { cores: 0, memoryMiB: -512, vms: 0 } });
   });
 
+  it('a running VM counts the larger of its new size and the size it still runs with', () => {
+    const vc = resized(virtualCluster('s', 1, 1, 1024), 1, 512);
+    const running = { ...old(vc, 0, 'blade1'), status: { phase: 'Running' as const, runningSize: { vcpus: 1, memoryMiB: 1024 } } };
+    const shrink = planBinding(vc, [running], [withAlloc(physicalNode('blade1', 1, 1024), 1, 1024, 1)]);
+    assert.equal(shrink.kind, 'bind', 'the spec shrinks at once');
+    if (shrink.kind === 'bind') assert.deepEqual(Object.fromEntries(shrink.deltas), {}, 'but the node frees nothing until the VM restarts');
+    // Growing back past what it runs with counts only the difference to the running size.
+    const grown = resized(vc, 1, 1536);
+    const small = { ...running, spec: { ...running.spec!, memoryMiB: 512 } };
+    const g = planBinding(grown, [small], [withAlloc(physicalNode('blade1', 1, 2048), 1, 1024, 1)]);
+    assert.equal(g.kind, 'bind');
+    if (g.kind === 'bind') assert.deepEqual(Object.fromEntries(g.deltas), { blade1: { cores: 0, memoryMiB: 512, vms: 0 } });
+  });
+
   it('two VMs of the VC on one node are checked together (never half a node overcommitted)', () => {
     const vc = resized(virtualCluster('s', 2, 1, 1024), 1, 2048);
     // 2 x +1024 MiB needed, 1536 MiB free: neither is resized.

@@ -2,11 +2,12 @@
 // its remote repository. It runs only on the leader (every controller does), so one manager syncs
 // a source at a time, and its writes are fenced: a deposed leader changes nothing.
 //
-// Each reconcile: fetch spec.ref into this manager's cache (git-fetcher), then, unless the fetched
-// commit is the one the status already records for this generation, one sync exactly as `vcctl
-// sync` does it (GitSourceSyncer: the whole revision validated and dry-run first, dependency order,
-// inventory, safe prune; the status and Events written in one place). Then again after
-// spec.interval (default 1m). GitSources with spec.dir belong to `vcctl sync` and are left alone.
+// Each reconcile: fetch spec.ref into this manager's cache (git-fetcher), then one sync exactly as
+// `vcctl sync` does it (GitSourceSyncer: the whole revision validated and dry-run first, dependency
+// order, inventory, safe prune; the status and Events written in one place). Then again after
+// spec.interval (default 1m): like `vcctl sync --interval`, every interval re-applies the commit,
+// so an object changed or deleted by hand is put back (an unchanged object is not written).
+// GitSources with spec.dir belong to `vcctl sync` and are left alone.
 //
 // A new leader starts with no memory: it fetches at once, and re-applying what the dead leader
 // already wrote is a three-way merge that finds nothing to change (no write), so a sync cut short
@@ -58,13 +59,11 @@ export function intervalMsOf(interval: string | undefined): number {
   return Math.min(Math.max(total || DEFAULT_INTERVAL_MS, MIN_INTERVAL_MS), 2 ** 31 - 1);
 }
 
-/** Whether the status already records a finished sync of this commit for this generation. */
-function alreadySynced(gs: GitSource, commit: string): boolean {
+/** Whether this commit was refused for this generation for a reason the user must fix (it would be again). */
+function refusedBefore(gs: GitSource, commit: string): boolean {
   const s = gs.status;
-  if (!s || s.observedGeneration !== (gs.metadata.generation ?? 0) || s.fetchedRevision !== commit) return false;
-  if (s.lastAppliedRevision === commit && getCondition(s.conditions, 'Ready')?.status === 'True') return true;
-  // refused for a reason the user must fix: the same commit would be refused again
-  return getCondition(s.conditions, 'Stalled')?.status === 'True';
+  return s?.observedGeneration === (gs.metadata.generation ?? 0) && s.fetchedRevision === commit
+    && getCondition(s.conditions, 'Stalled')?.status === 'True';
 }
 
 export function gitOpsController(opts: GitOpsControllerOptions): ControllerSpec {
@@ -106,7 +105,7 @@ export function gitOpsController(opts: GitOpsControllerOptions): ControllerSpec 
         fetchError = err;
       }
       if (ctx.signal.aborted) return undefined; // leadership lost or shutting down: no verdict
-      if (checkout && alreadySynced(gs, checkout.commit)) return { requeueAfterMs: intervalMs };
+      if (checkout && refusedBefore(gs, checkout.commit)) return { requeueAfterMs: intervalMs };
 
       const syncer = new GitSourceSyncer(ctx.store, {
         dir: checkout?.dir ?? sourceDir,

@@ -26,6 +26,8 @@ export interface ControllerEnv {
   transports: TransportCache;
   /** How long a domain no VirtualNode wants may run before it is stopped; default 60 s. */
   orphanGraceMs?: number;
+  /** One node probe's time limit; default 10 s (the nodes controller's). */
+  probeTimeoutMs?: number;
   /** Settings of the storage drivers that need them (the lvm volume group). */
   storageDrivers?: DriverOptions;
 }
@@ -39,7 +41,7 @@ export const CONTROLLER_FACTORIES: ControllerFactory[] = [
   (env) => networkControllers(env.cache, { transports: env.transports }),
   (env) => storageController({ transports: env.transports, driverOptions: env.storageDrivers }),
   (env) => runtimeControllers(env.cache, { transports: env.transports, orphanGraceMs: env.orphanGraceMs }),
-  (env) => nodeController({ transports: env.transports }),
+  (env) => nodeController({ transports: env.transports, probeTimeoutMs: env.probeTimeoutMs }),
   (env) => gitOpsController({ cacheRoot: gitopsCacheRoot(process.env, env.identity) }),
 ];
 

@@ -41,6 +41,7 @@ export const USAGE = `usage: vc-manager [--store URL] [--metrics-addr HOST:PORT]
   --lease-ttl SECONDS  leadership lease; a dead leader is replaced within about this time (default 15)
   --controllers LIST   run only these controllers (names, or a group such as garbage-collector)
   --load MODULE        also run the controllers a module exports as \`controllers\` (ControllerFactory[])
+  --ssh-timeout SECONDS   time limit of an SSH connect and of a node probe (default 10; full testbed nodes under TCG need more)
   --orphan-grace SECONDS  how long a domain no VirtualNode wants may run before it is stopped (default 60)
   --lvm-vg NAME        the volume group the lvm storage driver uses (spec.storageDriver: lvm)
   --lvm-thin-pool NAME its thin pool (default virtualinux)
@@ -57,6 +58,8 @@ export interface ManagerArgs {
   load: string[];
   logLevel: LogLevel;
   orphanGraceSeconds: number;
+  /** SSH connect and node probe time limit; undefined: the transports' and the probe's defaults (10 s). */
+  sshTimeoutSeconds?: number;
   lvm?: { vg: string; thinPool?: string };
   /** undefined: the dashboard is off. */
   uiAddr?: string;
@@ -103,6 +106,12 @@ export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv
         const v = value();
         a.orphanGraceSeconds = Number(v);
         if (!Number.isFinite(a.orphanGraceSeconds) || a.orphanGraceSeconds < 0) throw new Error(`--orphan-grace ${v}: give seconds, at least 0`);
+        break;
+      }
+      case '--ssh-timeout': {
+        const v = value();
+        a.sshTimeoutSeconds = Number(v);
+        if (!Number.isInteger(a.sshTimeoutSeconds) || a.sshTimeoutSeconds < 1) throw new Error(`--ssh-timeout ${v}: give whole seconds, at least 1`);
         break;
       }
       case '--lease-ttl': {
@@ -205,7 +214,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   const metrics = new ManagerMetrics({ defaultMetrics: true });
-  const transports = new TransportCache();
+  // Slow nodes (full testbed nodes under TCG) need longer than 10 s to connect and to be probed;
+  // keepalives then tolerate as long a silence.
+  const sshTimeoutMs = args.sshTimeoutSeconds === undefined ? undefined : args.sshTimeoutSeconds * 1000;
+  const transports = new TransportCache(sshTimeoutMs === undefined ? undefined
+    : { ssh: { connectTimeoutMs: sshTimeoutMs, keepaliveIntervalMs: Math.max(10_000, sshTimeoutMs / 3) } });
   let manager: ControllerManager;
   try {
     const factories = [...CONTROLLER_FACTORIES];
@@ -216,7 +229,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       leaseTtlSeconds: args.leaseTtl,
       log,
       metrics,
-      specs: (cache) => buildControllerSpecs({ cache, identity: args.identity, log, transports, orphanGraceMs: args.orphanGraceSeconds * 1000, storageDrivers: args.lvm ? { lvm: args.lvm } : undefined }, factories, args.controllers),
+      specs: (cache) => buildControllerSpecs({ cache, identity: args.identity, log, transports, orphanGraceMs: args.orphanGraceSeconds * 1000, probeTimeoutMs: sshTimeoutMs, storageDrivers: args.lvm ? { lvm: args.lvm } : undefined }, factories, args.controllers),
     });
   } catch (err) {
     log.error({ err: (err as Error).message }, 'cannot set up the controllers');

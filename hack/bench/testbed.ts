@@ -28,7 +28,7 @@ async function upToReady(label: string, opts: Omit<TestbedUpOptions, 'dir' | 'no
     const t0 = Date.now();
     const tb = await testbedUp({ nodes: NODES, dir, ...opts });
     const tUp = (Date.now() - t0) / 1000;
-    const manager = await startNodesManager(base, join(dir, 'physicalnodes.yaml'));
+    const manager = await startNodesManager(base, join(dir, 'physicalnodes.yaml'), opts.full ? { sshTimeoutSeconds: 120 } : {});
     try {
       await manager.waitReady(tb.nodes.map((n) => n.name), 600_000);
       const tReady = (Date.now() - t0) / 1000;

@@ -25,7 +25,7 @@ export interface NodesManager {
 }
 
 /** Applies `physicalNodesYaml` to a fresh store at DIR/store.db and starts vc-manager (nodes controller). */
-export async function startNodesManager(dir: string, physicalNodesYaml: string): Promise<NodesManager> {
+export async function startNodesManager(dir: string, physicalNodesYaml: string, opts: { sshTimeoutSeconds?: number } = {}): Promise<NodesManager> {
   const storeUrl = `file:${join(dir, 'store.db')}`;
   const store = await openStore(storeUrl);
   const out = new PassThrough();
@@ -40,7 +40,8 @@ export async function startNodesManager(dir: string, physicalNodesYaml: string):
   const logStream = createWriteStream(log, { flags: 'a' });
   // from the sources, so the manager matches the code under test
   const p: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'controllers/vc-manager.ts'), '--store', storeUrl,
-    '--metrics-addr', '127.0.0.1:0', '--identity', 'nodes-manager', '--lease-ttl', '5', '--controllers', 'nodes'], {
+    '--metrics-addr', '127.0.0.1:0', '--identity', 'nodes-manager', '--lease-ttl', '5', '--controllers', 'nodes',
+    ...(opts.sshTimeoutSeconds ? ['--ssh-timeout', String(opts.sshTimeoutSeconds)] : [])], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
   });
   p.stdout!.pipe(logStream);

@@ -14,4 +14,9 @@ describe('vc-manager flags', () => {
     assert.throws(() => parseManagerArgs(['--orphan-grace', '-1'], {}), /--orphan-grace -1: give seconds, at least 0/);
     assert.throws(() => parseManagerArgs(['--lvm-thin-pool', 'p'], {}), /--lvm-thin-pool needs --lvm-vg/);
   });
+  it('reads the SSH time limit (slow nodes such as full testbed nodes), default unset', () => {
+    assert.equal(parseManagerArgs(['--ssh-timeout', '120'], {}).sshTimeoutSeconds, 120);
+    assert.equal(parseManagerArgs([], {}).sshTimeoutSeconds, undefined);
+    assert.throws(() => parseManagerArgs(['--ssh-timeout', '0'], {}), /--ssh-timeout 0: give whole seconds, at least 1/);
+  });
 });

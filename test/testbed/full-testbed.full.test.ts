@@ -19,6 +19,9 @@ import { startNodesManager, type NodesManager } from '../../hack/lib/nodes-manag
 import { pidAlive, readTestbed, testbedDown, testbedId, testbedUp, type TestbedState } from '../../hack/lib/testbed.js';
 
 const local = new LocalTransport();
+// a node under TCG on a loaded machine takes seconds per process and per SSH handshake
+const SSH_TIMEOUT_S = 120;
+const SLOW = { connectTimeoutMs: SSH_TIMEOUT_S * 1000, keepaliveIntervalMs: 40_000 };
 
 describe('hack/testbed up --full: two QEMU nodes booting Xen 4.17 with a Debian dom0', function () {
   this.timeout(900_000);
@@ -35,7 +38,7 @@ describe('hack/testbed up --full: two QEMU nodes booting Xen 4.17 with a Debian 
     tb = await testbedUp({ nodes: 2, dir, full: { bootTimeoutMs: 600_000 } });
     process.stderr.write(`      (2 full nodes answered SSH ${((Date.now() - t0) / 1000).toFixed(1)} s after up)\n`);
     for (const n of tb.nodes) {
-      ssh.push(new SshTransport({ host: n.name, address: n.address, port: n.port, identityFile: tb.identityFile, hostKey: n.hostKey }));
+      ssh.push(new SshTransport({ host: n.name, address: n.address, port: n.port, identityFile: tb.identityFile, hostKey: n.hostKey, ...SLOW }));
     }
   });
   after(async () => {
@@ -59,7 +62,7 @@ describe('hack/testbed up --full: two QEMU nodes booting Xen 4.17 with a Debian 
   });
 
   it('both nodes become Ready in vc-manager, with cores, memory and version as Xen reports them and the SAN device', async () => {
-    manager = await startNodesManager(base, join(dir, 'physicalnodes.yaml'));
+    manager = await startNodesManager(base, join(dir, 'physicalnodes.yaml'), { sshTimeoutSeconds: SSH_TIMEOUT_S });
     await manager.waitReady(['blade1', 'blade2'], 300_000);
     for (const pn of await manager.nodes()) {
       assert.match(pn.status!.hypervisorVersion ?? '', /^Xen 4\.17\.\d+/);
@@ -72,20 +75,20 @@ describe('hack/testbed up --full: two QEMU nodes booting Xen 4.17 with a Debian 
 
   it('pins the host keys: a node presenting another key is refused', async () => {
     const [a, b] = tb.nodes;
-    const wrong = new SshTransport({ host: 'wrong', address: a!.address, port: a!.port, identityFile: tb.identityFile, hostKey: b!.hostKey });
+    const wrong = new SshTransport({ host: 'wrong', address: a!.address, port: a!.port, identityFile: tb.identityFile, hostKey: b!.hostKey, ...SLOW });
     try {
-      await assert.rejects(wrong.exec(['true'], { timeoutMs: 60_000 }), HostKeyMismatchError);
+      await assert.rejects(wrong.exec(['true'], { timeoutMs: 180_000 }), HostKeyMismatchError);
     } finally {
       await wrong.close();
     }
     // and the right key logs in to the node's own kernel, not this machine's
-    assert.equal((await execOk(ssh[0]!, ['hostname'], { timeoutMs: 60_000 })).trim(), 'blade1');
-    assert.notEqual((await execOk(ssh[0]!, ['cat', '/proc/sys/kernel/random/boot_id'])).trim(), (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim());
+    assert.equal((await execOk(ssh[0]!, ['hostname'], { timeoutMs: 180_000 })).trim(), 'blade1');
+    assert.notEqual((await execOk(ssh[0]!, ['cat', '/proc/sys/kernel/random/boot_id'], { timeoutMs: 180_000 })).trim(), (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim());
   });
 
   it('`xl list` shows Domain-0 on each node', async () => {
     for (const t of ssh) {
-      const out = await execOk(t, ['xl', 'list'], { timeoutMs: 60_000 });
+      const out = await execOk(t, ['xl', 'list'], { timeoutMs: 180_000 });
       assert.match(out, /^Domain-0\s+0\s+\d+\s+\d+\s/m, out);
     }
   });
@@ -94,11 +97,11 @@ describe('hack/testbed up --full: two QEMU nodes booting Xen 4.17 with a Debian 
     const block = randomBytes(4096).toString('hex').slice(0, 4096);
     const at = 1000 + Math.floor(Math.random() * 1000); // a 4 KiB block index
     const read = ['sh', '-c', 'dd if="$1" bs=4096 count=1 skip="$2" iflag=direct status=none', 'sh', SAN_DEVICE, String(at)];
-    const before = await execOk(ssh[1]!, read, { timeoutMs: 60_000 });
+    const before = await execOk(ssh[1]!, read, { timeoutMs: 180_000 });
     assert.notEqual(before, block);
     // the block goes to node 1 as a file (over SSH, from the test), then onto the disk with O_DIRECT
-    await execOk(ssh[0]!, ['sh', '-c', 'printf %s "$1" > /tmp/block && dd if=/tmp/block of="$2" bs=4096 count=1 seek="$3" oflag=direct conv=notrunc status=none', 'sh', block, SAN_DEVICE, String(at)], { timeoutMs: 60_000 });
-    const after = await execOk(ssh[1]!, read, { timeoutMs: 60_000 });
+    await execOk(ssh[0]!, ['sh', '-c', 'printf %s "$1" > /tmp/block && dd if=/tmp/block of="$2" bs=4096 count=1 seek="$3" oflag=direct conv=notrunc status=none', 'sh', block, SAN_DEVICE, String(at)], { timeoutMs: 180_000 });
+    const after = await execOk(ssh[1]!, read, { timeoutMs: 180_000 });
     assert.equal(after, block);
   });
 

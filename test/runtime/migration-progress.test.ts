@@ -28,15 +28,19 @@ describe('migration progress writer', () => {
       written.push(p);
       concurrent--;
     }, { intervalMs: 100 });
+    const t0 = Date.now();
     for (let i = 1; i <= 20; i++) {
       w.sample(sample(i * 10, 1000 - i * 10));
       await sleep(10);
     }
     await sleep(150);
+    const elapsed = Date.now() - t0;
     const last = await w.close();
     assert.equal(maxConcurrent, 1);
     assert.equal(written[0]!.transferredBytes, 10, 'the first sample is written at once');
-    assert.ok(written.length >= 2 && written.length <= 4, `${written.length} writes for 20 samples over ~200 ms at 100 ms intervals`);
+    // One write at once, then at most one per interval (a loaded machine stretches the loop: count on its real length).
+    const most = 1 + Math.ceil(elapsed / 100);
+    assert.ok(written.length >= 2 && written.length <= most, `${written.length} writes for 20 samples over ${elapsed} ms at 100 ms intervals (at most ${most})`);
     assert.equal(written.at(-1)!.transferredBytes, 200, 'the newest sample is written last, the ones in between dropped');
     assert.equal(last?.transferredBytes, 200);
     assert.equal(last?.dirtyBytesPerSec, 40960);

@@ -4,7 +4,7 @@
 // everything it made (domains, manager, testbed, files), also after a failure part-way.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -16,6 +16,7 @@ import { main as vcctlMain } from '../../cli/vcctl.js';
 import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { HypervisorDrivers } from '../../reconcilers/runtime/hosts.js';
 import { buildGuestImage, type GuestImage } from './guest-image.js';
+import { etcdClusterDown, etcdClusterUp } from './etcd-cluster.js';
 import { testbedDown, testbedUp, type TestbedState } from './testbed.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -31,6 +32,12 @@ export interface HarnessOptions {
   memoryMiB?: number;
   /** vc-manager's extra flags. */
   managerArgs?: string[];
+  /**
+   * The store: the embedded one (default), or a 3-member etcd cluster made by hack/etcd-cluster
+   * (TLS, client certificates, one network namespace per member) under DIR/etcd. Default from
+   * $VL_E2E_STORE (`embedded` or `etcd-cluster`), so the end-to-end tests run on either unchanged.
+   */
+  store?: 'embedded' | 'etcd-cluster';
   log?: (line: string) => void;
 }
 
@@ -66,7 +73,9 @@ export async function startClusterHarness(opts: HarnessOptions): Promise<Cluster
   let manager: ChildProcess | undefined;
   const transports = new TransportCache();
   const managerLog = join(dir, 'vc-manager.log');
-  const storeUrl = `file:${join(dir, 'store.db')}`;
+  const storeKind = opts.store ?? (process.env.VL_E2E_STORE === 'etcd-cluster' ? 'etcd-cluster' : 'embedded');
+  const etcdDir = join(dir, 'etcd');
+  let storeUrl = `file:${join(dir, 'store.db')}`;
 
   const startManager = (): ChildProcess => {
     // From the sources (not dist/), so the manager always matches the code under test.
@@ -109,6 +118,7 @@ export async function startClusterHarness(opts: HarnessOptions): Promise<Cluster
     await transports.closeAll();
     await store?.close().catch(() => {});
     if (testbed) await testbedDown(testbed.dir).catch((e) => log(`testbed down: ${(e as Error).message}`));
+    if (storeKind === 'etcd-cluster') await etcdClusterDown(etcdDir).catch((e) => log(`etcd cluster down: ${(e as Error).message}`));
     // For a post-mortem of a failed run: VL_KEEP_MANAGER_LOG=FILE keeps the manager's log there.
     if (process.env.VL_KEEP_MANAGER_LOG) {
       try {
@@ -126,6 +136,11 @@ export async function startClusterHarness(opts: HarnessOptions): Promise<Cluster
     const imageDir = opts.imageDir ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'virtualinux', 'guest');
     log(`guest image: ${imageDir} (built once, then reused)`);
     const image = buildGuestImage({ out: imageDir, log });
+    if (storeKind === 'etcd-cluster') {
+      log(`store: a 3-member etcd cluster (TLS, client certificates, a network namespace per member) under ${etcdDir}`);
+      const ec = await etcdClusterUp({ dir: etcdDir, members: 3, log });
+      storeUrl = readFileSync(ec.storeUrlFile, 'utf8').trim();
+    }
     store = await openStore(storeUrl);
 
     const vcctl = async (args: string[], stdin = ''): Promise<RunResult> => {
@@ -142,7 +157,7 @@ export async function startClusterHarness(opts: HarnessOptions): Promise<Cluster
       const r = await vcctl(['apply', '-f', f]);
       if (r.code !== 0) throw new Error(`vcctl apply -f ${f}: ${r.stderr}`);
     }
-    log('vc-manager: starting on the embedded store');
+    log(`vc-manager: starting on the ${storeKind === 'etcd-cluster' ? '3-member etcd cluster' : 'embedded store'}`);
     manager = startManager();
     // Placement only uses Ready nodes: start from a cluster whose nodes are all probed Ready.
     const deadline = Date.now() + 120_000;

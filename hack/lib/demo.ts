@@ -34,7 +34,9 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => void stop().then(() => process.exit(130)));
   try {
-    h = await startClusterHarness({ nodes: 3, cores: 2, memoryMiB: 2048, log: (l) => say(l) });
+    // `hack/demo --etcd`: the same on a 3-member etcd cluster (hack/etcd-cluster) instead of the embedded store.
+    const etcd = process.argv.slice(2).includes('--etcd');
+    h = await startClusterHarness({ nodes: 3, cores: 2, memoryMiB: 2048, log: (l) => say(l), store: etcd ? 'etcd-cluster' : 'embedded' });
     await step(h, ['get', 'pn', '-o', 'wide']);
 
     say('creating the "stripes" virtual cluster: original volume, 4 copy-on-write snapshots, swap, first-boot config, placement, routes');

@@ -63,6 +63,20 @@ export interface PhysicalNodeSpec {
   unschedulable?: boolean;
   /** Extension: how the controller reaches the node. `ssh` (default) or `local` (this machine). */
   transport?: 'ssh' | 'local';
+  /** Extension: how the node is powered off when it is lost (high availability, drivers/fencing). */
+  fencing?: FencingSpec;
+}
+/** A fencing agent and its settings; each agent reads only its own fields (drivers/fencing). */
+export interface FencingSpec {
+  agent: 'testbed' | 'ipmi';
+  /** testbed: the testbed directory (its testbed.json); the node is the PhysicalNode's name. */
+  testbedDir?: string;
+  /** ipmi: the BMC's address. */
+  host?: string;
+  /** ipmi: the BMC user. */
+  user?: string;
+  /** ipmi: path (on the manager's machine) of a file holding the BMC password; never the password. */
+  passwordFile?: string;
 }
 export interface PhysicalNodeStatus {
   conditions?: Condition[];
@@ -109,6 +123,8 @@ export interface VirtualClusterSpec {
   firstBoot?: { script?: string };
   /** Extension: the storage driver for this VC's volumes. */
   storageDriver?: 'qcow2' | 'btrfs' | 'lvm' | 'evms';
+  /** Extension: what happens to a VM whose physical node is lost and fenced: `restart` (default) elsewhere, or `none`. */
+  highAvailability?: 'restart' | 'none';
 }
 export type VCPhase =
   | 'Pending' | 'Provisioning' | 'Running' | 'Suspended' | 'Stopped' | 'Failed' | 'Terminating';

@@ -11,6 +11,8 @@ import { placementControllers } from '../reconcilers/placement/controller.js';
 import type { TransportCache } from '../drivers/transport/transport-for.js';
 import { networkControllers } from '../reconcilers/network/controller.js';
 import { nodeController } from '../reconcilers/nodes/controller.js';
+import { haController } from '../reconcilers/ha/controller.js';
+import { staleDomainStopper } from '../reconcilers/ha/stale-domains.js';
 import { runtimeControllers } from '../reconcilers/runtime/controller.js';
 import { storageController } from '../reconcilers/storage/controller.js';
 import { gitOpsController, gitopsCacheRoot } from '../reconcilers/gitops/controller.js';
@@ -30,6 +32,10 @@ export interface ControllerEnv {
   probeTimeoutMs?: number;
   /** Settings of the storage drivers that need them (the lvm volume group). */
   storageDrivers?: DriverOptions;
+  /** High availability: how long a node stays NotReady before it is fenced; default 30 s. */
+  nodeFailureGraceMs?: number;
+  /** Between probes of one physical node; default 30 s (Ready turns False after 3 failed probes). */
+  nodeProbeIntervalMs?: number;
 }
 
 export type ControllerFactory = (env: ControllerEnv) => ControllerSpec | ControllerSpec[];
@@ -41,7 +47,8 @@ export const CONTROLLER_FACTORIES: ControllerFactory[] = [
   (env) => networkControllers(env.cache, { transports: env.transports }),
   (env) => storageController({ transports: env.transports, driverOptions: env.storageDrivers }),
   (env) => runtimeControllers(env.cache, { transports: env.transports, orphanGraceMs: env.orphanGraceMs }),
-  (env) => nodeController({ transports: env.transports, probeTimeoutMs: env.probeTimeoutMs }),
+  (env) => nodeController({ transports: env.transports, probeTimeoutMs: env.probeTimeoutMs, intervalMs: env.nodeProbeIntervalMs, beforeReady: staleDomainStopper(env.transports) }),
+  (env) => haController({ graceMs: env.nodeFailureGraceMs }),
   (env) => gitOpsController({ cacheRoot: gitopsCacheRoot(process.env, env.identity) }),
 ];
 

@@ -43,6 +43,8 @@ export const USAGE = `usage: vc-manager [--store URL] [--metrics-addr HOST:PORT]
   --load MODULE        also run the controllers a module exports as \`controllers\` (ControllerFactory[])
   --ssh-timeout SECONDS   time limit of an SSH connect and of a node probe (default 10; full testbed nodes under TCG need more)
   --orphan-grace SECONDS  how long a domain no VirtualNode wants may run before it is stopped (default 60)
+  --node-failure-grace SECONDS  how long a PhysicalNode stays NotReady before it is fenced and its VMs restarted elsewhere (default 30)
+  --node-probe-interval SECONDS  between probes of a PhysicalNode; NotReady after 3 failed ones (default 30)
   --lvm-vg NAME        the volume group the lvm storage driver uses (spec.storageDriver: lvm)
   --lvm-thin-pool NAME its thin pool (default virtualinux)
   --ui-addr A          where the dashboard listens (default ${DEFAULT_UI_ADDR}: this machine only; off = none)
@@ -58,6 +60,8 @@ export interface ManagerArgs {
   load: string[];
   logLevel: LogLevel;
   orphanGraceSeconds: number;
+  nodeFailureGraceSeconds: number;
+  nodeProbeIntervalSeconds?: number;
   /** SSH connect and node probe time limit; undefined: the transports' and the probe's defaults (10 s). */
   sshTimeoutSeconds?: number;
   lvm?: { vg: string; thinPool?: string };
@@ -77,6 +81,7 @@ export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     load: [],
     logLevel: 'info',
     orphanGraceSeconds: 60,
+    nodeFailureGraceSeconds: 30,
     uiAddr: DEFAULT_UI_ADDR,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -112,6 +117,14 @@ export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv
         const v = value();
         a.sshTimeoutSeconds = Number(v);
         if (!Number.isInteger(a.sshTimeoutSeconds) || a.sshTimeoutSeconds < 1) throw new Error(`--ssh-timeout ${v}: give whole seconds, at least 1`);
+        break;
+      }
+      case '--node-failure-grace': case '--node-probe-interval': {
+        const v = value();
+        const n = Number(v);
+        if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0)) throw new Error(`${flag} ${v}: give seconds, more than 0`);
+        if (flag === '--node-failure-grace') a.nodeFailureGraceSeconds = n;
+        else a.nodeProbeIntervalSeconds = n;
         break;
       }
       case '--lease-ttl': {
@@ -229,7 +242,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       leaseTtlSeconds: args.leaseTtl,
       log,
       metrics,
-      specs: (cache) => buildControllerSpecs({ cache, identity: args.identity, log, transports, orphanGraceMs: args.orphanGraceSeconds * 1000, probeTimeoutMs: sshTimeoutMs, storageDrivers: args.lvm ? { lvm: args.lvm } : undefined }, factories, args.controllers),
+      specs: (cache) => buildControllerSpecs({ cache, identity: args.identity, log, transports, orphanGraceMs: args.orphanGraceSeconds * 1000, nodeFailureGraceMs: args.nodeFailureGraceSeconds * 1000, nodeProbeIntervalMs: args.nodeProbeIntervalSeconds === undefined ? undefined : args.nodeProbeIntervalSeconds * 1000, probeTimeoutMs: sshTimeoutMs, storageDrivers: args.lvm ? { lvm: args.lvm } : undefined }, factories, args.controllers),
     });
   } catch (err) {
     log.error({ err: (err as Error).message }, 'cannot set up the controllers');

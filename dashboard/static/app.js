@@ -310,8 +310,14 @@ let pending = false;
 function schedule() {
   if (pending) return;
   pending = true;
-  const run = () => { pending = false; render(); };
-  if (document.hidden) setTimeout(run, 0); else requestAnimationFrame(run);
+  const run = () => {
+    if (!pending) return;
+    pending = false;
+    render();
+  };
+  // Next frame, or within 250 ms where the browser holds frames back (a hidden or throttled tab).
+  requestAnimationFrame(run);
+  setTimeout(run, 250);
 }
 
 function render() {

@@ -10,6 +10,7 @@ import type { ObjectRef } from '../../api/store/types.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
 import type { Transport } from '../../drivers/transport/types.js';
 import { nextNodeStatus, probeNode } from './probe.js';
+import { isConditionTrue } from '../../api/conditions.js';
 
 export interface NodeControllerOptions {
   transports: { get(node: PhysicalNode): Transport; evict?(name: string): Promise<void> };
@@ -21,6 +22,12 @@ export interface NodeControllerOptions {
   probeTimeoutMs?: number;
   /** Concurrent probes; default 4. */
   workers?: number;
+  /**
+   * Runs after a good probe of a node that is not Ready yet, before Ready turns True (high
+   * availability: a fenced node's stale domains are stopped, reconcilers/ha/stale-domains.ts).
+   * Returns what it did (for an Event); a throw keeps the node NotReady with its message.
+   */
+  beforeReady?: (node: PhysicalNode) => Promise<string[]>;
 }
 
 export const NODE_CONTROLLER_NAME = 'nodes';
@@ -47,8 +54,16 @@ export function nodeController(opts: NodeControllerOptions): ControllerSpec {
         await opts.transports.evict?.(key.name);
         return undefined;
       }
-      const probe = await probeNode(opts.transports.get(node), node.spec, { timeoutMs: probeTimeoutMs, signal: ctx.signal });
+      let probe = await probeNode(opts.transports.get(node), node.spec, { timeoutMs: probeTimeoutMs, signal: ctx.signal });
       if (ctx.signal.aborted) return undefined; // leadership lost or shutting down: no verdict
+      if (opts.beforeReady && !probe.failure && !isConditionTrue(node.status?.conditions, 'Ready')) {
+        try {
+          const done = await opts.beforeReady(node);
+          if (done.length > 0) ctx.events.record(node, 'Normal', 'StaleDomainsStopped', `stopped before the node is Ready again: ${done.join(', ')}`);
+        } catch (e) {
+          probe = { failure: { reason: 'Unreachable', message: `reachable, but its stale domains could not be stopped: ${(e as Error).message}` } };
+        }
+      }
       const d = nextNodeStatus(node, probe, {
         failures: failures.get(key.name) ?? 0,
         failureThreshold,

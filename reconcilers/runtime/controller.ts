@@ -112,6 +112,8 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     for (const h of hosts) {
       const pn = ctx.cache.get<PhysicalNode>(ref('PhysicalNode', h));
       if (!pn?.spec) continue;
+      // Fenced (high availability): its agent confirmed it powered off; nothing runs there.
+      if (isConditionTrue(pn.status?.conditions, 'Fenced')) continue;
       const info = await drivers.get(pn).get(domainKey(vn));
       const st = liveState(info);
       if (st && st !== 'shutoff') out.push({ host: h, state: st, vcpus: info?.vcpus, memoryMiB: info?.memoryMiB });
@@ -221,6 +223,9 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     if (vn.spec.physicalNode && !base.bound) return { requeueAfterMs: 5_000 };
     if (base.bound && !isConditionTrue(base.bound.status?.conditions, 'Ready')) {
       return writeStatus(ctx, vn, { phase: vn.status?.phase ?? 'Scheduled', message: `node ${base.bound.metadata.name} is not Ready` }, base.ip, 10_000);
+    }
+    if (base.bound && isConditionTrue(base.bound.status?.conditions, 'Fenced')) {
+      return writeStatus(ctx, vn, { phase: 'Stopped', message: `node ${base.bound.metadata.name} is fenced: uncordon it to start the VM there again` }, base.ip, 30_000);
     }
 
     // Whether a migration is in flight is read before the hosts are observed: a migration that

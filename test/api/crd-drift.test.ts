@@ -21,6 +21,7 @@ const pnSpec: DeepRequired<PhysicalNodeSpec> = {
   address: '198.18.0.11', ssh: { port: 22, user: 'root', identityFile: '/k', hostKey: 'ssh-ed25519 AAAA' },
   capacity: { cores: 4, memoryMiB: 8192 }, maxVMs: 8, hypervisor: 'qemu', storageRoot: '/san', runRoot: '/run/v', sanDevice: '/dev/disk/by-id/virtio-vl-san',
   unschedulable: false, transport: 'ssh',
+  fencing: { agent: 'ipmi', testbedDir: '/tmp/tb', host: 'bmc1', user: 'admin', passwordFile: '/etc/vl/bmc1.pw' },
 };
 const pnStatus: DeepRequired<PhysicalNodeStatus> = {
   conditions: cond, allocated: { cores: 1, memoryMiB: 1, vms: 1 }, hypervisorVersion: '8.2', observedGeneration: 1,
@@ -34,7 +35,7 @@ const ostStatus: DeepRequired<OSTemplateStatus> = { conditions: cond, observedGe
 const vcSpec: DeepRequired<VirtualClusterSpec> = {
   nodes: 2, template: 'busybox', node: { vcpus: 1, memoryMiB: 256, diskGiB: 4, swapMiB: 0, bootTimeout: '5m' }, network: { subnet: '10.0.0.0/24' },
   sharedStorage: { sizeGiB: 1, filesystem: 'nfs' }, placement: { strategy: 'Block', mode: 'Strict' }, state: 'Running',
-  firstBoot: { script: 'true' }, storageDriver: 'qcow2',
+  firstBoot: { script: 'true' }, storageDriver: 'qcow2', highAvailability: 'restart',
 };
 const vcStatus: DeepRequired<VirtualClusterStatus> = {
   phase: 'Running', observedGeneration: 1, conditions: cond,

@@ -125,7 +125,7 @@ const step = fc.oneof(
   fc.record({ t: fc.constant('uncordon' as const), i: fc.nat(5) }),
 );
 
-function run(w: World, steps: fc.RecordValue<Record<string, unknown>>[]): void {
+function run(w: World, steps: readonly object[]): void {
   for (const s of steps as { t: string; i?: number; ms?: number; crash?: boolean }[]) {
     const n = w.nodes[(s.i ?? 0) % w.nodes.length]!;
     switch (s.t) {

@@ -27,7 +27,7 @@ metadata: {name: ops, namespace: default}
 spec:
   nodes: 2
   template: busybox
-  node: {vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 0}
+  node: {vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 32}
   sharedStorage: {sizeGiB: 1, filesystem: none}
   placement: {strategy: Block, mode: Lazy}
   state: Running
@@ -39,7 +39,7 @@ metadata: {name: fw, namespace: default}
 spec:
   nodes: 1
   template: busybox-bootloader
-  node: {vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 0, bootTimeout: 2s}
+  node: {vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 32, bootTimeout: 2s}
   sharedStorage: {sizeGiB: 1, filesystem: none}
   placement: {strategy: Block, mode: Lazy}
   state: Running

@@ -12,10 +12,12 @@
 // - Credentials are files named by the spec, never key material in the object. SSH runs with the
 //   pinned known_hosts line(s) only (StrictHostKeyChecking=yes): a server with another key is
 //   refused. Paths reach ssh through environment variables expanded inside a fixed command string,
-//   never interpolated into it; the https token goes to git through GIT_CONFIG_* variables, never
+//   never interpolated into it, and only paths inside the cache (the key through a link there), so
+//   ssh's own %-token and ${ENV} expansion never sees a user's path; the https token goes to git through GIT_CONFIG_* variables, never
 //   on a command line. Only the ssh, https and file protocols are allowed (GIT_ALLOW_PROTOCOL).
 
-import { access, mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { GitCommandError, runGit } from './git-work-tree.js';
 import type { GitSourceSpec } from './sync-status.js';
@@ -143,9 +145,16 @@ const SSH_BASE = 'ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes
   '-o GlobalKnownHostsFile=/dev/null -o "UserKnownHostsFile=$VIRTUALINUX_GIT_KNOWN_HOSTS" -o ConnectTimeout=15';
 const SSH_WITH_KEY = `${SSH_BASE} -o IdentitiesOnly=yes -i "$VIRTUALINUX_GIT_IDENTITY"`;
 
-/** ssh expands %-tokens in file options: a literal % is written %%. */
-function sshPath(p: string): string {
-  return p.replace(/%/g, '%%');
+/**
+ * ssh reads its file options with its own syntax (%-tokens, ${ENV}, white space separating
+ * several known_hosts files), so it only ever gets paths inside the cache directory, checked to
+ * hold none of that; the user's key is reached through a link there.
+ */
+function checkCachePath(cacheDir: string): void {
+  if (/[\s%$'"\\]/.test(cacheDir)) {
+    throw new CheckoutError(`the gitops cache directory ${cacheDir} holds white space, quotes, % or $, which ssh would interpret; ` +
+      'choose another VIRTUALINUX_GITOPS_CACHE', 'FetchFailed');
+  }
 }
 
 async function credentialEnv(spec: GitSourceSpec, opts: CheckoutOptions): Promise<NodeJS.ProcessEnv> {
@@ -165,17 +174,19 @@ async function credentialEnv(spec: GitSourceSpec, opts: CheckoutOptions): Promis
     if (!spec.ssh?.knownHosts) {
       throw new CheckoutError(`${url} is an ssh url: set spec.ssh.knownHosts to the server's pinned known_hosts line (its key is never learnt)`, 'ValidationFailed');
     }
+    checkCachePath(opts.cacheDir);
     const knownHosts = join(opts.cacheDir, 'known_hosts');
-    if (/\s/.test(knownHosts)) {
-      throw new CheckoutError(`the gitops cache directory ${opts.cacheDir} holds white space, which ssh cannot take in a known_hosts path`, 'FetchFailed');
-    }
     await writeFile(knownHosts, spec.ssh.knownHosts.endsWith('\n') ? spec.ssh.knownHosts : `${spec.ssh.knownHosts}\n`, { mode: 0o600 });
-    env.VIRTUALINUX_GIT_KNOWN_HOSTS = sshPath(knownHosts);
+    env.VIRTUALINUX_GIT_KNOWN_HOSTS = knownHosts;
     if (spec.ssh.identityFile) {
-      await access(spec.ssh.identityFile).catch((err: Error) => {
-        throw new CheckoutError(`spec.ssh.identityFile ${spec.ssh!.identityFile} cannot be read on this manager: ${err.message}`, 'FetchFailed');
+      const key = spec.ssh.identityFile;
+      await access(key, constants.R_OK).catch((err: Error) => {
+        throw new CheckoutError(`spec.ssh.identityFile ${key} cannot be read on this manager: ${err.message}`, 'FetchFailed');
       });
-      env.VIRTUALINUX_GIT_IDENTITY = sshPath(spec.ssh.identityFile);
+      const link = join(opts.cacheDir, 'identity');
+      await rm(link, { force: true });
+      await symlink(key, link);
+      env.VIRTUALINUX_GIT_IDENTITY = link;
       env.GIT_SSH_COMMAND = SSH_WITH_KEY;
     } else {
       env.GIT_SSH_COMMAND = SSH_BASE;

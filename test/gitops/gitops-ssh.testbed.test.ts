@@ -113,4 +113,18 @@ describe('gitops controller: GitSource over SSH from a testbed node (real sshd, 
     console.log(`      commit in the store ${Date.now() - pushed} ms after the push over SSH (interval 2000 ms)`);
     await waitFor('status names the commit', async () => (await status('right'))?.lastAppliedRevision === next);
   });
+
+  it('a key path with spaces, quotes, $(...) and % is used as it is, never through a shell or ssh token expansion', async () => {
+    const odd = join(root, 'key dir', `it's $(touch ${join(root, 'pwned')}) %h`);
+    execFileSync('mkdir', ['-p', join(odd, '..')]);
+    execFileSync('cp', [tb.identityFile, odd]);
+    await store.create<GitSource>({
+      apiVersion: 'virtualinux.org/v1alpha1', kind: 'GitSource', metadata: { name: 'odd', namespace: 'default' },
+      spec: { url: url(), path: 'clusters', interval: '2s', ssh: { identityFile: odd, knownHosts: `${hostPattern()} ${node().hostKey}` } },
+    });
+    const head = commitAndPush({ 'clusters/c.yaml': virtualCluster('c', 1) }, 'c');
+    await waitFor('applied with the odd key path', async () => (await status('odd'))?.lastAppliedRevision === head, 60_000)
+      .catch(async (err: Error) => { throw new Error(`${err.message}: ${(await status('odd'))?.lastError}`); });
+    assert.throws(() => readFileSync(join(root, 'pwned')), /ENOENT/);
+  });
 });

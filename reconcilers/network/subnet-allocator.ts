@@ -20,6 +20,9 @@
 //   and the conflict is returned: a VC keeps what it holds, and a duplicate is never entered.
 // - release(ref): removes the entries of a VC that no longer exists (compared by uid; a deleting
 //   VC keeps its subnet until it is gone).
+// - A reservation is first tried from the cached VC and the ledger this allocator last saw (the
+//   batch's compares reject it when either is stale, and it is retried on what the store holds);
+//   a refusal (conflict, pool exhausted) and a release are only ever decided on the stored ledger.
 // - Every ledger write also drops entries of VCs that are gone (deleted while no manager ran).
 // - The first write creates the ledger from the VCs' stored status.subnet, oldest VC first: a VC
 //   whose stored subnet overlaps an older one's is left out, and its reserve reports the conflict.

@@ -7,6 +7,8 @@ const USAGE = [
   'usage: hack/testbed up --nodes N --dir DIR [--cores C] [--memory-mib M] [--max-vms V]',
   '                       [--full [--node-memory-mib M] [--node-cpus C] [--san-mib S] [--image-dir D]]',
   '       hack/testbed down --dir DIR',
+  '       hack/testbed fail NODE [--partition] --dir DIR   (kill the node, or with --partition only cut its link)',
+  '       hack/testbed heal NODE --dir DIR                 (link up, sshd started again)',
   '--full: each node a QEMU (TCG) machine booting Xen 4.17 with a Debian dom0 (image: hack/node-image)',
 ].join('\n');
 
@@ -24,11 +26,13 @@ async function main(): Promise<number> {
       'node-cpus': { type: 'string' },
       'san-mib': { type: 'string' },
       'image-dir': { type: 'string' },
+      partition: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   const verb = positionals[0];
-  if (values.help || !verb || positionals.length > 1 || !values.dir) {
+  const fault = verb === 'fail' || verb === 'heal';
+  if (values.help || !verb || positionals.length > (fault ? 2 : 1) || (fault && positionals.length < 2) || !values.dir) {
     process.stderr.write(USAGE + '\n');
     return values.help ? 0 : 2;
   }
@@ -60,6 +64,12 @@ async function main(): Promise<number> {
       process.stdout.write(`${n.name}\t${n.netns}\t${n.address}:${n.port}\t${proc}\n`);
     }
     process.stdout.write(`wrote ${dir}/physicalnodes.yaml and ${dir}/nodes.json; shared SAN ${s.sanDir}; login key ${s.identityFile}\n`);
+    return 0;
+  }
+  if (fault) {
+    const { failNode, healNode } = await import('./testbed-faults.js');
+    const msg = verb === 'fail' ? await failNode(dir, positionals[1]!, { partition: values.partition }) : await healNode(dir, positionals[1]!);
+    process.stdout.write(msg + '\n');
     return 0;
   }
   if (verb === 'down') {

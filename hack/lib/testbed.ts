@@ -463,6 +463,8 @@ async function writeOutputs(s: TestbedState, opts: TestbedUpOptions): Promise<vo
       // Namespace nodes share this machine's filesystem: each needs its own hypervisor run
       // directory. A full node has its own (the default).
       ...(s.full ? { sanDevice: SAN_DEVICE } : { runRoot: join(node.stateDir, 'run') }),
+      // high availability: hack/testbed's own power-off (drivers/fencing/testbed-agent.ts)
+      fencing: { agent: 'testbed', testbedDir: s.dir },
     },
   }));
   await writeFile(join(s.dir, 'physicalnodes.yaml'), objects.map((o) => toYaml(o, { lineWidth: 0 })).join('---\n'));

@@ -24,7 +24,7 @@ async function rssMiB(pid: number): Promise<number> {
 
 /** up, then a vc-manager until every node is Ready, prints the times, runs `during`; down always. */
 async function upToReady(label: string, opts: Omit<TestbedUpOptions, 'dir' | 'nodes'>, during?: (tb: TestbedState) => Promise<void>): Promise<void> {
-  const base = await mkdtemp(join(tmpdir(), `vl-bench-tb-${label}-`));
+  const base = await mkdtemp(join(tmpdir(), `vl-bench-tb-${opts.full ? 'full' : 'ns'}-`));
   const dir = join(base, 'tb');
   try {
     const t0 = Date.now();

@@ -1,11 +1,12 @@
-// The runtime's view of physical nodes: one hypervisor driver per node (sharing the node's
-// transport from the manager's TransportCache), and the paths the runtime derives for a
+// The runtime's view of physical nodes: one hypervisor driver per node, made by the factory in
+// drivers/hypervisor/index.ts (which also says which kinds are refused and why), sharing the
+// node's transport from the manager's TransportCache; and the paths the runtime derives for a
 // VirtualNode. Everything derived from names and uids, so a retry finds its own earlier work.
 
 import type { PhysicalNode, VirtualNode } from '../../api/types.js';
 import type { Transport } from '../../drivers/transport/types.js';
 import type { HypervisorDriver } from '../../drivers/hypervisor/types.js';
-import { QemuDriver } from '../../drivers/hypervisor/qemu-driver.js';
+import { createHypervisorDriver } from '../../drivers/hypervisor/index.js';
 
 export const DEFAULT_RUN_ROOT = '/run/virtualinux';
 
@@ -28,10 +29,12 @@ export class HypervisorDrivers {
     const key = JSON.stringify([spec.hypervisor, spec.runRoot ?? DEFAULT_RUN_ROOT, spec.address]);
     const cur = this.drivers.get(node.metadata.name);
     if (cur && cur.transport === transport && cur.key === key) return cur.driver;
-    if (spec.hypervisor !== 'qemu') {
-      throw new Error(`PhysicalNode ${node.metadata.name}: the runtime has no ${spec.hypervisor} driver wired in yet`);
+    let driver: HypervisorDriver;
+    try {
+      driver = createHypervisorDriver(spec.hypervisor, { transport, runRoot: spec.runRoot ?? DEFAULT_RUN_ROOT, migrationAddress: spec.address, accel: this.accel });
+    } catch (e) {
+      throw new Error(`PhysicalNode ${node.metadata.name}: ${(e as Error).message}`, { cause: e });
     }
-    const driver = new QemuDriver({ transport, runRoot: spec.runRoot ?? DEFAULT_RUN_ROOT, migrationAddress: spec.address, accel: this.accel });
     this.drivers.set(node.metadata.name, { transport, key, driver });
     return driver;
   }

@@ -1,0 +1,44 @@
+// Makes the hypervisor driver for a physical node (spec.hypervisor), the way drivers/storage/index.ts
+// makes storage drivers: one switch that must cover every HypervisorKind (the `never` check below
+// fails to compile when a kind is added to the CRD and types.ts without a case here).
+//
+// `xen` is refused here, and only here: XenDriver (xen-driver.ts) is checked against golden xl
+// configurations and recorded xl command lines only (test/hypervisor/xen-driver.recorded.test.ts);
+// it has never run a guest on a Xen host, so the runtime does not hand it VMs. Wiring it in is
+// this one case: `return new XenDriver({ transport, runRoot, migrationAddress })`, once the
+// conformance suite (test/hypervisor/driver-conformance.ts) has run against real Xen nodes.
+
+import type { Transport } from '../transport/types.js';
+import { QemuDriver } from './qemu-driver.js';
+import { HypervisorError, type HypervisorDriver, type HypervisorKind } from './types.js';
+
+/** What every driver needs about its node; per-kind settings beside. */
+export interface HypervisorDriverOptions {
+  transport: Transport;
+  /** The node's directory for per-domain run files. */
+  runRoot: string;
+  /** The address other nodes reach this node at for live migration. */
+  migrationAddress: string;
+  /** QEMU only: KVM, TCG, or probe for KVM (default). */
+  accel?: 'auto' | 'kvm' | 'tcg';
+}
+
+/** Every kind this factory knows, in the CRD's order (PhysicalNode spec.hypervisor). */
+export const HYPERVISOR_KINDS: readonly HypervisorKind[] = ['qemu', 'xen'];
+
+export function createHypervisorDriver(kind: HypervisorKind, opts: HypervisorDriverOptions): HypervisorDriver {
+  switch (kind) {
+    case 'qemu':
+      return new QemuDriver({ transport: opts.transport, runRoot: opts.runRoot, migrationAddress: opts.migrationAddress, accel: opts.accel ?? 'auto' });
+    case 'xen':
+      throw new HypervisorError(
+        'the runtime has no xen driver wired in yet (the xl driver is verified only against recorded commands, never on a Xen host); use qemu',
+      );
+    default: {
+      const unknown: never = kind;
+      throw new HypervisorError(`unknown hypervisor ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+export * from './types.js';

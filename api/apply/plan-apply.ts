@@ -64,12 +64,23 @@ const MAX_ANNOTATION_VALUE = 262144;
  * validation on an annotation the user never wrote).
  */
 export function applySizeIssues(desired: ApiObject): ValidationIssue[] {
-  const manifest = manifestForApply(desired);
-  return sizeIssues(manifest, canonicalJson(manifest));
+  // A shallow copy stripped as manifestForApply strips: its JSON has the length of the canonical
+  // JSON apply records (the same keys, in another order), without a deep copy of every manifest.
+  const meta = { ...desired.metadata };
+  for (const k of SERVER_METADATA) delete meta[k];
+  if (meta.annotations) {
+    const { [LAST_APPLIED_ANNOTATION]: _last, [APPLIED_BY_ANNOTATION]: _by, ...own } = meta.annotations;
+    if (Object.keys(own).length > 0) meta.annotations = own;
+    else delete meta.annotations;
+  }
+  const stripped = { ...desired, metadata: meta };
+  delete stripped.status;
+  return sizeIssues(stripped, JSON.stringify(stripped).length);
 }
 
-/** applySizeIssues of a manifest already stripped by manifestForApply and its canonical JSON. */
-function sizeIssues(manifest: ApiObject, recordedText: string): ValidationIssue[] {
+/** applySizeIssues of a manifest already stripped as manifestForApply strips, and the length
+ * of its recorded JSON. */
+function sizeIssues(manifest: ApiObject, recorded: number): ValidationIssue[] {
   const annotations = manifest.metadata.annotations ?? {};
   let bytes = 0;
   for (const [k, v] of Object.entries(annotations)) bytes += Buffer.byteLength(k) + Buffer.byteLength(String(v));
@@ -79,7 +90,6 @@ function sizeIssues(manifest: ApiObject, recordedText: string): ValidationIssue[
       message: `the annotations hold ${bytes} bytes together, at most ${MAX_ANNOTATION_BYTES} (apply keeps a copy of the manifest in ${LAST_APPLIED_ANNOTATION}); keep large data elsewhere`,
     }];
   }
-  const recorded = recordedText.length;
   if (recorded > MAX_ANNOTATION_VALUE) {
     return [{
       path: [],
@@ -105,7 +115,7 @@ function comparable(o: ApiObject): ApiObject {
 export function planApply(desired: ApiObject, live: ApiObject | undefined, opts: { fieldManager?: string } = {}): ApplyPlan {
   const manifest = manifestForApply(desired);
   const recorded = canonicalJson(manifest);
-  const tooLarge = sizeIssues(manifest, recorded);
+  const tooLarge = sizeIssues(manifest, recorded.length);
   if (tooLarge.length > 0) throw new ApplyError(`${describe(desired)}: ${tooLarge.map((i) => `${i.path.length ? `${formatPath(i.path)}: ` : ''}${i.message}`).join('; ')}`);
   const requiredVersion = desired.metadata.resourceVersion;
   const annotate = (o: ApiObject): ApiObject => {
@@ -114,8 +124,12 @@ export function planApply(desired: ApiObject, live: ApiObject | undefined, opts:
     return o;
   };
   if (!live) {
-    const object = withDefaults(annotate(structuredClone(manifest)));
-    return { action: 'created', object, patch: compare({}, object), requiredVersion };
+    const object = withDefaults(annotate(manifest)); // manifest is our own copy
+    let patch: Operation[] | undefined;
+    return {
+      action: 'created', object, requiredVersion,
+      get patch() { return (patch ??= compare({}, object)); }, // computed when read (rarely)
+    };
   }
   const lastText = live.metadata.annotations?.[LAST_APPLIED_ANNOTATION];
   let last: unknown;

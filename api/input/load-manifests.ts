@@ -97,7 +97,11 @@ function validateDocuments(docs: ParsedDocument[], opts: LoadOptions): { manifes
         issues.push(...found.sort((a, b) => a.line - b.line)); // in reading order (sort is stable)
         continue;
       }
-      const source = { file: doc.file, document: doc.document, line: doc.lineOf(prefix) ?? doc.line };
+      // The line is looked up only when read (an error message): on the fast path it needs the tree.
+      const source: ManifestSource = {
+        file: doc.file, document: doc.document,
+        get line() { return doc.lineOf(prefix) ?? doc.line; },
+      };
       const id = `${obj.kind}/${meta?.namespace ?? ''}/${meta?.name ?? ''}`;
       const first = seen.get(id);
       if (first) {

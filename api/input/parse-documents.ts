@@ -7,6 +7,7 @@
 import {
   isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, visit, type Document, type Node,
 } from 'yaml';
+import { fastParseDocuments } from './fast-yaml.js';
 import type { InputIssue } from './issues.js';
 
 /** At most this many alias dereferences per document (the yaml package's own guard). */
@@ -23,7 +24,36 @@ export interface ParsedDocument {
   lineOf(path: (string | number)[]): number | undefined;
 }
 
+/**
+ * The documents of a file and what is wrong with them. Plain YAML takes the fast path
+ * (fast-yaml.ts: the same values); the syntax tree that gives lines (`line`, `lineOf`) is then
+ * built only when something asks for a line, i.e. when there is an error to report.
+ */
 export function parseDocuments(file: string, text: string): { documents: ParsedDocument[]; issues: InputIssue[] } {
+  const fast = fastParseDocuments(text);
+  if (!fast) return parseWithTree(file, text);
+  let tree: Map<number, ParsedDocument> | undefined;
+  const treeDoc = (document: number): ParsedDocument | undefined => {
+    tree ??= new Map(parseWithTree(file, text).documents.map((d) => [d.document, d]));
+    return tree.get(document);
+  };
+  const documents: ParsedDocument[] = [];
+  fast.forEach((value, i) => {
+    if (value === null) return; // empty, as parseWithTree skips it
+    const document = i + 1;
+    documents.push({
+      file, document, value,
+      get line() {
+        return treeDoc(document)?.line ?? 1;
+      },
+      lineOf: (path) => treeDoc(document)?.lineOf(path),
+    });
+  });
+  return { documents, issues: [] };
+}
+
+/** parseDocuments with the yaml package's syntax tree (every check, every line). */
+function parseWithTree(file: string, text: string): { documents: ParsedDocument[]; issues: InputIssue[] } {
   const lc = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
   const documents: ParsedDocument[] = [];

@@ -4,11 +4,16 @@
 import assert from 'node:assert/strict';
 import { KINDS } from '../../api/kinds.js';
 import { formatPath, loadCrd, validateObject } from '../../api/validation/index.js';
+import { checkSchemas } from '../../api/validation/schema-validator.js';
 import { explain } from '../../cli/commands/explain.js';
 
 const issues = (o: unknown) => validateObject(o).issues.map((i) => `${formatPath(i.path)}: ${i.message}`);
 
 describe('crds: one CRD per kind, compiled into validation', () => {
+  it('every schema is valid JSON Schema (the meta-schema check run time skips)', () => {
+    checkSchemas(KINDS.map((k) => k.kind));
+  });
+
   for (const k of KINDS) {
     it(`${k.kind}: names and scope match api/kinds.ts, and an empty spec is refused`, () => {
       const crd = loadCrd(k.kind);

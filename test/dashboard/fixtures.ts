@@ -66,7 +66,8 @@ export interface SseReader {
   close(): void;
 }
 
-export function readSse(url: string): Promise<SseReader> {
+/** `onEvent` also sees every event as it arrives, with its arrival time. */
+export function readSse(url: string, onEvent?: (event: string, data: unknown, atMs: number) => void): Promise<SseReader> {
   return new Promise((ok, fail) => {
     const req = request(url, { headers: { accept: 'text/event-stream' } }, (res) => {
       const queue: { event: string; data: unknown }[] = [];
@@ -80,7 +81,11 @@ export function readSse(url: string): Promise<SseReader> {
           buf = buf.slice(i + 2);
           const event = /^event: (.*)$/m.exec(block)?.[1];
           const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event && data) queue.push({ event, data: JSON.parse(data) as unknown });
+          if (event && data) {
+            const parsed = JSON.parse(data) as unknown;
+            queue.push({ event, data: parsed });
+            onEvent?.(event, parsed, Date.now());
+          }
         }
         waiter?.();
       });

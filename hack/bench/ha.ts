@@ -17,7 +17,7 @@ metadata: {name: bench-ha-${n}, namespace: default}
 spec:
   nodes: ${n}
   template: busybox
-  node: {vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 0}
+  node: {vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 16}
   sharedStorage: {sizeGiB: 1, filesystem: none}
   placement: {strategy: Block, mode: Lazy}
   state: Running

@@ -18,7 +18,7 @@ metadata: {name: ha, namespace: default}
 spec:
   nodes: 2
   template: busybox
-  node: {vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 0}
+  node: {vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 16}
   sharedStorage: {sizeGiB: 1, filesystem: none}
   placement: {strategy: Cyclic, mode: Lazy}
   state: Running

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { QemuDriver } from '../../drivers/hypervisor/qemu-driver.js';
 import { LocalTransport } from '../../drivers/transport/local-transport.js';
 import { describeHypervisorConformance } from './driver-conformance.js';
+import { qemuAlive, qemuCapabilities } from './qemu-conformance.js';
 
 describeHypervisorConformance('QemuDriver conformance (two local nodes, LocalTransport)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vc-hv-'));
@@ -19,11 +20,11 @@ describeHypervisorConformance('QemuDriver conformance (two local nodes, LocalTra
     a,
     b,
     san: join(dir, 'san'),
-    alive: async (d, pid) => (await d.transport.exec(['sh', '-c', '[ -r /proc/$1/stat ] && [ "$(sed "s/.*) //" /proc/$1/stat | cut -c1)" != Z ]', 'sh', String(pid)])).code === 0,
+    alive: qemuAlive,
     teardown: async () => {
       await a.transport.close();
       await b.transport.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
-});
+}, qemuCapabilities);

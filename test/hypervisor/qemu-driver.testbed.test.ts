@@ -10,6 +10,7 @@ import { QemuDriver } from '../../drivers/hypervisor/qemu-driver.js';
 import { SshTransport } from '../../drivers/transport/ssh-transport.js';
 import { testbedDown, testbedUp, type TestbedNode } from '../../hack/lib/testbed.js';
 import { describeHypervisorConformance } from './driver-conformance.js';
+import { qemuAlive, qemuCapabilities } from './qemu-conformance.js';
 
 describeHypervisorConformance('QemuDriver conformance (two testbed nodes over SSH)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'vc-hvtb-'));
@@ -28,8 +29,7 @@ describeHypervisorConformance('QemuDriver conformance (two testbed nodes over SS
       a,
       b,
       san: tb.sanDir,
-      alive: async (d, pid) =>
-        (await d.transport.exec(['sh', '-c', '[ -r /proc/$1/stat ] && [ "$(sed "s/.*) //" /proc/$1/stat | cut -c1)" != Z ]', 'sh', String(pid)])).code === 0,
+      alive: qemuAlive,
       teardown: async () => {
         await a.transport.close();
         await b.transport.close();
@@ -42,4 +42,4 @@ describeHypervisorConformance('QemuDriver conformance (two testbed nodes over SS
     await rm(dir, { recursive: true, force: true });
     throw e;
   }
-});
+}, qemuCapabilities);

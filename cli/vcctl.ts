@@ -88,10 +88,21 @@ if (/(^|[\\/])vcctl(\.[cm]?[jt]s)?$/.test(invokedAs)) {
   main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env }).then(
     (code) => {
       process.exitCode = code;
+      exitSoon();
     },
     (err: unknown) => {
       process.stderr.write(`error: ${(err as Error)?.message ?? String(err)}\n`);
       process.exitCode = 1;
+      exitSoon();
     },
   );
+}
+
+/**
+ * The command is done: a connection attempt still open to an etcd member that hangs (SIGSTOP, cut
+ * off) must not keep the process alive after its answer. Output to a pipe or file is written
+ * synchronously on Linux, so nothing is lost.
+ */
+function exitSoon(): void {
+  setTimeout(() => process.exit(), 200).unref();
 }

@@ -86,6 +86,16 @@ type RequestOp =
   | { request_put: { key: Buffer; value: Buffer; lease?: string } }
   | { request_delete_range: { key: Buffer } };
 
+// grpc-js names the server by its address for TLS (SNI), and Node warns (DEP0123) when that is an
+// IP address, on stderr of every vcctl run against members given by address. The certificate is
+// still checked against the address; only this one warning is dropped.
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: string }).code : rest[1];
+  if (code === 'DEP0123') return;
+  (emitWarning as (w: string | Error, ...r: unknown[]) => void)(warning, ...rest);
+}) as typeof process.emitWarning;
+
 /** Most attempts of one write whose compares keep failing without a definite error. */
 const MAX_ATTEMPTS = 50;
 
@@ -684,7 +694,7 @@ function isRetryable(err: unknown): boolean {
   if (TLS_FAILURE.test(msg)) return false; // the same on every member and every try
   const name = (err as Error)?.constructor?.name ?? '';
   if (['GRPCUnavailableError', 'GRPCDeadlineExceededError', 'GRPCCancelledError', 'GRPCResourceExhastedError'].includes(name)) return true;
-  return /no leader|leader changed|request timed out|timed out|not capable|too many requests|No connection established|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|Connection dropped|stream removed|socket hang up/i.test(msg);
+  return /no leader|leader changed|request timed out|timed out|context deadline exceeded|not capable|too many requests|No connection established|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|Connection dropped|stream removed|socket hang up/i.test(msg);
 }
 
 const TLS_FAILURE = /SSL routines|certificate|handshake|alert number/i;

@@ -103,6 +103,21 @@ describe('etcd store on a 3-member cluster: failover and deadlines', function ()
       assert.equal(r.code, 1);
       assertUnavailable(r.err, s);
       assert.ok(r.ms >= 9_500 && r.ms < 12_000, `took ${r.ms} ms`);
+      // The vcctl program too: it exits after its answer (a connection still open to a hung member
+      // kept it alive before), and prints nothing but the error (no Node or gRPC warnings).
+      const t0 = Date.now();
+      const p = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/vcctl.ts'), 'get', 'vc', '-A'], {
+        cwd: ROOT, env: { ...process.env, VCCTL_STORE: url }, stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await new Promise<number | null>((res) => {
+        const t = setTimeout(() => { p.kill('SIGKILL'); res(null); }, 60_000);
+        p.on('exit', (c) => { clearTimeout(t); res(c); });
+      });
+      console.log(`      vcctl (a process) exited ${code} after ${Date.now() - t0} ms`);
+      assert.equal(code, 1, `vcctl hung or failed otherwise: ${stderr}`);
+      assertUnavailable(stderr, s);
     } finally {
       for (const m of s.members) await pauseMember(dir, m.name, false);
     }

@@ -307,7 +307,15 @@ function wireActions() {
 // ---- live feed ----
 
 let pending = false;
-function schedule() {
+/** The sections to redraw: a change redraws only what shows its kind. */
+const dirty = new Set();
+const SECTIONS_OF = {
+  PhysicalNode: ['map', 'summary', 'choices'], VirtualNode: ['map', 'migrations', 'summary', 'choices'],
+  Migration: ['map', 'migrations', 'summary'], VirtualCluster: ['map', 'clusters', 'summary', 'choices'],
+  Volume: ['clusters'], Event: ['events'],
+};
+function schedule(kind) {
+  for (const s of kind ? SECTIONS_OF[kind] ?? [] : ['map', 'clusters', 'migrations', 'events', 'summary', 'choices']) dirty.add(s);
   if (pending) return;
   pending = true;
   const run = () => {
@@ -321,12 +329,14 @@ function schedule() {
 }
 
 function render() {
-  renderMap();
-  renderClusters();
-  renderMigrations();
-  renderEvents();
-  renderSummary();
-  renderActionChoices();
+  const todo = new Set(dirty);
+  dirty.clear();
+  if (todo.has('map')) renderMap();
+  if (todo.has('clusters')) renderClusters();
+  if (todo.has('migrations')) renderMigrations();
+  if (todo.has('events')) renderEvents();
+  if (todo.has('summary')) renderSummary();
+  if (todo.has('choices')) renderActionChoices();
   document.body.dataset.rendered = String(Number(document.body.dataset.rendered ?? 0) + 1);
 }
 
@@ -351,7 +361,7 @@ function connect() {
       const keep = [...m.values()].sort((a, b) => (b.lastTimestamp ?? '').localeCompare(a.lastTimestamp ?? '')).slice(0, MAX_EVENTS);
       state.Event = new Map(keep.map((o) => [keyOf(o), o]));
     }
-    schedule();
+    schedule(object.kind);
   });
 }
 

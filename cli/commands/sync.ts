@@ -13,6 +13,7 @@ import { parseDuration } from '../duration.js';
 import { printError } from '../errors.js';
 import { withStore } from '../store.js';
 import { displayName } from '../kinds-arg.js';
+import { escapeControl } from '../output/escape.js';
 import { DEFAULT_NAMESPACE } from '../../api/kinds.js';
 import { GitSourceSyncer, type SyncReport } from '../../reconcilers/gitops/git-source-syncer.js';
 import { SYNC_FIELD_MANAGER, apiSyncDeps } from '../../reconcilers/gitops/api-sync-deps.js';
@@ -100,15 +101,15 @@ function parseFlags(argv: string[]): SyncFlags {
 }
 
 function printReport(r: SyncReport, ctx: CommandContext): void {
-  for (const a of r.applied) ctx.stdout.write(`${displayName(a.ref.kind, a.ref.name)} ${a.action}\n`);
-  for (const p of r.pruned) ctx.stdout.write(`${displayName(p.kind, p.name)} pruned\n`);
+  for (const a of r.applied) ctx.stdout.write(`${escapeControl(displayName(a.ref.kind, a.ref.name))} ${a.action}\n`);
+  for (const p of r.pruned) ctx.stdout.write(`${escapeControl(displayName(p.kind, p.name))} pruned\n`);
   const gs = displayName('GitSource', r.source.metadata.name);
   if (r.outcome.ok) {
     ctx.stdout.write(`${gs} synced revision ${r.outcome.revision}: ${r.outcome.applied} applied, ${r.outcome.pruned} pruned\n`);
   } else {
     const rev = r.outcome.revision ? ` revision ${r.outcome.revision}` : '';
     ctx.stderr.write(`error: ${gs}${rev} not synced (${r.outcome.reason}):\n`);
-    for (const line of r.outcome.message.split('\n')) ctx.stderr.write(`error: ${line}\n`);
+    for (const line of r.outcome.message.split('\n')) ctx.stderr.write(`error: ${escapeControl(line)}\n`);
   }
 }
 

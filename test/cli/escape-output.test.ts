@@ -4,7 +4,7 @@
 // -o yaml keep them as the formats' escapes (parsing gives the stored text back).
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -127,6 +127,16 @@ describe('vcctl output escapes control characters', () => {
     assert.equal(r.code, 2);
     assert.ok(!RAW.test(r.stderr), JSON.stringify(r.stderr));
     assert.equal(r.stderr, 'error: unknown flag "--x\\x1b[2J\\u009b31m"\nSee "vcctl get --help".\n');
+  });
+
+  it('vcctl sync: a refused file named with escape sequences is reported escaped', async () => {
+    const repo = join(dir, 'sync-repo');
+    mkdirSync(repo);
+    writeFileSync(join(repo, `${CLEAR}${TITLE}bad.yaml`), 'apiVersion: virtualinux.org/v1alpha1\nkind: OSTemplate\nmetadata: {name: x}\n');
+    const r = await run('sync', '--dir', repo, '--name', 'escapes');
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /\\x1b\[2J/);
+    assert.ok(!RAW.test(r.stdout + r.stderr), JSON.stringify(r.stderr));
   });
 
   it('escapeControl: C0, DEL, C1 and bidi controls visible; newline and tab kept only when asked', () => {

@@ -14,7 +14,7 @@
 
 import type { Migration, OSTemplate, PhysicalNode, VirtualCluster, VirtualNode, VirtualNodeStatus, Volume } from '../../api/types.js';
 import type { ObjectRef } from '../../api/store/types.js';
-import { NotFoundError } from '../../api/store/types.js';
+import { ConflictError, NotFoundError } from '../../api/store/types.js';
 import { getCondition, isConditionTrue, setCondition, type ConditionInput } from '../../api/conditions.js';
 import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
 import type { DomainInfo, DomainSpec, HypervisorDriver } from '../../drivers/hypervisor/types.js';
@@ -263,7 +263,19 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       d = planRuntime({ ...input, networkReady: false });
     }
 
-    const diskRevision = String(g.volumes.disk?.status?.templateRevision ?? '');
+    let diskRevision = String(g.volumes.disk?.status?.templateRevision ?? '');
+    if (d.action.type === 'restore' && vn.status?.savedDiskRevision !== undefined) {
+      // Whether the saved memory still matches the disk is read from the store, not the cache: the
+      // Volume informer may lag the VirtualCluster's (resume) under load, and restoring memory onto
+      // a reset disk corrupts it. A template revision the disk has not reached yet means a reset is
+      // still coming: wait for it.
+      const fresh = await ctx.store.tryGet<Volume>(ref('Volume', `${vn.metadata.name}-disk`, vn.metadata.namespace));
+      diskRevision = String(fresh?.status?.templateRevision ?? '');
+      const tpl = base.vc?.spec ? await ctx.store.tryGet<OSTemplate>(ref('OSTemplate', base.vc.spec.template)) : undefined;
+      if (tpl?.spec && fresh?.status?.templateRevision !== undefined && tpl.spec.revision !== fresh.status.templateRevision) {
+        return writeStatus(ctx, vn, { phase: vn.status?.phase, message: `waiting for the disk's reset to template revision ${tpl.spec.revision}` }, base.ip, 1_000);
+      }
+    }
     const saved = vn.status?.savedSize;
     if (d.action.type === 'restore' && saved && (saved.vcpus !== vn.spec.vcpus || saved.memoryMiB !== vn.spec.memoryMiB)) {
       // Resized while suspended: QEMU cannot load a saved state into a VM of another size, and
@@ -386,23 +398,37 @@ async function probeGuest(drv: HypervisorDriver, name: string, agent: boolean): 
 
 async function writeStatus(ctx: ReconcileContext, vn: VirtualNode, s: VirtualNodeStatus, ip: string | undefined, requeueAfterMs?: number,
   guest?: ConditionInput): Promise<ReconcileResult> {
-  const gen = vn.metadata.generation ?? 0;
-  const running = s.phase === 'Running';
-  let conditions = setCondition(vn.status?.conditions, {
-    type: 'Running',
-    status: running ? 'True' : 'False',
-    reason: running ? 'DomainRunning' : (s.phase ?? 'Pending'),
-    message: s.message ?? '',
-  }, gen);
-  // Not running (and not migrating): the guest cannot be ready either.
-  const g = guest ?? (s.phase && s.phase !== 'Running' && s.phase !== 'Migrating' ? decideGuestReady({
-    phase: s.phase, booted: false, previous: undefined, bootTimeMs: undefined, nowMs: 0, timeoutMs: 0,
-  }).condition : undefined);
-  if (g) conditions = setCondition(conditions, g, gen);
-  const status: VirtualNodeStatus = { ...vn.status, ...s, ip, conditions, observedGeneration: gen };
-  for (const k of Object.keys(status) as (keyof VirtualNodeStatus)[]) if (status[k] === undefined) delete status[k];
-  if (JSON.stringify(status) !== JSON.stringify(vn.status)) {
-    await ctx.store.updateStatus<VirtualNode>({ ...vn, status });
+  // The status records what an action already did (a suspend's saved disk revision and size, a
+  // start's boot time): a conflict with another writer of the object must not lose it, so the
+  // runtime's own fields are written again over a fresh read. Conditions other than Running and
+  // GuestReady, and fields this write does not set, are kept as stored.
+  let current = vn;
+  for (let attempt = 0; ; attempt++) {
+    const gen = current.metadata.generation ?? 0;
+    const running = s.phase === 'Running';
+    let conditions = setCondition(current.status?.conditions, {
+      type: 'Running',
+      status: running ? 'True' : 'False',
+      reason: running ? 'DomainRunning' : (s.phase ?? 'Pending'),
+      message: s.message ?? '',
+    }, gen);
+    // Not running (and not migrating): the guest cannot be ready either.
+    const g = guest ?? (s.phase && s.phase !== 'Running' && s.phase !== 'Migrating' ? decideGuestReady({
+      phase: s.phase, booted: false, previous: undefined, bootTimeMs: undefined, nowMs: 0, timeoutMs: 0,
+    }).condition : undefined);
+    if (g) conditions = setCondition(conditions, g, gen);
+    const status: VirtualNodeStatus = { ...current.status, ...s, ip, conditions, observedGeneration: gen };
+    for (const k of Object.keys(status) as (keyof VirtualNodeStatus)[]) if (status[k] === undefined) delete status[k];
+    if (JSON.stringify(status) === JSON.stringify(current.status)) break;
+    try {
+      await ctx.store.updateStatus<VirtualNode>({ ...current, status });
+      break;
+    } catch (err) {
+      if (!(err instanceof ConflictError) || attempt >= 4) throw err;
+      const fresh = await ctx.store.tryGet<VirtualNode>(ref('VirtualNode', vn.metadata.name, vn.metadata.namespace));
+      if (!fresh) throw err;
+      current = fresh;
+    }
   }
   return requeueAfterMs !== undefined && requeueAfterMs > 0 ? { requeueAfterMs } : requeueAfterMs === 0 ? { requeueAfterMs: 50 } : undefined;
 }

@@ -102,7 +102,12 @@ describe('runtime end to end on the testbed', function () {
     for (const name of ['duo-0', 'duo-1']) {
       const v = await vn(name);
       const marker = `VIRTUALINUX-READY ${name} ${v.status?.ip}`;
-      await waitFor(`${name} booted afresh`, async () => (await logs(name)).includes(marker), 120_000, 1000);
+      try {
+        await waitFor(`${name} booted afresh`, async () => (await logs(name)).includes(marker), 120_000, 1000);
+      } catch (err) {
+        console.log(`console of ${name}:\n${await logs(name)}\nevents:\n${(await h.vcctl(['events'])).stdout}`);
+        throw err;
+      }
       assert.match(await logs(name), new RegExp(`first-boot-ran-on ${name}`), 'the reset disk runs its first boot again');
     }
     assert.equal(readdirSync(join(h.testbed.sanDir, 'runtime', 'default')).filter((f) => f.endsWith('.vmstate')).length, 0);

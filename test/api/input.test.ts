@@ -49,6 +49,7 @@ describe('api/input: loading manifests', () => {
       sharedStorage: { sizeGiB: 1, filesystem: 'nfs' },
       placement: { strategy: 'Block', mode: 'Strict' },
       state: 'Running',
+      highAvailability: 'restart',
     });
     assert.deepEqual(m.object.spec, { nodes: 4, template: 'busybox' }, 'the object as written stays undefaulted');
     assert.deepEqual(m.source, { file: join(dir, 'ok.yaml'), document: 1, line: 1 });

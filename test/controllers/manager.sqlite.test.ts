@@ -64,7 +64,10 @@ describe('ControllerManager on the embedded store', function () {
   it('follows node phases to Running/Ready and scales down from the highest index', async () => {
     for (const n of await vns('alpha')) {
       const vn = await store.get<VirtualNode>({ kind: 'VirtualNode', namespace: 'default', name: n });
-      await store.updateStatus({ ...vn, status: { phase: 'Running', ip: `10.0.0.${n.slice(-1)}` } });
+      // Running as the hypervisor says, and the guest reported in (the VC is Ready only then).
+      await store.updateStatus({ ...vn, status: { phase: 'Running', ip: `10.0.0.${n.slice(-1)}`, conditions: [
+        { type: 'GuestReady', status: 'True', reason: 'AgentReported', message: '', lastTransitionTime: new Date().toISOString(), observedGeneration: vn.metadata.generation },
+      ] } });
     }
     await waitFor('Running', async () => {
       const v = await store.get<VirtualCluster>({ kind: 'VirtualCluster', namespace: 'default', name: 'alpha' });

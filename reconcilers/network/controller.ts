@@ -250,15 +250,18 @@ async function reportConflict(ctx: ReconcileContext, vc: VirtualCluster, r: Extr
   const message = describeConflict(r);
   const prev = getCondition(vc.status?.conditions, 'NetworkReady');
   if (prev?.status === 'False' && prev.reason === SUBNET_CONFLICT && prev.message === message) return;
-  const status = vc.status ?? {};
-  await writeStatus(ctx, vc, { ...status, conditions: setCondition(status.conditions, { type: 'NetworkReady', status: 'False', reason: SUBNET_CONFLICT, message }, vc.metadata.generation ?? 0) });
-  ctx.log.warn({ subnet: r.subnet, holder: r.holder && `${r.holder.namespace}/${r.holder.name}` }, 'subnet conflict');
+  // The Events first: when two managers race, the one whose condition write loses finds the
+  // condition written by the other and returns above, so the Events must not depend on winning
+  // the write (a repeated Event is aggregated by the recorder).
   ctx.events.record(vc, 'Warning', SUBNET_CONFLICT, message);
   if (r.holder) {
     const h = r.holder;
     ctx.events.record({ kind: 'VirtualCluster', metadata: { name: h.name, namespace: h.namespace, uid: h.uid } }, 'Warning', SUBNET_CONFLICT,
       `VirtualCluster ${vc.metadata.namespace}/${vc.metadata.name} also asks for ${r.subnet}, which this VC holds: it is kept off the network and told so`);
   }
+  ctx.log.warn({ subnet: r.subnet, holder: r.holder && `${r.holder.namespace}/${r.holder.name}` }, 'subnet conflict');
+  const status = vc.status ?? {};
+  await writeStatus(ctx, vc, { ...status, conditions: setCondition(status.conditions, { type: 'NetworkReady', status: 'False', reason: SUBNET_CONFLICT, message }, vc.metadata.generation ?? 0) });
 }
 
 /** Both network controllers, sharing what the host controller applied. */

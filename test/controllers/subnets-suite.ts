@@ -141,7 +141,9 @@ export function describeSubnets(backendName: string, backend: SubnetsBackend): v
       });
       assert.equal(cond.status, 'False');
       assert.match(cond.message, new RegExp(`spec.network.subnet 10.200.7.0/24 overlaps 10.200.7.0/24 of VirtualCluster ${NS}/${holders[0]!.metadata.name}`));
-      await waitFor('a Warning Event on the VC in conflict', async () => (await warningEvents(store, loser.metadata.name, 'SubnetConflict')).length > 0);
+      // Each manager's Event recorder writes at most 5 Events a second (burst 25), in order: the
+      // 100 SubnetAllocated Events of this race come first, so the Warning may take ~40 s to land.
+      await waitFor('a Warning Event on the VC in conflict', async () => (await warningEvents(store, loser.metadata.name, 'SubnetConflict')).length > 0, 120_000, 250);
     });
 
     it('a duplicate stored before subnets were reserved is reported on the newer VC, with Warning Events', async () => {

@@ -58,7 +58,7 @@ describe('PhysicalNode controller on testbed nodes', function () {
     const docs = parseAllDocuments(await readFile(join(tb.dir, 'physicalnodes.yaml'), 'utf8')).map((d) => d.toJS() as PhysicalNode);
     assert.equal(docs.length, 3);
     // blade3 claims more than the machine has: a Warning Event, and still Ready
-    docs[2]!.spec!.capacity = { cores: 4096, memoryMiB: 1 << 30 };
+    docs[2]!.spec!.capacity = { cores: 4096, memoryMiB: 16 * 1024 * 1024 }; // the schema's maximum, far above this machine
     for (const d of docs) await store.create(d);
     for (const d of docs) {
       await waitFor(`${d.metadata.name} Ready`, async () => (await ready(d.metadata.name))?.status === 'True', 30_000);

@@ -182,7 +182,7 @@ describe('faults of a 3-member etcd cluster under vc-manager (history checked)',
       const takeover = (led.at as number) - cutAt;
       const firstB = await waitFor('mgr-b writes', () => writes.find((x) => x.writer === 'mgr-b'), 30_000, 20);
       await createVCs(store, 'f3', 10, 20, acked);
-      await allPlaced(store, 'f3', 20, 60_000);
+      await allPlaced(store, 'f3', 20, 120_000);
       await partitionMember(dir, follower, false);
       const healedAt = Date.now();
       await waitFor('mgr-a says it lost the lead', () => a.lines.some((l) => l.msg === 'leadership lost'), 20_000);

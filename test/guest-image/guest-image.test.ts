@@ -57,6 +57,7 @@ describe('reference guest image', function () {
     assert.deepEqual(t.spec, {
       image: { path: join(GUEST_CACHE, 'rootfs.qcow2'), format: 'qcow2' },
       boot: { kernel: join(GUEST_CACHE, 'vmlinux'), initrd: join(GUEST_CACHE, 'initrd.img'), cmdline: GUEST_CMDLINE },
+      guestAgent: true,
       revision: 1,
     });
     const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', g.image], { encoding: 'utf8' }));

@@ -30,7 +30,8 @@ class SimAgent implements FencingAgent {
   }
 }
 
-const long = new Date(Date.now() - 120_000).toISOString();
+/** Ready=False since two minutes before now (at the call: mocha loads every file long before it runs this one). */
+const longAgo = (): string => new Date(Date.now() - 120_000).toISOString();
 
 describe('ha controller (embedded store, simulated agent)', function () {
   this.timeout(30_000);
@@ -59,7 +60,7 @@ describe('ha controller (embedded store, simulated agent)', function () {
       spec: { address: '198.18.200.1', ssh: { port: 22, user: 'root', hostKey: 'ssh-ed25519 AAAA' }, capacity: { cores: 4, memoryMiB: 4096 }, hypervisor: 'qemu', storageRoot: '/san', fencing: { agent: 'testbed', testbedDir: '/nonexistent' } },
     });
     const pn = await store.get<PhysicalNode>({ kind: 'PhysicalNode', name: node });
-    await store.updateStatus<PhysicalNode>({ ...pn, status: { allocated: { cores: 2, memoryMiB: 256, vms: 2 }, conditions: [{ type: 'Ready', status: 'False', reason: 'Unreachable', message: 'gone', lastTransitionTime: long }] } });
+    await store.updateStatus<PhysicalNode>({ ...pn, status: { allocated: { cores: 2, memoryMiB: 256, vms: 2 }, conditions: [{ type: 'Ready', status: 'False', reason: 'Unreachable', message: 'gone', lastTransitionTime: longAgo() }] } });
     await store.create<VirtualCluster>({
       apiVersion: 'virtualinux.org/v1alpha1', kind: 'VirtualCluster', metadata: { name: vcName, namespace: 'default' },
       spec: { nodes: 2, template: 't', node: { vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 0 }, placement: { strategy: 'Cyclic', mode: 'Lazy' }, state: 'Running', ...(ha ? { highAvailability: ha } : {}) },

@@ -42,7 +42,14 @@ describe('faults of a 3-member etcd cluster under vc-manager (history checked)',
     s = await etcdClusterUp({ dir, members: 3 });
     baseUrl = readFileSync(s.storeUrlFile, 'utf8').trim();
   });
-  afterEach(async () => {
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') {
+      // What the managers said is the only record of why a fault was not survived.
+      for (const p of procs) {
+        console.log(`      --- ${p.identity} (last 150 of ${p.text.length} lines) ---`);
+        for (const l of p.text.slice(-150)) console.log(`      ${l}`);
+      }
+    }
     for (const h of histories.splice(0)) h.stop();
     for (const c of caches.splice(0)) c.stop();
     await Promise.all(procs.splice(0).map((p) => p.kill()));
@@ -78,7 +85,7 @@ describe('faults of a 3-member etcd cluster under vc-manager (history checked)',
   }
 
   const managerArgs = (url: string, extra: string[] = []) =>
-    ['--store', url, '--lease-ttl', String(TTL), '--controllers', CONTROLLERS, '--log-level', 'info', ...extra];
+    ['--store', url, '--lease-ttl', String(TTL), '--controllers', CONTROLLERS, '--log-level', process.env.VL_FAULTS_LOG_LEVEL ?? 'info', ...extra];
   const leads = (p: ManagerProcess) => p.lines.some((l) => l.msg === 'controllers started');
 
   /** One vc-manager running the controllers, once it leads. */
@@ -90,10 +97,19 @@ describe('faults of a 3-member etcd cluster under vc-manager (history checked)',
   }
 
   async function allPlaced(store: Store, ns: string, count: number, timeoutMs: number): Promise<void> {
-    await waitFor(`${count} VCs Placed in ${ns}`, async () => {
+    const placed = (vc: VirtualCluster) => vc.status?.conditions?.some((c) => c.type === 'Placed' && c.status === 'True');
+    try {
+      await waitFor(`${count} VCs Placed in ${ns}`, async () => {
+        const vcs = (await store.list<VirtualCluster>('VirtualCluster', { namespace: ns })).items;
+        return vcs.length === count && vcs.every(placed);
+      }, timeoutMs, 500);
+    } catch (err) {
       const vcs = (await store.list<VirtualCluster>('VirtualCluster', { namespace: ns })).items;
-      return vcs.length === count && vcs.every((vc) => vc.status?.conditions?.some((c) => c.type === 'Placed' && c.status === 'True'));
-    }, timeoutMs, 500);
+      for (const vc of vcs.filter((v) => !placed(v))) {
+        console.log(`      not placed: ${vc.metadata.name} rv ${vc.metadata.resourceVersion} conditions ${JSON.stringify(vc.status?.conditions ?? [])}`);
+      }
+      throw err;
+    }
   }
 
   async function createVCs(store: Store, ns: string, from: number, to: number, acked: ApiObject[], during?: (i: number) => Promise<void>): Promise<void> {

@@ -6,23 +6,25 @@
 // directory with a spec or pid file is a domain: others under runRoot (the NFS server's state,
 // drivers/nfs) are never listed, and destroy leaves them alone.
 //
-// Acceleration `auto` boots the guest kernel under KVM once per node (a root-less boot must reach
-// the kernel's "Kernel panic ... mount root" within a timeout, its early console speaking within a
-// few seconds) and falls back to TCG otherwise; the result is cached in memory and in
-// `<runRoot>/.accel` for the host's boot (boot_id).
+// Acceleration `auto` probes KVM with a real boot once per node (qemu-acceleration.ts).
 //
 // Suspend = migration to a file (QEMU 7.2 has no `file:` URI: `exec:cat > LINK`, where LINK is a
 // symlink under runRoot named by a hash, so no user data enters QEMU's shell string), resume =
 // `-incoming defer` + migrate-incoming from that file. Live migration = a target QEMU started with
 // `-incoming defer` listening on the target's migration address (port chosen by the kernel), then
-// `migrate tcp:` from the source with downtime limit and bandwidth set.
+// `migrate tcp:` from the source with downtime limit and bandwidth set. The QMP side of all three
+// (waiting for a migration's end, progress) is in qemu-migration.ts; the shell scripts run on the
+// node, and the parser of the domain listing, in qemu-scripts.ts.
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execOk, type Transport } from '../transport/types.js';
 import { readConsoleLog } from './console-log.js';
 import { attachConsole, pingAgent } from './guest-channels.js';
 import { QmpClient, QmpError } from './qmp-client.js';
+import { AccelerationProbe } from './qemu-acceleration.js';
 import { buildQemuArgv, domainPaths, nameArg, type Acceleration, type DomainPaths } from './qemu-argv.js';
+import { enableMigrationEvents, MIGRATION_ACTIVE, migrationProgress, pollMigration, runWhenLoaded, type QueryMigrate } from './qemu-migration.js';
+import { KILL_SCRIPT, LIST_SCRIPT, parseDomainList, RETIRE_SCRIPT, START_SCRIPT, WAIT_GONE_SCRIPT, type ProcEntry } from './qemu-scripts.js';
 import {
   HypervisorError,
   MigrationCancelledError,
@@ -69,137 +71,6 @@ export interface IncomingMigration {
   abort(): Promise<void>;
 }
 
-interface ProcEntry {
-  name: string;
-  pid?: number;
-  alive: boolean;
-  spec?: DomainSpec;
-}
-
-// Fixed scripts; data only as positional parameters. They use shell builtins where they can: a
-// fork costs a few ms on a loaded node, and some of these run while a guest is paused.
-/** alive PID: the process exists and is not a zombie (its state field, after the last ") ", is not Z). */
-const ALIVE_FN = `alive() { st=; read -r st 2>/dev/null < "/proc/$1/stat" || return 1; st=\${st##*) }; [ "\${st%% *}" != Z ]; }`;
-
-/**
- * Per domain directory: D name, S spec JSON (one line), and for a live pid P pid + A argv lines.
- * A domain's directory holds its spec or its pid file (START_SCRIPT writes the spec before QEMU
- * starts): any other directory under runRoot (such as the NFS server's nfs/) is not a domain.
- */
-const LIST_SCRIPT = `${ALIVE_FN}
-cd "$1" 2>/dev/null || exit 0
-for d in *; do
-  [ -d "$d" ] || continue
-  [ -f "$d/domain.json" ] || [ -f "$d/qemu.pid" ] || continue
-  if [ -n "$2" ] && [ "$d" != "$2" ]; then continue; fi
-  printf 'D\\t%s\\n' "$d"
-  [ -f "$d/domain.json" ] && printf 'S\\t%s\\n' "$(head -n 1 "$d/domain.json")"
-  pid=$(tr -dc 0-9 < "$d/qemu.pid" 2>/dev/null)
-  if [ -n "$pid" ] && alive "$pid"; then
-    printf 'P\\t%s\\n' "$pid"
-    tr '\\0' '\\n' < "/proc/$pid/cmdline" | sed 's/^/A\\t/'
-  fi
-done`;
-
-/**
- * Starts QEMU unless this domain's QEMU already runs (exit 17, its pid on stdout): makes the run
- * directories, writes the spec (one line on stdin), links the console log, then execs the QEMU
- * argv. One round trip, which matters over SSH, and two forks: it is on the path of every start,
- * resume and migration. A stale pid file or socket needs no removal: QEMU rewrites the pid file
- * and replaces a socket path when it binds it; until then the pid fails the cmdline check.
- */
-const START_SCRIPT = `${ALIVE_FN}
-pid=; read -r pid 2>/dev/null < "$3"; case $pid in *[!0-9]*) pid= ;; esac
-if [ -n "$pid" ] && alive "$pid" && tr '\\0' '\\n' < "/proc/$pid/cmdline" | grep -qxF -e "$7"; then echo "$pid"; exit 17; fi
-mkdir -p "$1" "$2" || exit 18
-IFS= read -r spec || exit 18
-printf '%s\\n' "$spec" > "$6.tmp" && mv -f "$6.tmp" "$6" || exit 18
-if [ "$8" != "$1/console.log" ]; then ln -sfn "$8" "$1/console.log.link"; elif [ -L "$1/console.log.link" ]; then rm -f "$1/console.log.link"; fi
-shift 8
-exec "$@"`;
-
-/** Ends a process: SIGTERM, up to 5 s, then SIGKILL; waits until it is gone (zombies count as gone). */
-const KILL_SCRIPT = `${ALIVE_FN}
-kill -TERM "$1" 2>/dev/null
-i=0; while alive "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-alive "$1" && kill -KILL "$1" 2>/dev/null
-i=0; while alive "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-! alive "$1"`;
-
-const WAIT_GONE_SCRIPT = `${ALIVE_FN}
-i=0; while alive "$1" && [ $i -lt "$2" ]; do sleep 0.1; i=$((i + 1)); done
-! alive "$1"`;
-
-/**
- * Waits up to $2 steps of 10 ms for pid $1 (0: none) to end by itself, then SIGTERM, 3 s, SIGKILL;
- * once it is gone removes the paths $3... With $1 = "-" it first reads `retire PID` from stdin
- * and does nothing (exit 0) on any other line or on end of input: a migration starts it armed,
- * off its critical path, and releases it once the target runs.
- */
-const RETIRE_SCRIPT = `${ALIVE_FN}
-pid=$1
-if [ "$pid" = - ]; then read -r verdict pid || exit 0; [ "$verdict" = retire ] || exit 0; fi
-case $pid in ''|*[!0-9]*) exit 2 ;; esac
-i=0; while alive "$pid" && [ $i -lt "$2" ]; do sleep 0.01; i=$((i + 1)); done
-alive "$pid" && kill -TERM "$pid" 2>/dev/null
-i=0; while alive "$pid" && [ $i -lt 300 ]; do sleep 0.01; i=$((i + 1)); done
-alive "$pid" && kill -KILL "$pid" 2>/dev/null
-i=0; while alive "$pid" && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
-alive "$pid" && exit 1
-shift 2
-rm -rf -- "$@"`;
-
-const MIGRATION_ACTIVE = new Set(['setup', 'active', 'pre-switchover', 'device', 'postcopy-active', 'wait-unplug', 'cancelling']);
-
-interface QueryMigrate {
-  status?: string;
-  'total-time'?: number;
-  downtime?: number;
-  'setup-time'?: number;
-  'error-desc'?: string;
-  ram?: {
-    transferred?: number; remaining?: number; total?: number;
-    'dirty-pages-rate'?: number; 'page-size'?: number; mbps?: number; 'dirty-sync-count'?: number;
-  };
-  'socket-address'?: Array<{ type: string; host?: string; port?: string }>;
-}
-
-/**
- * Remembers whether one of `names` was announced since the last wait(), so a poll loop that
- * registers it before its first query cannot miss an event that arrives with (or just after) a
- * query's reply: wait(ms) returns at once if one came meanwhile, else on the next one or after ms.
- */
-class EventLatch implements Disposable {
-  private fired = false;
-  private wake?: () => void;
-  private readonly off: () => void;
-
-  constructor(q: QmpClient, names: readonly string[]) {
-    this.off = q.onEvent((e) => {
-      if (!names.includes(e.event)) return;
-      this.fired = true;
-      this.wake?.();
-    });
-  }
-
-  wait(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(t);
-        this.wake = undefined;
-        this.fired = false;
-        resolve();
-      };
-      const t = setTimeout(done, this.fired ? 0 : ms);
-      this.wake = done;
-    });
-  }
-
-  [Symbol.dispose](): void {
-    this.off();
-  }
-}
-
 export class QemuDriver implements HypervisorDriver {
   readonly kind = 'qemu' as const;
   readonly transport: Transport;
@@ -207,10 +78,7 @@ export class QemuDriver implements HypervisorDriver {
   readonly runRoot: string;
   readonly migrationAddress: string;
   private readonly qemu: string;
-  private readonly accelMode: 'auto' | Acceleration;
-  private readonly kvmProbeTimeoutMs: number;
-  private readonly kvmFirstOutputMs: number;
-  private accelPromise?: Promise<Acceleration>;
+  private readonly accel: AccelerationProbe;
   private readonly outgoing = new Set<string>();
   /** Specs of the domains this driver started (saves a round trip before a migration). */
   private readonly specCache = new Map<string, DomainSpec>();
@@ -225,9 +93,14 @@ export class QemuDriver implements HypervisorDriver {
     this.runRoot = opts.runRoot.replace(/\/+$/, '') || '/';
     this.migrationAddress = opts.migrationAddress;
     this.qemu = opts.qemuBinary ?? 'qemu-system-x86_64';
-    this.accelMode = opts.accel ?? 'auto';
-    this.kvmProbeTimeoutMs = opts.kvmProbeTimeoutMs ?? 15_000;
-    this.kvmFirstOutputMs = opts.kvmFirstOutputMs ?? 3_000;
+    this.accel = new AccelerationProbe({
+      transport: this.transport,
+      runRoot: this.runRoot,
+      qemu: this.qemu,
+      mode: opts.accel ?? 'auto',
+      probeTimeoutMs: opts.kvmProbeTimeoutMs ?? 15_000,
+      firstOutputMs: opts.kvmFirstOutputMs ?? 3_000,
+    });
   }
 
   paths(name: string, consoleLog?: string): DomainPaths {
@@ -237,39 +110,7 @@ export class QemuDriver implements HypervisorDriver {
   // ---- observation ----
 
   private async procEntries(only?: string): Promise<ProcEntry[]> {
-    const out = await execOk(this.transport, ['sh', '-c', LIST_SCRIPT, 'sh', this.runRoot, only ?? '']);
-    const entries: ProcEntry[] = [];
-    let cur: (ProcEntry & { args: string[] }) | undefined;
-    const finish = (): void => {
-      if (!cur) return;
-      // The pid counts only if that process is this domain's QEMU.
-      const i = cur.args.indexOf('-name');
-      const mine = i >= 0 && cur.args[i + 1] === nameArg(cur.name);
-      entries.push({ name: cur.name, pid: mine ? cur.pid : undefined, alive: mine && cur.alive, spec: cur.spec });
-    };
-    for (const line of out.split('\n')) {
-      const tab = line.indexOf('\t');
-      if (tab < 0) continue;
-      const tag = line.slice(0, tab);
-      const val = line.slice(tab + 1);
-      if (tag === 'D') {
-        finish();
-        cur = { name: val, alive: false, args: [] };
-      } else if (tag === 'P' && cur) {
-        cur.pid = Number(val);
-        cur.alive = true;
-      } else if (tag === 'A' && cur) {
-        cur.args.push(val);
-      } else if (tag === 'S' && cur) {
-        try {
-          cur.spec = JSON.parse(val) as DomainSpec;
-        } catch {
-          // a spec file being rewritten: the entry is still listed, without spec details
-        }
-      }
-    }
-    finish();
-    return entries;
+    return parseDomainList(await execOk(this.transport, ['sh', '-c', LIST_SCRIPT, 'sh', this.runRoot, only ?? '']));
   }
 
   private async describe(e: ProcEntry): Promise<DomainInfo> {
@@ -324,76 +165,9 @@ export class QemuDriver implements HypervisorDriver {
 
   // ---- acceleration ----
 
-  /**
-   * KVM when it is usable here (real boot check), else TCG; cached per node. The check boots a
-   * kernel: a firmware-booted domain (no kernel) takes the node's last verdict, and TCG when KVM
-   * was never proven here.
-   */
+  /** KVM when a real boot proves it usable on this node, else TCG (qemu-acceleration.ts); cached per node. */
   acceleration(kernel: string | undefined): Promise<Acceleration> {
-    if (this.accelMode !== 'auto') return Promise.resolve(this.accelMode);
-    if (kernel === undefined) return this.accelPromise ?? this.lastAcceleration();
-    this.accelPromise ??= this.probeAcceleration(kernel).catch((e) => {
-      this.accelPromise = undefined;
-      throw e;
-    });
-    return this.accelPromise;
-  }
-
-  /** The node's cached verdict for this boot of the host (whatever kernel proved it), else TCG. */
-  private async lastAcceleration(): Promise<Acceleration> {
-    const [kvmLine, bootId, cached] = await this.accelInfo();
-    const m = /^(kvm|tcg) (\S+) /.exec(cached ?? '');
-    return kvmLine === 'kvm=yes' && m?.[1] === 'kvm' && m[2] === bootId ? 'kvm' : 'tcg';
-  }
-
-  /** [kvm=yes|kvm=no, the host's boot id, the cached verdict line of `<runRoot>/.accel`]. */
-  private async accelInfo(): Promise<string[]> {
-    const info = await execOk(this.transport, ['sh', '-c',
-      'test -w /dev/kvm && echo kvm=yes || echo kvm=no; cat /proc/sys/kernel/random/boot_id; cat "$1" 2>/dev/null || true',
-      'sh', `${this.runRoot}/.accel`]);
-    return info.split('\n');
-  }
-
-  private async probeAcceleration(kernel: string): Promise<Acceleration> {
-    const cacheFile = `${this.runRoot}/.accel`;
-    const [kvmLine, bootId, cached] = await this.accelInfo();
-    if (kvmLine !== 'kvm=yes') return 'tcg';
-    const m = /^(kvm|tcg) (\S+) (.*)$/.exec(cached ?? '');
-    if (m && m[2] === bootId && m[3] === kernel) return m[1] as Acceleration;
-    const secs = Math.max(1, Math.ceil(this.kvmProbeTimeoutMs / 1000));
-    // A root-less boot: a working KVM reaches the kernel's panic about the missing root in about a
-    // second; a broken one (nested KVM here) hangs silently, seen when the early console stays mute.
-    const proc = this.transport.spawn([
-      'timeout', '-s', 'KILL', String(secs), this.qemu, '-accel', 'kvm', '-cpu', 'host', '-machine', 'pc', '-m', '128',
-      '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-serial', 'stdio',
-      '-kernel', kernel, '-append', 'console=ttyS0 earlycon=uart8250,io,0x3f8,115200 panic=-1 root=/dev/vc-kvm-probe',
-    ], { timeoutMs: (secs + 10) * 1000 });
-    proc.stderr.resume();
-    const result = await new Promise<Acceleration>((resolve) => {
-      const PANIC = /Kernel panic|Unable to mount root|VFS: Cannot open root/;
-      let out = '';
-      let settled = false;
-      const finish = (r: Acceleration): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(mute);
-        proc.kill();
-        resolve(r);
-      };
-      const mute = setTimeout(() => finish('tcg'), this.kvmFirstOutputMs);
-      proc.stdout.on('data', (b: Buffer) => {
-        clearTimeout(mute);
-        out += b.toString('latin1');
-        if (PANIC.test(out)) finish('kvm');
-      });
-      // The process ended by itself (timeout's KILL, or QEMU quit after the panic): judge all it printed.
-      proc.stdout.on('end', () => finish(PANIC.test(out) ? 'kvm' : 'tcg'));
-      proc.done.catch(() => finish('tcg'));
-    });
-    await proc.done.catch(() => undefined);
-    await execOk(this.transport, ['mkdir', '-p', this.runRoot]);
-    await this.transport.writeFile(cacheFile, `${result} ${bootId} ${kernel}\n`);
-    return result;
+    return this.accel.acceleration(kernel);
   }
 
   // ---- lifecycle ----
@@ -564,10 +338,10 @@ export class QemuDriver implements HypervisorDriver {
       await this.withQmp(name, 'ops', async (q) => {
         wasRunning = (await q.execute<{ running: boolean }>('query-status')).running;
         await q.execute('stop');
-        await this.enableMigrationEvents(q);
+        await enableMigrationEvents(q);
         await q.execute('migrate-set-parameters', { 'max-bandwidth': 10 * 1024 ** 3 });
         await q.execute('migrate', { uri: `exec:cat > ${p.stateLink}` });
-        const fin = await this.pollMigration(q, 600_000);
+        const fin = await pollMigration(q, 600_000);
         if (fin.status !== 'completed') {
           throw new HypervisorError(`${this.node}: writing the state of ${name} to ${file} ${fin.status}: ${fin['error-desc'] ?? ''}`);
         }
@@ -601,9 +375,9 @@ export class QemuDriver implements HypervisorDriver {
         if (cur) return cur;
       }
       await this.withQmp(spec.name, 'ops', async (q) => {
-        await this.enableMigrationEvents(q);
+        await enableMigrationEvents(q);
         await q.execute('migrate-incoming', { uri: `exec:cat ${p.stateLink}` });
-        await this.runWhenLoaded(q, spec.name, 600_000);
+        await runWhenLoaded(q, this.node, spec.name, 600_000);
       });
     } catch (err) {
       await this.destroy(spec.name).catch(() => undefined);
@@ -613,53 +387,6 @@ export class QemuDriver implements HypervisorDriver {
     const info = await this.get(spec.name);
     if (!info) throw new HypervisorError(`${this.node}: ${spec.name} vanished right after resume`);
     return info;
-  }
-
-  /**
-   * Polls query-migrate until the migration ends (or `timeoutMs`: status 'timeout'). Each MIGRATION
-   * event (the `events` capability, see enableMigrationEvents) wakes the loop at once, so the end is
-   * seen when QEMU announces it; the poll itself is what reports progress.
-   */
-  private async pollMigration(q: QmpClient, timeoutMs: number, onPoll?: (m: QueryMigrate) => void): Promise<QueryMigrate> {
-    const deadline = Date.now() + timeoutMs;
-    using changed = new EventLatch(q, ['MIGRATION']);
-    for (;;) {
-      let m = await q.execute<QueryMigrate>('query-migrate');
-      // QEMU announces `completed` a moment before it has computed the totals (0 until then): wait for them.
-      for (let i = 0; m.status === 'completed' && !m['total-time'] && i < 100; i++) {
-        await sleep(2);
-        m = await q.execute<QueryMigrate>('query-migrate');
-      }
-      onPoll?.(m);
-      if (m.status && !MIGRATION_ACTIVE.has(m.status) && m.status !== 'none') return m;
-      if (Date.now() > deadline) return { ...m, status: 'timeout' };
-      await changed.wait(50);
-    }
-  }
-
-  /** Makes QEMU announce each migration state change as a MIGRATION event (before migrate / migrate-incoming). */
-  private async enableMigrationEvents(q: QmpClient): Promise<void> {
-    await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
-  }
-
-  /** Waits until an incoming migration has loaded, then makes sure the domain runs. */
-  private async runWhenLoaded(q: QmpClient, name: string, timeoutMs: number): Promise<void> {
-    await this.waitIncomingDone(q, name, timeoutMs);
-    const st = await q.execute<{ running: boolean }>('query-status');
-    if (!st.running) await q.execute('cont');
-  }
-
-  /** Waits until an incoming migration has finished loading (the VM left `inmigrate`). */
-  private async waitIncomingDone(q: QmpClient, name: string, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    // RESUME: the target runs; MIGRATION: its incoming side changed state (loaded or failed).
-    using changed = new EventLatch(q, ['RESUME', 'MIGRATION', 'STOP']);
-    for (;;) {
-      const st = await q.execute<{ status: string }>('query-status');
-      if (st.status !== 'inmigrate') return;
-      if (Date.now() > deadline) throw new HypervisorError(`${this.node}: incoming state of ${name} not loaded within ${timeoutMs} ms`);
-      await changed.wait(50);
-    }
   }
 
   // ---- live migration ----
@@ -681,7 +408,7 @@ export class QemuDriver implements HypervisorDriver {
       const host = this.migrationAddress.includes(':') ? `[${this.migrationAddress}]` : this.migrationAddress;
       // Sent together (QMP answers in order): one round trip instead of three over SSH.
       const [, , m] = await Promise.all([
-        this.enableMigrationEvents(q),
+        enableMigrationEvents(q),
         q.execute('migrate-incoming', { uri: `tcp:${host}:0` }),
         q.execute<QueryMigrate>('query-migrate'),
       ]);
@@ -692,7 +419,7 @@ export class QemuDriver implements HypervisorDriver {
         uri: `tcp:${host}:${sa.port}`,
         finish: async () => {
           try {
-            await this.runWhenLoaded(client, name, 30_000);
+            await runWhenLoaded(client, this.node, name, 30_000);
           } finally {
             client.close();
           }
@@ -721,7 +448,7 @@ export class QemuDriver implements HypervisorDriver {
     // While the target starts, the source's migration monitor is readied.
     const sourceQmp = this.openQmp(name, 'ops').then(async (q) => {
       try {
-        await this.enableMigrationEvents(q);
+        await enableMigrationEvents(q);
         await q.execute('migrate-set-parameters', {
           'downtime-limit': opts.downtimeLimitMs ?? 300,
           'max-bandwidth': opts.maxBandwidthBytesPerSec ?? 10 * 1024 ** 3,
@@ -786,20 +513,10 @@ export class QemuDriver implements HypervisorDriver {
         cleanup = this.armRetire(name);
         source ??= this.procEntries(name).then(([e]) => e);
         source.catch(() => undefined);
-        const m = await this.pollMigration(q, opts.timeoutMs ?? 120_000, (p) =>
-          opts.onProgress?.({
-            status: p.status ?? 'unknown',
-            transferredBytes: p.ram?.transferred ?? 0,
-            remainingBytes: p.ram?.remaining ?? 0,
-            totalBytes: p.ram?.total ?? 0,
-            dirtyBytesPerSec: (p.ram?.['dirty-pages-rate'] ?? 0) * (p.ram?.['page-size'] ?? 4096),
-            throughputBytesPerSec: Math.round(((p.ram?.mbps ?? 0) * 1e6) / 8),
-            passes: p.ram?.['dirty-sync-count'] ?? 0,
-          }),
-        );
+        const m = await pollMigration(q, opts.timeoutMs ?? 120_000, (p) => opts.onProgress?.(migrationProgress(p)));
         if (m.status === 'timeout') {
           await q.execute('migrate_cancel').catch(() => undefined);
-          await this.pollMigration(q, 30_000);
+          await pollMigration(q, 30_000);
         }
         if (m.status === 'completed') {
           tCompleted = Date.now();

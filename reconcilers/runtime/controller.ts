@@ -1,8 +1,9 @@
 // The runtime controllers.
 // - `runtime` (key: VirtualNode) realises each VirtualNode on the hypervisor of the node it is
-//   bound to: gathers what planRuntime needs (the VC's desired state, the node's volumes, where
-//   its domain is seen, a saved state on the storage root, an active Migration), performs the one
-//   action the plan returns through the node's driver, and writes the VirtualNode's phase, host,
+//   bound to, in three steps: observe (observeRuntime: the VC's desired state, whether placement
+//   settled, the node's volumes and network rules, where its domain is seen, a saved state on the
+//   storage root and whether it still fits, an active Migration), plan once (plan.ts), then perform
+//   the one action the plan returns through the node's driver and write the VirtualNode's phase, host,
 //   address, `Running` condition (the hypervisor runs it) and `GuestReady` condition (the guest
 //   inside reported in: guest-ready.ts). A restart is asked for with the annotation
 //   `virtualinux.org/restart` (any new value; `vcctl restart`): the guest is powered off and booted
@@ -27,7 +28,9 @@ import { FORMAT_ANNOTATION } from '../storage/plan.js';
 import { domainKey, HypervisorDrivers, savedStatePath, type TransportSource } from './hosts.js';
 export { domainKey } from './hosts.js';
 import { migrationController, type MigrationDeps } from './migration-controller.js';
-import { planRuntime, RESTART_ANNOTATION, type ObservedDomain, type RuntimeAction, type RuntimeDecision } from './plan.js';
+import {
+  bootedBy, failedStatus, planRuntime, RESTART_ANNOTATION, runtimeStatus, type ObservedDomain, type RuntimeAction, type RuntimeInput,
+} from './plan.js';
 import { immovableReason, sharedStorageTransport } from './shared-storage.js';
 import { bootTimeoutMs, decideGuestReady, GUEST_READY, shouldProbeGuest, type GuestProbe, type GuestReadyDecision } from './guest-ready.js';
 
@@ -168,6 +171,10 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       case 'none':
         return undefined;
       case 'start':
+        if (a.discardSavedState) {
+          await perform({ type: 'discardSavedState' }, g, ctx);
+          ctx.events.record(g.vn, 'Warning', 'SavedStateDiscarded', a.discardSavedState);
+        }
         await drivers.get(pn(a.host)).create(domainSpec(g));
         ctx.events.record(g.vn, 'Normal', 'Started', `started on ${a.host}`);
         return a.host;
@@ -210,6 +217,74 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     }
   }
 
+  /**
+   * Everything the plan needs beyond the cache's view, observed before it runs: where the domain
+   * is, whether a saved state exists and still fits its disk and size, and, when a boot is
+   * possible, whether the VM's network rules are in place on its node.
+   */
+  async function observeRuntime(base: Omit<Gathered, 'domains'>, deleting: boolean, ctx: ReconcileContext): Promise<{ g: Gathered; input: RuntimeInput }> {
+    const { vn, vc, bound } = base;
+    const spec = vn.spec!;
+    // Whether a migration is in flight is read before the hosts are observed: a migration that
+    // ends while we look must not make its target look like a stray copy.
+    const migratingBefore = !!activeMigration(ctx.cache, vn);
+    const settling = recentlyMigrated(ctx.cache, vn, now());
+    const g: Gathered = { ...base, domains: await observe(vn, ctx) };
+    const statePath = bound ? savedStatePath(bound, vn) : undefined;
+    const savedState = bound && statePath ? (await drivers.get(bound).transport.exec(['test', '-e', statePath])).code === 0 : false;
+    // Every volume Ready, and the VC's StorageReady too: while storage resets disks (an OSTemplate
+    // update) the Volumes may still say Ready, and a VM must not start on a disk being replaced.
+    const storageReady = volumeReady(g.volumes.disk) && volumeReady(g.volumes.swap) && volumeReady(g.volumes.config) &&
+      (!g.sharedWanted || volumeReady(g.volumes.shared)) && !!g.template && isConditionTrue(vc?.status?.conditions, 'StorageReady');
+    const desired = vc?.spec?.state ?? 'Stopped';
+    const mayBoot = !deleting && desired === 'Running' && !!bound && storageReady && !g.domains.some((d) => d.state === 'running' || d.state === 'paused');
+    // Fail closed: a VM boots only once its tap and isolation rules are in place on that node.
+    const networkReady = !mayBoot || (!!base.ip && await new HostNetworkDriver(drivers.get(bound!).transport).hasVm(domainKey(vn)));
+    const placed = vc?.status?.conditions?.find((c) => c.type === 'Placed');
+    const restartWanted = vn.metadata.annotations?.[RESTART_ANNOTATION];
+    const input: RuntimeInput = {
+      boundHost: spec.physicalNode, desired, deleting, storageReady, networkReady,
+      domains: g.domains, savedState, migrationActive: migratingBefore || !!activeMigration(ctx.cache, vn), migrationSettling: settling,
+      lastPhase: vn.status?.phase, restarts: vn.status?.restarts ?? 0,
+      lastFailureMs: vn.status?.lastFailureTime ? Date.parse(vn.status.lastFailureTime) : undefined, nowMs: now(),
+      restartRequested: !!restartWanted && restartWanted !== vn.status?.restartedFor,
+      placementSettled: placed?.status === 'True' && placed.observedGeneration === vc?.metadata.generation,
+    };
+    if (savedState && mayBoot) Object.assign(input, await observeSavedState(vn, vc, ctx));
+    return { g, input };
+  }
+
+  /** Whether a saved state still fits: the size it was saved with, the disk it was saved over. */
+  async function observeSavedState(vn: VirtualNode, vc: VirtualCluster | undefined, ctx: ReconcileContext): Promise<Pick<RuntimeInput, 'savedStateStale' | 'diskResetPending'>> {
+    const spec = vn.spec!;
+    let diskRevision: string | undefined;
+    if (vn.status?.savedDiskRevision !== undefined) {
+      // Read from the store, not the cache: the Volume informer may lag the VirtualCluster's
+      // (resume) under load, and restoring memory onto a reset disk corrupts it. A template
+      // revision the disk has not reached yet means a reset is still coming: wait for it.
+      const fresh = await ctx.store.tryGet<Volume>(ref('Volume', `${vn.metadata.name}-disk`, vn.metadata.namespace));
+      diskRevision = String(fresh?.status?.templateRevision ?? '');
+      const tpl = vc?.spec ? await ctx.store.tryGet<OSTemplate>(ref('OSTemplate', vc.spec.template)) : undefined;
+      if (tpl?.spec && fresh?.status?.templateRevision !== undefined && tpl.spec.revision !== fresh.status.templateRevision) {
+        return { diskResetPending: `waiting for the disk's reset to template revision ${tpl.spec.revision}` };
+      }
+    }
+    const saved = vn.status?.savedSize;
+    if (saved && (saved.vcpus !== spec.vcpus || saved.memoryMiB !== spec.memoryMiB)) {
+      // Resized while suspended: QEMU cannot load a saved state into a VM of another size, and
+      // the new size is what placement counts now. Boot afresh with it.
+      return { savedStateStale: { why: 'resized while suspended',
+        event: `resized from ${saved.vcpus} vCPU, ${saved.memoryMiB} MiB to ${spec.vcpus} vCPU, ${spec.memoryMiB} MiB while suspended; the saved memory is of the old size, so the VM boots afresh` } };
+    }
+    if (diskRevision !== undefined && vn.status?.savedDiskRevision !== diskRevision) {
+      // The OSTemplate was updated while the VM was suspended and its disk was reset: the saved
+      // memory refers to the old disk and would corrupt the new one. Boot afresh instead.
+      return { savedStateStale: { why: 'the disk was reset while suspended',
+        event: `the disk was reset to template revision ${diskRevision} while suspended; the saved memory no longer matches it, so the VM boots afresh` } };
+    }
+    return {};
+  }
+
   async function reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
     const vn = ctx.cache.get<VirtualNode>(key);
     if (!vn?.spec) return undefined;
@@ -220,6 +295,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       await ctx.store.update<VirtualNode>({ ...vn, metadata: { ...vn.metadata, finalizers: [...(vn.metadata.finalizers ?? []), RUNTIME_FINALIZER] } });
       return undefined; // the update brings us back with the new resourceVersion
     }
+    // A node that cannot be asked is not observed.
     if (vn.spec.physicalNode && !base.bound) return { requeueAfterMs: 5_000 };
     if (base.bound && !isConditionTrue(base.bound.status?.conditions, 'Ready')) {
       return writeStatus(ctx, vn, { phase: vn.status?.phase ?? 'Scheduled', message: `node ${base.bound.metadata.name} is not Ready` }, base.ip, 10_000);
@@ -228,110 +304,26 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       return writeStatus(ctx, vn, { phase: 'Stopped', message: `node ${base.bound.metadata.name} is fenced: uncordon it to start the VM there again` }, base.ip, 30_000);
     }
 
-    // Whether a migration is in flight is read before the hosts are observed: a migration that
-    // ends while we look must not make its target look like a stray copy.
-    const migratingBefore = !!activeMigration(ctx.cache, vn);
-    const settling = recentlyMigrated(ctx.cache, vn, now());
-    const g: Gathered = { ...base, domains: await observe(vn, ctx) };
-    const statePath = base.bound ? savedStatePath(base.bound, vn) : undefined;
-    const savedState = base.bound && statePath ? (await drivers.get(base.bound).transport.exec(['test', '-e', statePath])).code === 0 : false;
-    // Every volume Ready, and the VC's StorageReady too: while storage resets disks (an OSTemplate
-    // update) the Volumes may still say Ready, and a VM must not start on a disk being replaced.
-    const storageReady = volumeReady(g.volumes.disk) && volumeReady(g.volumes.swap) && volumeReady(g.volumes.config) &&
-      (!g.sharedWanted || volumeReady(g.volumes.shared)) && !!g.template && isConditionTrue(base.vc?.status?.conditions, 'StorageReady');
-    const lastFailureMs = vn.status?.lastFailureTime ? Date.parse(vn.status.lastFailureTime) : undefined;
-    const restartWanted = vn.metadata.annotations?.[RESTART_ANNOTATION];
-    const input = {
-      boundHost: vn.spec.physicalNode, desired: base.vc?.spec?.state ?? 'Stopped', deleting, storageReady,
-      networkReady: true, domains: g.domains, savedState, migrationActive: migratingBefore || !!activeMigration(ctx.cache, vn), migrationSettling: settling,
-      lastPhase: vn.status?.phase, restarts: vn.status?.restarts ?? 0, lastFailureMs, nowMs: now(),
-      restartRequested: !!restartWanted && restartWanted !== vn.status?.restartedFor,
-    } as const;
-    let d: RuntimeDecision = planRuntime(input);
-    const starting = d.action.type === 'start' || d.action.type === 'restore';
-    const placed = base.vc?.status?.conditions?.find((c) => c.type === 'Placed');
-    if (starting && !(placed?.status === 'True' && placed.observedGeneration === base.vc?.metadata.generation)) {
-      // Placement has not settled on the current spec (a remap may be landing): the binding may
-      // still change, so do not start or restore yet.
-      return writeStatus(ctx, vn, { phase: 'Scheduled', message: 'waiting for placement to settle' }, base.ip, 1_000);
-    }
-    if (starting && base.ip) {
-      // Fail closed: the VM's tap and isolation rules must be in place on that node first.
-      const ok = await new HostNetworkDriver(drivers.get(base.bound!).transport).hasVm(domainKey(vn));
-      if (!ok) d = planRuntime({ ...input, networkReady: false });
-    } else if (starting && !base.ip) {
-      d = planRuntime({ ...input, networkReady: false });
-    }
-
-    let diskRevision = String(g.volumes.disk?.status?.templateRevision ?? '');
-    if (d.action.type === 'restore' && vn.status?.savedDiskRevision !== undefined) {
-      // Whether the saved memory still matches the disk is read from the store, not the cache: the
-      // Volume informer may lag the VirtualCluster's (resume) under load, and restoring memory onto
-      // a reset disk corrupts it. A template revision the disk has not reached yet means a reset is
-      // still coming: wait for it.
-      const fresh = await ctx.store.tryGet<Volume>(ref('Volume', `${vn.metadata.name}-disk`, vn.metadata.namespace));
-      diskRevision = String(fresh?.status?.templateRevision ?? '');
-      const tpl = base.vc?.spec ? await ctx.store.tryGet<OSTemplate>(ref('OSTemplate', base.vc.spec.template)) : undefined;
-      if (tpl?.spec && fresh?.status?.templateRevision !== undefined && tpl.spec.revision !== fresh.status.templateRevision) {
-        return writeStatus(ctx, vn, { phase: vn.status?.phase, message: `waiting for the disk's reset to template revision ${tpl.spec.revision}` }, base.ip, 1_000);
-      }
-    }
-    const saved = vn.status?.savedSize;
-    if (d.action.type === 'restore' && saved && (saved.vcpus !== vn.spec.vcpus || saved.memoryMiB !== vn.spec.memoryMiB)) {
-      // Resized while suspended: QEMU cannot load a saved state into a VM of another size, and
-      // the new size is what placement counts now. Boot afresh with it.
-      await perform({ type: 'discardSavedState' }, g, ctx);
-      ctx.events.record(vn, 'Warning', 'SavedStateDiscarded', `resized from ${saved.vcpus} vCPU, ${saved.memoryMiB} MiB to ${vn.spec.vcpus} vCPU, ${vn.spec.memoryMiB} MiB while suspended; the saved memory is of the old size, so the VM boots afresh`);
-      d = { ...d, action: { type: 'start', host: d.action.host }, message: `starting afresh on ${d.action.host}: resized while suspended` };
-    } else if (d.action.type === 'restore' && vn.status?.savedDiskRevision !== undefined && vn.status.savedDiskRevision !== diskRevision) {
-      // The OSTemplate was updated while the VM was suspended and its disk was reset: the saved
-      // memory refers to the old disk and would corrupt the new one. Boot afresh instead.
-      await perform({ type: 'discardSavedState' }, g, ctx);
-      ctx.events.record(vn, 'Warning', 'SavedStateDiscarded', `the disk was reset to template revision ${diskRevision} while suspended; the saved memory no longer matches it, so the VM boots afresh`);
-      d = { ...d, action: { type: 'start', host: d.action.host }, message: `starting afresh on ${d.action.host}: the disk was reset while suspended` };
-    }
+    // Observe, plan once, act, write what the plan says.
+    const { g, input } = await observeRuntime(base, deleting, ctx);
+    const d = planRuntime(input);
     let host = g.domains.find((x) => x.state === 'running' || x.state === 'paused')?.host;
     try {
       const after = await perform(d.action, g, ctx);
       if (d.action.type !== 'none') host = after;
     } catch (err) {
       ctx.events.record(vn, 'Warning', `${d.action.type[0]!.toUpperCase()}${d.action.type.slice(1)}Failed`, (err as Error).message);
-      await writeStatus(ctx, vn, { phase: 'Failed', host, message: `${d.action.type} failed: ${(err as Error).message}`, lastFailureTime: new Date(now()).toISOString(), restarts: vn.status?.restarts ?? 0 }, base.ip);
+      await writeStatus(ctx, vn, failedStatus(d, err as Error, host, vn.status, new Date(now()).toISOString()), base.ip);
       throw err;
     }
-    let phase = d.phase;
-    if ((d.action.type === 'start' || d.action.type === 'restore') && host) phase = 'Running';
-    if (d.action.type === 'suspend') phase = 'Suspended';
-    const status: VirtualNodeStatus = { phase, host, message: d.message, restarts: vn.status?.restarts ?? 0, lastFailureTime: vn.status?.lastFailureTime };
-    if (d.action.type === 'suspend') {
-      status.savedDiskRevision = diskRevision;
-      const from = d.action.host;
-      const running = g.domains.find((x) => x.host === from);
-      status.savedSize = { vcpus: running?.vcpus ?? vn.spec.vcpus, memoryMiB: running?.memoryMiB ?? vn.spec.memoryMiB };
-    }
-    if (d.action.type === 'start' || d.action.type === 'restore' || d.action.type === 'discardSavedState') {
-      status.savedDiskRevision = undefined;
-      status.savedSize = undefined;
-    }
-    const booted = (d.action.type === 'start' || d.action.type === 'restore' || d.action.type === 'restart') && !!host;
-    // The size it runs with: what it was started with now, else what its domain reports.
-    const seen = g.domains.find((x) => x.host === host);
-    status.runningSize = phase === 'Running' || phase === 'Migrating'
-      ? (booted ? { vcpus: vn.spec.vcpus, memoryMiB: vn.spec.memoryMiB }
-        : seen?.vcpus && seen.memoryMiB ? { vcpus: seen.vcpus, memoryMiB: seen.memoryMiB } : vn.status?.runningSize)
-      : undefined;
-    if (booted || (phase === 'Running' && !vn.status?.bootTime)) status.bootTime = new Date(now()).toISOString();
-    // A fresh boot meets a pending restart request as well.
-    if ((d.action.type === 'start' || d.action.type === 'restart') && restartWanted) status.restartedFor = restartWanted;
-    if (d.unexpectedDeath) {
-      status.restarts = (vn.status?.restarts ?? 0) + 1;
-      status.lastFailureTime = new Date(now()).toISOString();
-      ctx.events.record(vn, 'Warning', 'DomainDied', d.message);
-    }
-
-    if (deleting && d.action.type === 'none' && g.domains.length === 0) {
-      // Say so first: storage removes the volumes only once no VM of the VC is reported running.
-      await writeStatus(ctx, vn, { phase: 'Stopped', host: undefined, message: 'the domain is gone' }, base.ip);
+    if (d.unexpectedDeath) ctx.events.record(vn, 'Warning', 'DomainDied', d.message);
+    const status = runtimeStatus(d, {
+      host, domains: g.domains, previous: vn.status, size: { vcpus: vn.spec.vcpus, memoryMiB: vn.spec.memoryMiB },
+      diskRevision: String(g.volumes.disk?.status?.templateRevision ?? ''), restartValue: vn.metadata.annotations?.[RESTART_ANNOTATION],
+      nowIso: new Date(now()).toISOString(),
+    });
+    if (d.finalize) {
+      await writeStatus(ctx, vn, status, base.ip);
       const fresh = await ctx.store.tryGet<VirtualNode>(key);
       if (fresh && (fresh.metadata.finalizers ?? []).includes(RUNTIME_FINALIZER)) {
         try {
@@ -342,7 +334,9 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       }
       return undefined;
     }
-    const guest = await guestReadiness(g, phase, booted, host, status.bootTime ?? vn.status?.bootTime, ctx);
+    if (d.progressOnly) return writeStatus(ctx, vn, status, base.ip, d.requeueAfterMs);
+    const phase = status.phase;
+    const guest = await guestReadiness(g, phase, bootedBy(d.action, host), host, status.bootTime ?? vn.status?.bootTime, ctx);
     let requeue = d.requeueAfterMs ?? (phase === 'Running' || phase === 'Migrating' ? (deps.pollMs ?? 5_000) : d.action.type === 'none' ? 5_000 : 0);
     if (guest.requeueAfterMs !== undefined && requeue > 0) requeue = Math.min(requeue, guest.requeueAfterMs);
     return writeStatus(ctx, vn, status, base.ip, requeue, guest.condition);

@@ -1,7 +1,9 @@
 // The runtime's decision for one VirtualNode, as a pure function of what is observed. The
-// runtime controller gathers the inputs (the VirtualNode, its VC's desired state, whether its
-// disks and network are ready, where its domain is seen on the hypervisors, whether a saved state
-// exists on the storage root, an active Migration) and performs the one action returned.
+// runtime controller first observes everything the decision needs (the VirtualNode, its VC's
+// desired state, whether placement has settled, whether its disks and network are ready, where its
+// domain is seen on the hypervisors, whether a saved state exists on the storage root and still
+// matches its disk and size, an active Migration), then plans ONCE, performs the one action
+// returned, and writes the status runtimeStatus() derives from the decision and its outcome.
 //
 // Invariants the plan keeps:
 // - A VM never runs on two hosts at once: a second copy is destroyed, keeping the copy on the host
@@ -13,7 +15,7 @@
 // - Resuming restores the saved state on the host the node is bound to now, which placement may
 //   have changed while the VC was suspended (the paper's remap).
 
-import type { VCState, VNPhase } from '../../api/types.js';
+import type { VCState, VirtualNodeStatus, VNPhase } from '../../api/types.js';
 
 export type DomainState = 'running' | 'paused' | 'incoming' | 'shutoff';
 
@@ -49,11 +51,22 @@ export interface RuntimeInput {
   nowMs: number;
   /** A restart was asked for (annotation virtualinux.org/restart) and not yet carried out. */
   restartRequested?: boolean;
+  /** Placement has settled on the VC's current spec (Placed=True at its generation). A start or
+   * restore waits otherwise: a remap may be landing and the binding may still change. */
+  placementSettled: boolean;
+  /** The saved state no longer fits (the VM was resized, or its disk reset, while suspended):
+   * it is discarded and the VM boots afresh. `why` goes in the status message, `event` in the
+   * SavedStateDiscarded Event. */
+  savedStateStale?: { why: string; event: string };
+  /** The disk's reset to a newer template revision is still coming: a restore waits for it (the
+   * status message). */
+  diskResetPending?: string;
 }
 
 export type RuntimeAction =
   | { type: 'none' }
-  | { type: 'start'; host: string }
+  /** With discardSavedState (the Event's message), the stale saved state is removed first. */
+  | { type: 'start'; host: string; discardSavedState?: string }
   /** Power the guest off (destroyed after the shutdown timeout) and start it afresh on the same host, disks kept. */
   | { type: 'restart'; host: string }
   | { type: 'restore'; host: string }
@@ -71,6 +84,10 @@ export interface RuntimeDecision {
   unexpectedDeath?: boolean;
   /** Come back after this long (waiting for backoff or for an operation in flight). */
   requeueAfterMs?: number;
+  /** A wait that changes nothing the runtime recorded: only phase and message are written. */
+  progressOnly?: boolean;
+  /** Being deleted and no domain is left anywhere: say so, then remove the runtime finalizer. */
+  finalize?: boolean;
 }
 
 /** Set a VirtualNode's annotation to a new value (vcctl restart: a timestamp) to have its VM rebooted once. */
@@ -87,6 +104,13 @@ export function restartDelayMs(restarts: number): number {
 const LIVE: ReadonlySet<DomainState> = new Set(['running', 'paused']);
 
 export function planRuntime(i: RuntimeInput): RuntimeDecision {
+  const d = decide(i);
+  // Storage removes the volumes only once no VM of the VC is reported running: say so, then let go.
+  if (i.deleting && d.action.type === 'none' && i.domains.length === 0) return { ...d, phase: 'Stopped', message: 'the domain is gone', finalize: true };
+  return d;
+}
+
+function decide(i: RuntimeInput): RuntimeDecision {
   const live = i.domains.filter((d) => LIVE.has(d.state));
   const onBound = live.find((d) => d.host === i.boundHost);
 
@@ -155,7 +179,6 @@ export function planRuntime(i: RuntimeInput): RuntimeDecision {
 
   if (i.boundHost === undefined) return { action: { type: 'none' }, phase: 'Pending', message: 'waiting for placement' };
   if (!i.storageReady) return { action: { type: 'none' }, phase: 'Scheduled', message: 'waiting for its volumes' };
-  if (!i.networkReady) return { action: { type: 'none' }, phase: 'Scheduled', message: 'waiting for its network rules (fail closed)' };
 
   const wasRunning = i.lastPhase === 'Running' || i.lastPhase === 'Starting' || i.lastPhase === 'Migrating';
   if (wasRunning && !i.savedState) {
@@ -173,6 +196,87 @@ export function planRuntime(i: RuntimeInput): RuntimeDecision {
     const wait = i.lastFailureMs + restartDelayMs(i.restarts) - i.nowMs;
     if (wait > 0) return { action: { type: 'none' }, phase: 'Failed', message: `restart backoff: ${Math.ceil(wait / 1000)} s left`, requeueAfterMs: wait };
   }
-  if (i.savedState) return { action: { type: 'restore', host: i.boundHost }, phase: 'Starting', message: `resuming from disk on ${i.boundHost}` };
+  // About to boot: only on a settled placement, with its network rules in place (fail closed).
+  if (!i.placementSettled) return { action: { type: 'none' }, phase: 'Scheduled', message: 'waiting for placement to settle', requeueAfterMs: 1_000, progressOnly: true };
+  if (!i.networkReady) return { action: { type: 'none' }, phase: 'Scheduled', message: 'waiting for its network rules (fail closed)' };
+  if (i.savedState) {
+    if (i.diskResetPending) return { action: { type: 'none' }, phase: i.lastPhase ?? 'Suspended', message: i.diskResetPending, requeueAfterMs: 1_000, progressOnly: true };
+    if (i.savedStateStale) {
+      return {
+        action: { type: 'start', host: i.boundHost, discardSavedState: i.savedStateStale.event },
+        phase: 'Starting',
+        message: `starting afresh on ${i.boundHost}: ${i.savedStateStale.why}`,
+      };
+    }
+    return { action: { type: 'restore', host: i.boundHost }, phase: 'Starting', message: `resuming from disk on ${i.boundHost}` };
+  }
   return { action: { type: 'start', host: i.boundHost }, phase: 'Starting', message: `starting on ${i.boundHost}` };
+}
+
+/** The action boots the VM (start, restore, restart) and it runs on `host` afterwards. */
+export function bootedBy(a: RuntimeAction, host: string | undefined): boolean {
+  return (a.type === 'start' || a.type === 'restore' || a.type === 'restart') && !!host;
+}
+
+type Size = { vcpus: number; memoryMiB: number };
+
+/** What the status write is made from, besides the decision. */
+export interface StatusInput {
+  /** Where the domain runs after the action (undefined: nowhere). */
+  host: string | undefined;
+  /** The domains observed before the action. */
+  domains: readonly ObservedDomain[];
+  previous: VirtualNodeStatus | undefined;
+  /** The VirtualNode's size in its spec (what a boot gives it). */
+  size: Size;
+  /** The template revision of its disk now (recorded by a suspend). */
+  diskRevision: string;
+  /** The restart request (annotation value) pending, if any. */
+  restartValue: string | undefined;
+  nowIso: string;
+}
+
+/**
+ * The VirtualNode status the runtime writes after carrying out `d` (fields set to undefined are
+ * removed, fields absent are kept as stored). Phase follows what the action did: a start or
+ * restore that left the domain on a host is Running, a suspend is Suspended.
+ */
+export function runtimeStatus(d: RuntimeDecision, s: StatusInput): VirtualNodeStatus {
+  if (d.finalize) return { phase: 'Stopped', host: undefined, message: d.message };
+  if (d.progressOnly) return { phase: d.phase, message: d.message };
+  const a = d.action;
+  const boots = a.type === 'start' || a.type === 'restore';
+  let phase = d.phase;
+  if (boots && s.host) phase = 'Running';
+  if (a.type === 'suspend') phase = 'Suspended';
+  const status: VirtualNodeStatus = { phase, host: s.host, message: d.message, restarts: s.previous?.restarts ?? 0, lastFailureTime: s.previous?.lastFailureTime };
+  if (a.type === 'suspend') {
+    status.savedDiskRevision = s.diskRevision;
+    const running = s.domains.find((x) => x.host === a.host);
+    status.savedSize = { vcpus: running?.vcpus ?? s.size.vcpus, memoryMiB: running?.memoryMiB ?? s.size.memoryMiB };
+  }
+  if (boots || a.type === 'discardSavedState') {
+    status.savedDiskRevision = undefined;
+    status.savedSize = undefined;
+  }
+  const booted = bootedBy(a, s.host);
+  // The size it runs with: what it was started with now, else what its domain reports.
+  const seen = s.domains.find((x) => x.host === s.host);
+  status.runningSize = phase === 'Running' || phase === 'Migrating'
+    ? (booted ? { vcpus: s.size.vcpus, memoryMiB: s.size.memoryMiB }
+      : seen?.vcpus && seen.memoryMiB ? { vcpus: seen.vcpus, memoryMiB: seen.memoryMiB } : s.previous?.runningSize)
+    : undefined;
+  if (booted || (phase === 'Running' && !s.previous?.bootTime)) status.bootTime = s.nowIso;
+  // A fresh boot meets a pending restart request as well.
+  if ((a.type === 'start' || a.type === 'restart') && s.restartValue) status.restartedFor = s.restartValue;
+  if (d.unexpectedDeath) {
+    status.restarts = (s.previous?.restarts ?? 0) + 1;
+    status.lastFailureTime = s.nowIso;
+  }
+  return status;
+}
+
+/** The status after the action failed: Failed, where it runs (if anywhere), and why. */
+export function failedStatus(d: RuntimeDecision, err: Error, host: string | undefined, previous: VirtualNodeStatus | undefined, nowIso: string): VirtualNodeStatus {
+  return { phase: 'Failed', host, message: `${d.action.type} failed: ${err.message}`, lastFailureTime: nowIso, restarts: previous?.restarts ?? 0 };
 }

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { planRuntime, restartDelayMs, type RuntimeInput } from '../../reconcilers/runtime/plan.js';
+import { planRuntime, restartDelayMs, runtimeStatus, type RuntimeDecision, type RuntimeInput, type StatusInput } from '../../reconcilers/runtime/plan.js';
 
 const base: RuntimeInput = {
   boundHost: 'blade1', desired: 'Running', deleting: false, storageReady: true, networkReady: true,
   domains: [], savedState: false, migrationActive: false, lastPhase: 'Scheduled',
-  restarts: 0, lastFailureMs: undefined, nowMs: 1_000_000,
+  restarts: 0, lastFailureMs: undefined, nowMs: 1_000_000, placementSettled: true,
 };
 const plan = (over: Partial<RuntimeInput>) => planRuntime({ ...base, ...over });
 
@@ -62,5 +62,81 @@ describe('planRuntime', () => {
   it('grows the restart backoff exponentially up to five minutes', () => {
     assert.deepEqual([1, 2, 3, 4].map(restartDelayMs), [2000, 4000, 8000, 16000]);
     assert.equal(restartDelayMs(40), 300_000);
+  });
+
+  it('boots only on a settled placement: a wait that writes only phase and message', () => {
+    const d = plan({ placementSettled: false });
+    assert.deepEqual(d.action, { type: 'none' });
+    assert.equal(d.phase, 'Scheduled');
+    assert.equal(d.progressOnly, true);
+    assert.equal(d.requeueAfterMs, 1_000);
+    // Placement does not gate what is not a boot.
+    assert.equal(plan({ placementSettled: false, desired: 'Stopped', domains: [{ host: 'blade1', state: 'running' }] }).action.type, 'shutdown');
+    // An unsettled placement is reported before missing network rules.
+    assert.equal(plan({ placementSettled: false, networkReady: false }).message, 'waiting for placement to settle');
+  });
+
+  it('a saved state that no longer fits is discarded and the VM boots afresh; a disk reset still coming is waited for', () => {
+    const stale = plan({ savedState: true, lastPhase: 'Suspended', savedStateStale: { why: 'resized while suspended', event: 'resized' } });
+    assert.deepEqual(stale.action, { type: 'start', host: 'blade1', discardSavedState: 'resized' });
+    assert.match(stale.message, /starting afresh on blade1: resized while suspended/);
+    const pending = plan({ savedState: true, lastPhase: 'Suspended', diskResetPending: 'waiting for the reset', savedStateStale: { why: 'x', event: 'x' } });
+    assert.deepEqual(pending.action, { type: 'none' });
+    assert.equal(pending.phase, 'Suspended');
+    assert.equal(pending.progressOnly, true);
+    // Neither matters without a saved state.
+    assert.deepEqual(plan({ savedStateStale: { why: 'x', event: 'x' } }).action, { type: 'start', host: 'blade1' });
+  });
+
+  it('deleting with no domain left anywhere: finalize', () => {
+    assert.equal(plan({ deleting: true }).finalize, true);
+    assert.equal(plan({ deleting: true, migrationActive: true }).finalize, true);
+    assert.equal(plan({ deleting: true, domains: [{ host: 'blade1', state: 'running' }] }).finalize, undefined);
+    assert.equal(plan({ deleting: true, savedState: true }).finalize, undefined, 'the saved state goes first');
+    assert.equal(plan({}).finalize, undefined);
+  });
+});
+
+describe('runtimeStatus', () => {
+  const s0: StatusInput = {
+    host: undefined, domains: [], previous: { phase: 'Scheduled', restarts: 2, lastFailureTime: 'T0', bootTime: 'B0' },
+    size: { vcpus: 2, memoryMiB: 512 }, diskRevision: '3', restartValue: undefined, nowIso: 'NOW',
+  };
+  const dec = (d: Partial<RuntimeDecision>): RuntimeDecision => ({ action: { type: 'none' }, phase: 'Scheduled', message: 'm', ...d });
+
+  it('a start that left the domain on its host is Running, booted now with the spec size, saved state cleared', () => {
+    const st = runtimeStatus(dec({ action: { type: 'start', host: 'blade1' }, phase: 'Starting' }), { ...s0, host: 'blade1', restartValue: 'r1' });
+    assert.equal(st.phase, 'Running');
+    assert.equal(st.host, 'blade1');
+    assert.deepEqual(st.runningSize, { vcpus: 2, memoryMiB: 512 });
+    assert.equal(st.bootTime, 'NOW');
+    assert.equal(st.restartedFor, 'r1');
+    assert.ok('savedDiskRevision' in st && st.savedDiskRevision === undefined, 'cleared, not kept');
+    assert.equal(st.restarts, 2);
+  });
+
+  it('a suspend records the disk revision and the size the domain ran with', () => {
+    const st = runtimeStatus(dec({ action: { type: 'suspend', host: 'blade1' }, phase: 'Suspending' }),
+      { ...s0, domains: [{ host: 'blade1', state: 'running', vcpus: 1, memoryMiB: 256 }] });
+    assert.equal(st.phase, 'Suspended');
+    assert.equal(st.savedDiskRevision, '3');
+    assert.deepEqual(st.savedSize, { vcpus: 1, memoryMiB: 256 });
+    assert.equal(st.runningSize, undefined);
+  });
+
+  it('an unexpected death counts a restart at now; a running domain keeps its reported size and boot time', () => {
+    const died = runtimeStatus(dec({ phase: 'Failed', unexpectedDeath: true }), s0);
+    assert.equal(died.restarts, 3);
+    assert.equal(died.lastFailureTime, 'NOW');
+    const running = runtimeStatus(dec({ phase: 'Running' }), { ...s0, host: 'blade1', domains: [{ host: 'blade1', state: 'running', vcpus: 1, memoryMiB: 256 }] });
+    assert.deepEqual(running.runningSize, { vcpus: 1, memoryMiB: 256 });
+    assert.equal(running.bootTime, undefined, 'kept as stored (absent), not rewritten');
+  });
+
+  it('a progress-only wait writes phase and message only; finalize clears the host', () => {
+    assert.deepEqual(runtimeStatus(dec({ progressOnly: true, message: 'waiting' }), s0), { phase: 'Scheduled', message: 'waiting' });
+    const fin = runtimeStatus(dec({ finalize: true, phase: 'Stopped', message: 'the domain is gone' }), s0);
+    assert.deepEqual(Object.keys(fin).sort(), ['host', 'message', 'phase']);
+    assert.equal(fin.host, undefined);
   });
 });

@@ -3,9 +3,9 @@
 // runs a subset, matched by spec name or by the group before a "/" (`garbage-collector` selects
 // every `garbage-collector/<kind>`).
 
-import type { SharedCache } from './cache.js';
-import { garbageCollectorSpecs } from './gc/garbage-collector.js';
-import type { ControllerSpec, Logger } from './types.js';
+import type { SharedCache } from '../controllers/cache.js';
+import { garbageCollectorSpecs } from '../controllers/gc/garbage-collector.js';
+import type { ControllerSpec, Logger } from '../controllers/types.js';
 import { virtualClusterController } from '../reconcilers/virtualcluster/controller.js';
 import { placementControllers } from '../reconcilers/placement/controller.js';
 import type { TransportCache } from '../drivers/transport/transport-for.js';

@@ -21,9 +21,9 @@ import { pathToFileURL } from 'node:url';
 import { openStore, redact } from '../api/store/open-store.js';
 import type { FatalErrorSource } from '../api/store/sqlite-store.js';
 import type { Store } from '../api/store/types.js';
-import { createLogger, type LogLevel } from './log.js';
-import { ControllerManager } from './manager.js';
-import { ManagerMetrics } from './metrics.js';
+import { createLogger, type LogLevel } from '../controllers/log.js';
+import { ControllerManager } from '../controllers/manager.js';
+import { ManagerMetrics } from '../controllers/metrics.js';
 import { buildControllerSpecs, CONTROLLER_FACTORIES, type ControllerFactory } from './registry.js';
 import { TransportCache } from '../drivers/transport/transport-for.js';
 import { readTokenFile } from '../dashboard/auth.js';
@@ -329,7 +329,7 @@ function isFatalErrorSource(store: Store): store is Store & FatalErrorSource {
   return typeof (store as Partial<FatalErrorSource>).onFatal === 'function';
 }
 
-// Run when executed (node dist/controllers/vc-manager.js, the npm bin symlink, or tsx), not when imported.
+// Run when executed (node dist/operator/vc-manager.js, the npm bin symlink, or tsx), not when imported.
 if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(resolve(process.argv[1]))).href) {
   main(process.argv.slice(2)).then((code) => process.exit(code), (err: unknown) => {
     process.stderr.write(`vc-manager: ${String(err)}\n`);

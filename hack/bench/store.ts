@@ -67,7 +67,7 @@ async function run(members: number, vcs: number, file: string): Promise<Result> 
     for (const pn of (await store.list<PhysicalNode>('PhysicalNode')).items) {
       await store.updateStatus({ ...pn, status: { conditions: [{ type: 'Ready', status: 'True', reason: 'Probed', message: '', lastTransitionTime: new Date().toISOString(), observedGeneration: 1 }] } });
     }
-    manager = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'controllers/vc-manager.ts'), '--store', url, '--identity', 'bench',
+    manager = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'operator/vc-manager.ts'), '--store', url, '--identity', 'bench',
       '--metrics-addr', '127.0.0.1:0', '--controllers', 'virtualcluster,placement', '--log-level', 'error'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
     await new Promise((r) => setTimeout(r, 8000)); // the manager leads and its caches are synced
     const t0 = performance.now();

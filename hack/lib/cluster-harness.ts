@@ -79,7 +79,7 @@ export async function startClusterHarness(opts: HarnessOptions): Promise<Cluster
 
   const startManager = (): ChildProcess => {
     // From the sources (not dist/), so the manager always matches the code under test.
-    const argv = ['--import', 'tsx', join(ROOT, 'controllers/vc-manager.ts')];
+    const argv = ['--import', 'tsx', join(ROOT, 'operator/vc-manager.ts')];
     const out = createWriteStream(managerLog, { flags: 'a' });
     const p = spawn(process.execPath, [...argv, '--store', storeUrl, '--metrics-addr', '127.0.0.1:0', '--identity', 'harness', '--lease-ttl', '5', ...(opts.managerArgs ?? [])], {
       cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,4 +1,4 @@
-// The placement controllers (wired in controllers/registry.ts):
+// The placement controllers (wired in operator/registry.ts):
 //
 // - placement/virtualcluster (key: VirtualCluster): binds the VC's VirtualNodes as planBinding
 //   decides, in ONE store batch that also moves PhysicalNode.status.allocated of every node whose

@@ -8,7 +8,7 @@ import { startEtcd, type EtcdHarness } from '../../hack/lib/etcd-harness.js';
 import type { Store } from '../../api/store/types.js';
 import { API_VERSION, type ApiObject, type VirtualCluster } from '../../api/types.js';
 import { ControllerManager } from '../../controllers/manager.js';
-import { buildControllerSpecs } from '../../controllers/registry.js';
+import { buildControllerSpecs } from '../../operator/registry.js';
 import { silentLogger } from '../../controllers/log.js';
 import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { controllerReference } from '../../controllers/gc/owner-references.js';

@@ -6,7 +6,7 @@ import type { SqliteStore } from '../../api/store/sqlite-store.js';
 import type { EventObject, VirtualCluster, VirtualNode } from '../../api/types.js';
 import { getCondition } from '../../api/conditions.js';
 import { ControllerManager } from '../../controllers/manager.js';
-import { buildControllerSpecs } from '../../controllers/registry.js';
+import { buildControllerSpecs } from '../../operator/registry.js';
 import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { silentLogger } from '../../controllers/log.js';
 import { TerminalError, type ControllerSpec } from '../../controllers/types.js';

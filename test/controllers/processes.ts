@@ -22,7 +22,7 @@ export interface ManagerProcess {
 
 /** `wrap`: argv the manager runs under, e.g. `ip netns exec NS` (which execs it in place: same PID). */
 export function startManager(identity: string, args: string[], wrap: string[] = []): ManagerProcess {
-  const argv = [process.execPath, '--import', 'tsx', join(ROOT, 'controllers', 'vc-manager.ts'),
+  const argv = [process.execPath, '--import', 'tsx', join(ROOT, 'operator', 'vc-manager.ts'),
     '--identity', identity, '--metrics-addr', '127.0.0.1:0', ...args];
   const [cmd, ...rest] = [...wrap, ...argv];
   const child = spawn(cmd!, rest, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_UI_ADDR, parseManagerArgs } from '../../controllers/vc-manager.js';
+import { DEFAULT_UI_ADDR, parseManagerArgs } from '../../operator/vc-manager.js';
 import { waitFor } from '../controllers/helpers.js';
 import { startManager, type ManagerProcess } from '../controllers/processes.js';
 

@@ -1,6 +1,6 @@
 // vc-manager's high-availability flags and their wiring into the controllers.
 import assert from 'node:assert/strict';
-import { parseManagerArgs } from '../../controllers/vc-manager.js';
+import { parseManagerArgs } from '../../operator/vc-manager.js';
 
 describe('vc-manager --node-failure-grace and --node-probe-interval', () => {
   it('default to 30 s grace and the node controller default interval', () => {

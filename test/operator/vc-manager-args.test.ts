@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { parseManagerArgs } from '../../controllers/vc-manager.js';
+import { parseManagerArgs } from '../../operator/vc-manager.js';
 
 describe('vc-manager flags', () => {
   it('reads the runtime and storage settings', () => {

@@ -137,7 +137,7 @@ describe('etcd store on a 3-member cluster: failover and deadlines', function ()
       assert.ok(r.ms >= 9_500 && r.ms < 12_000, `took ${r.ms} ms`);
 
       const t0 = Date.now();
-      const mgr = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'controllers/vc-manager.ts'), '--store', url,
+      const mgr = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'operator/vc-manager.ts'), '--store', url,
         '--identity', 'noquorum', '--metrics-addr', '127.0.0.1:0'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       mgr.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -1,5 +1,6 @@
 // HostNetworkDriver: makes one physical node's routing and isolation equal to a HostNetworkState
-// (reconcilers/network/host-plan.ts), through the node's Transport with argument vectors only.
+// (types.ts; reconcilers/network/host-plan.ts computes it), through the node's Transport with
+// argument vectors only.
 //
 // Contract:
 // - apply(state) is idempotent and converges from any starting point: it creates missing taps
@@ -17,7 +18,7 @@
 // the nftables table is always either the old or the new one.
 
 import { execOk, type Transport } from '../transport/types.js';
-import { NFT_TABLE, tapName, type HostNetworkState, type RouteSpec } from '../../reconcilers/network/host-plan.js';
+import { NFT_TABLE, tapName, type HostNetworkState, type RouteSpec } from './types.js';
 
 /** The routing protocol number marking our routes (`ip route ... proto 188`). */
 export const RT_PROTO = '188';

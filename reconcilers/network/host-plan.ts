@@ -13,7 +13,11 @@
 
 import { createHash } from 'node:crypto';
 import { NFS_PORT, type NfsExport } from '../../drivers/nfs/ganesha-config.js';
+import { NFT_TABLE, tapName, type HostNetworkState, type RouteSpec, type TapSpec } from '../../drivers/network/types.js';
 import { nfsPseudoPath } from './addresses.js';
+
+// The driver's input types, re-exported for the plan's users (the runtime names taps too).
+export { tapName, type HostNetworkState, type RouteSpec, type TapSpec };
 
 export interface VmNetwork {
   /** `<namespace>.<virtualnode>`: the domain name. */
@@ -42,43 +46,8 @@ export interface HostAddress {
   address: string;
 }
 
-export interface TapSpec {
-  name: string;
-  vm: string;
-  mac: string;
-  gateway: string;
-  /** The tap's own (host side) MAC: the same for every tap of a VC on every node. */
-  gatewayMac: string;
-  ip: string;
-}
-
-export interface RouteSpec {
-  /** `a.b.c.d/32` */
-  dest: string;
-  dev?: string;
-  via?: string;
-}
-
-export interface HostNetworkState {
-  taps: TapSpec[];
-  routes: RouteSpec[];
-  /** The complete `nft -f` input that replaces our table atomically. */
-  nftRuleset: string;
-  /** The rule comments the loaded table must show (checked after each load). */
-  nftRuleComments: string[];
-  /** What this node's NFS server must export (sorted by pseudo path). */
-  nfsExports: NfsExport[];
-}
-
-export const NFT_TABLE = 'virtualinux';
-
 function digest(text: string): string {
   return createHash('sha256').update(text).digest('hex');
-}
-
-/** A deterministic interface name of at most 15 bytes (IFNAMSIZ - 1). */
-export function tapName(vmKey: string): string {
-  return `vt${digest(vmKey).slice(0, 10)}`;
 }
 
 /** A deterministic locally administered MAC in QEMU's 52:54:00 range. */

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import type { SqliteStore } from '../../api/store/sqlite-store.js';
 import type { VirtualCluster } from '../../api/types.js';
 import { DEFAULT_ELECTION_KEY } from '../../controllers/leader-election.js';
-import { httpGet, repeatedKeys, startManager, type ManagerProcess } from './processes.js';
-import { tempSqliteStore, virtualCluster, waitFor, type TempSqliteStore } from './helpers.js';
+import { httpGet, repeatedKeys, startManager, type ManagerProcess } from '../controllers/processes.js';
+import { tempSqliteStore, virtualCluster, waitFor, type TempSqliteStore } from '../controllers/helpers.js';
 
 describe('vc-manager process on the embedded store', function () {
   this.timeout(60_000);

@@ -1,0 +1,42 @@
+// What HostNetworkDriver (host-network.ts) takes: one physical node's desired taps, routes,
+// nftables table and NFS exports. The driver owns these types; reconcilers/network/host-plan.ts
+// computes a HostNetworkState from where every VM is, and imports them from here.
+
+import { createHash } from 'node:crypto';
+import type { NfsExport } from '../nfs/ganesha-config.js';
+
+export interface TapSpec {
+  name: string;
+  vm: string;
+  mac: string;
+  gateway: string;
+  /** The tap's own (host side) MAC: the same for every tap of a VC on every node. */
+  gatewayMac: string;
+  ip: string;
+}
+
+export interface RouteSpec {
+  /** `a.b.c.d/32` */
+  dest: string;
+  dev?: string;
+  via?: string;
+}
+
+export interface HostNetworkState {
+  taps: TapSpec[];
+  routes: RouteSpec[];
+  /** The complete `nft -f` input that replaces our table atomically. */
+  nftRuleset: string;
+  /** The rule comments the loaded table must show (checked after each load). */
+  nftRuleComments: string[];
+  /** What this node's NFS server must export (sorted by pseudo path). */
+  nfsExports: NfsExport[];
+}
+
+/** Our nftables table (`inet virtualinux`): the only one the driver touches. */
+export const NFT_TABLE = 'virtualinux';
+
+/** A deterministic interface name of at most 15 bytes (IFNAMSIZ - 1): `vt` and 10 hex digits. */
+export function tapName(vmKey: string): string {
+  return `vt${createHash('sha256').update(vmKey).digest('hex').slice(0, 10)}`;
+}

@@ -1,8 +1,9 @@
 // Controller: runs one ControllerSpec: feeds its work queue from the shared informers and runs N
 // workers that call reconcile. Outcomes map to queue actions in exactly one place (settle()):
-//   done                 -> forget the key's backoff (and clear a Stalled condition this controller set)
+//   done                 -> forget the key's backoff (and clear this controller's own stall)
 //   {requeueAfterMs}     -> forget the backoff, add the key again after that delay
-//   TerminalError        -> forget, no retry; Stalled=True on the object and a Warning Event
+//   TerminalError        -> forget, no retry; <Controller>Stalled=True on the object (rolled up into
+//                           Stalled by api/conditions.ts: setStall) and a Warning Event
 //   any other error,
 //   a timeout            -> add the key again with per-key exponential backoff
 // A reconcile runs with a signal that aborts on shutdown, on loss of leadership and at its timeout.
@@ -11,7 +12,7 @@
 
 import type { ApiObject, Condition } from '../api/types.js';
 import { type ObjectRef, NotFoundError, ConflictError, FencedError, type Store } from '../api/store/types.js';
-import { getCondition, setCondition } from '../api/conditions.js';
+import { getCondition, setStall, stalledConditionType } from '../api/conditions.js';
 import { resolveKind } from '../api/kinds.js';
 import { describeRef } from '../api/store/object-semantics.js';
 import { formatPath, validateObject } from '../api/validation/index.js';
@@ -255,25 +256,24 @@ export class Controller {
     return verdict || undefined;
   }
 
-  /** Stalled=True/InvalidSpec plus a Warning Event, written once per distinct message (every controller of the kind agrees on it). */
+  /**
+   * <Admission>Stalled=True/InvalidSpec (rolled up into Stalled) plus a Warning Event, written
+   * once per distinct message (every controller of the kind agrees on it).
+   */
   private async markInvalid(ref: ObjectRef, issues: string, log: Logger): Promise<void> {
     if (this.deps.signal.aborted) return;
     const message = `${describeRef(ref)} does not match its schema and is not acted on: ${issues}; fix it (vcctl apply validates)`;
-    const c = getCondition(conditionsOf(this.deps.cache.get(ref)), 'Stalled');
-    if (c?.status === 'True' && c.reason === INVALID_SPEC && c.message === message) return;
+    const c = getCondition(conditionsOf(this.deps.cache.get(ref)), stalledConditionType(ADMISSION));
+    if (c?.status === 'True' && c.reason === INVALID_SPEC && c.message === `${ADMISSION}: ${message}`) return;
     log.warn({ reason: INVALID_SPEC, err: issues }, 'object does not match its schema: not acted on');
     try {
       const obj = await this.deps.store.tryGet(ref);
       if (!obj) return;
       this.deps.events.record(obj, 'Warning', INVALID_SPEC, message);
-      await this.writeStalled(obj, { status: 'True', reason: INVALID_SPEC, message });
+      await this.writeStall(ref, obj, [{ owner: ADMISSION, status: 'True', reason: INVALID_SPEC, message }]);
     } catch (e) {
       if (!(e instanceof ConflictError)) log.warn({ err: String(e) }, 'could not set the Stalled condition');
     }
-  }
-
-  private stalledMessage(msg: string): string {
-    return `${this.spec.name}: ${msg}`;
   }
 
   private async markStalled(ref: ObjectRef, err: TerminalError, log: Logger): Promise<void> {
@@ -281,33 +281,49 @@ export class Controller {
       const obj = await this.deps.store.tryGet(ref);
       if (!obj) return;
       this.deps.events.record(obj, 'Warning', err.reason, err.message);
-      await this.writeStalled(obj, { status: 'True', reason: err.reason, message: this.stalledMessage(err.message) });
+      await this.writeStall(ref, obj, [{ owner: this.spec.name, status: 'True', reason: err.reason, message: err.message }]);
     } catch (e) {
       log.warn({ err: String(e) }, 'could not set the Stalled condition');
     }
   }
 
-  /** After a success, withdraws a Stalled=True that this controller set earlier. */
+  /** After a success, withdraws this controller's own stall, and an InvalidSpec one (the object is valid again). */
   private async clearStalled(ref: ObjectRef, log: Logger): Promise<void> {
-    const cached = this.deps.cache.get(ref);
-    const c = getCondition(conditionsOf(cached), 'Stalled');
-    // Its own stall, or an InvalidSpec one: a success means the object is valid again.
-    if (!cached || c?.status !== 'True' || !(c.message.startsWith(this.stalledMessage('')) || c.reason === INVALID_SPEC)) return;
+    const cached = conditionsOf(this.deps.cache.get(ref));
+    const owners = [this.spec.name, ADMISSION].filter((o) => getCondition(cached, stalledConditionType(o))?.status === 'True');
+    if (owners.length === 0) return;
     try {
       const obj = await this.deps.store.tryGet(ref);
-      if (obj) await this.writeStalled(obj, { status: 'False', reason: 'Reconciled', message: this.stalledMessage('reconciled') });
+      if (obj) await this.writeStall(ref, obj, owners.map((owner) => ({ owner, status: 'False' as const, reason: 'Reconciled', message: 'reconciled' })));
     } catch (e) {
       if (!(e instanceof ConflictError || e instanceof NotFoundError)) log.warn({ err: String(e) }, 'could not clear the Stalled condition');
     }
   }
 
-  private async writeStalled(obj: ApiObject, c: { status: Condition['status']; reason: string; message: string }): Promise<void> {
-    const status = (obj.status && typeof obj.status === 'object' ? obj.status : {}) as { conditions?: Condition[] };
-    const conditions = setCondition(conditionsOf(obj), { type: 'Stalled', ...c }, obj.metadata.generation ?? 0);
-    await this.deps.store.updateStatus({ ...obj, status: { ...status, conditions } });
+  /**
+   * Writes stalls (each owner's own condition, and the rolled-up Stalled) over `obj`; on a
+   * conflict (another controller of the object wrote meanwhile) again over a fresh read, so
+   * neither write loses the other's stall.
+   */
+  private async writeStall(ref: ObjectRef, obj: ApiObject, stalls: { owner: string; status: 'True' | 'False'; reason: string; message: string }[]): Promise<void> {
+    let current: ApiObject | undefined = obj;
+    for (let attempt = 0; current; attempt++) {
+      const status = (current.status && typeof current.status === 'object' ? current.status : {}) as { conditions?: Condition[] };
+      let conditions = conditionsOf(current);
+      for (const { owner, ...c } of stalls) conditions = setStall(conditions, owner, c, current.metadata.generation ?? 0);
+      try {
+        await this.deps.store.updateStatus({ ...current, status: { ...status, conditions } });
+        return;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= 4) throw err;
+        current = await this.deps.store.tryGet(ref);
+      }
+    }
   }
 }
 
+/** The owner of schema stalls: every controller of a kind applies the same admission. */
+const ADMISSION = 'admission';
 const INVALID_SPEC = 'InvalidSpec';
 /** Schema verdict per cached object version: '' valid, else the issues. */
 const VERDICTS = new WeakMap<ApiObject, string>();

@@ -5,7 +5,7 @@
 // (the controller runtime):
 //   return undefined            -> done; forget the key's backoff
 //   return {requeueAfterMs: n}  -> done for now; process again after n ms
-//   throw TerminalError         -> no retry; `Stalled` condition on the object, Event
+//   throw TerminalError         -> no retry; its own `<Controller>Stalled` condition (rolled up into `Stalled`), Event
 //   throw anything else         -> retry with per-key exponential backoff
 // A reconcile that throws or panics or exceeds its timeout never takes the worker down.
 

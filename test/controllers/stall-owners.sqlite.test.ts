@@ -1,0 +1,95 @@
+// Who owns Stalled (issue 22 item 6): each controller of an object sets and clears only its own
+// `<Owner>Stalled` condition, and `Stalled` is rolled up from all of them in one place
+// (api/conditions.ts), so two stalled controllers never overwrite each other. Two real
+// controllers on one kind, under the manager, on the embedded store.
+
+import assert from 'node:assert/strict';
+import type { SqliteStore } from '../../api/store/sqlite-store.js';
+import type { ApiObject, Condition } from '../../api/types.js';
+import { getCondition, setStall, stalledConditionType } from '../../api/conditions.js';
+import { ControllerManager } from '../../controllers/manager.js';
+import { silentLogger } from '../../controllers/log.js';
+import { TerminalError, type ControllerSpec } from '../../controllers/types.js';
+import { tempSqliteStore, waitFor, type TempSqliteStore } from './helpers.js';
+
+/** A controller that stalls while the object's annotation `test/<flag>` is "stall". */
+function stallWhenAsked(name: string, flag: string): ControllerSpec {
+  return {
+    name,
+    forKind: 'OSTemplate',
+    async reconcile(key, ctx) {
+      const o = ctx.cache.get<ApiObject>({ kind: 'OSTemplate', name: key.name });
+      if (o?.metadata.annotations?.[`test/${flag}`] === 'stall') throw new TerminalError(`${name} cannot go on`, `${name.replace(/[^a-z]/g, '')}Reason`);
+      return undefined;
+    },
+  };
+}
+
+describe('Stalled: one condition per controller, rolled up in one place', function () {
+  this.timeout(60_000);
+  let tmp: TempSqliteStore;
+  let store: SqliteStore;
+  let manager: ControllerManager;
+
+  before(async () => {
+    tmp = tempSqliteStore();
+    store = tmp.store;
+    manager = new ControllerManager({
+      store, identity: 'stall-test', leaseTtlSeconds: 2, log: silentLogger(),
+      specs: [stallWhenAsked('first/ctl', 'first'), stallWhenAsked('second', 'second')],
+    });
+    await manager.start();
+    await waitFor('leading', () => manager.isLeader() && manager.isReady());
+  });
+  after(async () => {
+    await manager?.stop();
+    await tmp?.close();
+  });
+
+  const conditions = async () => ((await store.get<ApiObject>({ kind: 'OSTemplate', name: 'tpl' })).status as { conditions?: Condition[] } | undefined)?.conditions;
+  async function annotate(a: Record<string, string>): Promise<void> {
+    const o = await store.get<ApiObject>({ kind: 'OSTemplate', name: 'tpl' });
+    await store.update({ ...o, metadata: { ...o.metadata, annotations: a } });
+  }
+
+  it('both stalled: both own conditions and a Stalled naming both; one recovers: still Stalled by the other; both: Stalled False', async () => {
+    await store.create({
+      apiVersion: 'virtualinux.org/v1alpha1', kind: 'OSTemplate',
+      metadata: { name: 'tpl', annotations: { 'test/first': 'stall', 'test/second': 'stall' } },
+      spec: { image: { path: '/images/x.qcow2' }, revision: 1 },
+    } as ApiObject);
+    const both = await waitFor('both stalled', async () => {
+      const cs = await conditions();
+      return getCondition(cs, 'FirstCtlStalled')?.status === 'True' && getCondition(cs, 'SecondStalled')?.status === 'True' ? cs : undefined;
+    });
+    const rolled = getCondition(both, 'Stalled')!;
+    assert.equal(rolled.status, 'True');
+    assert.equal(rolled.reason, 'firstctlReason', 'the first stalled owner (by condition type) gives the reason');
+    assert.equal(rolled.message, 'first/ctl: first/ctl cannot go on; second: second cannot go on');
+
+    await annotate({ 'test/second': 'stall' });
+    const one = await waitFor('first recovered', async () => {
+      const cs = await conditions();
+      return getCondition(cs, 'FirstCtlStalled')?.status === 'False' ? cs : undefined;
+    });
+    assert.equal(getCondition(one, 'SecondStalled')?.status, 'True', 'the other stall is kept');
+    assert.equal(getCondition(one, 'Stalled')?.status, 'True');
+    assert.equal(getCondition(one, 'Stalled')?.message, 'second: second cannot go on');
+
+    await annotate({});
+    const none = await waitFor('both recovered', async () => {
+      const cs = await conditions();
+      return getCondition(cs, 'Stalled')?.status === 'False' ? cs : undefined;
+    });
+    assert.equal(getCondition(none, 'SecondStalled')?.status, 'False');
+    assert.equal(getCondition(none, 'Stalled')?.reason, 'Reconciled');
+  });
+
+  it('setStall: the owner type is PascalCase of the controller name, and only Stalled is derived', () => {
+    assert.equal(stalledConditionType('placement/virtualcluster'), 'PlacementVirtualclusterStalled');
+    let cs = setStall(undefined, 'network', { status: 'True', reason: 'InvalidSubnet', message: 'overlaps' }, 1);
+    cs = setStall(cs, 'storage', { status: 'False', reason: 'Reconciled', message: 'reconciled' }, 1);
+    assert.deepEqual(cs.map((c) => [c.type, c.status]), [['NetworkStalled', 'True'], ['Stalled', 'True'], ['StorageStalled', 'False']]);
+    assert.equal(getCondition(cs, 'Stalled')?.message, 'network: overlaps');
+  });
+});

@@ -4,12 +4,14 @@
 // store: the node is cordoned (spec.unschedulable), and ONE batch writes its `Fenced` condition,
 // gives back the room of its VMs and unbinds them (spec.physicalNode removed), so placement places
 // exactly those VMs again with their VC's strategy and mode and the runtime boots them from their
-// own disks. A fence that fails writes `Fenced` False/FencingFailed and a Warning Event; nothing
+// own disks (the batch also holds the node's Fenced Event). A fence that fails writes `Fenced` False/FencingFailed and a Warning Event; nothing
 // is unbound, and the fence is tried again after `retryMs`.
 
 import { getCondition, setCondition } from '../../api/conditions.js';
 import type { BatchOp, ObjectRef } from '../../api/store/types.js';
-import type { PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
+import { DEFAULT_NAMESPACE } from '../../api/kinds.js';
+import { API_VERSION, type EventObject, type EventSpec, type PhysicalNode, type VirtualCluster, type VirtualNode } from '../../api/types.js';
+import { eventName } from '../../controllers/events.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
 import { createFencingAgent, type FencingAgent, type FencingOptions } from '../../drivers/fencing/index.js';
 import { addUsage, vmUsage, ZERO } from '../placement/plan-binding.js';
@@ -137,8 +139,10 @@ export function haController(opts: HaControllerOptions = {}): ControllerSpec {
           let cur = pn;
           if (!cur.spec!.unschedulable) cur = await ctx.store.update<PhysicalNode>({ ...cur, spec: { ...cur.spec!, unschedulable: true } });
           const message = `${d.message}; powered off by the ${pn.spec.fencing!.agent} agent (${confirmed.detail}); cordoned until uncordoned`;
+          // The Fenced Event is written in that batch, not by the (asynchronous) recorder: a manager
+          // killed right after the batch would lose it, and the next one sees the node Fenced and
+          // has nothing left to record.
           await unbind(ctx, cur, vns, d.unbind, message);
-          ctx.events.record(cur, 'Normal', 'Fenced', message);
           ctx.log.info({ node: pn.metadata.name, vms: d.unbind.length }, 'node fenced; its VMs are placed again');
           return undefined;
         }
@@ -178,10 +182,26 @@ async function unbind(ctx: ReconcileContext, pn: PhysicalNode, vns: readonly Vir
     ? setCondition(pn.status?.conditions, { type: FENCED, status: 'True', reason: 'Fenced', message }, pn.metadata.generation ?? 0)
     : pn.status?.conditions;
   const ops: BatchOp[] = [{ op: 'updateStatus', object: { ...pn, status: { ...pn.status, conditions, allocated } } }];
+  if (message) ops.push(await fencedEventOp(ctx, pn, message));
   for (const v of targets) {
     const { physicalNode: _gone, ...spec } = v.spec!;
     ops.push({ op: 'update', object: { ...v, spec } });
   }
   await ctx.store.batch(ops);
   for (const v of targets) ctx.events.record(v, 'Normal', 'NodeFenced', `node ${pn.metadata.name} was fenced: ${v.metadata.name} is placed again and booted from its own disks`);
+}
+
+/**
+ * The node's `Fenced` Event as a batch op (named and counted like controllers/events.ts does, so
+ * `vcctl events` and `describe` show it like any other): created, or its count bumped.
+ */
+async function fencedEventOp(ctx: ReconcileContext, pn: PhysicalNode, message: string): Promise<BatchOp> {
+  const involvedObject: EventSpec['involvedObject'] = { kind: 'PhysicalNode', name: pn.metadata.name };
+  if (pn.metadata.uid) involvedObject.uid = pn.metadata.uid;
+  const name = eventName(involvedObject, 'Normal', 'Fenced', message);
+  const now = new Date().toISOString();
+  const existing = await ctx.store.tryGet<EventObject>({ kind: 'Event', namespace: DEFAULT_NAMESPACE, name });
+  if (existing?.spec) return { op: 'update', object: { ...existing, spec: { ...existing.spec, count: existing.spec.count + 1, lastTimestamp: now } } };
+  const spec: EventSpec = { involvedObject, type: 'Normal', reason: 'Fenced', message, count: 1, firstTimestamp: now, lastTimestamp: now, source: HA_CONTROLLER_NAME };
+  return { op: 'create', object: { apiVersion: API_VERSION, kind: 'Event', metadata: { name, namespace: DEFAULT_NAMESPACE }, spec } as EventObject };
 }

@@ -2,14 +2,15 @@
 // only records power; the real agents are tested in testbed-fencing.test.ts and, recorded, in
 // ipmi-agent.recorded.test.ts): a confirmed fence cordons the node, writes Fenced and unbinds the
 // restart VMs once; a fence whose status does not say off unbinds nothing; a manager that died
-// after the power-off and before its writes is finished by a fresh one without a second unbind.
+// after the power-off and before its writes is finished by a fresh one without a second unbind; the
+// Fenced Event is written in the same batch as the condition.
 
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteStore } from '../../api/store/sqlite-store.js';
-import type { ApiObject, PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
+import type { ApiObject, EventObject, PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
 import { getCondition } from '../../api/conditions.js';
 import { silentLogger } from '../../controllers/log.js';
 import type { ReconcileContext } from '../../controllers/types.js';
@@ -94,7 +95,14 @@ describe('ha controller (embedded store, simulated agent)', function () {
     const list = await vns('a');
     assert.deepEqual(list.map((v) => v.spec?.physicalNode), [undefined, undefined]);
     const gens = list.map((v) => v.metadata.generation);
-    assert.ok(events.some((e) => e.name === 'blade1' && e.reason === 'Fenced'));
+    // The Fenced Event is in the store although this context's recorder writes nothing there: it
+    // was written in the fence's batch, so a manager killed right after the batch does not lose it.
+    const fencedEvents = (await store.list<EventObject>('Event')).items.filter((e) => e.spec?.involvedObject.name === 'blade1' && e.spec.reason === 'Fenced');
+    assert.equal(fencedEvents.length, 1);
+    assert.equal(fencedEvents[0]!.spec?.type, 'Normal');
+    assert.equal(fencedEvents[0]!.spec?.count, 1);
+    assert.match(fencedEvents[0]!.spec!.message, /powered off by the testbed agent \(sim off\)/);
+    assert.ok(!events.some((e) => e.name === 'blade1' && e.reason === 'Fenced'), 'not recorded a second time through the recorder');
     // again: nothing more to do
     await c.reconcile({ kind: 'PhysicalNode', name: 'blade1' }, await ctx());
     assert.deepEqual((await vns('a')).map((v) => v.metadata.generation), gens);

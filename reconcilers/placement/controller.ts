@@ -5,7 +5,8 @@
 //   allocation changes, and writes the VC's `Placed` condition and status.placement. Every object
 //   in the batch carries its resourceVersion, so two VCs placed at the same moment on the same node
 //   cannot both succeed: the loser gets a Conflict, re-reads from the store and re-plans. That is
-//   what keeps Strict mode from overcommitting a node.
+//   what keeps Strict mode from overcommitting a node. The fresh read is the PhysicalNodes (a
+//   list), the VC and its VMs (gets by name, see fromStore): never a list of the namespace's VMs.
 // - placement/allocation (key: PhysicalNode): keeps status.allocated equal to computeAllocation
 //   (frees the allocation of VMs that went). It compares on the cache, through an index of the
 //   VMs by node (BoundIndex). To write, it reads the PhysicalNode from the store (revision P)
@@ -31,6 +32,7 @@ import { BoundIndex } from './allocation-index.js';
 import {
   addUsage, planBinding, sameUsage, vmUsage, ZERO, PLACED, type BindingDecision,
 } from './plan-binding.js';
+import { virtualNodeName } from '../virtualcluster/plan.js';
 
 /** Attempts of one reconcile after a Conflict (each re-reads from the store). */
 const CONFLICT_ATTEMPTS = 6;
@@ -50,20 +52,31 @@ interface Snapshot {
   pns: PhysicalNode[];
 }
 
+/** The names of the VMs placement looks at: `<vc>-<i>` for i < spec.nodes (API.md), see liveNodes. */
+function vmNames(vc: VirtualCluster | undefined): string[] {
+  return vc?.spec ? Array.from({ length: vc.spec.nodes }, (_, i) => virtualNodeName(vc, i)) : [];
+}
+
 function fromCache(cache: CacheReader, key: ObjectRef): Snapshot {
   const vc = cache.get<VirtualCluster>({ kind: 'VirtualCluster', name: key.name, namespace: key.namespace });
-  const vns = cache.list<VirtualNode>('VirtualNode', { namespace: key.namespace })
-    .filter((v) => v.spec?.cluster === key.name);
+  const vns = vmNames(vc)
+    .map((name) => cache.get<VirtualNode>({ kind: 'VirtualNode', name, namespace: key.namespace }))
+    .filter((v): v is VirtualNode => v?.spec?.cluster === key.name);
   return { vc, vns, pns: cache.list<PhysicalNode>('PhysicalNode') };
 }
 
+/**
+ * The VC, its VMs and every PhysicalNode, read from the store. The VMs are read one by one by
+ * name, never by listing the namespace (with a thousand VCs in one namespace that list made
+ * placement quadratic): planBinding looks only at the VMs `<vc>-<i>` with i < spec.nodes.
+ */
 async function fromStore(store: Store, key: ObjectRef): Promise<Snapshot> {
   // PhysicalNodes first: a binding made after this read changed them too, so our batch conflicts.
   const pns = (await store.list<PhysicalNode>('PhysicalNode')).items;
   const vc = await store.tryGet<VirtualCluster>({ kind: 'VirtualCluster', name: key.name, namespace: key.namespace });
-  const vns = (await store.list<VirtualNode>('VirtualNode', { namespace: key.namespace })).items
-    .filter((v) => v.spec?.cluster === key.name);
-  return { vc, vns, pns };
+  const got = await Promise.all(vmNames(vc).map((name) =>
+    store.tryGet<VirtualNode>({ kind: 'VirtualNode', name, namespace: key.namespace })));
+  return { vc, vns: got.filter((v): v is VirtualNode => v?.spec?.cluster === key.name), pns };
 }
 
 export function virtualClusterPlacementController(): ControllerSpec {

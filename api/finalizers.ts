@@ -1,8 +1,8 @@
 // Finalizer helpers. Adding and removing are idempotent; the store-writing variants re-read and
 // retry on a resourceVersion conflict, so a controller can call them from any reconcile.
 
-import type { ApiObject } from '../../api/types.js';
-import { ConflictError, type ObjectRef, type Store } from '../../api/store/types.js';
+import type { ApiObject } from './types.js';
+import { ConflictError, type ObjectRef, type Store } from './store/types.js';
 
 export function hasFinalizer(obj: ApiObject, f: string): boolean {
   return obj.metadata.finalizers?.includes(f) ?? false;

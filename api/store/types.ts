@@ -23,13 +23,9 @@
 //   createRevision (leadership); otherwise the write fails with FencedError and changes nothing.
 
 import type { ApiObject } from '../types.js';
+import { NamedError } from '../errors.js';
 
-export class StoreError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
+export class StoreError extends NamedError {}
 export class NotFoundError extends StoreError {}
 export class AlreadyExistsError extends StoreError {}
 export class ConflictError extends StoreError {}

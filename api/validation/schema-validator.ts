@@ -8,16 +8,21 @@
 //   silently; our contract is that unknown fields are errors.
 // - `default` values are applied (useDefaults), nested ones too (a `default: {}` parent first).
 
-import AjvModule from 'ajv';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import AjvModule, { _ } from 'ajv';
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import { loadCrd, type OpenApiSchema } from './crd-files.js';
+import standaloneModule from 'ajv/dist/standalone/index.js';
+import { KINDS, kindInfo } from '../kinds.js';
+import { crdDir, loadCrd, type OpenApiSchema } from './crd-files.js';
+import { FORMATS } from './formats.js';
 import { METADATA_SCHEMA } from './metadata-schema.js';
+import { PRECOMPILED } from './precompiled.js';
 
 const Ajv = AjvModule.default;
 type AjvInstance = InstanceType<typeof Ajv>;
-
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
-const IPV4 = /^((25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 
 let ajv: AjvInstance | undefined;
 function getAjv(): AjvInstance {
@@ -31,8 +36,9 @@ function getAjv(): AjvInstance {
  * a fresh `vcctl apply`'s validation time, and the CRDs ship with the program;
  * test/api/crds.test.ts compiles every kind with the check on (checkSchemas).
  */
-function makeAjv(validateSchema: boolean): AjvInstance {
+function makeAjv(validateSchema: boolean, formatsCode?: ReturnType<typeof _>): AjvInstance {
   const a = new Ajv({
+    ...(formatsCode ? { code: { source: true, esm: true, formats: formatsCode } } : {}),
     validateSchema,
     allErrors: true,
     useDefaults: true,
@@ -40,10 +46,7 @@ function makeAjv(validateSchema: boolean): AjvInstance {
     strict: true,
     strictTypes: false,
     strictRequired: false, // oneOf branches name fields of the parent (OSTemplate image)
-    formats: {
-      'date-time': { type: 'string', validate: (s: string) => RFC3339.test(s) && !Number.isNaN(Date.parse(s)) },
-      ipv4: { type: 'string', validate: (s: string) => IPV4.test(s) },
-    },
+    formats: FORMATS,
   });
   // Kubernetes schema extensions: annotations for other tools, no effect on validation here.
   for (const k of ['x-kubernetes-list-type', 'x-kubernetes-list-map-keys', 'x-kubernetes-preserve-unknown-fields',
@@ -83,10 +86,63 @@ const compiled = new Map<string, ValidateFunction>();
 export function validatorFor(kind: string): ValidateFunction {
   let v = compiled.get(kind);
   if (!v) {
-    v = getAjv().compile(effectiveSchema(kind));
+    const info = kindInfo(kind);
+    v = precompiledFor(info.kind, () => readFileSync(join(crdDir(), info.crdFile))) ?? getAjv().compile(effectiveSchema(kind));
     compiled.set(kind, v);
   }
   return v;
+}
+
+const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * The build-time validator of a kind (precompiled.ts), if there is one and the CRD text it was
+ * generated from is the one this process would compile (`crdText` reads it); else undefined.
+ */
+export function precompiledFor(kind: string, crdText: () => Buffer | string): ValidateFunction | undefined {
+  const p = PRECOMPILED[kind];
+  if (!p) return undefined;
+  let text: Buffer | string;
+  try {
+    text = crdText();
+  } catch {
+    return undefined; // compiling reads the file again and reports what is wrong with it
+  }
+  return sha256(text) === p.crdSha256 ? p.validate : undefined;
+}
+
+/**
+ * ES module source defining PRECOMPILED (see precompiled.ts) for every kind, from the CRD files
+ * as they are now: ajv standalone code of the same schemas and options as validatorFor compiles.
+ * `resolve` turns what it imports (ajv's runtime helpers by package path, formats.js by absolute
+ * path) into specifiers the importing side can resolve.
+ */
+export function precompiledModuleSource(resolve: (specifier: string) => string): string {
+  const formatsModule = resolve(fileURLToPath(new URL('./formats.js', import.meta.url)));
+  const a = makeAjv(false, _`__vlFormats`);
+  const names: Record<string, string> = {};
+  for (const k of KINDS) {
+    a.addSchema(effectiveSchema(k.kind), k.kind);
+    names[k.kind] = k.kind;
+  }
+  const imports = new Map<string, string>();
+  const code = standaloneModule.default(a, names).replace(/require\("([^"]+)"\)/g, (_m, spec: string) => {
+    if (!imports.has(spec)) imports.set(spec, `__vlRequire${imports.size}`);
+    return imports.get(spec)!;
+  });
+  const table = KINDS.map((k) => {
+    const hash = sha256(readFileSync(join(crdDir(), k.crdFile)));
+    return `  ${JSON.stringify(k.kind)}: { crdSha256: ${JSON.stringify(hash)}, validate: ${k.kind} },`;
+  });
+  return [
+    `import { FORMATS as __vlFormats } from ${JSON.stringify(formatsModule)};`,
+    ...[...imports].map(([spec, id]) => `import ${id} from ${JSON.stringify(resolve(spec.endsWith('.js') ? spec : `${spec}.js`))};`),
+    code.replace(/^"use strict";/, ''),
+    'export const PRECOMPILED = {',
+    ...table,
+    '};',
+    '',
+  ].join('\n');
 }
 
 export type SchemaError = ErrorObject;

@@ -6,6 +6,7 @@
 
 import type { ReadStream } from 'node:tty';
 import type { PhysicalNode, VirtualNode } from '../../api/types.js';
+import { domainNameOf } from '../../api/names.js';
 import { parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { nameOfKind } from '../kinds-arg.js';
@@ -33,7 +34,7 @@ The console admits one session at a time: --force ends the other one and takes o
         throw new Error(`virtualnode "${name}" is not running (phase ${vn.status?.phase ?? 'Pending'}); its last output: vcctl logs vn/${name}`);
       }
       const pn = await store.get<PhysicalNode>({ kind: 'PhysicalNode', name: host });
-      const [{ TransportCache }, { HypervisorDrivers, domainKey }] = await Promise.all([
+      const [{ TransportCache }, { HypervisorDrivers }] = await Promise.all([
         import('../../drivers/transport/transport-for.js'),
         import('../../reconcilers/runtime/hosts.js'),
       ]);
@@ -41,7 +42,7 @@ The console admits one session at a time: --force ends the other one and takes o
       try {
         const driver = new HypervisorDrivers(transports).get(pn);
         if (!driver.attachConsole) throw new Error(`the ${driver.kind} driver of ${host} has no interactive console`);
-        const session = await driver.attachConsole(domainKey(vn), { force: args.bool('force') });
+        const session = await driver.attachConsole(domainNameOf(vn), { force: args.bool('force') });
         ctx.stderr.write(`Connected to the console of virtualnode/${name} on ${host}. Detach with Ctrl-].\r\n`);
         const tty = ctx.stdin as Partial<ReadStream>;
         const raw = !!tty.isTTY && typeof tty.setRawMode === 'function';

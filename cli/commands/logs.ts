@@ -2,6 +2,7 @@
 // through that node's transport and hypervisor driver.
 
 import type { PhysicalNode, VirtualNode } from '../../api/types.js';
+import { domainNameOf } from '../../api/names.js';
 import { parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { withStore } from '../store.js';
@@ -21,7 +22,7 @@ const command: Command = {
       const host = vn.status?.host ?? vn.spec.physicalNode;
       if (!host) throw new Error(`virtualnode "${name}" is not placed on any node yet; see "vcctl describe vn/${name}"`);
       const pn = await store.get<PhysicalNode>({ kind: 'PhysicalNode', name: host });
-      const [{ TransportCache }, { HypervisorDrivers, domainKey }] = await Promise.all([
+      const [{ TransportCache }, { HypervisorDrivers }] = await Promise.all([
         import('../../drivers/transport/transport-for.js'),
         import('../../reconcilers/runtime/hosts.js'),
       ]);
@@ -30,7 +31,7 @@ const command: Command = {
         const driver = new HypervisorDrivers(transports).get(pn);
         let offset = 0;
         for (;;) {
-          const chunk = await driver.readConsole(domainKey(vn), { fromOffset: offset });
+          const chunk = await driver.readConsole(domainNameOf(vn), { fromOffset: offset });
           ctx.stdout.write(chunk.text);
           offset = chunk.nextOffset;
           if (!args.bool('follow')) return 0;

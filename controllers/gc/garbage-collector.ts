@@ -17,7 +17,7 @@ import type { ApiObject } from '../../api/types.js';
 import { NotFoundError, type ObjectRef, type Store } from '../../api/store/types.js';
 import type { SharedCache } from '../cache.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../types.js';
-import { hasFinalizer, removeFinalizer, updateWithRetry } from './finalizers.js';
+import { hasFinalizer, removeFinalizer, updateWithRetry } from '../../api/finalizers.js';
 import { ownerRefTarget } from './owner-references.js';
 import { FOREGROUND_FINALIZER, GC_KINDS, ORPHAN_FINALIZER, liveDependents } from './propagation.js';
 

@@ -13,7 +13,7 @@
 import type { ApiObject } from '../../api/types.js';
 import { KINDS } from '../../api/kinds.js';
 import type { ObjectRef, Store } from '../../api/store/types.js';
-import { ensureFinalizer } from './finalizers.js';
+import { ensureFinalizer } from '../../api/finalizers.js';
 
 /** Kinds that can own or be owned. Events are never owned. */
 export const GC_KINDS: readonly string[] = KINDS.map((k) => k.kind).filter((k) => k !== 'Event');

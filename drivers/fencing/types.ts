@@ -3,6 +3,8 @@
 // agent's own status answer says the node is off. An agent never guesses: a status it cannot read
 // is 'unknown', which is not a fence.
 
+import { NamedError } from '../../api/errors.js';
+
 /** The node's power as the agent reads it. Only 'off' confirms a fence. */
 export type PowerState = 'on' | 'off' | 'unknown';
 
@@ -18,6 +20,4 @@ export interface FencingAgent {
   status(signal?: AbortSignal): Promise<{ state: PowerState; detail: string }>;
 }
 
-export class FencingError extends Error {
-  override name = 'FencingError';
-}
+export class FencingError extends NamedError {}

@@ -29,6 +29,7 @@
 //   disabled when VirtFS export path ... is mounted"): those calls fail and leave the domain running.
 
 import type { Transport } from '../transport/types.js';
+import { NamedError } from '../../api/errors.js';
 
 export type HypervisorKind = 'qemu' | 'xen';
 
@@ -221,21 +222,12 @@ export interface HypervisorDriver {
   attachConsole?(name: string, opts?: AttachConsoleOptions): Promise<ConsoleSession>;
 }
 
-export class HypervisorError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
+export class HypervisorError extends NamedError {}
 export class MigrationFailedError extends HypervisorError {}
 /** The console is attached elsewhere (attachConsole without force). */
 export class ConsoleBusyError extends HypervisorError {}
 export class MigrationCancelledError extends MigrationFailedError {}
 
-/** `<namespace>.<virtualnode>`. */
-export function domainName(namespace: string, virtualNode: string): string {
-  return `${namespace}.${virtualNode}`;
-}
 
 /**
  * Rejects names that cannot be a single visible path component or carry control characters. Everything

@@ -24,6 +24,7 @@
 
 import type { StorageDriverName } from '../../api/types.js';
 import type { Transport } from '../transport/types.js';
+import { NamedError } from '../../api/errors.js';
 
 export type { StorageDriverName };
 
@@ -128,12 +129,7 @@ export interface StorageDriver {
   existsAll(keys: readonly VolumeKey[]): Promise<boolean[]>;
 }
 
-export class StorageError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
+export class StorageError extends NamedError {}
 /** The storage root (or volume group) ran out of space. */
 export class StorageFullError extends StorageError {}
 /** The template's image or tarball does not exist on the storage node. */

@@ -16,6 +16,7 @@
 // - Implementations bound concurrent commands per host and queue the rest.
 
 import type { Duplex, Readable, Writable } from 'node:stream';
+import { NamedError } from '../../api/errors.js';
 
 export interface ExecOptions {
   stdin?: string | Buffer;
@@ -57,12 +58,7 @@ export interface Transport {
   close(): Promise<void>;
 }
 
-export class TransportError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
+export class TransportError extends NamedError {}
 export class TransportTimeoutError extends TransportError {}
 export class TransportAbortedError extends TransportError {}
 export class HostKeyMismatchError extends TransportError {

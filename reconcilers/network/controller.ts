@@ -20,6 +20,8 @@
 import type { Migration, PhysicalNode, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
 import type { ObjectRef } from '../../api/store/types.js';
 import { getCondition, isConditionTrue, setCondition } from '../../api/conditions.js';
+import { clusterSelector } from '../../api/labels.js';
+import { domainNameOf } from '../../api/names.js';
 import { TerminalError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
 import type { Transport } from '../../drivers/transport/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
@@ -73,7 +75,7 @@ export function observedVmNetworks(cache: CacheReader): VmNetwork[] {
     const host = vn.status?.host ?? vn.spec.physicalNode;
     if (!addr || !host) continue;
     const { ip, subnet } = addr;
-    const key = `${vn.metadata.namespace}.${vn.metadata.name}`;
+    const key = domainNameOf(vn);
     const inc = incoming.get(key);
     out.push({ key, cluster, ip, subnet, gateway: gatewayAddress(subnet), host, incomingHost: inc !== host ? inc : undefined });
   }
@@ -199,9 +201,9 @@ export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetwo
           return []; // a host name, not an address
         }
       });
-      const vns = ctx.cache.list<VirtualNode>('VirtualNode', { namespace: cached.metadata.namespace, labelSelector: `virtualinux.org/cluster=${cached.metadata.name}` });
+      const vns = ctx.cache.list<VirtualNode>('VirtualNode', { namespace: cached.metadata.namespace, labelSelector: clusterSelector(cached.metadata.name) });
       const hosted = vns.filter((vn) => vn.status?.host ?? vn.spec?.physicalNode);
-      const missing = hosted.filter((vn) => !applied.has((vn.status?.host ?? vn.spec!.physicalNode)!, `${vn.metadata.namespace}.${vn.metadata.name}`));
+      const missing = hosted.filter((vn) => !applied.has((vn.status?.host ?? vn.spec!.physicalNode)!, domainNameOf(vn)));
       const networkCondition = (subnet: string) =>
         hosted.length === 0
           ? { type: 'NetworkReady', status: 'False' as const, reason: 'WaitingForPlacement', message: `subnet ${subnet}; no node is placed yet` }

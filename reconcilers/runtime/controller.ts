@@ -25,8 +25,10 @@ import { posix } from 'node:path';
 import { macAddress, tapName } from '../network/host-plan.js';
 import { vmAddress } from '../network/addresses.js';
 import { FORMAT_ANNOTATION } from '../storage/plan.js';
-import { domainKey, HypervisorDrivers, savedStatePath, type TransportSource } from './hosts.js';
-export { domainKey } from './hosts.js';
+import { HypervisorDrivers, savedStatePath, type TransportSource } from './hosts.js';
+import { domainNameOf } from '../../api/names.js';
+import { clusterSelector } from '../../api/labels.js';
+import { ensureFinalizer, hasFinalizer, removeFinalizer } from '../../api/finalizers.js';
 import { migrationController, type MigrationDeps } from './migration-controller.js';
 import {
   bootedBy, failedStatus, planRuntime, RESTART_ANNOTATION, runtimeStatus, type ObservedDomain, type RuntimeAction, type RuntimeInput,
@@ -36,7 +38,6 @@ import { bootTimeoutMs, decideGuestReady, GUEST_READY, shouldProbeGuest, type Gu
 
 export const RUNTIME_FINALIZER = 'virtualinux.org/runtime';
 export { RESTART_ANNOTATION } from './plan.js';
-const CLUSTER_LABEL = 'virtualinux.org/cluster';
 
 export interface RuntimeDeps {
   transports: TransportSource;
@@ -102,7 +103,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
   const now = deps.now ?? Date.now;
   const vnsOfCluster = (namespace: string | undefined, cluster: string): ObjectRef[] =>
     cache
-      .list<VirtualNode>('VirtualNode', { namespace, labelSelector: `${CLUSTER_LABEL}=${cluster}` })
+      .list<VirtualNode>('VirtualNode', { namespace, labelSelector: clusterSelector(cluster) })
       .map((vn) => ref('VirtualNode', vn.metadata.name, vn.metadata.namespace));
 
   async function observe(vn: VirtualNode, ctx: ReconcileContext): Promise<ObservedDomain[]> {
@@ -117,7 +118,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       if (!pn?.spec) continue;
       // Fenced (high availability): its agent confirmed it powered off; nothing runs there.
       if (isConditionTrue(pn.status?.conditions, 'Fenced')) continue;
-      const info = await drivers.get(pn).get(domainKey(vn));
+      const info = await drivers.get(pn).get(domainNameOf(vn));
       const st = liveState(info);
       if (st && st !== 'shutoff') out.push({ host: h, state: st, vcpus: info?.vcpus, memoryMiB: info?.memoryMiB });
     }
@@ -142,7 +143,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
   function domainSpec(g: Gathered): DomainSpec {
     const { vn, volumes, template } = g;
     const boot = template!.spec!.boot;
-    const key = domainKey(vn);
+    const key = domainNameOf(vn);
     return {
       name: key,
       vcpus: vn.spec!.vcpus,
@@ -166,7 +167,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       if (!p) throw new Error(`PhysicalNode ${name} is gone`);
       return p;
     };
-    const name = domainKey(g.vn);
+    const name = domainNameOf(g.vn);
     switch (a.type) {
       case 'none':
         return undefined;
@@ -239,7 +240,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     const desired = vc?.spec?.state ?? 'Stopped';
     const mayBoot = !deleting && desired === 'Running' && !!bound && storageReady && !g.domains.some((d) => d.state === 'running' || d.state === 'paused');
     // Fail closed: a VM boots only once its tap and isolation rules are in place on that node.
-    const networkReady = !mayBoot || (!!base.ip && await new HostNetworkDriver(drivers.get(bound!).transport).hasVm(domainKey(vn)));
+    const networkReady = !mayBoot || (!!base.ip && await new HostNetworkDriver(drivers.get(bound!).transport).hasVm(domainNameOf(vn)));
     const placed = vc?.status?.conditions?.find((c) => c.type === 'Placed');
     const restartWanted = vn.metadata.annotations?.[RESTART_ANNOTATION];
     const input: RuntimeInput = {
@@ -291,8 +292,8 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     const base = gather(vn, ctx);
     const deleting = !!vn.metadata.deletionTimestamp || !base.vc || !!base.vc.metadata.deletionTimestamp;
 
-    if (!deleting && !(vn.metadata.finalizers ?? []).includes(RUNTIME_FINALIZER)) {
-      await ctx.store.update<VirtualNode>({ ...vn, metadata: { ...vn.metadata, finalizers: [...(vn.metadata.finalizers ?? []), RUNTIME_FINALIZER] } });
+    if (!deleting && !hasFinalizer(vn, RUNTIME_FINALIZER)) {
+      await ensureFinalizer(ctx.store, key, RUNTIME_FINALIZER);
       return undefined; // the update brings us back with the new resourceVersion
     }
     // A node that cannot be asked is not observed.
@@ -324,13 +325,10 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     });
     if (d.finalize) {
       await writeStatus(ctx, vn, status, base.ip);
-      const fresh = await ctx.store.tryGet<VirtualNode>(key);
-      if (fresh && (fresh.metadata.finalizers ?? []).includes(RUNTIME_FINALIZER)) {
-        try {
-          await ctx.store.update<VirtualNode>({ ...fresh, metadata: { ...fresh.metadata, finalizers: fresh.metadata.finalizers!.filter((f) => f !== RUNTIME_FINALIZER) } });
-        } catch (err) {
-          if (!(err instanceof NotFoundError)) throw err;
-        }
+      try {
+        await removeFinalizer(ctx.store, key, RUNTIME_FINALIZER);
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err; // gone between the read and the write: done
       }
       return undefined;
     }
@@ -349,7 +347,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     const p = phase ?? 'Pending';
     let probe: GuestProbe | undefined;
     const pn = host ? ctx.cache.get<PhysicalNode>(ref('PhysicalNode', host)) : undefined;
-    if (pn?.spec && shouldProbeGuest(p, booted, previous)) probe = await probeGuest(drivers.get(pn), domainKey(g.vn), !!g.template?.spec?.guestAgent);
+    if (pn?.spec && shouldProbeGuest(p, booted, previous)) probe = await probeGuest(drivers.get(pn), domainNameOf(g.vn), !!g.template?.spec?.guestAgent);
     const decision = decideGuestReady({
       phase: p, booted, previous, bootTimeMs: bootTime ? Date.parse(bootTime) : undefined, nowMs: now(),
       timeoutMs: bootTimeoutMs(g.vc?.spec?.node?.bootTimeout), probe,
@@ -443,7 +441,7 @@ export function orphanController(deps: RuntimeDeps): ControllerSpec {
       for (const vn of ctx.cache.list<VirtualNode>('VirtualNode')) {
         const mig = activeMigration(ctx.cache, vn);
         if (vn.spec?.physicalNode === pn.metadata.name || vn.status?.host === pn.metadata.name || mig?.spec?.targetNode === pn.metadata.name) {
-          wanted.add(domainKey(vn));
+          wanted.add(domainNameOf(vn));
         }
       }
       for (const d of await driver.list()) {

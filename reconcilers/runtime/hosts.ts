@@ -40,11 +40,6 @@ export class HypervisorDrivers {
   }
 }
 
-/** The hypervisor domain of a VirtualNode: `<namespace>.<virtualnode>` (API.md). */
-export function domainKey(vn: VirtualNode): string {
-  return `${vn.metadata.namespace}.${vn.metadata.name}`;
-}
-
 /** Where a VirtualNode's suspend image lives: on the shared storage root, named by its uid. */
 export function savedStatePath(node: PhysicalNode, vn: VirtualNode): string {
   return `${node.spec!.storageRoot.replace(/\/+$/, '')}/runtime/${vn.metadata.namespace}/${vn.metadata.name}-${vn.metadata.uid}.vmstate`;

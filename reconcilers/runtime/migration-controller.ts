@@ -15,7 +15,8 @@ import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../co
 import type { DomainInfo } from '../../drivers/hypervisor/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { computeAllocation } from '../placement/allocation.js';
-import { domainKey, HypervisorDrivers, type TransportSource } from './hosts.js';
+import { HypervisorDrivers, type TransportSource } from './hosts.js';
+import { domainName } from '../../api/names.js';
 import { planMigration, type HostDomainState, type SourceMigrationState } from './migration-plan.js';
 import { immovableReason } from './shared-storage.js';
 import { progressWriter } from './migration-progress.js';
@@ -110,7 +111,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
     const target = ctx.cache.get<PhysicalNode>(ref('PhysicalNode', m.spec.targetNode));
     const source = phase === 'Running' ? m.status?.sourceNode : vn?.status?.host;
     const sourcePn = source ? ctx.cache.get<PhysicalNode>(ref('PhysicalNode', source)) : undefined;
-    const name = vn ? domainKey(vn) : `${ns}.${m.spec.virtualNode}`;
+    const name = domainName(ns, m.spec.virtualNode);
 
     let vmRefusal: string | undefined;
     if (!vn?.spec) vmRefusal = `VirtualNode ${m.spec.virtualNode} does not exist`;

@@ -12,7 +12,7 @@ import { buildControllerSpecs } from '../../operator/registry.js';
 import { silentLogger } from '../../controllers/log.js';
 import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { controllerReference } from '../../controllers/gc/owner-references.js';
-import { hasFinalizer, removeFinalizer } from '../../controllers/gc/finalizers.js';
+import { hasFinalizer, removeFinalizer } from '../../api/finalizers.js';
 import { deleteWithPropagation, FOREGROUND_FINALIZER, type PropagationPolicy } from '../../controllers/gc/propagation.js';
 import type { ControllerSpec } from '../../controllers/types.js';
 import { openTestStore, virtualCluster, waitFor } from './helpers.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { API_VERSION, type ApiObject } from '../../api/types.js';
-import { hasFinalizer, withFinalizer, withoutFinalizer } from '../../controllers/gc/finalizers.js';
+import { hasFinalizer, withFinalizer, withoutFinalizer } from '../../api/finalizers.js';
 import { controllerOf, controllerReference, isOwnedBy, ownerRefTarget } from '../../controllers/gc/owner-references.js';
 import { parsePropagationPolicy } from '../../controllers/gc/propagation.js';
 

@@ -19,7 +19,7 @@ import {
   type WriteOptions,
 } from './types.js';
 import {
-  checkBatch, checkRef, decodeObject, encodeObject, planWrite, withVersion,
+  checkBatch, checkRef, decodeObject, describeRef, encodeObject, planWrite, UndecodableError, withVersion,
 } from './object-semantics.js';
 import { compileLabelSelector } from './label-selector.js';
 import { StoreBase } from './store-base.js';
@@ -57,7 +57,8 @@ const COMPACT_EVERY_WRITES = 1000;
 
 type Db = Database.Database;
 interface ObjectRow { value: string; create_rev: number; mod_rev: number }
-interface ChangeRow { revision: number; type: WatchEventType; kind: string; namespace: string; value: string }
+interface ListRow extends ObjectRow { namespace: string; name: string }
+interface ChangeRow { revision: number; type: WatchEventType; kind: string; namespace: string; name: string; value: string }
 interface RawRow { value: string; create_rev: number; mod_rev: number }
 
 interface ObjectWatcher {
@@ -157,9 +158,9 @@ export class SqliteStore extends StoreBase implements FatalErrorSource {
       setMeta: db.prepare<[number, string]>(`UPDATE meta SET v = ? WHERE k = ?`),
       getObject: db.prepare<[string, string, string], ObjectRow>(
         `SELECT value, create_rev, mod_rev FROM objects WHERE kind = ? AND namespace = ? AND name = ?`),
-      listAll: db.prepare<[string], ObjectRow>(`SELECT value, create_rev, mod_rev FROM objects WHERE kind = ?`),
-      listNs: db.prepare<[string, string], ObjectRow>(
-        `SELECT value, create_rev, mod_rev FROM objects WHERE kind = ? AND namespace = ?`),
+      listAll: db.prepare<[string], ListRow>(`SELECT namespace, name, value, create_rev, mod_rev FROM objects WHERE kind = ?`),
+      listNs: db.prepare<[string, string], ListRow>(
+        `SELECT namespace, name, value, create_rev, mod_rev FROM objects WHERE kind = ? AND namespace = ?`),
       putObject: db.prepare<[string, string, string, string, number, number]>(
         `INSERT INTO objects (kind, namespace, name, value, create_rev, mod_rev) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (kind, namespace, name) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev`),
@@ -167,7 +168,7 @@ export class SqliteStore extends StoreBase implements FatalErrorSource {
       addChange: db.prepare<[number, number, string, string, string, string, string, number]>(
         `INSERT INTO changes (revision, seq, type, kind, namespace, name, value, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
       changesFrom: db.prepare<[number], ChangeRow>(
-        `SELECT revision, type, kind, namespace, value FROM changes WHERE revision >= ? ORDER BY revision, seq`),
+        `SELECT revision, type, kind, namespace, name, value FROM changes WHERE revision >= ? ORDER BY revision, seq`),
       changeCount: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM changes`),
       nthNewestChange: db.prepare<[number], { revision: number }>(
         `SELECT revision FROM changes ORDER BY revision DESC, seq DESC LIMIT 1 OFFSET ?`),
@@ -196,7 +197,7 @@ export class SqliteStore extends StoreBase implements FatalErrorSource {
     this.checkOpen();
     const r = checkRef(ref);
     const row = this.guard(() => this.stmt.getObject.get(r.kind, r.namespace ?? '', r.name));
-    return row ? decodeObject<T>(row.value, row.mod_rev) : undefined;
+    return row ? decodeObject<T>(row.value, row.mod_rev, this.rowKey(r.kind, r.namespace ?? '', r.name)) : undefined;
   }
 
   async list<T extends ApiObject>(kind: string, opts: ListOptions = {}): Promise<ListResult<T>> {
@@ -207,7 +208,15 @@ export class SqliteStore extends StoreBase implements FatalErrorSource {
       const rows = opts.namespace ? this.stmt.listNs.all(kind, opts.namespace) : this.stmt.listAll.all(kind);
       const items: T[] = [];
       for (const row of rows) {
-        const o = decodeObject<T>(row.value, row.mod_rev);
+        let o: T;
+        try {
+          o = decodeObject<T>(row.value, row.mod_rev, this.rowKey(kind, row.namespace, row.name));
+        } catch (err) {
+          // Bytes written around the store (e.g. with the sqlite3 shell): reported and skipped.
+          if (!(err instanceof UndecodableError)) throw err;
+          this.reportUndecodable(err);
+          continue;
+        }
         if (match(o.metadata.labels)) items.push(o);
       }
       return { items, revision: this.stmt.revision.get()!.v };
@@ -232,7 +241,7 @@ export class SqliteStore extends StoreBase implements FatalErrorSource {
         const r = refs[i];
         const ns = r.namespace ?? '';
         const row = this.stmt.getObject.get(r.kind, ns, r.name);
-        const stored = row ? decodeObject(row.value, row.mod_rev) : undefined;
+        const stored = row ? decodeObject(row.value, row.mod_rev, this.rowKey(r.kind, ns, r.name)) : undefined;
         const plan = planWrite(op, stored, now);
         if (plan.action === 'none') return plan.object;
         // A DELETED event carries the last stored state (as etcd's previous value does), also
@@ -421,7 +430,8 @@ export class SqliteStore extends StoreBase implements FatalErrorSource {
         if (w.closed) break;
         if (row.revision < w.next || row.kind !== w.kind) continue;
         if (w.namespace !== undefined && row.namespace !== w.namespace) continue;
-        const ev: WatchEvent<ApiObject> = { type: row.type, object: decodeObject(row.value, row.revision), revision: row.revision };
+        const ev = this.toEvent(row);
+        if (!ev) continue;
         try {
           w.handlers.onEvent(ev);
         } catch (err) {
@@ -429,6 +439,29 @@ export class SqliteStore extends StoreBase implements FatalErrorSource {
         }
       }
       if (!w.closed && head >= w.next) w.next = head + 1;
+    }
+  }
+
+  /** How a row is named in a message about its value: `VirtualCluster ns/name in /path/store.db`. */
+  private rowKey(kind: string, namespace: string, name: string): string {
+    return `${describeRef({ kind, namespace: namespace || undefined, name })} in ${this.path}`;
+  }
+
+  /**
+   * The event of one change row. A value that is not an object is reported and skipped (undefined),
+   * except in a DELETED event: the object is gone either way, and its row names it.
+   */
+  private toEvent(row: ChangeRow): WatchEvent<ApiObject> | undefined {
+    try {
+      return { type: row.type, object: decodeObject(row.value, row.revision, this.rowKey(row.kind, row.namespace, row.name)), revision: row.revision };
+    } catch (err) {
+      if (!(err instanceof UndecodableError)) throw err;
+      if (row.type === 'DELETED') {
+        const metadata = { name: row.name, resourceVersion: String(row.revision), ...(row.namespace ? { namespace: row.namespace } : {}) };
+        return { type: 'DELETED', object: { apiVersion: '', kind: row.kind, metadata }, revision: row.revision };
+      }
+      this.reportUndecodable(err);
+      return undefined;
     }
   }
 

@@ -11,6 +11,7 @@ import { parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { withStore } from '../store.js';
 import { physicalNodeName, setUnschedulable } from './cordon-node.js';
+import { CLUSTER_LABEL } from '../../api/labels.js';
 
 const USAGE = `Usage: vcctl drain NODE [--dry-run]
 
@@ -34,7 +35,7 @@ function migrationFor(m: DrainMove, stamp: string): Migration {
     metadata: {
       name: migrationName(m, stamp),
       namespace: m.vn.metadata.namespace,
-      labels: { 'virtualinux.org/cluster': m.vn.spec!.cluster, 'virtualinux.org/drain': m.from },
+      labels: { [CLUSTER_LABEL]: m.vn.spec!.cluster, 'virtualinux.org/drain': m.from },
       ...(owner ? { ownerReferences: [{ ...owner, controller: false }] } : {}),
     },
     spec: { virtualNode: m.vn.metadata.name, targetNode: m.to },

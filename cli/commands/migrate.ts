@@ -14,6 +14,7 @@ import { withStore } from '../store.js';
 import { nameOfKind } from '../kinds-arg.js';
 import { waitForObject } from '../wait-for.js';
 import { MAX_BANDWIDTH_ANNOTATION } from '../../reconcilers/runtime/migration-controller.js';
+import { CLUSTER_LABEL } from '../../api/labels.js';
 
 const USAGE = `Usage: vcctl migrate vn/NAME --to NODE [-n NS] [--wait] [--timeout=DURATION] [--max-bandwidth=BYTES]
 
@@ -62,7 +63,7 @@ const command: Command = {
           metadata: {
             name: migrationName(name, Date.now().toString(36)),
             namespace,
-            labels: { 'virtualinux.org/cluster': vn.spec.cluster },
+            labels: { [CLUSTER_LABEL]: vn.spec.cluster },
             ...(annotations ? { annotations } : {}),
             ...(owner ? { ownerReferences: [{ ...owner, controller: false }] } : {}),
           },

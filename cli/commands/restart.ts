@@ -16,6 +16,7 @@ import { parseDuration } from '../duration.js';
 import { nameOfKind } from '../kinds-arg.js';
 import { withStore } from '../store.js';
 import { waitForObject } from '../wait-for.js';
+import { clusterSelector } from '../../api/labels.js';
 
 const USAGE = `Usage: vcctl restart vn/NAME | vc/NAME [-n NS] [--all-at-once] [--timeout=DURATION]
 
@@ -65,7 +66,7 @@ const command: Command = {
         const vc = await store.tryGet<VirtualCluster>({ kind: 'VirtualCluster', namespace, name: vcName! });
         if (!vc?.spec) throw new Error(`virtualcluster "${vcName}" not found in namespace "${namespace}"; see "vcctl get vc -n ${namespace}"`);
         if (vc.spec.state !== 'Running') throw new Error(`virtualcluster "${vcName}" is ${vc.spec.state}, not Running: nothing to restart`);
-        names = (await store.list<VirtualNode>('VirtualNode', { namespace, labelSelector: `virtualinux.org/cluster=${vcName}` })).items
+        names = (await store.list<VirtualNode>('VirtualNode', { namespace, labelSelector: clusterSelector(vcName!) })).items
           .filter((v) => v.spec && v.spec.index < vc.spec!.nodes && !v.metadata.deletionTimestamp)
           .sort((a, b) => a.spec!.index - b.spec!.index)
           .map((v) => v.metadata.name);

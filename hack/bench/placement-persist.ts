@@ -12,6 +12,7 @@ import { EtcdStore } from '../../api/store/etcd-store.js';
 import { startEtcd } from '../lib/etcd-harness.js';
 import { placeClusters, type ClusterRequest, type NodeCapacity } from '../../reconcilers/placement/engine.js';
 import { makeClusters, makeNodes } from './placement-workload.js';
+import { CLUSTER_LABEL } from '../../api/labels.js';
 
 function pnObject(n: NodeCapacity): PhysicalNode {
   return {
@@ -28,7 +29,7 @@ function pnObject(n: NodeCapacity): PhysicalNode {
 function vnObject(c: ClusterRequest, i: number): VirtualNode {
   return {
     apiVersion: API_VERSION, kind: 'VirtualNode',
-    metadata: { name: `${c.name}-${i}`, namespace: c.namespace, labels: { 'virtualinux.org/cluster': c.name } },
+    metadata: { name: `${c.name}-${i}`, namespace: c.namespace, labels: { [CLUSTER_LABEL]: c.name } },
     spec: { cluster: c.name, index: i, vcpus: c.vcpus, memoryMiB: c.memoryMiB },
   };
 }

@@ -7,7 +7,8 @@ import { AlreadyExistsError, NotFoundError } from '../../api/store/types.js';
 import { setCondition } from '../../api/conditions.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
 import type { ObjectRef } from '../../api/store/types.js';
-import { CLUSTER_LABEL, planVirtualNodes, summarizeCluster } from './plan.js';
+import { planVirtualNodes, summarizeCluster } from './plan.js';
+import { clusterSelector } from '../../api/labels.js';
 
 export const VIRTUALCLUSTER_CONTROLLER = 'virtualcluster';
 
@@ -20,7 +21,7 @@ export async function reconcileVirtualCluster(ref: ObjectRef, ctx: ReconcileCont
   if (!vc) return undefined;
   const existing = ctx.cache.list<VirtualNode>('VirtualNode', {
     namespace: vc.metadata.namespace,
-    labelSelector: `${CLUSTER_LABEL}=${vc.metadata.name}`,
+    labelSelector: clusterSelector(vc.metadata.name),
   });
   const plan = planVirtualNodes(vc, existing);
   for (const vn of plan.create) {

@@ -8,7 +8,8 @@ import {
 import { getCondition, type ConditionInput } from '../../api/conditions.js';
 import { controllerReference } from '../../controllers/gc/owner-references.js';
 
-export const CLUSTER_LABEL = 'virtualinux.org/cluster';
+import { CLUSTER_LABEL } from '../../api/labels.js';
+
 
 export function virtualNodeName(vc: VirtualCluster, index: number): string {
   return `${vc.metadata.name}-${index}`;

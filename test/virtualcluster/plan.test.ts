@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { API_VERSION, type Condition, type VirtualCluster, type VirtualNode, type VNPhase } from '../../api/types.js';
-import { CLUSTER_LABEL, planVirtualNodes, summarizeCluster } from '../../reconcilers/virtualcluster/plan.js';
+import { planVirtualNodes, summarizeCluster } from '../../reconcilers/virtualcluster/plan.js';
+import { CLUSTER_LABEL } from '../../api/labels.js';
 
 function vc(nodes: number, extra: Partial<VirtualCluster['metadata']> = {}, state: 'Running' | 'Suspended' | 'Stopped' = 'Running', conditions?: Condition[]): VirtualCluster {
   return {

@@ -216,7 +216,6 @@ export class QemuDriver implements HypervisorDriver {
   /** Waits for a quitting QEMU to end (killing it after 10 s) and removes the domain's files, in one round trip. */
   private async retire(name: string, pid: number, waitMs = 10_000): Promise<void> {
     this.specCache.delete(name);
-    const p = this.paths(name);
     const r = await this.transport.exec(['sh', '-c', RETIRE_SCRIPT, 'sh', String(pid), ...this.retireArgs(name, waitMs)], {
       timeoutMs: 30_000,
     });

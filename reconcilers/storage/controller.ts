@@ -11,6 +11,10 @@
 // storage or while keeping a complete one up to date (usage figures, vc.json) leaves a True one
 // alone and is retried (see the catch in reconcile).
 //
+// Layout: the plan is plan.ts (pure), the apply step an action executor (actions.ts), the documents
+// written to the storage (config disks' input, vc.json) are built in documents.ts. A rolled-back VC
+// rests for a while (rollbackHoldMs in plan.ts), decided from what the rollback stored on the VC.
+//
 // Which node does the work: the SAN is shared, so any Ready PhysicalNode sees the storage root;
 // the controller takes the first Ready, schedulable-or-not node in name order (deterministic, so
 // consecutive reconciles use the same connection) and its spec.storageRoot.
@@ -22,27 +26,26 @@
 
 import { posix } from 'node:path';
 import { setCondition, getCondition, type ConditionInput } from '../../api/conditions.js';
-import type { ObjectRef } from '../../api/store/types.js';
-import { AlreadyExistsError, NotFoundError } from '../../api/store/types.js';
-import type { OSTemplate, PhysicalNode, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
-import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
+import { ConflictError, type ObjectRef } from '../../api/store/types.js';
+import type { OSTemplate, PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
+import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
 import { createStorageDriver, type DriverOptions } from '../../drivers/storage/index.js';
-import { eachKey, ensureDir, removePath, vcStorageDir } from '../../drivers/storage/file-volumes.js';
-import type { StorageDriver, TemplateSource, VolumeInfo, VolumeKey } from '../../drivers/storage/types.js';
+import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
 import { StorageFullError, TemplateNotFoundError } from '../../drivers/storage/types.js';
 import type { Transport } from '../../drivers/transport/types.js';
-import { clusterAddresses, gatewayAddress } from '../network/addresses.js';
-import { buildConfigDisk, buildConfigVars, type NodeConfigInput } from './config-disk.js';
+import { StorageActionExecutor, volumeKey, volumesOf, type StorageEnv } from './actions.js';
+import { buildConfigVars } from './config-disk.js';
+import { nodeConfig, subnetOf, vcConfigDocument } from './documents.js';
 import {
   CLUSTER_LABEL,
-  CONFIG_REVISION_ANNOTATION,
-  FORMAT_ANNOTATION,
-  STORAGE_FINALIZER,
+  ROLLBACK_ANNOTATION,
+  ROLLBACK_HOLD_MS,
   STORAGE_READY,
   desiredVolumes,
   driverOf,
   planStorage,
-  volumeBytes,
+  rollbackHoldMs,
+  rollbackMark,
   type StorageAction,
   type StorageObservation,
 } from './plan.js';
@@ -50,8 +53,6 @@ import {
 export const STORAGE_CONTROLLER = 'storage';
 const ACTIVE_PHASES = new Set(['Running', 'Starting', 'Migrating', 'Suspending']);
 const MAX_PASSES = 8;
-/** How long a VC rests after a rolled-back attempt (unless its spec or template changes). */
-const ROLLBACK_HOLD_MS = 60_000;
 
 export interface StorageControllerOptions {
   /** The transport of a PhysicalNode (a TransportCache in the manager). */
@@ -63,21 +64,35 @@ export interface StorageControllerOptions {
   beforeAction?: (a: StorageAction, vc: VirtualCluster) => void | Promise<void>;
 }
 
-export function storageController(opts: StorageControllerOptions): ControllerSpec {
+/** The storage controller over the manager's cache (its watch mappers read it). */
+export function storageController(cache: CacheReader, opts: StorageControllerOptions): ControllerSpec {
   const r = new StorageReconciler(opts);
   return {
     name: STORAGE_CONTROLLER,
     forKind: 'VirtualCluster',
     owns: ['Volume'],
     watches: [
-      { kind: 'OSTemplate', map: (t) => r.clustersUsing(t.metadata.name) },
+      { kind: 'OSTemplate', map: (t) => clustersUsing(cache, t.metadata.name) },
       { kind: 'VirtualNode', map: (vn) => clusterOf(vn as VirtualNode) },
-      { kind: 'PhysicalNode', map: () => r.allClusters() },
+      { kind: 'PhysicalNode', map: () => allClusters(cache) },
     ],
     // The first original of a large template is a full copy: give it time.
     timeoutMs: 60 * 60_000,
     reconcile: (key, ctx) => r.reconcile(key, ctx),
   };
+}
+
+function vcRef(vc: VirtualCluster): ObjectRef {
+  return { kind: 'VirtualCluster', namespace: vc.metadata.namespace, name: vc.metadata.name };
+}
+
+/** The VCs made from OSTemplate `template`. */
+function clustersUsing(cache: CacheReader, template: string): ObjectRef[] {
+  return cache.list<VirtualCluster>('VirtualCluster').filter((vc) => vc.spec?.template === template).map(vcRef);
+}
+
+function allClusters(cache: CacheReader): ObjectRef[] {
+  return cache.list<VirtualCluster>('VirtualCluster').map(vcRef);
 }
 
 function clusterOf(vn: VirtualNode): ObjectRef[] {
@@ -92,40 +107,13 @@ export function pickStorageNode(nodes: readonly PhysicalNode[]): PhysicalNode | 
     .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name, 'en', { numeric: true }))[0];
 }
 
-interface Env {
-  ctx: ReconcileContext;
-  vc: VirtualCluster;
-  driver: StorageDriver;
-  transport: Transport;
-  vcDir: string;
-  storageRoot: string;
-}
-
 export class StorageReconciler {
+  /** When each VC's (by uid) usage figures were last read: the plan refreshes them every usageIntervalMs. */
   private lastUsage = new Map<string, number>();
-  /**
-   * After a rollback (full storage, missing image) the VC is left alone for a while unless its
-   * spec or its template changes; otherwise the status write of the rollback itself would start
-   * the next attempt at once.
-   */
-  private holdOff = new Map<string, { until: number; generation?: number; templateRv?: string }>();
-  private cacheRef: ReconcileContext['cache'] | undefined;
   constructor(private readonly opts: StorageControllerOptions) {}
 
-  clustersUsing(template: string): ObjectRef[] {
-    return (this.cacheRef?.list<VirtualCluster>('VirtualCluster') ?? [])
-      .filter((vc) => vc.spec?.template === template)
-      .map((vc) => ({ kind: 'VirtualCluster', namespace: vc.metadata.namespace, name: vc.metadata.name }));
-  }
-  allClusters(): ObjectRef[] {
-    return (this.cacheRef?.list<VirtualCluster>('VirtualCluster') ?? []).map((vc) => ({
-      kind: 'VirtualCluster', namespace: vc.metadata.namespace, name: vc.metadata.name,
-    }));
-  }
-
   async reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
-    this.cacheRef = ctx.cache;
-    let vc = await ctx.store.tryGet<VirtualCluster>(key);
+    const vc = await ctx.store.tryGet<VirtualCluster>(key);
     if (!vc) return undefined;
     const node = pickStorageNode(ctx.cache.list<PhysicalNode>('PhysicalNode'));
     if (!node) {
@@ -134,23 +122,18 @@ export class StorageReconciler {
       }
       return { requeueAfterMs: 10_000 };
     }
-    const templateRv = (): string | undefined =>
-      ctx.cache.get<OSTemplate>({ kind: 'OSTemplate', name: vc!.spec!.template })?.metadata.resourceVersion;
-    const hold = this.holdOff.get(vc.metadata.uid!);
-    if (hold && !vc.metadata.deletionTimestamp) {
-      const wait = hold.until - Date.now();
-      if (wait > 0 && hold.generation === vc.metadata.generation && hold.templateRv === templateRv()) return { requeueAfterMs: wait };
-      this.holdOff.delete(vc.metadata.uid!);
-    }
+    const cachedTemplate = (): OSTemplate | undefined => ctx.cache.get<OSTemplate>({ kind: 'OSTemplate', name: vc.spec!.template });
+    const held = rollbackHoldMs(vc, cachedTemplate(), new Date());
+    if (held !== undefined) return { requeueAfterMs: held };
     const transport = this.opts.transports.get(node);
     const storageRoot = node.spec!.storageRoot;
     const driver = createStorageDriver(driverOf(vc), transport, this.opts.driverOptions);
-    const env: Env = {
+    const env: StorageEnv = {
       ctx, vc, driver, transport, storageRoot,
       vcDir: vcStorageDir(storageRoot, vc.metadata.namespace ?? 'default', vc.metadata.name, vc.metadata.uid!),
     };
     const readyAtStart = new Set(
-      (await this.volumesOf(env)).filter((v) => v.status?.phase === 'Ready').map((v) => v.metadata.name),
+      (await volumesOf(env)).filter((v) => v.status?.phase === 'Ready').map((v) => v.metadata.name),
     );
     // vc.json is written only once every volume was Ready: its presence marks a VC that was
     // complete at least once, whose Ready volumes (the nodes' data) a rollback must keep.
@@ -160,6 +143,7 @@ export class StorageReconciler {
 
     let conditions: ConditionInput[] = [];
     let requeueAfterMs: number | undefined;
+    const actions = new StorageActionExecutor(env, () => this.lastUsage.set(vc.metadata.uid!, Date.now()));
     try {
       for (let pass = 0; pass < MAX_PASSES; pass++) {
         planReady = undefined;
@@ -173,7 +157,7 @@ export class StorageReconciler {
         for (const a of plan.actions) {
           if (ctx.signal.aborted) throw new Error('reconcile aborted', { cause: ctx.signal.reason });
           await this.opts.beforeAction?.(a, env.vc);
-          const gone = await this.apply(env, a, obs);
+          const gone = await actions.run(a, obs);
           if (gone) return undefined; // finalizer removed: the VC is gone
         }
         env.vc = (await ctx.store.tryGet<VirtualCluster>(key)) ?? env.vc;
@@ -181,8 +165,8 @@ export class StorageReconciler {
     } catch (e) {
       if (e instanceof StorageFullError || e instanceof TemplateNotFoundError) {
         wasEverReady ??= (await transport.exec(['test', '-e', posix.join(env.vcDir, 'vc.json')])).code === 0;
-        await this.rollBack(env, wasEverReady ? readyAtStart : undefined);
-        this.holdOff.set(vc.metadata.uid!, { until: Date.now() + ROLLBACK_HOLD_MS, generation: vc.metadata.generation, templateRv: templateRv() });
+        await actions.rollBack(wasEverReady ? readyAtStart : undefined);
+        await this.setRollbackMark(ctx, key, rollbackMark(vc, cachedTemplate(), new Date()));
         const reason = e instanceof StorageFullError ? 'StorageFull' : 'TemplateNotFound';
         ctx.events.record(env.vc, 'Warning', reason, e.message);
         await this.writeConditions(ctx, key, [{ type: STORAGE_READY, status: 'False', reason, message: `${e.message} (rolled back the volumes this attempt made)` }]);
@@ -201,260 +185,57 @@ export class StorageReconciler {
       throw e;
     }
     if (conditions.length > 0) await this.writeConditions(ctx, key, conditions);
+    if (env.vc.metadata.annotations?.[ROLLBACK_ANNOTATION] !== undefined && conditions.some((c) => c.type === STORAGE_READY && c.status === 'True')) {
+      await this.setRollbackMark(ctx, key, undefined);
+    }
     return requeueAfterMs !== undefined ? { requeueAfterMs } : { requeueAfterMs: this.opts.usageIntervalMs ?? 60_000 };
   }
 
-  private async volumesOf(env: Env): Promise<Volume[]> {
-    const { vc } = env;
-    const list = await env.ctx.store.list<Volume>('Volume', {
-      namespace: vc.metadata.namespace,
-      labelSelector: `${CLUSTER_LABEL}=${vc.metadata.name}`,
-    });
-    return list.items.filter((v) => v.metadata.ownerReferences?.some((o) => o.uid === vc.metadata.uid));
-  }
-
-  private key(env: Env, name: string): VolumeKey {
-    return { vcDir: env.vcDir, vcUid: env.vc.metadata.uid!, name };
-  }
-
-  private subnetOf(vc: VirtualCluster): string | undefined {
-    return vc.spec?.network?.subnet ?? vc.status?.subnet;
-  }
-
-  private nodeConfig(env: Env, index: number): NodeConfigInput {
-    const vc = env.vc;
-    const subnet = this.subnetOf(vc)!;
-    const peers = clusterAddresses(subnet, vc.spec!.nodes);
-    const shared = vc.spec!.sharedStorage;
-    return {
-      vcName: vc.metadata.name,
-      namespace: vc.metadata.namespace ?? 'default',
-      nodeName: `${vc.metadata.name}-${index}`,
-      index,
-      ip: peers[index]!,
-      subnet,
-      gateway: gatewayAddress(subnet),
-      peers,
-      hasShared: !!shared && shared.filesystem !== 'none',
-      sharedNfs: shared?.filesystem === 'nfs',
-      ...(vc.spec!.firstBoot?.script !== undefined ? { firstBootScript: vc.spec!.firstBoot.script } : {}),
-    };
-  }
-
-  private async observe(env: Env): Promise<StorageObservation> {
+  private async observe(env: StorageEnv): Promise<StorageObservation> {
     const { vc, ctx, driver } = env;
     const template = ctx.cache.get<OSTemplate>({ kind: 'OSTemplate', name: vc.spec!.template })
       ?? (await ctx.store.tryGet<OSTemplate>({ kind: 'OSTemplate', name: vc.spec!.template }));
-    const volumes = await this.volumesOf(env);
+    const volumes = await volumesOf(env);
     const names = [...new Set([...volumes.map((v) => v.metadata.name), ...desiredVolumes(vc).map((d) => d.name)])];
     // Two round trips to the storage node, whatever the size of the VC.
     const [exist, cur] = await Promise.all([
-      driver.existsAll(names.map((n) => this.key(env, n))),
+      driver.existsAll(names.map((n) => volumeKey(env, n))),
       env.transport.exec(['cat', '--', posix.join(env.vcDir, 'vc.json')]),
     ]);
     const present = Object.fromEntries(names.map((n, i) => [n, exist[i] === true]));
     const vmsActive = ctx.cache
       .list<VirtualNode>('VirtualNode', { namespace: vc.metadata.namespace, labelSelector: `${CLUSTER_LABEL}=${vc.metadata.name}` })
       .some((vn) => ACTIVE_PHASES.has(vn.status?.phase ?? ''));
-    const subnet = this.subnetOf(vc);
+    const subnet = subnetOf(vc);
     const configRevisions: Record<number, string> = {};
     if (subnet && !vc.metadata.deletionTimestamp) {
-      for (let i = 0; i < vc.spec!.nodes; i++) configRevisions[i] = buildConfigVars(this.nodeConfig(env, i)).VC_CONFIG_REVISION!;
+      for (let i = 0; i < vc.spec!.nodes; i++) configRevisions[i] = buildConfigVars(nodeConfig(vc, i)).VC_CONFIG_REVISION!;
     }
     const now = Date.now();
     const usageDue = now - (this.lastUsage.get(vc.metadata.uid!) ?? 0) >= (this.opts.usageIntervalMs ?? 60_000);
     return {
       vc, template, volumes, present, vmsActive, subnet, configRevisions,
       vcConfigCurrent: cur.code === 0 ? cur.stdout : undefined,
-      vcConfigDesired: template ? this.vcConfig(env, template, volumes) : undefined,
+      vcConfigDesired: template ? vcConfigDocument(vc, template, volumes) : undefined,
       usageDue,
     };
   }
 
-  /** Stage 5: the VC's static information, on the storage root beside its volumes. */
-  private vcConfig(env: Env, template: OSTemplate, volumes: Volume[]): string {
-    const vc = env.vc;
-    const path = (n: string): string | undefined => volumes.find((v) => v.metadata.name === n)?.status?.path;
-    const subnet = this.subnetOf(vc);
-    const ips = subnet ? clusterAddresses(subnet, vc.spec!.nodes) : [];
-    const doc = {
-      apiVersion: 'virtualinux.org/v1alpha1',
-      kind: 'VirtualClusterStorage',
-      name: vc.metadata.name,
-      namespace: vc.metadata.namespace,
-      uid: vc.metadata.uid,
-      template: { name: template.metadata.name, revision: template.spec!.revision },
-      driver: driverOf(vc),
-      subnet: subnet ?? null,
-      gateway: subnet ? gatewayAddress(subnet) : null,
-      node: vc.spec!.node,
-      original: path(`${vc.metadata.name}-original`) ?? null,
-      shared: vc.spec!.sharedStorage ? { ...vc.spec!.sharedStorage, path: path(`${vc.metadata.name}-shared`) ?? null } : null,
-      nodes: Array.from({ length: vc.spec!.nodes }, (_, i) => {
-        const vn = `${vc.metadata.name}-${i}`;
-        return { name: vn, index: i, ip: ips[i] ?? null, disk: path(`${vn}-disk`) ?? null, swap: path(`${vn}-swap`) ?? null, config: path(`${vn}-config`) ?? null };
-      }),
-    };
-    return `${JSON.stringify(doc, null, 2)}\n`;
-  }
-
-  /** Performs one action. Returns true when the VC is gone (finalizer removed). */
-  private async apply(env: Env, a: StorageAction, obs: StorageObservation): Promise<boolean> {
-    const { ctx, driver } = env;
-    const vcName = env.vc.metadata.name;
-    const originalKey = this.key(env, `${vcName}-original`);
-    switch (a.type) {
-      case 'addFinalizer':
-      case 'removeFinalizer': {
-        const vc = await ctx.store.get<VirtualCluster>(refOf(env.vc));
-        const fin = (vc.metadata.finalizers ?? []).filter((f) => f !== STORAGE_FINALIZER);
-        if (a.type === 'addFinalizer') fin.push(STORAGE_FINALIZER);
-        vc.metadata.finalizers = fin;
-        try {
-          env.vc = await ctx.store.update(vc);
-        } catch (e) {
-          if (a.type === 'removeFinalizer' && e instanceof NotFoundError) return true;
-          throw e;
-        }
-        return a.type === 'removeFinalizer';
-      }
-      case 'createObjects':
-        for (const v of a.volumes) {
-          try {
-            await ctx.store.create(v);
-          } catch (e) {
-            if (!(e instanceof AlreadyExistsError)) throw e;
-          }
-        }
-        return false;
-      case 'provision': {
-        const keys = a.names.map((n) => this.key(env, n));
-        const spec = env.vc.spec!;
-        let infos: VolumeInfo[];
-        let templateRevision: number | undefined;
-        try {
-          switch (a.role) {
-            case 'original':
-              infos = await eachKey(keys, (k) => driver.createOriginal(k, templateSource(obs.template!)));
-              templateRevision = obs.template!.spec!.revision;
-              break;
-            case 'snapshot':
-              infos = await driver.snapshotAll(originalKey, keys);
-              templateRevision = obs.volumes.find((v) => v.metadata.name === originalKey.name)?.status?.templateRevision;
-              break;
-            case 'swap':
-              infos = await driver.createSwapAll(keys, spec.node.swapMiB * 1024 * 1024);
-              break;
-            case 'shared': {
-              const fs = spec.sharedStorage!.filesystem === 'ocfs2' ? 'ocfs2' : 'nfs';
-              infos = await eachKey(keys, (k) => driver.createShared(k, volumeBytes(spec.sharedStorage!.sizeGiB), fs));
-              break;
-            }
-            default:
-              throw new Error(`cannot provision a ${a.role} volume this way`);
-          }
-        } catch (e) {
-          if (e instanceof Error && !(e instanceof StorageFullError) && !(e instanceof TemplateNotFoundError)) {
-            (e as { storageReason?: string }).storageReason = a.role === 'snapshot' ? 'SnapshotFailed' : a.role === 'original' ? 'OriginalFailed' : 'VolumeFailed';
-          }
-          throw e;
-        }
-        await this.markReady(env, a.names, infos, templateRevision);
-        if (a.role === 'original') ctx.events.record(env.vc, 'Normal', 'OriginalCreated', `original volume ${infos[0]!.path} made from OSTemplate ${obs.template!.metadata.name} revision ${templateRevision}`);
-        return false;
-      }
-      case 'reset': {
-        const info = await driver.reset(originalKey, this.key(env, a.name));
-        const rev = obs.volumes.find((v) => v.metadata.name === originalKey.name)?.status?.templateRevision;
-        await this.markReady(env, [a.name], [info], rev);
-        return false;
-      }
-      case 'writeConfig': {
-        const disks = a.volumes.map((v) => buildConfigDisk(this.nodeConfig(env, v.index)));
-        const infos = await driver.writeConfigAll(a.volumes.map((v, i) => ({ key: this.key(env, v.name), bytes: disks[i]!.bytes })));
-        await this.markReady(env, a.volumes.map((v) => v.name), infos, undefined, disks.map((d) => d.revision));
-        return false;
-      }
-      case 'invalidate':
-        for (const name of a.names) {
-          await driver.remove(this.key(env, name));
-          await this.setStatus(env, name, { phase: 'Pending' });
-        }
-        return false;
-      case 'remove':
-        await this.removeVolumes(env, a.names);
-        return false;
-      case 'writeVcConfig':
-        await ensureDir(env.transport, env.vcDir);
-        await env.transport.writeFile(posix.join(env.vcDir, 'vc.json'), obs.vcConfigDesired!, 0o644);
-        return false;
-      case 'removeVcDir':
-        await removePath(env.transport, env.vcDir);
-        return false;
-      case 'refreshUsage': {
-        this.lastUsage.set(env.vc.metadata.uid!, Date.now());
-        const ready = obs.volumes.filter((v) => v.status?.phase === 'Ready');
-        const used = await driver.usageAll(ready.map((v) => this.key(env, v.metadata.name)));
-        for (const [i, v] of ready.entries()) {
-          if (used[i] !== v.status!.bytesUsed) await this.setStatus(env, v.metadata.name, { ...v.status, bytesUsed: used[i] });
-        }
-        return false;
-      }
-      case 'event':
-        ctx.events.record(env.vc, a.eventType, a.reason, a.message);
-        return false;
-    }
-  }
-
-  /** Marks volumes Ready at the paths the driver returned, with their usage (one driver call). */
-  private async markReady(env: Env, names: string[], infos: VolumeInfo[], templateRevision?: number, configRevisions?: string[]): Promise<void> {
-    const used = await env.driver.usageAll(names.map((n) => this.key(env, n)));
-    for (const [i, name] of names.entries()) {
-      const info = infos[i]!;
-      const ref = { kind: 'Volume', namespace: env.vc.metadata.namespace, name };
-      const v = await env.ctx.store.get<Volume>(ref);
-      const ann: Record<string, string> = { ...(v.metadata.annotations ?? {}), [FORMAT_ANNOTATION]: info.format };
-      if (configRevisions?.[i]) ann[CONFIG_REVISION_ANNOTATION] = configRevisions[i]!;
-      if (JSON.stringify(ann) !== JSON.stringify(v.metadata.annotations ?? {})) {
-        v.metadata.annotations = ann;
-        await env.ctx.store.update(v);
-      }
-      await this.setStatus(env, name, {
-        phase: 'Ready', path: info.path, bytesUsed: used[i]!,
-        ...(templateRevision !== undefined ? { templateRevision } : {}),
-      });
-    }
-  }
-
-  /** The volumes leave the storage (in order, one driver call), then their objects go. */
-  private async removeVolumes(env: Env, names: string[]): Promise<void> {
-    await env.driver.removeAll(names.map((n) => this.key(env, n)));
-    for (const name of names) {
+  /** Sets (or, with undefined, removes) the VC's ROLLBACK_ANNOTATION; a conflicting write is redone over a fresh read. */
+  private async setRollbackMark(ctx: ReconcileContext, ref: ObjectRef, mark: string | undefined): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const vc = await ctx.store.tryGet<VirtualCluster>(ref);
+      if (!vc || vc.metadata.annotations?.[ROLLBACK_ANNOTATION] === mark) return;
+      const annotations = { ...(vc.metadata.annotations ?? {}) };
+      if (mark === undefined) delete annotations[ROLLBACK_ANNOTATION];
+      else annotations[ROLLBACK_ANNOTATION] = mark;
       try {
-        await env.ctx.store.delete({ kind: 'Volume', namespace: env.vc.metadata.namespace, name });
+        await ctx.store.update({ ...vc, metadata: { ...vc.metadata, annotations } });
+        return;
       } catch (e) {
-        if (!(e instanceof NotFoundError)) throw e;
+        if (!(e instanceof ConflictError) || attempt >= 4) throw e;
       }
     }
-  }
-
-  private async setStatus(env: Env, name: string, status: Volume['status']): Promise<void> {
-    const ref = { kind: 'Volume', namespace: env.vc.metadata.namespace, name };
-    const v = await env.ctx.store.get<Volume>(ref);
-    v.status = { ...status, observedGeneration: v.metadata.generation };
-    await env.ctx.store.updateStatus(v);
-  }
-
-  /**
-   * After a full storage or a missing template image: remove the volumes this attempt made
-   * (`keep` = the volumes that were Ready before it), or all of them for a VC never ready.
-   */
-  private async rollBack(env: Env, keep: Set<string> | undefined): Promise<void> {
-    const vols = await this.volumesOf(env);
-    const doomed = vols.filter((v) => !keep?.has(v.metadata.name));
-    const order = (v: Volume): number => (v.spec?.role === 'original' ? 1 : 0);
-    await this.removeVolumes(env, doomed.sort((a, b) => order(a) - order(b)).map((v) => v.metadata.name));
-    if (!keep) await removePath(env.transport, env.vcDir);
   }
 
   private async writeConditions(ctx: ReconcileContext, ref: ObjectRef, conds: ConditionInput[]): Promise<void> {
@@ -466,17 +247,4 @@ export class StorageReconciler {
     vc.status = { ...(vc.status ?? {}), conditions: list };
     await ctx.store.updateStatus(vc);
   }
-}
-
-function refOf(vc: VirtualCluster): ObjectRef {
-  return { kind: 'VirtualCluster', namespace: vc.metadata.namespace, name: vc.metadata.name };
-}
-
-function templateSource(t: OSTemplate): TemplateSource {
-  const img = t.spec!.image;
-  return {
-    ...(img.path ? { path: img.path } : {}),
-    ...(img.format ? { format: img.format } : {}),
-    ...(img.tarball ? { tarball: img.tarball } : {}),
-  };
 }

@@ -274,3 +274,56 @@ function finish(o: StorageObservation, actions: StorageAction[], conditions: Con
 export function volumeBytes(sizeGiB: number): number {
   return Math.round(sizeGiB * 1024) * MiB;
 }
+
+// ---- hold-off after a rollback ----
+//
+// After a rolled-back attempt (a full storage, a missing template image) the VC is left alone for
+// ROLLBACK_HOLD_MS unless its spec or its OSTemplate changes; otherwise the rollback's own writes
+// (the Volume objects it removed, the condition) would start the next attempt at once. The hold is
+// stored on the VC (ROLLBACK_ANNOTATION), so it is seen by whichever manager leads next.
+
+/** On a VC whose last storage attempt was rolled back: a RollbackMark as JSON. */
+export const ROLLBACK_ANNOTATION = 'virtualinux.org/storage-rolled-back';
+/** How long a VC rests after a rolled-back attempt (unless its spec or template changes). */
+export const ROLLBACK_HOLD_MS = 60_000;
+
+export interface RollbackMark {
+  /** When the attempt was rolled back (ISO 8601). */
+  at: string;
+  /** The VC's metadata.generation then. */
+  generation?: number;
+  /** The OSTemplate's resourceVersion then (absent: there was none). */
+  templateVersion?: string;
+}
+
+/** The ROLLBACK_ANNOTATION value for a rollback of `vc` now. */
+export function rollbackMark(vc: VirtualCluster, template: OSTemplate | undefined, now: Date): string {
+  const mark: RollbackMark = {
+    at: now.toISOString(),
+    ...(vc.metadata.generation !== undefined ? { generation: vc.metadata.generation } : {}),
+    ...(template?.metadata.resourceVersion !== undefined ? { templateVersion: template.metadata.resourceVersion } : {}),
+  };
+  return JSON.stringify(mark);
+}
+
+/**
+ * How much longer (ms) the VC is held after a rollback, or undefined when it is not: no mark (or
+ * an unreadable one), the hold is over, the VC is being deleted, or its spec (generation) or its
+ * OSTemplate (resourceVersion, or its appearing or going) changed since.
+ */
+export function rollbackHoldMs(vc: VirtualCluster, template: OSTemplate | undefined, now: Date): number | undefined {
+  const raw = vc.metadata.annotations?.[ROLLBACK_ANNOTATION];
+  if (raw === undefined || vc.metadata.deletionTimestamp) return undefined;
+  let mark: Partial<RollbackMark>;
+  try {
+    mark = JSON.parse(raw) as Partial<RollbackMark>;
+  } catch {
+    return undefined;
+  }
+  const at = typeof mark.at === 'string' ? Date.parse(mark.at) : NaN;
+  const wait = at + ROLLBACK_HOLD_MS - now.getTime();
+  if (!(wait > 0)) return undefined;
+  if (mark.generation !== vc.metadata.generation) return undefined;
+  if (mark.templateVersion !== template?.metadata.resourceVersion) return undefined;
+  return wait;
+}

@@ -4,9 +4,13 @@
 import assert from 'node:assert/strict';
 import type { OSTemplate, Volume } from '../../api/types.js';
 import {
+  ROLLBACK_ANNOTATION,
+  ROLLBACK_HOLD_MS,
   STORAGE_FINALIZER,
   desiredVolumes,
   planStorage,
+  rollbackHoldMs,
+  rollbackMark,
   volumeObject,
   type StorageObservation,
 } from '../../reconcilers/storage/plan.js';
@@ -151,5 +155,42 @@ describe('planStorage', () => {
     const picked = pickStorageNode([storageNode('blade10', '/san'), notReady, storageNode('blade2', '/san')]);
     assert.equal(picked?.metadata.name, 'blade2');
     assert.equal(pickStorageNode([notReady]), undefined);
+  });
+});
+
+describe('the hold after a rolled-back storage attempt (stored on the VC)', () => {
+  const t0 = new Date('2026-12-05T03:00:00Z');
+  const later = (ms: number): Date => new Date(t0.getTime() + ms);
+  const template = (rv: string): OSTemplate => {
+    const t = osTemplate('base', '/san/t.qcow2', 1) as OSTemplate;
+    t.metadata = { ...t.metadata, resourceVersion: rv };
+    return t;
+  };
+  const marked = (tpl: OSTemplate | undefined, extra: { generation?: number; deletionTimestamp?: string } = {}) => {
+    const vc = vcOf();
+    vc.metadata.annotations = { ...(vc.metadata.annotations ?? {}), [ROLLBACK_ANNOTATION]: rollbackMark(vc, tpl, t0) };
+    vc.metadata = { ...vc.metadata, ...extra };
+    return vc;
+  };
+
+  it('holds for the rest of the hold time while the spec and the template stay as they were', () => {
+    assert.equal(rollbackHoldMs(marked(template('7')), template('7'), later(15_000)), ROLLBACK_HOLD_MS - 15_000);
+    assert.equal(rollbackHoldMs(marked(undefined), undefined, later(1)), ROLLBACK_HOLD_MS - 1, 'a template missing then and now');
+  });
+
+  it('ends when the hold time is over, the spec or the template changed, or the VC is being deleted', () => {
+    assert.equal(rollbackHoldMs(marked(template('7')), template('7'), later(ROLLBACK_HOLD_MS)), undefined, 'time over');
+    assert.equal(rollbackHoldMs(marked(template('7'), { generation: 2 }), template('7'), later(1)), undefined, 'spec changed');
+    assert.equal(rollbackHoldMs(marked(template('7')), template('8'), later(1)), undefined, 'template written');
+    assert.equal(rollbackHoldMs(marked(undefined), template('8'), later(1)), undefined, 'template created');
+    assert.equal(rollbackHoldMs(marked(template('7')), undefined, later(1)), undefined, 'template deleted');
+    assert.equal(rollbackHoldMs(marked(template('7'), { deletionTimestamp: t0.toISOString() }), template('7'), later(1)), undefined, 'deleting');
+  });
+
+  it('no mark, or one that cannot be read, holds nothing', () => {
+    assert.equal(rollbackHoldMs(vcOf(), template('7'), later(1)), undefined);
+    const vc = vcOf();
+    vc.metadata.annotations = { [ROLLBACK_ANNOTATION]: 'not json' };
+    assert.equal(rollbackHoldMs(vc, template('7'), later(1)), undefined);
   });
 });

@@ -15,7 +15,7 @@ import { LocalTransport } from '../../drivers/transport/local-transport.js';
 import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { TransportError, type Transport } from '../../drivers/transport/types.js';
 import { storageController } from '../../reconcilers/storage/controller.js';
-import { STORAGE_FINALIZER } from '../../reconcilers/storage/plan.js';
+import { ROLLBACK_ANNOTATION, ROLLBACK_HOLD_MS, STORAGE_FINALIZER } from '../../reconcilers/storage/plan.js';
 import { waitFor } from '../controllers/helpers.js';
 import {
   FaultyTransport, listTree, makeTemplate, makeTempDir, mountLoopFs, qemuHolds, qemuWrite, recordStorageReady, sh, shOk, type LoopBtrfs,
@@ -33,7 +33,7 @@ async function startManager(
   const store = new SqliteStore(join(dir, 'store.db'), { pollIntervalMs: 10 });
   const manager = new ControllerManager({
     store, identity: 'storage-test', leaderElection: false, log: silentLogger(),
-    specs: [storageController({ transports, usageIntervalMs })],
+    specs: (cache) => [storageController(cache, { transports, usageIntervalMs })],
   });
   await manager.start();
   return { store, manager, transports: transports as TransportCache };
@@ -200,6 +200,11 @@ describe('storage controller on a storage root that fills up', function () {
     assert.equal(c.status, 'False');
     assert.match(c.message, /storage is full/);
     assert.deepEqual(await volumesOf(store, 'huge'), []);
+    // The hold before the next attempt is stored on the VC (any manager sees it), at its generation.
+    const huge = await store.get<VirtualCluster>(vcRef('huge'));
+    const mark = JSON.parse(huge.metadata.annotations?.[ROLLBACK_ANNOTATION] ?? '{}') as { at?: string; generation?: number };
+    assert.equal(mark.generation, huge.metadata.generation);
+    assert.ok(Date.now() - Date.parse(mark.at!) < ROLLBACK_HOLD_MS, `rolled back at ${mark.at}`);
     assert.deepEqual((await listTree(join(fs!.mountPoint, 'vcs'))).filter((n) => n.split('/').length > 1), []);
     const df = await sh(['df', '--output=used', '-B1', fs!.mountPoint]);
     assert.ok(Number(df.stdout.trim().split('\n')[1]) < 4 * MiB, `space given back: ${df.stdout}`);

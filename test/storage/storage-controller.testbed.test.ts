@@ -38,7 +38,7 @@ describe('storage controller through testbed nodes (SSH)', function () {
     manager = new ControllerManager({
       store, identity: 'storage-tb', leaderElection: false, log: silentLogger(),
       // Usage figures every 300 ms: each refresh is a reconcile of a complete VC over SSH.
-      specs: [storageController({ transports, usageIntervalMs: 300 })],
+      specs: (cache) => [storageController(cache, { transports, usageIntervalMs: 300 })],
     });
     await manager.start();
   });

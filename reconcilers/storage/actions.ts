@@ -1,0 +1,224 @@
+// The storage controller's apply step: an executor of the plan's actions (plan.ts StorageAction)
+// for one VirtualCluster, through its StorageDriver and the store. Each action is idempotent (the
+// plan may hand it out again after a crash); `run` performs one and says whether the VC is gone.
+// The Volume objects' status (phase, path, usage, template revision) is written here, the VC's
+// conditions by the controller (controller.ts).
+
+import { posix } from 'node:path';
+import { AlreadyExistsError, NotFoundError, type ObjectRef } from '../../api/store/types.js';
+import type { VirtualCluster, Volume } from '../../api/types.js';
+import type { ReconcileContext } from '../../controllers/types.js';
+import { eachKey, ensureDir, removePath } from '../../drivers/storage/file-volumes.js';
+import type { StorageDriver, VolumeInfo, VolumeKey } from '../../drivers/storage/types.js';
+import { StorageFullError, TemplateNotFoundError } from '../../drivers/storage/types.js';
+import type { Transport } from '../../drivers/transport/types.js';
+import { buildConfigDisk } from './config-disk.js';
+import { nodeConfig, templateSource } from './documents.js';
+import {
+  CLUSTER_LABEL,
+  CONFIG_REVISION_ANNOTATION,
+  FORMAT_ANNOTATION,
+  STORAGE_FINALIZER,
+  volumeBytes,
+  type StorageAction,
+  type StorageObservation,
+} from './plan.js';
+
+/** One reconcile's view of a VC's storage: where it lives and what reaches it. */
+export interface StorageEnv {
+  ctx: ReconcileContext;
+  /** The VC as last written (actions that write it replace it). */
+  vc: VirtualCluster;
+  driver: StorageDriver;
+  transport: Transport;
+  vcDir: string;
+  storageRoot: string;
+}
+
+/** The driver's key of the VC's volume `name`. */
+export function volumeKey(env: StorageEnv, name: string): VolumeKey {
+  return { vcDir: env.vcDir, vcUid: env.vc.metadata.uid!, name };
+}
+
+/** The Volume objects labelled with the VC and owned by it (read from the store). */
+export async function volumesOf(env: StorageEnv): Promise<Volume[]> {
+  const { vc } = env;
+  const list = await env.ctx.store.list<Volume>('Volume', {
+    namespace: vc.metadata.namespace,
+    labelSelector: `${CLUSTER_LABEL}=${vc.metadata.name}`,
+  });
+  return list.items.filter((v) => v.metadata.ownerReferences?.some((o) => o.uid === vc.metadata.uid));
+}
+
+export class StorageActionExecutor {
+  /** `onUsageRefreshed` is told when usage figures were read (the controller times the next). */
+  constructor(private readonly env: StorageEnv, private readonly onUsageRefreshed: () => void) {}
+
+  /** Performs one action. Returns true when the VC is gone (finalizer removed). */
+  async run(a: StorageAction, obs: StorageObservation): Promise<boolean> {
+    const env = this.env;
+    const { ctx, driver } = env;
+    const vcName = env.vc.metadata.name;
+    const originalKey = volumeKey(env, `${vcName}-original`);
+    switch (a.type) {
+      case 'addFinalizer':
+      case 'removeFinalizer': {
+        const vc = await ctx.store.get<VirtualCluster>(refOf(env.vc));
+        const fin = (vc.metadata.finalizers ?? []).filter((f) => f !== STORAGE_FINALIZER);
+        if (a.type === 'addFinalizer') fin.push(STORAGE_FINALIZER);
+        vc.metadata.finalizers = fin;
+        try {
+          env.vc = await ctx.store.update(vc);
+        } catch (e) {
+          if (a.type === 'removeFinalizer' && e instanceof NotFoundError) return true;
+          throw e;
+        }
+        return a.type === 'removeFinalizer';
+      }
+      case 'createObjects':
+        for (const v of a.volumes) {
+          try {
+            await ctx.store.create(v);
+          } catch (e) {
+            if (!(e instanceof AlreadyExistsError)) throw e;
+          }
+        }
+        return false;
+      case 'provision': {
+        const keys = a.names.map((n) => volumeKey(env, n));
+        const spec = env.vc.spec!;
+        let infos: VolumeInfo[];
+        let templateRevision: number | undefined;
+        try {
+          switch (a.role) {
+            case 'original':
+              infos = await eachKey(keys, (k) => driver.createOriginal(k, templateSource(obs.template!)));
+              templateRevision = obs.template!.spec!.revision;
+              break;
+            case 'snapshot':
+              infos = await driver.snapshotAll(originalKey, keys);
+              templateRevision = obs.volumes.find((v) => v.metadata.name === originalKey.name)?.status?.templateRevision;
+              break;
+            case 'swap':
+              infos = await driver.createSwapAll(keys, spec.node.swapMiB * 1024 * 1024);
+              break;
+            case 'shared': {
+              const fs = spec.sharedStorage!.filesystem === 'ocfs2' ? 'ocfs2' : 'nfs';
+              infos = await eachKey(keys, (k) => driver.createShared(k, volumeBytes(spec.sharedStorage!.sizeGiB), fs));
+              break;
+            }
+            default:
+              throw new Error(`cannot provision a ${a.role} volume this way`);
+          }
+        } catch (e) {
+          if (e instanceof Error && !(e instanceof StorageFullError) && !(e instanceof TemplateNotFoundError)) {
+            (e as { storageReason?: string }).storageReason = a.role === 'snapshot' ? 'SnapshotFailed' : a.role === 'original' ? 'OriginalFailed' : 'VolumeFailed';
+          }
+          throw e;
+        }
+        await this.markReady(a.names, infos, templateRevision);
+        if (a.role === 'original') ctx.events.record(env.vc, 'Normal', 'OriginalCreated', `original volume ${infos[0]!.path} made from OSTemplate ${obs.template!.metadata.name} revision ${templateRevision}`);
+        return false;
+      }
+      case 'reset': {
+        const info = await driver.reset(originalKey, volumeKey(env, a.name));
+        const rev = obs.volumes.find((v) => v.metadata.name === originalKey.name)?.status?.templateRevision;
+        await this.markReady([a.name], [info], rev);
+        return false;
+      }
+      case 'writeConfig': {
+        const disks = a.volumes.map((v) => buildConfigDisk(nodeConfig(env.vc, v.index)));
+        const infos = await driver.writeConfigAll(a.volumes.map((v, i) => ({ key: volumeKey(env, v.name), bytes: disks[i]!.bytes })));
+        await this.markReady(a.volumes.map((v) => v.name), infos, undefined, disks.map((d) => d.revision));
+        return false;
+      }
+      case 'invalidate':
+        for (const name of a.names) {
+          await driver.remove(volumeKey(env, name));
+          await this.setStatus(name, { phase: 'Pending' });
+        }
+        return false;
+      case 'remove':
+        await this.removeVolumes(a.names);
+        return false;
+      case 'writeVcConfig':
+        await ensureDir(env.transport, env.vcDir);
+        await env.transport.writeFile(posix.join(env.vcDir, 'vc.json'), obs.vcConfigDesired!, 0o644);
+        return false;
+      case 'removeVcDir':
+        await removePath(env.transport, env.vcDir);
+        return false;
+      case 'refreshUsage': {
+        this.onUsageRefreshed();
+        const ready = obs.volumes.filter((v) => v.status?.phase === 'Ready');
+        const used = await driver.usageAll(ready.map((v) => volumeKey(env, v.metadata.name)));
+        for (const [i, v] of ready.entries()) {
+          if (used[i] !== v.status!.bytesUsed) await this.setStatus(v.metadata.name, { ...v.status, bytesUsed: used[i] });
+        }
+        return false;
+      }
+      case 'event':
+        ctx.events.record(env.vc, a.eventType, a.reason, a.message);
+        return false;
+    }
+  }
+
+  /** Marks volumes Ready at the paths the driver returned, with their usage (one driver call). */
+  private async markReady(names: string[], infos: VolumeInfo[], templateRevision?: number, configRevisions?: string[]): Promise<void> {
+    const env = this.env;
+    const used = await env.driver.usageAll(names.map((n) => volumeKey(env, n)));
+    for (const [i, name] of names.entries()) {
+      const info = infos[i]!;
+      const ref = { kind: 'Volume', namespace: env.vc.metadata.namespace, name };
+      const v = await env.ctx.store.get<Volume>(ref);
+      const ann: Record<string, string> = { ...(v.metadata.annotations ?? {}), [FORMAT_ANNOTATION]: info.format };
+      if (configRevisions?.[i]) ann[CONFIG_REVISION_ANNOTATION] = configRevisions[i]!;
+      if (JSON.stringify(ann) !== JSON.stringify(v.metadata.annotations ?? {})) {
+        v.metadata.annotations = ann;
+        await env.ctx.store.update(v);
+      }
+      await this.setStatus(name, {
+        phase: 'Ready', path: info.path, bytesUsed: used[i]!,
+        ...(templateRevision !== undefined ? { templateRevision } : {}),
+      });
+    }
+  }
+
+  /** The volumes leave the storage (in order, one driver call), then their objects go. */
+  private async removeVolumes(names: string[]): Promise<void> {
+    const env = this.env;
+    await env.driver.removeAll(names.map((n) => volumeKey(env, n)));
+    for (const name of names) {
+      try {
+        await env.ctx.store.delete({ kind: 'Volume', namespace: env.vc.metadata.namespace, name });
+      } catch (e) {
+        if (!(e instanceof NotFoundError)) throw e;
+      }
+    }
+  }
+
+  private async setStatus(name: string, status: Volume['status']): Promise<void> {
+    const env = this.env;
+    const ref = { kind: 'Volume', namespace: env.vc.metadata.namespace, name };
+    const v = await env.ctx.store.get<Volume>(ref);
+    v.status = { ...status, observedGeneration: v.metadata.generation };
+    await env.ctx.store.updateStatus(v);
+  }
+
+  /**
+   * After a full storage or a missing template image: remove the volumes this attempt made
+   * (`keep` = the volumes that were Ready before it), or all of them for a VC never ready.
+   */
+  async rollBack(keep: Set<string> | undefined): Promise<void> {
+    const env = this.env;
+    const vols = await volumesOf(env);
+    const doomed = vols.filter((v) => !keep?.has(v.metadata.name));
+    const order = (v: Volume): number => (v.spec?.role === 'original' ? 1 : 0);
+    await this.removeVolumes(doomed.sort((a, b) => order(a) - order(b)).map((v) => v.metadata.name));
+    if (!keep) await removePath(env.transport, env.vcDir);
+  }
+}
+
+function refOf(vc: VirtualCluster): ObjectRef {
+  return { kind: 'VirtualCluster', namespace: vc.metadata.namespace, name: vc.metadata.name };
+}

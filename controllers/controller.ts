@@ -13,6 +13,7 @@
 import type { ApiObject, Condition } from '../api/types.js';
 import { type ObjectRef, NotFoundError, ConflictError, FencedError, type Store } from '../api/store/types.js';
 import { getCondition, setStall, stalledConditionType } from '../api/conditions.js';
+import { writeStatusOver } from '../api/status-writer.js';
 import { resolveKind } from '../api/kinds.js';
 import { describeRef } from '../api/store/object-semantics.js';
 import { formatPath, validateObject } from '../api/validation/index.js';
@@ -270,7 +271,7 @@ export class Controller {
       const obj = await this.deps.store.tryGet(ref);
       if (!obj) return;
       this.deps.events.record(obj, 'Warning', INVALID_SPEC, message);
-      await this.writeStall(ref, obj, [{ owner: ADMISSION, status: 'True', reason: INVALID_SPEC, message }]);
+      await this.writeStall(obj, [{ owner: ADMISSION, status: 'True', reason: INVALID_SPEC, message }]);
     } catch (e) {
       if (!(e instanceof ConflictError)) log.warn({ err: String(e) }, 'could not set the Stalled condition');
     }
@@ -281,7 +282,7 @@ export class Controller {
       const obj = await this.deps.store.tryGet(ref);
       if (!obj) return;
       this.deps.events.record(obj, 'Warning', err.reason, err.message);
-      await this.writeStall(ref, obj, [{ owner: this.spec.name, status: 'True', reason: err.reason, message: err.message }]);
+      await this.writeStall(obj, [{ owner: this.spec.name, status: 'True', reason: err.reason, message: err.message }]);
     } catch (e) {
       log.warn({ err: String(e) }, 'could not set the Stalled condition');
     }
@@ -294,7 +295,7 @@ export class Controller {
     if (owners.length === 0) return;
     try {
       const obj = await this.deps.store.tryGet(ref);
-      if (obj) await this.writeStall(ref, obj, owners.map((owner) => ({ owner, status: 'False' as const, reason: 'Reconciled', message: 'reconciled' })));
+      if (obj) await this.writeStall(obj, owners.map((owner) => ({ owner, status: 'False' as const, reason: 'Reconciled', message: 'reconciled' })));
     } catch (e) {
       if (!(e instanceof ConflictError || e instanceof NotFoundError)) log.warn({ err: String(e) }, 'could not clear the Stalled condition');
     }
@@ -305,20 +306,13 @@ export class Controller {
    * conflict (another controller of the object wrote meanwhile) again over a fresh read, so
    * neither write loses the other's stall.
    */
-  private async writeStall(ref: ObjectRef, obj: ApiObject, stalls: { owner: string; status: 'True' | 'False'; reason: string; message: string }[]): Promise<void> {
-    let current: ApiObject | undefined = obj;
-    for (let attempt = 0; current; attempt++) {
+  private async writeStall(obj: ApiObject, stalls: { owner: string; status: 'True' | 'False'; reason: string; message: string }[]): Promise<void> {
+    await writeStatusOver(this.deps.store, obj, (current) => {
       const status = (current.status && typeof current.status === 'object' ? current.status : {}) as { conditions?: Condition[] };
       let conditions = conditionsOf(current);
       for (const { owner, ...c } of stalls) conditions = setStall(conditions, owner, c, current.metadata.generation ?? 0);
-      try {
-        await this.deps.store.updateStatus({ ...current, status: { ...status, conditions } });
-        return;
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= 4) throw err;
-        current = await this.deps.store.tryGet(ref);
-      }
-    }
+      return { ...status, conditions };
+    });
   }
 }
 

@@ -15,7 +15,7 @@
 
 import type { Migration, OSTemplate, PhysicalNode, VirtualCluster, VirtualNode, VirtualNodeStatus, Volume } from '../../api/types.js';
 import type { ObjectRef } from '../../api/store/types.js';
-import { ConflictError, NotFoundError } from '../../api/store/types.js';
+import { NotFoundError } from '../../api/store/types.js';
 import { getCondition, isConditionTrue, setCondition, type ConditionInput } from '../../api/conditions.js';
 import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
 import type { DomainInfo, DomainSpec, HypervisorDriver } from '../../drivers/hypervisor/types.js';
@@ -29,6 +29,7 @@ import { HypervisorDrivers, savedStatePath, type TransportSource } from './hosts
 import { domainNameOf } from '../../api/names.js';
 import { clusterSelector } from '../../api/labels.js';
 import { ensureFinalizer, hasFinalizer, removeFinalizer } from '../../api/finalizers.js';
+import { writeStatusOver } from '../../api/status-writer.js';
 import { migrationController, type MigrationDeps } from './migration-controller.js';
 import {
   bootedBy, failedStatus, planRuntime, RESTART_ANNOTATION, runtimeStatus, type ObservedDomain, type RuntimeAction, type RuntimeInput,
@@ -394,8 +395,7 @@ async function writeStatus(ctx: ReconcileContext, vn: VirtualNode, s: VirtualNod
   // start's boot time): a conflict with another writer of the object must not lose it, so the
   // runtime's own fields are written again over a fresh read. Conditions other than Running and
   // GuestReady, and fields this write does not set, are kept as stored.
-  let current = vn;
-  for (let attempt = 0; ; attempt++) {
+  await writeStatusOver<VirtualNode>(ctx.store, vn, (current) => {
     const gen = current.metadata.generation ?? 0;
     const running = s.phase === 'Running';
     let conditions = setCondition(current.status?.conditions, {
@@ -411,17 +411,8 @@ async function writeStatus(ctx: ReconcileContext, vn: VirtualNode, s: VirtualNod
     if (g) conditions = setCondition(conditions, g, gen);
     const status: VirtualNodeStatus = { ...current.status, ...s, ip, conditions, observedGeneration: gen };
     for (const k of Object.keys(status) as (keyof VirtualNodeStatus)[]) if (status[k] === undefined) delete status[k];
-    if (JSON.stringify(status) === JSON.stringify(current.status)) break;
-    try {
-      await ctx.store.updateStatus<VirtualNode>({ ...current, status });
-      break;
-    } catch (err) {
-      if (!(err instanceof ConflictError) || attempt >= 4) throw err;
-      const fresh = await ctx.store.tryGet<VirtualNode>(ref('VirtualNode', vn.metadata.name, vn.metadata.namespace));
-      if (!fresh) throw err;
-      current = fresh;
-    }
-  }
+    return status;
+  });
   return requeueAfterMs !== undefined && requeueAfterMs > 0 ? { requeueAfterMs } : requeueAfterMs === 0 ? { requeueAfterMs: 50 } : undefined;
 }
 

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getCondition } from '../../api/conditions.js';
-import { SqliteStore } from '../../api/store/sqlite-store.js';
+import type { Store } from '../../api/store/types.js';
 import type { EventObject, VirtualCluster } from '../../api/types.js';
 import { silentLogger } from '../../controllers/log.js';
 import { ControllerManager } from '../../controllers/manager.js';
@@ -17,6 +17,7 @@ import { gitOpsController } from '../../reconcilers/gitops/controller.js';
 import type { GitSource, GitSourceSpec } from '../../reconcilers/gitops/sync-status.js';
 import { waitFor } from '../controllers/helpers.js';
 import { GitFixture, git } from './git-fixture.js';
+import { storeSite, type StoreSite } from './store-site.js';
 import { physicalNode, runVcctlInProcess, virtualCluster } from './sync-helpers.js';
 
 const VC = (name: string) => ({ kind: 'VirtualCluster', namespace: 'default', name });
@@ -27,13 +28,22 @@ describe('gitops controller: GitSource from a local-path remote (real git, real 
   this.timeout(120_000);
   let fx: GitFixture;
   let cache: string;
-  let store: SqliteStore;
+  let site: StoreSite;
+  let store: Store;
+  let storeUrl: string;
   let manager: ControllerManager;
 
+  // The embedded store, or with VL_E2E_STORE=etcd-cluster a 3-member etcd cluster (store-site.ts).
+  before(async () => {
+    site = await storeSite();
+  });
+  after(async () => {
+    await site?.close();
+  });
   beforeEach(async () => {
     fx = new GitFixture('vc-gitops-ctl-');
     cache = mkdtempSync(join(tmpdir(), 'vc-gitops-cache-'));
-    store = new SqliteStore(join(fx.root, 'store.db'), { pollIntervalMs: 10 });
+    ({ store, url: storeUrl } = await site.open(fx.root));
     manager = new ControllerManager({
       store, identity: 'gitops-test', leaderElection: false, log: silentLogger(),
       specs: [gitOpsController({ cacheRoot: cache })],
@@ -179,7 +189,7 @@ describe('gitops controller: GitSource from a local-path remote (real git, real 
     const c = fx.pushUpstream({ 'clusters/a.yaml': virtualCluster('a', 1) }, 'a');
     await createSource('remote');
     await appliedAs('remote', c);
-    const env = { ...process.env, VCCTL_STORE: `file:${join(fx.root, 'store.db')}` };
+    const env = { ...process.env, VCCTL_STORE: storeUrl };
     const get = await runVcctlInProcess(['get', 'gs', '-o', 'wide'], env);
     assert.equal(get.code, 0, get.stderr);
     assert.match(get.stdout, /^NAME\s+SOURCE\s+REVISION\s+READY\s+APPLIED\s+PRUNED\s+AGE\s+FETCHED\s+ERROR/);

@@ -8,11 +8,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getCondition } from '../../api/conditions.js';
-import { SqliteStore } from '../../api/store/sqlite-store.js';
+import type { Store } from '../../api/store/types.js';
 import type { EventObject, VirtualCluster } from '../../api/types.js';
 import type { GitSource } from '../../reconcilers/gitops/sync-status.js';
 import { waitFor } from '../controllers/helpers.js';
 import { httpGet, startManager, type ManagerProcess } from '../controllers/processes.js';
+import { storeSite, type StoreSite } from './store-site.js';
 import { GitFixture } from './git-fixture.js';
 import { virtualCluster } from './sync-helpers.js';
 
@@ -23,22 +24,27 @@ describe('gitops controller: the leader dies mid-sync (two vc-manager processes)
   this.timeout(600_000);
   let fx: GitFixture;
   let cache: string;
-  let store: SqliteStore;
+  let site: StoreSite | undefined;
+  let store: Store;
+  let storeUrl: string;
   let managers: ManagerProcess[] = [];
   let savedCache: string | undefined;
 
-  before(() => {
+  before(async () => {
     fx = new GitFixture('vc-gitops-failover-');
     cache = mkdtempSync(join(tmpdir(), 'vc-gitops-failover-cache-'));
     savedCache = process.env.VIRTUALINUX_GITOPS_CACHE;
     process.env.VIRTUALINUX_GITOPS_CACHE = cache; // inherited by the managers
-    store = new SqliteStore(join(fx.root, 'store.db'), { pollIntervalMs: 10 });
+    // The embedded store, or with VL_E2E_STORE=etcd-cluster a 3-member etcd cluster (store-site.ts).
+    site = await storeSite();
+    ({ store, url: storeUrl } = await site.open(fx.root));
   });
   after(async () => {
     for (const m of managers) await m.kill();
     if (savedCache === undefined) delete process.env.VIRTUALINUX_GITOPS_CACHE;
     else process.env.VIRTUALINUX_GITOPS_CACHE = savedCache;
-    await store.close();
+    await store?.close();
+    await site?.close();
     fx.cleanup();
     rmSync(cache, { recursive: true, force: true });
   });
@@ -52,7 +58,7 @@ describe('gitops controller: the leader dies mid-sync (two vc-manager processes)
       files[`clusters/part-${String(f).padStart(2, '0')}.yaml`] = Array.from({ length: 50 }, (_, i) => virtualCluster(name(f * 50 + i), 1)).join('---\n');
     }
     const commit = fx.pushUpstream(files, `${N} clusters`);
-    const args = ['--store', `file:${join(fx.root, 'store.db')}`, '--controllers', 'gitops', '--lease-ttl', '5'];
+    const args = ['--store', storeUrl, '--controllers', 'gitops', '--lease-ttl', '5'];
     const a = startManager('gitops-a', args);
     managers.push(a);
     await waitFor('a leads', async () => /leader/.test(await readyz(a)), 60_000, 100);

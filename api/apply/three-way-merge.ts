@@ -19,15 +19,41 @@ export function threeWayMerge(lastApplied: unknown, desired: unknown, live: unkn
   return out;
 }
 
-/** JSON with object keys sorted: equal objects give equal text whatever the key order. */
+/**
+ * JSON with object keys sorted: equal objects give equal text whatever the key order. The same
+ * text as JSON.stringify of a key-sorted copy (every object-typed value that is not an array is
+ * taken by its own keys, as isPlainObject says), written without building the copy.
+ */
 export function canonicalJson(v: unknown): string {
-  return JSON.stringify(sortKeys(v));
+  return canonical(v) as string;
 }
 
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (!isPlainObject(v)) return v;
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(v).sort()) out[k] = sortKeys(v[k]);
-  return out;
+function canonical(v: unknown): string | undefined {
+  if (Array.isArray(v)) {
+    let out = '[';
+    for (let i = 0; i < v.length; i++) out += `${i > 0 ? ',' : ''}${canonical(v[i]) ?? 'null'}`;
+    return `${out}]`;
+  }
+  if (!isPlainObject(v)) return JSON.stringify(v);
+  let out = '{';
+  for (const k of sortedKeys(v)) {
+    if (k === '__proto__') continue; // the copy's assignment set its prototype: no key of its own
+    const text = canonical(v[k]);
+    if (text !== undefined) out += `${out.length > 1 ? ',' : ''}${JSON.stringify(k)}:${text}`;
+  }
+  return `${out}}`;
+}
+
+const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
+
+/**
+ * Keys in the order a key-sorted copy enumerates them: a JS object lists array-index keys ("0",
+ * "12") first, in numeric order, then the other keys in insertion (here: sorted) order.
+ */
+function sortedKeys(v: Record<string, unknown>): string[] {
+  const keys = Object.keys(v).sort();
+  const indexes = keys.filter((k) => ARRAY_INDEX.test(k) && Number(k) < 4294967295);
+  if (indexes.length === 0) return keys;
+  const rest = keys.filter((k) => !(ARRAY_INDEX.test(k) && Number(k) < 4294967295));
+  return [...indexes.sort((a, b) => Number(a) - Number(b)), ...rest];
 }

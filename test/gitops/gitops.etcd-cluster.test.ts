@@ -6,32 +6,18 @@
 // the cluster. Needs root.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { runChildMocha } from '../e2e/child-mocha.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const FILES = ['test/gitops/gitops-controller.test.ts', 'test/gitops/gitops-failover.test.ts'];
 
 describe('GitOps end to end on a 3-member etcd cluster (gitops-controller and gitops-failover, VL_E2E_STORE=etcd-cluster)', function () {
   this.timeout(30 * 60_000);
 
   it('the GitOps tests pass on the etcd cluster', async () => {
-    const child = spawn(process.execPath, [join(ROOT, 'node_modules/mocha/bin/mocha.js'), ...FILES], {
-      cwd: ROOT, env: { ...process.env, VL_E2E_STORE: 'etcd-cluster' }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    const keep = (d: Buffer) => {
-      out += d.toString();
-      process.stdout.write(d.toString().replace(/^/gm, '      | '));
-    };
-    child.stdout!.on('data', keep);
-    child.stderr!.on('data', keep);
-    const code = await new Promise<number | null>((r) => child.on('exit', r));
-    const summary = /(\d+) passed, (\d+) failed, (\d+) skipped/.exec(out);
+    const { code, out, summary } = await runChildMocha(FILES, { VL_E2E_STORE: 'etcd-cluster' });
     assert.ok(summary, `no summary line from the child mocha (exit ${code})`);
-    assert.equal(summary[2], '0', `${summary[2]} GitOps tests failed on the etcd cluster`);
-    assert.ok(Number(summary[1]) >= 7, `only ${summary[1]} GitOps tests ran`);
+    assert.equal(summary.failed, 0, `${summary.failed} GitOps tests failed on the etcd cluster`);
+    assert.ok(summary.passed >= 7, `only ${summary.passed} GitOps tests ran`);
     const clusters = out.match(/store: a 3-member etcd cluster/g)?.length ?? 0;
     assert.equal(clusters, FILES.length, `each file runs on a cluster of its own (the child made ${clusters})`);
     assert.equal(code, 0);

@@ -10,6 +10,8 @@
 // soon as the fence's power-off emptied the node's namespace. Depending on where the manager was,
 // it had or had not yet written Fenced and unbound the VMs: the test prints which, and the new
 // manager must finish either way: fence again (idempotent) or not, never start a second copy.
+// A third case kills the manager as soon as Fenced is in the store, with placement free to act:
+// the new manager must boot the VM elsewhere once.
 
 import assert from 'node:assert/strict';
 import type { VirtualCluster } from '../../api/types.js';
@@ -99,5 +101,31 @@ describe('high availability end to end: two nodes lost at once, a manager killed
     // The cut-off node comes back: it runs none of the VMs.
     await ha.recover(lost);
     for (const vm of VMS) assert.equal((await ha.copiesOf(`default.${vm}`)).length, 1, `${vm} runs exactly once`);
+  });
+
+  it('a manager SIGKILLed right after its Fenced write, placement free: a new manager boots the VM elsewhere once', async () => {
+    const ha = suite.cluster;
+    const lost = (await ha.vn('ha-0')).spec!.physicalNode!;
+    const vm = 'default.ha-0';
+    assert.deepEqual(await ha.copiesOf(vm), [lost]);
+    const sampler = suite.sampler = ha.sampler(VMS, 200).start();
+    const t0 = Date.now();
+    await failNode(dir(), lost, { partition: true });
+    // No cordon this time: the window is the one between the fence's batch and the VM's start on
+    // another node (placement, disks, network, QEMU over SSH: seconds), polled every 50 ms.
+    await waitFor(`${lost} Fenced`, () => ha.isFenced(lost), 180_000, 50);
+    const fencedS = (Date.now() - t0) / 1000;
+    await h().restartManager('SIGKILL');
+    const at = await ha.vn('ha-0');
+    console.log(`      Fenced ${fmt(fencedS)} after the partition; manager SIGKILLed with ha-0 ${at.spec?.physicalNode ? `bound to ${at.spec.physicalNode}` : 'unbound'}, phase ${at.status?.phase}`);
+    assert.deepEqual(await ha.copiesOf(vm), [], 'ha-0 runs nowhere at the kill (the window was hit)');
+    const r = await ha.restartedElsewhere('ha-0', [lost], t0);
+    sampler.stop();
+    console.log(`      ha-0 Running elsewhere ${fmt(r.runningS)}, READY ${fmt(r.readyS)} after the partition (new manager); ${sampler.samples} samples`);
+    sampler.assertNeverTwice();
+    await ha.assertFenced(lost);
+    assert.equal((await ha.events(lost, 'Fenced')).filter((e) => Date.parse(e.spec!.lastTimestamp) >= t0).length, 1, `one Fenced Event for ${lost} in this test`);
+    await ha.recover(lost);
+    assert.deepEqual(await ha.copiesOf(vm), [r.node]);
   });
 });

@@ -124,7 +124,7 @@ export function planApply(desired: ApiObject, live: ApiObject | undefined, opts:
     return o;
   };
   if (!live) {
-    const object = withDefaults(annotate(manifest)); // manifest is our own copy
+    const object = withDefaults(annotate(manifest), true); // manifest is our own copy: defaulted in place
     let patch: Operation[] | undefined;
     return {
       action: 'created', object, requiredVersion,
@@ -150,8 +150,9 @@ export function planApply(desired: ApiObject, live: ApiObject | undefined, opts:
   return { action: 'configured', object, patch, requiredVersion };
 }
 
-function withDefaults(o: ApiObject): ApiObject {
-  const { object, issues } = validateObject(o);
+/** `o` validated and defaulted (a copy, or `o` itself when `inPlace`: only for an object shared with nothing). */
+function withDefaults(o: ApiObject, inPlace = false): ApiObject {
+  const { object, issues } = validateObject(o, { inPlace });
   if (issues.length > 0) {
     throw new ApplyError(
       `${describe(o)}: the merged object is invalid: ${issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ')}`,

@@ -52,8 +52,13 @@ const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
  */
 function sortedKeys(v: Record<string, unknown>): string[] {
   const keys = Object.keys(v).sort();
-  const indexes = keys.filter((k) => ARRAY_INDEX.test(k) && Number(k) < 4294967295);
-  if (indexes.length === 0) return keys;
-  const rest = keys.filter((k) => !(ARRAY_INDEX.test(k) && Number(k) < 4294967295));
+  if (!keys.some((k) => isArrayIndex(k))) return keys;
+  const indexes = keys.filter(isArrayIndex);
+  const rest = keys.filter((k) => !isArrayIndex(k));
   return [...indexes.sort((a, b) => Number(a) - Number(b)), ...rest];
+}
+
+function isArrayIndex(k: string): boolean {
+  const c = k.charCodeAt(0);
+  return c >= 48 && c <= 57 && ARRAY_INDEX.test(k) && Number(k) < 4294967295;
 }

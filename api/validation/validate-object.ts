@@ -38,16 +38,18 @@ export function formatPath(path: JsonPath): string {
 /**
  * Validates and defaults an object: kind and apiVersion known, the CRD schema (unknown fields
  * rejected), DNS-1123 names, metadata.namespace present exactly for namespaced kinds (unless
- * `allowMissingNamespace`, for callers that fill it in afterwards).
+ * `allowMissingNamespace`, for callers that fill it in afterwards). With `inPlace`, the defaults
+ * are written into `input` itself and it is returned as `object` (for a caller's own fresh copy:
+ * one deep copy less).
  */
-export function validateObject(input: unknown, opts: { allowMissingNamespace?: boolean } = {}): ValidationResult {
+export function validateObject(input: unknown, opts: { allowMissingNamespace?: boolean; inPlace?: boolean } = {}): ValidationResult {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     return {
       object: input as ApiObject,
       issues: [{ path: [], message: `must be an object with apiVersion, kind, metadata and spec, not ${typeName(input)}` }],
     };
   }
-  const obj = structuredClone(input) as ApiObject;
+  const obj = (opts.inPlace ? input : structuredClone(input)) as ApiObject;
   if (obj.kind === undefined) return { object: obj, issues: [{ path: ['kind'], message: 'is required' }] };
   const info = typeof obj.kind === 'string' ? resolveKind(obj.kind) : undefined;
   if (!info || info.kind !== obj.kind) {

@@ -42,27 +42,49 @@ export function isConditionTrue(list: readonly Condition[] | undefined, type: st
   return getCondition(list, type)?.status === 'True';
 }
 
-// ---- Stalled: one condition per owner, rolled up in one place ---------------------------------
+// ---- Stalled and Reconciling: one condition per owner, rolled up in one place -------------------
 //
-// Several controllers act on one object (four on a VirtualCluster). Each owns its own stall
-// condition, `<Owner>Stalled` (stalledConditionType), which only it sets and clears; the object's
-// `Stalled` condition is never written by anyone directly: rollUpStalled() derives it from every
-// `<Owner>Stalled` there is, so two stalled controllers never overwrite each other.
+// Several controllers act on one object (four on a VirtualCluster). Each owns its own
+// `<Owner>Stalled` and `<Owner>Reconciling` conditions (ownedConditionType), which only it sets and
+// clears; the object's `Stalled` and `Reconciling` conditions are never written by anyone directly:
+// rollUp() derives each from every owner's, so two controllers never overwrite each other.
 
 export const STALLED = 'Stalled';
-const STALLED_SUFFIX = 'Stalled';
+export const RECONCILING = 'Reconciling';
+export type Aggregate = typeof STALLED | typeof RECONCILING;
+const AT_REST: Record<Aggregate, { reason: string; message: string }> = {
+  Stalled: { reason: 'Reconciled', message: 'no controller is stalled' },
+  Reconciling: { reason: 'Succeeded', message: 'no work in flight' },
+};
 
-/** The stall condition a controller owns: "placement/virtualcluster" -> "PlacementVirtualclusterStalled". */
-export function stalledConditionType(owner: string): string {
+/** The owner's condition of an aggregate: ("placement/virtualcluster", Stalled) -> "PlacementVirtualclusterStalled". */
+export function ownedConditionType(owner: string, aggregate: Aggregate = STALLED): string {
   const pascal = owner.split(/[^A-Za-z0-9]+/).filter(Boolean).map((w) => w[0]!.toUpperCase() + w.slice(1)).join('');
-  return `${pascal}${STALLED_SUFFIX}`;
+  return `${pascal}${aggregate}`;
+}
+/** The owner's stall condition (ownedConditionType with Stalled). */
+export function stalledConditionType(owner: string): string {
+  return ownedConditionType(owner, STALLED);
 }
 
 /**
- * Sets (status True) or clears (status False) one owner's stall and recomputes `Stalled`:
- * True when any owner is stalled (its reason the first stalled owner's, its message every
- * stalled owner's "owner: message"), else False with reason Reconciled.
+ * Sets (status True) or clears (status False) one owner's condition of an aggregate and
+ * recomputes the aggregate: True when any owner's is (its reason the first owner's by condition
+ * type, its message every such owner's "owner: message"), else False at rest.
  */
+export function setOwned(
+  list: readonly Condition[] | undefined,
+  aggregate: Aggregate,
+  owner: string,
+  c: { status: 'True' | 'False'; reason: string; message: string },
+  observedGeneration: number,
+  now: Date = new Date(),
+): Condition[] {
+  const own = setCondition(list, { type: ownedConditionType(owner, aggregate), ...c, message: `${owner}: ${c.message}` }, observedGeneration, now);
+  return rollUp(own, aggregate, observedGeneration, now);
+}
+
+/** setOwned for Stalled. */
 export function setStall(
   list: readonly Condition[] | undefined,
   owner: string,
@@ -70,17 +92,16 @@ export function setStall(
   observedGeneration: number,
   now: Date = new Date(),
 ): Condition[] {
-  const own = setCondition(list, { type: stalledConditionType(owner), ...stall, message: `${owner}: ${stall.message}` }, observedGeneration, now);
-  return rollUpStalled(own, observedGeneration, now);
+  return setOwned(list, STALLED, owner, stall, observedGeneration, now);
 }
 
-/** `Stalled` derived from every `<Owner>Stalled` condition (see above). */
-export function rollUpStalled(list: readonly Condition[], observedGeneration: number, now: Date = new Date()): Condition[] {
-  const stalled = list
-    .filter((c) => c.type !== STALLED && c.type.endsWith(STALLED_SUFFIX) && c.status === 'True')
+/** The aggregate derived from every `<Owner><Aggregate>` condition (see above). */
+export function rollUp(list: readonly Condition[], aggregate: Aggregate, observedGeneration: number, now: Date = new Date()): Condition[] {
+  const on = list
+    .filter((c) => c.type !== aggregate && c.type.endsWith(aggregate) && c.status === 'True')
     .sort((a, b) => a.type.localeCompare(b.type));
-  const first = stalled[0];
+  const first = on[0];
   return setCondition(list, first
-    ? { type: STALLED, status: 'True', reason: first.reason, message: stalled.map((c) => c.message).join('; ') }
-    : { type: STALLED, status: 'False', reason: 'Reconciled', message: 'no controller is stalled' }, observedGeneration, now);
+    ? { type: aggregate, status: 'True', reason: first.reason, message: on.map((c) => c.message).join('; ') }
+    : { type: aggregate, status: 'False', ...AT_REST[aggregate] }, observedGeneration, now);
 }

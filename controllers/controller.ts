@@ -2,7 +2,7 @@
 // workers that call reconcile. Outcomes map to queue actions in exactly one place (settle()):
 //   done                 -> forget the key's backoff (and clear this controller's own stall)
 //   {requeueAfterMs}     -> forget the backoff, add the key again after that delay
-//   TerminalError        -> forget, no retry; <Controller>Stalled=True on the object (rolled up into
+//   StallingError        -> forget, no retry; <Controller>Stalled=True on the object (rolled up into
 //                           Stalled by api/conditions.ts: setStall) and a Warning Event
 //   any other error,
 //   a timeout            -> add the key again with per-key exponential backoff
@@ -12,7 +12,10 @@
 
 import type { ApiObject, Condition } from '../api/types.js';
 import { type ObjectRef, NotFoundError, ConflictError, FencedError, type Store } from '../api/store/types.js';
-import { getCondition, setStall, stalledConditionType } from '../api/conditions.js';
+import {
+  getCondition, ownedConditionType, setCondition, setOwned, stalledConditionType, STALLED, type Aggregate, type ConditionInput,
+} from '../api/conditions.js';
+import { classify, conditionEffects, type Outcome } from './outcome.js';
 import { writeStatusOver } from '../api/status-writer.js';
 import { resolveKind } from '../api/kinds.js';
 import { describeRef } from '../api/store/object-semantics.js';
@@ -23,7 +26,6 @@ import { cacheKey, refFromKey, type InformerHandlers } from './informer.js';
 import type { ManagerMetrics, ReconcileResultLabel } from './metrics.js';
 import type { RateLimiter } from './rate-limiter.js';
 import {
-  TerminalError,
   type ControllerSpec, type EventRecorder, type Logger, type ReconcileContext, type ReconcileResult,
 } from './types.js';
 import { WorkQueue } from './workqueue.js';
@@ -45,11 +47,6 @@ export interface ControllerDeps {
   rateLimiter?: RateLimiter<string>;
 }
 
-type Outcome =
-  | { kind: 'done' }
-  | { kind: 'requeue'; afterMs: number }
-  | { kind: 'terminal'; err: TerminalError }
-  | { kind: 'error'; err: unknown; timeout: boolean };
 
 class ReconcileTimeoutError extends Error {}
 
@@ -68,7 +65,7 @@ export class Controller {
   private readonly removers: (() => void)[] = [];
   private workers: Promise<void>[] = [];
   /** Reconciles completed, by outcome (tests and benchmarks). */
-  readonly counts = { done: 0, requeue: 0, terminal: 0, error: 0 };
+  readonly counts = { done: 0, requeue: 0, waiting: 0, terminal: 0, error: 0 };
   /** Called after each reconcile settles (benchmarks measure latency with it). */
   onSettled?: (key: string, outcome: Outcome['kind']) => void;
 
@@ -187,9 +184,7 @@ export class Controller {
       ]);
       outcome = result && result.requeueAfterMs >= 0 ? { kind: 'requeue', afterMs: result.requeueAfterMs } : { kind: 'done' };
     } catch (err) {
-      outcome = err instanceof TerminalError
-        ? { kind: 'terminal', err }
-        : { kind: 'error', err, timeout: err instanceof ReconcileTimeoutError };
+      outcome = classify(err, err instanceof ReconcileTimeoutError);
     } finally {
       clearTimeout(timer);
       deps.signal.removeEventListener('abort', onParentAbort);
@@ -202,7 +197,7 @@ export class Controller {
   private async settle(key: string, ref: ObjectRef, outcome: Outcome, log: Logger, seconds: number): Promise<void> {
     const { spec, deps } = this;
     const label: ReconcileResultLabel =
-      outcome.kind === 'done' ? 'success' : outcome.kind === 'error' && outcome.timeout ? 'timeout' : outcome.kind;
+      outcome.kind === 'done' ? 'success' : outcome.kind === 'waiting' ? 'requeue' : outcome.kind === 'error' && outcome.timeout ? 'timeout' : outcome.kind;
     deps.metrics?.reconcileDuration.observe({ controller: spec.name, result: label }, seconds);
     this.counts[outcome.kind]++;
     // A deposed or stopping manager leaves the key to whoever leads next.
@@ -211,7 +206,11 @@ export class Controller {
       case 'done':
         log.debug({ seconds }, 'reconciled');
         this.queue.forget(key);
-        await this.clearStalled(ref, log);
+        break;
+      case 'waiting':
+        log.debug({ seconds, reason: outcome.err.reason, err: outcome.err.message, retryAfterMs: outcome.err.retryAfterMs }, 'waiting');
+        this.queue.forget(key);
+        this.queue.addAfter(key, outcome.err.retryAfterMs);
         break;
       case 'requeue':
         log.debug({ seconds, requeueAfterMs: outcome.afterMs }, 'reconciled; requeued');
@@ -222,7 +221,6 @@ export class Controller {
         this.queue.forget(key);
         deps.metrics?.reconcileErrors.inc({ controller: spec.name, type: 'terminal' });
         log.warn({ reason: outcome.err.reason, err: outcome.err.message }, 'reconcile stalled: not retried until the object changes');
-        await this.markStalled(ref, outcome.err, log);
         break;
       case 'error': {
         const err = outcome.err;
@@ -234,6 +232,7 @@ export class Controller {
         break;
       }
     }
+    await this.writeConditions(ref, outcome, log);
     this.onSettled?.(key, outcome.kind);
   }
 
@@ -271,46 +270,59 @@ export class Controller {
       const obj = await this.deps.store.tryGet(ref);
       if (!obj) return;
       this.deps.events.record(obj, 'Warning', INVALID_SPEC, message);
-      await this.writeStall(obj, [{ owner: ADMISSION, status: 'True', reason: INVALID_SPEC, message }]);
+      await this.writeOwned(obj, [{ owner: ADMISSION, aggregate: STALLED, status: 'True', reason: INVALID_SPEC, message }]);
     } catch (e) {
       if (!(e instanceof ConflictError)) log.warn({ err: String(e) }, 'could not set the Stalled condition');
     }
   }
 
-  private async markStalled(ref: ObjectRef, err: TerminalError, log: Logger): Promise<void> {
+  /**
+   * The outcome's conditions (controllers/outcome.ts), in one status write over the stored object:
+   * this controller's own Stalled/Reconciling set or cleared (rolled up), its declared condition,
+   * and a Warning Event for a stall. Nothing is written when nothing would change; after a
+   * success, an InvalidSpec stall is withdrawn too (the object is valid again).
+   */
+  private async writeConditions(ref: ObjectRef, outcome: Outcome, log: Logger): Promise<void> {
+    const fx = conditionEffects(outcome, this.spec.condition);
+    const cached = conditionsOf(this.deps.cache.get(ref));
+    type Owned = { owner: string; aggregate: Aggregate; status: 'True' | 'False'; reason: string; message: string };
+    const owned: Owned[] = [];
+    for (const a of fx.clear) {
+      if (getCondition(cached, ownedConditionType(this.spec.name, a))?.status === 'True') {
+        owned.push({ owner: this.spec.name, aggregate: a, status: 'False', reason: a === STALLED ? 'Reconciled' : 'Succeeded', message: 'reconciled' });
+      }
+    }
+    if (outcome.kind === 'done' && getCondition(cached, stalledConditionType(ADMISSION))?.status === 'True') {
+      owned.push({ owner: ADMISSION, aggregate: STALLED, status: 'False', reason: 'Reconciled', message: 'reconciled' });
+    }
+    for (const c of fx.set) {
+      const now = getCondition(cached, ownedConditionType(this.spec.name, c.aggregate));
+      if (now?.status !== 'True' || now.reason !== c.reason || now.message !== `${this.spec.name}: ${c.message}` || outcome.kind === 'terminal') {
+        owned.push({ owner: this.spec.name, ...c, status: 'True' });
+      }
+    }
+    const own = fx.condition;
+    const ownNow = own && getCondition(cached, own.type);
+    const ownChanges = !!own && (ownNow?.status !== own.status || ownNow.reason !== own.reason || ownNow.message !== (own.message ?? ''));
+    if (owned.length === 0 && !ownChanges) return;
     try {
       const obj = await this.deps.store.tryGet(ref);
       if (!obj) return;
-      this.deps.events.record(obj, 'Warning', err.reason, err.message);
-      await this.writeStall(obj, [{ owner: this.spec.name, status: 'True', reason: err.reason, message: err.message }]);
+      if (outcome.kind === 'terminal') this.deps.events.record(obj, 'Warning', outcome.err.reason, outcome.err.message);
+      await this.writeOwned(obj, owned, ownChanges ? own : undefined);
     } catch (e) {
-      log.warn({ err: String(e) }, 'could not set the Stalled condition');
+      if (!(e instanceof ConflictError || e instanceof NotFoundError)) log.warn({ err: String(e) }, 'could not write the outcome\'s conditions');
     }
   }
 
-  /** After a success, withdraws this controller's own stall, and an InvalidSpec one (the object is valid again). */
-  private async clearStalled(ref: ObjectRef, log: Logger): Promise<void> {
-    const cached = conditionsOf(this.deps.cache.get(ref));
-    const owners = [this.spec.name, ADMISSION].filter((o) => getCondition(cached, stalledConditionType(o))?.status === 'True');
-    if (owners.length === 0) return;
-    try {
-      const obj = await this.deps.store.tryGet(ref);
-      if (obj) await this.writeStall(obj, owners.map((owner) => ({ owner, status: 'False' as const, reason: 'Reconciled', message: 'reconciled' })));
-    } catch (e) {
-      if (!(e instanceof ConflictError || e instanceof NotFoundError)) log.warn({ err: String(e) }, 'could not clear the Stalled condition');
-    }
-  }
-
-  /**
-   * Writes stalls (each owner's own condition, and the rolled-up Stalled) over `obj`; on a
-   * conflict (another controller of the object wrote meanwhile) again over a fresh read, so
-   * neither write loses the other's stall.
-   */
-  private async writeStall(obj: ApiObject, stalls: { owner: string; status: 'True' | 'False'; reason: string; message: string }[]): Promise<void> {
+  /** Writes owned conditions (rolled up) and the declared condition over `obj` (api/status-writer.ts). */
+  private async writeOwned(obj: ApiObject, owned: { owner: string; aggregate: Aggregate; status: 'True' | 'False'; reason: string; message: string }[], own?: ConditionInput): Promise<void> {
     await writeStatusOver(this.deps.store, obj, (current) => {
       const status = (current.status && typeof current.status === 'object' ? current.status : {}) as { conditions?: Condition[] };
+      const gen = current.metadata.generation ?? 0;
       let conditions = conditionsOf(current);
-      for (const { owner, ...c } of stalls) conditions = setStall(conditions, owner, c, current.metadata.generation ?? 0);
+      for (const { owner, aggregate, ...c } of owned) conditions = setOwned(conditions, aggregate, owner, c, gen);
+      if (own) conditions = setCondition(conditions, own, gen);
       return { ...status, conditions };
     });
   }

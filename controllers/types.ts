@@ -2,27 +2,45 @@
 // (reconcilers/). A reconciler gets a key and the context; it reads current state (cache or store),
 // takes the next step toward the desired state, and returns. It must be idempotent and must not
 // depend on seeing every event (level-triggered). Outcomes map to queue actions in one place
-// (the controller runtime):
-//   return undefined            -> done; forget the key's backoff
+// (the controller runtime), through one error taxonomy (as Flux's runtime has it):
+//   return undefined            -> done; forget the key's backoff; this controller's own
+//                                  `<Controller>Stalled` / `<Controller>Reconciling` cleared
 //   return {requeueAfterMs: n}  -> done for now; process again after n ms
-//   throw TerminalError         -> no retry; its own `<Controller>Stalled` condition (rolled up into `Stalled`), Event
-//   throw anything else         -> retry with per-key exponential backoff
+//   throw StallingError         -> the user must act: no retry until the object changes;
+//                                  `<Controller>Stalled` True (rolled up into `Stalled`), a Warning Event
+//   throw WaitingError          -> a dependency is not ready: again after its retryAfterMs, no
+//                                  backoff growth; `<Controller>Reconciling` True (rolled up into `Reconciling`)
+//   throw GenericError          -> failed, retried with per-key exponential backoff;
+//                                  `<Controller>Reconciling` True with its reason
+//   throw anything else         -> the same retry, no condition (a transient failure of I/O)
+// With all three, the controller's own condition (spec.condition, e.g. StorageReady) is set False
+// with the error's reason and message. The mapping lives in one place: controllers/outcome.ts.
 // A reconcile that throws or panics or exceeds its timeout never takes the worker down.
 
 import type { ApiObject, ObjectMeta } from '../api/types.js';
 import type { ListOptions, ObjectRef, Store } from '../api/store/types.js';
+import { NamedError } from '../api/errors.js';
 
 export type ReconcileResult = void | undefined | { requeueAfterMs: number };
 
-/** An error the user must act on (bad spec): not retried until the object changes. */
-export class TerminalError extends Error {
-  constructor(
-    message: string,
-    public readonly reason: string = 'Stalled',
-    options?: { cause?: unknown },
-  ) {
+/** The user must act (a bad spec, a missing template): not retried until the object changes. */
+export class StallingError extends NamedError {
+  constructor(message: string, public readonly reason: string = 'Stalled', options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'TerminalError';
+  }
+}
+
+/** A dependency is not ready yet: tried again after retryAfterMs, without backoff growth. */
+export class WaitingError extends NamedError {
+  constructor(message: string, public readonly reason: string, public readonly retryAfterMs = 5_000, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The work failed in a way worth telling the user (reason): retried with backoff. */
+export class GenericError extends NamedError {
+  constructor(message: string, public readonly reason: string, options?: { cause?: unknown }) {
+    super(message, options);
   }
 }
 
@@ -79,5 +97,8 @@ export interface ControllerSpec {
   resyncMs?: number;
   /** Per-reconcile timeout; default 5 minutes. */
   timeoutMs?: number;
+  /** The condition this controller reports on its object (e.g. StorageReady): a Stalling,
+   * Waiting or Generic error sets it False with the error's reason (controllers/outcome.ts). */
+  condition?: string;
   reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult>;
 }

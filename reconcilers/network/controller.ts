@@ -22,7 +22,7 @@ import type { ObjectRef } from '../../api/store/types.js';
 import { getCondition, isConditionTrue, setCondition } from '../../api/conditions.js';
 import { clusterSelector } from '../../api/labels.js';
 import { domainNameOf } from '../../api/names.js';
-import { TerminalError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
+import { StallingError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
 import type { Transport } from '../../drivers/transport/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { NfsServerDriver, NfsServerMissingError } from '../../drivers/nfs/nfs-server.js';
@@ -221,7 +221,7 @@ export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetwo
       const status = vc.status ?? {};
       if (r.kind === 'invalid') {
         await writeStatus(ctx, vc, { ...status, conditions: setCondition(status.conditions, { type: 'NetworkReady', status: 'False', reason: 'InvalidSubnet', message: r.message }, gen) });
-        throw new TerminalError(r.message, 'InvalidSubnet');
+        throw new StallingError(r.message, 'InvalidSubnet');
       }
       if (r.kind === 'conflict') {
         await reportConflict(ctx, vc, r);

@@ -6,8 +6,10 @@
 
 import { posix } from 'node:path';
 import { AlreadyExistsError, NotFoundError, type ObjectRef } from '../../api/store/types.js';
+import { clusterSelector } from '../../api/labels.js';
+import { ensureFinalizer, removeFinalizer } from '../../api/finalizers.js';
 import type { VirtualCluster, Volume } from '../../api/types.js';
-import type { ReconcileContext } from '../../controllers/types.js';
+import { GenericError, type ReconcileContext } from '../../controllers/types.js';
 import { eachKey, ensureDir, removePath } from '../../drivers/storage/file-volumes.js';
 import type { StorageDriver, VolumeInfo, VolumeKey } from '../../drivers/storage/types.js';
 import { StorageFullError, TemplateNotFoundError } from '../../drivers/storage/types.js';
@@ -15,7 +17,6 @@ import type { Transport } from '../../drivers/transport/types.js';
 import { buildConfigDisk } from './config-disk.js';
 import { nodeConfig, templateSource } from './documents.js';
 import {
-  CLUSTER_LABEL,
   CONFIG_REVISION_ANNOTATION,
   FORMAT_ANNOTATION,
   STORAGE_FINALIZER,
@@ -45,7 +46,7 @@ export async function volumesOf(env: StorageEnv): Promise<Volume[]> {
   const { vc } = env;
   const list = await env.ctx.store.list<Volume>('Volume', {
     namespace: vc.metadata.namespace,
-    labelSelector: `${CLUSTER_LABEL}=${vc.metadata.name}`,
+    labelSelector: clusterSelector(vc.metadata.name),
   });
   return list.items.filter((v) => v.metadata.ownerReferences?.some((o) => o.uid === vc.metadata.uid));
 }
@@ -63,12 +64,12 @@ export class StorageActionExecutor {
     switch (a.type) {
       case 'addFinalizer':
       case 'removeFinalizer': {
-        const vc = await ctx.store.get<VirtualCluster>(refOf(env.vc));
-        const fin = (vc.metadata.finalizers ?? []).filter((f) => f !== STORAGE_FINALIZER);
-        if (a.type === 'addFinalizer') fin.push(STORAGE_FINALIZER);
-        vc.metadata.finalizers = fin;
         try {
-          env.vc = await ctx.store.update(vc);
+          const vc = a.type === 'addFinalizer'
+            ? await ensureFinalizer<VirtualCluster>(ctx.store, refOf(env.vc), STORAGE_FINALIZER)
+            : await removeFinalizer<VirtualCluster>(ctx.store, refOf(env.vc), STORAGE_FINALIZER);
+          if (!vc) throw new NotFoundError(`VirtualCluster ${env.vc.metadata.namespace}/${vcName} is gone`);
+          env.vc = vc;
         } catch (e) {
           if (a.type === 'removeFinalizer' && e instanceof NotFoundError) return true;
           throw e;
@@ -111,8 +112,10 @@ export class StorageActionExecutor {
               throw new Error(`cannot provision a ${a.role} volume this way`);
           }
         } catch (e) {
+          // A failure of the work of making the storage: named for StorageReady (the controller
+          // decides whether to tell; controllers/outcome.ts writes it).
           if (e instanceof Error && !(e instanceof StorageFullError) && !(e instanceof TemplateNotFoundError)) {
-            (e as { storageReason?: string }).storageReason = a.role === 'snapshot' ? 'SnapshotFailed' : a.role === 'original' ? 'OriginalFailed' : 'VolumeFailed';
+            throw new GenericError(e.message, a.role === 'snapshot' ? 'SnapshotFailed' : a.role === 'original' ? 'OriginalFailed' : 'VolumeFailed', { cause: e });
           }
           throw e;
         }

@@ -28,7 +28,9 @@ import { posix } from 'node:path';
 import { setCondition, getCondition, type ConditionInput } from '../../api/conditions.js';
 import { ConflictError, type ObjectRef } from '../../api/store/types.js';
 import type { OSTemplate, PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
-import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
+import { GenericError, WaitingError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
+import { writeStatusOver } from '../../api/status-writer.js';
+import { CLUSTER_LABEL, clusterSelector } from '../../api/labels.js';
 import { createStorageDriver, type DriverOptions } from '../../drivers/storage/index.js';
 import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
 import { StorageFullError, TemplateNotFoundError } from '../../drivers/storage/types.js';
@@ -37,7 +39,6 @@ import { StorageActionExecutor, volumeKey, volumesOf, type StorageEnv } from './
 import { buildConfigVars } from './config-disk.js';
 import { nodeConfig, subnetOf, vcConfigDocument } from './documents.js';
 import {
-  CLUSTER_LABEL,
   ROLLBACK_ANNOTATION,
   ROLLBACK_HOLD_MS,
   STORAGE_READY,
@@ -70,6 +71,7 @@ export function storageController(cache: CacheReader, opts: StorageControllerOpt
   return {
     name: STORAGE_CONTROLLER,
     forKind: 'VirtualCluster',
+    condition: STORAGE_READY,
     owns: ['Volume'],
     watches: [
       { kind: 'OSTemplate', map: (t) => clustersUsing(cache, t.metadata.name) },
@@ -117,10 +119,8 @@ export class StorageReconciler {
     if (!vc) return undefined;
     const node = pickStorageNode(ctx.cache.list<PhysicalNode>('PhysicalNode'));
     if (!node) {
-      if (!vc.metadata.deletionTimestamp) {
-        await this.writeConditions(ctx, key, [{ type: STORAGE_READY, status: 'False', reason: 'NoStorageNode', message: 'no Ready PhysicalNode with a storageRoot to do the storage work on' }]);
-      }
-      return { requeueAfterMs: 10_000 };
+      if (vc.metadata.deletionTimestamp) return { requeueAfterMs: 10_000 };
+      throw new WaitingError('no Ready PhysicalNode with a storageRoot to do the storage work on', 'NoStorageNode', 10_000);
     }
     const cachedTemplate = (): OSTemplate | undefined => ctx.cache.get<OSTemplate>({ kind: 'OSTemplate', name: vc.spec!.template });
     const held = rollbackHoldMs(vc, cachedTemplate(), new Date());
@@ -169,20 +169,19 @@ export class StorageReconciler {
         await this.setRollbackMark(ctx, key, rollbackMark(vc, cachedTemplate(), new Date()));
         const reason = e instanceof StorageFullError ? 'StorageFull' : 'TemplateNotFound';
         ctx.events.record(env.vc, 'Warning', reason, e.message);
-        await this.writeConditions(ctx, key, [{ type: STORAGE_READY, status: 'False', reason, message: `${e.message} (rolled back the volumes this attempt made)` }]);
-        return { requeueAfterMs: ROLLBACK_HOLD_MS };
+        throw new WaitingError(`${e.message} (rolled back the volumes this attempt made)`, reason, ROLLBACK_HOLD_MS, { cause: e });
       }
       // A failure says the storage is not ready only when it hit the work of making it ready. One
       // that hit looking at the storage (a lost SSH session, say) or upkeep of a complete storage
       // (vc.json, usage figures) leaves a True StorageReady alone: nothing on the storage changed,
       // and the retry (with backoff) looks again. Otherwise a busy node's transient failures made
       // StorageReady flap, and the runtime refuses to start VMs while it is not True.
-      const reason = (e as { storageReason?: string }).storageReason ?? 'StorageError';
+      // Told (a GenericError: StorageReady False with its reason, from controllers/outcome.ts) or
+      // not (the plain error: retried with backoff, no condition).
       const wasTrue = getCondition(env.vc.status?.conditions, STORAGE_READY)?.status === 'True';
-      if (!env.vc.metadata.deletionTimestamp && !(wasTrue && planReady !== false)) {
-        await this.writeConditions(ctx, key, [{ type: STORAGE_READY, status: 'False', reason, message: (e as Error).message }]).catch(() => undefined);
-      }
-      throw e;
+      const tell = !env.vc.metadata.deletionTimestamp && !(wasTrue && planReady !== false);
+      if (!tell) throw e instanceof GenericError ? e.cause : e;
+      throw e instanceof GenericError ? e : new GenericError((e as Error).message, 'StorageError', { cause: e });
     }
     if (conditions.length > 0) await this.writeConditions(ctx, key, conditions);
     if (env.vc.metadata.annotations?.[ROLLBACK_ANNOTATION] !== undefined && conditions.some((c) => c.type === STORAGE_READY && c.status === 'True')) {
@@ -204,7 +203,7 @@ export class StorageReconciler {
     ]);
     const present = Object.fromEntries(names.map((n, i) => [n, exist[i] === true]));
     const vmsActive = ctx.cache
-      .list<VirtualNode>('VirtualNode', { namespace: vc.metadata.namespace, labelSelector: `${CLUSTER_LABEL}=${vc.metadata.name}` })
+      .list<VirtualNode>('VirtualNode', { namespace: vc.metadata.namespace, labelSelector: clusterSelector(vc.metadata.name) })
       .some((vn) => ACTIVE_PHASES.has(vn.status?.phase ?? ''));
     const subnet = subnetOf(vc);
     const configRevisions: Record<number, string> = {};
@@ -241,10 +240,10 @@ export class StorageReconciler {
   private async writeConditions(ctx: ReconcileContext, ref: ObjectRef, conds: ConditionInput[]): Promise<void> {
     const vc = await ctx.store.tryGet<VirtualCluster>(ref);
     if (!vc) return;
-    let list = vc.status?.conditions;
-    for (const c of conds) list = setCondition(list, c, vc.metadata.generation ?? 0);
-    if (JSON.stringify(list) === JSON.stringify(vc.status?.conditions)) return;
-    vc.status = { ...(vc.status ?? {}), conditions: list };
-    await ctx.store.updateStatus(vc);
+    await writeStatusOver<VirtualCluster>(ctx.store, vc, (cur) => {
+      let list = cur.status?.conditions;
+      for (const c of conds) list = setCondition(list, c, cur.metadata.generation ?? 0);
+      return { ...(cur.status ?? {}), conditions: list };
+    });
   }
 }

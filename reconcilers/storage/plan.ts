@@ -15,9 +15,9 @@
 import type { ConditionInput } from '../../api/conditions.js';
 import type { OSTemplate, StorageDriverName, VirtualCluster, Volume, VolumeRole } from '../../api/types.js';
 import { API_VERSION } from '../../api/types.js';
+import { CLUSTER_LABEL } from '../../api/labels.js';
 
 export const STORAGE_FINALIZER = 'virtualinux.org/storage';
-export const CLUSTER_LABEL = 'virtualinux.org/cluster';
 export const ROLE_LABEL = 'virtualinux.org/volume-role';
 export const CONFIG_REVISION_ANNOTATION = 'virtualinux.org/config-revision';
 export const FORMAT_ANNOTATION = 'virtualinux.org/format';

@@ -9,7 +9,7 @@ import { ControllerManager } from '../../controllers/manager.js';
 import { buildControllerSpecs } from '../../operator/registry.js';
 import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { silentLogger } from '../../controllers/log.js';
-import { TerminalError, type ControllerSpec } from '../../controllers/types.js';
+import { StallingError, type ControllerSpec } from '../../controllers/types.js';
 import { tempSqliteStore, virtualCluster, waitFor, type TempSqliteStore } from './helpers.js';
 
 describe('ControllerManager on the embedded store', function () {
@@ -23,7 +23,7 @@ describe('ControllerManager on the embedded store', function () {
     name: 'test-stalling',
     forKind: 'OSTemplate',
     async reconcile(key) {
-      throw new TerminalError(`template ${key.name} names no image: set spec.image.path`, 'MissingImage');
+      throw new StallingError(`template ${key.name} names no image: set spec.image.path`, 'MissingImage');
     },
   };
 

@@ -1,7 +1,8 @@
 // Who owns Stalled (issue 22 item 6): each controller of an object sets and clears only its own
 // `<Owner>Stalled` condition, and `Stalled` is rolled up from all of them in one place
-// (api/conditions.ts), so two stalled controllers never overwrite each other. Two real
-// controllers on one kind, under the manager, on the embedded store.
+// (api/conditions.ts), so two stalled controllers never overwrite each other. And the error
+// taxonomy (item 3): Stalling, Waiting and Generic errors mapped to conditions in one place
+// (controllers/outcome.ts). Real controllers on one kind, under the manager, on the embedded store.
 
 import assert from 'node:assert/strict';
 import type { SqliteStore } from '../../api/store/sqlite-store.js';
@@ -9,7 +10,8 @@ import type { ApiObject, Condition } from '../../api/types.js';
 import { getCondition, setStall, stalledConditionType } from '../../api/conditions.js';
 import { ControllerManager } from '../../controllers/manager.js';
 import { silentLogger } from '../../controllers/log.js';
-import { TerminalError, type ControllerSpec } from '../../controllers/types.js';
+import { GenericError, StallingError, WaitingError, type ControllerSpec } from '../../controllers/types.js';
+import { conditionEffects } from '../../controllers/outcome.js';
 import { tempSqliteStore, waitFor, type TempSqliteStore } from './helpers.js';
 
 /** A controller that stalls while the object's annotation `test/<flag>` is "stall". */
@@ -17,9 +19,13 @@ function stallWhenAsked(name: string, flag: string): ControllerSpec {
   return {
     name,
     forKind: 'OSTemplate',
+    condition: name === 'second' ? 'ImageReady' : undefined,
     async reconcile(key, ctx) {
       const o = ctx.cache.get<ApiObject>({ kind: 'OSTemplate', name: key.name });
-      if (o?.metadata.annotations?.[`test/${flag}`] === 'stall') throw new TerminalError(`${name} cannot go on`, `${name.replace(/[^a-z]/g, '')}Reason`);
+      const asked = o?.metadata.annotations?.[`test/${flag}`];
+      if (asked === 'wait') throw new WaitingError(`${name} waits for the image`, 'ImageMissing', 200);
+      if (asked === 'fail') throw new GenericError(`${name} could not copy`, 'CopyFailed');
+      if (asked === 'stall') throw new StallingError(`${name} cannot go on`, `${name.replace(/[^a-z]/g, '')}Reason`);
       return undefined;
     },
   };
@@ -83,6 +89,39 @@ describe('Stalled: one condition per controller, rolled up in one place', functi
     });
     assert.equal(getCondition(none, 'SecondStalled')?.status, 'False');
     assert.equal(getCondition(none, 'Stalled')?.reason, 'Reconciled');
+  });
+
+  it('Waiting and Generic errors: the controller\'s own Reconciling (rolled up) and its declared condition False with the reason; a success clears Reconciling', async () => {
+    await annotate({ 'test/second': 'wait' });
+    const waiting = await waitFor('second waiting', async () => {
+      const cs = await conditions();
+      return getCondition(cs, 'SecondReconciling')?.status === 'True' ? cs : undefined;
+    });
+    assert.equal(getCondition(waiting, 'Reconciling')?.status, 'True');
+    assert.equal(getCondition(waiting, 'Reconciling')?.reason, 'ImageMissing');
+    assert.deepEqual([getCondition(waiting, 'ImageReady')?.status, getCondition(waiting, 'ImageReady')?.reason], ['False', 'ImageMissing']);
+    assert.equal(getCondition(waiting, 'FirstCtlReconciling'), undefined, 'a controller without work in flight adds nothing');
+    await annotate({ 'test/second': 'fail' });
+    const failing = await waitFor('second failing', async () => {
+      const cs = await conditions();
+      return getCondition(cs, 'ImageReady')?.reason === 'CopyFailed' ? cs : undefined;
+    });
+    assert.equal(getCondition(failing, 'Reconciling')?.reason, 'CopyFailed');
+    assert.equal(getCondition(failing, 'Stalled')?.status, 'False', 'retried, not stalled');
+    await annotate({});
+    const done = await waitFor('second done', async () => {
+      const cs = await conditions();
+      return getCondition(cs, 'Reconciling')?.status === 'False' ? cs : undefined;
+    });
+    assert.equal(getCondition(done, 'SecondReconciling')?.status, 'False');
+  });
+
+  it('conditionEffects: the one mapping', () => {
+    assert.deepEqual(conditionEffects({ kind: 'done' }, 'X'), { set: [], clear: ['Stalled', 'Reconciling'] });
+    assert.deepEqual(conditionEffects({ kind: 'error', err: new Error('io'), timeout: false }, 'X'), { set: [], clear: [] }, 'a plain error tells nobody');
+    const w = conditionEffects({ kind: 'waiting', err: new WaitingError('m', 'R', 1) }, 'X');
+    assert.deepEqual(w.condition, { type: 'X', status: 'False', reason: 'R', message: 'm' });
+    assert.equal(conditionEffects({ kind: 'terminal', err: new StallingError('m', 'S') }, undefined).condition, undefined);
   });
 
   it('setStall: the owner type is PascalCase of the controller name, and only Stalled is derived', () => {

@@ -292,7 +292,7 @@ export class Controller {
         owned.push({ owner: this.spec.name, aggregate: a, status: 'False', reason: a === STALLED ? 'Reconciled' : 'Succeeded', message: 'reconciled' });
       }
     }
-    if (outcome.kind === 'done' && getCondition(cached, stalledConditionType(ADMISSION))?.status === 'True') {
+    if ((outcome.kind === 'done' || outcome.kind === 'requeue') && getCondition(cached, stalledConditionType(ADMISSION))?.status === 'True') {
       owned.push({ owner: ADMISSION, aggregate: STALLED, status: 'False', reason: 'Reconciled', message: 'reconciled' });
     }
     for (const c of fx.set) {

@@ -34,9 +34,9 @@ export function conditionEffects(outcome: Outcome, condition: string | undefined
     condition ? { type: condition, status: 'False', reason, message } : undefined;
   switch (outcome.kind) {
     case 'done':
-      return { set: [], clear: ['Stalled', 'Reconciling'] };
     case 'requeue':
-      return { set: [], clear: [] };
+      // The reconcile returned: whatever stalled or failed before is past.
+      return { set: [], clear: ['Stalled', 'Reconciling'] };
     case 'terminal':
       return { set: [{ aggregate: 'Stalled', reason: outcome.err.reason, message: outcome.err.message }], clear: ['Reconciling'], condition: own(outcome.err.reason, outcome.err.message) };
     case 'waiting':

@@ -5,7 +5,7 @@
 // (the controller runtime), through one error taxonomy (as Flux's runtime has it):
 //   return undefined            -> done; forget the key's backoff; this controller's own
 //                                  `<Controller>Stalled` / `<Controller>Reconciling` cleared
-//   return {requeueAfterMs: n}  -> done for now; process again after n ms
+//   return {requeueAfterMs: n}  -> done for now (the same conditions cleared); again after n ms
 //   throw StallingError         -> the user must act: no retry until the object changes;
 //                                  `<Controller>Stalled` True (rolled up into `Stalled`), a Warning Event
 //   throw WaitingError          -> a dependency is not ready: again after its retryAfterMs, no

@@ -118,6 +118,7 @@ describe('Stalled: one condition per controller, rolled up in one place', functi
 
   it('conditionEffects: the one mapping', () => {
     assert.deepEqual(conditionEffects({ kind: 'done' }, 'X'), { set: [], clear: ['Stalled', 'Reconciling'] });
+    assert.deepEqual(conditionEffects({ kind: 'requeue', afterMs: 5 }, 'X'), { set: [], clear: ['Stalled', 'Reconciling'] }, 'a controller that always requeues (storage) clears too');
     assert.deepEqual(conditionEffects({ kind: 'error', err: new Error('io'), timeout: false }, 'X'), { set: [], clear: [] }, 'a plain error tells nobody');
     const w = conditionEffects({ kind: 'waiting', err: new WaitingError('m', 'R', 1) }, 'X');
     assert.deepEqual(w.condition, { type: 'X', status: 'False', reason: 'R', message: 'm' });

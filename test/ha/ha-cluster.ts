@@ -140,13 +140,16 @@ export class HaCluster {
   }
 
   /**
-   * Waits for `name` Running on a node not in `lost`, then for its READY line on the new console;
+   * Waits for `name` Running (the runtime's status, host included) on a node not in `lost`, then for its READY line on the new console;
    * asserts exactly one copy, on its node. Returns seconds from `t0` to Running and to READY.
    */
   async restartedElsewhere(name: string, lost: readonly string[], t0: number): Promise<{ runningS: number; readyS: number; node: string }> {
     await waitFor(`${name} Running off ${lost.join(', ')}`, async () => {
       const v = await this.vn(name);
-      return v.status?.phase === 'Running' && !!v.spec?.physicalNode && !lost.includes(v.spec.physicalNode);
+      // Running as the runtime wrote it for the new node (status.host): right after the unbinding
+      // the old status (phase Running on the lost node) is still there.
+      const at = v.spec?.physicalNode;
+      return v.status?.phase === 'Running' && !!at && v.status.host === at && !lost.includes(at);
     }, 240_000, 250);
     const runningS = (Date.now() - t0) / 1000;
     const v = await this.vn(name);

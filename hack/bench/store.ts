@@ -4,7 +4,9 @@
 // way (hack/lib/etcd-cluster.ts: TLS, client certificates, etcd auth, a network namespace per
 // member). The difference is what replication across members costs this workload.
 //
-// usage: hack/bench-store [--vcs N]
+// usage: hack/bench-store [--vcs N] [--members 1,3]
+// (--members: the cluster sizes to run, in order; the ratio is printed when both 1 and 3 ran.
+// VL_BENCH_PROF_DIR=DIR: the vc-manager writes a V8 CPU profile there, for finding what is slow.)
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -25,7 +25,6 @@ import {
 } from './engine.js';
 import { hasSize, resizeInPlace, sizeOf, type Size } from './resize.js';
 
-export const CLUSTER_LABEL = 'virtualinux.org/cluster';
 export const PLACED = 'Placed';
 
 /** Phases in which a VM occupies its node and cannot simply be re-bound. */

@@ -21,7 +21,7 @@ import type { Migration, PhysicalNode, VirtualCluster, VirtualNode, Volume } fro
 import type { ObjectRef } from '../../api/store/types.js';
 import { getCondition, isConditionTrue, setCondition } from '../../api/conditions.js';
 import { clusterSelector } from '../../api/labels.js';
-import { domainNameOf } from '../../api/names.js';
+import { domainName, domainNameOf } from '../../api/names.js';
 import { StallingError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
 import type { Transport } from '../../drivers/transport/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
@@ -64,7 +64,7 @@ export function observedVmNetworks(cache: CacheReader): VmNetwork[] {
   const incoming = new Map<string, string>();
   for (const m of cache.list<Migration>('Migration')) {
     const phase = m.status?.phase ?? 'Pending';
-    if ((phase === 'Pending' || phase === 'Running') && m.spec) incoming.set(`${m.metadata.namespace}.${m.spec.virtualNode}`, m.spec.targetNode);
+    if ((phase === 'Pending' || phase === 'Running') && m.spec) incoming.set(domainName(m.metadata.namespace, m.spec.virtualNode), m.spec.targetNode);
   }
   const out: VmNetwork[] = [];
   for (const vn of cache.list<VirtualNode>('VirtualNode')) {

@@ -13,7 +13,7 @@
 import type { ApiObject, Condition } from '../api/types.js';
 import { type ObjectRef, NotFoundError, ConflictError, FencedError, type Store } from '../api/store/types.js';
 import {
-  getCondition, ownedConditionType, setCondition, setOwned, stalledConditionType, STALLED, type Aggregate, type ConditionInput,
+  getCondition, ownedConditionType, RECONCILING, setCondition, setOwned, stalledConditionType, STALLED, type Aggregate, type ConditionInput,
 } from '../api/conditions.js';
 import { classify, conditionEffects, type Outcome } from './outcome.js';
 import { writeStatusOver } from '../api/status-writer.js';
@@ -157,7 +157,16 @@ export class Controller {
     deps.signal.addEventListener('abort', onParentAbort, { once: true });
     const timeoutMs = spec.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     let timer: NodeJS.Timeout | undefined;
-    const ctx: ReconcileContext = { store: deps.store, cache: deps.cache, events: deps.events, log, signal: ac.signal };
+    let progressed = false;
+    const ctx: ReconcileContext = {
+      store: deps.store, cache: deps.cache, events: deps.events, log, signal: ac.signal,
+      progressing: async (reason, message) => {
+        if (progressed || ac.signal.aborted) return;
+        progressed = true;
+        const obj = await deps.store.tryGet(ref);
+        if (obj) await this.writeOwned(obj, [{ owner: spec.name, aggregate: RECONCILING, status: 'True', reason, message }]);
+      },
+    };
     const started = performance.now();
     let outcome: Outcome;
     const invalid = this.invalidObject(ref);
@@ -190,11 +199,11 @@ export class Controller {
       deps.signal.removeEventListener('abort', onParentAbort);
     }
     const seconds = (performance.now() - started) / 1000;
-    await this.settle(key, ref, outcome, log, seconds);
+    await this.settle(key, ref, outcome, log, seconds, progressed);
   }
 
   /** The one place where an outcome becomes a queue action, a condition and an Event. */
-  private async settle(key: string, ref: ObjectRef, outcome: Outcome, log: Logger, seconds: number): Promise<void> {
+  private async settle(key: string, ref: ObjectRef, outcome: Outcome, log: Logger, seconds: number, progressed = false): Promise<void> {
     const { spec, deps } = this;
     const label: ReconcileResultLabel =
       outcome.kind === 'done' ? 'success' : outcome.kind === 'waiting' ? 'requeue' : outcome.kind === 'error' && outcome.timeout ? 'timeout' : outcome.kind;
@@ -232,7 +241,7 @@ export class Controller {
         break;
       }
     }
-    await this.writeConditions(ref, outcome, log);
+    await this.writeConditions(ref, outcome, log, progressed);
     this.onSettled?.(key, outcome.kind);
   }
 
@@ -282,13 +291,14 @@ export class Controller {
    * and a Warning Event for a stall. Nothing is written when nothing would change; after a
    * success, an InvalidSpec stall is withdrawn too (the object is valid again).
    */
-  private async writeConditions(ref: ObjectRef, outcome: Outcome, log: Logger): Promise<void> {
+  private async writeConditions(ref: ObjectRef, outcome: Outcome, log: Logger, progressed: boolean): Promise<void> {
     const fx = conditionEffects(outcome, this.spec.condition);
     const cached = conditionsOf(this.deps.cache.get(ref));
     type Owned = { owner: string; aggregate: Aggregate; status: 'True' | 'False'; reason: string; message: string };
     const owned: Owned[] = [];
     for (const a of fx.clear) {
-      if (getCondition(cached, ownedConditionType(this.spec.name, a))?.status === 'True') {
+      // What this reconcile said itself (progressing) may not be in the cache yet: cleared all the same.
+      if (getCondition(cached, ownedConditionType(this.spec.name, a))?.status === 'True' || (a === RECONCILING && progressed)) {
         owned.push({ owner: this.spec.name, aggregate: a, status: 'False', reason: a === STALLED ? 'Reconciled' : 'Succeeded', message: 'reconciled' });
       }
     }

@@ -10,6 +10,7 @@
 //                                  `<Controller>Stalled` True (rolled up into `Stalled`), a Warning Event
 //   throw WaitingError          -> a dependency is not ready: again after its retryAfterMs, no
 //                                  backoff growth; `<Controller>Reconciling` True (rolled up into `Reconciling`)
+//   ctx.progressing(...)        -> `<Controller>Reconciling` True while the reconcile works
 //   throw GenericError          -> failed, retried with per-key exponential backoff;
 //                                  `<Controller>Reconciling` True with its reason
 //   throw anything else         -> the same retry, no condition (a transient failure of I/O)
@@ -76,6 +77,12 @@ export interface ReconcileContext {
   log: Logger;
   /** Aborted when leadership is lost, on shutdown, or at the reconcile timeout. */
   signal: AbortSignal;
+  /**
+   * Says that work is in flight on the object (volumes being made, a VM being started): this
+   * controller's own `<Controller>Reconciling` goes True (rolled up into `Reconciling`) until the
+   * reconcile returns, which clears it. Called before long work; written once per reconcile.
+   */
+  progressing?(reason: string, message: string): Promise<void>;
 }
 
 export interface WatchSpec {

@@ -310,6 +310,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     const { g, input } = await observeRuntime(base, deleting, ctx);
     const d = planRuntime(input);
     let host = g.domains.find((x) => x.state === 'running' || x.state === 'paused')?.host;
+    if (d.action.type !== 'none') await ctx.progressing?.('Progressing', d.message);
     try {
       const after = await perform(d.action, g, ctx);
       if (d.action.type !== 'none') host = after;

@@ -154,6 +154,7 @@ export class StorageReconciler {
         requeueAfterMs = plan.requeueAfterMs;
         planReady = plan.conditions.find((c) => c.type === STORAGE_READY)?.status === 'True';
         if (plan.actions.length === 0) break;
+        await ctx.progressing?.('Progressing', `storage work: ${[...new Set(plan.actions.map((a) => a.type))].join(', ')}`);
         for (const a of plan.actions) {
           if (ctx.signal.aborted) throw new Error('reconcile aborted', { cause: ctx.signal.reason });
           await this.opts.beforeAction?.(a, env.vc);

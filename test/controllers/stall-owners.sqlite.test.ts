@@ -14,6 +14,9 @@ import { GenericError, StallingError, WaitingError, type ControllerSpec } from '
 import { conditionEffects } from '../../controllers/outcome.js';
 import { tempSqliteStore, waitFor, type TempSqliteStore } from './helpers.js';
 
+let release: (() => void) | undefined;
+let slowDone = false;
+
 /** A controller that stalls while the object's annotation `test/<flag>` is "stall". */
 function stallWhenAsked(name: string, flag: string): ControllerSpec {
   return {
@@ -23,6 +26,12 @@ function stallWhenAsked(name: string, flag: string): ControllerSpec {
     async reconcile(key, ctx) {
       const o = ctx.cache.get<ApiObject>({ kind: 'OSTemplate', name: key.name });
       const asked = o?.metadata.annotations?.[`test/${flag}`];
+      if (asked === 'slow' && !slowDone) {
+        slowDone = true; // the status write below brings the key back: that reconcile is quick
+        await ctx.progressing?.('Copying', `${name} copies the image`);
+        await new Promise<void>((r) => { release = r; });
+        return undefined;
+      }
       if (asked === 'wait') throw new WaitingError(`${name} waits for the image`, 'ImageMissing', 200);
       if (asked === 'fail') throw new GenericError(`${name} could not copy`, 'CopyFailed');
       if (asked === 'stall') throw new StallingError(`${name} cannot go on`, `${name.replace(/[^a-z]/g, '')}Reason`);
@@ -114,6 +123,24 @@ describe('Stalled: one condition per controller, rolled up in one place', functi
       return getCondition(cs, 'Reconciling')?.status === 'False' ? cs : undefined;
     });
     assert.equal(getCondition(done, 'SecondReconciling')?.status, 'False');
+  });
+
+  it('progressing: Reconciling True while the work runs, cleared when the reconcile returns', async () => {
+    await annotate({ 'test/first': 'slow' });
+    const during = await waitFor('first progressing', async () => {
+      const cs = await conditions();
+      return getCondition(cs, 'FirstCtlReconciling')?.status === 'True' ? cs : undefined;
+    });
+    assert.equal(getCondition(during, 'Reconciling')?.reason, 'Copying');
+    assert.equal(getCondition(during, 'Reconciling')?.message, 'first/ctl: first/ctl copies the image');
+    await waitFor('the reconcile waits', () => release);
+    release!();
+    const after = await waitFor('first done', async () => {
+      const cs = await conditions();
+      return getCondition(cs, 'Reconciling')?.status === 'False' ? cs : undefined;
+    });
+    assert.equal(getCondition(after, 'FirstCtlReconciling')?.status, 'False');
+    await annotate({});
   });
 
   it('conditionEffects: the one mapping', () => {

@@ -38,7 +38,7 @@ import {
   type Stdio,
 } from './common.js';
 import type { ConnectTarget, ExecOptions, ExecResult, SpawnedProcess, Transport } from './types.js';
-import { HostKeyMismatchError, TransportError } from './types.js';
+import { HostKeyMismatchError, TransportError, TransportTimeoutError } from './types.js';
 
 export interface SshTransportOptions {
   /** Label for logs and errors: the node name. */
@@ -185,7 +185,28 @@ export class SshTransport implements Transport {
     onKiller: (kill: () => void) => void,
   ): Promise<ExecResult> {
     return new Promise<ExecResult>((resolve, reject) => {
+      // The command's deadline covers opening its session too: on a connection whose peer is gone
+      // (a node cut off), the open is never answered and only keepalive ended it, 30-40 s later.
+      // Unanswered when the deadline passes: the connection is taken for dead and closed, so the
+      // next command connects afresh.
+      let opened = false;
+      const onOpenDeadline = () => {
+        if (opened) return;
+        if (deadline.error instanceof TransportTimeoutError) {
+          conn.alive = false;
+          conn.client.destroy();
+        }
+        reject(deadline.error ?? new TransportError(`${what}: no answer to opening a session`));
+      };
+      if (deadline.signal.aborted) return onOpenDeadline();
+      deadline.signal.addEventListener('abort', onOpenDeadline, { once: true });
       conn.client.exec(command, (err, ch) => {
+        opened = true;
+        deadline.signal.removeEventListener('abort', onOpenDeadline);
+        if (deadline.signal.aborted) {
+          ch?.close(); // too late: the command has already failed
+          return;
+        }
         if (err) {
           const E = conn.alive ? SessionRefusedError : TransportError;
           reject(new E(`${what}: cannot open a session: ${err.message}`, { cause: err }));

@@ -159,6 +159,31 @@ describe('SshTransport (real sshd in testbed namespaces)', function () {
     }
   });
 
+  it('a command on a connection gone silent fails at its own deadline, not at keepalive; the next one reconnects', async () => {
+    // Keepalive far away (60 s): only the command's deadline can end the unanswered session open.
+    const k = sshFor(node, { keepaliveIntervalMs: 30_000, keepaliveCountMax: 2 });
+    try {
+      await execOk(k, ['true']);
+      const nft = (args: string[]) => nodeExec(node, ['nft', ...args]);
+      assert.equal((await nft(['add', 'table', 'inet', 'vltest2'])).code, 0);
+      try {
+        await nft(['add', 'chain', 'inet', 'vltest2', 'out', '{ type filter hook output priority 0; }']);
+        await nft(['add', 'rule', 'inet', 'vltest2', 'out', 'tcp', 'sport', '22', 'drop']);
+        const t0 = Date.now();
+        const err = await k.exec(['true'], { timeoutMs: 1500 }).catch((e: unknown) => e);
+        const ms = Date.now() - t0;
+        assert.ok(err instanceof TransportTimeoutError, String(err));
+        assert.ok(ms < 5_000, `failed after ${ms} ms (the deadline is 1.5 s)`);
+      } finally {
+        await nft(['delete', 'table', 'inet', 'vltest2']);
+      }
+      assert.equal(await execOk(k, ['echo', 'back']), 'back\n');
+      assert.equal(k.connectionsOpened, 2, 'the silent connection was dropped and a new one made');
+    } finally {
+      await k.close();
+    }
+  });
+
   it('bounds concurrent commands per host and queues the rest', async () => {
     const marker = join(tb.sanDir, 'conc');
     await Promise.all(Array.from({ length: 12 }, () => execOk(t, ['sh', '-c', overlapScript(1.5), 'sh', marker])));

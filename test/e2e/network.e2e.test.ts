@@ -113,6 +113,9 @@ describe('network end to end on the testbed', function () {
       return a.includes('ok') && b.includes('ok');
     }, 60_000, 2000);
     await waitFor('a few more rounds of blue probes', async () => result((await probes('blue-0', offsets.get('blue-0'))).lines, 'blue-0', RED[1]!).length >= 3, 60_000, 2000);
+    // red-1's own probes of blue since the move: waited for as well (a cross-VC probe waits out its
+    // timeout, so its rounds are slower; asserting before one had run found nothing, not a leak).
+    await waitFor('red-1 has probed blue since the move', async () => result((await probes('red-1', offsets.get('red-1'))).lines, 'red-1', BLUE[0]!).length >= 2, 60_000, 2000);
     assert.deepEqual([...new Set(result((await probes('red-1', offsets.get('red-1'))).lines, 'red-1', BLUE[0]!))], ['fail']);
     assert.deepEqual([...new Set(result((await probes('blue-0', offsets.get('blue-0'))).lines, 'blue-0', RED[1]!))], ['fail']);
   });

@@ -54,15 +54,16 @@ export interface PhysicalNodeSpec {
   ssh: { port: number; user: string; identityFile?: string; hostKey: string };
   capacity: { cores: number; memoryMiB: number };
   maxVMs?: number;
-  hypervisor: 'qemu' | 'xen';
+  /** `sim`: a simulated host (benchmarks only, with transport `sim`; not for production). */
+  hypervisor: 'qemu' | 'xen' | 'sim';
   storageRoot: string;
   /** Extension: the hypervisor's per-domain run files on this node; default /run/virtualinux. */
   runRoot?: string;
   /** Extension: the shared SAN block device on this node (full testbed nodes: /dev/disk/by-id/virtio-vl-san). */
   sanDevice?: string;
   unschedulable?: boolean;
-  /** Extension: how the controller reaches the node. `ssh` (default) or `local` (this machine). */
-  transport?: 'ssh' | 'local';
+  /** Extension: how the controller reaches the node. `ssh` (default), `local` (this machine) or `sim` (simulated, benchmarks only). */
+  transport?: 'ssh' | 'local' | 'sim';
   /** Extension: how the node is powered off when it is lost (high availability, drivers/fencing). */
   fencing?: FencingSpec;
 }
@@ -125,6 +126,11 @@ export interface VirtualClusterSpec {
   storageDriver?: 'qcow2' | 'btrfs' | 'lvm' | 'evms';
   /** Extension: what happens to a VM whose physical node is lost and fenced: `restart` (default) elsewhere, or `none`. */
   highAvailability?: 'restart' | 'none';
+  /**
+   * The one hypervisor kind the VMs run on; absent: the kind of the nodes they are bound to, or
+   * for a VC not placed yet the first kind whose nodes take all of it.
+   */
+  hypervisor?: 'qemu' | 'xen';
 }
 export type VCPhase =
   | 'Pending' | 'Provisioning' | 'Running' | 'Suspended' | 'Stopped' | 'Failed' | 'Terminating';

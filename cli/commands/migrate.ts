@@ -13,7 +13,7 @@ import { escapeControl } from '../output/escape.js';
 import { withStore } from '../store.js';
 import { nameOfKind } from '../kinds-arg.js';
 import { waitForObject } from '../wait-for.js';
-import { MAX_BANDWIDTH_ANNOTATION } from '../../reconcilers/runtime/migration-controller.js';
+import { crossKind, MAX_BANDWIDTH_ANNOTATION } from '../../reconcilers/runtime/migration-controller.js';
 import { CLUSTER_LABEL } from '../../api/labels.js';
 
 const USAGE = `Usage: vcctl migrate vn/NAME --to NODE [-n NS] [--wait] [--timeout=DURATION] [--max-bandwidth=BYTES]
@@ -56,6 +56,9 @@ const command: Command = {
         if (!vn?.spec) throw new Error(`virtualnode "${name}" not found in namespace "${namespace}"; see "vcctl get vn -n ${namespace}"`);
         const pn = await store.tryGet<PhysicalNode>({ kind: 'PhysicalNode', name: target });
         if (!pn) throw new Error(`physicalnode "${target}" not found; see "vcctl get pn"`);
+        const from = vn.status?.host ?? vn.spec.physicalNode;
+        const cross = crossKind(from ? await store.tryGet<PhysicalNode>({ kind: 'PhysicalNode', name: from }) : undefined, pn);
+        if (cross) throw new Error(`cannot migrate virtualnode "${name}" to physicalnode "${target}": ${cross}`);
         const owner = vn.metadata.ownerReferences?.find((r) => r.kind === 'VirtualCluster');
         const mig: Migration = {
           apiVersion: API_VERSION,

@@ -11,6 +11,11 @@
 //   a VM does not fit on.
 // - All or nothing: when one VM does not fit, no VM of the cluster is bound, and `reasons` says
 //   for every node why it cannot take the rest.
+// - One hypervisor kind per cluster: a cluster asking for a kind (`hypervisor`) goes only to nodes
+//   of that kind; a cluster that does not goes to nodes of one kind only, the first kind that
+//   takes all of it, kinds tried in the order of their first node in placement order. Nodes of
+//   another kind are reported as such in `reasons`. (Nodes of different kinds share nothing, so
+//   each kind has its own tree below.)
 //
 // Speed: the nodes sit in a max segment tree keyed by free memory, free cores and free VM slots;
 // "first node at or after p a VM fits on" descends the tree, pruning every subtree whose maxima
@@ -40,6 +45,8 @@ export interface NodeCapacity {
   maxVMs?: number;
   /** What VMs already bound here (of every VC) take. */
   used: Usage;
+  /** The node's hypervisor kind (PhysicalNode spec.hypervisor); absent: one unnamed kind. */
+  hypervisor?: string;
 }
 
 export interface ClusterRequest {
@@ -51,6 +58,8 @@ export interface ClusterRequest {
   memoryMiB: number;
   strategy: PlacementStrategy;
   mode: PlacementMode;
+  /** The only hypervisor kind the VMs may go to; absent: the first kind that takes all of them. */
+  hypervisor?: string;
 }
 
 export interface ClusterPlacement {
@@ -86,7 +95,7 @@ export function placeCluster(
   cluster: ClusterRequest,
   opts: PlaceOptions = {},
 ): ClusterPlacement {
-  return new PlacementState(nodes).place(cluster, opts);
+  return new KindedPlacement(nodes).place(cluster, opts);
 }
 
 /** Places the clusters in the given order; each sees what the ones before it took. */
@@ -95,9 +104,79 @@ export function placeClusters(
   clusters: readonly ClusterRequest[],
   opts: PlaceOptions = {},
 ): MultiPlacement {
-  const state = new PlacementState(nodes);
+  const state = new KindedPlacement(nodes);
   const out = clusters.map((c) => state.place(c, opts));
   return { clusters: out, used: state.usedByName() };
+}
+
+/**
+ * The nodes split by hypervisor kind, one PlacementState each (a node is of one kind, so the kinds
+ * share nothing); a cluster is placed within one kind.
+ */
+class KindedPlacement {
+  /** Kinds in the order of their first node in placement order. */
+  private readonly kinds = new Map<string, { state: PlacementState; nodes: NodeCapacity[] }>();
+
+  constructor(nodes: readonly NodeCapacity[]) {
+    const byKind = new Map<string, NodeCapacity[]>();
+    for (const n of sortNodes(nodes)) {
+      const k = n.hypervisor ?? '';
+      const list = byKind.get(k);
+      if (list) list.push(n);
+      else byKind.set(k, [n]);
+    }
+    for (const [k, list] of byKind) this.kinds.set(k, { state: new PlacementState(list), nodes: list });
+  }
+
+  usedByName(): Map<string, Usage> {
+    const m = new Map<string, Usage>();
+    for (const { state } of this.kinds.values()) for (const [n, u] of state.usedByName()) m.set(n, u);
+    return m;
+  }
+
+  place(c: ClusterRequest, opts: PlaceOptions): ClusterPlacement {
+    // The common case: one kind, asked for or not.
+    if (this.kinds.size <= 1 && (c.hypervisor === undefined || this.kinds.has(c.hypervisor))) {
+      const only = this.kinds.values().next().value;
+      return (only?.state ?? new PlacementState([])).place(c, opts);
+    }
+    const tried = c.hypervisor !== undefined ? [c.hypervisor] : [...this.kinds.keys()];
+    const failures: { kind: string; r: ClusterPlacement; room: number }[] = [];
+    for (const kind of tried) {
+      const entry = this.kinds.get(kind);
+      if (!entry) continue;
+      const r = entry.state.place(c, opts);
+      if (r.schedulable) {
+        return opts.explain ? { ...r, reasons: { ...this.otherKinds(kind, c), ...r.reasons } } : r;
+      }
+      failures.push({ kind, r, room: entry.state.lastRoom });
+    }
+    const reasons: Record<string, string> = {};
+    for (const f of failures) Object.assign(reasons, f.r.reasons);
+    if (c.hypervisor !== undefined) Object.assign(reasons, this.otherKinds(c.hypervisor, c));
+    const size = `${c.vms} VMs of ${fmt(c.vcpus)} vCPU and ${fmt(c.memoryMiB)} MiB (${c.strategy}, ${c.mode})`;
+    const rooms = failures.map((f) => `room for ${f.room} on ${this.kinds.get(f.kind)!.nodes.length} ${f.kind || 'unnamed'} node${this.kinds.get(f.kind)!.nodes.length === 1 ? '' : 's'}`);
+    const head = c.hypervisor !== undefined
+      ? (failures.length === 0
+        ? `cannot place ${c.vms} VMs: there are no PhysicalNodes with hypervisor ${c.hypervisor} (spec.hypervisor)`
+        : `cannot place ${size} on ${c.hypervisor} nodes (spec.hypervisor): ${rooms[0]}`)
+      : `cannot place ${size} on nodes of one hypervisor kind: ${rooms.join(', ')}`;
+    return { name: c.name, namespace: c.namespace, schedulable: false, nodes: [], reasons, message: reasonsMessage(head, reasons) };
+  }
+
+  /** Every node not of `kind`, with why it does not take the cluster. */
+  private otherKinds(kind: string, c: ClusterRequest): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [k, { nodes }] of this.kinds) {
+      if (k === kind) continue;
+      for (const n of nodes) {
+        out[n.name] = c.hypervisor !== undefined
+          ? `hypervisor ${k || 'unnamed'}, the VirtualCluster asks for ${c.hypervisor}`
+          : `hypervisor ${k || 'unnamed'}, the VirtualCluster is placed on ${kind || 'unnamed'} nodes`;
+      }
+    }
+    return out;
+  }
 }
 
 /** Natural order of names: digit runs compare as numbers (blade2 < blade10). Total order. */
@@ -166,6 +245,8 @@ class PlacementState {
   private readonly usedMem: Float64Array;
   private readonly usedVms: Float64Array;
   private readonly eligible: Uint8Array;
+  /** After an unschedulable place(): how many of the cluster's VMs the nodes had room for. */
+  lastRoom = 0;
 
   constructor(nodes: readonly NodeCapacity[]) {
     this.order = sortNodes(nodes);
@@ -247,6 +328,7 @@ class PlacementState {
     if (!ok) {
       for (const [i, k] of taken) this.take(i, c, -k);
       const { reasons, room } = this.explain(c, strict, true);
+      this.lastRoom = room;
       return {
         name: c.name,
         namespace: c.namespace,
@@ -393,6 +475,11 @@ function unschedulableMessage(
     total === 0
       ? `cannot place ${c.vms} VMs: there are no PhysicalNodes`
       : `cannot place ${c.vms} VMs of ${fmt(c.vcpus)} vCPU and ${fmt(c.memoryMiB)} MiB (${c.strategy}, ${c.mode}): room for ${room} on ${total} node${total === 1 ? '' : 's'}`;
+  return reasonsMessage(head, reasons);
+}
+
+/** `head`, then at most MESSAGE_REASON_LIMIT of the per-node reasons. */
+function reasonsMessage(head: string, reasons: Record<string, string>): string {
   const entries = Object.entries(reasons);
   const shown = entries.slice(0, MESSAGE_REASON_LIMIT).map(([n, r]) => `${n}: ${r}`);
   const more = entries.length - shown.length;

@@ -67,7 +67,27 @@ export function nodeCapacity(pn: PhysicalNode, used: Usage = pn.status?.allocate
     memoryMiB: pn.spec?.capacity.memoryMiB ?? 0,
     maxVMs: pn.spec?.maxVMs,
     used,
+    hypervisor: pn.spec?.hypervisor,
   };
+}
+
+/**
+ * The hypervisor kind a VC's VMs go to: spec.hypervisor, else the kind of the nodes its bound VMs
+ * are on (a VC stays on one kind), else undefined (the engine takes the first kind that fits).
+ */
+export function clusterKind(
+  vc: VirtualCluster, bound: readonly VirtualNode[], byName: ReadonlyMap<string, PhysicalNode>,
+): string | undefined {
+  return vc.spec?.hypervisor ?? boundKind(bound, byName);
+}
+
+/** The hypervisor kind of the node the first bound VM is on. */
+export function boundKind(bound: readonly VirtualNode[], byName: ReadonlyMap<string, PhysicalNode>): string | undefined {
+  for (const v of bound) {
+    const k = byName.get(v.spec?.physicalNode ?? '')?.spec?.hypervisor;
+    if (k) return k;
+  }
+  return undefined;
 }
 
 /**
@@ -111,7 +131,7 @@ export function planBinding(
   if (resizing.length > 0 && live.length >= vc.spec!.nodes && !live.some(isActive)) {
     // Nothing runs: the whole VC is re-placed with its new size (the remap's path).
     const desired = { strategy: vc.spec!.placement.strategy, mode: vc.spec!.placement.mode };
-    return replaceAll(vc, live, pns, desired, vc.status?.placement ?? desired);
+    return replaceAll(vc, live, pns, desired, vc.status?.placement ?? desired, clusterKind(vc, live, new Map(pns.map((p) => [p.metadata.name, p]))));
   }
   return withResize(planBinding0(vc, vns, pns), vc, resizing, pns);
 }
@@ -173,12 +193,27 @@ function planBinding0(
     };
   }
 
+  const unbound = live.filter((v) => !bound.includes(v));
+  const nowKind = boundKind(bound, byName);
+  const kind = spec.hypervisor ?? nowKind;
+  if (spec.hypervisor !== undefined && nowKind !== undefined && nowKind !== spec.hypervisor) {
+    // A VC moves to another hypervisor only when no VM has state to carry over (a suspended
+    // domain's saved state is one hypervisor's); until then it stays where it is.
+    const busy = live.filter((v) => isActive(v) || v.status?.phase === 'Suspended');
+    if (busy.length === 0) return replaceAll(vc, live, pns, desired, applied ?? desired, spec.hypervisor);
+    const pending: ConditionInput = {
+      type: PLACED, status: 'True', reason: 'RemapPending',
+      message: `spec.hypervisor is ${spec.hypervisor} but the VMs are on ${nowKind} nodes; applied when every VM is Stopped `
+        + `(${busy.length} VM${busy.length === 1 ? ' is' : 's are'} running or suspended)`,
+    };
+    if (unbound.length === 0) return { kind: 'none', applied: keep, condition: pending };
+    return placeUnbound(vc, unbound, pns, keep, live.length, nowKind, pending);
+  }
   const changed = applied !== undefined && bound.length > 0
     && (applied.strategy !== desired.strategy || applied.mode !== desired.mode);
-  const unbound = live.filter((v) => !bound.includes(v));
   if (changed) {
     const active = live.filter((v) => v.status?.phase && ACTIVE_PHASES.has(v.status.phase));
-    if (active.length === 0) return replaceAll(vc, live, pns, desired, applied);
+    if (active.length === 0) return replaceAll(vc, live, pns, desired, applied, kind);
     const pending: ConditionInput = {
       type: PLACED, status: 'True', reason: 'RemapPending',
       message: `placement changed from ${applied.strategy}/${applied.mode} to ${desired.strategy}/${desired.mode}; `
@@ -186,7 +221,7 @@ function planBinding0(
     };
     // New VMs (a scale-up meanwhile) go where the placement in force puts them.
     if (unbound.length === 0) return { kind: 'none', applied, condition: pending };
-    return placeUnbound(vc, unbound, pns, applied, live.length, pending);
+    return placeUnbound(vc, unbound, pns, applied, live.length, kind, pending);
   }
 
   if (unbound.length === 0) {
@@ -199,15 +234,15 @@ function planBinding0(
       },
     };
   }
-  return placeUnbound(vc, unbound, pns, desired, live.length);
+  return placeUnbound(vc, unbound, pns, desired, live.length, kind);
 }
 
 /** Places only the unbound VMs, on what everybody (this VC's bound VMs included) leaves free. */
 function placeUnbound(
   vc: VirtualCluster, unbound: VirtualNode[], pns: readonly PhysicalNode[], p: PlacementSpec,
-  total: number, condition?: ConditionInput,
+  total: number, kind: string | undefined, condition?: ConditionInput,
 ): BindingDecision {
-  const r = placeCluster(pns.map((n) => nodeCapacity(n)), request(vc, unbound.length, p));
+  const r = placeCluster(pns.map((n) => nodeCapacity(n)), request(vc, unbound.length, p, kind));
   if (!r.schedulable) return unschedulable(r, p);
   const size = sizeOf(vc);
   const d = bindDecision(unbound.map((vn, i) => ({ vn, node: r.nodes[i]!, size })), r, p, total);
@@ -218,6 +253,7 @@ function replaceAll(
   vc: VirtualCluster, live: VirtualNode[], pns: readonly PhysicalNode[],
   desired: PlacementSpec,
   applied: PlacementSpec,
+  kind: string | undefined,
 ): BindingDecision {
   // What this VC's own VMs take on each node is free for its re-placement.
   const own = new Map<string, Usage>();
@@ -226,7 +262,7 @@ function replaceAll(
     if (n) own.set(n, addUsage(own.get(n) ?? ZERO, vmUsage(v)));
   }
   const nodes = pns.map((p) => nodeCapacity(p, addUsage(p.status?.allocated ?? ZERO, own.get(p.metadata.name) ?? ZERO, -1)));
-  const r = placeCluster(nodes, request(vc, live.length, desired));
+  const r = placeCluster(nodes, request(vc, live.length, desired, kind));
   if (!r.schedulable) {
     return unschedulable(r, applied, `cannot re-place with ${desired.strategy}/${desired.mode}, the VMs stay where they are: `);
   }
@@ -238,8 +274,9 @@ function replaceAll(
   return bindDecision(binds, r, desired, live.length);
 }
 
-function request(vc: VirtualCluster, vms: number, p: PlacementSpec): ClusterRequest {
+function request(vc: VirtualCluster, vms: number, p: PlacementSpec, hypervisor: string | undefined): ClusterRequest {
   return {
+    hypervisor,
     name: vc.metadata.name,
     namespace: vc.metadata.namespace ?? 'default',
     vms,

@@ -48,6 +48,7 @@ export function previewPlacement(
     memoryMiB: vc.spec!.node.memoryMiB,
     strategy: vc.spec!.placement.strategy,
     mode: vc.spec!.placement.mode,
+    hypervisor: vc.spec!.hypervisor,
   }));
   const r = placeClusters(nodes, requests, { explain: true });
   return {
@@ -101,6 +102,8 @@ export function planDrain(
     const k = vnKey(v.metadata.namespace, v.spec!.cluster);
     groups.set(k, [...(groups.get(k) ?? []), v]);
   }
+  // A live migration stays on the drained node's hypervisor kind.
+  const kind = stored.pns.find((p) => p.metadata.name === node)?.spec?.hypervisor;
   const nodes = stored.pns.map((p) => {
     const c = nodeCapacity(p);
     return p.metadata.name === node ? { ...c, unschedulable: true } : c;
@@ -118,6 +121,7 @@ export function planDrain(
       memoryMiB: first.spec!.memoryMiB,
       strategy: vc?.spec?.placement.strategy ?? 'Block',
       mode: vc?.spec?.placement.mode ?? 'Strict',
+      hypervisor: kind,
     });
     members.push(vms);
   }

@@ -59,11 +59,21 @@ function sourceMigrationState(d: DomainInfo | undefined): SourceMigrationState {
  * Why `target` cannot take `vn` now, or undefined. Placement's allocation of the target already
  * counts this migration's reservation (and every other one), so the check is that it fits.
  */
+/** Why a VM on `source` cannot live-migrate to `target` for their hypervisor kinds, or undefined. */
+export function crossKind(source: PhysicalNode | undefined, target: PhysicalNode | undefined): string | undefined {
+  const from = source?.spec?.hypervisor;
+  const to = target?.spec?.hypervisor;
+  if (!from || !to || from === to) return undefined;
+  return `hypervisor ${to}, the VM runs on ${from} node ${source!.metadata.name}: a live migration never crosses hypervisor kinds`;
+}
+
 export function refuseTarget(
   target: PhysicalNode | undefined, vn: VirtualNode, vc: VirtualCluster | undefined,
-  vns: readonly VirtualNode[], migrations: readonly Migration[],
+  vns: readonly VirtualNode[], migrations: readonly Migration[], source?: PhysicalNode,
 ): string | undefined {
   if (!target?.spec) return 'no such PhysicalNode';
+  const kinds = crossKind(source, target);
+  if (kinds) return kinds;
   if (!isConditionTrue(target.status?.conditions, 'Ready')) return 'not Ready';
   if (target.spec.unschedulable) return 'cordoned';
   const used = computeAllocation(target.metadata.name, vns, migrations);
@@ -130,7 +140,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
 
     const d = planMigration({
       phase, source, target: m.spec.targetNode,
-      targetRefusal: vn?.spec ? refuseTarget(target, vn, vc, ctx.cache.list<VirtualNode>('VirtualNode'), ctx.cache.list<Migration>('Migration')) : undefined,
+      targetRefusal: vn?.spec ? refuseTarget(target, vn, vc, ctx.cache.list<VirtualNode>('VirtualNode'), ctx.cache.list<Migration>('Migration'), sourcePn) : undefined,
       vmMigratable: vmRefusal === undefined, vmRefusal,
       sourceDomain: hostState(srcInfo), targetDomain: hostState(tgtInfo), sourceMigration: sourceMigrationState(srcInfo),
       busyOnNodes: busy, maxPerNode: deps.maxPerNode ?? 2,

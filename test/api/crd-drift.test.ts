@@ -35,7 +35,7 @@ const ostStatus: DeepRequired<OSTemplateStatus> = { conditions: cond, observedGe
 const vcSpec: DeepRequired<VirtualClusterSpec> = {
   nodes: 2, template: 'busybox', node: { vcpus: 1, memoryMiB: 256, diskGiB: 4, swapMiB: 0, bootTimeout: '5m' }, network: { subnet: '10.0.0.0/24' },
   sharedStorage: { sizeGiB: 1, filesystem: 'nfs' }, placement: { strategy: 'Block', mode: 'Strict' }, state: 'Running',
-  firstBoot: { script: 'true' }, storageDriver: 'qcow2', highAvailability: 'restart',
+  firstBoot: { script: 'true' }, storageDriver: 'qcow2', highAvailability: 'restart', hypervisor: 'xen',
 };
 const vcStatus: DeepRequired<VirtualClusterStatus> = {
   phase: 'Running', observedGeneration: 1, conditions: cond,

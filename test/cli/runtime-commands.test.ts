@@ -16,13 +16,14 @@ describe('vcctl migrate, suspend, resume', () => {
     dir = mkdtempSync(join(tmpdir(), 'vl-rtcmd-'));
     url = `file:${join(dir, 'store.db')}`;
     store = await openStore(url);
-    const pn = (name: string): PhysicalNode => ({
+    const pn = (name: string, hypervisor: 'qemu' | 'xen' = 'qemu'): PhysicalNode => ({
       apiVersion: API_VERSION, kind: 'PhysicalNode', metadata: { name },
-      spec: { address: '198.18.0.11', ssh: { port: 22, user: 'root', hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBcOJ0cW4uB0kpzZqr5SlfXbYfPaQVqz8dPs8b6zBgdQ' }, capacity: { cores: 4, memoryMiB: 8192 }, hypervisor: 'qemu', storageRoot: '/san' },
+      spec: { address: '198.18.0.11', ssh: { port: 22, user: 'root', hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBcOJ0cW4uB0kpzZqr5SlfXbYfPaQVqz8dPs8b6zBgdQ' }, capacity: { cores: 4, memoryMiB: 8192 }, hypervisor, storageRoot: '/san' },
       status: { allocated: { cores: 1, memoryMiB: 256, vms: 1 } },
     });
     await store.create(pn('blade1'));
     await store.create(pn('blade2'));
+    await store.create(pn('xen1', 'xen'));
     await store.create<VirtualCluster>({
       apiVersion: API_VERSION, kind: 'VirtualCluster', metadata: { name: 'stripes', namespace: 'default' },
       spec: { nodes: 1, template: 'busybox', node: { vcpus: 1, memoryMiB: 256, diskGiB: 1, swapMiB: 64 }, placement: { strategy: 'Block', mode: 'Strict' }, state: 'Running' },
@@ -57,6 +58,11 @@ describe('vcctl migrate, suspend, resume', () => {
     assert.match(r2.stderr, /virtualnode "nope" not found in namespace "default"/);
     const r3 = await vcctl(url, ['migrate', 'vn/stripes-0']);
     assert.notEqual(r3.code, 0);
+    const r4 = await vcctl(url, ['migrate', 'vn/stripes-0', '--to', 'xen1']);
+    assert.equal(r4.code, 1);
+    assert.match(r4.stderr, /cannot migrate virtualnode "stripes-0" to physicalnode "xen1": hypervisor xen, the VM runs on qemu node blade1: a live migration never crosses hypervisor kinds/);
+    const xen1 = await store.get<PhysicalNode>({ kind: 'PhysicalNode', name: 'xen1' });
+    assert.deepEqual(xen1.status?.allocated, { cores: 1, memoryMiB: 256, vms: 1 });
     assert.equal((await store.list('Migration')).items.length, before);
   });
 

@@ -53,7 +53,7 @@ describe('vcctl as a process', () => {
     const r = await vcctlProcess(['apply', '-f', '-', '--store', `file:${join(dir, 'c.db')}`], env, bad);
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
-    assert.equal(r.stderr, 'error: <stdin>: document 1 (line 4): spec.speed: unknown field (known fields: nodes, template, node, network, sharedStorage, placement, state, firstBoot, storageDriver, highAvailability)\n');
+    assert.equal(r.stderr, 'error: <stdin>: document 1 (line 4): spec.speed: unknown field (known fields: nodes, template, node, network, sharedStorage, placement, state, firstBoot, storageDriver, hypervisor, highAvailability)\n');
   });
 
   it('version and help', async () => {

@@ -84,17 +84,6 @@ export function setOwned(
   return rollUp(own, aggregate, observedGeneration, now);
 }
 
-/** setOwned for Stalled. */
-export function setStall(
-  list: readonly Condition[] | undefined,
-  owner: string,
-  stall: { status: 'True' | 'False'; reason: string; message: string },
-  observedGeneration: number,
-  now: Date = new Date(),
-): Condition[] {
-  return setOwned(list, STALLED, owner, stall, observedGeneration, now);
-}
-
 /** The aggregate derived from every `<Owner><Aggregate>` condition (see above). */
 export function rollUp(list: readonly Condition[], aggregate: Aggregate, observedGeneration: number, now: Date = new Date()): Condition[] {
   const on = list

@@ -1,9 +1,10 @@
 // Controller: runs one ControllerSpec: feeds its work queue from the shared informers and runs N
 // workers that call reconcile. Outcomes map to queue actions in exactly one place (settle()):
 //   done                 -> forget the key's backoff (and clear this controller's own stall)
-//   {requeueAfterMs}     -> forget the backoff, add the key again after that delay
+//   {requeueAfterMs}     -> forget the backoff, add the key again after that delay (and clear
+//                           this controller's own stall: the reconcile succeeded)
 //   StallingError        -> forget, no retry; <Controller>Stalled=True on the object (rolled up into
-//                           Stalled by api/conditions.ts: setStall) and a Warning Event
+//                           Stalled by api/conditions.ts: setOwned) and a Warning Event
 //   any other error,
 //   a timeout            -> add the key again with per-key exponential backoff
 // A reconcile runs with a signal that aborts on shutdown, on loss of leadership and at its timeout.

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import type { SqliteStore } from '../../api/store/sqlite-store.js';
 import type { ApiObject, Condition } from '../../api/types.js';
-import { getCondition, setStall, stalledConditionType } from '../../api/conditions.js';
+import { getCondition, setOwned, STALLED, stalledConditionType } from '../../api/conditions.js';
 import { ControllerManager } from '../../controllers/manager.js';
 import { silentLogger } from '../../controllers/log.js';
 import { GenericError, StallingError, WaitingError, type ControllerSpec } from '../../controllers/types.js';
@@ -152,10 +152,10 @@ describe('Stalled: one condition per controller, rolled up in one place', functi
     assert.equal(conditionEffects({ kind: 'terminal', err: new StallingError('m', 'S') }, undefined).condition, undefined);
   });
 
-  it('setStall: the owner type is PascalCase of the controller name, and only Stalled is derived', () => {
+  it('setOwned(Stalled): the owner type is PascalCase of the controller name, and only Stalled is derived', () => {
     assert.equal(stalledConditionType('placement/virtualcluster'), 'PlacementVirtualclusterStalled');
-    let cs = setStall(undefined, 'network', { status: 'True', reason: 'InvalidSubnet', message: 'overlaps' }, 1);
-    cs = setStall(cs, 'storage', { status: 'False', reason: 'Reconciled', message: 'reconciled' }, 1);
+    let cs = setOwned(undefined, STALLED, 'network', { status: 'True', reason: 'InvalidSubnet', message: 'overlaps' }, 1);
+    cs = setOwned(cs, STALLED, 'storage', { status: 'False', reason: 'Reconciled', message: 'reconciled' }, 1);
     assert.deepEqual(cs.map((c) => [c.type, c.status]), [['NetworkStalled', 'True'], ['Stalled', 'True'], ['StorageStalled', 'False']]);
     assert.equal(getCondition(cs, 'Stalled')?.message, 'network: overlaps');
   });

@@ -84,7 +84,14 @@ function crossFieldIssues(obj: ApiObject): ValidationIssue[] {
   const spec = obj.spec as Record<string, unknown> | undefined;
   if (obj.kind === 'PhysicalNode' && spec) {
     const ssh = spec.ssh as { hostKey?: string } | undefined;
-    if (spec.transport !== 'local' && !ssh?.hostKey) {
+    if ((spec.transport === 'sim') !== (spec.hypervisor === 'sim')) {
+      // Simulated hosts (benchmarks only) run only simulated VMs, and simulated VMs only run there.
+      out.push({
+        path: ['spec', spec.transport === 'sim' ? 'hypervisor' : 'transport'],
+        message: 'must be sim when the other of spec.transport and spec.hypervisor is sim (a simulated host, benchmarks only)',
+      });
+    }
+    if (spec.transport !== 'local' && spec.transport !== 'sim' && !ssh?.hostKey) {
       out.push({
         path: ['spec', 'ssh', 'hostKey'],
         message: 'is required when spec.transport is ssh: pin the host key (ssh-keyscan -t ed25519 ADDRESS)',

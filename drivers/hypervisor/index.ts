@@ -10,6 +10,7 @@
 
 import type { Transport } from '../transport/types.js';
 import { QemuDriver } from './qemu-driver.js';
+import { SimHypervisorDriver } from './sim-driver.js';
 import { HypervisorError, type HypervisorDriver, type HypervisorKind } from './types.js';
 
 /** What every driver needs about its node; per-kind settings beside. */
@@ -24,7 +25,7 @@ export interface HypervisorDriverOptions {
 }
 
 /** Every kind this factory knows, in the CRD's order (PhysicalNode spec.hypervisor). */
-export const HYPERVISOR_KINDS: readonly HypervisorKind[] = ['qemu', 'xen'];
+export const HYPERVISOR_KINDS: readonly HypervisorKind[] = ['qemu', 'xen', 'sim'];
 
 export function createHypervisorDriver(kind: HypervisorKind, opts: HypervisorDriverOptions): HypervisorDriver {
   switch (kind) {
@@ -34,6 +35,8 @@ export function createHypervisorDriver(kind: HypervisorKind, opts: HypervisorDri
       throw new HypervisorError(
         'the runtime has no xen driver wired in yet (the xl driver is verified only against recorded commands, never on a Xen host); use qemu',
       );
+    case 'sim': // simulation only (benchmarks): needs spec.transport sim
+      return new SimHypervisorDriver(opts.transport);
     default: {
       const unknown: never = kind;
       throw new HypervisorError(`unknown hypervisor ${JSON.stringify(unknown)}`);

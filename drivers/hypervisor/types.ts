@@ -31,7 +31,8 @@
 import type { Transport } from '../transport/types.js';
 import { NamedError } from '../../api/errors.js';
 
-export type HypervisorKind = 'qemu' | 'xen';
+/** `sim`: simulated VMs on a simulated host (sim-driver.ts; benchmarks only, not for production). */
+export type HypervisorKind = 'qemu' | 'xen' | 'sim';
 
 export interface DiskSpec {
   /** File or block device on the node (on the storage root for the snapshot, swap and config). */

@@ -9,6 +9,8 @@ import type { Transport } from '../transport/types.js';
 import { BtrfsDriver } from './btrfs-driver.js';
 import { LvmDriver, type LvmDriverOptions } from './lvm-driver.js';
 import { Qcow2Driver } from './qcow2-driver.js';
+import { SimStorageDriver } from './sim-driver.js';
+import { simHostOf } from '../transport/sim-transport.js';
 import type { StorageDriver } from './types.js';
 import { StorageError } from './types.js';
 
@@ -17,6 +19,8 @@ export interface DriverOptions {
 }
 
 export function createStorageDriver(name: StorageDriverName, t: Transport, opts: DriverOptions = {}): StorageDriver {
+  // Simulation only (benchmarks): a sim host's storage answers through its transport, whatever the driver.
+  if (simHostOf(t)) return new SimStorageDriver(t, name);
   switch (name) {
     case 'qcow2':
       return new Qcow2Driver(t);

@@ -1,10 +1,12 @@
-// Chooses the transport for a PhysicalNode: SSH (default) or local (spec.transport: local, this
-// machine). TransportCache keeps one transport per node, so every driver and controller shares
+// Chooses the transport for a PhysicalNode: SSH (default), local (spec.transport: local, this
+// machine) or sim (a simulated host, benchmarks only: sim-host.ts). TransportCache keeps one transport per node, so every driver and controller shares
 // its connection pool, and replaces it when the node's access fields change.
 
 import type { PhysicalNode } from '../../api/types.js';
 import { LocalTransport, type LocalTransportOptions } from './local-transport.js';
 import { SshTransport, type SshTransportOptions } from './ssh-transport.js';
+import { simWorld } from './sim-host.js';
+import { SimTransport } from './sim-transport.js';
 import { TransportError, type Transport } from './types.js';
 
 export interface TransportForOptions {
@@ -18,6 +20,10 @@ export function transportFor(node: PhysicalNode, options: TransportForOptions = 
   const spec = node.spec;
   if (!spec) throw new TransportError(`PhysicalNode ${name} has no spec`);
   if (spec.transport === 'local') return new LocalTransport({ ...options.local, host: name });
+  // Simulation only (benchmarks, sim tests): a host that exists only in this process (sim-host.ts).
+  if (spec.transport === 'sim') {
+    return new SimTransport(simWorld().host(name, { cores: spec.capacity.cores, memoryMiB: spec.capacity.memoryMiB, storageRoot: spec.storageRoot, sanDevice: spec.sanDevice }));
+  }
   if (!spec.ssh?.hostKey) {
     throw new TransportError(`PhysicalNode ${name}: spec.ssh.hostKey is required for SSH (pin the node's host key, e.g. from ssh-keyscan checked out of band)`);
   }

@@ -5,6 +5,7 @@
 import type { PhysicalNode, PhysicalNodeSpec, PhysicalNodeStatus } from '../../api/types.js';
 import { getCondition, setCondition } from '../../api/conditions.js';
 import { HostKeyMismatchError, TransportTimeoutError, type Transport } from '../../drivers/transport/types.js';
+import { registerSimScript } from '../../drivers/transport/sim-host.js';
 
 export type ReadyReason = 'Probed' | 'Unreachable' | 'HostKeyMismatch' | 'NoHypervisor' | 'StorageRootMissing' | 'SanDeviceMissing';
 
@@ -45,6 +46,9 @@ export const PROBE_SCRIPT = [
   '  else echo "san missing"; fi',
   'fi',
 ].join('\n');
+
+// A sim host (drivers/transport/sim-host.ts: benchmarks only) answers this script from its model.
+registerSimScript(PROBE_SCRIPT, (host, [, storageRoot, san]) => host.probeOutput(storageRoot ?? '', san ?? ''));
 
 /** Parses the probe script's output. Lines it does not know are ignored. */
 export function parseProbeOutput(stdout: string): ProbeResult {

@@ -12,7 +12,8 @@ import type { Migration, MigrationStatus, PhysicalNode, VirtualCluster, VirtualN
 import type { ObjectRef } from '../../api/store/types.js';
 import { isConditionTrue } from '../../api/conditions.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
-import type { DomainInfo } from '../../drivers/hypervisor/types.js';
+import type { DomainInfo, MigrationResult } from '../../drivers/hypervisor/types.js';
+import { writeStatusOver } from '../../api/status-writer.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { computeAllocation } from '../placement/allocation.js';
 import { HypervisorDrivers, type TransportSource } from './hosts.js';
@@ -104,8 +105,10 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
   async function recordHost(ctx: ReconcileContext, vnRef: ObjectRef, target: string): Promise<void> {
     // Where the VM runs now. The binding (spec.physicalNode) is placement's: it moves it to the
     // target once this Migration is Succeeded (placement/migration), and the runtime waits for that.
+    // Over a fresh read on a Conflict: the runtime writes the same VirtualNode's status meanwhile
+    // (hack/bench-scale found a migration that had moved the VM reported Failed by one).
     const vn = await ctx.store.get<VirtualNode>(vnRef);
-    await ctx.store.updateStatus<VirtualNode>({ ...vn, status: { ...vn.status, host: target, phase: 'Running', message: `running on ${target}` } });
+    await writeStatusOver<VirtualNode>(ctx.store, vn, (cur) => ({ ...cur.status, host: target, phase: 'Running', message: `running on ${target}` }));
   }
 
   async function reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
@@ -169,27 +172,31 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
         ctx.events.record(m, 'Normal', 'MigrationStarted', `live-migrating ${name} from ${src} to ${tgt}`);
         // QEMU's figures go into status.progress while it transfers (throttled; see migration-progress.ts).
         const progress = progressWriter((p) => setStatus(ctx, m, { phase: 'Running', progress: p }), { now });
+        let r: MigrationResult;
         try {
           const cap = Number(m.metadata.annotations?.[MAX_BANDWIDTH_ANNOTATION]);
-          const r = await srcDrv!.migrate(name, tgtDrv!, {
+          r = await srcDrv!.migrate(name, tgtDrv!, {
             timeoutMs, downtimeLimitMs: deps.downtimeLimitMs ?? 300,
             maxBandwidthBytesPerSec: Number.isFinite(cap) && cap > 0 ? cap : deps.maxBandwidthBytesPerSec,
             onProgress: progress.sample,
           });
-          const last = await progress.close();
-          await recordHost(ctx, vnRef, tgt);
-          await setStatus(ctx, m, {
-            ...(last ? { progress: last } : {}),
-            phase: 'Succeeded', downtimeMs: r.downtimeMs, totalMs: r.totalMs, completionTime: new Date(now()).toISOString(),
-            message: `moved to ${tgt}: downtime ${r.downtimeMs} ms, total ${r.totalMs} ms (QEMU), end to end ${r.endToEndMs} ms, ${Math.round(r.transferredBytes / 1048576)} MiB`,
-          });
-          ctx.events.record(m, 'Normal', 'MigrationSucceeded', `${name} now runs on ${tgt}; downtime ${r.downtimeMs} ms`);
         } catch (err) {
           await progress.close();
           // The driver's contract: the VM still runs on the source, nothing is left on the target.
           await setStatus(ctx, m, { phase: 'Failed', completionTime: new Date(now()).toISOString(), message: `${(err as Error).message}; the VM keeps running on ${src}` });
           ctx.events.record(m, 'Warning', 'MigrationFailed', (err as Error).message);
+          return undefined;
         }
+        // The VM runs on the target now: a failed write below is retried by the next reconcile
+        // (the plan's `finish`), never reported as a failed migration.
+        const last = await progress.close();
+        await recordHost(ctx, vnRef, tgt);
+        await setStatus(ctx, m, {
+          ...(last ? { progress: last } : {}),
+          phase: 'Succeeded', downtimeMs: r.downtimeMs, totalMs: r.totalMs, completionTime: new Date(now()).toISOString(),
+          message: `moved to ${tgt}: downtime ${r.downtimeMs} ms, total ${r.totalMs} ms (QEMU), end to end ${r.endToEndMs} ms, ${Math.round(r.transferredBytes / 1048576)} MiB`,
+        });
+        ctx.events.record(m, 'Normal', 'MigrationSucceeded', `${name} now runs on ${tgt}; downtime ${r.downtimeMs} ms`);
         return undefined;
       }
       case 'finish': {

@@ -43,7 +43,7 @@ describe('crds: one CRD per kind, compiled into validation', () => {
     ]);
     assert.deepEqual(issues({ ...pn, spec: { ...pn.spec, ssh: { hostKey: 'AAAA' }, hypervisor: 'kvm' } }), [
       'spec.ssh.hostKey: "AAAA" is not an SSH public host key as ssh-keyscan prints it ("ssh-ed25519 AAAA...")',
-      'spec.hypervisor: must be one of qemu, xen',
+      'spec.hypervisor: must be one of qemu, xen, sim',
     ]);
   });
 

@@ -1,0 +1,107 @@
+// SIMULATION ONLY: the storage driver used when the storage node is a sim host
+// (drivers/transport/sim-host.ts, `spec.transport: sim`), whatever spec.storageDriver the VC
+// names: volumes on the simulated SAN that every sim host with the same storage root sees, each
+// call one `vl-sim volume ...` command through the node's transport (so a host that stops
+// answering fails them at their deadline), each volume operation taking the host's storageOpMs.
+// Content is kept as a digest and a size, never the bytes. For benchmarks of the control plane;
+// not for production and never the proof that a storage feature works (README "Simulated hosts").
+// Every template is taken to exist on a sim SAN.
+
+import { createHash } from 'node:crypto';
+import type { StorageDriverName } from '../../api/types.js';
+import { execOk, type Transport } from '../transport/types.js';
+import { simHostOf } from '../transport/sim-transport.js';
+import { simVolumePath } from '../transport/sim-host.js';
+import { StorageError, type SharedFilesystem, type StorageDriver, type TemplateSource, type VolumeInfo, type VolumeKey } from './types.js';
+
+export class SimStorageDriver implements StorageDriver {
+  constructor(
+    readonly transport: Transport,
+    /** The driver the VC asked for: reported as the name, the format follows it (lvm: raw devices). */
+    readonly name: StorageDriverName,
+  ) {
+    if (!simHostOf(transport)) throw new StorageError(`${transport.host}: the sim storage driver needs a sim host (spec.transport: sim)`);
+  }
+
+  pathOf(key: VolumeKey): string {
+    return simVolumePath(key.vcDir, key.name);
+  }
+
+  private info(key: VolumeKey): VolumeInfo {
+    return { path: this.pathOf(key), format: this.name === 'qcow2' ? 'qcow2' : 'raw' };
+  }
+
+  private async call(args: readonly string[], stdin?: string): Promise<string> {
+    return execOk(this.transport, ['vl-sim', 'volume', ...args], stdin !== undefined ? { stdin } : {});
+  }
+
+  async createOriginal(key: VolumeKey, source: TemplateSource): Promise<VolumeInfo> {
+    await this.call(['original', this.pathOf(key), String(source.sizeBytes ?? 1 << 30)]);
+    return this.info(key);
+  }
+
+  async snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
+    return (await this.snapshotAll(original, [key]))[0]!;
+  }
+
+  async snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<VolumeInfo[]> {
+    if (keys.length) await this.call(['snapshot', this.pathOf(original), ...keys.map((k) => this.pathOf(k))]);
+    return keys.map((k) => this.info(k));
+  }
+
+  async reset(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
+    await this.call(['reset', this.pathOf(original), this.pathOf(key)]);
+    return this.info(key);
+  }
+
+  async createSwap(key: VolumeKey, sizeBytes: number): Promise<VolumeInfo> {
+    return (await this.createSwapAll([key], sizeBytes))[0]!;
+  }
+
+  async createSwapAll(keys: readonly VolumeKey[], sizeBytes: number): Promise<VolumeInfo[]> {
+    if (keys.length) await this.call(['swap', String(sizeBytes), ...keys.map((k) => this.pathOf(k))]);
+    return keys.map((k) => ({ ...this.info(k), format: 'raw' as const }));
+  }
+
+  async writeConfig(key: VolumeKey, bytes: Buffer): Promise<VolumeInfo> {
+    return (await this.writeConfigAll([{ key, bytes }]))[0]!;
+  }
+
+  async writeConfigAll(items: readonly { key: VolumeKey; bytes: Buffer }[]): Promise<VolumeInfo[]> {
+    const list = items.map((i) => ({ path: this.pathOf(i.key), digest: createHash('sha256').update(i.bytes).digest('hex'), size: i.bytes.length }));
+    if (list.length) await this.call(['config'], JSON.stringify(list));
+    return items.map((i) => ({ ...this.info(i.key), format: 'raw' as const }));
+  }
+
+  async createShared(key: VolumeKey, sizeBytes: number, fs: SharedFilesystem): Promise<VolumeInfo> {
+    const path = this.pathOf(key); // a directory for nfs
+    await this.call(['shared', path, String(sizeBytes), fs]);
+    return { path, format: fs === 'nfs' ? 'dir' : 'raw' };
+  }
+
+  async remove(key: VolumeKey): Promise<void> {
+    await this.removeAll([key]);
+  }
+
+  async removeAll(keys: readonly VolumeKey[]): Promise<void> {
+    if (keys.length) await this.call(['remove', ...keys.map((k) => this.pathOf(k))]);
+  }
+
+  async usage(key: VolumeKey): Promise<number> {
+    return (await this.usageAll([key]))[0]!;
+  }
+
+  async usageAll(keys: readonly VolumeKey[]): Promise<number[]> {
+    if (!keys.length) return [];
+    return (await this.call(['usage', ...keys.map((k) => this.pathOf(k))])).split('\n').map(Number);
+  }
+
+  async exists(key: VolumeKey): Promise<boolean> {
+    return (await this.existsAll([key]))[0]!;
+  }
+
+  async existsAll(keys: readonly VolumeKey[]): Promise<boolean[]> {
+    if (!keys.length) return [];
+    return (await this.call(['exists', ...keys.map((k) => this.pathOf(k))])).split('\n').map((l) => l === '1');
+  }
+}

@@ -1,0 +1,99 @@
+// SIMULATION ONLY (benchmarks and sim unit tests; never production, never the proof a feature
+// works): the network tools of a sim host (sim-host.ts) as drivers/network/host-network.ts calls
+// them: `sysctl`, `ip` (tuntap, link, addr, route with -j listings) and `nft` (-f -, -j list
+// table, delete table). State only: no packet moves. Anything else exits 2 with a message naming
+// the command, as a real tool would refuse an unknown form.
+
+import type { ExecResult } from './types.js';
+
+const ok = (stdout = ''): ExecResult => ({ code: 0, stdout, stderr: '' });
+const fail = (code: number, stderr: string): ExecResult => ({ code, stdout: '', stderr });
+
+export class SimNet {
+  readonly links = new Map<string, { address?: string; up: boolean }>();
+  /** Routes by destination as `ip -j route` shows it (a /32 without its suffix). */
+  readonly routes = new Map<string, { dst: string; dev?: string; gateway?: string; protocol: string }>();
+  /** The loaded tables by "family name": their rule comments. */
+  readonly tables = new Map<string, string[]>();
+
+  run(argv: readonly string[], stdin: string): ExecResult {
+    switch (argv[0]) {
+      case 'sysctl':
+        return ok();
+      case 'ip':
+        return this.ip(argv.slice(1));
+      case 'nft':
+        return this.nft(argv.slice(1), stdin);
+      default:
+        return fail(127, `sim host: ${argv[0]}: command not found`);
+    }
+  }
+
+  private ip(a: readonly string[]): ExecResult {
+    const json = a[0] === '-j';
+    const args = json ? a.slice(1) : a;
+    const [obj, verb] = args;
+    const dev = (): string | undefined => { const i = args.indexOf('dev'); return i >= 0 ? args[i + 1] : undefined; };
+    if (obj === 'tuntap' && verb === 'add') {
+      const name = dev()!;
+      if (this.links.has(name)) return fail(1, `ioctl(TUNSETIFF): Device or resource busy`);
+      this.links.set(name, { up: false });
+      return ok();
+    }
+    if (obj === 'link' && verb === 'show' && json) {
+      return ok(JSON.stringify([{ ifname: 'lo' }, ...[...this.links].map(([ifname, l]) => ({ ifname, address: l.address }))]));
+    }
+    if (obj === 'link' && (verb === 'set' || verb === 'del')) {
+      const name = dev()!;
+      const link = this.links.get(name);
+      if (!link) return fail(1, `Cannot find device "${name}"`);
+      if (verb === 'del') this.links.delete(name);
+      else if (args.includes('address')) link.address = args[args.indexOf('address') + 1];
+      else if (args.includes('up')) link.up = true;
+      return ok();
+    }
+    if (obj === 'addr' && verb === 'replace') {
+      const name = dev()!;
+      return this.links.has(name) ? ok() : fail(1, `Cannot find device "${name}"`);
+    }
+    if (obj === 'route') {
+      const proto = args.includes('proto') ? args[args.indexOf('proto') + 1]! : 'boot';
+      if (verb === 'show' && json) {
+        return ok(JSON.stringify([...this.routes.values()].filter((r) => r.protocol === proto).map(({ dst, dev: d, gateway }) => ({ dst, dev: d, gateway }))));
+      }
+      const dst = (args[2] ?? '').replace(/\/32$/, '');
+      if (verb === 'replace') {
+        const d = dev();
+        if (d && !this.links.has(d)) return fail(2, `Cannot find device "${d}"`);
+        const via = args.includes('via') ? args[args.indexOf('via') + 1] : undefined;
+        this.routes.set(dst, { dst, dev: d, gateway: via, protocol: proto });
+        return ok();
+      }
+      if (verb === 'del') return this.routes.delete(dst) ? ok() : fail(2, 'RTNETLINK answers: No such process');
+    }
+    return fail(2, `sim host: ip ${args.join(' ')}: not simulated`);
+  }
+
+  private nft(a: readonly string[], stdin: string): ExecResult {
+    if (a[0] === '-f' && a[1] === '-') {
+      // The driver's ruleset: `table inet NAME`, `delete table inet NAME`, `table inet NAME { ... }`.
+      const m = /^table (\w+) (\S+) \{/m.exec(stdin);
+      if (!m) return fail(1, 'sim host: nft: no table definition in the ruleset');
+      this.tables.set(`${m[1]} ${m[2]}`, [...stdin.matchAll(/comment "([^"]*)"/g)].map((c) => c[1]!));
+      return ok();
+    }
+    const json = a[0] === '-j';
+    const args = json ? a.slice(1) : a;
+    if ((args[0] === 'list' || args[0] === 'delete') && args[1] === 'table') {
+      const key = `${args[2]} ${args[3]}`;
+      const comments = this.tables.get(key);
+      if (!comments) return fail(1, `Error: Could not process rule: No such file or directory\n${args.join(' ')}`);
+      if (args[0] === 'delete') {
+        this.tables.delete(key);
+        return ok();
+      }
+      return ok(JSON.stringify({ nftables: [{ table: { family: args[2], name: args[3] } }, ...comments.map((comment) => ({ rule: { comment } }))] }));
+    }
+    return fail(1, `sim host: nft ${a.join(' ')}: not simulated`);
+  }
+}

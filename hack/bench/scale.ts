@@ -1,0 +1,290 @@
+// hack/bench-scale: the whole control plane at scale on a real etcd, with simulated hosts
+// (PhysicalNodes with spec.transport: sim and hypervisor: sim, drivers/transport/sim-host.ts:
+// simulation only, never the proof a feature works). For each size (the small one first, as the
+// baseline in the same run): a fresh etcd, the PhysicalNodes applied and a vc-manager running
+// every controller until all nodes are Ready (probed through the sim transport); then `vcctl
+// apply` of the VirtualClusters (4 VMs each) and the time until every VM is bound (Placed) and
+// Running; vc-manager CPU seconds and peak RSS (/proc), etcd requests (its gRPC counters); a
+// `vcctl drain` of a tenth of the nodes and the time until every Migration Succeeded; a delete of
+// every VC and the time until no VirtualNode is left. Last line as issue 25 asks.
+//
+// usage: hack/bench-scale [--sizes 100:1000,1000:10000] [--drain-fraction 0.1]
+// (a size is NODES:VMS, VMS a multiple of 4; VL_BENCH_PROF_DIR=DIR: vc-manager writes a V8 CPU
+// profile there; VL_SIM_BEHAVIOUR: the sim hosts' timings as JSON, sim-host.ts SimBehaviour.)
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { stringify as toYaml } from 'yaml';
+import { openStore } from '../../api/store/open-store.js';
+import type { Store } from '../../api/store/types.js';
+import { API_VERSION, type Migration, type OSTemplate, type PhysicalNode, type VirtualCluster, type VirtualNode } from '../../api/types.js';
+import { main as vcctlMain } from '../../cli/vcctl.js';
+import { startEtcd, type EtcdHarness } from '../lib/etcd-harness.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const VMS_PER_VC = 4;
+const NS = 'bench';
+
+interface Size { nodes: number; vms: number }
+interface Result extends Size {
+  applyMs: number; placedMs: number; runningMs: number; cpuS: number; rssMiB: number; etcdRequests: number;
+  drained: number; migrations: number; drainMs: number; deleteMs: number;
+}
+
+function nodeManifests(n: number): string {
+  const docs: object[] = [{
+    apiVersion: API_VERSION, kind: 'OSTemplate', metadata: { name: 'busybox' },
+    spec: { image: { path: '/san/templates/busybox.qcow2', format: 'qcow2' }, revision: 1 },
+  } satisfies OSTemplate];
+  for (let i = 1; i <= n; i++) {
+    docs.push({
+      apiVersion: API_VERSION, kind: 'PhysicalNode', metadata: { name: `sim${i}` },
+      spec: {
+        address: `198.18.${i >> 8}.${i & 255}`, transport: 'sim', hypervisor: 'sim',
+        capacity: { cores: 32, memoryMiB: 64 * 1024 }, storageRoot: '/san',
+      },
+    });
+  }
+  return docs.map((d) => toYaml(d)).join('---\n');
+}
+
+function vcManifests(vcs: number): string {
+  const docs: VirtualCluster[] = [];
+  for (let i = 0; i < vcs; i++) {
+    docs.push({
+      apiVersion: API_VERSION, kind: 'VirtualCluster', metadata: { name: `vc${i}`, namespace: NS },
+      spec: {
+        nodes: VMS_PER_VC, template: 'busybox', node: { vcpus: 1, memoryMiB: 256, diskGiB: 1, swapMiB: 64 },
+        placement: { strategy: i % 2 ? 'Cyclic' : 'Block', mode: 'Strict' }, state: 'Running',
+        // no shared volume: a sim host has no NFS server (nfs-ganesha) to serve it
+        sharedStorage: { sizeGiB: 0, filesystem: 'none' },
+      },
+    });
+  }
+  return docs.map((d) => toYaml(d)).join('---\n');
+}
+
+async function vcctl(args: string[], url: string): Promise<string> {
+  const err = new PassThrough();
+  const out = new PassThrough();
+  let e = '';
+  let o = '';
+  err.on('data', (d: Buffer) => (e += d.toString()));
+  out.on('data', (d: Buffer) => (o += d.toString()));
+  const code = await vcctlMain(args, { stdout: out, stderr: err, stdin: Readable.from(['']), env: { ...process.env, VCCTL_STORE: url } });
+  if (code !== 0) throw new Error(`vcctl ${args.join(' ')}: ${e}`);
+  return o;
+}
+
+/** CPU seconds (user + system) of a process so far. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
+function peakRssMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function etcdRequests(etcd: EtcdHarness): Promise<number> {
+  const text = await (await fetch(`${etcd.endpoints[0]}/metrics`)).text();
+  let n = 0;
+  for (const m of text.matchAll(/^grpc_server_started_total\{[^}]*grpc_service="etcdserverpb\.(KV|Watch|Lease)"[^}]*\} (\S+)$/gm)) n += Number(m[2]);
+  return n;
+}
+
+/**
+ * Follows a kind through one watch (started before the work, so nothing is missed) and resolves
+ * when `done` holds of the objects as last seen; a lister never polls the store being measured.
+ */
+class Follower<T extends VirtualNode | Migration | PhysicalNode> {
+  readonly objects = new Map<string, T>();
+  private waiter?: { test: (m: Map<string, T>) => boolean; resolve: () => void };
+  private error?: Error;
+  private close?: () => void;
+
+  static async start<T extends VirtualNode | Migration | PhysicalNode>(store: Store, kind: string, namespace?: string): Promise<Follower<T>> {
+    const f = new Follower<T>();
+    const rev = await store.revision();
+    for (const o of (await store.list<T>(kind, namespace ? { namespace } : {})).items) f.objects.set(o.metadata.name, o);
+    const w = store.watch<T>(kind, { ...(namespace ? { namespace } : {}), fromRevision: rev + 1 }, {
+      onEvent: (ev) => {
+        if (ev.type === 'DELETED') f.objects.delete(ev.object.metadata.name);
+        else f.objects.set(ev.object.metadata.name, ev.object);
+        f.check();
+      },
+      onError: (err) => (f.error = err),
+    });
+    f.close = () => w.close();
+    return f;
+  }
+
+  private check(): void {
+    if (this.waiter?.test(this.objects)) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w.resolve();
+    }
+  }
+
+  async until(what: string, test: (m: Map<string, T>) => boolean, manager: ChildProcess, limitMs: number, progress: () => string): Promise<void> {
+    const t0 = performance.now();
+    const done = new Promise<void>((r) => (this.waiter = { test, resolve: r }));
+    this.check();
+    let last = t0;
+    for (;;) {
+      if (await Promise.race([done.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 500))])) return;
+      if (this.error) throw new Error(`the watch ended: ${this.error.message}`);
+      if (manager.exitCode !== null) throw new Error(`vc-manager exited ${manager.exitCode} while waiting for ${what}`);
+      const now = performance.now();
+      if (now - last > 15_000) {
+        last = now;
+        process.stderr.write(`  ${what}: ${progress()} after ${((now - t0) / 1000).toFixed(0)} s\n`);
+      }
+      if (now - t0 > limitMs) throw new Error(`${what}: only ${progress()} after ${limitMs / 1000} s`);
+    }
+  }
+
+  stop(): void {
+    this.close?.();
+  }
+}
+
+const isRunning = (vn: VirtualNode): boolean => vn.status?.phase === 'Running' && vn.status.host === vn.spec?.physicalNode;
+
+async function run(size: Size, drainFraction: number, work: string): Promise<Result> {
+  const vcs = size.vms / VMS_PER_VC;
+  const nodesFile = join(work, `nodes-${size.nodes}.yaml`);
+  const vcsFile = join(work, `vcs-${vcs}.yaml`);
+  writeFileSync(nodesFile, nodeManifests(size.nodes));
+  writeFileSync(vcsFile, vcManifests(vcs));
+  const etcd = await startEtcd();
+  let manager: ChildProcess | undefined;
+  const followers: { stop(): void }[] = [];
+  const label = `${size.nodes} nodes/${size.vms} VMs`;
+  try {
+    const store = await openStore(etcd.url);
+    await vcctl(['apply', '-f', nodesFile], etcd.url);
+    const pns = await Follower.start<PhysicalNode>(store, 'PhysicalNode');
+    followers.push(pns);
+    const prof = process.env.VL_BENCH_PROF_DIR;
+    manager = spawn(process.execPath, [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), '--import', 'tsx', join(ROOT, 'operator/vc-manager.ts'),
+      '--store', etcd.url, '--identity', 'bench', '--metrics-addr', '127.0.0.1:0', '--log-level', 'error'],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env } });
+    const ready = (p: PhysicalNode) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+    await pns.until('nodes Ready', (m) => [...m.values()].filter(ready).length === size.nodes, manager, 300_000,
+      () => `${[...pns.objects.values()].filter(ready).length} of ${size.nodes} Ready`);
+
+    const vns = await Follower.start<VirtualNode>(store, 'VirtualNode', NS);
+    followers.push(vns);
+    const cpu0 = cpuSeconds(manager.pid!);
+    const req0 = await etcdRequests(etcd);
+    const t0 = performance.now();
+    await vcctl(['apply', '-f', vcsFile], etcd.url);
+    const applyMs = performance.now() - t0;
+    const count = (f: (vn: VirtualNode) => boolean) => [...vns.objects.values()].filter(f).length;
+    const limit = 20 * 60_000;
+    await vns.until('Placed', (m) => m.size === size.vms && count((vn) => !!vn.spec?.physicalNode) === size.vms, manager, limit,
+      () => `${count((vn) => !!vn.spec?.physicalNode)} of ${size.vms} bound`);
+    const placedMs = performance.now() - t0;
+    await vns.until('Running', (m) => m.size === size.vms && count(isRunning) === size.vms, manager, limit,
+      () => `${count(isRunning)} of ${size.vms} Running`);
+    const runningMs = performance.now() - t0;
+    const cpuS = cpuSeconds(manager.pid!) - cpu0;
+    const etcdRequestsN = (await etcdRequests(etcd)) - req0;
+    process.stderr.write(`  ${label}: all Running in ${(runningMs / 1000).toFixed(1)} s\n`);
+
+    // Drain: a tenth of the nodes, a few `vcctl drain` at a time.
+    const migs = await Follower.start<Migration>(store, 'Migration', NS);
+    followers.push(migs);
+    const drained = Math.max(1, Math.round(size.nodes * drainFraction));
+    const t1 = performance.now();
+    const drainedNames = Array.from({ length: drained }, (_, i) => `sim${i + 1}`);
+    // Cordoned together first, so that no drain picks another drained node as a target.
+    await vcctl(['cordon', ...drainedNames], etcd.url);
+    const queue = [...drainedNames];
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      for (let n = queue.shift(); n; n = queue.shift()) await vcctl(['drain', n], etcd.url);
+    }));
+    const drainedSet = new Set(drainedNames);
+    const moved = (m: Map<string, VirtualNode>) => [...m.values()].every((vn) => !drainedSet.has(vn.spec?.physicalNode ?? '') && isRunning(vn));
+    const succeeded = (m: Map<string, Migration>) => [...m.values()].every((x) => x.status?.phase === 'Succeeded' || x.status?.phase === 'Failed');
+    await migs.until('migrations', (m) => succeeded(m), manager, limit,
+      () => `${[...migs.objects.values()].filter((x) => x.status?.phase === 'Succeeded').length} of ${migs.objects.size} Succeeded`);
+    const failed = [...migs.objects.values()].filter((x) => x.status?.phase === 'Failed');
+    if (failed.length) throw new Error(`${failed.length} migrations Failed, e.g. ${failed[0]!.metadata.name}: ${failed[0]!.status?.message}`);
+    await vns.until('drained', moved, manager, limit, () => `${count((vn) => drainedSet.has(vn.spec?.physicalNode ?? ''))} still on drained nodes`);
+    const drainMs = performance.now() - t1;
+    const migrations = migs.objects.size;
+
+    const t2 = performance.now();
+    await vcctl(['delete', 'virtualcluster', '--all', '-n', NS], etcd.url);
+    await vns.until('deleted', (m) => m.size === 0, manager, limit, () => `${vns.objects.size} VirtualNodes left`);
+    const deleteMs = performance.now() - t2;
+    const rssMiB = peakRssMiB(manager.pid!);
+    await store.close();
+    return { ...size, applyMs, placedMs, runningMs, cpuS, rssMiB, etcdRequests: etcdRequestsN, drained, migrations, drainMs, deleteMs };
+  } finally {
+    for (const f of followers) f.stop();
+    if (manager && manager.exitCode === null) {
+      const gone = new Promise((r) => manager!.once('exit', r));
+      manager.kill('SIGTERM');
+      await gone;
+    }
+    await etcd.stop();
+  }
+}
+
+function parseSizes(text: string): Size[] {
+  return text.split(',').map((s) => {
+    const [nodes, vms] = s.split(':').map(Number);
+    if (!Number.isInteger(nodes) || nodes! < 1 || !Number.isInteger(vms) || vms! < VMS_PER_VC || vms! % VMS_PER_VC) {
+      throw new Error(`--sizes: ${JSON.stringify(s)} is not NODES:VMS with VMS a positive multiple of ${VMS_PER_VC}`);
+    }
+    return { nodes: nodes!, vms: vms! };
+  });
+}
+
+const s = (ms: number): string => (ms / 1000).toFixed(1);
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100:1000,1000:10000' }, 'drain-fraction': { type: 'string', default: '0.1' } } });
+  const sizes = parseSizes(values.sizes);
+  const drainFraction = Number(values['drain-fraction']);
+  if (!(drainFraction > 0 && drainFraction < 1)) throw new Error(`--drain-fraction must be between 0 and 1, got ${values['drain-fraction']}`);
+  const work = mkdtempSync(join(tmpdir(), 'vl-bench-scale-'));
+  const results: Result[] = [];
+  try {
+    for (const size of sizes) {
+      const r = await run(size, drainFraction, work);
+      results.push(r);
+      process.stdout.write(`${r.nodes} sim nodes, ${r.vms} VMs (${r.vms / VMS_PER_VC} VCs): apply ${s(r.applyMs)} s; all Placed ${s(r.placedMs)} s; all Running ${s(r.runningMs)} s; ` +
+        `vc-manager ${r.cpuS.toFixed(1)} CPU s until Running, peak RSS ${r.rssMiB.toFixed(0)} MiB; etcd requests ${r.etcdRequests}; ` +
+        `drain of ${r.drained} nodes (${r.migrations} migrations) ${s(r.drainMs)} s; delete of everything ${s(r.deleteMs)} s\n`);
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  const small = results[0]!;
+  const big = results[results.length - 1]!;
+  if (results.length > 1) {
+    const g = (a: number, b: number): string => `x${(b / a).toFixed(2)}`;
+    process.stdout.write(`growth ${small.vms} -> ${big.vms} VMs (work x${(big.vms / small.vms).toFixed(0)}): apply ${g(small.applyMs, big.applyMs)}, Placed ${g(small.placedMs, big.placedMs)}, ` +
+      `Running ${g(small.runningMs, big.runningMs)}, CPU ${g(small.cpuS, big.cpuS)}, etcd requests ${g(small.etcdRequests, big.etcdRequests)}, ` +
+      `drain ${g(small.drainMs, big.drainMs)}, delete ${g(small.deleteMs, big.deleteMs)}\n`);
+  }
+  process.stdout.write(`scale: ${big.vms} VMs Running in ${s(big.runningMs)} s (${small.vms} VMs in ${s(small.runningMs)} s at the small size, ` +
+    `growth ${(big.runningMs / small.runningMs).toFixed(1)}x), peak RSS ${big.rssMiB.toFixed(0)} MiB\n`);
+}
+
+main().then(() => process.exit(0), (err: unknown) => {
+  process.stderr.write(`hack/bench-scale: ${(err as Error).stack ?? (err as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,173 @@
+// The simulated host (drivers/transport/sim-*.ts), its hypervisor and storage drivers
+// (drivers/hypervisor/sim-driver.ts, drivers/storage/sim-driver.ts): SIMULATION ONLY, for
+// hack/bench-scale; nothing here is the proof that a feature works on real hosts. Asserted: the
+// state each call leaves behind, under injected faults (a host that stops answering, a migration
+// that fails), through the same drivers and probe the controllers use.
+
+import { strict as assert } from 'node:assert';
+import type { PhysicalNode } from '../../api/types.js';
+import { validateObject } from '../../api/validation/validate-object.js';
+import { createHypervisorDriver, MigrationFailedError, type DomainSpec, type HypervisorDriver } from '../../drivers/hypervisor/index.js';
+import { SimHypervisorDriver } from '../../drivers/hypervisor/sim-driver.js';
+import { HostNetworkDriver } from '../../drivers/network/host-network.js';
+import { createStorageDriver } from '../../drivers/storage/index.js';
+import { SimStorageDriver } from '../../drivers/storage/sim-driver.js';
+import { SimWorld, type SimHost } from '../../drivers/transport/sim-host.js';
+import { SimTransport } from '../../drivers/transport/sim-transport.js';
+import { transportFor } from '../../drivers/transport/transport-for.js';
+import { TransportTimeoutError } from '../../drivers/transport/types.js';
+import { nextNodeStatus, probeNode } from '../../reconcilers/nodes/probe.js';
+import { planHostNetwork } from '../../reconcilers/network/host-plan.js';
+
+const FAST = { rttMs: 0, startMs: 5, bootMs: 50, shutdownMs: 5, storageOpMs: 1, originalMs: 5, migrationFixedMs: 20, migrationBytesPerSec: 4 * 2 ** 30, suspendBytesPerSec: 4 * 2 ** 30 };
+
+function pn(name: string, extra: Partial<PhysicalNode['spec']> = {}): PhysicalNode {
+  return {
+    apiVersion: 'virtualinux.org/v1alpha1', kind: 'PhysicalNode', metadata: { name, generation: 1 },
+    spec: { address: '198.18.0.9', ssh: { port: 22, user: 'root' } as NonNullable<PhysicalNode['spec']>['ssh'], capacity: { cores: 8, memoryMiB: 4096 }, hypervisor: 'sim', transport: 'sim', storageRoot: '/san', ...extra },
+  };
+}
+
+describe('sim host (simulation only)', () => {
+  let world: SimWorld;
+  let hosts: SimHost[];
+  let drivers: HypervisorDriver[];
+  const vcDir = '/san/vcs/bench/a-uid1';
+  const key = (name: string) => ({ vcDir, vcUid: 'uid1', name });
+
+  function domain(name: string, memoryMiB = 256): DomainSpec {
+    return { name, vcpus: 1, memoryMiB, disks: { root: { path: `${vcDir}/${name.split('.')[1]}-disk.img`, format: 'qcow2' } }, network: { tap: 'vt0000000000', mac: '52:54:00:00:00:01', ip: '10.1.0.2' } };
+  }
+
+  beforeEach(async () => {
+    world = new SimWorld(FAST);
+    hosts = ['n1', 'n2'].map((n) => world.host(n, { cores: 8, memoryMiB: 4096, storageRoot: '/san' }));
+    drivers = hosts.map((h) => createHypervisorDriver('sim', { transport: new SimTransport(h), runRoot: '/run/virtualinux', migrationAddress: h.name }));
+    const storage = createStorageDriver('qcow2', drivers[0]!.transport);
+    await storage.createOriginal(key('a-original'), { path: '/san/templates/t.qcow2' });
+    await storage.snapshotAll(key('a-original'), [key('a-0-disk'), key('a-1-disk')]);
+  });
+
+  it('is chosen by transport and hypervisor sim, and the schema refuses one without the other', () => {
+    const t = transportFor(pn('x1'));
+    assert.ok(t instanceof SimTransport);
+    assert.ok(createHypervisorDriver('sim', { transport: t, runRoot: '/r', migrationAddress: 'x' }) instanceof SimHypervisorDriver);
+    assert.ok(createStorageDriver('lvm', t) instanceof SimStorageDriver);
+    const bad = validateObject(pn('x2', { hypervisor: 'qemu' }));
+    assert.ok(bad.issues.some((i) => i.path.join('.') === 'spec.hypervisor' && /must be sim/.test(i.message)), JSON.stringify(bad.issues));
+    const good = validateObject(pn('x3'));
+    assert.deepEqual(good.issues, []);
+  });
+
+  it('answers the node probe through its transport; a host that stops answering is Unreachable, then Ready again', async () => {
+    const t = drivers[0]!.transport;
+    const probe = await probeNode(t, { hypervisor: 'sim', storageRoot: '/san' }, { timeoutMs: 2000 });
+    assert.equal(probe.cores, 8);
+    assert.equal(probe.memoryMiB, 4096);
+    assert.equal(probe.storage, 'ok');
+    assert.match(probe.hypervisorVersion!, /^sim /);
+    const ready = nextNodeStatus(pn('n1'), probe, { failures: 0, failureThreshold: 1 });
+    assert.equal(ready.status.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
+
+    hosts[0]!.setUnreachable(true);
+    const lost = await probeNode(t, { hypervisor: 'sim', storageRoot: '/san' }, { timeoutMs: 200 });
+    assert.equal(lost.failure?.reason, 'Unreachable');
+    assert.match(lost.failure!.message, /timed out after 200 ms/);
+    const notReady = nextNodeStatus({ ...pn('n1'), status: ready.status }, lost, { failures: 0, failureThreshold: 1 });
+    assert.equal(notReady.status.conditions?.find((c) => c.type === 'Ready')?.status, 'False');
+    hosts[0]!.setUnreachable(false);
+    assert.equal((await probeNode(t, { hypervisor: 'sim', storageRoot: '/san' }, { timeoutMs: 2000 })).storage, 'ok');
+  });
+
+  it('a domain boots after the boot delay, its calls time out while the host is silent, and its state survives the silence', async () => {
+    const d = drivers[0]!;
+    await assert.rejects(d.create({ ...domain('bench.a-0'), disks: { root: { path: '/san/nope.img', format: 'qcow2' } } }), /could not open disk image/);
+    assert.equal(await d.get('bench.a-0'), undefined, 'a failed create leaves nothing');
+    assert.equal((await d.create(domain('bench.a-0'))).state, 'running');
+    assert.doesNotMatch((await d.readConsole('bench.a-0')).text, /VIRTUALINUX-READY/);
+    assert.equal(await d.pingGuestAgent!('bench.a-0', 1000), undefined);
+    await new Promise((r) => setTimeout(r, FAST.bootMs + 20));
+    assert.match((await d.readConsole('bench.a-0')).text, /VIRTUALINUX-READY a-0 10\.1\.0\.2/);
+    assert.equal((await d.pingGuestAgent!('bench.a-0', 1000))?.ip, '10.1.0.2');
+
+    hosts[0]!.setUnreachable(true);
+    await assert.rejects(d.transport.exec(['vl-sim', 'domain', 'list'], { timeoutMs: 150 }), TransportTimeoutError);
+    hosts[0]!.setUnreachable(false);
+    assert.deepEqual((await d.list()).map((x) => [x.name, x.state]), [['bench.a-0', 'running']]);
+  });
+
+  it('a migration that fails leaves the domain running on the source and nothing on the target; the next one moves it', async () => {
+    const [src, tgt] = drivers as [HypervisorDriver, HypervisorDriver];
+    await src.create(domain('bench.a-0'));
+    hosts[0]!.failMigrations = 1;
+    await assert.rejects(src.migrate('bench.a-0', tgt), (e: Error) => e instanceof MigrationFailedError && /injected fault/.test(e.message));
+    assert.equal((await src.get('bench.a-0'))?.state, 'running');
+    assert.equal(await tgt.get('bench.a-0'), undefined);
+
+    hosts[1]!.setUnreachable(true);
+    await assert.rejects(src.migrate('bench.a-0', tgt, { timeoutMs: 100 }), MigrationFailedError);
+    hosts[1]!.setUnreachable(false);
+    assert.equal((await src.get('bench.a-0'))?.state, 'running', 'an unreachable target leaves the source running');
+    assert.equal(await tgt.get('bench.a-0'), undefined);
+
+    const r = await src.migrate('bench.a-0', tgt);
+    assert.equal(await src.get('bench.a-0'), undefined);
+    assert.equal((await tgt.get('bench.a-0'))?.state, 'running');
+    assert.equal(r.transferredBytes, 256 * 1048576);
+    assert.ok(r.totalMs >= FAST.migrationFixedMs, `total ${r.totalMs} ms`);
+  });
+
+  it('migration time grows with memory; a cancelled migration leaves the domain on the source', async () => {
+    world.behaviour = { ...world.behaviour, migrationBytesPerSec: 1 << 30 };
+    const [src, tgt] = drivers as [HypervisorDriver, HypervisorDriver];
+    await src.create(domain('bench.a-0', 128));
+    await src.create(domain('bench.a-1', 1024));
+    const small = await src.migrate('bench.a-0', tgt);
+    const large = await src.migrate('bench.a-1', tgt);
+    assert.ok(large.totalMs >= small.totalMs + 700, `1 GiB ${large.totalMs} ms, 128 MiB ${small.totalMs} ms`);
+
+    const back = tgt.migrate('bench.a-1', src);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await tgt.cancelMigration('bench.a-1'), true);
+    await assert.rejects(back, /cancelled/);
+    assert.equal((await tgt.get('bench.a-1'))?.state, 'running');
+    assert.equal(await src.get('bench.a-1'), undefined);
+  });
+
+  it('suspends to the shared storage root and resumes on the other host; a killed domain is shut off', async () => {
+    const [a, b] = drivers as [HypervisorDriver, HypervisorDriver];
+    await a.create(domain('bench.a-0'));
+    const file = '/san/runtime/bench/a-0.vmstate';
+    const s = await a.suspend('bench.a-0', file);
+    assert.equal(s.bytes, 256 * 1048576);
+    assert.equal(await a.get('bench.a-0'), undefined);
+    assert.equal((await b.transport.exec(['test', '-e', file])).code, 0, 'the state file is on the shared root');
+    assert.equal((await b.resume(domain('bench.a-0'), file)).state, 'running');
+    assert.equal((await b.transport.exec(['test', '-e', file])).code, 1, 'resumed: the file is gone');
+    assert.equal(hosts[1]!.killDomain('bench.a-0'), true);
+    assert.equal((await b.get('bench.a-0'))?.state, 'shutoff');
+  });
+
+  it('the network driver converges on a sim host (taps, routes, nft rules)', async () => {
+    const net = new HostNetworkDriver(drivers[0]!.transport);
+    const state = planHostNetwork('n1', [{ name: 'n1', address: '198.18.0.1' }, { name: 'n2', address: '198.18.0.2' }], [
+      { key: 'bench.a-0', cluster: 'bench/a', ip: '10.1.0.2', subnet: '10.1.0.0/24', gateway: '10.1.0.1', host: 'n1' },
+      { key: 'bench.a-1', cluster: 'bench/a', ip: '10.1.0.3', subnet: '10.1.0.0/24', gateway: '10.1.0.1', host: 'n2' },
+    ]);
+    assert.ok((await net.apply(state)).changed.length > 0);
+    assert.equal(await net.hasVm('bench.a-0'), true);
+    assert.equal(await net.hasVm('bench.a-1'), false);
+    assert.deepEqual((await net.apply(state)).changed, [], 'a second apply changes nothing');
+    assert.deepEqual([...(await net.ourRoutes()).keys()].sort(), ['10.1.0.2', '10.1.0.3']);
+  });
+
+  it('storage volumes live on the shared root, each key once; usage and removal', async () => {
+    const st = createStorageDriver('qcow2', drivers[1]!.transport);
+    assert.deepEqual(await st.existsAll([key('a-0-disk'), key('a-9-disk')]), [true, false]);
+    await st.createSwapAll([key('a-0-swap')], 64 << 20);
+    await st.writeConfigAll([{ key: key('a-0-config'), bytes: Buffer.alloc(1 << 20, 1) }]);
+    assert.deepEqual(await st.usageAll([key('a-0-swap'), key('a-0-config')]), [64 << 20, 1 << 20]);
+    await st.removeAll([key('a-0-swap'), key('a-0-disk')]);
+    assert.deepEqual(await st.existsAll([key('a-0-swap'), key('a-0-disk'), key('a-1-disk')]), [false, false, true]);
+  });
+});

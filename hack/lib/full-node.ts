@@ -127,9 +127,12 @@ export function qemuArgv(s: Testbed, image: Pick<NodeImage, 'xen' | 'kernel' | '
   const f = node.full!;
   const full = s.full!;
   // no boot-time scrub of free memory, no speculation mitigations (each costs much under TCG, and
-  // the nodes are test machines running our own guests)
+  // the nodes are test machines running our own guests), but eager FPU switching: with Xen's lazy
+  // switching (spec-ctrl=no alone) QEMU 7.2's TCG let dom0 processes run on a domU's SIMD registers
+  // once a domU ran: about half of dom0's SSH handshakes failed ("incorrect signature",
+  // "Permission denied (publickey)"); with eager-fpu, none of 15 did
   const xenCmdline = `console=com1 com1=115200 dom0_mem=${full.dom0MiB}M,max:${full.dom0MiB}M dom0_max_vcpus=${full.cpus} ` +
-    'bootscrub=false spec-ctrl=no xpti=false pv-l1tf=false';
+    'bootscrub=false spec-ctrl=no,eager-fpu xpti=false pv-l1tf=false';
   const dom0Cmdline = `console=hvc0 root=/dev/vda rw quiet vl.name=${node.name} vl.addr=${node.address}/24 vl.san=${s.sanDir}`;
   return [
     QEMU, '-name', `vl-${s.id}-${node.name}`,

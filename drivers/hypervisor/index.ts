@@ -2,14 +2,12 @@
 // makes storage drivers: one switch that must cover every HypervisorKind (the `never` check below
 // fails to compile when a kind is added to the CRD and types.ts without a case here).
 //
-// `xen` is refused here, and only here: XenDriver (xen-driver.ts) is checked against golden xl
-// configurations and recorded xl command lines only (test/hypervisor/xen-driver.recorded.test.ts);
-// it has never run a guest on a Xen host, so the runtime does not hand it VMs. Wiring it in is
-// this one case: `return new XenDriver({ transport, runRoot, migrationAddress })`, once the
-// conformance suite (test/hypervisor/driver-conformance.ts) has run against real Xen nodes.
+// `xen`: XenDriver (xen-driver.ts) with xl on the node, run for real on full testbed nodes
+// (test/hypervisor/xen-driver.full.test.ts: the conformance suite on two Xen 4.17 dom0s).
 
 import type { Transport } from '../transport/types.js';
 import { QemuDriver } from './qemu-driver.js';
+import { XenDriver } from './xen-driver.js';
 import { SimHypervisorDriver } from './sim-driver.js';
 import { HypervisorError, type HypervisorDriver, type HypervisorKind } from './types.js';
 
@@ -32,9 +30,7 @@ export function createHypervisorDriver(kind: HypervisorKind, opts: HypervisorDri
     case 'qemu':
       return new QemuDriver({ transport: opts.transport, runRoot: opts.runRoot, migrationAddress: opts.migrationAddress, accel: opts.accel ?? 'auto' });
     case 'xen':
-      throw new HypervisorError(
-        'the runtime has no xen driver wired in yet (the xl driver is verified only against recorded commands, never on a Xen host); use qemu',
-      );
+      return new XenDriver({ transport: opts.transport, runRoot: opts.runRoot, migrationAddress: opts.migrationAddress });
     case 'sim': // simulation only (benchmarks): needs spec.transport sim
       return new SimHypervisorDriver(opts.transport);
     default: {

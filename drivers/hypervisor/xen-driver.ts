@@ -1,15 +1,28 @@
 // XenDriver: the HypervisorDriver contract (types.ts) with Xen's `xl` toolstack on one node, through
 // the node's Transport. Each domain gets an xl configuration generated from the same DomainSpec as
-// QEMU (renderXlConfig: PVH by default, direct kernel boot with the OSTemplate's kernel and
+// QEMU (renderXlConfig: a PV guest by default, direct kernel boot with the OSTemplate's kernel and
 // initrd, disks xvda/xvdb/xvdc, a routed vif with the guest's IP, the 9pfs share), written to
 // `<runRoot>/<name>.cfg`, and `xl create | shutdown | destroy | save | restore | migrate | list -l`.
 //
-// Not exercised on this machine (Xen cannot run here): the configurations are checked against
-// golden files and the command sequences against recorded argument vectors
-// (test/hypervisor/xen-driver.recorded.test.ts). Differences from the QEMU driver, by xl's design:
-// - live migration is `xl migrate` from the source, which reaches the target over SSH itself
-//   (root SSH between nodes, or `sshCommand`); xl has no downtime or bandwidth setting and reports
-//   no downtime: downtimeMs is -1 and totalMs is our measured time;
+// Run for real on full testbed nodes (Xen 4.17, Debian dom0 under QEMU TCG:
+// test/hypervisor/xen-driver.full.test.ts). What the dom0 taught:
+// - raw disks (files or block devices) go through blkback with our own hotplug script
+//   (`<runRoot>/vl-block`, XEN_BLOCK_SCRIPT: losetup for a file, a few execs), not Xen's `block`
+//   script: that one is bash with dozens of execs, and under TCG it ran past libxl's hotplug
+//   timeout ("killing execution of /etc/xen/scripts/block add because of timeout"). qcow2 disks
+//   need QEMU in dom0 as the qdisk back-end (`backendtype=qdisk`), which the node image lacks;
+// - `xl save` cannot write to a 9p file (EFAULT: page data is written from foreign mappings), so
+//   suspend saves to `saveDir` on the node's own disk and then moves the file to its place;
+// - the state of a domain that powered off (on_poweroff = destroy: xl forgets it) is its
+//   configuration file: list() reports such a domain as shutoff until destroy removes the file;
+// - live migration is `xl migrate` from the source, which runs `ssh <target> xl migrate-receive`
+//   itself: `-s` carries our own ssh command line (a per-node key made on first use, allowed on the
+//   target only to run `xl migrate-receive`, and a known_hosts file with the target's host key read
+//   over the target's own pinned Transport; StrictHostKeyChecking=yes, never accept-new). xl
+//   reports no downtime: downtimeMs is -1 and totalMs is our measured time. Debian's Xen 4.17 is
+//   built without shadow paging, which PV log-dirty (hence every live migration of a PV guest)
+//   needs: there xl fails with "Failed to enable logdirty: 95" and the guest keeps running on the
+//   source; the error says so (MigrationFailedError);
 // - cancelling a migration ends the `xl migrate` process; xl then resumes the domain on the source;
 // - the console is the log xenconsoled writes when started with `--log=guest`
 //   (`<consoleLogDir>/guest-<name>.log`).
@@ -41,15 +54,62 @@ export interface XenDriverOptions {
   runRoot: string;
   /** The address other nodes' `xl migrate` reaches this node at (over SSH). */
   migrationAddress: string;
-  /** Guest type; default pvh (the reference guest's kernel is a PVH-capable ELF). */
+  /** Guest type; default pv (PVH needs VT-x/AMD-V, which a node under TCG lacks). */
   guestType?: 'pvh' | 'pv';
+  /** Where `xl save` writes before the file moves to its place (the node's own disk); default /var/lib/xen. */
+  saveDir?: string;
   /** Where xenconsoled writes guest console logs; default /var/log/xen/console. */
   consoleLogDir?: string;
-  /** Passed to `xl migrate -s`; default: xl's own `ssh <host>`. */
+  /** Passed to `xl migrate -s`; default: our own pinned ssh command line (migrationSshCommand). */
   sshCommand?: string;
 }
 
 const VDEVS = ['xvda', 'xvdb', 'xvdc'] as const;
+
+/**
+ * The block hotplug script libxl runs for our raw disks (`script=` in the disk spec), installed as
+ * `<runRoot>/vl-block`. add: a file gets a loop device (a block device is used as it is), and its
+ * major:minor goes to the back-end's `physical-device` for blkback; remove: the loop device goes.
+ * POSIX sh with four execs: Xen's own bash `block` script ran past libxl's hotplug timeout under TCG.
+ */
+export const XEN_BLOCK_SCRIPT = `#!/bin/sh
+# VirtuaLinux block hotplug script for xl (written by XenDriver; do not edit).
+case "$1" in
+add)
+  f=$(xenstore-read "$XENBUS_PATH/params") || exit 1
+  if [ -b "$f" ]; then
+    dev=$f
+  else
+    [ -e /dev/loop-control ] || modprobe loop
+    dev=$(losetup -f --show -- "$f") || { xenstore-write "$XENBUS_PATH/hotplug-error" "losetup $f failed"; exit 1; }
+  fi
+  xenstore-write "$XENBUS_PATH/physical-device" "$(stat -L -c %t:%T -- "$dev")" "$XENBUS_PATH/physical-device-path" "$dev"
+  ;;
+remove)
+  dev=$(xenstore-read "$XENBUS_PATH/physical-device-path" 2>/dev/null) || exit 0
+  case "$dev" in /dev/loop*) losetup -d "$dev" ;; esac
+  ;;
+esac
+exit 0
+`;
+
+/** Paths that reach a shell (xl's `-s` command line): only these characters, nothing to quote. */
+function shellSafe(what: string, v: string): string {
+  if (!/^[A-Za-z0-9._/@:+-]+$/.test(v)) throw new HypervisorError(`${what} ${JSON.stringify(v)}: only letters, digits and ._/@:+- are allowed here (it reaches xl's ssh command line)`);
+  return v;
+}
+
+/**
+ * The ssh command line xl runs on the source (`xl migrate -s`): our key, the target's host key
+ * pinned in a known_hosts file, no prompts, never accept-new.
+ */
+export function migrationSshCommand(identity: string, knownHosts: string): string {
+  return [
+    'ssh', '-i', shellSafe('identity file', identity), '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${shellSafe('known_hosts file', knownHosts)}`,
+    '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=60', '-l', 'root',
+  ].join(' ');
+}
 
 /** An xl.cfg double-quoted string: backslash and double quote escaped, control characters refused. */
 export function xlString(v: string): string {
@@ -70,7 +130,7 @@ export function xenCmdline(cmdline: string): string {
   return cmdline.replace(/(^|\s)console=ttyS\d+(?=\s|$)/g, '$1console=hvc0');
 }
 
-export function renderXlConfig(spec: DomainSpec, opts: { guestType?: 'pvh' | 'pv' } = {}): string {
+export function renderXlConfig(spec: DomainSpec, opts: { guestType?: 'pvh' | 'pv'; blockScript?: string } = {}): string {
   validateDomainName(spec.name);
   const lines: string[] = [
     `# Generated by VirtuaLinux for ${spec.name}; do not edit (regenerated on every create).`,
@@ -91,7 +151,7 @@ export function renderXlConfig(spec: DomainSpec, opts: { guestType?: 'pvh' | 'pv
     .map((d, i) => {
       if (!d) return undefined;
       // target= must come last: it takes the rest of the spec, commas included.
-      const backend = d.format === 'qcow2' ? 'backendtype=qdisk, ' : '';
+      const backend = d.format === 'qcow2' ? 'backendtype=qdisk, ' : opts.blockScript ? `script=${specValue('block script', opts.blockScript)}, ` : '';
       return `${xlString(`format=${d.format}, vdev=${VDEVS[i]}, access=${d.readOnly ? 'ro' : 'rw'}, ${backend}target=${d.path}`)}`;
     })
     .filter((d): d is string => d !== undefined);
@@ -146,6 +206,13 @@ function stateFromLetters(letters: string | undefined): DomainState {
   return 'running';
 }
 
+/** xl's names for a domain mid-migration: `<name>--incoming` on the target, `<name>--migratedaway` on the source. */
+function splitMigrationName(xlName: string): { name: string; state?: DomainState } {
+  const m = /^(.*)--(incoming|migratedaway)$/.exec(xlName);
+  if (!m) return { name: xlName };
+  return { name: m[1]!, state: m[2] === 'incoming' ? 'incoming' : 'migrating' };
+}
+
 export class XenDriver implements HypervisorDriver {
   readonly kind = 'xen' as const;
   readonly transport: Transport;
@@ -154,17 +221,20 @@ export class XenDriver implements HypervisorDriver {
   readonly migrationAddress: string;
   private readonly guestType: 'pvh' | 'pv';
   private readonly consoleLogDir: string;
+  private readonly saveDir: string;
   private readonly sshCommand?: string;
   private readonly outgoing = new Map<string, SpawnedProcess>();
   private readonly cancelled = new Set<string>();
+  private scriptsInstalled = false;
 
   constructor(opts: XenDriverOptions) {
     this.transport = opts.transport;
     this.node = opts.transport.host;
     this.runRoot = opts.runRoot.replace(/\/+$/, '');
     this.migrationAddress = opts.migrationAddress;
-    this.guestType = opts.guestType ?? 'pvh';
+    this.guestType = opts.guestType ?? 'pv';
     this.consoleLogDir = opts.consoleLogDir ?? '/var/log/xen/console';
+    this.saveDir = (opts.saveDir ?? '/var/lib/xen').replace(/\/+$/, '');
     this.sshCommand = opts.sshCommand;
   }
 
@@ -172,22 +242,41 @@ export class XenDriver implements HypervisorDriver {
     return `${this.runRoot}/${name}.cfg`;
   }
 
+  /** Our block hotplug script on this node (same path on every node: runRoot). */
+  get blockScript(): string {
+    return `${this.runRoot}/vl-block`;
+  }
+
+  consoleLogPath(name: string): string {
+    return `${this.consoleLogDir}/guest-${name}.log`;
+  }
+
   async list(): Promise<DomainInfo[]> {
     const long = parseXlListLong(await execOk(this.transport, ['xl', 'list', '-l']));
     const states = long.length ? parseXlListStates(await execOk(this.transport, ['xl', 'list'])) : new Map<string, string>();
-    return long.map((e) => {
-      const name = e.config?.c_info?.name ?? `domid-${e.domid}`;
-      const letters = states.get(name);
+    const live = long.map((e): DomainInfo => {
+      const xlName = e.config?.c_info?.name ?? `domid-${e.domid}`;
+      const { name, state } = splitMigrationName(xlName);
+      const letters = states.get(xlName);
       const b = e.config?.b_info;
       return {
         name,
-        state: stateFromLetters(letters),
+        state: state ?? stateFromLetters(letters),
         detail: letters,
         pid: e.domid,
         vcpus: b?.max_vcpus,
         memoryMiB: b?.max_memkb ? Math.round(b.max_memkb / 1024) : undefined,
       };
     });
+    // A domain that powered off is gone from xl (on_poweroff = destroy); its configuration file
+    // stays until destroy: it is listed as shut off, its console log still readable.
+    const r = await this.transport.exec(['find', this.runRoot, '-maxdepth', '1', '-type', 'f', '-name', '*.cfg']);
+    const names = new Set(live.map((d) => d.name));
+    const off = r.code !== 0 ? [] : r.stdout.split('\n').filter(Boolean)
+      .map((f) => f.slice(this.runRoot.length + 1, -'.cfg'.length))
+      .filter((n) => !names.has(n))
+      .map((name): DomainInfo => ({ name, state: 'shutoff' }));
+    return [...live, ...off];
   }
 
   async get(name: string): Promise<DomainInfo | undefined> {
@@ -195,88 +284,134 @@ export class XenDriver implements HypervisorDriver {
     return (await this.list()).find((d) => d.name === name);
   }
 
-  private async writeConfig(spec: DomainSpec): Promise<string> {
-    const cfg = this.configPath(spec.name);
+  private async installScripts(): Promise<void> {
+    if (this.scriptsInstalled) return;
     await execOk(this.transport, ['mkdir', '-p', this.runRoot]);
-    await this.transport.writeFile(cfg, renderXlConfig(spec, { guestType: this.guestType }));
+    await this.transport.writeFile(this.blockScript, XEN_BLOCK_SCRIPT);
+    await execOk(this.transport, ['chmod', '755', this.blockScript]);
+    this.scriptsInstalled = true;
+  }
+
+  private async writeConfig(spec: DomainSpec): Promise<string> {
+    await this.installScripts();
+    const cfg = this.configPath(spec.name);
+    await this.transport.writeFile(cfg, renderXlConfig(spec, { guestType: this.guestType, blockScript: this.blockScript }));
     return cfg;
   }
 
   async create(spec: DomainSpec): Promise<DomainInfo> {
     const cur = await this.get(spec.name);
     if (cur && cur.state !== 'shutoff') return cur;
-    if (cur) await execOk(this.transport, ['xl', 'destroy', spec.name]);
+    if (cur?.pid !== undefined) await execOk(this.transport, ['xl', 'destroy', spec.name]);
     const cfg = await this.writeConfig(spec);
-    const r = await this.transport.exec(['xl', 'create', '-q', cfg], { timeoutMs: 120_000 });
+    await execOk(this.transport, ['rm', '-f', '--', this.consoleLogPath(spec.name)]);
+    const r = await this.transport.exec(['xl', 'create', '-q', cfg], { timeoutMs: 300_000 });
     if (r.code !== 0) {
+      // libxl destroys what it built; a domain it could not tear down is destroyed here
+      if ((await this.get(spec.name))?.pid !== undefined) await this.transport.exec(['xl', 'destroy', spec.name]);
       throw new HypervisorError(`${this.node}: xl create ${spec.name} failed: ${r.stderr.trim()}; see ${cfg} and /var/log/xen/xl-${spec.name}.log`);
     }
     const info = await this.get(spec.name);
-    if (!info) throw new HypervisorError(`${this.node}: ${spec.name} is not listed right after xl create`);
+    if (!info || info.state === 'shutoff') throw new HypervisorError(`${this.node}: ${spec.name} is not running right after xl create`);
     return info;
   }
 
   async destroy(name: string): Promise<void> {
     validateDomainName(name);
-    if (await this.get(name)) {
-      const r = await this.transport.exec(['xl', 'destroy', name]);
-      if (r.code !== 0 && (await this.get(name))) throw new HypervisorError(`${this.node}: xl destroy ${name} failed: ${r.stderr.trim()}`);
+    if ((await this.get(name))?.pid !== undefined) {
+      const r = await this.transport.exec(['xl', 'destroy', name], { timeoutMs: 120_000 });
+      if (r.code !== 0 && (await this.get(name))?.pid !== undefined) throw new HypervisorError(`${this.node}: xl destroy ${name} failed: ${r.stderr.trim()}`);
     }
-    await execOk(this.transport, ['rm', '-f', '--', this.configPath(name)]);
+    await execOk(this.transport, ['rm', '-f', '--', this.configPath(name), this.consoleLogPath(name)]);
   }
 
   async shutdown(name: string, opts: ShutdownOptions = {}): Promise<ShutdownResult> {
     validateDomainName(name);
-    if (!(await this.get(name))) return { clean: true };
+    if ((await this.get(name))?.pid === undefined) return { clean: true };
     await this.transport.exec(['xl', 'shutdown', name]);
     const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
     while (Date.now() < deadline) {
-      if (!(await this.get(name))) return { clean: true };
+      if ((await this.get(name))?.pid === undefined) return { clean: true };
       await sleep(500);
     }
-    await this.transport.exec(['xl', 'destroy', name]);
+    await this.transport.exec(['xl', 'destroy', name], { timeoutMs: 120_000 });
     return { clean: false };
   }
 
   async suspend(name: string, file: string): Promise<SuspendResult> {
     validateDomainName(name);
-    if (!(await this.get(name))) throw new HypervisorError(`${this.node}: cannot suspend ${name}: it is not running here`);
-    const partial = `${file}.partial`;
+    if ((await this.get(name))?.pid === undefined) throw new HypervisorError(`${this.node}: cannot suspend ${name}: it is not running here`);
+    // xl save cannot write to a 9p file (EFAULT): save on the node's disk, then move into place
+    const local = `${this.saveDir}/${name}.save`;
     const t0 = Date.now();
-    const r = await this.transport.exec(['xl', 'save', name, partial], { timeoutMs: 600_000 });
+    await execOk(this.transport, ['mkdir', '-p', this.saveDir]);
+    const r = await this.transport.exec(['xl', 'save', name, local], { timeoutMs: 600_000 });
     if (r.code !== 0) {
-      await this.transport.exec(['rm', '-f', '--', partial]);
+      await this.transport.exec(['rm', '-f', '--', local]);
       throw new HypervisorError(`${this.node}: xl save ${name} failed (the domain keeps running): ${r.stderr.trim()}`);
     }
     const durationMs = Date.now() - t0;
-    const size = await execOk(this.transport, ['sh', '-c', 'mv -f "$1" "$2" && stat -c %s "$2"', 'sh', partial, file]);
-    return { file, bytes: Number(size.trim()), durationMs };
+    const mv = await this.transport.exec(['sh', '-c', 'mv -f "$1" "$2.partial" && mv -f "$2.partial" "$2" && stat -c %s "$2"', 'sh', local, file], { timeoutMs: 600_000 });
+    if (mv.code !== 0) {
+      // the domain is saved but its state could not be moved: start it again from the local file
+      const back = await this.transport.exec(['xl', 'restore', this.configPath(name), local], { timeoutMs: 600_000 });
+      await this.transport.exec(['rm', '-f', '--', local, `${file}.partial`]);
+      throw new HypervisorError(`${this.node}: moving ${name}'s saved state to ${file} failed: ${mv.stderr.trim()}; ${back.code === 0 ? 'restored it here (the domain keeps running)' : `restoring it here failed too: ${back.stderr.trim()}`}`);
+    }
+    // the domain is ended: its files go, as after a migration
+    await this.transport.exec(['rm', '-f', '--', this.configPath(name), this.consoleLogPath(name)]);
+    return { file, bytes: Number(mv.stdout.trim()), durationMs };
   }
 
   async resume(spec: DomainSpec, file: string): Promise<DomainInfo> {
     const cur = await this.get(spec.name);
     if (cur && cur.state !== 'shutoff') return cur;
     const cfg = await this.writeConfig(spec);
+    await execOk(this.transport, ['rm', '-f', '--', this.consoleLogPath(spec.name)]);
     const r = await this.transport.exec(['xl', 'restore', cfg, file], { timeoutMs: 600_000 });
     if (r.code !== 0) throw new HypervisorError(`${this.node}: xl restore ${spec.name} from ${file} failed (the file is kept): ${r.stderr.trim()}`);
     await execOk(this.transport, ['rm', '-f', '--', file]);
     const info = await this.get(spec.name);
-    if (!info) throw new HypervisorError(`${this.node}: ${spec.name} is not listed right after xl restore`);
+    if (!info || info.pid === undefined) throw new HypervisorError(`${this.node}: ${spec.name} is not listed right after xl restore`);
     return info;
+  }
+
+  /**
+   * Lets this node's xl reach the target's `xl migrate-receive` over SSH: a key of this node's own
+   * (made once), allowed on the target only to run `xl migrate-receive`, and the target's host key
+   * (read over the target's own pinned Transport) as the only entry of a known_hosts file.
+   * Returns the `-s` command line.
+   */
+  private async prepareMigrationSsh(target: XenDriver): Promise<string> {
+    if (this.sshCommand !== undefined) return this.sshCommand;
+    const identity = `${this.runRoot}/migration_ed25519`;
+    const knownHosts = `${this.runRoot}/known_hosts.${shellSafe('target address', target.migrationAddress)}`;
+    await execOk(this.transport, ['mkdir', '-p', this.runRoot]);
+    const pub = (await execOk(this.transport, ['sh', '-c', '[ -s "$1" ] || ssh-keygen -q -t ed25519 -N "" -C "$2" -f "$1" </dev/null >/dev/null && cat "$1.pub"', 'sh', identity, `vl-xen-migration@${this.node}`], { timeoutMs: 120_000 })).trim();
+    const hostKey = (await execOk(target.transport, ['cat', '/etc/ssh/ssh_host_ed25519_key.pub'])).trim().split(/\s+/).slice(0, 2).join(' ');
+    if (!/^ssh-ed25519 [A-Za-z0-9+/=]+$/.test(hostKey)) throw new HypervisorError(`${target.node}: unexpected SSH host key ${JSON.stringify(hostKey)}`);
+    await this.transport.writeFile(knownHosts, `${target.migrationAddress} ${hostKey}\n`);
+    const line = `restrict,command="xl migrate-receive" ${pub}`;
+    await execOk(target.transport, ['sh', '-c', 'mkdir -p -m 700 /root/.ssh && { grep -qxF -- "$1" /root/.ssh/authorized_keys 2>/dev/null || printf "%s\\n" "$1" >> /root/.ssh/authorized_keys; }', 'sh', line]);
+    return migrationSshCommand(identity, knownHosts);
   }
 
   async migrate(name: string, target: HypervisorDriver, opts: MigrateOptions = {}): Promise<MigrationResult> {
     validateDomainName(name);
     if (!(target instanceof XenDriver)) throw new HypervisorError(`cannot migrate ${name} from Xen to a ${target.kind} node`);
-    if (!(await this.get(name))) throw new HypervisorError(`${this.node}: cannot migrate ${name}: it is not running here`);
+    if ((await this.get(name))?.pid === undefined) throw new HypervisorError(`${this.node}: cannot migrate ${name}: it is not running here`);
     if (this.outgoing.has(name)) throw new HypervisorError(`${this.node}: ${name} is already migrating`);
     const t0 = Date.now();
-    const argv = ['xl', 'migrate', ...(this.sshCommand !== undefined ? ['-s', this.sshCommand] : []), name, target.migrationAddress];
+    const ssh = await this.prepareMigrationSsh(target);
+    // the target's xl runs our block script from the configuration xl sends along
+    await target.installScripts();
+    const t1 = Date.now();
+    const argv = ['xl', 'migrate', '-s', ssh, name, target.migrationAddress];
     const p = this.transport.spawn(argv, { timeoutMs: opts.timeoutMs ?? 120_000 });
     this.outgoing.set(name, p);
     let stderr = '';
     p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    p.stdout.resume();
+    p.stdout.on('data', (b: Buffer) => (stderr += b.toString()));
     let code: number;
     try {
       code = (await p.done).code;
@@ -288,12 +423,22 @@ export class XenDriver implements HypervisorDriver {
     }
     const wasCancelled = this.cancelled.delete(name);
     if (code !== 0) {
-      const msg = `migrating ${name} from ${this.node} to ${target.node} ${wasCancelled ? 'cancelled' : 'failed'}: ${stderr.trim()}; xl resumes it on ${this.node}`;
+      const why = /Failed to enable logdirty: 95/.test(stderr)
+        ? `this Xen cannot live-migrate a PV guest: log-dirty mode is not supported (Xen built without shadow paging); ${name} keeps running on ${this.node}`
+        : `xl resumes it on ${this.node}`;
+      const msg = `migrating ${name} from ${this.node} to ${target.node} ${wasCancelled ? 'cancelled' : 'failed'}: ${why}; xl said: ${stderr.trim().split('\n').slice(-12).join(' | ')}`;
       throw wasCancelled ? new MigrationCancelledError(msg) : new MigrationFailedError(msg);
     }
-    const totalMs = Date.now() - t0;
-    await this.transport.exec(['rm', '-f', '--', this.configPath(name)]);
-    return { downtimeMs: -1, totalMs, endToEndMs: totalMs, transferredBytes: 0 };
+    const t2 = Date.now();
+    await this.transport.exec(['rm', '-f', '--', this.configPath(name), this.consoleLogPath(name)]);
+    const t3 = Date.now();
+    return {
+      downtimeMs: -1,
+      totalMs: t2 - t1,
+      endToEndMs: t3 - t0,
+      transferredBytes: 0,
+      phasesMs: { prepare: t1 - t0, transfer: t2 - t1, switchover: 0, cleanup: t3 - t2 },
+    };
   }
 
   async cancelMigration(name: string): Promise<boolean> {
@@ -307,6 +452,6 @@ export class XenDriver implements HypervisorDriver {
 
   async readConsole(name: string, opts: ConsoleReadOptions = {}): Promise<ConsoleChunk> {
     validateDomainName(name);
-    return readConsoleLog(this.transport, [`${this.consoleLogDir}/guest-${name}.log`], opts.fromOffset ?? 0);
+    return readConsoleLog(this.transport, [this.consoleLogPath(name)], opts.fromOffset ?? 0);
   }
 }

@@ -1,12 +1,12 @@
 // The hypervisor driver factory (drivers/hypervisor/index.ts) and the runtime's per-node cache on
 // top of it (reconcilers/runtime/hosts.ts): qemu nodes get a QemuDriver bound to the node's
-// transport and settings; xen nodes are refused in the factory, with the reason, and the runtime
-// names the PhysicalNode. Nothing here runs a hypervisor.
+// transport and settings, xen nodes a XenDriver. Nothing here runs a hypervisor.
 
 import { strict as assert } from 'node:assert';
 import type { PhysicalNode } from '../../api/types.js';
-import { createHypervisorDriver, HypervisorError } from '../../drivers/hypervisor/index.js';
+import { createHypervisorDriver } from '../../drivers/hypervisor/index.js';
 import { QemuDriver } from '../../drivers/hypervisor/qemu-driver.js';
+import { XenDriver } from '../../drivers/hypervisor/xen-driver.js';
 import { LocalTransport } from '../../drivers/transport/local-transport.js';
 import { HypervisorDrivers } from '../../reconcilers/runtime/hosts.js';
 
@@ -30,18 +30,23 @@ describe('hypervisor driver factory', () => {
     assert.equal(d.node, 'n1');
   });
 
-  it('refuses xen with the reason (not wired into the runtime)', () => {
-    assert.throws(
-      () => createHypervisorDriver('xen', { transport, runRoot: '/tmp/vl-factory-run', migrationAddress: '127.0.0.1' }),
-      (e: Error) => e instanceof HypervisorError && /no xen driver wired in/.test(e.message) && /never on a Xen host/.test(e.message),
-    );
+  it('makes a XenDriver for xen, bound to the given transport, run root and migration address', () => {
+    const d = createHypervisorDriver('xen', { transport, runRoot: '/tmp/vl-factory-run/', migrationAddress: '198.18.0.9' });
+    assert.ok(d instanceof XenDriver);
+    assert.equal(d.kind, 'xen');
+    assert.equal(d.transport, transport);
+    assert.equal(d.runRoot, '/tmp/vl-factory-run');
+    assert.equal(d.migrationAddress, '198.18.0.9');
+    assert.equal(d.blockScript, '/tmp/vl-factory-run/vl-block');
   });
 
-  it('the runtime keeps one driver per node, remade when settings change, and names the node it refuses', () => {
+  it('the runtime keeps one driver per node, remade when settings change, of the node\'s kind', () => {
     const drivers = new HypervisorDrivers({ get: () => transport }, 'tcg');
     const first = drivers.get(node('pn-1', 'qemu'));
     assert.equal(drivers.get(node('pn-1', 'qemu')), first, 'same settings: same driver');
     assert.notEqual(drivers.get(node('pn-1', 'qemu', '/tmp/vl-factory-other')), first, 'runRoot changed: new driver');
-    assert.throws(() => drivers.get(node('pn-x', 'xen')), /^Error: PhysicalNode pn-x: the runtime has no xen driver wired in yet/);
+    const xen = drivers.get(node('pn-x', 'xen'));
+    assert.ok(xen instanceof XenDriver);
+    assert.notEqual(drivers.get(node('pn-x', 'qemu')), xen, 'hypervisor changed: new driver');
   });
 });

@@ -1,13 +1,14 @@
-// XenDriver against golden configuration files and recorded argument vectors. Xen cannot run on
-// this machine (no Xen hypervisor, no dom0): nothing here boots a Xen guest. What is checked: the
-// xl configuration generated from a DomainSpec, the exact xl command sequences each operation
-// issues, and how the driver reads `xl list -l` / `xl list` output and xl failures.
+// XenDriver against golden configuration files and recorded argument vectors: fast unit tests,
+// nothing here boots a Xen guest (the driver runs for real on full testbed nodes in
+// xen-driver.full.test.ts). What is checked: the xl configuration generated from a DomainSpec, the
+// exact xl command sequences each operation issues, and how the driver reads `xl list -l` /
+// `xl list` output and xl failures.
 
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HypervisorError, MigrationCancelledError, MigrationFailedError, type DomainSpec } from '../../drivers/hypervisor/types.js';
-import { parseXlListLong, parseXlListStates, renderXlConfig, XenDriver, xenCmdline, xlString } from '../../drivers/hypervisor/xen-driver.js';
+import { migrationSshCommand, parseXlListLong, parseXlListStates, renderXlConfig, XEN_BLOCK_SCRIPT, XenDriver, xenCmdline, xlString } from '../../drivers/hypervisor/xen-driver.js';
 import { HANG, RecordingTransport } from './recording-transport.js';
 
 const golden = (f: string): string => readFileSync(fileURLToPath(new URL(`golden/${f}`, import.meta.url)), 'utf8');
@@ -46,6 +47,16 @@ const LIST_TABLE = [
   '',
 ].join('\n');
 
+/** The raw-disk spec the driver renders with its block script (golden/stripes-0.pv.cfg). */
+const rawSpec: DomainSpec = {
+  ...spec,
+  disks: { ...spec.disks, root: { path: '/san/vc/default/stripes/stripes-0.img', format: 'raw' } },
+  sharedDir: undefined,
+};
+const RUN = '/run/virtualinux/xen';
+const FIND = ['find', RUN, '-maxdepth', '1', '-type', 'f', '-name', '*.cfg'];
+const CONSOLE = '/var/log/xen/console/guest-default.stripes-0.log';
+
 function xenNode(name: string): { t: RecordingTransport; d: XenDriver } {
   const t = new RecordingTransport(name);
   return { t, d: new XenDriver({ transport: t, runRoot: '/run/virtualinux/xen', migrationAddress: `${name}.example` }) };
@@ -53,7 +64,7 @@ function xenNode(name: string): { t: RecordingTransport; d: XenDriver } {
 
 const ok = (stdout = ''): { code: number; stdout: string; stderr: string } => ({ code: 0, stdout, stderr: '' });
 
-describe('XenDriver (golden configurations, recorded argument vectors; Xen does not run here)', () => {
+describe('XenDriver (golden configurations, recorded argument vectors)', () => {
   it('renders the xl configuration of a routed PVH guest as in golden/stripes-0.cfg', () => {
     assert.equal(renderXlConfig(spec), golden('stripes-0.cfg'));
   });
@@ -75,38 +86,51 @@ describe('XenDriver (golden configurations, recorded argument vectors; Xen does 
     assert.equal(states.get('my dom 2'), '--p---');
   });
 
-  it('create: writes the config and runs xl create; a second create of a running domain runs nothing', async () => {
+  it('create: installs the block script, writes the PV config and runs xl create; a second create of a running domain runs nothing', async () => {
     const { t, d } = xenNode('blade1');
     t.answer(['xl', 'list', '-l'], ok('[]'), 1).answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE));
-    const info = await d.create(spec);
+    const info = await d.create(rawSpec);
     assert.deepEqual(info, { name: 'default.stripes-0', state: 'running', detail: '-b----', pid: 7, vcpus: 1, memoryMiB: 256 });
     assert.deepEqual(t.log, [
       { argv: ['xl', 'list', '-l'] },
-      { argv: ['mkdir', '-p', '/run/virtualinux/xen'] },
-      { writeFile: '/run/virtualinux/xen/default.stripes-0.cfg', data: golden('stripes-0.cfg') },
-      { argv: ['xl', 'create', '-q', '/run/virtualinux/xen/default.stripes-0.cfg'] },
+      { argv: FIND },
+      { argv: ['mkdir', '-p', RUN] },
+      { writeFile: `${RUN}/vl-block`, data: XEN_BLOCK_SCRIPT },
+      { argv: ['chmod', '755', `${RUN}/vl-block`] },
+      { writeFile: `${RUN}/default.stripes-0.cfg`, data: golden('stripes-0.pv.cfg') },
+      { argv: ['rm', '-f', '--', CONSOLE] },
+      { argv: ['xl', 'create', '-q', `${RUN}/default.stripes-0.cfg`] },
       { argv: ['xl', 'list', '-l'] },
       { argv: ['xl', 'list'] },
+      { argv: FIND },
     ]);
     t.log.length = 0;
-    await d.create(spec);
-    assert.deepEqual(t.commands, [['xl', 'list', '-l'], ['xl', 'list']]);
+    await d.create(rawSpec);
+    assert.deepEqual(t.commands, [['xl', 'list', '-l'], ['xl', 'list'], FIND]);
+  });
+
+  it('lists a domain that powered off (gone from xl, its configuration kept) as shutoff, and mid-migration names by their domain', async () => {
+    const { t, d } = xenNode('blade1');
+    const long = JSON.stringify([{ domid: 9, config: { c_info: { name: 'default.b--incoming' } } }]);
+    t.answer(['xl', 'list', '-l'], ok(long)).answer(['xl', 'list'], ok(LIST_TABLE.replace('default.stripes-0  ', 'default.b--incoming'))).answer(FIND, ok(`${RUN}/default.a.cfg\n${RUN}/default.b.cfg\n`));
+    assert.deepEqual((await d.list()).map((x) => [x.name, x.state, x.pid]), [['default.b', 'incoming', 9], ['default.a', 'shutoff', undefined]]);
   });
 
   it('create: reports xl create failures with xl stderr and where to look', async () => {
     const { t, d } = xenNode('blade1');
     t.answer(['xl', 'list', '-l'], ok('')).answer(['xl', 'create'], { code: 3, stdout: '', stderr: 'libxl: error: failed to get memory' });
     await assert.rejects(d.create(spec), /failed to get memory.*xl-default\.stripes-0\.log/);
+    assert.ok(!t.commands.some((c) => c[1] === 'destroy'), 'nothing to destroy: xl listed no domain');
   });
 
-  it('shutdown asks xl and waits; destroy of an absent domain only removes the config', async () => {
+  it('shutdown asks xl and waits; destroy of an absent domain only removes its files', async () => {
     const { t, d } = xenNode('blade1');
     t.answer(['xl', 'list', '-l'], ok(LIST_LONG), 1).answer(['xl', 'list'], ok(LIST_TABLE), 1).answer(['xl', 'list', '-l'], ok('[]'));
     assert.deepEqual(await d.shutdown('default.stripes-0', { timeoutMs: 5000 }), { clean: true });
-    assert.deepEqual(t.commands, [['xl', 'list', '-l'], ['xl', 'list'], ['xl', 'shutdown', 'default.stripes-0'], ['xl', 'list', '-l']]);
+    assert.deepEqual(t.commands, [['xl', 'list', '-l'], ['xl', 'list'], FIND, ['xl', 'shutdown', 'default.stripes-0'], ['xl', 'list', '-l'], FIND]);
     t.log.length = 0;
     await d.destroy('default.stripes-0');
-    assert.deepEqual(t.commands, [['xl', 'list', '-l'], ['rm', '-f', '--', '/run/virtualinux/xen/default.stripes-0.cfg']]);
+    assert.deepEqual(t.commands, [['xl', 'list', '-l'], FIND, ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, CONSOLE]]);
   });
 
   it('shutdown destroys a guest that ignores the request within the timeout', async () => {
@@ -116,25 +140,31 @@ describe('XenDriver (golden configurations, recorded argument vectors; Xen does 
     assert.deepEqual(t.commands.at(-1), ['xl', 'destroy', 'default.stripes-0']);
   });
 
-  it('suspend = xl save to a partial file renamed when complete; resume = xl restore with our config on another node', async () => {
+  it('suspend = xl save on the node\'s disk, moved into place when complete; resume = xl restore with our config on another node', async () => {
     const a = xenNode('blade1');
     a.t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE)).answer(['sh', '-c'], ok('268435456\n'));
     const s = await a.d.suspend('default.stripes-0', '/san/state/stripes-0.xl');
     assert.equal(s.bytes, 268435456);
-    assert.deepEqual(a.t.commands.slice(2), [
-      ['xl', 'save', 'default.stripes-0', '/san/state/stripes-0.xl.partial'],
-      ['sh', '-c', 'mv -f "$1" "$2" && stat -c %s "$2"', 'sh', '/san/state/stripes-0.xl.partial', '/san/state/stripes-0.xl'],
+    assert.deepEqual(a.t.commands.slice(3), [
+      ['mkdir', '-p', '/var/lib/xen'],
+      ['xl', 'save', 'default.stripes-0', '/var/lib/xen/default.stripes-0.save'],
+      ['sh', '-c', 'mv -f "$1" "$2.partial" && mv -f "$2.partial" "$2" && stat -c %s "$2"', 'sh', '/var/lib/xen/default.stripes-0.save', '/san/state/stripes-0.xl'],
+      ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, CONSOLE],
     ]);
     const b = xenNode('blade2');
     b.t.answer(['xl', 'list', '-l'], ok('[]'), 1).answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE));
-    assert.equal((await b.d.resume(spec, '/san/state/stripes-0.xl')).state, 'running');
+    assert.equal((await b.d.resume(rawSpec, '/san/state/stripes-0.xl')).state, 'running');
     assert.deepEqual(b.t.commands, [
       ['xl', 'list', '-l'],
-      ['mkdir', '-p', '/run/virtualinux/xen'],
-      ['xl', 'restore', '/run/virtualinux/xen/default.stripes-0.cfg', '/san/state/stripes-0.xl'],
+      FIND,
+      ['mkdir', '-p', RUN],
+      ['chmod', '755', `${RUN}/vl-block`],
+      ['rm', '-f', '--', CONSOLE],
+      ['xl', 'restore', `${RUN}/default.stripes-0.cfg`, '/san/state/stripes-0.xl'],
       ['rm', '-f', '--', '/san/state/stripes-0.xl'],
       ['xl', 'list', '-l'],
       ['xl', 'list'],
+      FIND,
     ]);
   });
 
@@ -142,34 +172,41 @@ describe('XenDriver (golden configurations, recorded argument vectors; Xen does 
     const { t, d } = xenNode('blade1');
     t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE)).answer(['xl', 'save'], { code: 1, stdout: '', stderr: 'disk full' });
     await assert.rejects(d.suspend('default.stripes-0', '/san/s'), /disk full.*keeps running|keeps running.*disk full/);
-    assert.deepEqual(t.commands.at(-1), ['rm', '-f', '--', '/san/s.partial']);
+    assert.deepEqual(t.commands.at(-1), ['rm', '-f', '--', '/var/lib/xen/default.stripes-0.save']);
   });
 
-  it('migrate runs xl migrate to the target address (with -s when configured) and reports its own total time', async () => {
-    const t = new RecordingTransport('blade1');
-    const d = new XenDriver({ transport: t, runRoot: '/run/vx', migrationAddress: '198.18.0.11', sshCommand: 'ssh -i /etc/virtualinux/id_ed25519' });
-    const target = xenNode('blade2').d;
-    t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE));
-    const r = await d.migrate('default.stripes-0', target);
-    assert.equal(r.downtimeMs, -1, 'xl reports no downtime');
-    assert.ok(r.totalMs >= 0);
-    assert.deepEqual(t.commands.slice(2), [
-      ['xl', 'migrate', '-s', 'ssh -i /etc/virtualinux/id_ed25519', 'default.stripes-0', 'blade2.example'],
-      ['rm', '-f', '--', '/run/vx/default.stripes-0.cfg'],
-    ]);
-  });
-
-  it('cancelMigration ends the running xl migrate; a failed one is a MigrationFailedError', async () => {
+  it('migrate: pins the target host key, allows our key only xl migrate-receive on the target, runs xl migrate -s with our ssh', async () => {
     const { t, d } = xenNode('blade1');
+    const b = xenNode('blade2');
+    t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE)).answer(['sh', '-c'], ok('ssh-ed25519 AAAAsource vl-xen-migration@blade1\n'));
+    b.t.answer(['cat', '/etc/ssh/ssh_host_ed25519_key.pub'], ok('ssh-ed25519 AAAAtarget root@blade2\n'));
+    const r = await d.migrate('default.stripes-0', b.d);
+    assert.equal(r.downtimeMs, -1, 'xl reports no downtime');
+    assert.equal(r.phasesMs!.prepare + r.phasesMs!.transfer + r.phasesMs!.switchover + r.phasesMs!.cleanup, r.endToEndMs);
+    const ssh = migrationSshCommand(`${RUN}/migration_ed25519`, `${RUN}/known_hosts.blade2.example`);
+    assert.equal(ssh, `ssh -i ${RUN}/migration_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${RUN}/known_hosts.blade2.example -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=60 -l root`);
+    assert.equal(t.files.get(`${RUN}/known_hosts.blade2.example`), 'blade2.example ssh-ed25519 AAAAtarget\n');
+    const auth = b.t.commands.find((c) => c[0] === 'sh')!;
+    assert.equal(auth.at(-1), 'restrict,command="xl migrate-receive" ssh-ed25519 AAAAsource vl-xen-migration@blade1');
+    assert.deepEqual(t.commands.slice(-2), [
+      ['xl', 'migrate', '-s', ssh, 'default.stripes-0', 'blade2.example'],
+      ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, CONSOLE],
+    ]);
+    assert.throws(() => migrationSshCommand('/a b/key', '/k'), /identity file/);
+  });
+
+  it('cancelMigration ends the running xl migrate; a failed one is a MigrationFailedError naming missing log-dirty support', async () => {
+    const t = new RecordingTransport('blade1');
+    const d = new XenDriver({ transport: t, runRoot: RUN, migrationAddress: 'blade1.example', sshCommand: 'ssh -i /k' });
     const target = xenNode('blade2').d;
     t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE)).answer(['xl', 'migrate'], { code: HANG, stdout: '', stderr: '' }, 1);
     const mig = d.migrate('default.stripes-0', target);
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 50));
     assert.equal(await d.cancelMigration('default.stripes-0'), true);
     await assert.rejects(mig, MigrationCancelledError);
-    assert.deepEqual(t.commands.at(-1), ['<kill>', 'xl', 'migrate', 'default.stripes-0', 'blade2.example']);
+    assert.deepEqual(t.commands.at(-1), ['<kill>', 'xl', 'migrate', '-s', 'ssh -i /k', 'default.stripes-0', 'blade2.example']);
     assert.equal(await d.cancelMigration('default.stripes-0'), false);
-    t.answer(['xl', 'migrate'], { code: 1, stdout: '', stderr: 'migration target: Failure, destination failed' });
-    await assert.rejects(d.migrate('default.stripes-0', target), (e: Error) => e instanceof MigrationFailedError && !(e instanceof MigrationCancelledError) && /destination failed/.test(e.message));
+    t.answer(['xl', 'migrate'], { code: 1, stdout: '', stderr: 'xc: error: Failed to enable logdirty: 95,22,0 (22 = Invalid argument): Internal error\nmigration target: Domain creation failed (code -3).' });
+    await assert.rejects(d.migrate('default.stripes-0', target), (e: Error) => e instanceof MigrationFailedError && !(e instanceof MigrationCancelledError) && /log-dirty mode is not supported/.test(e.message) && /keeps running on blade1/.test(e.message));
   });
 });

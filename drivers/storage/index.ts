@@ -1,12 +1,12 @@
 // Picks the storage driver for a VC (spec.storageDriver, default qcow2).
 //
-// `evms` is not built: EVMS left the distributions around 2008, and the VirtuaLinux patch that
-// disables reset-on-activate (a flag in the EVMS configuration file, paper section 3.2) was never
-// published, so its exact syntax cannot be written down; `lvm` thin snapshots cover its role.
+// `evms`: EVMS itself left the distributions around 2008; the driver makes its snapshots the way
+// EVMS did, as device-mapper snapshot targets on the SAN disk (evms-driver.ts, ADR 0006).
 
 import type { StorageDriverName } from '../../api/types.js';
 import type { Transport } from '../transport/types.js';
 import { BtrfsDriver } from './btrfs-driver.js';
+import { EvmsDriver, type EvmsDriverOptions } from './evms-driver.js';
 import { LvmDriver, type LvmDriverOptions } from './lvm-driver.js';
 import { Qcow2Driver } from './qcow2-driver.js';
 import { SimStorageDriver } from './sim-driver.js';
@@ -16,6 +16,8 @@ import { StorageError } from './types.js';
 
 export interface DriverOptions {
   lvm?: LvmDriverOptions;
+  /** The evms driver's VG (default vlsan) and the SAN disk to make it on. */
+  evms?: EvmsDriverOptions;
 }
 
 export function createStorageDriver(name: StorageDriverName, t: Transport, opts: DriverOptions = {}): StorageDriver {
@@ -30,9 +32,7 @@ export function createStorageDriver(name: StorageDriverName, t: Transport, opts:
       if (!opts.lvm) throw new StorageError('the lvm storage driver needs a volume group: configure it in the manager (lvm.vg)');
       return new LvmDriver(t, opts.lvm);
     case 'evms':
-      throw new StorageError(
-        'the evms storage driver is not available (EVMS is unmaintained and its reset-on-activate switch is unpublished); use lvm, qcow2 or btrfs',
-      );
+      return new EvmsDriver(t, opts.evms);
   }
 }
 

@@ -15,23 +15,18 @@ import { posix } from 'node:path';
 import type { Transport } from '../transport/types.js';
 import {
   allocatedBytes,
-  createSharedVolume,
   eachKey,
-  pathExists,
-  pathsExist,
   pathsUsage,
   removePath,
   run,
   tmpPathOf,
   treeBytes,
-  writeConfigFile,
-  writeConfigFiles,
 } from './file-volumes.js';
-import { checkTemplate, probeFormat } from './template-image.js';
-import type { SharedFilesystem, StorageDriver, TemplateSource, VolumeInfo, VolumeKey } from './types.js';
+import { LvAndFileVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
+import { checkTemplate, fillDevice, templateBytes } from './template-image.js';
+import type { StorageDriver, TemplateSource, VolumeInfo, VolumeKey } from './types.js';
 import { StorageError } from './types.js';
 
-const GiB = 1024 ** 3;
 
 export interface LvmDriverOptions {
   /** The volume group on the shared storage (clustered with lvmlockd when several hosts use it). */
@@ -40,70 +35,49 @@ export interface LvmDriverOptions {
   thinPool?: string;
   /** When set and the pool is absent, it is created with this size; otherwise absent is an error. */
   poolSizeBytes?: number;
+  /** When set and the VG is absent, it is made on this (empty) SAN disk. */
+  sanDevice?: string;
 }
 
-interface LvRow {
-  lv_name: string;
-  lv_attr: string;
-  lv_size: string;
-  data_percent: string;
-  origin: string;
-  pool_lv: string;
-}
 
-export class LvmDriver implements StorageDriver {
+export class LvmDriver extends LvAndFileVolumes implements StorageDriver {
   readonly name = 'lvm' as const;
   readonly vg: string;
   readonly pool: string;
-  constructor(readonly transport: Transport, private readonly opts: LvmDriverOptions) {
+  private readonly group: VolumeGroup;
+  constructor(transport: Transport, private readonly opts: LvmDriverOptions) {
+    const group = new VolumeGroup(transport, opts.vg);
+    super(transport, group);
+    this.group = group;
     this.vg = opts.vg;
     this.pool = opts.thinPool ?? 'virtualinux';
   }
 
-  /** LV names: `<vc uid>_<volume name>` (LVM allows [A-Za-z0-9+_.-]); derived from the uid only. */
-  lvName(key: VolumeKey): string {
-    return `${key.vcUid}_${key.name}`;
-  }
   private tmpLv(key: VolumeKey): string {
     return `${this.lvName(key)}.tmp`;
   }
   private dev(lv: string): string {
     return `/dev/${this.vg}/${lv}`;
   }
-  private filePath(key: VolumeKey): string {
-    return posix.join(key.vcDir, key.name);
-  }
-
   pathOf(key: VolumeKey): string {
     return this.dev(this.lvName(key));
   }
 
   async lv(lv: string): Promise<LvRow | undefined> {
-    return (await this.lvRows(`${this.vg}/${lv}`))[0];
+    return this.group.lv(lv);
   }
 
-  /** The rows `lvs` reports for `what` (one LV, or a whole VG); none when it fails. */
-  private async lvRows(what: string): Promise<LvRow[]> {
-    const r = await this.transport.exec([
-      'lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix',
-      '-o', 'lv_name,lv_attr,lv_size,data_percent,origin,pool_lv', what,
-    ]);
-    if (r.code !== 0) return [];
-    const rep = JSON.parse(r.stdout) as { report: { lv: LvRow[] }[] };
-    return rep.report[0]?.lv ?? [];
+  private allLvs(): Promise<Map<string, LvRow>> {
+    return this.group.all();
   }
 
-  /** Every LV of the VG by name, in one `lvs`. */
-  private async allLvs(): Promise<Map<string, LvRow>> {
-    return new Map((await this.lvRows(this.vg)).map((r) => [r.lv_name, r]));
-  }
-
-  private async removeLv(lv: string): Promise<void> {
-    if (await this.lv(lv)) await run(this.transport, 'remove logical volume', ['lvremove', '-f', '-y', `${this.vg}/${lv}`]);
+  private removeLv(lv: string): Promise<void> {
+    return this.group.removeLv(lv);
   }
 
   private async ensurePool(): Promise<void> {
     if (await this.lv(this.pool)) return;
+    if (this.opts.sanDevice) await this.group.ensure(this.opts.sanDevice);
     if (!this.opts.poolSizeBytes) {
       throw new StorageError(
         `${this.transport.host}: thin pool ${this.vg}/${this.pool} does not exist; create it ` +
@@ -121,16 +95,8 @@ export class LvmDriver implements StorageDriver {
     ]);
   }
 
-  /** Builds LV `final` under a temporary LV, renamed into place; a failure removes the temporary. */
-  private async buildLv(final: string, tmp: string, build: () => Promise<void>): Promise<void> {
-    await this.removeLv(tmp);
-    try {
-      await build();
-      await run(this.transport, 'rename into place', ['lvrename', this.vg, tmp, final]);
-    } catch (e) {
-      await this.removeLv(tmp).catch(() => undefined);
-      throw e;
-    }
+  private buildLv(final: string, tmp: string, build: () => Promise<void>): Promise<void> {
+    return this.group.buildLv(final, tmp, build);
   }
 
   async createOriginal(key: VolumeKey, source: TemplateSource): Promise<VolumeInfo> {
@@ -141,25 +107,8 @@ export class LvmDriver implements StorageDriver {
       await this.ensurePool();
       const tmp = this.tmpLv(key);
       await this.buildLv(final, tmp, async () => {
-        if (source.path) {
-          const info = JSON.parse(await run(t, 'inspect template', ['qemu-img', 'info', '--output=json', '-U', source.path])) as {
-            'virtual-size': number;
-          };
-          await this.createThin(tmp, info['virtual-size']);
-          const fmt = source.format ?? (await probeFormat(t, source.path));
-          await run(t, 'fill original', ['qemu-img', 'convert', '-n', '-f', fmt, '-O', 'raw', source.path, this.dev(tmp)]);
-        } else {
-          await this.createThin(tmp, source.sizeBytes ?? GiB);
-          const scratch = posix.join(key.vcDir, `.${key.name}.rootfs`);
-          await removePath(t, scratch);
-          try {
-            await run(t, 'create scratch dir', ['mkdir', '-p', scratch]);
-            await run(t, 'unpack template tarball', ['tar', '-x', '--numeric-owner', '-f', source.tarball!, '-C', scratch]);
-            await run(t, 'build ext4 from tarball', ['mkfs.ext4', '-q', '-F', '-L', 'vc-root', '-d', scratch, this.dev(tmp)]);
-          } finally {
-            await removePath(t, scratch).catch(() => undefined);
-          }
-        }
+        await this.createThin(tmp, await templateBytes(t, source));
+        await fillDevice(t, source, this.dev(tmp), posix.join(key.vcDir, `.${key.name}.rootfs`), true);
       });
     }
     // Read-only while snapshots exist; also after a crash between the rename and this step.
@@ -214,32 +163,12 @@ export class LvmDriver implements StorageDriver {
     return { path: this.dev(final), format: 'raw' };
   }
 
-  createSwapAll(keys: readonly VolumeKey[], sizeBytes: number): Promise<VolumeInfo[]> {
-    return eachKey(keys, (k) => this.createSwap(k, sizeBytes));
-  }
-
-  writeConfig(key: VolumeKey, bytes: Buffer): Promise<VolumeInfo> {
-    return writeConfigFile(this.transport, this.filePath(key), bytes);
-  }
-
-  writeConfigAll(items: readonly { key: VolumeKey; bytes: Buffer }[]): Promise<VolumeInfo[]> {
-    return writeConfigFiles(this.transport, items.map((i) => ({ path: this.filePath(i.key), bytes: i.bytes })));
-  }
-
-  createShared(key: VolumeKey, sizeBytes: number, fs: SharedFilesystem): Promise<VolumeInfo> {
-    return createSharedVolume(this.transport, this.filePath(key), sizeBytes, fs, key.name);
-  }
-
   async remove(key: VolumeKey): Promise<void> {
     await this.removeLv(this.tmpLv(key));
     await this.removeLv(this.lvName(key));
     const file = this.filePath(key);
     await removePath(this.transport, tmpPathOf(file));
     await removePath(this.transport, file);
-  }
-
-  async removeAll(keys: readonly VolumeKey[]): Promise<void> {
-    await eachKey(keys, (k) => this.remove(k));
   }
 
   /**
@@ -263,16 +192,6 @@ export class LvmDriver implements StorageDriver {
       const row = lvs.get(this.lvName(k));
       return row ? thinBytes(row, row.origin ? lvs.get(row.origin) : undefined) : files[i]!;
     });
-  }
-
-  /** One `lvs` of the VG and one existence check of the file volumes. */
-  async existsAll(keys: readonly VolumeKey[]): Promise<boolean[]> {
-    const [lvs, files] = await Promise.all([this.allLvs(), pathsExist(this.transport, keys.map((k) => this.filePath(k)))]);
-    return keys.map((k, i) => lvs.has(this.lvName(k)) || files[i]!);
-  }
-
-  async exists(key: VolumeKey): Promise<boolean> {
-    return (await this.lv(this.lvName(key))) !== undefined || (await pathExists(this.transport, this.filePath(key)));
   }
 }
 

@@ -66,3 +66,32 @@ export async function materializeTemplate(
   return 'raw';
 }
 
+
+/** The bytes a block device must hold to take the template: its image's virtual size, or sizeBytes for a tarball. */
+export async function templateBytes(t: Transport, source: TemplateSource): Promise<number> {
+  if (!source.path) return source.sizeBytes ?? GiB;
+  const info = JSON.parse(await run(t, 'inspect template', ['qemu-img', 'info', '--output=json', '-U', source.path])) as { 'virtual-size': number };
+  return info['virtual-size'];
+}
+
+/**
+ * Writes the template's content onto block device `device` (at least templateBytes long): the
+ * image converted to raw, or an ext4 built from the tarball (unpacked in `scratch`, removed after).
+ * `targetIsZero`: the device reads as zeros where nothing was written (a fresh thin LV).
+ */
+export async function fillDevice(t: Transport, source: TemplateSource, device: string, scratch: string, targetIsZero = false): Promise<void> {
+  if (source.path) {
+    const fmt = source.format ?? (await probeFormat(t, source.path));
+    // A fresh thin LV reads as zeros: the template's holes need not be written (nor provisioned).
+    await run(t, 'fill original', ['qemu-img', 'convert', '-n', ...(targetIsZero ? ['--target-is-zero'] : []), '-f', fmt, '-O', 'raw', source.path, device]);
+    return;
+  }
+  await removePath(t, scratch);
+  try {
+    await run(t, 'create scratch dir', ['mkdir', '-p', scratch]);
+    await run(t, 'unpack template tarball', ['tar', '-x', '--numeric-owner', '-f', source.tarball!, '-C', scratch]);
+    await run(t, 'build ext4 from tarball', ['mkfs.ext4', '-q', '-F', '-L', 'vc-root', '-d', scratch, device]);
+  } finally {
+    await removePath(t, scratch).catch(() => undefined);
+  }
+}

@@ -127,6 +127,32 @@ export interface StorageDriver {
   exists(key: VolumeKey): Promise<boolean>;
   /** `exists` of every key, in order. */
   existsAll(keys: readonly VolumeKey[]): Promise<boolean[]>;
+
+  /** Present for drivers whose volumes a node must map before a hypervisor there opens them. */
+  readonly activation?: NodeActivation;
+}
+
+/**
+ * Per-node activation (evms, lvm): the volumes are block devices on the SAN disk that exist on a
+ * node only once mapped there (paper, section 3.2). A snapshot is active on at most one node at a
+ * time: the node that runs its VM. Where it is active is recorded on the shared storage (beside
+ * the VC's other files), so any node can tell; the record is written by the activating node after
+ * the device is mapped and removed after it is unmapped.
+ *
+ * - `activate` maps the volume on `on` and returns the path a hypervisor there opens. Idempotent
+ *   on the same node. A snapshot recorded as active on another node is refused (ActiveElsewhereError)
+ *   unless `takeOver` (that node is known to be dead, fenced): moving goes deactivate, then activate.
+ *   Activation never resets a snapshot: its state (the exceptions) is read from the SAN.
+ * - `deactivate` unmaps it on `on` (its state is on the SAN: nothing is lost) and clears the
+ *   record when it names `on`. Not active there: no-op.
+ * - `activeOn`: the node the record names, or undefined.
+ * `reset` and `remove` of a snapshot active on another node are refused (ActiveElsewhereError);
+ * one active on the driver's own node is deactivated first.
+ */
+export interface NodeActivation {
+  activate(key: VolumeKey, on: Transport, opts?: { takeOver?: boolean }): Promise<VolumeInfo>;
+  deactivate(key: VolumeKey, on: Transport): Promise<void>;
+  activeOn(key: VolumeKey): Promise<string | undefined>;
 }
 
 export class StorageError extends NamedError {}
@@ -134,3 +160,5 @@ export class StorageError extends NamedError {}
 export class StorageFullError extends StorageError {}
 /** The template's image or tarball does not exist on the storage node. */
 export class TemplateNotFoundError extends StorageError {}
+/** The volume is mapped on another node (NodeActivation): deactivate it there first. */
+export class ActiveElsewhereError extends StorageError {}

@@ -1,5 +1,6 @@
 // The storage driver conformance suite: one set of behaviours every StorageDriver must show,
-// run for real on qcow2 and btrfs and on lvm against recorded argument vectors. Each case checks
+// run for real on qcow2 and btrfs, on evms and lvm on full testbed nodes, and on lvm against
+// recorded argument vectors. Each case checks
 // the resulting state of the volumes (their content, their existence, their protection), never
 // which commands were run.
 
@@ -31,9 +32,10 @@ export interface ConformanceHarness {
 
 const KiB = 1024;
 
-export function describeDriverConformance(label: string, setup: () => Promise<ConformanceHarness>): void {
+/** `timeoutMs`: per test (default 120 s); full nodes under TCG need more. */
+export function describeDriverConformance(label: string, setup: () => Promise<ConformanceHarness>, timeoutMs = 120_000): void {
   describe(`storage driver conformance: ${label}`, function () {
-    this.timeout(120_000);
+    this.timeout(timeoutMs);
     let h: ConformanceHarness;
     const key = (name: string): VolumeKey => ({ vcDir: h.vcDir, vcUid: h.vcUid, name });
 

@@ -1,0 +1,387 @@
+// EvmsDriver: the paper's EVMS snapshots (sections 3.1, 3.2) rebuilt on what EVMS itself used,
+// device-mapper, on the SAN disk. EVMS is gone (last release 2006); its snapshots were dm
+// `snapshot` targets over a persistent exception store, which is what this driver makes with
+// dmsetup. LVM2 only carves the disk (linear LVs of one VG, as EVMS's segment and region managers
+// did); its own snapshots are not used (LVM activates a classic snapshot together with its origin
+// and every other snapshot of it: the all-nodes activation the paper set out to avoid).
+//
+// Volumes (docs/adr/0006-san-block-storage.md maps each EVMS operation to these):
+// - original `<uid>_<name>`: a linear LV filled with the template, then read-only (`lvchange -p r`:
+//   its dm table is read-only on every node that maps it). No snapshot-origin target is ever
+//   loaded over it, so nothing can write it: no snapshot can lose its alignment with it.
+// - snapshot `<uid>_<name>`: a linear LV holding the persistent exception store (the COW), sized
+//   for the whole original (it never fills up), tagged `vl.origin=<original LV>`. Creating it
+//   zeroes its header: a fresh snapshot. It is mapped (activated) only on the node that runs its
+//   VM: `dmsetup create vlsnap-<uid>_<name>` with table `snapshot <original> <cow> P <chunk>`;
+//   the kernel reads the exceptions from the SAN at that moment (the state lives on the SAN, not
+//   on the node). Deactivation (`dmsetup remove`) commits and unmaps, and never marks a reset:
+//   that is the VirtuaLinux extension, safe because the original is never written.
+// - reset (a template revision): the snapshot's header is zeroed (one sector), so its next
+//   activation starts a fresh exception store over the new original.
+// - swap: a linear LV with mkswap. Config and shared volumes: files in the VC directory, as lvm.
+// - where each snapshot is active: a record file `.<name>.active` in the VC directory on the
+//   shared storage root, naming the node (see NodeActivation in types.ts).
+//
+// Metadata changes run on the driver's node only; other nodes activate with read-only metadata
+// (lvm-volumes.ts). Nothing is active after a create: activation is the caller's (the node of the VM).
+
+import { posix } from 'node:path';
+import type { Transport } from '../transport/types.js';
+import {
+  eachKey,
+  ensureDir,
+  pathsUsage,
+  removePath,
+  run,
+  tmpPathOf,
+} from './file-volumes.js';
+import { LvAndFileVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
+import { checkTemplate, fillDevice, templateBytes } from './template-image.js';
+import type { NodeActivation, StorageDriver, TemplateSource, VolumeInfo, VolumeKey } from './types.js';
+import { ActiveElsewhereError, StorageError } from './types.js';
+
+export interface EvmsDriverOptions {
+  /** The volume group on the SAN disk; default `vlsan`. */
+  vg?: string;
+  /** The SAN block device the VG is made on when it does not exist yet (an empty disk only). */
+  sanDevice?: string;
+  /** Exception store chunk in 512-byte sectors (a power of two); default 128 (64 KiB). */
+  chunkSectors?: number;
+}
+
+export const DEFAULT_SAN_VG = 'vlsan';
+const ORIGIN_TAG = 'vl.origin=';
+/** sed: the origin's name from one tag per line. */
+const ORIGIN_SED = `s/^ *${ORIGIN_TAG.replace('.', '\\.')}//p`;
+/** The persistent exception store's header magic ("SnAp", little-endian u32). */
+const SNAP_MAGIC = 0x70416e53;
+
+/**
+ * Bytes of the exception store in use, read from the SAN for each LV given (the COW LVs of
+ * snapshots), one number per line: header + metadata areas + data chunks. An LV not mapped here is
+ * mapped for the read (a linear LV: harmless beside a node that has it in use) and unmapped after.
+ */
+const COW_USAGE_SCRIPT = `
+vg=$1; shift
+for lv in "$@"; do
+  dev=/dev/$vg/$lv; act=
+  if [ ! -b "$dev" ]; then
+    lvchange -ay --config global/metadata_read_only=1 "$vg/$lv" >/dev/null 2>&1 || { echo 0; continue; }
+    act=1
+  fi
+  set -- $(dd if="$dev" bs=4096 count=1 iflag=direct status=none | od -An -tu4 -N16)
+  bytes=0
+  if [ "$1" = ${SNAP_MAGIC} ]; then
+    cb=$(($4 * 512)); epa=$((cb / 16)); i=0; n=0
+    while :; do
+      c=$(dd if="$dev" bs=$cb skip=$((1 + i * (epa + 1))) count=1 iflag=direct status=none | od -An -tu8 -w16 -v | awk '$2 != 0 { c++ } END { print c + 0 }')
+      n=$((n + c)); i=$((i + 1))
+      [ "$c" -lt "$epa" ] && break
+    done
+    bytes=$(((1 + i + n) * cb))
+  fi
+  echo "$bytes"
+  if [ -n "$act" ]; then lvchange -an "$vg/$lv" >/dev/null 2>&1; fi
+done
+`;
+
+export class EvmsDriver extends LvAndFileVolumes implements StorageDriver, NodeActivation {
+  readonly name = 'evms' as const;
+  readonly vg: VolumeGroup;
+  readonly chunkSectors: number;
+  readonly activation: NodeActivation = this;
+
+  constructor(transport: Transport, private readonly opts: EvmsDriverOptions = {}) {
+    const vg = new VolumeGroup(transport, opts.vg ?? DEFAULT_SAN_VG);
+    super(transport, vg);
+    this.vg = vg;
+    this.chunkSectors = opts.chunkSectors ?? 128;
+    if (!Number.isInteger(this.chunkSectors) || this.chunkSectors < 8 || (this.chunkSectors & (this.chunkSectors - 1)) !== 0) {
+      throw new StorageError(`evms: chunkSectors must be a power of two of at least 8, got ${opts.chunkSectors}`);
+    }
+  }
+
+  /** The device-mapper name of a snapshot's mapping. */
+  dmName(key: VolumeKey): string {
+    return `vlsnap-${this.lvName(key)}`;
+  }
+  private dmPath(key: VolumeKey): string {
+    return `/dev/mapper/${this.dmName(key)}`;
+  }
+  private recordPath(key: VolumeKey): string {
+    return posix.join(key.vcDir, `.${key.name}.active`);
+  }
+
+  /** Where the volume lives: its LV (for a snapshot, the LV of its exception store). */
+  pathOf(key: VolumeKey): string {
+    return this.vg.dev(this.lvName(key));
+  }
+
+  /** A COW LV big enough for every chunk of an original of `bytes`: the snapshot never fills up. */
+  private cowBytes(bytes: number): number {
+    const chunk = this.chunkSectors * 512;
+    const chunks = Math.ceil(bytes / chunk);
+    const areas = Math.ceil(chunks / (chunk / 16));
+    return (1 + areas + chunks) * chunk;
+  }
+
+  private static originOf(row: LvRow | undefined): string | undefined {
+    return row?.lv_tags?.split(',').find((t) => t.startsWith(ORIGIN_TAG))?.slice(ORIGIN_TAG.length);
+  }
+
+  async createOriginal(key: VolumeKey, source: TemplateSource): Promise<VolumeInfo> {
+    const t = this.transport;
+    const final = this.lvName(key);
+    if (!(await this.vg.lv(final))) {
+      await checkTemplate(t, source);
+      await this.vg.ensure(this.opts.sanDevice);
+      const tmp = `${final}.tmp`;
+      await this.vg.buildLv(final, tmp, async () => {
+        const bytes = await templateBytes(t, source);
+        await run(t, 'create original volume', ['lvcreate', '-y', '-Wy', '-Zy', '-L', `${bytes}b`, '-n', tmp, this.vg.vg]);
+        await fillDevice(t, source, this.vg.dev(tmp), posix.join(key.vcDir, `.${key.name}.rootfs`));
+        await run(t, 'deactivate original', ['lvchange', '-an', `${this.vg.vg}/${tmp}`]);
+      });
+    }
+    // Read-only for every node; also after a crash between the rename and this step.
+    const row = await this.vg.lv(final);
+    if (row && row.lv_attr[1] !== 'r') await run(t, 'make original read-only', ['lvchange', '-p', 'r', `${this.vg.vg}/${final}`]);
+    return { path: this.vg.dev(final), format: 'raw' };
+  }
+
+  /** Makes the exception store LV `lv` of a snapshot of `origin` (an LV of `originBytes`), fresh. */
+  private async makeCow(lv: string, origin: string, originBytes: number): Promise<void> {
+    await run(this.transport, 'create snapshot store', [
+      'lvcreate', '-y', '-Wy', '-Zy', '-L', `${this.cowBytes(originBytes)}b`, '-n', lv, '--addtag', `${ORIGIN_TAG}${origin}`, this.vg.vg,
+    ]);
+    await this.zeroHeader(lv);
+    await run(this.transport, 'deactivate snapshot store', ['lvchange', '-an', `${this.vg.vg}/${lv}`]);
+  }
+
+  /** Zeroes the exception store's header and first metadata area: the next activation starts afresh. */
+  private async zeroHeader(lv: string): Promise<void> {
+    await run(this.transport, 'reset snapshot store', [
+      'dd', 'if=/dev/zero', `of=${this.vg.dev(lv)}`, `bs=${this.chunkSectors * 512}`, 'count=2', 'oflag=direct', 'conv=notrunc', 'status=none',
+    ]);
+  }
+
+  private async originRow(original: VolumeKey): Promise<LvRow> {
+    const row = await this.vg.lv(this.lvName(original));
+    if (!row) throw new StorageError(`${this.transport.host}: original ${this.vg.vg}/${this.lvName(original)} does not exist; create it first`);
+    return row;
+  }
+
+  async snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
+    const final = this.lvName(key);
+    if (!(await this.vg.lv(final))) {
+      const origin = await this.originRow(original);
+      await ensureDir(this.transport, key.vcDir);
+      await this.vg.buildLv(final, `${final}.tmp`, () => this.makeCow(`${final}.tmp`, origin.lv_name, Number(origin.lv_size)));
+    }
+    return { path: this.dmPath(key), format: 'raw' };
+  }
+
+  snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<VolumeInfo[]> {
+    return eachKey(keys, (k) => this.snapshot(original, k));
+  }
+
+  /** Refuses when the record names another node; deactivates here when mapped here. */
+  private async releaseHere(key: VolumeKey, what: string): Promise<void> {
+    const on = await this.activeOn(key);
+    if (on !== undefined && on !== this.transport.host) {
+      throw new ActiveElsewhereError(`${this.transport.host}: cannot ${what} ${key.name}: it is active on ${on}; deactivate it there first (stop or move its VM)`);
+    }
+    await this.deactivate(key, this.transport);
+  }
+
+  async reset(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
+    const final = this.lvName(key);
+    const row = await this.vg.lv(final);
+    if (!row) return this.snapshot(original, key);
+    await this.releaseHere(key, 'reset');
+    const origin = await this.originRow(original);
+    if (EvmsDriver.originOf(row) !== origin.lv_name || Number(row.lv_size) < this.cowBytes(Number(origin.lv_size))) {
+      // Another or a bigger original: a new store, built before the old one goes.
+      const tmp = `${final}.tmp`;
+      await this.vg.removeLv(tmp);
+      await this.makeCow(tmp, origin.lv_name, Number(origin.lv_size));
+      await this.vg.removeLv(final);
+      await run(this.transport, 'rename into place', ['lvrename', this.vg.vg, tmp, final]);
+    } else {
+      await run(this.transport, 'map snapshot store', ['lvchange', '-ay', `${this.vg.vg}/${final}`]);
+      try {
+        await this.zeroHeader(final);
+      } finally {
+        await run(this.transport, 'unmap snapshot store', ['lvchange', '-an', `${this.vg.vg}/${final}`]);
+      }
+    }
+    return { path: this.dmPath(key), format: 'raw' };
+  }
+
+  async createSwap(key: VolumeKey, sizeBytes: number): Promise<VolumeInfo> {
+    const final = this.lvName(key);
+    if (!(await this.vg.lv(final))) {
+      await this.vg.ensure(this.opts.sanDevice);
+      const tmp = `${final}.tmp`;
+      await this.vg.buildLv(final, tmp, async () => {
+        await run(this.transport, 'create swap volume', ['lvcreate', '-y', '-Wy', '-Zy', '-L', `${sizeBytes}b`, '-n', tmp, this.vg.vg]);
+        await run(this.transport, 'format swap', ['mkswap', '-q', this.vg.dev(tmp)]);
+        await run(this.transport, 'deactivate swap', ['lvchange', '-an', `${this.vg.vg}/${tmp}`]);
+      });
+    }
+    return { path: this.vg.dev(final), format: 'raw' };
+  }
+
+  async remove(key: VolumeKey): Promise<void> {
+    const row = await this.vg.lv(this.lvName(key));
+    if (EvmsDriver.originOf(row)) await this.releaseHere(key, 'remove');
+    else if (row) await this.transport.exec(['lvchange', '-an', `${this.vg.vg}/${row.lv_name}`]);
+    await this.vg.removeLv(`${this.lvName(key)}.tmp`);
+    await this.vg.removeLv(this.lvName(key));
+    const file = this.filePath(key);
+    await removePath(this.transport, tmpPathOf(file));
+    await removePath(this.transport, file);
+    await removePath(this.transport, this.recordPath(key));
+  }
+
+  /** Snapshots: the exception store in use (read from the SAN). Other LVs: their size. Files: allocated bytes. */
+  async usage(key: VolumeKey): Promise<number> {
+    return (await this.usageAll([key]))[0]!;
+  }
+
+  /** One `lvs`, one walk of the snapshots' stores, one du of the files. */
+  async usageAll(keys: readonly VolumeKey[]): Promise<number[]> {
+    const lvs = await this.vg.all();
+    const snaps = keys.map((k) => lvs.get(this.lvName(k))).filter((r): r is LvRow => !!EvmsDriver.originOf(r)).map((r) => r.lv_name);
+    const used = new Map<string, number>();
+    if (snaps.length > 0) {
+      const out = await run(this.transport, 'read snapshot stores', ['sh', '-c', COW_USAGE_SCRIPT, 'sh', this.vg.vg, ...snaps]);
+      out.trim().split('\n').forEach((n, i) => used.set(snaps[i]!, Number(n)));
+    }
+    const fileKeys = keys.filter((k) => !lvs.has(this.lvName(k)));
+    const files = await pathsUsage(this.transport, fileKeys.map((k) => this.filePath(k)));
+    return keys.map((k) => {
+      const row = lvs.get(this.lvName(k));
+      if (!row) return files[fileKeys.indexOf(k)]!;
+      return used.get(row.lv_name) ?? Number(row.lv_size);
+    });
+  }
+
+  // --- NodeActivation -------------------------------------------------------------------------
+
+  async activeOn(key: VolumeKey): Promise<string | undefined> {
+    const r = await this.transport.exec(['cat', this.recordPath(key)]);
+    const node = r.code === 0 ? r.stdout.trim() : '';
+    return node || undefined;
+  }
+
+  async activate(key: VolumeKey, on: Transport, opts: { takeOver?: boolean } = {}): Promise<VolumeInfo> {
+    const argv = [this.vg.vg, this.lvName(key), this.dmName(key), String(this.chunkSectors), this.recordPath(key), on.host, opts.takeOver ? '1' : '0'];
+    const r = await on.exec(['sh', '-c', ACTIVATE_SCRIPT, 'sh', ...argv], { timeoutMs: 0 });
+    const why = r.stderr.trim() || r.stdout.trim();
+    if (r.code === 4) throw new ActiveElsewhereError(`${on.host}: cannot activate ${key.name}: ${why}; deactivate it there first`);
+    if (r.code !== 0) throw new StorageError(`${on.host}: activate ${key.name} (${this.vg.vg}/${this.lvName(key)}): ${why}`);
+    return { path: r.stdout.trim().split('\n').pop()!, format: 'raw' };
+  }
+
+  async deactivate(key: VolumeKey, on: Transport): Promise<void> {
+    await run(on, `deactivate ${key.name}`, ['sh', '-c', DEACTIVATE_SCRIPT, 'sh', this.vg.vg, this.lvName(key), this.dmName(key), this.recordPath(key), on.host]);
+  }
+
+  // --- live migration ----------------------------------------------------------------------
+  // The target's hypervisor opens the disk when the incoming domain is made, long before the
+  // switchover, but the target must not read the exception store while the source still writes
+  // (it would keep a stale exception table and overwrite the source's chunks). So the target gets
+  // the device early with the snapshot's size and an `error` table, and the snapshot table moves
+  // over at the switchover, while both hypervisors keep the device open.
+
+  /** Makes the snapshot's device on `to` (size right, `error` table) for an incoming domain. */
+  async prepareIncoming(key: VolumeKey, to: Transport): Promise<VolumeInfo> {
+    await run(to, `prepare ${key.name} for an incoming domain`, ['sh', '-c', PREPARE_INCOMING_SCRIPT, 'sh', this.vg.vg, this.lvName(key), this.dmName(key)]);
+    return { path: this.dmPath(key), format: 'raw' };
+  }
+
+  /**
+   * At the switchover (the source domain paused): suspends the mapping on `from` (in-flight
+   * writes complete, the exceptions are on the SAN) and swaps an `error` table in there, then
+   * loads the snapshot table on `to` (the exceptions are read from the SAN now) and resumes it;
+   * the record names `to`. `to` must have been prepared (prepareIncoming). Back the other way
+   * if the migration is rolled back. Unmap the source's device with `deactivate` once its domain is gone.
+   */
+  async handOver(key: VolumeKey, from: Transport, to: Transport): Promise<void> {
+    const holder = await this.activeOn(key);
+    if (holder !== from.host) throw new ActiveElsewhereError(`cannot hand ${key.name} over from ${from.host}: the record names ${holder ?? 'no node'}`);
+    await run(from, `release ${key.name} at the switchover`, ['sh', '-c', RELEASE_SCRIPT, 'sh', this.dmName(key)]);
+    await this.activate(key, to, { takeOver: true });
+  }
+}
+
+// Activation and deactivation run as one script on the node each (every command is a round trip,
+// and a process start costs much on a loaded node), with the names as arguments, never in the text.
+
+/**
+ * Maps a volume here. Args: vg lv dm-name chunk-sectors record-path this-node take-over(0|1).
+ * Exits 3 when the LV does not exist, 4 when the record names another node (without take-over),
+ * 5 when the snapshot is invalid; prints the device path.
+ */
+const ACTIVATE_SCRIPT = `
+vg=$1 lv=$2 dm=$3 chunk=$4 rec=$5 me=$6 take=$7
+ro="global/metadata_read_only=1"
+# already mapped here and recorded so: nothing to do (no LVM command)
+if [ -b "/dev/mapper/$dm" ] && [ "$(cat "$rec" 2>/dev/null)" = "$me" ]; then echo "/dev/mapper/$dm"; exit 0; fi
+tags=$(lvs --noheadings -o lv_tags --config "$ro" "$vg/$lv" 2>/dev/null) || { echo "$vg/$lv does not exist" >&2; exit 3; }
+origin=$(echo "$tags" | tr ',' '\n' | sed -n '${ORIGIN_SED}')
+if [ -z "$origin" ]; then
+  lvchange -ay --config "$ro" "$vg/$lv" || exit 1
+  echo "/dev/$vg/$lv"; exit 0
+fi
+holder=$(cat "$rec" 2>/dev/null)
+if [ -n "$holder" ] && [ "$holder" != "$me" ] && [ "$take" != 1 ]; then echo "it is active on $holder" >&2; exit 4; fi
+if ! dmsetup info "$dm" >/dev/null 2>&1; then
+  lvchange -ay --config "$ro" "$vg/$origin" "$vg/$lv" || exit 1
+  size=$(blockdev --getsz "/dev/$vg/$origin") || exit 1
+  if ! dmsetup create "$dm" --table "0 $size snapshot /dev/$vg/$origin /dev/$vg/$lv P $chunk"; then
+    lvchange -an --config "$ro" "$vg/$lv"; exit 1
+  fi
+fi
+st=$(dmsetup status "$dm") || exit 1
+case "$st" in *Invalid*|*Overflow*) echo "the snapshot is invalid: $st" >&2; exit 5 ;; esac
+mkdir -p "\${rec%/*}" && echo "$me" > "$rec.tmp" && mv -f "$rec.tmp" "$rec" || exit 1
+echo "/dev/mapper/$dm"
+`;
+
+/** Args: vg lv dm-name. A device of the snapshot's size with an error table (no-op if present). */
+const PREPARE_INCOMING_SCRIPT = `
+vg=$1 lv=$2 dm=$3
+dmsetup info "$dm" >/dev/null 2>&1 && exit 0
+origin=$(lvs --noheadings -o lv_tags --config global/metadata_read_only=1 "$vg/$lv" | tr ',' '\\n' | sed -n '${ORIGIN_SED}')
+[ -n "$origin" ] || { echo "$vg/$lv is not a snapshot" >&2; exit 1; }
+size=$(lvs --noheadings --units s --nosuffix -o lv_size --config global/metadata_read_only=1 "$vg/$origin" | tr -d ' ') || exit 1
+dmsetup create "$dm" --table "0 $size error"
+`;
+
+/** Args: dm-name. Suspends (flushes) the snapshot mapping here and puts an error table in its place. */
+const RELEASE_SCRIPT = `
+dm=$1
+size=$(dmsetup table "$dm" | cut -d' ' -f2) || exit 1
+dmsetup suspend "$dm" && dmsetup load "$dm" --table "0 $size error" && dmsetup resume "$dm"
+`;
+
+/**
+ * Unmaps a volume here (its state is on the SAN) and clears the record when it names this node.
+ * Args: vg lv dm-name record-path this-node. Not mapped here: nothing to do. The original stays
+ * mapped while another snapshot of it here uses it.
+ */
+const DEACTIVATE_SCRIPT = `
+vg=$1 lv=$2 dm=$3 rec=$4 me=$5
+ro="global/metadata_read_only=1"
+if dmsetup info "$dm" >/dev/null 2>&1; then dmsetup remove --retry "$dm" || exit 1; fi
+tags=$(lvs --noheadings -o lv_tags,lv_active --config "$ro" "$vg/$lv" 2>/dev/null) || exit 0
+origin=$(echo "$tags" | tr ', ' '\n\n' | sed -n '${ORIGIN_SED}')
+case "$tags" in *active*) lvchange -an --config "$ro" "$vg/$lv" || exit 1 ;; esac
+if [ -n "$origin" ]; then
+  lvchange -an --config "$ro" "$vg/$origin" >/dev/null 2>&1
+  [ "$(cat "$rec" 2>/dev/null)" = "$me" ] && rm -f "$rec"
+fi
+exit 0
+`;

@@ -1,0 +1,140 @@
+// LVM2 plumbing shared by the drivers that keep volumes as logical volumes of one volume group on
+// the SAN disk (lvm: thin LVs; evms: linear LVs under device-mapper snapshots).
+//
+// Metadata discipline (docs/adr/0006-san-block-storage.md): only the storage node (the driver's
+// transport) runs commands that change the VG's metadata (vgcreate, lvcreate, lvchange -p,
+// lvrename, lvremove, tags). Every other node only activates and deactivates, with
+// `global/metadata_read_only=1`, so it never writes metadata; LVM2 reads the metadata from the
+// disk with O_DIRECT at each command, so those nodes see the storage node's changes at once.
+
+import { posix } from 'node:path';
+import type { Transport } from '../transport/types.js';
+import { createSharedVolume, eachKey, pathExists, pathsExist, run, writeConfigFile, writeConfigFiles } from './file-volumes.js';
+import type { SharedFilesystem, VolumeInfo, VolumeKey } from './types.js';
+import { StorageError } from './types.js';
+
+/** The config every activation command carries: activation never writes the VG's metadata. */
+export const READ_ONLY_METADATA = ['--config', 'global/metadata_read_only=1'];
+
+export interface LvRow {
+  lv_name: string;
+  lv_attr: string;
+  lv_size: string;
+  data_percent: string;
+  origin: string;
+  pool_lv: string;
+  lv_tags?: string;
+}
+
+/** One volume group as seen through one node. */
+export class VolumeGroup {
+  constructor(readonly transport: Transport, readonly vg: string) {}
+
+  dev(lv: string): string {
+    return `/dev/${this.vg}/${lv}`;
+  }
+
+  async lv(lv: string): Promise<LvRow | undefined> {
+    return (await this.rows(`${this.vg}/${lv}`))[0];
+  }
+
+  /** Every LV of the VG by name, in one `lvs`. */
+  async all(): Promise<Map<string, LvRow>> {
+    return new Map((await this.rows(this.vg)).map((r) => [r.lv_name, r]));
+  }
+
+  /** The rows `lvs` reports for `what` (one LV, or a whole VG); none when it fails. */
+  private async rows(what: string): Promise<LvRow[]> {
+    const r = await this.transport.exec([
+      'lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix',
+      '-o', 'lv_name,lv_attr,lv_size,data_percent,origin,pool_lv,lv_tags', what,
+    ]);
+    if (r.code !== 0) return [];
+    const rep = JSON.parse(r.stdout) as { report: { lv: LvRow[] }[] };
+    return rep.report[0]?.lv ?? [];
+  }
+
+  async removeLv(lv: string): Promise<void> {
+    if (await this.lv(lv)) await run(this.transport, 'remove logical volume', ['lvremove', '-f', '-y', `${this.vg}/${lv}`]);
+  }
+
+  /** Builds LV `final` under a temporary LV, renamed into place; a failure removes the temporary. */
+  async buildLv(final: string, tmp: string, build: () => Promise<void>): Promise<void> {
+    await this.removeLv(tmp);
+    try {
+      await build();
+      await run(this.transport, 'rename into place', ['lvrename', this.vg, tmp, final]);
+    } catch (e) {
+      await this.removeLv(tmp).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /**
+   * Creates the VG on `device` when it does not exist: only on a device that holds no signature
+   * at all (a disk with a filesystem or another VG is never touched). Autoactivation off: no node
+   * activates the VG's LVs by itself (activation is per node, by the driver).
+   */
+  async ensure(device: string | undefined): Promise<void> {
+    const t = this.transport;
+    if ((await t.exec(['vgs', this.vg])).code === 0) return;
+    if (!device) throw new StorageError(`${t.host}: volume group ${this.vg} does not exist and no SAN device was given to create it on`);
+    const probe = await t.exec(['blkid', '-p', '-o', 'export', device]);
+    if (probe.code === 0) {
+      const type = /^TYPE=(.*)$/m.exec(probe.stdout)?.[1] ?? /^PTTYPE=(.*)$/m.exec(probe.stdout)?.[1] ?? 'data';
+      throw new StorageError(`${t.host}: volume group ${this.vg} does not exist and ${device} already holds ${type}; not touching it (make the VG yourself or name an empty disk)`);
+    }
+    await run(t, 'make physical volume', ['pvcreate', '-y', device]);
+    await run(t, 'make volume group', ['vgcreate', '--setautoactivation', 'n', this.vg, device]);
+  }
+}
+
+/**
+ * What the LV-based drivers share: LVs named `<vc uid>_<volume name>`, and the first-boot config
+ * and shared volumes as files in the VC's directory on the storage root (ADR 0002).
+ */
+export abstract class LvAndFileVolumes {
+  constructor(readonly transport: Transport, protected readonly lvs: VolumeGroup) {}
+
+  abstract createSwap(key: VolumeKey, sizeBytes: number): Promise<VolumeInfo>;
+  abstract remove(key: VolumeKey): Promise<void>;
+
+  /** LV names: `<vc uid>_<volume name>` (LVM allows [A-Za-z0-9+_.-]); derived from the uid only. */
+  lvName(key: VolumeKey): string {
+    return `${key.vcUid}_${key.name}`;
+  }
+
+  protected filePath(key: VolumeKey): string {
+    return posix.join(key.vcDir, key.name);
+  }
+
+  createSwapAll(keys: readonly VolumeKey[], sizeBytes: number): Promise<VolumeInfo[]> {
+    return eachKey(keys, (k) => this.createSwap(k, sizeBytes));
+  }
+
+  writeConfig(key: VolumeKey, bytes: Buffer): Promise<VolumeInfo> {
+    return writeConfigFile(this.transport, this.filePath(key), bytes);
+  }
+
+  writeConfigAll(items: readonly { key: VolumeKey; bytes: Buffer }[]): Promise<VolumeInfo[]> {
+    return writeConfigFiles(this.transport, items.map((i) => ({ path: this.filePath(i.key), bytes: i.bytes })));
+  }
+
+  createShared(key: VolumeKey, sizeBytes: number, fs: SharedFilesystem): Promise<VolumeInfo> {
+    return createSharedVolume(this.transport, this.filePath(key), sizeBytes, fs, key.name);
+  }
+
+  async removeAll(keys: readonly VolumeKey[]): Promise<void> {
+    await eachKey(keys, (k) => this.remove(k));
+  }
+
+  /** One `lvs` of the VG and one existence check of the file volumes. */
+  async existsAll(keys: readonly VolumeKey[]): Promise<boolean[]> {
+    const [lvs, files] = await Promise.all([this.lvs.all(), pathsExist(this.transport, keys.map((k) => this.filePath(k)))]);
+    return keys.map((k, i) => lvs.has(this.lvName(k)) || files[i]!);
+  }
+
+  async exists(key: VolumeKey): Promise<boolean> {
+    return (await this.lvs.lv(this.lvName(key))) !== undefined || (await pathExists(this.transport, this.filePath(key)));
+  }
+}

@@ -21,7 +21,7 @@ export class SimNet {
       case 'sysctl':
         return ok();
       case 'ip':
-        return this.ip(argv.slice(1));
+        return this.ip(argv.slice(1), stdin);
       case 'nft':
         return this.nft(argv.slice(1), stdin);
       default:
@@ -29,7 +29,18 @@ export class SimNet {
     }
   }
 
-  private ip(a: readonly string[]): ExecResult {
+  private ip(a: readonly string[], stdin = ''): ExecResult {
+    if (a[0] === '-batch' && a[1] === '-') {
+      // one command per line; the first failure stops the batch (as ip does without -force)
+      let n = 0;
+      for (const line of stdin.split('\n')) {
+        n++;
+        if (!line.trim()) continue;
+        const r = this.ip(line.trim().split(/\s+/));
+        if (r.code !== 0) return fail(1, `${r.stderr}\nCommand failed -:${n}`);
+      }
+      return ok();
+    }
     const json = a[0] === '-j';
     const args = json ? a.slice(1) : a;
     const [obj, verb] = args;

@@ -17,11 +17,12 @@
 // directory missing) is reported on the node and the VCs concerned; it does not undo or block the
 // network of other VCs.
 
-import type { Migration, PhysicalNode, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
+import type { ApiObject, Migration, PhysicalNode, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
 import type { ObjectRef } from '../../api/store/types.js';
 import { getCondition, isConditionTrue, setCondition } from '../../api/conditions.js';
 import { clusterSelector } from '../../api/labels.js';
 import { domainName, domainNameOf } from '../../api/names.js';
+import { mapOnChange } from '../../controllers/change-filter.js';
 import { StallingError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
 import type { Transport } from '../../drivers/transport/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
@@ -82,6 +83,22 @@ export function observedVmNetworks(cache: CacheReader): VmNetwork[] {
   return out;
 }
 
+/**
+ * observedVmNetworks, computed once per state of the cache's VirtualClusters, VirtualNodes and
+ * Migrations (their informers' revisions) and shared by every node's plan in between: the pass
+ * over every VM is made once, not once per node. A cache without revisions: computed each time.
+ */
+function vmNetworksMemo(): (cache: CacheReader) => VmNetwork[] {
+  let memo: { at: string; value: VmNetwork[] } | undefined;
+  return (cache) => {
+    const inf = (cache as { informer?: (kind: string) => { lastRevision(): number } }).informer;
+    if (!inf) return observedVmNetworks(cache);
+    const at = ['VirtualCluster', 'VirtualNode', 'Migration'].map((k) => inf.call(cache, k).lastRevision()).join(',');
+    if (memo?.at !== at) memo = { at, value: observedVmNetworks(cache) };
+    return memo.value;
+  };
+}
+
 /** Every VC whose shared storage is nfs, with its shared Volume's directory once provisioned. */
 export function observedNfsShares(cache: CacheReader): NfsShare[] {
   return cache.list<VirtualCluster>('VirtualCluster').flatMap((vc) => {
@@ -97,13 +114,22 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
   // Every VM's move changes routes on every node.
   const everyNode = (): ObjectRef[] =>
     cache.list<PhysicalNode>('PhysicalNode').map((pn) => ({ kind: 'PhysicalNode', name: pn.metadata.name }));
+  const vmNetworks = vmNetworksMemo();
+  // Only a change of what the plans read re-plans every node (controllers/change-filter.ts).
+  const onChange = (signature: (o: ApiObject) => unknown) => mapOnChange(cache, signature, everyNode);
   return {
     name: 'network/hosts',
     forKind: 'PhysicalNode',
     watches: [
-      { kind: 'VirtualNode', map: everyNode },
-      { kind: 'VirtualCluster', map: everyNode },
-      { kind: 'Migration', map: everyNode },
+      { kind: 'VirtualNode', map: onChange((o) => {
+        const vn = o as VirtualNode;
+        return [vn.spec?.cluster, vn.spec?.index, vn.spec?.physicalNode, vn.status?.host, !!vn.metadata.deletionTimestamp];
+      }) },
+      { kind: 'VirtualCluster', map: onChange((o) => {
+        const vc = o as VirtualCluster;
+        return [vc.spec?.network, vc.status?.subnet, vc.spec?.sharedStorage, hasSubnetConflict(vc), !!vc.metadata.deletionTimestamp];
+      }) },
+      { kind: 'Migration', map: onChange((o) => [(o as Migration).spec, (o as Migration).status?.phase ?? 'Pending']) },
       // A shared volume's path appearing adds an NFS export; other volumes do not matter here.
       { kind: 'Volume', map: (v) => ((v as Volume).spec?.role === 'shared' ? everyNode() : []) },
     ],
@@ -119,7 +145,7 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
       }
       const hosts = ctx.cache.list<PhysicalNode>('PhysicalNode').map((n) => ({ name: n.metadata.name, address: n.spec!.address }));
       const shares = observedNfsShares(ctx.cache);
-      const state = planHostNetwork(pn.metadata.name, hosts, observedVmNetworks(ctx.cache), shares);
+      const state = planHostNetwork(pn.metadata.name, hosts, vmNetworks(ctx.cache), shares);
       const transport = deps.transports.get(pn);
       // NFS first: a tap in place is what lets the runtime start a VM or switch a migration over,
       // so the guest's NFS server answers by the time the guest can reach it. Its failure is

@@ -70,9 +70,12 @@ function fromCache(cache: CacheReader, key: ObjectRef): Snapshot {
  * name, never by listing the namespace (with a thousand VCs in one namespace that list made
  * placement quadratic): planBinding looks only at the VMs `<vc>-<i>` with i < spec.nodes.
  */
-async function fromStore(store: Store, key: ObjectRef, seen: VirtualCluster | undefined): Promise<Snapshot> {
+async function fromStore(store: Store, key: ObjectRef, seen: VirtualCluster | undefined, cachedPns?: PhysicalNode[]): Promise<Snapshot> {
   // PhysicalNodes first: a binding made after this read changed them too, so our batch conflicts.
-  const pns = (await store.list<PhysicalNode>('PhysicalNode')).items;
+  // The first attempt takes them from the cache (listing them all from the store for every VC
+  // made placement cost nodes x VCs: hack/bench-scale): the batch carries the resourceVersion of
+  // every node it writes, so a node the cache held stale conflicts and the retry lists the store.
+  const pns = cachedPns ?? (await store.list<PhysicalNode>('PhysicalNode')).items;
   // Then the VC and its VMs at once (one round trip less on etcd), the names from the VC as last
   // seen (the cache's, or the previous attempt's); the VMs of a VC grown since are read after.
   const getVm = (name: string) => store.tryGet<VirtualNode>({ kind: 'VirtualNode', name, namespace: key.namespace });
@@ -115,7 +118,7 @@ export function virtualClusterPlacementController(): ControllerSpec {
       let decision = snap.vc?.spec && !snap.vc.metadata.deletionTimestamp ? planBinding(snap.vc, snap.vns, snap.pns) : undefined;
       if (decision && needsWrite(snap.vc!, decision)) {
         for (let attempt = 1; ; attempt++) {
-          snap = await fromStore(ctx.store, key, snap.vc);
+          snap = await fromStore(ctx.store, key, snap.vc, attempt === 1 ? snap.pns : undefined);
           if (!snap.vc?.spec || snap.vc.metadata.deletionTimestamp) {
             decision = undefined;
             break;

@@ -367,7 +367,9 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       { kind: 'Volume', map: (v) => ((v as Volume).spec?.virtualNode ? [ref('VirtualNode', (v as Volume).spec!.virtualNode!, v.metadata.namespace)] : []) },
       { kind: 'Migration', map: (m) => ((m as Migration).spec ? [ref('VirtualNode', (m as Migration).spec!.virtualNode, m.metadata.namespace)] : []) },
     ],
-    workers: 4,
+    // Each reconcile mostly waits on its node (a command or two per step): 16 at once keep a
+    // thousand starts going without one node's slow command holding the others (hack/bench-scale).
+    workers: 16,
     timeoutMs: 5 * 60_000,
     reconcile,
   };
@@ -422,6 +424,35 @@ export function orphanController(deps: RuntimeDeps): ControllerSpec {
   const drivers = deps.drivers ?? new HypervisorDrivers(deps.transports);
   const now = deps.now ?? Date.now;
   const firstSeen = new Map<string, number>();
+  // The domains each node should have, from one pass over the VMs and Migrations, kept while the
+  // cache's VirtualNodes and Migrations are unchanged: a pass per node (each with a Migration
+  // list per VM) made every round cost nodes x VMs x Migrations (hack/bench-scale).
+  let memo: { at: string; byNode: Map<string, Set<string>> } | undefined;
+  const wantedOn = (cache: CacheReader): Map<string, Set<string>> => {
+    const inf = (cache as { informer?: (kind: string) => { lastRevision(): number } }).informer;
+    const at = inf ? ['VirtualNode', 'Migration'].map((k) => inf.call(cache, k).lastRevision()).join(',') : undefined;
+    if (at !== undefined && memo?.at === at) return memo.byNode;
+    const target = new Map<string, string>();
+    for (const m of cache.list<Migration>('Migration')) {
+      const phase = m.status?.phase ?? 'Pending';
+      if (m.spec && !m.metadata.deletionTimestamp && phase !== 'Succeeded' && phase !== 'Failed') target.set(`${m.metadata.namespace}/${m.spec.virtualNode}`, m.spec.targetNode);
+    }
+    const byNode = new Map<string, Set<string>>();
+    const add = (node: string | undefined, name: string): void => {
+      if (node === undefined) return;
+      let set = byNode.get(node);
+      if (!set) byNode.set(node, (set = new Set()));
+      set.add(name);
+    };
+    for (const vn of cache.list<VirtualNode>('VirtualNode')) {
+      const name = domainNameOf(vn);
+      add(vn.spec?.physicalNode, name);
+      add(vn.status?.host, name);
+      add(target.get(`${vn.metadata.namespace}/${vn.metadata.name}`), name);
+    }
+    if (at !== undefined) memo = { at, byNode };
+    return byNode;
+  };
   return {
     name: 'runtime/orphans',
     forKind: 'PhysicalNode',
@@ -429,13 +460,7 @@ export function orphanController(deps: RuntimeDeps): ControllerSpec {
       const pn = ctx.cache.get<PhysicalNode>(key);
       if (!pn?.spec || !isConditionTrue(pn.status?.conditions, 'Ready')) return { requeueAfterMs: 15_000 };
       const driver: HypervisorDriver = drivers.get(pn);
-      const wanted = new Set<string>();
-      for (const vn of ctx.cache.list<VirtualNode>('VirtualNode')) {
-        const mig = activeMigration(ctx.cache, vn);
-        if (vn.spec?.physicalNode === pn.metadata.name || vn.status?.host === pn.metadata.name || mig?.spec?.targetNode === pn.metadata.name) {
-          wanted.add(domainNameOf(vn));
-        }
-      }
+      const wanted = wantedOn(ctx.cache).get(pn.metadata.name) ?? new Set<string>();
       for (const d of await driver.list()) {
         const id = `${pn.metadata.name}/${d.name}`;
         if (wanted.has(d.name)) {

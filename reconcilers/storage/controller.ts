@@ -31,6 +31,7 @@ import type { OSTemplate, PhysicalNode, VirtualCluster, VirtualNode } from '../.
 import { GenericError, WaitingError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
 import { writeStatusOver } from '../../api/status-writer.js';
 import { CLUSTER_LABEL, clusterSelector } from '../../api/labels.js';
+import { mapOnChange } from '../../controllers/change-filter.js';
 import { createStorageDriver, type DriverOptions } from '../../drivers/storage/index.js';
 import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
 import { StorageFullError, TemplateNotFoundError } from '../../drivers/storage/types.js';
@@ -75,9 +76,19 @@ export function storageController(cache: CacheReader, opts: StorageControllerOpt
     owns: ['Volume'],
     watches: [
       { kind: 'OSTemplate', map: (t) => clustersUsing(cache, t.metadata.name) },
-      { kind: 'VirtualNode', map: (vn) => clusterOf(vn as VirtualNode) },
-      { kind: 'PhysicalNode', map: () => allClusters(cache) },
+      // Only what the plan reads (controllers/change-filter.ts): a VM's phase class and a node's
+      // fitness as the storage node, not every status write of either.
+      { kind: 'VirtualNode', map: mapOnChange(cache, (o) => {
+        const vn = o as VirtualNode;
+        return [vn.spec?.index, ACTIVE_PHASES.has(vn.status?.phase ?? ''), vn.status?.phase === 'Suspended', !!vn.metadata.deletionTimestamp];
+      }, (vn) => clusterOf(vn as VirtualNode)) },
+      { kind: 'PhysicalNode', map: mapOnChange(cache, (o) => {
+        const pn = o as PhysicalNode;
+        return [pn.spec?.storageRoot, getCondition(pn.status?.conditions, 'Ready')?.status, !!pn.metadata.deletionTimestamp];
+      }, () => allClusters(cache)) },
     ],
+    // Independent VCs at once: the storage node runs several volume commands in parallel.
+    workers: 8,
     // The first original of a large template is a full copy: give it time.
     timeoutMs: 60 * 60_000,
     reconcile: (key, ctx) => r.reconcile(key, ctx),

@@ -1,0 +1,30 @@
+// A watch mapper that passes an event on only when what the controller reads of the object
+// changed. Most events of a busy object are writes the watching controller does not read (a VM's
+// status writes, a node's allocation): mapping each of them to every node or every cluster made
+// the work grow as objects x events (hack/bench-scale). An object gone from the cache (deleted)
+// always counts as a change.
+//
+// Contract: `signature(o)` returns a JSON-able value of exactly the fields the controller's plans
+// read (and deletion, when it matters); the first event of each object passes. The mapper keeps
+// one string per object it saw (dropped on deletion).
+
+import type { ApiObject } from '../api/types.js';
+import type { ObjectRef } from '../api/store/types.js';
+import type { CacheReader } from './types.js';
+
+export function mapOnChange(
+  cache: CacheReader,
+  signature: (o: ApiObject) => unknown,
+  map: (o: ApiObject) => ObjectRef[],
+): (o: ApiObject) => ObjectRef[] {
+  const seen = new Map<string, string>();
+  return (o) => {
+    const ref = { kind: o.kind, name: o.metadata.name, ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}) };
+    const key = `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+    const sig = cache.get(ref) ? JSON.stringify(signature(o)) : undefined;
+    if (sig !== undefined && seen.get(key) === sig) return [];
+    if (sig === undefined) seen.delete(key);
+    else seen.set(key, sig);
+    return map(o);
+  };
+}

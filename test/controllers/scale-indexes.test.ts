@@ -1,0 +1,59 @@
+// The indexes and filters issue 25 added for scale, on the embedded store: the informer's label
+// index answers a selector with an equality exactly as a full pass would (labels added, changed,
+// removed, objects deleted, other namespaces, other clauses), and mapOnChange passes an event
+// only when the signature changed or the object is gone.
+
+import assert from 'node:assert/strict';
+import type { ApiObject } from '../../api/types.js';
+import { matchesLabelSelector, parseLabelSelector } from '../../api/store/label-selector.js';
+import { Informer } from '../../controllers/informer.js';
+import { mapOnChange } from '../../controllers/change-filter.js';
+import { tempSqliteStore, waitFor, type TempSqliteStore } from './helpers.js';
+
+const widget = (name: string, ns: string, labels: Record<string, string> | undefined, v = 0): ApiObject =>
+  ({ apiVersion: 'test/v1', kind: 'Widget', metadata: { name, namespace: ns, ...(labels ? { labels } : {}) }, spec: { v } });
+
+describe('scale indexes', function () {
+  this.timeout(30_000);
+  let tmp: TempSqliteStore;
+  beforeEach(() => (tmp = tempSqliteStore(5)));
+  afterEach(() => tmp.close());
+
+  it('the informer answers equality selectors from its label index exactly as a full pass', async () => {
+    const store = tmp.store;
+    for (let i = 0; i < 30; i++) await store.create(widget(`w${i}`, i % 2 ? 'a' : 'b', { c: `x${i % 3}`, ...(i % 5 ? { t: 'y' } : {}) }));
+    const inf = new Informer(store, 'Widget');
+    inf.start();
+    await inf.waitForSync();
+    // relabel some, drop labels of some, delete some
+    for (let i = 0; i < 30; i += 4) {
+      const cur = await store.get<ApiObject>({ kind: 'Widget', namespace: i % 2 ? 'a' : 'b', name: `w${i}` });
+      await store.update({ ...cur, metadata: { ...cur.metadata, labels: i % 8 ? { c: 'x1' } : undefined } });
+    }
+    for (const i of [3, 9, 27]) await store.delete({ kind: 'Widget', namespace: 'a', name: `w${i}` });
+    const rev = await store.revision();
+    await waitFor('the informer at the last write', () => inf.lastRevision() >= rev || undefined, 10_000);
+    const all = (await store.list<ApiObject>('Widget')).items;
+    const names = (xs: ApiObject[]) => xs.map((o) => `${o.metadata.namespace}/${o.metadata.name}`).sort();
+    for (const sel of ['c=x1', 'c=x0,t=y', 'c==x2,t!=y', 'c=x1,t', 'c=nope', 'c in (x0,x1)', 't']) {
+      for (const namespace of [undefined, 'a', 'b']) {
+        const want = all.filter((o) => (namespace === undefined || o.metadata.namespace === namespace) && matchesLabelSelector(parseLabelSelector(sel), o.metadata.labels));
+        assert.deepEqual(names(inf.list({ labelSelector: sel, namespace })), names(want), `${sel} in ${namespace ?? 'all'}`);
+      }
+    }
+    inf.stop();
+  });
+
+  it('mapOnChange passes the first event, a changed signature and a deletion; not a same-signature write', () => {
+    const present = new Set<string>(['w1']);
+    const cache = { get: (r: { name: string }) => (present.has(r.name) ? widget(r.name, 'a', undefined) : undefined), list: () => [] };
+    const map = mapOnChange(cache as never, (o) => (o.spec as { v: number }).v, () => [{ kind: 'Node', name: 'n1' }]);
+    assert.equal(map(widget('w1', 'a', undefined, 1)).length, 1, 'first event');
+    assert.equal(map(widget('w1', 'a', { status: 'x' }, 1)).length, 0, 'same signature');
+    assert.equal(map(widget('w1', 'a', undefined, 2)).length, 1, 'changed');
+    present.delete('w1');
+    assert.equal(map(widget('w1', 'a', undefined, 2)).length, 1, 'deleted');
+    present.add('w1');
+    assert.equal(map(widget('w1', 'a', undefined, 2)).length, 1, 'created again');
+  });
+});

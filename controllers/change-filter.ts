@@ -2,7 +2,8 @@
 // changed. Most events of a busy object are writes the watching controller does not read (a VM's
 // status writes, a node's allocation): mapping each of them to every node or every cluster made
 // the work grow as objects x events (hack/bench-scale). An object gone from the cache (deleted)
-// always counts as a change.
+// always counts as a change (when the mapper is given the cache; without it, a deletion whose
+// last state has the same signature passes nothing: for controllers that resync anyway).
 //
 // Contract: `signature(o)` returns a JSON-able value of exactly the fields the controller's plans
 // read (and deletion, when it matters); the first event of each object passes. The mapper keeps
@@ -13,7 +14,7 @@ import type { ObjectRef } from '../api/store/types.js';
 import type { CacheReader } from './types.js';
 
 export function mapOnChange(
-  cache: CacheReader,
+  cache: CacheReader | undefined,
   signature: (o: ApiObject) => unknown,
   map: (o: ApiObject) => ObjectRef[],
 ): (o: ApiObject) => ObjectRef[] {
@@ -21,7 +22,7 @@ export function mapOnChange(
   return (o) => {
     const ref = { kind: o.kind, name: o.metadata.name, ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}) };
     const key = `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
-    const sig = cache.get(ref) ? JSON.stringify(signature(o)) : undefined;
+    const sig = !cache || cache.get(ref) ? JSON.stringify(signature(o)) : undefined;
     if (sig !== undefined && seen.get(key) === sig) return [];
     if (sig === undefined) seen.delete(key);
     else seen.set(key, sig);

@@ -12,7 +12,8 @@ import type { BatchOp, ObjectRef } from '../../api/store/types.js';
 import { DEFAULT_NAMESPACE } from '../../api/kinds.js';
 import { API_VERSION, type EventObject, type EventSpec, type PhysicalNode, type VirtualCluster, type VirtualNode } from '../../api/types.js';
 import { eventName } from '../../controllers/events.js';
-import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
+import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
+import { mapOnChange } from '../../controllers/change-filter.js';
 import { createFencingAgent, type FencingAgent, type FencingOptions } from '../../drivers/fencing/index.js';
 import { addUsage, vmUsage, ZERO } from '../placement/plan-binding.js';
 import { FENCED, planHa, type HaInput, type HaVm } from './plan.js';
@@ -63,6 +64,26 @@ export function haController(opts: HaControllerOptions = {}): ControllerSpec {
   const agentFor = opts.agentFor ?? ((pn: PhysicalNode) => createFencingAgent(pn.metadata.name, pn.spec!.fencing!, opts.fencing));
   // Pacing only (not state): the earliest next attempt of a failing fence, per node.
   const nextAttempt = new Map<string, number>();
+  // The cached VMs of each node, from one pass over the VMs per state of the cache (a pass per
+  // node reconcile cost every VM each time: hack/bench-scale).
+  let bound: { at: number; byNode: Map<string, VirtualNode[]> } | undefined;
+  const boundTo = (cache: CacheReader, node: string): VirtualNode[] => {
+    const inf = (cache as { informer?: (kind: string) => { lastRevision(): number } }).informer;
+    const at = inf ? inf.call(cache, 'VirtualNode').lastRevision() : undefined;
+    if (at === undefined || bound?.at !== at) {
+      const byNode = new Map<string, VirtualNode[]>();
+      for (const vn of cache.list<VirtualNode>('VirtualNode')) {
+        const n = vn.spec?.physicalNode;
+        if (n === undefined) continue;
+        const list = byNode.get(n);
+        if (list) list.push(vn);
+        else byNode.set(n, [vn]);
+      }
+      if (at === undefined) return byNode.get(node) ?? [];
+      bound = { at, byNode };
+    }
+    return bound.byNode.get(node) ?? [];
+  };
 
   return {
     name: HA_CONTROLLER_NAME,
@@ -73,10 +94,12 @@ export function haController(opts: HaControllerOptions = {}): ControllerSpec {
     watches: [
       {
         kind: 'VirtualNode',
-        map: (o) => {
+        // Only a VM's binding and deletion matter here, not its status writes (hack/bench-scale);
+        // a VM gone altogether only lightens its node, which the resync sees.
+        map: mapOnChange(undefined, (o) => [(o as VirtualNode).spec?.physicalNode, !!o.metadata.deletionTimestamp], (o) => {
           const n = (o as VirtualNode).spec?.physicalNode;
           return n ? [{ kind: 'PhysicalNode', name: n }] : [];
-        },
+        }),
       },
     ],
     async reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
@@ -86,7 +109,7 @@ export function haController(opts: HaControllerOptions = {}): ControllerSpec {
         return undefined;
       }
       const vcFromCache = (vn: VirtualNode) => ctx.cache.get<VirtualCluster>({ kind: 'VirtualCluster', name: vn.spec!.cluster, namespace: vn.metadata.namespace });
-      const quick = planHa(haInput(cached, ctx.cache.list<VirtualNode>('VirtualNode'), vcFromCache, graceMs, now()));
+      const quick = planHa(haInput(cached, boundTo(ctx.cache, key.name), vcFromCache, graceMs, now()));
       if (quick.type === 'none') return quick.requeueAfterMs ? { requeueAfterMs: quick.requeueAfterMs } : undefined;
 
       // Act only on a fresh read from the store: the node first, then its VMs.

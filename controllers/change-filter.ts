@@ -1,4 +1,4 @@
-// A watch mapper that passes an event on only when what the controller reads of the object
+// Scale helpers for controllers. mapOnChange: a watch mapper that passes an event on only when what the controller reads of the object
 // changed. Most events of a busy object are writes the watching controller does not read (a VM's
 // status writes, a node's allocation): mapping each of them to every node or every cluster made
 // the work grow as objects x events (hack/bench-scale). An object gone from the cache (deleted)
@@ -28,4 +28,14 @@ export function mapOnChange(
     else seen.set(key, sig);
     return map(o);
   };
+}
+
+/**
+ * The state of the cache's informers of `kinds` as one string (their revisions), for results
+ * computed once per state and shared by every reconcile in between; undefined for a cache
+ * without informers (tests' plain readers): compute each time.
+ */
+export function cacheState(cache: CacheReader, kinds: readonly string[]): string | undefined {
+  const inf = (cache as { informer?: (kind: string) => { lastRevision(): number } }).informer;
+  return inf ? kinds.map((k) => inf.call(cache, k).lastRevision()).join(',') : undefined;
 }

@@ -13,7 +13,7 @@ import { DEFAULT_NAMESPACE } from '../../api/kinds.js';
 import { API_VERSION, type EventObject, type EventSpec, type PhysicalNode, type VirtualCluster, type VirtualNode } from '../../api/types.js';
 import { eventName } from '../../controllers/events.js';
 import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
-import { mapOnChange } from '../../controllers/change-filter.js';
+import { cacheState, mapOnChange } from '../../controllers/change-filter.js';
 import { createFencingAgent, type FencingAgent, type FencingOptions } from '../../drivers/fencing/index.js';
 import { addUsage, vmUsage, ZERO } from '../placement/plan-binding.js';
 import { FENCED, planHa, type HaInput, type HaVm } from './plan.js';
@@ -66,10 +66,9 @@ export function haController(opts: HaControllerOptions = {}): ControllerSpec {
   const nextAttempt = new Map<string, number>();
   // The cached VMs of each node, from one pass over the VMs per state of the cache (a pass per
   // node reconcile cost every VM each time: hack/bench-scale).
-  let bound: { at: number; byNode: Map<string, VirtualNode[]> } | undefined;
+  let bound: { at: string; byNode: Map<string, VirtualNode[]> } | undefined;
   const boundTo = (cache: CacheReader, node: string): VirtualNode[] => {
-    const inf = (cache as { informer?: (kind: string) => { lastRevision(): number } }).informer;
-    const at = inf ? inf.call(cache, 'VirtualNode').lastRevision() : undefined;
+    const at = cacheState(cache, ['VirtualNode']);
     if (at === undefined || bound?.at !== at) {
       const byNode = new Map<string, VirtualNode[]>();
       for (const vn of cache.list<VirtualNode>('VirtualNode')) {

@@ -22,7 +22,7 @@ import type { ObjectRef } from '../../api/store/types.js';
 import { getCondition, isConditionTrue, setCondition } from '../../api/conditions.js';
 import { clusterSelector } from '../../api/labels.js';
 import { domainName, domainNameOf } from '../../api/names.js';
-import { mapOnChange } from '../../controllers/change-filter.js';
+import { cacheState, mapOnChange } from '../../controllers/change-filter.js';
 import { StallingError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
 import type { Transport } from '../../drivers/transport/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
@@ -91,9 +91,8 @@ export function observedVmNetworks(cache: CacheReader): VmNetwork[] {
 function vmNetworksMemo(): (cache: CacheReader) => VmNetwork[] {
   let memo: { at: string; value: VmNetwork[] } | undefined;
   return (cache) => {
-    const inf = (cache as { informer?: (kind: string) => { lastRevision(): number } }).informer;
-    if (!inf) return observedVmNetworks(cache);
-    const at = ['VirtualCluster', 'VirtualNode', 'Migration'].map((k) => inf.call(cache, k).lastRevision()).join(',');
+    const at = cacheState(cache, ['VirtualCluster', 'VirtualNode', 'Migration']);
+    if (at === undefined) return observedVmNetworks(cache);
     if (memo?.at !== at) memo = { at, value: observedVmNetworks(cache) };
     return memo.value;
   };

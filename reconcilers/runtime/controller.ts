@@ -21,6 +21,7 @@ import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } f
 import type { DomainInfo, DomainSpec, HypervisorDriver } from '../../drivers/hypervisor/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { execOk } from '../../drivers/transport/types.js';
+import { cacheState } from '../../controllers/change-filter.js';
 import { posix } from 'node:path';
 import { macAddress, tapName } from '../network/host-plan.js';
 import { vmAddress } from '../network/addresses.js';
@@ -429,8 +430,7 @@ export function orphanController(deps: RuntimeDeps): ControllerSpec {
   // list per VM) made every round cost nodes x VMs x Migrations (hack/bench-scale).
   let memo: { at: string; byNode: Map<string, Set<string>> } | undefined;
   const wantedOn = (cache: CacheReader): Map<string, Set<string>> => {
-    const inf = (cache as { informer?: (kind: string) => { lastRevision(): number } }).informer;
-    const at = inf ? ['VirtualNode', 'Migration'].map((k) => inf.call(cache, k).lastRevision()).join(',') : undefined;
+    const at = cacheState(cache, ['VirtualNode', 'Migration']);
     if (at !== undefined && memo?.at === at) return memo.byNode;
     const target = new Map<string, string>();
     for (const m of cache.list<Migration>('Migration')) {

@@ -6,11 +6,11 @@
 //
 // Run for real on full testbed nodes (Xen 4.17, Debian dom0 under QEMU TCG:
 // test/hypervisor/xen-driver.full.test.ts). What the dom0 taught:
-// - raw disks (files or block devices) go through blkback with our own hotplug script
-//   (`<runRoot>/vl-block`, XEN_BLOCK_SCRIPT: losetup for a file, a few execs), not Xen's `block`
-//   script: that one is bash with dozens of execs, and under TCG it ran past libxl's hotplug
-//   timeout ("killing execution of /etc/xen/scripts/block add because of timeout"). qcow2 disks
-//   need QEMU in dom0 as the qdisk back-end (`backendtype=qdisk`), which the node image lacks;
+// - disks go through blkback with our own hotplug script (`<runRoot>/vl-block`, XEN_BLOCK_SCRIPT:
+//   a block device as it is, qemu-nbd for a qcow2 file, losetup for a raw one; a few execs), not
+//   Xen's `block` script: that one is bash with dozens of execs, and under TCG it ran past libxl's
+//   hotplug timeout ("killing execution of /etc/xen/scripts/block add because of timeout"); and
+//   not qdisk, which needs QEMU in dom0 (the node image has only qemu-utils);
 // - `xl save` cannot write to a 9p file (EFAULT: page data is written from foreign mappings), so
 //   suspend saves to `saveDir` on the node's own disk and then moves the file to its place;
 // - the state of a domain that powered off (on_poweroff = destroy: xl forgets it) is its
@@ -67,27 +67,42 @@ export interface XenDriverOptions {
 const VDEVS = ['xvda', 'xvdb', 'xvdc'] as const;
 
 /**
- * The block hotplug script libxl runs for our raw disks (`script=` in the disk spec), installed as
- * `<runRoot>/vl-block`. add: a file gets a loop device (a block device is used as it is), and its
- * major:minor goes to the back-end's `physical-device` for blkback; remove: the loop device goes.
- * POSIX sh with four execs: Xen's own bash `block` script ran past libxl's hotplug timeout under TCG.
+ * The block hotplug script libxl runs for our disks (`script=` in the disk spec), installed as
+ * `<runRoot>/vl-block`. add: a block device is used as it is; a qcow2 file (its magic `QFI\xfb`)
+ * is served by qemu-nbd on a free /dev/nbdN (dom0 has qemu-utils but no QEMU for the qdisk
+ * back-end), any other file gets a loop device; the device's major:minor goes to the back-end's
+ * `physical-device` for blkback. remove: the nbd or loop device goes. POSIX sh with a handful of
+ * execs: Xen's own bash `block` script ran past libxl's hotplug timeout under TCG.
  */
 export const XEN_BLOCK_SCRIPT = `#!/bin/sh
 # VirtuaLinux block hotplug script for xl (written by XenDriver; do not edit).
+fail() { xenstore-write "$XENBUS_PATH/hotplug-error" "$1" "$XENBUS_PATH/hotplug-status" error; exit 1; }
 case "$1" in
 add)
   f=$(xenstore-read "$XENBUS_PATH/params") || exit 1
   if [ -b "$f" ]; then
     dev=$f
+  elif [ "$(head -c 4 -- "$f")" = "$(printf 'QFI\\373')" ]; then
+    [ -e /sys/module/nbd ] || modprobe nbd nbds_max=64 || fail "no nbd module for $f"
+    i=0
+    # claim a device: the mkdir is atomic, so two disks added at once never take the same one
+    while [ -e /sys/block/nbd$i/pid ] || ! mkdir /run/vl-nbd$i 2>/dev/null; do
+      i=$((i + 1)); [ -e /sys/block/nbd$i ] || fail "no free nbd device for $f"
+    done
+    qemu-nbd -c /dev/nbd$i -f qcow2 -- "$f" || { rmdir /run/vl-nbd$i; fail "qemu-nbd $f failed"; }
+    dev=/dev/nbd$i
   else
     [ -e /dev/loop-control ] || modprobe loop
-    dev=$(losetup -f --show -- "$f") || { xenstore-write "$XENBUS_PATH/hotplug-error" "losetup $f failed"; exit 1; }
+    dev=$(losetup -f --show -- "$f") || fail "losetup $f failed"
   fi
   xenstore-write "$XENBUS_PATH/physical-device" "$(stat -L -c %t:%T -- "$dev")" "$XENBUS_PATH/physical-device-path" "$dev"
   ;;
 remove)
   dev=$(xenstore-read "$XENBUS_PATH/physical-device-path" 2>/dev/null) || exit 0
-  case "$dev" in /dev/loop*) losetup -d "$dev" ;; esac
+  case "$dev" in
+    /dev/loop*) losetup -d "$dev" ;;
+    /dev/nbd*) qemu-nbd -d "$dev" >/dev/null; rmdir "/run/vl-nbd\${dev#/dev/nbd}" 2>/dev/null ;;
+  esac
   ;;
 esac
 exit 0
@@ -151,8 +166,11 @@ export function renderXlConfig(spec: DomainSpec, opts: { guestType?: 'pvh' | 'pv
     .map((d, i) => {
       if (!d) return undefined;
       // target= must come last: it takes the rest of the spec, commas included.
-      const backend = d.format === 'qcow2' ? 'backendtype=qdisk, ' : opts.blockScript ? `script=${specValue('block script', opts.blockScript)}, ` : '';
-      return `${xlString(`format=${d.format}, vdev=${VDEVS[i]}, access=${d.readOnly ? 'ro' : 'rw'}, ${backend}target=${d.path}`)}`;
+      // with our block script every disk is a block device to xl (the script serves qcow2 over nbd);
+      // without it, qcow2 needs QEMU in dom0 (qdisk)
+      const backend = opts.blockScript ? `script=${specValue('block script', opts.blockScript)}, ` : d.format === 'qcow2' ? 'backendtype=qdisk, ' : '';
+      const format = opts.blockScript ? 'raw' : d.format;
+      return `${xlString(`format=${format}, vdev=${VDEVS[i]}, access=${d.readOnly ? 'ro' : 'rw'}, ${backend}target=${d.path}`)}`;
     })
     .filter((d): d is string => d !== undefined);
   lines.push(`disk = [ ${disks.join(', ')} ]`);

@@ -18,8 +18,14 @@ export interface NodePair<D extends HypervisorDriver = HypervisorDriver> {
   b: D;
   /** A directory both nodes see at the same path (the SAN). */
   san: string;
-  /** Whether a process id (DomainInfo.pid) is alive on that node. */
+  /** Whether a process id (DomainInfo.pid: QEMU's process, Xen's domain id) is alive on that node. */
   alive(node: D, pid: number): Promise<boolean>;
+  /** Where the nodes find the guest's kernel and initrd; default the reference guest's own paths (nodes sharing this machine's files). */
+  boot?: { kernel: string; initrd: string };
+  /** The root disk's format: qcow2 (an overlay on the template, default) or raw (a copy of it). */
+  rootFormat?: 'qcow2' | 'raw';
+  /** Ends what `alive` checks, for the clean-up after the tests; default `kill -KILL <pid>` on the node. */
+  kill?(node: D, pid: number): Promise<void>;
   teardown(): Promise<void>;
 }
 
@@ -40,6 +46,13 @@ export interface ConformanceCapabilities<D extends HypervisorDriver = Hypervisor
    * phases (phasesMs). QEMU yes; xl reports no downtime (-1).
    */
   migrationFigures: boolean;
+  /**
+   * Why this hypervisor cannot live-migrate on these nodes, when it cannot: the live-migration tests
+   * are then pending with this reason, and the domain's life goes on without them (suspend on the
+   * node it booted on, resume on the other). Xen on the full testbed nodes: Debian's Xen has no
+   * shadow paging, which PV log-dirty needs.
+   */
+  noLiveMigration?: string;
 }
 
 const TICKER = `(i=0; while true; do i=$((i + 1)); echo "TICK $i" > /dev/console; sleep 1; done) &\n`;
@@ -100,14 +113,15 @@ export function describeHypervisorConformance<D extends HypervisorDriver>(
       this.timeout(300_000);
       pair = await setup();
       const g = referenceGuest();
-      const disks = makeNodeDisks(`${pair.san}/conf-0`, guestEnv('conf-0', '198.19.7.2'), TICKER);
+      const rootFormat = pair.rootFormat ?? 'qcow2';
+      const disks = makeNodeDisks(`${pair.san}/conf-0`, guestEnv('conf-0', '198.19.7.2'), TICKER, rootFormat);
       spec = {
         name,
         vcpus: 1,
         memoryMiB: 128,
-        boot: { kernel: g.kernel, initrd: g.initrd, cmdline: g.cmdline },
+        boot: { kernel: pair.boot?.kernel ?? g.kernel, initrd: pair.boot?.initrd ?? g.initrd, cmdline: g.cmdline },
         disks: {
-          root: { path: disks.root, format: 'qcow2' },
+          root: { path: disks.root, format: rootFormat },
           swap: { path: disks.swap, format: 'raw' },
           config: { path: disks.config, format: 'raw', readOnly: true },
         },
@@ -115,11 +129,13 @@ export function describeHypervisorConformance<D extends HypervisorDriver>(
     });
 
     after(async function () {
-      this.timeout(60_000);
+      this.timeout(180_000);
       if (!pair) return;
       for (const d of [pair.a, pair.b]) await d.destroy(name).catch(() => undefined);
       for (const [d, pid] of pids) {
-        if (await pair.alive(d, pid).catch(() => false)) await d.transport.exec(['kill', '-KILL', String(pid)]);
+        if (!(await pair.alive(d, pid).catch(() => false))) continue;
+        if (pair.kill) await pair.kill(d, pid);
+        else await d.transport.exec(['kill', '-KILL', String(pid)]);
       }
       await pair.teardown();
     });
@@ -137,8 +153,12 @@ export function describeHypervisorConformance<D extends HypervisorDriver>(
       await waitTickAbove(pair.a, name, 0);
     });
 
-    const noThrottle = 'the driver has no migration bandwidth limit or progress';
-    itIf(caps.throttledMigration, noThrottle, 'cancels a throttled migration: the domain runs only on the source', async () => {
+    /** The node the domain runs on now (it moves with migration and suspend/resume). */
+    let at: () => D = () => pair.a;
+    const other = (d: D): D => (d === pair.a ? pair.b : pair.a);
+    const live = caps.noLiveMigration === undefined;
+    const noThrottle = caps.noLiveMigration ?? 'the driver has no migration bandwidth limit or progress';
+    itIf(live && caps.throttledMigration, noThrottle, 'cancels a throttled migration: the domain runs only on the source', async () => {
       const before = lastTick((await pair.a.readConsole(name)).text);
       let targetPid: number | undefined;
       let cancelled = false;
@@ -166,7 +186,7 @@ export function describeHypervisorConformance<D extends HypervisorDriver>(
       await waitTickAbove(pair.a, name, before);
     });
 
-    itIf(caps.throttledMigration, noThrottle, 'a migration whose target dies midway leaves the source running and nothing on the target', async () => {
+    itIf(live && caps.throttledMigration, noThrottle, 'a migration whose target dies midway leaves the source running and nothing on the target', async () => {
       let targetPid: number | undefined;
       let killed = false;
       const mig = pair.a.migrate(name, pair.b, {
@@ -191,7 +211,7 @@ export function describeHypervisorConformance<D extends HypervisorDriver>(
       await waitTickAbove(pair.a, name, t);
     });
 
-    it('live-migrates: the same guest runs only on the target, with QEMU downtime and total reported', async () => {
+    itIf(live, caps.noLiveMigration ?? '', 'live-migrates: the same guest runs only on the target, with QEMU downtime and total reported', async () => {
       const before = lastTick((await pair.a.readConsole(name)).text);
       const oldPid = (await pair.a.get(name))!.pid!;
       const r = await pair.a.migrate(name, pair.b, { downtimeLimitMs: 300 });
@@ -211,41 +231,50 @@ export function describeHypervisorConformance<D extends HypervisorDriver>(
       const after = await waitTickAbove(pair.b, name, before);
       assert.ok(after > before, 'the ticker continues: same guest, not a reboot');
       assert.doesNotMatch((await pair.b.readConsole(name)).text, /VIRTUALINUX-READY/, 'no second boot on the target');
+      at = () => pair.b;
     });
 
     it('suspends to disk on one node and resumes on the other', async () => {
+      const from = at();
+      const to = other(from);
       const file = `${pair.san}/conf-0/state.bin`;
-      const before = lastTick((await pair.b.readConsole(name)).text);
-      const s = await pair.b.suspend(name, file);
+      const before = lastTick((await from.readConsole(name)).text);
+      const s = await from.suspend(name, file);
       assert.ok(s.bytes > 1024 * 1024, `state file has the guest's memory (${s.bytes} bytes)`);
-      assert.equal(await pair.b.get(name), undefined, 'suspended domain is gone from the node');
-      const info = await pair.a.resume(spec, file);
+      assert.equal(await from.get(name), undefined, 'suspended domain is gone from the node');
+      const info = await to.resume(spec, file);
       assert.equal(info.state, 'running');
-      await remember(pair.a);
-      assert.equal((await pair.a.transport.exec(['test', '-e', file])).code, 1, 'state file removed after resume');
-      const after = await waitTickAbove(pair.a, name, before);
+      at = () => to;
+      await remember(to);
+      assert.equal((await to.transport.exec(['test', '-e', file])).code, 1, 'state file removed after resume');
+      const after = await waitTickAbove(to, name, before, 60_000);
       assert.ok(after > before);
       assert.ok(after < before + 30, 'the count continues from where it was, it did not restart');
+      assert.doesNotMatch((await to.readConsole(name)).text, /VIRTUALINUX-READY/, 'no second boot after resume');
     });
 
     it('shuts down through ACPI, keeps the console; destroy removes it; destroy again is fine', async () => {
-      const r = await pair.a.shutdown(name, { timeoutMs: 60_000 });
+      const d = at();
+      const r = await d.shutdown(name, { timeoutMs: 60_000 });
       assert.equal(r.clean, true, 'guest powered off by itself');
-      assert.equal((await pair.a.get(name))?.state, 'shutoff');
-      assert.match((await pair.a.readConsole(name)).text, /reboot: Power down/);
-      await pair.a.destroy(name);
-      assert.equal(await pair.a.get(name), undefined);
-      await pair.a.destroy(name);
-      assert.deepEqual(await pair.a.list(), []);
-      assert.deepEqual(await pair.a.readConsole(name), { text: '', nextOffset: 0 });
+      assert.equal((await d.get(name))?.state, 'shutoff');
+      // QEMU (ACPI) prints "Power down"; a Xen PV guest has no pm_power_off, so its poweroff is a
+      // halt that Xen ends as a power-off (xl log: "shutdown reason code 0")
+      assert.match((await d.readConsole(name)).text, /reboot: (Power down|System halted)/);
+      await d.destroy(name);
+      assert.equal(await d.get(name), undefined);
+      await d.destroy(name);
+      assert.deepEqual(await d.list(), []);
+      assert.deepEqual(await d.readConsole(name), { text: '', nextOffset: 0 });
     });
 
     it('destroys a running domain at once', async () => {
-      await pair.b.create(spec);
-      const pid = await remember(pair.b);
-      await pair.b.destroy(name);
-      assert.equal(await pair.alive(pair.b, pid), false);
-      assert.equal(await pair.b.get(name), undefined);
+      const d = other(at());
+      await d.create(spec);
+      const pid = await remember(d);
+      await d.destroy(name);
+      assert.equal(await pair.alive(d, pid), false);
+      assert.equal(await d.get(name), undefined);
     });
   });
 }

@@ -47,16 +47,20 @@ export function guestEnv(node: string, ip: string, extra: Record<string, string>
   };
 }
 
-/** Root overlay on the template, 32 MiB swap, config disk, all under dir. */
-export function makeNodeDisks(dir: string, env: Record<string, string>, firstboot = ''): NodeDisks {
+/**
+ * Root overlay on the template (or, `raw`, a raw copy of it: for hypervisors without a qcow2
+ * back-end, such as Xen without QEMU in dom0), 32 MiB swap, config disk, all under dir.
+ */
+export function makeNodeDisks(dir: string, env: Record<string, string>, firstboot = '', rootFormat: 'qcow2' | 'raw' = 'qcow2'): NodeDisks {
   const g = referenceGuest();
   fs.mkdirSync(dir, { recursive: true });
   const d: NodeDisks = {
-    root: path.join(dir, 'root.qcow2'),
+    root: path.join(dir, rootFormat === 'raw' ? 'root.img' : 'root.qcow2'),
     swap: path.join(dir, 'swap.img'),
     config: path.join(dir, 'config.tar'),
   };
-  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', g.image, d.root]);
+  if (rootFormat === 'raw') execFileSync('qemu-img', ['convert', '-O', 'raw', g.image, d.root]);
+  else execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', g.image, d.root]);
   execFileSync('truncate', ['-s', '32M', d.swap]);
   execFileSync('mkswap', [d.swap], { stdio: 'ignore' });
   writeConfigDisk(d.config, env, firstboot);

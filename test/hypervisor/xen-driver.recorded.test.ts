@@ -76,6 +76,8 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     assert.throws(() => renderXlConfig({ ...spec, sharedDir: '/san/a,b' }), /shared directory/);
     assert.throws(() => renderXlConfig({ ...spec, network: { tap: 'vc 0', mac: '52:54:00:00:00:01' } }), /tap name/);
     assert.equal(xenCmdline('quiet console=ttyS0 root=/dev/vda'), 'quiet console=hvc0 root=/dev/vda');
+    // with our block script a qcow2 disk is a block device to xl (the script serves it over nbd)
+    assert.match(renderXlConfig(spec, { blockScript: '/r/vl-block' }), /"format=raw, vdev=xvda, access=rw, script=\/r\/vl-block, target=\/san\/vc\/default\/stripes\/stripes-0\.qcow2"/);
   });
 
   it('parses xl list -l and the xl list table (Domain-0 left out, names with spaces)', () => {

@@ -27,6 +27,7 @@ import type {
 } from '../../api/types.js';
 import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
 import type { SharedCache } from '../../controllers/cache.js';
+import { mapOnChange } from '../../controllers/change-filter.js';
 import { computeAllocation, MIGRATION_APPLIED } from './allocation.js';
 import { BoundIndex } from './allocation-index.js';
 import {
@@ -43,7 +44,7 @@ const UNSCHEDULABLE_RETRY_MS = 30_000;
 
 /** The placement controllers; the allocation controller indexes the VMs of `cache` by node. */
 export function placementControllers(cache: SharedCache): ControllerSpec[] {
-  return [virtualClusterPlacementController(), allocationController(cache), migrationBindingController()];
+  return [virtualClusterPlacementController(cache), allocationController(cache), migrationBindingController()];
 }
 
 interface Snapshot {
@@ -90,7 +91,7 @@ async function fromStore(store: Store, key: ObjectRef, seen: VirtualCluster | un
   return { vc, vns: got.filter((v): v is VirtualNode => v?.spec?.cluster === key.name && wanted.has(v.metadata.name)), pns };
 }
 
-export function virtualClusterPlacementController(): ControllerSpec {
+export function virtualClusterPlacementController(cache?: CacheReader): ControllerSpec {
   // VCs that did not fit, woken when any PhysicalNode changes (room freed, uncordoned, Ready).
   const waiting = new Map<string, ObjectRef>();
   const refKey = (r: ObjectRef) => `${r.namespace ?? ''}/${r.name}`;
@@ -101,12 +102,17 @@ export function virtualClusterPlacementController(): ControllerSpec {
     watches: [
       {
         kind: 'VirtualNode',
-        map: (o) => {
+        // Only what planBinding reads of a VM (controllers/change-filter.ts): each of a VM's
+        // other status writes re-planned its VC over every node (hack/bench-scale).
+        map: mapOnChange(cache, (o) => {
+          const vn = o as VirtualNode;
+          return [vn.spec, vn.status?.phase, vn.status?.runningSize, !!vn.metadata.deletionTimestamp];
+        }, (o) => {
           const vn = o as VirtualNode;
           return vn.spec?.cluster
             ? [{ kind: 'VirtualCluster', name: vn.spec.cluster, namespace: vn.metadata.namespace }]
             : [];
-        },
+        }),
       },
       { kind: 'PhysicalNode', map: () => [...waiting.values()] },
     ],

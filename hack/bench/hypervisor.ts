@@ -11,7 +11,7 @@
 // usage: hack/bench-hypervisor [--testbed] [--max N] [--migrations K]
 //   --testbed: two testbed nodes over SSH (root; namespaces) instead of two local nodes.
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,7 @@ import { LocalTransport } from '../../drivers/transport/local-transport.js';
 import { SshTransport } from '../../drivers/transport/ssh-transport.js';
 import { guestEnv, makeNodeDisks, referenceGuest } from '../../test/hypervisor/node-disks.js';
 import { testbedDown, testbedUp, type TestbedNode } from '../lib/testbed.js';
+import { bareQemuBoot } from './bare-qemu-boot.js';
 
 const args = process.argv.slice(2);
 const useTestbed = args.includes('--testbed');
@@ -75,33 +76,8 @@ function specFor(name: string, san: string, i: number, firstboot = ''): DomainSp
 }
 
 /** Baseline: one bare QEMU with the same guest, READY watched on its stdout serial. */
-async function bareBoot(san: string, name: string): Promise<number> {
-  const sp = specFor(name, san, 0);
-  if (!sp.boot) throw new Error('bench-hypervisor boots the guest by kernel');
-  const t0 = Date.now();
-  const q = spawn('qemu-system-x86_64', [
-    '-machine', 'pc', '-accel', 'tcg', '-m', '128M', '-smp', '1', '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
-    '-kernel', sp.boot.kernel, '-initrd', sp.boot.initrd!, '-append', sp.boot.cmdline,
-    '-drive', `file=${sp.disks.root.path},format=qcow2,if=virtio`,
-    '-drive', `file=${sp.disks.swap!.path},format=raw,if=virtio`,
-    '-drive', `file=${sp.disks.config!.path},format=raw,if=virtio,readonly=on`,
-    '-serial', 'stdio',
-  ], { stdio: ['ignore', 'pipe', 'ignore'] });
-  try {
-    return await new Promise<number>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error('bare QEMU did not print READY in 180 s')), 180_000);
-      q.stdout.on('data', (b: Buffer) => {
-        out += b.toString();
-        if (READY.test(out)) {
-          clearTimeout(timer);
-          resolve(Date.now() - t0);
-        }
-      });
-    });
-  } finally {
-    q.kill('SIGKILL');
-  }
+function bareBoot(san: string, name: string): Promise<number> {
+  return bareQemuBoot(specFor(name, san, 0));
 }
 
 async function nodes(): Promise<{ a: QemuDriver; b: QemuDriver; san: string; done: () => Promise<void> }> {

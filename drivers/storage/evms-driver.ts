@@ -327,8 +327,11 @@ export class EvmsDriver extends LvAndFileVolumes implements StorageDriver, NodeA
 const ACTIVATE_SCRIPT = `
 vg=$1 lv=$2 dm=$3 chunk=$4 rec=$5 me=$6 take=$7
 ro="global/metadata_read_only=1"
-# already mapped here and recorded so: nothing to do (no LVM command)
-if [ -b "/dev/mapper/$dm" ] && [ "$(cat "$rec" 2>/dev/null)" = "$me" ]; then echo "/dev/mapper/$dm"; exit 0; fi
+# already mapped here (a snapshot table, not an incoming device's error table) and recorded so:
+# nothing to do (no LVM command)
+case "$(dmsetup table "$dm" 2>/dev/null)" in
+  *" snapshot "*) [ "$(cat "$rec" 2>/dev/null)" = "$me" ] && { echo "/dev/mapper/$dm"; exit 0; } ;;
+esac
 tags=$(lvs --noheadings -o lv_tags --config "$ro" "$vg/$lv" 2>/dev/null) || { echo "$vg/$lv does not exist" >&2; exit 3; }
 origin=$(echo "$tags" | tr ',' '\n' | sed -n '${ORIGIN_SED}')
 if [ -z "$origin" ]; then
@@ -337,13 +340,19 @@ if [ -z "$origin" ]; then
 fi
 holder=$(cat "$rec" 2>/dev/null)
 if [ -n "$holder" ] && [ "$holder" != "$me" ] && [ "$take" != 1 ]; then echo "it is active on $holder" >&2; exit 4; fi
-if ! dmsetup info "$dm" >/dev/null 2>&1; then
-  lvchange -ay --config "$ro" "$vg/$origin" "$vg/$lv" || exit 1
-  size=$(blockdev --getsz "/dev/$vg/$origin") || exit 1
-  if ! dmsetup create "$dm" --table "0 $size snapshot /dev/$vg/$origin /dev/$vg/$lv P $chunk"; then
-    lvchange -an --config "$ro" "$vg/$lv"; exit 1
-  fi
-fi
+case "$(dmsetup table "$dm" 2>/dev/null)" in
+  *" snapshot "*) ;;
+  *)
+    lvchange -ay --config "$ro" "$vg/$origin" "$vg/$lv" || exit 1
+    size=$(blockdev --getsz "/dev/$vg/$origin") || exit 1
+    table="0 $size snapshot /dev/$vg/$origin /dev/$vg/$lv P $chunk"
+    if dmsetup info "$dm" >/dev/null 2>&1; then
+      # an incoming device (prepareIncoming): the snapshot table replaces its error table
+      dmsetup load "$dm" --table "$table" && dmsetup resume "$dm" || { lvchange -an --config "$ro" "$vg/$lv"; exit 1; }
+    elif ! dmsetup create "$dm" --table "$table"; then
+      lvchange -an --config "$ro" "$vg/$lv"; exit 1
+    fi ;;
+esac
 st=$(dmsetup status "$dm") || exit 1
 case "$st" in *Invalid*|*Overflow*) echo "the snapshot is invalid: $st" >&2; exit 5 ;; esac
 mkdir -p "\${rec%/*}" && echo "$me" > "$rec.tmp" && mv -f "$rec.tmp" "$rec" || exit 1

@@ -305,7 +305,7 @@ async function main(): Promise<void> {
   const big = results[results.length - 1]!;
   if (results.length > 1) {
     const g = (a: number, b: number): string => `x${(b / a).toFixed(2)}`;
-    process.stdout.write(`growth ${small.vms} -> ${big.vms} VMs (work x${(big.vms / small.vms).toFixed(0)}): apply ${g(small.applyMs, big.applyMs)}, Placed ${g(small.placedMs, big.placedMs)}, ` +
+    process.stdout.write(`growth ${small.vms} -> ${big.vms} VMs (work x${(big.vms / small.vms).toFixed(1)}): apply ${g(small.applyMs, big.applyMs)}, Placed ${g(small.placedMs, big.placedMs)}, ` +
       `Running ${g(small.runningMs, big.runningMs)}, CPU ${g(small.cpuS, big.cpuS)}, etcd requests ${g(small.etcdRequests, big.etcdRequests)}, ` +
       `drain ${g(small.drainMs, big.drainMs)}, delete ${g(small.deleteMs, big.deleteMs)}\n`);
   }

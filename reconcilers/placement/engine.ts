@@ -155,7 +155,10 @@ class KindedPlacement {
     for (const f of failures) Object.assign(reasons, f.r.reasons);
     if (c.hypervisor !== undefined) Object.assign(reasons, this.otherKinds(c.hypervisor, c));
     const size = `${c.vms} VMs of ${fmt(c.vcpus)} vCPU and ${fmt(c.memoryMiB)} MiB (${c.strategy}, ${c.mode})`;
-    const rooms = failures.map((f) => `room for ${f.room} on ${this.kinds.get(f.kind)!.nodes.length} ${f.kind || 'unnamed'} node${this.kinds.get(f.kind)!.nodes.length === 1 ? '' : 's'}`);
+    const rooms = failures.map((f) => {
+      const n = this.kinds.get(f.kind)!.nodes.length;
+      return `room for ${f.room} on ${n} ${f.kind || 'unnamed'} node${n === 1 ? '' : 's'}`;
+    });
     const head = c.hypervisor !== undefined
       ? (failures.length === 0
         ? `cannot place ${c.vms} VMs: there are no PhysicalNodes with hypervisor ${c.hypervisor} (spec.hypervisor)`

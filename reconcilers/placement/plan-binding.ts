@@ -72,16 +72,9 @@ export function nodeCapacity(pn: PhysicalNode, used: Usage = pn.status?.allocate
 }
 
 /**
- * The hypervisor kind a VC's VMs go to: spec.hypervisor, else the kind of the nodes its bound VMs
- * are on (a VC stays on one kind), else undefined (the engine takes the first kind that fits).
+ * The hypervisor kind of the node the first bound VM is on. A VC's VMs go to spec.hypervisor, else
+ * to this kind (a VC stays on one kind), else (undefined) to the first kind that fits.
  */
-export function clusterKind(
-  vc: VirtualCluster, bound: readonly VirtualNode[], byName: ReadonlyMap<string, PhysicalNode>,
-): string | undefined {
-  return vc.spec?.hypervisor ?? boundKind(bound, byName);
-}
-
-/** The hypervisor kind of the node the first bound VM is on. */
 export function boundKind(bound: readonly VirtualNode[], byName: ReadonlyMap<string, PhysicalNode>): string | undefined {
   for (const v of bound) {
     const k = byName.get(v.spec?.physicalNode ?? '')?.spec?.hypervisor;
@@ -131,7 +124,8 @@ export function planBinding(
   if (resizing.length > 0 && live.length >= vc.spec!.nodes && !live.some(isActive)) {
     // Nothing runs: the whole VC is re-placed with its new size (the remap's path).
     const desired = { strategy: vc.spec!.placement.strategy, mode: vc.spec!.placement.mode };
-    return replaceAll(vc, live, pns, desired, vc.status?.placement ?? desired, clusterKind(vc, live, new Map(pns.map((p) => [p.metadata.name, p]))));
+    const kind = vc.spec!.hypervisor ?? boundKind(live, new Map(pns.map((p) => [p.metadata.name, p])));
+    return replaceAll(vc, live, pns, desired, vc.status?.placement ?? desired, kind);
   }
   return withResize(planBinding0(vc, vns, pns), vc, resizing, pns);
 }

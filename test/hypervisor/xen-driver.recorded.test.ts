@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { HypervisorError, MigrationCancelledError, MigrationFailedError, type DomainSpec } from '../../drivers/hypervisor/types.js';
 import { migrationSshCommand, parseXlListLong, parseXlListStates, renderXlConfig, XEN_BLOCK_SCRIPT, XenDriver, xenCmdline, xlString } from '../../drivers/hypervisor/xen-driver.js';
 import { HANG, RecordingTransport } from './recording-transport.js';
+import { XEN_VIF_SCRIPT } from '../../drivers/hypervisor/xen-vif-script.js';
 
 const golden = (f: string): string => readFileSync(fileURLToPath(new URL(`golden/${f}`, import.meta.url)), 'utf8');
 
@@ -98,7 +99,8 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
       { argv: FIND },
       { argv: ['mkdir', '-p', RUN] },
       { writeFile: `${RUN}/vl-block`, data: XEN_BLOCK_SCRIPT },
-      { argv: ['chmod', '755', `${RUN}/vl-block`] },
+      { writeFile: `${RUN}/vl-vif`, data: XEN_VIF_SCRIPT },
+      { argv: ['chmod', '755', `${RUN}/vl-block`, `${RUN}/vl-vif`] },
       { writeFile: `${RUN}/default.stripes-0.cfg`, data: golden('stripes-0.pv.cfg') },
       { argv: ['rm', '-f', '--', CONSOLE] },
       { argv: ['xl', 'create', '-q', `${RUN}/default.stripes-0.cfg`] },
@@ -160,7 +162,7 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
       ['xl', 'list', '-l'],
       FIND,
       ['mkdir', '-p', RUN],
-      ['chmod', '755', `${RUN}/vl-block`],
+      ['chmod', '755', `${RUN}/vl-block`, `${RUN}/vl-vif`],
       ['rm', '-f', '--', CONSOLE],
       ['xl', 'restore', `${RUN}/default.stripes-0.cfg`, '/san/state/stripes-0.xl'],
       ['rm', '-f', '--', '/san/state/stripes-0.xl'],

@@ -39,3 +39,18 @@ export function cacheState(cache: CacheReader, kinds: readonly string[]): string
   const inf = (cache as { informer?: (kind: string) => { lastRevision(): number } }).informer;
   return inf ? kinds.map((k) => inf.call(cache, k).lastRevision()).join(',') : undefined;
 }
+
+/**
+ * `compute(cache)`, kept while the cache's informers of `kinds` are unchanged (cacheState) and
+ * shared by every reconcile in between; a cache without informers: computed each time. For
+ * results every key needs and that cost a pass over a kind (a node's address per VC reconcile).
+ */
+export function perCacheState<T>(kinds: readonly string[], compute: (cache: CacheReader) => T): (cache: CacheReader) => T {
+  let memo: { at: string; value: T } | undefined;
+  return (cache) => {
+    const at = cacheState(cache, kinds);
+    if (at === undefined) return compute(cache);
+    if (memo?.at !== at) memo = { at, value: compute(cache) };
+    return memo.value;
+  };
+}

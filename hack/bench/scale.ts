@@ -8,8 +8,8 @@
 // `vcctl drain` of a tenth of the nodes and the time until every Migration Succeeded; a delete of
 // every VC and the time until no VirtualNode is left. Last line as issue 25 asks.
 //
-// usage: hack/bench-scale [--sizes 100:1000,1000:10000] [--drain-fraction 0.1] [--etcd-dir /dev/shm]
-// (a size is NODES:VMS, VMS a multiple of 4; VL_BENCH_PROF_DIR=DIR: vc-manager writes a V8 CPU
+// usage: hack/bench-scale [--sizes 100:1000,1000:10000] [--drain-fraction 0.1] [--etcd-dir /dev/shm] [--until-running]
+// (--until-running: stop each size once all VMs are Running, no drain or delete, for profiling; a size is NODES:VMS, VMS a multiple of 4; VL_BENCH_PROF_DIR=DIR: vc-manager writes a V8 CPU
 // profile there; VL_SIM_BEHAVIOUR: the sim hosts' timings as JSON, sim-host.ts SimBehaviour.)
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -33,7 +33,8 @@ const NS = 'bench';
 interface Size { nodes: number; vms: number }
 interface Result extends Size {
   applyMs: number; placedMs: number; runningMs: number; cpuS: number; rssMiB: number; etcdRequests: number; fsyncMs: number;
-  drained: number; migrations: number; drainMs: number; deleteMs: number;
+  /** Undefined with --until-running. */
+  drained?: number; migrations?: number; drainMs?: number; deleteMs?: number;
 }
 
 function nodeManifests(n: number): string {
@@ -53,6 +54,13 @@ function nodeManifests(n: number): string {
   return docs.map((d) => toYaml(d)).join('---\n');
 }
 
+/** The i-th /29 from 10.16.0.0 (2,500 VCs take 10.16.0.0-10.16.78.31; the nodes are in 198.18/15). */
+function vcSubnet(i: number): string {
+  if (i >= 1 << 17) throw new Error(`--sizes: at most ${1 << 17} VCs fit in 10.16.0.0/12 as /29s`);
+  const a = (16 << 16) + i * 8;
+  return `10.${a >> 16}.${(a >> 8) & 255}.${a & 255}/29`;
+}
+
 function vcManifests(vcs: number): string {
   const docs: VirtualCluster[] = [];
   for (let i = 0; i < vcs; i++) {
@@ -63,6 +71,8 @@ function vcManifests(vcs: number): string {
         placement: { strategy: i % 2 ? 'Cyclic' : 'Block', mode: 'Strict' }, state: 'Running',
         // no shared volume: a sim host has no NFS server (nfs-ganesha) to serve it
         sharedStorage: { sizeGiB: 0, filesystem: 'none' },
+        // A /29 each (room for 5 VMs): the default pool, 10.200.0.0/16 in /24s, holds 256 VCs.
+        network: { subnet: vcSubnet(i) },
       },
     });
   }
@@ -168,7 +178,7 @@ class Follower<T extends VirtualNode | Migration | PhysicalNode> {
 
 const isRunning = (vn: VirtualNode): boolean => vn.status?.phase === 'Running' && vn.status.host === vn.spec?.physicalNode;
 
-async function run(size: Size, drainFraction: number, work: string, etcdDir: string): Promise<Result> {
+async function run(size: Size, drainFraction: number, work: string, etcdDir: string, untilRunning: boolean): Promise<Result> {
   const vcs = size.vms / VMS_PER_VC;
   const nodesFile = join(work, `nodes-${size.nodes}.yaml`);
   const vcsFile = join(work, `vcs-${vcs}.yaml`);
@@ -219,6 +229,12 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     const fs1 = await etcdFsyncs(etcd);
     const fsyncMs = fs1.n > fs0.n ? ((fs1.s - fs0.s) / (fs1.n - fs0.n)) * 1000 : 0;
     process.stderr.write(`  ${label}: all Running in ${(runningMs / 1000).toFixed(1)} s\n`);
+    const measured = { ...size, applyMs, placedMs, runningMs, cpuS, etcdRequests: etcdRequestsN, fsyncMs };
+    if (untilRunning) {
+      const rssMiB = peakRssMiB(manager.pid!);
+      await store.close();
+      return { ...measured, rssMiB };
+    }
 
     // Drain: a tenth of the nodes, a few `vcctl drain` at a time.
     const migs = await Follower.start<Migration>(store, 'Migration', NS);
@@ -259,7 +275,7 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     const deleteMs = performance.now() - t2;
     const rssMiB = peakRssMiB(manager.pid!);
     await store.close();
-    return { ...size, applyMs, placedMs, runningMs, cpuS, rssMiB, etcdRequests: etcdRequestsN, fsyncMs, drained, migrations, drainMs, deleteMs };
+    return { ...measured, rssMiB, drained, migrations, drainMs, deleteMs };
   } finally {
     for (const f of followers) f.stop();
     if (manager && manager.exitCode === null) {
@@ -284,7 +300,7 @@ function parseSizes(text: string): Size[] {
 const s = (ms: number): string => (ms / 1000).toFixed(1);
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100:1000,1000:10000' }, 'drain-fraction': { type: 'string', default: '0.1' }, 'etcd-dir': { type: 'string', default: '/dev/shm' } } });
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100:1000,1000:10000' }, 'drain-fraction': { type: 'string', default: '0.1' }, 'etcd-dir': { type: 'string', default: '/dev/shm' }, 'until-running': { type: 'boolean', default: false } } });
   const sizes = parseSizes(values.sizes);
   const drainFraction = Number(values['drain-fraction']);
   if (!(drainFraction > 0 && drainFraction < 1)) throw new Error(`--drain-fraction must be between 0 and 1, got ${values['drain-fraction']}`);
@@ -292,11 +308,12 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   try {
     for (const size of sizes) {
-      const r = await run(size, drainFraction, work, values['etcd-dir']);
+      const r = await run(size, drainFraction, work, values['etcd-dir'], values['until-running']);
       results.push(r);
       process.stdout.write(`${r.nodes} sim nodes, ${r.vms} VMs (${r.vms / VMS_PER_VC} VCs): apply ${s(r.applyMs)} s; all Placed ${s(r.placedMs)} s; all Running ${s(r.runningMs)} s; ` +
-        `vc-manager ${r.cpuS.toFixed(1)} CPU s until Running, peak RSS ${r.rssMiB.toFixed(0)} MiB; etcd requests ${r.etcdRequests} (WAL fsync mean ${r.fsyncMs.toFixed(2)} ms); ` +
-        `drain of ${r.drained} nodes (${r.migrations} migrations) ${s(r.drainMs)} s; delete of everything ${s(r.deleteMs)} s\n`);
+        `vc-manager ${r.cpuS.toFixed(1)} CPU s until Running, peak RSS ${r.rssMiB.toFixed(0)} MiB; etcd requests ${r.etcdRequests} (WAL fsync mean ${r.fsyncMs.toFixed(2)} ms)` +
+        (r.drainMs === undefined ? ' (--until-running: no drain, no delete)\n'
+          : `; drain of ${r.drained} nodes (${r.migrations} migrations) ${s(r.drainMs)} s; delete of everything ${s(r.deleteMs!)} s\n`));
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -306,8 +323,8 @@ async function main(): Promise<void> {
   if (results.length > 1) {
     const g = (a: number, b: number): string => `x${(b / a).toFixed(2)}`;
     process.stdout.write(`growth ${small.vms} -> ${big.vms} VMs (work x${(big.vms / small.vms).toFixed(1)}): apply ${g(small.applyMs, big.applyMs)}, Placed ${g(small.placedMs, big.placedMs)}, ` +
-      `Running ${g(small.runningMs, big.runningMs)}, CPU ${g(small.cpuS, big.cpuS)}, etcd requests ${g(small.etcdRequests, big.etcdRequests)}, ` +
-      `drain ${g(small.drainMs, big.drainMs)}, delete ${g(small.deleteMs, big.deleteMs)}\n`);
+      `Running ${g(small.runningMs, big.runningMs)}, CPU ${g(small.cpuS, big.cpuS)}, etcd requests ${g(small.etcdRequests, big.etcdRequests)}` +
+      (small.drainMs !== undefined && big.drainMs !== undefined ? `, drain ${g(small.drainMs, big.drainMs)}, delete ${g(small.deleteMs!, big.deleteMs!)}` : '') + '\n');
   }
   process.stdout.write(`scale: ${big.vms} VMs Running in ${s(big.runningMs)} s (${small.vms} VMs in ${s(small.runningMs)} s at the small size, ` +
     `growth ${(big.runningMs / small.runningMs).toFixed(1)}x), peak RSS ${big.rssMiB.toFixed(0)} MiB\n`);

@@ -22,7 +22,7 @@ import type { ObjectRef } from '../../api/store/types.js';
 import { getCondition, isConditionTrue, setCondition } from '../../api/conditions.js';
 import { clusterSelector } from '../../api/labels.js';
 import { domainName, domainNameOf } from '../../api/names.js';
-import { cacheState, mapOnChange } from '../../controllers/change-filter.js';
+import { mapOnChange, perCacheState } from '../../controllers/change-filter.js';
 import { StallingError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
 import type { Transport } from '../../drivers/transport/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
@@ -88,14 +88,17 @@ export function observedVmNetworks(cache: CacheReader): VmNetwork[] {
  * Migrations (their informers' revisions) and shared by every node's plan in between: the pass
  * over every VM is made once, not once per node. A cache without revisions: computed each time.
  */
-function vmNetworksMemo(): (cache: CacheReader) => VmNetwork[] {
-  let memo: { at: string; value: VmNetwork[] } | undefined;
-  return (cache) => {
-    const at = cacheState(cache, ['VirtualCluster', 'VirtualNode', 'Migration']);
-    if (at === undefined) return observedVmNetworks(cache);
-    if (memo?.at !== at) memo = { at, value: observedVmNetworks(cache) };
-    return memo.value;
-  };
+const vmNetworksMemo = () => perCacheState(['VirtualCluster', 'VirtualNode', 'Migration'], observedVmNetworks);
+
+/** The PhysicalNodes' addresses (a host name is skipped): no VC subnet may contain one. */
+export function physicalAddresses(cache: CacheReader): { node: string; ip: number }[] {
+  return cache.list<PhysicalNode>('PhysicalNode').flatMap((n) => {
+    try {
+      return [{ node: n.metadata.name, ip: parseIp(n.spec!.address) }];
+    } catch {
+      return []; // a host name, not an address
+    }
+  });
 }
 
 /** Every VC whose shared storage is nfs, with its shared Volume's directory once provisioned. */
@@ -205,6 +208,9 @@ export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetwo
   const pool = parseCidr(deps.pool ?? DEFAULT_SUBNET_POOL);
   const prefix = deps.prefix ?? DEFAULT_SUBNET_PREFIX;
   const allocator = new SubnetAllocator(pool, prefix);
+  // Parsed once per state of the cache's PhysicalNodes, not per VC reconcile (each VC is
+  // reconciled every 2 s until its routes are in place: VCs x nodes parses, hack/bench-scale).
+  const physicalOf = perCacheState(['PhysicalNode'], physicalAddresses);
   return {
     name: 'network/subnets',
     forKind: 'VirtualCluster',
@@ -219,13 +225,7 @@ export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetwo
         return undefined;
       }
       if (!cached.spec) return undefined;
-      const physical = ctx.cache.list<PhysicalNode>('PhysicalNode').flatMap((n) => {
-        try {
-          return [{ node: n.metadata.name, ip: parseIp(n.spec!.address) }];
-        } catch {
-          return []; // a host name, not an address
-        }
-      });
+      const physical = physicalOf(ctx.cache);
       const vns = ctx.cache.list<VirtualNode>('VirtualNode', { namespace: cached.metadata.namespace, labelSelector: clusterSelector(cached.metadata.name) });
       const hosted = vns.filter((vn) => vn.status?.host ?? vn.spec?.physicalNode);
       const missing = hosted.filter((vn) => !applied.has((vn.status?.host ?? vn.spec!.physicalNode)!, domainNameOf(vn)));

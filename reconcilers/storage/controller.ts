@@ -31,12 +31,13 @@ import type { OSTemplate, PhysicalNode, VirtualCluster, VirtualNode } from '../.
 import { GenericError, WaitingError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
 import { writeStatusOver } from '../../api/status-writer.js';
 import { CLUSTER_LABEL, clusterSelector } from '../../api/labels.js';
-import { mapOnChange } from '../../controllers/change-filter.js';
+import { mapOnChange, perCacheState } from '../../controllers/change-filter.js';
 import { createStorageDriver, type DriverOptions } from '../../drivers/storage/index.js';
 import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
 import { StorageFullError, TemplateNotFoundError } from '../../drivers/storage/types.js';
 import type { Transport } from '../../drivers/transport/types.js';
 import { StorageActionExecutor, volumeKey, volumesOf, type StorageEnv } from './actions.js';
+import { driverOptionsFor } from './activation.js';
 import { buildConfigVars } from './config-disk.js';
 import { nodeConfig, subnetOf, vcConfigDocument } from './documents.js';
 import {
@@ -114,21 +115,29 @@ function clusterOf(vn: VirtualNode): ObjectRef[] {
 }
 
 /** The node that does the storage work: the first Ready PhysicalNode by name. */
+const byNaturalName = new Intl.Collator('en', { numeric: true }).compare;
+
 export function pickStorageNode(nodes: readonly PhysicalNode[]): PhysicalNode | undefined {
-  return [...nodes]
-    .filter((n) => n.spec?.storageRoot && getCondition(n.status?.conditions, 'Ready')?.status === 'True')
-    .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name, 'en', { numeric: true }))[0];
+  // The first in natural name order, in one pass (was a sort with a collator made per comparison).
+  let first: PhysicalNode | undefined;
+  for (const n of nodes) {
+    if (!n.spec?.storageRoot || getCondition(n.status?.conditions, 'Ready')?.status !== 'True') continue;
+    if (!first || byNaturalName(n.metadata.name, first.metadata.name) < 0) first = n;
+  }
+  return first;
 }
 
 export class StorageReconciler {
   /** When each VC's (by uid) usage figures were last read: the plan refreshes them every usageIntervalMs. */
   private lastUsage = new Map<string, number>();
+  /** pickStorageNode once per state of the cache's PhysicalNodes, not once per VC reconcile. */
+  private readonly storageNode = perCacheState(['PhysicalNode'], (c) => pickStorageNode(c.list<PhysicalNode>('PhysicalNode')));
   constructor(private readonly opts: StorageControllerOptions) {}
 
   async reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
     const vc = await ctx.store.tryGet<VirtualCluster>(key);
     if (!vc) return undefined;
-    const node = pickStorageNode(ctx.cache.list<PhysicalNode>('PhysicalNode'));
+    const node = this.storageNode(ctx.cache);
     if (!node) {
       if (vc.metadata.deletionTimestamp) return { requeueAfterMs: 10_000 };
       throw new WaitingError('no Ready PhysicalNode with a storageRoot to do the storage work on', 'NoStorageNode', 10_000);
@@ -138,7 +147,8 @@ export class StorageReconciler {
     if (held !== undefined) return { requeueAfterMs: held };
     const transport = this.opts.transports.get(node);
     const storageRoot = node.spec!.storageRoot;
-    const driver = createStorageDriver(driverOf(vc), transport, this.opts.driverOptions);
+    // the SAN drivers make their volume group on the node's SAN disk (spec.sanDevice) when it has none
+    const driver = createStorageDriver(driverOf(vc), transport, driverOptionsFor(node, this.opts.driverOptions));
     const env: StorageEnv = {
       ctx, vc, driver, transport, storageRoot,
       vcDir: vcStorageDir(storageRoot, vc.metadata.namespace ?? 'default', vc.metadata.name, vc.metadata.uid!),

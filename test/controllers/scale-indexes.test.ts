@@ -1,13 +1,14 @@
 // The indexes and filters issue 25 added for scale, on the embedded store: the informer's label
 // index answers a selector with an equality exactly as a full pass would (labels added, changed,
 // removed, objects deleted, other namespaces, other clauses), and mapOnChange passes an event
-// only when the signature changed or the object is gone.
+// only when the signature changed or the object is gone; perCacheState recomputes exactly when
+// an informer of its kinds moved.
 
 import assert from 'node:assert/strict';
 import type { ApiObject } from '../../api/types.js';
 import { matchesLabelSelector, parseLabelSelector } from '../../api/store/label-selector.js';
 import { Informer } from '../../controllers/informer.js';
-import { mapOnChange } from '../../controllers/change-filter.js';
+import { mapOnChange, perCacheState } from '../../controllers/change-filter.js';
 import { tempSqliteStore, waitFor, type TempSqliteStore } from './helpers.js';
 
 const widget = (name: string, ns: string, labels: Record<string, string> | undefined, v = 0): ApiObject =>
@@ -55,5 +56,42 @@ describe('scale indexes', function () {
     assert.equal(map(widget('w1', 'a', undefined, 2)).length, 1, 'deleted');
     present.add('w1');
     assert.equal(map(widget('w1', 'a', undefined, 2)).length, 1, 'created again');
+  });
+
+  it('perCacheState computes once per state of its kinds and again after a write of one of them', async () => {
+    const store = tmp.store;
+    await store.create(widget('w1', 'a', undefined, 1));
+    const widgets = new Informer(store, 'Widget');
+    const others = new Informer(store, 'Other');
+    for (const inf of [widgets, others]) inf.start();
+    await Promise.all([widgets.waitForSync(), others.waitForSync()]);
+    const informers = new Map([['Widget', widgets], ['Other', others]]);
+    const cache = {
+      informer: (k: string) => informers.get(k)!,
+      get: () => undefined,
+      list: <T extends ApiObject>() => widgets.list() as T[],
+    };
+    let computed = 0;
+    const sum = perCacheState(['Widget'], (c) => {
+      computed++;
+      return c.list<ApiObject>('Widget').reduce((n, o) => n + (o.spec as { v: number }).v, 0);
+    });
+    assert.equal(sum(cache), 1);
+    assert.equal(sum(cache), 1);
+    assert.equal(computed, 1, 'the same state: kept');
+    await store.create({ ...widget('o1', 'a', undefined), kind: 'Other' });
+    await waitFor('the Other informer', () => others.lastRevision() >= 0 && others.list().length === 1 || undefined, 10_000);
+    assert.equal(sum(cache), 1);
+    assert.equal(computed, 1, 'a write of another kind: kept');
+    await store.create(widget('w2', 'a', undefined, 5));
+    await waitFor('the Widget informer', () => widgets.list().length === 2 || undefined, 10_000);
+    assert.equal(sum(cache), 6, 'a write of its kind: computed again');
+    assert.equal(computed, 2);
+    // a plain reader (no informers): computed at each call
+    const plain = { get: () => undefined, list: <T extends ApiObject>() => [widget('x', 'a', undefined, 7)] as T[] };
+    assert.equal(sum(plain), 7);
+    assert.equal(sum(plain), 7);
+    assert.equal(computed, 4);
+    for (const inf of [widgets, others]) inf.stop();
   });
 });

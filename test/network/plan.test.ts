@@ -3,7 +3,7 @@ import { allocateSubnet, formatCidr, nthAddress, overlaps, parseCidr } from '../
 import { macAddress, planHostNetwork, tapName, type NfsShare, type VmNetwork } from '../../reconcilers/network/host-plan.js';
 import { nfsPseudoPath } from '../../reconcilers/network/addresses.js';
 import type { NfsExport } from '../../drivers/nfs/ganesha-config.js';
-import { observedNfsShares } from '../../reconcilers/network/controller.js';
+import { observedNfsShares, physicalAddresses } from '../../reconcilers/network/controller.js';
 import type { ObjectRef } from '../../api/store/types.js';
 import type { ApiObject } from '../../api/types.js';
 import type { CacheReader } from '../../controllers/types.js';
@@ -148,6 +148,18 @@ describe('observedNfsShares', () => {
     assert.deepEqual(observedNfsShares(cache), [
       { cluster: 'lab/n', path: '/srv/lab/n-shared' },
       { cluster: 'lab/p', path: undefined },
+    ]);
+  });
+});
+
+describe('physicalAddresses', () => {
+  it('parses every PhysicalNode address and skips host names', () => {
+    const pn = (name: string, address: string) => ({ kind: 'PhysicalNode', metadata: { name }, spec: { address } }) as unknown as ApiObject;
+    const nodes = [pn('a', '198.18.0.1'), pn('b', 'blade2.example'), pn('c', '10.0.0.255')];
+    const cache: CacheReader = { get: () => undefined, list: <T extends ApiObject>() => nodes as T[] };
+    assert.deepEqual(physicalAddresses(cache), [
+      { node: 'a', ip: (198 * 2 ** 24) + (18 << 16) + 1 },
+      { node: 'c', ip: (10 * 2 ** 24) + 255 },
     ]);
   });
 });

@@ -15,6 +15,7 @@ import { haController } from '../reconcilers/ha/controller.js';
 import { staleDomainStopper } from '../reconcilers/ha/stale-domains.js';
 import { runtimeControllers } from '../reconcilers/runtime/controller.js';
 import { storageController } from '../reconcilers/storage/controller.js';
+import { storageActivation } from '../reconcilers/storage/activation.js';
 import { gitOpsController, gitopsCacheRoot } from '../reconcilers/gitops/controller.js';
 import type { DriverOptions } from '../drivers/storage/index.js';
 
@@ -46,7 +47,7 @@ export const CONTROLLER_FACTORIES: ControllerFactory[] = [
   (env) => placementControllers(env.cache),
   (env) => networkControllers(env.cache, { transports: env.transports }),
   (env) => storageController(env.cache, { transports: env.transports, driverOptions: env.storageDrivers }),
-  (env) => runtimeControllers(env.cache, { transports: env.transports, orphanGraceMs: env.orphanGraceMs }),
+  (env) => runtimeControllers(env.cache, { transports: env.transports, orphanGraceMs: env.orphanGraceMs, volumes: storageActivation(env.transports, env.storageDrivers) }),
   (env) => nodeController({ transports: env.transports, probeTimeoutMs: env.probeTimeoutMs, intervalMs: env.nodeProbeIntervalMs, beforeReady: staleDomainStopper(env.transports) }),
   (env) => haController({ graceMs: env.nodeFailureGraceMs }),
   (env) => gitOpsController({ cacheRoot: gitopsCacheRoot(process.env, env.identity) }),

@@ -36,6 +36,7 @@ import {
   bootedBy, failedStatus, planRuntime, RESTART_ANNOTATION, runtimeStatus, type ObservedDomain, type RuntimeAction, type RuntimeInput,
 } from './plan.js';
 import { immovableReason, sharedStorageTransport } from './shared-storage.js';
+import type { HolderFate, VolumeActivation } from './volume-activation.js';
 import { bootTimeoutMs, decideGuestReady, GUEST_READY, shouldProbeGuest, type GuestProbe, type GuestReadyDecision } from './guest-ready.js';
 
 export const RUNTIME_FINALIZER = 'virtualinux.org/runtime';
@@ -50,6 +51,8 @@ export interface RuntimeDeps {
   shutdownTimeoutMs?: number;
   /** How long an unwanted domain may live before it is stopped; default 60 s. */
   orphanGraceMs?: number;
+  /** Maps a VM's volumes on the node that runs it (SAN drivers); absent: every node sees them. */
+  volumes?: VolumeActivation;
   now?: () => number;
 }
 
@@ -170,6 +173,21 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       return p;
     };
     const name = domainNameOf(g.vn);
+    // The VM's volumes are mapped on exactly the node that runs it: before a start or resume
+    // there (unmapped first where it ran before), unmapped once its domain is gone from there
+    // (volume-activation.ts). A failed unmap does not fail the stop: the next start unmaps it.
+    const holder = (h: string): HolderFate => {
+      const p = ctx.cache.get<PhysicalNode>(ref('PhysicalNode', h));
+      if (isConditionTrue(p?.status?.conditions, 'Fenced')) return 'takeOver';
+      if (!p || !isConditionTrue(p.status?.conditions, 'Ready') || g.domains.some((d) => d.host === h)) return 'refuse';
+      return { release: p };
+    };
+    const mapOn = async (host: string): Promise<void> => { if (g.vc) await deps.volumes?.activate(g.vc, g.vn, pn(host), holder); };
+    const unmapOn = async (host: string): Promise<void> => {
+      if (!g.vc || !deps.volumes) return;
+      await deps.volumes.deactivate(g.vc, g.vn, pn(host)).catch((err: Error) =>
+        ctx.events.record(g.vn, 'Warning', 'UnmapFailed', `unmapping the volumes on ${host}: ${err.message} (tried again before the next start)`));
+    };
     switch (a.type) {
       case 'none':
         return undefined;
@@ -178,6 +196,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
           await perform({ type: 'discardSavedState' }, g, ctx);
           ctx.events.record(g.vn, 'Warning', 'SavedStateDiscarded', a.discardSavedState);
         }
+        await mapOn(a.host);
         await drivers.get(pn(a.host)).create(domainSpec(g));
         ctx.events.record(g.vn, 'Normal', 'Started', `started on ${a.host}`);
         return a.host;
@@ -190,6 +209,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
         return a.host;
       }
       case 'restore':
+        await mapOn(a.host);
         await drivers.get(pn(a.host)).resume(domainSpec(g), savedStatePath(pn(a.host), g.vn));
         ctx.events.record(g.vn, 'Normal', 'Resumed', `resumed from disk on ${a.host}`);
         return a.host;
@@ -200,16 +220,19 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
         const drv = drivers.get(pn(a.host));
         await execOk(drv.transport, ['mkdir', '-p', '--', posix.dirname(file)]);
         const r = await drv.suspend(name, file);
+        await unmapOn(a.host);
         ctx.events.record(g.vn, 'Normal', 'Suspended', `saved ${Math.round(r.bytes / 1048576)} MiB to disk in ${r.durationMs} ms`);
         return undefined;
       }
       case 'shutdown': {
         const r = await drivers.get(pn(a.host)).shutdown(name, { timeoutMs: deps.shutdownTimeoutMs ?? 30_000 });
+        await unmapOn(a.host);
         ctx.events.record(g.vn, r.clean ? 'Normal' : 'Warning', 'Stopped', r.clean ? 'the guest powered off' : 'the guest did not power off in time and was destroyed');
         return undefined;
       }
       case 'destroy':
         await drivers.get(pn(a.host)).destroy(name);
+        await unmapOn(a.host);
         ctx.events.record(g.vn, 'Normal', 'Destroyed', `domain on ${a.host} destroyed: ${a.reason}`);
         return g.vn.status?.host === a.host ? undefined : g.vn.status?.host;
       case 'discardSavedState': {

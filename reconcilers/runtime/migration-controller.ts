@@ -20,6 +20,7 @@ import { HypervisorDrivers, type TransportSource } from './hosts.js';
 import { domainName } from '../../api/names.js';
 import { planMigration, type HostDomainState, type SourceMigrationState } from './migration-plan.js';
 import { immovableReason } from './shared-storage.js';
+import type { VolumeActivation } from './volume-activation.js';
 import { progressWriter } from './migration-progress.js';
 
 /** Per-Migration bandwidth cap in bytes per second (overrides the manager's default). */
@@ -35,6 +36,8 @@ export interface MigrationDeps {
   /** Default 300 ms. */
   downtimeLimitMs?: number;
   maxBandwidthBytesPerSec?: number;
+  /** The storage layer's per-node activation: a VC whose volumes it cannot hand over is refused. */
+  volumes?: VolumeActivation;
   now?: () => number;
 }
 
@@ -132,6 +135,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
     // The runtime reports Migrating as soon as this Migration exists: that VM is running too.
     else if (vc.spec?.state !== 'Running' || !['Running', 'Migrating'].includes(vn.status?.phase ?? '')) vmRefusal = `the VM is not running (VC state ${vc.spec?.state}, node phase ${vn.status?.phase ?? 'Pending'})`;
     else if (immovableReason(vc)) vmRefusal = immovableReason(vc);
+    else if (deps.volumes?.liveMigrationRefusal(vc)) vmRefusal = deps.volumes.liveMigrationRefusal(vc);
 
     const srcDrv = sourcePn?.spec ? drivers.get(sourcePn) : undefined;
     const tgtDrv = target?.spec ? drivers.get(target) : undefined;

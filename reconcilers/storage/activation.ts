@@ -1,0 +1,72 @@
+// The storage side of the runtime's VolumeActivation port (reconcilers/runtime/volume-activation.ts):
+// a VM's disk and swap volumes mapped on the node that runs it, through the VC's storage driver's
+// NodeActivation (evms). The driver is made on the VM's node itself: activation runs there and
+// changes no LVM metadata (ADR 0006), and the record of where a snapshot is active lives in the
+// VC's directory on the shared storage root. Drivers without NodeActivation (qcow2, btrfs, lvm):
+// nothing to map, every node sees the files.
+//
+// Also the one place that says which driver settings come from the storage node (spec.sanDevice),
+// so the storage controller and activation build drivers alike.
+
+import type { PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
+import { createStorageDriver, type DriverOptions } from '../../drivers/storage/index.js';
+import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
+import type { NodeActivation, StorageDriver, VolumeKey } from '../../drivers/storage/types.js';
+import type { VolumeActivation } from '../runtime/volume-activation.js';
+import type { TransportSource } from '../runtime/hosts.js';
+import { driverOf } from './plan.js';
+
+/** The manager's driver settings with the node's SAN disk (spec.sanDevice) for the SAN drivers. */
+export function driverOptionsFor(node: PhysicalNode, opts: DriverOptions | undefined): DriverOptions {
+  const san = node.spec?.sanDevice;
+  if (!san) return opts ?? {};
+  return {
+    ...opts,
+    evms: { ...opts?.evms, sanDevice: opts?.evms?.sanDevice ?? san },
+    ...(opts?.lvm ? { lvm: { ...opts.lvm, sanDevice: opts.lvm.sanDevice ?? san } } : {}),
+  };
+}
+
+/** The VC's driver on `node`. */
+export function storageDriverOn(vc: VirtualCluster, node: PhysicalNode, transports: TransportSource, opts: DriverOptions | undefined): StorageDriver {
+  return createStorageDriver(driverOf(vc), transports.get(node), driverOptionsFor(node, opts));
+}
+
+/** The volumes of `vn` a node must map before its domain opens them: its disk, then its swap. */
+function vmVolumeKeys(vc: VirtualCluster, vn: VirtualNode, node: PhysicalNode): VolumeKey[] {
+  const vcDir = vcStorageDir(node.spec!.storageRoot, vc.metadata.namespace ?? 'default', vc.metadata.name, vc.metadata.uid!);
+  return ['disk', 'swap'].map((v) => ({ vcDir, vcUid: vc.metadata.uid!, name: `${vn.metadata.name}-${v}` }));
+}
+
+export function storageActivation(transports: TransportSource, opts?: DriverOptions): VolumeActivation {
+  const activationOf = (vc: VirtualCluster, node: PhysicalNode): NodeActivation | undefined =>
+    storageDriverOn(vc, node, transports, opts).activation;
+  return {
+    async activate(vc, vn, node, holder) {
+      const act = activationOf(vc, node);
+      if (!act) return;
+      const on = transports.get(node);
+      const keys = vmVolumeKeys(vc, vn, node);
+      // where the disk (the snapshot, which keeps a record) is mapped now
+      const where = await act.activeOn(keys[0]!);
+      const fate = where !== undefined && where !== on.host ? holder(where) : 'refuse';
+      // moving: every volume unmapped on the node that had them, then mapped here (never reset: the state is on the SAN)
+      if (typeof fate === 'object') {
+        const there = transports.get(fate.release);
+        for (const key of [...keys].reverse()) await act.deactivate(key, there);
+      }
+      for (const key of keys) await act.activate(key, on, { takeOver: fate === 'takeOver' });
+    },
+    async deactivate(vc, vn, node) {
+      const act = activationOf(vc, node);
+      if (!act) return;
+      const on = transports.get(node);
+      for (const key of vmVolumeKeys(vc, vn, node).reverse()) await act.deactivate(key, on);
+    },
+    liveMigrationRefusal(vc) {
+      return vc.spec?.storageDriver === 'evms'
+        ? 'its disk is an evms snapshot mapped on one node at a time, and the live migration flow does not yet hand it over at the switchover (EvmsDriver.prepareIncoming/handOver); suspend the VC and resume it on the other node instead'
+        : undefined;
+    },
+  };
+}

@@ -1,0 +1,31 @@
+// The storage side of the runtime's activation port, the parts that need no node: which driver
+// settings come from the PhysicalNode (spec.sanDevice) and which VCs the migration flow must refuse.
+// The mapping itself runs on full nodes (san-drivers.full.test.ts, "the runtime's activation port").
+
+import assert from 'node:assert/strict';
+import type { PhysicalNode, VirtualCluster } from '../../api/types.js';
+import { driverOptionsFor, storageActivation } from '../../reconcilers/storage/activation.js';
+import { LocalTransport } from '../../drivers/transport/local-transport.js';
+
+const node = (sanDevice?: string): PhysicalNode => ({ metadata: { name: 'n1' }, spec: { storageRoot: '/srv', sanDevice } }) as unknown as PhysicalNode;
+const vc = (storageDriver: string): VirtualCluster => ({ metadata: { name: 'vc', uid: 'u1' }, spec: { storageDriver } }) as unknown as VirtualCluster;
+
+describe('storage activation: driver settings and migration refusal', () => {
+  it('the node\'s SAN disk reaches the evms driver, and the lvm driver when lvm is configured; a configured device wins', () => {
+    assert.deepEqual(driverOptionsFor(node('/dev/sdb'), undefined), { evms: { sanDevice: '/dev/sdb' } });
+    assert.deepEqual(driverOptionsFor(node('/dev/sdb'), { lvm: { vg: 'v' } }), { lvm: { vg: 'v', sanDevice: '/dev/sdb' }, evms: { sanDevice: '/dev/sdb' } });
+    assert.deepEqual(driverOptionsFor(node('/dev/sdb'), { evms: { vg: 'x', sanDevice: '/dev/sdc' } }), { evms: { vg: 'x', sanDevice: '/dev/sdc' } });
+    assert.deepEqual(driverOptionsFor(node(), { lvm: { vg: 'v' } }), { lvm: { vg: 'v' } });
+  });
+
+  it('refuses live migration for evms VCs only, and maps nothing for file-based drivers', async () => {
+    const t = new LocalTransport({ host: 'n1' });
+    const act = storageActivation({ get: () => t });
+    assert.match(act.liveMigrationRefusal(vc('evms')) ?? '', /evms snapshot mapped on one node at a time/);
+    for (const d of ['qcow2', 'btrfs', 'lvm']) assert.equal(act.liveMigrationRefusal(vc(d)), undefined);
+    // qcow2: no NodeActivation, so nothing runs on the node (the transport would fail on /srv)
+    await act.activate(vc('qcow2'), { metadata: { name: 'vc-0' } } as never, node(), () => 'refuse');
+    await act.deactivate(vc('qcow2'), { metadata: { name: 'vc-0' } } as never, node());
+    await t.close();
+  });
+});

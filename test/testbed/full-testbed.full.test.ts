@@ -17,6 +17,7 @@ import { execOk, HostKeyMismatchError } from '../../drivers/transport/types.js';
 import { SAN_DEVICE } from '../../hack/lib/full-node.js';
 import { startNodesManager, type NodesManager } from '../../hack/lib/nodes-manager.js';
 import { pidAlive, readTestbed, testbedDown, testbedId, testbedUp, type TestbedState } from '../../hack/lib/testbed.js';
+import { ocfs2OnFullNodesCases } from '../shared-fs/ocfs2-cases.js';
 
 const local = new LocalTransport();
 // a node under TCG on a loaded machine takes seconds per process and per SSH handshake
@@ -104,6 +105,9 @@ describe('hack/testbed up --full: two QEMU nodes booting Xen 4.17 with a Debian 
     const after = await execOk(ssh[1]!, read, { timeoutMs: 180_000 });
     assert.equal(after, block);
   });
+
+  // o2cb on two nodes (one joining), OCFS2 on the SAN mounted on both, kernel NFS re-export, teardown
+  ocfs2OnFullNodesCases(() => ({ nodes: ssh, names: tb.nodes.map((n) => n.name), addresses: tb.nodes.map((n) => n.address), sanDevice: SAN_DEVICE }));
 
   it('down (even with testbed.json torn) leaves no QEMU, namespace, loop device or mount, and is idempotent', async () => {
     const pids = tb.nodes.map((n) => n.full!.qemuPid);

@@ -5,10 +5,41 @@ import type { Store } from '../api/store/types.js';
 import type { CommandContext } from './command.js';
 import type { ParsedArgs } from './args.js';
 
-/** Opens the store, runs fn, closes the store (also when fn throws). */
-export async function withStore<T>(args: ParsedArgs, ctx: CommandContext, fn: (store: Store) => Promise<T>): Promise<T> {
-  const { openStore } = await import('../api/store/open-store.js');
-  const store = await openStore(args.store, ctx.env);
+/** A store being opened ahead of its use (openEarly), or undefined when it is opened on use. */
+export type EarlyStore = Promise<Store | undefined>;
+
+/**
+ * Starts opening the store now when it is etcd, so connecting (a network round trip or two)
+ * overlaps the command's own work, e.g. reading manifests. The embedded store, and a URL that does
+ * not parse, resolve to undefined: withStore opens them on use and reports the URL's error then,
+ * as without an early start. A failure to connect is reported by withStore, not here. Pass the
+ * result to withStore, or to closeEarly when the command ends without using it.
+ */
+export function openEarly(args: ParsedArgs, ctx: CommandContext): EarlyStore {
+  const opening = import('../api/store/open-store.js').then(({ openStore, parseStoreUrl }) => {
+    try {
+      if (parseStoreUrl(args.store, ctx.env).backend !== 'etcd') return undefined;
+    } catch {
+      return undefined;
+    }
+    return openStore(args.store, ctx.env);
+  });
+  opening.catch(() => undefined); // awaited (and reported) by withStore, or dropped by closeEarly
+  return opening;
+}
+
+/** Closes a store opened early that the command did not use; never throws. */
+export function closeEarly(early: EarlyStore): void {
+  void early.then((s) => s?.close(), () => undefined).catch(() => undefined);
+}
+
+/** Opens the store (or takes the one `early` opened), runs fn, closes the store (also when fn throws). */
+export async function withStore<T>(args: ParsedArgs, ctx: CommandContext, fn: (store: Store) => Promise<T>, early?: EarlyStore): Promise<T> {
+  let store = early ? await early : undefined;
+  if (!store) {
+    const { openStore } = await import('../api/store/open-store.js');
+    store = await openStore(args.store, ctx.env);
+  }
   try {
     return await fn(store);
   } finally {

@@ -3,8 +3,11 @@
 // - Live objects are read first: one list per kind and namespace for large applies (a single
 //   round trip instead of one get per object), one get each for small ones.
 // - Writes go out as store batches (atomic per batch; etcd caps a transaction at 128 operations by
-//   default, so larger applies are split into chunks of `batchSize`), or one write per object with
-//   `batch: false`.
+//   default, so larger applies are split into chunks of `batchSize`), up to `pipeline` of them in
+//   flight at once (each waiting on the store is a round trip; a fresh process on a busy machine
+//   also waits to be scheduled after each), or one write per object with `batch: false`. A batch
+//   that fails for good lets the batches in flight finish, starts no further one, and its error
+//   (the first failing batch's, in input order) is thrown.
 // - A write that lost a race with another writer (Conflict / AlreadyExists / NotFound because the
 //   object changed after we read it) is planned again from a fresh read, a few times; a conflict
 //   with a resourceVersion the manifest itself demands is reported, not retried.
@@ -12,8 +15,9 @@
 //   the store would refuse (stale resourceVersion in the manifest, objects being deleted).
 // - Interrupting (opts.signal): every object is planned before the first write (a merged object
 //   that is invalid fails the whole apply before anything is written); once the signal fires, the
-//   batch (or object) in flight finishes and no further one starts: ApplyInterruptedError says
-//   what was written and what was not.
+//   batches (or the object) in flight finish and no further one starts: ApplyInterruptedError says
+//   what was written and what was not. Batches start in input order, so what an interrupted
+//   apply wrote is a prefix of the input (whole batches).
 
 import { resolveKind } from '../kinds.js';
 import {
@@ -31,6 +35,8 @@ export interface ApplyOptions {
   batch?: boolean;
   /** Operations per store batch (default 100: under etcd's default --max-txn-ops of 128). */
   batchSize?: number;
+  /** Store batches in flight at once (default 4; 1 writes one batch after the other). */
+  pipeline?: number;
   /** Leadership fence for every write (controllers). */
   fence?: Fence;
   /** Stops the apply between writes (e.g. on SIGINT): see ApplyInterruptedError. */
@@ -62,6 +68,7 @@ export interface ApplyResult {
 }
 
 const MAX_ATTEMPTS = 5;
+const PIPELINE = 4;
 const PREFETCH_BY_LIST_FROM = 8;
 const MAX_BATCH_BYTES = 1024 * 1024;
 
@@ -82,7 +89,7 @@ function refKey(r: ObjectRef): string {
 export async function applyObjects(store: Store, objects: ApiObject[], opts: ApplyOptions = {}): Promise<ApplyResult[]> {
   const refs = objects.map(refOf);
   const live = await readLive(store, refs);
-  let plans = objects.map((o, i) => planApply(o, live.get(refKey(refs[i])), opts));
+  const plans = objects.map((o, i) => planApply(o, live.get(refKey(refs[i])), opts));
   if (opts.dryRun) {
     if (opts.dryRun === 'server') plans.forEach((p, i) => checkServerSide(p, live.get(refKey(refs[i])), refs[i]));
     return plans.map((p, i) => ({ ref: refs[i], action: p.action, object: p.object, dryRun: opts.dryRun }));
@@ -100,23 +107,42 @@ export async function applyObjects(store: Store, objects: ApiObject[], opts: App
       results[i] = await writeOne(store, objects[i], refs[i], plans[i], opts);
     }
   } else {
-    for (const chunk of chunks(pending(), plans, opts.batchSize ?? 100)) {
-      if (await interrupted()) break;
+    const writeChunk = async (chunk: number[]): Promise<void> => {
       for (let attempt = 1; ; attempt++) {
         try {
           const written = await store.batch(chunk.map((i) => toOp(plans[i])), { fence: opts.fence });
           chunk.forEach((i, j) => (results[i] = written[j]));
-          break;
+          return;
         } catch (err) {
           if (!isRace(err) || attempt >= MAX_ATTEMPTS || chunk.some((i) => plans[i].requiredVersion)) throw err;
           const fresh = await readLive(store, chunk.map((i) => refs[i]), true);
-          plans = plans.map((p, i) => (chunk.includes(i) ? planApply(objects[i], fresh.get(refKey(refs[i])), opts) : p));
+          for (const i of chunk) plans[i] = planApply(objects[i], fresh.get(refKey(refs[i])), opts);
           for (const i of chunk) if (plans[i].action === 'unchanged') results[i] = plans[i].object;
-          chunk.splice(0, chunk.length, ...chunk.filter((i) => plans[i].action !== 'unchanged'));
-          if (chunk.length === 0) break;
+          chunk = chunk.filter((i) => plans[i].action !== 'unchanged');
+          if (chunk.length === 0) return;
         }
       }
-    }
+    };
+    // Up to `pipeline` workers take the batches in input order; none starts one after a failure
+    // or the signal, and every batch started is waited for.
+    const todo = chunks(pending(), plans, opts.batchSize ?? 100);
+    let next = 0;
+    const failures: { at: number; err: unknown }[] = [];
+    const worker = async (): Promise<void> => {
+      while (next < todo.length && failures.length === 0) {
+        if (await interrupted()) return;
+        if (next >= todo.length || failures.length > 0) return;
+        const at = next++;
+        try {
+          await writeChunk(todo[at]);
+        } catch (err) {
+          failures.push({ at, err });
+        }
+      }
+    };
+    const workers = Math.max(1, Math.min(opts.pipeline ?? PIPELINE, todo.length));
+    await Promise.all(Array.from({ length: workers }, worker));
+    if (failures.length > 0) throw failures.reduce((a, b) => (b.at < a.at ? b : a)).err;
   }
   const out = plans.map((p, i) => ({ ref: refs[i], action: p.action, object: results[i] as ApiObject }));
   if (results.some((r) => r === undefined)) {

@@ -10,19 +10,29 @@
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import AjvModule, { _ } from 'ajv';
-import type { ErrorObject, ValidateFunction } from 'ajv';
-import standaloneModule from 'ajv/dist/standalone/index.js';
+import type AjvModule from 'ajv';
+import type { _, ErrorObject, ValidateFunction } from 'ajv';
+import type standaloneModule from 'ajv/dist/standalone/index.js';
 import { KINDS, kindInfo } from '../kinds.js';
 import { crdDir, loadCrd, type OpenApiSchema } from './crd-files.js';
 import { FORMATS } from './formats.js';
 import { METADATA_SCHEMA } from './metadata-schema.js';
 import { PRECOMPILED } from './precompiled.js';
 
-const Ajv = AjvModule.default;
-type AjvInstance = InstanceType<typeof Ajv>;
+type AjvInstance = InstanceType<typeof AjvModule.default>;
+
+// ajv's compiler is loaded on the first compilation only (a synchronous require of the CommonJS
+// package): the vcctl bundle's precompiled validators (precompiled.ts) need none of it, and
+// loading it was a noticeable part of a fresh `vcctl apply`'s start-up.
+const requireCjs = createRequire(import.meta.url);
+let ajvPackage: { default: typeof AjvModule.default; _: typeof _ } | undefined;
+function ajvLib(): { default: typeof AjvModule.default; _: typeof _ } {
+  ajvPackage ??= requireCjs('ajv') as { default: typeof AjvModule.default; _: typeof _ };
+  return ajvPackage;
+}
 
 let ajv: AjvInstance | undefined;
 function getAjv(): AjvInstance {
@@ -37,7 +47,7 @@ function getAjv(): AjvInstance {
  * test/api/crds.test.ts compiles every kind with the check on (checkSchemas).
  */
 function makeAjv(validateSchema: boolean, formatsCode?: ReturnType<typeof _>): AjvInstance {
-  const a = new Ajv({
+  const a = new (ajvLib().default)({
     ...(formatsCode ? { code: { source: true, esm: true, formats: formatsCode } } : {}),
     validateSchema,
     allErrors: true,
@@ -119,14 +129,15 @@ export function precompiledFor(kind: string, crdText: () => Buffer | string): Va
  */
 export function precompiledModuleSource(resolve: (specifier: string) => string): string {
   const formatsModule = resolve(fileURLToPath(new URL('./formats.js', import.meta.url)));
-  const a = makeAjv(false, _`__vlFormats`);
+  const a = makeAjv(false, ajvLib()._`__vlFormats`);
   const names: Record<string, string> = {};
   for (const k of KINDS) {
     a.addSchema(effectiveSchema(k.kind), k.kind);
     names[k.kind] = k.kind;
   }
   const imports = new Map<string, string>();
-  const code = standaloneModule.default(a, names).replace(/require\("([^"]+)"\)/g, (_m, spec: string) => {
+  const standalone = requireCjs('ajv/dist/standalone/index.js') as typeof standaloneModule;
+  const code = standalone.default(a, names).replace(/require\("([^"]+)"\)/g, (_m, spec: string) => {
     if (!imports.has(spec)) imports.set(spec, `__vlRequire${imports.size}`);
     return imports.get(spec)!;
   });

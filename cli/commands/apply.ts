@@ -2,11 +2,11 @@
 
 import { applyObjects, ApplyInterruptedError, pruneObjects, refOf, type ApplyResult } from '../../api/apply/index.js';
 import type { ObjectRef } from '../../api/store/types.js';
-import { loadManifests } from '../../api/input/index.js';
+import { loadManifests, type Manifest } from '../../api/input/index.js';
 import { oneOf, parseArgs, UsageError } from '../args.js';
 import type { Command } from '../command.js';
 import { displayName, namespaceOf } from '../kinds-arg.js';
-import { withStore } from '../store.js';
+import { closeEarly, openEarly, withStore } from '../store.js';
 
 const USAGE = `Usage: vcctl apply -f FILE|DIR|- [-R] [--dry-run=client|server] [--prune -l SELECTOR]
 
@@ -18,9 +18,9 @@ object: <kind>/<name> created|configured|unchanged.
 What apply guarantees:
   - Every document is read, validated and merged with the stored object before the first write:
     one invalid document (or merged object) and nothing is written.
-  - Writes go out in store batches of up to 100 objects; each batch is atomic (all of it is
-    stored or none). A large apply is therefore not atomic as a whole.
-  - Interrupted (Ctrl-C, SIGINT or SIGTERM), apply finishes the batch in flight, writes no
+  - Writes go out in store batches of up to 100 objects, up to 4 of them at once; each batch is
+    atomic (all of it is stored or none). A large apply is therefore not atomic as a whole.
+  - Interrupted (Ctrl-C, SIGINT or SIGTERM), apply finishes the batches in flight, writes no
     further batch, prints the line of every object written, says which were not written, and
     exits 130 (SIGINT) or 143 (SIGTERM). Killed outright (SIGKILL, a crash), it leaves whole
     batches written and the rest not. Either way, applying the same files again finishes the
@@ -62,13 +62,22 @@ const command: Command = {
       throw new UsageError('--prune needs -l SELECTOR (which objects may be pruned)');
     }
     if (selector !== undefined && !args.bool('prune')) throw new UsageError('-l only goes with --prune');
-    const manifests = await loadManifests(files, {
-      recursive: args.bool('recursive'),
-      stdin: ctx.stdin,
-      namespace: namespaceOf(args),
-      enforceNamespace: args.namespace !== undefined,
-    });
-    if (manifests.length === 0) throw new UsageError(`no objects found in ${files.join(', ')}`);
+    // An etcd store connects while the manifests are read; they are still all read and
+    // validated before anything is written, and their errors come first.
+    const early = openEarly(args, ctx);
+    let manifests: Manifest[];
+    try {
+      manifests = await loadManifests(files, {
+        recursive: args.bool('recursive'),
+        stdin: ctx.stdin,
+        namespace: namespaceOf(args),
+        enforceNamespace: args.namespace !== undefined,
+      });
+      if (manifests.length === 0) throw new UsageError(`no objects found in ${files.join(', ')}`);
+    } catch (err) {
+      closeEarly(early);
+      throw err;
+    }
     const mode = dryRun === 'none' ? undefined : dryRun;
     const suffix = mode === 'server' ? ' (server dry run)' : mode === 'client' ? ' (dry run)' : '';
     return withStore(args, ctx, async (store) => {
@@ -104,7 +113,7 @@ const command: Command = {
         for (const p of pruned) ctx.stdout.write(`${displayName(p.ref.kind, p.ref.name)} pruned${suffix}\n`);
       }
       return 0;
-    });
+    }, early);
   },
 };
 

@@ -92,6 +92,39 @@ describe('api/apply: applyObjects on the embedded store', () => {
     assert.equal((await store.list('VirtualCluster')).items.length, 255);
   });
 
+  it('pipelines batches; a batch that fails for good stops the apply: the batches before it are stored, it and those after the ones in flight are not', async () => {
+    const names = (rs: ApiObject[]) => new Set(rs.map((o) => o.metadata.name));
+    // All in: 95 objects in batches of 10, 4 in flight.
+    const rs = await applyObjects(store, Array.from({ length: 95 }, (_v, i) => vc(`p${i}`)), { batchSize: 10, pipeline: 4 });
+    assert.equal(rs.length, 95);
+    assert.ok(rs.every((r, i) => r.action === 'created' && r.object.metadata.name === `p${i}`), 'results in input order');
+    assert.equal((await store.list('VirtualCluster')).items.length, 95);
+    // vc f25 (batch 2) demands a resourceVersion the store does not have: a Conflict, not retried.
+    await applyObjects(store, [vc('f25')]);
+    for (const pipeline of [1, 4]) {
+      const objs = Array.from({ length: 100 }, (_v, i) => vc(`f${i}-${pipeline}`));
+      objs[25] = vc('f25', { nodes: 3 });
+      objs[25].metadata.resourceVersion = '1';
+      await assert.rejects(applyObjects(store, objs, { batchSize: 10, pipeline }), (err: Error) => {
+        assert.ok(err instanceof ConflictError, String(err));
+        assert.match(err.message, /f25/);
+        return true;
+      });
+      const stored = names((await store.list('VirtualCluster')).items);
+      const batch = (k: number) => objs.slice(k * 10, k * 10 + 10).map((o) => o.metadata.name).filter((n) => n !== 'f25');
+      for (const k of [0, 1]) assert.ok(batch(k).every((n) => stored.has(n)), `batch ${k} stored (pipeline ${pipeline})`);
+      assert.ok(batch(2).every((n) => !stored.has(n)), `the failed batch is not stored at all (pipeline ${pipeline})`);
+      // After the failure no batch starts: batches 0 to pipeline-1 start together, and each other
+      // worker may have taken one more before the failure was known.
+      const last = Math.max(2, 2 * (pipeline - 1));
+      for (let k = last + 1; k < 10; k++) assert.ok(batch(k).every((n) => !stored.has(n)), `batch ${k} not written (pipeline ${pipeline})`);
+      for (let k = 3; k <= last; k++) {
+        const inStore = batch(k).filter((n) => stored.has(n)).length;
+        assert.ok(inStore === 0 || inStore === 10, `batch ${k} whole or not at all`);
+      }
+    }
+  });
+
   it('dry runs write nothing; the server dry run reports a stale resourceVersion', async () => {
     await applyObjects(store, [vc('a')]);
     const rev = await store.revision();

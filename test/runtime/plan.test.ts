@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { planRuntime, restartDelayMs, runtimeStatus, type RuntimeDecision, type RuntimeInput, type StatusInput } from '../../reconcilers/runtime/plan.js';
+import { planRuntime, restartDelayMs, runtimeStatus, WATCHED_WAIT_MS, type RuntimeDecision, type RuntimeInput, type StatusInput } from '../../reconcilers/runtime/plan.js';
 
 const base: RuntimeInput = {
   boundHost: 'blade1', desired: 'Running', deleting: false, storageReady: true, networkReady: true,
@@ -69,7 +69,10 @@ describe('planRuntime', () => {
     assert.deepEqual(d.action, { type: 'none' });
     assert.equal(d.phase, 'Scheduled');
     assert.equal(d.progressOnly, true);
-    assert.equal(d.requeueAfterMs, 1_000);
+    assert.equal(d.requeueAfterMs, WATCHED_WAIT_MS, 'a backstop: the Placed condition of the VC is watched');
+    // Waits on other controllers that wake the VM by watch events are not polled every few seconds.
+    assert.equal(plan({ boundHost: undefined }).requeueAfterMs, WATCHED_WAIT_MS);
+    assert.equal(plan({ storageReady: false }).requeueAfterMs, WATCHED_WAIT_MS);
     // Placement does not gate what is not a boot.
     assert.equal(plan({ placementSettled: false, desired: 'Stopped', domains: [{ host: 'blade1', state: 'running' }] }).action.type, 'shutdown');
     // An unsettled placement is reported before missing network rules.

@@ -1,0 +1,273 @@
+// The SAN block drivers for real (tier: *.full.test.ts), evms and lvm (thin), on ONE testbed of two
+// full nodes (QEMU TCG machines running Xen with a Debian dom0) sharing one raw SAN disk: booting
+// full nodes and every LVM command under TCG are the slow parts, so both drivers share the nodes
+// and the volume group (`vlsan`; each VC's LVs carry its uid, so they never meet).
+//
+// - the storage driver conformance suite for each driver, with the driver acting on blade1 and
+//   every content check made through the device blade1 maps (mapped there first when the driver
+//   activates per node, as a VM's node would);
+// - evms: the paper's activation semantics (section 3.2) across the two nodes: a snapshot is mapped
+//   only on the node that runs its VM, moves (deactivate here, activate there) with its data, never
+//   resets on activation, the original is read-only on every node, a reset needs the snapshot
+//   inactive everywhere, a dead node's snapshot is taken over only when told, and the live-migration
+//   handover; and the runtime's activation port (reconcilers/storage/activation.ts) moving a VM's
+//   disk and swap from one node to the other. What the conformance suite checks already (removal, reset, independence) is not
+//   checked again here.
+// The recorded test (lvm-driver.recorded.test.ts) stays as the fast unit test of lvm's argument
+// vectors. Needs root and the node image (built on first use, then cached).
+
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EvmsDriver } from '../../drivers/storage/evms-driver.js';
+import { LvmDriver } from '../../drivers/storage/lvm-driver.js';
+import { ActiveElsewhereError, type StorageDriver, type VolumeInfo, type VolumeKey } from '../../drivers/storage/types.js';
+import { execOk, type Transport } from '../../drivers/transport/types.js';
+import { SAN_DEVICE } from '../../hack/lib/full-node.js';
+import type { PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
+import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
+import { storageActivation } from '../../reconcilers/storage/activation.js';
+import { describeDriverConformance, type ConformanceHarness } from './driver-conformance.js';
+import { blockChecks, blockHolds, blockReadOnly, blockWrite, dmNames, sanTestbedUp, type SanTestbed } from './san-testbed.js';
+import { listTree } from './storage-fixtures.js';
+
+const MiB = 1024 * 1024;
+const KiB = 1024;
+const T = { timeoutMs: 180_000 };
+
+/** A process on node `t` holding `dev` open (as a hypervisor does); resolves once it has it open, to its stopper. */
+async function holdOpen(t: Transport, dev: string): Promise<() => Promise<void>> {
+  const pidFile = `/tmp/hold-${Math.random().toString(36).slice(2)}`;
+  const p = t.spawn(['sh', '-c', 'exec 3<"$1"; echo $$ > "$2"; exec sleep 600', 'sh', dev, pidFile]);
+  void p.done.catch(() => undefined);
+  await execOk(t, ['sh', '-c', 'for i in $(seq 600); do [ -s "$1" ] && exit 0; sleep 0.2; done; exit 1', 'sh', pidFile], T);
+  return async () => {
+    await execOk(t, ['sh', '-c', 'kill "$(cat "$1")"; rm -f "$1"', 'sh', pidFile], T);
+    p.kill();
+  };
+}
+
+describe('SAN drivers (evms, lvm thin) on the SAN disk of two full nodes', function () {
+  this.timeout(900_000);
+  let san: SanTestbed;
+  let a: Transport;
+  let b: Transport;
+
+  before(async () => {
+    const t0 = Date.now();
+    san = await sanTestbedUp({ sanMiB: 3072, templateBytes: 64 * MiB });
+    a = san.nodes[0]!;
+    b = san.nodes[1]!;
+    process.stderr.write(`      (2 full nodes up in ${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+  });
+  after(async () => {
+    await san?.down();
+  });
+
+  /** A fresh VC: its uid, its directory on the shared storage root, its volume keys. */
+  const freshVc = (): { vcDir: string; uid: string; key: (n: string) => VolumeKey } => {
+    const uid = randomUUID();
+    const vcDir = join(san.tb.sanDir, 'vcs', 'default', `vc-${uid}`);
+    return { vcDir, uid, key: (name) => ({ vcDir, vcUid: uid, name }) };
+  };
+
+  /** The conformance harness for `driver` on blade1; `map` maps a volume there for the checks. */
+  const harness = (driver: StorageDriver, vc: ReturnType<typeof freshVc>, map?: (info: VolumeInfo) => Promise<string>): ConformanceHarness => ({
+    driver,
+    vcDir: vc.vcDir,
+    vcUid: vc.uid,
+    template: { path: san.template, format: 'qcow2' },
+    templateBytes: san.templateBytes,
+    ...blockChecks(a, map),
+    readConfig: (info) => readFile(info.path),
+    // the VC's LVs, its device-mapper devices on both nodes, its files
+    listVolumes: async () => {
+      const [lvs, onA, onB, files] = await Promise.all([
+        execOk(a, ['lvs', '--noheadings', '-o', 'lv_name', 'vlsan'], T).catch(() => ''),
+        dmNames(a, vc.uid),
+        dmNames(b, vc.uid),
+        listTree(vc.vcDir),
+      ]);
+      return [...lvs.split('\n').map((l) => l.trim()).filter((l) => l.startsWith(vc.uid)), ...onA, ...onB, ...files];
+    },
+    cleanup: async () => undefined,
+  });
+
+  describeDriverConformance('evms (dm snapshots on the SAN disk, full nodes)', async () => {
+    const vc = freshVc();
+    const driver = new EvmsDriver(a, { sanDevice: SAN_DEVICE });
+    // a volume's device is mapped on blade1 by the driver's activation before it is checked
+    return harness(driver, vc, async (info) => {
+      const m = /^\/dev\/(?:mapper\/vlsnap-|vlsan\/)[0-9a-f-]{36}_(.+)$/.exec(info.path);
+      if (!m) throw new Error(`not an evms volume path: ${info.path}`);
+      return (await driver.activate(vc.key(m[1]!), a)).path;
+    });
+  }, 600_000);
+
+  describe('evms: activation follows the VM (paper, section 3.2)', () => {
+    let d: ReturnType<typeof freshVc> & { driver: EvmsDriver };
+    let orig: VolumeInfo;
+    const names = ['vc-0-disk', 'vc-1-disk', 'vc-original'];
+    before(async () => {
+      d = { ...freshVc(), driver: new EvmsDriver(a, { sanDevice: SAN_DEVICE }) };
+      orig = await d.driver.createOriginal(d.key('vc-original'), { path: san.template, format: 'qcow2' });
+      await d.driver.snapshotAll(d.key('vc-original'), [d.key('vc-0-disk'), d.key('vc-1-disk')]);
+    });
+    after(async () => {
+      if (!d) return;
+      for (const t of san.nodes) for (const n of names) await d.driver.deactivate(d.key(n), t).catch(() => undefined);
+      await d.driver.removeAll(names.map(d.key)).catch(() => undefined);
+    });
+
+    it('mapped only where activated; moves between nodes with its data, never reset; the original read-only and unchanged on both', async () => {
+      const k = d.key('vc-0-disk');
+      assert.deepEqual([...(await dmNames(a, d.uid)), ...(await dmNames(b, d.uid))], [], 'a fresh snapshot is mapped nowhere');
+      assert.equal(await d.driver.activeOn(k), undefined);
+      const onA = await d.driver.activate(k, a);
+      assert.deepEqual(await dmNames(a, d.uid), [d.driver.dmName(k)]);
+      assert.deepEqual(await dmNames(b, d.uid), []);
+      assert.equal(await d.driver.activeOn(k), 'blade1');
+      await blockWrite(a, onA.path, 0, 0xaa);
+      await blockWrite(a, onA.path, san.templateBytes - 64 * KiB, 0xab);
+      // blade2 may not map it while blade1 does
+      await assert.rejects(d.driver.activate(k, b), ActiveElsewhereError);
+      assert.deepEqual(await dmNames(b, d.uid), []);
+      await d.driver.deactivate(k, a);
+      assert.deepEqual(await dmNames(a, d.uid), []);
+      assert.equal(await d.driver.activeOn(k), undefined);
+      const onB = await d.driver.activate(k, b);
+      assert.equal(await d.driver.activeOn(k), 'blade2');
+      assert.ok(await blockHolds(b, onB.path, 0, 0xaa), 'blade2 reads what blade1 wrote');
+      assert.ok(await blockHolds(b, onB.path, san.templateBytes - 64 * KiB, 0xab));
+      assert.ok(await blockHolds(b, onB.path, 128 * KiB, 0x11), 'unwritten blocks come from the original');
+      await blockWrite(b, onB.path, 128 * KiB, 0xbb);
+      // the original on blade2 (blade1 is the conformance suite's): read-only, unchanged
+      const o = await d.driver.activate(d.key('vc-original'), b);
+      assert.equal(o.path, orig.path);
+      assert.ok(await blockReadOnly(b, o.path), 'blade2 maps the original read-only');
+      assert.ok(await blockHolds(b, o.path, 0, 0x11));
+      assert.ok(await blockHolds(b, o.path, 128 * KiB, 0x11));
+      // and back to blade1: activation never resets, both nodes' writes are there
+      await d.driver.deactivate(k, b);
+      const again = await d.driver.activate(k, a);
+      assert.ok(await blockHolds(a, again.path, 0, 0xaa));
+      assert.ok(await blockHolds(a, again.path, 128 * KiB, 0xbb));
+      // the other VM's snapshot saw none of it
+      const other = await d.driver.activate(d.key('vc-1-disk'), b);
+      assert.ok(await blockHolds(b, other.path, 0, 0x11));
+      await d.driver.deactivate(d.key('vc-1-disk'), b);
+    });
+
+    it('reset and remove are refused while the snapshot is active on another node; reset once inactive gives a fresh snapshot', async () => {
+      const k = d.key('vc-0-disk');
+      await d.driver.deactivate(k, a);
+      await d.driver.activate(k, b);
+      // the driver acts on blade1: blade2 holds the snapshot
+      await assert.rejects(d.driver.reset(d.key('vc-original'), k), ActiveElsewhereError);
+      await assert.rejects(d.driver.remove(k), ActiveElsewhereError);
+      assert.equal(await d.driver.exists(k), true);
+      assert.ok(await blockHolds(b, (await d.driver.activate(k, b)).path, 0, 0xaa), 'nothing lost by the refusals');
+      await d.driver.deactivate(k, b);
+      await d.driver.reset(d.key('vc-original'), k);
+      const fresh = await d.driver.activate(k, b);
+      assert.ok(await blockHolds(b, fresh.path, 0, 0x11), 'reset drops the private data');
+      assert.ok(await blockHolds(b, fresh.path, 128 * KiB, 0x11));
+      await d.driver.deactivate(k, b);
+    });
+
+    it('a node that died with the snapshot mapped: another node takes it over only when told', async () => {
+      const k = d.key('vc-1-disk');
+      const s = await d.driver.activate(k, b);
+      await blockWrite(b, s.path, 256 * KiB, 0xcc);
+      // blade2 "dies": its mapping goes without a deactivation (the record still names it)
+      await execOk(b, ['dmsetup', 'remove', d.driver.dmName(k)], T);
+      await assert.rejects(d.driver.activate(k, a), ActiveElsewhereError);
+      const taken = await d.driver.activate(k, a, { takeOver: true });
+      assert.equal(await d.driver.activeOn(k), 'blade1');
+      assert.ok(await blockHolds(a, taken.path, 256 * KiB, 0xcc), 'what was written before the death is on the SAN');
+    });
+
+    it('live migration: the target opens the device early, the snapshot moves at the switchover while both keep it open', async () => {
+      const k = d.key('vc-1-disk');
+      const src = await d.driver.activate(k, a);
+      // the source's and the target's hypervisor hold the device open (here: a process each)
+      const holdA = await holdOpen(a, src.path);
+      const dst = await d.driver.prepareIncoming(k, b);
+      assert.equal(dst.path, src.path);
+      const holdB = await holdOpen(b, dst.path);
+      try {
+        const sizeOn = async (t: Transport): Promise<string> => (await execOk(t, ['blockdev', '--getsize64', dst.path], T)).trim();
+        assert.equal(await sizeOn(b), await sizeOn(a), 'the incoming device has the snapshot\'s size');
+        assert.equal(await blockHolds(b, dst.path, 0, 0x11), false, 'the target reads nothing before the switchover');
+        // the last writes of the source before it pauses
+        await blockWrite(a, src.path, 512 * KiB, 0xdd);
+        await d.driver.handOver(k, a, b);
+        assert.equal(await d.driver.activeOn(k), 'blade2');
+        assert.ok(await blockHolds(b, dst.path, 512 * KiB, 0xdd), 'the target reads the source\'s last write');
+        assert.ok(await blockHolds(b, dst.path, 256 * KiB, 0xcc), 'and what was written before');
+        assert.equal(await blockHolds(a, src.path, 512 * KiB, 0xdd), false, 'the source reads nothing any more');
+      } finally {
+        await holdA();
+        await holdB();
+      }
+      await d.driver.deactivate(k, a);
+      assert.deepEqual(await dmNames(a, d.uid), []);
+      assert.equal(await d.driver.activeOn(k), 'blade2', 'unmapping the source leaves the target\'s record');
+      await d.driver.deactivate(k, b);
+      assert.deepEqual(await dmNames(b, d.uid), []);
+    });
+  });
+
+  describe('evms: the runtime\'s activation port maps a VM\'s volumes where it runs (storageActivation)', () => {
+    const uid = randomUUID();
+    const vc = { metadata: { name: 'vc', namespace: 'default', uid }, spec: { storageDriver: 'evms' } } as unknown as VirtualCluster;
+    const vn = { metadata: { name: 'vc-0', namespace: 'default' } } as unknown as VirtualNode;
+    const node = (name: string): PhysicalNode => ({ metadata: { name }, spec: { storageRoot: san.tb.sanDir, sanDevice: SAN_DEVICE } }) as unknown as PhysicalNode;
+    const key = (name: string): VolumeKey => ({ vcDir: vcStorageDir(san.tb.sanDir, 'default', 'vc', uid), vcUid: uid, name });
+    let driver: EvmsDriver;
+    const swapOn = async (t: Transport): Promise<boolean> => (await t.exec(['test', '-b', `/dev/vlsan/${uid}_vc-0-swap`], T)).code === 0;
+    before(async () => {
+      driver = new EvmsDriver(a, { sanDevice: SAN_DEVICE });
+      await driver.createOriginal(key('vc-original'), { path: san.template, format: 'qcow2' });
+      await driver.snapshot(key('vc-original'), key('vc-0-disk'));
+      await driver.createSwap(key('vc-0-swap'), 16 * MiB);
+    });
+    after(async () => {
+      for (const t of san.nodes) for (const n of ['vc-0-disk', 'vc-0-swap', 'vc-original']) await driver?.deactivate(key(n), t).catch(() => undefined);
+      await driver?.removeAll(['vc-0-disk', 'vc-0-swap', 'vc-original'].map(key)).catch(() => undefined);
+    });
+
+    it('maps disk and swap on the VM\'s node only; a start elsewhere unmaps them on the old node first (data kept) or is refused; stop unmaps', async () => {
+      const volumes = storageActivation({ get: (pn) => (pn.metadata.name === 'blade1' ? a : b) });
+      const refuse = (): 'refuse' => 'refuse';
+      await volumes.activate(vc, vn, node('blade1'), refuse);
+      assert.deepEqual(await dmNames(a, uid), [driver.dmName(key('vc-0-disk'))]);
+      assert.deepEqual([await swapOn(a), await swapOn(b)], [true, false]);
+      const dev = `/dev/mapper/${driver.dmName(key('vc-0-disk'))}`;
+      await blockWrite(a, dev, 0, 0xaa);
+      // a start on blade2 while the runtime sees no domain on blade1: blade1's mapping goes first
+      await volumes.activate(vc, vn, node('blade2'), () => ({ release: node('blade1') }));
+      assert.deepEqual(await dmNames(a, uid), []);
+      assert.deepEqual(await dmNames(b, uid), [driver.dmName(key('vc-0-disk'))]);
+      assert.deepEqual([await swapOn(a), await swapOn(b)], [false, true]);
+      assert.equal(await driver.activeOn(key('vc-0-disk')), 'blade2');
+      assert.ok(await blockHolds(b, dev, 0, 0xaa), 'the move kept the VM\'s data');
+      // the VM still runs on blade2: a start on blade1 is refused, nothing changes
+      await assert.rejects(volumes.activate(vc, vn, node('blade1'), refuse), ActiveElsewhereError);
+      assert.deepEqual(await dmNames(a, uid), []);
+      assert.equal(await driver.activeOn(key('vc-0-disk')), 'blade2');
+      // stopped on blade2: unmapped everywhere
+      await volumes.deactivate(vc, vn, node('blade2'));
+      assert.deepEqual([...(await dmNames(a, uid)), ...(await dmNames(b, uid))], []);
+      assert.deepEqual([await swapOn(a), await swapOn(b)], [false, false]);
+      assert.equal(await driver.activeOn(key('vc-0-disk')), undefined);
+    });
+  });
+
+  describeDriverConformance('lvm (thin pool on the SAN disk, full nodes)', async () => {
+    const vc = freshVc();
+    const driver = new LvmDriver(a, { vg: 'vlsan', thinPool: 'virtualinux', poolSizeBytes: 1024 * MiB, sanDevice: SAN_DEVICE });
+    return harness(driver, vc);
+  }, 600_000);
+});

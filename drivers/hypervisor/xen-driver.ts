@@ -330,7 +330,7 @@ export class XenDriver implements HypervisorDriver {
     if (cur?.pid !== undefined) await execOk(this.transport, ['xl', 'destroy', spec.name]);
     const cfg = await this.writeConfig(spec);
     await execOk(this.transport, ['rm', '-f', '--', this.consoleLogPath(spec.name)]);
-    const r = await this.transport.exec(['xl', 'create', '-q', cfg], { timeoutMs: 300_000 });
+    const r = await this.transport.exec(['xl', 'create', '-q', cfg], { timeoutMs: 900_000 } /* a loaded TCG dom0 took over 5 min: kernel over 9p, qemu-nbd */);
     if (r.code !== 0) {
       // libxl destroys what it built; a domain it could not tear down is destroyed here
       if ((await this.get(spec.name))?.pid !== undefined) await this.transport.exec(['xl', 'destroy', spec.name]);

@@ -16,6 +16,11 @@
 // - teardown() removes everything of ours from the node.
 // A failure part-way leaves a mixture of old and new routes and taps, which the next apply fixes;
 // the nftables table is always either the old or the new one.
+// On a Xen dom0 the same state serves domUs: the tap is a placeholder until the domain's vif comes
+// up, when XenDriver's vif script (drivers/hypervisor/xen-vif-script.ts) takes its MAC and
+// addresses, deletes it and renames the vif to its name; an apply then finds the vif under that
+// name and keeps it as it would a tap (same MAC, address, proxy ARP, route). When the domain goes,
+// the vif goes with it and the next apply makes the placeholder again if the VM is still wanted.
 
 import { execOk, type Transport } from '../transport/types.js';
 import { NFT_TABLE, tapName, type HostNetworkState, type RouteSpec } from './types.js';
@@ -39,7 +44,7 @@ export class HostNetworkDriver {
     const wanted = new Set(state.taps.map((t) => t.name));
     for (const tap of state.taps) {
       if (!links.has(tap.name)) {
-        await execOk(this.t, ['ip', 'tuntap', 'add', 'dev', tap.name, 'mode', 'tap']);
+        await this.addTap(tap.name);
         changed.push(`tap ${tap.name} added for ${tap.vm}`);
       }
       if (links.get(tap.name) !== tap.gatewayMac) {
@@ -86,6 +91,19 @@ export class HostNetworkDriver {
     }
     if (!sameSet(before, after)) changed.push(`nftables table ${NFT_TABLE} reloaded (${after.size} rules)`);
     return { changed };
+  }
+
+  /**
+   * A persistent tap. A host whose kernel has tun as a module not loaded yet (a Xen dom0 booted
+   * without it) has no /dev/net/tun: the module is loaded once and the add tried again.
+   */
+  private async addTap(name: string): Promise<void> {
+    const argv = ['ip', 'tuntap', 'add', 'dev', name, 'mode', 'tap'];
+    const r = await this.t.exec(argv);
+    if (r.code === 0) return;
+    if (!/No such file or directory|No such device/.test(r.stderr)) throw new Error(`${this.t.host}: ${argv.join(' ')} failed: ${r.stderr.trim()}`);
+    await execOk(this.t, ['modprobe', 'tun']);
+    await execOk(this.t, argv);
   }
 
   /** The VM's tap exists and its anti-spoofing rules are loaded on this node. */

@@ -4,9 +4,9 @@
 // everything it made (domains, manager, testbed, files), also after a failure part-way.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { openStore } from '../../api/store/open-store.js';
@@ -38,8 +38,24 @@ export interface HarnessOptions {
    * $VL_E2E_STORE (`embedded` or `etcd-cluster`), so the end-to-end tests run on either unchanged.
    */
   store?: 'embedded' | 'etcd-cluster';
+  /**
+   * Full testbed nodes (QEMU machines booting Xen with a Debian dom0: `hack/testbed up --full`)
+   * instead of namespace nodes. The guest's kernel, initrd and image are copied to the shared
+   * directory (the dom0s see only that), the OSTemplate `busybox` points there and reports
+   * readiness on its console (no agent channel under Xen), and vc-manager gets FULL_NODE_MANAGER_ARGS.
+   */
+  full?: boolean;
   log?: (line: string) => void;
 }
+
+/**
+ * vc-manager on full nodes: a TCG dom0 under load (other testbeds on 2 cores) took over 60 s to
+ * answer a probe, and HA then fenced (killed) both nodes after the default 30 s grace; a 5 s lease
+ * was lost while the event loop waited.
+ */
+const FULL_NODE_MANAGER_ARGS = ['--ssh-timeout', '120', '--node-failure-grace', '3600', '--lease-ttl', '30'];
+/** SSH to full nodes: a TCG dom0 under load takes many seconds per handshake. */
+const FULL_NODE_SSH = { connectTimeoutMs: 120_000, keepaliveIntervalMs: 40_000 };
 
 export interface RunResult {
   code: number;
@@ -71,7 +87,7 @@ export async function startClusterHarness(opts: HarnessOptions): Promise<Cluster
   let testbed: TestbedState | undefined;
   let store: Store | undefined;
   let manager: ChildProcess | undefined;
-  const transports = new TransportCache();
+  const transports = new TransportCache(opts.full ? { ssh: FULL_NODE_SSH } : undefined);
   const managerLog = join(dir, 'vc-manager.log');
   const storeKind = opts.store ?? (process.env.VL_E2E_STORE === 'etcd-cluster' ? 'etcd-cluster' : 'embedded');
   const etcdDir = join(dir, 'etcd');
@@ -81,7 +97,7 @@ export async function startClusterHarness(opts: HarnessOptions): Promise<Cluster
     // From the sources (not dist/), so the manager always matches the code under test.
     const argv = ['--import', 'tsx', join(ROOT, 'operator/vc-manager.ts')];
     const out = createWriteStream(managerLog, { flags: 'a' });
-    const p = spawn(process.execPath, [...argv, '--store', storeUrl, '--metrics-addr', '127.0.0.1:0', '--identity', 'harness', '--lease-ttl', '5', ...(opts.managerArgs ?? [])], {
+    const p = spawn(process.execPath, [...argv, '--store', storeUrl, '--metrics-addr', '127.0.0.1:0', '--identity', 'harness', '--lease-ttl', '5', ...(opts.full ? FULL_NODE_MANAGER_ARGS : []), ...(opts.managerArgs ?? [])], {
       cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
     });
     p.stdout!.pipe(out);
@@ -132,7 +148,7 @@ export async function startClusterHarness(opts: HarnessOptions): Promise<Cluster
 
   try {
     log(`testbed: ${opts.nodes} physical nodes (network namespaces, real sshd) under ${dir}`);
-    testbed = await testbedUp({ nodes: opts.nodes, dir: join(dir, 'testbed'), cores: opts.cores, memoryMiB: opts.memoryMiB });
+    testbed = await testbedUp({ nodes: opts.nodes, dir: join(dir, 'testbed'), cores: opts.cores, memoryMiB: opts.memoryMiB, ...(opts.full ? { full: { bootTimeoutMs: 600_000 } } : {}) });
     const imageDir = opts.imageDir ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'virtualinux', 'guest');
     log(`guest image: ${imageDir} (built once, then reused)`);
     const image = buildGuestImage({ out: imageDir, log });
@@ -153,19 +169,20 @@ export async function startClusterHarness(opts: HarnessOptions): Promise<Cluster
       const code = await vcctlMain(args, { stdout: out, stderr: err, stdin: Readable.from([stdin]), env: { ...process.env, VCCTL_STORE: storeUrl } });
       return { code, stdout, stderr };
     };
-    for (const f of [join(testbed.dir, 'physicalnodes.yaml'), image.ostemplate]) {
+    for (const f of [join(testbed.dir, 'physicalnodes.yaml'), opts.full ? xenTemplate(image, testbed.sanDir) : image.ostemplate]) {
       const r = await vcctl(['apply', '-f', f]);
       if (r.code !== 0) throw new Error(`vcctl apply -f ${f}: ${r.stderr}`);
     }
     log(`vc-manager: starting on the ${storeKind === 'etcd-cluster' ? '3-member etcd cluster' : 'embedded store'}`);
     manager = startManager();
     // Placement only uses Ready nodes: start from a cluster whose nodes are all probed Ready.
-    const deadline = Date.now() + 120_000;
+    const readyWithinS = opts.full ? 600 : 120;
+    const deadline = Date.now() + readyWithinS * 1000;
     for (;;) {
       const pns = await nodes();
       if (pns.length === opts.nodes && pns.every((p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))) break;
       if (manager.exitCode !== null) throw new Error(`vc-manager exited (${manager.exitCode}); see ${managerLog}`);
-      if (Date.now() > deadline) throw new Error(`the physical nodes did not become Ready in 120 s; see ${managerLog}`);
+      if (Date.now() > deadline) throw new Error(`the physical nodes did not become Ready in ${readyWithinS} s; see ${managerLog}`);
       await new Promise((r) => setTimeout(r, 250));
     }
     log(`physical nodes Ready: ${(await nodes()).map((p) => p.metadata.name).join(', ')}`);
@@ -188,4 +205,33 @@ export async function startClusterHarness(opts: HarnessOptions): Promise<Cluster
     await stop();
     throw err;
   }
+}
+
+/**
+ * The reference guest's OSTemplate for full nodes: its kernel, initrd and image copied to the
+ * testbed's shared directory (mounted at the same path in every dom0), readiness from the console's
+ * READY line (the agent talks over virtio-serial, which a Xen PV guest lacks). Returns the file.
+ */
+function xenTemplate(image: GuestImage, sanDir: string): string {
+  const dir = join(sanDir, 'images');
+  mkdirSync(dir, { recursive: true });
+  const to = (f: string): string => {
+    const dest = join(dir, basename(f));
+    copyFileSync(f, dest);
+    return dest;
+  };
+  const doc = {
+    apiVersion: 'virtualinux.org/v1alpha1',
+    kind: 'OSTemplate',
+    metadata: { name: 'busybox' },
+    spec: {
+      image: { path: to(image.image), format: 'qcow2' },
+      boot: { kernel: to(image.kernel), initrd: to(image.initrd), cmdline: image.cmdline },
+      revision: 1,
+      guestAgent: false,
+    },
+  };
+  const file = join(dir, 'ostemplate.yaml'); // JSON is YAML
+  writeFileSync(file, JSON.stringify(doc));
+  return file;
 }

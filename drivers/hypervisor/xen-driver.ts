@@ -19,10 +19,16 @@
 //   itself: `-s` carries our own ssh command line (a per-node key made on first use, allowed on the
 //   target only to run `xl migrate-receive`, and a known_hosts file with the target's host key read
 //   over the target's own pinned Transport; StrictHostKeyChecking=yes, never accept-new). xl
-//   reports no downtime: downtimeMs is -1 and totalMs is our measured time. Debian's Xen 4.17 is
-//   built without shadow paging, which PV log-dirty (hence every live migration of a PV guest)
-//   needs: there xl fails with "Failed to enable logdirty: 95" and the guest keeps running on the
-//   source; the error says so (MigrationFailedError);
+//   prints no downtime: we run `xl -vvv migrate` and take the time from libxl's suspend request
+//   to the target's "Domain started" line as they reach us (XlLineClock; -1 when xl printed
+//   neither); totalMs is our measured time. Debian's Xen 4.17 is built without shadow paging,
+//   which PV log-dirty (hence every live migration of a PV guest) needs: there xl fails with
+//   "Failed to enable logdirty: 95" and the guest keeps running on the source; the error says so
+//   (MigrationFailedError). A PVH guest gets log-dirty from HAP instead: on nodes whose CPU model
+//   gives Xen SVM with nested paging under TCG (`-cpu qemu64,+svm,+npt`) a PVH domU booted and
+//   `xl migrate` moved it, by hand (not the nodes' CPU model yet: README "What is not exercised");
+// - the console log of a domain that arrived by live migration keeps xenconsoled's name for it
+//   while incoming: `guest-<name>--incoming.log` (consoleLogPaths);
 // - cancelling a migration ends the `xl migrate` process; xl then resumes the domain on the source;
 // - the console is the log xenconsoled writes when started with `--log=guest`
 //   (`<consoleLogDir>/guest-<name>.log`).
@@ -55,7 +61,7 @@ export interface XenDriverOptions {
   runRoot: string;
   /** The address other nodes' `xl migrate` reaches this node at (over SSH). */
   migrationAddress: string;
-  /** Guest type; default pv (PVH needs VT-x/AMD-V, which a node under TCG lacks). */
+  /** Guest type; default pv (PVH needs VT-x/AMD-V, which the full nodes' CPU model does not give under TCG). */
   guestType?: 'pvh' | 'pv';
   /** Where `xl save` writes before the file moves to its place (the node's own disk); default /var/lib/xen. */
   saveDir?: string;
@@ -232,6 +238,41 @@ function splitMigrationName(xlName: string): { name: string; state?: DomainState
   return { name: m[1]!, state: m[2] === 'incoming' ? 'incoming' : 'migrating' };
 }
 
+/** libxl (xl -vvv) asks the guest to suspend: the guest stops running on the source. */
+const XL_SUSPEND_LINE = /issuing (?:PV|PVH\/HVM) suspend request/;
+/** The target's xl has unpaused the domain: it runs there. */
+const XL_STARTED_LINE = /migration target: Domain started/;
+
+/**
+ * The lines of a running `xl migrate`, each stamped with the time it reached us. xl prints no
+ * downtime; downtimeMs() is the time from libxl's suspend request to the target's report that the
+ * domain started, as both lines arrived over the same SSH channel (-1 when either is missing).
+ */
+export class XlLineClock {
+  private readonly stamped: { at: number; line: string }[] = [];
+  private partial = '';
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  add(chunk: string): void {
+    const parts = (this.partial + chunk).split('\n');
+    this.partial = parts.pop()!;
+    const at = this.now();
+    for (const line of parts) this.stamped.push({ at, line });
+  }
+
+  /** Everything so far, without the lines matching `drop` (libxl's debug chatter). */
+  text(drop?: RegExp): string {
+    return [...this.stamped.map((s) => s.line), this.partial].filter((l) => !drop || !drop.test(l)).join('\n');
+  }
+
+  downtimeMs(): number {
+    const from = this.stamped.find((s) => XL_SUSPEND_LINE.test(s.line));
+    const to = this.stamped.find((s) => XL_STARTED_LINE.test(s.line));
+    return from && to && to.at >= from.at ? to.at - from.at : -1;
+  }
+}
+
 export class XenDriver implements HypervisorDriver {
   readonly kind = 'xen' as const;
   readonly transport: Transport;
@@ -273,6 +314,14 @@ export class XenDriver implements HypervisorDriver {
 
   consoleLogPath(name: string): string {
     return `${this.consoleLogDir}/guest-${name}.log`;
+  }
+
+  /**
+   * Every console log a domain of this name may have here: xenconsoled names the log of a domain
+   * that arrived by live migration after the name it had while incoming (`<name>--incoming`).
+   */
+  consoleLogPaths(name: string): string[] {
+    return [this.consoleLogPath(name), `${this.consoleLogDir}/guest-${name}--incoming.log`];
   }
 
   async list(): Promise<DomainInfo[]> {
@@ -329,7 +378,7 @@ export class XenDriver implements HypervisorDriver {
     if (cur && cur.state !== 'shutoff') return cur;
     if (cur?.pid !== undefined) await execOk(this.transport, ['xl', 'destroy', spec.name]);
     const cfg = await this.writeConfig(spec);
-    await execOk(this.transport, ['rm', '-f', '--', this.consoleLogPath(spec.name)]);
+    await execOk(this.transport, ['rm', '-f', '--', ...this.consoleLogPaths(spec.name)]);
     const r = await this.transport.exec(['xl', 'create', '-q', cfg], { timeoutMs: 900_000 } /* a loaded TCG dom0 took over 5 min: kernel over 9p, qemu-nbd */);
     if (r.code !== 0) {
       // libxl destroys what it built; a domain it could not tear down is destroyed here
@@ -347,7 +396,7 @@ export class XenDriver implements HypervisorDriver {
       const r = await this.transport.exec(['xl', 'destroy', name], { timeoutMs: 120_000 });
       if (r.code !== 0 && (await this.get(name))?.pid !== undefined) throw new HypervisorError(`${this.node}: xl destroy ${name} failed: ${r.stderr.trim()}`);
     }
-    await execOk(this.transport, ['rm', '-f', '--', this.configPath(name), this.consoleLogPath(name)]);
+    await execOk(this.transport, ['rm', '-f', '--', this.configPath(name), ...this.consoleLogPaths(name)]);
   }
 
   async shutdown(name: string, opts: ShutdownOptions = {}): Promise<ShutdownResult> {
@@ -384,7 +433,7 @@ export class XenDriver implements HypervisorDriver {
       throw new HypervisorError(`${this.node}: moving ${name}'s saved state to ${file} failed: ${mv.stderr.trim()}; ${back.code === 0 ? 'restored it here (the domain keeps running)' : `restoring it here failed too: ${back.stderr.trim()}`}`);
     }
     // the domain is ended: its files go, as after a migration
-    await this.transport.exec(['rm', '-f', '--', this.configPath(name), this.consoleLogPath(name)]);
+    await this.transport.exec(['rm', '-f', '--', this.configPath(name), ...this.consoleLogPaths(name)]);
     return { file, bytes: Number(mv.stdout.trim()), durationMs };
   }
 
@@ -392,7 +441,7 @@ export class XenDriver implements HypervisorDriver {
     const cur = await this.get(spec.name);
     if (cur && cur.state !== 'shutoff') return cur;
     const cfg = await this.writeConfig(spec);
-    await execOk(this.transport, ['rm', '-f', '--', this.consoleLogPath(spec.name)]);
+    await execOk(this.transport, ['rm', '-f', '--', ...this.consoleLogPaths(spec.name)]);
     const r = await this.transport.exec(['xl', 'restore', cfg, file], { timeoutMs: 600_000 });
     if (r.code !== 0) throw new HypervisorError(`${this.node}: xl restore ${spec.name} from ${file} failed (the file is kept): ${r.stderr.trim()}`);
     await execOk(this.transport, ['rm', '-f', '--', file]);
@@ -431,21 +480,23 @@ export class XenDriver implements HypervisorDriver {
     // the target's xl runs our block script from the configuration xl sends along
     await target.installScripts();
     const t1 = Date.now();
-    const argv = ['xl', 'migrate', '-s', ssh, name, target.migrationAddress];
+    // -vvv: libxl's debug lines include the moment it asks the guest to suspend (downtime's start)
+    const argv = ['xl', '-vvv', 'migrate', '-s', ssh, name, target.migrationAddress];
     const p = this.transport.spawn(argv, { timeoutMs: opts.timeoutMs ?? 120_000 });
     this.outgoing.set(name, p);
-    let stderr = '';
-    p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    p.stdout.on('data', (b: Buffer) => (stderr += b.toString()));
+    const lines = new XlLineClock();
+    p.stderr.on('data', (b: Buffer) => lines.add(b.toString()));
+    p.stdout.on('data', (b: Buffer) => lines.add(b.toString()));
     let code: number;
     try {
       code = (await p.done).code;
     } catch (err) {
       code = -1;
-      stderr += (err as Error).message;
+      lines.add(`\n${(err as Error).message}\n`);
     } finally {
       this.outgoing.delete(name);
     }
+    const stderr = lines.text(/\bdebug: /);
     const wasCancelled = this.cancelled.delete(name);
     if (code !== 0) {
       const why = /Failed to enable logdirty: 95/.test(stderr)
@@ -455,10 +506,10 @@ export class XenDriver implements HypervisorDriver {
       throw wasCancelled ? new MigrationCancelledError(msg) : new MigrationFailedError(msg);
     }
     const t2 = Date.now();
-    await this.transport.exec(['rm', '-f', '--', this.configPath(name), this.consoleLogPath(name)]);
+    await this.transport.exec(['rm', '-f', '--', this.configPath(name), ...this.consoleLogPaths(name)]);
     const t3 = Date.now();
     return {
-      downtimeMs: -1,
+      downtimeMs: lines.downtimeMs(),
       totalMs: t2 - t1,
       endToEndMs: t3 - t0,
       transferredBytes: 0,
@@ -477,6 +528,6 @@ export class XenDriver implements HypervisorDriver {
 
   async readConsole(name: string, opts: ConsoleReadOptions = {}): Promise<ConsoleChunk> {
     validateDomainName(name);
-    return readConsoleLog(this.transport, [this.consoleLogPath(name)], opts.fromOffset ?? 0);
+    return readConsoleLog(this.transport, this.consoleLogPaths(name), opts.fromOffset ?? 0);
   }
 }

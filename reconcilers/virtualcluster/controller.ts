@@ -5,6 +5,7 @@
 import type { VirtualCluster, VirtualClusterStatus, VirtualNode } from '../../api/types.js';
 import { AlreadyExistsError, NotFoundError } from '../../api/store/types.js';
 import { setCondition } from '../../api/conditions.js';
+import { writeStatusOver } from '../../api/status-writer.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
 import type { ObjectRef } from '../../api/store/types.js';
 import { planVirtualNodes, summarizeCluster } from './plan.js';
@@ -49,16 +50,21 @@ export async function reconcileVirtualCluster(ref: ObjectRef, ctx: ReconcileCont
 
   const sum = summarizeCluster(vc, existing);
   const gen = vc.metadata.generation ?? 0;
-  const status: VirtualClusterStatus = {
-    ...vc.status,
+  // This controller's fields over a status (the cached one, or a fresh read's).
+  const ours = (base: VirtualClusterStatus | undefined): VirtualClusterStatus => ({
+    ...base,
     phase: sum.phase,
     observedGeneration: gen,
     nodes: sum.nodes,
-    conditions: setCondition(vc.status?.conditions, sum.ready, gen),
-  };
+    conditions: setCondition(base?.conditions, sum.ready, gen),
+  });
+  const status = ours(vc.status);
   if (JSON.stringify(status) !== JSON.stringify(vc.status)) {
-    // Conflicts (someone else wrote the VC since the cache saw it) retry with backoff.
-    await ctx.store.updateStatus<VirtualCluster>({ ...vc, status });
+    // Over the stored VC (placement, network, storage and runtime write its status too): a
+    // Conflict re-reads and writes our fields again instead of failing the reconcile into a
+    // backoff (hack/bench-scale: 2,567 of 6,306 reconciles of 250 VCs failed so). A VC whose spec
+    // changed since (another generation) is left to the reconcile its event brings.
+    await writeStatusOver<VirtualCluster>(ctx.store, vc, (current) => ((current.metadata.generation ?? 0) !== gen ? undefined : ours(current.status)));
   }
   return plan.blocked.length > 0 ? { requeueAfterMs: 2000 } : undefined;
 }

@@ -4,11 +4,20 @@
 // `!!binary`, `!!set`) are errors with their line, and every document keeps its syntax tree so
 // later errors can name a line.
 
-import {
-  isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, visit, type Document, type Node,
-} from 'yaml';
+import { createRequire } from 'node:module';
+import type * as Yaml from 'yaml';
+import type { Document, LineCounter, Node } from 'yaml';
 import { fastParseDocuments } from './fast-yaml.js';
 import type { InputIssue } from './issues.js';
+
+// The yaml package is required on first use (a synchronous require of its CommonJS build): plain
+// YAML takes the fast path and never needs it, so a fresh `vcctl apply` of plain manifests does
+// not load it.
+let yamlPackage: typeof Yaml | undefined;
+function yaml(): typeof Yaml {
+  yamlPackage ??= createRequire(import.meta.url)('yaml') as typeof Yaml;
+  return yamlPackage;
+}
 
 /** At most this many alias dereferences per document (the yaml package's own guard). */
 export const MAX_ALIAS_COUNT = 100;
@@ -54,6 +63,7 @@ export function parseDocuments(file: string, text: string): { documents: ParsedD
 
 /** parseDocuments with the yaml package's syntax tree (every check, every line). */
 function parseWithTree(file: string, text: string): { documents: ParsedDocument[]; issues: InputIssue[] } {
+  const { LineCounter, parseAllDocuments } = yaml();
   const lc = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false });
   const documents: ParsedDocument[] = [];
@@ -71,7 +81,7 @@ function parseWithTree(file: string, text: string): { documents: ParsedDocument[
       }
       return;
     }
-    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return; // empty
+    if (doc.contents === null || (yaml().isScalar(doc.contents) && doc.contents.value === null)) return; // empty
     const structural = structureIssues(doc);
     if (structural.length > 0) {
       for (const s of structural) issues.push({ file, document, line: lc.linePos(s.offset).line, message: s.message });
@@ -104,6 +114,7 @@ const PLAIN_TAGS = new Set(['!', ...['str', 'int', 'float', 'bool', 'null', 'map
  */
 function structureIssues(doc: Document): { offset: number; message: string }[] {
   const out: { offset: number; message: string }[] = [];
+  const { isAlias, visit } = yaml();
   const anchors = new Set<string>();
   visit(doc, {
     Node(_key, node) {
@@ -150,6 +161,7 @@ function firstLine(message: string): string {
 }
 
 function lineOfPath(doc: Document, lc: LineCounter, path: (string | number)[]): number | undefined {
+  const { isMap, isScalar, isSeq } = yaml();
   let node: unknown = doc.contents;
   let offset = (doc.contents as Node | null)?.range?.[0];
   for (const seg of path) {

@@ -3,9 +3,10 @@
 // version) never load the YAML parser for them.
 
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
+import type * as Yaml from 'yaml';
 import { kindInfo, type KindInfo } from '../kinds.js';
 
 /** An OpenAPI v3 schema node as CRDs write it (a structural subset of JSON Schema). */
@@ -76,6 +77,9 @@ export function loadCrd(kind: string): CrdInfo {
     };
   };
   try {
+    // The yaml package is required here, on first use: `vcctl apply` in the bundle validates with
+    // precompiled validators and never parses a CRD, so it does not load the package at all.
+    const { parse } = createRequire(import.meta.url)('yaml') as typeof Yaml;
     doc = parse(readFileSync(file, 'utf8')) as typeof doc;
   } catch (err) {
     throw new Error(`cannot read the CRD of ${info.kind} at ${file}: reinstall or fix the file`, { cause: err });

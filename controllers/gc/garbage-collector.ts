@@ -18,6 +18,7 @@ import { NotFoundError, type ObjectRef, type Store } from '../../api/store/types
 import type { SharedCache } from '../cache.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../types.js';
 import { hasFinalizer, removeFinalizer, updateWithRetry } from '../../api/finalizers.js';
+import { mapOnChange } from '../change-filter.js';
 import { ownerRefTarget } from './owner-references.js';
 import { FOREGROUND_FINALIZER, GC_KINDS, ORPHAN_FINALIZER, liveDependents } from './propagation.js';
 
@@ -116,14 +117,18 @@ export function garbageCollectorSpecs(cache: SharedCache, kinds: readonly string
     resyncMs: 0,
     watches: kinds.map((other) => ({
       kind: other,
-      map(o: ApiObject): ObjectRef[] {
+      // Only what the collector reads of another object passes (change-filter.ts): its uid,
+      // owners, deletion and finalizers; its gone-ness always. Each status write of a VM mapped to
+      // its VC, and each of a VC's to its VMs and Volumes (hack/bench-scale: 8,683 collector
+      // reconciles of 750 VCs before one VM was bound).
+      map: mapOnChange(cache, (o) => [o.metadata.uid, o.metadata.ownerReferences, o.metadata.deletionTimestamp, o.metadata.finalizers], (o) => {
         const out: ObjectRef[] = [];
         // o's owners of this kind (their foreground deletion waits for o).
         for (const r of o.metadata.ownerReferences ?? []) if (r.kind === kind) out.push(ownerRefTarget(r, o));
         // o's dependents of this kind (o may have gone, or started a foreground deletion).
         if (o.metadata.uid) for (const d of cache.listByOwner(kind, o.metadata.uid)) out.push(refOf(d));
         return out;
-      },
+      }),
     })),
     async reconcile(key, ctx) {
       // Most objects need nothing: decide from the cache, and read the store only to act.

@@ -90,7 +90,7 @@ add)
   if [ -b "$f" ]; then
     dev=$f
   elif [ "$(head -c 4 -- "$f")" = "$(printf 'QFI\\373')" ]; then
-    [ -e /sys/module/nbd ] || modprobe nbd nbds_max=64 || fail "no nbd module for $f"
+    [ -e /sys/module/nbd ] || modprobe nbd nbds_max=16 || fail "no nbd module for $f"
     i=0
     # claim a device: the mkdir is atomic, so two disks added at once never take the same one
     while [ -e /sys/block/nbd$i/pid ] || ! mkdir /run/vl-nbd$i 2>/dev/null; do

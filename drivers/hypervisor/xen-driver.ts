@@ -496,7 +496,7 @@ export class XenDriver implements HypervisorDriver {
     } finally {
       this.outgoing.delete(name);
     }
-    const stderr = lines.text(/\bdebug: /);
+    const stderr = lines.text(/\bdebug: |^xc: detail: /);
     const wasCancelled = this.cancelled.delete(name);
     if (code !== 0) {
       const why = /Failed to enable logdirty: 95/.test(stderr)

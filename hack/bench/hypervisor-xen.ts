@@ -9,6 +9,8 @@
 //   same node, and with xl's own save time (what `xl save` took, inside our suspend);
 // - live migration: attempted (xl migrate over our pinned SSH); on these nodes it fails, since
 //   Debian's Xen has no shadow paging (PV log-dirty): the reason is printed, no figure is invented.
+//   (A PVH domU on nodes with `-cpu qemu64,+svm,+npt` does migrate, with HAP log-dirty; measured by
+//   hand, not here: README "What is not exercised".)
 // QEMU beside Xen on the same nodes is not measured: the node image has no QEMU (no qemu-system in
 // dom0), and a TCG guest of a TCG dom0 would measure the emulation twice.
 //

@@ -60,17 +60,42 @@ function ref(kind: string, name: string, namespace?: string): ObjectRef {
   return namespace ? { kind, name, namespace } : { kind, name };
 }
 
+/**
+ * The Migrations of each VM (`<namespace>/<vm>`), from one pass per state of the cache's
+ * Migrations: a list of the namespace's Migrations on every VM reconcile made a drain cost VMs x
+ * Migrations (hack/bench-scale). A cache without informers: listed each time.
+ */
+const migrationIndex = new WeakMap<CacheReader, { at: string; byVm: Map<string, Migration[]> }>();
+function migrationsOf(cache: CacheReader, vn: VirtualNode): Migration[] {
+  const at = cacheState(cache, ['Migration']);
+  if (at === undefined) {
+    return cache.list<Migration>('Migration', { namespace: vn.metadata.namespace }).filter((m) => m.spec?.virtualNode === vn.metadata.name);
+  }
+  let idx = migrationIndex.get(cache);
+  if (idx?.at !== at) {
+    const byVm = new Map<string, Migration[]>();
+    for (const m of cache.list<Migration>('Migration')) {
+      if (!m.spec) continue;
+      const k = `${m.metadata.namespace ?? ''}/${m.spec.virtualNode}`;
+      const l = byVm.get(k);
+      if (l) l.push(m);
+      else byVm.set(k, [m]);
+    }
+    idx = { at, byVm };
+    migrationIndex.set(cache, idx);
+  }
+  return idx.byVm.get(`${vn.metadata.namespace ?? ''}/${vn.metadata.name}`) ?? [];
+}
+
 /** The Migration of this VirtualNode that is not finished, if any. */
 export function activeMigration(cache: CacheReader, vn: VirtualNode): Migration | undefined {
-  return cache
-    .list<Migration>('Migration', { namespace: vn.metadata.namespace })
-    .find((m) => m.spec?.virtualNode === vn.metadata.name && !m.metadata.deletionTimestamp && (m.status?.phase ?? 'Pending') !== 'Succeeded' && m.status?.phase !== 'Failed');
+  return migrationsOf(cache, vn)
+    .find((m) => !m.metadata.deletionTimestamp && (m.status?.phase ?? 'Pending') !== 'Succeeded' && m.status?.phase !== 'Failed');
 }
 
 /** A Migration of this VirtualNode finished less than 30 s ago (its hosts may still be settling). */
 export function recentlyMigrated(cache: CacheReader, vn: VirtualNode, nowMs: number): boolean {
-  return cache.list<Migration>('Migration', { namespace: vn.metadata.namespace }).some((m) =>
-    m.spec?.virtualNode === vn.metadata.name && !!m.status?.completionTime && nowMs - Date.parse(m.status.completionTime) < 30_000);
+  return migrationsOf(cache, vn).some((m) => !!m.status?.completionTime && nowMs - Date.parse(m.status.completionTime) < 30_000);
 }
 
 function liveState(d: DomainInfo | undefined): ObservedDomain['state'] | undefined {

@@ -273,6 +273,9 @@ export class XlLineClock {
   }
 }
 
+/** flock's exit code when another `xl create` of the same domain holds its lock. */
+const CREATE_LOCKED = 75;
+
 export class XenDriver implements HypervisorDriver {
   readonly kind = 'xen' as const;
   readonly transport: Transport;
@@ -378,8 +381,16 @@ export class XenDriver implements HypervisorDriver {
     if (cur && cur.state !== 'shutoff') return cur;
     if (cur?.pid !== undefined) await execOk(this.transport, ['xl', 'destroy', spec.name]);
     const cfg = await this.writeConfig(spec);
-    await execOk(this.transport, ['rm', '-f', '--', ...this.consoleLogPaths(spec.name)]);
-    const r = await this.transport.exec(['xl', 'create', '-q', cfg], { timeoutMs: 900_000 } /* a loaded TCG dom0 took over 5 min: kernel over 9p, qemu-nbd */);
+    // One xl create per domain at a time, held by a lock on the node: an earlier start whose caller
+    // gave up waiting (a loaded TCG dom0 took over 5 min: kernel over 9p, qemu-nbd) may still be
+    // building the domain, which xl lists without its name meanwhile. A second xl create would fail
+    // on the name and its clean-up would destroy the domain the first one is building; a second
+    // start while the lock is held is refused instead, and the caller looks again later.
+    const r = await this.transport.exec(
+      ['flock', '-n', '-E', String(CREATE_LOCKED), `${cfg}.lock`, 'sh', '-c', 'f=$1; shift; rm -f -- "$@" && exec xl create -q "$f"', 'sh', cfg, ...this.consoleLogPaths(spec.name)],
+      { timeoutMs: 900_000 },
+    );
+    if (r.code === CREATE_LOCKED) throw new HypervisorError(`${this.node}: ${spec.name} is still being created by an earlier xl create (lock ${cfg}.lock); look again when it ends`);
     if (r.code !== 0) {
       // libxl destroys what it built; a domain it could not tear down is destroyed here
       if ((await this.get(spec.name))?.pid !== undefined) await this.transport.exec(['xl', 'destroy', spec.name]);
@@ -396,7 +407,7 @@ export class XenDriver implements HypervisorDriver {
       const r = await this.transport.exec(['xl', 'destroy', name], { timeoutMs: 120_000 });
       if (r.code !== 0 && (await this.get(name))?.pid !== undefined) throw new HypervisorError(`${this.node}: xl destroy ${name} failed: ${r.stderr.trim()}`);
     }
-    await execOk(this.transport, ['rm', '-f', '--', this.configPath(name), ...this.consoleLogPaths(name)]);
+    await execOk(this.transport, ['rm', '-f', '--', this.configPath(name), `${this.configPath(name)}.lock`, ...this.consoleLogPaths(name)]);
   }
 
   async shutdown(name: string, opts: ShutdownOptions = {}): Promise<ShutdownResult> {

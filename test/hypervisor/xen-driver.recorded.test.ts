@@ -59,6 +59,8 @@ const FIND = ['find', RUN, '-maxdepth', '1', '-type', 'f', '-name', '*.cfg'];
 const CONSOLE = '/var/log/xen/console/guest-default.stripes-0.log';
 /** xenconsoled's name for the log of a domain that arrived by live migration. */
 const CONSOLE_IN = '/var/log/xen/console/guest-default.stripes-0--incoming.log';
+/** xl create of stripes-0 under its lock (one create per domain at a time), its old console logs removed first. */
+const CREATE = ['flock', '-n', '-E', '75', `${RUN}/default.stripes-0.cfg.lock`, 'sh', '-c', 'f=$1; shift; rm -f -- "$@" && exec xl create -q "$f"', 'sh', `${RUN}/default.stripes-0.cfg`, CONSOLE, CONSOLE_IN];
 
 function xenNode(name: string): { t: RecordingTransport; d: XenDriver } {
   const t = new RecordingTransport(name);
@@ -104,8 +106,7 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
       { writeFile: `${RUN}/vl-vif`, data: XEN_VIF_SCRIPT },
       { argv: ['chmod', '755', `${RUN}/vl-block`, `${RUN}/vl-vif`] },
       { writeFile: `${RUN}/default.stripes-0.cfg`, data: golden('stripes-0.pv.cfg') },
-      { argv: ['rm', '-f', '--', CONSOLE, CONSOLE_IN] },
-      { argv: ['xl', 'create', '-q', `${RUN}/default.stripes-0.cfg`] },
+      { argv: CREATE },
       { argv: ['xl', 'list', '-l'] },
       { argv: ['xl', 'list'] },
       { argv: FIND },
@@ -124,9 +125,16 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
 
   it('create: reports xl create failures with xl stderr and where to look', async () => {
     const { t, d } = xenNode('blade1');
-    t.answer(['xl', 'list', '-l'], ok('')).answer(['xl', 'create'], { code: 3, stdout: '', stderr: 'libxl: error: failed to get memory' });
+    t.answer(['xl', 'list', '-l'], ok('')).answer(['flock'], { code: 3, stdout: '', stderr: 'libxl: error: failed to get memory' });
     await assert.rejects(d.create(spec), /failed to get memory.*xl-default\.stripes-0\.log/);
     assert.ok(!t.commands.some((c) => c[1] === 'destroy'), 'nothing to destroy: xl listed no domain');
+  });
+
+  it('create while an earlier xl create of the domain still holds its lock: refused, nothing destroyed, the logs kept', async () => {
+    const { t, d } = xenNode('blade1');
+    t.answer(['xl', 'list', '-l'], ok('')).answer(['flock'], { code: 75, stdout: '', stderr: '' });
+    await assert.rejects(d.create(spec), /still being created by an earlier xl create/);
+    assert.ok(!t.commands.some((c) => c[1] === 'destroy' || c[0] === 'rm'), t.commands.map((c) => c.join(' ')).join('\n'));
   });
 
   it('shutdown asks xl and waits; destroy of an absent domain only removes its files', async () => {
@@ -136,7 +144,7 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     assert.deepEqual(t.commands, [['xl', 'list', '-l'], ['xl', 'list'], FIND, ['xl', 'shutdown', 'default.stripes-0'], ['xl', 'list', '-l'], FIND]);
     t.log.length = 0;
     await d.destroy('default.stripes-0');
-    assert.deepEqual(t.commands, [['xl', 'list', '-l'], FIND, ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, CONSOLE, CONSOLE_IN]]);
+    assert.deepEqual(t.commands, [['xl', 'list', '-l'], FIND, ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, `${RUN}/default.stripes-0.cfg.lock`, CONSOLE, CONSOLE_IN]]);
   });
 
   it('shutdown destroys a guest that ignores the request within the timeout', async () => {

@@ -16,6 +16,7 @@ import { pidAlive } from '../../hack/lib/testbed.js';
 import { failNode } from '../../hack/lib/testbed-faults.js';
 import { SshTransport } from '../../drivers/transport/ssh-transport.js';
 import { waitFor } from '../controllers/helpers.js';
+import { dom0Transports, printCluster } from './full-dom0.js';
 
 const GRACE_S = 60;
 const VC = `apiVersion: virtualinux.org/v1alpha1
@@ -82,9 +83,7 @@ describe.skip('high availability on two full Xen nodes: a killed machine is fenc
   before(async function () {
     this.timeout(25 * 60_000);
     h = await startClusterHarness({ nodes: 2, full: true, managerArgs: ['--orphan-grace', '30', '--node-failure-grace', String(GRACE_S), '--node-probe-interval', '5'] });
-    for (const n of h.testbed.nodes) {
-      dom0.set(n.name, new SshTransport({ host: n.name, address: n.address, port: n.port, user: 'root', identityFile: h.testbed.identityFile, hostKey: n.hostKey, connectTimeoutMs: 120_000, keepaliveIntervalMs: 40_000 }));
-    }
+    for (const [name, t] of dom0Transports(h)) dom0.set(name, t);
     const a = await h.vcctl(['apply', '-f', '-'], VC);
     assert.equal(a.code, 0, a.stderr);
     const w = await h.vcctl(['wait', 'vc/hax', '--for=condition=Ready', '--timeout=20m']);
@@ -97,10 +96,7 @@ describe.skip('high availability on two full Xen nodes: a killed machine is fenc
     await h?.stop();
   });
   afterEach(async function () {
-    if (this.currentTest?.state === 'failed' && h) {
-      const r = await h.vcctl(['get', 'vc,vn,vol,pn', '-o', 'wide']);
-      console.log(r.stdout, r.stderr, (await h.vcctl(['events'])).stdout, `manager log: ${h.managerLog}`);
-    }
+    if (this.currentTest?.state === 'failed' && h) await printCluster(h);
   });
 
   it('blade1 killed: Fenced and unschedulable, the VM Running on blade2 with a new READY line, never two copies', async () => {

@@ -20,6 +20,7 @@ import { execOk } from '../../drivers/transport/types.js';
 import { tapName } from '../../drivers/network/types.js';
 import { gatewayMacAddress } from '../../reconcilers/network/host-plan.js';
 import { waitFor } from '../controllers/helpers.js';
+import { dom0Transports, printCluster } from './full-dom0.js';
 
 const SUBNET = '10.210.0';
 const OTHER = '10.211.0';
@@ -80,9 +81,7 @@ describe.skip('the runtime on two full Xen nodes (PV domUs, routed per-VC networ
   before(async function () {
     this.timeout(20 * 60_000);
     h = await startClusterHarness({ nodes: 2, full: true, managerArgs: ['--orphan-grace', '30'] });
-    for (const n of h.testbed.nodes) {
-      dom0.set(n.name, new SshTransport({ host: n.name, address: n.address, port: n.port, user: 'root', identityFile: h.testbed.identityFile, hostKey: n.hostKey, connectTimeoutMs: 120_000, keepaliveIntervalMs: 40_000 }));
-    }
+    for (const [name, t] of dom0Transports(h)) dom0.set(name, t);
   });
   after(async function () {
     this.timeout(10 * 60_000);
@@ -90,10 +89,7 @@ describe.skip('the runtime on two full Xen nodes (PV domUs, routed per-VC networ
     await h?.stop();
   });
   afterEach(async function () {
-    if (this.currentTest?.state === 'failed' && h) {
-      const r = await h.vcctl(['get', 'vc,vn,vol,pn', '-o', 'wide']);
-      console.log(r.stdout, r.stderr, (await h.vcctl(['events'])).stdout, `manager log: ${h.managerLog}`);
-    }
+    if (this.currentTest?.state === 'failed' && h) await printCluster(h);
   });
 
   it('a VC of 2 VMs on 2 nodes reaches Ready with each READY line in vcctl logs; the guests reach each other and their gateway, not another VC', async () => {

@@ -34,11 +34,7 @@ spec:
 `;
 const DOMAIN = 'default.hax-0';
 
-// PENDING (describe.skip, printed as pending by every run): not passed yet. One run here (load ~5)
-// brought the VM to Ready on blade1 and killed blade1, then failed at once on an assertion made
-// right after the SIGKILL (the QEMU had not exited yet; now a wait); it has not run since. Remove
-// the .skip once `npx mocha test/e2e/ha-xen.full.test.ts` has passed on a quiet machine.
-describe.skip('high availability on two full Xen nodes: a killed machine is fenced and its domU boots on the other [pending: not passed yet]', function () {
+describe('high availability on two full Xen nodes: a killed machine is fenced and its domU boots on the other', function () {
   this.timeout(40 * 60_000);
   let h: ClusterHarness;
   const dom0 = new Map<string, SshTransport>();

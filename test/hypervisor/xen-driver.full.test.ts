@@ -90,6 +90,7 @@ describeHypervisorConformance('XenDriver conformance (two full Xen nodes over SS
   throttledMigration: false,
   migrationFigures: false,
   noLiveMigration: NO_LIVE,
+  readyTimeoutMs: 300_000,
 });
 
 describe('XenDriver live migration on these nodes (xl migrate over our pinned SSH)', function () {

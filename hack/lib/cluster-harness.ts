@@ -147,7 +147,7 @@ export async function startClusterHarness(opts: HarnessOptions): Promise<Cluster
   };
 
   try {
-    log(`testbed: ${opts.nodes} physical nodes (network namespaces, real sshd) under ${dir}`);
+    log(`testbed: ${opts.nodes} physical nodes (${opts.full ? "QEMU machines running Xen with a Debian dom0" : "network namespaces, real sshd"}) under ${dir}`);
     testbed = await testbedUp({ nodes: opts.nodes, dir: join(dir, 'testbed'), cores: opts.cores, memoryMiB: opts.memoryMiB, ...(opts.full ? { full: { bootTimeoutMs: 600_000 } } : {}) });
     const imageDir = opts.imageDir ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'virtualinux', 'guest');
     log(`guest image: ${imageDir} (built once, then reused)`);

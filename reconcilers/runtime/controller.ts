@@ -21,7 +21,7 @@ import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } f
 import type { DomainInfo, DomainSpec, HypervisorDriver } from '../../drivers/hypervisor/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { execOk } from '../../drivers/transport/types.js';
-import { cacheState } from '../../controllers/change-filter.js';
+import { cacheState, perCacheState } from '../../controllers/change-filter.js';
 import { posix } from 'node:path';
 import { macAddress, tapName } from '../network/host-plan.js';
 import { vmAddress } from '../network/addresses.js';
@@ -60,31 +60,29 @@ function ref(kind: string, name: string, namespace?: string): ObjectRef {
   return namespace ? { kind, name, namespace } : { kind, name };
 }
 
+/** The Migrations of each VM, keyed `<namespace>/<vm>`: one pass over the cache's Migrations. */
+function migrationsByVm(cache: CacheReader): Map<string, Migration[]> {
+  const byVm = new Map<string, Migration[]>();
+  for (const m of cache.list<Migration>('Migration')) {
+    if (!m.spec) continue;
+    const k = `${m.metadata.namespace ?? ''}/${m.spec.virtualNode}`;
+    const l = byVm.get(k);
+    if (l) l.push(m);
+    else byVm.set(k, [m]);
+  }
+  return byVm;
+}
+
 /**
- * The Migrations of each VM (`<namespace>/<vm>`), from one pass per state of the cache's
- * Migrations: a list of the namespace's Migrations on every VM reconcile made a drain cost VMs x
- * Migrations (hack/bench-scale). A cache without informers: listed each time.
+ * The Migrations of a VM, from migrationsByVm kept per cache and per state of its Migrations
+ * (perCacheState): a list of the namespace's Migrations on every VM reconcile made a drain cost
+ * VMs x Migrations (hack/bench-scale).
  */
-const migrationIndex = new WeakMap<CacheReader, { at: string; byVm: Map<string, Migration[]> }>();
+const migrationIndexes = new WeakMap<CacheReader, (cache: CacheReader) => Map<string, Migration[]>>();
 function migrationsOf(cache: CacheReader, vn: VirtualNode): Migration[] {
-  const at = cacheState(cache, ['Migration']);
-  if (at === undefined) {
-    return cache.list<Migration>('Migration', { namespace: vn.metadata.namespace }).filter((m) => m.spec?.virtualNode === vn.metadata.name);
-  }
-  let idx = migrationIndex.get(cache);
-  if (idx?.at !== at) {
-    const byVm = new Map<string, Migration[]>();
-    for (const m of cache.list<Migration>('Migration')) {
-      if (!m.spec) continue;
-      const k = `${m.metadata.namespace ?? ''}/${m.spec.virtualNode}`;
-      const l = byVm.get(k);
-      if (l) l.push(m);
-      else byVm.set(k, [m]);
-    }
-    idx = { at, byVm };
-    migrationIndex.set(cache, idx);
-  }
-  return idx.byVm.get(`${vn.metadata.namespace ?? ''}/${vn.metadata.name}`) ?? [];
+  let index = migrationIndexes.get(cache);
+  if (!index) migrationIndexes.set(cache, (index = perCacheState(['Migration'], migrationsByVm)));
+  return index(cache).get(`${vn.metadata.namespace ?? ''}/${vn.metadata.name}`) ?? [];
 }
 
 /** The Migration of this VirtualNode that is not finished, if any. */

@@ -180,13 +180,23 @@ describe('faults of a 3-member etcd cluster under vc-manager (history checked)',
     await waitFor('mgr-b standby', () => b.lines.some((l) => l.msg === 'vc-manager started'), 60_000);
     await store.create({ apiVersion: 'test/v1', kind: 'FenceProbe', metadata: { name: 'probe' }, spec: {} });
     const writes: { writer: string; revision: number; at: number }[] = [];
-    const w = store.watch<ApiObject>('FenceProbe', { fromRevision: (await store.revision()) + 1 }, {
-      onEvent: (ev) => {
-        const writer = ev.object.metadata.annotations?.[WRITER_ANNOTATION];
-        if (writer) writes.push({ writer, revision: ev.revision, at: Date.now() });
-      },
-      onError: () => undefined,
-    });
+    // The test's own watch may be served by the member about to be cut off: the store ends a watch
+    // whose connection stays down for 10 s (seen under CI load), so it is opened again after the
+    // last revision it delivered; etcd keeps that history, so no write goes unrecorded.
+    let next = (await store.revision()) + 1;
+    let closed = false;
+    let w: { close(): void } = { close: () => undefined };
+    const openWatch = (): void => {
+      w = store.watch<ApiObject>('FenceProbe', { fromRevision: next }, {
+        onEvent: (ev) => {
+          next = ev.revision + 1;
+          const writer = ev.object.metadata.annotations?.[WRITER_ANNOTATION];
+          if (writer) writes.push({ writer, revision: ev.revision, at: Date.now() });
+        },
+        onError: () => { if (!closed) setTimeout(() => { if (!closed) openWatch(); }, 200); },
+      });
+    };
+    openWatch();
     try {
       const acked: ApiObject[] = [];
       await createVCs(store, 'f3', 0, 10, acked);
@@ -212,6 +222,7 @@ describe('faults of a 3-member etcd cluster under vc-manager (history checked)',
       assert.ok(writes.some((x) => x.writer === 'mgr-b' && x.at > healedAt), 'the new leader keeps working after the heal');
       await finish('manager leader cut off', store, history, cache, acked, nodes);
     } finally {
+      closed = true;
       w.close();
     }
   });

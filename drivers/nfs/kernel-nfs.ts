@@ -85,7 +85,8 @@ if [ ! -s /var/lib/nfs/etab ] && [ -e /proc/fs/nfsd/threads ] && [ "$(cat /proc/
 fi
 `;
 
-const STATE_SCRIPT = String.raw`
+/** Prints nfsd's thread count and the kernel's exports (`threads N`, `export <etab line>`); parseKnfsdState reads it. */
+export const KNFSD_STATE_SCRIPT = String.raw`
 if [ -e /proc/fs/nfsd/threads ]; then echo "threads $(cat /proc/fs/nfsd/threads)"; else echo "threads 0"; fi
 [ -f /var/lib/nfs/etab ] && sed 's/^/export /' /var/lib/nfs/etab
 true
@@ -108,7 +109,11 @@ export async function knfsdUnexport(t: Transport, path: string): Promise<void> {
 }
 
 export async function knfsdExports(t: Transport): Promise<KernelNfsState> {
-  const out = await runScript(t, 'read the kernel NFS exports', STATE_SCRIPT, []);
+  return parseKnfsdState(await runScript(t, 'read the kernel NFS exports', KNFSD_STATE_SCRIPT, []));
+}
+
+/** What KNFSD_STATE_SCRIPT printed (other lines are ignored). Pure. */
+export function parseKnfsdState(out: string): KernelNfsState {
   const s: KernelNfsState = { threads: 0, exports: [] };
   for (const line of out.split('\n')) {
     if (line.startsWith('threads ')) s.threads = Number(line.slice(8));

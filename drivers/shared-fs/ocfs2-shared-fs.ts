@@ -109,6 +109,28 @@ export class Ocfs2SharedFs implements SharedFsDriver {
     return posix.join(this.mountRoot, v.namespace, v.vc);
   }
 
+  /**
+   * The volume mounted at `mountPoint` from LV `lv` (as readSharedFsNode reports a mount), or
+   * undefined when the two are not one of ours (another path, another LV name). Pure.
+   */
+  refOf(mountPoint: string, lv: string | undefined): SharedVolumeRef | undefined {
+    const rel = posix.relative(this.mountRoot, mountPoint).split('/');
+    const m = lv !== undefined ? /^([A-Za-z0-9-]{1,64})_(.+)$/.exec(lv) : null;
+    if (rel.length !== 2 || !m) return undefined;
+    const v = { namespace: rel[0]!, vc: rel[1]!, vcUid: m[1]!, name: m[2]! };
+    try {
+      check(v);
+    } catch {
+      return undefined;
+    }
+    return v.name === `${v.vc}-shared` ? v : undefined;
+  }
+
+  /** Whether the volume exists on the SAN (one `lvs` on the storage node). */
+  async exists(v: SharedVolumeRef): Promise<boolean> {
+    return (await this.vg.lv(this.lvName(v))) !== undefined;
+  }
+
   async create(v: SharedVolumeRef, sizeBytes: number, slots: number): Promise<void> {
     const lv = this.lvName(v);
     if (!Number.isInteger(slots) || slots < 1 || slots > 255) throw new StorageError(`shared volume ${v.namespace}/${v.vc}: slots ${slots} must be an integer from 1 to 255`);

@@ -16,6 +16,11 @@
 // only on nodes that serve or served NFS). A failure there (ganesha not installed, an export
 // directory missing) is reported on the node and the VCs concerned; it does not undo or block the
 // network of other VCs.
+// OCFS2 shared storage (shared-fs.ts, docs/adr/0007): on a full node, before the network too, the
+// hosts controller mounts the ocfs2 VCs' volumes its VMs need and exports them over the kernel NFS
+// server (and unmounts what no VM here needs, and takes the node out of o2cb when it has none); a
+// VM whose VC's volume is not served here gets no new tap here, so it is not booted (or switched
+// over to here) before its guest can mount the shared storage.
 
 import type { ApiObject, Migration, PhysicalNode, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
 import type { ObjectRef } from '../../api/store/types.js';
@@ -32,6 +37,8 @@ import { planHostNetwork, type HostNetworkState, type NfsShare, type VmNetwork }
 import { gatewayAddress, nfsPseudoPath, vmAddress } from './addresses.js';
 import { formatCidr, parseCidr, parseIp } from './cidr.js';
 import { SubnetAllocator, describeConflict, hasSubnetConflict, SUBNET_CONFLICT, type ReserveResult } from './subnet-allocator.js';
+import { CleanSharedFsNodes, serveSharedFs } from './shared-fs.js';
+import type { O2cbTimeouts } from '../../drivers/shared-fs/o2cb.js';
 
 export const DEFAULT_SUBNET_POOL = '10.200.0.0/16';
 export const DEFAULT_SUBNET_PREFIX = 24;
@@ -43,6 +50,8 @@ export interface NetworkDeps {
   prefix?: number;
   /** How often a node's state is checked for drift; default 30 s. */
   resyncMs?: number;
+  /** o2cb's timeouts on the full nodes; default O2CB_TCG_TIMEOUTS (QEMU TCG testbed nodes; ADR 0007). */
+  o2cbTimeouts?: O2cbTimeouts;
 }
 
 /** Which VMs each node had in place after its last successful apply (in this manager). */
@@ -126,6 +135,7 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
     return everyNode();
   });
   const byRevision = vmNetworksMemo();
+  const cleanSharedFs = new CleanSharedFsNodes();
   let memo: { at: string; value: VmNetwork[] } | undefined;
   const vmNetworks = (c: CacheReader): VmNetwork[] => {
     // A reader without informers (a test's) has no watch feeding the count: computed each time.
@@ -164,8 +174,10 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
       }
       const hosts = ctx.cache.list<PhysicalNode>('PhysicalNode').map((n) => ({ name: n.metadata.name, address: n.spec!.address }));
       const shares = observedNfsShares(ctx.cache);
-      const state = planHostNetwork(pn.metadata.name, hosts, vmNetworks(ctx.cache), shares);
       const transport = deps.transports.get(pn);
+      const allVms = vmNetworks(ctx.cache);
+      const shared = await serveSharedFs(ctx, pn, transport, allVms, cleanSharedFs, deps.o2cbTimeouts);
+      const state = planHostNetwork(pn.metadata.name, hosts, holdBack(pn.metadata.name, allVms, shared.notServed, applied), shares);
       // NFS first: a tap in place is what lets the runtime start a VM or switch a migration over,
       // so the guest's NFS server answers by the time the guest can reach it. Its failure is
       // reported below and does not stop the network.
@@ -173,15 +185,30 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
       const driver = new HostNetworkDriver(transport);
       const { changed } = await driver.apply(state);
       applied.set(pn.metadata.name, state.taps.map((t) => t.vm));
-      changed.push(...nfs.changed);
+      changed.push(...shared.changed, ...nfs.changed);
       const nfsOk = await reportNfs(ctx, pn, state, shares, nfs.error);
       if (changed.length > 0) {
         ctx.log.info({ node: pn.metadata.name, changed }, 'network converged');
         ctx.events.record(pn, 'Normal', 'NetworkChanged', changed.slice(0, 8).join('; ') + (changed.length > 8 ? `; and ${changed.length - 8} more` : ''));
       }
-      return { requeueAfterMs: nfsOk ? (deps.resyncMs ?? 30_000) : Math.min(deps.resyncMs ?? 30_000, 10_000) };
+      const retrySoon = !nfsOk || shared.notServed.size > 0;
+      return { requeueAfterMs: retrySoon ? Math.min(deps.resyncMs ?? 30_000, 10_000) : (deps.resyncMs ?? 30_000) };
     },
   };
+}
+
+/**
+ * The VMs as this node's plan sees them: a VM of a VC whose shared storage is not served here
+ * (`notServed`) gets no NEW tap here (left out when it runs here, its incoming migration left out
+ * when it comes here); a tap already in place stays (a failing re-check must not cut a running VM off).
+ */
+export function holdBack(host: string, vms: readonly VmNetwork[], notServed: ReadonlySet<string>, applied: AppliedNetworks): VmNetwork[] {
+  if (notServed.size === 0) return [...vms];
+  return vms.flatMap((vm) => {
+    if (!notServed.has(vm.cluster) || applied.has(host, vm.key)) return [vm];
+    if (vm.host === host) return [];
+    return vm.incomingHost === host ? [{ ...vm, incomingHost: undefined }] : [vm];
+  });
 }
 
 async function serveNfs(nfs: NfsServerDriver, state: HostNetworkState): Promise<{ changed: string[]; error?: Error }> {

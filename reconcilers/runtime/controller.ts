@@ -35,7 +35,7 @@ import { migrationController, type MigrationDeps } from './migration-controller.
 import {
   bootedBy, failedStatus, planRuntime, RESTART_ANNOTATION, runtimeStatus, type ObservedDomain, type RuntimeAction, type RuntimeInput,
 } from './plan.js';
-import { immovableReason, sharedStorageTransport } from './shared-storage.js';
+import { immovableReason } from './shared-storage.js';
 import type { HolderFate, VolumeActivation } from './volume-activation.js';
 import { bootTimeoutMs, decideGuestReady, GUEST_READY, shouldProbeGuest, type GuestProbe, type GuestReadyDecision } from './guest-ready.js';
 
@@ -183,8 +183,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
         swap: { path: volumes.swap!.status!.path!, format: 'raw' },
         config: { path: volumes.config!.status!.path!, format: 'raw' },
       },
-      // Only the 9p stand-in reaches the guest through QEMU; NFS is served by the node (network).
-      sharedDir: sharedStorageTransport(g.vc) === 'virtio-9p' && volumes.shared?.status?.path ? volumes.shared.status.path : undefined,
+      // Shared storage never reaches the guest through the hypervisor: the node serves it over NFS (network).
       network: g.ip ? { tap: tapName(key), mac: macAddress(key), ip: g.ip } : undefined,
     };
   }

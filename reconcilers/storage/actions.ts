@@ -16,6 +16,7 @@ import { StorageFullError, TemplateNotFoundError } from '../../drivers/storage/t
 import type { Transport } from '../../drivers/transport/types.js';
 import { buildConfigDisk } from './config-disk.js';
 import { nodeConfig, templateSource } from './documents.js';
+import type { SharedOcfs2Volume } from './shared-ocfs2.js';
 import {
   CONFIG_REVISION_ANNOTATION,
   desiredVolumes,
@@ -35,6 +36,8 @@ export interface StorageEnv {
   transport: Transport;
   vcDir: string;
   storageRoot: string;
+  /** An ocfs2 VC's shared volume on the SAN (shared-ocfs2.ts): made and removed there, not by `driver`. */
+  sharedOcfs2?: SharedOcfs2Volume;
 }
 
 /** The driver's key of the VC's volume `name`. */
@@ -109,8 +112,9 @@ export class StorageActionExecutor {
               infos = await driver.createSwapAll(keys, spec.node.swapMiB * 1024 * 1024);
               break;
             case 'shared': {
-              const fs = spec.sharedStorage!.filesystem === 'ocfs2' ? 'ocfs2' : 'nfs';
-              infos = await eachKey(keys, (k) => driver.createShared(k, volumeBytes(spec.sharedStorage!.sizeGiB), fs));
+              const bytes = volumeBytes(spec.sharedStorage!.sizeGiB);
+              const ocfs2 = env.sharedOcfs2;
+              infos = await eachKey(keys, (k) => (ocfs2 && k.name === ocfs2.name ? ocfs2.create(bytes) : driver.createShared(k, bytes, 'nfs')));
               break;
             }
             default:
@@ -195,7 +199,9 @@ export class StorageActionExecutor {
   /** The volumes leave the storage (in order, one driver call), then their objects go. */
   private async removeVolumes(names: string[]): Promise<void> {
     const env = this.env;
-    await env.driver.removeAll(names.map((n) => volumeKey(env, n)));
+    const ocfs2 = env.sharedOcfs2;
+    await env.driver.removeAll(names.filter((n) => n !== ocfs2?.name).map((n) => volumeKey(env, n)));
+    if (ocfs2 && names.includes(ocfs2.name)) await ocfs2.remove();
     for (const name of names) {
       try {
         await env.ctx.store.delete({ kind: 'Volume', namespace: env.vc.metadata.namespace, name });

@@ -27,8 +27,8 @@ export interface NodeConfigInput {
   hasShared: boolean;
   /**
    * The VC's shared storage is served over NFS by its node's gateway (spec.sharedStorage.filesystem
-   * `nfs`): the guest mounts nfsPseudoPath(<namespace>/<vcName>) from `gateway` instead of
-   * the virtio-9p tag. Ignored without hasShared.
+   * `nfs`: ganesha; `ocfs2`: the node's OCFS2 mount through its kernel NFS server): the guest mounts
+   * nfsPseudoPath(<namespace>/<vcName>) from `gateway`. Ignored without hasShared.
    */
   sharedNfs?: boolean;
   firstBootScript?: string;
@@ -52,8 +52,8 @@ export function buildConfigVars(n: NodeConfigInput): Record<string, string> {
     VC_SHARED_MOUNT: n.hasShared ? SHARED_MOUNT : '',
     VC_SHARED_TAG: SHARED_TAG,
   };
-  // Only NFS VCs get the variable: the bytes (and so the revision) of the others stay as they were,
-  // and their guests do not restart for a configuration change they would not see.
+  // Only VCs served over NFS get the variable: the bytes (and so the revision) of the others stay
+  // as they were, and their guests do not restart for a configuration change they would not see.
   if (n.hasShared && n.sharedNfs) vars.VC_SHARED_NFS = sharedNfsSource(n.gateway, n.namespace, n.vcName);
   const digest = createHash('sha256')
     .update(renderConfigEnv(vars))

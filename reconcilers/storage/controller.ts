@@ -40,6 +40,7 @@ import { StorageActionExecutor, volumeKey, volumesOf, type StorageEnv } from './
 import { driverOptionsFor } from './activation.js';
 import { buildConfigVars } from './config-disk.js';
 import { nodeConfig, subnetOf, vcConfigDocument } from './documents.js';
+import { sharedOcfs2For } from './shared-ocfs2.js';
 import {
   ROLLBACK_ANNOTATION,
   ROLLBACK_HOLD_MS,
@@ -152,6 +153,8 @@ export class StorageReconciler {
     const env: StorageEnv = {
       ctx, vc, driver, transport, storageRoot,
       vcDir: vcStorageDir(storageRoot, vc.metadata.namespace ?? 'default', vc.metadata.name, vc.metadata.uid!),
+      // ocfs2: on the SAN, made by this node; refused (StorageReady False) when it has no SAN disk
+      sharedOcfs2: sharedOcfs2For(vc, node, transport, ctx.cache),
     };
     const readyAtStart = new Set(
       (await volumesOf(env)).filter((v) => v.status?.phase === 'Ready').map((v) => v.metadata.name),
@@ -224,6 +227,7 @@ export class StorageReconciler {
       env.transport.exec(['cat', '--', posix.join(env.vcDir, 'vc.json')]),
     ]);
     const present = Object.fromEntries(names.map((n, i) => [n, exist[i] === true]));
+    if (env.sharedOcfs2) present[env.sharedOcfs2.name] = await env.sharedOcfs2.exists();
     const vmsActive = ctx.cache
       .list<VirtualNode>('VirtualNode', { namespace: vc.metadata.namespace, labelSelector: clusterSelector(vc.metadata.name) })
       .some((vn) => ACTIVE_PHASES.has(vn.status?.phase ?? ''));

@@ -29,7 +29,8 @@ export function nodeConfig(vc: VirtualCluster, index: number): NodeConfigInput {
     gateway: gatewayAddress(subnet),
     peers,
     hasShared: !!shared && shared.filesystem !== 'none',
-    sharedNfs: shared?.filesystem === 'nfs',
+    // nfs (ganesha) and ocfs2 (the node's OCFS2 mount, re-exported by its kernel NFS server) alike
+    sharedNfs: shared?.filesystem === 'nfs' || shared?.filesystem === 'ocfs2',
     ...(vc.spec!.firstBoot?.script !== undefined ? { firstBootScript: vc.spec!.firstBoot.script } : {}),
   };
 }

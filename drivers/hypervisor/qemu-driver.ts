@@ -41,6 +41,7 @@ import {
   type HypervisorDriver,
   type MigrateOptions,
   type MigrationResult,
+  type PreparedMigration,
   type ShutdownOptions,
   type ShutdownResult,
   type SuspendResult,
@@ -69,7 +70,12 @@ export interface IncomingMigration {
   uri: string;
   finish(): Promise<void>;
   abort(): Promise<void>;
+  /** Closes the monitor connection and leaves the target waiting, as a manager that dies does (tests). */
+  detach(): void;
 }
+
+/** prepareIncoming: a domain of that name already runs on the target (it is left alone). */
+class TargetOccupiedError extends HypervisorError {}
 
 export class QemuDriver implements HypervisorDriver {
   readonly kind = 'qemu' as const;
@@ -395,10 +401,23 @@ export class QemuDriver implements HypervisorDriver {
    * Returns the URI the source sends to, `finish()` (after the source reported completion: waits
    * until the state is loaded and the domain runs) and `abort()` (kills the target, removes its
    * files). The target's ops monitor stays connected in between, so finishing costs no new connection.
+   * A domain of that name already here is replaced only when it merely waits as an incoming one (a
+   * preparation whose manager died) and `mayReplace` resolves (the source checked that no transfer
+   * feeds it); otherwise TargetOccupiedError, and it is left alone.
    */
-  async prepareIncoming(spec: DomainSpec): Promise<IncomingMigration> {
+  async prepareIncoming(spec: DomainSpec, mayReplace?: Promise<unknown>): Promise<IncomingMigration> {
     if ((await this.startQemu(spec, { incoming: true, appendConsole: true })) === 'running') {
-      throw new HypervisorError(`${this.node}: cannot receive ${spec.name}: a domain of that name already runs here`);
+      const cur = await this.get(spec.name);
+      if (cur?.state !== 'incoming' || !mayReplace) {
+        throw new TargetOccupiedError(`${this.node}: cannot receive ${spec.name}: a domain of that name already runs here (${cur?.state ?? 'unknown'})`);
+      }
+      await mayReplace.catch((err: unknown) => {
+        throw new TargetOccupiedError(`${this.node}: an incoming ${spec.name} waits here and its source could not confirm that no transfer feeds it: ${(err as Error).message}`);
+      });
+      await this.destroy(spec.name);
+      if ((await this.startQemu(spec, { incoming: true, appendConsole: true })) === 'running') {
+        throw new TargetOccupiedError(`${this.node}: cannot receive ${spec.name}: a domain of that name came back while its stale incoming one was replaced`);
+      }
     }
     const name = spec.name;
     let q: QmpClient | undefined;
@@ -427,6 +446,7 @@ export class QemuDriver implements HypervisorDriver {
           client.close();
           await this.destroy(name);
         },
+        detach: () => client.close(),
       };
     } catch (err) {
       q?.close();
@@ -435,7 +455,23 @@ export class QemuDriver implements HypervisorDriver {
     }
   }
 
+  /** migrate() is prepareMigration then run(); its end to end time and prepare phase count the preparation. */
   async migrate(name: string, target: HypervisorDriver, opts: MigrateOptions = {}): Promise<MigrationResult> {
+    const prepared = await this.prepareMigration(name, target, opts);
+    const { preparedMs = 0, ...r } = await prepared.run();
+    return {
+      ...r,
+      endToEndMs: r.endToEndMs + preparedMs,
+      phasesMs: r.phasesMs && { ...r.phasesMs, prepare: r.phasesMs.prepare + preparedMs },
+    };
+  }
+
+  /**
+   * Everything of a live migration before the transfer, off its clock: the target QEMU started
+   * and listening (the bulk: a QEMU start), the source's monitor connected with the migration's
+   * parameters set, its pid read, and the clean-up script armed. The domain keeps running untouched.
+   */
+  async prepareMigration(name: string, target: HypervisorDriver, opts: MigrateOptions = {}): Promise<PreparedMigration> {
     validateDomainName(name);
     const t0 = Date.now();
     if (!(target instanceof QemuDriver)) throw new HypervisorError(`cannot migrate ${name} from QEMU to a ${target.kind} node`);
@@ -447,11 +483,17 @@ export class QemuDriver implements HypervisorDriver {
     // While the target starts, the source's migration monitor is readied.
     const sourceQmp = this.openQmp(name, 'ops').then(async (q) => {
       try {
-        await enableMigrationEvents(q);
-        await q.execute('migrate-set-parameters', {
-          'downtime-limit': opts.downtimeLimitMs ?? 300,
-          'max-bandwidth': opts.maxBandwidthBytesPerSec ?? 10 * 1024 ** 3,
-        });
+        // A transfer already under way (another manager's): never touch its parameters or target.
+        const m = await q.execute<QueryMigrate>('query-migrate');
+        if (m.status && MIGRATION_ACTIVE.has(m.status)) throw new HypervisorError(`${this.node}: ${name} is already migrating (${m.status})`);
+        // Sent together (QMP answers in order): one round trip.
+        await Promise.all([
+          enableMigrationEvents(q),
+          q.execute('migrate-set-parameters', {
+            'downtime-limit': opts.downtimeLimitMs ?? 300,
+            'max-bandwidth': opts.maxBandwidthBytesPerSec ?? 10 * 1024 ** 3,
+          }),
+        ]);
         return q;
       } catch (err) {
         q.close();
@@ -459,26 +501,30 @@ export class QemuDriver implements HypervisorDriver {
       }
     });
     sourceQmp.catch(() => undefined);
-    /** The source's process (its pid, for the clean-up): read now, or during the transfer. */
-    let source: Promise<ProcEntry | undefined> | undefined;
+    /** The source's process (its pid, for the clean-up). */
+    let source: Promise<ProcEntry | undefined>;
     let incoming: IncomingMigration;
     const prepared = async (prep: Promise<IncomingMigration>): Promise<IncomingMigration> => {
       try {
         return await prep;
       } catch (err) {
-        await target.destroy(name).catch(() => undefined);
+        // A domain that runs there is not ours to remove; anything else we started is.
+        if (!(err instanceof TargetOccupiedError)) await target.destroy(name).catch(() => undefined);
         throw new MigrationFailedError(`migrating ${name} to ${target.node}: the target could not be prepared: ${(err as Error).message}`, { cause: err });
       }
     };
+    let q: QmpClient;
     try {
       const cached = this.specCache.get(name);
       if (cached) {
         // The spec is known (this driver started the domain): the target starts at once, the
-        // source's monitor answering shows it runs here, and its pid is read during the transfer.
-        const prep = target.prepareIncoming(cached);
+        // source's monitor answering shows it runs here, and its pid is read meanwhile.
+        const prep = target.prepareIncoming(cached, sourceQmp);
         prep.catch(() => undefined);
+        source = this.procEntries(name).then(([e]) => e);
+        source.catch(() => undefined);
         try {
-          await sourceQmp;
+          q = await sourceQmp;
         } catch (err) {
           await prep.then((i) => i.abort()).catch(() => undefined);
           throw new HypervisorError(`${this.node}: cannot migrate ${name}: its QEMU does not answer here (${(err as Error).message})`, { cause: err });
@@ -489,30 +535,63 @@ export class QemuDriver implements HypervisorDriver {
         const [e] = await this.procEntries(name);
         if (!e?.alive || !e.pid || !e.spec) throw new HypervisorError(`${this.node}: cannot migrate ${name}: it is not running here`);
         source = Promise.resolve(e);
-        incoming = await prepared(target.prepareIncoming(e.spec));
+        incoming = await prepared(target.prepareIncoming(e.spec, sourceQmp));
+        q = await sourceQmp.catch(async (err: unknown) => {
+          await incoming.abort().catch(() => undefined);
+          throw new HypervisorError(`${this.node}: cannot migrate ${name}: its QEMU does not answer here (${(err as Error).message})`, { cause: err });
+        });
       }
     } catch (err) {
       this.outgoing.delete(name);
-      await sourceQmp.then((q) => q.close()).catch(() => undefined);
+      await sourceQmp.then((c) => c.close()).catch(() => undefined);
       throw err;
     }
-    let cleanup: ReturnType<QemuDriver['armRetire']> | undefined;
-    let tMigrate = Date.now();
+    // The clean-up script (it acts only when released) and the source's pid, ready before the clock.
+    const cleanup = this.armRetire(name);
+    await source.catch(() => undefined);
+    const preparedMs = Date.now() - t0;
+    let claimed = false;
+    const claim = (): void => {
+      if (claimed) throw new HypervisorError(`${this.node}: the prepared migration of ${name} was already run or aborted`);
+      claimed = true;
+    };
+    return {
+      preparedMs,
+      run: async () => {
+        claim();
+        return this.runPrepared(name, target, { q, incoming, cleanup, source, opts, preparedMs });
+      },
+      abort: async () => {
+        claim();
+        q.close();
+        await cleanup.disarm();
+        this.outgoing.delete(name);
+        await incoming.abort();
+      },
+    };
+  }
+
+  /** The transfer and switch-over of a prepared migration; see migrate(). */
+  private async runPrepared(
+    name: string,
+    target: QemuDriver,
+    p: {
+      q: QmpClient; incoming: IncomingMigration; cleanup: ReturnType<QemuDriver['armRetire']>;
+      source: Promise<ProcEntry | undefined>; opts: MigrateOptions; preparedMs: number;
+    },
+  ): Promise<MigrationResult> {
+    const { q, incoming, cleanup, source, opts } = p;
+    const t0 = Date.now();
+    let tMigrate = t0;
     let tCompleted = 0;
     let tSwitched = 0;
     let retired: Promise<void> | undefined;
     let fin: QueryMigrate;
     try {
-      const q = await sourceQmp;
       try {
         tMigrate = Date.now();
         await q.execute('migrate', { uri: incoming.uri });
-        // Off the critical path, while QEMU transfers: the clean-up script (it acts only when
-        // released) and the source's pid.
-        cleanup = this.armRetire(name);
-        source ??= this.procEntries(name).then(([e]) => e);
-        source.catch(() => undefined);
-        const m = await pollMigration(q, opts.timeoutMs ?? 120_000, (p) => opts.onProgress?.(migrationProgress(p)));
+        const m = await pollMigration(q, opts.timeoutMs ?? 120_000, (r) => opts.onProgress?.(migrationProgress(r)));
         if (m.status === 'timeout') {
           await q.execute('migrate_cancel').catch(() => undefined);
           await pollMigration(q, 30_000);
@@ -522,12 +601,11 @@ export class QemuDriver implements HypervisorDriver {
           // The target runs once it has loaded the state; meanwhile the source (its disks already
           // released by QEMU at completion) quits, and the armed clean-up waits for its process
           // to end and removes its files.
-          const armed = cleanup;
           retired = (async () => {
             await q.execute('quit').catch(() => undefined);
-            const pid = (await source!.catch(() => undefined))?.pid;
-            if (pid) return armed.release(pid);
-            await armed.disarm();
+            const pid = (await source.catch(() => undefined))?.pid;
+            if (pid) return cleanup.release(pid);
+            await cleanup.disarm();
             await this.destroy(name); // its pid could not be read: find and retire it afresh
           })();
           retired.catch(() => undefined);
@@ -544,7 +622,7 @@ export class QemuDriver implements HypervisorDriver {
       this.outgoing.delete(name);
     }
     if (fin.status !== 'completed') {
-      await cleanup?.disarm();
+      await cleanup.disarm();
       this.specCache.delete(name); // in case it was stale: the next attempt reads the spec file
       await incoming.abort().catch(() => undefined);
       await this.ensureRunning(name).catch(() => undefined);
@@ -560,6 +638,7 @@ export class QemuDriver implements HypervisorDriver {
       endToEndMs: tEnd - t0,
       transferredBytes: fin.ram?.transferred ?? 0,
       phasesMs: { prepare: tMigrate - t0, transfer: tCompleted - tMigrate, switchover: tSwitched - tCompleted, cleanup: tEnd - tSwitched },
+      preparedMs: p.preparedMs,
     };
   }
 

@@ -24,6 +24,15 @@
 //   runs only on the target and its files are gone from the source. On failure, timeout or cancel
 //   the domain keeps running on the source and nothing is left on the target (no process, no files);
 //   the error says which (MigrationCancelledError for a cancel).
+// - prepareMigration(name, target, opts) (optional; QEMU has it, Xen does not) is migrate() cut in
+//   two: the preparation (the target started and waiting for the state, the source's monitor
+//   readied; the running domain is not touched) and run() (the transfer and switch-over, with the
+//   failure semantics of migrate). The migration controller prepares while the Migration is still
+//   Pending and records it Running (its clock) just before run(). An aborted or failed preparation
+//   leaves nothing on the target; a manager that dies after preparing leaves an `incoming` domain
+//   on the target that the next preparation of the same domain replaces (and the orphan
+//   controller removes once no Migration wants it). migrate(name, target, opts) is equivalent to
+//   prepareMigration followed by run(), its endToEndMs then counting the preparation too.
 // - cancelMigration(name) stops an outgoing migration of that domain; false when none was running.
 // - Guests that mounted a virtio-9p share cannot be migrated or suspended by QEMU ("Migration is
 //   disabled when VirtFS export path ... is mounted"): those calls fail and leave the domain running.
@@ -132,11 +141,36 @@ export interface MigrationResult {
   transferredBytes: number;
   /** Where the end to end time went, ms (drivers that can tell; their sum is endToEndMs). */
   phasesMs?: MigrationPhases;
+  /**
+   * PreparedMigration.run() only: how long prepareMigration took before run() was called, ms. It
+   * is not part of endToEndMs (nor of phasesMs.prepare), which count from run().
+   */
+  preparedMs?: number;
+}
+
+/**
+ * A live migration whose target is ready (HypervisorDriver.prepareMigration). Exactly one of
+ * run() and abort() may be called, once.
+ */
+export interface PreparedMigration {
+  /** How long the preparation took, ms. */
+  readonly preparedMs: number;
+  /**
+   * Transfers the domain and switches over, as migrate() does (same result and failure semantics:
+   * on failure, timeout or cancel the domain runs on the source and nothing is left on the target).
+   * endToEndMs counts from this call.
+   */
+  run(): Promise<MigrationResult>;
+  /** Gives the migration up before it started: nothing is left on the target, the source runs on untouched. */
+  abort(): Promise<void>;
 }
 
 /** The stages of one live migration as the driver lived them, each in ms. */
 export interface MigrationPhases {
-  /** From the call until the source was told to migrate: the target started and listening. */
+  /**
+   * From the call until the source was told to migrate: the target started and listening (for
+   * PreparedMigration.run, only the source's command: the target was started beforehand).
+   */
   prepare: number;
   /** Until the source reported completion (the hypervisor's own total time lies within this). */
   transfer: number;
@@ -206,6 +240,13 @@ export interface HypervisorDriver {
   suspend(name: string, file: string): Promise<SuspendResult>;
   resume(spec: DomainSpec, file: string): Promise<DomainInfo>;
   migrate(name: string, target: HypervisorDriver, opts?: MigrateOptions): Promise<MigrationResult>;
+  /**
+   * Optional: prepares a live migration of `name` to `target` (see the rules above) without
+   * touching the running domain; `opts` are those of the migration (its timeout counts from run()).
+   * Fails, leaving nothing on the target, when migrate() would refuse, when the domain is already
+   * migrating, or when a domain of that name runs (not merely waits as an incoming one) on the target.
+   */
+  prepareMigration?(name: string, target: HypervisorDriver, opts?: MigrateOptions): Promise<PreparedMigration>;
   cancelMigration(name: string): Promise<boolean>;
   /** The guest's console output (ttyS0 / hvc0) from an offset; empty when the domain does not exist. */
   readConsole(name: string, opts?: ConsoleReadOptions): Promise<ConsoleChunk>;

@@ -1,8 +1,9 @@
 // The `migration` controller (key: Migration): carries out live migrations as the stored state
 // machine of migration-plan.ts. It checks the request (the VM runs, the target is Ready, not
 // cordoned, and has room), waits until the target node has the VM's tap and rules (the network
-// controller prepares them for every pending Migration), records Running, and has the source's
-// hypervisor driver migrate the domain. On success the VirtualNode's binding and host move to the
+// controller prepares them for every pending Migration), has the source's hypervisor driver
+// prepare the target (prepareMigration, when the driver has it), records Running (the clock of
+// the migration's end to end time), and has the driver run the migration. On success the VirtualNode's binding and host move to the
 // target and QEMU's downtime and total time are recorded; on failure the driver has left the VM
 // running on the source and nothing on the target, and the Migration is Failed with the reason.
 // A manager that dies in the middle finds the migration Running on its next reconcile and
@@ -12,7 +13,7 @@ import type { Migration, MigrationStatus, PhysicalNode, VirtualCluster, VirtualN
 import type { ObjectRef } from '../../api/store/types.js';
 import { isConditionTrue } from '../../api/conditions.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
-import type { DomainInfo, MigrationResult } from '../../drivers/hypervisor/types.js';
+import type { DomainInfo, MigrationResult, PreparedMigration } from '../../drivers/hypervisor/types.js';
 import { writeStatusOver } from '../../api/status-writer.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { computeAllocation } from '../placement/allocation.js';
@@ -171,19 +172,41 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
           // trip away): look again soon, the check is a single cheap command.
           return { requeueAfterMs: 100 };
         }
-        const started = now();
-        await setStatus(ctx, m, { phase: 'Running', sourceNode: src, startTime: new Date(started).toISOString(), message: `migrating from ${src} to ${tgt}` });
-        ctx.events.record(m, 'Normal', 'MigrationStarted', `live-migrating ${name} from ${src} to ${tgt}`);
         // QEMU's figures go into status.progress while it transfers (throttled; see migration-progress.ts).
         const progress = progressWriter((p) => setStatus(ctx, m, { phase: 'Running', progress: p }), { now });
+        const cap = Number(m.metadata.annotations?.[MAX_BANDWIDTH_ANNOTATION]);
+        const opts = {
+          timeoutMs, downtimeLimitMs: deps.downtimeLimitMs ?? 300,
+          maxBandwidthBytesPerSec: Number.isFinite(cap) && cap > 0 ? cap : deps.maxBandwidthBytesPerSec,
+          onProgress: progress.sample,
+        };
+        // A driver that can prepares the target (QEMU: its process started and listening) while
+        // the Migration is still Pending, so the fixed cost of a start is not on the migration's
+        // clock. A manager that dies before recording Running leaves an incoming domain on the
+        // target: the next preparation replaces it, and the orphan controller removes it if the
+        // Migration goes away meanwhile (it wants the target of every unfinished Migration).
+        let prepared: PreparedMigration | undefined;
         let r: MigrationResult;
         try {
-          const cap = Number(m.metadata.annotations?.[MAX_BANDWIDTH_ANNOTATION]);
-          r = await srcDrv!.migrate(name, tgtDrv!, {
-            timeoutMs, downtimeLimitMs: deps.downtimeLimitMs ?? 300,
-            maxBandwidthBytesPerSec: Number.isFinite(cap) && cap > 0 ? cap : deps.maxBandwidthBytesPerSec,
-            onProgress: progress.sample,
-          });
+          prepared = await srcDrv!.prepareMigration?.(name, tgtDrv!, opts);
+        } catch (err) {
+          await progress.close();
+          await setStatus(ctx, m, { phase: 'Failed', completionTime: new Date(now()).toISOString(), message: `${(err as Error).message}; the VM keeps running on ${src}` });
+          ctx.events.record(m, 'Warning', 'MigrationFailed', (err as Error).message);
+          return undefined;
+        }
+        const started = now();
+        try {
+          await setStatus(ctx, m, { phase: 'Running', sourceNode: src, startTime: new Date(started).toISOString(), message: `migrating from ${src} to ${tgt}` });
+        } catch (err) {
+          // Not recorded Running: nothing may transfer (a next manager would take it for Pending).
+          await prepared?.abort().catch(() => undefined);
+          await progress.close();
+          throw err;
+        }
+        ctx.events.record(m, 'Normal', 'MigrationStarted', `live-migrating ${name} from ${src} to ${tgt}`);
+        try {
+          r = prepared ? await prepared.run() : await srcDrv!.migrate(name, tgtDrv!, opts);
         } catch (err) {
           await progress.close();
           // The driver's contract: the VM still runs on the source, nothing is left on the target.
@@ -198,7 +221,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
         await setStatus(ctx, m, {
           ...(last ? { progress: last } : {}),
           phase: 'Succeeded', downtimeMs: r.downtimeMs, totalMs: r.totalMs, completionTime: new Date(now()).toISOString(),
-          message: `moved to ${tgt}: downtime ${r.downtimeMs} ms, total ${r.totalMs} ms (QEMU), end to end ${r.endToEndMs} ms, ${Math.round(r.transferredBytes / 1048576)} MiB`,
+          message: `moved to ${tgt}: downtime ${r.downtimeMs} ms, total ${r.totalMs} ms (QEMU), end to end ${r.endToEndMs} ms${r.preparedMs !== undefined ? ` (the target prepared in ${r.preparedMs} ms before)` : ''}, ${Math.round(r.transferredBytes / 1048576)} MiB`,
         });
         ctx.events.record(m, 'Normal', 'MigrationSucceeded', `${name} now runs on ${tgt}; downtime ${r.downtimeMs} ms`);
         return undefined;

@@ -58,6 +58,12 @@ export interface ConformanceCapabilities<D extends HypervisorDriver = Hypervisor
    * about 40 s on a quiet machine and took over 100 s with other QEMU machines on the 2 cores.
    */
   readyTimeoutMs?: number;
+  /**
+   * The driver has prepareMigration (optional in the contract; QEMU yes, Xen no), and this leaves
+   * on `target` what a manager that died after preparing leaves there: `spec` waiting as an
+   * incoming domain, no connection to it kept.
+   */
+  leaveIncoming?(target: D, spec: DomainSpec): Promise<void>;
 }
 
 const TICKER = `(i=0; while true; do i=$((i + 1)); echo "TICK $i" > /dev/console; sleep 1; done) &\n`;
@@ -238,6 +244,41 @@ export function describeHypervisorConformance<D extends HypervisorDriver>(
       assert.ok(after > before, 'the ticker continues: same guest, not a reboot');
       assert.doesNotMatch((await pair.b.readConsole(name)).text, /VIRTUALINUX-READY/, 'no second boot on the target');
       at = () => pair.b;
+    });
+
+    const noPrepare = caps.noLiveMigration ?? 'the driver has no prepareMigration (optional in the contract)';
+    itIf(live && !!caps.leaveIncoming, noPrepare, 'a prepared migration: the target waits, the source runs on; abort leaves nothing; a dead manager\'s incoming target is replaced, and run() moves the guest', async () => {
+      const from = at();
+      const to = other(from);
+      const prepare = from.prepareMigration!.bind(from);
+      const p1 = await prepare(name, to, { downtimeLimitMs: 300 });
+      const waiting = await to.get(name);
+      assert.equal(waiting?.state, 'incoming', 'the target waits for the state');
+      assert.equal((await from.get(name))?.state, 'running', 'the source runs on untouched');
+      await assert.rejects(prepare(name, to), /already migrating/);
+      assert.equal((await to.get(name))?.pid, waiting.pid, 'a refused second preparation leaves the first target alone');
+      const tick = lastTick((await from.readConsole(name)).text);
+      await p1.abort();
+      assert.equal(await to.get(name), undefined, 'abort leaves nothing on the target');
+      assert.equal(await pair.alive(to, waiting.pid!), false, 'no target process left');
+      assert.deepEqual(await helpersLeft(from), [], 'no helper process left on the source');
+      await waitTickAbove(from, name, tick);
+
+      await caps.leaveIncoming!(to, spec);
+      const stale = await to.get(name);
+      assert.equal(stale?.state, 'incoming');
+      const before = lastTick((await from.readConsole(name)).text);
+      const p2 = await prepare(name, to, { downtimeLimitMs: 300 });
+      assert.notEqual((await to.get(name))?.pid, stale.pid, 'the stale incoming domain was replaced');
+      assert.equal(await pair.alive(to, stale.pid!), false);
+      const r = await p2.run();
+      assert.ok(r.preparedMs! > 0 && r.endToEndMs >= r.totalMs && r.totalMs > 0, JSON.stringify(r));
+      assert.deepEqual(await from.list(), [], 'nothing left on the source');
+      assert.deepEqual(await helpersLeft(from), [], 'no helper process left on the source');
+      assert.equal((await to.get(name))?.state, 'running');
+      at = () => to;
+      await remember(to);
+      assert.ok((await waitTickAbove(to, name, before)) > before, 'the same guest runs on');
     });
 
     it('suspends to disk on one node and resumes on the other', async () => {

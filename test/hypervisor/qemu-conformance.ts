@@ -12,6 +12,7 @@ export const qemuCapabilities: ConformanceCapabilities<QemuDriver> = {
   },
   throttledMigration: true,
   migrationFigures: true,
+  leaveIncoming: async (d, spec) => (await d.prepareIncoming(spec)).detach(),
 };
 
 /** Whether a process id is alive (and not a zombie) on the driver's node. */

@@ -54,8 +54,13 @@ export class SharedOcfs2Volume {
     return { path: this.fs.mountPoint(this.ref), format: 'raw' };
   }
 
-  remove(): Promise<void> {
-    return this.fs.remove(this.ref);
+  /** Waits (WaitingError SharedVolumeMounted, retried in 10 s) while a node still has it mounted. */
+  async remove(): Promise<void> {
+    const by = await this.fs.mountedBy(this.ref);
+    if (by.length > 0) {
+      throw new WaitingError(`the shared volume ${this.ref.namespace}/${this.ref.vc} is still mounted on ${by.join(', ')}; the network controller unmounts it once no VM of the VC runs there`, 'SharedVolumeMounted', 10_000);
+    }
+    await this.fs.remove(this.ref);
   }
 }
 

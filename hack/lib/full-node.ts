@@ -29,8 +29,13 @@ import { execOk } from '../../drivers/transport/types.js';
 import { buildNodeImage, defaultNodeImageDir, type NodeImage } from './node-image.js';
 import { pidAlive, sshBanner } from './testbed.js';
 
-/** The CPU model every node gets: `-cpu max` makes dom0 die on an early page fault under TCG. */
-export const NODE_CPU_MODEL = 'Haswell-noTSX-IBRS';
+/**
+ * The CPU model every node gets: `-cpu max` makes dom0 die on an early page fault under TCG. AMD's
+ * SVM with nested paging (TCG emulates both; not Intel's VMX) gives Xen HAP, which PVH guests and
+ * their live migration need (log-dirty: this Xen has no shadow paging for PV guests); the SSE4,
+ * AES and PCLMUL flags keep what dom0's userland had with the Haswell model used before.
+ */
+export const NODE_CPU_MODEL = 'qemu64,+svm,+npt,+aes,+pclmulqdq,+ssse3,+sse4.1,+sse4.2';
 /** Default memory per node: three nodes fit in 6 GiB with QEMU's own overhead. */
 export const DEFAULT_NODE_MEMORY_MIB = 1536;
 export const DEFAULT_NODE_CPUS = 1;

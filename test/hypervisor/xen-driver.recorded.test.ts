@@ -64,7 +64,7 @@ const CREATE = ['flock', '-n', '-E', '75', `${RUN}/default.stripes-0.cfg.lock`, 
 
 function xenNode(name: string): { t: RecordingTransport; d: XenDriver } {
   const t = new RecordingTransport(name);
-  return { t, d: new XenDriver({ transport: t, runRoot: '/run/virtualinux/xen', migrationAddress: `${name}.example` }) };
+  return { t, d: new XenDriver({ transport: t, runRoot: '/run/virtualinux/xen', migrationAddress: `${name}.example`, guestType: 'pv' }) };
 }
 
 const ok = (stdout = ''): { code: number; stdout: string; stderr: string } => ({ code: 0, stdout, stderr: '' });
@@ -114,6 +114,19 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     t.log.length = 0;
     await d.create(rawSpec);
     assert.deepEqual(t.commands, [['xl', 'list', '-l'], ['xl', 'list'], FIND]);
+  });
+
+  it('guest type auto: PVH when `xl info` lists hap among virt_caps (asked once), else PV', async () => {
+    for (const [caps, type] of [['pv hvm hap gnttab-v1 gnttab-v2', 'pvh'], ['pv hvm gnttab-v1', 'pv']] as const) {
+      const t = new RecordingTransport('blade1');
+      const d = new XenDriver({ transport: t, runRoot: RUN, migrationAddress: 'blade1.example' });
+      t.answer(['xl', 'info'], ok(`host                   : blade1\nvirt_caps              : ${caps}\nxen_caps               : xen-3.0-x86_64\n`));
+      t.answer(['xl', 'list', '-l'], ok('[]'), 1).answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE));
+      await d.create(rawSpec);
+      assert.match(String(t.files.get(`${RUN}/default.stripes-0.cfg`)), new RegExp(`^type = "${type}"$`, 'm'));
+      assert.equal(await d.guestType(), type);
+      assert.equal(t.commands.filter((c) => c[1] === 'info').length, 1, 'xl info asked once');
+    }
   });
 
   it('lists a domain that powered off (gone from xl, its configuration kept) as shutoff, and mid-migration names by their domain', async () => {
@@ -192,7 +205,7 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
   it('migrate: pins the target host key, allows our key only xl migrate-receive on the target, runs xl migrate -s with our ssh', async () => {
     const { t, d } = xenNode('blade1');
     const b = xenNode('blade2');
-    t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE)).answer(['sh', '-c'], ok('ssh-ed25519 AAAAsource vl-xen-migration@blade1\n'));
+    t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE)).answer(['sh', '-c'], ok('ssh-ed25519 AAAAsource vl-xen-migration@blade1\n')).answer(['cat', '--'], ok('name = "default.stripes-0"\n'));
     b.t.answer(['cat', '/etc/ssh/ssh_host_ed25519_key.pub'], ok('ssh-ed25519 AAAAtarget root@blade2\n'));
     const r = await d.migrate('default.stripes-0', b.d);
     assert.equal(r.downtimeMs, -1, 'xl printed neither the suspend request nor the start on the target');
@@ -202,10 +215,12 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     assert.equal(t.files.get(`${RUN}/known_hosts.blade2.example`), 'blade2.example ssh-ed25519 AAAAtarget\n');
     const auth = b.t.commands.find((c) => c[0] === 'sh')!;
     assert.equal(auth.at(-1), 'restrict,command="xl migrate-receive" ssh-ed25519 AAAAsource vl-xen-migration@blade1');
-    assert.deepEqual(t.commands.slice(-2), [
+    assert.deepEqual(t.commands.slice(-3), [
+      ['cat', '--', `${RUN}/default.stripes-0.cfg`],
       ['xl', '-vvv', 'migrate', '-s', ssh, 'default.stripes-0', 'blade2.example'],
-      ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, CONSOLE, CONSOLE_IN],
+      ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, `${RUN}/default.stripes-0.cfg.lock`, CONSOLE, CONSOLE_IN],
     ]);
+    assert.equal(b.t.files.get(`${RUN}/default.stripes-0.cfg`), 'name = "default.stripes-0"\n', 'our copy of the configuration follows the domain');
     assert.throws(() => migrationSshCommand('/a b/key', '/k'), /identity file/);
   });
 

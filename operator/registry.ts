@@ -29,6 +29,8 @@ export interface ControllerEnv {
   transports: TransportCache;
   /** How long a domain no VirtualNode wants may run before it is stopped; default 60 s. */
   orphanGraceMs?: number;
+  /** A live migration's time limit; default 120 s (the migration controller's). */
+  migrationTimeoutMs?: number;
   /** One node probe's time limit; default 10 s (the nodes controller's). */
   probeTimeoutMs?: number;
   /** Settings of the storage drivers that need them (the lvm volume group). */
@@ -47,7 +49,7 @@ export const CONTROLLER_FACTORIES: ControllerFactory[] = [
   (env) => placementControllers(env.cache),
   (env) => networkControllers(env.cache, { transports: env.transports }),
   (env) => storageController(env.cache, { transports: env.transports, driverOptions: env.storageDrivers }),
-  (env) => runtimeControllers(env.cache, { transports: env.transports, orphanGraceMs: env.orphanGraceMs, volumes: storageActivation(env.transports, env.storageDrivers) }),
+  (env) => runtimeControllers(env.cache, { transports: env.transports, orphanGraceMs: env.orphanGraceMs, timeoutMs: env.migrationTimeoutMs, volumes: storageActivation(env.transports, env.storageDrivers) }),
   (env) => nodeController({ transports: env.transports, probeTimeoutMs: env.probeTimeoutMs, intervalMs: env.nodeProbeIntervalMs, beforeReady: staleDomainStopper(env.transports) }),
   (env) => haController({ graceMs: env.nodeFailureGraceMs }),
   (env) => gitOpsController({ cacheRoot: gitopsCacheRoot(process.env, env.identity) }),

@@ -43,6 +43,7 @@ export const USAGE = `usage: vc-manager [--store URL] [--metrics-addr HOST:PORT]
   --load MODULE        also run the controllers a module exports as \`controllers\` (ControllerFactory[])
   --ssh-timeout SECONDS   time limit of an SSH connect and of a node probe (default 10; full testbed nodes under TCG need more)
   --orphan-grace SECONDS  how long a domain no VirtualNode wants may run before it is stopped (default 60)
+  --migration-timeout SECONDS  a live migration is cancelled after this long (default 120; Xen under TCG needs minutes)
   --node-failure-grace SECONDS  how long a PhysicalNode stays NotReady before it is fenced and its VMs restarted elsewhere (default 30)
   --node-probe-interval SECONDS  between probes of a PhysicalNode; NotReady after 3 failed ones (default 30)
   --lvm-vg NAME        the volume group the lvm storage driver uses (spec.storageDriver: lvm)
@@ -60,6 +61,8 @@ export interface ManagerArgs {
   load: string[];
   logLevel: LogLevel;
   orphanGraceSeconds: number;
+  /** --migration-timeout: a live migration's time limit, seconds (the migration controller's default when absent). */
+  migrationTimeoutSeconds?: number;
   nodeFailureGraceSeconds: number;
   nodeProbeIntervalSeconds?: number;
   /** SSH connect and node probe time limit; undefined: the transports' and the probe's defaults (10 s). */
@@ -111,6 +114,12 @@ export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv
         const v = value();
         a.orphanGraceSeconds = Number(v);
         if (!Number.isFinite(a.orphanGraceSeconds) || a.orphanGraceSeconds < 0) throw new Error(`--orphan-grace ${v}: give seconds, at least 0`);
+        break;
+      }
+      case '--migration-timeout': {
+        const v = value();
+        a.migrationTimeoutSeconds = Number(v);
+        if (!Number.isInteger(a.migrationTimeoutSeconds) || a.migrationTimeoutSeconds < 1) throw new Error(`--migration-timeout ${v}: give whole seconds, at least 1`);
         break;
       }
       case '--ssh-timeout': {
@@ -242,7 +251,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       leaseTtlSeconds: args.leaseTtl,
       log,
       metrics,
-      specs: (cache) => buildControllerSpecs({ cache, identity: args.identity, log, transports, orphanGraceMs: args.orphanGraceSeconds * 1000, nodeFailureGraceMs: args.nodeFailureGraceSeconds * 1000, nodeProbeIntervalMs: args.nodeProbeIntervalSeconds === undefined ? undefined : args.nodeProbeIntervalSeconds * 1000, probeTimeoutMs: sshTimeoutMs, storageDrivers: args.lvm ? { lvm: args.lvm } : undefined }, factories, args.controllers),
+      specs: (cache) => buildControllerSpecs({ cache, identity: args.identity, log, transports, orphanGraceMs: args.orphanGraceSeconds * 1000, migrationTimeoutMs: args.migrationTimeoutSeconds === undefined ? undefined : args.migrationTimeoutSeconds * 1000, nodeFailureGraceMs: args.nodeFailureGraceSeconds * 1000, nodeProbeIntervalMs: args.nodeProbeIntervalSeconds === undefined ? undefined : args.nodeProbeIntervalSeconds * 1000, probeTimeoutMs: sshTimeoutMs, storageDrivers: args.lvm ? { lvm: args.lvm } : undefined }, factories, args.controllers),
     });
   } catch (err) {
     log.error({ err: (err as Error).message }, 'cannot set up the controllers');

@@ -14,6 +14,11 @@ describe('vc-manager flags', () => {
     assert.throws(() => parseManagerArgs(['--orphan-grace', '-1'], {}), /--orphan-grace -1: give seconds, at least 0/);
     assert.throws(() => parseManagerArgs(['--lvm-thin-pool', 'p'], {}), /--lvm-thin-pool needs --lvm-vg/);
   });
+  it('reads the live-migration time limit (Xen under TCG needs minutes), default unset', () => {
+    assert.equal(parseManagerArgs(['--migration-timeout', '900'], {}).migrationTimeoutSeconds, 900);
+    assert.equal(parseManagerArgs([], {}).migrationTimeoutSeconds, undefined);
+    assert.throws(() => parseManagerArgs(['--migration-timeout', '0'], {}), /--migration-timeout 0: give whole seconds, at least 1/);
+  });
   it('reads the SSH time limit (slow nodes such as full testbed nodes), default unset', () => {
     assert.equal(parseManagerArgs(['--ssh-timeout', '120'], {}).sshTimeoutSeconds, 120);
     assert.equal(parseManagerArgs([], {}).sshTimeoutSeconds, undefined);

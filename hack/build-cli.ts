@@ -1,23 +1,28 @@
-// The second step of `npm run build` (after tsc): bundles vcctl with esbuild into dist/cli/vcctl.js
-// (the same file the npm bin and every README command run) plus dist/cli/chunks/, so a fresh
-// `vcctl apply` does not resolve and load ~300 separate modules. Commands stay lazily loaded
-// (each is its own chunk). Three things differ from the plain tsc output, all for start-up time:
+// The second step of `npm run build` (after tsc): bundles vcctl with esbuild into
+// dist/cli/vcctl.cjs (the whole program, one CommonJS file) and dist/cli/vcctl.js (the entry the
+// npm bin and every README command run: cli/bundle/launcher.ts, which runs vcctl.cjs with V8's
+// code cache in dist/cli/v8-cache/), so a fresh `vcctl apply` neither resolves and loads ~300
+// separate modules nor compiles the same code again at every start. Commands stay lazily
+// evaluated. Four things differ from the plain tsc output, all for start-up time:
 //   - api/validation/precompiled.ts becomes ajv standalone code of every kind's CRD schema
 //     (no ajv compilation at run time; a CRD changed after the build is compiled as before).
 //   - etcd3 gets its gRPC service definitions from JSON prepared at build time instead of parsing
 //     rpc.proto at each start (cli/bundle/etcd-package-definition.ts).
 //   - Native and platform-specific packages (ssh2, better-sqlite3, cpu-features) stay external.
+//   - The code cache (see the launcher).
 // Everything else under dist/ (vc-manager, the dashboard, tests) is tsc's output, unbundled.
 //
 // Run: node --import tsx hack/build-cli.ts [--outdir DIR]   (npm run build does; DIR defaults to
 // dist/cli; test/cli/bundle.test.ts builds into a directory of its own under dist/)
 
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
 import { precompiledModuleSource } from '../api/validation/schema-validator.js';
 import { etcdProtoSpecs } from '../cli/bundle/etcd-package-definition.js';
+import { COMMANDS } from '../cli/commands/registry.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const outArg = process.argv.indexOf('--outdir');
@@ -71,22 +76,46 @@ function etcdLoadOptions(src: string): Record<string, unknown> {
   return options;
 }
 
-rmSync(chunks, { recursive: true, force: true });
-await build({
-  entryPoints: { vcctl: join(root, 'cli', 'vcctl.ts') },
+// Leftovers of earlier builds: the ES module chunks of the split bundle, code caches of another build.
+for (const d of [chunks, join(outdir, 'v8-cache')]) rmSync(d, { recursive: true, force: true });
+const common = {
   bundle: true,
-  splitting: true,
-  format: 'esm',
   platform: 'node',
   target: 'node20',
-  outdir,
-  chunkNames: 'chunks/[name]-[hash]',
   sourcemap: true,
   minify: true,
   keepNames: true,
-  external: ['ssh2', 'better-sqlite3', 'cpu-features'],
-  // CommonJS packages in an ES module bundle call require() (protobufjs even through eval).
-  banner: { js: "import { createRequire as __vlCreateRequire } from 'node:module'; const require = __vlCreateRequire(import.meta.url);" },
-  plugins: [precompiledValidators, etcd3Proto],
   logLevel: 'warning',
+  charset: 'ascii',
+} as const;
+// The program: one CommonJS file (V8's code cache, which the launcher uses, takes scripts, not
+// ES modules). Commands are still evaluated only when they run (esbuild wraps what is imported
+// dynamically in a lazy initializer). "use strict" as the ES modules were.
+await build({
+  ...common,
+  entryPoints: [join(root, 'cli', 'vcctl.ts')],
+  format: 'cjs',
+  outfile: join(outdir, 'vcctl.cjs'),
+  external: ['ssh2', 'better-sqlite3', 'cpu-features'],
+  define: { 'import.meta.url': '__vlImportMetaUrl' },
+  banner: { js: '"use strict";const __vlImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
+  plugins: [precompiledValidators, etcd3Proto],
+});
+// The launcher runs it inside a function: the #! line (kept by esbuild) becomes a comment there.
+// It reads the file as latin1, which is right only for ASCII (esbuild escapes everything else).
+const program = join(outdir, 'vcctl.cjs');
+const programText = readFileSync(program, 'utf8');
+if (/[^\x00-\x7f]/.test(programText)) throw new Error(`${program}: not ASCII; the launcher reads it as latin1`);
+writeFileSync(program, programText.replace(/^#!/, '//'));
+// The entry (dist/cli/vcctl.js, what the npm bin and README commands run): cli/bundle/launcher.ts.
+await build({
+  ...common,
+  entryPoints: [join(root, 'cli', 'bundle', 'launcher.ts')],
+  format: 'esm',
+  outfile: join(outdir, 'vcctl.js'),
+  banner: { js: '#!/usr/bin/env node' },
+  define: {
+    __VL_BUNDLE_SHA256: JSON.stringify(createHash('sha256').update(readFileSync(program)).digest('hex')),
+    __VL_COMMANDS: JSON.stringify(Object.keys(COMMANDS)),
+  },
 });

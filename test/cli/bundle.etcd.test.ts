@@ -1,10 +1,11 @@
 // The vcctl bundle (hack/build-cli.ts, run by npm run build), built into a directory of its own
 // under dist/, as a process against a real etcd: the same output and stored objects as the sources
-// (node --import tsx cli/vcctl.ts), and the same all-or-nothing refusal of an invalid document.
+// (node --import tsx cli/vcctl.ts), the same with V8's code cache, a damaged one and none
+// (cli/bundle/launcher.ts), and the same all-or-nothing refusal of an invalid document.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEtcd, type EtcdHarness } from '../../hack/lib/etcd-harness.js';
@@ -63,6 +64,31 @@ describe('vcctl bundle', function () {
       assert.equal(bundled.length, 150);
       assert.deepEqual(bundled.map((o) => ({ ...o, applied: o.applied.replace('"bundled"', 'NS') })),
         strip('sources').map((o) => ({ ...o, applied: o.applied.replace('"sources"', 'NS') })));
+    });
+
+    it('saves the code V8 compiled for a command, and runs alike with it, with a damaged one and without one', () => {
+      const cache = join(out, 'v8-cache');
+      const file = join(work, 'cached.yaml');
+      writeFileSync(file, vcs('cached', 20));
+      const lines = (action: string) => Array.from({ length: 20 }, (_v, i) => `virtualcluster/vc-${i} ${action}`);
+      const saved = () => readdirSync(cache).filter((f) => f.endsWith('-apply.bin'));
+      const a = run([join(out, 'vcctl.js')], ['apply', '-f', file]); // earlier tests ran apply: the cache is in use
+      assert.deepEqual([a.code, a.stdout.trimEnd().split('\n'), a.stderr], [0, lines('created'), '']);
+      assert.equal(saved().length, 1, `one cache file for apply in ${readdirSync(cache).join(', ')}`);
+      const bin = join(cache, saved()[0]);
+      assert.ok(statSync(bin).size > 100_000, `${statSync(bin).size} bytes`);
+      // A damaged cache is refused by V8: the run compiles as without one and saves a good one.
+      const good = readFileSync(bin);
+      writeFileSync(bin, Buffer.from(good.map((b, i) => (i > 64 && i % 7 === 0 ? b ^ 0xff : b))));
+      const b = run([join(out, 'vcctl.js')], ['apply', '-f', file]);
+      assert.deepEqual([b.code, b.stdout.trimEnd().split('\n'), b.stderr], [0, lines('unchanged'), '']);
+      assert.ok(statSync(bin).size > 100_000);
+      assert.notDeepEqual(readFileSync(bin), good.map((x, i) => (i > 64 && i % 7 === 0 ? x ^ 0xff : x)), 'the damaged cache was replaced');
+      // No cache directory at all (removed, or never writable): the same again.
+      rmSync(cache, { recursive: true, force: true });
+      const c = run([join(out, 'vcctl.js')], ['apply', '-f', file]);
+      assert.deepEqual([c.code, c.stdout.trimEnd().split('\n'), c.stderr], [0, lines('unchanged'), '']);
+      assert.equal(saved().length, 1);
     });
 
     it('refuses a file with one invalid document as the sources do, and writes nothing', () => {

@@ -45,6 +45,8 @@ export interface HarnessOptions {
    * readiness on its console (no agent channel under Xen), and vc-manager gets FULL_NODE_MANAGER_ARGS.
    */
   full?: boolean;
+  /** With `full`: the SAN disk's size in MiB (default full-node.ts's); an OCFS2 shared volume of 1 GiB needs more than 1 GiB. */
+  sanMiB?: number;
   log?: (line: string) => void;
 }
 
@@ -148,7 +150,7 @@ export async function startClusterHarness(opts: HarnessOptions): Promise<Cluster
 
   try {
     log(`testbed: ${opts.nodes} physical nodes (${opts.full ? "QEMU machines running Xen with a Debian dom0" : "network namespaces, real sshd"}) under ${dir}`);
-    testbed = await testbedUp({ nodes: opts.nodes, dir: join(dir, 'testbed'), cores: opts.cores, memoryMiB: opts.memoryMiB, ...(opts.full ? { full: { bootTimeoutMs: 600_000 } } : {}) });
+    testbed = await testbedUp({ nodes: opts.nodes, dir: join(dir, 'testbed'), cores: opts.cores, memoryMiB: opts.memoryMiB, ...(opts.full ? { full: { bootTimeoutMs: 600_000, ...(opts.sanMiB ? { sanMiB: opts.sanMiB } : {}) } } : {}) });
     const imageDir = opts.imageDir ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'virtualinux', 'guest');
     log(`guest image: ${imageDir} (built once, then reused)`);
     const image = buildGuestImage({ out: imageDir, log });

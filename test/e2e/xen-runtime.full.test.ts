@@ -10,6 +10,11 @@
 // which is what the first VC's guest must not reach. Probes run inside the guests (their first-boot
 // script pings in a loop and prints on the console) and in the dom0s; nothing is sent from this
 // machine's namespace to a VC subnet. Live migration is not exercised: this Xen cannot (README).
+// The VC's shared storage is OCFS2 (issue 17 item 3, docs/adr/0007): an OCFS2 volume on the SAN
+// disk, mounted by the dom0 of each node that runs a VM of the VC and re-exported to its guests by
+// its kernel NFS server; each guest writes its round counter into /shared and prints what it reads
+// of the other's, so a guest on blade2 reading what the guest on blade1 wrote crosses both nodes'
+// NFS servers and OCFS2 mounts of one filesystem.
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,10 +38,14 @@ const PROBES = `(n=0; while true; do
     echo "PROBE $VC_NODE_NAME $a $r"
   done
   echo "ROUND $VC_NODE_NAME $n"
+  if [ -n "$VC_SHARED_NFS" ]; then
+    echo "$VC_NODE_NAME $n" > "/shared/round-$VC_NODE_NAME"
+    echo "SHARED $VC_NODE_NAME nfs=$(grep -c ' /shared nfs4 ' /proc/mounts) $(cat /shared/round-* 2>/dev/null | tr '\n' ,)"
+  fi
   sleep 3
 done) > /dev/console 2>&1 &`;
 
-const vcYaml = (name: string, subnet: string, nodes: number, state: string, script: string) => `apiVersion: virtualinux.org/v1alpha1
+const vcYaml = (name: string, subnet: string, nodes: number, state: string, script: string, fs = 'none') => `apiVersion: virtualinux.org/v1alpha1
 kind: VirtualCluster
 metadata: {name: ${name}, namespace: default}
 spec:
@@ -45,7 +54,7 @@ spec:
   hypervisor: xen
   node: {vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 32}
   network: {subnet: ${subnet}.0/24}
-  sharedStorage: {sizeGiB: 1, filesystem: none}
+  sharedStorage: {sizeGiB: 1, filesystem: ${fs}}
   placement: {strategy: Cyclic, mode: Lazy}
   state: ${state}
   firstBoot:
@@ -72,10 +81,17 @@ describe('the runtime on two full Xen nodes (PV domUs, routed per-VC network)', 
     return m;
   };
   const rounds = (text: string, vm: string): number[] => [...text.matchAll(new RegExp(`ROUND ${vm} (\\d+)`, 'g'))].map((x) => Number(x[1]));
+  /** The rounds of `writer` that `reader` read from /shared, over NFS (its SHARED lines with nfs=1). */
+  const sharedReads = (text: string, reader: string, writer: string): number[] =>
+    [...text.matchAll(new RegExp(`SHARED ${reader} nfs=1 .*\\b${writer} (\\d+),`, 'g'))].map((x) => Number(x[1]));
+  /** A dom0's OCFS2 mounts, kernel NFS exports and o2cb cluster, one per line. */
+  const sharedState = (node: string) =>
+    sh(node, 'awk \'$3 == "ocfs2" { print "mount", $2 }\' /proc/self/mounts; [ ! -f /var/lib/nfs/etab ] || awk \'{ print "export", $1, $2 }\' /var/lib/nfs/etab; ls /sys/kernel/config/cluster 2>/dev/null | sed "s/^/o2cb /"; true');
 
   before(async function () {
     this.timeout(20 * 60_000);
-    h = await startClusterHarness({ nodes: 2, full: true, managerArgs: ['--orphan-grace', '30'] });
+    // a 2 GiB SAN disk (sparse): the OCFS2 shared volume is 1 GiB, the default disk 1 GiB
+    h = await startClusterHarness({ nodes: 2, full: true, sanMiB: 2048, managerArgs: ['--orphan-grace', '30'] });
     for (const [name, t] of dom0Transports(h)) dom0.set(name, t);
   });
   after(async function () {
@@ -90,7 +106,7 @@ describe('the runtime on two full Xen nodes (PV domUs, routed per-VC network)', 
   it('a VC of 2 VMs on 2 nodes reaches Ready with each READY line in vcctl logs; the guests reach each other and their gateway, not another VC', async () => {
     // the other VC first: Stopped, so it boots nothing, but it is placed and its tap (with its gateway) is made on blade1
     assert.equal((await h.vcctl(['apply', '-f', '-'], vcYaml('other', OTHER, 1, 'Stopped', 'true'))).code, 0);
-    const a = await h.vcctl(['apply', '-f', '-'], vcYaml('duo', SUBNET, 2, 'Running', `echo first-boot-ran-on $VC_NODE_NAME\n${PROBES}`));
+    const a = await h.vcctl(['apply', '-f', '-'], vcYaml('duo', SUBNET, 2, 'Running', `echo first-boot-ran-on $VC_NODE_NAME\n${PROBES}`, 'ocfs2'));
     assert.equal(a.code, 0, a.stderr);
     const w = await h.vcctl(['wait', 'vc/duo', '--for=condition=Ready', '--timeout=20m']);
     assert.equal(w.code, 0, w.stderr + (await h.vcctl(['describe', 'vc/duo'])).stdout);
@@ -125,10 +141,23 @@ describe('the runtime on two full Xen nodes (PV domUs, routed per-VC network)', 
     const addr = new Map(h.testbed.nodes.map((n) => [n.name, n.address]));
     assert.match(await sh('blade1', 'ip -o route get "$1"', `${SUBNET}.3`), new RegExp(`via ${addr.get('blade2')!.replace(/\./g, '\\.')} `));
     assert.match(await sh('blade2', 'ip -o route get "$1"', `${SUBNET}.2`), new RegExp(`via ${addr.get('blade1')!.replace(/\./g, '\\.')} `));
+    // OCFS2: each dom0 has the VC's volume mounted, exports it to the VC's subnet only, is in o2cb;
+    // the guest on blade2 reads what the guest on blade1 wrote, and the other way round
+    for (const node of ['blade1', 'blade2']) {
+      const st = await sharedState(node);
+      assert.match(st, /^mount \/vc\/default\/duo$/m, `${node}: ${st}`);
+      assert.match(st, new RegExp(`^export /vc/default/duo\\s+${SUBNET}\\.0/24\\(`, 'm'), `${node}: ${st}`);
+      assert.match(st, /^o2cb virtualinux$/m, `${node}: ${st}`);
+    }
+    for (const [reader, writer] of [['duo-1', 'duo-0'], ['duo-0', 'duo-1']] as const) {
+      await waitFor(`${reader} reading ${writer}'s rounds from /shared`, async () => (sharedReads(await logs(reader), reader, writer).length > 0 ? true : undefined), 180_000, 3000);
+    }
+    assert.match(await sh('blade2', 'cat /vc/default/duo/round-duo-0'), /^duo-0 \d+$/m, 'blade2 reads the file through its own OCFS2 mount');
   });
 
   it('suspends to the shared directory and resumes on another node (placement changed meanwhile): the guests go on where they were', async () => {
     const before = rounds(await logs('duo-1'), 'duo-1').at(-1) ?? 0;
+    const readBefore = Math.max(0, ...sharedReads(await logs('duo-1'), 'duo-1', 'duo-0'));
     const s = await h.vcctl(['suspend', 'vc/duo', '--wait', '--timeout=15m']);
     assert.equal(s.code, 0, s.stderr);
     for (const doms of (await h.domains()).values()) assert.deepEqual(doms.filter((d) => d.name.startsWith('default.duo')), []);
@@ -153,6 +182,11 @@ describe('the runtime on two full Xen nodes (PV domUs, routed per-VC network)', 
     assert.doesNotMatch(after, /VIRTUALINUX-READY/, 'restored, not booted again');
     assert.ok(rounds(after, 'duo-1')[0]! > before, `rounds went on from ${before}: ${rounds(after, 'duo-1').join(',')}`);
     assert.equal(readdirSync(join(h.testbed.sanDir, 'runtime', 'default')).filter((f) => f.endsWith('.vmstate')).length, 0, 'resume consumes the saved states');
+    // the shared storage followed: restored duo-1 reads duo-0's new rounds over blade1's export;
+    // blade2, which runs no VM of the VC now, has unmounted and unexported it and left o2cb
+    await waitFor('duo-1 reading duo-0\'s rounds after the resume', async () =>
+      (Math.max(0, ...sharedReads(await logs('duo-1'), 'duo-1', 'duo-0')) > readBefore ? true : undefined), 180_000, 3000);
+    await waitFor('blade2 without the VC\'s mount, export and o2cb', async () => ((await sharedState('blade2')).trim() === '' ? true : undefined), 180_000, 5000);
   });
 
   it('deleting the VCs leaves no domain, volume, vif, route or rule of theirs', async () => {
@@ -166,10 +200,13 @@ describe('the runtime on two full Xen nodes (PV domUs, routed per-VC network)', 
     await waitFor('every node without vifs, taps, routes or rules of the VCs', async () => {
       for (const node of dom0.keys()) {
         const left = await sh(node, 'ls /sys/class/net | grep "^vt" ; ip route show proto 188; nft list table inet virtualinux 2>/dev/null | grep -E "$1|$2|vt[0-9a-f]"; xl list | tail -n +3; true', SUBNET, OTHER);
-        if (left.trim() !== '') return undefined;
+        // no OCFS2 mount, no kernel NFS export, no o2cb cluster
+        if (left.trim() !== '' || (await sharedState(node)).trim() !== '') return undefined;
       }
       return true;
     }, 120_000, 5000);
+    // the OCFS2 volume is gone from the SAN
+    assert.equal((await sh('blade1', 'lvs --noheadings -o lv_name vlsan 2>/dev/null | grep -c "_duo-shared" || true')).trim(), '0');
     const vcsDir = join(h.testbed.sanDir, 'vcs');
     const files = existsSync(vcsDir) ? readdirSync(vcsDir, { recursive: true }) : [];
     assert.deepEqual(files.filter((f) => !String(f).match(/^[^/]+$/)), [], `files left under ${vcsDir}`);

@@ -587,6 +587,17 @@ export class QemuDriver implements HypervisorDriver {
     let tSwitched = 0;
     let retired: Promise<void> | undefined;
     let fin: QueryMigrate;
+    // The target's wait for the state starts with QEMU's announcement of the end, not after the
+    // query that reads its figures.
+    let finishing: Promise<void> | undefined;
+    const startFinish = (): Promise<void> => {
+      finishing ??= incoming.finish();
+      finishing.catch(() => undefined);
+      return finishing;
+    };
+    const offCompleted = q.onEvent((e) => {
+      if (e.event === 'MIGRATION' && e.data?.status === 'completed') void startFinish();
+    });
     try {
       try {
         tMigrate = Date.now();
@@ -609,11 +620,12 @@ export class QemuDriver implements HypervisorDriver {
             await this.destroy(name); // its pid could not be read: find and retire it afresh
           })();
           retired.catch(() => undefined);
-          await incoming.finish();
+          await startFinish();
           tSwitched = Date.now();
         }
         fin = m;
       } finally {
+        offCompleted();
         q.close();
       }
     } catch (err) {

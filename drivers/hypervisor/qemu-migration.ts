@@ -32,10 +32,13 @@ class EventLatch implements Disposable {
   private fired = false;
   private wake?: () => void;
   private readonly off: () => void;
+  /** Every event of `names` announced since the latch was made. */
+  readonly seen = new Set<string>();
 
   constructor(q: QmpClient, names: readonly string[]) {
     this.off = q.onEvent((e) => {
       if (!names.includes(e.event)) return;
+      this.seen.add(e.event);
       this.fired = true;
       this.wake?.();
     });
@@ -86,23 +89,40 @@ export async function enableMigrationEvents(q: QmpClient): Promise<void> {
   await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
 }
 
-/** Waits until an incoming migration of `name` on `node` has loaded, then makes sure the domain runs. */
+/**
+ * Waits until an incoming migration of `name` on `node` has loaded, then makes sure the domain
+ * runs. A RESUME event (QEMU started the loaded VM by itself) ends the wait at once: right after
+ * it the target's monitor answers late (tens of ms under load), and the answer would only say so.
+ */
 export async function runWhenLoaded(q: QmpClient, node: string, name: string, timeoutMs: number): Promise<void> {
-  await waitIncomingDone(q, node, name, timeoutMs);
+  if ((await waitIncomingDone(q, node, name, timeoutMs)) === 'resumed') return;
   const st = await q.execute<{ running: boolean }>('query-status');
   if (!st.running) await q.execute('cont');
 }
 
-/** Waits until an incoming migration has finished loading (the VM left `inmigrate`). */
-async function waitIncomingDone(q: QmpClient, node: string, name: string, timeoutMs: number): Promise<void> {
+/** Waits until an incoming migration has finished loading (the VM left `inmigrate`), or QEMU announced that it runs. */
+async function waitIncomingDone(q: QmpClient, node: string, name: string, timeoutMs: number): Promise<'resumed' | 'loaded'> {
   const deadline = Date.now() + timeoutMs;
   // RESUME: the target runs; MIGRATION: its incoming side changed state (loaded or failed).
   using changed = new EventLatch(q, ['RESUME', 'MIGRATION', 'STOP']);
-  for (;;) {
-    const st = await q.execute<{ status: string }>('query-status');
-    if (st.status !== 'inmigrate') return;
-    if (Date.now() > deadline) throw new HypervisorError(`${node}: incoming state of ${name} not loaded within ${timeoutMs} ms`);
-    await changed.wait(50);
+  // A query sent while the target loads is answered only after it (its monitor waits): RESUME
+  // does not wait for that answer (left unread; the connection closes after).
+  let resume!: () => void;
+  const resumed = new Promise<'resumed'>((res) => (resume = () => res('resumed')));
+  const off = q.onEvent((e) => e.event === 'RESUME' && resume());
+  try {
+    for (;;) {
+      if (changed.seen.has('RESUME')) return 'resumed';
+      const reply = q.execute<{ status: string }>('query-status');
+      reply.catch(() => undefined);
+      const st = await Promise.race([reply, resumed]);
+      if (st === 'resumed') return st;
+      if (st.status !== 'inmigrate') return 'loaded';
+      if (Date.now() > deadline) throw new HypervisorError(`${node}: incoming state of ${name} not loaded within ${timeoutMs} ms`);
+      await changed.wait(50);
+    }
+  } finally {
+    off();
   }
 }
 

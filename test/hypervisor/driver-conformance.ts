@@ -59,6 +59,11 @@ export interface ConformanceCapabilities<D extends HypervisorDriver = Hypervisor
    */
   readyTimeoutMs?: number;
   /**
+   * How long a case of the domain's life (a live migration, a suspend) may take, when more than the
+   * default 240 s: Xen under TCG copies a 128 MiB guest through ssh in minutes at load ~20.
+   */
+  caseTimeoutMs?: number;
+  /**
    * The driver has prepareMigration (optional in the contract; QEMU yes, Xen no), and this leaves
    * on `target` what a manager that died after preparing leaves there: `spec` waiting as an
    * incoming domain, no connection to it kept.
@@ -106,7 +111,7 @@ export function describeHypervisorConformance<D extends HypervisorDriver>(
     else it.skip(`${t} [not run: ${why}]`);
   };
   describe(title, function () {
-    this.timeout(240_000);
+    this.timeout(Math.max(240_000, caps.caseTimeoutMs ?? 0));
     let pair: NodePair<D>;
     let spec: DomainSpec;
     const name = 'test.conf-0';

@@ -91,6 +91,8 @@ describeHypervisorConformance('XenDriver conformance (two full Xen nodes over SS
   // a PVH domU boots about 2x slower than a PV one under TCG (nested paging emulated): READY took
   // over 6 min at load ~19 (PV: 80 s at load 10-14)
   readyTimeoutMs: 600_000,
+  // the live migration (xl migrate's own default limit is the driver's 15 min) and xl save/restore
+  caseTimeoutMs: 900_000,
 });
 
 /** Polls until `ok` holds; fails naming `what` after timeoutMs. */

@@ -35,9 +35,8 @@ import {
   run,
   tmpPathOf,
 } from './file-volumes.js';
-import { LvAndFileVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
-import { checkTemplate, fillDevice, templateBytes } from './template-image.js';
-import type { NodeActivation, StorageDriver, TemplateSource, VolumeInfo, VolumeKey } from './types.js';
+import { runActivation, SanVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
+import type { NodeActivation, StorageDriver, VolumeInfo, VolumeKey } from './types.js';
 import { ActiveElsewhereError, StorageError } from './types.js';
 
 export interface EvmsDriverOptions {
@@ -85,16 +84,13 @@ for lv in "$@"; do
 done
 `;
 
-export class EvmsDriver extends LvAndFileVolumes implements StorageDriver, NodeActivation {
+export class EvmsDriver extends SanVolumes implements StorageDriver, NodeActivation {
   readonly name = 'evms' as const;
-  readonly vg: VolumeGroup;
   readonly chunkSectors: number;
   readonly activation: NodeActivation = this;
 
-  constructor(transport: Transport, private readonly opts: EvmsDriverOptions = {}) {
-    const vg = new VolumeGroup(transport, opts.vg ?? DEFAULT_SAN_VG);
-    super(transport, vg);
-    this.vg = vg;
+  constructor(transport: Transport, opts: EvmsDriverOptions = {}) {
+    super(transport, new VolumeGroup(transport, opts.vg ?? DEFAULT_SAN_VG), opts.sanDevice);
     this.chunkSectors = opts.chunkSectors ?? 128;
     if (!Number.isInteger(this.chunkSectors) || this.chunkSectors < 8 || (this.chunkSectors & (this.chunkSectors - 1)) !== 0) {
       throw new StorageError(`evms: chunkSectors must be a power of two of at least 8, got ${opts.chunkSectors}`);
@@ -108,10 +104,6 @@ export class EvmsDriver extends LvAndFileVolumes implements StorageDriver, NodeA
   private dmPath(key: VolumeKey): string {
     return `/dev/mapper/${this.dmName(key)}`;
   }
-  private recordPath(key: VolumeKey): string {
-    return posix.join(key.vcDir, `.${key.name}.active`);
-  }
-
   /** Where the volume lives: its LV (for a snapshot, the LV of its exception store). */
   pathOf(key: VolumeKey): string {
     return this.vg.dev(this.lvName(key));
@@ -127,26 +119,6 @@ export class EvmsDriver extends LvAndFileVolumes implements StorageDriver, NodeA
 
   private static originOf(row: LvRow | undefined): string | undefined {
     return row?.lv_tags?.split(',').find((t) => t.startsWith(ORIGIN_TAG))?.slice(ORIGIN_TAG.length);
-  }
-
-  async createOriginal(key: VolumeKey, source: TemplateSource): Promise<VolumeInfo> {
-    const t = this.transport;
-    const final = this.lvName(key);
-    if (!(await this.vg.lv(final))) {
-      await checkTemplate(t, source);
-      await this.vg.ensure(this.opts.sanDevice);
-      const tmp = `${final}.tmp`;
-      await this.vg.buildLv(final, tmp, async () => {
-        const bytes = await templateBytes(t, source);
-        await run(t, 'create original volume', ['lvcreate', '-y', '-Wy', '-Zy', '-L', `${bytes}b`, '-n', tmp, this.vg.vg]);
-        await fillDevice(t, source, this.vg.dev(tmp), posix.join(key.vcDir, `.${key.name}.rootfs`));
-        await run(t, 'deactivate original', ['lvchange', '-an', `${this.vg.vg}/${tmp}`]);
-      });
-    }
-    // Read-only for every node; also after a crash between the rename and this step.
-    const row = await this.vg.lv(final);
-    if (row && row.lv_attr[1] !== 'r') await run(t, 'make original read-only', ['lvchange', '-p', 'r', `${this.vg.vg}/${final}`]);
-    return { path: this.vg.dev(final), format: 'raw' };
   }
 
   /** Makes the exception store LV `lv` of a snapshot of `origin` (an LV of `originBytes`), fresh. */
@@ -165,12 +137,6 @@ export class EvmsDriver extends LvAndFileVolumes implements StorageDriver, NodeA
     ]);
   }
 
-  private async originRow(original: VolumeKey): Promise<LvRow> {
-    const row = await this.vg.lv(this.lvName(original));
-    if (!row) throw new StorageError(`${this.transport.host}: original ${this.vg.vg}/${this.lvName(original)} does not exist; create it first`);
-    return row;
-  }
-
   async snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
     const final = this.lvName(key);
     if (!(await this.vg.lv(final))) {
@@ -183,15 +149,6 @@ export class EvmsDriver extends LvAndFileVolumes implements StorageDriver, NodeA
 
   snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<VolumeInfo[]> {
     return eachKey(keys, (k) => this.snapshot(original, k));
-  }
-
-  /** Refuses when the record names another node; deactivates here when mapped here. */
-  private async releaseHere(key: VolumeKey, what: string): Promise<void> {
-    const on = await this.activeOn(key);
-    if (on !== undefined && on !== this.transport.host) {
-      throw new ActiveElsewhereError(`${this.transport.host}: cannot ${what} ${key.name}: it is active on ${on}; deactivate it there first (stop or move its VM)`);
-    }
-    await this.deactivate(key, this.transport);
   }
 
   async reset(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
@@ -216,20 +173,6 @@ export class EvmsDriver extends LvAndFileVolumes implements StorageDriver, NodeA
       }
     }
     return { path: this.dmPath(key), format: 'raw' };
-  }
-
-  async createSwap(key: VolumeKey, sizeBytes: number): Promise<VolumeInfo> {
-    const final = this.lvName(key);
-    if (!(await this.vg.lv(final))) {
-      await this.vg.ensure(this.opts.sanDevice);
-      const tmp = `${final}.tmp`;
-      await this.vg.buildLv(final, tmp, async () => {
-        await run(this.transport, 'create swap volume', ['lvcreate', '-y', '-Wy', '-Zy', '-L', `${sizeBytes}b`, '-n', tmp, this.vg.vg]);
-        await run(this.transport, 'format swap', ['mkswap', '-q', this.vg.dev(tmp)]);
-        await run(this.transport, 'deactivate swap', ['lvchange', '-an', `${this.vg.vg}/${tmp}`]);
-      });
-    }
-    return { path: this.vg.dev(final), format: 'raw' };
   }
 
   async remove(key: VolumeKey): Promise<void> {
@@ -269,19 +212,9 @@ export class EvmsDriver extends LvAndFileVolumes implements StorageDriver, NodeA
 
   // --- NodeActivation -------------------------------------------------------------------------
 
-  async activeOn(key: VolumeKey): Promise<string | undefined> {
-    const r = await this.transport.exec(['cat', this.recordPath(key)]);
-    const node = r.code === 0 ? r.stdout.trim() : '';
-    return node || undefined;
-  }
-
   async activate(key: VolumeKey, on: Transport, opts: { takeOver?: boolean } = {}): Promise<VolumeInfo> {
     const argv = [this.vg.vg, this.lvName(key), this.dmName(key), String(this.chunkSectors), this.recordPath(key), on.host, opts.takeOver ? '1' : '0'];
-    const r = await on.exec(['sh', '-c', ACTIVATE_SCRIPT, 'sh', ...argv], { timeoutMs: 0 });
-    const why = r.stderr.trim() || r.stdout.trim();
-    if (r.code === 4) throw new ActiveElsewhereError(`${on.host}: cannot activate ${key.name}: ${why}; deactivate it there first`);
-    if (r.code !== 0) throw new StorageError(`${on.host}: activate ${key.name} (${this.vg.vg}/${this.lvName(key)}): ${why}`);
-    return { path: r.stdout.trim().split('\n').pop()!, format: 'raw' };
+    return runActivation(on, key, `${this.vg.vg}/${this.lvName(key)}`, ACTIVATE_SCRIPT, argv);
   }
 
   async deactivate(key: VolumeKey, on: Transport): Promise<void> {

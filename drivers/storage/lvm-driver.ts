@@ -1,202 +1,239 @@
-// LvmDriver: LVM2 thin provisioning, the modern successor of the paper's EVMS snapshots. The
-// original is a thin LV in a thin pool filled with the template and set read-only
-// (`lvchange -p r`); each snapshot is a thin snapshot (`lvcreate -s` of the thin origin, no size:
-// it shares the pool) activated with `-K` (thin snapshots carry the activation-skip flag). Thin
-// snapshots are independent volumes with no limit on how many are active at once: the paper's
-// "dozen active snapshots" problem (section 3.2) does not arise, and no reset-on-activate exists.
+// LvmDriver: LVM2 thin snapshots on the SAN disk, the modern successor of the paper's EVMS
+// snapshots, with the paper's per-node activation (section 3.2; ADR 0006, "lvm thin across nodes").
 //
-// Swap volumes are thin LVs too; the first-boot config volume and the shared volume stay files on
-// the storage root (ADR 0002: written without privileges), so the VC directory exists here too.
+// A thin pool's metadata is written by the kernel of the node that has the pool active, so one
+// pool can serve one node only. Hence one small pool per VM snapshot, and the original outside any
+// pool:
+// - original `<uid>_<name>`: a linear LV filled with the template and set read-only (as evms makes
+//   it, SanVolumes): every node may map it read-only, none can write it.
+// - snapshot `<uid>_<name>`: a thin snapshot with that *external origin*
+//   (`lvcreate -s --thinpool <vg>/<uid>_<name>.pool <vg>/<original>`) in its own pool
+//   `<uid>_<name>.pool`, whose data LV is as large as the original (every block of the original
+//   may be overwritten once: the pool never fills; no autoextend, which dmeventd would do from the
+//   VM's node). Activating it (`lvchange -ay -K` with read-only metadata) maps the pool and the
+//   original's read-only layer on that node only; the blocks the VM wrote are on the SAN, in the
+//   pool, and read at activation: activation never resets a snapshot.
+// - reset (a template revision): a new thin snapshot of the original in the same pool (a bigger
+//   pool when the original grew), made and swapped in on the storage node while the snapshot is
+//   active nowhere else.
+// - swap: a linear LV with mkswap (SanVolumes). Config and shared volumes: files in the VC directory.
+// - where each snapshot is active: the record `.<name>.active` in the VC directory (SanVolumes).
 //
-// Needs device-mapper on the storage node; this project's CI has none, so the driver is tested
-// against recorded argument vectors (test/storage/lvm-driver.recorded.test.ts).
+// Metadata changes (lvcreate, lvremove, lvrename, lvchange -p) run on the driver's node only,
+// and make nothing active there: nothing stays mapped on the storage node after a create. Other nodes only activate and deactivate, with read-only metadata (lvm-volumes.ts).
+// Tested on full nodes (test/storage/san-drivers.full.test.ts) and against recorded argument
+// vectors (lvm-driver.recorded.test.ts).
 
-import { posix } from 'node:path';
 import type { Transport } from '../transport/types.js';
-import {
-  allocatedBytes,
-  eachKey,
-  pathsUsage,
-  removePath,
-  run,
-  tmpPathOf,
-  treeBytes,
-} from './file-volumes.js';
-import { LvAndFileVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
-import { checkTemplate, fillDevice, templateBytes } from './template-image.js';
-import type { StorageDriver, TemplateSource, VolumeInfo, VolumeKey } from './types.js';
+import { eachKey, ensureDir, pathsUsage, removePath, run, tmpPathOf } from './file-volumes.js';
+import { READ_ONLY_METADATA, runActivation, SanVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
+import type { NodeActivation, StorageDriver, VolumeInfo, VolumeKey } from './types.js';
 import { StorageError } from './types.js';
 
-
 export interface LvmDriverOptions {
-  /** The volume group on the shared storage (clustered with lvmlockd when several hosts use it). */
+  /** The volume group on the SAN disk. */
   vg: string;
-  /** The thin pool in `vg`; default `virtualinux`. */
+  /**
+   * Not used any more: each snapshot has its own pool (`<snapshot LV>.pool`, ADR 0006). Accepted
+   * so that an existing `--lvm-thin-pool` setting still parses.
+   */
   thinPool?: string;
-  /** When set and the pool is absent, it is created with this size; otherwise absent is an error. */
-  poolSizeBytes?: number;
   /** When set and the VG is absent, it is made on this (empty) SAN disk. */
   sanDevice?: string;
 }
 
+/** The pool names a snapshot LV's pool may have: a reset into a bigger pool takes the other one. */
+export function poolNames(lv: string): [string, string] {
+  return [`${lv}.pool`, `${lv}.pool2`];
+}
 
-export class LvmDriver extends LvAndFileVolumes implements StorageDriver {
+/**
+ * Bytes of pool data in use, read from each pool's metadata superblock on the SAN (the data space
+ * map's allocated blocks x the block size), one number per line. Args: vg pool... A pool active
+ * here is read through its mapped metadata device; otherwise its metadata LV is mapped read-only
+ * for the read (LVM's component activation, no metadata written) and unmapped after. The
+ * superblock is the last commit (dm-thin commits at least every second while active).
+ */
+const POOL_USAGE_SCRIPT = `
+vg=$1; shift
+ro="global/metadata_read_only=1"
+mangle() { printf %s "$1" | sed 's/-/--/g'; }
+for pool in "$@"; do
+  dev=/dev/mapper/$(mangle "$vg")-$(mangle "$pool")_tmeta; act=
+  if [ ! -b "$dev" ]; then
+    lvchange -y -ay --config "$ro" "$vg/\${pool}_tmeta" >/dev/null 2>&1 || { echo 0; continue; }
+    dev=/dev/$vg/\${pool}_tmeta; act=1
+  fi
+  words=$(dd if="$dev" bs=4096 count=1 iflag=direct status=none | od -An -tu4 -v -w4 | sed -n '9p;19p;20p;85p' | tr '\\n' ' ')
+  set -- $words
+  # magic 27022010 at byte 32; allocated data blocks (le64) at 72; data block size (sectors) at 336
+  if [ "$1" = 27022010 ]; then echo $((($2 + $3 * 4294967296) * $4 * 512)); else echo 0; fi
+  if [ -n "$act" ]; then lvchange -an --config "$ro" "$vg/\${pool}_tmeta" >/dev/null 2>&1; fi
+done
+`;
+
+export class LvmDriver extends SanVolumes implements StorageDriver, NodeActivation {
   readonly name = 'lvm' as const;
-  readonly vg: string;
-  readonly pool: string;
-  private readonly group: VolumeGroup;
-  constructor(transport: Transport, private readonly opts: LvmDriverOptions) {
-    const group = new VolumeGroup(transport, opts.vg);
-    super(transport, group);
-    this.group = group;
-    this.vg = opts.vg;
-    this.pool = opts.thinPool ?? 'virtualinux';
+  readonly activation: NodeActivation = this;
+
+  constructor(transport: Transport, opts: LvmDriverOptions) {
+    super(transport, new VolumeGroup(transport, opts.vg), opts.sanDevice);
   }
 
-  private tmpLv(key: VolumeKey): string {
-    return `${this.lvName(key)}.tmp`;
-  }
-  private dev(lv: string): string {
-    return `/dev/${this.vg}/${lv}`;
-  }
   pathOf(key: VolumeKey): string {
-    return this.dev(this.lvName(key));
+    return this.vg.dev(this.lvName(key));
   }
 
-  async lv(lv: string): Promise<LvRow | undefined> {
-    return this.group.lv(lv);
+  // Both are made inactive (`-an`; LVM maps what it needs for the moment of the command): a
+  // separate deactivation cost seconds per command in a TCG node, as did leaving them active.
+
+  /** Makes `pool` (absent) for a snapshot of an original of `bytes`. */
+  private async makePool(pool: string, bytes: number): Promise<void> {
+    await run(this.transport, 'create snapshot pool', ['lvcreate', '-y', '-an', '--type', 'thin-pool', '-L', `${bytes}b`, '-n', pool, this.vg.vg]);
   }
 
-  private allLvs(): Promise<Map<string, LvRow>> {
-    return this.group.all();
-  }
-
-  private removeLv(lv: string): Promise<void> {
-    return this.group.removeLv(lv);
-  }
-
-  private async ensurePool(): Promise<void> {
-    if (await this.lv(this.pool)) return;
-    if (this.opts.sanDevice) await this.group.ensure(this.opts.sanDevice);
-    if (!this.opts.poolSizeBytes) {
-      throw new StorageError(
-        `${this.transport.host}: thin pool ${this.vg}/${this.pool} does not exist; create it ` +
-          `(lvcreate --type thin-pool -L <size> -n ${this.pool} ${this.vg}) or configure poolSizeBytes`,
-      );
-    }
-    await run(this.transport, 'create thin pool', [
-      'lvcreate', '--type', 'thin-pool', '-L', `${this.opts.poolSizeBytes}b`, '-n', this.pool, this.vg,
-    ]);
-  }
-
-  private async createThin(lv: string, sizeBytes: number): Promise<void> {
-    await run(this.transport, 'create thin volume', [
-      'lvcreate', '--type', 'thin', '-V', `${sizeBytes}b`, '--thinpool', `${this.vg}/${this.pool}`, '-n', lv, '-y',
-    ]);
-  }
-
-  private buildLv(final: string, tmp: string, build: () => Promise<void>): Promise<void> {
-    return this.group.buildLv(final, tmp, build);
-  }
-
-  async createOriginal(key: VolumeKey, source: TemplateSource): Promise<VolumeInfo> {
-    const t = this.transport;
-    const final = this.lvName(key);
-    if (!(await this.lv(final))) {
-      await checkTemplate(t, source);
-      await this.ensurePool();
-      const tmp = this.tmpLv(key);
-      await this.buildLv(final, tmp, async () => {
-        await this.createThin(tmp, await templateBytes(t, source));
-        await fillDevice(t, source, this.dev(tmp), posix.join(key.vcDir, `.${key.name}.rootfs`), true);
-      });
-    }
-    // Read-only while snapshots exist; also after a crash between the rename and this step.
-    const row = await this.lv(final);
-    if (row && row.lv_attr[1] !== 'r') {
-      await run(t, 'make original read-only', ['lvchange', '-p', 'r', `${this.vg}/${final}`]);
-    }
-    return { path: this.dev(final), format: 'raw' };
-  }
-
-  private async makeSnapshot(original: VolumeKey, tmp: string): Promise<void> {
-    await run(this.transport, 'create thin snapshot', [
-      'lvcreate', '-s', '-p', 'rw', '-n', tmp, `${this.vg}/${this.lvName(original)}`,
-    ]);
-    await run(this.transport, 'activate snapshot', ['lvchange', '-ay', '-K', `${this.vg}/${tmp}`]);
+  /**
+   * Makes thin snapshot `lv` of `origin` in `pool`. LVM refuses an external origin mapped on this
+   * node (its own mapping, not the read-only layer a snapshot maps under it), so a mapping of the
+   * original here (a read of it) is removed first; one in use fails with LVM's reason.
+   */
+  private async makeThin(lv: string, pool: string, origin: LvRow): Promise<void> {
+    if (origin.lv_attr[4] === 'a') await run(this.transport, 'unmap the original here', ['lvchange', '-an', `${this.vg.vg}/${origin.lv_name}`]);
+    await run(this.transport, 'create thin snapshot', ['lvcreate', '-y', '-an', '-s', '--thinpool', `${this.vg.vg}/${pool}`, '-n', lv, `${this.vg.vg}/${origin.lv_name}`]);
   }
 
   async snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
     const final = this.lvName(key);
-    if (!(await this.lv(final))) {
-      await this.buildLv(final, this.tmpLv(key), () => this.makeSnapshot(original, this.tmpLv(key)));
+    if (!(await this.vg.lv(final))) {
+      const origin = await this.originRow(original);
+      await ensureDir(this.transport, key.vcDir);
+      const [pool] = poolNames(final);
+      // a pool left by a crash before the snapshot was in place is used again
+      if (!(await this.vg.lv(pool))) await this.makePool(pool, Number(origin.lv_size));
+      await this.vg.buildLv(final, `${final}.tmp`, () => this.makeThin(`${final}.tmp`, pool, origin));
     }
-    return { path: this.dev(final), format: 'raw' };
+    return { path: this.vg.dev(final), format: 'raw' };
   }
 
-  // The batch forms that change LVs run the LVM2 commands key by key (each is its own lvcreate);
-  // the config files go in one round trip, and existsAll/usageAll read one `lvs` of the VG.
   snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<VolumeInfo[]> {
     return eachKey(keys, (k) => this.snapshot(original, k));
   }
 
+  /**
+   * A fresh thin snapshot of the current original, in the snapshot's pool (a new pool when the
+   * original outgrew it), complete before the old one goes. Refused while active on another node.
+   */
   async reset(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
     const final = this.lvName(key);
-    const tmp = this.tmpLv(key);
-    await this.buildLv(final, tmp, async () => {
-      await this.makeSnapshot(original, tmp);
-      await this.removeLv(final);
-    });
-    return { path: this.dev(final), format: 'raw' };
-  }
-
-  async createSwap(key: VolumeKey, sizeBytes: number): Promise<VolumeInfo> {
-    const final = this.lvName(key);
-    if (!(await this.lv(final))) {
-      await this.ensurePool();
-      const tmp = this.tmpLv(key);
-      await this.buildLv(final, tmp, async () => {
-        await this.createThin(tmp, sizeBytes);
-        await run(this.transport, 'format swap', ['mkswap', '-q', this.dev(tmp)]);
-      });
+    const row = await this.vg.lv(final);
+    if (!row) return this.snapshot(original, key);
+    await this.releaseHere(key, 'reset');
+    const origin = await this.originRow(original);
+    const old = row.pool_lv;
+    const oldPool = old ? await this.vg.lv(old) : undefined;
+    let pool = old;
+    if (!oldPool || Number(oldPool.lv_size) < Number(origin.lv_size)) {
+      pool = poolNames(final).find((p) => p !== old)!;
+      await this.vg.removeLv(pool);
+      await this.makePool(pool, Number(origin.lv_size));
     }
-    return { path: this.dev(final), format: 'raw' };
+    const tmp = `${final}.tmp`;
+    await this.vg.removeLv(tmp);
+    await this.makeThin(tmp, pool, origin);
+    await this.vg.removeLv(final);
+    if (old && old !== pool) await this.vg.removeLv(old);
+    await run(this.transport, 'rename into place', ['lvrename', this.vg.vg, tmp, final]);
+    return { path: this.vg.dev(final), format: 'raw' };
   }
 
   async remove(key: VolumeKey): Promise<void> {
-    await this.removeLv(this.tmpLv(key));
-    await this.removeLv(this.lvName(key));
+    const lv = this.lvName(key);
+    const row = await this.vg.lv(lv);
+    // an original that thin snapshots still use: lvremove would take them along
+    if (row?.lv_attr[0] === 'o') throw new StorageError(`${this.transport.host}: cannot remove ${key.name}: thin snapshots still use it as their origin; remove them first`);
+    if (row?.pool_lv) await this.releaseHere(key, 'remove');
+    else if (row) await this.transport.exec(['lvchange', '-an', `${this.vg.vg}/${lv}`]);
+    for (const name of [`${lv}.tmp`, lv, ...poolNames(lv)]) await this.vg.removeLv(name);
     const file = this.filePath(key);
     await removePath(this.transport, tmpPathOf(file));
     await removePath(this.transport, file);
+    await removePath(this.transport, this.recordPath(key));
   }
 
-  /**
-   * Thin LVs: the pool space they map (size x data_percent). A thin snapshot's mapping includes
-   * the blocks it still shares with its origin, so for snapshots the origin's mapped bytes are
-   * subtracted: an estimate of the blocks the snapshot added (exact per-volume exclusive bytes
-   * need thin_ls on a metadata snapshot). Files: allocated bytes.
-   */
+  /** Snapshots: the pool blocks they use (read from the SAN). Other LVs: their size. Files: allocated bytes. */
   async usage(key: VolumeKey): Promise<number> {
-    const row = await this.lv(this.lvName(key));
-    if (row) return thinBytes(row, row.origin ? await this.lv(row.origin) : undefined);
-    const file = this.filePath(key);
-    const d = await this.transport.exec(['test', '-d', file]);
-    return d.code === 0 ? treeBytes(this.transport, file) : allocatedBytes(this.transport, file);
+    return (await this.usageAll([key]))[0]!;
   }
 
-  /** One `lvs` of the VG and one du for the file volumes. */
+  /** One `lvs`, one read of the snapshots' pool superblocks, one du of the files. */
   async usageAll(keys: readonly VolumeKey[]): Promise<number[]> {
-    const [lvs, files] = await Promise.all([this.allLvs(), pathsUsage(this.transport, keys.map((k) => this.filePath(k)))]);
-    return keys.map((k, i) => {
-      const row = lvs.get(this.lvName(k));
-      return row ? thinBytes(row, row.origin ? lvs.get(row.origin) : undefined) : files[i]!;
+    const lvs = await this.vg.all();
+    const pools = keys.map((k) => lvs.get(this.lvName(k))?.pool_lv).filter((p): p is string => !!p);
+    const used = new Map<string, number>();
+    if (pools.length > 0) {
+      const out = await run(this.transport, 'read snapshot pools', ['sh', '-c', LVM_SCRIPTS.poolUsage, 'sh', this.vg.vg, ...pools]);
+      out.trim().split('\n').forEach((n, i) => used.set(pools[i]!, Number(n)));
+    }
+    const fileKeys = keys.filter((k) => !lvs.has(this.lvName(k)));
+    const files = await pathsUsage(this.transport, fileKeys.map((k) => this.filePath(k)));
+    return keys.map((k) => {
+      const row: LvRow | undefined = lvs.get(this.lvName(k));
+      if (!row) return files[fileKeys.indexOf(k)]!;
+      return row.pool_lv ? (used.get(row.pool_lv) ?? 0) : Number(row.lv_size);
     });
   }
+
+  // --- NodeActivation -------------------------------------------------------------------------
+
+  async activate(key: VolumeKey, on: Transport, opts: { takeOver?: boolean } = {}): Promise<VolumeInfo> {
+    const lv = this.lvName(key);
+    return runActivation(on, key, `${this.vg.vg}/${lv}`, LVM_SCRIPTS.activate, [this.vg.vg, lv, this.recordPath(key), on.host, opts.takeOver ? '1' : '0']);
+  }
+
+  async deactivate(key: VolumeKey, on: Transport): Promise<void> {
+    await run(on, `deactivate ${key.name}`, ['sh', '-c', LVM_SCRIPTS.deactivate, 'sh', this.vg.vg, this.lvName(key), this.recordPath(key), on.host]);
+  }
 }
 
-/** The pool bytes a thin LV maps (size x data_percent), less its origin's for a snapshot. */
-function thinBytes(row: LvRow, origin: LvRow | undefined): number {
-  const mapped = (r: LvRow): number => Math.round((Number(r.lv_size) * Number(r.data_percent || 0)) / 100);
-  return Math.max(0, mapped(row) - (origin ? mapped(origin) : 0));
-}
+const RO = READ_ONLY_METADATA[1];
+
+/**
+ * Maps a volume here, with read-only metadata. Args: vg lv record-path this-node take-over(0|1).
+ * A thin snapshot (it has a pool): refused with exit 4 when the record names another node
+ * (without take-over); `-K` maps its pool and the original's read-only layer too; the record then
+ * names this node. Other LVs (original, swap): mapped, no record. Exit 3: no such LV. Prints the device.
+ */
+const ACTIVATE_SCRIPT = `
+vg=$1 lv=$2 rec=$3 me=$4 take=$5
+ro="${RO}"
+dev=/dev/$vg/$lv
+# mapped here and recorded so: nothing to do (no LVM command)
+[ -b "$dev" ] && [ "$(cat "$rec" 2>/dev/null)" = "$me" ] && { echo "$dev"; exit 0; }
+pool=$(lvs --noheadings -o pool_lv --config "$ro" "$vg/$lv" 2>/dev/null) || { echo "$vg/$lv does not exist" >&2; exit 3; }
+pool=$(echo $pool)
+if [ -z "$pool" ]; then
+  lvchange -ay --config "$ro" "$vg/$lv" || exit 1
+  echo "$dev"; exit 0
+fi
+holder=$(cat "$rec" 2>/dev/null)
+if [ -n "$holder" ] && [ "$holder" != "$me" ] && [ "$take" != 1 ]; then echo "it is active on $holder" >&2; exit 4; fi
+lvchange -ay -K --config "$ro" "$vg/$lv" || exit 1
+mkdir -p "\${rec%/*}" && echo "$me" > "$rec.tmp" && mv -f "$rec.tmp" "$rec" || exit 1
+echo "$dev"
+`;
+
+/**
+ * Unmaps a volume here (a thin snapshot's pool and the original's layer go with it when nothing
+ * else here uses them; its blocks are on the SAN) and clears the record when it names this node.
+ * Args: vg lv record-path this-node. Not mapped here: only the record.
+ */
+const DEACTIVATE_SCRIPT = `
+vg=$1 lv=$2 rec=$3 me=$4
+ro="${RO}"
+if [ -b "/dev/$vg/$lv" ]; then lvchange -an --config "$ro" "$vg/$lv" || exit 1; fi
+[ "$(cat "$rec" 2>/dev/null)" = "$me" ] && rm -f "$rec"
+exit 0
+`;
+
+/** The scripts the driver runs on a node (the recorded test's model answers them by their contract). */
+export const LVM_SCRIPTS = { activate: ACTIVATE_SCRIPT, deactivate: DEACTIVATE_SCRIPT, poolUsage: POOL_USAGE_SCRIPT };

@@ -10,8 +10,9 @@
 import { posix } from 'node:path';
 import type { Transport } from '../transport/types.js';
 import { createSharedVolume, eachKey, pathExists, pathsExist, run, writeConfigFile, writeConfigFiles } from './file-volumes.js';
-import type { SharedFilesystem, VolumeInfo, VolumeKey } from './types.js';
-import { StorageError } from './types.js';
+import { checkTemplate, fillDevice, templateBytes } from './template-image.js';
+import type { SharedFilesystem, TemplateSource, VolumeInfo, VolumeKey } from './types.js';
+import { ActiveElsewhereError, StorageError } from './types.js';
 
 /** The config every activation command carries: activation never writes the VG's metadata. */
 export const READ_ONLY_METADATA = ['--config', 'global/metadata_read_only=1'];
@@ -137,4 +138,87 @@ export abstract class LvAndFileVolumes {
   async exists(key: VolumeKey): Promise<boolean> {
     return (await this.lvs.lv(this.lvName(key))) !== undefined || (await pathExists(this.transport, this.filePath(key)));
   }
+}
+
+/**
+ * What the SAN drivers with per-node activation share (evms, lvm; ADR 0006): the original as a
+ * linear LV filled with the template and set read-only (every node may map it, none can write
+ * it), swap as a linear LV with mkswap, nothing left active on the storage node after a create,
+ * and the record of where a snapshot is active (`.<name>.active` in the VC's directory on the
+ * shared storage root, written by the activating node) with the refusals built on it.
+ */
+export abstract class SanVolumes extends LvAndFileVolumes {
+  constructor(transport: Transport, readonly vg: VolumeGroup, protected readonly sanDevice: string | undefined) {
+    super(transport, vg);
+  }
+
+  abstract deactivate(key: VolumeKey, on: Transport): Promise<void>;
+
+  protected recordPath(key: VolumeKey): string {
+    return posix.join(key.vcDir, `.${key.name}.active`);
+  }
+
+  async createOriginal(key: VolumeKey, source: TemplateSource): Promise<VolumeInfo> {
+    const t = this.transport;
+    const final = this.lvName(key);
+    if (!(await this.vg.lv(final))) {
+      await checkTemplate(t, source);
+      await this.vg.ensure(this.sanDevice);
+      const tmp = `${final}.tmp`;
+      await this.vg.buildLv(final, tmp, async () => {
+        const bytes = await templateBytes(t, source);
+        await run(t, 'create original volume', ['lvcreate', '-y', '-Wy', '-Zy', '-L', `${bytes}b`, '-n', tmp, this.vg.vg]);
+        await fillDevice(t, source, this.vg.dev(tmp), posix.join(key.vcDir, `.${key.name}.rootfs`));
+        await run(t, 'deactivate original', ['lvchange', '-an', `${this.vg.vg}/${tmp}`]);
+      });
+    }
+    // Read-only for every node; also after a crash between the rename and this step.
+    const row = await this.vg.lv(final);
+    if (row && row.lv_attr[1] !== 'r') await run(t, 'make original read-only', ['lvchange', '-p', 'r', `${this.vg.vg}/${final}`]);
+    return { path: this.vg.dev(final), format: 'raw' };
+  }
+
+  protected async originRow(original: VolumeKey): Promise<LvRow> {
+    const row = await this.vg.lv(this.lvName(original));
+    if (!row) throw new StorageError(`${this.transport.host}: original ${this.vg.vg}/${this.lvName(original)} does not exist; create it first`);
+    return row;
+  }
+
+  async createSwap(key: VolumeKey, sizeBytes: number): Promise<VolumeInfo> {
+    const final = this.lvName(key);
+    if (!(await this.vg.lv(final))) {
+      await this.vg.ensure(this.sanDevice);
+      const tmp = `${final}.tmp`;
+      await this.vg.buildLv(final, tmp, async () => {
+        await run(this.transport, 'create swap volume', ['lvcreate', '-y', '-Wy', '-Zy', '-L', `${sizeBytes}b`, '-n', tmp, this.vg.vg]);
+        await run(this.transport, 'format swap', ['mkswap', '-q', this.vg.dev(tmp)]);
+        await run(this.transport, 'deactivate swap', ['lvchange', '-an', `${this.vg.vg}/${tmp}`]);
+      });
+    }
+    return { path: this.vg.dev(final), format: 'raw' };
+  }
+
+  async activeOn(key: VolumeKey): Promise<string | undefined> {
+    const r = await this.transport.exec(['cat', this.recordPath(key)]);
+    const node = r.code === 0 ? r.stdout.trim() : '';
+    return node || undefined;
+  }
+
+  /** Refuses when the record names another node; deactivates here when mapped here. */
+  protected async releaseHere(key: VolumeKey, what: string): Promise<void> {
+    const on = await this.activeOn(key);
+    if (on !== undefined && on !== this.transport.host) {
+      throw new ActiveElsewhereError(`${this.transport.host}: cannot ${what} ${key.name}: it is active on ${on}; deactivate it there first (stop or move its VM)`);
+    }
+    await this.deactivate(key, this.transport);
+  }
+}
+
+/** Runs an activation script on node `on` (exit 3: no such LV, 4: active elsewhere); its last line is the device. */
+export async function runActivation(on: Transport, key: VolumeKey, lv: string, script: string, args: readonly string[]): Promise<VolumeInfo> {
+  const r = await on.exec(['sh', '-c', script, 'sh', ...args], { timeoutMs: 0 });
+  const why = r.stderr.trim() || r.stdout.trim();
+  if (r.code === 4) throw new ActiveElsewhereError(`${on.host}: cannot activate ${key.name}: ${why}; deactivate it there first`);
+  if (r.code !== 0) throw new StorageError(`${on.host}: activate ${key.name} (${lv}): ${why}`);
+  return { path: r.stdout.trim().split('\n').pop()!, format: 'raw' };
 }

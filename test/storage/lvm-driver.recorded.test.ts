@@ -1,17 +1,20 @@
 // The LVM driver against RECORDED ARGUMENT VECTORS: this kernel has no device-mapper, so the LVM2
 // commands (lvs, lvcreate, lvchange, lvrename, lvremove) and the tools writing into /dev/<vg>/*
-// are answered by LvmRecordingTransport, a small model of a volume group with one thin pool that
-// records every argv and parses it strictly (an unknown flag or a malformed vector fails the test).
-// Its block content model gives thin snapshots the copy of their origin's blocks at snapshot
-// time, which is what LVM2 thin snapshots guarantee. Everything else (files of the config and
-// shared volumes, the template) runs for real through a LocalTransport.
+// are answered by LvmRecordingTransport, a small model of a volume group (linear LVs, thin pools,
+// thin snapshots of an external origin) that records every argv and parses it strictly (an
+// unknown flag or a malformed vector fails the test). The driver's node scripts (activation,
+// deactivation, pool usage: LVM_SCRIPTS) are answered by their contract, the activation record
+// as a real file. Its block content model gives thin snapshots the copy of their origin's blocks
+// at snapshot time, which is what LVM2 thin snapshots guarantee. Everything else (files of the
+// config and shared volumes, the template) runs for real through a LocalTransport. The real
+// driver runs on full nodes in san-drivers.full.test.ts.
 
 import assert from 'node:assert/strict';
-import { readFile, rm, mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { LvmDriver } from '../../drivers/storage/lvm-driver.js';
-import type { VolumeInfo } from '../../drivers/storage/types.js';
+import { LVM_SCRIPTS, LvmDriver } from '../../drivers/storage/lvm-driver.js';
+import { ActiveElsewhereError, type VolumeInfo } from '../../drivers/storage/types.js';
 import { LocalTransport } from '../../drivers/transport/local-transport.js';
 import type { ConnectTarget, ExecOptions, ExecResult, SpawnedProcess, Transport } from '../../drivers/transport/types.js';
 import { describeDriverConformance } from './driver-conformance.js';
@@ -30,6 +33,8 @@ interface ModelLv {
   isPool?: boolean;
   /** 64 KiB block index -> byte pattern written there. */
   blocks: Map<number, number>;
+  /** Thin LVs: the blocks written into them (the pool blocks they use). */
+  provisioned?: Set<number>;
   swap?: boolean;
 }
 
@@ -75,19 +80,26 @@ export class LvmRecordingTransport implements Transport {
   async exec(argv: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
     const ok = (stdout = ''): ExecResult => ({ code: 0, stdout, stderr: '' });
     const fail = (stderr: string, code = 5): ExecResult => ({ code, stdout: '', stderr });
+    if (argv[0] === 'sh' && argv[1] === '-c' && Object.values(LVM_SCRIPTS).includes(argv[2]!)) {
+      this.recorded.push([...argv]);
+      return this.script(argv[2]!, argv.slice(4), opts);
+    }
     const cmd = argv[0];
-    const lvmCmd = ['lvs', 'lvcreate', 'lvchange', 'lvrename', 'lvremove'].includes(cmd!);
+    const lvmCmd = ['vgs', 'lvs', 'lvcreate', 'lvchange', 'lvrename', 'lvremove'].includes(cmd!);
     const touchesDev = argv.some((a) => a.startsWith(`/dev/${this.vg}/`));
     if (!lvmCmd && !touchesDev) return this.real.exec(argv, opts);
     this.recorded.push([...argv]);
     switch (cmd) {
+      case 'vgs':
+        assert.equal(argv.length, 2);
+        return argv[1] === this.vg ? ok() : fail(`Volume group "${argv[1]}" not found`);
       case 'lvs': {
         const { flags, rest } = parseFlags(argv, ['--reportformat', '--units', '-o'], ['--nosuffix']);
         assert.equal(flags.get('--reportformat'), 'json');
         assert.equal(rest.length, 1);
         const row = (lv: ModelLv) => ({
           lv_name: lv.name,
-          lv_attr: `${lv.isPool ? 't' : 'V'}${lv.readOnly ? 'r' : 'w'}i${lv.active ? 'a' : '-'}-tz--`,
+          lv_attr: `${lv.isPool ? 't' : lv.thin ? 'V' : [...this.lvs.values()].some((x) => x.origin === lv.name) ? 'o' : '-'}${lv.readOnly ? 'r' : 'w'}i-${lv.active ? 'a' : '-'}-tz--`,
           lv_size: String(lv.sizeBytes),
           data_percent: (lv.isPool ? 0 : Math.min(100, (lv.blocks.size * 64 * 1024 * 100) / lv.sizeBytes)).toFixed(2),
           origin: lv.origin ?? '', pool_lv: lv.pool ?? '',
@@ -98,45 +110,51 @@ export class LvmRecordingTransport implements Transport {
         return ok(JSON.stringify({ report: [{ lv: [row(lv)] }] }));
       }
       case 'lvcreate': {
-        const { flags, rest } = parseFlags(argv, ['--type', '-L', '-V', '--thinpool', '-n', '-p'], ['-s', '-y']);
+        const { flags, rest } = parseFlags(argv, ['--type', '-L', '--thinpool', '-n'], ['-s', '-y', '-an', '-Wy', '-Zy']);
         const name = flags.get('-n');
         if (!name) return fail('lvcreate: -n is required here', 3);
         if (this.lvs.has(name)) return fail(`Logical Volume "${name}" already exists in volume group "${this.vg}"`);
+        const active = !flags.has('-an');
         if (flags.get('--type') === 'thin-pool') {
           assert.deepEqual(rest, [this.vg]);
-          this.lvs.set(name, { name, sizeBytes: parseBytes(flags.get('-L')!), readOnly: false, active: true, thin: false, isPool: true, blocks: new Map() });
-          return ok();
-        }
-        if (flags.get('--type') === 'thin') {
-          const pool = this.ref(flags.get('--thinpool')!);
-          if (!pool?.isPool) return fail('thin pool not found');
-          this.lvs.set(name, { name, sizeBytes: parseBytes(flags.get('-V')!), readOnly: false, active: true, thin: true, pool: pool.name, blocks: new Map() });
+          this.lvs.set(name, { name, sizeBytes: parseBytes(flags.get('-L')!), readOnly: false, active, thin: false, isPool: true, blocks: new Map() });
           return ok();
         }
         if (flags.has('-s')) {
-          assert.ok(!flags.has('-L') && !flags.has('-V'), 'a thin snapshot takes no size');
+          // a thin snapshot of an external origin: read-only, outside any pool
+          assert.ok(!flags.has('-L'), 'a thin snapshot takes no size');
           assert.equal(rest.length, 1);
+          const pool = this.ref(flags.get('--thinpool') ?? '');
+          if (!pool?.isPool) return fail('thin pool not found');
           const origin = this.ref(rest[0]!);
-          if (!origin?.thin) return fail(`origin ${rest[0]} is not a thin volume`);
+          if (!origin) return fail(`origin ${rest[0]} not found`);
+          if (origin.thin || origin.isPool || !origin.readOnly) return fail(`external origin ${rest[0]} must be a read-only LV outside a pool`);
+          if (origin.active) return fail('Cannot use active LV for the external origin.');
           this.lvs.set(name, {
-            name, sizeBytes: origin.sizeBytes, readOnly: flags.get('-p') === 'r', active: false, thin: true,
-            pool: origin.pool, origin: origin.name, blocks: new Map(origin.blocks),
+            name, sizeBytes: origin.sizeBytes, readOnly: false, active, thin: true,
+            pool: pool.name, origin: origin.name, blocks: new Map(origin.blocks), provisioned: new Set(),
           });
+          return ok();
+        }
+        if (flags.has('-L') && !flags.has('--type') && rest.length === 1 && rest[0] === this.vg) {
+          assert.ok(flags.has('-Wy') && flags.has('-Zy'), 'a linear LV is made with its signatures wiped');
+          this.lvs.set(name, { name, sizeBytes: parseBytes(flags.get('-L')!), readOnly: false, active, thin: false, blocks: new Map() });
           return ok();
         }
         return fail(`lvcreate: unsupported vector ${argv.join(' ')}`, 3);
       }
       case 'lvchange': {
-        const { flags, rest } = parseFlags(argv, ['-p'], ['-ay', '-K']);
-        const lv = this.ref(rest[0]!);
-        if (!lv) return fail('not found');
-        if (flags.get('-p') === 'r') {
-          if (lv.readOnly) return fail(`Logical volume ${rest[0]} is already read only.`);
-          lv.readOnly = true;
-        }
-        if (flags.has('-ay')) {
-          if (lv.origin && !flags.has('-K')) return fail('thin snapshot has the activation skip flag: use -K');
-          lv.active = true;
+        const { flags, rest } = parseFlags(argv, ['-p'], ['-ay', '-an', '-K']);
+        if (rest.length === 0) return fail('lvchange: no LV', 3);
+        for (const r of rest) {
+          const lv = this.ref(r);
+          if (!lv) return fail(`Failed to find logical volume "${r}"`);
+          if (flags.get('-p') === 'r') {
+            if (lv.readOnly) return fail(`Logical volume ${r} is already read only.`);
+            lv.readOnly = true;
+          }
+          if (flags.has('-ay')) lv.active = true;
+          if (flags.has('-an')) lv.active = false;
         }
         return ok();
       }
@@ -156,6 +174,8 @@ export class LvmRecordingTransport implements Transport {
         const { rest } = parseFlags(argv, [], ['-f', '-y']);
         const lv = this.ref(rest[0]!);
         if (!lv) return fail('not found');
+        // as LVM: a pool goes with its thin LVs, an external origin with its snapshots
+        for (const x of [...this.lvs.values()]) if (x.pool === lv.name || x.origin === lv.name) this.lvs.delete(x.name);
         this.lvs.delete(lv.name);
         return ok();
       }
@@ -177,6 +197,35 @@ export class LvmRecordingTransport implements Transport {
       default:
         return fail(`the recording transport does not model ${argv.join(' ')}`, 127);
     }
+  }
+
+  /** The driver's node scripts, by their contract (lvm-driver.ts), the record as a real file. */
+  private async script(script: string, args: string[], opts?: ExecOptions): Promise<ExecResult> {
+    const [vg, ...rest] = args;
+    assert.equal(vg, this.vg);
+    const recordOf = async (rec: string): Promise<string> => {
+      const r = await this.real.exec(['cat', rec], opts);
+      return r.code === 0 ? r.stdout.trim() : '';
+    };
+    if (script === LVM_SCRIPTS.poolUsage) {
+      const used = (pool: string): number => [...this.lvs.values()].filter((x) => x.pool === pool).reduce((n, x) => n + (x.provisioned?.size ?? 0) * 64 * 1024, 0);
+      return { code: 0, stdout: rest.map((p) => `${this.lvs.has(p) ? used(p) : 0}\n`).join(''), stderr: '' };
+    }
+    const [name, rec, me] = rest as [string, string, string];
+    const lv = this.lvs.get(name);
+    if (script === LVM_SCRIPTS.deactivate) {
+      if (lv) lv.active = false;
+      if ((await recordOf(rec)) === me) await this.real.exec(['rm', '-f', rec], opts);
+      return { code: 0, stdout: '', stderr: '' };
+    }
+    if (!lv) return { code: 3, stdout: '', stderr: `${vg}/${name} does not exist` };
+    if (lv.pool) {
+      const holder = await recordOf(rec);
+      if (holder && holder !== me && rest[3] !== '1') return { code: 4, stdout: '', stderr: `it is active on ${holder}` };
+      lv.active = true;
+      await this.real.exec(['sh', '-c', 'mkdir -p "${1%/*}" && echo "$2" > "$1"', 'sh', rec, me], opts);
+    } else lv.active = true;
+    return { code: 0, stdout: `/dev/${vg}/${name}\n`, stderr: '' };
   }
 
   spawn(argv: readonly string[], opts?: Omit<ExecOptions, 'stdin'>): SpawnedProcess {
@@ -209,25 +258,31 @@ describeDriverConformance('lvm (against recorded argument vectors, no device-map
   recording = t;
   const vcDir = join(root, 'vcs', 'default', 'vc-0a1b');
   const block = (offset: number): number => Math.floor(offset / (64 * 1024));
+  const driver = new LvmDriver(t, { vg: 'sanvg' });
+  // a volume is mapped (the driver's activation, here on its own node) before it is read or written
+  const mapped = async (info: VolumeInfo): Promise<NonNullable<ReturnType<typeof t.lvOf>>> => {
+    let lv = t.lvOf(info);
+    if (lv && !lv.active) lv = t.lvOf(await driver.activate({ vcDir, vcUid: '0a1b', name: info.path.replace(/^.*\/0a1b_/, '') }, t));
+    if (!lv?.active) throw new Error(`${info.path} is not mapped`);
+    return lv;
+  };
   return {
-    driver: new LvmDriver(t, { vg: 'sanvg', thinPool: 'pool', poolSizeBytes: 10 * 1024 * MiB }),
+    driver,
     vcDir,
     vcUid: '0a1b',
     template: { path: template, format: 'qcow2' },
     templateBytes: 64 * MiB,
     write: async (info, offset, byte) => {
-      const lv = t.lvOf(info);
-      if (!lv || !lv.active || lv.readOnly) throw new Error(`${info.path} is not writable`);
+      const lv = await mapped(info);
+      if (lv.readOnly) throw new Error(`${info.path} is read-only`);
       lv.blocks.set(block(offset), byte);
+      lv.provisioned?.add(block(offset));
     },
-    holds: async (info, offset, byte) => t.lvOf(info)?.blocks.get(block(offset)) === byte,
+    holds: async (info, offset, byte) => (await mapped(info)).blocks.get(block(offset)) === byte,
     isReadOnly: async (info) => t.lvOf(info)?.readOnly === true,
     isSwap: async (info) => t.lvOf(info)?.swap === true,
     readConfig: (info) => readFile(info.path),
-    listVolumes: async () => [
-      ...[...t.lvs.keys()].filter((n) => n !== 'pool'),
-      ...(await listTree(vcDir)),
-    ],
+    listVolumes: async () => [...t.lvs.keys(), ...(await listTree(vcDir))],
     cleanup: async () => {
       await t.close();
       await rm(root, { recursive: true, force: true });
@@ -236,15 +291,44 @@ describeDriverConformance('lvm (against recorded argument vectors, no device-map
 });
 
 describe('lvm driver: the recorded argument vectors', () => {
-  it('made the thin pool, a thin original set read-only, and thin snapshots activated with -K', () => {
+  it('made a linear original set read-only once, and per snapshot a pool and a thin snapshot of that external origin, all inactive', () => {
     const r = recording!.recorded.map((a) => a.join(' '));
-    assert.ok(r.includes(`lvcreate --type thin-pool -L ${10 * 1024 * MiB}b -n pool sanvg`));
-    assert.ok(r.some((a) => /^lvcreate --type thin -V 67108864b --thinpool sanvg\/pool -n 0a1b_vc-original\.tmp -y$/.test(a)));
+    assert.ok(r.includes('lvcreate -y -Wy -Zy -L 67108864b -n 0a1b_vc-original.tmp sanvg'));
+    assert.ok(r.includes('lvchange -an sanvg/0a1b_vc-original.tmp'), 'the original is unmapped on the storage node once filled');
     assert.ok(r.includes('lvrename sanvg 0a1b_vc-original.tmp 0a1b_vc-original'));
-    assert.ok(r.includes('lvchange -p r sanvg/0a1b_vc-original'));
-    assert.ok(r.includes('lvcreate -s -p rw -n 0a1b_vc-0-disk.tmp sanvg/0a1b_vc-original'));
-    assert.ok(r.includes('lvchange -ay -K sanvg/0a1b_vc-0-disk.tmp'));
-    assert.ok(r.includes('lvremove -f -y sanvg/0a1b_vc-original'));
     assert.equal(r.filter((a) => a === 'lvchange -p r sanvg/0a1b_vc-original').length, 1, 'read-only set once, not re-applied');
+    assert.ok(r.includes('lvcreate -y -an --type thin-pool -L 67108864b -n 0a1b_vc-0-disk.pool sanvg'), 'a pool per snapshot, as large as the original');
+    assert.ok(r.includes('lvcreate -y -an -s --thinpool sanvg/0a1b_vc-0-disk.pool -n 0a1b_vc-0-disk.tmp sanvg/0a1b_vc-original'));
+    assert.ok(r.includes('lvcreate -y -Wy -Zy -L 67108864b -n 0a1b_vc-0-swap.tmp sanvg'), 'swap is a linear LV');
+    assert.ok(!r.some((a) => /^lvchange -ay/.test(a)), 'the storage node maps nothing itself: activation is per node');
+    assert.ok(r.includes('lvremove -f -y sanvg/0a1b_vc-original'));
+  });
+});
+
+describe('lvm driver: refusals (recorded model)', () => {
+  it('removing an original that snapshots still use is refused and leaves both; a snapshot active on another node is neither reset nor removed', async () => {
+    const root = await makeTempDir('vl-lvm-refuse-');
+    try {
+      await mkdir(join(root, 'templates'));
+      const template = join(root, 'templates', 'base.qcow2');
+      await makeTemplate(template, 4 * MiB, 'qcow2');
+      const t = new LvmRecordingTransport(new LocalTransport({ host: 'storage' }), 'sanvg', 4 * MiB);
+      const d = new LvmDriver(t, { vg: 'sanvg' });
+      const key = (name: string) => ({ vcDir: join(root, 'vc'), vcUid: 'u1', name });
+      await d.createOriginal(key('vc-original'), { path: template, format: 'qcow2' });
+      await d.snapshot(key('vc-original'), key('vc-0-disk'));
+      await assert.rejects(d.remove(key('vc-original')), /thin snapshots still use it/);
+      assert.deepEqual(await d.existsAll([key('vc-original'), key('vc-0-disk')]), [true, true]);
+      // blade2 maps it (its record names blade2); the storage node may not reset or remove it
+      await writeFile(join(root, 'vc', '.vc-0-disk.active'), 'blade2\n');
+      await assert.rejects(d.reset(key('vc-original'), key('vc-0-disk')), ActiveElsewhereError);
+      await assert.rejects(d.remove(key('vc-0-disk')), ActiveElsewhereError);
+      await assert.rejects(d.activate(key('vc-0-disk'), t), ActiveElsewhereError);
+      assert.equal(await d.exists(key('vc-0-disk')), true);
+      assert.equal(await d.activeOn(key('vc-0-disk')), 'blade2');
+      await t.close();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

@@ -10,7 +10,7 @@
 
 import { strict as assert } from 'node:assert';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MigrationCancelledError, MigrationFailedError, type DomainSpec, type HypervisorDriver } from '../../drivers/hypervisor/types.js';
+import { MigrationCancelledError, MigrationFailedError, type DomainSpec, type HypervisorDriver, type PreparedMigration } from '../../drivers/hypervisor/types.js';
 import { guestEnv, makeNodeDisks, referenceGuest } from './node-disks.js';
 
 export interface NodePair<D extends HypervisorDriver = HypervisorDriver> {
@@ -256,34 +256,44 @@ export function describeHypervisorConformance<D extends HypervisorDriver>(
       const from = at();
       const to = other(from);
       const prepare = from.prepareMigration!.bind(from);
-      const p1 = await prepare(name, to, { downtimeLimitMs: 300 });
-      const waiting = await to.get(name);
-      assert.equal(waiting?.state, 'incoming', 'the target waits for the state');
-      assert.equal((await from.get(name))?.state, 'running', 'the source runs on untouched');
-      await assert.rejects(prepare(name, to), /already migrating/);
-      assert.equal((await to.get(name))?.pid, waiting.pid, 'a refused second preparation leaves the first target alone');
-      const tick = lastTick((await from.readConsole(name)).text);
-      await p1.abort();
-      assert.equal(await to.get(name), undefined, 'abort leaves nothing on the target');
-      assert.equal(await pair.alive(to, waiting.pid!), false, 'no target process left');
-      assert.deepEqual(await helpersLeft(from), [], 'no helper process left on the source');
-      await waitTickAbove(from, name, tick);
+      // A preparation neither run nor aborted (the test failed midway) is aborted, so that the
+      // next tests find the source's monitor free.
+      let pending: PreparedMigration | undefined;
+      try {
+        const p1 = pending = await prepare(name, to, { downtimeLimitMs: 300 });
+        const waiting = await to.get(name);
+        assert.equal(waiting?.state, 'incoming', 'the target waits for the state');
+        assert.equal((await from.get(name))?.state, 'running', 'the source runs on untouched');
+        await assert.rejects(prepare(name, to), /already migrating/);
+        assert.equal((await to.get(name))?.pid, waiting.pid, 'a refused second preparation leaves the first target alone');
+        const tick = lastTick((await from.readConsole(name)).text);
+        pending = undefined;
+        await p1.abort();
+        assert.equal(await to.get(name), undefined, 'abort leaves nothing on the target');
+        assert.equal(await pair.alive(to, waiting.pid!), false, 'no target process left');
+        assert.deepEqual(await helpersLeft(from), [], 'no helper process left on the source');
+        await waitTickAbove(from, name, tick);
 
-      await caps.leaveIncoming!(to, spec);
-      const stale = await to.get(name);
-      assert.equal(stale?.state, 'incoming');
-      const before = lastTick((await from.readConsole(name)).text);
-      const p2 = await prepare(name, to, { downtimeLimitMs: 300 });
-      assert.notEqual((await to.get(name))?.pid, stale.pid, 'the stale incoming domain was replaced');
-      assert.equal(await pair.alive(to, stale.pid!), false);
-      const r = await p2.run();
-      assert.ok(r.preparedMs! > 0 && r.endToEndMs >= r.totalMs && r.totalMs > 0, JSON.stringify(r));
-      assert.deepEqual(await from.list(), [], 'nothing left on the source');
-      assert.deepEqual(await helpersLeft(from), [], 'no helper process left on the source');
-      assert.equal((await to.get(name))?.state, 'running');
-      at = () => to;
-      await remember(to);
-      assert.ok((await waitTickAbove(to, name, before)) > before, 'the same guest runs on');
+        await caps.leaveIncoming!(to, spec);
+        const stale = await to.get(name);
+        assert.equal(stale?.state, 'incoming');
+        const before = lastTick((await from.readConsole(name)).text);
+        const p2 = pending = await prepare(name, to, { downtimeLimitMs: 300 });
+        const fresh = (await to.get(name))?.pid;
+        assert.notEqual(fresh, stale.pid, 'the stale incoming domain was replaced');
+        assert.equal(await pair.alive(to, stale.pid!), false, `the stale incoming process ${stale.pid} is gone (the new one: ${fresh})`);
+        pending = undefined;
+        const r = await p2.run();
+        assert.ok(r.preparedMs! > 0 && r.endToEndMs >= r.totalMs && r.totalMs > 0, JSON.stringify(r));
+        assert.deepEqual(await from.list(), [], 'nothing left on the source');
+        assert.deepEqual(await helpersLeft(from), [], 'no helper process left on the source');
+        assert.equal((await to.get(name))?.state, 'running');
+        at = () => to;
+        await remember(to);
+        assert.ok((await waitTickAbove(to, name, before)) > before, 'the same guest runs on');
+      } finally {
+        await pending?.abort().catch(() => undefined);
+      }
     });
 
     it('suspends to disk on one node and resumes on the other', async () => {

@@ -498,6 +498,18 @@ export function orphanController(deps: RuntimeDeps): ControllerSpec {
     if (at !== undefined) memo = { at, byNode };
     return byNode;
   };
+  // The destroyed domain's volumes are unmapped here (volume-activation.ts) when its VirtualNode
+  // and VirtualCluster still exist (the VM runs, or is to run, elsewhere): a snapshot left mapped
+  // here would refuse its start elsewhere and its removal. A VM already gone has no VC to name
+  // its volumes by: nothing to unmap through the port.
+  const unmapOrphan = async (domain: string, pn: PhysicalNode, ctx: ReconcileContext): Promise<void> => {
+    if (!deps.volumes) return;
+    const vn = ctx.cache.list<VirtualNode>('VirtualNode').find((v) => domainNameOf(v) === domain);
+    const vc = vn?.spec && ctx.cache.get<VirtualCluster>(ref('VirtualCluster', vn.spec.cluster, vn.metadata.namespace));
+    if (!vn || !vc) return;
+    await deps.volumes.deactivate(vc, vn, pn).catch((err: Error) =>
+      ctx.events.record(pn, 'Warning', 'UnmapFailed', `unmapping the volumes of destroyed domain ${domain}: ${err.message}`));
+  };
   return {
     name: 'runtime/orphans',
     forKind: 'PhysicalNode',
@@ -520,6 +532,7 @@ export function orphanController(deps: RuntimeDeps): ControllerSpec {
           await driver.destroy(d.name);
           firstSeen.delete(id);
           ctx.events.record(pn, 'Warning', 'OrphanDestroyed', `destroyed domain ${d.name}: no VirtualNode wants it`);
+          await unmapOrphan(d.name, pn, ctx);
         }
       }
       return { requeueAfterMs: 15_000 };

@@ -1,8 +1,8 @@
 // The storage side of the runtime's VolumeActivation port (reconcilers/runtime/volume-activation.ts):
 // a VM's disk and swap volumes mapped on the node that runs it, through the VC's storage driver's
-// NodeActivation (evms). The driver is made on the VM's node itself: activation runs there and
+// NodeActivation (evms, lvm). The driver is made on the VM's node itself: activation runs there and
 // changes no LVM metadata (ADR 0006), and the record of where a snapshot is active lives in the
-// VC's directory on the shared storage root. Drivers without NodeActivation (qcow2, btrfs, lvm):
+// VC's directory on the shared storage root. Drivers without NodeActivation (qcow2, btrfs):
 // nothing to map, every node sees the files.
 //
 // Also the one place that says which driver settings come from the storage node (spec.sanDevice),
@@ -10,20 +10,25 @@
 
 import type { PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
 import { createStorageDriver, type DriverOptions } from '../../drivers/storage/index.js';
+import { DEFAULT_SAN_VG } from '../../drivers/storage/evms-driver.js';
 import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
 import type { NodeActivation, StorageDriver, VolumeKey } from '../../drivers/storage/types.js';
 import type { VolumeActivation } from '../runtime/volume-activation.js';
 import type { TransportSource } from '../runtime/hosts.js';
 import { driverOf } from './plan.js';
 
-/** The manager's driver settings with the node's SAN disk (spec.sanDevice) for the SAN drivers. */
+/**
+ * The manager's driver settings with the node's SAN disk (spec.sanDevice) for the SAN drivers:
+ * on a node with a SAN disk, `lvm` without a configured VG uses the SAN VG (`vlsan`, shared with
+ * evms; each VC's LVs carry its uid).
+ */
 export function driverOptionsFor(node: PhysicalNode, opts: DriverOptions | undefined): DriverOptions {
   const san = node.spec?.sanDevice;
   if (!san) return opts ?? {};
   return {
     ...opts,
     evms: { ...opts?.evms, sanDevice: opts?.evms?.sanDevice ?? san },
-    ...(opts?.lvm ? { lvm: { ...opts.lvm, sanDevice: opts.lvm.sanDevice ?? san } } : {}),
+    lvm: { vg: DEFAULT_SAN_VG, ...opts?.lvm, sanDevice: opts?.lvm?.sanDevice ?? san },
   };
 }
 
@@ -63,9 +68,12 @@ export function storageActivation(transports: TransportSource, opts?: DriverOpti
       const on = transports.get(node);
       for (const key of vmVolumeKeys(vc, vn, node).reverse()) await act.deactivate(key, on);
     },
+    // lvm: a thin pool active on two nodes at once (the target's hypervisor opens the disk before
+    // the switchover) would have two kernels writing its metadata; no handover exists for it.
     liveMigrationRefusal(vc) {
-      return vc.spec?.storageDriver === 'evms'
-        ? 'its disk is an evms snapshot mapped on one node at a time, and the live migration flow does not yet hand it over at the switchover (EvmsDriver.prepareIncoming/handOver); suspend the VC and resume it on the other node instead'
+      const d = vc.spec?.storageDriver;
+      return d === 'evms' || d === 'lvm'
+        ? `its disk is an ${d} snapshot mapped on one node at a time, and the live migration flow does not hand it over at the switchover${d === 'evms' ? ' yet (EvmsDriver.prepareIncoming/handOver)' : ''}; suspend the VC and resume it on the other node instead`
         : undefined;
     },
   };

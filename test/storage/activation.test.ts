@@ -4,25 +4,36 @@
 
 import assert from 'node:assert/strict';
 import type { PhysicalNode, VirtualCluster } from '../../api/types.js';
-import { driverOptionsFor, storageActivation } from '../../reconcilers/storage/activation.js';
+import { driverOptionsFor, storageActivation, storageDriverOn } from '../../reconcilers/storage/activation.js';
 import { LocalTransport } from '../../drivers/transport/local-transport.js';
 
 const node = (sanDevice?: string): PhysicalNode => ({ metadata: { name: 'n1' }, spec: { storageRoot: '/srv', sanDevice } }) as unknown as PhysicalNode;
 const vc = (storageDriver: string): VirtualCluster => ({ metadata: { name: 'vc', uid: 'u1' }, spec: { storageDriver } }) as unknown as VirtualCluster;
 
 describe('storage activation: driver settings and migration refusal', () => {
-  it('the node\'s SAN disk reaches the evms driver, and the lvm driver when lvm is configured; a configured device wins', () => {
-    assert.deepEqual(driverOptionsFor(node('/dev/sdb'), undefined), { evms: { sanDevice: '/dev/sdb' } });
+  it('the node\'s SAN disk reaches the evms and lvm drivers (lvm on the SAN VG unless a VG is configured); a configured device wins', () => {
+    assert.deepEqual(driverOptionsFor(node('/dev/sdb'), undefined), { evms: { sanDevice: '/dev/sdb' }, lvm: { vg: 'vlsan', sanDevice: '/dev/sdb' } });
     assert.deepEqual(driverOptionsFor(node('/dev/sdb'), { lvm: { vg: 'v' } }), { lvm: { vg: 'v', sanDevice: '/dev/sdb' }, evms: { sanDevice: '/dev/sdb' } });
-    assert.deepEqual(driverOptionsFor(node('/dev/sdb'), { evms: { vg: 'x', sanDevice: '/dev/sdc' } }), { evms: { vg: 'x', sanDevice: '/dev/sdc' } });
+    assert.deepEqual(driverOptionsFor(node('/dev/sdb'), { evms: { vg: 'x', sanDevice: '/dev/sdc' } }), { evms: { vg: 'x', sanDevice: '/dev/sdc' }, lvm: { vg: 'vlsan', sanDevice: '/dev/sdb' } });
     assert.deepEqual(driverOptionsFor(node(), { lvm: { vg: 'v' } }), { lvm: { vg: 'v' } });
   });
 
-  it('refuses live migration for evms VCs only, and maps nothing for file-based drivers', async () => {
+  it('both SAN drivers have per-node activation, made on the VM\'s node with the node\'s SAN disk', () => {
+    const t = new LocalTransport({ host: 'n1' });
+    for (const d of ['evms', 'lvm']) {
+      const driver = storageDriverOn(vc(d), node('/dev/sdb'), { get: () => t }, undefined);
+      assert.equal(driver.transport, t);
+      assert.ok(driver.activation, `${d} maps volumes per node`);
+    }
+    for (const d of ['qcow2', 'btrfs']) assert.equal(storageDriverOn(vc(d), node('/dev/sdb'), { get: () => t }, undefined).activation, undefined);
+  });
+
+  it('refuses live migration for the SAN drivers (evms, lvm) only, and maps nothing for file-based drivers', async () => {
     const t = new LocalTransport({ host: 'n1' });
     const act = storageActivation({ get: () => t });
     assert.match(act.liveMigrationRefusal(vc('evms')) ?? '', /evms snapshot mapped on one node at a time/);
-    for (const d of ['qcow2', 'btrfs', 'lvm']) assert.equal(act.liveMigrationRefusal(vc(d)), undefined);
+    assert.match(act.liveMigrationRefusal(vc('lvm')) ?? '', /lvm snapshot mapped on one node at a time.*suspend the VC/);
+    for (const d of ['qcow2', 'btrfs']) assert.equal(act.liveMigrationRefusal(vc(d)), undefined);
     // qcow2: no NodeActivation, so nothing runs on the node (the transport would fail on /srv)
     await act.activate(vc('qcow2'), { metadata: { name: 'vc-0' } } as never, node(), () => 'refuse');
     await act.deactivate(vc('qcow2'), { metadata: { name: 'vc-0' } } as never, node());

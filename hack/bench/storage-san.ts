@@ -136,8 +136,8 @@ async function main(): Promise<void> {
         // The original made directly (its content does not matter to a snapshot; filling 10 GiB
         // under TCG would take long); createOriginal then finds it and only checks it is read-only.
         const lv = `${VG}/b${gib}${d.name}_vc-original`;
-        if (d.name === 'evms') await execOk(t, ['lvcreate', '-y', '-L', `${gib}g`, '-n', `b${gib}${d.name}_vc-original`, VG]);
-        else if (d.name === 'lvm') await execOk(t, ['lvcreate', '-y', '--type', 'thin', '-V', `${gib}g`, '--thinpool', `${VG}/pool`, '-n', `b${gib}${d.name}_vc-original`]);
+        // evms and lvm: a linear original (lvm's snapshots take it as their external origin)
+        if (d.name !== 'qcow2') await execOk(t, ['lvcreate', '-y', '-L', `${gib}g`, '-n', `b${gib}${d.name}_vc-original`, VG]);
         else {
           await execOk(t, ['mkdir', '-p', key('x').vcDir]);
           await execOk(t, ['truncate', '-s', `${gib}G`, d.pathOf(key('vc-original'))]);
@@ -158,8 +158,10 @@ async function main(): Promise<void> {
               `${gib * 1024 + 8}m`, `core${r}`, VG));
             await execOk(t, ['lvremove', '-y', `${VG}/core${r}`]);
           } else if (d.name === 'lvm') {
-            cores.push(await timedOnNode(t, 'lvcreate -s -p rw -n "$1" "$2"', `core${r}`, orig));
-            await execOk(t, ['lvremove', '-y', `${VG}/core${r}`]);
+            // a pool of its own (as large as the original), then the thin snapshot in it
+            cores.push(await timedOnNode(t, 'lvcreate -y -an --type thin-pool -L "$1" -n "$2.pool" "$3" && lvcreate -y -an -s --thinpool "$3/$2.pool" -n "$2" "$4"',
+              `${gib}g`, `core${r}`, VG, orig));
+            await execOk(t, ['lvremove', '-y', `${VG}/core${r}`, `${VG}/core${r}.pool`]);
           } else {
             const ov = join(root, `core${r}.qcow2`);
             cores.push(await timedOnNode(t, 'qemu-img create -q -f qcow2 -F raw -b "$1" "$2"', orig, ov));

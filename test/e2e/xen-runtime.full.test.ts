@@ -108,7 +108,7 @@ describe('the runtime on two full Xen nodes (PV domUs, routed per-VC network)', 
     assert.equal((await h.vcctl(['apply', '-f', '-'], vcYaml('other', OTHER, 1, 'Stopped', 'true'))).code, 0);
     const a = await h.vcctl(['apply', '-f', '-'], vcYaml('duo', SUBNET, 2, 'Running', `echo first-boot-ran-on $VC_NODE_NAME\n${PROBES}`, 'ocfs2'));
     assert.equal(a.code, 0, a.stderr);
-    const w = await h.vcctl(['wait', 'vc/duo', '--for=condition=Ready', '--timeout=20m']);
+    const w = await h.vcctl(['wait', 'vc/duo', '--for=condition=Ready', '--timeout=30m']); // OCFS2 (o2cb, mkfs, mount, export) adds minutes at load ~20
     assert.equal(w.code, 0, w.stderr + (await h.vcctl(['describe', 'vc/duo'])).stdout);
     const [v0, v1] = [await vn('duo-0'), await vn('duo-1')];
     assert.deepEqual([v0.spec?.physicalNode, v1.spec?.physicalNode], ['blade1', 'blade2'], 'Cyclic spreads the two VMs');

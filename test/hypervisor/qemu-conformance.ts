@@ -15,7 +15,10 @@ export const qemuCapabilities: ConformanceCapabilities<QemuDriver> = {
   leaveIncoming: async (d, spec) => (await d.prepareIncoming(spec)).detach(),
 };
 
-/** Whether a process id is alive (and not a zombie) on the driver's node. */
+/**
+ * Whether a process id is alive (and not a zombie) on the driver's node. Its stat is read once: a
+ * zombie reaped between a test of the file and its reading was taken for alive (an empty state).
+ */
 export async function qemuAlive(d: QemuDriver, pid: number): Promise<boolean> {
-  return (await d.transport.exec(['sh', '-c', '[ -r /proc/$1/stat ] && [ "$(sed "s/.*) //" /proc/$1/stat | cut -c1)" != Z ]', 'sh', String(pid)])).code === 0;
+  return (await d.transport.exec(['sh', '-c', 's=$(sed "s/.*) //" /proc/$1/stat 2>/dev/null | cut -c1); [ -n "$s" ] && [ "$s" != Z ]', 'sh', String(pid)])).code === 0;
 }

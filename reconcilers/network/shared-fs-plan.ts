@@ -13,8 +13,8 @@
 // - A full node (spec.sanDevice) that runs a VM of an ocfs2 VC, or is the target of its live
 //   migration, mounts the VC's volume at /vc/<namespace>/<vc> and exports it over its kernel NFS
 //   server to the VC's subnet, once the volume is made (its Volume Ready) — before that, nothing.
-// - A mounted volume of ours that no VM here needs any more (moved away, VC deleted) is unexported
-//   and unmounted.
+// - A mounted volume of ours that no VM here needs any more (moved away, VC deleted or being
+//   deleted) is unexported and unmounted.
 // - The node is online in the o2cb cluster (every full node a member, so o2net reaches any
 //   mounter) while it mounts anything; it goes offline when it has nothing mounted and nothing to
 //   mount, unless `keepOnline` (it is the storage node and a VC's volume is still to be formatted).
@@ -67,10 +67,15 @@ export interface Ocfs2Share {
   made: boolean;
 }
 
-/** Every ocfs2 VC of the cache (a VC in a subnet conflict is left out, like its VMs). */
+/**
+ * Every ocfs2 VC of the cache (a VC in a subnet conflict is left out, like its VMs). A VC being
+ * deleted is left out too, so every node unmounts its volume: its VirtualNodes go only once the
+ * VC is gone, and the storage controller removes the volume (and lets the VC go) only once no node
+ * has it mounted; waiting for the VMs' objects here would wait forever.
+ */
 export function observedOcfs2Shares(cache: CacheReader): Ocfs2Share[] {
   return cache.list<VirtualCluster>('VirtualCluster').flatMap((vc) => {
-    if (vc.spec?.sharedStorage?.filesystem !== 'ocfs2' || !vc.metadata.uid || hasSubnetConflict(vc)) return [];
+    if (vc.spec?.sharedStorage?.filesystem !== 'ocfs2' || !vc.metadata.uid || hasSubnetConflict(vc) || vc.metadata.deletionTimestamp) return [];
     const ns = vc.metadata.namespace ?? 'default';
     const vol = cache.get<Volume>({ kind: 'Volume', namespace: ns, name: `${vc.metadata.name}-shared` });
     const made = vol?.spec?.role === 'shared' && vol.spec.cluster === vc.metadata.name && vol.status?.phase === 'Ready';

@@ -47,9 +47,11 @@ describe('OCFS2 shared storage: the o2cb cluster and slots', () => {
     assert.equal(ocfs2Slots(vcObj('a', 'u', 'ocfs2', 1), 3), 1);
     assert.equal(ocfs2Slots(vcObj('a', 'u', 'ocfs2', 4), 0), 1);
   });
-  it('shares: ocfs2 VCs only, made once their shared Volume is Ready', () => {
+  it('shares: ocfs2 VCs only (not one being deleted), made once their shared Volume is Ready', () => {
     const objects: ApiObject[] = [
       vcObj('a', 'uid-a', 'ocfs2'), vcObj('b', 'uid-b', 'ocfs2'), vcObj('n', 'uid-n', 'nfs'),
+      // being deleted: no node keeps its volume (its VMs' objects go only after the VC)
+      { ...vcObj('d', 'uid-d', 'ocfs2'), metadata: { name: 'd', namespace: 'lab', uid: 'uid-d', deletionTimestamp: '2026-12-05T13:38:56Z' } } as unknown as ApiObject,
       { kind: 'Volume', metadata: { name: 'a-shared', namespace: 'lab' }, spec: { role: 'shared', cluster: 'a' }, status: { phase: 'Ready', path: '/vc/lab/a' } } as unknown as ApiObject,
       { kind: 'Volume', metadata: { name: 'b-shared', namespace: 'lab' }, spec: { role: 'shared', cluster: 'b' }, status: { phase: 'Pending' } } as unknown as ApiObject,
     ];

@@ -537,10 +537,9 @@ export class XenDriver implements HypervisorDriver {
     const wasCancelled = this.cancelled.delete(name);
     if (code !== 0) {
       // the target's xl migrate-receive ends its incoming domain when the stream breaks, but not
-      // when it was killed itself: nothing of the domain may stay on the target
-      if ((await target.get(name).catch(() => undefined))?.state === 'incoming') {
-        await target.transport.exec(['xl', 'destroy', `${name}--incoming`], { timeoutMs: 120_000 }).catch(() => undefined);
-      }
+      // when it was killed itself: nothing of the domain may stay on the target. (`xl list -l`
+      // leaves such a domain out, having no configuration for it yet: destroy it by its name.)
+      await target.transport.exec(['xl', 'destroy', `${name}--incoming`], { timeoutMs: 120_000 }).catch(() => undefined);
       const why = /Failed to enable logdirty: 95/.test(stderr)
         ? `this Xen cannot live-migrate a PV guest: log-dirty mode is not supported (Xen built without shadow paging); ${name} keeps running on ${this.node}`
         : `xl resumes it on ${this.node}`;

@@ -95,6 +95,9 @@ describeHypervisorConformance('XenDriver conformance (two full Xen nodes over SS
   caseTimeoutMs: 900_000,
 });
 
+/** The target's `xl migrate-receive` (/usr/sbin/xl execs /usr/lib/xen-4.17/bin/xl; sshd runs it under `sh -c`). */
+const RECEIVE = 'xl( -v+)? migrate-receive$';
+
 /** Polls until `ok` holds; fails naming `what` after timeoutMs. */
 async function until(what: string, ok: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -134,9 +137,10 @@ describe('XenDriver migration failures on these nodes (xl migrate over our pinne
     const mig = a.migrate(name, b).then(() => undefined, (e: Error) => e);
     let ended: Error | undefined;
     void mig.then((e) => (ended = e ?? new Error('the migration completed before it could be interrupted')));
+    // `xl list -l` leaves out a domain still being received (no configuration yet): ask for it by name
     await until('the target lists the incoming domain', async () => {
       if (ended) throw ended;
-      return (await b.get(name))?.state === 'incoming';
+      return (await b.transport.exec(['xl', 'list', `${name}--incoming`])).code === 0;
     }, 600_000);
     return mig;
   };
@@ -144,14 +148,15 @@ describe('XenDriver migration failures on these nodes (xl migrate over our pinne
   /** After a failed migration: the same domain runs on the source, nothing of it on the target, no xl left. */
   const sourceOnly = async (): Promise<void> => {
     const { a, b } = pair!;
-    await until('nothing of the domain on the target', async () => (await b.get(name)) === undefined, 180_000);
+    await until('nothing of the domain on the target', async () =>
+      (await b.get(name)) === undefined && (await b.transport.exec(['xl', 'list', `${name}--incoming`])).code !== 0, 180_000);
     const src = await a.get(name);
     assert.equal(src?.state, 'running', JSON.stringify(src));
     assert.equal(src?.pid, domid, 'the same domain, not a restarted one');
     assert.equal(await a.cancelMigration(name), false, 'nothing to cancel any more');
     const xl = await a.transport.exec(['pgrep', '-a', '-f', `xl .*migrate.*${name.replace(/\./g, '\\.')}`]);
     assert.equal(xl.stdout.trim(), '', 'no xl migrate left on the source');
-    const recv = await b.transport.exec(['pgrep', '-a', '-f', '^xl( -v+)? migrate-receive']);
+    const recv = await b.transport.exec(['pgrep', '-a', '-f', RECEIVE]);
     assert.equal(recv.stdout.trim(), '', 'no xl migrate-receive left on the target');
   };
 
@@ -166,7 +171,7 @@ describe('XenDriver migration failures on these nodes (xl migrate over our pinne
   it('the target killed during the copy: MigrationFailedError, the guest runs on the source only', async () => {
     const { b } = pair!;
     const mig = await startCopy();
-    const pids = (await b.transport.exec(['pgrep', '-f', '^xl( -v+)? migrate-receive'])).stdout.split('\n').filter(Boolean);
+    const pids = (await b.transport.exec(['pgrep', '-f', RECEIVE])).stdout.split('\n').filter(Boolean);
     assert.ok(pids.length > 0, 'the target runs xl migrate-receive');
     await b.transport.exec(['kill', '-KILL', ...pids]);
     const err = await mig;

@@ -131,8 +131,11 @@ describe('XenDriver migration failures on these nodes (xl migrate over our pinne
     if (pair) for (const d of [pair.a, pair.b]) await d.destroy(name).catch(() => undefined);
   });
 
-  /** Starts a migration a -> b and returns its outcome once the target lists the incoming domain (the copy is under way). */
-  const startCopy = async (): Promise<Promise<Error | undefined>> => {
+  /**
+   * Starts a migration a -> b; once the target lists the incoming domain (the copy is under way)
+   * returns its outcome, wrapped (an async function returning the promise itself would wait for it).
+   */
+  const startCopy = async (): Promise<{ outcome: Promise<Error | undefined> }> => {
     const { a, b } = pair!;
     const mig = a.migrate(name, b).then(() => undefined, (e: Error) => e);
     let ended: Error | undefined;
@@ -142,7 +145,7 @@ describe('XenDriver migration failures on these nodes (xl migrate over our pinne
       if (ended) throw ended;
       return (await b.transport.exec(['xl', 'list', `${name}--incoming`])).code === 0;
     }, 600_000);
-    return mig;
+    return { outcome: mig };
   };
 
   /** After a failed migration: the same domain runs on the source, nothing of it on the target, no xl left. */
@@ -161,7 +164,7 @@ describe('XenDriver migration failures on these nodes (xl migrate over our pinne
   };
 
   it('cancel during the copy: MigrationCancelledError, the guest runs on the source only', async () => {
-    const mig = await startCopy();
+    const { outcome: mig } = await startCopy();
     assert.equal(await pair!.a.cancelMigration(name), true, 'cancelMigration found the running migration');
     const err = await mig;
     assert.ok(err instanceof MigrationCancelledError, String(err));
@@ -170,7 +173,7 @@ describe('XenDriver migration failures on these nodes (xl migrate over our pinne
 
   it('the target killed during the copy: MigrationFailedError, the guest runs on the source only', async () => {
     const { b } = pair!;
-    const mig = await startCopy();
+    const { outcome: mig } = await startCopy();
     const pids = (await b.transport.exec(['pgrep', '-f', RECEIVE])).stdout.split('\n').filter(Boolean);
     assert.ok(pids.length > 0, 'the target runs xl migrate-receive');
     await b.transport.exec(['kill', '-KILL', ...pids]);

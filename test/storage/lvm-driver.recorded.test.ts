@@ -172,11 +172,14 @@ export class LvmRecordingTransport implements Transport {
       }
       case 'lvremove': {
         const { rest } = parseFlags(argv, [], ['-f', '-y']);
-        const lv = this.ref(rest[0]!);
-        if (!lv) return fail('not found');
-        // as LVM: a pool goes with its thin LVs, an external origin with its snapshots
-        for (const x of [...this.lvs.values()]) if (x.pool === lv.name || x.origin === lv.name) this.lvs.delete(x.name);
-        this.lvs.delete(lv.name);
+        if (rest.length === 0) return fail('lvremove: no LV', 3);
+        for (const r of rest) {
+          const lv = this.ref(r);
+          if (!lv) return fail(`Failed to find logical volume "${r}"`);
+          // as LVM: a pool goes with its thin LVs, an external origin with its snapshots
+          for (const x of [...this.lvs.values()]) if (x.pool === lv.name || x.origin === lv.name) this.lvs.delete(x.name);
+          this.lvs.delete(lv.name);
+        }
         return ok();
       }
       case 'qemu-img': {

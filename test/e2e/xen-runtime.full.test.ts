@@ -1,5 +1,5 @@
 // The runtime end to end on Xen (issue 16, tier full): two full testbed nodes (QEMU TCG machines
-// booting Xen 4.17 with a Debian dom0), the embedded store and a real vc-manager. VMs are PV domUs
+// booting Xen 4.17 with a Debian dom0), the embedded store and a real vc-manager. VMs are Xen domUs (PVH where Xen has HAP, as on these nodes)
 // made by XenDriver over SSH; their disks come from the qcow2 storage driver on the testbed's
 // shared directory (9p-mounted at the same path in both dom0s; the block script serves each qcow2
 // file with qemu-nbd), their vifs join the routed per-VC network through our vif script.
@@ -9,7 +9,7 @@
 // placed on the first node: its gateway address sits there on a tap (as a running VC's would),
 // which is what the first VC's guest must not reach. Probes run inside the guests (their first-boot
 // script pings in a loop and prints on the console) and in the dom0s; nothing is sent from this
-// machine's namespace to a VC subnet. Live migration is not exercised: this Xen cannot (README).
+// machine's namespace to a VC subnet. Live migration through the runtime is not exercised here yet (the driver's is, in xen-driver.full).
 // The VC's shared storage is OCFS2 (issue 17 item 3, docs/adr/0007): an OCFS2 volume on the SAN
 // disk, mounted by the dom0 of each node that runs a VM of the VC and re-exported to its guests by
 // its kernel NFS server; each guest writes its round counter into /shared and prints what it reads
@@ -62,7 +62,7 @@ spec:
 ${script.replace(/^/gm, '      ')}
 `;
 
-describe('the runtime on two full Xen nodes (PV domUs, routed per-VC network)', function () {
+describe('the runtime on two full Xen nodes (PVH domUs, routed per-VC network)', function () {
   this.timeout(40 * 60_000);
   let h: ClusterHarness;
   const dom0 = new Map<string, SshTransport>();

@@ -35,7 +35,6 @@ import { migrationController, type MigrationDeps } from './migration-controller.
 import {
   bootedBy, failedStatus, planRuntime, RESTART_ANNOTATION, runtimeStatus, type ObservedDomain, type RuntimeAction, type RuntimeInput,
 } from './plan.js';
-import { immovableReason } from './shared-storage.js';
 import type { HolderFate, VolumeActivation } from './volume-activation.js';
 import { bootTimeoutMs, decideGuestReady, GUEST_READY, shouldProbeGuest, type GuestProbe, type GuestReadyDecision } from './guest-ready.js';
 
@@ -236,8 +235,6 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
         ctx.events.record(g.vn, 'Normal', 'Resumed', `resumed from disk on ${a.host}`);
         return a.host;
       case 'suspend': {
-        const immovable = immovableReason(g.vc);
-        if (immovable) throw new Error(`cannot suspend: ${immovable}`);
         const file = savedStatePath(pn(a.host), g.vn);
         const drv = drivers.get(pn(a.host));
         await execOk(drv.transport, ['mkdir', '-p', '--', posix.dirname(file)]);

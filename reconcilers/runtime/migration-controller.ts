@@ -20,7 +20,6 @@ import { computeAllocation } from '../placement/allocation.js';
 import { HypervisorDrivers, type TransportSource } from './hosts.js';
 import { domainName } from '../../api/names.js';
 import { planMigration, type HostDomainState, type SourceMigrationState } from './migration-plan.js';
-import { immovableReason } from './shared-storage.js';
 import type { VolumeActivation } from './volume-activation.js';
 import { progressWriter } from './migration-progress.js';
 
@@ -135,7 +134,6 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
     else if (vn.metadata.deletionTimestamp || !vc || vc.metadata.deletionTimestamp) vmRefusal = 'the VirtualNode is being deleted';
     // The runtime reports Migrating as soon as this Migration exists: that VM is running too.
     else if (vc.spec?.state !== 'Running' || !['Running', 'Migrating'].includes(vn.status?.phase ?? '')) vmRefusal = `the VM is not running (VC state ${vc.spec?.state}, node phase ${vn.status?.phase ?? 'Pending'})`;
-    else if (immovableReason(vc)) vmRefusal = immovableReason(vc);
     else if (deps.volumes?.liveMigrationRefusal(vc)) vmRefusal = deps.volumes.liveMigrationRefusal(vc);
 
     const srcDrv = sourcePn?.spec ? drivers.get(sourcePn) : undefined;

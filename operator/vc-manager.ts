@@ -47,7 +47,6 @@ export const USAGE = `usage: vc-manager [--store URL] [--metrics-addr HOST:PORT]
   --node-failure-grace SECONDS  how long a PhysicalNode stays NotReady before it is fenced and its VMs restarted elsewhere (default 30)
   --node-probe-interval SECONDS  between probes of a PhysicalNode; NotReady after 3 failed ones (default 30)
   --lvm-vg NAME        the volume group the lvm storage driver uses (spec.storageDriver: lvm)
-  --lvm-thin-pool NAME its thin pool (default virtualinux)
   --ui-addr A          where the dashboard listens (default ${DEFAULT_UI_ADDR}: this machine only; off = none)
   --ui-token-file F    allow the dashboard's actions to requests carrying the token in F (first line)
 `;
@@ -67,7 +66,7 @@ export interface ManagerArgs {
   nodeProbeIntervalSeconds?: number;
   /** SSH connect and node probe time limit; undefined: the transports' and the probe's defaults (10 s). */
   sshTimeoutSeconds?: number;
-  lvm?: { vg: string; thinPool?: string };
+  lvm?: { vg: string };
   /** undefined: the dashboard is off. */
   uiAddr?: string;
   /** Whether uiAddr was given (a default address that is taken only costs the dashboard). */
@@ -109,7 +108,7 @@ export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv
       }
       case '--ui-token-file': a.uiTokenFile = value(); break;
       case '--lvm-vg': a.lvm = { ...a.lvm, vg: value() }; break;
-      case '--lvm-thin-pool': a.lvm = { vg: a.lvm?.vg ?? '', thinPool: value() }; break;
+      case '--lvm-thin-pool': throw new Error('--lvm-thin-pool is no longer used: each lvm snapshot has a thin pool of its own in the volume group (--lvm-vg); drop the flag');
       case '--orphan-grace': {
         const v = value();
         a.orphanGraceSeconds = Number(v);
@@ -157,7 +156,6 @@ export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   if (!/^[^:]+:\d+$/.test(a.metricsAddr)) throw new Error(`--metrics-addr ${a.metricsAddr}: use HOST:PORT, e.g. 127.0.0.1:8383`);
   if (a.uiAddr !== undefined && !/^(\[[0-9a-fA-F:]+\]|[^:\[\]]+):\d+$/.test(a.uiAddr)) throw new Error(`--ui-addr ${a.uiAddr}: use HOST:PORT, e.g. 127.0.0.1:8384, or off`);
   if (a.uiTokenFile && a.uiAddr === undefined) throw new Error('--ui-token-file needs the dashboard: drop --ui-addr off');
-  if (a.lvm && !a.lvm.vg) throw new Error(`--lvm-thin-pool needs --lvm-vg\n${USAGE}`);
   return a;
 }
 

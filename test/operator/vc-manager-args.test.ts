@@ -3,16 +3,16 @@ import { parseManagerArgs } from '../../operator/vc-manager.js';
 
 describe('vc-manager flags', () => {
   it('reads the runtime and storage settings', () => {
-    const a = parseManagerArgs(['--orphan-grace', '5', '--lvm-vg', 'san', '--lvm-thin-pool=pool0'], {});
+    const a = parseManagerArgs(['--orphan-grace', '5', '--lvm-vg', 'san'], {});
     assert.equal(a.orphanGraceSeconds, 5);
-    assert.deepEqual(a.lvm, { vg: 'san', thinPool: 'pool0' });
+    assert.deepEqual(a.lvm, { vg: 'san' });
     const d = parseManagerArgs([], {});
     assert.equal(d.orphanGraceSeconds, 60);
     assert.equal(d.lvm, undefined);
   });
   it('refuses settings that cannot work, saying which flag', () => {
     assert.throws(() => parseManagerArgs(['--orphan-grace', '-1'], {}), /--orphan-grace -1: give seconds, at least 0/);
-    assert.throws(() => parseManagerArgs(['--lvm-thin-pool', 'p'], {}), /--lvm-thin-pool needs --lvm-vg/);
+    assert.throws(() => parseManagerArgs(['--lvm-vg', 'san', '--lvm-thin-pool=p'], {}), /--lvm-thin-pool is no longer used: each lvm snapshot has a thin pool of its own/);
   });
   it('reads the live-migration time limit (Xen under TCG needs minutes), default unset', () => {
     assert.equal(parseManagerArgs(['--migration-timeout', '900'], {}).migrationTimeoutSeconds, 900);

@@ -111,6 +111,14 @@ export interface MigrateOptions {
   timeoutMs?: number;
   /** Called with progress figures while the migration runs. */
   onProgress?: (p: MigrationProgress) => void;
+  /**
+   * Only for drivers with `pausedSwitchover` (others refuse a migration that sets it, before
+   * anything transfers): called once at the switchover, when the domain has stopped on the source
+   * for good and waits, complete and paused, on the target; the driver lets it run there only
+   * after this resolves (the time counts as downtime). If it throws, the domain is left paused on
+   * the target (the source's copy is gone) and the migration fails with the error.
+   */
+  beforeResume?: () => Promise<void>;
 }
 
 /**
@@ -247,6 +255,11 @@ export interface HypervisorDriver {
    * migrating, or when a domain of that name runs (not merely waits as an incoming one) on the target.
    */
   prepareMigration?(name: string, target: HypervisorDriver, opts?: MigrateOptions): Promise<PreparedMigration>;
+  /**
+   * True when migrate() (and PreparedMigration.run) honour MigrateOptions.beforeResume: the domain
+   * waits paused on the target at the switchover (Xen: `xl migrate -p`, then `xl unpause`).
+   */
+  readonly pausedSwitchover?: boolean;
   cancelMigration(name: string): Promise<boolean>;
   /** The guest's console output (ttyS0 / hvc0) from an offset; empty when the domain does not exist. */
   readConsole(name: string, opts?: ConsoleReadOptions): Promise<ConsoleChunk>;

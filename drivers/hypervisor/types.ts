@@ -282,6 +282,11 @@ export class MigrationFailedError extends HypervisorError {}
 /** The console is attached elsewhere (attachConsole without force). */
 export class ConsoleBusyError extends HypervisorError {}
 export class MigrationCancelledError extends MigrationFailedError {}
+/**
+ * A migration with MigrateOptions.beforeResume whose hook (or the resume after it) failed: unlike
+ * MigrationFailedError, the domain is NOT on the source any more but paused on the target.
+ */
+export class SwitchoverError extends HypervisorError {}
 
 
 /**

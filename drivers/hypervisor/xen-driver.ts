@@ -46,6 +46,7 @@ import {
   HypervisorError,
   MigrationCancelledError,
   MigrationFailedError,
+  SwitchoverError,
   validateDomainName,
   type ConsoleChunk,
   type ConsoleReadOptions,
@@ -55,6 +56,7 @@ import {
   type HypervisorDriver,
   type MigrateOptions,
   type MigrationResult,
+  type PreparedMigration,
   type ShutdownOptions,
   type ShutdownResult,
   type SuspendResult,
@@ -89,39 +91,105 @@ const VDEVS = ['xvda', 'xvdb', 'xvdc'] as const;
  * back-end), any other file gets a loop device; the device's major:minor goes to the back-end's
  * `physical-device` for blkback. remove: the nbd or loop device goes. POSIX sh with a handful of
  * execs: Xen's own bash `block` script ran past libxl's hotplug timeout under TCG.
+ *
+ * libxl kills a hotplug script after 40 s, and a loaded TCG dom0 took longer than that to start
+ * qemu-nbd. So the driver attaches the files itself first, with no such limit: `vl-block prepare
+ * FILE...` (before xl create and xl restore, inside the create lock) attaches each file and
+ * records its device in /run/vl-pre/<st_dev>.<st_ino> of the file; add takes a recorded device
+ * (the record goes: from then on the domain's remove detaches it as any other); `vl-block
+ * unprepare FILE...` (after xl returned, whatever it did) detaches what no domain took.
+ * `prepare-incoming` (the target of a live migration, before the transfer) attaches only files
+ * that are not qcow2: a loop device reads the file through the 9p mount without a cache, so it
+ * sees the source's last writes, while qemu-nbd keeps qcow2 metadata (L1/L2 tables) in memory
+ * from the moment it opened the file, which the source goes on changing until the switchover.
  */
 export const XEN_BLOCK_SCRIPT = `#!/bin/sh
 # VirtuaLinux block hotplug script for xl (written by XenDriver; do not edit).
 fail() { xenstore-write "$XENBUS_PATH/hotplug-error" "$1" "$XENBUS_PATH/hotplug-status" error; exit 1; }
+qcow2() { [ "$(head -c 4 -- "$1")" = "$(printf 'QFI\\373')" ]; }
+# attach FILE: sets dev to a new nbd (qcow2) or loop device serving FILE, or err to why not
+attach() {
+  if qcow2 "$1"; then
+    [ -e /sys/module/nbd ] || modprobe nbd nbds_max=16 || { err="no nbd module for $1"; return 1; }
+    i=0
+    # claim a device: the mkdir is atomic, so two disks added at once never take the same one
+    while [ -e /sys/block/nbd$i/pid ] || ! mkdir /run/vl-nbd$i 2>/dev/null; do
+      i=$((i + 1)); [ -e /sys/block/nbd$i ] || { err="no free nbd device for $1"; return 1; }
+    done
+    qemu-nbd -c /dev/nbd$i -f qcow2 -- "$1" >/dev/null || { rmdir /run/vl-nbd$i; err="qemu-nbd $1 failed"; return 1; }
+    dev=/dev/nbd$i
+  else
+    [ -e /dev/loop-control ] || modprobe loop
+    dev=$(losetup -f --show -- "$1") || { err="losetup $1 failed"; return 1; }
+  fi
+}
+detach() {
+  case "$1" in
+    /dev/loop*) losetup -d "$1" ;;
+    /dev/nbd*) qemu-nbd -d "$1" >/dev/null; rmdir "/run/vl-nbd\${1#/dev/nbd}" 2>/dev/null ;;
+  esac
+}
+# the record of a file's prepared device (by the file's device and inode: names need no quoting)
+rec() { r=/run/vl-pre/$(stat -L -c %d.%i -- "$1" 2>/dev/null) && [ "$r" != /run/vl-pre/ ]; }
 case "$1" in
 add)
   f=$(xenstore-read "$XENBUS_PATH/params") || exit 1
   if [ -b "$f" ]; then
     dev=$f
-  elif [ "$(head -c 4 -- "$f")" = "$(printf 'QFI\\373')" ]; then
-    [ -e /sys/module/nbd ] || modprobe nbd nbds_max=16 || fail "no nbd module for $f"
-    i=0
-    # claim a device: the mkdir is atomic, so two disks added at once never take the same one
-    while [ -e /sys/block/nbd$i/pid ] || ! mkdir /run/vl-nbd$i 2>/dev/null; do
-      i=$((i + 1)); [ -e /sys/block/nbd$i ] || fail "no free nbd device for $f"
-    done
-    qemu-nbd -c /dev/nbd$i -f qcow2 -- "$f" || { rmdir /run/vl-nbd$i; fail "qemu-nbd $f failed"; }
-    dev=/dev/nbd$i
+  elif rec "$f" && [ -f "$r" ] && dev=$(cat "$r") && rm -f "$r" && [ -b "$dev" ]; then
+    :
   else
-    [ -e /dev/loop-control ] || modprobe loop
-    dev=$(losetup -f --show -- "$f") || fail "losetup $f failed"
+    attach "$f" || fail "$err"
   fi
   xenstore-write "$XENBUS_PATH/physical-device" "$(stat -L -c %t:%T -- "$dev")" "$XENBUS_PATH/physical-device-path" "$dev"
   ;;
 remove)
   dev=$(xenstore-read "$XENBUS_PATH/physical-device-path" 2>/dev/null) || exit 0
-  case "$dev" in
-    /dev/loop*) losetup -d "$dev" ;;
-    /dev/nbd*) qemu-nbd -d "$dev" >/dev/null; rmdir "/run/vl-nbd\${dev#/dev/nbd}" 2>/dev/null ;;
-  esac
+  detach "$dev"
+  ;;
+prepare|prepare-incoming)
+  mode=$1; shift
+  mkdir -p /run/vl-pre || exit 1
+  for f in "$@"; do
+    [ -b "$f" ] && continue
+    [ "$mode" = prepare-incoming ] && qcow2 "$f" && continue
+    rec "$f" || { echo "cannot stat $f" >&2; exit 1; }
+    if [ -f "$r" ]; then
+      d=$(cat "$r")
+      # still serving a file: a loop device backed by this one, an nbd device with its server
+      case "$d" in
+        /dev/loop*) [ "$(cat "/sys/block/\${d#/dev/}/loop/backing_file" 2>/dev/null)" = "$f" ] && continue ;;
+        /dev/nbd*) [ -e "/sys/block/\${d#/dev/}/pid" ] && continue ;;
+      esac
+      rm -f "$r"
+    fi
+    attach "$f" || { echo "$err" >&2; exit 1; }
+    echo "$dev" > "$r.tmp" && mv -f "$r.tmp" "$r" || { detach "$dev"; exit 1; }
+  done
+  ;;
+unprepare)
+  shift
+  for f in "$@"; do
+    rec "$f" && [ -f "$r" ] || continue
+    d=$(cat "$r") && rm -f "$r" && detach "$d"
+  done
   ;;
 esac
 exit 0
+`;
+
+/**
+ * The forced command (authorized_keys `command=`) of the migration keys on a node, installed as
+ * `<runRoot>/vl-migrate-receive`: `xl migrate-receive`, with `-p` (leave the domain paused) when
+ * the source's xl asked for it (`xl migrate -p` puts ` -p` after migrate-receive in the command
+ * line it sends); nothing else of the requested command is run.
+ */
+export const XEN_MIGRATE_RECEIVE_SCRIPT = `#!/bin/sh
+# VirtuaLinux: the only command other nodes' migration keys may run here (written by XenDriver).
+case " $SSH_ORIGINAL_COMMAND " in
+  *" migrate-receive"*" -p "*) exec xl migrate-receive -p ;;
+esac
+exec xl migrate-receive
 `;
 
 /** Paths that reach a shell (xl's `-s` command line): only these characters, nothing to quote. */
@@ -275,6 +343,12 @@ export class XlLineClock {
     return [...this.stamped.map((s) => s.line), this.partial].filter((l) => !drop || !drop.test(l)).join('\n');
   }
 
+  /** From libxl's suspend request until now (-1 without it): a downtime that ends with our own unpause. */
+  sinceSuspendMs(): number {
+    const from = this.stamped.find((s) => XL_SUSPEND_LINE.test(s.line));
+    return from ? this.now() - from.at : -1;
+  }
+
   downtimeMs(): number {
     const from = this.stamped.find((s) => XL_SUSPEND_LINE.test(s.line));
     const to = this.stamped.find((s) => XL_STARTED_LINE.test(s.line));
@@ -282,11 +356,41 @@ export class XlLineClock {
   }
 }
 
+/**
+ * xl create and xl restore with the domain's disk files attached beforehand (vl-block prepare: no
+ * hotplug timeout on a slow qemu-nbd) and what no domain took detached afterwards, whatever xl did.
+ * CREATE_WITH_DISKS args: block-script cfg n <n files to remove first: console logs> disk-files...
+ * RESTORE_WITH_DISKS args: block-script cfg saved-state disk-files...
+ */
+const CREATE_WITH_DISKS = `blk=$1 cfg=$2 n=$3; shift 3
+while [ "$n" -gt 0 ]; do rm -f -- "$1"; shift; n=$((n - 1)); done
+"$blk" prepare "$@" && xl create -q "$cfg"; rc=$?
+"$blk" unprepare "$@"; exit $rc`;
+const RESTORE_WITH_DISKS = `blk=$1 cfg=$2 state=$3; shift 3
+"$blk" prepare "$@" && xl restore "$cfg" "$state"; rc=$?
+"$blk" unprepare "$@"; exit $rc`;
+
+/** The files of a domain's disks (block devices included: vl-block leaves those alone). */
+export function diskPaths(spec: DomainSpec): string[] {
+  return [spec.disks.root, spec.disks.swap, spec.disks.config].filter((d) => d !== undefined).map((d) => d!.path);
+}
+
+/** The disk files of an xl configuration we wrote (renderXlConfig: `target=` ends each disk spec). */
+export function configDiskPaths(cfg: string): string[] {
+  const line = /^disk = \[(.*)\]$/m.exec(cfg)?.[1] ?? '';
+  return [...line.matchAll(/"((?:[^"\\]|\\.)*)"/g)]
+    .map((m) => m[1]!.replace(/\\(.)/g, '$1'))
+    .map((d) => /(?:^|, )target=(.*)$/.exec(d)?.[1])
+    .filter((p): p is string => p !== undefined);
+}
+
 /** flock's exit code when another `xl create` of the same domain holds its lock. */
 const CREATE_LOCKED = 75;
 
 export class XenDriver implements HypervisorDriver {
   readonly kind = 'xen' as const;
+  /** `xl migrate -p` leaves the domain paused on the target: MigrateOptions.beforeResume runs, then `xl unpause`. */
+  readonly pausedSwitchover = true;
   readonly transport: Transport;
   readonly node: string;
   readonly runRoot: string;
@@ -318,6 +422,11 @@ export class XenDriver implements HypervisorDriver {
   /** Our block hotplug script on this node (same path on every node: runRoot). */
   get blockScript(): string {
     return `${this.runRoot}/vl-block`;
+  }
+
+  /** The forced command of other nodes' migration keys here (XEN_MIGRATE_RECEIVE_SCRIPT). */
+  get receiveScript(): string {
+    return `${this.runRoot}/vl-migrate-receive`;
   }
 
   /** Our vif hotplug script (xen-vif-script.ts): the vif on the routed per-VC network, fail closed. */
@@ -375,7 +484,8 @@ export class XenDriver implements HypervisorDriver {
     await execOk(this.transport, ['mkdir', '-p', this.runRoot]);
     await this.transport.writeFile(this.blockScript, XEN_BLOCK_SCRIPT);
     await this.transport.writeFile(this.vifScript, XEN_VIF_SCRIPT);
-    await execOk(this.transport, ['chmod', '755', this.blockScript, this.vifScript]);
+    await this.transport.writeFile(this.receiveScript, XEN_MIGRATE_RECEIVE_SCRIPT);
+    await execOk(this.transport, ['chmod', '755', this.blockScript, this.vifScript, this.receiveScript]);
     this.scriptsInstalled = true;
   }
 
@@ -401,13 +511,16 @@ export class XenDriver implements HypervisorDriver {
     if (cur && cur.state !== 'shutoff') return cur;
     if (cur?.pid !== undefined) await execOk(this.transport, ['xl', 'destroy', spec.name]);
     const cfg = await this.writeConfig(spec);
+    const logs = this.consoleLogPaths(spec.name);
     // One xl create per domain at a time, held by a lock on the node: an earlier start whose caller
     // gave up waiting (a loaded TCG dom0 took over 5 min: kernel over 9p, qemu-nbd) may still be
     // building the domain, which xl lists without its name meanwhile. A second xl create would fail
     // on the name and its clean-up would destroy the domain the first one is building; a second
     // start while the lock is held is refused instead, and the caller looks again later.
     const r = await this.transport.exec(
-      ['flock', '-n', '-E', String(CREATE_LOCKED), `${cfg}.lock`, 'sh', '-c', 'f=$1; shift; rm -f -- "$@" && exec xl create -q "$f"', 'sh', cfg, ...this.consoleLogPaths(spec.name)],
+      // inside the lock: the console logs go, the disks are attached (vl-block prepare: no hotplug
+      // timeout on qemu-nbd), xl create, and what no domain took is detached again
+      ['flock', '-n', '-E', String(CREATE_LOCKED), `${cfg}.lock`, 'sh', '-c', CREATE_WITH_DISKS, 'sh', this.blockScript, cfg, String(logs.length), ...logs, ...diskPaths(spec)],
       { timeoutMs: 900_000 },
     );
     if (r.code === CREATE_LOCKED) throw new HypervisorError(`${this.node}: ${spec.name} is still being created by an earlier xl create (lock ${cfg}.lock); look again when it ends`);
@@ -473,7 +586,7 @@ export class XenDriver implements HypervisorDriver {
     if (cur && cur.state !== 'shutoff') return cur;
     const cfg = await this.writeConfig(spec);
     await execOk(this.transport, ['rm', '-f', '--', ...this.consoleLogPaths(spec.name)]);
-    const r = await this.transport.exec(['xl', 'restore', cfg, file], { timeoutMs: 600_000 });
+    const r = await this.transport.exec(['sh', '-c', RESTORE_WITH_DISKS, 'sh', this.blockScript, cfg, file, ...diskPaths(spec)], { timeoutMs: 600_000 });
     if (r.code !== 0) throw new HypervisorError(`${this.node}: xl restore ${spec.name} from ${file} failed (the file is kept): ${r.stderr.trim()}`);
     await execOk(this.transport, ['rm', '-f', '--', file]);
     const info = await this.get(spec.name);
@@ -483,9 +596,9 @@ export class XenDriver implements HypervisorDriver {
 
   /**
    * Lets this node's xl reach the target's `xl migrate-receive` over SSH: a key of this node's own
-   * (made once), allowed on the target only to run `xl migrate-receive`, and the target's host key
-   * (read over the target's own pinned Transport) as the only entry of a known_hosts file.
-   * Returns the `-s` command line.
+   * (made once), allowed on the target only to run our `vl-migrate-receive` (xl migrate-receive,
+   * with -p when the source asked for it), and the target's host key (read over the target's own
+   * pinned Transport) as the only entry of a known_hosts file. Returns the `-s` command line.
    */
   private async prepareMigrationSsh(target: XenDriver): Promise<string> {
     if (this.sshCommand !== undefined) return this.sshCommand;
@@ -496,16 +609,35 @@ export class XenDriver implements HypervisorDriver {
     const hostKey = (await execOk(target.transport, ['cat', '/etc/ssh/ssh_host_ed25519_key.pub'])).trim().split(/\s+/).slice(0, 2).join(' ');
     if (!/^ssh-ed25519 [A-Za-z0-9+/=]+$/.test(hostKey)) throw new HypervisorError(`${target.node}: unexpected SSH host key ${JSON.stringify(hostKey)}`);
     await this.transport.writeFile(knownHosts, `${target.migrationAddress} ${hostKey}\n`);
-    const line = `restrict,command="xl migrate-receive" ${pub}`;
-    await execOk(target.transport, ['sh', '-c', 'mkdir -p -m 700 /root/.ssh && { grep -qxF -- "$1" /root/.ssh/authorized_keys 2>/dev/null || printf "%s\\n" "$1" >> /root/.ssh/authorized_keys; }', 'sh', line]);
+    const line = `restrict,command="${shellSafe('migrate-receive script', target.receiveScript)}" ${pub}`;
+    // one line for our key: an older line (another forced command) would win, being first
+    await execOk(target.transport, ['sh', '-c', 'f=/root/.ssh/authorized_keys; mkdir -p -m 700 /root/.ssh && touch "$f" && { grep -qxF -- "$1" "$f" || { grep -vF -- "$2" "$f" > "$f.vl"; printf "%s\\n" "$1" >> "$f.vl" && mv -f "$f.vl" "$f"; }; }', 'sh', line, pub]);
     return migrationSshCommand(identity, knownHosts);
   }
 
   async migrate(name: string, target: HypervisorDriver, opts: MigrateOptions = {}): Promise<MigrationResult> {
+    const t0 = Date.now();
+    const r = await (await this.prepareMigration(name, target, opts)).run();
+    const endToEndMs = Date.now() - t0;
+    const { preparedMs: _, ...rest } = r;
+    // the preparation is part of migrate()'s prepare phase
+    const p = r.phasesMs!;
+    return { ...rest, endToEndMs, phasesMs: { ...p, prepare: endToEndMs - p.transfer - p.switchover - p.cleanup } };
+  }
+
+  /**
+   * Everything of a live migration that can happen while the domain runs on untouched: our ssh
+   * key and the target's pinned host key, our scripts on the target, and the disk files that are
+   * not qcow2 attached there (vl-block prepare-incoming: at the switchover libxl's hotplug then
+   * takes them as they are instead of losetup-ing each while the guest is stopped).
+   */
+  async prepareMigration(name: string, target: HypervisorDriver, opts: MigrateOptions = {}): Promise<PreparedMigration> {
     validateDomainName(name);
     if (!(target instanceof XenDriver)) throw new HypervisorError(`cannot migrate ${name} from Xen to a ${target.kind} node`);
     if ((await this.get(name))?.pid === undefined) throw new HypervisorError(`${this.node}: cannot migrate ${name}: it is not running here`);
     if (this.outgoing.has(name)) throw new HypervisorError(`${this.node}: ${name} is already migrating`);
+    const onTarget = await target.get(name);
+    if (onTarget && onTarget.state !== 'shutoff' && onTarget.state !== 'incoming') throw new HypervisorError(`${target.node}: a domain ${name} runs there already`);
     const t0 = Date.now();
     const ssh = await this.prepareMigrationSsh(target);
     // the target's xl runs our block script from the configuration xl sends along
@@ -514,9 +646,44 @@ export class XenDriver implements HypervisorDriver {
     // clean-up) follows the domain to the target once it runs there
     const cfgRead = await this.transport.exec(['cat', '--', this.configPath(name)]);
     const cfg = cfgRead.code === 0 ? cfgRead.stdout : undefined;
+    const disks = cfg === undefined ? [] : configDiskPaths(cfg);
+    const unprepare = async (): Promise<void> => {
+      if (disks.length) await target.transport.exec([target.blockScript, 'unprepare', ...disks], { timeoutMs: 120_000 }).catch(() => undefined);
+    };
+    if (disks.length) {
+      const r = await target.transport.exec([target.blockScript, 'prepare-incoming', ...disks], { timeoutMs: 600_000 });
+      if (r.code !== 0) {
+        await unprepare();
+        throw new HypervisorError(`${target.node}: preparing ${name}'s disks for the incoming domain failed: ${r.stderr.trim()}`);
+      }
+    }
+    const preparedMs = Date.now() - t0;
+    let used = false;
+    return {
+      preparedMs,
+      run: async () => {
+        if (used) throw new HypervisorError(`the prepared migration of ${name} was already used`);
+        used = true;
+        try {
+          return { ...(await this.runMigration(name, target, ssh, cfg, opts)), preparedMs };
+        } finally {
+          await unprepare();
+        }
+      },
+      abort: async () => {
+        if (used) return;
+        used = true;
+        await unprepare();
+      },
+    };
+  }
+
+  private async runMigration(name: string, target: XenDriver, ssh: string, cfg: string | undefined, opts: MigrateOptions): Promise<MigrationResult> {
     const t1 = Date.now();
-    // -vvv: libxl's debug lines include the moment it asks the guest to suspend (downtime's start)
-    const argv = ['xl', '-vvv', 'migrate', '-s', ssh, name, target.migrationAddress];
+    const paused = opts.beforeResume !== undefined;
+    // -vvv: libxl's debug lines include the moment it asks the guest to suspend (downtime's start);
+    // -p: the domain waits paused on the target (the switchover hook runs, then xl unpause)
+    const argv = ['xl', '-vvv', 'migrate', ...(paused ? ['-p'] : []), '-s', ssh, name, target.migrationAddress];
     // default 15 min, not the contract's 2: under TCG the copy alone runs at ~2.5 MB/s (ssh in a
     // PV dom0 whose every syscall goes through an emulated Xen), minutes for 128 MiB under load
     const p = this.transport.spawn(argv, { timeoutMs: opts.timeoutMs ?? 900_000 });
@@ -546,16 +713,28 @@ export class XenDriver implements HypervisorDriver {
       const msg = `migrating ${name} from ${this.node} to ${target.node} ${wasCancelled ? 'cancelled' : 'failed'}: ${why}; xl said: ${stderr.trim().split('\n').slice(-12).join(' | ')}`;
       throw wasCancelled ? new MigrationCancelledError(msg) : new MigrationFailedError(msg);
     }
+    let downtimeMs = lines.downtimeMs();
+    if (paused) {
+      // the domain waits paused on the target, the source's copy is gone: the hook, then it runs
+      try {
+        await opts.beforeResume!();
+      } catch (err) {
+        throw new SwitchoverError(`${name} is paused on ${target.node} (its copy on ${this.node} is gone): the switchover hook failed, so it was not unpaused: ${(err as Error).message}`);
+      }
+      const u = await target.transport.exec(['xl', 'unpause', name], { timeoutMs: 120_000 });
+      if (u.code !== 0) throw new SwitchoverError(`${name} is paused on ${target.node} (its copy on ${this.node} is gone): xl unpause failed: ${u.stderr.trim()}`);
+      downtimeMs = lines.sinceSuspendMs();
+    }
     const t2 = Date.now();
     if (cfg !== undefined) await target.transport.writeFile(target.configPath(name), cfg).catch(() => undefined);
     await this.transport.exec(['rm', '-f', '--', this.configPath(name), `${this.configPath(name)}.lock`, ...this.consoleLogPaths(name)]);
     const t3 = Date.now();
     return {
-      downtimeMs: lines.downtimeMs(),
+      downtimeMs,
       totalMs: t2 - t1,
-      endToEndMs: t3 - t0,
+      endToEndMs: t3 - t1,
       transferredBytes: 0,
-      phasesMs: { prepare: t1 - t0, transfer: t2 - t1, switchover: 0, cleanup: t3 - t2 },
+      phasesMs: { prepare: 0, transfer: t2 - t1, switchover: 0, cleanup: t3 - t2 },
     };
   }
 

@@ -11,9 +11,10 @@
 // and `ip` are the config's), the script:
 //   1. checks that both anti-spoofing rules for that name and the guest's address are loaded, and
 //      that the placeholder exists (else it fails: the vif stays down and libxl fails the create);
-//   2. takes the placeholder's MAC and IPv4 addresses, deletes it and renames the vif to the name
-//      (again if the network layer re-made the placeholder meanwhile);
-//   3. gives the vif the MAC and addresses, proxy ARP, brings it up, routes the guest's /32 to it
+//   2. takes the placeholder's MAC and IPv4 addresses, gives the vif the MAC (before the rename:
+//      a vif the network layer brought up under the name refused a new MAC, EBUSY), deletes the
+//      placeholder and renames the vif to the name (again if the network layer re-made it meanwhile);
+//   3. gives the vif the addresses, proxy ARP, brings it up, routes the guest's /32 to it
 //      (protocol 188: the network layer's own, so its next apply sees nothing to change), and
 //      writes hotplug-status `connected`, which netback waits for before it connects the guest.
 // Any failure writes hotplug-error, takes the vif down and exits 1. `offline` does nothing: the
@@ -53,6 +54,10 @@ online|add)
       [ "$prev" = inet ] && addrs="$addrs $w"
       prev=$w
     done
+    # the MAC first, while the vif still has the kernel's name: once renamed, the network layer
+    # sees it as the VM's interface and may bring it up meanwhile, and a running vif's MAC cannot
+    # change (EBUSY: seen under load)
+    ip link set dev "$dev" address "$mac" || fail "cannot set the MAC of $dev"
     i=0
     until ip link set dev "$dev" name "$name" 2>/dev/null; do
       i=$((i + 1))
@@ -61,7 +66,6 @@ online|add)
       [ -e "/sys/class/net/$name/tun_flags" ] && ip link del dev "$name"
     done
     dev=$name
-    ip link set dev "$dev" address "$mac" || fail "cannot set the MAC of $dev"
     for a in $addrs; do ip addr replace "$a" dev "$dev" || fail "cannot add $a to $dev"; done
   fi
   sysctl -q -w "net.ipv4.conf.$dev.proxy_arp=1" || fail "cannot turn on proxy ARP on $dev"

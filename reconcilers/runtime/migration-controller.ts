@@ -4,8 +4,12 @@
 // controller prepares them for every pending Migration), has the source's hypervisor driver
 // prepare the target (prepareMigration, when the driver has it), records Running (the clock of
 // the migration's end to end time), and has the driver run the migration. On success the VirtualNode's binding and host move to the
-// target and QEMU's downtime and total time are recorded; on failure the driver has left the VM
+// target and the hypervisor's downtime and total time are recorded; on failure the driver has left the VM
 // running on the source and nothing on the target, and the Migration is Failed with the reason.
+// Volumes that are mapped on one node at a time (VolumeActivation.needsHandOver: SAN snapshots)
+// are made openable on the target before the transfer (prepareIncoming) and handed over while the
+// domain waits paused on the target (a driver with pausedSwitchover, MigrateOptions.beforeResume),
+// undone on the target when the migration fails before that (abortIncoming); other drivers refuse.
 // A manager that dies in the middle finds the migration Running on its next reconcile and
 // finishes or cleans up from what the two hosts show.
 
@@ -13,7 +17,7 @@ import type { Migration, MigrationStatus, PhysicalNode, VirtualCluster, VirtualN
 import type { ObjectRef } from '../../api/store/types.js';
 import { isConditionTrue } from '../../api/conditions.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
-import type { DomainInfo, MigrationResult, PreparedMigration } from '../../drivers/hypervisor/types.js';
+import { SwitchoverError, type DomainInfo, type MigrationResult, type PreparedMigration } from '../../drivers/hypervisor/types.js';
 import { writeStatusOver } from '../../api/status-writer.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { computeAllocation } from '../placement/allocation.js';
@@ -39,6 +43,23 @@ export interface MigrationDeps {
   /** The storage layer's per-node activation: a VC whose volumes it cannot hand over is refused. */
   volumes?: VolumeActivation;
   now?: () => number;
+}
+
+/** The hypervisor's own name, for messages. */
+function hypervisorName(kind: string): string {
+  return kind === 'qemu' ? 'QEMU' : kind === 'xen' ? 'Xen' : kind;
+}
+
+/** A switchover handover, tried 3 times (2 s apart): the domain waits paused meanwhile, with no way back. */
+async function handOverRetried(fn: () => Promise<void>): Promise<void> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= 3) throw err;
+      await new Promise((res) => setTimeout(res, 2000));
+    }
+  }
 }
 
 function ref(kind: string, name: string, namespace?: string): ObjectRef {
@@ -137,6 +158,11 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
     else if (deps.volumes?.liveMigrationRefusal(vc)) vmRefusal = deps.volumes.liveMigrationRefusal(vc);
 
     const srcDrv = sourcePn?.spec ? drivers.get(sourcePn) : undefined;
+    // volumes handed over at the switchover need a driver that stops there (volume-activation.ts)
+    const handOver = !!vc && !vmRefusal && deps.volumes?.needsHandOver?.(vc) === true;
+    if (handOver && srcDrv && !srcDrv.pausedSwitchover) {
+      vmRefusal = `its volumes must be handed over to the target at the switchover, and the ${hypervisorName(srcDrv.kind)} driver cannot stop there; suspend the VC and resume it on the other node instead`;
+    }
     const tgtDrv = target?.spec ? drivers.get(target) : undefined;
     const srcInfo = srcDrv ? await srcDrv.get(name) : undefined;
     const tgtInfo = tgtDrv ? await tgtDrv.get(name) : undefined;
@@ -183,11 +209,20 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
         // clock. A manager that dies before recording Running leaves an incoming domain on the
         // target: the next preparation replaces it, and the orphan controller removes it if the
         // Migration goes away meanwhile (it wants the target of every unfinished Migration).
+        // Volumes handed over at the switchover (SAN snapshots): made openable on the target
+        // first; the handover itself runs while the domain waits paused on the target (beforeResume).
+        const volumes = handOver ? deps.volumes! : undefined;
+        const abortIncoming = async (): Promise<void> => {
+          if (volumes) await volumes.abortIncoming?.(vc!, vn!, target!).catch((err: Error) => ctx.events.record(m, 'Warning', 'UnmapFailed', `undoing the incoming volumes on ${tgt}: ${err.message}`));
+        };
+        const migrateOpts = volumes ? { ...opts, beforeResume: () => handOverRetried(() => volumes.handOver!(vc!, vn!, sourcePn!, target!)) } : opts;
         let prepared: PreparedMigration | undefined;
         let r: MigrationResult;
         try {
-          prepared = await srcDrv!.prepareMigration?.(name, tgtDrv!, opts);
+          await volumes?.prepareIncoming?.(vc!, vn!, target!);
+          prepared = await srcDrv!.prepareMigration?.(name, tgtDrv!, migrateOpts);
         } catch (err) {
+          await abortIncoming();
           await progress.close();
           await setStatus(ctx, m, { phase: 'Failed', completionTime: new Date(now()).toISOString(), message: `${(err as Error).message}; the VM keeps running on ${src}` });
           ctx.events.record(m, 'Warning', 'MigrationFailed', (err as Error).message);
@@ -199,14 +234,23 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
         } catch (err) {
           // Not recorded Running: nothing may transfer (a next manager would take it for Pending).
           await prepared?.abort().catch(() => undefined);
+          await abortIncoming();
           await progress.close();
           throw err;
         }
         ctx.events.record(m, 'Normal', 'MigrationStarted', `live-migrating ${name} from ${src} to ${tgt}`);
         try {
-          r = prepared ? await prepared.run() : await srcDrv!.migrate(name, tgtDrv!, opts);
+          r = prepared ? await prepared.run() : await srcDrv!.migrate(name, tgtDrv!, migrateOpts);
         } catch (err) {
           await progress.close();
+          if (err instanceof SwitchoverError) {
+            // the domain is paused on the target, its copy on the source gone: no way back
+            await recordHost(ctx, vnRef, tgt);
+            await setStatus(ctx, m, { phase: 'Failed', completionTime: new Date(now()).toISOString(), message: err.message });
+            ctx.events.record(m, 'Warning', 'MigrationFailed', err.message);
+            return undefined;
+          }
+          await abortIncoming();
           // The driver's contract: the VM still runs on the source, nothing is left on the target.
           await setStatus(ctx, m, { phase: 'Failed', completionTime: new Date(now()).toISOString(), message: `${(err as Error).message}; the VM keeps running on ${src}` });
           ctx.events.record(m, 'Warning', 'MigrationFailed', (err as Error).message);
@@ -216,10 +260,12 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
         // (the plan's `finish`), never reported as a failed migration.
         const last = await progress.close();
         await recordHost(ctx, vnRef, tgt);
+        // the source's leftover mapping of the handed-over volumes
+        if (volumes) await volumes.deactivate(vc!, vn!, sourcePn!).catch((err: Error) => ctx.events.record(m, 'Warning', 'UnmapFailed', `unmapping the volumes on ${src}: ${err.message}`));
         await setStatus(ctx, m, {
           ...(last ? { progress: last } : {}),
           phase: 'Succeeded', downtimeMs: r.downtimeMs, totalMs: r.totalMs, completionTime: new Date(now()).toISOString(),
-          message: `moved to ${tgt}: downtime ${r.downtimeMs} ms, total ${r.totalMs} ms (QEMU), end to end ${r.endToEndMs} ms${r.preparedMs !== undefined ? ` (the target prepared in ${r.preparedMs} ms before)` : ''}, ${Math.round(r.transferredBytes / 1048576)} MiB`,
+          message: `moved to ${tgt}: downtime ${r.downtimeMs} ms, total ${r.totalMs} ms (${hypervisorName(srcDrv!.kind)}), end to end ${r.endToEndMs} ms${r.preparedMs !== undefined ? ` (the target prepared in ${r.preparedMs} ms before)` : ''}, ${Math.round(r.transferredBytes / 1048576)} MiB`,
         });
         ctx.events.record(m, 'Normal', 'MigrationSucceeded', `${name} now runs on ${tgt}; downtime ${r.downtimeMs} ms`);
         return undefined;
@@ -227,7 +273,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
       case 'finish': {
         if (srcInfo) await srcDrv!.destroy(name);
         await recordHost(ctx, vnRef, d.action.target);
-        await setStatus(ctx, m, { phase: 'Succeeded', completionTime: new Date(now()).toISOString(), message: `moved to ${d.action.target} (completed while no manager watched: QEMU's figures are not known)` });
+        await setStatus(ctx, m, { phase: 'Succeeded', completionTime: new Date(now()).toISOString(), message: `moved to ${d.action.target} (completed while no manager watched: ${srcDrv ? `${hypervisorName(srcDrv.kind)}'s` : 'the hypervisor\'s'} figures are not known)` });
         ctx.events.record(m, 'Normal', 'MigrationSucceeded', `${name} now runs on ${d.action.target}`);
         return undefined;
       }

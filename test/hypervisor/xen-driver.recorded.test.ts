@@ -7,8 +7,8 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { HypervisorError, MigrationCancelledError, MigrationFailedError, type DomainSpec } from '../../drivers/hypervisor/types.js';
-import { migrationSshCommand, parseXlListLong, XlLineClock, parseXlListStates, renderXlConfig, XEN_BLOCK_SCRIPT, XenDriver, xenCmdline, xlString } from '../../drivers/hypervisor/xen-driver.js';
+import { HypervisorError, MigrationCancelledError, MigrationFailedError, SwitchoverError, type DomainSpec } from '../../drivers/hypervisor/types.js';
+import { configDiskPaths, migrationSshCommand, parseXlListLong, XEN_MIGRATE_RECEIVE_SCRIPT, XlLineClock, parseXlListStates, renderXlConfig, XEN_BLOCK_SCRIPT, XenDriver, xenCmdline, xlString } from '../../drivers/hypervisor/xen-driver.js';
 import { HANG, RecordingTransport } from './recording-transport.js';
 import { XEN_VIF_SCRIPT } from '../../drivers/hypervisor/xen-vif-script.js';
 
@@ -60,7 +60,10 @@ const CONSOLE = '/var/log/xen/console/guest-default.stripes-0.log';
 /** xenconsoled's name for the log of a domain that arrived by live migration. */
 const CONSOLE_IN = '/var/log/xen/console/guest-default.stripes-0--incoming.log';
 /** xl create of stripes-0 under its lock (one create per domain at a time), its old console logs removed first. */
-const CREATE = ['flock', '-n', '-E', '75', `${RUN}/default.stripes-0.cfg.lock`, 'sh', '-c', 'f=$1; shift; rm -f -- "$@" && exec xl create -q "$f"', 'sh', `${RUN}/default.stripes-0.cfg`, CONSOLE, CONSOLE_IN];
+const DISKS = ['/san/vc/default/stripes/stripes-0.img', '/san/vc/default/stripes/stripes-0.swap', '/san/vc/default/stripes/stripes-0.config'];
+/** xl create of stripes-0 under its lock (one create per domain at a time), its old console logs removed first, its disks attached before (vl-block prepare) and what no domain took detached after. */
+const CREATE = ['flock', '-n', '-E', '75', `${RUN}/default.stripes-0.cfg.lock`, 'sh', '-c', 'blk=$1 cfg=$2 n=$3; shift 3\nwhile [ "$n" -gt 0 ]; do rm -f -- "$1"; shift; n=$((n - 1)); done\n"$blk" prepare "$@" && xl create -q "$cfg"; rc=$?\n"$blk" unprepare "$@"; exit $rc', 'sh', `${RUN}/vl-block`, `${RUN}/default.stripes-0.cfg`, '2', CONSOLE, CONSOLE_IN, ...DISKS];
+const CHMOD = ['chmod', '755', `${RUN}/vl-block`, `${RUN}/vl-vif`, `${RUN}/vl-migrate-receive`];
 
 function xenNode(name: string): { t: RecordingTransport; d: XenDriver } {
   const t = new RecordingTransport(name);
@@ -104,7 +107,8 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
       { argv: ['mkdir', '-p', RUN] },
       { writeFile: `${RUN}/vl-block`, data: XEN_BLOCK_SCRIPT },
       { writeFile: `${RUN}/vl-vif`, data: XEN_VIF_SCRIPT },
-      { argv: ['chmod', '755', `${RUN}/vl-block`, `${RUN}/vl-vif`] },
+      { writeFile: `${RUN}/vl-migrate-receive`, data: XEN_MIGRATE_RECEIVE_SCRIPT },
+      { argv: CHMOD },
       { writeFile: `${RUN}/default.stripes-0.cfg`, data: golden('stripes-0.pv.cfg') },
       { argv: CREATE },
       { argv: ['xl', 'list', '-l'] },
@@ -185,9 +189,9 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
       ['xl', 'list', '-l'],
       FIND,
       ['mkdir', '-p', RUN],
-      ['chmod', '755', `${RUN}/vl-block`, `${RUN}/vl-vif`],
+      CHMOD,
       ['rm', '-f', '--', CONSOLE, CONSOLE_IN],
-      ['xl', 'restore', `${RUN}/default.stripes-0.cfg`, '/san/state/stripes-0.xl'],
+      ['sh', '-c', 'blk=$1 cfg=$2 state=$3; shift 3\n"$blk" prepare "$@" && xl restore "$cfg" "$state"; rc=$?\n"$blk" unprepare "$@"; exit $rc', 'sh', `${RUN}/vl-block`, `${RUN}/default.stripes-0.cfg`, '/san/state/stripes-0.xl', ...DISKS],
       ['rm', '-f', '--', '/san/state/stripes-0.xl'],
       ['xl', 'list', '-l'],
       ['xl', 'list'],
@@ -214,7 +218,9 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     assert.equal(ssh, `ssh -i ${RUN}/migration_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${RUN}/known_hosts.blade2.example -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=60 -l root`);
     assert.equal(t.files.get(`${RUN}/known_hosts.blade2.example`), 'blade2.example ssh-ed25519 AAAAtarget\n');
     const auth = b.t.commands.find((c) => c[0] === 'sh')!;
-    assert.equal(auth.at(-1), 'restrict,command="xl migrate-receive" ssh-ed25519 AAAAsource vl-xen-migration@blade1');
+    assert.equal(auth.at(-2), `restrict,command="${RUN}/vl-migrate-receive" ssh-ed25519 AAAAsource vl-xen-migration@blade1`);
+    assert.equal(auth.at(-1), 'ssh-ed25519 AAAAsource vl-xen-migration@blade1', 'an older line of our key goes');
+    assert.equal(b.t.files.get(`${RUN}/vl-migrate-receive`), XEN_MIGRATE_RECEIVE_SCRIPT);
     assert.deepEqual(t.commands.slice(-3), [
       ['cat', '--', `${RUN}/default.stripes-0.cfg`],
       ['xl', '-vvv', 'migrate', '-s', ssh, 'default.stripes-0', 'blade2.example'],
@@ -222,6 +228,43 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     ]);
     assert.equal(b.t.files.get(`${RUN}/default.stripes-0.cfg`), 'name = "default.stripes-0"\n', 'our copy of the configuration follows the domain');
     assert.throws(() => migrationSshCommand('/a b/key', '/k'), /identity file/);
+  });
+
+  it('prepareMigration attaches the disk files but qcow2 on the target first; with beforeResume: xl migrate -p, the hook, then xl unpause on the target; run detaches what no domain took', async () => {
+    const { t, d } = xenNode('blade1');
+    const b = xenNode('blade2');
+    const cfg = renderXlConfig(spec, { blockScript: `${RUN}/vl-block` });
+    assert.deepEqual(configDiskPaths(cfg), [spec.disks.root.path, spec.disks.swap!.path, spec.disks.config!.path]);
+    assert.deepEqual(configDiskPaths(renderXlConfig(oddSpec, { blockScript: '/r/vl-block' })), [oddSpec.disks.root.path]);
+    t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE)).answer(['sh', '-c'], ok('ssh-ed25519 AAAAsource x\n')).answer(['cat', '--'], ok(cfg));
+    b.t.answer(['cat', '/etc/ssh/ssh_host_ed25519_key.pub'], ok('ssh-ed25519 AAAAtarget root@blade2\n'));
+    const order: string[] = [];
+    const prepared = await d.prepareMigration('default.stripes-0', b.d, { beforeResume: async () => { order.push(`hook after ${b.t.commands.filter((c) => c[1] === 'unpause').length} unpause`); } });
+    const paths = configDiskPaths(cfg);
+    assert.deepEqual(b.t.commands.at(-1), [`${RUN}/vl-block`, 'prepare-incoming', ...paths]);
+    assert.ok(!t.commands.some((c) => c.includes('migrate')), 'nothing transferred before run()');
+    const r = await prepared.run();
+    assert.ok(r.preparedMs! >= 0);
+    assert.deepEqual(order, ['hook after 0 unpause']);
+    assert.deepEqual(t.commands.find((c) => c.includes('migrate'))!.slice(0, 4), ['xl', '-vvv', 'migrate', '-p']);
+    const tail = b.t.commands.slice(-2);
+    assert.deepEqual(tail, [['xl', 'unpause', 'default.stripes-0'], [`${RUN}/vl-block`, 'unprepare', ...paths]]);
+    // a hook that fails: the domain stays paused on the target (its source copy is gone), said so
+    const c = xenNode('blade1');
+    c.t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE)).answer(['sh', '-c'], ok('ssh-ed25519 AAAAsource x\n'));
+    const c2 = xenNode('blade2');
+    c2.t.answer(['cat', '/etc/ssh/ssh_host_ed25519_key.pub'], ok('ssh-ed25519 AAAAtarget root@blade2\n'));
+    await assert.rejects(c.d.migrate('default.stripes-0', c2.d, { beforeResume: async () => { throw new Error('SAN unreachable'); } }),
+      (e: Error) => e instanceof SwitchoverError && /paused on blade2.*SAN unreachable/.test(e.message));
+  });
+
+  it('the migration key\'s forced command runs xl migrate-receive, with -p only when xl asked for it', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const run = (cmd: string): string => execFileSync('sh', ['-c', XEN_MIGRATE_RECEIVE_SCRIPT.replace(/exec xl/g, 'exec echo xl'), 'sh'], { env: { ...process.env, SSH_ORIGINAL_COMMAND: cmd } }).toString().trim();
+    assert.equal(run('xl migrate-receive'), 'xl migrate-receive');
+    assert.equal(run('xl -vvv migrate-receive -p'), 'xl migrate-receive -p');
+    assert.equal(run('xl migrate-receive; rm -rf /'), 'xl migrate-receive');
+    assert.equal(run('xl -p list'), 'xl migrate-receive');
   });
 
   it('cancelMigration ends the running xl migrate; a failed one is a MigrationFailedError naming missing log-dirty support', async () => {

@@ -25,15 +25,12 @@
 // Metadata changes run on the driver's node only; other nodes activate with read-only metadata
 // (lvm-volumes.ts). Nothing is active after a create: activation is the caller's (the node of the VM).
 
-import { posix } from 'node:path';
 import type { Transport } from '../transport/types.js';
 import {
   eachKey,
   ensureDir,
   pathsUsage,
-  removePath,
   run,
-  tmpPathOf,
 } from './file-volumes.js';
 import { runActivation, SanVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
 import type { NodeActivation, StorageDriver, VolumeInfo, VolumeKey } from './types.js';
@@ -175,16 +172,9 @@ export class EvmsDriver extends SanVolumes implements StorageDriver, NodeActivat
     return { path: this.dmPath(key), format: 'raw' };
   }
 
-  async remove(key: VolumeKey): Promise<void> {
-    const row = await this.vg.lv(this.lvName(key));
-    if (EvmsDriver.originOf(row)) await this.releaseHere(key, 'remove');
-    else if (row) await this.transport.exec(['lvchange', '-an', `${this.vg.vg}/${row.lv_name}`]);
-    await this.vg.removeLv(`${this.lvName(key)}.tmp`);
-    await this.vg.removeLv(this.lvName(key));
-    const file = this.filePath(key);
-    await removePath(this.transport, tmpPathOf(file));
-    await removePath(this.transport, file);
-    await removePath(this.transport, this.recordPath(key));
+  /** A snapshot's store carries its origin's tag. */
+  protected isSnapshot(row: LvRow): boolean {
+    return !!EvmsDriver.originOf(row);
   }
 
   /** Snapshots: the exception store in use (read from the SAN). Other LVs: their size. Files: allocated bytes. */

@@ -4,7 +4,7 @@
 
 import { posix } from 'node:path';
 import type { ExecOptions, Transport } from '../transport/types.js';
-import type { SharedFilesystem, VolumeInfo, VolumeKey } from './types.js';
+import type { VolumeInfo, VolumeKey } from './types.js';
 import { StorageError, StorageFullError } from './types.js';
 
 const NO_SPACE = /No space left on device|ENOSPC|Disk quota exceeded|insufficient free space|Insufficient free space/i;
@@ -194,53 +194,10 @@ export async function eachKey<K, R>(keys: readonly K[], f: (k: K) => Promise<R>)
   return out;
 }
 
-/** The slots an OCFS2 volume is formatted for: the hosts that may mount it at once. */
-export const OCFS2_NODE_SLOTS = 8;
-
-/**
- * The VC's shared volume. nfs: a directory (made atomically by mkdir). ocfs2: a raw image
- * formatted with mkfs.ocfs2, mounted by the hosts running the VC (mountSharedOcfs2).
- */
-export async function createSharedVolume(
-  t: Transport,
-  path: string,
-  sizeBytes: number,
-  fs: SharedFilesystem,
-  label: string,
-): Promise<VolumeInfo> {
-  if (fs === 'nfs') {
-    await ensureDir(t, path);
-    return { path, format: 'dir' };
-  }
-  if (!(await pathExists(t, path))) {
-    await ensureDir(t, posix.dirname(path));
-    await buildAtomically(t, path, async (tmp) => {
-      await run(t, 'allocate shared volume', ['truncate', '-s', String(sizeBytes), tmp]);
-      await run(t, 'format shared volume (OCFS2)', [
-        'mkfs.ocfs2', '-q', '-F', '-b', '4K', '-C', '4K', '-N', String(OCFS2_NODE_SLOTS),
-        '-L', label.slice(0, 63), '-T', 'vmstore', tmp,
-      ]);
-    });
-  }
-  return { path, format: 'raw' };
-}
-
-/**
- * Mounts an OCFS2 shared volume on a host of the VC (the paper's stage: each physical node of the
- * deployment mounts the VC's shared storage). Needs the o2cb cluster stack running on the host.
- * Idempotent: already mounted there is fine.
- */
-export async function mountSharedOcfs2(t: Transport, image: string, mountPoint: string): Promise<void> {
-  const m = await t.exec(['mountpoint', '-q', mountPoint]);
-  if (m.code === 0) return;
-  await run(t, 'create mount point', ['mkdir', '-p', mountPoint]);
-  await run(t, 'mount shared volume (OCFS2)', ['mount', '-t', 'ocfs2', '-o', 'loop,_netdev', image, mountPoint]);
-}
-
-export async function unmountShared(t: Transport, mountPoint: string): Promise<void> {
-  const m = await t.exec(['mountpoint', '-q', mountPoint]);
-  if (m.code !== 0) return;
-  await run(t, 'unmount shared volume', ['umount', mountPoint]);
+/** The shared volume of an `nfs` VC: a directory (made atomically by mkdir -p). */
+export async function createSharedDir(t: Transport, path: string): Promise<VolumeInfo> {
+  await ensureDir(t, path);
+  return { path, format: 'dir' };
 }
 
 /**
@@ -262,8 +219,8 @@ export abstract class FileVolumeDriverBase {
     return writeConfigFile(this.transport, this.pathOf(key), bytes);
   }
 
-  createShared(key: VolumeKey, sizeBytes: number, fs: SharedFilesystem): Promise<VolumeInfo> {
-    return createSharedVolume(this.transport, this.pathOf(key), sizeBytes, fs, key.name);
+  createShared(key: VolumeKey): Promise<VolumeInfo> {
+    return createSharedDir(this.transport, this.pathOf(key));
   }
 
   createSwapAll(keys: readonly VolumeKey[], sizeBytes: number): Promise<VolumeInfo[]> {

@@ -25,10 +25,9 @@
 // vectors (lvm-driver.recorded.test.ts).
 
 import type { Transport } from '../transport/types.js';
-import { eachKey, ensureDir, pathsUsage, run, tmpPathOf } from './file-volumes.js';
+import { eachKey, ensureDir, pathsUsage, run } from './file-volumes.js';
 import { READ_ONLY_METADATA, runActivation, SanVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
 import type { NodeActivation, StorageDriver, VolumeInfo, VolumeKey } from './types.js';
-import { StorageError } from './types.js';
 
 export interface LvmDriverOptions {
   /** The volume group on the SAN disk. */
@@ -146,31 +145,14 @@ export class LvmDriver extends SanVolumes implements StorageDriver, NodeActivati
     return { path: this.vg.dev(final), format: 'raw' };
   }
 
-  remove(key: VolumeKey): Promise<void> {
-    return this.removeAll([key]);
+  /** A thin snapshot has a pool. */
+  protected isSnapshot(row: LvRow): boolean {
+    return !!row.pool_lv;
   }
 
-  /**
-   * Reads the VG once, then per key: refusals, unmapping here, ONE lvremove of whichever of its
-   * LVs exist (temporary, LV, pools) and one rm of its files and record. (Each LVM command takes
-   * seconds in a TCG node: an `lvs` per possible LV made the conformance's removal case take 13 min.)
-   */
-  override async removeAll(keys: readonly VolumeKey[]): Promise<void> {
-    const lvs = await this.vg.all();
-    for (const key of keys) {
-      const lv = this.lvName(key);
-      const row = lvs.get(lv);
-      // an original that thin snapshots still use (read again: this call may have removed them)
-      if (row?.lv_attr[0] === 'o' && (await this.vg.lv(lv))?.lv_attr[0] === 'o') {
-        throw new StorageError(`${this.transport.host}: cannot remove ${key.name}: thin snapshots still use it as their origin; remove them first`);
-      }
-      if (row?.pool_lv) await this.releaseHere(key, 'remove');
-      else if (row?.lv_attr[4] === 'a') await this.transport.exec(['lvchange', '-an', `${this.vg.vg}/${lv}`]);
-      const present = [`${lv}.tmp`, lv, ...poolNames(lv)].filter((n) => lvs.has(n));
-      if (present.length > 0) await run(this.transport, 'remove logical volumes', ['lvremove', '-f', '-y', ...present.map((n) => `${this.vg.vg}/${n}`)]);
-      const file = this.filePath(key);
-      await run(this.transport, 'remove', ['rm', '-rf', '--one-file-system', '--', tmpPathOf(file), file, this.recordPath(key)]);
-    }
+  /** Its pools (a reset into a bigger pool takes the other name). */
+  protected override ownedLvs(lv: string): string[] {
+    return poolNames(lv);
   }
 
   /** Snapshots: the pool blocks they use (read from the SAN). Other LVs: their size. Files: allocated bytes. */

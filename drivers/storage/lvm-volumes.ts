@@ -9,9 +9,9 @@
 
 import { posix } from 'node:path';
 import type { Transport } from '../transport/types.js';
-import { createSharedVolume, eachKey, pathExists, pathsExist, run, writeConfigFile, writeConfigFiles } from './file-volumes.js';
+import { createSharedDir, eachKey, pathExists, pathsExist, run, tmpPathOf, writeConfigFile, writeConfigFiles } from './file-volumes.js';
 import { checkTemplate, fillDevice, templateBytes } from './template-image.js';
-import type { SharedFilesystem, TemplateSource, VolumeInfo, VolumeKey } from './types.js';
+import type { TemplateSource, VolumeInfo, VolumeKey } from './types.js';
 import { ActiveElsewhereError, StorageError } from './types.js';
 
 /** The config every activation command carries: activation never writes the VG's metadata. */
@@ -121,8 +121,8 @@ export abstract class LvAndFileVolumes {
     return writeConfigFiles(this.transport, items.map((i) => ({ path: this.filePath(i.key), bytes: i.bytes })));
   }
 
-  createShared(key: VolumeKey, sizeBytes: number, fs: SharedFilesystem): Promise<VolumeInfo> {
-    return createSharedVolume(this.transport, this.filePath(key), sizeBytes, fs, key.name);
+  createShared(key: VolumeKey): Promise<VolumeInfo> {
+    return createSharedDir(this.transport, this.filePath(key));
   }
 
   async removeAll(keys: readonly VolumeKey[]): Promise<void> {
@@ -153,6 +153,12 @@ export abstract class SanVolumes extends LvAndFileVolumes {
   }
 
   abstract deactivate(key: VolumeKey, on: Transport): Promise<void>;
+  /** Whether an LV is a snapshot (it has a record of where it is active). */
+  protected abstract isSnapshot(row: LvRow): boolean;
+  /** LVs a volume's LV owns besides itself and its temporary (lvm: its pools); removed with it. */
+  protected ownedLvs(_lv: string): string[] {
+    return [];
+  }
 
   protected recordPath(key: VolumeKey): string {
     return posix.join(key.vcDir, `.${key.name}.active`);
@@ -196,6 +202,35 @@ export abstract class SanVolumes extends LvAndFileVolumes {
       });
     }
     return { path: this.vg.dev(final), format: 'raw' };
+  }
+
+  remove(key: VolumeKey): Promise<void> {
+    return this.removeAll([key]);
+  }
+
+  /**
+   * Reads the VG once, then per key: refusals, unmapping here, ONE lvremove of whichever of its
+   * LVs exist (temporary, LV, owned LVs) and one rm of its files and record. (Each LVM command
+   * takes seconds in a TCG node: an `lvs` per possible LV made the conformance's removal case
+   * take minutes.) An original that LVM snapshots still use (lvm's external origin) is refused:
+   * `lvremove -f` would take them along.
+   */
+  override async removeAll(keys: readonly VolumeKey[]): Promise<void> {
+    const lvs = await this.vg.all();
+    for (const key of keys) {
+      const lv = this.lvName(key);
+      const row = lvs.get(lv);
+      // read again: this call may have removed the snapshots that used it
+      if (row?.lv_attr[0] === 'o' && (await this.vg.lv(lv))?.lv_attr[0] === 'o') {
+        throw new StorageError(`${this.transport.host}: cannot remove ${key.name}: thin snapshots still use it as their origin; remove them first`);
+      }
+      if (row && this.isSnapshot(row)) await this.releaseHere(key, 'remove');
+      else if (row?.lv_attr[4] === 'a') await this.transport.exec(['lvchange', '-an', `${this.vg.vg}/${lv}`]);
+      const present = [`${lv}.tmp`, lv, ...this.ownedLvs(lv)].filter((n) => lvs.has(n));
+      if (present.length > 0) await run(this.transport, 'remove logical volumes', ['lvremove', '-f', '-y', ...present.map((n) => `${this.vg.vg}/${n}`)]);
+      const file = this.filePath(key);
+      await run(this.transport, 'remove', ['rm', '-rf', '--one-file-system', '--', tmpPathOf(file), file, this.recordPath(key)]);
+    }
   }
 
   async activeOn(key: VolumeKey): Promise<string | undefined> {

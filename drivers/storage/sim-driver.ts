@@ -12,7 +12,7 @@ import type { StorageDriverName } from '../../api/types.js';
 import { execOk, type Transport } from '../transport/types.js';
 import { simHostOf } from '../transport/sim-transport.js';
 import { simVolumePath } from '../transport/sim-host.js';
-import { StorageError, type SharedFilesystem, type StorageDriver, type TemplateSource, type VolumeInfo, type VolumeKey } from './types.js';
+import { StorageError, type StorageDriver, type TemplateSource, type VolumeInfo, type VolumeKey } from './types.js';
 
 export class SimStorageDriver implements StorageDriver {
   constructor(
@@ -73,10 +73,10 @@ export class SimStorageDriver implements StorageDriver {
     return items.map((i) => ({ ...this.info(i.key), format: 'raw' as const }));
   }
 
-  async createShared(key: VolumeKey, sizeBytes: number, fs: SharedFilesystem): Promise<VolumeInfo> {
-    const path = this.pathOf(key); // a directory for nfs
-    await this.call(['shared', path, String(sizeBytes), fs]);
-    return { path, format: fs === 'nfs' ? 'dir' : 'raw' };
+  async createShared(key: VolumeKey): Promise<VolumeInfo> {
+    const path = this.pathOf(key); // a directory
+    await this.call(['shared', path, '0', 'nfs']);
+    return { path, format: 'dir' };
   }
 
   async remove(key: VolumeKey): Promise<void> {

@@ -56,8 +56,6 @@ export interface VolumeInfo {
   format: 'qcow2' | 'raw' | 'dir';
 }
 
-export type SharedFilesystem = 'nfs' | 'ocfs2';
-
 export interface StorageDriver {
   readonly name: StorageDriverName;
   /** The node the driver acts on. */
@@ -108,11 +106,11 @@ export interface StorageDriver {
   writeConfigAll(items: readonly { key: VolumeKey; bytes: Buffer }[]): Promise<VolumeInfo[]>;
 
   /**
-   * The VC's shared volume. `nfs`: a directory on the storage root that the hypervisor exports to
-   * the guests (9p tag `vcshared`, ADR 0002). `ocfs2`: an image formatted with mkfs.ocfs2 that the
-   * hosts of the VC mount.
+   * The shared volume of an `nfs` VC: a directory on the storage root that the VC's NFS server
+   * exports to the guests (ADR 0005). An `ocfs2` VC's shared volume is not a driver's: the
+   * storage controller makes it on the SAN (reconcilers/storage/shared-ocfs2.ts, ADR 0007).
    */
-  createShared(key: VolumeKey, sizeBytes: number, fs: SharedFilesystem): Promise<VolumeInfo>;
+  createShared(key: VolumeKey): Promise<VolumeInfo>;
 
   /** Removes the volume and any temporary of it. Absent: no-op. */
   remove(key: VolumeKey): Promise<void>;

@@ -114,7 +114,7 @@ export class StorageActionExecutor {
             case 'shared': {
               const bytes = volumeBytes(spec.sharedStorage!.sizeGiB);
               const ocfs2 = env.sharedOcfs2;
-              infos = await eachKey(keys, (k) => (ocfs2 && k.name === ocfs2.name ? ocfs2.create(bytes) : driver.createShared(k, bytes, 'nfs')));
+              infos = await eachKey(keys, (k) => (ocfs2 && k.name === ocfs2.name ? ocfs2.create(bytes) : driver.createShared(k)));
               break;
             }
             default:

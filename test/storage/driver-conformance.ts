@@ -152,7 +152,7 @@ export function describeDriverConformance(label: string, setup: () => Promise<Co
     });
 
     it('makes an nfs shared volume as a directory', async () => {
-      const s = await h.driver.createShared(key('vc-shared'), 1024 * KiB * KiB, 'nfs');
+      const s = await h.driver.createShared(key('vc-shared'));
       assert.equal(s.format, 'dir');
       assert.equal(await h.driver.exists(key('vc-shared')), true);
     });

@@ -10,6 +10,7 @@ import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { HypervisorDrivers } from '../../reconcilers/runtime/hosts.js';
 import { waitFor } from '../controllers/helpers.js';
 import { nodeExec } from '../../hack/lib/testbed.js';
+import { updateWithRetry } from '../../api/finalizers.js';
 
 const VC = `apiVersion: virtualinux.org/v1alpha1
 kind: VirtualCluster
@@ -35,10 +36,16 @@ describe('runtime end to end on the testbed', function () {
     return out;
   };
   const logs = async (name: string) => (await h.vcctl(['logs', `vn/${name}`])).stdout;
+  /** Read, change, write, again on a conflict (the manager writes the VC's status meanwhile). */
+  const changeVc = (spec: (s: VirtualCluster['spec'] & object) => VirtualCluster['spec']) =>
+    updateWithRetry<VirtualCluster>(h.store, vcRef, (vc) => ({ ...vc, spec: spec(vc.spec!) }));
 
   before(async function () {
     this.timeout(10 * 60_000);
-    h = await startClusterHarness({ nodes: 2, cores: 2, memoryMiB: 1024, managerArgs: ['--orphan-grace', '5'] });
+    // A migration times out after 60 s (default 120): the one slowed to 1 MiB/s that a killed
+    // manager leaves behind may not converge, and its next manager then undoes it at the timeout
+    // (that case took 123 s with 120); the migrations at full speed here take 5-15 s under load.
+    h = await startClusterHarness({ nodes: 2, cores: 2, memoryMiB: 1024, managerArgs: ['--orphan-grace', '5', '--migration-timeout', '60'] });
   });
   after(async () => {
     await h?.stop();
@@ -73,8 +80,7 @@ describe('runtime end to end on the testbed', function () {
     const saved = readdirSync(join(h.testbed.sanDir, 'runtime', 'default')).filter((f) => f.endsWith('.vmstate'));
     assert.equal(saved.length, 2, `saved states: ${saved.join(', ')}`);
 
-    const vc = await h.store.get<VirtualCluster>(vcRef);
-    await h.store.update<VirtualCluster>({ ...vc, spec: { ...vc.spec!, placement: { strategy: 'Block', mode: 'Lazy' } } });
+    await changeVc((s) => ({ ...s, placement: { strategy: 'Block', mode: 'Lazy' } }));
     const first = h.testbed.nodes[0]!.name;
     await waitFor('re-placed on the first node', async () => (await vn('duo-0')).spec?.physicalNode === first && (await vn('duo-1')).spec?.physicalNode === first, 60_000, 250);
 
@@ -89,8 +95,7 @@ describe('runtime end to end on the testbed', function () {
   it('an OSTemplate update while suspended resets the disks, and resume boots afresh instead of restoring stale memory', async () => {
     const s = await h.vcctl(['suspend', 'vc/duo', '--wait', '--timeout=5m']);
     assert.equal(s.code, 0, s.stderr);
-    const t = await h.store.get<OSTemplate>({ kind: 'OSTemplate', name: 'busybox' });
-    await h.store.update<OSTemplate>({ ...t, spec: { ...t.spec!, revision: t.spec!.revision + 1 } });
+    await updateWithRetry<OSTemplate>(h.store, { kind: 'OSTemplate', name: 'busybox' }, (t) => ({ ...t, spec: { ...t.spec!, revision: t.spec!.revision + 1 } }));
     await waitFor('the snapshots reset', async () => /SnapshotsReset/.test((await h.vcctl(['events'])).stdout), 120_000, 1000);
     await waitFor('the reset disks ready', async () => {
       const c = (await h.store.get<VirtualCluster>(vcRef)).status?.conditions?.find((x) => x.type === 'StorageReady');
@@ -213,12 +218,10 @@ describe('runtime end to end on the testbed', function () {
   });
 
   it('Stopped shuts every VM down (no QEMU left), and Running boots them again', async () => {
-    const vc = await h.store.get<VirtualCluster>(vcRef);
-    await h.store.update<VirtualCluster>({ ...vc, spec: { ...vc.spec!, state: 'Stopped' } });
+    await changeVc((s) => ({ ...s, state: 'Stopped' }));
     await waitFor('the VC Stopped', async () => (await h.store.get<VirtualCluster>(vcRef)).status?.phase === 'Stopped', 180_000, 500);
     for (const doms of (await h.domains()).values()) assert.deepEqual(doms.filter((d) => d.state !== 'shutoff'), []);
-    const again = await h.store.get<VirtualCluster>(vcRef);
-    await h.store.update<VirtualCluster>({ ...again, spec: { ...again.spec!, state: 'Running' } });
+    await changeVc((s) => ({ ...s, state: 'Running' }));
     // Ready for this generation: every VM was started again, which began a new console log
     const w = await h.vcctl(['wait', 'vc/duo', '--for=condition=Ready', '--timeout=5m']);
     assert.equal(w.code, 0, w.stderr);

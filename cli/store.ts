@@ -10,19 +10,25 @@ export type EarlyStore = Promise<Store | undefined>;
 
 /**
  * Starts opening the store now when it is etcd, so connecting (a network round trip or two)
- * overlaps the command's own work, e.g. reading manifests. The embedded store, and a URL that does
- * not parse, resolve to undefined: withStore opens them on use and reports the URL's error then,
- * as without an early start. A failure to connect is reported by withStore, not here. Pass the
- * result to withStore, or to closeEarly when the command ends without using it.
+ * overlaps the command's own work, e.g. reading manifests. The store is etcd's light client
+ * (api/store/etcd-lite/: no grpc-js, etcd3 or protobufjs to load), which reads and writes but
+ * does not watch or hold leases: only for commands that need neither (apply). The embedded
+ * store, and a URL that does not parse, resolve to undefined: withStore opens them on use and
+ * reports the URL's error then, as without an early start. A failure to connect is reported by
+ * withStore, not here. Pass the result to withStore, or to closeEarly when the command ends
+ * without using it.
  */
 export function openEarly(args: ParsedArgs, ctx: CommandContext): EarlyStore {
-  const opening = import('../api/store/open-store.js').then(({ openStore, parseStoreUrl }) => {
+  const opening = import('../api/store/open-store.js').then(async ({ parseStoreUrl }) => {
+    let loc: ReturnType<typeof parseStoreUrl>;
     try {
-      if (parseStoreUrl(args.store, ctx.env).backend !== 'etcd') return undefined;
+      loc = parseStoreUrl(args.store, ctx.env);
     } catch {
       return undefined;
     }
-    return openStore(args.store, ctx.env);
+    if (loc.backend !== 'etcd') return undefined;
+    const { EtcdLiteStore } = await import('../api/store/etcd-lite/etcd-lite-store.js');
+    return EtcdLiteStore.connect(loc.options);
   });
   opening.catch(() => undefined); // awaited (and reported) by withStore, or dropped by closeEarly
   return opening;

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { PhysicalNode } from '../../api/types.js';
 import { failNode, healNode } from '../../hack/lib/testbed-faults.js';
 import { waitFor } from '../controllers/helpers.js';
+import { updateWithRetry } from '../../api/finalizers.js';
 import { HA_VMS, haSuite } from '../ha/ha-cluster.js';
 
 describe('high availability end to end on the testbed', function () {
@@ -61,8 +62,9 @@ describe('high availability end to end on the testbed', function () {
 
   it('a fence that fails: FencingFailed with a Warning, nothing restarted, the VM keeps running where it was', async () => {
     const lost = (await vn('ha-0')).spec!.physicalNode!;
-    const node = await pn(lost);
-    await h().store.update<PhysicalNode>({ ...node, spec: { ...node.spec!, fencing: { agent: 'testbed', testbedDir: '/nonexistent/tb-ha18' } } });
+    // (read, change, write, again on a conflict: the probes write the node's status every 2 s)
+    await updateWithRetry<PhysicalNode>(h().store, { kind: 'PhysicalNode', name: lost },
+      (node) => ({ ...node, spec: { ...node.spec!, fencing: { agent: 'testbed', testbedDir: '/nonexistent/tb-ha18' } } }));
     startSampling();
     await failNode(h().testbed.dir, lost, { partition: true });
     await waitFor(`${lost} FencingFailed`, async () => (await pn(lost)).status?.conditions?.some((x) => x.type === 'Fenced' && x.reason === 'FencingFailed') ?? false, 120_000, 500);

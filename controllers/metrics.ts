@@ -12,6 +12,8 @@ export class ManagerMetrics {
   readonly reconcileDuration: Histogram<'controller' | 'result'>;
   readonly reconcileErrors: Counter<'controller' | 'type'>;
   readonly storeLatency: Histogram<'op'>;
+  /** Store requests made by each controller's reconciles and status writes, by operation. */
+  readonly storeRequests: Counter<'controller' | 'op'>;
   readonly leader: Gauge;
   private readonly depthSources = new Map<string, () => number>();
 
@@ -48,6 +50,12 @@ export class ManagerMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5],
       registers: [this.registry],
     });
+    this.storeRequests = new Counter({
+      name: 'vcm_store_requests_total',
+      help: 'Store requests made by a controller (its reconciles and condition writes), by operation.',
+      labelNames: ['controller', 'op'],
+      registers: [this.registry],
+    });
     this.leader = new Gauge({
       name: 'vcm_leader',
       help: '1 while this manager is the leader, else 0.',
@@ -64,18 +72,31 @@ export class ManagerMetrics {
 
 const TIMED = new Set(['create', 'get', 'tryGet', 'list', 'update', 'updateStatus', 'delete', 'batch', 'revision']);
 
-/** Wraps a store so every request is timed into `hist` under its operation name. */
-export function instrumentStore(store: Store, hist: Histogram<'op'>): Store {
+/** Wraps a store so every request (an operation of TIMED) goes through `around(op, call)`. */
+function wrapRequests(store: Store, around: (op: string, call: () => Promise<unknown>) => Promise<unknown>): Store {
   return new Proxy(store, {
     get(target, prop, _receiver) {
       const v: unknown = Reflect.get(target, prop, target);
       if (typeof v !== 'function') return v;
-      const fn = v as (...a: unknown[]) => unknown;
+      const fn = v as (...a: unknown[]) => Promise<unknown>;
       if (typeof prop !== 'string' || !TIMED.has(prop)) return fn.bind(target);
-      return (...args: unknown[]) => {
-        const end = hist.startTimer({ op: prop });
-        return (fn.apply(target, args) as Promise<unknown>).finally(() => end());
-      };
+      return (...args: unknown[]) => around(prop, () => fn.apply(target, args));
     },
+  });
+}
+
+/** Wraps a store so every request is counted into `counter` under `controller` and its operation name. */
+export function countStore(store: Store, counter: Counter<'controller' | 'op'>, controller: string): Store {
+  return wrapRequests(store, (op, call) => {
+    counter.inc({ controller, op });
+    return call();
+  });
+}
+
+/** Wraps a store so every request is timed into `hist` under its operation name. */
+export function instrumentStore(store: Store, hist: Histogram<'op'>): Store {
+  return wrapRequests(store, (op, call) => {
+    const end = hist.startTimer({ op });
+    return call().finally(() => end());
   });
 }

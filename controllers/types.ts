@@ -10,7 +10,7 @@
 //                                  `<Controller>Stalled` True (rolled up into `Stalled`), a Warning Event
 //   throw WaitingError          -> a dependency is not ready: again after its retryAfterMs, no
 //                                  backoff growth; `<Controller>Reconciling` True (rolled up into `Reconciling`)
-//   ctx.progressing(...)        -> `<Controller>Reconciling` True while the reconcile works
+//   ctx.progressing(...)        -> `<Controller>Reconciling` True while the reconcile works (past 1 s)
 //   throw GenericError          -> failed, retried with per-key exponential backoff;
 //                                  `<Controller>Reconciling` True with its reason
 //   throw anything else         -> the same retry, no condition (a transient failure of I/O)
@@ -80,7 +80,9 @@ export interface ReconcileContext {
   /**
    * Says that work is in flight on the object (volumes being made, a VM being started): this
    * controller's own `<Controller>Reconciling` goes True (rolled up into `Reconciling`) until the
-   * reconcile returns, which clears it. Called before long work; written once per reconcile.
+   * reconcile returns, which clears it. Called before long work; written once per reconcile, and
+   * only when the reconcile still runs a second later (PROGRESSING_DELAY_MS in controller.ts):
+   * work that ends sooner writes nothing.
    */
   progressing?(reason: string, message: string): Promise<void>;
 }
@@ -98,6 +100,14 @@ export interface ControllerSpec {
   /** Kinds whose controller ownerReference points to a `forKind` object: the owner is requeued. */
   owns?: string[];
   watches?: WatchSpec[];
+  /**
+   * What the controller reads of its forKind object, as a JSON-able value: an update whose
+   * signature equals the previous version's is not queued (adds, deletions and resyncs always
+   * are). Absent: every update is queued. Most updates of a busy object are other controllers'
+   * status writes; each re-ran every controller of the kind (hack/bench-scale). Leave out the
+   * controller's own outcome conditions (controllers/outcome.ts writes those after each reconcile).
+   */
+  forSignature?(obj: ApiObject): unknown;
   /** Concurrent workers; default 2. */
   workers?: number;
   /** Periodic resync of every key from the cache; default 10 minutes. 0 = never. */

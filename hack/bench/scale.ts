@@ -13,6 +13,7 @@
 // profile there; VL_SIM_BEHAVIOUR: the sim hosts' timings as JSON, sim-host.ts SimBehaviour.)
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -33,6 +34,8 @@ const NS = 'bench';
 interface Size { nodes: number; vms: number }
 interface Result extends Size {
   applyMs: number; placedMs: number; runningMs: number; cpuS: number; rssMiB: number; etcdRequests: number; fsyncMs: number;
+  /** Store requests from apply to all Running, by controller (vcm_store_requests_total) and by etcd RPC method. */
+  byController: Map<string, number>; byMethod: Map<string, number>; reconciles: Map<string, number>;
   /** Undefined with --until-running. */
   drained?: number; migrations?: number; drainMs?: number; deleteMs?: number;
 }
@@ -113,10 +116,56 @@ async function etcdFsyncs(etcd: EtcdHarness): Promise<{ n: number; s: number }> 
 }
 
 async function etcdRequests(etcd: EtcdHarness): Promise<number> {
-  const text = await (await fetch(`${etcd.endpoints[0]}/metrics`)).text();
   let n = 0;
-  for (const m of text.matchAll(/^grpc_server_started_total\{[^}]*grpc_service="etcdserverpb\.(KV|Watch|Lease)"[^}]*\} (\S+)$/gm)) n += Number(m[2]);
+  for (const v of (await etcdRequestsByMethod(etcd)).values()) n += v;
   return n;
+}
+
+/** etcd's started gRPC requests of KV, Watch and Lease so far, by method. */
+async function etcdRequestsByMethod(etcd: EtcdHarness): Promise<Map<string, number>> {
+  const text = await (await fetch(`${etcd.endpoints[0]}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^grpc_server_started_total\{([^}]*)\} (\S+)$/gm)) {
+    const service = /grpc_service="etcdserverpb\.(KV|Watch|Lease)"/.exec(m[1]!)?.[1];
+    const method = /grpc_method="([^"]+)"/.exec(m[1]!)?.[1];
+    if (service && method) out.set(method, (out.get(method) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+
+/**
+ * vc-manager's counters so far, from its /metrics: store requests by controller and operation
+ * (vcm_store_requests_total) and reconciles by controller and result.
+ */
+async function managerCounts(metricsAddr: string): Promise<{ requests: Map<string, number>; reconciles: Map<string, number> }> {
+  const text = await (await fetch(`http://${metricsAddr}/metrics`)).text();
+  const read = (metric: string, second: string): Map<string, number> => {
+    const out = new Map<string, number>();
+    for (const m of text.matchAll(new RegExp(`^${metric}\\{([^}]*)\\} (\\S+)$`, 'gm'))) {
+      const k = `${/controller="([^"]+)"/.exec(m[1]!)?.[1] ?? '?'} ${new RegExp(`${second}="([^"]+)"`).exec(m[1]!)?.[1] ?? '?'}`;
+      out.set(k, (out.get(k) ?? 0) + Number(m[2]));
+    }
+    return out;
+  };
+  return { requests: read('vcm_store_requests_total', 'op'), reconciles: read('vcm_reconcile_duration_seconds_count', 'result') };
+}
+
+function minus(a: Map<string, number>, b: Map<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of a) if (v - (b.get(k) ?? 0) > 0) out.set(k, v - (b.get(k) ?? 0));
+  return out;
+}
+
+/** A free TCP port on loopback for vc-manager's /metrics. */
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => res(port));
+    });
+  });
 }
 
 /**
@@ -201,8 +250,9 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     const pns = await Follower.start<PhysicalNode>(store, 'PhysicalNode');
     followers.push(pns);
     const prof = process.env.VL_BENCH_PROF_DIR;
+    const metricsAddr = `127.0.0.1:${await freePort()}`;
     manager = spawn(process.execPath, [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), '--import', 'tsx', join(ROOT, 'operator/vc-manager.ts'),
-      '--store', etcd.url, '--identity', 'bench', '--metrics-addr', '127.0.0.1:0', '--log-level', 'error'],
+      '--store', etcd.url, '--identity', 'bench', '--metrics-addr', metricsAddr, '--log-level', 'error'],
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env } });
     const ready = (p: PhysicalNode) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
     await pns.until('nodes Ready', (m) => [...m.values()].filter(ready).length === size.nodes, manager, 300_000,
@@ -212,6 +262,8 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     followers.push(vns);
     const cpu0 = cpuSeconds(manager.pid!);
     const req0 = await etcdRequests(etcd);
+    const byMethod0 = await etcdRequestsByMethod(etcd);
+    const counts0 = await managerCounts(metricsAddr);
     const fs0 = await etcdFsyncs(etcd);
     const t0 = performance.now();
     await vcctl(['apply', '-f', vcsFile], etcd.url);
@@ -226,10 +278,14 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     const runningMs = performance.now() - t0;
     const cpuS = cpuSeconds(manager.pid!) - cpu0;
     const etcdRequestsN = (await etcdRequests(etcd)) - req0;
+    const byMethod = minus(await etcdRequestsByMethod(etcd), byMethod0);
+    const counts1 = await managerCounts(metricsAddr);
+    const byController = minus(counts1.requests, counts0.requests);
+    const reconciles = minus(counts1.reconciles, counts0.reconciles);
     const fs1 = await etcdFsyncs(etcd);
     const fsyncMs = fs1.n > fs0.n ? ((fs1.s - fs0.s) / (fs1.n - fs0.n)) * 1000 : 0;
     process.stderr.write(`  ${label}: all Running in ${(runningMs / 1000).toFixed(1)} s\n`);
-    const measured = { ...size, applyMs, placedMs, runningMs, cpuS, etcdRequests: etcdRequestsN, fsyncMs };
+    const measured = { ...size, applyMs, placedMs, runningMs, cpuS, etcdRequests: etcdRequestsN, fsyncMs, byController, byMethod, reconciles };
     if (untilRunning) {
       const rssMiB = peakRssMiB(manager.pid!);
       await store.close();
@@ -299,6 +355,11 @@ function parseSizes(text: string): Size[] {
 
 const s = (ms: number): string => (ms / 1000).toFixed(1);
 
+/** The largest entries of `m` divided by `vms`, as `name 1.23`. */
+function perVm(m: Map<string, number>, vms: number): string {
+  return [...m].sort((a, b) => b[1] - a[1]).filter(([, v]) => v / vms >= 0.05).map(([k, v]) => `${k} ${(v / vms).toFixed(2)}`).join(', ');
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100:1000,1000:10000' }, 'drain-fraction': { type: 'string', default: '0.1' }, 'etcd-dir': { type: 'string', default: '/dev/shm' }, 'until-running': { type: 'boolean', default: false } } });
   const sizes = parseSizes(values.sizes);
@@ -314,6 +375,9 @@ async function main(): Promise<void> {
         `vc-manager ${r.cpuS.toFixed(1)} CPU s until Running, peak RSS ${r.rssMiB.toFixed(0)} MiB; etcd requests ${r.etcdRequests} (WAL fsync mean ${r.fsyncMs.toFixed(2)} ms)` +
         (r.drainMs === undefined ? ' (--until-running: no drain, no delete)\n'
           : `; drain of ${r.drained} nodes (${r.migrations} migrations) ${s(r.drainMs)} s; delete of everything ${s(r.deleteMs!)} s\n`));
+      process.stdout.write(`  etcd requests per VM until Running, by method: ${perVm(r.byMethod, r.vms)}\n`);
+      process.stdout.write(`  store requests per VM until Running, by controller and operation: ${perVm(r.byController, r.vms)}\n`);
+      process.stdout.write(`  reconciles per VM until Running, by controller and result: ${perVm(r.reconciles, r.vms)}\n`);
     }
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -258,6 +258,12 @@ export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetwo
   return {
     name: 'network/subnets',
     forKind: 'VirtualCluster',
+    // What it reads of the VC (its subnet, NetworkReady, and whether it holds a conflicting one).
+    forSignature: (o) => {
+      const vc = o as VirtualCluster;
+      return [vc.metadata.uid, vc.metadata.generation, vc.spec?.network, !!vc.metadata.deletionTimestamp, vc.status?.subnet,
+        getCondition(vc.status?.conditions, 'NetworkReady')];
+    },
     owns: ['VirtualNode'],
     // Read for their addresses (no subnet may contain one); a node's change moves no subnet.
     watches: [{ kind: 'PhysicalNode', map: () => [] }],

@@ -2,11 +2,13 @@
 //
 // - placement/virtualcluster (key: VirtualCluster): binds the VC's VirtualNodes as planBinding
 //   decides, in ONE store batch that also moves PhysicalNode.status.allocated of every node whose
-//   allocation changes, and writes the VC's `Placed` condition and status.placement. Every object
-//   in the batch carries its resourceVersion, so two VCs placed at the same moment on the same node
-//   cannot both succeed: the loser gets a Conflict, re-reads from the store and re-plans. That is
-//   what keeps Strict mode from overcommitting a node. The fresh read is the PhysicalNodes (a
-//   list), the VC and its VMs (gets by name, see fromStore): never a list of the namespace's VMs.
+//   allocation changes, then writes the VC's `Placed` condition and status.placement (over the
+//   stored VC, only while its generation is the planned one). Every object in the batch carries its
+//   resourceVersion, so two VCs placed at the same moment on the same node cannot both succeed:
+//   the loser gets a Conflict, re-reads and re-plans. That is what keeps Strict mode from
+//   overcommitting a node. The read is the VC and its VMs from the store (gets by name, see
+//   fromStore: never a list of the namespace's VMs) and the PhysicalNodes from the cache, except
+//   those a conflicting batch wrote, which are read from the store (nodesWith).
 // - placement/allocation (key: PhysicalNode): keeps status.allocated equal to computeAllocation
 //   (frees the allocation of VMs that went). It compares on the cache, through an index of the
 //   VMs by node (BoundIndex). To write, it reads the PhysicalNode from the store (revision P)
@@ -28,6 +30,7 @@ import type {
 import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
 import type { SharedCache } from '../../controllers/cache.js';
 import { mapOnChange } from '../../controllers/change-filter.js';
+import { writeStatusOver } from '../../api/status-writer.js';
 import { computeAllocation, MIGRATION_APPLIED } from './allocation.js';
 import { BoundIndex } from './allocation-index.js';
 import {
@@ -67,16 +70,28 @@ function fromCache(cache: CacheReader, key: ObjectRef): Snapshot {
 }
 
 /**
- * The VC, its VMs and every PhysicalNode, read from the store. The VMs are read one by one by
- * name, never by listing the namespace (with a thousand VCs in one namespace that list made
- * placement quadratic): planBinding looks only at the VMs `<vc>-<i>` with i < spec.nodes.
+ * The cache's PhysicalNodes with those named in `fresh` read from the store instead (a node gone
+ * from the store is left out). The batch carries the resourceVersion of every node it writes, so
+ * a node the cache held stale makes it conflict, and the retry reads that node from the store:
+ * nodes the batch does not write do not matter to its safety. (Listing every node from the store
+ * on each conflict made placement cost nodes x VCs: hack/bench-scale.)
  */
-async function fromStore(store: Store, key: ObjectRef, seen: VirtualCluster | undefined, cachedPns?: PhysicalNode[]): Promise<Snapshot> {
-  // PhysicalNodes first: a binding made after this read changed them too, so our batch conflicts.
-  // The first attempt takes them from the cache (listing them all from the store for every VC
-  // made placement cost nodes x VCs: hack/bench-scale): the batch carries the resourceVersion of
-  // every node it writes, so a node the cache held stale conflicts and the retry lists the store.
-  const pns = cachedPns ?? (await store.list<PhysicalNode>('PhysicalNode')).items;
+async function nodesWith(store: Store, cache: CacheReader, fresh: ReadonlySet<string>): Promise<PhysicalNode[]> {
+  const cached = cache.list<PhysicalNode>('PhysicalNode');
+  if (fresh.size === 0) return cached;
+  const read = new Map<string, PhysicalNode | undefined>();
+  await Promise.all([...fresh].map(async (name) => read.set(name, await store.tryGet<PhysicalNode>({ kind: 'PhysicalNode', name }))));
+  const out = cached.flatMap((p) => (read.has(p.metadata.name) ? [] : [p]));
+  for (const p of read.values()) if (p) out.push(p);
+  return out;
+}
+
+/**
+ * The VC and its VMs read from the store, with `pns`. The VMs are read one by one by name,
+ * never by listing the namespace (with a thousand VCs in one namespace that list made placement
+ * quadratic): planBinding looks only at the VMs `<vc>-<i>` with i < spec.nodes.
+ */
+async function fromStore(store: Store, key: ObjectRef, seen: VirtualCluster | undefined, pns: PhysicalNode[]): Promise<Snapshot> {
   // Then the VC and its VMs at once (one round trip less on etcd), the names from the VC as last
   // seen (the cache's, or the previous attempt's); the VMs of a VC grown since are read after.
   const getVm = (name: string) => store.tryGet<VirtualNode>({ kind: 'VirtualNode', name, namespace: key.namespace });
@@ -98,6 +113,12 @@ export function virtualClusterPlacementController(cache?: CacheReader): Controll
   return {
     name: 'placement/virtualcluster',
     forKind: 'VirtualCluster',
+    // What planBinding and needsWrite read of the VC: not the other controllers' status writes.
+    forSignature: (o) => {
+      const vc = o as VirtualCluster;
+      return [vc.metadata.uid, vc.metadata.generation, vc.spec, !!vc.metadata.deletionTimestamp, vc.status?.placement,
+        vc.status?.conditions?.find((c) => c.type === PLACED)];
+    },
     workers: 4,
     watches: [
       {
@@ -123,8 +144,10 @@ export function virtualClusterPlacementController(cache?: CacheReader): Controll
       let snap = fromCache(ctx.cache, key);
       let decision = snap.vc?.spec && !snap.vc.metadata.deletionTimestamp ? planBinding(snap.vc, snap.vns, snap.pns) : undefined;
       if (decision && needsWrite(snap.vc!, decision)) {
+        // The nodes a conflicting batch wrote: read from the store on the next attempts (nodesWith).
+        const fresh = new Set<string>();
         for (let attempt = 1; ; attempt++) {
-          snap = await fromStore(ctx.store, key, snap.vc, attempt === 1 ? snap.pns : undefined);
+          snap = await fromStore(ctx.store, key, snap.vc, attempt === 1 ? snap.pns : await nodesWith(ctx.store, ctx.cache, fresh));
           if (!snap.vc?.spec || snap.vc.metadata.deletionTimestamp) {
             decision = undefined;
             break;
@@ -135,6 +158,7 @@ export function virtualClusterPlacementController(cache?: CacheReader): Controll
             break;
           } catch (err) {
             if (!(err instanceof ConflictError) || attempt >= CONFLICT_ATTEMPTS) throw err;
+            if (decision.kind === 'bind') for (const node of decision.deltas.keys()) fresh.add(node);
             ctx.log.debug({ key: refKey(key), attempt }, 'placement conflict; re-reading and re-planning');
           }
         }
@@ -172,13 +196,23 @@ function needsWrite(vc: VirtualCluster, d: BindingDecision): boolean {
     || vc.status?.placement?.strategy !== d.applied.strategy || vc.status?.placement?.mode !== d.applied.mode;
 }
 
+/**
+ * The VC's Placed condition and status.placement for decision `d`, over the stored VC (other
+ * controllers write its status all the time: a Conflict re-reads it rather than re-planning).
+ * Nothing is written when the VC's generation has moved on since the plan: the event of that
+ * change brings a new plan (and the runtime starts nothing before Placed observes the generation).
+ */
+async function writePlaced(ctx: ReconcileContext, vc: VirtualCluster, d: BindingDecision): Promise<void> {
+  const gen = vc.metadata.generation ?? 0;
+  await writeStatusOver<VirtualCluster>(ctx.store, vc, (cur) => ((cur.metadata.generation ?? 0) !== gen ? undefined : statusFor(cur, d)));
+}
+
 async function writeDecision(ctx: ReconcileContext, snap: Snapshot, d: BindingDecision): Promise<void> {
   const vc = snap.vc!;
-  const status = statusFor(vc, d);
   const prev = vc.status?.conditions?.find((c) => c.type === PLACED);
   if (d.kind === 'none') {
     if (!needsWrite(vc, d)) return;
-    await ctx.store.updateStatus({ ...vc, status });
+    await writePlaced(ctx, vc, d);
     if (d.condition.reason === 'Unschedulable' && prev?.reason !== 'Unschedulable') {
       ctx.events.record(vc, 'Warning', 'Unschedulable', d.condition.message ?? '');
     } else if ((d.condition.reason === 'RemapPending' || d.condition.reason === 'ResizePending') && prev?.reason !== d.condition.reason) {
@@ -197,8 +231,11 @@ async function writeDecision(ctx: ReconcileContext, snap: Snapshot, d: BindingDe
     const allocated = addUsage(pn.status?.allocated ?? ZERO, delta);
     ops.push({ op: 'updateStatus', object: { ...pn, status: { ...pn.status, allocated } } });
   }
-  ops.push({ op: 'updateStatus', object: { ...vc, status } });
+  // The bindings and the nodes' allocations in one batch; the VC's status after it, on its own:
+  // in the batch, every other controller's write of the VC's status made the binding conflict
+  // and be planned again (hack/bench-scale: ~4 attempts per VC at 1,000 VMs).
   await ctx.store.batch(ops);
+  await writePlaced(ctx, vc, d);
   ctx.events.record(vc, 'Normal', 'Placed', `${d.condition.message}: ${d.binds.map((b) => `${b.vn.metadata.name}->${b.node}`).join(', ')}`);
 }
 

@@ -2,13 +2,13 @@
 // ones, scaling down from the highest index) and writes the VC's status.phase, status.nodes,
 // observedGeneration and the Ready condition. Other controllers' conditions on the VC are kept.
 
-import type { VirtualCluster, VirtualClusterStatus, VirtualNode } from '../../api/types.js';
+import type { ApiObject, VirtualCluster, VirtualClusterStatus, VirtualNode } from '../../api/types.js';
 import { AlreadyExistsError, NotFoundError } from '../../api/store/types.js';
 import { setCondition } from '../../api/conditions.js';
 import { writeStatusOver } from '../../api/status-writer.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
 import type { ObjectRef } from '../../api/store/types.js';
-import { planVirtualNodes, summarizeCluster } from './plan.js';
+import { GATES, planVirtualNodes, summarizeCluster } from './plan.js';
 import { clusterSelector } from '../../api/labels.js';
 
 export const VIRTUALCLUSTER_CONTROLLER = 'virtualcluster';
@@ -69,10 +69,26 @@ export async function reconcileVirtualCluster(ref: ObjectRef, ctx: ReconcileCont
   return plan.blocked.length > 0 ? { requeueAfterMs: 2000 } : undefined;
 }
 
+/** The VC conditions the summary reads (summarizeCluster) or writes (Ready). */
+const READ_CONDITIONS: ReadonlySet<string> = new Set([...GATES, 'Ready']);
+
+/**
+ * What this controller reads of a VC: its spec, identity and deletion, and the status it writes
+ * or summarizes. Other controllers' other conditions (Reconciling, Stalled, UpdatePending...) do
+ * not wake it.
+ */
+export function virtualClusterSignature(o: ApiObject): unknown {
+  const vc = o as VirtualCluster;
+  const s = vc.status;
+  return [vc.metadata.uid, vc.metadata.generation, vc.spec, !!vc.metadata.deletionTimestamp, s?.phase, s?.nodes, s?.observedGeneration,
+    (s?.conditions ?? []).filter((c) => READ_CONDITIONS.has(c.type)).map((c) => [c.type, c.status, c.reason, c.message, c.observedGeneration])];
+}
+
 export function virtualClusterController(): ControllerSpec {
   return {
     name: VIRTUALCLUSTER_CONTROLLER,
     forKind: 'VirtualCluster',
+    forSignature: virtualClusterSignature,
     owns: ['VirtualNode'],
     workers: 4,
     reconcile: reconcileVirtualCluster,

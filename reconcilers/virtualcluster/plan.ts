@@ -71,7 +71,7 @@ export interface ClusterSummary {
 }
 
 /** Conditions other controllers own that gate Ready, in the order they are reported. */
-const GATES = ['Placed', 'StorageReady', 'NetworkReady', 'Running', 'GuestReady'] as const;
+export const GATES = ['Placed', 'StorageReady', 'NetworkReady', 'Running', 'GuestReady'] as const;
 /** Gates that apply only to a VC meant to run. */
 const RUNNING_GATES: ReadonlySet<string> = new Set(['Running', 'GuestReady']);
 

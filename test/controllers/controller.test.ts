@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import type { SqliteStore } from '../../api/store/sqlite-store.js';
 import type { ApiObject } from '../../api/types.js';
 import { ControllerManager } from '../../controllers/manager.js';
+import { ManagerMetrics } from '../../controllers/metrics.js';
 import type { ControllerSpec, ReconcileContext } from '../../controllers/types.js';
 import { sleep, tempSqliteStore, waitFor, type TempSqliteStore } from './helpers.js';
 
@@ -25,8 +26,8 @@ describe('Controller outcomes', function () {
     await tmp.close();
   });
 
-  async function run(spec: ControllerSpec): Promise<void> {
-    manager = new ControllerManager({ store, identity: 't', leaderElection: false, specs: [spec], eventCleanupMs: 0 });
+  async function run(spec: ControllerSpec, metrics?: ManagerMetrics): Promise<void> {
+    manager = new ControllerManager({ store, identity: 't', leaderElection: false, specs: [spec], eventCleanupMs: 0, metrics });
     await manager.start();
   }
 
@@ -85,6 +86,54 @@ describe('Controller outcomes', function () {
     const c = manager!.activeControllers()[0]!;
     assert.equal(c.counts.error, 5);
     assert.equal(c.queue.numRequeues('ns/flaky'), 0, 'success forgot the backoff');
+  });
+
+  it('forSignature: a write that keeps the signature queues nothing; a changed signature, a resync and a deletion do', async () => {
+    const seen: string[] = [];
+    await run({
+      name: 'sig', forKind: 'Widget', resyncMs: 4_000,
+      forSignature: (o) => o.spec,
+      async reconcile(key, ctx) {
+        const o = ctx.cache.get<ApiObject>(key);
+        seen.push(o ? `v${(o.spec as { v: number }).v}/${(o.status as { n?: number } | undefined)?.n ?? '-'}` : 'gone');
+      },
+    });
+    await store.create(widget('a'));
+    await waitFor('the add', () => seen.length === 1);
+    // Status-only writes: the signature (the spec) is the same.
+    for (let n = 1; n <= 3; n++) {
+      const o = await store.get(ref('a'));
+      await store.updateStatus({ ...o, status: { n } });
+    }
+    const o = await store.get(ref('a'));
+    await store.update({ ...o, spec: { v: 1 } });
+    await waitFor('the spec change', () => seen.includes('v1/3'));
+    assert.deepEqual(seen, ['v0/-', 'v1/3'], 'the status writes before the spec change reconciled nothing');
+    await waitFor('the resync', () => seen.length === 3);
+    assert.equal(seen[2], 'v1/3');
+    await store.delete(ref('a'));
+    await waitFor('the deletion', () => seen.at(-1) === 'gone');
+  });
+
+  it('progressing: work that ends within PROGRESSING_DELAY_MS writes no Reconciling; store requests are counted per controller', async () => {
+    const metrics = new ManagerMetrics();
+    let done = 0;
+    await run({
+      name: 'quick', forKind: 'Widget',
+      async reconcile(key, ctx) {
+        await ctx.progressing?.('Copying', 'quick work');
+        await ctx.store.get(key);
+        await sleep(50);
+        done++;
+      },
+    }, metrics);
+    await store.create(widget('q'));
+    await waitFor('reconciled', () => done === 1);
+    await sleep(1_500); // past the delay: a write would have happened by now
+    const o = await store.get(ref('q'));
+    assert.equal((o.status as { conditions?: unknown[] } | undefined)?.conditions, undefined, 'no condition written for quick work');
+    const counted = (await metrics.storeRequests.get()).values.find((v) => v.labels.controller === 'quick' && v.labels.op === 'get');
+    assert.equal(counted?.value, 1, 'the reconcile\'s one get, counted under its controller');
   });
 
   it('a reconcile past its timeout is aborted and retried; a synchronous throw does not stop the worker', async () => {

@@ -7,7 +7,8 @@
 // Usage: hack/guest-image build --out DIR [--flavour amd64|cloud-amd64] [--force]
 //
 // Idempotent: DIR/.build-key records the inputs (kernel package version, busybox, the boot scripts,
-// this file); a build with the same key and all outputs present does nothing. Outputs are written
+// this file; apt's answers are kept in DIR/.apt-lookup while apt's state is unchanged: aptLookup);
+// a build with the same key and all outputs present does nothing. Outputs are written
 // under temporary names and renamed, so a reader (another node on the SAN) never sees a half file.
 
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -275,6 +276,48 @@ const SYSLINUX_PACKAGES = ['extlinux', 'syslinux-common'];
 const PARTITION_OFFSET = 1024 * 1024;
 
 /** The versions apt would download of `pkgs` (part of the build key). */
+/** What of apt's state the answers of aptLookup depend on: modification times of its lists, dpkg's status, its configuration. */
+function aptStamp(flavour: string): string {
+  const at = (p: string): string => {
+    try {
+      return String(fs.statSync(p).mtimeMs);
+    } catch {
+      return '-';
+    }
+  };
+  return [flavour, ...['/var/lib/apt/lists', '/var/lib/dpkg/status', '/etc/apt', '/etc/apt/sources.list', '/etc/apt/sources.list.d',
+    '/etc/apt/preferences.d'].map((p) => `${p}@${at(p)}`)].join(' ');
+}
+
+/**
+ * apt's answers for the build key: the kernel package and its candidate version, and the boot
+ * loader packages' candidates. apt-cache rebuilds its whole cache on every call where Debian keeps
+ * none (docker-clean images): over 1 s of CPU each, five calls per check, which every end-to-end
+ * harness start made (minutes of wall time under load). They are kept in DIR/.apt-lookup with
+ * aptStamp and asked again when that changed (apt-get update, a package installed) or with force.
+ */
+function aptLookup(dir: string, flavour: string, force: boolean, log: (m: string) => void): { pkg: string; version: string; syslinux: string } {
+  const file = path.join(dir, '.apt-lookup');
+  const before = aptStamp(flavour);
+  if (!force) {
+    try {
+      const c = JSON.parse(fs.readFileSync(file, 'utf8')) as { stamp?: string; pkg?: string; version?: string; syslinux?: string };
+      if (c.stamp === before && c.pkg && c.version && typeof c.syslinux === 'string') return { pkg: c.pkg, version: c.version, syslinux: c.syslinux };
+    } catch {
+      // none yet, or unreadable: ask apt
+    }
+  }
+  const answer = { ...resolveKernelPackage(flavour, log), syslinux: candidateVersions(SYSLINUX_PACKAGES) };
+  const stamp = aptStamp(flavour);
+  // Kept only when apt's state did not change meanwhile (resolveKernelPackage may run apt-get update).
+  if (stamp === before) {
+    const tmp = `${file}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, JSON.stringify({ stamp, ...answer }));
+    fs.renameSync(tmp, file);
+  }
+  return answer;
+}
+
 function candidateVersions(pkgs: readonly string[]): string {
   return pkgs.map((p) => `${p}=${/Candidate: (\S+)/.exec(run(['apt-cache', 'policy', p]))?.[1] ?? '(none)'}`).join(' ');
 }
@@ -350,11 +393,12 @@ export function buildGuestImage(opts: GuestImageOptions): GuestImage {
   const flavour = opts.flavour ?? 'amd64';
   const dir = path.resolve(opts.out);
   fs.mkdirSync(dir, { recursive: true });
-  const { pkg, version } = resolveKernelPackage(flavour, log);
+  const apt = aptLookup(dir, flavour, !!opts.force, log);
+  const { pkg, version } = apt;
   const kernelVersion = pkg.replace(/^linux-image-/, '');
   const busybox = busyboxPath();
   const bbVersion = run([busybox]).split('\n')[0] ?? '';
-  const key = hashInputs([pkg, version, bbVersion, String(opts.rootMiB ?? 256), candidateVersions(SYSLINUX_PACKAGES)]);
+  const key = hashInputs([pkg, version, bbVersion, String(opts.rootMiB ?? 256), apt.syslinux]);
   const result: GuestImage = {
     dir,
     kernel: path.join(dir, 'vmlinux'),

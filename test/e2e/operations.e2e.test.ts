@@ -18,6 +18,7 @@ import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { HypervisorDrivers } from '../../reconcilers/runtime/hosts.js';
 import type { DomainInfo, HypervisorDriver } from '../../drivers/hypervisor/types.js';
 import { waitFor } from '../controllers/helpers.js';
+import { updateWithRetry } from '../../api/finalizers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -214,9 +215,10 @@ describe('issue 20 operations end to end on the testbed', function () {
   });
 
   it('a resize never overcommits: in place where it fits (running VMs get it at their next start), else held until re-placed', async () => {
+    // (read, change, write, again on a conflict: the manager writes the VC's status meanwhile)
     const setMemory = async (memoryMiB: number): Promise<void> => {
-      const vc = await vcOf('ops');
-      await h.store.update<VirtualCluster>({ ...vc, spec: { ...vc.spec!, node: { ...vc.spec!.node, memoryMiB } } });
+      await updateWithRetry<VirtualCluster>(h.store, { kind: 'VirtualCluster', namespace: 'default', name: 'ops' },
+        (vc) => ({ ...vc, spec: { ...vc.spec!, node: { ...vc.spec!.node, memoryMiB } } }));
     };
     const node1 = h.testbed.nodes[0]!.name;
     assert.deepEqual([(await vn('ops-0')).spec?.physicalNode, (await vn('ops-1')).spec?.physicalNode], [node1, node1], 'Block put both on the first node');

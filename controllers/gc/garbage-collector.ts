@@ -108,11 +108,18 @@ async function reconcileOwner(obj: ApiObject, ctx: ReconcileContext): Promise<Re
   return undefined;
 }
 
+/** What the collector reads of an object: its uid, owners, deletion and finalizers. */
+function gcSignature(o: ApiObject): unknown {
+  return [o.metadata.uid, o.metadata.ownerReferences, o.metadata.deletionTimestamp, o.metadata.finalizers];
+}
+
 /** The garbage collector's controllers, one per kind in `kinds`. */
 export function garbageCollectorSpecs(cache: SharedCache, kinds: readonly string[] = GC_KINDS): ControllerSpec[] {
   return kinds.map((kind): ControllerSpec => ({
     name: `${GC_NAME}/${kind.toLowerCase()}`,
     forKind: kind,
+    // What the collector reads of its own object: status writes do not wake it.
+    forSignature: gcSignature,
     workers: 2,
     resyncMs: 0,
     watches: kinds.map((other) => ({
@@ -121,7 +128,7 @@ export function garbageCollectorSpecs(cache: SharedCache, kinds: readonly string
       // owners, deletion and finalizers; its gone-ness always. Each status write of a VM mapped to
       // its VC, and each of a VC's to its VMs and Volumes (hack/bench-scale: 8,683 collector
       // reconciles of 750 VCs before one VM was bound).
-      map: mapOnChange(cache, (o) => [o.metadata.uid, o.metadata.ownerReferences, o.metadata.deletionTimestamp, o.metadata.finalizers], (o) => {
+      map: mapOnChange(cache, gcSignature, (o) => {
         const out: ObjectRef[] = [];
         // o's owners of this kind (their foreground deletion waits for o).
         for (const r of o.metadata.ownerReferences ?? []) if (r.kind === kind) out.push(ownerRefTarget(r, o));

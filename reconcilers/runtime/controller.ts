@@ -21,7 +21,7 @@ import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } f
 import type { DomainInfo, DomainSpec, HypervisorDriver } from '../../drivers/hypervisor/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { execOk } from '../../drivers/transport/types.js';
-import { cacheState, perCacheState } from '../../controllers/change-filter.js';
+import { cacheState, mapOnChange, perCacheState } from '../../controllers/change-filter.js';
 import { posix } from 'node:path';
 import { macAddress, tapName } from '../network/host-plan.js';
 import { vmAddress } from '../network/addresses.js';
@@ -405,9 +405,19 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
   return {
     name: 'runtime',
     forKind: 'VirtualNode',
+    // Only what observeRuntime reads of a VC or a Volume (controllers/change-filter.ts): each
+    // other status write of a VC re-ran every one of its VMs, and each volume write its VM.
     watches: [
-      { kind: 'VirtualCluster', map: (vc) => vnsOfCluster(vc.metadata.namespace, vc.metadata.name) },
-      { kind: 'Volume', map: (v) => ((v as Volume).spec?.virtualNode ? [ref('VirtualNode', (v as Volume).spec!.virtualNode!, v.metadata.namespace)] : []) },
+      { kind: 'VirtualCluster', map: mapOnChange(cache, (o) => {
+        const vc = o as VirtualCluster;
+        const placed = getCondition(vc.status?.conditions, 'Placed');
+        return [vc.metadata.uid, vc.metadata.generation, vc.spec, !!vc.metadata.deletionTimestamp, vc.status?.subnet,
+          getCondition(vc.status?.conditions, 'StorageReady')?.status, placed?.status, placed?.observedGeneration];
+      }, (vc) => vnsOfCluster(vc.metadata.namespace, vc.metadata.name)) },
+      { kind: 'Volume', map: mapOnChange(cache, (o) => {
+        const v = o as Volume;
+        return [v.spec, v.status?.phase, v.status?.path, v.status?.templateRevision, v.metadata.annotations?.[FORMAT_ANNOTATION], !!v.metadata.deletionTimestamp];
+      }, (v) => ((v as Volume).spec?.virtualNode ? [ref('VirtualNode', (v as Volume).spec!.virtualNode!, v.metadata.namespace)] : [])) },
       { kind: 'Migration', map: (m) => ((m as Migration).spec ? [ref('VirtualNode', (m as Migration).spec!.virtualNode, m.metadata.namespace)] : []) },
     ],
     // Each reconcile mostly waits on its node (a command or two per step): 16 at once keep a

@@ -1,0 +1,124 @@
+// SIMULATION (sim hosts, drivers/transport/sim-*.ts: no guest, disk or packet is real): every
+// controller vc-manager runs, in one manager on the embedded store, from VirtualClusters applied
+// to every VM Running and every VC Ready, then a scale-down and a delete. It guards the wake-ups
+// the scale work filtered (ControllerSpec.forSignature, mapOnChange, the deferred Reconciling):
+// a change a controller needs and no longer sees leaves a VC short of Ready here. The real
+// hypervisors and storage are exercised by the e2e tests; hack/bench-scale runs the same at size.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getCondition } from '../../api/conditions.js';
+import { openStore } from '../../api/store/open-store.js';
+import type { Store } from '../../api/store/types.js';
+import { API_VERSION, type OSTemplate, type PhysicalNode, type VirtualCluster, type VirtualNode, type Volume } from '../../api/types.js';
+import { silentLogger } from '../../controllers/log.js';
+import { ControllerManager } from '../../controllers/manager.js';
+import { TransportCache } from '../../drivers/transport/transport-for.js';
+import { buildControllerSpecs } from '../../operator/registry.js';
+import { eventually } from '../placement/fixtures.js';
+
+const NS = 'cp';
+const ROOT = '/san-control-plane-sim';
+
+function simNode(i: number): PhysicalNode {
+  return {
+    apiVersion: API_VERSION, kind: 'PhysicalNode', metadata: { name: `cp-sim${i}` },
+    spec: { address: `198.18.9.${i}`, transport: 'sim', hypervisor: 'sim', capacity: { cores: 8, memoryMiB: 8192 }, storageRoot: ROOT },
+  };
+}
+
+function vc(name: string, nodes: number, subnet: string, strategy: 'Block' | 'Cyclic'): VirtualCluster {
+  return {
+    apiVersion: API_VERSION, kind: 'VirtualCluster', metadata: { name, namespace: NS },
+    spec: {
+      nodes, template: 'busybox', node: { vcpus: 1, memoryMiB: 256, diskGiB: 1, swapMiB: 64 },
+      placement: { strategy, mode: 'Strict' }, state: 'Running',
+      sharedStorage: { sizeGiB: 0, filesystem: 'none' }, network: { subnet },
+    },
+  };
+}
+
+describe('the whole control plane on sim hosts (simulation only)', function () {
+  this.timeout(180_000);
+  let dir: string;
+  let store: Store;
+  let mgr: ControllerManager;
+  const transports = new TransportCache();
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'vl-cp-sim-'));
+    const url = `file:${join(dir, 'store.db')}`;
+    store = await openStore(url, {});
+    await store.create<OSTemplate>({
+      apiVersion: API_VERSION, kind: 'OSTemplate', metadata: { name: 'busybox' },
+      spec: { image: { path: `${ROOT}/templates/busybox.qcow2`, format: 'qcow2' }, revision: 1 },
+    });
+    for (const i of [1, 2, 3]) await store.create(simNode(i));
+    mgr = new ControllerManager({
+      store: await openStore(url, {}),
+      specs: (cache) => buildControllerSpecs({ cache, identity: 'cp-sim', log: silentLogger(), transports, nodeProbeIntervalMs: 2_000 }),
+      identity: 'cp-sim', leaderElection: false, eventCleanupMs: 0,
+    });
+    await mgr.start();
+  });
+  after(async () => {
+    await mgr?.stop();
+    await mgr?.store.close();
+    await store?.close();
+    await transports.closeAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const vms = async () => (await store.list<VirtualNode>('VirtualNode', { namespace: NS })).items;
+  const get = (name: string) => store.get<VirtualCluster>({ kind: 'VirtualCluster', name, namespace: NS });
+  const ready = async (name: string) => getCondition((await get(name)).status?.conditions, 'Ready')?.status === 'True';
+
+  it('VCs applied: every VM Running where it is bound, every guest ready, every VC Ready with its gates True', async () => {
+    await store.create(vc('a', 3, '10.30.0.0/29', 'Block'));
+    await store.create(vc('b', 2, '10.30.0.8/29', 'Cyclic'));
+    await eventually(async () => ((await ready('a')) && (await ready('b')) ? true : undefined), 150_000, 'both VCs Ready');
+    const all = await vms();
+    assert.equal(all.length, 5);
+    for (const v of all) {
+      assert.equal(v.status?.phase, 'Running', v.metadata.name);
+      assert.equal(v.status?.host, v.spec?.physicalNode, `${v.metadata.name} runs where it is bound`);
+      assert.equal(getCondition(v.status?.conditions, 'GuestReady')?.status, 'True', v.metadata.name);
+      assert.equal(getCondition(v.status?.conditions, 'Reconciling')?.status === 'True', false, `${v.metadata.name} left Reconciling`);
+    }
+    for (const name of ['a', 'b']) {
+      const c = await get(name);
+      for (const gate of ['Placed', 'StorageReady', 'NetworkReady']) assert.equal(getCondition(c.status?.conditions, gate)?.status, 'True', `${name} ${gate}`);
+      assert.equal(getCondition(c.status?.conditions, 'Reconciling')?.status === 'True', false, `${name} left Reconciling`);
+      assert.equal(c.status?.phase, 'Running');
+      assert.deepEqual(c.status?.nodes?.map((n) => n.phase), Array(c.spec!.nodes).fill('Running'));
+    }
+    // Every node's allocation is what is bound to it.
+    const nodes = (await store.list<PhysicalNode>('PhysicalNode')).items;
+    for (const n of nodes) {
+      assert.equal(n.status?.allocated?.vms ?? 0, all.filter((v) => v.spec?.physicalNode === n.metadata.name).length, n.metadata.name);
+    }
+  });
+
+  it('a scale-down and a delete: the VMs, their volumes and the nodes\' allocations follow', async () => {
+    const a = await get('a');
+    await store.update({ ...a, spec: { ...a.spec!, nodes: 2 } });
+    await eventually(async () => ((await vms()).some((v) => v.metadata.name === 'a-2') ? undefined : true), 60_000, 'a-2 gone');
+    await eventually(async () => {
+      const c = await get('a');
+      return c.status?.nodes?.length === 2 && (await ready('a')) ? true : undefined;
+    }, 60_000, 'a Ready with 2 nodes');
+    await store.delete({ kind: 'VirtualCluster', name: 'b', namespace: NS });
+    await eventually(async () => ((await vms()).every((v) => v.spec?.cluster === 'a') ? true : undefined), 60_000, 'b\'s VMs gone');
+    await eventually(async () => {
+      const vols = (await store.list<Volume>('Volume', { namespace: NS })).items;
+      return vols.every((v) => v.spec?.cluster === 'a') ? true : undefined;
+    }, 60_000, 'b\'s volumes gone');
+    await eventually(async () => {
+      const nodes = (await store.list<PhysicalNode>('PhysicalNode')).items;
+      const bound = (await vms()).map((v) => v.spec?.physicalNode);
+      return nodes.every((n) => (n.status?.allocated?.vms ?? 0) === bound.filter((b) => b === n.metadata.name).length) ? true : undefined;
+    }, 60_000, 'allocations follow');
+  });
+});

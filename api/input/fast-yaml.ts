@@ -12,51 +12,12 @@
 // test/api/fast-yaml.property.test.ts checks the two agree on generated documents.
 
 import jsYaml from 'js-yaml';
+import { CORE } from './core-scalars.js';
+import { simpleParseDocuments } from './simple-yaml.js';
 
-const intResolve = (str: string, offset: number, radix: number): number => parseInt(str.substring(offset), radix);
-
-// js-yaml asks every implicit type about every plain scalar, keys included. Most are words
-// (apiVersion, busybox, vc-12): a look at the first character rules a type out before its
-// regular expressions run. Each check only refuses what the type's expressions refuse.
-const NULL_WORDS = new Set(['', '~', 'null', 'Null', 'NULL']);
-const BOOL_WORDS = new Set(['true', 'True', 'TRUE', 'false', 'False', 'FALSE']);
-/** 0-9, + or - (and . for floats): what a number of the core schema starts with. */
-const mayBeNumber = (s: string, dot: boolean): boolean => {
-  const c = s.charCodeAt(0);
-  return (c >= 48 && c <= 57) || c === 43 || c === 45 || (dot && c === 46);
-};
-
-/** The yaml package's core schema for plain scalars (yaml/dist/schema/core/*.js), as js-yaml types. */
+/** CORE as js-yaml types. */
 const CORE_AS_YAML = jsYaml.FAILSAFE_SCHEMA.extend({
-  implicit: [
-    new jsYaml.Type('tag:yaml.org,2002:null', {
-      kind: 'scalar',
-      resolve: (s: string) => NULL_WORDS.has(s),
-      construct: () => null,
-    }),
-    new jsYaml.Type('tag:yaml.org,2002:bool', {
-      kind: 'scalar',
-      resolve: (s: string) => BOOL_WORDS.has(s),
-      construct: (s: string) => s[0] === 't' || s[0] === 'T',
-    }),
-    new jsYaml.Type('tag:yaml.org,2002:int', {
-      kind: 'scalar',
-      resolve: (s: string) => mayBeNumber(s, false) && (/^0o[0-7]+$/.test(s) || /^[-+]?[0-9]+$/.test(s) || /^0x[0-9a-fA-F]+$/.test(s)),
-      construct: (s: string) => (s.startsWith('0o') ? intResolve(s, 2, 8) : s.startsWith('0x') ? intResolve(s, 2, 16) : intResolve(s, 0, 10)),
-    }),
-    new jsYaml.Type('tag:yaml.org,2002:float', {
-      kind: 'scalar',
-      resolve: (s: string) => mayBeNumber(s, true) && (/^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/.test(s)
-        || /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/.test(s)
-        || /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/.test(s)),
-      construct: (s: string) => {
-        if (/^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/.test(s)) {
-          return s.slice(-3).toLowerCase() === 'nan' ? NaN : s[0] === '-' ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
-        }
-        return parseFloat(s);
-      },
-    }),
-  ],
+  implicit: CORE.map((t) => new jsYaml.Type(t.tag, { kind: 'scalar', resolve: t.resolve, construct: t.construct })),
 });
 
 /** Characters and line starts the fast path leaves to the yaml package. */
@@ -68,6 +29,8 @@ const NOT_PLAIN = /[!&*\t\r\ufeff]|^%|^\.\.\.(?:\s|$)/m;
  */
 export function fastParseDocuments(text: string): unknown[] | undefined {
   if (NOT_PLAIN.test(text)) return undefined;
+  const simple = simpleParseDocuments(text); // the plain block YAML most manifests are, faster still
+  if (simple) return simple;
   let docs: unknown[];
   try {
     docs = jsYaml.loadAll(text, undefined, { schema: CORE_AS_YAML });

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { parseAllDocuments, stringify } from 'yaml';
 import { fastParseDocuments } from '../../api/input/fast-yaml.js';
+import { simpleParseDocuments } from '../../api/input/simple-yaml.js';
 import { parseDocuments } from '../../api/input/parse-documents.js';
 
 function slow(text: string): unknown[] {
@@ -34,6 +35,8 @@ describe('api/input: the fast YAML path agrees with the yaml package', () => {
         } catch {
           continue; // the yaml package refuses it: nothing to agree on
         }
+        const simple = simpleParseDocuments(text);
+        if (simple !== undefined) assert.deepEqual(simple, expected, `simple path: ${JSON.stringify(text)}`);
         const fast = fastParseDocuments(text);
         if (fast === undefined) continue; // stepped aside: the yaml package reads it
         assert.deepEqual(fast, expected, JSON.stringify(text));
@@ -48,15 +51,45 @@ describe('api/input: the fast YAML path agrees with the yaml package', () => {
       node: fc.oneof({ depthSize: 'small' }, scalar, fc.array(tie('node'), { maxLength: 4 }), fc.dictionary(key, tie('node'), { maxKeys: 4 })),
     })).node;
     let fastRuns = 0;
-    fc.assert(fc.property(fc.array(value, { minLength: 1, maxLength: 4 }), fc.boolean(), (docs, flow) => {
-      const text = docs.map((d) => stringify(d, { lineWidth: 0, ...(flow ? { collectionStyle: 'flow' as const } : {}) })).join('---\n');
+    let simpleRuns = 0;
+    fc.assert(fc.property(fc.array(value, { minLength: 1, maxLength: 4 }), fc.boolean(), fc.boolean(), (docs, flow, compactSeq) => {
+      const text = docs.map((d) => stringify(d, { lineWidth: 0, ...(flow ? { collectionStyle: 'flow' as const } : {}), ...(compactSeq ? { indentSeq: false } : {}) })).join('---\n');
       const expected = slow(text);
+      // The simple line reader (tried first) gives the same or steps aside.
+      const simple = simpleParseDocuments(text);
+      if (simple !== undefined) {
+        simpleRuns++;
+        assert.deepEqual(simple, expected.map((d) => (d === undefined ? null : d)), `simple path:\n${text}`);
+      }
       const fast = fastParseDocuments(text);
       if (fast === undefined) return;
       fastRuns++;
       assert.deepEqual(fast, expected.map((d) => (d === undefined ? null : d)), text);
     }), { numRuns: 400 });
     assert.ok(fastRuns > 100, `the fast path took only ${fastRuns} of 400 files`);
+    assert.ok(simpleRuns > 0, 'the simple path took none of 400 files');
+  });
+
+  it('generated manifest-like documents: the simple line reader reads most, and as the yaml package does', () => {
+    const key = fc.constantFrom('apiVersion', 'kind', 'metadata', 'name', 'spec', 'nodes', 'y', 'on', 'nan', 'b.c/d', 'x-y', 'k_8', 'nulls');
+    const scalar = fc.oneof(
+      { arbitrary: fc.stringMatching(/^[a-z][a-z0-9.-]{0,8}$/), weight: 8 },
+      fc.constantFrom(...TRICKY), fc.integer(), fc.double({ noNaN: true }), fc.boolean(), fc.constant(null),
+      fc.stringMatching(/^[a-z0-9 :#'"-]{0,6}$/), fc.constant({}), fc.constant([]));
+    const value = fc.letrec((tie) => ({
+      node: fc.oneof({ depthSize: 'small' }, scalar, fc.array(tie('node'), { maxLength: 4 }), fc.dictionary(key, tie('node'), { maxKeys: 5 })),
+    })).node;
+    let simpleRuns = 0;
+    fc.assert(fc.property(fc.array(fc.dictionary(key, value, { minKeys: 1, maxKeys: 6 }), { minLength: 1, maxLength: 4 }), fc.boolean(), (docs, compactSeq) => {
+      const text = docs.map((d) => stringify(d, { lineWidth: 0, ...(compactSeq ? { indentSeq: false } : {}) })).join('---\n');
+      const expected = slow(text);
+      const simple = simpleParseDocuments(text);
+      if (simple === undefined) return;
+      simpleRuns++;
+      assert.deepEqual(simple, expected, text);
+      assert.deepEqual(fastParseDocuments(text), expected, text);
+    }), { numRuns: 400 });
+    assert.ok(simpleRuns > 100, `the simple path took only ${simpleRuns} of 400 files`);
   });
 
   it('steps aside for tags, anchors, aliases, directives, tabs, CR and null keys', () => {

@@ -25,7 +25,8 @@ const ROOT = '/san-control-plane-sim';
 function simNode(i: number): PhysicalNode {
   return {
     apiVersion: API_VERSION, kind: 'PhysicalNode', metadata: { name: `cp-sim${i}` },
-    spec: { address: `198.18.9.${i}`, transport: 'sim', hypervisor: 'sim', capacity: { cores: 8, memoryMiB: 8192 }, storageRoot: ROOT },
+    // a sim host has no ssh section (the schema asks for one only with transport ssh)
+    spec: { address: `198.18.9.${i}`, transport: 'sim', hypervisor: 'sim', capacity: { cores: 8, memoryMiB: 8192 }, storageRoot: ROOT } as PhysicalNode['spec'],
   };
 }
 

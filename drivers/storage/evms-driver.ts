@@ -233,6 +233,8 @@ export class EvmsDriver extends SanVolumes implements StorageDriver, NodeActivat
    */
   async handOver(key: VolumeKey, from: Transport, to: Transport): Promise<void> {
     const holder = await this.activeOn(key);
+    // done before (a retry after a lost answer): activate is idempotent there
+    if (holder === to.host) return void (await this.activate(key, to));
     if (holder !== from.host) throw new ActiveElsewhereError(`cannot hand ${key.name} over from ${from.host}: the record names ${holder ?? 'no node'}`);
     await run(from, `release ${key.name} at the switchover`, ['sh', '-c', RELEASE_SCRIPT, 'sh', this.dmName(key)]);
     await this.activate(key, to, { takeOver: true });

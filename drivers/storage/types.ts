@@ -151,6 +151,19 @@ export interface NodeActivation {
   activate(key: VolumeKey, on: Transport, opts?: { takeOver?: boolean }): Promise<VolumeInfo>;
   deactivate(key: VolumeKey, on: Transport): Promise<void>;
   activeOn(key: VolumeKey): Promise<string | undefined>;
+  /**
+   * Live migration (optional; evms): a snapshot's device made openable on `to` under the same
+   * path before the transfer, reading and writing nothing of the snapshot yet (an `error` table).
+   * Idempotent. Undone by `deactivate(key, to)` (the record names another node: it stays).
+   */
+  prepareIncoming?(key: VolumeKey, to: Transport): Promise<VolumeInfo>;
+  /**
+   * At the switchover (the domain stopped on `from`, paused on `to`): the mapping on `from`
+   * flushed and no longer reaching the snapshot, the snapshot mapped on `to`, the record naming
+   * `to`. ActiveElsewhereError when the record names neither; `from`'s leftover device goes with
+   * `deactivate(key, from)`.
+   */
+  handOver?(key: VolumeKey, from: Transport, to: Transport): Promise<void>;
 }
 
 export class StorageError extends NamedError {}

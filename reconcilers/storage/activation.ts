@@ -3,7 +3,9 @@
 // NodeActivation (evms, lvm). The driver is made on the VM's node itself: activation runs there and
 // changes no LVM metadata (ADR 0006), and the record of where a snapshot is active lives in the
 // VC's directory on the shared storage root. Drivers without NodeActivation (qcow2, btrfs):
-// nothing to map, every node sees the files.
+// nothing to map, every node sees the files. A live migration of an evms VM hands its snapshot
+// over at the switchover (prepareIncoming, handOver, abortIncoming: EvmsDriver's); lvm VMs are
+// refused live migration (a thin pool on one node at a time, no handover built).
 //
 // Also the one place that says which driver settings come from the storage node (spec.sanDevice),
 // so the storage controller and activation build drivers alike.
@@ -12,7 +14,7 @@ import type { PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.
 import { createStorageDriver, type DriverOptions } from '../../drivers/storage/index.js';
 import { DEFAULT_SAN_VG } from '../../drivers/storage/evms-driver.js';
 import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
-import type { NodeActivation, StorageDriver, VolumeKey } from '../../drivers/storage/types.js';
+import { StorageError, type NodeActivation, type StorageDriver, type VolumeKey } from '../../drivers/storage/types.js';
 import type { VolumeActivation } from '../runtime/volume-activation.js';
 import type { TransportSource } from '../runtime/hosts.js';
 import { driverOf } from './plan.js';
@@ -43,9 +45,19 @@ function vmVolumeKeys(vc: VirtualCluster, vn: VirtualNode, node: PhysicalNode): 
   return ['disk', 'swap'].map((v) => ({ vcDir, vcUid: vc.metadata.uid!, name: `${vn.metadata.name}-${v}` }));
 }
 
+/** A NodeActivation that can hand a snapshot over at a live migration's switchover. */
+type HandOverActivation = NodeActivation & Required<Pick<NodeActivation, 'prepareIncoming' | 'handOver'>>;
+
 export function storageActivation(transports: TransportSource, opts?: DriverOptions): VolumeActivation {
   const activationOf = (vc: VirtualCluster, node: PhysicalNode): NodeActivation | undefined =>
     storageDriverOn(vc, node, transports, opts).activation;
+  /** Whether the VC's driver hands its snapshots over at a live migration's switchover (evms; asks no node). */
+  const handsOver = (vc: VirtualCluster): boolean => driverOf(vc) === 'evms';
+  const handOverOn = (vc: VirtualCluster, node: PhysicalNode): { act: HandOverActivation; on: ReturnType<TransportSource['get']> } => {
+    const act = activationOf(vc, node);
+    if (!act?.prepareIncoming || !act.handOver) throw new StorageError(`${driverOf(vc)} volumes cannot be handed over at a live migration's switchover`);
+    return { act: act as HandOverActivation, on: transports.get(node) };
+  };
   return {
     async activate(vc, vn, node, holder) {
       const act = activationOf(vc, node);
@@ -69,12 +81,30 @@ export function storageActivation(transports: TransportSource, opts?: DriverOpti
       for (const key of vmVolumeKeys(vc, vn, node).reverse()) await act.deactivate(key, on);
     },
     // lvm: a thin pool active on two nodes at once (the target's hypervisor opens the disk before
-    // the switchover) would have two kernels writing its metadata; no handover exists for it.
+    // the switchover) would have two kernels writing its metadata, and no handover is built for it
+    // (ADR 0006). evms hands its snapshots over at the switchover (below).
     liveMigrationRefusal(vc) {
-      const d = vc.spec?.storageDriver;
-      return d === 'evms' || d === 'lvm'
-        ? `its disk is an ${d} snapshot mapped on one node at a time, and the live migration flow does not hand it over at the switchover${d === 'evms' ? ' yet (EvmsDriver.prepareIncoming/handOver)' : ''}; suspend the VC and resume it on the other node instead`
+      return driverOf(vc) === 'lvm'
+        ? 'its disk is an lvm thin snapshot whose pool may be mapped on one node at a time, and no handover at the switchover is built for it; suspend the VC and resume it on the other node instead'
         : undefined;
+    },
+    needsHandOver: handsOver,
+    // the disk: a device with an error table on the target; the swap (a linear LV, no state of
+    // its own) mapped there as it is, beside the source's mapping
+    async prepareIncoming(vc, vn, target) {
+      const [disk, swap] = vmVolumeKeys(vc, vn, target);
+      const { act, on } = handOverOn(vc, target);
+      await act.prepareIncoming(disk!, on);
+      await act.activate(swap!, on);
+    },
+    async handOver(vc, vn, source, target) {
+      const { act, on } = handOverOn(vc, target);
+      await act.handOver(vmVolumeKeys(vc, vn, target)[0]!, transports.get(source), on);
+    },
+    // the target's incoming device and swap mapping go; the record names the source, so it stays
+    async abortIncoming(vc, vn, target) {
+      const { act, on } = handOverOn(vc, target);
+      for (const key of vmVolumeKeys(vc, vn, target).reverse()) await act.deactivate(key, on);
     },
   };
 }

@@ -1,5 +1,6 @@
 // The storage side of the runtime's activation port, the parts that need no node: which driver
-// settings come from the PhysicalNode (spec.sanDevice) and which VCs the migration flow must refuse.
+// settings come from the PhysicalNode (spec.sanDevice), which VCs the migration flow must refuse and
+// which need a handover at the switchover.
 // The mapping itself runs on full nodes (san-drivers.full.test.ts, "the runtime's activation port").
 
 import assert from 'node:assert/strict';
@@ -28,12 +29,14 @@ describe('storage activation: driver settings and migration refusal', () => {
     for (const d of ['qcow2', 'btrfs']) assert.equal(storageDriverOn(vc(d), node('/dev/sdb'), { get: () => t }, undefined).activation, undefined);
   });
 
-  it('refuses live migration for the SAN drivers (evms, lvm) only, and maps nothing for file-based drivers', async () => {
+  it('refuses live migration for lvm only; evms needs the handover at the switchover; file-based drivers need nothing and map nothing', async () => {
     const t = new LocalTransport({ host: 'n1' });
     const act = storageActivation({ get: () => t });
-    assert.match(act.liveMigrationRefusal(vc('evms')) ?? '', /evms snapshot mapped on one node at a time/);
-    assert.match(act.liveMigrationRefusal(vc('lvm')) ?? '', /lvm snapshot mapped on one node at a time.*suspend the VC/);
-    for (const d of ['qcow2', 'btrfs']) assert.equal(act.liveMigrationRefusal(vc(d)), undefined);
+    assert.match(act.liveMigrationRefusal(vc('lvm')) ?? '', /lvm thin snapshot .* one node at a time.*suspend the VC/);
+    for (const d of ['evms', 'qcow2', 'btrfs']) assert.equal(act.liveMigrationRefusal(vc(d)), undefined, d);
+    assert.deepEqual(['evms', 'lvm', 'qcow2', 'btrfs'].map((d) => act.needsHandOver!(vc(d))), [true, false, false, false]);
+    // a handover asked of a driver without one is refused by name, before any node is asked
+    await assert.rejects(act.prepareIncoming!(vc('lvm'), { metadata: { name: 'vc-0' } } as never, node('/dev/sdb')), /lvm volumes cannot be handed over/);
     // qcow2: no NodeActivation, so nothing runs on the node (the transport would fail on /srv)
     await act.activate(vc('qcow2'), { metadata: { name: 'vc-0' } } as never, node(), () => 'refuse');
     await act.deactivate(vc('qcow2'), { metadata: { name: 'vc-0' } } as never, node());

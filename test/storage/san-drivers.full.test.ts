@@ -11,9 +11,10 @@
 //   moves (deactivate here, activate there) with its data, never resets on activation, the
 //   original is read-only on every node, a reset needs the snapshot inactive everywhere, a dead
 //   node's snapshot is taken over only when told;
-// - evms only: the live-migration handover, and the runtime's activation port
-//   (reconcilers/storage/activation.ts) moving a VM's disk and swap from one node to the other
-//   (the port's code is the same for lvm). What the conformance suite checks already (removal,
+// - evms only: the runtime's activation port (reconcilers/storage/activation.ts) mapping a VM's
+//   disk and swap where it runs, handing them over at a live migration's switchover (lvm has no
+//   handover: refused) and moving them from one node to the other (the same port code as lvm's;
+//   test/e2e/san-runtime.full runs it for both drivers under the real runtime). What the conformance suite checks already (removal,
 //   reset, independence) is not checked again here.
 // The recorded test (lvm-driver.recorded.test.ts) stays as the fast unit test of lvm's argument
 // vectors. Needs root and the node image (built on first use, then cached).
@@ -154,9 +155,9 @@ describe('SAN drivers (evms, LVM thin) on the SAN disk of two full nodes', funct
   /**
    * The paper's activation semantics (section 3.2) across the two nodes for one SAN driver: moves
    * with its data, never reset, refusals while active elsewhere, takeover of a dead node's
-   * snapshot only when told. `extra` adds driver-only cases on the same VC.
+   * snapshot only when told.
    */
-  const activationCases = <D extends SanDriver>(s: SanSubject<D>, extra?: (get: () => ReturnType<typeof freshVc> & { driver: D }) => void): void => void describe(`${s.label}: activation follows the VM (paper, section 3.2)`, () => {
+  const activationCases = <D extends SanDriver>(s: SanSubject<D>): void => void describe(`${s.label}: activation follows the VM (paper, section 3.2)`, () => {
     let d: ReturnType<typeof freshVc> & { driver: D };
     let orig: VolumeInfo;
     const names = ['vc-0-disk', 'vc-1-disk', 'vc-original'];
@@ -238,42 +239,9 @@ describe('SAN drivers (evms, LVM thin) on the SAN disk of two full nodes', funct
       assert.equal(await d.driver.activeOn(k), 'blade1');
       assert.ok(await blockHolds(a, taken.path, 256 * KiB, 0xcc), 'what was written before the death is on the SAN');
     });
-
-    extra?.(() => d);
   });
 
-  activationCases(EVMS, (get) => {
-    it('live migration: the target opens the device early, the snapshot moves at the switchover while both keep it open', async () => {
-      const d = get();
-      const k = d.key('vc-1-disk');
-      const src = await d.driver.activate(k, a);
-      // the source's and the target's hypervisor hold the device open (here: a process each)
-      const holdA = await holdOpen(a, src.path);
-      const dst = await d.driver.prepareIncoming(k, b);
-      assert.equal(dst.path, src.path);
-      const holdB = await holdOpen(b, dst.path);
-      try {
-        const sizeOn = async (t: Transport): Promise<string> => (await execOk(t, ['blockdev', '--getsize64', dst.path], T)).trim();
-        assert.equal(await sizeOn(b), await sizeOn(a), 'the incoming device has the snapshot\'s size');
-        assert.equal(await blockHolds(b, dst.path, 0, 0x11), false, 'the target reads nothing before the switchover');
-        // the last writes of the source before it pauses
-        await blockWrite(a, src.path, 512 * KiB, 0xdd);
-        await d.driver.handOver(k, a, b);
-        assert.equal(await d.driver.activeOn(k), 'blade2');
-        assert.ok(await blockHolds(b, dst.path, 512 * KiB, 0xdd), 'the target reads the source\'s last write');
-        assert.ok(await blockHolds(b, dst.path, 256 * KiB, 0xcc), 'and what was written before');
-        assert.equal(await blockHolds(a, src.path, 512 * KiB, 0xdd), false, 'the source reads nothing any more');
-      } finally {
-        await holdA();
-        await holdB();
-      }
-      await d.driver.deactivate(k, a);
-      assert.deepEqual(await dmNames(a, d.uid), []);
-      assert.equal(await d.driver.activeOn(k), 'blade2', 'unmapping the source leaves the target\'s record');
-      await d.driver.deactivate(k, b);
-      assert.deepEqual(await dmNames(b, d.uid), []);
-    });
-  });
+  activationCases(EVMS);
 
   describe('evms: the runtime\'s activation port maps a VM\'s volumes where it runs (storageActivation)', () => {
     const uid = randomUUID();
@@ -294,27 +262,61 @@ describe('SAN drivers (evms, LVM thin) on the SAN disk of two full nodes', funct
       await driver?.removeAll(['vc-0-disk', 'vc-0-swap', 'vc-original'].map(key)).catch(() => undefined);
     });
 
-    it('maps disk and swap on the VM\'s node only; a start elsewhere unmaps them on the old node first (data kept) or is refused; stop unmaps', async () => {
+    it('maps disk and swap on the VM\'s node only; a live migration hands them over at the switchover while both sides hold the disk open (an aborted one leaves the source as it was); a start elsewhere is refused, or unmaps the old node first; stop unmaps', async () => {
       const volumes = storageActivation({ get: (pn) => (pn.metadata.name === 'blade1' ? a : b) });
       const refuse = (): 'refuse' => 'refuse';
+      const disk = driver.dmName(key('vc-0-disk'));
+      const dev = `/dev/mapper/${disk}`;
       await volumes.activate(vc, vn, node('blade1'), refuse);
-      assert.deepEqual(await dmNames(a, uid), [driver.dmName(key('vc-0-disk'))]);
+      assert.deepEqual(await dmNames(a, uid), [disk]);
       assert.deepEqual([await swapOn(a), await swapOn(b)], [true, false]);
-      const dev = `/dev/mapper/${driver.dmName(key('vc-0-disk'))}`;
       await blockWrite(a, dev, 0, 0xaa);
-      // a start on blade2 while the runtime sees no domain on blade1: blade1's mapping goes first
-      await volumes.activate(vc, vn, node('blade2'), () => ({ release: node('blade1') }));
+      // a live migration to blade2 that fails before the switchover: blade2's incoming device and swap go, blade1 keeps it all
+      await volumes.prepareIncoming!(vc, vn, node('blade2'));
+      assert.deepEqual(await dmNames(b, uid), [disk]);
+      assert.deepEqual([await swapOn(a), await swapOn(b)], [true, true]);
+      await volumes.abortIncoming!(vc, vn, node('blade2'));
+      assert.deepEqual(await dmNames(b, uid), []);
+      assert.deepEqual([await swapOn(a), await swapOn(b)], [true, false]);
+      assert.equal(await driver.activeOn(key('vc-0-disk')), 'blade1');
+      assert.ok(await blockHolds(a, dev, 0, 0xaa), 'the aborted migration left the source\'s disk as it was');
+      // the live migration: the target's hypervisor opens the disk when the incoming domain is made
+      await volumes.prepareIncoming!(vc, vn, node('blade2'));
+      const holdA = await holdOpen(a, dev);
+      const holdB = await holdOpen(b, dev);
+      try {
+        const sizeOn = async (t: Transport): Promise<string> => (await execOk(t, ['blockdev', '--getsize64', dev], T)).trim();
+        assert.equal(await sizeOn(b), await sizeOn(a), 'the incoming device has the snapshot\'s size');
+        assert.equal(await blockHolds(b, dev, 0, 0xaa), false, 'the target reads nothing before the switchover');
+        await blockWrite(a, dev, 512 * KiB, 0xdd); // the source's last write before it stops
+        await volumes.handOver!(vc, vn, node('blade1'), node('blade2'));
+        await volumes.handOver!(vc, vn, node('blade1'), node('blade2')); // a retry after a lost answer is harmless
+        assert.equal(await driver.activeOn(key('vc-0-disk')), 'blade2');
+        assert.ok(await blockHolds(b, dev, 512 * KiB, 0xdd), 'the target reads the source\'s last write');
+        assert.ok(await blockHolds(b, dev, 0, 0xaa), 'and what was written before');
+        assert.equal(await blockHolds(a, dev, 512 * KiB, 0xdd), false, 'the source reads nothing any more');
+      } finally {
+        await holdA();
+        await holdB();
+      }
+      // the source's domain is gone: its leftovers are unmapped, the target's record stays
+      await volumes.deactivate(vc, vn, node('blade1'));
       assert.deepEqual(await dmNames(a, uid), []);
-      assert.deepEqual(await dmNames(b, uid), [driver.dmName(key('vc-0-disk'))]);
+      assert.deepEqual(await dmNames(b, uid), [disk]);
       assert.deepEqual([await swapOn(a), await swapOn(b)], [false, true]);
       assert.equal(await driver.activeOn(key('vc-0-disk')), 'blade2');
-      assert.ok(await blockHolds(b, dev, 0, 0xaa), 'the move kept the VM\'s data');
-      // the VM still runs on blade2: a start on blade1 is refused, nothing changes
+      // the VM runs on blade2: a start on blade1 is refused, nothing changes
       await assert.rejects(volumes.activate(vc, vn, node('blade1'), refuse), ActiveElsewhereError);
       assert.deepEqual(await dmNames(a, uid), []);
-      assert.equal(await driver.activeOn(key('vc-0-disk')), 'blade2');
-      // stopped on blade2: unmapped everywhere
-      await volumes.deactivate(vc, vn, node('blade2'));
+      // a start on blade1 while the runtime sees no domain on blade2: blade2's mapping goes first, the data moves
+      await volumes.activate(vc, vn, node('blade1'), () => ({ release: node('blade2') }));
+      assert.deepEqual(await dmNames(b, uid), []);
+      assert.deepEqual(await dmNames(a, uid), [disk]);
+      assert.deepEqual([await swapOn(a), await swapOn(b)], [true, false]);
+      assert.equal(await driver.activeOn(key('vc-0-disk')), 'blade1');
+      assert.ok(await blockHolds(a, dev, 512 * KiB, 0xdd), 'the move kept the VM\'s data');
+      // stopped on blade1: unmapped everywhere
+      await volumes.deactivate(vc, vn, node('blade1'));
       assert.deepEqual([...(await dmNames(a, uid)), ...(await dmNames(b, uid))], []);
       assert.deepEqual([await swapOn(a), await swapOn(b)], [false, false]);
       assert.equal(await driver.activeOn(key('vc-0-disk')), undefined);

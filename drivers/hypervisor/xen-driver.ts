@@ -95,7 +95,7 @@ const VDEVS = ['xvda', 'xvdb', 'xvdc'] as const;
  * libxl kills a hotplug script after 40 s, and a loaded TCG dom0 took longer than that to start
  * qemu-nbd. So the driver attaches the files itself first, with no such limit: `vl-block prepare
  * FILE...` (before xl create and xl restore, inside the create lock) attaches each file and
- * records its device in /run/vl-pre/<st_dev>.<st_ino> of the file; add takes a recorded device
+ * records its device and major:minor in /run/vl-pre/<st_dev>.<st_ino> of the file; add takes a recorded device
  * (the record goes: from then on the domain's remove detaches it as any other); `vl-block
  * unprepare FILE...` (after xl returned, whatever it did) detaches what no domain took.
  * `prepare-incoming` (the target of a live migration, before the transfer) attaches only files
@@ -136,12 +136,14 @@ add)
   f=$(xenstore-read "$XENBUS_PATH/params") || exit 1
   if [ -b "$f" ]; then
     dev=$f
-  elif rec "$f" && [ -f "$r" ] && dev=$(cat "$r") && rm -f "$r" && [ -b "$dev" ]; then
+  elif rec "$f" && [ -f "$r" ] && read -r dev mm < "$r" && rm -f "$r" && [ -b "$dev" ]; then
     :
   else
+    mm=
     attach "$f" || fail "$err"
   fi
-  xenstore-write "$XENBUS_PATH/physical-device" "$(stat -L -c %t:%T -- "$dev")" "$XENBUS_PATH/physical-device-path" "$dev"
+  # (read and the recorded major:minor: every exec counts against libxl's 40 s on a loaded dom0)
+  xenstore-write "$XENBUS_PATH/physical-device" "\${mm:-$(stat -L -c %t:%T -- "$dev")}" "$XENBUS_PATH/physical-device-path" "$dev"
   ;;
 remove)
   dev=$(xenstore-read "$XENBUS_PATH/physical-device-path" 2>/dev/null) || exit 0
@@ -155,7 +157,7 @@ prepare|prepare-incoming)
     [ "$mode" = prepare-incoming ] && qcow2 "$f" && continue
     rec "$f" || { echo "cannot stat $f" >&2; exit 1; }
     if [ -f "$r" ]; then
-      d=$(cat "$r")
+      read -r d _ < "$r"
       # still serving a file: a loop device backed by this one, an nbd device with its server
       case "$d" in
         /dev/loop*) [ "$(cat "/sys/block/\${d#/dev/}/loop/backing_file" 2>/dev/null)" = "$f" ] && continue ;;
@@ -164,14 +166,14 @@ prepare|prepare-incoming)
       rm -f "$r"
     fi
     attach "$f" || { echo "$err" >&2; exit 1; }
-    echo "$dev" > "$r.tmp" && mv -f "$r.tmp" "$r" || { detach "$dev"; exit 1; }
+    echo "$dev $(stat -L -c %t:%T -- "$dev")" > "$r.tmp" && mv -f "$r.tmp" "$r" || { detach "$dev"; exit 1; }
   done
   ;;
 unprepare)
   shift
   for f in "$@"; do
     rec "$f" && [ -f "$r" ] || continue
-    d=$(cat "$r") && rm -f "$r" && detach "$d"
+    read -r d _ < "$r" && rm -f "$r" && detach "$d"
   done
   ;;
 esac

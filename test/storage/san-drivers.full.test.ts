@@ -13,8 +13,7 @@
 //   node's snapshot is taken over only when told;
 // - evms only: the runtime's activation port (reconcilers/storage/activation.ts) mapping a VM's
 //   disk and swap where it runs, handing them over at a live migration's switchover (lvm has no
-//   handover: refused) and moving them from one node to the other (the same port code as lvm's;
-//   test/e2e/san-runtime.full runs it for both drivers under the real runtime). What the conformance suite checks already (removal,
+//   handover: refused) and moving them from one node to the other (the same port code as lvm's). What the conformance suite checks already (removal,
 //   reset, independence) is not checked again here.
 // The recorded test (lvm-driver.recorded.test.ts) stays as the fast unit test of lvm's argument
 // vectors. Needs root and the node image (built on first use, then cached).

@@ -27,11 +27,12 @@
 import { posix } from 'node:path';
 import { setCondition, getCondition, type ConditionInput } from '../../api/conditions.js';
 import { ConflictError, type ObjectRef } from '../../api/store/types.js';
-import type { OSTemplate, PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
+import type { OSTemplate, PhysicalNode, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
 import { GenericError, WaitingError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
 import { writeStatusOver } from '../../api/status-writer.js';
 import { CLUSTER_LABEL, clusterSelector } from '../../api/labels.js';
 import { mapOnChange, perCacheState } from '../../controllers/change-filter.js';
+import { WrittenRevisions } from '../../controllers/read-your-writes.js';
 import { createStorageDriver, type DriverOptions } from '../../drivers/storage/index.js';
 import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
 import { StorageFullError, TemplateNotFoundError } from '../../drivers/storage/types.js';
@@ -137,11 +138,14 @@ export class StorageReconciler {
   private lastUsage = new Map<string, number>();
   /** pickStorageNode once per state of the cache's PhysicalNodes, not once per VC reconcile. */
   private readonly storageNode = perCacheState(['PhysicalNode'], (c) => pickStorageNode(c.list<PhysicalNode>('PhysicalNode')));
+  /** The versions of each VC's (uid) Volumes this controller wrote or read: the cache serves them once it holds these. */
+  private readonly volumeRevisions = new WrittenRevisions('Volume');
   constructor(private readonly opts: StorageControllerOptions) {}
 
   async reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
     const vc = await ctx.store.tryGet<VirtualCluster>(key);
     if (!vc) return undefined;
+    ctx = { ...ctx, store: this.volumeRevisions.track(ctx.store, vc.metadata.uid!) };
     const node = this.storageNode(ctx.cache);
     if (!node) {
       if (vc.metadata.deletionTimestamp) return { requeueAfterMs: 10_000 };
@@ -161,7 +165,7 @@ export class StorageReconciler {
       sharedOcfs2: sharedOcfs2For(vc, node, transport, ctx.cache),
     };
     const readyAtStart = new Set(
-      (await volumesOf(env)).filter((v) => v.status?.phase === 'Ready').map((v) => v.metadata.name),
+      (await this.volumesOf(env)).filter((v) => v.status?.phase === 'Ready').map((v) => v.metadata.name),
     );
     // vc.json is written only once every volume was Ready: its presence marks a VC that was
     // complete at least once, whose Ready volumes (the nodes' data) a rollback must keep.
@@ -219,11 +223,32 @@ export class StorageReconciler {
     return requeueAfterMs !== undefined ? { requeueAfterMs } : { requeueAfterMs: this.opts.usageIntervalMs ?? 60_000 };
   }
 
+  /**
+   * The VC's Volumes: from the cache once it holds every version of them this controller wrote
+   * or read (WrittenRevisions; the storage controller is their only writer), else from the store
+   * (volumesOf). Each pass read every volume from the store before (hack/bench-scale).
+   */
+  private async volumesOf(env: StorageEnv): Promise<Volume[]> {
+    const { vc, ctx } = env;
+    const uid = vc.metadata.uid!;
+    if (vc.metadata.deletionTimestamp) this.volumeRevisions.forget(uid);
+    else if (await this.volumeRevisions.fresh(ctx.cache, uid)) {
+      const ns = vc.metadata.namespace;
+      const names = new Set(desiredVolumes(vc).map((d) => d.name));
+      for (const v of ctx.cache.list<Volume>('Volume', { namespace: ns, labelSelector: clusterSelector(vc.metadata.name) })) names.add(v.metadata.name);
+      return [...names].sort().map((name) => ctx.cache.get<Volume>({ kind: 'Volume', namespace: ns, name }))
+        .filter((v): v is Volume => !!v && v.metadata.labels?.[CLUSTER_LABEL] === vc.metadata.name && !!v.metadata.ownerReferences?.some((o) => o.uid === uid));
+    }
+    const read = await volumesOf(env);
+    if (!vc.metadata.deletionTimestamp) this.volumeRevisions.saw(uid, read);
+    return read;
+  }
+
   private async observe(env: StorageEnv): Promise<StorageObservation> {
     const { vc, ctx, driver } = env;
     const template = ctx.cache.get<OSTemplate>({ kind: 'OSTemplate', name: vc.spec!.template })
       ?? (await ctx.store.tryGet<OSTemplate>({ kind: 'OSTemplate', name: vc.spec!.template }));
-    const volumes = await volumesOf(env);
+    const volumes = await this.volumesOf(env);
     const names = [...new Set([...volumes.map((v) => v.metadata.name), ...desiredVolumes(vc).map((d) => d.name)])];
     // Two round trips to the storage node, whatever the size of the VC.
     const [exist, cur] = await Promise.all([

@@ -9,7 +9,7 @@ import type { ApiObject, VirtualCluster, VirtualNode } from '../../api/types.js'
 import type { ObjectRef } from '../../api/store/types.js';
 import type { CacheReader, ReconcileContext } from '../../controllers/types.js';
 import { silentLogger } from '../../controllers/log.js';
-import { reconcileVirtualCluster } from '../../reconcilers/virtualcluster/controller.js';
+import { reconcileVirtualCluster, STATUS_COALESCE_MS } from '../../reconcilers/virtualcluster/controller.js';
 import { tempSqliteStore, virtualCluster, type TempSqliteStore } from '../controllers/helpers.js';
 
 describe('virtualcluster controller: status over the stored VC', () => {
@@ -37,6 +37,26 @@ describe('virtualcluster controller: status over the stored VC', () => {
     assert.ok(vc.status?.phase, 'phase written');
     assert.ok(vc.status?.conditions?.some((c) => c.type === 'Ready'), 'Ready written');
     assert.equal((await tmp.store.list<VirtualNode>('VirtualNode')).items.length, 2, 'the VMs were made');
+  });
+
+  it('coalesces: a status change within STATUS_COALESCE_MS of the last write waits, then is written once', async () => {
+    const lastWrite = new Map<string, number>();
+    const created = await tmp.store.create<VirtualCluster>(virtualCluster('c', 2));
+    assert.equal(await reconcileVirtualCluster(ref, ctxWith(created), lastWrite), undefined, 'the first write is made at once');
+    const first = await tmp.store.get<VirtualCluster>(ref);
+    // The cache now holds the written VC, and its VMs changed: within the window, nothing is written.
+    const vms = (await tmp.store.list<VirtualNode>('VirtualNode')).items.map((v) => ({ ...v, status: { phase: 'Starting' as const } }));
+    const ctx = ctxWith(first);
+    ctx.cache.list = <T extends ApiObject>() => vms as unknown as T[];
+    assert.ok(lastWrite.has('default/c'));
+    lastWrite.set('default/c', performance.now()); // as if just written, however slow this machine is
+    const r = await reconcileVirtualCluster(ref, ctx, lastWrite);
+    assert.ok(r && r.requeueAfterMs > 0 && r.requeueAfterMs <= STATUS_COALESCE_MS, `requeued within the window: ${JSON.stringify(r)}`);
+    assert.equal((await tmp.store.get<VirtualCluster>(ref)).metadata.resourceVersion, first.metadata.resourceVersion, 'nothing written yet');
+    await new Promise((res) => setTimeout(res, r!.requeueAfterMs));
+    assert.equal(await reconcileVirtualCluster(ref, ctx, lastWrite), undefined);
+    const vc = await tmp.store.get<VirtualCluster>(ref);
+    assert.deepEqual(vc.status?.nodes?.map((n) => n.phase), ['Starting', 'Starting'], 'written after the window');
   });
 
   it('does not stamp an older generation over a VC whose spec changed since', async () => {

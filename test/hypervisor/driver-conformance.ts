@@ -64,7 +64,8 @@ export interface ConformanceCapabilities<D extends HypervisorDriver = Hypervisor
    */
   caseTimeoutMs?: number;
   /**
-   * The driver has prepareMigration (optional in the contract; QEMU yes, Xen no), and this leaves
+   * The driver's prepareMigration starts a waiting incoming target (QEMU yes; Xen's prepares keys,
+   * scripts and disks only), and this leaves
    * on `target` what a manager that died after preparing leaves there: `spec` waiting as an
    * incoming domain, no connection to it kept.
    */
@@ -251,7 +252,7 @@ export function describeHypervisorConformance<D extends HypervisorDriver>(
       at = () => pair.b;
     });
 
-    const noPrepare = caps.noLiveMigration ?? 'the driver has no prepareMigration (optional in the contract)';
+    const noPrepare = caps.noLiveMigration ?? 'no waiting incoming target to test: the driver\'s prepareMigration starts none (Xen prepares keys, scripts and disks only), or it has none';
     itIf(live && !!caps.leaveIncoming, noPrepare, 'a prepared migration: the target waits, the source runs on; abort leaves nothing; a dead manager\'s incoming target is replaced, and run() moves the guest', async () => {
       const from = at();
       const to = other(from);

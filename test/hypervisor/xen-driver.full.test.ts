@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MigrationCancelledError, MigrationFailedError, type DomainSpec } from '../../drivers/hypervisor/types.js';
-import { migrationSshCommand, XenDriver } from '../../drivers/hypervisor/xen-driver.js';
+import { migrationSshCommand, XEN_MIGRATE_RECEIVE_SCRIPT, XenDriver } from '../../drivers/hypervisor/xen-driver.js';
 import { SshTransport } from '../../drivers/transport/ssh-transport.js';
 import { execOk } from '../../drivers/transport/types.js';
 import { testbedDown, testbedUp, type TestbedNode, type TestbedState } from '../../hack/lib/testbed.js';
@@ -198,9 +198,11 @@ describe('XenDriver migration failures on these nodes (xl migrate over our pinne
     assert.doesNotMatch(err.message, /migration target:/, 'the target never ran xl');
     assert.equal((await a.get(name))?.state, 'running');
     assert.equal(await b.get(name), undefined);
-    // the driver's own key: allowed on the target only to run xl migrate-receive
+    // the driver's own key: allowed on the target only to run its forced command, our
+    // vl-migrate-receive (xl migrate-receive, with -p only when the source's xl asked for it)
     const auth = await execOk(b.transport, ['cat', '/root/.ssh/authorized_keys']);
-    assert.match(auth, /^restrict,command="xl migrate-receive" ssh-ed25519 \S+ vl-xen-migration@blade1$/m);
+    assert.match(auth, new RegExp(`^restrict,command="${RUN_ROOT}/vl-migrate-receive" ssh-ed25519 \\S+ vl-xen-migration@blade1$`, 'm'));
+    assert.equal(await execOk(b.transport, ['cat', `${RUN_ROOT}/vl-migrate-receive`]), XEN_MIGRATE_RECEIVE_SCRIPT);
     const known = await execOk(a.transport, ['cat', `${RUN_ROOT}/known_hosts.${b.migrationAddress}`]);
     assert.equal(known.trim().split(/\s+/).slice(0, 3).join(' '), `${b.migrationAddress} ${tb!.nodes[1]!.hostKey}`);
   });

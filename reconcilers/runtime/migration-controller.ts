@@ -126,6 +126,12 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
     return ctx.store.updateStatus<Migration>({ ...fresh, status });
   }
 
+  /** The Migration ends Failed with `message`, and a Warning Event (`reason`) says `why`. */
+  async function fail(ctx: ReconcileContext, m: Migration, message: string, why: string, reason = 'MigrationFailed'): Promise<void> {
+    await setStatus(ctx, m, { phase: 'Failed', completionTime: new Date(now()).toISOString(), message });
+    ctx.events.record(m, 'Warning', reason, why);
+  }
+
   async function recordHost(ctx: ReconcileContext, vnRef: ObjectRef, target: string): Promise<void> {
     // Where the VM runs now. The binding (spec.physicalNode) is placement's: it moves it to the
     // target once this Migration is Succeeded (placement/migration), and the runtime waits for that.
@@ -184,8 +190,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
         if (m.status?.message !== d.message) await setStatus(ctx, m, { phase: phase ?? 'Pending', message: d.message });
         return d.requeueAfterMs ? { requeueAfterMs: d.requeueAfterMs } : undefined;
       case 'fail':
-        await setStatus(ctx, m, { phase: 'Failed', message: d.action.why, completionTime: new Date(now()).toISOString() });
-        ctx.events.record(m, 'Warning', 'MigrationRefused', d.action.why);
+        await fail(ctx, m, d.action.why, d.action.why, 'MigrationRefused');
         return undefined;
       case 'begin': {
         const src = d.action.source;
@@ -224,8 +229,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
         } catch (err) {
           await abortIncoming();
           await progress.close();
-          await setStatus(ctx, m, { phase: 'Failed', completionTime: new Date(now()).toISOString(), message: `${(err as Error).message}; the VM keeps running on ${src}` });
-          ctx.events.record(m, 'Warning', 'MigrationFailed', (err as Error).message);
+          await fail(ctx, m, `${(err as Error).message}; the VM keeps running on ${src}`, (err as Error).message);
           return undefined;
         }
         const started = now();
@@ -246,14 +250,12 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
           if (err instanceof SwitchoverError) {
             // the domain is paused on the target, its copy on the source gone: no way back
             await recordHost(ctx, vnRef, tgt);
-            await setStatus(ctx, m, { phase: 'Failed', completionTime: new Date(now()).toISOString(), message: err.message });
-            ctx.events.record(m, 'Warning', 'MigrationFailed', err.message);
+            await fail(ctx, m, err.message, err.message);
             return undefined;
           }
           await abortIncoming();
           // The driver's contract: the VM still runs on the source, nothing is left on the target.
-          await setStatus(ctx, m, { phase: 'Failed', completionTime: new Date(now()).toISOString(), message: `${(err as Error).message}; the VM keeps running on ${src}` });
-          ctx.events.record(m, 'Warning', 'MigrationFailed', (err as Error).message);
+          await fail(ctx, m, `${(err as Error).message}; the VM keeps running on ${src}`, (err as Error).message);
           return undefined;
         }
         // The VM runs on the target now: a failed write below is retried by the next reconcile
@@ -280,8 +282,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
       case 'abort': {
         if (srcDrv) await srcDrv.cancelMigration(name).catch(() => false);
         if (tgtDrv) await tgtDrv.destroy(name);
-        await setStatus(ctx, m, { phase: 'Failed', completionTime: new Date(now()).toISOString(), message: `${d.action.why}; the VM keeps running on ${d.action.source}` });
-        ctx.events.record(m, 'Warning', 'MigrationFailed', d.action.why);
+        await fail(ctx, m, `${d.action.why}; the VM keeps running on ${d.action.source}`, d.action.why);
         return undefined;
       }
     }

@@ -13,6 +13,10 @@ export interface ChildMochaResult {
   out: string;
   /** From the plain reporter's summary line; undefined when there was none. */
   summary?: { passed: number; failed: number; skipped: number };
+  /** The child's failure report (from its "N failing" line on, at most 6,000 characters), or '' when
+   *  it printed none: put into the parent's assertion message, so that a CI log which keeps only the
+   *  parent's summary still says which child test failed and why. */
+  failures: string;
 }
 
 export async function runChildMocha(files: string[], env: Record<string, string>): Promise<ChildMochaResult> {
@@ -28,5 +32,10 @@ export async function runChildMocha(files: string[], env: Record<string, string>
   child.stderr!.on('data', keep);
   const code = await new Promise<number | null>((r) => child.on('exit', r));
   const m = /(\d+) passed, (\d+) failed, (\d+) skipped/.exec(out);
-  return { code, out, summary: m ? { passed: Number(m[1]), failed: Number(m[2]), skipped: Number(m[3]) } : undefined };
+  const f = /^\s*\d+ failing$/m.exec(out);
+  const failures = f ? out.slice(f.index, f.index + 6_000) : '';
+  return {
+    code, out, failures,
+    summary: m ? { passed: Number(m[1]), failed: Number(m[2]), skipped: Number(m[3]) } : undefined,
+  };
 }

@@ -12,9 +12,9 @@ describe('end to end on a 3-member etcd cluster (runtime and network e2e, VL_E2E
   this.timeout(60 * 60_000);
 
   it('the runtime and network end-to-end tests pass on the etcd cluster', async () => {
-    const { code, summary } = await runChildMocha(FILES, { VL_E2E_STORE: 'etcd-cluster' });
+    const { code, summary, failures } = await runChildMocha(FILES, { VL_E2E_STORE: 'etcd-cluster' });
     assert.ok(summary, `no summary line from the child mocha (exit ${code})`);
-    assert.equal(summary.failed, 0, `${summary.failed} end-to-end tests failed on the etcd cluster`);
+    assert.equal(summary.failed, 0, `${summary.failed} end-to-end tests failed on the etcd cluster:\n${failures}`);
     assert.ok(summary.passed > 0, 'no end-to-end test ran');
     assert.equal(code, 0);
   });

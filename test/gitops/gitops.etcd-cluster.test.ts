@@ -14,9 +14,9 @@ describe('GitOps end to end on a 3-member etcd cluster (gitops-controller and gi
   this.timeout(30 * 60_000);
 
   it('the GitOps tests pass on the etcd cluster', async () => {
-    const { code, out, summary } = await runChildMocha(FILES, { VL_E2E_STORE: 'etcd-cluster' });
+    const { code, out, summary, failures } = await runChildMocha(FILES, { VL_E2E_STORE: 'etcd-cluster' });
     assert.ok(summary, `no summary line from the child mocha (exit ${code})`);
-    assert.equal(summary.failed, 0, `${summary.failed} GitOps tests failed on the etcd cluster`);
+    assert.equal(summary.failed, 0, `${summary.failed} GitOps tests failed on the etcd cluster:\n${failures}`);
     assert.ok(summary.passed >= 7, `only ${summary.passed} GitOps tests ran`);
     const clusters = out.match(/store: a 3-member etcd cluster/g)?.length ?? 0;
     assert.equal(clusters, FILES.length, `each file runs on a cluster of its own (the child made ${clusters})`);

@@ -1,7 +1,8 @@
 // vcctl migrate vn/NAME --to NODE [--wait] [--timeout=DURATION]: asks for a live migration by
 // creating a Migration, reserving the VM's room on the target in the same transaction (as drain
 // does), so a VC placed at the same moment cannot take that room. With --wait, follows the
-// Migration to its end and prints QEMU's downtime and total time.
+// Migration to its end and prints the downtime and total time the hypervisor reported (QEMU's own
+// figures; Xen's from xl's migration output, see drivers/hypervisor/xen-driver.ts).
 
 import { ConflictError, type BatchOp } from '../../api/store/types.js';
 import { API_VERSION, type Migration, type PhysicalNode, type VirtualNode } from '../../api/types.js';

@@ -5,7 +5,7 @@
 // conditions by the controller (controller.ts).
 
 import { posix } from 'node:path';
-import { AlreadyExistsError, NotFoundError, type ObjectRef } from '../../api/store/types.js';
+import { AlreadyExistsError, ConflictError, NotFoundError, type BatchOp, type ObjectRef } from '../../api/store/types.js';
 import { CLUSTER_LABEL, clusterSelector } from '../../api/labels.js';
 import { ensureFinalizer, removeFinalizer } from '../../api/finalizers.js';
 import type { VirtualCluster, Volume } from '../../api/types.js';
@@ -59,12 +59,33 @@ export async function volumesOf(env: StorageEnv): Promise<Volume[]> {
     !!v && v.metadata.labels?.[CLUSTER_LABEL] === vc.metadata.name && !!v.metadata.ownerReferences?.some((o) => o.uid === vc.metadata.uid));
 }
 
+/** Operations per store batch: etcd refuses a txn of more than --max-txn-ops (default 128). */
+const BATCH_OPS = 64;
+/** Attempts of a batch of Volume writes that conflicted with another writer (each over a fresh read). */
+const WRITE_ATTEMPTS = 4;
+
+/** `items` in slices of at most `n`. */
+function chunks<T>(items: readonly T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += n) out.push(items.slice(i, i + n));
+  return out;
+}
+
 export class StorageActionExecutor {
+  /**
+   * The newest version of each Volume (by name) this executor was shown (the observation) or
+   * wrote: its writes go over it, conditionally on its resourceVersion, without reading it first
+   * (a Volume written from a store read cost a get per write: hack/bench-scale). A conflict
+   * re-reads from the store.
+   */
+  private readonly latest = new Map<string, Volume>();
+
   /** `onUsageRefreshed` is told when usage figures were read (the controller times the next). */
   constructor(private readonly env: StorageEnv, private readonly onUsageRefreshed: () => void) {}
 
   /** Performs one action. Returns true when the VC is gone (finalizer removed). */
   async run(a: StorageAction, obs: StorageObservation): Promise<boolean> {
+    this.know(obs.volumes);
     const env = this.env;
     const { ctx, driver } = env;
     const vcName = env.vc.metadata.name;
@@ -85,13 +106,7 @@ export class StorageActionExecutor {
         return a.type === 'removeFinalizer';
       }
       case 'createObjects':
-        for (const v of a.volumes) {
-          try {
-            await ctx.store.create(v);
-          } catch (e) {
-            if (!(e instanceof AlreadyExistsError)) throw e;
-          }
-        }
+        await this.createVolumes(a.volumes);
         return false;
       case 'provision': {
         const keys = a.names.map((n) => volumeKey(env, n));
@@ -147,7 +162,7 @@ export class StorageActionExecutor {
       case 'invalidate':
         for (const name of a.names) {
           await driver.remove(volumeKey(env, name));
-          await this.setStatus(name, { phase: 'Pending' });
+          await this.writeVolumes([name], 'updateStatus', (v) => withStatus(v, { phase: 'Pending' }));
         }
         return false;
       case 'remove':
@@ -164,9 +179,8 @@ export class StorageActionExecutor {
         this.onUsageRefreshed();
         const ready = obs.volumes.filter((v) => v.status?.phase === 'Ready');
         const used = await driver.usageAll(ready.map((v) => volumeKey(env, v.metadata.name)));
-        for (const [i, v] of ready.entries()) {
-          if (used[i] !== v.status!.bytesUsed) await this.setStatus(v.metadata.name, { ...v.status, bytesUsed: used[i] });
-        }
+        const changed = new Map(ready.flatMap((v, i) => (used[i] !== v.status!.bytesUsed ? [[v.metadata.name, used[i]!] as const] : [])));
+        await this.writeVolumes([...changed.keys()], 'updateStatus', (v) => withStatus(v, { ...v.status, bytesUsed: changed.get(v.metadata.name)! }));
         return false;
       }
       case 'event':
@@ -175,48 +189,109 @@ export class StorageActionExecutor {
     }
   }
 
-  /** Marks volumes Ready at the paths the driver returned, with their usage (one driver call). */
+  /**
+   * Marks volumes Ready at the paths the driver returned, with their usage (one driver call): their
+   * annotations (format, config revision) in one batch where they change, then their status in one.
+   */
   private async markReady(names: string[], infos: VolumeInfo[], templateRevision?: number, configRevisions?: string[]): Promise<void> {
     const env = this.env;
     const used = await env.driver.usageAll(names.map((n) => volumeKey(env, n)));
-    for (const [i, name] of names.entries()) {
-      const info = infos[i]!;
-      const ref = { kind: 'Volume', namespace: env.vc.metadata.namespace, name };
-      const v = await env.ctx.store.get<Volume>(ref);
-      const ann: Record<string, string> = { ...(v.metadata.annotations ?? {}), [FORMAT_ANNOTATION]: info.format };
+    const index = new Map(names.map((n, i) => [n, i]));
+    await this.writeVolumes(names, 'update', (v) => {
+      const i = index.get(v.metadata.name)!;
+      const ann: Record<string, string> = { ...(v.metadata.annotations ?? {}), [FORMAT_ANNOTATION]: infos[i]!.format };
       if (configRevisions?.[i]) ann[CONFIG_REVISION_ANNOTATION] = configRevisions[i]!;
-      if (JSON.stringify(ann) !== JSON.stringify(v.metadata.annotations ?? {})) {
-        v.metadata.annotations = ann;
-        await env.ctx.store.update(v);
-      }
-      await this.setStatus(name, {
-        phase: 'Ready', path: info.path, bytesUsed: used[i]!,
+      if (JSON.stringify(ann) === JSON.stringify(v.metadata.annotations ?? {})) return undefined;
+      return { ...v, metadata: { ...v.metadata, annotations: ann } };
+    });
+    await this.writeVolumes(names, 'updateStatus', (v) => {
+      const i = index.get(v.metadata.name)!;
+      return withStatus(v, {
+        phase: 'Ready', path: infos[i]!.path, bytesUsed: used[i]!,
         ...(templateRevision !== undefined ? { templateRevision } : {}),
       });
+    });
+  }
+
+  /** Notes versions of Volumes read or written elsewhere (kept when newer than the one known). */
+  private know(volumes: readonly Volume[]): void {
+    for (const v of volumes) {
+      const cur = this.latest.get(v.metadata.name);
+      if (!cur || Number(v.metadata.resourceVersion ?? 0) >= Number(cur.metadata.resourceVersion ?? 0)) this.latest.set(v.metadata.name, v);
     }
   }
 
-  /** The volumes leave the storage (in order, one driver call), then their objects go. */
+  /** The named Volumes at their newest known version; those not known are read (NotFoundError if absent). */
+  private async current(names: readonly string[]): Promise<Volume[]> {
+    const ns = this.env.vc.metadata.namespace;
+    const missing = names.filter((n) => !this.latest.has(n));
+    this.know(await Promise.all(missing.map((name) => this.env.ctx.store.get<Volume>({ kind: 'Volume', namespace: ns, name }))));
+    return names.map((n) => this.latest.get(n)!);
+  }
+
+  /**
+   * Writes `change(v)` of each named Volume (undefined: leave it) with `op`, in batches, each
+   * conditional on the version the change was made from. Another writer in between (a conflict)
+   * makes it read the volumes again and redo the changes, up to WRITE_ATTEMPTS times.
+   */
+  private async writeVolumes(names: readonly string[], op: 'update' | 'updateStatus', change: (v: Volume) => Volume | undefined): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const ops: BatchOp[] = (await this.current(names)).flatMap((v) => {
+        const next = change(v);
+        return next ? [{ op, object: next }] : [];
+      });
+      try {
+        for (const part of chunks(ops, BATCH_OPS)) this.know(await this.env.ctx.store.batch(part) as Volume[]);
+        return;
+      } catch (e) {
+        if (!(e instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw e;
+        for (const n of names) this.latest.delete(n);
+      }
+    }
+  }
+
+  /** Creates the Volume objects in batches; one that exists already (a retry after a crash) is left as it is. */
+  private async createVolumes(volumes: readonly Volume[]): Promise<void> {
+    const store = this.env.ctx.store;
+    for (const part of chunks(volumes, BATCH_OPS)) {
+      try {
+        this.know(await store.batch(part.map((object) => ({ op: 'create', object }))) as Volume[]);
+      } catch (e) {
+        if (!(e instanceof AlreadyExistsError)) throw e;
+        for (const v of part) {
+          try {
+            this.know([await store.create(v)]);
+          } catch (e2) {
+            if (!(e2 instanceof AlreadyExistsError)) throw e2;
+          }
+        }
+      }
+    }
+  }
+
+  /** The volumes leave the storage (in order, one driver call), then their objects go (in batches). */
   private async removeVolumes(names: string[]): Promise<void> {
     const env = this.env;
     const ocfs2 = env.sharedOcfs2;
     await env.driver.removeAll(names.filter((n) => n !== ocfs2?.name).map((n) => volumeKey(env, n)));
     if (ocfs2 && names.includes(ocfs2.name)) await ocfs2.remove();
-    for (const name of names) {
+    const ns = env.vc.metadata.namespace;
+    for (const part of chunks(names, BATCH_OPS)) {
+      for (const n of part) this.latest.delete(n);
       try {
-        await env.ctx.store.delete({ kind: 'Volume', namespace: env.vc.metadata.namespace, name });
+        await env.ctx.store.batch(part.map((name) => ({ op: 'delete', ref: { kind: 'Volume', namespace: ns, name } })));
       } catch (e) {
         if (!(e instanceof NotFoundError)) throw e;
+        // one of them is gone already (a retry after a crash): the others one by one
+        for (const name of part) {
+          try {
+            await env.ctx.store.delete({ kind: 'Volume', namespace: ns, name });
+          } catch (e2) {
+            if (!(e2 instanceof NotFoundError)) throw e2;
+          }
+        }
       }
     }
-  }
-
-  private async setStatus(name: string, status: Volume['status']): Promise<void> {
-    const env = this.env;
-    const ref = { kind: 'Volume', namespace: env.vc.metadata.namespace, name };
-    const v = await env.ctx.store.get<Volume>(ref);
-    v.status = { ...status, observedGeneration: v.metadata.generation };
-    await env.ctx.store.updateStatus(v);
   }
 
   /**
@@ -231,6 +306,11 @@ export class StorageActionExecutor {
     await this.removeVolumes(doomed.sort((a, b) => order(a) - order(b)).map((v) => v.metadata.name));
     if (!keep) await removePath(env.transport, env.vcDir);
   }
+}
+
+/** `v` with `status` (its observedGeneration the object's generation). */
+function withStatus(v: Volume, status: Volume['status']): Volume {
+  return { ...v, status: { ...status, observedGeneration: v.metadata.generation } };
 }
 
 function refOf(vc: VirtualCluster): ObjectRef {

@@ -47,6 +47,9 @@ import {
   type SuspendResult,
 } from './types.js';
 
+/** How long a refused connect to a QMP socket is tried again (see openQmp). */
+const QMP_CONNECT_RETRY_MS = 3_000;
+
 export interface QemuDriverOptions {
   transport: Transport;
   /** Directory on the node for the domains' run files, e.g. /run/virtualinux or <node state>/run. */
@@ -154,10 +157,28 @@ export class QemuDriver implements HypervisorDriver {
 
   // ---- QMP ----
 
+  /**
+   * A QMP socket serves one client at a time: while one is connected QEMU stops accepting, the
+   * kernel queues two more connects and refuses the next at once (EAGAIN; over SSH, a failed channel
+   * open). Every observation (list, get: the runtime's polls, the orphan scan) opens `ctl`, so a
+   * connect is refused now and then; it is tried again for up to QMP_CONNECT_RETRY_MS (never past
+   * timeoutMs). Before, a refused `system_powerdown` left shutdown() waiting its whole timeout.
+   */
   private async openQmp(name: string, which: 'ops' | 'ctl', timeoutMs = 10_000): Promise<QmpClient> {
     const p = this.paths(name);
-    const stream = await this.transport.connect({ unixSocket: which === 'ops' ? p.opsSocket : p.ctlSocket });
-    return QmpClient.connect(stream, { timeoutMs, label: `${this.node}/${name}` });
+    const target = { unixSocket: which === 'ops' ? p.opsSocket : p.ctlSocket };
+    const giveUp = Date.now() + Math.min(timeoutMs, QMP_CONNECT_RETRY_MS);
+    for (let pause = 25; ; pause = Math.min(pause * 2, 400)) {
+      let stream;
+      try {
+        stream = await this.transport.connect(target);
+      } catch (err) {
+        if (Date.now() + pause > giveUp) throw err;
+        await sleep(pause);
+        continue;
+      }
+      return QmpClient.connect(stream, { timeoutMs, label: `${this.node}/${name}` });
+    }
   }
 
   private async withQmp<T>(name: string, which: 'ops' | 'ctl', fn: (q: QmpClient) => Promise<T>, timeoutMs = 10_000): Promise<T> {
@@ -273,7 +294,7 @@ export class QemuDriver implements HypervisorDriver {
   }
 
   private async waitGone(pid: number, timeoutMs: number): Promise<boolean> {
-    const r = await this.transport.exec(['sh', '-c', WAIT_GONE_SCRIPT, 'sh', String(pid), String(Math.ceil(timeoutMs / 100))], {
+    const r = await this.transport.exec(['sh', '-c', WAIT_GONE_SCRIPT, 'sh', String(pid), String(Math.ceil(timeoutMs / 1000))], {
       timeoutMs: timeoutMs + 10_000,
     });
     return r.code === 0;

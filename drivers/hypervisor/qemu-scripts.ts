@@ -63,8 +63,11 @@ alive "$1" && kill -KILL "$1" 2>/dev/null
 i=0; while alive "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 ! alive "$1"`;
 
+/** Waits until pid $1 is gone or $2 seconds have passed by the clock (a count of sleeps runs long on
+ *  a loaded host); exit 0 when it is gone. */
 export const WAIT_GONE_SCRIPT = `${ALIVE_FN}
-i=0; while alive "$1" && [ $i -lt "$2" ]; do sleep 0.1; i=$((i + 1)); done
+end=$(( $(date +%s) + $2 ))
+while alive "$1" && [ "$(date +%s)" -lt "$end" ]; do sleep 0.1; done
 ! alive "$1"`;
 
 /**

@@ -121,6 +121,9 @@ export class Controller {
       };
       this.hook(w.kind, { onAdd: mapped, onUpdate: (o, n) => { mapped(o); mapped(n); }, onDelete: mapped }, 0);
     }
+    for (const source of spec.sources ?? []) {
+      this.removers.push(source((ref) => { if (ref.kind === spec.forKind) this.queue.add(cacheKey(ref)); }));
+    }
     deps.metrics?.setDepthSource(spec.name, () => this.queue.len() + this.queue.delayedLen());
     const n = spec.workers ?? DEFAULT_WORKERS;
     for (let i = 0; i < n; i++) this.workers.push(this.worker());

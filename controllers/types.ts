@@ -108,6 +108,13 @@ export interface ControllerSpec {
    * controller's own outcome conditions (controllers/outcome.ts writes those after each reconcile).
    */
   forSignature?(obj: ApiObject): unknown;
+  /**
+   * Sources of keys besides the informers (as controller-runtime's source.Channel), for state
+   * outside the store (the domains on a node, say): each is started with the controller and
+   * given `enqueue` (a ref of another kind is ignored); it returns its stop function, called when
+   * the controller stops. It must not throw out of its timers.
+   */
+  sources?: ((enqueue: (ref: ObjectRef) => void) => () => void)[];
   /** Concurrent workers; default 2. */
   workers?: number;
   /** Periodic resync of every key from the cache; default 10 minutes. 0 = never. */

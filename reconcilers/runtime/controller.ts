@@ -18,7 +18,7 @@ import type { ObjectRef } from '../../api/store/types.js';
 import { NotFoundError } from '../../api/store/types.js';
 import { getCondition, isConditionTrue, setCondition, type ConditionInput } from '../../api/conditions.js';
 import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
-import type { DomainInfo, DomainSpec, HypervisorDriver } from '../../drivers/hypervisor/types.js';
+import type { DomainSpec, HypervisorDriver } from '../../drivers/hypervisor/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { execOk } from '../../drivers/transport/types.js';
 import { cacheState, mapOnChange, perCacheState } from '../../controllers/change-filter.js';
@@ -36,6 +36,7 @@ import {
   bootedBy, failedStatus, planRuntime, RESTART_ANNOTATION, runtimeStatus, type ObservedDomain, type RuntimeAction, type RuntimeInput,
 } from './plan.js';
 import type { HolderFate, VolumeActivation } from './volume-activation.js';
+import { liveState, nodeDomainSource } from './node-domains.js';
 import { bootTimeoutMs, decideGuestReady, GUEST_READY, shouldProbeGuest, type GuestProbe, type GuestReadyDecision } from './guest-ready.js';
 
 export const RUNTIME_FINALIZER = 'virtualinux.org/runtime';
@@ -44,7 +45,10 @@ export { RESTART_ANNOTATION } from './plan.js';
 export interface RuntimeDeps {
   transports: TransportSource;
   drivers?: HypervisorDrivers;
-  /** How often a running node is checked (a death is noticed within this); default 5 s. */
+  /**
+   * How often the nodes that Running VMs are on are listed (a death is noticed within this:
+   * node-domains.ts), and how often a Migrating VM is looked at; default 5 s.
+   */
   pollMs?: number;
   /** How long a guest gets to power off before it is destroyed; default 30 s. */
   shutdownTimeoutMs?: number;
@@ -95,21 +99,6 @@ export function recentlyMigrated(cache: CacheReader, vn: VirtualNode, nowMs: num
   return migrationsOf(cache, vn).some((m) => !!m.status?.completionTime && nowMs - Date.parse(m.status.completionTime) < 30_000);
 }
 
-function liveState(d: DomainInfo | undefined): ObservedDomain['state'] | undefined {
-  if (!d) return undefined;
-  switch (d.state) {
-    case 'running':
-    case 'migrating':
-      return 'running';
-    case 'paused':
-      return 'paused';
-    case 'incoming':
-      return 'incoming';
-    case 'shutoff':
-      return 'shutoff';
-  }
-}
-
 interface Gathered {
   vn: VirtualNode;
   vc: VirtualCluster | undefined;
@@ -132,6 +121,21 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     cache
       .list<VirtualNode>('VirtualNode', { namespace, labelSelector: clusterSelector(cluster) })
       .map((vn) => ref('VirtualNode', vn.metadata.name, vn.metadata.namespace));
+  // The VMs bound to or on each node, per state of the cache's VirtualNodes (one pass, not one per node event).
+  const byNode = perCacheState(['VirtualNode'], (c) => {
+    const m = new Map<string, ObjectRef[]>();
+    for (const vn of c.list<VirtualNode>('VirtualNode')) {
+      for (const n of new Set([vn.spec?.physicalNode, vn.status?.host])) {
+        if (!n) continue;
+        const l = m.get(n);
+        const r = ref('VirtualNode', vn.metadata.name, vn.metadata.namespace);
+        if (l) l.push(r);
+        else m.set(n, [r]);
+      }
+    }
+    return m;
+  });
+  const vmsOnNode = (node: string): ObjectRef[] => byNode(cache).get(node) ?? [];
 
   async function observe(vn: VirtualNode, ctx: ReconcileContext): Promise<ObservedDomain[]> {
     const hosts = new Set<string>();
@@ -380,8 +384,12 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     if (d.progressOnly) return writeStatus(ctx, vn, status, base.ip, d.requeueAfterMs);
     const phase = status.phase;
     const guest = await guestReadiness(g, phase, bootedBy(d.action, host), host, status.bootTime ?? vn.status?.bootTime, ctx);
-    let requeue = d.requeueAfterMs ?? (phase === 'Running' || phase === 'Migrating' ? (deps.pollMs ?? 5_000) : d.action.type === 'none' ? 5_000 : 0);
-    if (guest.requeueAfterMs !== undefined && requeue > 0) requeue = Math.min(requeue, guest.requeueAfterMs);
+    // A Running VM that settled is not polled: its node's list (node-domains.ts) queues it when
+    // its domain stops running, and a change of it, its VC, volumes or node, or the resync, does.
+    const settled = phase === 'Running' && !input.migrationActive && !input.migrationSettling;
+    let requeue: number | undefined = d.requeueAfterMs ??
+      (settled ? undefined : phase === 'Running' || phase === 'Migrating' ? (deps.pollMs ?? 5_000) : d.action.type === 'none' ? 5_000 : 0);
+    if (guest.requeueAfterMs !== undefined && requeue !== 0) requeue = Math.min(requeue ?? Infinity, guest.requeueAfterMs);
     return writeStatus(ctx, vn, status, base.ip, requeue, guest.condition);
   }
 
@@ -411,15 +419,23 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       { kind: 'VirtualCluster', map: mapOnChange(cache, (o) => {
         const vc = o as VirtualCluster;
         const placed = getCondition(vc.status?.conditions, 'Placed');
+        // NetworkReady: a VM waiting for its network rules (fail closed) is woken when they are all in place.
         return [vc.metadata.uid, vc.metadata.generation, vc.spec, !!vc.metadata.deletionTimestamp, vc.status?.subnet,
-          getCondition(vc.status?.conditions, 'StorageReady')?.status, placed?.status, placed?.observedGeneration];
+          getCondition(vc.status?.conditions, 'StorageReady')?.status, placed?.status, placed?.observedGeneration,
+          getCondition(vc.status?.conditions, 'NetworkReady')?.status];
       }, (vc) => vnsOfCluster(vc.metadata.namespace, vc.metadata.name)) },
       { kind: 'Volume', map: mapOnChange(cache, (o) => {
         const v = o as Volume;
         return [v.spec, v.status?.phase, v.status?.path, v.status?.templateRevision, v.metadata.annotations?.[FORMAT_ANNOTATION], !!v.metadata.deletionTimestamp];
       }, (v) => ((v as Volume).spec?.virtualNode ? [ref('VirtualNode', (v as Volume).spec!.virtualNode!, v.metadata.namespace)] : [])) },
       { kind: 'Migration', map: (m) => ((m as Migration).spec ? [ref('VirtualNode', (m as Migration).spec!.virtualNode, m.metadata.namespace)] : []) },
+      // A node that turns Ready, not Ready, fenced or unfenced: the VMs bound to it or on it.
+      { kind: 'PhysicalNode', map: mapOnChange(cache, (o) => {
+        const pn = o as PhysicalNode;
+        return [getCondition(pn.status?.conditions, 'Ready')?.status, getCondition(pn.status?.conditions, 'Fenced')?.status, !!pn.metadata.deletionTimestamp];
+      }, (pn) => vmsOnNode(pn.metadata.name)) },
     ],
+    sources: [nodeDomainSource(cache, drivers, deps.pollMs ?? 5_000, (vn) => !!activeMigration(cache, vn))],
     // Each reconcile mostly waits on its node (a command or two per step): 16 at once keep a
     // thousand starts going without one node's slow command holding the others (hack/bench-scale).
     workers: 16,

@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { getCondition } from '../../api/conditions.js';
 import { openStore } from '../../api/store/open-store.js';
 import type { Store } from '../../api/store/types.js';
-import { API_VERSION, type OSTemplate, type PhysicalNode, type VirtualCluster, type VirtualNode, type Volume } from '../../api/types.js';
+import { API_VERSION, type EventObject, type OSTemplate, type PhysicalNode, type VirtualCluster, type VirtualNode, type Volume } from '../../api/types.js';
+import { domainNameOf } from '../../api/names.js';
+import { simWorld } from '../../drivers/transport/sim-host.js';
 import { silentLogger } from '../../controllers/log.js';
 import { ControllerManager } from '../../controllers/manager.js';
 import { TransportCache } from '../../drivers/transport/transport-for.js';
@@ -100,6 +102,22 @@ describe('the whole control plane on sim hosts (simulation only)', function () {
     for (const n of nodes) {
       assert.equal(n.status?.allocated?.vms ?? 0, all.filter((v) => v.spec?.physicalNode === n.metadata.name).length, n.metadata.name);
     }
+  });
+
+  it('a VM whose domain dies is noticed by its node\'s list (no per-VM poll), reported Failed with DomainDied, and started again', async () => {
+    const vm = (await vms()).find((v) => v.metadata.name === 'a-0')!;
+    const host = simWorld().hosts.get(vm.status!.host!)!;
+    const domain = domainNameOf(vm);
+    assert.equal(host.domains.get(domain)?.state, 'running');
+    assert.ok(host.killDomain(domain));
+    await eventually(async () => {
+      const events = (await store.list<EventObject>('Event', { namespace: NS })).items;
+      return events.some((e) => e.spec?.reason === 'DomainDied' && e.spec.involvedObject?.name === 'a-0') ? true : undefined;
+    }, 60_000, 'a DomainDied event for a-0');
+    await eventually(async () => {
+      const v = await store.get<VirtualNode>({ kind: 'VirtualNode', name: 'a-0', namespace: NS });
+      return v.status?.phase === 'Running' && (v.status.restarts ?? 0) >= 1 && host.domains.get(domain)?.state === 'running' ? true : undefined;
+    }, 60_000, 'a-0 Running again after a restart');
   });
 
   it('a scale-down and a delete: the VMs, their volumes and the nodes\' allocations follow', async () => {

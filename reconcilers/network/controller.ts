@@ -54,11 +54,25 @@ export interface NetworkDeps {
   o2cbTimeouts?: O2cbTimeouts;
 }
 
-/** Which VMs each node had in place after its last successful apply (in this manager). */
+/**
+ * Which VMs each node had in place after its last successful apply (in this manager). Listeners
+ * (`onAdded`) are told the VMs a node newly has in place (the subnets controller re-checks their
+ * VCs' NetworkReady then, instead of polling them every 2 s: hack/bench-scale).
+ */
 export class AppliedNetworks {
   private readonly byHost = new Map<string, Set<string>>();
+  private readonly listeners = new Set<(host: string, vms: readonly string[]) => void>();
   set(host: string, vms: Iterable<string>): void {
-    this.byHost.set(host, new Set(vms));
+    const before = this.byHost.get(host);
+    const now = new Set(vms);
+    this.byHost.set(host, now);
+    const added = [...now].filter((vm) => !before?.has(vm));
+    if (added.length > 0) for (const l of this.listeners) l(host, added);
+  }
+  /** Calls `listener` with the VMs (domain names) a node newly has in place; returns the unsubscribe. */
+  onAdded(listener: (host: string, vms: readonly string[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
   has(host: string, vm: string): boolean {
     return this.byHost.get(host)?.has(vm) ?? false;
@@ -248,7 +262,19 @@ async function reportNfs(ctx: ReconcileContext, pn: PhysicalNode, state: HostNet
   return cond.status === 'True';
 }
 
-export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetworks): ControllerSpec {
+/** The VirtualNode whose domain is `key` (`<namespace>.<name>`, api/names.ts) in the cache. */
+function virtualNodeOfDomain(cache: CacheReader, key: string): VirtualNode | undefined {
+  for (let i = key.indexOf('.'); i > 0; i = key.indexOf('.', i + 1)) {
+    const vn = cache.get<VirtualNode>({ kind: 'VirtualNode', namespace: key.slice(0, i), name: key.slice(i + 1) });
+    if (vn) return vn;
+  }
+  return undefined;
+}
+
+/** How often a VC whose routes are not all in place is checked again besides the wake-ups (AppliedNetworks.onAdded). */
+const ROUTES_PENDING_RECHECK_MS = 15_000;
+
+export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetworks, cache?: CacheReader): ControllerSpec {
   const pool = parseCidr(deps.pool ?? DEFAULT_SUBNET_POOL);
   const prefix = deps.prefix ?? DEFAULT_SUBNET_PREFIX;
   const allocator = new SubnetAllocator(pool, prefix);
@@ -267,6 +293,16 @@ export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetwo
     owns: ['VirtualNode'],
     // Read for their addresses (no subnet may contain one); a node's change moves no subnet.
     watches: [{ kind: 'PhysicalNode', map: () => [] }],
+    // A node that put VMs' routes in place: their VCs' NetworkReady may turn True.
+    sources: cache ? [(enqueue) => applied.onAdded((_host, vms) => {
+      const seen = new Set<string>();
+      for (const key of vms) {
+        const vn = virtualNodeOfDomain(cache, key);
+        if (!vn?.spec || seen.has(`${vn.metadata.namespace}/${vn.spec.cluster}`)) continue;
+        seen.add(`${vn.metadata.namespace}/${vn.spec.cluster}`);
+        enqueue({ kind: 'VirtualCluster', namespace: vn.metadata.namespace, name: vn.spec.cluster });
+      }
+    })] : [],
     async reconcile(ref: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
       const cached = ctx.cache.get<VirtualCluster>(ref);
       if (!cached) {
@@ -313,7 +349,8 @@ export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetwo
       if (vc.status?.subnet !== subnet || prev?.status !== cond.status || prev?.reason !== cond.reason || prev?.message !== cond.message) {
         await writeStatus(ctx, vc, withSubnet(vc, subnet));
       }
-      return cond.status === 'True' ? undefined : { requeueAfterMs: 2_000 };
+      // Routes pending: woken when a node puts them in place (sources above); the recheck is a safety net.
+      return cond.status === 'True' ? undefined : { requeueAfterMs: cache ? ROUTES_PENDING_RECHECK_MS : 2_000 };
     },
   };
 }
@@ -344,5 +381,5 @@ async function reportConflict(ctx: ReconcileContext, vc: VirtualCluster, r: Extr
 /** Both network controllers, sharing what the host controller applied. */
 export function networkControllers(cache: CacheReader, deps: NetworkDeps): ControllerSpec[] {
   const applied = new AppliedNetworks();
-  return [networkHostController(cache, deps, applied), networkSubnetController(deps, applied)];
+  return [networkHostController(cache, deps, applied), networkSubnetController(deps, applied, cache)];
 }

@@ -26,13 +26,8 @@
 // (lvm-volumes.ts). Nothing is active after a create: activation is the caller's (the node of the VM).
 
 import type { Transport } from '../transport/types.js';
-import {
-  eachKey,
-  ensureDir,
-  pathsUsage,
-  run,
-} from './file-volumes.js';
-import { runActivation, SanVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
+import { pathsUsage, run } from './file-volumes.js';
+import { LV_READ_FUNCTIONS, runActivation, SanVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
 import type { NodeActivation, StorageDriver, VolumeInfo, VolumeKey } from './types.js';
 import { ActiveElsewhereError, StorageError } from './types.js';
 
@@ -54,30 +49,27 @@ const SNAP_MAGIC = 0x70416e53;
 
 /**
  * Bytes of the exception store in use, read from the SAN for each LV given (the COW LVs of
- * snapshots), one number per line: header + metadata areas + data chunks. An LV not mapped here is
- * mapped for the read (a linear LV: harmless beside a node that has it in use) and unmapped after.
+ * snapshots), one number per line: header + metadata areas + data chunks. Read straight from the
+ * physical volume (LV_READ_FUNCTIONS): nothing is mapped (mapping each store for the read cost two
+ * LVM commands per snapshot, and its unmapping could take the store away from under an activation
+ * on the same node), one `pvs` for all.
  */
-const COW_USAGE_SCRIPT = `
+const COW_USAGE_SCRIPT = `${LV_READ_FUNCTIONS}
 vg=$1; shift
+lv_segments || exit 1
 for lv in "$@"; do
-  dev=/dev/$vg/$lv; act=
-  if [ ! -b "$dev" ]; then
-    lvchange -ay --config global/metadata_read_only=1 "$vg/$lv" >/dev/null 2>&1 || { echo 0; continue; }
-    act=1
-  fi
-  set -- $(dd if="$dev" bs=4096 count=1 iflag=direct status=none | od -An -tu4 -N16)
+  set -- $(lv_read "$lv" 0 4096 | od -An -tu4 -N16)
   bytes=0
   if [ "$1" = ${SNAP_MAGIC} ]; then
     cb=$(($4 * 512)); epa=$((cb / 16)); i=0; n=0
     while :; do
-      c=$(dd if="$dev" bs=$cb skip=$((1 + i * (epa + 1))) count=1 iflag=direct status=none | od -An -tu8 -w16 -v | awk '$2 != 0 { c++ } END { print c + 0 }')
+      c=$(lv_read "$lv" $(((1 + i * (epa + 1)) * cb)) $cb | od -An -tu8 -w16 -v | awk '$2 != 0 { c++ } END { print c + 0 }')
       n=$((n + c)); i=$((i + 1))
       [ "$c" -lt "$epa" ] && break
     done
     bytes=$(((1 + i + n) * cb))
   fi
   echo "$bytes"
-  if [ -n "$act" ]; then lvchange -an "$vg/$lv" >/dev/null 2>&1; fi
 done
 `;
 
@@ -134,18 +126,14 @@ export class EvmsDriver extends SanVolumes implements StorageDriver, NodeActivat
     ]);
   }
 
-  async snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
-    const final = this.lvName(key);
-    if (!(await this.vg.lv(final))) {
-      const origin = await this.originRow(original);
-      await ensureDir(this.transport, key.vcDir);
-      await this.vg.buildLv(final, `${final}.tmp`, () => this.makeCow(`${final}.tmp`, origin.lv_name, Number(origin.lv_size)));
-    }
-    return { path: this.dmPath(key), format: 'raw' };
+  snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
+    return this.snapshotAll(original, [key]).then((r) => r[0]!);
   }
 
-  snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<VolumeInfo[]> {
-    return eachKey(keys, (k) => this.snapshot(original, k));
+  /** One `lvs` for the batch; per missing snapshot a fresh exception store, renamed into place. */
+  async snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<VolumeInfo[]> {
+    await this.snapshotEach(original, keys, (tmp, _final, origin) => this.makeCow(tmp, origin.lv_name, Number(origin.lv_size)));
+    return keys.map((k) => ({ path: this.dmPath(k), format: 'raw' as const }));
   }
 
   async reset(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {

@@ -25,8 +25,8 @@
 // vectors (lvm-driver.recorded.test.ts).
 
 import type { Transport } from '../transport/types.js';
-import { eachKey, ensureDir, pathsUsage, run } from './file-volumes.js';
-import { READ_ONLY_METADATA, runActivation, SanVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
+import { pathsUsage, run } from './file-volumes.js';
+import { LV_READ_FUNCTIONS, READ_ONLY_METADATA, runActivation, SanVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
 import type { NodeActivation, StorageDriver, VolumeInfo, VolumeKey } from './types.js';
 
 export interface LvmDriverOptions {
@@ -48,26 +48,22 @@ export function poolNames(lv: string): [string, string] {
 
 /**
  * Bytes of pool data in use, read from each pool's metadata superblock on the SAN (the data space
- * map's allocated blocks x the block size), one number per line. Args: vg pool... A pool active
- * here is read through its mapped metadata device; otherwise its metadata LV is mapped read-only
- * for the read (LVM's component activation, no metadata written) and unmapped after. The
- * superblock is the last commit (dm-thin commits at least every second while active).
+ * map's allocated blocks x the block size), one number per line (0 for a pool without one).
+ * Args: vg pool... The superblock is the first block of the pool's hidden `<pool>_tmeta` LV, read
+ * straight from the physical volume (LV_READ_FUNCTIONS): nothing is mapped, so the read never
+ * collides with an activation of the pool on this node (LVM refuses `lvchange -ay -K` while a
+ * component of the pool is mapped on its own, which the read did before) and needs no LVM command
+ * per pool. While a node has the pool active it is the last commit (dm-thin commits at least every
+ * second).
  */
-const POOL_USAGE_SCRIPT = `
+const POOL_USAGE_SCRIPT = `${LV_READ_FUNCTIONS}
 vg=$1; shift
-ro="global/metadata_read_only=1"
-mangle() { printf %s "$1" | sed 's/-/--/g'; }
+lv_segments || exit 1
 for pool in "$@"; do
-  dev=/dev/mapper/$(mangle "$vg")-$(mangle "$pool")_tmeta; act=
-  if [ ! -b "$dev" ]; then
-    lvchange -y -ay --config "$ro" "$vg/\${pool}_tmeta" >/dev/null 2>&1 || { echo 0; continue; }
-    dev=/dev/$vg/\${pool}_tmeta; act=1
-  fi
-  words=$(dd if="$dev" bs=4096 count=1 iflag=direct status=none | od -An -tu4 -v -w4 | sed -n '9p;19p;20p;85p' | tr '\\n' ' ')
+  words=$(lv_read "\${pool}_tmeta" 0 4096 | od -An -tu4 -v -w4 | sed -n '9p;19p;20p;85p' | tr '\n' ' ')
   set -- $words
   # magic 27022010 at byte 32; allocated data blocks (le64) at 72; data block size (sectors) at 336
   if [ "$1" = 27022010 ]; then echo $((($2 + $3 * 4294967296) * $4 * 512)); else echo 0; fi
-  if [ -n "$act" ]; then lvchange -an --config "$ro" "$vg/\${pool}_tmeta" >/dev/null 2>&1; fi
 done
 `;
 
@@ -101,21 +97,19 @@ export class LvmDriver extends SanVolumes implements StorageDriver, NodeActivati
     await run(this.transport, 'create thin snapshot', ['lvcreate', '-y', '-an', '-s', '--thinpool', `${this.vg.vg}/${pool}`, '-n', lv, `${this.vg.vg}/${origin.lv_name}`]);
   }
 
-  async snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
-    const final = this.lvName(key);
-    if (!(await this.vg.lv(final))) {
-      const origin = await this.originRow(original);
-      await ensureDir(this.transport, key.vcDir);
-      const [pool] = poolNames(final);
-      // a pool left by a crash before the snapshot was in place is used again
-      if (!(await this.vg.lv(pool))) await this.makePool(pool, Number(origin.lv_size));
-      await this.vg.buildLv(final, `${final}.tmp`, () => this.makeThin(`${final}.tmp`, pool, origin));
-    }
-    return { path: this.vg.dev(final), format: 'raw' };
+  snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
+    return this.snapshotAll(original, [key]).then((r) => r[0]!);
   }
 
-  snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<VolumeInfo[]> {
-    return eachKey(keys, (k) => this.snapshot(original, k));
+  /** One `lvs` for the batch; per missing snapshot its pool (unless a crash left it) and the thin snapshot, renamed into place. */
+  async snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<VolumeInfo[]> {
+    await this.snapshotEach(original, keys, async (tmp, final, origin, lvs) => {
+      const [pool] = poolNames(final);
+      // a pool left by a crash before the snapshot was in place is used again
+      if (!lvs.has(pool)) await this.makePool(pool, Number(origin.lv_size));
+      await this.makeThin(tmp, pool, origin);
+    });
+    return keys.map((k) => ({ path: this.vg.dev(this.lvName(k)), format: 'raw' as const }));
   }
 
   /**
@@ -212,7 +206,17 @@ if [ -z "$pool" ]; then
 fi
 holder=$(cat "$rec" 2>/dev/null)
 if [ -n "$holder" ] && [ "$holder" != "$me" ] && [ "$take" != 1 ]; then echo "it is active on $holder" >&2; exit 4; fi
-lvchange -ay -K --config "$ro" "$vg/$lv" || exit 1
+# LVM refuses while a component of the pool (its _tmeta or _tdata) is mapped on its own here: a
+# read of it by hand, or by an older usage read, which mapped _tmeta for a moment. Such a mapping
+# is read-only and holds nothing: wait a little, then unmap it and try again.
+try=1
+until out=$(lvchange -ay -K --config "$ro" "$vg/$lv" 2>&1); do
+  case "$out" in *"prohibited while"*_t*" is active"*) ;; *) echo "$out" >&2; exit 1 ;; esac
+  [ $try -lt 4 ] || { echo "$out" >&2; exit 1; }
+  sleep $try
+  [ $try -lt 2 ] || lvchange -an --config "$ro" "$vg/\${pool}_tmeta" "$vg/\${pool}_tdata" >/dev/null 2>&1
+  try=$((try + 1))
+done
 mkdir -p "\${rec%/*}" && echo "$me" > "$rec.tmp" && mv -f "$rec.tmp" "$rec" || exit 1
 echo "$dev"
 `;

@@ -9,7 +9,7 @@
 
 import { posix } from 'node:path';
 import type { Transport } from '../transport/types.js';
-import { createSharedDir, eachKey, pathExists, pathsExist, run, tmpPathOf, writeConfigFile, writeConfigFiles } from './file-volumes.js';
+import { createSharedDir, eachKey, ensureDir, pathExists, pathsExist, run, tmpPathOf, writeConfigFile, writeConfigFiles } from './file-volumes.js';
 import { checkTemplate, fillDevice, templateBytes } from './template-image.js';
 import type { TemplateSource, VolumeInfo, VolumeKey } from './types.js';
 import { ActiveElsewhereError, StorageError } from './types.js';
@@ -26,6 +26,34 @@ export interface LvRow {
   pool_lv: string;
   lv_tags?: string;
 }
+
+/**
+ * Shell functions for reading an LV's bytes straight from its physical volume, without mapping
+ * the LV (the usage reads of evms and lvm). Mapping one for a read, as they did, cost two LVM
+ * commands per volume (seconds each in a TCG dom0, minutes under load) and, on the storage node,
+ * raced the runtime's activation there: LVM refuses `lvchange -ay -K` of a thin LV while its
+ * pool's `_tmeta` is mapped on its own (component activation) for a read. Reading the PV maps
+ * nothing, so nothing can collide with an activation on any node. Needs `$vg` set; `lv_segments`
+ * runs ONE `pvs` (read-only metadata) for every read that follows; `lv_read LV OFFSET BS` then
+ * prints BS bytes at byte OFFSET of LV (within one segment; read with O_DIRECT,
+ * so what another node's kernel wrote to the SAN is seen), and fails when LV has no extent there.
+ */
+export const LV_READ_FUNCTIONS = `
+lv_segments() {
+  segs=$(pvs --segments --noheadings --nosuffix --units b --separator '|' --config global/metadata_read_only=1 \
+    -o vg_name,pv_name,pe_start,pvseg_start,pvseg_size,lv_name,seg_start_pe,vg_extent_size) || return 1
+}
+lv_where() {
+  printf '%s\\n' "$segs" | awk -F'|' -v vg="$vg" -v lv="$1" -v off="$2" '
+    { for (i = 1; i <= NF; i++) gsub(/^ +| +$/, "", $i); n = $6; gsub(/^\\[|\\]$/, "", n) }
+    $1 == vg && n == lv { ext = $8; s = $7 * ext; e = s + $5 * ext
+      if (off >= s && off < e) { printf "%s %.0f\\n", $2, $3 + $4 * ext + off - s; exit } }'
+}
+lv_read() {
+  w=$(lv_where "$1" "$2"); [ -n "$w" ] || return 1
+  dd if="\${w% *}" bs="$3" skip="\${w#* }" count=1 iflag=direct,skip_bytes status=none
+}
+`;
 
 /** One volume group as seen through one node. */
 export class VolumeGroup {
@@ -44,24 +72,36 @@ export class VolumeGroup {
     return new Map((await this.rows(this.vg)).map((r) => [r.lv_name, r]));
   }
 
-  /** The rows `lvs` reports for `what` (one LV, or a whole VG); none when it fails. */
+  /**
+   * The rows `lvs` reports for `what` (one LV, or a whole VG); none when the LV or the VG does not
+   * exist. Any other failure throws: an `lvs` that failed (or, before, timed out at the
+   * transport's 60 s on a loaded TCG node) read as "no LVs" made the caller build volumes that
+   * exist. No time limit: a starved dom0 takes minutes for an `lvs`, and it does finish.
+   */
   private async rows(what: string): Promise<LvRow[]> {
     const r = await this.transport.exec([
       'lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix',
       '-o', 'lv_name,lv_attr,lv_size,data_percent,origin,pool_lv,lv_tags', what,
-    ]);
-    if (r.code !== 0) return [];
+    ], { timeoutMs: 0 });
+    if (r.code !== 0) {
+      if (/not found|Failed to find/i.test(r.stderr)) return [];
+      throw new StorageError(`${this.transport.host}: \`lvs ${what}\` exited ${r.code}: ${(r.stderr.trim() || r.stdout.trim()).slice(0, 2000)}`);
+    }
     const rep = JSON.parse(r.stdout) as { report: { lv: LvRow[] }[] };
     return rep.report[0]?.lv ?? [];
   }
 
-  async removeLv(lv: string): Promise<void> {
-    if (await this.lv(lv)) await run(this.transport, 'remove logical volume', ['lvremove', '-f', '-y', `${this.vg}/${lv}`]);
+  /** Removes `lv` when it exists (`known`: the VG's LVs as just read, so no `lvs` is needed). */
+  async removeLv(lv: string, known?: ReadonlyMap<string, LvRow>): Promise<void> {
+    if (known ? known.has(lv) : await this.lv(lv)) await run(this.transport, 'remove logical volume', ['lvremove', '-f', '-y', `${this.vg}/${lv}`]);
   }
 
-  /** Builds LV `final` under a temporary LV, renamed into place; a failure removes the temporary. */
-  async buildLv(final: string, tmp: string, build: () => Promise<void>): Promise<void> {
-    await this.removeLv(tmp);
+  /**
+   * Builds LV `final` under a temporary LV, renamed into place; a failure removes the temporary.
+   * `known`: the VG's LVs as just read (a batch reads them once, not per volume).
+   */
+  async buildLv(final: string, tmp: string, build: () => Promise<void>, known?: ReadonlyMap<string, LvRow>): Promise<void> {
+    await this.removeLv(tmp, known);
     try {
       await build();
       await run(this.transport, 'rename into place', ['lvrename', this.vg, tmp, final]);
@@ -190,18 +230,43 @@ export abstract class SanVolumes extends LvAndFileVolumes {
     return row;
   }
 
-  async createSwap(key: VolumeKey, sizeBytes: number): Promise<VolumeInfo> {
-    const final = this.lvName(key);
-    if (!(await this.vg.lv(final))) {
-      await this.vg.ensure(this.sanDevice);
-      const tmp = `${final}.tmp`;
-      await this.vg.buildLv(final, tmp, async () => {
-        await run(this.transport, 'create swap volume', ['lvcreate', '-y', '-Wy', '-Zy', '-L', `${sizeBytes}b`, '-n', tmp, this.vg.vg]);
-        await run(this.transport, 'format swap', ['mkswap', '-q', this.vg.dev(tmp)]);
-        await run(this.transport, 'deactivate swap', ['lvchange', '-an', `${this.vg.vg}/${tmp}`]);
-      });
+  createSwap(key: VolumeKey, sizeBytes: number): Promise<VolumeInfo> {
+    return this.createSwapAll([key], sizeBytes).then((r) => r[0]!);
+  }
+
+  /** One `lvs` of the VG for the batch (each LVM command takes seconds in a TCG node), then per missing swap: create, mkswap, unmap, rename. */
+  override async createSwapAll(keys: readonly VolumeKey[], sizeBytes: number): Promise<VolumeInfo[]> {
+    const lvs = await this.vg.all();
+    if (keys.some((k) => !lvs.has(this.lvName(k)))) await this.vg.ensure(this.sanDevice);
+    return eachKey(keys, async (key) => {
+      const final = this.lvName(key);
+      if (!lvs.has(final)) {
+        const tmp = `${final}.tmp`;
+        await this.vg.buildLv(final, tmp, async () => {
+          await run(this.transport, 'create swap volume', ['lvcreate', '-y', '-Wy', '-Zy', '-L', `${sizeBytes}b`, '-n', tmp, this.vg.vg]);
+          await run(this.transport, 'format swap', ['mkswap', '-q', this.vg.dev(tmp)]);
+          await run(this.transport, 'deactivate swap', ['lvchange', '-an', `${this.vg.vg}/${tmp}`]);
+        }, lvs);
+      }
+      return { path: this.vg.dev(final), format: 'raw' as const };
+    });
+  }
+
+  /**
+   * Per snapshot key, in one `lvs` of the VG for the batch: `build(lv, origin, lvs)` for each
+   * snapshot that does not exist (under `<lv>.tmp`, renamed into place), nothing for one that does.
+   */
+  protected async snapshotEach(original: VolumeKey, keys: readonly VolumeKey[], build: (tmp: string, final: string, origin: LvRow, lvs: ReadonlyMap<string, LvRow>) => Promise<void>): Promise<void> {
+    const lvs = await this.vg.all();
+    const missing = keys.filter((k) => !lvs.has(this.lvName(k)));
+    if (missing.length === 0) return;
+    const origin = lvs.get(this.lvName(original));
+    if (!origin) throw new StorageError(`${this.transport.host}: original ${this.vg.vg}/${this.lvName(original)} does not exist; create it first`);
+    await ensureDir(this.transport, missing[0]!.vcDir);
+    for (const key of missing) {
+      const final = this.lvName(key);
+      await this.vg.buildLv(final, `${final}.tmp`, () => build(`${final}.tmp`, final, origin, lvs), lvs);
     }
-    return { path: this.vg.dev(final), format: 'raw' };
   }
 
   remove(key: VolumeKey): Promise<void> {

@@ -308,16 +308,53 @@ describe('lvm driver: the recorded argument vectors', () => {
   });
 });
 
+/** A model VG `sanvg` on the storage node with a 4 MiB template, for the small cases below. */
+async function smallVg(prefix: string) {
+  const root = await makeTempDir(prefix);
+  await mkdir(join(root, 'templates'));
+  const template = join(root, 'templates', 'base.qcow2');
+  await makeTemplate(template, 4 * MiB, 'qcow2');
+  const t = new LvmRecordingTransport(new LocalTransport({ host: 'storage' }), 'sanvg', 4 * MiB);
+  const d = new LvmDriver(t, { vg: 'sanvg' });
+  const key = (name: string) => ({ vcDir: join(root, 'vc'), vcUid: 'u1', name });
+  return { root, t, d, key, template };
+}
+
+describe('lvm driver: the usage read maps nothing (it raced the runtime\'s activation on the storage node)', () => {
+  it('reads the pools\' metadata superblocks from the physical volume: no LVM activation in the read, in one script for all pools', async () => {
+    const { root, t, d, key, template } = await smallVg('vl-lvm-usage-');
+    try {
+      await d.createOriginal(key('vc-original'), { path: template, format: 'qcow2' });
+      await d.snapshotAll(key('vc-original'), [key('vc-0-disk'), key('vc-1-disk')]);
+      // the VM of vc-0 runs on this (the storage) node: its thin LV and pool are mapped here
+      await d.activate(key('vc-0-disk'), t);
+      const from = t.recorded.length;
+      assert.deepEqual(await d.usageAll([key('vc-0-disk'), key('vc-1-disk'), key('vc-original')]), [0, 0, 4 * MiB]);
+      const read = t.recorded.slice(from);
+      assert.deepEqual(read.map((a) => a[0]), ['lvs', 'sh'], 'one lvs of the VG and one script for every pool');
+      assert.deepEqual(read[1]!.slice(4), ['sanvg', 'u1_vc-0-disk.pool', 'u1_vc-1-disk.pool']);
+      // LVM refuses `lvchange -ay -K` of a thin LV while its pool's _tmeta is mapped on its own,
+      // which the read did for a moment: the read may map nothing at all
+      assert.doesNotMatch(LVM_SCRIPTS.poolUsage, /lvchange|vgchange|dmsetup|-ay/, 'the usage read activates nothing');
+      assert.match(LVM_SCRIPTS.poolUsage, /iflag=direct/, 'it reads the PV with O_DIRECT (what other nodes wrote)');
+      assert.equal(t.lvs.get('u1_vc-0-disk')!.active, true, 'the activation here is untouched');
+      await t.close();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('activation on the storage node waits for, then unmaps, a pool component mapped on its own, and fails on any other LVM refusal', () => {
+    // the node script's retry is for LVM's message about a component only (its text is LVM's)
+    assert.match(LVM_SCRIPTS.activate, /prohibited while.*_t\*" is active"/);
+    assert.match(LVM_SCRIPTS.activate, /lvchange -an --config "\$ro" "\$vg\/\$\{pool\}_tmeta" "\$vg\/\$\{pool\}_tdata"/);
+  });
+});
+
 describe('lvm driver: refusals (recorded model)', () => {
   it('removing an original that snapshots still use is refused and leaves both; a snapshot active on another node is neither reset nor removed', async () => {
-    const root = await makeTempDir('vl-lvm-refuse-');
+    const { root, t, d, key, template } = await smallVg('vl-lvm-refuse-');
     try {
-      await mkdir(join(root, 'templates'));
-      const template = join(root, 'templates', 'base.qcow2');
-      await makeTemplate(template, 4 * MiB, 'qcow2');
-      const t = new LvmRecordingTransport(new LocalTransport({ host: 'storage' }), 'sanvg', 4 * MiB);
-      const d = new LvmDriver(t, { vg: 'sanvg' });
-      const key = (name: string) => ({ vcDir: join(root, 'vc'), vcUid: 'u1', name });
       await d.createOriginal(key('vc-original'), { path: template, format: 'qcow2' });
       await d.snapshot(key('vc-original'), key('vc-0-disk'));
       await assert.rejects(d.remove(key('vc-original')), /thin snapshots still use it/);

@@ -133,8 +133,50 @@ class OwnNodeWrites {
   }
 }
 
+/**
+ * The nodes that binding batches in flight write (by the workers of this controller): a plan
+ * leaves them out, so that VCs planned at once pick different nodes and their batches do not
+ * conflict (each carries the resourceVersions of its nodes). A VC that fits only with them is
+ * planned again once those batches have settled.
+ */
+class InFlightNodes {
+  private readonly held = new Map<string, number>();
+  private readonly pending = new Set<Promise<unknown>>();
+
+  without(pns: PhysicalNode[]): PhysicalNode[] {
+    return this.held.size === 0 ? pns : pns.filter((p) => !this.held.has(p.metadata.name));
+  }
+
+  get busy(): boolean {
+    return this.pending.size > 0;
+  }
+
+  /** Holds `nodes` while `write` runs. */
+  async during<T>(nodes: readonly string[], write: () => Promise<T>): Promise<T> {
+    for (const n of nodes) this.held.set(n, (this.held.get(n) ?? 0) + 1);
+    const p = write();
+    this.pending.add(p);
+    try {
+      return await p;
+    } finally {
+      this.pending.delete(p);
+      for (const n of nodes) {
+        const c = (this.held.get(n) ?? 1) - 1;
+        if (c <= 0) this.held.delete(n);
+        else this.held.set(n, c);
+      }
+    }
+  }
+
+  /** Resolves once the batches in flight now have settled. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.pending]);
+  }
+}
+
 export function virtualClusterPlacementController(cache?: CacheReader): ControllerSpec {
   const own = new OwnNodeWrites();
+  const inFlight = new InFlightNodes();
   // VCs that did not fit, woken when any PhysicalNode changes (room freed, uncordoned, Ready).
   const waiting = new Map<string, ObjectRef>();
   const refKey = (r: ObjectRef) => `${r.namespace ?? ''}/${r.name}`;
@@ -147,10 +189,11 @@ export function virtualClusterPlacementController(cache?: CacheReader): Controll
       return [vc.metadata.uid, vc.metadata.generation, vc.spec, !!vc.metadata.deletionTimestamp, vc.status?.placement,
         vc.status?.conditions?.find((c) => c.type === PLACED)];
     },
-    // One at a time: two VCs planned at once mostly pick the same first node with room, and one
-    // of the two batches conflicts and is planned again (hack/bench-scale: ~4 batches per VC with
-    // 4 workers). A plan and its writes take a few store round trips.
-    workers: 1,
+    // Several at once, each planning without the nodes the others' batches are writing
+    // (InFlightNodes): with one worker each VC waited for the previous one's store round trips
+    // (hack/bench-scale); without the exclusion two VCs mostly picked the same first node with
+    // room and one batch conflicted (~4 batches per VC with 4 workers).
+    workers: 8,
     watches: [
       {
         kind: 'VirtualNode',
@@ -178,14 +221,27 @@ export function virtualClusterPlacementController(cache?: CacheReader): Controll
         // The nodes a conflicting batch wrote: read from the store on the next attempts (nodesWith).
         const fresh = new Set<string>();
         for (let attempt = 1; ; attempt++) {
-          snap = await fromStore(ctx.store, key, snap.vc, own.over(attempt === 1 ? snap.pns : await nodesWith(ctx.store, ctx.cache, fresh)));
+          const base = attempt === 1 ? undefined : await nodesWith(ctx.store, ctx.cache, fresh);
+          snap = await fromStore(ctx.store, key, snap.vc, []);
           if (!snap.vc?.spec || snap.vc.metadata.deletionTimestamp) {
             decision = undefined;
             break;
           }
-          decision = planBinding(snap.vc, snap.vns, snap.pns);
+          // The nodes as this controller last wrote them, planned over and held with no await in
+          // between: no other worker's plan can take the same nodes meanwhile.
+          const nodesNow = () => own.over(base ?? ctx.cache.list<PhysicalNode>('PhysicalNode'));
+          let pns = nodesNow();
+          decision = planBinding(snap.vc, snap.vns, inFlight.without(pns));
+          if (decision.kind !== 'bind' && inFlight.busy) {
+            await inFlight.settled(); // it may fit on a node another batch is writing: plan over every node
+            pns = nodesNow();
+            decision = planBinding(snap.vc, snap.vns, pns);
+          }
+          snap = { ...snap, pns };
+          const d = decision;
+          const s = snap;
           try {
-            await writeDecision(ctx, snap, decision, own);
+            await inFlight.during(d.kind === 'bind' ? [...d.deltas.keys()] : [], () => writeDecision(ctx, s, d, own));
             break;
           } catch (err) {
             if (!(err instanceof ConflictError) || attempt >= CONFLICT_ATTEMPTS) throw err;

@@ -1,0 +1,84 @@
+// Placement of many VCs at once (embedded store): its workers plan in parallel, each leaving out
+// the nodes the others' binding batches are writing (InFlightNodes in controller.ts), so batches
+// overlap in time and none conflicts (one binding batch per VC), and no node is overcommitted.
+// With one worker (before) they never overlapped; without the exclusion most plans picked the
+// same first node and all but one batch conflicted.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openStore } from '../../api/store/open-store.js';
+import type { BatchOp, Store, WriteOptions } from '../../api/store/types.js';
+import type { ApiObject, PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
+import { ControllerManager } from '../../controllers/manager.js';
+import { placementControllers } from '../../reconcilers/placement/controller.js';
+import { virtualClusterController } from '../../reconcilers/virtualcluster/controller.js';
+import { eventually, physicalNode, virtualCluster } from './fixtures.js';
+
+describe('placement of VCs at once (embedded store)', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let store: Store;
+  let managerStore: Store;
+  let mgr: ControllerManager | undefined;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'vl-placement-concurrent-'));
+    store = await openStore(`file:${join(dir, 'store.db')}`, {});
+    managerStore = await openStore(`file:${join(dir, 'store.db')}`, {});
+  });
+  after(async () => {
+    await mgr?.stop();
+    await managerStore.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('8 VCs: binding batches overlap, one per VC (no conflict), every VC Placed, no node overcommitted', async () => {
+    const vcs = 8;
+    let bindings = 0;
+    let inFlight = 0;
+    let maxInFlight = 0;
+    // Each binding batch (an update of VirtualNodes) takes 150 ms on its way: plans overlap.
+    const slow = new Proxy(managerStore, {
+      get(target, prop) {
+        const v: unknown = Reflect.get(target, prop, target);
+        if (prop !== 'batch') return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        return async (ops: BatchOp[], opts?: WriteOptions): Promise<ApiObject[]> => {
+          if (!ops.some((o) => o.op === 'update' && o.object.kind === 'VirtualNode')) return target.batch(ops, opts);
+          bindings++;
+          maxInFlight = Math.max(maxInFlight, ++inFlight);
+          try {
+            await new Promise((r) => setTimeout(r, 150));
+            return await target.batch(ops, opts);
+          } finally {
+            inFlight--;
+          }
+        };
+      },
+    });
+    for (let i = 1; i <= 8; i++) await store.create(physicalNode(`n${i}`, 4, 8192));
+    // The VCs and their VMs exist before placement runs: every VC is ready to plan at once.
+    mgr = new ControllerManager({ store: managerStore, specs: () => [virtualClusterController()], identity: 'vc', leaderElection: false, eventCleanupMs: 0 });
+    await mgr.start();
+    for (let i = 0; i < vcs; i++) await store.create(virtualCluster(`c${i}`, 2, 1, 1024, 'Block', 'Strict'));
+    await eventually(async () => ((await store.list<VirtualNode>('VirtualNode')).items.length === vcs * 2 ? true : undefined), 30_000, 'the VMs made');
+    await mgr.stop();
+    mgr = new ControllerManager({ store: slow, specs: (cache) => [virtualClusterController(), ...placementControllers(cache)], identity: 'pl', leaderElection: false, eventCleanupMs: 0 });
+    await mgr.start();
+
+    await eventually(async () => {
+      const all = (await store.list<VirtualCluster>('VirtualCluster')).items;
+      return all.every((v) => v.status?.conditions?.find((c) => c.type === 'Placed')?.reason === 'Placed') ? true : undefined;
+    }, 60_000, 'every VC Placed');
+    const vms = (await store.list<VirtualNode>('VirtualNode')).items;
+    assert.ok(vms.every((v) => v.spec?.physicalNode), 'every VM bound');
+    for (const n of (await store.list<PhysicalNode>('PhysicalNode')).items) {
+      const on = vms.filter((v) => v.spec?.physicalNode === n.metadata.name);
+      assert.ok(on.length <= 4, `${n.metadata.name} holds ${on.length} VMs of 1 vCPU on 4 cores`);
+    }
+    assert.equal(bindings, vcs, 'a binding batch conflicted and was planned again');
+    assert.ok(maxInFlight >= 2, `binding batches never overlapped (at most ${maxInFlight} at once)`);
+  });
+});

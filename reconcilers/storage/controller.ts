@@ -45,6 +45,7 @@ import { sharedOcfs2For } from './shared-ocfs2.js';
 import {
   ROLLBACK_ANNOTATION,
   ROLLBACK_HOLD_MS,
+  STORAGE_FINALIZER,
   STORAGE_READY,
   desiredVolumes,
   driverOf,
@@ -232,6 +233,10 @@ export class StorageReconciler {
     const { vc, ctx } = env;
     const uid = vc.metadata.uid!;
     if (vc.metadata.deletionTimestamp) this.volumeRevisions.forget(uid);
+    // No storage finalizer yet (VC read from the store): no storage pass ever made a Volume of it
+    // (the plan adds the finalizer before it creates any), so there is nothing to read (a new VC
+    // read each of its volume names from the store before: hack/bench-scale).
+    else if (!vc.metadata.finalizers?.includes(STORAGE_FINALIZER)) return [];
     else if (await this.volumeRevisions.fresh(ctx.cache, uid)) {
       const ns = vc.metadata.namespace;
       const names = new Set(desiredVolumes(vc).map((d) => d.name));

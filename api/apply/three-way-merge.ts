@@ -22,43 +22,66 @@ export function threeWayMerge(lastApplied: unknown, desired: unknown, live: unkn
 /**
  * JSON with object keys sorted: equal objects give equal text whatever the key order. The same
  * text as JSON.stringify of a key-sorted copy (every object-typed value that is not an array is
- * taken by its own keys, as isPlainObject says), written without building the copy.
+ * taken by its own keys, as isPlainObject says). Written by JSON.stringify itself, of the value
+ * where its keys are already in order (manifests mostly are, in most of their objects) and of
+ * key-sorted copies of the objects that are not: one flat string, no copy of what is in order.
  */
 export function canonicalJson(v: unknown): string {
-  return canonical(v) as string;
+  return JSON.stringify(sorted(v));
 }
-
-function canonical(v: unknown): string | undefined {
-  if (Array.isArray(v)) {
-    let out = '[';
-    for (let i = 0; i < v.length; i++) out += `${i > 0 ? ',' : ''}${canonical(v[i]) ?? 'null'}`;
-    return `${out}]`;
-  }
-  if (!isPlainObject(v)) return JSON.stringify(v);
-  let out = '{';
-  for (const k of sortedKeys(v)) {
-    if (k === '__proto__') continue; // the copy's assignment set its prototype: no key of its own
-    const text = canonical(v[k]);
-    if (text !== undefined) out += `${out.length > 1 ? ',' : ''}${JSON.stringify(k)}:${text}`;
-  }
-  return `${out}}`;
-}
-
-const ARRAY_INDEX = /^(?:0|[1-9][0-9]*)$/;
 
 /**
- * Keys in the order a key-sorted copy enumerates them: a JS object lists array-index keys ("0",
- * "12") first, in numeric order, then the other keys in insertion (here: sorted) order.
+ * `v` itself when JSON.stringify writes it as it writes a key-sorted copy, else such a copy
+ * (of the parts out of order; the rest is shared). A plain object is taken as it is when its keys
+ * are in ascending order (then the copy's, index keys first, are the same), none is `__proto__`
+ * (a copy made by assignment has no such key), it has no toJSON function (JSON.stringify would
+ * call it; a copy's keys are written instead) and every value is taken as it is. Any other object
+ * (a Date, a Map, a boxed value) is copied by its own keys, as the key-sorted copy is.
  */
-function sortedKeys(v: Record<string, unknown>): string[] {
-  const keys = Object.keys(v).sort();
-  if (!keys.some((k) => isArrayIndex(k))) return keys;
-  const indexes = keys.filter(isArrayIndex);
-  const rest = keys.filter((k) => !isArrayIndex(k));
-  return [...indexes.sort((a, b) => Number(a) - Number(b)), ...rest];
-}
-
-function isArrayIndex(k: string): boolean {
-  const c = k.charCodeAt(0);
-  return c >= 48 && c <= 57 && ARRAY_INDEX.test(k) && Number(k) < 4294967295;
+function sorted(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null) return v;
+  if (Array.isArray(v)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const x: unknown = v[i];
+      const s = sorted(x);
+      if (out) out[i] = s;
+      else if (s !== x) {
+        out = v.slice(0, i);
+        out[i] = s;
+      }
+    }
+    if (!out && typeof (v as { toJSON?: unknown }).toJSON === 'function') out = Array.from(v, (x) => x);
+    return out ?? v;
+  }
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  const proto: unknown = Object.getPrototypeOf(o);
+  let inOrder = (proto === Object.prototype || proto === null) && typeof o.toJSON !== 'function';
+  for (let i = 0; inOrder && i < keys.length; i++) {
+    if (keys[i] === '__proto__' || (i > 0 && !(keys[i - 1] < keys[i]))) inOrder = false;
+  }
+  if (!inOrder) {
+    const out: Record<string, unknown> = {};
+    for (const k of keys.sort()) {
+      const x = o[k];
+      // `__proto__` would set the copy's prototype (no key of its own); a function is dropped by
+      // JSON.stringify anyway, and a toJSON one would be called.
+      if (k !== '__proto__' && typeof x !== 'function') out[k] = sorted(x);
+    }
+    return out;
+  }
+  let out: Record<string, unknown> | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    const x = o[k];
+    const s = sorted(x);
+    if (out) out[k] = s;
+    else if (s !== x) {
+      out = {};
+      for (let j = 0; j < i; j++) out[keys[j]] = o[keys[j]];
+      out[k] = s;
+    }
+  }
+  return out ?? o;
 }

@@ -16,7 +16,7 @@ import {
   type BatchOp, type Fence, type ListOptions, type ListResult, type ObjectRef, type WriteOptions,
 } from './types.js';
 import {
-  checkBatch, checkRef, decodeObject, describeRef, encodeObject, planWrite, UndecodableError, withVersion, type WritePlan,
+  checkBatch, checkRef, decodeObject, describeRef, encodedPlan, planWrite, UndecodableError, withVersion, type WritePlan,
 } from './object-semantics.js';
 import { compileLabelSelector } from './label-selector.js';
 import { StoreBase } from './store-base.js';
@@ -258,7 +258,7 @@ export abstract class EtcdKvStore<C extends KvClient> extends StoreBase {
       if (fence) compare.push({ key: this.rawKey(fence.key), target: 'Create', result: 'Equal', create_revision: fence.createRevision });
       const success: RequestOp[] = [];
       plans.forEach((p, i) => {
-        if (p.action === 'put') success.push({ request_put: { key: keys[i], value: Buffer.from(encodeObject(p.object)) } });
+        if (p.action === 'put') success.push({ request_put: { key: keys[i], value: Buffer.from(encodedPlan(p)) } });
         if (p.action === 'delete') success.push({ request_delete_range: { key: keys[i] } });
       });
       if (success.length === 0 && !fence) return plans.map((p) => p.object);
@@ -420,7 +420,7 @@ function landedRevision(plans: WritePlan[], got: (KeyValue | undefined)[]): numb
   for (const [i, p] of plans.entries()) {
     const kv = got[i];
     if (p.action === 'put') {
-      if (!kv || !kv.value.equals(Buffer.from(encodeObject(p.object)))) return undefined;
+      if (!kv || !kv.value.equals(Buffer.from(encodedPlan(p)))) return undefined;
       const r = Number(kv.mod_revision);
       if (rev !== 0 && r !== rev) return undefined;
       rev = r;

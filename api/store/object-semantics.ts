@@ -21,7 +21,11 @@ import {
  * written and `object` is the stored object as it is.
  */
 export type WritePlan =
-  | { action: 'put'; event: 'ADDED' | 'MODIFIED'; object: ApiObject }
+  | {
+    action: 'put'; event: 'ADDED' | 'MODIFIED'; object: ApiObject;
+    /** encodeObject(object), when planWrite wrote it already (a create): backends store this text. */
+    encoded?: string;
+  }
   | { action: 'delete'; object: ApiObject }
   | { action: 'none'; object: ApiObject };
 
@@ -96,8 +100,11 @@ export function checkBatch(ops: readonly BatchOp[]): ObjectRef[] {
 
 /** RFC 3339 at second precision, as Kubernetes writes timestamps. */
 export function nowTimestamp(now: number = Date.now()): string {
-  return new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const second = Math.floor(now / 1000);
+  if (second !== lastStamp.second) lastStamp = { second, text: new Date(now).toISOString().replace(/\.\d{3}Z$/, 'Z') };
+  return lastStamp.text; // a batch stamps all its objects with one `now`
 }
+let lastStamp = { second: Number.NaN, text: '' };
 
 /**
  * Computes the plan for one operation against the stored object (undefined when absent; its
@@ -107,11 +114,14 @@ export function planWrite(op: BatchOp, stored: ApiObject | undefined, now: numbe
   const ref = refOfOp(op);
   if (op.op === 'create') {
     if (stored) throw new AlreadyExistsError(`${describeRef(ref)} already exists`);
-    const o = clone(op.object);
-    const meta: ObjectMeta = { ...o.metadata, uid: randomUUID(), creationTimestamp: nowTimestamp(now), generation: 1 };
+    // The object's JSON text, written once: it is what the backend stores, and parsed back it is
+    // the plan's own deep copy (nothing returned shares the caller's object), the same copy as
+    // clone() makes (undefined values dropped).
+    const meta: ObjectMeta = { ...op.object.metadata, uid: randomUUID(), creationTimestamp: nowTimestamp(now), generation: 1 };
     delete meta.resourceVersion;
     delete meta.deletionTimestamp;
-    return { action: 'put', event: 'ADDED', object: { ...o, metadata: dropUndefined(meta) } };
+    const encoded = JSON.stringify({ ...op.object, metadata: meta });
+    return { action: 'put', event: 'ADDED', object: JSON.parse(encoded) as ApiObject, encoded };
   }
   if (!stored) throw new NotFoundError(`${describeRef(ref)} not found`);
   const expected = op.op === 'delete' ? op.resourceVersion : op.object.metadata.resourceVersion;
@@ -160,6 +170,11 @@ export function planWrite(op: BatchOp, stored: ApiObject | undefined, now: numbe
 /** The object as a backend stores it: everything but resourceVersion (that is the store's revision). */
 export function encodeObject(obj: ApiObject): string {
   return JSON.stringify(withoutVersion(obj));
+}
+
+/** What a backend stores for a put plan: its encoded text when planWrite made it, else encodeObject. */
+export function encodedPlan(plan: Extract<WritePlan, { action: 'put' }>): string {
+  return plan.encoded ?? encodeObject(plan.object);
 }
 
 /**

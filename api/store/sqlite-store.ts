@@ -19,7 +19,7 @@ import {
   type WriteOptions,
 } from './types.js';
 import {
-  checkBatch, checkRef, decodeObject, describeRef, encodeObject, planWrite, UndecodableError, withVersion,
+  checkBatch, checkRef, decodeObject, describeRef, encodedPlan, encodeObject, planWrite, UndecodableError, withVersion,
 } from './object-semantics.js';
 import { compileLabelSelector } from './label-selector.js';
 import { StoreBase } from './store-base.js';
@@ -246,7 +246,7 @@ export class SqliteStore extends StoreBase implements FatalErrorSource {
         if (plan.action === 'none') return plan.object;
         // A DELETED event carries the last stored state (as etcd's previous value does), also
         // when an update removing the last finalizer deleted the object.
-        const value = plan.action === 'delete' && row ? row.value : encodeObject(plan.object);
+        const value = plan.action === 'put' ? encodedPlan(plan) : row ? row.value : encodeObject(plan.object);
         if (plan.action === 'put') {
           this.stmt.putObject.run(r.kind, ns, r.name, value, row ? row.create_rev : next, next);
         } else {

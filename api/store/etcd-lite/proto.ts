@@ -90,7 +90,8 @@ class Writer {
 
   bytes(field: number, data: Buffer): void {
     this.head(field, data.length);
-    this.pos += data.copy(this.buf, this.pos);
+    this.buf.set(data, this.pos); // TypedArray#set: a plain copy (Buffer#copy checks its arguments in JS first)
+    this.pos += data.length;
   }
 
   finish(): Buffer {

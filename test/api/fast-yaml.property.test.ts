@@ -92,6 +92,35 @@ describe('api/input: the fast YAML path agrees with the yaml package', () => {
     assert.ok(simpleRuns > 20, `the simple path took only ${simpleRuns} of 200 files`);
   });
 
+  it('line soup: texts of random lines (keys, items, values, odd indents, comments, separators) are read as the yaml package reads them, or left to it', () => {
+    // Lines the simple reader must get right or refuse, including near misses of its subset.
+    // Mostly forms of the subset (so that many texts are read), and near misses of it.
+    const keyText = fc.oneof({ arbitrary: fc.constantFrom('a', 'kind', 'b.c/d', 'x-y', 'k_8'), weight: 6 },
+      fc.constantFrom('null', 'True', 'on', '1a', 'a b', '"q"', 'a#', 'é', 'a', 'a'));
+    const valueText = fc.oneof(
+      { arbitrary: fc.constantFrom('x', 'vc-1', '1', '"a b"', "'c'", '{}', '[]', 'null', '/a/b.qcow2'), weight: 6 },
+      fc.constantFrom(...TRICKY), fc.constantFrom('{ }', '""', "''", "'a''b'", '"a\\"b"', '"x', "'x", 'a:', 'a: b', 'a #c', '#c', '-', '- x', '-x', '-.5', '--x', 'x@y', 'é', ':x', 'a:b:'),
+      fc.stringMatching(/^[a-z0-9 :#'"{}\[\],.@-]{0,6}$/));
+    const indent = fc.oneof({ arbitrary: fc.constantFrom(0, 2, 4), weight: 8 }, fc.nat(6)).map((n) => ' '.repeat(n));
+    const line = fc.oneof(
+      { arbitrary: fc.tuple(indent, keyText, fc.option(valueText, { nil: undefined })).map(([i, k, v]) => `${i}${k}:${v === undefined ? '' : ` ${v}`}`), weight: 8 },
+      { arbitrary: fc.tuple(indent, fc.option(valueText, { nil: undefined })).map(([i, v]) => `${i}-${v === undefined ? '' : ` ${v}`}`), weight: 3 },
+      { arbitrary: fc.tuple(indent, keyText, valueText).map(([i, k, v]) => `${i}- ${k}: ${v}`), weight: 3 },
+      fc.tuple(indent, valueText).map(([i, v]) => `${i}- - ${v}`),
+      fc.constantFrom('---', '# c', '  # c', '', '   ', 'a: 1 ', '--- ', ' ---', '...'));
+    let read = 0;
+    fc.assert(fc.property(fc.array(line, { minLength: 1, maxLength: 8 }), fc.boolean(), (lines, eol) => {
+      const text = lines.join('\n') + (eol ? '\n' : '');
+      const simple = simpleParseDocuments(text);
+      if (simple === undefined) return;
+      read++;
+      const docs = parseAllDocuments(text, { uniqueKeys: true });
+      for (const d of docs) assert.deepEqual(d.errors, [], `simple path read a text the yaml package refuses:\n${text}`);
+      assert.deepEqual(simple, docs.map((d) => d.toJS() ?? null), `simple path:\n${text}`);
+    }), { numRuns: 3000 });
+    assert.ok(read > 100, `the simple path read only ${read} of 3000 texts`);
+  });
+
   it('steps aside for tags, anchors, aliases, directives, tabs, CR and null keys', () => {
     for (const text of ['a: !custom x\n', 'a: &x 1\nb: *x\n', '%YAML 1.1\n---\na: yes\n', 'a: 1\n...\n', 'a:\t1\n', 'a: 1\r\n', '~: 1\n', 'null: 1\n', 'a: 1\na: 2\n', 'a: [1\n']) {
       assert.equal(fastParseDocuments(text), undefined, JSON.stringify(text));

@@ -339,6 +339,11 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     if (!vn?.spec) return undefined;
     const base = gather(vn, ctx);
     const deleting = !!vn.metadata.deletionTimestamp || !base.vc || !!base.vc.metadata.deletionTimestamp;
+    // Never bound nor run (no finalizer yet, no host): nothing of it is on a node, and nothing to
+    // do until placement binds it (that spec change brings it back). A finalizer and a Pending
+    // status written here raced placement's binding batch, each a conflict and a re-plan of its
+    // VC (hack/bench-scale); its phase reads as Pending while unset.
+    if (!vn.spec.physicalNode && !vn.status?.host && !hasFinalizer(vn, RUNTIME_FINALIZER) && !activeMigration(ctx.cache, vn)) return undefined;
 
     if (!deleting && !hasFinalizer(vn, RUNTIME_FINALIZER)) {
       await ensureFinalizer(ctx.store, key, RUNTIME_FINALIZER);

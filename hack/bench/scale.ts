@@ -36,6 +36,8 @@ interface Result extends Size {
   applyMs: number; placedMs: number; runningMs: number; cpuS: number; rssMiB: number; etcdRequests: number; fsyncMs: number;
   /** Store requests from apply to all Running, by controller (vcm_store_requests_total) and by etcd RPC method. */
   byController: Map<string, number>; byMethod: Map<string, number>; reconciles: Map<string, number>;
+  /** When every VC first had StorageReady, NetworkReady True (ms after apply). */
+  milestones: Map<string, number>;
   /** Undefined with --until-running. */
   drained?: number; migrations?: number; drainMs?: number; deleteMs?: number;
 }
@@ -172,13 +174,15 @@ function freePort(): Promise<number> {
  * Follows a kind through one watch (started before the work, so nothing is missed) and resolves
  * when `done` holds of the objects as last seen; a lister never polls the store being measured.
  */
-class Follower<T extends VirtualNode | Migration | PhysicalNode> {
+class Follower<T extends VirtualNode | Migration | PhysicalNode | VirtualCluster> {
   readonly objects = new Map<string, T>();
+  /** Milestones: the time (performance.now()) each test first held of the objects, once asked for. */
+  private readonly marks: { name: string; test: (m: Map<string, T>) => boolean; at?: number }[] = [];
   private waiter?: { test: (m: Map<string, T>) => boolean; resolve: () => void };
   private error?: Error;
   private close?: () => void;
 
-  static async start<T extends VirtualNode | Migration | PhysicalNode>(store: Store, kind: string, namespace?: string): Promise<Follower<T>> {
+  static async start<T extends VirtualNode | Migration | PhysicalNode | VirtualCluster>(store: Store, kind: string, namespace?: string): Promise<Follower<T>> {
     const f = new Follower<T>();
     const rev = await store.revision();
     for (const o of (await store.list<T>(kind, namespace ? { namespace } : {})).items) f.objects.set(o.metadata.name, o);
@@ -194,7 +198,18 @@ class Follower<T extends VirtualNode | Migration | PhysicalNode> {
     return f;
   }
 
+  /** Notes when `test` first holds (checked on every event from now on). */
+  mark(name: string, test: (m: Map<string, T>) => boolean): void {
+    this.marks.push({ name, test });
+  }
+
+  /** The milestones reached, in ms after `t0`. */
+  reached(t0: number): Map<string, number> {
+    return new Map(this.marks.filter((m) => m.at !== undefined).map((m) => [m.name, m.at! - t0]));
+  }
+
   private check(): void {
+    for (const m of this.marks) if (m.at === undefined && m.test(this.objects)) m.at = performance.now();
     if (this.waiter?.test(this.objects)) {
       const w = this.waiter;
       this.waiter = undefined;
@@ -260,6 +275,12 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
 
     const vns = await Follower.start<VirtualNode>(store, 'VirtualNode', NS);
     followers.push(vns);
+    const vcsSeen = await Follower.start<VirtualCluster>(store, 'VirtualCluster', NS);
+    followers.push(vcsSeen);
+    const allTrue = (type: string) => (m: Map<string, VirtualCluster>) => m.size === vcs &&
+      [...m.values()].every((vc) => vc.status?.conditions?.some((c) => c.type === type && c.status === 'True'));
+    vcsSeen.mark('StorageReady', allTrue('StorageReady'));
+    vcsSeen.mark('NetworkReady', allTrue('NetworkReady'));
     const cpu0 = cpuSeconds(manager.pid!);
     const req0 = await etcdRequests(etcd);
     const byMethod0 = await etcdRequestsByMethod(etcd);
@@ -285,7 +306,8 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     const fs1 = await etcdFsyncs(etcd);
     const fsyncMs = fs1.n > fs0.n ? ((fs1.s - fs0.s) / (fs1.n - fs0.n)) * 1000 : 0;
     process.stderr.write(`  ${label}: all Running in ${(runningMs / 1000).toFixed(1)} s\n`);
-    const measured = { ...size, applyMs, placedMs, runningMs, cpuS, etcdRequests: etcdRequestsN, fsyncMs, byController, byMethod, reconciles };
+    const milestones = vcsSeen.reached(t0);
+    const measured = { ...size, applyMs, placedMs, runningMs, cpuS, etcdRequests: etcdRequestsN, fsyncMs, byController, byMethod, reconciles, milestones };
     if (untilRunning) {
       const rssMiB = peakRssMiB(manager.pid!);
       await store.close();
@@ -375,6 +397,7 @@ async function main(): Promise<void> {
         `vc-manager ${r.cpuS.toFixed(1)} CPU s until Running, peak RSS ${r.rssMiB.toFixed(0)} MiB; etcd requests ${r.etcdRequests} (WAL fsync mean ${r.fsyncMs.toFixed(2)} ms)` +
         (r.drainMs === undefined ? ' (--until-running: no drain, no delete)\n'
           : `; drain of ${r.drained} nodes (${r.migrations} migrations) ${s(r.drainMs)} s; delete of everything ${s(r.deleteMs!)} s\n`));
+      process.stdout.write(`  every VC ${[...r.milestones].map(([k, v]) => `${k} ${s(v)} s`).join(', ') || '(no StorageReady/NetworkReady milestone seen)'} after apply\n`);
       process.stdout.write(`  etcd requests per VM until Running, by method: ${perVm(r.byMethod, r.vms)}\n`);
       process.stdout.write(`  store requests per VM until Running, by controller and operation: ${perVm(r.byController, r.vms)}\n`);
       process.stdout.write(`  reconciles per VM until Running, by controller and result: ${perVm(r.reconciles, r.vms)}\n`);

@@ -95,8 +95,10 @@ export function storageController(cache: CacheReader, opts: StorageControllerOpt
         return [pn.spec?.storageRoot, getCondition(pn.status?.conditions, 'Ready')?.status, !!pn.metadata.deletionTimestamp];
       }, () => allClusters(cache)) },
     ],
-    // Independent VCs at once: the storage node runs several volume commands in parallel.
-    workers: 8,
+    // Independent VCs at once: the storage node runs several volume commands in parallel (as
+    // many as its transport's per-host bound, 16: with 8, VCs waited on each other's round trips
+    // in hack/bench-scale while the node had room).
+    workers: 16,
     // The first original of a large template is a full copy: give it time.
     timeoutMs: 60 * 60_000,
     reconcile: (key, ctx) => r.reconcile(key, ctx),

@@ -41,6 +41,11 @@ export interface ApplyOptions {
   fence?: Fence;
   /** Stops the apply between writes (e.g. on SIGINT): see ApplyInterruptedError. */
   signal?: AbortSignal;
+  /**
+   * The objects as validated and defaulted (api/input's Manifest.defaulted), in the order of
+   * `objects`, when the caller has them: creates take them (planApply's `defaulted`).
+   */
+  defaulted?: ApiObject[];
 }
 
 /**
@@ -89,7 +94,9 @@ function refKey(r: ObjectRef): string {
 export async function applyObjects(store: Store, objects: ApiObject[], opts: ApplyOptions = {}): Promise<ApplyResult[]> {
   const refs = objects.map(refOf);
   const live = await readLive(store, refs);
-  const plans = objects.map((o, i) => planApply(o, live.get(refKey(refs[i])), opts));
+  const plan = (i: number, live: ApiObject | undefined): ApplyPlan =>
+    planApply(objects[i], live, { fieldManager: opts.fieldManager, defaulted: opts.defaulted?.[i] });
+  const plans = objects.map((_o, i) => plan(i, live.get(refKey(refs[i]))));
   if (opts.dryRun) {
     if (opts.dryRun === 'server') plans.forEach((p, i) => checkServerSide(p, live.get(refKey(refs[i])), refs[i]));
     return plans.map((p, i) => ({ ref: refs[i], action: p.action, object: p.object, dryRun: opts.dryRun }));
@@ -104,7 +111,7 @@ export async function applyObjects(store: Store, objects: ApiObject[], opts: App
   if (opts.batch === false) {
     for (const i of pending()) {
       if (await interrupted()) break;
-      results[i] = await writeOne(store, objects[i], refs[i], plans[i], opts);
+      results[i] = await writeOne(store, refs[i], plans[i], (live) => plan(i, live), opts);
     }
   } else {
     const writeChunk = async (chunk: number[]): Promise<void> => {
@@ -116,7 +123,7 @@ export async function applyObjects(store: Store, objects: ApiObject[], opts: App
         } catch (err) {
           if (!isRace(err) || attempt >= MAX_ATTEMPTS || chunk.some((i) => plans[i].requiredVersion)) throw err;
           const fresh = await readLive(store, chunk.map((i) => refs[i]), true);
-          for (const i of chunk) plans[i] = planApply(objects[i], fresh.get(refKey(refs[i])), opts);
+          for (const i of chunk) plans[i] = plan(i, fresh.get(refKey(refs[i])));
           for (const i of chunk) if (plans[i].action === 'unchanged') results[i] = plans[i].object;
           chunk = chunk.filter((i) => plans[i].action !== 'unchanged');
           if (chunk.length === 0) return;
@@ -155,7 +162,7 @@ export async function applyObjects(store: Store, objects: ApiObject[], opts: App
   return out;
 }
 
-async function writeOne(store: Store, desired: ApiObject, ref: ObjectRef, first: ApplyPlan, opts: ApplyOptions): Promise<ApiObject> {
+async function writeOne(store: Store, ref: ObjectRef, first: ApplyPlan, replan: (live: ApiObject | undefined) => ApplyPlan, opts: ApplyOptions): Promise<ApiObject> {
   let plan = first;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -165,7 +172,7 @@ async function writeOne(store: Store, desired: ApiObject, ref: ObjectRef, first:
         : await store.update(plan.object, { fence: opts.fence });
     } catch (err) {
       if (!isRace(err) || attempt >= MAX_ATTEMPTS || plan.requiredVersion) throw err;
-      plan = planApply(desired, await store.tryGet(ref), opts);
+      plan = replan(await store.tryGet(ref));
     }
   }
 }

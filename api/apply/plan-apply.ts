@@ -38,15 +38,23 @@ export class ApplyError extends Error {
 
 /** The manifest as apply records it: no status, no server-assigned metadata, no apply annotations. */
 export function manifestForApply(desired: ApiObject): ApiObject {
-  const out = structuredClone(desired);
-  delete out.status;
-  const meta = out.metadata;
+  return structuredClone(stripped(desired));
+}
+
+/**
+ * manifestForApply without the deep copy: new top-level, metadata and annotations objects, the
+ * rest shared with `o` (read it, never change it). The keys keep their order.
+ */
+function stripped(o: ApiObject): ApiObject {
+  const meta = { ...o.metadata };
   for (const k of SERVER_METADATA) delete meta[k];
   if (meta.annotations) {
-    delete meta.annotations[LAST_APPLIED_ANNOTATION];
-    delete meta.annotations[APPLIED_BY_ANNOTATION];
-    if (Object.keys(meta.annotations).length === 0) delete meta.annotations;
+    const { [LAST_APPLIED_ANNOTATION]: _last, [APPLIED_BY_ANNOTATION]: _by, ...own } = meta.annotations;
+    if (Object.keys(own).length > 0) meta.annotations = own;
+    else delete meta.annotations;
   }
+  const out = { ...o, metadata: meta };
+  delete out.status;
   return out;
 }
 
@@ -64,18 +72,9 @@ const MAX_ANNOTATION_VALUE = 262144;
  * validation on an annotation the user never wrote).
  */
 export function applySizeIssues(desired: ApiObject): ValidationIssue[] {
-  // A shallow copy stripped as manifestForApply strips: its JSON has the length of the canonical
-  // JSON apply records (the same keys, in another order), without a deep copy of every manifest.
-  const meta = { ...desired.metadata };
-  for (const k of SERVER_METADATA) delete meta[k];
-  if (meta.annotations) {
-    const { [LAST_APPLIED_ANNOTATION]: _last, [APPLIED_BY_ANNOTATION]: _by, ...own } = meta.annotations;
-    if (Object.keys(own).length > 0) meta.annotations = own;
-    else delete meta.annotations;
-  }
-  const stripped = { ...desired, metadata: meta };
-  delete stripped.status;
-  return sizeIssues(stripped, JSON.stringify(stripped).length);
+  // Its JSON has the length of the canonical JSON apply records (the same keys, in another order).
+  const manifest = stripped(desired);
+  return sizeIssues(manifest, JSON.stringify(manifest).length);
 }
 
 /** applySizeIssues of a manifest already stripped as manifestForApply strips, and the length
@@ -107,13 +106,25 @@ function comparable(o: ApiObject): ApiObject {
   return out;
 }
 
+export interface PlanApplyOptions {
+  /** Recorded in the APPLIED_BY_ANNOTATION annotation. */
+  fieldManager?: string;
+  /**
+   * `desired` as validateObject validated and defaulted it (api/input's Manifest.defaulted), when
+   * the caller has it: a create then takes it (stripped and annotated; the created object shares
+   * its nested values) instead of copying, defaulting and validating the manifest once more. Only
+   * the apply annotations are new in it, and they fit (checked here).
+   */
+  defaulted?: ApiObject;
+}
+
 /**
  * Plans the apply of one manifest (validated, namespace filled) against the live object.
  * Throws ApplyError when the merged object is invalid (the live object holds fields the new
  * manifest conflicts with).
  */
-export function planApply(desired: ApiObject, live: ApiObject | undefined, opts: { fieldManager?: string } = {}): ApplyPlan {
-  const manifest = manifestForApply(desired);
+export function planApply(desired: ApiObject, live: ApiObject | undefined, opts: PlanApplyOptions = {}): ApplyPlan {
+  const manifest = stripped(desired); // read only: the merge copies what it takes from it
   const recorded = canonicalJson(manifest);
   const tooLarge = sizeIssues(manifest, recorded.length);
   if (tooLarge.length > 0) throw new ApplyError(`${describe(desired)}: ${tooLarge.map((i) => `${i.path.length ? `${formatPath(i.path)}: ` : ''}${i.message}`).join('; ')}`);
@@ -124,7 +135,9 @@ export function planApply(desired: ApiObject, live: ApiObject | undefined, opts:
     return o;
   };
   if (!live) {
-    const object = withDefaults(annotate(manifest), true); // manifest is our own copy: defaulted in place
+    const object = opts.defaulted && (opts.fieldManager ?? '').length <= MAX_ANNOTATION_VALUE
+      ? annotate(stripped(opts.defaulted))
+      : withDefaults(annotate(structuredClone(manifest)), true); // our own copy: defaulted in place
     let patch: Operation[] | undefined;
     return {
       action: 'created', object, requiredVersion,

@@ -88,6 +88,7 @@ const command: Command = {
       let results: ApplyResult[];
       try {
         results = await applyObjects(store, manifests.map((m) => m.object), {
+          defaulted: manifests.map((m) => m.defaulted), // validated already: creates take them
           dryRun: mode,
           batch: args.flag('batch', true),
           fieldManager: args.str('field-manager') ?? 'vcctl',

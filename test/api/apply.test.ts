@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import {
   applyObjects, LAST_APPLIED_ANNOTATION, planApply, pruneObjects, threeWayMerge,
 } from '../../api/apply/index.js';
+import { loadManifestText } from '../../api/input/index.js';
 import { SqliteStore } from '../../api/store/sqlite-store.js';
 import { ConflictError } from '../../api/store/types.js';
 import type { ApiObject, VirtualCluster } from '../../api/types.js';
@@ -31,6 +32,58 @@ describe('api/apply: three-way merge (pure)', () => {
 
   it('replaces lists whole and keeps everything of the live object without a last-applied record', () => {
     assert.deepEqual(threeWayMerge(undefined, { l: [3], k: 1 }, { l: [1, 2], j: 2 }), { l: [3], k: 1, j: 2 });
+  });
+});
+
+describe('api/apply: a create from the manifest as validated (planApply\'s defaulted)', () => {
+  it('plans the same object as from the manifest alone, for manifests with defaults, status, server metadata and apply annotations', () => {
+    const manifests = loadManifestText('m.yaml', [
+      'apiVersion: virtualinux.org/v1alpha1\nkind: VirtualCluster\nmetadata:\n  name: a\nspec:\n  nodes: 2\n  template: busybox\n',
+      [
+        'apiVersion: virtualinux.org/v1alpha1', 'kind: VirtualCluster', 'metadata:', '  name: b', '  namespace: team', '  uid: u-1',
+        '  resourceVersion: "7"', '  generation: 3', '  labels:', '    app: x', '  annotations:', '    note: hi',
+        `    ${LAST_APPLIED_ANNOTATION}: '{"old":1}'`, '    virtualinux.org/applied-by: someone',
+        'spec:', '  nodes: 3', '  template: busybox', '  node:', '    vcpus: 2', '  placement:', '    strategy: Block',
+        'status:', '  phase: Running', '',
+      ].join('\n'),
+      `apiVersion: virtualinux.org/v1alpha1\nkind: VirtualCluster\nmetadata:\n  name: c\n  annotations:\n    ${LAST_APPLIED_ANNOTATION}: x\nspec:\n  nodes: 1\n  template: busybox\n`,
+    ].join('---\n'));
+    assert.equal(manifests.length, 3);
+    for (const m of manifests) {
+      const before = JSON.stringify([m.object, m.defaulted]);
+      for (const fieldManager of [undefined, 'vcctl']) {
+        const alone = planApply(m.object, undefined, { fieldManager });
+        const validated = planApply(m.object, undefined, { fieldManager, defaulted: m.defaulted });
+        assert.equal(validated.action, 'created');
+        assert.equal(JSON.stringify(validated.object), JSON.stringify(alone.object), m.object.metadata.name); // same keys, same order
+        assert.deepEqual(validated.patch, alone.patch);
+      }
+      assert.equal(JSON.stringify([m.object, m.defaulted]), before, 'the manifest and its defaulted copy are not changed');
+    }
+  });
+
+  it('applyObjects with defaulted stores what it stores without (and a field manager too long for an annotation still fails)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vl-apply-defaulted-'));
+    const store = new SqliteStore(join(dir, 'store.db'));
+    try {
+      const manifests = loadManifestText('m.yaml', 'apiVersion: virtualinux.org/v1alpha1\nkind: VirtualCluster\nmetadata:\n  name: d\nspec:\n  nodes: 2\n  template: busybox\n');
+      const [withD] = await applyObjects(store, manifests.map((m) => ({ ...m.object, metadata: { ...m.object.metadata, name: 'd1' } })), {
+        fieldManager: 'vcctl', defaulted: manifests.map((m) => ({ ...m.defaulted, metadata: { ...m.defaulted.metadata, name: 'd1' } })),
+      });
+      const [without] = await applyObjects(store, manifests.map((m) => ({ ...m.object, metadata: { ...m.object.metadata, name: 'd2' } })), { fieldManager: 'vcctl' });
+      const strip = (o: ApiObject) => {
+        const { uid: _u, creationTimestamp: _c, resourceVersion: _r, name: _n, ...meta } = o.metadata;
+        return JSON.stringify({ ...o, metadata: meta });
+      };
+      assert.equal(strip(withD.object).replace('\\"d1\\"', '\\"d2\\"'), strip(without.object)); // the names differ in the last-applied record only
+      await assert.rejects(
+        applyObjects(store, manifests.map((m) => m.object), { fieldManager: 'x'.repeat(262145), defaulted: manifests.map((m) => m.defaulted) }),
+        /the merged object is invalid: metadata\.annotations/,
+      );
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

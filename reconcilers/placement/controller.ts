@@ -135,16 +135,18 @@ class OwnNodeWrites {
 
 /**
  * The nodes that binding batches in flight write (by the workers of this controller): a plan
- * leaves them out, so that VCs planned at once pick different nodes and their batches do not
- * conflict (each carries the resourceVersions of its nodes). A VC that fits only with them is
- * planned again once those batches have settled.
+ * sees them cordoned (no new VM goes there; VMs bound there stay bound: leaving them out would
+ * make those VMs look unbound), so that VCs planned at once pick different nodes and their
+ * batches do not conflict (each carries the resourceVersions of its nodes). A VC that fits only
+ * with them is planned again once those batches have settled.
  */
 class InFlightNodes {
   private readonly held = new Map<string, number>();
   private readonly pending = new Set<Promise<unknown>>();
 
-  without(pns: PhysicalNode[]): PhysicalNode[] {
-    return this.held.size === 0 ? pns : pns.filter((p) => !this.held.has(p.metadata.name));
+  cordoned(pns: PhysicalNode[]): PhysicalNode[] {
+    if (this.held.size === 0) return pns;
+    return pns.map((p) => (this.held.has(p.metadata.name) && p.spec ? { ...p, spec: { ...p.spec, unschedulable: true } } : p));
   }
 
   get busy(): boolean {
@@ -231,8 +233,8 @@ export function virtualClusterPlacementController(cache?: CacheReader): Controll
           // between: no other worker's plan can take the same nodes meanwhile.
           const nodesNow = () => own.over(base ?? ctx.cache.list<PhysicalNode>('PhysicalNode'));
           let pns = nodesNow();
-          decision = planBinding(snap.vc, snap.vns, inFlight.without(pns));
-          if (decision.kind !== 'bind' && inFlight.busy) {
+          decision = planBinding(snap.vc, snap.vns, inFlight.cordoned(pns));
+          if (decision.condition.reason === 'Unschedulable' && inFlight.busy) {
             await inFlight.settled(); // it may fit on a node another batch is writing: plan over every node
             pns = nodesNow();
             decision = planBinding(snap.vc, snap.vns, pns);

@@ -81,4 +81,36 @@ describe('placement of VCs at once (embedded store)', function () {
     assert.equal(bindings, vcs, 'a binding batch conflicted and was planned again');
     assert.ok(maxInFlight >= 2, `binding batches never overlapped (at most ${maxInFlight} at once)`);
   });
+
+  it('VCs made while placement runs: each VM bound once, never moved because its node was in another batch', async () => {
+    await mgr?.stop();
+    const bound = new Map<string, string[]>();
+    const watching = new Proxy(managerStore, {
+      get(target, prop) {
+        const v: unknown = Reflect.get(target, prop, target);
+        if (prop !== 'batch') return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        return async (ops: BatchOp[], opts?: WriteOptions): Promise<ApiObject[]> => {
+          await new Promise((r) => setTimeout(r, 20));
+          const out = await target.batch(ops, opts);
+          for (const o of ops) {
+            if (o.op !== 'update' || o.object.kind !== 'VirtualNode') continue;
+            const name = o.object.metadata.name;
+            bound.set(name, [...(bound.get(name) ?? []), (o.object as VirtualNode).spec!.physicalNode!]);
+          }
+          return out;
+        };
+      },
+    });
+    for (let i = 9; i <= 12; i++) await store.create(physicalNode(`n${i}`, 32, 65536));
+    mgr = new ControllerManager({ store: watching, specs: (cache) => [virtualClusterController(), ...placementControllers(cache)], identity: 'pl2', leaderElection: false, eventCleanupMs: 0 });
+    await mgr.start();
+    for (let i = 0; i < 16; i++) await store.create(virtualCluster(`d${i}`, 4, 1, 256, i % 2 ? 'Cyclic' : 'Block', 'Strict'));
+    await eventually(async () => {
+      const all = (await store.list<VirtualCluster>('VirtualCluster')).items;
+      return all.every((v) => v.status?.conditions?.find((c) => c.type === 'Placed')?.reason === 'Placed') ? true : undefined;
+    }, 60_000, 'every VC Placed');
+    const vms = (await store.list<VirtualNode>('VirtualNode')).items.filter((v) => v.spec?.cluster.startsWith('d'));
+    assert.equal(vms.length, 64);
+    for (const v of vms) assert.deepEqual(bound.get(v.metadata.name), [v.spec!.physicalNode], `${v.metadata.name} bound more than once`);
+  });
 });

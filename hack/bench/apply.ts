@@ -17,7 +17,7 @@
 //      code cache for apply (cli/bundle/launcher.ts), which every later one uses. When
 //      NODE_EXTRA_CA_CERTS is set (this machine sets it for every process), vcctl is measured
 //      once more without it, next to each run: Node parses the certificates of that file at the
-//      start of every process, about a third of the vcctl process's instructions here.
+//      start of every process, about a fifth of the instructions of a 1,000-document apply here.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -11,6 +11,9 @@
 //   moves (deactivate here, activate there) with its data, never resets on activation, the
 //   original is read-only on every node, a reset needs the snapshot inactive everywhere, a dead
 //   node's snapshot is taken over only when told;
+// - lvm: activations on the storage node while its usage reads run there (LVM refused them when
+//   a read mapped the pool's _tmeta), and the usage figure read on the storage node while another
+//   node has the pool;
 // - evms only: the runtime's activation port (reconcilers/storage/activation.ts) mapping a VM's
 //   disk and swap where it runs, handing them over at a live migration's switchover (lvm has no
 //   handover: refused) and moving them from one node to the other (the same port code as lvm's). What the conformance suite checks already (removal,
@@ -23,7 +26,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EvmsDriver } from '../../drivers/storage/evms-driver.js';
-import { LvmDriver } from '../../drivers/storage/lvm-driver.js';
+import { LVM_SCRIPTS, LvmDriver } from '../../drivers/storage/lvm-driver.js';
 import { ActiveElsewhereError, type NodeActivation, type StorageDriver, type VolumeInfo, type VolumeKey } from '../../drivers/storage/types.js';
 import { READ_ONLY_METADATA } from '../../drivers/storage/lvm-volumes.js';
 import { execOk, type Transport } from '../../drivers/transport/types.js';
@@ -53,6 +56,20 @@ async function holdOpen(t: Transport, dev: string): Promise<() => Promise<void>>
     p.kill();
   };
 }
+
+/**
+ * Args: script vg pool original. The kernel's block uevents (add/remove lines of `udevadm monitor`)
+ * while `script vg pool` runs (the usage read), then `---`, then those of a mapping and unmapping of
+ * `original` (read-only metadata; the events of both windows, so only theirs when the first had none).
+ */
+const UEVENTS_DURING = `f=$(mktemp)
+udevadm monitor --kernel --subsystem-match=block > "$f" 2>&1 & m=$!
+for i in $(seq 300); do grep -q 'KERNEL - the kernel uevent' "$f" && break; sleep 0.2; done
+sh -c "$1" sh "$2" "$3" > /dev/null || { kill $m; exit 1; }
+sleep 2; grep -E '^KERNEL.* (add|remove) ' "$f"; echo ---
+lvchange -ay --config global/metadata_read_only=1 "$4" && lvchange -an --config global/metadata_read_only=1 "$4"
+sleep 2; kill $m; grep -E '^KERNEL.* (add|remove) ' "$f"
+rm -f "$f"`;
 
 /** A SAN driver with per-node activation. */
 type SanDriver = StorageDriver & NodeActivation;
@@ -327,4 +344,62 @@ describe('SAN drivers (evms, LVM thin) on the SAN disk of two full nodes', funct
   // lvm: the move and the refusals (the live-migration handover and the port are evms's: the
   // port's code is the same for both drivers, and its file-time budget is small)
   activationCases(LVM);
+
+  describe('lvm (thin): activation on the storage node beside its usage reads', () => {
+    let d: ReturnType<typeof freshVc> & { driver: LvmDriver };
+    const names = ['vc-0-disk', 'vc-original'];
+    before(async () => {
+      d = { ...freshVc(), driver: LVM.make() };
+      await d.driver.createOriginal(d.key('vc-original'), { path: san.template, format: 'qcow2' });
+      await d.driver.snapshot(d.key('vc-original'), d.key('vc-0-disk'));
+    });
+    after(async () => {
+      if (!d) return;
+      for (const t of san.nodes) for (const n of names) await d.driver.deactivate(d.key(n), t).catch(() => undefined);
+      await d.driver.removeAll(names.map(d.key)).catch(() => undefined);
+    });
+
+    it('activations on the storage node never meet a usage read (LVM refused them while a read mapped the pool\'s _tmeta); the figure is the blocks written, read on the storage node while another node has the pool', async () => {
+      const k = d.key('vc-0-disk');
+      const blocks = async (): Promise<number> => (await d.driver.usageAll([k]))[0]! / (64 * KiB);
+      // the usage read as the driver runs it on the storage node, under the kernel's eye: no block
+      // device may come or go during it (the read of before mapped the pool's _tmeta for a moment);
+      // then a mapping of the original, which the monitor must see (it can fail)
+      const watched = await execOk(a, ['sh', '-c', UEVENTS_DURING, 'sh', LVM_SCRIPTS.poolUsage, 'vlsan', `${d.driver.lvName(k)}.pool`, `vlsan/${d.driver.lvName(d.key('vc-original'))}`], T);
+      const [duringRead, duringMap] = watched.split('---');
+      assert.equal(duringRead!.trim(), '', `a usage read maps nothing on the storage node: ${duringRead}`);
+      assert.match(duringMap!, / add /, 'the monitor sees a mapping');
+      // the VM's node is the storage node (blade1, the driver's): the storage controller's usage reads run beside its activations
+      let reading = true;
+      let reads = 0;
+      const loop = (async () => {
+        while (reading) {
+          await d.driver.usageAll([k]);
+          reads++;
+        }
+      })();
+      try {
+        for (let i = 0; i < 3; i++) {
+          const on = await d.driver.activate(k, a);
+          await blockWrite(a, on.path, i * 64 * KiB, 0xa0 + i);
+          await d.driver.deactivate(k, a);
+        }
+      } finally {
+        reading = false;
+        await loop;
+      }
+      assert.ok(reads >= 3, `usage reads ran beside the activations: ${reads}`);
+      assert.equal(await blocks(), 3, 'three 64 KiB blocks written into the pool');
+      // blade2 runs it; blade1 reads the figure from the SAN (dm-thin commits within a second or so)
+      const onB = await d.driver.activate(k, b);
+      await blockWrite(b, onB.path, 3 * 64 * KiB, 0xcc);
+      let seen = 0;
+      for (let i = 0; i < 30 && seen !== 4; i++) {
+        seen = await blocks();
+        if (seen !== 4) await new Promise((r) => setTimeout(r, 2000));
+      }
+      assert.equal(seen, 4, 'blade1 reads the block blade2 wrote into the pool');
+      await d.driver.deactivate(k, b);
+    });
+  });
 });

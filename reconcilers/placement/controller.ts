@@ -134,23 +134,23 @@ class OwnNodeWrites {
 }
 
 /**
- * The nodes that binding batches in flight write (by the workers of this controller): a plan
- * sees them cordoned (no new VM goes there; VMs bound there stay bound: leaving them out would
- * make those VMs look unbound), so that VCs planned at once pick different nodes and their
- * batches do not conflict (each carries the resourceVersions of its nodes). A VC that fits only
- * with them is planned again once those batches have settled.
+ * The nodes that binding batches in flight write (by the workers of this controller). A plan is
+ * made over every node as this controller last wrote them; when it would write a node that
+ * another worker's batch is writing, the worker waits for the batches in flight and plans again.
+ * So a VC is placed exactly as if the VCs had been planned one after another (Block still fills
+ * the first node with room, Cyclic still spreads over every node with room: a node is never
+ * passed over because another VC's batch was on its way to it), and VCs whose plans touch
+ * different nodes write at the same time. Batches never conflict with each other (each carries
+ * the resourceVersions of its nodes).
  */
 class InFlightNodes {
   private readonly held = new Map<string, number>();
   private readonly pending = new Set<Promise<unknown>>();
 
-  cordoned(pns: PhysicalNode[]): PhysicalNode[] {
-    if (this.held.size === 0) return pns;
-    return pns.map((p) => (this.held.has(p.metadata.name) && p.spec ? { ...p, spec: { ...p.spec, unschedulable: true } } : p));
-  }
-
-  get busy(): boolean {
-    return this.pending.size > 0;
+  /** True when a batch in flight writes any of `nodes`. */
+  holdsAny(nodes: Iterable<string>): boolean {
+    for (const n of nodes) if (this.held.has(n)) return true;
+    return false;
   }
 
   /** Holds `nodes` while `write` runs. */
@@ -191,10 +191,10 @@ export function virtualClusterPlacementController(cache?: CacheReader): Controll
       return [vc.metadata.uid, vc.metadata.generation, vc.spec, !!vc.metadata.deletionTimestamp, vc.status?.placement,
         vc.status?.conditions?.find((c) => c.type === PLACED)];
     },
-    // Several at once, each planning without the nodes the others' batches are writing
-    // (InFlightNodes): with one worker each VC waited for the previous one's store round trips
-    // (hack/bench-scale); without the exclusion two VCs mostly picked the same first node with
-    // room and one batch conflicted (~4 batches per VC with 4 workers).
+    // Several at once; a plan that would write a node another worker's batch is writing waits
+    // for it and plans again (InFlightNodes): the result is that of one VC after another, and
+    // VCs on different nodes write at once. Without the wait two VCs mostly picked the same
+    // first node with room and one batch conflicted (~4 batches per VC with 4 workers).
     workers: 8,
     watches: [
       {
@@ -233,9 +233,10 @@ export function virtualClusterPlacementController(cache?: CacheReader): Controll
           // between: no other worker's plan can take the same nodes meanwhile.
           const nodesNow = () => own.over(base ?? ctx.cache.list<PhysicalNode>('PhysicalNode'));
           let pns = nodesNow();
-          decision = planBinding(snap.vc, snap.vns, inFlight.cordoned(pns));
-          if (decision.condition.reason === 'Unschedulable' && inFlight.busy) {
-            await inFlight.settled(); // it may fit on a node another batch is writing: plan over every node
+          decision = planBinding(snap.vc, snap.vns, pns);
+          // A node another worker's batch is writing: wait for it and plan over what it wrote.
+          while (decision.kind === 'bind' && inFlight.holdsAny(decision.deltas.keys())) {
+            await inFlight.settled();
             pns = nodesNow();
             decision = planBinding(snap.vc, snap.vns, pns);
           }

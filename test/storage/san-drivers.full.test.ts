@@ -74,6 +74,16 @@ rm -f "$f"`;
 /** A SAN driver with per-node activation. */
 type SanDriver = StorageDriver & NodeActivation;
 
+/**
+ * A describe's cleanup: every volume unmapped on every node, then all removed. Errors are ignored
+ * (a failed case may have left any of them, or none).
+ */
+async function releaseVolumes(driver: SanDriver | undefined, keys: VolumeKey[], nodes: Transport[]): Promise<void> {
+  if (!driver) return;
+  for (const t of nodes) for (const k of keys) await driver.deactivate(k, t).catch(() => undefined);
+  await driver.removeAll(keys).catch(() => undefined);
+}
+
 /** What the shared activation cases need to know of one SAN driver. */
 interface SanSubject<D extends SanDriver> {
   label: string;
@@ -183,9 +193,7 @@ describe('SAN drivers (evms, LVM thin) on the SAN disk of two full nodes', funct
       await d.driver.snapshotAll(d.key('vc-original'), [d.key('vc-0-disk'), d.key('vc-1-disk')]);
     });
     after(async () => {
-      if (!d) return;
-      for (const t of san.nodes) for (const n of names) await d.driver.deactivate(d.key(n), t).catch(() => undefined);
-      await d.driver.removeAll(names.map(d.key)).catch(() => undefined);
+      if (d) await releaseVolumes(d.driver, names.map(d.key), san.nodes);
     });
 
     it('mapped only where activated; moves between nodes with its data, never reset; the original read-only and unchanged on both', async () => {
@@ -274,8 +282,7 @@ describe('SAN drivers (evms, LVM thin) on the SAN disk of two full nodes', funct
       await driver.createSwap(key('vc-0-swap'), 16 * MiB);
     });
     after(async () => {
-      for (const t of san.nodes) for (const n of ['vc-0-disk', 'vc-0-swap', 'vc-original']) await driver?.deactivate(key(n), t).catch(() => undefined);
-      await driver?.removeAll(['vc-0-disk', 'vc-0-swap', 'vc-original'].map(key)).catch(() => undefined);
+      await releaseVolumes(driver, ['vc-0-disk', 'vc-0-swap', 'vc-original'].map(key), san.nodes);
     });
 
     it('maps disk and swap on the VM\'s node only; a live migration hands them over at the switchover while both sides hold the disk open (an aborted one leaves the source as it was); a start elsewhere is refused, or unmaps the old node first; stop unmaps', async () => {
@@ -354,9 +361,7 @@ describe('SAN drivers (evms, LVM thin) on the SAN disk of two full nodes', funct
       await d.driver.snapshot(d.key('vc-original'), d.key('vc-0-disk'));
     });
     after(async () => {
-      if (!d) return;
-      for (const t of san.nodes) for (const n of names) await d.driver.deactivate(d.key(n), t).catch(() => undefined);
-      await d.driver.removeAll(names.map(d.key)).catch(() => undefined);
+      if (d) await releaseVolumes(d.driver, names.map(d.key), san.nodes);
     });
 
     it('activations on the storage node never meet a usage read (LVM refused them while a read mapped the pool\'s _tmeta); the figure is the blocks written, read on the storage node while another node has the pool', async () => {

@@ -6,6 +6,7 @@
 
 import { posix } from 'node:path';
 import { AlreadyExistsError, ConflictError, NotFoundError, type BatchOp, type ObjectRef } from '../../api/store/types.js';
+import { BATCH_OPS, chunks } from '../../api/store/batch-chunks.js';
 import { CLUSTER_LABEL, clusterSelector } from '../../api/labels.js';
 import { ensureFinalizer, removeFinalizer } from '../../api/finalizers.js';
 import type { VirtualCluster, Volume } from '../../api/types.js';
@@ -59,17 +60,8 @@ export async function volumesOf(env: StorageEnv): Promise<Volume[]> {
     !!v && v.metadata.labels?.[CLUSTER_LABEL] === vc.metadata.name && !!v.metadata.ownerReferences?.some((o) => o.uid === vc.metadata.uid));
 }
 
-/** Operations per store batch: etcd refuses a txn of more than --max-txn-ops (default 128). */
-const BATCH_OPS = 64;
 /** Attempts of a batch of Volume writes that conflicted with another writer (each over a fresh read). */
 const WRITE_ATTEMPTS = 4;
-
-/** `items` in slices of at most `n`. */
-function chunks<T>(items: readonly T[], n: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += n) out.push(items.slice(i, i + n));
-  return out;
-}
 
 export class StorageActionExecutor {
   /**

@@ -10,6 +10,7 @@ import type { ObjectRef } from '../../api/store/types.js';
 import type { CacheReader, ReconcileContext } from '../../controllers/types.js';
 import { silentLogger } from '../../controllers/log.js';
 import { reconcileVirtualCluster, STATUS_COALESCE_MS } from '../../reconcilers/virtualcluster/controller.js';
+import { planVirtualNodes } from '../../reconcilers/virtualcluster/plan.js';
 import { tempSqliteStore, virtualCluster, type TempSqliteStore } from '../controllers/helpers.js';
 
 describe('virtualcluster controller: status over the stored VC', () => {
@@ -57,6 +58,30 @@ describe('virtualcluster controller: status over the stored VC', () => {
     assert.equal(await reconcileVirtualCluster(ref, ctx, lastWrite), undefined);
     const vc = await tmp.store.get<VirtualCluster>(ref);
     assert.deepEqual(vc.status?.nodes?.map((n) => n.phase), ['Starting', 'Starting'], 'written after the window');
+  });
+
+  it('makes a VC\'s VirtualNodes in one store batch; one made meanwhile is skipped, the others made one each', async () => {
+    const vc = await tmp.store.create<VirtualCluster>(virtualCluster('c', 3));
+    let batches = 0;
+    let creates = 0;
+    const store = tmp.store;
+    const counting = Object.create(store, {
+      // creates only (a status write is a one-operation batch too)
+      batch: { value: (...a: Parameters<typeof store.batch>) => { if (a[0].every((o) => o.op === 'create')) batches++; return store.batch(...a); } },
+      create: { value: (...a: Parameters<typeof store.create>) => { creates++; return store.create(...a); } },
+    }) as typeof store;
+    const ctx = { ...ctxWith(vc), store: counting };
+    await reconcileVirtualCluster(ref, ctx);
+    assert.deepEqual((await tmp.store.list<VirtualNode>('VirtualNode')).items.map((v) => v.metadata.name).sort(), ['c-0', 'c-1', 'c-2']);
+    assert.deepEqual([batches, creates], [1, 0], 'one batch, no create each');
+    // Another writer made d-1 of a second VC since the (frozen, empty) cache saw it: the batch
+    // fails as a whole and the rest are made one each.
+    const other = await tmp.store.create<VirtualCluster>(virtualCluster('d', 3));
+    await tmp.store.create<VirtualNode>(planVirtualNodes(other, []).create[1]!);
+    [batches, creates] = [0, 0];
+    await reconcileVirtualCluster({ ...ref, name: 'd' }, { ...ctxWith(other), store: counting });
+    assert.deepEqual((await tmp.store.list<VirtualNode>('VirtualNode')).items.map((v) => v.metadata.name).filter((n) => n.startsWith('d-')).sort(), ['d-0', 'd-1', 'd-2']);
+    assert.deepEqual([batches, creates], [1, 3], 'the batch, then one create each (d-1 found made)');
   });
 
   it('does not stamp an older generation over a VC whose spec changed since', async () => {

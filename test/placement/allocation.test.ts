@@ -144,6 +144,54 @@ describe('placement/allocation over the informer caches', function () {
     assert.deepEqual(await truth(), { blade1: 1, blade2: 0 });
   });
 
+  it('nodes whose cache lags share one store list of the VMs when it is as new as each needs', async () => {
+    const ctl = allocationController(cache);
+    cache.start();
+    for (const n of ['blade1', 'blade2']) await store.create(physicalNode(n, 8, 8192));
+    for (const i of [0, 1, 2]) await store.create(virtualNode(vc, i));
+    await caughtUp();
+    cache.stop(); // from here on the cache lags the store
+    let lists = 0;
+    const counting = Object.create(store, {
+      list: { value: (kind: string, o?: object) => { if (kind === 'VirtualNode') lists++; return store.list(kind, o); } },
+    }) as SqliteStore;
+    // Bindings as placement writes them: VMs and the node's allocation in one batch.
+    const bindBatch = async (node: string, is: number[]) => {
+      const pn = await store.get<PhysicalNode>(pnRef(node));
+      const vns = await Promise.all(is.map((i) => store.get<VirtualNode>(vnRef(i))));
+      const used = vns.reduce((u, v) => ({ cores: u.cores + vmUsage(v).cores, memoryMiB: u.memoryMiB + vmUsage(v).memoryMiB, vms: u.vms + 1 }), pn.status?.allocated ?? ZERO);
+      await store.batch([
+        ...vns.map((v) => ({ op: 'update' as const, object: { ...v, spec: { ...v.spec!, physicalNode: node } } })),
+        { op: 'updateStatus', object: { ...pn, status: { ...pn.status, allocated: used } } },
+      ]);
+    };
+    await bindBatch('blade1', [0]);
+    await bindBatch('blade2', [1]);
+    // The cache sees the nodes as the store has them, not the bound VMs.
+    const ahead = async (): Promise<ReconcileContext> => {
+      const fresh = new Map((await store.list<PhysicalNode>('PhysicalNode')).items.map((p) => [p.metadata.name, p]));
+      return {
+        ...ctx(), store: counting,
+        cache: {
+          get: <T extends ApiObject>(ref: ObjectRef) => (ref.kind === 'PhysicalNode' ? fresh.get(ref.name) as unknown as T : cache.get<T>(ref)),
+          list: <T extends ApiObject>(kind: string) => (kind === 'PhysicalNode' ? [...fresh.values()] as unknown as T[] : cache.list<T>(kind)),
+        },
+      };
+    };
+    let c = await ahead();
+    for (const n of ['blade1', 'blade2']) assert.deepEqual(await ctl.reconcile(pnRef(n), c), { requeueAfterMs: 200 }, `${n} waits once for the cache`);
+    await Promise.all(['blade1', 'blade2'].map((n) => ctl.reconcile(pnRef(n), c)));
+    assert.equal(lists, 1, 'both nodes read the VMs from one store list');
+    assert.deepEqual(await truth(), { blade1: 1, blade2: 1 });
+    // A binding written after that list: the node needing it gets a new list.
+    await bindBatch('blade1', [2]);
+    c = await ahead();
+    assert.deepEqual(await ctl.reconcile(pnRef('blade1'), c), { requeueAfterMs: 200 });
+    assert.equal(await ctl.reconcile(pnRef('blade1'), c), undefined);
+    assert.equal(lists, 2, 'a list older than the node\'s write is not used');
+    assert.equal((await store.get<PhysicalNode>(pnRef('blade1'))).status?.allocated?.vms, 2, 'the binding the cache has not seen stays allocated');
+  });
+
   it('keeps a target\'s room when the cache has the applied Migration but not yet its re-bound VM', async () => {
     const ctl = allocationController(cache);
     cache.start();

@@ -44,6 +44,8 @@ describe('placement beside other writers of the VC status (embedded store)', fun
         const v: unknown = Reflect.get(target, prop, target);
         if (prop !== 'batch') return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
         return async (ops: BatchOp[], opts?: WriteOptions): Promise<ApiObject[]> => {
+          // (the VirtualCluster controller's batch creating the VMs is not placement's)
+          if (ops.every((o) => o.op === 'create')) return target.batch(ops, opts);
           if (batches++ === 0) {
             const vc = await store.get<VirtualCluster>(vcRef);
             await store.updateStatus({ ...vc, status: { ...vc.status, conditions: setCondition(vc.status?.conditions,

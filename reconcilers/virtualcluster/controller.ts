@@ -54,9 +54,9 @@ export async function reconcileVirtualCluster(ref: ObjectRef, ctx: ReconcileCont
     }
     // One Event for what one batch made: the recorder writes at most 5 Events/s (burst 25), and
     // one per VM is 10,000 Events waiting in memory for 10,000 VMs (hack/bench-scale).
+    for (const vn of created) ctx.log.info({ virtualNode: vn.metadata.name }, 'created VirtualNode');
     if (created.length > 0) {
       const names = created.map((vn) => vn.metadata.name);
-      ctx.log.info({ virtualNodes: names }, 'created VirtualNodes');
       ctx.events.record(vc, 'Normal', 'NodeCreated', `created VirtualNode${names.length > 1 ? 's' : ''} ${names.join(', ')}`);
     }
   }

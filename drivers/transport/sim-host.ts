@@ -25,7 +25,7 @@
 
 import { posix } from 'node:path';
 import { SimFs } from './sim-fs.js';
-import { SimNet } from './sim-net.js';
+import { SimNet, SimNetInterner } from './sim-net.js';
 import type { ExecResult } from './types.js';
 
 /** How a sim host behaves; every figure in ms unless named otherwise. */
@@ -119,7 +119,7 @@ export function simSleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 export class SimHost {
   readonly fs = new SimFs();
-  readonly net = new SimNet();
+  readonly net: SimNet;
   readonly domains = new Map<string, SimDomain>();
   /** Fault: the host answers nothing (commands hang until their deadline). */
   unreachable = false;
@@ -133,7 +133,9 @@ export class SimHost {
     readonly name: string,
     readonly world: SimWorld,
     public init: SimHostInit,
-  ) {}
+  ) {
+    this.net = new SimNet(world.netInterner);
+  }
 
   get behaviour(): SimBehaviour {
     return this.world.behaviour;
@@ -495,6 +497,8 @@ function volumeSize(data: Buffer): number {
 export class SimWorld {
   readonly hosts = new Map<string, SimHost>();
   private readonly sans = new Map<string, SimFs>();
+  /** Routes and rule comments its hosts hold in common, kept once (sim-net.ts). */
+  readonly netInterner = new SimNetInterner();
   behaviour: SimBehaviour;
 
   constructor(behaviour: Partial<SimBehaviour> = {}) {

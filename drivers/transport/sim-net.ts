@@ -9,12 +9,101 @@ import type { ExecResult } from './types.js';
 const ok = (stdout = ''): ExecResult => ({ code: 0, stdout, stderr: '' });
 const fail = (code: number, stderr: string): ExecResult => ({ code, stdout: '', stderr });
 
+export interface SimRoute { dst: string; dev?: string; gateway?: string; protocol: string }
+
+/**
+ * What the sim hosts of one world hold in common, kept once: every host of a bench holds a route
+ * to every VM and the isolation rule of every VC (hack/bench-scale: 1,000 hosts x 10,000 VMs),
+ * and as separate strings and objects per host (each comment a slice keeping its host's whole
+ * ruleset text alive) that was ~2.6 MiB per host at 10,000 VMs, most of vc-manager's RSS. Routes
+ * and comments are values: equal ones are one object, shared.
+ */
+export class SimNetInterner {
+  private readonly strings = new Map<string, string>();
+  private readonly routes = new Map<string, SimRoute>();
+  /** A number per route destination (a slot in every host's SimRouteTable). */
+  private readonly slots = new Map<string, number>();
+
+  slot(dst: string): number {
+    let i = this.slots.get(dst);
+    if (i === undefined) {
+      i = this.slots.size;
+      this.slots.set(this.string(dst), i);
+    }
+    return i;
+  }
+
+  /** The one copy of `s` (a fresh flat string the first time: never a slice of a larger text). */
+  string(s: string): string {
+    let v = this.strings.get(s);
+    if (v === undefined) {
+      v = Buffer.from(s, 'utf8').toString('utf8');
+      this.strings.set(v, v);
+    }
+    return v;
+  }
+
+  route(dst: string, dev: string | undefined, gateway: string | undefined, protocol: string): SimRoute {
+    const key = `${dst} ${dev ?? ''} ${gateway ?? ''} ${protocol}`;
+    let r = this.routes.get(key);
+    if (!r) {
+      r = Object.freeze({
+        dst: this.string(dst), protocol: this.string(protocol),
+        ...(dev !== undefined ? { dev: this.string(dev) } : {}), ...(gateway !== undefined ? { gateway: this.string(gateway) } : {}),
+      });
+      this.routes.set(key, r);
+    }
+    return r;
+  }
+}
+
+/**
+ * A host's routes by destination (a /32 without its suffix), as a Map reads them: an array indexed
+ * by the world's slot of each destination, holding the shared route values (8 bytes a route, not a
+ * Map entry's ~45). Listed in slot order (the order destinations were first routed in the world).
+ */
+export class SimRouteTable {
+  private readonly bySlot: (SimRoute | undefined)[] = [];
+  private count = 0;
+  constructor(private readonly interner: SimNetInterner) {}
+
+  get size(): number {
+    return this.count;
+  }
+  get(dst: string): SimRoute | undefined {
+    return this.bySlot[this.interner.slot(dst)];
+  }
+  has(dst: string): boolean {
+    return this.get(dst) !== undefined;
+  }
+  set(route: SimRoute): void {
+    const i = this.interner.slot(route.dst);
+    while (this.bySlot.length < i) this.bySlot.push(undefined); // dense, never holey
+    if (this.bySlot[i] === undefined) this.count++;
+    this.bySlot[i] = route;
+  }
+  delete(dst: string): boolean {
+    const i = this.interner.slot(dst);
+    if (this.bySlot[i] === undefined) return false;
+    this.bySlot[i] = undefined;
+    this.count--;
+    return true;
+  }
+  *values(): IterableIterator<SimRoute> {
+    for (const r of this.bySlot) if (r !== undefined) yield r;
+  }
+}
+
 export class SimNet {
   readonly links = new Map<string, { address?: string; up: boolean }>();
-  /** Routes by destination as `ip -j route` shows it (a /32 without its suffix). */
-  readonly routes = new Map<string, { dst: string; dev?: string; gateway?: string; protocol: string }>();
+  /** Routes as `ip -j route` shows them; shared, frozen values. */
+  readonly routes: SimRouteTable;
   /** The loaded tables by "family name": their rule comments. */
   readonly tables = new Map<string, string[]>();
+
+  constructor(private readonly interner: SimNetInterner = new SimNetInterner()) {
+    this.routes = new SimRouteTable(interner);
+  }
 
   run(argv: readonly string[], stdin: string): ExecResult {
     switch (argv[0]) {
@@ -77,7 +166,8 @@ export class SimNet {
         const d = dev();
         if (d && !this.links.has(d)) return fail(2, `Cannot find device "${d}"`);
         const via = args.includes('via') ? args[args.indexOf('via') + 1] : undefined;
-        this.routes.set(dst, { dst, dev: d, gateway: via, protocol: proto });
+        const route = this.interner.route(dst, d, via, proto);
+        this.routes.set(route);
         return ok();
       }
       if (verb === 'del') return this.routes.delete(dst) ? ok() : fail(2, 'RTNETLINK answers: No such process');
@@ -90,7 +180,7 @@ export class SimNet {
       // The driver's ruleset: `table inet NAME`, `delete table inet NAME`, `table inet NAME { ... }`.
       const m = /^table (\w+) (\S+) \{/m.exec(stdin);
       if (!m) return fail(1, 'sim host: nft: no table definition in the ruleset');
-      this.tables.set(`${m[1]} ${m[2]}`, [...stdin.matchAll(/comment "([^"]*)"/g)].map((c) => c[1]!));
+      this.tables.set(`${m[1]} ${m[2]}`, [...stdin.matchAll(/comment "([^"]*)"/g)].map((c) => this.interner.string(c[1]!)));
       return ok();
     }
     const json = a[0] === '-j';

@@ -17,7 +17,7 @@ import { SimTransport } from '../../drivers/transport/sim-transport.js';
 import { transportFor } from '../../drivers/transport/transport-for.js';
 import { TransportTimeoutError } from '../../drivers/transport/types.js';
 import { nextNodeStatus, probeNode } from '../../reconcilers/nodes/probe.js';
-import { planHostNetwork } from '../../reconcilers/network/host-plan.js';
+import { planHostNetwork, tapName } from '../../reconcilers/network/host-plan.js';
 
 const FAST = { rttMs: 0, startMs: 5, bootMs: 50, shutdownMs: 5, storageOpMs: 1, originalMs: 5, migrationFixedMs: 20, migrationBytesPerSec: 4 * 2 ** 30, suspendBytesPerSec: 4 * 2 ** 30 };
 
@@ -159,6 +159,39 @@ describe('sim host (simulation only)', () => {
     assert.equal(await net.hasVm('bench.a-1'), false);
     assert.deepEqual((await net.apply(state)).changed, [], 'a second apply changes nothing');
     assert.deepEqual([...(await net.ourRoutes()).keys()].sort(), ['10.1.0.2', '10.1.0.3']);
+  });
+
+  it('hosts of one world share equal routes and rule comments (one value each), and each keeps its own table', async () => {
+    const hostsList = [{ name: 'n1', address: '198.18.0.1' }, { name: 'n2', address: '198.18.0.2' }];
+    const vms = [
+      { key: 'bench.s-0', cluster: 'bench/s', ip: '10.2.0.2', subnet: '10.2.0.0/29', gateway: '10.2.0.1', host: 'n1' },
+      { key: 'bench.s-1', cluster: 'bench/s', ip: '10.2.0.3', subnet: '10.2.0.0/29', gateway: '10.2.0.1', host: 'n2' },
+      { key: 'bench.t-0', cluster: 'bench/t', ip: '10.2.0.10', subnet: '10.2.0.8/29', gateway: '10.2.0.9', host: 'n2' },
+    ];
+    for (const [i, h] of ['n1', 'n2'].entries()) await new HostNetworkDriver(drivers[i]!.transport).apply(planHostNetwork(h, hostsList, vms));
+    const [r1, r2] = hosts.map((h) => h.net.routes);
+    // 10.2.0.10 is routed via n2 on n1; on n2 it is the tap's: different values, each kept
+    assert.equal(r1!.get('10.2.0.10')?.gateway, '198.18.0.2');
+    assert.equal(r2!.get('10.2.0.10')?.dev, tapName('bench.t-0'));
+    // A third host routes t-0 via n2 as n1 does: that route is one shared, frozen value.
+    const n3 = new SimTransport(world.host('n3', { cores: 8, memoryMiB: 4096, storageRoot: '/san' }));
+    await new HostNetworkDriver(n3).apply(planHostNetwork('n3', [...hostsList, { name: 'n3', address: '198.18.0.3' }], vms));
+    const r3 = world.hosts.get('n3')!.net.routes;
+    assert.equal(r3.get('10.2.0.10'), r1!.get('10.2.0.10'), 'the same route on two hosts is one object');
+    assert.ok(Object.isFrozen(r3.get('10.2.0.10')), 'shared values cannot be changed through one host');
+    assert.equal(r3.size, 3);
+    // a removal on one host leaves the other's table alone
+    assert.equal((await n3.exec(['ip', 'route', 'del', '10.2.0.10/32', 'proto', '188'])).code, 0);
+    assert.equal(r3.has('10.2.0.10'), false);
+    assert.equal(r3.size, 2);
+    assert.equal(r1!.get('10.2.0.10')?.gateway, '198.18.0.2');
+    assert.deepEqual([...r3.values()].map((r) => r.dst).sort(), ['10.2.0.2', '10.2.0.3']);
+    // the isolation rules' comments: equal strings on every host
+    const c1 = hosts[0]!.net.tables.get('inet virtualinux')!;
+    const c3 = world.hosts.get('n3')!.net.tables.get('inet virtualinux')!;
+    assert.ok(c1.includes('isolate forward bench/t') && c3.includes('isolate forward bench/t'));
+    await new HostNetworkDriver(n3).teardown();
+    world.hosts.delete('n3');
   });
 
   it('storage volumes live on the shared root, each key once; usage and removal', async () => {

@@ -39,7 +39,21 @@ export function parseSubnet(text: string): Cidr {
   return { base: c.base, prefix: c.prefix };
 }
 
-function parseCidrBits(text: string): Cidr & { addr: number } {
+/** parseCidrBits' results by text (every VM's address parsed its VC's subnet again: hack/bench-scale); dropped whole past PARSED_MAX. */
+const parsed = new Map<string, Readonly<Cidr & { addr: number }>>();
+const PARSED_MAX = 50_000;
+
+function parseCidrBits(text: string): Readonly<Cidr & { addr: number }> {
+  let c = parsed.get(text);
+  if (c === undefined) {
+    c = Object.freeze(parseCidrBitsOnce(text));
+    if (parsed.size >= PARSED_MAX) parsed.clear();
+    parsed.set(text, c);
+  }
+  return c;
+}
+
+function parseCidrBitsOnce(text: string): Cidr & { addr: number } {
   const [ip, p, extra] = text.split('/');
   const prefix = Number(p);
   if (extra !== undefined || p === undefined || !/^\d{1,2}$/.test(p) || prefix > 32) {

@@ -10,7 +10,14 @@
 //   and its VMs are left out of every node's plan.
 // Any change of a VM's host (start, migration, remap) re-plans every node: the target's tap is in
 // place before a migration starts (Migrations name their target), and the old path goes once the
-// VM's host has changed.
+// VM's host has changed. The nodes a change concerns directly (the VM's hosts before and after, its
+// migration's target, and every node hosting a VM of its VC: their taps, the VC's own routes
+// between its VMs, its isolation rule where its VMs are, its NFS export) are re-planned at once;
+// every other node only needs a route to it (traffic from outside the VC) and the VC's subnet in
+// its isolation set, and is brought up to date by a paced refresh (RemoteRefresh below) that
+// spends at most a third of the time on it: each node's plan is a pass over every VM, and
+// re-planning all of them on each change made the work grow as nodes x VMs x changes
+// (hack/bench-scale: ~75 ms per node at 10,000 VMs, 1,000 nodes per round).
 // Shared storage over NFS: before the network, the hosts controller makes the node's nfs-ganesha
 // export what the plan says (drivers/nfs) and reports it in the node's NfsReady condition (set
 // only on nodes that serve or served NFS). A failure there (ganesha not installed, an export
@@ -82,8 +89,15 @@ export class AppliedNetworks {
   }
 }
 
+/**
+ * A VM's network by its cached object (cached objects are replaced, never changed), kept while its
+ * VC object and incoming migration target are the same: each pass over every VM (once per relevant
+ * change) re-derived every address otherwise (hack/bench-scale).
+ */
+export type VmNetworkMemo = WeakMap<VirtualNode, { vc: VirtualCluster | undefined; inc: string | undefined; out: VmNetwork | undefined }>;
+
 /** Every VM's network as seen in the cache: bound or running VMs of VCs that have a subnet of their own. */
-export function observedVmNetworks(cache: CacheReader): VmNetwork[] {
+export function observedVmNetworks(cache: CacheReader, memo?: VmNetworkMemo): VmNetwork[] {
   const vcs = new Map(cache.list<VirtualCluster>('VirtualCluster').map((vc) => [`${vc.metadata.namespace}/${vc.metadata.name}`, vc]));
   const incoming = new Map<string, string>();
   for (const m of cache.list<Migration>('Migration')) {
@@ -93,17 +107,27 @@ export function observedVmNetworks(cache: CacheReader): VmNetwork[] {
   const out: VmNetwork[] = [];
   for (const vn of cache.list<VirtualNode>('VirtualNode')) {
     if (!vn.spec) continue;
-    const cluster = `${vn.metadata.namespace}/${vn.spec.cluster}`;
-    if (hasSubnetConflict(vcs.get(cluster))) continue; // its addresses belong to another VC
-    const addr = vmAddress(vcs.get(cluster), vn);
-    const host = vn.status?.host ?? vn.spec.physicalNode;
-    if (!addr || !host) continue;
-    const { ip, subnet } = addr;
-    const key = domainNameOf(vn);
-    const inc = incoming.get(key);
-    out.push({ key, cluster, ip, subnet, gateway: gatewayAddress(subnet), host, incomingHost: inc !== host ? inc : undefined });
+    const vc = vcs.get(`${vn.metadata.namespace}/${vn.spec.cluster}`);
+    const inc = incoming.size > 0 ? incoming.get(domainNameOf(vn)) : undefined;
+    const known = memo?.get(vn);
+    if (known && known.vc === vc && known.inc === inc) {
+      if (known.out) out.push(known.out);
+      continue;
+    }
+    const net = vmNetwork(vn, vc, inc);
+    memo?.set(vn, { vc, inc, out: net });
+    if (net) out.push(net);
   }
   return out;
+}
+
+function vmNetwork(vn: VirtualNode, vc: VirtualCluster | undefined, inc: string | undefined): VmNetwork | undefined {
+  if (hasSubnetConflict(vc)) return undefined; // its addresses belong to another VC
+  const addr = vmAddress(vc, vn);
+  const host = vn.status?.host ?? vn.spec!.physicalNode;
+  if (!addr || !host) return undefined;
+  const { ip, subnet } = addr;
+  return { key: domainNameOf(vn), cluster: `${vn.metadata.namespace}/${vn.spec!.cluster}`, ip, subnet, gateway: gatewayAddress(subnet), host, incomingHost: inc !== host ? inc : undefined };
 }
 
 /**
@@ -135,29 +159,132 @@ export function observedNfsShares(cache: CacheReader): NfsShare[] {
   });
 }
 
+/** The share of the time the paced refresh of other nodes may take: it waits twice a node's plan-and-apply time before the next. */
+const REMOTE_REFRESH_WAIT_FACTOR = 2;
+/** How long the paced refresh waits for a node it queued before moving on (a slow or failing node). */
+const REMOTE_REFRESH_STEP_TIMEOUT_MS = 30_000;
+
+/**
+ * Brings every node up to date with changes that concern it only remotely, one node at a time,
+ * paced: after each node it waits REMOTE_REFRESH_WAIT_FACTOR times that node's reconcile time.
+ * `stale()` says a change happened (every node is behind it until it is next planned); `planned`
+ * records the change count a node's successful plan included.
+ */
+export class RemoteRefresh {
+  private changes = 0;
+  private readonly plannedAt = new Map<string, number>();
+  private readonly waiters = new Map<string, () => void>();
+  private wake?: () => void;
+  private lastMs = 0;
+
+  stale(): void {
+    this.changes++;
+    this.wake?.();
+  }
+  /** The change count a reconcile starting now includes. */
+  get current(): number {
+    return this.changes;
+  }
+  planned(node: string, at: number, tookMs: number): void {
+    if (at > (this.plannedAt.get(node) ?? -1)) this.plannedAt.set(node, at);
+    this.lastMs = tookMs;
+    this.waiters.get(node)?.();
+  }
+  forget(node: string): void {
+    this.plannedAt.delete(node);
+    this.waiters.get(node)?.();
+  }
+  /** The ControllerSpec source: `nodes()` in name order, each behind the latest change queued in turn. */
+  source(nodes: () => string[]): (enqueue: (ref: ObjectRef) => void) => () => void {
+    return (enqueue) => {
+      let stopped = false;
+      const sleep = (ms: number) => new Promise<void>((r) => {
+        const t = setTimeout(r, ms);
+        this.wake = () => { clearTimeout(t); r(); };
+      });
+      void (async () => {
+        let after = '';
+        while (!stopped) {
+          const names = nodes();
+          const behind = names.filter((n) => (this.plannedAt.get(n) ?? -1) < this.changes);
+          if (behind.length === 0) {
+            await sleep(60_000); // until the next change
+            continue;
+          }
+          // Round robin: the first behind after the last one queued.
+          const next = behind.find((n) => n > after) ?? behind[0]!;
+          after = next;
+          const done = new Promise<void>((r) => {
+            const t = setTimeout(r, REMOTE_REFRESH_STEP_TIMEOUT_MS);
+            this.waiters.set(next, () => { clearTimeout(t); r(); });
+          });
+          enqueue({ kind: 'PhysicalNode', name: next });
+          await done;
+          this.waiters.delete(next);
+          if (stopped) break;
+          const wait = this.lastMs * REMOTE_REFRESH_WAIT_FACTOR;
+          if (wait > 0) await new Promise<void>((r) => setTimeout(r, wait));
+        }
+      })();
+      return () => {
+        stopped = true;
+        this.wake?.();
+        for (const w of this.waiters.values()) w();
+      };
+    };
+  }
+}
+
 export function networkHostController(cache: CacheReader, deps: NetworkDeps, applied: AppliedNetworks): ControllerSpec {
-  // Every VM's move changes routes on every node.
   const everyNode = (): ObjectRef[] =>
     cache.list<PhysicalNode>('PhysicalNode').map((pn) => ({ kind: 'PhysicalNode', name: pn.metadata.name }));
-  // Only a change of what the plans read re-plans every node (controllers/change-filter.ts), and
-  // only such a change (counted here) makes the VMs' networks be computed again: keyed on the
-  // cache's revisions instead, every VM status write between two node reconciles made each of
-  // them a pass over every VM (nodes x VMs per round: hack/bench-scale at 3,000 VMs).
+  const nodeRef = (name: string): ObjectRef => ({ kind: 'PhysicalNode', name });
+  // The nodes a VM is on or bound to, and where it is being migrated.
+  const hostsOfVm = (vn: VirtualNode, out: Set<string>): void => {
+    if (vn.spec?.physicalNode) out.add(vn.spec.physicalNode);
+    if (vn.status?.host) out.add(vn.status.host);
+  };
+  // The nodes each VM was last seen on (by namespace/name), so that a move re-plans its old node too.
+  const lastHosts = new Map<string, Set<string>>();
+  // Every node hosting a VM of the VC `namespace/name`, plus `extra`.
+  const vcNodes = (namespace: string | undefined, vc: string | undefined, extra: Set<string>): ObjectRef[] => {
+    if (vc) for (const v of cache.list<VirtualNode>('VirtualNode', { namespace, labelSelector: clusterSelector(vc) })) hostsOfVm(v, extra);
+    return [...extra].map(nodeRef);
+  };
+  const remote = new RemoteRefresh();
+  // Only a change of what the plans read re-plans (controllers/change-filter.ts), and only such a
+  // change (counted here) makes the VMs' networks be computed again: keyed on the cache's
+  // revisions instead, every VM status write between two node reconciles made each of them a pass
+  // over every VM (nodes x VMs per round: hack/bench-scale at 3,000 VMs). The nodes it concerns
+  // directly are queued; the others are left to the paced refresh.
   let relevantChanges = 0;
-  const onChange = (signature: (o: ApiObject) => unknown) => mapOnChange(cache, signature, () => {
+  const onChange = (signature: (o: ApiObject) => unknown, direct: (o: ApiObject) => ObjectRef[]) => mapOnChange(cache, signature, (o) => {
     relevantChanges++;
-    return everyNode();
+    remote.stale();
+    return direct(o);
   });
+  const vmDirect = (o: ApiObject): ObjectRef[] => {
+    const vn = o as VirtualNode;
+    const id = `${vn.metadata.namespace ?? ''}/${vn.metadata.name}`;
+    const now = new Set<string>();
+    hostsOfVm(vn, now);
+    const nodes = new Set([...(lastHosts.get(id) ?? []), ...now]);
+    // (a migration's target is queued by the Migration's own events)
+    if (cache.get({ kind: 'VirtualNode', namespace: vn.metadata.namespace, name: vn.metadata.name })) lastHosts.set(id, now);
+    else lastHosts.delete(id);
+    return vcNodes(vn.metadata.namespace, vn.spec?.cluster, nodes);
+  };
   const byRevision = vmNetworksMemo();
   const cleanSharedFs = new CleanSharedFsNodes();
   let memo: { at: string; value: VmNetwork[] } | undefined;
+  const perVm: VmNetworkMemo = new WeakMap();
   const vmNetworks = (c: CacheReader): VmNetwork[] => {
     // A reader without informers (a test's) has no watch feeding the count: computed each time.
     if (cacheState(c, []) === undefined) return byRevision(c);
     // With the number of objects of each kind: a deletion while this manager did not lead (its
     // watch mappers unhooked; a new term replays only the objects that are still there) counts.
     const at = [relevantChanges, ...['VirtualCluster', 'VirtualNode', 'Migration'].map((k) => c.list(k).length)].join(',');
-    if (memo?.at !== at) memo = { at, value: observedVmNetworks(c) };
+    if (memo?.at !== at) memo = { at, value: observedVmNetworks(c, perVm) };
     return memo.value;
   };
   return {
@@ -167,48 +294,69 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
       { kind: 'VirtualNode', map: onChange((o) => {
         const vn = o as VirtualNode;
         return [vn.spec?.cluster, vn.spec?.index, vn.spec?.physicalNode, vn.status?.host, !!vn.metadata.deletionTimestamp];
-      }) },
+      }, vmDirect) },
       { kind: 'VirtualCluster', map: onChange((o) => {
         const vc = o as VirtualCluster;
         return [vc.spec?.network, vc.status?.subnet, vc.spec?.sharedStorage, hasSubnetConflict(vc), !!vc.metadata.deletionTimestamp];
+      }, (o) => vcNodes(o.metadata.namespace, o.metadata.name, new Set())) },
+      { kind: 'Migration', map: onChange((o) => [(o as Migration).spec, (o as Migration).status?.phase ?? 'Pending'], (o) => {
+        const m = o as Migration;
+        if (!m.spec) return [];
+        const vn = cache.get<VirtualNode>({ kind: 'VirtualNode', namespace: m.metadata.namespace, name: m.spec.virtualNode });
+        const nodes = new Set([m.spec.targetNode]);
+        if (vn) hostsOfVm(vn, nodes);
+        return vcNodes(m.metadata.namespace, vn?.spec?.cluster, nodes);
       }) },
-      { kind: 'Migration', map: onChange((o) => [(o as Migration).spec, (o as Migration).status?.phase ?? 'Pending']) },
       // A shared volume's path appearing adds an NFS export; other volumes do not matter here.
       { kind: 'Volume', map: (v) => ((v as Volume).spec?.role === 'shared' ? everyNode() : []) },
     ],
+    sources: [remote.source(() => cache.list<PhysicalNode>('PhysicalNode').map((pn) => pn.metadata.name).sort())],
     workers: 2,
     async reconcile(ref: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
-      const pn = ctx.cache.get<PhysicalNode>(ref);
-      if (!pn || pn.metadata.deletionTimestamp) {
-        applied.forget(ref.name);
-        return undefined;
+      const started = performance.now();
+      const at = remote.current;
+      try {
+        return await reconcileNode(ref, ctx);
+      } finally {
+        // Planned (or failed, or not Ready: the retry or its own requeue plans it again whole):
+        // the paced refresh need not queue it for the changes up to `at`.
+        if (ctx.cache.get(ref)) remote.planned(ref.name, at, performance.now() - started);
+        else remote.forget(ref.name);
       }
-      if (!isConditionTrue(pn.status?.conditions, 'Ready')) {
-        return { requeueAfterMs: 5_000 }; // unreachable nodes are probed by the node controller
-      }
-      const hosts = ctx.cache.list<PhysicalNode>('PhysicalNode').map((n) => ({ name: n.metadata.name, address: n.spec!.address }));
-      const shares = observedNfsShares(ctx.cache);
-      const transport = deps.transports.get(pn);
-      const allVms = vmNetworks(ctx.cache);
-      const shared = await serveSharedFs(ctx, pn, transport, allVms, cleanSharedFs, deps.o2cbTimeouts);
-      const state = planHostNetwork(pn.metadata.name, hosts, holdBack(pn.metadata.name, allVms, shared.notServed, applied), shares);
-      // NFS first: a tap in place is what lets the runtime start a VM or switch a migration over,
-      // so the guest's NFS server answers by the time the guest can reach it. Its failure is
-      // reported below and does not stop the network.
-      const nfs = await serveNfs(new NfsServerDriver(transport, { runRoot: pn.spec!.runRoot ?? DEFAULT_RUN_ROOT }), state);
-      const driver = new HostNetworkDriver(transport);
-      const { changed } = await driver.apply(state);
-      applied.set(pn.metadata.name, state.taps.map((t) => t.vm));
-      changed.push(...shared.changed, ...nfs.changed);
-      const nfsOk = await reportNfs(ctx, pn, state, shares, nfs.error);
-      if (changed.length > 0) {
-        ctx.log.info({ node: pn.metadata.name, changed }, 'network converged');
-        ctx.events.record(pn, 'Normal', 'NetworkChanged', changed.slice(0, 8).join('; ') + (changed.length > 8 ? `; and ${changed.length - 8} more` : ''));
-      }
-      const retrySoon = !nfsOk || shared.notServed.size > 0;
-      return { requeueAfterMs: retrySoon ? Math.min(deps.resyncMs ?? 30_000, 10_000) : (deps.resyncMs ?? 30_000) };
     },
   };
+
+  async function reconcileNode(ref: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
+    const pn = ctx.cache.get<PhysicalNode>(ref);
+    if (!pn || pn.metadata.deletionTimestamp) {
+      applied.forget(ref.name);
+      return undefined;
+    }
+    if (!isConditionTrue(pn.status?.conditions, 'Ready')) {
+      return { requeueAfterMs: 5_000 }; // unreachable nodes are probed by the node controller
+    }
+    const hosts = ctx.cache.list<PhysicalNode>('PhysicalNode').map((n) => ({ name: n.metadata.name, address: n.spec!.address }));
+    const shares = observedNfsShares(ctx.cache);
+    const transport = deps.transports.get(pn);
+    const allVms = vmNetworks(ctx.cache);
+    const shared = await serveSharedFs(ctx, pn, transport, allVms, cleanSharedFs, deps.o2cbTimeouts);
+    const state = planHostNetwork(pn.metadata.name, hosts, holdBack(pn.metadata.name, allVms, shared.notServed, applied), shares);
+    // NFS first: a tap in place is what lets the runtime start a VM or switch a migration over,
+    // so the guest's NFS server answers by the time the guest can reach it. Its failure is
+    // reported below and does not stop the network.
+    const nfs = await serveNfs(new NfsServerDriver(transport, { runRoot: pn.spec!.runRoot ?? DEFAULT_RUN_ROOT }), state);
+    const driver = new HostNetworkDriver(transport);
+    const { changed } = await driver.apply(state);
+    applied.set(pn.metadata.name, state.taps.map((t) => t.vm));
+    changed.push(...shared.changed, ...nfs.changed);
+    const nfsOk = await reportNfs(ctx, pn, state, shares, nfs.error);
+    if (changed.length > 0) {
+      ctx.log.info({ node: pn.metadata.name, changed }, 'network converged');
+      ctx.events.record(pn, 'Normal', 'NetworkChanged', changed.slice(0, 8).join('; ') + (changed.length > 8 ? `; and ${changed.length - 8} more` : ''));
+    }
+    const retrySoon = !nfsOk || shared.notServed.size > 0;
+    return { requeueAfterMs: retrySoon ? Math.min(deps.resyncMs ?? 30_000, 10_000) : (deps.resyncMs ?? 30_000) };
+  }
 }
 
 /**

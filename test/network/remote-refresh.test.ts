@@ -1,0 +1,67 @@
+// network/hosts' paced refresh of the nodes a change concerns only remotely (RemoteRefresh,
+// reconcilers/network/controller.ts): each node behind the latest change is queued once, one at a
+// time, waiting twice its reconcile time before the next; a node planned meanwhile (queued
+// directly by the change) is skipped; nothing is queued while every node is up to date.
+
+import assert from 'node:assert/strict';
+import { RemoteRefresh } from '../../reconcilers/network/controller.js';
+
+const until = async (cond: () => boolean, what: string, ms = 5_000): Promise<void> => {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+describe('network/hosts: paced refresh of other nodes', () => {
+  it('queues each node behind the latest change once, skips one planned meanwhile, and paces by reconcile time', async () => {
+    const r = new RemoteRefresh();
+    const nodes = ['n1', 'n2', 'n3'];
+    const queued: { name: string; at: number }[] = [];
+    let took = 0;
+    const stop = r.source(() => nodes)((ref) => {
+      queued.push({ name: ref.name, at: performance.now() });
+      const at = r.current;
+      setTimeout(() => r.planned(ref.name, at, took), 1);
+    });
+    try {
+      // Never planned: every node is behind at first.
+      await until(() => queued.length === 3, 'the first round');
+      assert.deepEqual(queued.map((q) => q.name), ['n1', 'n2', 'n3']);
+      await new Promise((res) => setTimeout(res, 100));
+      assert.equal(queued.length, 3, 'nothing queued while every node is up to date');
+
+      // A change; n2 is planned directly (its own VM moved) before the refresh reaches it.
+      took = 40;
+      r.stale();
+      r.planned('n2', r.current, 1);
+      await until(() => queued.length === 5, 'the second round');
+      assert.deepEqual(queued.slice(3).map((q) => q.name), ['n1', 'n3'], 'n2 was planned meanwhile: skipped');
+      const gap = queued[4]!.at - queued[3]!.at;
+      assert.ok(gap >= 2 * 40 - 5, `waited twice the reconcile time before the next node (gap ${gap.toFixed(0)} ms)`);
+      await new Promise((res) => setTimeout(res, 150));
+      assert.equal(queued.length, 5, 'up to date again: nothing more');
+    } finally {
+      stop();
+    }
+  });
+
+  it('forgets a node deleted while queued: it is not queued again', async () => {
+    const r = new RemoteRefresh();
+    const nodes = ['a', 'b'];
+    const queued: string[] = [];
+    const stop = r.source(() => nodes)((ref) => {
+      queued.push(ref.name);
+      // a is deleted while queued; b is planned
+      setTimeout(() => (ref.name === 'a' ? (nodes.splice(0, 1), r.forget('a')) : r.planned('b', r.current, 0)), 1);
+    });
+    try {
+      await until(() => queued.length >= 2, 'both queued');
+      await new Promise((res) => setTimeout(res, 100));
+      assert.deepEqual(queued, ['a', 'b'], 'a deleted node is not queued again');
+    } finally {
+      stop();
+    }
+  });
+});

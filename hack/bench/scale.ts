@@ -8,7 +8,10 @@
 // `vcctl drain` of a tenth of the nodes and the time until every Migration Succeeded; a delete of
 // every VC and the time until no VirtualNode is left. Last line as issue 25 asks.
 //
-// usage: hack/bench-scale [--sizes 100:1000,1000:10000] [--drain-fraction 0.1] [--etcd-dir /dev/shm] [--until-running]
+// usage: hack/bench-scale [--sizes 100:1000,1000:10000] [--drain-fraction 0.1] [--etcd-dir /dev/shm] [--until-running] [--lease-ttl 60]
+// (--lease-ttl: vc-manager's leadership lease, default 60 s here, 15 s in vc-manager: with 15 s a
+// manager starved of CPU on this loaded machine lost its lease mid-run, and each new term hooks
+// every controller again over every cached object; the bench prints how often it was lost.)
 // (--until-running: stop each size once all VMs are Running, no drain or delete, for profiling; a size is NODES:VMS, VMS a multiple of 4; VL_BENCH_PROF_DIR=DIR: vc-manager writes a V8 CPU
 // profile there; VL_SIM_BEHAVIOUR: the sim hosts' timings as JSON, sim-host.ts SimBehaviour.)
 
@@ -38,6 +41,8 @@ interface Result extends Size {
   byController: Map<string, number>; byMethod: Map<string, number>; reconciles: Map<string, number>;
   /** When every VC first had StorageReady, NetworkReady True (ms after apply). */
   milestones: Map<string, number>;
+  /** Times vc-manager lost its leadership (its lease not renewed in time) until Running, and over the whole size. */
+  lostUntilRunning: number; leadershipLost: number;
   /** Undefined with --until-running. */
   drained?: number; migrations?: number; drainMs?: number; deleteMs?: number;
 }
@@ -242,7 +247,8 @@ class Follower<T extends VirtualNode | Migration | PhysicalNode | VirtualCluster
 
 const isRunning = (vn: VirtualNode): boolean => vn.status?.phase === 'Running' && vn.status.host === vn.spec?.physicalNode;
 
-async function run(size: Size, drainFraction: number, work: string, etcdDir: string, untilRunning: boolean): Promise<Result> {
+async function run(size: Size, drainFraction: number, work: string, etcdDir: string, untilRunning: boolean, leaseTtl: number): Promise<Result> {
+  let leadershipLost = 0;
   const vcs = size.vms / VMS_PER_VC;
   const nodesFile = join(work, `nodes-${size.nodes}.yaml`);
   const vcsFile = join(work, `vcs-${vcs}.yaml`);
@@ -267,8 +273,19 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     const prof = process.env.VL_BENCH_PROF_DIR;
     const metricsAddr = `127.0.0.1:${await freePort()}`;
     manager = spawn(process.execPath, [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), '--import', 'tsx', join(ROOT, 'operator/vc-manager.ts'),
-      '--store', etcd.url, '--identity', 'bench', '--metrics-addr', metricsAddr, '--log-level', 'error'],
-    { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env } });
+      '--store', etcd.url, '--identity', 'bench', '--metrics-addr', metricsAddr, '--log-level', 'warn', '--lease-ttl', String(leaseTtl)],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env } });
+    // Its warnings are counted, not shown (errors are): a lost leadership ends the term, and the
+    // next one hooks every controller again (each watch mapper over every cached object).
+    let partial = '';
+    manager.stderr!.on('data', (d: Buffer) => {
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        if (line.includes('"msg":"leadership lost"')) leadershipLost++;
+        if (!/"level":"(trace|debug|info|warn)"/.test(line)) process.stderr.write(`${line}\n`);
+      }
+    });
     const ready = (p: PhysicalNode) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
     await pns.until('nodes Ready', (m) => [...m.values()].filter(ready).length === size.nodes, manager, 300_000,
       () => `${[...pns.objects.values()].filter(ready).length} of ${size.nodes} Ready`);
@@ -307,11 +324,11 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     const fsyncMs = fs1.n > fs0.n ? ((fs1.s - fs0.s) / (fs1.n - fs0.n)) * 1000 : 0;
     process.stderr.write(`  ${label}: all Running in ${(runningMs / 1000).toFixed(1)} s\n`);
     const milestones = vcsSeen.reached(t0);
-    const measured = { ...size, applyMs, placedMs, runningMs, cpuS, etcdRequests: etcdRequestsN, fsyncMs, byController, byMethod, reconciles, milestones };
+    const measured = { ...size, applyMs, placedMs, runningMs, cpuS, etcdRequests: etcdRequestsN, fsyncMs, byController, byMethod, reconciles, milestones, lostUntilRunning: leadershipLost };
     if (untilRunning) {
       const rssMiB = peakRssMiB(manager.pid!);
       await store.close();
-      return { ...measured, rssMiB };
+      return { ...measured, rssMiB, leadershipLost };
     }
 
     // Drain: a tenth of the nodes, a few `vcctl drain` at a time.
@@ -353,7 +370,7 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     const deleteMs = performance.now() - t2;
     const rssMiB = peakRssMiB(manager.pid!);
     await store.close();
-    return { ...measured, rssMiB, drained, migrations, drainMs, deleteMs };
+    return { ...measured, rssMiB, drained, migrations, drainMs, deleteMs, leadershipLost };
   } finally {
     for (const f of followers) f.stop();
     if (manager && manager.exitCode === null) {
@@ -383,7 +400,9 @@ function perVm(m: Map<string, number>, vms: number): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100:1000,1000:10000' }, 'drain-fraction': { type: 'string', default: '0.1' }, 'etcd-dir': { type: 'string', default: '/dev/shm' }, 'until-running': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100:1000,1000:10000' }, 'drain-fraction': { type: 'string', default: '0.1' }, 'etcd-dir': { type: 'string', default: '/dev/shm' }, 'until-running': { type: 'boolean', default: false }, 'lease-ttl': { type: 'string', default: '60' } } });
+  const leaseTtl = Number(values['lease-ttl']);
+  if (!Number.isInteger(leaseTtl) || leaseTtl < 1) throw new Error(`--lease-ttl: whole seconds, at least 1, got ${values['lease-ttl']}`);
   const sizes = parseSizes(values.sizes);
   const drainFraction = Number(values['drain-fraction']);
   if (!(drainFraction > 0 && drainFraction < 1)) throw new Error(`--drain-fraction must be between 0 and 1, got ${values['drain-fraction']}`);
@@ -391,12 +410,13 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   try {
     for (const size of sizes) {
-      const r = await run(size, drainFraction, work, values['etcd-dir'], values['until-running']);
+      const r = await run(size, drainFraction, work, values['etcd-dir'], values['until-running'], leaseTtl);
       results.push(r);
       process.stdout.write(`${r.nodes} sim nodes, ${r.vms} VMs (${r.vms / VMS_PER_VC} VCs): apply ${s(r.applyMs)} s; all Placed ${s(r.placedMs)} s; all Running ${s(r.runningMs)} s; ` +
         `vc-manager ${r.cpuS.toFixed(1)} CPU s until Running, peak RSS ${r.rssMiB.toFixed(0)} MiB; etcd requests ${r.etcdRequests} (WAL fsync mean ${r.fsyncMs.toFixed(2)} ms)` +
         (r.drainMs === undefined ? ' (--until-running: no drain, no delete)\n'
           : `; drain of ${r.drained} nodes (${r.migrations} migrations) ${s(r.drainMs)} s; delete of everything ${s(r.deleteMs!)} s\n`));
+      process.stdout.write(`  vc-manager lost its leadership ${r.lostUntilRunning} times until all Running, ${r.leadershipLost} in all (--lease-ttl ${leaseTtl} s)\n`);
       process.stdout.write(`  every VC ${[...r.milestones].map(([k, v]) => `${k} ${s(v)} s`).join(', ') || '(no StorageReady/NetworkReady milestone seen)'} after apply\n`);
       process.stdout.write(`  etcd requests per VM until Running, by method: ${perVm(r.byMethod, r.vms)}\n`);
       process.stdout.write(`  store requests per VM until Running, by controller and operation: ${perVm(r.byController, r.vms)}\n`);

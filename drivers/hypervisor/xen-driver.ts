@@ -35,6 +35,12 @@
 // - the console log of a domain that arrived by live migration keeps xenconsoled's name for it
 //   while incoming: `guest-<name>--incoming.log` (consoleLogPaths);
 // - cancelling a migration ends the `xl migrate` process; xl then resumes the domain on the source;
+// - an `xl migrate` outlives the manager that started it (xl ignores SIGPIPE, and sshd leaves a
+//   command without a pty running when its connection goes): a marker `<runRoot>/<name>.migrating`
+//   (the target's address) lives while it runs, so the source lists the domain as migrating while
+//   an `xl migrate` of it runs there (read with ps only when a marker exists), and a next manager
+//   waits for the transfer to end (or cancels it: cancelMigration ends that process) instead of
+//   taking the domain for one that is not migrating;
 // - the console is the log xenconsoled writes when started with `--log=guest`
 //   (`<consoleLogDir>/guest-<name>.log`).
 
@@ -351,6 +357,18 @@ export class XlLineClock {
     return from ? this.now() - from.at : -1;
   }
 
+  /**
+   * The lines from libxl's suspend request to the target's start (or the end), each with its
+   * arrival in ms after the suspend request: where the downtime goes (hack/bench-hypervisor --xen).
+   */
+  switchoverTimeline(drop?: RegExp): { ms: number; line: string }[] {
+    const i = this.stamped.findIndex((s) => XL_SUSPEND_LINE.test(s.line));
+    if (i < 0) return [];
+    const from = this.stamped[i]!.at;
+    const end = this.stamped.findIndex((s, j) => j >= i && XL_STARTED_LINE.test(s.line));
+    return this.stamped.slice(i, end < 0 ? undefined : end + 1).filter((s) => !drop || !drop.test(s.line)).map((s) => ({ ms: s.at - from, line: s.line }));
+  }
+
   downtimeMs(): number {
     const from = this.stamped.find((s) => XL_SUSPEND_LINE.test(s.line));
     const to = this.stamped.find((s) => XL_STARTED_LINE.test(s.line));
@@ -386,6 +404,9 @@ export function configDiskPaths(cfg: string): string[] {
     .filter((p): p is string => p !== undefined);
 }
 
+/** The marker of an outgoing `xl migrate` (`<runRoot>/<name>.migrating`). */
+const MIGRATING = '.migrating';
+
 /** flock's exit code when another `xl create` of the same domain holds its lock. */
 const CREATE_LOCKED = 75;
 
@@ -405,6 +426,8 @@ export class XenDriver implements HypervisorDriver {
   private readonly outgoing = new Map<string, SpawnedProcess>();
   private readonly cancelled = new Set<string>();
   private scriptsInstalled = false;
+  /** The lines of the last `xl -vvv migrate` from this node, stamped as they arrived (benchmarks read it). */
+  lastMigrationLines?: XlLineClock;
 
   constructor(opts: XenDriverOptions) {
     this.transport = opts.transport;
@@ -467,13 +490,35 @@ export class XenDriver implements HypervisorDriver {
     });
     // A domain that powered off is gone from xl (on_poweroff = destroy); its configuration file
     // stays until destroy: it is listed as shut off, its console log still readable.
-    const r = await this.transport.exec(['find', this.runRoot, '-maxdepth', '1', '-type', 'f', '-name', '*.cfg']);
+    const r = await this.transport.exec(['find', this.runRoot, '-maxdepth', '1', '-type', 'f', '(', '-name', '*.cfg', '-o', '-name', '*.migrating', ')']);
+    const files = r.code !== 0 ? [] : r.stdout.split('\n').filter(Boolean);
+    const markers = files.filter((f) => f.endsWith(MIGRATING)).map((f) => f.slice(this.runRoot.length + 1, -MIGRATING.length));
+    if (markers.length) {
+      const outgoing = await this.outgoingXl();
+      for (const d of live) if (d.state === 'running' && markers.includes(d.name) && outgoing.some((o) => o.name === d.name)) d.state = 'migrating';
+    }
     const names = new Set(live.map((d) => d.name));
-    const off = r.code !== 0 ? [] : r.stdout.split('\n').filter(Boolean)
+    const off = files.filter((f) => f.endsWith('.cfg'))
       .map((f) => f.slice(this.runRoot.length + 1, -'.cfg'.length))
       .filter((n) => !names.has(n))
       .map((name): DomainInfo => ({ name, state: 'shutoff' }));
     return [...live, ...off];
+  }
+
+  /** The `xl migrate` processes running on this node: pid and the domain each sends. */
+  private async outgoingXl(): Promise<{ pid: number; name: string }[]> {
+    const ps = await this.transport.exec(['ps', '-eo', 'pid=,args=']);
+    const out: { pid: number; name: string }[] = [];
+    for (const line of ps.stdout.split('\n')) {
+      // xl [-vvv] migrate [-p] -s <ssh command, spaces in it> <name> <target address>
+      const m = /^\s*(\d+)\s+\S*\bxl(?: -v+)? migrate (?:-p )?-s .* (\S+) \S+$/.exec(line);
+      if (m) out.push({ pid: Number(m[1]), name: m[2]! });
+    }
+    return out;
+  }
+
+  private migratingMarker(name: string): string {
+    return `${this.runRoot}/${name}${MIGRATING}`;
   }
 
   async get(name: string): Promise<DomainInfo | undefined> {
@@ -538,11 +583,15 @@ export class XenDriver implements HypervisorDriver {
 
   async destroy(name: string): Promise<void> {
     validateDomainName(name);
-    if ((await this.get(name))?.pid !== undefined) {
-      const r = await this.transport.exec(['xl', 'destroy', name], { timeoutMs: 120_000 });
+    const cur = await this.get(name);
+    if (cur?.pid !== undefined) {
+      // mid-migration xl names it <name>--incoming or <name>--migratedaway: destroyed by that name,
+      // so a domain renamed meanwhile (its migration completed: it runs now) is never destroyed here
+      const xlName = cur.state === 'incoming' ? `${name}--incoming` : cur.state === 'migrating' ? `${name}--migratedaway` : name;
+      const r = await this.transport.exec(['xl', 'destroy', xlName], { timeoutMs: 120_000 });
       if (r.code !== 0 && (await this.get(name))?.pid !== undefined) throw new HypervisorError(`${this.node}: xl destroy ${name} failed: ${r.stderr.trim()}`);
     }
-    await execOk(this.transport, ['rm', '-f', '--', this.configPath(name), `${this.configPath(name)}.lock`, ...this.consoleLogPaths(name)]);
+    await execOk(this.transport, ['rm', '-f', '--', this.configPath(name), `${this.configPath(name)}.lock`, this.migratingMarker(name), ...this.consoleLogPaths(name)]);
   }
 
   async shutdown(name: string, opts: ShutdownOptions = {}): Promise<ShutdownResult> {
@@ -688,9 +737,11 @@ export class XenDriver implements HypervisorDriver {
     const argv = ['xl', '-vvv', 'migrate', ...(paused ? ['-p'] : []), '-s', ssh, name, target.migrationAddress];
     // default 15 min, not the contract's 2: under TCG the copy alone runs at ~2.5 MB/s (ssh in a
     // PV dom0 whose every syscall goes through an emulated Xen), minutes for 128 MiB under load
+    await this.transport.writeFile(this.migratingMarker(name), `${target.migrationAddress}\n`);
     const p = this.transport.spawn(argv, { timeoutMs: opts.timeoutMs ?? 900_000 });
     this.outgoing.set(name, p);
     const lines = new XlLineClock();
+    this.lastMigrationLines = lines;
     p.stderr.on('data', (b: Buffer) => lines.add(b.toString()));
     p.stdout.on('data', (b: Buffer) => lines.add(b.toString()));
     let code: number;
@@ -709,6 +760,7 @@ export class XenDriver implements HypervisorDriver {
       // when it was killed itself: nothing of the domain may stay on the target. (`xl list -l`
       // leaves such a domain out, having no configuration for it yet: destroy it by its name.)
       await target.transport.exec(['xl', 'destroy', `${name}--incoming`], { timeoutMs: 120_000 }).catch(() => undefined);
+      await this.transport.exec(['rm', '-f', '--', this.migratingMarker(name)]).catch(() => undefined);
       const why = /Failed to enable logdirty: 95/.test(stderr)
         ? `this Xen cannot live-migrate a PV guest: log-dirty mode is not supported (Xen built without shadow paging); ${name} keeps running on ${this.node}`
         : `xl resumes it on ${this.node}`;
@@ -729,7 +781,7 @@ export class XenDriver implements HypervisorDriver {
     }
     const t2 = Date.now();
     if (cfg !== undefined) await target.transport.writeFile(target.configPath(name), cfg).catch(() => undefined);
-    await this.transport.exec(['rm', '-f', '--', this.configPath(name), `${this.configPath(name)}.lock`, ...this.consoleLogPaths(name)]);
+    await this.transport.exec(['rm', '-f', '--', this.configPath(name), `${this.configPath(name)}.lock`, this.migratingMarker(name), ...this.consoleLogPaths(name)]);
     const t3 = Date.now();
     return {
       downtimeMs,
@@ -743,7 +795,14 @@ export class XenDriver implements HypervisorDriver {
   async cancelMigration(name: string): Promise<boolean> {
     validateDomainName(name);
     const p = this.outgoing.get(name);
-    if (!p) return false;
+    if (!p) {
+      // started by another manager (it ended meanwhile): the xl migrate running here is ended;
+      // xl resumes the domain here when its stream breaks
+      const pids = (await this.outgoingXl()).filter((o) => o.name === name).map((o) => String(o.pid));
+      if (!pids.length) return false;
+      await this.transport.exec(['kill', '--', ...pids]);
+      return true;
+    }
     this.cancelled.add(name);
     p.kill();
     return true;

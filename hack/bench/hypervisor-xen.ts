@@ -109,6 +109,11 @@ async function main(): Promise<void> {
         } else {
           const ph = r.phasesMs!;
           console.log(`live migration ${b.node} -> ${a.node}: downtime ${r.downtimeMs < 0 ? 'unknown (xl printed no suspend/start line)' : s(r.downtimeMs)}, xl migrate ${s(r.totalMs)}, end to end ${s(r.endToEndMs)} (preparation: ssh key and host key, scripts, the target's loop devices ${s(ph.prepare)}, clean-up ${s(ph.cleanup)}); baseline: suspend + resume of this guest above ${s(susMs + resMs)}; target < 300 ms downtime`);
+          // where the downtime went: xl's lines from the suspend request to the target's start, as they reached us
+          const tl = b.lastMigrationLines?.switchoverTimeline(/xc: detail: /) ?? [];
+          // the lines around each gap of 200 ms or more (and the first and last): where the time went
+          const shown = tl.filter((x, i) => i === 0 || i === tl.length - 1 || x.ms - tl[i - 1]!.ms >= 200 || (tl[i + 1]?.ms ?? x.ms) - x.ms >= 200);
+          console.log(`  xl -vvv from the suspend request to the start on ${a.node}: ${tl.length} lines, those around each gap of 200 ms or more (ms after the request, as they reached us):\n${shown.map((x) => `    +${x.ms} ${x.line.slice(0, 200)}`).join('\n')}`);
           // back with a paused switchover (xl migrate -p, a hook, xl unpause: what a SAN volume's
           // handover needs): the hook reads the domain's state on the target while it runs
           const tp = Date.now();

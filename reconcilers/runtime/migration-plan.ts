@@ -87,6 +87,7 @@ export function planMigration(i: MigrationInput): MigrationDecision {
     return { action: { type: 'none' }, message: 'transferring', requeueAfterMs: MIGRATION_POLL_MS };
   }
   // Nothing in flight on the source (the manager died between recording Running and starting the
-  // transfer, or the source QEMU restarted): undo whatever half-start exists.
-  return { action: { type: 'abort', source, target: i.target, why: 'the transfer was not running (interrupted start)' }, message: 'interrupted' };
+  // transfer, the source QEMU restarted, or an xl migrate that outlived its manager failed and xl
+  // resumed the domain there): undo whatever half-start exists.
+  return { action: { type: 'abort', source, target: i.target, why: 'the transfer was not running (an interrupted start, or it ended without completing while no manager watched)' }, message: 'interrupted' };
 }

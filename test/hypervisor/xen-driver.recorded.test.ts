@@ -55,7 +55,7 @@ const rawSpec: DomainSpec = {
   sharedDir: undefined,
 };
 const RUN = '/run/virtualinux/xen';
-const FIND = ['find', RUN, '-maxdepth', '1', '-type', 'f', '-name', '*.cfg'];
+const FIND = ['find', RUN, '-maxdepth', '1', '-type', 'f', '(', '-name', '*.cfg', '-o', '-name', '*.migrating', ')'];
 const CONSOLE = '/var/log/xen/console/guest-default.stripes-0.log';
 /** xenconsoled's name for the log of a domain that arrived by live migration. */
 const CONSOLE_IN = '/var/log/xen/console/guest-default.stripes-0--incoming.log';
@@ -140,6 +140,27 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     assert.deepEqual((await d.list()).map((x) => [x.name, x.state, x.pid]), [['default.b', 'incoming', 9], ['default.a', 'shutoff', undefined]]);
   });
 
+  it('destroy of a domain mid-migration goes by its xl name (--incoming, --migratedaway), never by the name a completed migration gives it', async () => {
+    for (const [xlName, suffix] of [['default.b--incoming', '--incoming'], ['default.b--migratedaway', '--migratedaway']]) {
+      const { t, d } = xenNode('blade2');
+      const long = JSON.stringify([{ domid: 9, config: { c_info: { name: xlName } } }]);
+      t.answer(['xl', 'list', '-l'], ok(long), 1).answer(['xl', 'list'], ok(LIST_TABLE.replace('default.stripes-0  ', xlName)), 1).answer(['xl', 'list', '-l'], ok('[]'));
+      await d.destroy('default.b');
+      assert.deepEqual(t.commands.filter((c) => c[1] === 'destroy'), [['xl', 'destroy', `default.b${suffix}`]]);
+    }
+    // renamed between the listing and the destroy (the migration completed: it runs there now):
+    // xl finds no --incoming domain, and the running one is left alone with an error
+    const { t, d } = xenNode('blade2');
+    const incoming = JSON.stringify([{ domid: 9, config: { c_info: { name: 'default.b--incoming' } } }]);
+    const running = JSON.stringify([{ domid: 9, config: { c_info: { name: 'default.b' } } }]);
+    t.answer(['xl', 'list', '-l'], ok(incoming), 1).answer(['xl', 'list'], ok(LIST_TABLE.replace('default.stripes-0  ', 'default.b--incoming')), 1)
+      .answer(['xl', 'destroy'], { code: 1, stdout: '', stderr: 'default.b--incoming is an invalid domain identifier' })
+      .answer(['xl', 'list', '-l'], ok(running)).answer(['xl', 'list'], ok(LIST_TABLE.replace('default.stripes-0  ', 'default.b  ')));
+    await assert.rejects(d.destroy('default.b'), /xl destroy default\.b failed/);
+    assert.deepEqual(t.commands.filter((c) => c[1] === 'destroy'), [['xl', 'destroy', 'default.b--incoming']]);
+    assert.ok(!t.commands.some((c) => c[0] === 'rm'), 'its files kept');
+  });
+
   it('create: reports xl create failures with xl stderr and where to look', async () => {
     const { t, d } = xenNode('blade1');
     t.answer(['xl', 'list', '-l'], ok('')).answer(['flock'], { code: 3, stdout: '', stderr: 'libxl: error: failed to get memory' });
@@ -161,7 +182,7 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     assert.deepEqual(t.commands, [['xl', 'list', '-l'], ['xl', 'list'], FIND, ['xl', 'shutdown', 'default.stripes-0'], ['xl', 'list', '-l'], FIND]);
     t.log.length = 0;
     await d.destroy('default.stripes-0');
-    assert.deepEqual(t.commands, [['xl', 'list', '-l'], FIND, ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, `${RUN}/default.stripes-0.cfg.lock`, CONSOLE, CONSOLE_IN]]);
+    assert.deepEqual(t.commands, [['xl', 'list', '-l'], FIND, ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, `${RUN}/default.stripes-0.cfg.lock`, `${RUN}/default.stripes-0.migrating`, CONSOLE, CONSOLE_IN]]);
   });
 
   it('shutdown destroys a guest that ignores the request within the timeout', async () => {
@@ -224,7 +245,7 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     assert.deepEqual(t.commands.slice(-3), [
       ['cat', '--', `${RUN}/default.stripes-0.cfg`],
       ['xl', '-vvv', 'migrate', '-s', ssh, 'default.stripes-0', 'blade2.example'],
-      ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, `${RUN}/default.stripes-0.cfg.lock`, CONSOLE, CONSOLE_IN],
+      ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, `${RUN}/default.stripes-0.cfg.lock`, `${RUN}/default.stripes-0.migrating`, CONSOLE, CONSOLE_IN],
     ]);
     assert.equal(b.t.files.get(`${RUN}/default.stripes-0.cfg`), 'name = "default.stripes-0"\n', 'our copy of the configuration follows the domain');
     assert.throws(() => migrationSshCommand('/a b/key', '/k'), /identity file/);
@@ -276,10 +297,32 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(await d.cancelMigration('default.stripes-0'), true);
     await assert.rejects(mig, MigrationCancelledError);
-    assert.deepEqual(t.commands.at(-1), ['<kill>', 'xl', '-vvv', 'migrate', '-s', 'ssh -i /k', 'default.stripes-0', 'blade2.example']);
+    assert.deepEqual(t.commands.slice(-2), [['<kill>', 'xl', '-vvv', 'migrate', '-s', 'ssh -i /k', 'default.stripes-0', 'blade2.example'], ['rm', '-f', '--', `${RUN}/default.stripes-0.migrating`]]);
+    assert.equal(t.files.get(`${RUN}/default.stripes-0.migrating`), 'blade2.example\n', 'the marker was written before xl migrate ran');
     assert.equal(await d.cancelMigration('default.stripes-0'), false);
     t.answer(['xl', '-vvv', 'migrate'], { code: 1, stdout: '', stderr: 'xc: error: Failed to enable logdirty: 95,22,0 (22 = Invalid argument): Internal error\nmigration target: Domain creation failed (code -3).' });
     await assert.rejects(d.migrate('default.stripes-0', target), (e: Error) => e instanceof MigrationFailedError && !(e instanceof MigrationCancelledError) && /log-dirty mode is not supported/.test(e.message) && /keeps running on blade1/.test(e.message));
+  });
+
+  it('an xl migrate started by an earlier manager: the source lists the domain as migrating while it runs, and cancelMigration ends it', async () => {
+    const { t, d } = xenNode('blade1');
+    const PS = ['ps', '-eo', 'pid=,args='];
+    const xlLine = `  812 /usr/lib/xen-4.17/bin/xl -vvv migrate -s ssh -i ${RUN}/migration_ed25519 -o IdentitiesOnly=yes -l root default.stripes-0 blade2.example\n`;
+    const rune = `  813 sh -c ssh -i ${RUN}/migration_ed25519 -l root blade2.example xl migrate-receive\n`;
+    t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE))
+      .answer(FIND, ok(`${RUN}/default.stripes-0.cfg\n${RUN}/default.stripes-0.migrating\n`)).answer(PS, ok(`    1 /sbin/init\n${xlLine}${rune}`), 2);
+    assert.equal((await d.get('default.stripes-0'))?.state, 'migrating');
+    assert.equal(await d.cancelMigration('default.stripes-0'), true);
+    assert.deepEqual(t.commands.at(-1), ['kill', '--', '812']);
+    // the marker left by a manager that ended, its xl migrate gone: running, and nothing to cancel
+    t.answer(PS, ok('    1 /sbin/init\n'));
+    assert.equal((await d.get('default.stripes-0'))?.state, 'running');
+    assert.equal(await d.cancelMigration('default.stripes-0'), false);
+    // no marker: ps is not read
+    const n = xenNode('blade1');
+    n.t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE)).answer(FIND, ok(`${RUN}/default.stripes-0.cfg\n`));
+    assert.equal((await n.d.get('default.stripes-0'))?.state, 'running');
+    assert.ok(!n.t.commands.some((c) => c[0] === 'ps'));
   });
 
   it('XlLineClock: downtime from libxl asking the guest to suspend to the target starting it (lines as they arrive, split anywhere)', () => {

@@ -411,7 +411,7 @@ async function reportNfs(ctx: ReconcileContext, pn: PhysicalNode, state: HostNet
 }
 
 /** The VirtualNode whose domain is `key` (`<namespace>.<name>`, api/names.ts) in the cache. */
-function virtualNodeOfDomain(cache: CacheReader, key: string): VirtualNode | undefined {
+export function virtualNodeOfDomain(cache: CacheReader, key: string): VirtualNode | undefined {
   for (let i = key.indexOf('.'); i > 0; i = key.indexOf('.', i + 1)) {
     const vn = cache.get<VirtualNode>({ kind: 'VirtualNode', namespace: key.slice(0, i), name: key.slice(i + 1) });
     if (vn) return vn;

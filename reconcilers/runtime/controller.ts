@@ -21,10 +21,11 @@ import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } f
 import type { DomainSpec, HypervisorDriver } from '../../drivers/hypervisor/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { execOk } from '../../drivers/transport/types.js';
-import { cacheState, mapOnChange, perCacheState } from '../../controllers/change-filter.js';
+import { mapOnChange, perCacheState } from '../../controllers/change-filter.js';
 import { posix } from 'node:path';
 import { macAddress, tapName } from '../network/host-plan.js';
 import { vmAddress } from '../network/addresses.js';
+import { virtualNodeOfDomain } from '../network/controller.js';
 import { FORMAT_ANNOTATION } from '../storage/plan.js';
 import { HypervisorDrivers, savedStatePath, type TransportSource } from './hosts.js';
 import { domainNameOf } from '../../api/names.js';
@@ -498,33 +499,22 @@ export function orphanController(deps: RuntimeDeps): ControllerSpec {
   const drivers = deps.drivers ?? new HypervisorDrivers(deps.transports);
   const now = deps.now ?? Date.now;
   const firstSeen = new Map<string, number>();
-  // The domains each node should have, from one pass over the VMs and Migrations, kept while the
-  // cache's VirtualNodes and Migrations are unchanged: a pass per node (each with a Migration
-  // list per VM) made every round cost nodes x VMs x Migrations (hack/bench-scale).
-  let memo: { at: string; byNode: Map<string, Set<string>> } | undefined;
-  const wantedOn = (cache: CacheReader): Map<string, Set<string>> => {
-    const at = cacheState(cache, ['VirtualNode', 'Migration']);
-    if (at !== undefined && memo?.at === at) return memo.byNode;
+  // Whether a node should have a domain: its VirtualNode (found by the domain's name) is bound to
+  // or on that node, or migrating to it; the Migrations' targets once per state of their cache.
+  // (A pass over every VM per state of the VirtualNode cache, which every VM status write moves,
+  // made the nodes' rounds cost nodes x VMs: hack/bench-scale at 3,000 VMs.)
+  const targets = perCacheState(['Migration'], (c) => {
     const target = new Map<string, string>();
-    for (const m of cache.list<Migration>('Migration')) {
+    for (const m of c.list<Migration>('Migration')) {
       const phase = m.status?.phase ?? 'Pending';
       if (m.spec && !m.metadata.deletionTimestamp && phase !== 'Succeeded' && phase !== 'Failed') target.set(`${m.metadata.namespace}/${m.spec.virtualNode}`, m.spec.targetNode);
     }
-    const byNode = new Map<string, Set<string>>();
-    const add = (node: string | undefined, name: string): void => {
-      if (node === undefined) return;
-      let set = byNode.get(node);
-      if (!set) byNode.set(node, (set = new Set()));
-      set.add(name);
-    };
-    for (const vn of cache.list<VirtualNode>('VirtualNode')) {
-      const name = domainNameOf(vn);
-      add(vn.spec?.physicalNode, name);
-      add(vn.status?.host, name);
-      add(target.get(`${vn.metadata.namespace}/${vn.metadata.name}`), name);
-    }
-    if (at !== undefined) memo = { at, byNode };
-    return byNode;
+    return target;
+  });
+  const wants = (cache: CacheReader, node: string, domain: string): boolean => {
+    const vn = virtualNodeOfDomain(cache, domain);
+    if (!vn) return false;
+    return vn.spec?.physicalNode === node || vn.status?.host === node || targets(cache).get(`${vn.metadata.namespace}/${vn.metadata.name}`) === node;
   };
   // The destroyed domain's volumes are unmapped here (volume-activation.ts) when its VirtualNode
   // and VirtualCluster still exist (the VM runs, or is to run, elsewhere): a snapshot left mapped
@@ -532,7 +522,7 @@ export function orphanController(deps: RuntimeDeps): ControllerSpec {
   // its volumes by: nothing to unmap through the port.
   const unmapOrphan = async (domain: string, pn: PhysicalNode, ctx: ReconcileContext): Promise<void> => {
     if (!deps.volumes) return;
-    const vn = ctx.cache.list<VirtualNode>('VirtualNode').find((v) => domainNameOf(v) === domain);
+    const vn = virtualNodeOfDomain(ctx.cache, domain);
     const vc = vn?.spec && ctx.cache.get<VirtualCluster>(ref('VirtualCluster', vn.spec.cluster, vn.metadata.namespace));
     if (!vn || !vc) return;
     await deps.volumes.deactivate(vc, vn, pn).catch((err: Error) =>
@@ -545,10 +535,9 @@ export function orphanController(deps: RuntimeDeps): ControllerSpec {
       const pn = ctx.cache.get<PhysicalNode>(key);
       if (!pn?.spec || !isConditionTrue(pn.status?.conditions, 'Ready')) return { requeueAfterMs: 15_000 };
       const driver: HypervisorDriver = drivers.get(pn);
-      const wanted = wantedOn(ctx.cache).get(pn.metadata.name) ?? new Set<string>();
       for (const d of await driver.list()) {
         const id = `${pn.metadata.name}/${d.name}`;
-        if (wanted.has(d.name)) {
+        if (wants(ctx.cache, pn.metadata.name, d.name)) {
           firstSeen.delete(id);
           continue;
         }

@@ -66,5 +66,19 @@ describe('runtime/orphans: a destroyed orphan\'s volumes are unmapped on its nod
     assert.deepEqual([...mapped], ['n2/vc-0'], 'unmapped on n1 only; n2, where the VM runs, keeps its mapping');
     assert.equal(events.filter((e) => e.startsWith('OrphanDestroyed')).length, 2, events.join('\n'));
     assert.deepEqual(events.filter((e) => e.startsWith('UnmapFailed')), []);
+
+    // Wanted domains stay: the VM's own on n2 (bound and on it), and an incoming copy on n1 while
+    // a Migration in flight targets n1; once that Migration has Succeeded elsewhere, the copy is an orphan.
+    await execOk(transports.get(n2), ['vl-sim', 'domain', 'incoming', incoming(domainNameOf(vn))]);
+    await execOk(transports.get(n1), ['vl-sim', 'domain', 'incoming', incoming(domainNameOf(vn))]);
+    const mig = { apiVersion: 'virtualinux.org/v1alpha1', kind: 'Migration', metadata: { name: 'm1', namespace: 'default' },
+      spec: { virtualNode: 'vc-0', targetNode: 'n1' }, status: { phase: 'Running' } } as ApiObject;
+    objects.push(mig);
+    for (const k of ['n1', 'n2']) for (let i = 0; i < 2; i++) await orphans.reconcile({ kind: 'PhysicalNode', name: k }, ctx);
+    assert.deepEqual([...world.hosts.get('n2')!.domains.keys()], ['default.vc-0'], 'the VM\'s own domain stays');
+    assert.deepEqual([...world.hosts.get('n1')!.domains.keys()], ['default.vc-0'], 'the migration target\'s copy stays');
+    objects.splice(objects.indexOf(mig), 1, { ...mig, status: { phase: 'Failed' } } as ApiObject);
+    for (let i = 0; i < 2; i++) await orphans.reconcile(key, ctx);
+    assert.deepEqual([...world.hosts.get('n1')!.domains.keys()], [], 'no Migration in flight: the copy is an orphan');
   });
 });

@@ -40,8 +40,10 @@ import { virtualNodeName } from '../virtualcluster/plan.js';
 
 /** Attempts of one reconcile after a Conflict (each re-reads from the store). */
 const CONFLICT_ATTEMPTS = 6;
-/** How long the allocation controller waits once for a VirtualNode cache behind a node. */
+/** How long the allocation controller waits each time for a VirtualNode cache behind a node. */
 const CACHE_WAIT_MS = 200;
+/** Waits for a VirtualNode cache that moves but is still behind a node's revision, before reading the store. */
+const CACHE_WAITS_MAX = 25;
 /** How often an Unschedulable VC is tried again without any change seen. */
 const UNSCHEDULABLE_RETRY_MS = 30_000;
 
@@ -334,8 +336,9 @@ export function allocationController(cache: SharedCache): ControllerSpec {
   const index = new BoundIndex(cache);
   const migrationRevision = () => cache.informer('Migration').lastRevision();
   // Nodes whose careful path found the VirtualNode cache behind the node's revision, with that
-  // revision: the first time we wait for the cache, the second time we read the store.
-  const waited = new Map<string, number>();
+  // revision, the cache's revision then and the waits so far: we wait for the cache while it
+  // moves, then read the store.
+  const waited = new Map<string, { need: number; seen: number; tries: number }>();
   // The VirtualNodes as last listed from the store, shared: every node whose careful path needs
   // them at a revision the list covers uses that one list, and nodes asking while a list is in
   // flight wait for it. Each node listed every VM of the store itself before (0.38 lists per VM
@@ -399,11 +402,16 @@ export function allocationController(cache: SharedCache): ControllerSpec {
         .filter((m) => m.spec?.targetNode === key.name && m.metadata.annotations?.[MIGRATION_APPLIED] === 'true')
         .map((m) => Number(m.metadata.resourceVersion)));
       const vnsFresh = index.revision() >= need;
-      if (!vnsFresh && waited.get(key.name) !== need) {
+      const prev = waited.get(key.name);
+      const tries = prev?.need === need ? prev.tries : 0;
+      if (!vnsFresh && tries < CACHE_WAITS_MAX && (prev?.need !== need || index.revision() > prev.seen)) {
         // Usually the VirtualNode events of the batch that wrote the node are on their way (and
         // requeue the node themselves). An informer does not advance without writes of its
-        // kind, though, so it cannot be waited for unboundedly: next time, the store.
-        waited.set(key.name, need);
+        // kind, though, so it cannot be waited for unboundedly: it is waited for again while it
+        // moves (a busy manager's watch lags by seconds: one wait, then a store list, made most
+        // nodes list every VM in hack/bench-scale), up to CACHE_WAITS_MAX times; the store is
+        // read once a wait saw it stand still.
+        waited.set(key.name, { need, seen: index.revision(), tries: tries + 1 });
         return { requeueAfterMs: CACHE_WAIT_MS };
       }
       waited.delete(key.name);

@@ -14,7 +14,7 @@ import {
   volumeObject,
   type StorageObservation,
 } from '../../reconcilers/storage/plan.js';
-import { pickStorageNode } from '../../reconcilers/storage/controller.js';
+import { pickStorageNode, storageNodeFor, storageNodes } from '../../reconcilers/storage/controller.js';
 import { osTemplate, storageNode, storageVc } from './storage-fixtures-objects.js';
 
 function vcOf(extra: Parameters<typeof storageVc>[3] = {}, meta: { finalizers?: string[]; deletionTimestamp?: string } = { finalizers: [STORAGE_FINALIZER] }) {
@@ -155,6 +155,23 @@ describe('planStorage', () => {
     const picked = pickStorageNode([storageNode('blade10', '/san'), notReady, storageNode('blade2', '/san')]);
     assert.equal(picked?.metadata.name, 'blade2');
     assert.equal(pickStorageNode([notReady]), undefined);
+  });
+
+  it('a qcow2 VC\'s work goes to one of the Ready nodes sharing that root, by its uid; other drivers\' to the first', () => {
+    const notReady = storageNode('blade1', '/san');
+    notReady.status = { conditions: [{ ...notReady.status!.conditions![0]!, status: 'False' }] };
+    const nodes = [storageNode('blade10', '/san'), notReady, storageNode('blade2', '/san'), storageNode('blade3', '/other'), storageNode('blade4', '/san')];
+    const candidates = storageNodes(nodes);
+    assert.deepEqual(candidates.map((n) => n.metadata.name), ['blade2', 'blade4', 'blade10'], 'Ready, the first one\'s root, natural order');
+    const vc = (uid: string, storageDriver?: 'qcow2' | 'lvm') => {
+      const v = storageVc('s', 2, 'base', storageDriver ? { storageDriver } : {});
+      return { ...v, metadata: { ...v.metadata, uid } };
+    };
+    const picked = Array.from({ length: 60 }, (_, i) => storageNodeFor(vc(`uid-${i}`), candidates)!.metadata.name);
+    assert.deepEqual(new Set(picked), new Set(['blade2', 'blade4', 'blade10']), 'qcow2 VCs spread over every candidate');
+    assert.equal(storageNodeFor(vc('uid-7'), candidates), storageNodeFor(vc('uid-7'), candidates), 'a VC keeps its node');
+    assert.ok(Array.from({ length: 20 }, (_, i) => storageNodeFor(vc(`uid-${i}`, 'lvm'), candidates)!.metadata.name).every((n) => n === 'blade2'), 'lvm: the first');
+    assert.equal(storageNodeFor(vc('uid-1'), []), undefined);
   });
 });
 

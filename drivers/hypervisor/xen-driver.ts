@@ -300,13 +300,18 @@ export function parseXlListLong(json: string): XlListEntry[] {
 
 /** Parses `xl list` (the table) into name -> state letters, e.g. "-b----". */
 export function parseXlListStates(table: string): Map<string, string> {
-  const states = new Map<string, string>();
+  return new Map([...parseXlListTable(table)].map(([name, e]) => [name, e.letters]));
+}
+
+/** The `xl list` table: each domain's state letters and id, by its xl name. */
+export function parseXlListTable(table: string): Map<string, { letters: string; domid: number }> {
+  const out = new Map<string, { letters: string; domid: number }>();
   for (const line of table.split('\n').slice(1)) {
     // Name may contain spaces: the last five columns are ID Mem VCPUs State Time.
     const m = /^(.*\S)\s+(\d+)\s+(\d+)\s+(\d+)\s+([-rbpscd]{6})\s+([\d.]+)\s*$/.exec(line);
-    if (m) states.set(m[1]!, m[5]!);
+    if (m) out.set(m[1]!, { letters: m[5]!, domid: Number(m[2]) });
   }
-  return states;
+  return out;
 }
 
 function stateFromLetters(letters: string | undefined): DomainState {
@@ -406,6 +411,8 @@ export function configDiskPaths(cfg: string): string[] {
 
 /** The marker of an outgoing `xl migrate` (`<runRoot>/<name>.migrating`). */
 const MIGRATING = '.migrating';
+/** The marker of a migration to this node, made by prepareMigration (`<runRoot>/<name>.incoming`). */
+const INCOMING = '.incoming';
 
 /** flock's exit code when another `xl create` of the same domain holds its lock. */
 const CREATE_LOCKED = 75;
@@ -473,11 +480,12 @@ export class XenDriver implements HypervisorDriver {
 
   async list(): Promise<DomainInfo[]> {
     const long = parseXlListLong(await execOk(this.transport, ['xl', 'list', '-l']));
-    const states = long.length ? parseXlListStates(await execOk(this.transport, ['xl', 'list'])) : new Map<string, string>();
+    const readTable = async () => parseXlListTable(await execOk(this.transport, ['xl', 'list']));
+    let table = long.length ? await readTable() : new Map<string, { letters: string; domid: number }>();
     const live = long.map((e): DomainInfo => {
       const xlName = e.config?.c_info?.name ?? `domid-${e.domid}`;
       const { name, state } = splitMigrationName(xlName);
-      const letters = states.get(xlName);
+      const letters = table.get(xlName)?.letters;
       const b = e.config?.b_info;
       return {
         name,
@@ -490,8 +498,16 @@ export class XenDriver implements HypervisorDriver {
     });
     // A domain that powered off is gone from xl (on_poweroff = destroy); its configuration file
     // stays until destroy: it is listed as shut off, its console log still readable.
-    const r = await this.transport.exec(['find', this.runRoot, '-maxdepth', '1', '-type', 'f', '(', '-name', '*.cfg', '-o', '-name', '*.migrating', ')']);
+    const r = await this.transport.exec(['find', this.runRoot, '-maxdepth', '1', '-type', 'f', '(', '-name', '*.cfg', '-o', '-name', '*.migrating', '-o', '-name', `*${INCOMING}`, ')']);
     const files = r.code !== 0 ? [] : r.stdout.split('\n').filter(Boolean);
+    // A domain being received has no configuration yet: `xl list -l` leaves it out, the table has
+    // it (as <name>--incoming). Read when xl -l listed nothing but a migration to here was prepared.
+    if (!long.length && files.some((f) => f.endsWith(INCOMING))) table = await readTable();
+    const listed = new Set(long.map((e) => e.config?.c_info?.name));
+    for (const [xlName, e] of table) {
+      const { name, state } = splitMigrationName(xlName);
+      if (state && !listed.has(xlName)) live.push({ name, state, detail: e.letters, pid: e.domid });
+    }
     const markers = files.filter((f) => f.endsWith(MIGRATING)).map((f) => f.slice(this.runRoot.length + 1, -MIGRATING.length));
     if (markers.length) {
       const outgoing = await this.outgoingXl();
@@ -519,6 +535,10 @@ export class XenDriver implements HypervisorDriver {
 
   private migratingMarker(name: string): string {
     return `${this.runRoot}/${name}${MIGRATING}`;
+  }
+
+  private incomingMarker(name: string): string {
+    return `${this.runRoot}/${name}${INCOMING}`;
   }
 
   async get(name: string): Promise<DomainInfo | undefined> {
@@ -591,7 +611,7 @@ export class XenDriver implements HypervisorDriver {
       const r = await this.transport.exec(['xl', 'destroy', xlName], { timeoutMs: 120_000 });
       if (r.code !== 0 && (await this.get(name))?.pid !== undefined) throw new HypervisorError(`${this.node}: xl destroy ${name} failed: ${r.stderr.trim()}`);
     }
-    await execOk(this.transport, ['rm', '-f', '--', this.configPath(name), `${this.configPath(name)}.lock`, this.migratingMarker(name), ...this.consoleLogPaths(name)]);
+    await execOk(this.transport, ['rm', '-f', '--', this.configPath(name), `${this.configPath(name)}.lock`, this.migratingMarker(name), this.incomingMarker(name), ...this.consoleLogPaths(name)]);
   }
 
   async shutdown(name: string, opts: ShutdownOptions = {}): Promise<ShutdownResult> {
@@ -693,6 +713,8 @@ export class XenDriver implements HypervisorDriver {
     const ssh = await this.prepareMigrationSsh(target);
     // the target's xl runs our block script from the configuration xl sends along
     await target.installScripts();
+    // the target lists the domain while it is being received (list: xl -l leaves it out then)
+    await target.transport.writeFile(target.incomingMarker(name), `${this.node}\n`);
     // xl sends the configuration in the stream; our copy of it (list's shut-off state, destroy's
     // clean-up) follows the domain to the target once it runs there
     const cfgRead = await this.transport.exec(['cat', '--', this.configPath(name)]);
@@ -781,7 +803,7 @@ export class XenDriver implements HypervisorDriver {
     }
     const t2 = Date.now();
     if (cfg !== undefined) await target.transport.writeFile(target.configPath(name), cfg).catch(() => undefined);
-    await this.transport.exec(['rm', '-f', '--', this.configPath(name), `${this.configPath(name)}.lock`, this.migratingMarker(name), ...this.consoleLogPaths(name)]);
+    await this.transport.exec(['rm', '-f', '--', this.configPath(name), `${this.configPath(name)}.lock`, this.migratingMarker(name), this.incomingMarker(name), ...this.consoleLogPaths(name)]);
     const t3 = Date.now();
     return {
       downtimeMs,

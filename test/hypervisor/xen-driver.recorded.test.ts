@@ -55,7 +55,7 @@ const rawSpec: DomainSpec = {
   sharedDir: undefined,
 };
 const RUN = '/run/virtualinux/xen';
-const FIND = ['find', RUN, '-maxdepth', '1', '-type', 'f', '(', '-name', '*.cfg', '-o', '-name', '*.migrating', ')'];
+const FIND = ['find', RUN, '-maxdepth', '1', '-type', 'f', '(', '-name', '*.cfg', '-o', '-name', '*.migrating', '-o', '-name', '*.incoming', ')'];
 const CONSOLE = '/var/log/xen/console/guest-default.stripes-0.log';
 /** xenconsoled's name for the log of a domain that arrived by live migration. */
 const CONSOLE_IN = '/var/log/xen/console/guest-default.stripes-0--incoming.log';
@@ -161,6 +161,19 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     assert.ok(!t.commands.some((c) => c[0] === 'rm'), 'its files kept');
   });
 
+  it('a domain being received (no configuration yet: xl list -l leaves it out) is listed as incoming where a migration to the node was prepared', async () => {
+    const table = LIST_TABLE.replace('default.stripes-0  ', 'default.b--incoming');
+    const { t, d } = xenNode('blade2');
+    t.answer(['xl', 'list', '-l'], ok('[]')).answer(FIND, ok(`${RUN}/default.b.incoming\n`)).answer(['xl', 'list'], ok(table));
+    assert.deepEqual((await d.list()).map((x) => [x.name, x.state, x.pid]), [['default.b', 'incoming', 7]]);
+    assert.deepEqual(t.commands, [['xl', 'list', '-l'], FIND, ['xl', 'list']]);
+    // without the marker the table is not read when xl -l lists nothing
+    const n = xenNode('blade2');
+    n.t.answer(['xl', 'list', '-l'], ok('[]')).answer(FIND, ok('')).answer(['xl', 'list'], ok(table));
+    assert.deepEqual(await n.d.list(), []);
+    assert.deepEqual(n.t.commands, [['xl', 'list', '-l'], FIND]);
+  });
+
   it('create: reports xl create failures with xl stderr and where to look', async () => {
     const { t, d } = xenNode('blade1');
     t.answer(['xl', 'list', '-l'], ok('')).answer(['flock'], { code: 3, stdout: '', stderr: 'libxl: error: failed to get memory' });
@@ -182,7 +195,7 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     assert.deepEqual(t.commands, [['xl', 'list', '-l'], ['xl', 'list'], FIND, ['xl', 'shutdown', 'default.stripes-0'], ['xl', 'list', '-l'], FIND]);
     t.log.length = 0;
     await d.destroy('default.stripes-0');
-    assert.deepEqual(t.commands, [['xl', 'list', '-l'], FIND, ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, `${RUN}/default.stripes-0.cfg.lock`, `${RUN}/default.stripes-0.migrating`, CONSOLE, CONSOLE_IN]]);
+    assert.deepEqual(t.commands, [['xl', 'list', '-l'], FIND, ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, `${RUN}/default.stripes-0.cfg.lock`, `${RUN}/default.stripes-0.migrating`, `${RUN}/default.stripes-0.incoming`, CONSOLE, CONSOLE_IN]]);
   });
 
   it('shutdown destroys a guest that ignores the request within the timeout', async () => {
@@ -245,9 +258,10 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     assert.deepEqual(t.commands.slice(-3), [
       ['cat', '--', `${RUN}/default.stripes-0.cfg`],
       ['xl', '-vvv', 'migrate', '-s', ssh, 'default.stripes-0', 'blade2.example'],
-      ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, `${RUN}/default.stripes-0.cfg.lock`, `${RUN}/default.stripes-0.migrating`, CONSOLE, CONSOLE_IN],
+      ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, `${RUN}/default.stripes-0.cfg.lock`, `${RUN}/default.stripes-0.migrating`, `${RUN}/default.stripes-0.incoming`, CONSOLE, CONSOLE_IN],
     ]);
     assert.equal(b.t.files.get(`${RUN}/default.stripes-0.cfg`), 'name = "default.stripes-0"\n', 'our copy of the configuration follows the domain');
+    assert.equal(b.t.files.get(`${RUN}/default.stripes-0.incoming`), 'blade1\n', 'the target was told a domain is coming');
     assert.throws(() => migrationSshCommand('/a b/key', '/k'), /identity file/);
   });
 

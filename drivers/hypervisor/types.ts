@@ -146,6 +146,7 @@ export interface MigrationResult {
   totalMs: number;
   /** Our end to end time: from the call until the domain runs only on the target, ms. */
   endToEndMs: number;
+  /** Bytes the hypervisor reports sent; 0 when it reports none (Xen's xl), and then not shown. */
   transferredBytes: number;
   /** Where the end to end time went, ms (drivers that can tell; their sum is endToEndMs). */
   phasesMs?: MigrationPhases;

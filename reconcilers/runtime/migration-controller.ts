@@ -267,7 +267,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
         await setStatus(ctx, m, {
           ...(last ? { progress: last } : {}),
           phase: 'Succeeded', downtimeMs: r.downtimeMs, totalMs: r.totalMs, completionTime: new Date(now()).toISOString(),
-          message: `moved to ${tgt}: downtime ${r.downtimeMs} ms, total ${r.totalMs} ms (${hypervisorName(srcDrv!.kind)}), end to end ${r.endToEndMs} ms${r.preparedMs !== undefined ? ` (the target prepared in ${r.preparedMs} ms before)` : ''}, ${Math.round(r.transferredBytes / 1048576)} MiB`,
+          message: `moved to ${tgt}: downtime ${r.downtimeMs} ms, total ${r.totalMs} ms (${hypervisorName(srcDrv!.kind)}), end to end ${r.endToEndMs} ms${r.preparedMs !== undefined ? ` (the target prepared in ${r.preparedMs} ms before)` : ''}${r.transferredBytes > 0 ? `, ${Math.round(r.transferredBytes / 1048576)} MiB` : ''}`,
         });
         ctx.events.record(m, 'Normal', 'MigrationSucceeded', `${name} now runs on ${tgt}; downtime ${r.downtimeMs} ms`);
         return undefined;

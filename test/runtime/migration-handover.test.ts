@@ -106,6 +106,7 @@ describe('migration controller: volumes handed over at the switchover', function
     assert.deepEqual(s.log, ['prepareIncoming blade2', 'migrate blade1->blade2 -p', 'handOver blade1->blade2 (target domain paused)', 'unpause', 'deactivate blade1']);
     assert.equal(s.migration().status?.phase, 'Succeeded', s.migration().status?.message);
     assert.match(s.migration().status!.message!, /total 9000 ms \(Xen\)/);
+    assert.doesNotMatch(s.migration().status!.message!, /MiB/, 'xl reports no bytes sent: no "0 MiB" in the status');
     assert.equal(s.vnStatus()?.host, 'blade2');
   });
 

@@ -34,7 +34,7 @@ import { ensureFinalizer, hasFinalizer, removeFinalizer } from '../../api/finali
 import { writeStatusOver } from '../../api/status-writer.js';
 import { migrationController, type MigrationDeps } from './migration-controller.js';
 import {
-  bootedBy, failedStatus, planRuntime, RESTART_ANNOTATION, runtimeStatus, type ObservedDomain, type RuntimeAction, type RuntimeInput,
+  bootedBy, currentDomain, failedStatus, planRuntime, RESTART_ANNOTATION, runtimeStatus, type ObservedDomain, type RuntimeAction, type RuntimeInput,
 } from './plan.js';
 import type { HolderFate, VolumeActivation } from './volume-activation.js';
 import { liveState, nodeDomainSource } from './node-domains.js';
@@ -97,7 +97,23 @@ export function activeMigration(cache: CacheReader, vn: VirtualNode): Migration 
 
 /** A Migration of this VirtualNode finished less than 30 s ago (its hosts may still be settling). */
 export function recentlyMigrated(cache: CacheReader, vn: VirtualNode, nowMs: number): boolean {
-  return migrationsOf(cache, vn).some((m) => !!m.status?.completionTime && nowMs - Date.parse(m.status.completionTime) < 30_000);
+  return recentMigration(cache, vn, nowMs) !== undefined;
+}
+
+/** The newest Migration of this VirtualNode that finished less than 30 s ago, if any. */
+function recentMigration(cache: CacheReader, vn: VirtualNode, nowMs: number): Migration | undefined {
+  let newest: { m: Migration; at: number } | undefined;
+  for (const m of migrationsOf(cache, vn)) {
+    const at = m.status?.completionTime ? Date.parse(m.status.completionTime) : NaN;
+    if (nowMs - at < 30_000 && (!newest || at > newest.at)) newest = { m, at };
+  }
+  return newest?.m;
+}
+
+/** Where a finished Migration left its VM: the target when it succeeded, else the source. */
+function settledHost(m: Migration | undefined): string | undefined {
+  if (!m) return undefined;
+  return m.status?.phase === 'Succeeded' ? m.spec?.targetNode : m.status?.sourceNode;
 }
 
 interface Gathered {
@@ -278,7 +294,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     // Whether a migration is in flight is read before the hosts are observed: a migration that
     // ends while we look must not make its target look like a stray copy.
     const migratingBefore = !!activeMigration(ctx.cache, vn);
-    const settling = recentlyMigrated(ctx.cache, vn, now());
+    const recent = recentMigration(ctx.cache, vn, now());
     const g: Gathered = { ...base, domains: await observe(vn, ctx) };
     const statePath = bound ? savedStatePath(bound, vn) : undefined;
     const savedState = bound && statePath ? (await drivers.get(bound).transport.exec(['test', '-e', statePath])).code === 0 : false;
@@ -294,7 +310,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     const restartWanted = vn.metadata.annotations?.[RESTART_ANNOTATION];
     const input: RuntimeInput = {
       boundHost: spec.physicalNode, desired, deleting, storageReady, networkReady,
-      domains: g.domains, savedState, migrationActive: migratingBefore || !!activeMigration(ctx.cache, vn), migrationSettling: settling,
+      domains: g.domains, savedState, migrationActive: migratingBefore || !!activeMigration(ctx.cache, vn), migrationSettling: !!recent, settledOn: settledHost(recent),
       lastPhase: vn.status?.phase, restarts: vn.status?.restarts ?? 0,
       lastFailureMs: vn.status?.lastFailureTime ? Date.parse(vn.status.lastFailureTime) : undefined, nowMs: now(),
       restartRequested: !!restartWanted && restartWanted !== vn.status?.restartedFor,
@@ -362,7 +378,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     // Observe, plan once, act, write what the plan says.
     const { g, input } = await observeRuntime(base, deleting, ctx);
     const d = planRuntime(input);
-    let host = g.domains.find((x) => x.state === 'running' || x.state === 'paused')?.host;
+    let host = currentDomain(input)?.host;
     if (d.action.type !== 'none') await ctx.progressing?.('Progressing', d.message);
     try {
       const after = await perform(d.action, g, ctx);

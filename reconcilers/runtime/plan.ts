@@ -43,6 +43,10 @@ export interface RuntimeInput {
   /** A migration of this node ended moments ago: its two hosts may still be settling, so neither
    * copy is taken for a stray one yet. */
   migrationSettling?: boolean;
+  /** Where that migration left the VM (its target when it succeeded, its source when it failed):
+   * while both hosts still list a copy (xl's `<name>--migratedaway` on a Xen source, say), and
+   * before placement moves the binding, that copy is the one the VM runs as. */
+  settledOn?: string;
   /** The phase last reported, to tell an unexpected death from a first start. */
   lastPhase: VNPhase | undefined;
   /** Restart backoff: when the last unexpected failure was recorded, and how many so far. */
@@ -118,6 +122,15 @@ export function planRuntime(i: RuntimeInput): RuntimeDecision {
   return d;
 }
 
+/**
+ * The copy the VM runs as, of those observed running or paused: while a migration settles the one
+ * where it left the VM, else the one on the bound host, else the first seen. The status's host.
+ */
+export function currentDomain(i: Pick<RuntimeInput, 'domains' | 'boundHost' | 'migrationSettling' | 'settledOn'>): ObservedDomain | undefined {
+  const live = i.domains.filter((d) => LIVE.has(d.state));
+  return (i.migrationSettling ? live.find((d) => d.host === i.settledOn) : undefined) ?? live.find((d) => d.host === i.boundHost) ?? live[0];
+}
+
 function decide(i: RuntimeInput): RuntimeDecision {
   const live = i.domains.filter((d) => LIVE.has(d.state));
   const onBound = live.find((d) => d.host === i.boundHost);
@@ -126,7 +139,7 @@ function decide(i: RuntimeInput): RuntimeDecision {
     return { action: { type: 'none' }, phase: 'Migrating', message: 'a live migration is in progress' };
   }
 
-  const current0 = live.find((d) => d.host === i.boundHost) ?? live[0];
+  const current0 = currentDomain(i);
   if (i.migrationSettling && (live.length > 1 || i.domains.some((d) => d.state === 'incoming'))) {
     return { action: { type: 'none' }, phase: 'Running', message: `settling after a migration: running on ${current0?.host ?? 'the target'}`, requeueAfterMs: 2_000 };
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { planRuntime, restartDelayMs, runtimeStatus, WATCHED_WAIT_MS, type RuntimeDecision, type RuntimeInput, type StatusInput } from '../../reconcilers/runtime/plan.js';
+import { currentDomain, planRuntime, restartDelayMs, runtimeStatus, WATCHED_WAIT_MS, type RuntimeDecision, type RuntimeInput, type StatusInput } from '../../reconcilers/runtime/plan.js';
 
 const base: RuntimeInput = {
   boundHost: 'blade1', desired: 'Running', deleting: false, storageReady: true, networkReady: true,
@@ -44,6 +44,20 @@ describe('planRuntime', () => {
     const died = plan({ lastPhase: 'Migrating' });
     assert.equal(died.unexpectedDeath, true);
     assert.equal(died.phase, 'Failed');
+  });
+
+  it('while a migration settles, the copy where it left the VM is the current one, before placement moves the binding', () => {
+    // a Xen source lists `<name>--migratedaway` (running) until xl destroys it; the binding is still the source's
+    const both = { boundHost: 'blade1', domains: [{ host: 'blade1', state: 'running' as const }, { host: 'blade2', state: 'running' as const }] };
+    const settling = plan({ ...both, migrationSettling: true, settledOn: 'blade2' });
+    assert.deepEqual(settling.action, { type: 'none' });
+    assert.match(settling.message, /running on blade2/);
+    assert.equal(currentDomain({ ...both, migrationSettling: true, settledOn: 'blade2' })?.host, 'blade2');
+    // a failed migration settles on its source; with nothing settling, the bound host's copy
+    assert.equal(currentDomain({ ...both, migrationSettling: true, settledOn: 'blade1' })?.host, 'blade1');
+    assert.equal(currentDomain({ ...both, boundHost: 'blade2' })?.host, 'blade2');
+    assert.equal(currentDomain({ ...both, settledOn: 'blade2' })?.host, 'blade1', 'settledOn counts only while settling');
+    assert.equal(currentDomain({ boundHost: 'blade1', domains: [{ host: 'blade2', state: 'paused' }, { host: 'blade1', state: 'incoming' }] })?.host, 'blade2');
   });
 
   it('reports an unexpected death as Failed and restarts after the backoff', () => {

@@ -157,6 +157,19 @@ async function managerCounts(metricsAddr: string): Promise<{ requests: Map<strin
   return { requests: read('vcm_store_requests_total', 'op'), reconciles: read('vcm_reconcile_duration_seconds_count', 'result') };
 }
 
+/**
+ * vc-manager's state for the progress lines: its largest work queues (vcm_workqueue_depth, ready
+ * plus delayed) and its event loop's lag (prom-client's nodejs_eventloop_lag_p99_seconds), e.g.
+ * `queues placement/virtualcluster 2412, storage 2380; loop lag p99 0.42 s`.
+ */
+async function managerState(metricsAddr: string): Promise<string> {
+  const text = await (await fetch(`http://${metricsAddr}/metrics`)).text();
+  const depths = [...text.matchAll(/^vcm_workqueue_depth\{controller="([^"]+)"\} (\S+)$/gm)]
+    .map((m) => [m[1]!, Number(m[2])] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]).slice(0, 6);
+  const lag = /^nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(text)?.[1];
+  return `queues ${depths.map(([k, v]) => `${k} ${v}`).join(', ') || 'empty'}${lag ? `; loop lag p99 ${Number(lag).toFixed(2)} s` : ''}`;
+}
+
 function minus(a: Map<string, number>, b: Map<string, number>): Map<string, number> {
   const out = new Map<string, number>();
   for (const [k, v] of a) if (v - (b.get(k) ?? 0) > 0) out.set(k, v - (b.get(k) ?? 0));
@@ -286,6 +299,10 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
         if (!/"level":"(trace|debug|info|warn)"/.test(line)) process.stderr.write(`${line}\n`);
       }
     });
+    // The manager's queues and loop lag, sampled for the progress lines (every 15 s).
+    let state = '';
+    const sampler = setInterval(() => void managerState(metricsAddr).then((t) => (state = t), () => {}), 5_000);
+    followers.push({ stop: () => clearInterval(sampler) });
     const ready = (p: PhysicalNode) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
     await pns.until('nodes Ready', (m) => [...m.values()].filter(ready).length === size.nodes, manager, 300_000,
       () => `${[...pns.objects.values()].filter(ready).length} of ${size.nodes} Ready`);
@@ -306,13 +323,14 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     const t0 = performance.now();
     await vcctl(['apply', '-f', vcsFile], etcd.url);
     const applyMs = performance.now() - t0;
+    process.stderr.write(`  ${label}: applied ${vcs} VCs in ${(applyMs / 1000).toFixed(1)} s\n`);
     const count = (f: (vn: VirtualNode) => boolean) => [...vns.objects.values()].filter(f).length;
     const limit = 20 * 60_000;
     await vns.until('Placed', (m) => m.size === size.vms && count((vn) => !!vn.spec?.physicalNode) === size.vms, manager, limit,
-      () => `${count((vn) => !!vn.spec?.physicalNode)} of ${size.vms} bound`);
+      () => `${count((vn) => !!vn.spec?.physicalNode)} of ${size.vms} bound (${vns.objects.size} exist; ${state})`);
     const placedMs = performance.now() - t0;
     await vns.until('Running', (m) => m.size === size.vms && count(isRunning) === size.vms, manager, limit,
-      () => `${count(isRunning)} of ${size.vms} Running`);
+      () => `${count(isRunning)} of ${size.vms} Running (${state})`);
     const runningMs = performance.now() - t0;
     const cpuS = cpuSeconds(manager.pid!) - cpu0;
     const etcdRequestsN = (await etcdRequests(etcd)) - req0;
@@ -357,16 +375,16 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     const moved = (m: Map<string, VirtualNode>) => [...m.values()].every((vn) => !drainedSet.has(vn.spec?.physicalNode ?? '') && isRunning(vn));
     const succeeded = (m: Map<string, Migration>) => [...m.values()].every((x) => x.status?.phase === 'Succeeded' || x.status?.phase === 'Failed');
     await migs.until('migrations', (m) => succeeded(m), manager, limit,
-      () => `${[...migs.objects.values()].filter((x) => x.status?.phase === 'Succeeded').length} of ${migs.objects.size} Succeeded`);
+      () => `${[...migs.objects.values()].filter((x) => x.status?.phase === 'Succeeded').length} of ${migs.objects.size} Succeeded (${state})`);
     const failed = [...migs.objects.values()].filter((x) => x.status?.phase === 'Failed');
     if (failed.length) throw new Error(`${failed.length} migrations Failed, e.g. ${failed[0]!.metadata.name}: ${failed[0]!.status?.message}`);
-    await vns.until('drained', moved, manager, limit, () => `${count((vn) => drainedSet.has(vn.spec?.physicalNode ?? ''))} still on drained nodes`);
+    await vns.until('drained', moved, manager, limit, () => `${count((vn) => drainedSet.has(vn.spec?.physicalNode ?? ''))} still on drained nodes (${state})`);
     const drainMs = performance.now() - t1;
     const migrations = migs.objects.size;
 
     const t2 = performance.now();
     await vcctl(['delete', 'virtualcluster', '--all', '-n', NS], etcd.url);
-    await vns.until('deleted', (m) => m.size === 0, manager, limit, () => `${vns.objects.size} VirtualNodes left`);
+    await vns.until('deleted', (m) => m.size === 0, manager, limit, () => `${vns.objects.size} VirtualNodes left (${state})`);
     const deleteMs = performance.now() - t2;
     const rssMiB = peakRssMiB(manager.pid!);
     await store.close();

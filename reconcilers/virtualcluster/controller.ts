@@ -125,7 +125,7 @@ export function virtualClusterController(): ControllerSpec {
     forKind: 'VirtualCluster',
     forSignature: virtualClusterSignature,
     owns: ['VirtualNode'],
-    workers: 4,
+    workers: 16,
     reconcile: (ref, ctx) => reconcileVirtualCluster(ref, ctx, lastWrite),
   };
 }

@@ -15,7 +15,7 @@ import { ControllerManager } from '../../controllers/manager.js';
 import { MIGRATION_APPLIED } from '../../reconcilers/placement/allocation.js';
 import { placementControllers } from '../../reconcilers/placement/controller.js';
 import { virtualClusterController } from '../../reconcilers/virtualcluster/controller.js';
-import { eventually, physicalNode, virtualCluster } from './fixtures.js';
+import { eventually, physicalNode, virtualCluster, virtualNode } from './fixtures.js';
 
 describe('placement controllers in a manager (embedded store)', function () {
   this.timeout(60_000);
@@ -114,5 +114,73 @@ describe('placement controllers in a manager (embedded store)', function () {
       const a = await allocations();
       return a.blade1 === 0 && a.blade2 === 0 ? true : undefined;
     }, 20_000, 'the allocations to be freed');
+  });
+});
+
+describe('placement of a new VC whose VirtualNodes do not exist yet (embedded store)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let store: Store;
+  let mgr: ControllerManager;
+  // Placed reasons placement wrote, per VC, in order (its VC status writes through the manager's store).
+  const written = new Map<string, string[]>();
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'vl-placement-grace-'));
+    const url = `file:${join(dir, 'store.db')}`;
+    store = await openStore(url, {});
+    const managerStore = await openStore(url, {});
+    const recording = new Proxy(managerStore, {
+      get(target, prop) {
+        const v: unknown = Reflect.get(target, prop, target);
+        if (prop !== 'updateStatus') return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        return async (o: VirtualCluster) => {
+          const r = o.kind === 'VirtualCluster' ? o.status?.conditions?.find((c) => c.type === 'Placed')?.reason : undefined;
+          if (r) written.set(o.metadata.name, [...(written.get(o.metadata.name) ?? []), r]);
+          return target.updateStatus(o);
+        };
+      },
+    });
+    written.clear();
+    // Placement alone: the test makes the VirtualNodes, as the VirtualCluster controller would.
+    mgr = new ControllerManager({
+      store: recording, specs: (cache) => placementControllers(cache, { vmWaitGraceMs: 3000 }),
+      identity: 'test', leaderElection: false, eventCleanupMs: 0,
+    });
+    await mgr.start();
+    await store.create(physicalNode('blade1', 4, 8192));
+  });
+  afterEach(async () => {
+    await mgr.stop();
+    await mgr.store.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const placedOf = async (name: string) => (await store.get<VirtualCluster>({ kind: 'VirtualCluster', name, namespace: 'default' }))
+    .status?.conditions?.find((c) => c.type === 'Placed');
+
+  it('its VMs made within the grace: bound with no WaitingForVirtualNodes write first', async () => {
+    const vc = await store.create(virtualCluster('g', 2, 1, 1024, 'Block', 'Strict'));
+    // Placement has seen the VC (its add event) well before its VMs come (the grace ends 2-3 s after
+    // the VC was made: creationTimestamp has whole seconds).
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(await placedOf('g'), undefined, 'a Placed condition before the VMs exist, within the grace');
+    for (const i of [0, 1]) await store.create(virtualNode(vc, i));
+    await eventually(async () => ((await placedOf('g'))?.reason === 'Placed' ? true : undefined), 20_000, 'Placed');
+    assert.deepEqual(written.get('g'), ['Placed']);
+  });
+
+  it('no VM after the grace: WaitingForVirtualNodes, written once the grace is over', async () => {
+    const t0 = Date.now();
+    await store.create(virtualCluster('h', 2, 1, 1024, 'Block', 'Strict'));
+    const c = await eventually(async () => {
+      const p = await placedOf('h');
+      return p?.reason === 'WaitingForVirtualNodes' ? p : undefined;
+    }, 20_000, 'WaitingForVirtualNodes');
+    assert.equal(c.status, 'False');
+    // creationTimestamp has whole seconds: the grace ends 2 to 3 s after the VC was made.
+    assert.ok(Date.now() - t0 >= 2000, `written ${Date.now() - t0} ms after the VC was made, within the 3,000 ms grace`);
+    assert.deepEqual(written.get('h'), ['WaitingForVirtualNodes']);
   });
 });

@@ -63,6 +63,9 @@ process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
   (emitWarning as (w: string | Error, ...r: unknown[]) => void)(warning, ...rest);
 }) as typeof process.emitWarning;
 
+/** The HTTP/2 flow control window of the connections to etcd (connection and streams), bytes. */
+export const FLOW_CONTROL_WINDOW = 64 * 1024 * 1024;
+
 export class EtcdStore extends EtcdKvStore<Etcd3> {
   readonly leases: LeaseApi;
   /** A client of every member: watches (the client resumes them on any member) and tools. */
@@ -94,6 +97,12 @@ export class EtcdStore extends EtcdKvStore<Etcd3> {
         // Lists of many objects exceed grpc's default 4 MiB message limit.
         grpcOptions: {
           'grpc.max_receive_message_length': 256 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024,
+          // HTTP/2 flow control: with the default 64 KiB window, a response streams 64 KiB per
+          // window update, each waiting for a turn of this process's event loop; a busy manager
+          // (loop lag 0.1-0.3 s) took over 10 s to receive a list of 2,500 VirtualClusters and every
+          // such list failed at the store's deadline (hack/bench-scale, session 11: network/subnets
+          // never made its ledger). A window of FLOW_CONTROL_WINDOW lets a large answer arrive at once.
+          'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
           // A member cut off by the network sends nothing, not even a reset: pings while a watch
           // is open find the dead connection (etcd refuses pings closer than 5 s), and the client
           // resumes the watch on another member.

@@ -13,11 +13,11 @@
 // manager starved of CPU on this loaded machine lost its lease mid-run, and each new term hooks
 // every controller again over every cached object; the bench prints how often it was lost.)
 // (--until-running: stop each size once all VMs are Running, no drain or delete, for profiling; a size is NODES:VMS, VMS a multiple of 4; VL_BENCH_PROF_DIR=DIR: vc-manager writes a V8 CPU
-// profile there; VL_SIM_BEHAVIOUR: the sim hosts' timings as JSON, sim-host.ts SimBehaviour.)
+// profile there; VL_BENCH_LOG=FILE: its whole stderr, warnings included, appended to FILE; VL_SIM_BEHAVIOUR: the sim hosts' timings as JSON, sim-host.ts SimBehaviour.)
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -291,7 +291,10 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     // Its warnings are counted, not shown (errors are): a lost leadership ends the term, and the
     // next one hooks every controller again (each watch mapper over every cached object).
     let partial = '';
+    // VL_BENCH_LOG=FILE: every line of its stderr (warnings included) appended there as well.
+    const logFile = process.env.VL_BENCH_LOG;
     manager.stderr!.on('data', (d: Buffer) => {
+      if (logFile) appendFileSync(logFile, d);
       const lines = (partial + d.toString()).split('\n');
       partial = lines.pop()!;
       for (const line of lines) {

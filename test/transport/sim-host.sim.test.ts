@@ -11,7 +11,8 @@ import { createHypervisorDriver, MigrationFailedError, type DomainSpec, type Hyp
 import { SimHypervisorDriver } from '../../drivers/hypervisor/sim-driver.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { createStorageDriver } from '../../drivers/storage/index.js';
-import { SimStorageDriver } from '../../drivers/storage/sim-driver.js';
+import { SimStorageDriver, contentDigest } from '../../drivers/storage/sim-driver.js';
+import { createHash } from 'node:crypto';
 import { SimWorld, type SimHost } from '../../drivers/transport/sim-host.js';
 import { SimTransport } from '../../drivers/transport/sim-transport.js';
 import { transportFor } from '../../drivers/transport/transport-for.js';
@@ -202,5 +203,23 @@ describe('sim host (simulation only)', () => {
     assert.deepEqual(await st.usageAll([key('a-0-swap'), key('a-0-config')]), [64 << 20, 1 << 20]);
     await st.removeAll([key('a-0-swap'), key('a-0-disk')]);
     assert.deepEqual(await st.existsAll([key('a-0-swap'), key('a-0-disk'), key('a-1-disk')]), [false, false, true]);
+  });
+
+  it('a config disk is kept as the digest of its content up to its last non-zero byte, wherever that byte is', () => {
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const disk = (at: number[]) => {
+      const b = Buffer.alloc(1 << 20);
+      b.write('vc/config.env', 0);
+      for (const i of at) b[i] = 7;
+      return b;
+    };
+    assert.equal(contentDigest(disk([])), sha(Buffer.from('vc/config.env')));
+    assert.equal(contentDigest(Buffer.alloc(1 << 20)), sha(Buffer.alloc(0)));
+    // A byte far in the padding, at and around the 64 KiB blocks' edges, and the very last one: each is content.
+    for (const i of [900_000, 65_535, 65_536, (1 << 20) - 65_536, (1 << 20) - 1]) {
+      const d = disk([i]);
+      assert.equal(contentDigest(d), sha(d.subarray(0, i + 1)), `a byte at ${i}`);
+      assert.notEqual(contentDigest(d), contentDigest(disk([])), `a byte at ${i} left out`);
+    }
   });
 });

@@ -5,6 +5,10 @@
 // - Rate-limited: record() never blocks or throws; it aggregates into a pending entry, and one
 //   writer drains the entries through a token bucket, so a hot loop of the same event costs one
 //   write per bucket token, not one per call.
+// - Bounded: at most maxPending distinct events wait to be written (default 1,000, as client-go's
+//   broadcaster queue); a new one beyond that is dropped and counted (a repeat of one waiting is
+//   still aggregated). A burst of 10,000 VMs queued Events faster than the 5/s they are written at,
+//   and held them all in memory for half an hour (hack/bench-scale).
 // - Expiring: expireEvents() deletes Events whose lastTimestamp is more than an hour old; the
 //   manager runs it periodically while it leads.
 // - Written through the store it is given (the manager passes the fenced one): a deposed leader
@@ -57,7 +61,11 @@ export interface StoreEventRecorderOptions {
   /** Event writes per second, and burst. Default 5 / 25. */
   qps?: number;
   burst?: number;
+  /** Distinct events waiting to be written at most; a new one beyond is dropped. Default 1,000. */
+  maxPending?: number;
 }
+
+export const DEFAULT_MAX_PENDING_EVENTS = 1000;
 
 export class StoreEventRecorder implements EventRecorder {
   private readonly pending = new Map<string, PendingEvent>();
@@ -67,6 +75,8 @@ export class StoreEventRecorder implements EventRecorder {
   private stopped = false;
   /** Event writes that reached the store (for tests and metrics). */
   written = 0;
+  /** Events dropped because maxPending were waiting already. */
+  dropped = 0;
 
   constructor(
     private readonly store: Store,
@@ -89,10 +99,20 @@ export class StoreEventRecorder implements EventRecorder {
     if (p) {
       p.count++;
       p.last = now;
+    } else if (this.pending.size >= (this.opts.maxPending ?? DEFAULT_MAX_PENDING_EVENTS)) {
+      if (this.dropped++ % 1000 === 0) {
+        this.opts.log?.warn({ reason, dropped: this.dropped, pending: this.pending.size }, 'event dropped: too many events waiting to be written');
+      }
+      return;
     } else {
       this.pending.set(id, { name, namespace, involvedObject, type, reason, message, count: 1, first: now, last: now });
     }
     this.draining ??= this.drain().finally(() => { this.draining = undefined; });
+  }
+
+  /** Distinct events waiting to be written. */
+  pendingCount(): number {
+    return this.pending.size;
   }
 
   /** Resolves when every event recorded so far has been written (or dropped). */

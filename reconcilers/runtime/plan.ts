@@ -219,7 +219,10 @@ function decide(i: RuntimeInput): RuntimeDecision {
   }
   // About to boot: only on a settled placement, with its network rules in place (fail closed).
   if (!i.placementSettled) return { action: { type: 'none' }, phase: 'Scheduled', message: 'waiting for placement to settle', requeueAfterMs: WATCHED_WAIT_MS, progressOnly: true };
-  if (!i.networkReady) return { action: { type: 'none' }, phase: 'Scheduled', message: 'waiting for its network rules (fail closed)' };
+  // Woken when its VC's NetworkReady changes (the runtime watches it; network/subnets sets it once
+  // every VM of the VC has its rules); polled every 5 s before, that was ~2,000 reconciles/s asked
+  // for while 10,000 VMs waited (hack/bench-scale, session 11).
+  if (!i.networkReady) return { action: { type: 'none' }, phase: 'Scheduled', message: 'waiting for its network rules (fail closed)', requeueAfterMs: WATCHED_WAIT_MS };
   if (i.savedState) {
     if (i.diskResetPending) return { action: { type: 'none' }, phase: i.lastPhase ?? 'Suspended', message: i.diskResetPending, requeueAfterMs: 1_000, progressOnly: true };
     if (i.savedStateStale) {

@@ -56,6 +56,20 @@ describe('StoreEventRecorder', function () {
     assert.ok(took >= 250, `15 writes beyond the burst at 50/s take >= 300 ms; took ${took}`);
   });
 
+  it('holds at most maxPending distinct events waiting; a new one beyond is dropped and counted, a repeat still counted', async () => {
+    const r = new StoreEventRecorder(store, { source: 'test', qps: 100, burst: 1, maxPending: 10 });
+    // The first is taken at once by the writer; ten wait; the other 39 find the queue full.
+    for (let i = 0; i < 50; i++) r.record(vc, 'Normal', 'Tick', `tick ${i}`);
+    assert.equal(r.pendingCount(), 10);
+    assert.equal(r.dropped, 39);
+    r.record(vc, 'Normal', 'Tick', 'tick 5');
+    assert.equal(r.dropped, 39, 'a repeat of a waiting event is aggregated, not dropped');
+    await r.flush();
+    const evs = await events();
+    assert.deepEqual(evs.map((e) => e.spec!.message).sort(), Array.from({ length: 11 }, (_v, i) => `tick ${i}`).sort());
+    assert.equal(evs.find((e) => e.spec!.message === 'tick 5')!.spec!.count, 2);
+  });
+
   it('expireEvents removes Events last seen more than an hour ago', async () => {
     const mk = (name: string, last: string) => store.create<EventObject>({
       apiVersion: API_VERSION, kind: 'Event', metadata: { name, namespace: 'default' },

@@ -37,6 +37,11 @@ describe('planRuntime', () => {
     });
   }
 
+  it('waits for its network rules as for its volumes: woken by its VC\'s events, checked again only after WATCHED_WAIT_MS', () => {
+    assert.equal(plan({ networkReady: false }).requeueAfterMs, WATCHED_WAIT_MS);
+    assert.equal(plan({ storageReady: false }).requeueAfterMs, WATCHED_WAIT_MS);
+  });
+
   it('leaves both copies alone while a migration settles, and counts a death right after a migration', () => {
     const settling = plan({ migrationSettling: true, domains: [{ host: 'blade1', state: 'paused' }, { host: 'blade2', state: 'running' }] });
     assert.deepEqual(settling.action, { type: 'none' });

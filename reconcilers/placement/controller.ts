@@ -222,8 +222,16 @@ class GroupBinder {
     while (this.queue.length > 0) {
       const q = this.queue[0]!;
       const job = q.job;
-      const pns = this.own.over(job.base ?? this.nodes()).map((p) => touched.get(p.metadata.name) ?? p);
-      const d = planBinding(job.snap.vc!, job.snap.vns, pns);
+      let d: BindingDecision;
+      let pns: PhysicalNode[];
+      try {
+        pns = this.own.over(job.base ?? this.nodes()).map((p) => touched.get(p.metadata.name) ?? p);
+        d = planBinding(job.snap.vc!, job.snap.vns, pns);
+      } catch (err) {
+        this.queue.shift();
+        q.done(err);
+        continue;
+      }
       const byName = new Map(pns.map((p) => [p.metadata.name, p]));
       const newNodes = d.kind === 'bind' ? [...d.deltas.keys()].filter((n) => byName.has(n) && !touched.has(n)).length : 0;
       const ops = d.kind === 'bind' ? d.binds.length + newNodes : 0;
@@ -231,10 +239,10 @@ class GroupBinder {
       this.queue.shift();
       job.decision = d;
       job.pns = pns;
-      if (d.kind !== 'bind') {
-        q.done();
-        continue;
-      }
+      // A decision without a binding (Unschedulable, say) is settled with the group too: it may
+      // rest on what the VCs before it in the group take, which a failed batch does not take.
+      members.push(q);
+      if (d.kind !== 'bind') continue;
       for (const b of d.binds) {
         vmOps.push({ op: 'update', object: { ...b.vn, spec: { ...b.vn.spec!, physicalNode: b.node, vcpus: b.size.vcpus, memoryMiB: b.size.memoryMiB } } });
       }
@@ -243,10 +251,12 @@ class GroupBinder {
         if (!pn) continue; // a VM leaving a node that is gone: nothing to give back
         touched.set(node, { ...pn, status: { ...pn.status, allocated: addUsage(pn.status?.allocated ?? ZERO, delta) } });
       }
-      members.push(q);
     }
-    if (members.length === 0) return;
     const ops: BatchOp[] = [...vmOps, ...[...touched.values()].map((object): BatchOp => ({ op: 'updateStatus', object }))];
+    if (ops.length === 0) {
+      for (const m of members) m.done();
+      return;
+    }
     try {
       this.own.note(await members[0]!.job.store.batch(ops));
     } catch (err) {

@@ -7,7 +7,11 @@
 // - knfsdExport(t, e) exports directory e.path to the one subnet e.clients, NFSv4 only, read-write,
 //   root not squashed, `fsid` = e.fsid (a UUID: give the same on every node that exports the same
 //   filesystem, so a guest's file handles stay valid when it moves to another node). Starts the
-//   server first when it does not run (nfsd threads, rpc.mountd; NFSv4 grace period 10 s).
+//   server first when it does not run (nfsd threads, rpc.mountd; NFSv4 grace period 10 s), with
+//   file leases off on the node (fs.leases-enable=0), so the server hands out no delegations: the
+//   exported OCFS2 volume is served by every node that runs a VM of the VC, each server knows only
+//   the opens made through it, and a read delegation it granted would never be recalled by a
+//   write through another node (its client would read its cached copy for as long as it holds it).
 //   Idempotent: exported already with the same options is a no-op. Refused (NfsExportError,
 //   nothing exported): e.path is not a mount point (the shared volume must be mounted first), or a
 //   value fails validation. A failure after the server started leaves it running with no new export.
@@ -65,6 +69,7 @@ mountpoint -q "$p" || { echo "$p is not a mount point: mount the shared volume b
 modprobe nfsd
 mountpoint -q /proc/fs/nfsd || mount -t nfsd nfsd /proc/fs/nfsd
 mkdir -p /var/lib/nfs/v4recovery /run/rpcbind
+echo 0 > /proc/sys/fs/leases-enable
 if [ "$(cat /proc/fs/nfsd/threads)" = 0 ]; then
   echo 10 > /proc/fs/nfsd/nfsv4gracetime 2>/dev/null || true
   pgrep -x rpcbind >/dev/null || rpcbind -w

@@ -93,6 +93,21 @@ export function ocfs2OnFullNodesCases(get: () => Ocfs2Context): void {
     assert.equal(await execOk(nodes[0]!, ['cat', `${mp}/over-nfs`], LONG), `nfs-${token}`);
   });
 
+  it('kernel NFS over OCFS2: a file rewritten through the other node\'s mount is read anew over NFS (no delegation keeps the old copy)', async () => {
+    // Each node's server knows only the opens made through it: a read delegation blade1 handed to
+    // an NFS client would never be recalled by a write through blade2's OCFS2 mount, and the client
+    // would go on reading its cached copy (seen: a guest reading a peer's round 4 for minutes).
+    const { nodes, addresses } = get();
+    const mp = fs.mountPoint(vol);
+    const out = await execOk(nodes[1]!, ['sh', '-c',
+      'set -e; printf %s first > "$2/rewritten"; sync; mkdir -p /mnt/vl-nfs; mount -t nfs4 -o vers=4.1 "$1:$2" /mnt/vl-nfs; ' +
+      'cat /mnt/vl-nfs/rewritten; echo; cat /mnt/vl-nfs/rewritten; echo; ' +
+      'printf %s second > "$2/rewritten"; sync; cat /mnt/vl-nfs/rewritten; echo; umount /mnt/vl-nfs; rmdir /mnt/vl-nfs',
+      'sh', addresses[0]!, mp], LONG);
+    assert.equal(out, 'first\nfirst\nsecond\n');
+    assert.equal((await execOk(nodes[0]!, ['cat', '/proc/sys/fs/leases-enable'], LONG)).trim(), '0', 'blade1, which exports it, hands out no leases');
+  });
+
   it('unmount (unexporting first), remove and o2cb offline leave no mount, export, nfsd thread, mapped device, LV or cluster', async () => {
     const { nodes } = get();
     await Promise.all(nodes.map((t) => fs.unmount(vol, t)));

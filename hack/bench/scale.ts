@@ -8,8 +8,8 @@
 // `vcctl drain` of a tenth of the nodes and the time until every Migration Succeeded; a delete of
 // every VC and the time until no VirtualNode is left. Last line as issue 25 asks.
 //
-// usage: hack/bench-scale [--sizes 100:1000,1000:10000] [--drain-fraction 0.1] [--etcd-dir /dev/shm] [--until-running] [--lease-ttl 60]
-// (--lease-ttl: vc-manager's leadership lease, default 60 s here, 15 s in vc-manager: with 15 s a
+// usage: hack/bench-scale [--sizes 100:1000,1000:10000] [--drain-fraction 0.1] [--etcd-dir /dev/shm] [--until-running] [--lease-ttl 60] [--wait-limit 20]
+// (--wait-limit: minutes each wait (Placed, Running, the migrations, the drain, the delete) may take before the size fails; --lease-ttl: vc-manager's leadership lease, default 60 s here, 15 s in vc-manager: with 15 s a
 // manager starved of CPU on this loaded machine lost its lease mid-run, and each new term hooks
 // every controller again over every cached object; the bench prints how often it was lost.)
 // (--until-running: stop each size once all VMs are Running, no drain or delete, for profiling; a size is NODES:VMS, VMS a multiple of 4; VL_BENCH_PROF_DIR=DIR: vc-manager writes a V8 CPU
@@ -249,7 +249,10 @@ class Follower<T extends VirtualNode | Migration | PhysicalNode | VirtualCluster
         last = now;
         process.stderr.write(`  ${what}: ${progress()} after ${((now - t0) / 1000).toFixed(0)} s\n`);
       }
-      if (now - t0 > limitMs) throw new Error(`${what}: only ${progress()} after ${limitMs / 1000} s`);
+      if (now - t0 > limitMs) {
+        throw new Error(`${what}: only ${progress()} after ${limitMs / 1000} s (--wait-limit); vc-manager ` +
+          `${cpuSeconds(manager.pid!).toFixed(1)} CPU s since it started, peak RSS ${peakRssMiB(manager.pid!).toFixed(0)} MiB`);
+      }
     }
   }
 
@@ -260,7 +263,7 @@ class Follower<T extends VirtualNode | Migration | PhysicalNode | VirtualCluster
 
 const isRunning = (vn: VirtualNode): boolean => vn.status?.phase === 'Running' && vn.status.host === vn.spec?.physicalNode;
 
-async function run(size: Size, drainFraction: number, work: string, etcdDir: string, untilRunning: boolean, leaseTtl: number): Promise<Result> {
+async function run(size: Size, drainFraction: number, work: string, etcdDir: string, untilRunning: boolean, leaseTtl: number, limit: number): Promise<Result> {
   let leadershipLost = 0;
   const vcs = size.vms / VMS_PER_VC;
   const nodesFile = join(work, `nodes-${size.nodes}.yaml`);
@@ -328,7 +331,6 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     const applyMs = performance.now() - t0;
     process.stderr.write(`  ${label}: applied ${vcs} VCs in ${(applyMs / 1000).toFixed(1)} s\n`);
     const count = (f: (vn: VirtualNode) => boolean) => [...vns.objects.values()].filter(f).length;
-    const limit = 20 * 60_000;
     await vns.until('Placed', (m) => m.size === size.vms && count((vn) => !!vn.spec?.physicalNode) === size.vms, manager, limit,
       () => `${count((vn) => !!vn.spec?.physicalNode)} of ${size.vms} bound (${vns.objects.size} exist; ${state})`);
     const placedMs = performance.now() - t0;
@@ -421,7 +423,9 @@ function perVm(m: Map<string, number>, vms: number): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100:1000,1000:10000' }, 'drain-fraction': { type: 'string', default: '0.1' }, 'etcd-dir': { type: 'string', default: '/dev/shm' }, 'until-running': { type: 'boolean', default: false }, 'lease-ttl': { type: 'string', default: '60' } } });
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100:1000,1000:10000' }, 'drain-fraction': { type: 'string', default: '0.1' }, 'etcd-dir': { type: 'string', default: '/dev/shm' }, 'until-running': { type: 'boolean', default: false }, 'lease-ttl': { type: 'string', default: '60' }, 'wait-limit': { type: 'string', default: '20' } } });
+  const waitLimitMin = Number(values['wait-limit']);
+  if (!(waitLimitMin > 0)) throw new Error(`--wait-limit: minutes, more than 0, got ${values['wait-limit']}`);
   const leaseTtl = Number(values['lease-ttl']);
   if (!Number.isInteger(leaseTtl) || leaseTtl < 1) throw new Error(`--lease-ttl: whole seconds, at least 1, got ${values['lease-ttl']}`);
   const sizes = parseSizes(values.sizes);
@@ -431,7 +435,7 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   try {
     for (const size of sizes) {
-      const r = await run(size, drainFraction, work, values['etcd-dir'], values['until-running'], leaseTtl);
+      const r = await run(size, drainFraction, work, values['etcd-dir'], values['until-running'], leaseTtl, waitLimitMin * 60_000);
       results.push(r);
       process.stdout.write(`${r.nodes} sim nodes, ${r.vms} VMs (${r.vms / VMS_PER_VC} VCs): apply ${s(r.applyMs)} s; all Placed ${s(r.placedMs)} s; all Running ${s(r.runningMs)} s; ` +
         `vc-manager ${r.cpuS.toFixed(1)} CPU s until Running, peak RSS ${r.rssMiB.toFixed(0)} MiB; etcd requests ${r.etcdRequests} (WAL fsync mean ${r.fsyncMs.toFixed(2)} ms)` +

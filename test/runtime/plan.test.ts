@@ -37,6 +37,10 @@ describe('planRuntime', () => {
     });
   }
 
+  it('a waiting VM is looked at again without an event only after a minute (10,000 waiting: at most ~170 reconciles/s)', () => {
+    assert.ok(WATCHED_WAIT_MS >= 60_000, `WATCHED_WAIT_MS ${WATCHED_WAIT_MS}`);
+  });
+
   it('waits for its network rules as for its volumes: woken by its VC\'s events, checked again only after WATCHED_WAIT_MS', () => {
     assert.equal(plan({ networkReady: false }).requeueAfterMs, WATCHED_WAIT_MS);
     assert.equal(plan({ storageReady: false }).requeueAfterMs, WATCHED_WAIT_MS);

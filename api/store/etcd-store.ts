@@ -63,8 +63,12 @@ process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
   (emitWarning as (w: string | Error, ...r: unknown[]) => void)(warning, ...rest);
 }) as typeof process.emitWarning;
 
-/** The HTTP/2 flow control window of the connections to etcd (connection and streams), bytes. */
-export const FLOW_CONTROL_WINDOW = 64 * 1024 * 1024;
+/**
+ * The HTTP/2 flow control window of the connections to etcd (connection and streams), bytes: a
+ * list of 2,500 VirtualClusters (~6 MiB) arrives within one window, and what etcd may send ahead
+ * of a busy reader (a watch) stays bounded per stream.
+ */
+export const FLOW_CONTROL_WINDOW = 16 * 1024 * 1024;
 
 export class EtcdStore extends EtcdKvStore<Etcd3> {
   readonly leases: LeaseApi;

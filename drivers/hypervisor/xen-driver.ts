@@ -511,7 +511,10 @@ export class XenDriver implements HypervisorDriver {
     const markers = files.filter((f) => f.endsWith(MIGRATING)).map((f) => f.slice(this.runRoot.length + 1, -MIGRATING.length));
     if (markers.length) {
       const outgoing = await this.outgoingXl();
-      for (const d of live) if (d.state === 'running' && markers.includes(d.name) && outgoing.some((o) => o.name === d.name)) d.state = 'migrating';
+      // Whatever xl's letters say while its xl migrate runs: at the switchover the source is
+      // suspended (`s`, else read as shut off) before xl renames it <name>--migratedaway, and a
+      // manager that took that moment for "nothing in flight" undid a migration that completed.
+      for (const d of live) if (d.state !== 'incoming' && markers.includes(d.name) && outgoing.some((o) => o.name === d.name)) d.state = 'migrating';
     }
     const names = new Set(live.map((d) => d.name));
     const off = files.filter((f) => f.endsWith('.cfg'))

@@ -71,7 +71,9 @@ export function planMigration(i: MigrationInput): MigrationDecision {
 
   // Running.
   const source = i.source!;
-  if (i.sourceMigration === 'completed' || (i.sourceDomain === 'absent' && i.targetDomain === 'running')) {
+  // A target runs only once the switchover is past (QEMU's and Xen's both start it then): the
+  // source's copy, whatever it shows (Xen's <name>--migratedaway while xl finishes), is the old one.
+  if (i.sourceMigration === 'completed' || i.targetDomain === 'running') {
     return { action: { type: 'finish', source, target: i.target }, message: 'transfer complete: switching over' };
   }
   if (i.sourceMigration === 'failed' || i.sourceMigration === 'cancelled') {

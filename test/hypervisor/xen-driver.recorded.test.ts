@@ -324,8 +324,12 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     const xlLine = `  812 /usr/lib/xen-4.17/bin/xl -vvv migrate -s ssh -i ${RUN}/migration_ed25519 -o IdentitiesOnly=yes -l root default.stripes-0 blade2.example\n`;
     const rune = `  813 sh -c ssh -i ${RUN}/migration_ed25519 -l root blade2.example xl migrate-receive\n`;
     t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE))
-      .answer(FIND, ok(`${RUN}/default.stripes-0.cfg\n${RUN}/default.stripes-0.migrating\n`)).answer(PS, ok(`    1 /sbin/init\n${xlLine}${rune}`), 2);
+      .answer(FIND, ok(`${RUN}/default.stripes-0.cfg\n${RUN}/default.stripes-0.migrating\n`)).answer(PS, ok(`    1 /sbin/init\n${xlLine}${rune}`), 3);
     assert.equal((await d.get('default.stripes-0'))?.state, 'migrating');
+    // at the switchover xl has suspended it (s) and not yet renamed it: still migrating, not shut off
+    t.answer(['xl', 'list'], ok(LIST_TABLE.replace('-b----', '---s--')));
+    assert.equal((await d.get('default.stripes-0'))?.state, 'migrating');
+    t.answer(['xl', 'list'], ok(LIST_TABLE));
     assert.equal(await d.cancelMigration('default.stripes-0'), true);
     assert.deepEqual(t.commands.at(-1), ['kill', '--', '812']);
     // the marker left by a manager that ended, its xl migrate gone: running, and nothing to cancel

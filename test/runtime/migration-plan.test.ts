@@ -31,6 +31,14 @@ describe('planMigration', () => {
     assert.deepEqual(planMigration({ ...running, sourceMigration: 'completed', sourceDomain: 'paused', targetDomain: 'running' }).action, { type: 'finish', source: 'blade1', target: 'blade2' });
     assert.deepEqual(planMigration({ ...running, sourceMigration: 'none', sourceDomain: 'absent', targetDomain: 'running' }).action, { type: 'finish', source: 'blade1', target: 'blade2' });
   });
+  it('finishes whenever the target runs: the switchover is past, whatever the source still shows, even past the timeout', () => {
+    // Xen: xl on the source still finishing (<name>--migratedaway, listed as migrating), or its copy
+    // suspended and not yet renamed; a manager that undid this destroyed the running target
+    for (const [sourceMigration, sourceDomain] of [['active', 'running'], ['none', 'paused'], ['none', 'running']] as const) {
+      assert.deepEqual(planMigration({ ...running, sourceMigration, sourceDomain, targetDomain: 'running' }).action, { type: 'finish', source: 'blade1', target: 'blade2' }, `${sourceMigration}/${sourceDomain}`);
+    }
+    assert.equal(planMigration({ ...running, targetDomain: 'running', nowMs: 90_000 + 60_001 }).action.type, 'finish');
+  });
   it('aborts when the target dies mid-transfer, on failure, on timeout and on an interrupted start', () => {
     assert.equal(planMigration({ ...running, targetDomain: 'absent' }).action.type, 'abort');
     assert.equal(planMigration({ ...running, sourceMigration: 'failed' }).action.type, 'abort');

@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { startClusterHarness, type ClusterHarness } from '../../hack/lib/cluster-harness.js';
 import type { EventObject, Migration, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
 import { SshTransport } from '../../drivers/transport/ssh-transport.js';
-import { execOk } from '../../drivers/transport/types.js';
+import { execOk, TransportTimeoutError } from '../../drivers/transport/types.js';
 import { tapName } from '../../drivers/network/types.js';
 import { gatewayMacAddress } from '../../reconcilers/network/host-plan.js';
 import { sleep, waitFor } from '../controllers/helpers.js';
@@ -76,9 +76,14 @@ describe('the runtime on two full Xen nodes (PVH domUs, routed per-VC network)',
     if (r.code !== 0) throw new Error(`vcctl logs vn/${name} failed 3 times: ${r.stderr.trim()}`);
     return r.stdout;
   };
+  /** The nodes running `domain`. Each node's `xl list -l` has a 60 s limit: right after two
+   * restores a loaded TCG dom0 once took longer (the rehearsal, Dec 6), so a timeout is tried 3 times. */
   const hostsOf = async (domain: string): Promise<string[]> => {
+    let all = await h.domains().catch((e: Error) => e);
+    for (let i = 1; i < 3 && all instanceof TransportTimeoutError; i++) all = await h.domains().catch((e: Error) => e);
+    if (all instanceof Error) throw all;
     const out: string[] = [];
-    for (const [node, doms] of await h.domains()) if (doms.some((d) => d.name === domain && d.state !== 'shutoff')) out.push(node);
+    for (const [node, doms] of all) if (doms.some((d) => d.name === domain && d.state !== 'shutoff')) out.push(node);
     return out;
   };
   const sh = (node: string, script: string, ...args: string[]) => execOk(dom0.get(node)!, ['sh', '-c', script, 'sh', ...args], { timeoutMs: 120_000 });

@@ -167,9 +167,8 @@ interface BindJob {
   /** Nodes read from the store after a conflict (the cache's otherwise), before this controller's own writes. */
   base: PhysicalNode[] | undefined;
   store: Store;
-  /** Set when planned: the decision and the nodes it was planned over. */
+  /** Set when planned. */
   decision?: BindingDecision;
-  pns?: PhysicalNode[];
 }
 
 interface Queued { job: BindJob; done: (err?: unknown) => void }
@@ -238,7 +237,6 @@ class GroupBinder {
       if (members.length > 0 && vmOps.length + touched.size + ops > BATCH_OPS) break;
       this.queue.shift();
       job.decision = d;
-      job.pns = pns;
       // A decision without a binding (Unschedulable, say) is settled with the group too: it may
       // rest on what the VCs before it in the group take, which a failed batch does not take.
       members.push(q);

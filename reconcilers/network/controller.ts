@@ -40,7 +40,7 @@ import type { Transport } from '../../drivers/transport/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { NfsServerDriver, NfsServerMissingError } from '../../drivers/nfs/nfs-server.js';
 import { DEFAULT_RUN_ROOT } from '../runtime/hosts.js';
-import { planHostNetwork, type HostNetworkState, type NfsShare, type VmNetwork } from './host-plan.js';
+import { indexHostPlans, planHostFromIndex, planHostNetwork, type HostAddress, type HostNetworkState, type HostPlanIndex, type NfsShare, type VmNetwork } from './host-plan.js';
 import { gatewayAddress, nfsPseudoPath, vmAddress } from './addresses.js';
 import { formatCidr, parseCidr, parseIp } from './cidr.js';
 import { SubnetAllocator, describeConflict, hasSubnetConflict, SUBNET_CONFLICT, type ReserveResult } from './subnet-allocator.js';
@@ -163,6 +163,22 @@ export function observedNfsShares(cache: CacheReader): NfsShare[] {
 const REMOTE_REFRESH_WAIT_FACTOR = 2;
 /** How long the paced refresh waits for a node it queued before moving on (a slow or failing node). */
 const REMOTE_REFRESH_STEP_TIMEOUT_MS = 30_000;
+
+const HOST_WORKERS = 2;
+
+/**
+ * The share of network/hosts' time the periodic drift check of every node may take: a node is
+ * checked again after resyncMs, or after every node's check at the mean reconcile time times this
+ * factor over the workers when that is longer. At 1,000 nodes a 30 s check of each kept both
+ * workers busy with checks alone (~0.1 s of CPU per node plan and apply at 10,000 VMs, seconds
+ * of wall time under load), and the plans a VM's start waits for queued behind them.
+ */
+export const DRIFT_CHECK_FACTOR = 4;
+
+/** How long an unchanged node waits for its next drift check: resyncMs, or longer when the checks of every node would not fit in 1/DRIFT_CHECK_FACTOR of the workers' time. */
+export function driftCheckDelayMs(resyncMs: number, nodes: number, meanReconcileMs: number, workers: number): number {
+  return Math.max(resyncMs, Math.ceil((nodes * meanReconcileMs * DRIFT_CHECK_FACTOR) / Math.max(1, workers)));
+}
 
 /**
  * Brings every node up to date with changes that concern it only remotely, one node at a time,
@@ -287,6 +303,16 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
     if (memo?.at !== at) memo = { at, value: observedVmNetworks(c, perVm) };
     return memo.value;
   };
+  // What every node's plan shares (host-plan.ts), kept while the VMs' networks (the memo above),
+  // the nodes' addresses and the NFS shares are the same: one pass over every VM per change, not
+  // one per node plan.
+  let planIndex: { vms: readonly VmNetwork[]; at: string; index: HostPlanIndex } | undefined;
+  const indexFor = (hosts: readonly HostAddress[], vms: readonly VmNetwork[], shares: readonly NfsShare[]): HostPlanIndex => {
+    const at = JSON.stringify([hosts, shares]);
+    if (planIndex?.vms !== vms || planIndex.at !== at) planIndex = { vms, at, index: indexHostPlans(hosts, vms, shares) };
+    return planIndex.index;
+  };
+  let meanMs = 0; // the reconciles' mean wall time (an exponential moving average)
   return {
     name: 'network/hosts',
     forKind: 'PhysicalNode',
@@ -311,13 +337,14 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
       { kind: 'Volume', map: (v) => ((v as Volume).spec?.role === 'shared' ? everyNode() : []) },
     ],
     sources: [remote.source(() => cache.list<PhysicalNode>('PhysicalNode').map((pn) => pn.metadata.name).sort())],
-    workers: 2,
+    workers: HOST_WORKERS,
     async reconcile(ref: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
       const started = performance.now();
       const at = remote.current;
       try {
         return await reconcileNode(ref, ctx);
       } finally {
+        meanMs = meanMs === 0 ? performance.now() - started : meanMs * 0.9 + (performance.now() - started) * 0.1;
         // Planned (or failed, or not Ready: the retry or its own requeue plans it again whole):
         // the paced refresh need not queue it for the changes up to `at`.
         if (ctx.cache.get(ref)) remote.planned(ref.name, at, performance.now() - started);
@@ -340,7 +367,9 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
     const transport = deps.transports.get(pn);
     const allVms = vmNetworks(ctx.cache);
     const shared = await serveSharedFs(ctx, pn, transport, allVms, cleanSharedFs, deps.o2cbTimeouts);
-    const state = planHostNetwork(pn.metadata.name, hosts, holdBack(pn.metadata.name, allVms, shared.notServed, applied), shares);
+    const state = shared.notServed.size === 0
+      ? planHostFromIndex(pn.metadata.name, indexFor(hosts, allVms, shares))
+      : planHostNetwork(pn.metadata.name, hosts, holdBack(pn.metadata.name, allVms, shared.notServed, applied), shares);
     // NFS first: a tap in place is what lets the runtime start a VM or switch a migration over,
     // so the guest's NFS server answers by the time the guest can reach it. Its failure is
     // reported below and does not stop the network.
@@ -355,7 +384,8 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
       ctx.events.record(pn, 'Normal', 'NetworkChanged', changed.slice(0, 8).join('; ') + (changed.length > 8 ? `; and ${changed.length - 8} more` : ''));
     }
     const retrySoon = !nfsOk || shared.notServed.size > 0;
-    return { requeueAfterMs: retrySoon ? Math.min(deps.resyncMs ?? 30_000, 10_000) : (deps.resyncMs ?? 30_000) };
+    const resyncMs = deps.resyncMs ?? 30_000;
+    return { requeueAfterMs: retrySoon ? Math.min(resyncMs, 10_000) : driftCheckDelayMs(resyncMs, hosts.length, meanMs, HOST_WORKERS) };
   }
 }
 

@@ -68,42 +68,127 @@ export function gatewayMacAddress(cluster: string): string {
 }
 
 export function planHostNetwork(hostName: string, hosts: readonly HostAddress[], vms: readonly VmNetwork[], shares: readonly NfsShare[] = []): HostNetworkState {
-  const addressOf = new Map(hosts.map((h) => [h.name, h.address]));
-  const sorted = [...vms].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const taps: TapSpec[] = [];
-  const routes: RouteSpec[] = [];
-  for (const vm of sorted) {
-    const local = vm.host === hostName;
-    if (local || vm.incomingHost === hostName) {
-      taps.push({ name: tapName(vm.key), vm: vm.key, mac: macAddress(vm.key), gateway: vm.gateway, gatewayMac: gatewayMacAddress(vm.cluster), ip: vm.ip });
-    }
-    if (local) routes.push({ dest: `${vm.ip}/32`, dev: tapName(vm.key) });
-    else if (vm.host !== undefined && addressOf.has(vm.host)) routes.push({ dest: `${vm.ip}/32`, via: addressOf.get(vm.host)! });
-  }
-  const { text, comments } = renderRuleset(sorted, taps);
-  return { taps, routes, nftRuleset: text, nftRuleComments: comments, nfsExports: planNfsExports(hostName, sorted, shares) };
+  return planHostFromIndex(hostName, indexHostPlans(hosts, vms, shares));
 }
 
-function planNfsExports(hostName: string, vms: readonly VmNetwork[], shares: readonly NfsShare[]): NfsExport[] {
+/**
+ * What every node's plan shares, computed once for one set of VMs, hosts and shares (the network
+ * hosts controller keeps it while they are unchanged): the VMs in key order, the route to each
+ * through its host, the isolation rules of every VC, and each node's own VMs (local or incoming)
+ * and shares. A node's plan (planHostFromIndex) then costs its own VMs and VCs plus copying the
+ * shared parts; it was a pass over every VM per node (~11 s per node plan at 10,000 VMs under
+ * load: hack/bench-scale). planHostNetwork(...) === planHostFromIndex(host, indexHostPlans(...)).
+ */
+export interface HostPlanIndex {
+  /** Every VM, in key order. */
+  readonly sorted: readonly VmNetwork[];
+  /** The route to each VM hosted on a node with a known address, in key order... */
+  readonly remoteRoutes: readonly RouteSpec[];
+  /** ...and the position in remoteRoutes of sorted[i] (-1: none). */
+  readonly routeAt: Int32Array;
+  /** Per node: the positions in `sorted` of the VMs it hosts or receives, ascending. */
+  readonly byHost: ReadonlyMap<string, readonly number[]>;
+  /** The ruleset's `elements = {...}` line, or undefined without VCs. */
+  readonly elements: string | undefined;
+  /** Per hook: the isolation rules of every VC (its lines joined, undefined without VCs; their comments). */
+  readonly isolate: Readonly<Record<'forward' | 'input', { text: string | undefined; comments: readonly string[] }>>;
+  /** The shares by cluster, in their given order. */
+  readonly sharesOf: ReadonlyMap<string, readonly NfsShare[]>;
+}
+
+export function indexHostPlans(hosts: readonly HostAddress[], vms: readonly VmNetwork[], shares: readonly NfsShare[] = []): HostPlanIndex {
+  const addressOf = new Map(hosts.map((h) => [h.name, h.address]));
+  const sorted = [...vms].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const remoteRoutes: RouteSpec[] = [];
+  const routeAt = new Int32Array(sorted.length).fill(-1);
+  const byHost = new Map<string, number[]>();
+  const add = (host: string, i: number) => {
+    const list = byHost.get(host);
+    if (list) list.push(i);
+    else byHost.set(host, [i]);
+  };
+  const subnets = new Map<string, string>();
+  sorted.forEach((vm, i) => {
+    if (vm.host !== undefined) {
+      add(vm.host, i);
+      const via = addressOf.get(vm.host);
+      if (via !== undefined) {
+        routeAt[i] = remoteRoutes.length;
+        remoteRoutes.push({ dest: `${vm.ip}/32`, via });
+      }
+    }
+    if (vm.incomingHost !== undefined && vm.incomingHost !== vm.host) add(vm.incomingHost, i);
+    subnets.set(vm.cluster, vm.subnet);
+  });
+  const clusters = [...subnets.keys()].sort();
+  const isolate = (hook: 'forward' | 'input') => ({
+    text: clusters.length === 0 ? undefined
+      : clusters.map((cl) => `    ip saddr ${subnets.get(cl)!} ip daddr @vc_subnets ip daddr != ${subnets.get(cl)!} drop comment "isolate ${hook} ${cl}"`).join('\n'),
+    comments: clusters.map((cl) => `isolate ${hook} ${cl}`),
+  });
+  const elements = [...new Set(subnets.values())].sort();
+  const sharesOf = new Map<string, NfsShare[]>();
+  for (const share of shares) {
+    const list = sharesOf.get(share.cluster);
+    if (list) list.push(share);
+    else sharesOf.set(share.cluster, [share]);
+  }
+  return {
+    sorted, remoteRoutes, routeAt, byHost, sharesOf,
+    elements: elements.length > 0 ? `    elements = { ${elements.join(', ')} }` : undefined,
+    isolate: { forward: isolate('forward'), input: isolate('input') },
+  };
+}
+
+/** One node's plan from the shared index: its own VMs' taps, routes and rules, the rest copied. */
+export function planHostFromIndex(hostName: string, index: HostPlanIndex): HostNetworkState {
+  const mine = index.byHost.get(hostName) ?? [];
+  const taps: TapSpec[] = [];
+  const routes = [...index.remoteRoutes];
+  // A local VM whose node has no known address has no remote route to replace: placed in key order.
+  const inserted: { at: number; route: RouteSpec }[] = [];
+  for (const i of mine) {
+    const vm = index.sorted[i]!;
+    taps.push({ name: tapName(vm.key), vm: vm.key, mac: macAddress(vm.key), gateway: vm.gateway, gatewayMac: gatewayMacAddress(vm.cluster), ip: vm.ip });
+    if (vm.host !== hostName) continue;
+    const route = { dest: `${vm.ip}/32`, dev: tapName(vm.key) };
+    const at = index.routeAt[i]!;
+    if (at >= 0) routes[at] = route;
+    else inserted.push({ at: remoteRoutesBefore(index, i), route });
+  }
+  for (let k = inserted.length - 1; k >= 0; k--) routes.splice(inserted[k]!.at, 0, inserted[k]!.route);
+  const { text, comments } = renderRuleset(index, taps);
+  return { taps, routes, nftRuleset: text, nftRuleComments: comments, nfsExports: planNfsExports(index, mine) };
+}
+
+/** How many remote routes come before sorted[i] (a binary search would do; this is the rare case). */
+function remoteRoutesBefore(index: HostPlanIndex, i: number): number {
+  for (let j = i - 1; j >= 0; j--) if (index.routeAt[j]! >= 0) return index.routeAt[j]! + 1;
+  return 0;
+}
+
+function planNfsExports(index: HostPlanIndex, mine: readonly number[]): NfsExport[] {
+  // The first VM (in key order) of each VC here gives the export's client subnet.
+  const subnetOf = new Map<string, string>();
+  for (const i of mine) {
+    const vm = index.sorted[i]!;
+    if (!subnetOf.has(vm.cluster)) subnetOf.set(vm.cluster, vm.subnet);
+  }
   const out: NfsExport[] = [];
-  for (const share of [...shares].sort((a, b) => (a.cluster < b.cluster ? -1 : a.cluster > b.cluster ? 1 : 0))) {
-    if (share.path === undefined) continue;
-    const here = vms.find((vm) => vm.cluster === share.cluster && (vm.host === hostName || vm.incomingHost === hostName));
-    if (here) out.push({ pseudo: nfsPseudoPath(share.cluster), path: share.path, clients: here.subnet });
+  for (const cluster of [...subnetOf.keys()].sort()) {
+    for (const share of index.sharesOf.get(cluster) ?? []) {
+      if (share.path !== undefined) out.push({ pseudo: nfsPseudoPath(share.cluster), path: share.path, clients: subnetOf.get(cluster)! });
+    }
   }
   return out;
 }
 
-function renderRuleset(vms: readonly VmNetwork[], taps: readonly TapSpec[]): { text: string; comments: string[] } {
-  const subnets = new Map<string, string>();
-  for (const vm of vms) subnets.set(vm.cluster, vm.subnet);
-  const clusters = [...subnets.keys()].sort();
+function renderRuleset(index: HostPlanIndex, taps: readonly TapSpec[]): { text: string; comments: string[] } {
   const comments: string[] = [];
   const lines: string[] = [];
   lines.push(`table inet ${NFT_TABLE}`, `delete table inet ${NFT_TABLE}`, `table inet ${NFT_TABLE} {`);
-  const elements = [...new Set(subnets.values())].sort();
   lines.push('  set vc_subnets {', '    type ipv4_addr', '    flags interval');
-  if (elements.length > 0) lines.push(`    elements = { ${elements.join(', ')} }`);
+  if (index.elements !== undefined) lines.push(index.elements);
   lines.push('  }');
   for (const hook of ['forward', 'input'] as const) {
     lines.push(`  chain ${hook} {`, `    type filter hook ${hook} priority filter; policy accept;`);
@@ -123,12 +208,9 @@ function renderRuleset(vms: readonly VmNetwork[], taps: readonly TapSpec[]): { t
     // Between VCs: forwarded to another VC's VM, and delivered here to another VC's gateway
     // address (it sits on that VC's taps on this node, so the input path would answer it). The
     // VC's own gateway (its NFS server among it) and the physical network stay reachable.
-    for (const cl of clusters) {
-      const s = subnets.get(cl)!;
-      const c = `isolate ${hook} ${cl}`;
-      comments.push(c);
-      lines.push(`    ip saddr ${s} ip daddr @vc_subnets ip daddr != ${s} drop comment "${c}"`);
-    }
+    const iso = index.isolate[hook];
+    for (const c of iso.comments) comments.push(c);
+    if (iso.text !== undefined) lines.push(iso.text);
     lines.push('  }');
   }
   lines.push('}', '');

@@ -4,7 +4,7 @@
 // directly by the change) is skipped; nothing is queued while every node is up to date.
 
 import assert from 'node:assert/strict';
-import { RemoteRefresh } from '../../reconcilers/network/controller.js';
+import { DRIFT_CHECK_FACTOR, RemoteRefresh, driftCheckDelayMs } from '../../reconcilers/network/controller.js';
 
 const until = async (cond: () => boolean, what: string, ms = 5_000): Promise<void> => {
   const t0 = Date.now();
@@ -63,5 +63,17 @@ describe('network/hosts: paced refresh of other nodes', () => {
     } finally {
       stop();
     }
+  });
+});
+
+describe('network/hosts: drift checks of unchanged nodes', () => {
+  it('are every resyncMs on a few nodes, and spread so that checking every node takes at most 1/DRIFT_CHECK_FACTOR of the workers', () => {
+    assert.equal(driftCheckDelayMs(30_000, 3, 150, 2), 30_000);
+    // 1,000 nodes at 200 ms each, 2 workers: all checks take 100 s of the workers' time, so a
+    // node is checked every 100 s x DRIFT_CHECK_FACTOR.
+    const d = driftCheckDelayMs(30_000, 1_000, 200, 2);
+    assert.equal(d, 100_000 * DRIFT_CHECK_FACTOR);
+    assert.ok((1_000 * 200) / 2 / d <= 1 / DRIFT_CHECK_FACTOR);
+    assert.equal(driftCheckDelayMs(30_000, 1_000, 0, 2), 30_000); // nothing measured yet
   });
 });

@@ -179,6 +179,9 @@ export interface VirtualNodeStatus {
   runningSize?: { vcpus: number; memoryMiB: number };
   /** The size the VM ran with when its memory was saved; a resize since discards the saved state. */
   savedSize?: { vcpus: number; memoryMiB: number };
+  /** What GuestReady said when the VM's memory was saved, if the guest had reported in: a restore
+   * continues that boot (no new READY line, no new boot), so the guest is ready again at once. */
+  savedGuestReady?: { reason: string; message: string };
   /** When the runtime last started or resumed the domain (the boot timeout counts from here). */
   bootTime?: string;
   /** The restart request (annotation virtualinux.org/restart) last carried out. */

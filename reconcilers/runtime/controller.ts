@@ -405,18 +405,20 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     }
     if (d.progressOnly) return writeStatus(ctx, vn, status, base.ip, d.requeueAfterMs);
     const phase = status.phase;
-    const guest = await guestReadiness(g, phase, bootedBy(d.action, host), host, status.bootTime ?? vn.status?.bootTime, ctx);
+    const resumedReady = d.action.type === 'restore' && host ? vn.status?.savedGuestReady : undefined;
+    const guest = await guestReadiness(g, phase, bootedBy(d.action, host), resumedReady, host, status.bootTime ?? vn.status?.bootTime, ctx);
     // A Running VM that settled is not polled: its node's list (node-domains.ts) queues it when
     // its domain stops running, and a change of it, its VC, volumes or node, or the resync, does.
     const settled = phase === 'Running' && !input.migrationActive && !input.migrationSettling;
     let requeue: number | undefined = d.requeueAfterMs ??
       (settled ? undefined : phase === 'Running' || phase === 'Migrating' ? (deps.pollMs ?? 5_000) : d.action.type === 'none' ? 5_000 : 0);
     if (guest.requeueAfterMs !== undefined && requeue !== 0) requeue = Math.min(requeue ?? Infinity, guest.requeueAfterMs);
-    return writeStatus(ctx, vn, status, base.ip, requeue, guest.condition);
+    return writeStatus(ctx, vn, status, base.ip, requeue, guest.condition, !bootedBy(d.action, host));
   }
 
   /** Decides GuestReady (guest-ready.ts), probing the guest when that can change it. */
-  async function guestReadiness(g: Gathered, phase: VirtualNodeStatus['phase'], booted: boolean, host: string | undefined,
+  async function guestReadiness(g: Gathered, phase: VirtualNodeStatus['phase'], booted: boolean,
+    resumedReady: VirtualNodeStatus['savedGuestReady'], host: string | undefined,
     bootTime: string | undefined, ctx: ReconcileContext): Promise<GuestReadyDecision> {
     const previous = getCondition(g.vn.status?.conditions, GUEST_READY);
     const p = phase ?? 'Pending';
@@ -424,7 +426,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     const pn = host ? ctx.cache.get<PhysicalNode>(ref('PhysicalNode', host)) : undefined;
     if (pn?.spec && shouldProbeGuest(p, booted, previous)) probe = await probeGuest(drivers.get(pn), domainNameOf(g.vn), !!g.template?.spec?.guestAgent);
     const decision = decideGuestReady({
-      phase: p, booted, previous, bootTimeMs: bootTime ? Date.parse(bootTime) : undefined, nowMs: now(),
+      phase: p, booted, resumedReady, previous, bootTimeMs: bootTime ? Date.parse(bootTime) : undefined, nowMs: now(),
       timeoutMs: bootTimeoutMs(g.vc?.spec?.node?.bootTimeout), probe,
     });
     if (decision.timedOut) ctx.events.record(g.vn, 'Warning', 'BootTimeout', decision.condition!.message ?? 'boot timeout');
@@ -484,7 +486,7 @@ async function probeGuest(drv: HypervisorDriver, name: string, agent: boolean): 
 }
 
 async function writeStatus(ctx: ReconcileContext, vn: VirtualNode, s: VirtualNodeStatus, ip: string | undefined, requeueAfterMs?: number,
-  guest?: ConditionInput): Promise<ReconcileResult> {
+  guest?: ConditionInput, sameBoot = false): Promise<ReconcileResult> {
   // The status records what an action already did (a suspend's saved disk revision and size, a
   // start's boot time): a conflict with another writer of the object must not lose it, so the
   // runtime's own fields are written again over a fresh read. Conditions other than Running and
@@ -502,7 +504,11 @@ async function writeStatus(ctx: ReconcileContext, vn: VirtualNode, s: VirtualNod
     const g = guest ?? (s.phase && s.phase !== 'Running' && s.phase !== 'Migrating' ? decideGuestReady({
       phase: s.phase, booted: false, previous: undefined, bootTimeMs: undefined, nowMs: 0, timeoutMs: 0,
     }).condition : undefined);
-    if (g) conditions = setCondition(conditions, g, gen);
+    // A guest found ready stays ready while the same boot runs: a probe decided on a cached copy
+    // older than that finding (a resume's Resumed, say, then an agent answer or a BootTimeout
+    // counted from the previous boot's time) does not undo it; a new boot does.
+    const keep = sameBoot && s.phase === 'Running' && getCondition(current.status?.conditions, GUEST_READY)?.status === 'True';
+    if (g && !keep) conditions = setCondition(conditions, g, gen);
     const status: VirtualNodeStatus = { ...current.status, ...s, ip, conditions, observedGeneration: gen };
     for (const k of Object.keys(status) as (keyof VirtualNodeStatus)[]) if (status[k] === undefined) delete status[k];
     return status;

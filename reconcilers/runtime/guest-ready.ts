@@ -5,7 +5,10 @@
 // report within the VC's spec.node.bootTimeout (default 5 min) after its start is
 // GuestReady=False with reason BootTimeout (and one Warning Event); it is still probed, so a late
 // guest turns True. Once True, it stays True while the same boot runs (through live migration),
-// and is reset by the next start, resume or restart.
+// and is reset by the next start or restart. A resume from saved memory continues the boot that
+// was saved: if the guest had reported in before the suspend (status.savedGuestReady), it is True
+// again at once (a restored guest prints no new READY line, and Xen's console log starts empty);
+// if it had not, it is Booting with the timeout counting from the resume.
 
 import type { Condition, VNPhase } from '../../api/types.js';
 import type { ConditionInput } from '../../api/conditions.js';
@@ -38,6 +41,9 @@ export interface GuestReadyInput {
   phase: VNPhase;
   /** This reconcile started, resumed or restarted the domain: a new boot. */
   booted: boolean;
+  /** This reconcile resumed the domain from saved memory in which the guest had reported in
+   * (what GuestReady said then): the same boot goes on. */
+  resumedReady?: { reason: string; message: string };
   previous: Condition | undefined;
   /** When the current boot started (status.bootTime); undefined for a domain found running. */
   bootTimeMs: number | undefined;
@@ -71,6 +77,9 @@ export function decideGuestReady(i: GuestReadyInput): GuestReadyDecision {
     return { condition: { type: GUEST_READY, status: 'False', reason: 'NotRunning', message: `the VM is ${i.phase}` } };
   }
   const waiting = `waiting for the guest to report in (boot timeout ${duration(i.timeoutMs)})`;
+  if (i.booted && i.resumedReady) {
+    return { condition: { type: GUEST_READY, status: 'True', reason: 'Resumed', message: `resumed from saved memory; before the suspend: ${i.resumedReady.message}` } };
+  }
   if (i.booted) return { condition: { type: GUEST_READY, status: 'False', reason: 'Booting', message: waiting }, requeueAfterMs: BOOT_PROBE_MS };
   if (i.previous?.status === 'True') return {};
   if (i.probe?.by === 'agent') {

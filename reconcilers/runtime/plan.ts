@@ -15,7 +15,9 @@
 // - Resuming restores the saved state on the host the node is bound to now, which placement may
 //   have changed while the VC was suspended (the paper's remap).
 
+import { getCondition } from '../../api/conditions.js';
 import type { VCState, VirtualNodeStatus, VNPhase } from '../../api/types.js';
+import { GUEST_READY } from './guest-ready.js';
 
 export type DomainState = 'running' | 'paused' | 'incoming' | 'shutoff';
 
@@ -281,10 +283,14 @@ export function runtimeStatus(d: RuntimeDecision, s: StatusInput): VirtualNodeSt
     status.savedDiskRevision = s.diskRevision;
     const running = s.domains.find((x) => x.host === a.host);
     status.savedSize = { vcpus: running?.vcpus ?? s.size.vcpus, memoryMiB: running?.memoryMiB ?? s.size.memoryMiB };
+    // A restore continues this boot: keep whether the guest had reported in (guest-ready.ts).
+    const ready = getCondition(s.previous?.conditions, GUEST_READY);
+    status.savedGuestReady = ready?.status === 'True' ? { reason: ready.reason ?? '', message: ready.message ?? '' } : undefined;
   }
   if (boots || a.type === 'discardSavedState') {
     status.savedDiskRevision = undefined;
     status.savedSize = undefined;
+    status.savedGuestReady = undefined;
   }
   const booted = bootedBy(a, s.host);
   // The size it runs with: what it was started with now, else what its domain reports.

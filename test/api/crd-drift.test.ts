@@ -46,6 +46,7 @@ const vnSpec: DeepRequired<VirtualNodeSpec> = { cluster: 'a', index: 0, physical
 const vnStatus: DeepRequired<VirtualNodeStatus> = {
   phase: 'Running', ip: '10.0.0.2', host: 'blade1', conditions: cond, observedGeneration: 1, message: 'm', restarts: 0,
   lastFailureTime: now, savedDiskRevision: '1', bootTime: now, restartedFor: '2026-01-02T03:04:05Z', savedSize: { vcpus: 1, memoryMiB: 256 }, runningSize: { vcpus: 1, memoryMiB: 256 },
+  savedGuestReady: { reason: 'ConsoleReady', message: 'the guest printed: VIRTUALINUX-READY' },
 };
 const volSpec: DeepRequired<VolumeSpec> = { role: 'snapshot', cluster: 'a', sizeGiB: 4, driver: 'qcow2', source: 'a-original', virtualNode: 'a-0' };
 const volStatus: DeepRequired<VolumeStatus> = {

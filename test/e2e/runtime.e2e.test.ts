@@ -11,6 +11,8 @@ import { HypervisorDrivers } from '../../reconcilers/runtime/hosts.js';
 import { waitFor } from '../controllers/helpers.js';
 import { nodeExec } from '../../hack/lib/testbed.js';
 import { updateWithRetry } from '../../api/finalizers.js';
+import { getCondition } from '../../api/conditions.js';
+import { assertResumedReady } from './resume-checks.js';
 
 const VC = `apiVersion: virtualinux.org/v1alpha1
 kind: VirtualCluster
@@ -90,6 +92,7 @@ describe('runtime end to end on the testbed', function () {
       await waitFor(`${name} running on ${first}`, async () => (await hostsOf(`default.${name}`)).join() === first, 60_000, 500);
     }
     assert.equal(readdirSync(join(h.testbed.sanDir, 'runtime', 'default')).filter((f) => f.endsWith('.vmstate')).length, 0, 'resume consumes the saved states');
+    await assertResumedReady(h, 'duo', ['duo-0', 'duo-1']);
   });
 
   it('an OSTemplate update while suspended resets the disks, and resume boots afresh instead of restoring stale memory', async () => {
@@ -114,6 +117,7 @@ describe('runtime end to end on the testbed', function () {
         throw err;
       }
       assert.match(await logs(name), new RegExp(`first-boot-ran-on ${name}`), 'the reset disk runs its first boot again');
+      await waitFor(`${name} GuestReady from its new boot`, async () => getCondition((await vn(name)).status?.conditions, 'GuestReady')?.reason === 'AgentReported', 60_000, 500);
     }
     assert.equal(readdirSync(join(h.testbed.sanDir, 'runtime', 'default')).filter((f) => f.endsWith('.vmstate')).length, 0);
   });

@@ -28,6 +28,7 @@ import { tapName } from '../../drivers/network/types.js';
 import { gatewayMacAddress } from '../../reconcilers/network/host-plan.js';
 import { sleep, waitFor } from '../controllers/helpers.js';
 import { dom0Transports, printCluster } from './full-dom0.js';
+import { assertResumedReady } from './resume-checks.js';
 
 const SUBNET = '10.210.0';
 const OTHER = '10.211.0';
@@ -327,6 +328,8 @@ describe('the runtime on two full Xen nodes (PVH domUs, routed per-VC network)',
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await hostsOf('default.duo-1'), ['blade1']);
     assert.deepEqual(await hostsOf('default.duo-0'), ['blade1']);
+    // the same boot goes on: ready again at once (xl restore starts a new console log, with no READY line in it)
+    await assertResumedReady(h, 'duo', ['duo-0', 'duo-1']);
     // restored, not booted: its probe loop counts on from before the suspend, and reaches duo-0 (now beside it)
     const after = await waitFor('duo-1 probing again', async () => {
       const text = await logs('duo-1');

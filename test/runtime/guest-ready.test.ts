@@ -53,6 +53,16 @@ describe('GuestReady', () => {
     assert.equal(before.condition?.reason, 'Booting');
   });
 
+  it('a resume continues the saved boot: True at once if the guest had reported in, else Booting from the resume', () => {
+    const saved = { reason: 'ConsoleReady', message: 'the guest printed: VIRTUALINUX-READY duo-0 10.0.0.2' };
+    const r = decide({ booted: true, resumedReady: saved, previous: cond('False', 'NotRunning') });
+    assert.deepEqual([r.condition?.status, r.condition?.reason], ['True', 'Resumed']);
+    assert.match(r.condition!.message!, /before the suspend: the guest printed: VIRTUALINUX-READY duo-0/);
+    assert.equal(r.requeueAfterMs, undefined, 'no probing of a guest known ready');
+    const notYet = decide({ booted: true, previous: cond('False', 'NotRunning') });
+    assert.deepEqual([notYet.condition?.status, notYet.condition?.reason], ['False', 'Booting']);
+  });
+
   it('is False (NotRunning) when the VM does not run', () => {
     for (const phase of ['Stopped', 'Suspended', 'Failed', 'Scheduled'] as const) {
       const d = decide({ phase, previous: cond('True', 'AgentReported') });

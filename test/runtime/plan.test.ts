@@ -148,6 +148,21 @@ describe('runtimeStatus', () => {
     assert.equal(st.savedDiskRevision, '3');
     assert.deepEqual(st.savedSize, { vcpus: 1, memoryMiB: 256 });
     assert.equal(st.runningSize, undefined);
+    assert.equal(st.savedGuestReady, undefined, 'the guest had not reported in');
+  });
+
+  it('a suspend keeps what GuestReady said if True; a restore, start or discard clears it', () => {
+    const ready = { type: 'GuestReady', status: 'True' as const, reason: 'AgentReported', message: 'the guest agent answered: a-0 10.0.0.2', lastTransitionTime: 'T', observedGeneration: 1 };
+    const previous = { ...s0.previous, conditions: [ready] };
+    const st = runtimeStatus(dec({ action: { type: 'suspend', host: 'blade1' }, phase: 'Suspending' }), { ...s0, previous });
+    assert.deepEqual(st.savedGuestReady, { reason: 'AgentReported', message: 'the guest agent answered: a-0 10.0.0.2' });
+    const booting = { ...ready, status: 'False' as const, reason: 'Booting' };
+    assert.equal(runtimeStatus(dec({ action: { type: 'suspend', host: 'blade1' }, phase: 'Suspending' }), { ...s0, previous: { ...s0.previous, conditions: [booting] } }).savedGuestReady, undefined);
+    const withSaved = { ...s0.previous, savedGuestReady: { reason: 'AgentReported', message: 'm' } };
+    for (const action of [{ type: 'restore', host: 'blade1' }, { type: 'start', host: 'blade1' }, { type: 'discardSavedState' }] as RuntimeDecision['action'][]) {
+      const after = runtimeStatus(dec({ action, phase: 'Starting' }), { ...s0, host: 'blade1', previous: withSaved });
+      assert.ok('savedGuestReady' in after && after.savedGuestReady === undefined, `${action.type} clears it (removed, not kept)`);
+    }
   });
 
   it('an unexpected death counts a restart at now; a running domain keeps its reported size and boot time', () => {

@@ -1,0 +1,19 @@
+// A check both runtime end-to-end files (QEMU on namespace nodes, Xen on full nodes) make after a
+// resume: a restored guest goes on with the boot it was saved in, so GuestReady is True at once
+// (reason Resumed, in the same status write that says Running), not Booting until a READY line
+// that a restored guest never prints again, and the VC is Ready without waiting for a boot timeout.
+import assert from 'node:assert/strict';
+import { getCondition } from '../../api/conditions.js';
+import type { VirtualNode } from '../../api/types.js';
+import type { ClusterHarness } from '../../hack/lib/cluster-harness.js';
+
+export async function assertResumedReady(h: ClusterHarness, vc: string, names: readonly string[], namespace = 'default'): Promise<void> {
+  for (const name of names) {
+    const v = await h.store.get<VirtualNode>({ kind: 'VirtualNode', namespace, name });
+    const c = getCondition(v.status?.conditions, 'GuestReady');
+    assert.deepEqual([v.status?.phase, c?.status, c?.reason], ['Running', 'True', 'Resumed'], `${name} right after the resume: ${JSON.stringify(c)}`);
+    assert.equal(v.status?.savedGuestReady, undefined, `${name}: the saved readiness is used up with the saved state`);
+  }
+  const w = await h.vcctl(['wait', `vc/${vc}`, '--for=condition=Ready', '--timeout=90s']);
+  assert.equal(w.code, 0, `vc/${vc} Ready after the resume: ${w.stderr}${(await h.vcctl(['describe', `vc/${vc}`])).stdout}`);
+}

@@ -4,6 +4,10 @@ import assert from 'node:assert/strict';
 import type { SqliteStore } from '../../api/store/sqlite-store.js';
 import type { ApiObject } from '../../api/types.js';
 import { ControllerManager } from '../../controllers/manager.js';
+import { Controller } from '../../controllers/controller.js';
+import { SharedCache } from '../../controllers/cache.js';
+import { FakeClock } from '../../controllers/clock.js';
+import { silentLogger } from '../../controllers/log.js';
 import { ManagerMetrics } from '../../controllers/metrics.js';
 import type { ControllerSpec, ReconcileContext } from '../../controllers/types.js';
 import { sleep, tempSqliteStore, waitFor, type TempSqliteStore } from './helpers.js';
@@ -163,5 +167,55 @@ describe('Controller outcomes', function () {
     const metrics = manager!.activeControllers()[0]!.counts;
     assert.equal(metrics.error, 4);
     assert.equal(metrics.done, 2);
+  });
+});
+
+describe('Controller resync', function () {
+  this.timeout(30_000);
+  let tmp: TempSqliteStore;
+  beforeEach(() => { tmp = tempSqliteStore(5); });
+  afterEach(async () => { await tmp.close(); });
+
+  it('queues a key only when its last reconcile started at least half a period before, spread over the period', async () => {
+    const clock = new FakeClock();
+    const cache = new SharedCache(tmp.store, { clock });
+    const reconciled: string[] = [];
+    const busy = new Set<string>();
+    const ac = new AbortController();
+    const c = new Controller({
+      name: 'resync', forKind: 'Widget', resyncMs: 10_000,
+      async reconcile(key) {
+        reconciled.push(key.name);
+        // "busy" keys are reconciled every 2 s by their own requeue.
+        return busy.has(key.name) ? { requeueAfterMs: 2_000 } : undefined;
+      },
+    }, { cache, store: tmp.store, events: { record() {} }, log: silentLogger(), signal: ac.signal, clock });
+    for (let i = 0; i < 20; i++) await tmp.store.create(widget(`w${String(i).padStart(2, '0')}`));
+    for (let i = 0; i < 10; i++) busy.add(`w${String(i).padStart(2, '0')}`);
+    cache.start();
+    await cache.waitForSync();
+    c.start();
+    const settle = async () => { for (let i = 0; i < 20; i++) await sleep(1); await waitFor('the queue drained', () => c.queue.len() === 0); };
+    await settle();
+    assert.equal(reconciled.length, 20, 'each added once');
+    reconciled.length = 0;
+    // One period, step by step: the busy keys come back every 2 s on their own (5 times each);
+    // the idle ones once by the resync; and never all at once.
+    let most = 0;
+    for (let t = 0; t < 10_000; t += 500) {
+      const before = reconciled.length;
+      clock.step(500);
+      await settle();
+      most = Math.max(most, reconciled.slice(before).filter((n) => !busy.has(n)).length);
+    }
+    const count = (n: string) => reconciled.filter((x) => x === n).length;
+    for (let i = 0; i < 20; i++) {
+      const n = `w${String(i).padStart(2, '0')}`;
+      assert.equal(count(n), busy.has(n) ? 5 : 1, `${n}: ${count(n)} reconciles`);
+    }
+    assert.equal(most, 1, 'the idle keys resynced one slice (20 keys / RESYNC_SLICES) at a time');
+    ac.abort();
+    await c.stop(1_000);
+    cache.stop();
   });
 });

@@ -6,7 +6,7 @@ import type { SqliteStore } from '../../api/store/sqlite-store.js';
 import { CompactedError, type Store, type Watch, type WatchHandlers, type WatchOptions } from '../../api/store/types.js';
 import type { ApiObject } from '../../api/types.js';
 import { FakeClock } from '../../controllers/clock.js';
-import { Informer, cacheKey } from '../../controllers/informer.js';
+import { Informer, RESYNC_SLICES, cacheKey } from '../../controllers/informer.js';
 import { tempSqliteStore, waitFor, type TempSqliteStore } from './helpers.js';
 
 /** Lets a test break every open watch of the real store it wraps, as a lost connection would. */
@@ -134,13 +134,43 @@ describe('Informer', function () {
     inf.addHandlers({ onUpdate: (o, n) => { if (o === n) resynced.push(n.metadata.name); } }, 1000);
     inf.start();
     await inf.waitForSync();
-    clock.step(999);
-    assert.deepEqual(resynced, []);
-    clock.step(1);
+    clock.step(1000);
     assert.deepEqual(resynced.sort(), ['a', 'b']);
     clock.step(1000);
     assert.equal(resynced.length, 4);
     assert.equal(inf.lists, 1);
+    inf.stop();
+  });
+
+  it('spreads a resync over its period: each object once per period, a slice per step, a deleted one skipped, an added one from the next period', async () => {
+    for (let i = 0; i < 40; i++) await raw.create(obj(`w${String(i).padStart(2, '0')}`, 'n1', 1));
+    const clock = new FakeClock();
+    const inf = new Informer(raw, 'Widget', { clock });
+    const resynced: string[] = [];
+    inf.addHandlers({ onUpdate: (o, n) => { if (o === n) resynced.push(n.metadata.name); } }, 1000);
+    inf.start();
+    await inf.waitForSync();
+    const step = 1000 / RESYNC_SLICES;
+    let most = 0;
+    for (let t = 0; t < 1000; t += step) {
+      const before = resynced.length;
+      clock.step(step);
+      most = Math.max(most, resynced.length - before);
+      if (t === 9 * step) {
+        // Half-way through the period: one object not yet resynced goes, one comes.
+        const gone = (await raw.list('Widget')).items.map((o) => o.metadata.name).find((n) => !resynced.includes(n))!;
+        await raw.delete({ kind: 'Widget', namespace: 'n1', name: gone });
+        await raw.create(obj('late', 'n1', 1));
+        await waitFor('the informer sees both', () => !inf.get({ namespace: 'n1', name: gone }) && !!inf.get({ namespace: 'n1', name: 'late' }));
+      }
+    }
+    assert.equal(most, 40 / RESYNC_SLICES, 'a slice per step, not all at once');
+    assert.equal(resynced.length, 39, 'each object once, the deleted one not');
+    assert.equal(new Set(resynced).size, 39);
+    assert.ok(!resynced.includes('late'));
+    clock.step(1000);
+    assert.equal(resynced.length, 39 + 40, 'the next period: the added one too');
+    assert.ok(resynced.includes('late'));
     inf.stop();
   });
 

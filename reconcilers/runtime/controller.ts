@@ -413,7 +413,17 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     let requeue: number | undefined = d.requeueAfterMs ??
       (settled ? undefined : phase === 'Running' || phase === 'Migrating' ? (deps.pollMs ?? 5_000) : d.action.type === 'none' ? 5_000 : 0);
     if (guest.requeueAfterMs !== undefined && requeue !== 0) requeue = Math.min(requeue ?? Infinity, guest.requeueAfterMs);
-    return writeStatus(ctx, vn, status, base.ip, requeue, guest.condition, !bootedBy(d.action, host));
+    let guestWritten = false;
+    const result = await writeStatus(ctx, vn, status, base.ip, requeue, guest.condition, !bootedBy(d.action, host), (w) => (guestWritten = w));
+    // Told only when the write took the finding (not undone as made on an older copy: writeStatus).
+    if (guestWritten) guestEvents(g.vn, guest, ctx);
+    return result;
+  }
+
+  function guestEvents(vn: VirtualNode, decision: GuestReadyDecision, ctx: ReconcileContext): void {
+    const previous = getCondition(vn.status?.conditions, GUEST_READY);
+    if (decision.timedOut) ctx.events.record(vn, 'Warning', 'BootTimeout', decision.condition!.message ?? 'boot timeout');
+    if (decision.condition?.status === 'True' && previous?.status !== 'True') ctx.events.record(vn, 'Normal', 'GuestReady', decision.condition.message ?? '');
   }
 
   /** Decides GuestReady (guest-ready.ts), probing the guest when that can change it. */
@@ -429,8 +439,6 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       phase: p, booted, resumedReady, previous, bootTimeMs: bootTime ? Date.parse(bootTime) : undefined, nowMs: now(),
       timeoutMs: bootTimeoutMs(g.vc?.spec?.node?.bootTimeout), probe,
     });
-    if (decision.timedOut) ctx.events.record(g.vn, 'Warning', 'BootTimeout', decision.condition!.message ?? 'boot timeout');
-    if (decision.condition?.status === 'True' && previous?.status !== 'True') ctx.events.record(g.vn, 'Normal', 'GuestReady', decision.condition.message ?? '');
     return decision;
   }
 
@@ -486,7 +494,7 @@ async function probeGuest(drv: HypervisorDriver, name: string, agent: boolean): 
 }
 
 async function writeStatus(ctx: ReconcileContext, vn: VirtualNode, s: VirtualNodeStatus, ip: string | undefined, requeueAfterMs?: number,
-  guest?: ConditionInput, sameBoot = false): Promise<ReconcileResult> {
+  guest?: ConditionInput, sameBoot = false, guestWritten?: (written: boolean) => void): Promise<ReconcileResult> {
   // The status records what an action already did (a suspend's saved disk revision and size, a
   // start's boot time): a conflict with another writer of the object must not lose it, so the
   // runtime's own fields are written again over a fresh read. Conditions other than Running and
@@ -509,6 +517,7 @@ async function writeStatus(ctx: ReconcileContext, vn: VirtualNode, s: VirtualNod
     // counted from the previous boot's time) does not undo it; a new boot does.
     const keep = sameBoot && s.phase === 'Running' && getCondition(current.status?.conditions, GUEST_READY)?.status === 'True';
     if (g && !keep) conditions = setCondition(conditions, g, gen);
+    guestWritten?.(!!guest && !keep);
     const status: VirtualNodeStatus = { ...current.status, ...s, ip, conditions, observedGeneration: gen };
     for (const k of Object.keys(status) as (keyof VirtualNodeStatus)[]) if (status[k] === undefined) delete status[k];
     return status;

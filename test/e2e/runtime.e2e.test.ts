@@ -86,13 +86,14 @@ describe('runtime end to end on the testbed', function () {
     const first = h.testbed.nodes[0]!.name;
     await waitFor('re-placed on the first node', async () => (await vn('duo-0')).spec?.physicalNode === first && (await vn('duo-1')).spec?.physicalNode === first, 60_000, 250);
 
+    const resumedAt = new Date();
     const r = await h.vcctl(['resume', 'vc/duo', '--wait', '--timeout=5m']);
     assert.equal(r.code, 0, r.stderr);
     for (const name of ['duo-0', 'duo-1']) {
       await waitFor(`${name} running on ${first}`, async () => (await hostsOf(`default.${name}`)).join() === first, 60_000, 500);
     }
     assert.equal(readdirSync(join(h.testbed.sanDir, 'runtime', 'default')).filter((f) => f.endsWith('.vmstate')).length, 0, 'resume consumes the saved states');
-    await assertResumedReady(h, 'duo', ['duo-0', 'duo-1']);
+    await assertResumedReady(h, 'duo', ['duo-0', 'duo-1'], resumedAt);
   });
 
   it('an OSTemplate update while suspended resets the disks, and resume boots afresh instead of restoring stale memory', async () => {

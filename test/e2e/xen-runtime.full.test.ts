@@ -324,12 +324,13 @@ describe('the runtime on two full Xen nodes (PVH domUs, routed per-VC network)',
     await h.store.update<VirtualCluster>({ ...vc, spec: { ...vc.spec!, placement: { strategy: 'Block', mode: 'Lazy' } } });
     await waitFor('duo-1 re-placed on blade1', async () => (await vn('duo-1')).spec?.physicalNode === 'blade1', 120_000, 500);
 
+    const resumedAt = new Date();
     const r = await h.vcctl(['resume', 'vc/duo', '--wait', '--timeout=15m']);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await hostsOf('default.duo-1'), ['blade1']);
     assert.deepEqual(await hostsOf('default.duo-0'), ['blade1']);
     // the same boot goes on: ready again at once (xl restore starts a new console log, with no READY line in it)
-    await assertResumedReady(h, 'duo', ['duo-0', 'duo-1']);
+    await assertResumedReady(h, 'duo', ['duo-0', 'duo-1'], resumedAt);
     // restored, not booted: its probe loop counts on from before the suspend, and reaches duo-0 (now beside it)
     const after = await waitFor('duo-1 probing again', async () => {
       const text = await logs('duo-1');

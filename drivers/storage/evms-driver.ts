@@ -27,6 +27,7 @@
 
 import type { Transport } from '../transport/types.js';
 import { pathsUsage, run } from './file-volumes.js';
+import { LVM_CONFIG, LVM_CONFIG_READ_ONLY, lvm } from './lvm-config.js';
 import { LV_READ_FUNCTIONS, runActivation, SanVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
 import type { NodeActivation, StorageDriver, VolumeInfo, VolumeKey } from './types.js';
 import { ActiveElsewhereError, StorageError } from './types.js';
@@ -110,29 +111,36 @@ export class EvmsDriver extends SanVolumes implements StorageDriver, NodeActivat
     return row?.lv_tags?.split(',').find((t) => t.startsWith(ORIGIN_TAG))?.slice(ORIGIN_TAG.length);
   }
 
-  /** Makes the exception store LV `lv` of a snapshot of `origin` (an LV of `originBytes`), fresh. */
-  private async makeCow(lv: string, origin: string, originBytes: number): Promise<void> {
-    await run(this.transport, 'create snapshot store', [
-      'lvcreate', '-y', '-Wy', '-Zy', '-L', `${this.cowBytes(originBytes)}b`, '-n', lv, '--addtag', `${ORIGIN_TAG}${origin}`, this.vg.vg,
-    ]);
-    await this.zeroHeader(lv);
-    await run(this.transport, 'deactivate snapshot store', ['lvchange', '-an', `${this.vg.vg}/${lv}`]);
+  /**
+   * Makes a fresh exception store for a snapshot of `origin` in one command on the node
+   * (SNAPSHOT_SCRIPT): unmapped under `tmp`, its header zeroed on the physical volume, renamed to
+   * `final` (none when `final` is `tmp`); `dir`: the VC's directory, made there too.
+   */
+  private async makeCow(tmp: string, final: string, origin: LvRow, dir: string): Promise<void> {
+    await run(this.transport, 'create snapshot store', ['sh', '-c', EVMS_SCRIPTS.snapshot, 'sh', ...this.snapshotArgs(tmp, final, origin, dir)]);
+  }
+
+  /** The arguments of SNAPSHOT_SCRIPT (hack/bench/storage-san.ts times the script with them). */
+  snapshotArgs(tmp: string, final: string, origin: LvRow, dir: string): string[] {
+    return [this.vg.vg, tmp, final, String(this.cowBytes(Number(origin.lv_size))), `${ORIGIN_TAG}${origin.lv_name}`, String(this.chunkSectors * 512), dir];
   }
 
   /** Zeroes the exception store's header and first metadata area: the next activation starts afresh. */
   private async zeroHeader(lv: string): Promise<void> {
-    await run(this.transport, 'reset snapshot store', [
-      'dd', 'if=/dev/zero', `of=${this.vg.dev(lv)}`, `bs=${this.chunkSectors * 512}`, 'count=2', 'oflag=direct', 'conv=notrunc', 'status=none',
-    ]);
+    await run(this.transport, 'reset snapshot store', ['sh', '-c', ZERO_HEADER_SCRIPT, 'sh', this.vg.vg, lv, String(this.chunkSectors * 512)]);
   }
 
   snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
     return this.snapshotAll(original, [key]).then((r) => r[0]!);
   }
 
-  /** One `lvs` for the batch; per missing snapshot a fresh exception store, renamed into place. */
+  /**
+   * One `lvs` for the batch; per missing snapshot one command on the node: a fresh exception
+   * store, renamed into place (a leftover temporary of a crash removed first).
+   */
   async snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<VolumeInfo[]> {
-    await this.snapshotEach(original, keys, (tmp, _final, origin) => this.makeCow(tmp, origin.lv_name, Number(origin.lv_size)));
+    await this.snapshotEach(original, keys, (key, final, origin, lvs) =>
+      this.vg.buildLv(final, `${final}.tmp`, () => this.makeCow(`${final}.tmp`, final, origin, key.vcDir), lvs, { renamedByBuild: true }));
     return keys.map((k) => ({ path: this.dmPath(k), format: 'raw' as const }));
   }
 
@@ -146,16 +154,12 @@ export class EvmsDriver extends SanVolumes implements StorageDriver, NodeActivat
       // Another or a bigger original: a new store, built before the old one goes.
       const tmp = `${final}.tmp`;
       await this.vg.removeLv(tmp);
-      await this.makeCow(tmp, origin.lv_name, Number(origin.lv_size));
+      await this.makeCow(tmp, tmp, origin, key.vcDir);
       await this.vg.removeLv(final);
-      await run(this.transport, 'rename into place', ['lvrename', this.vg.vg, tmp, final]);
+      await this.vg.rename(tmp, final);
     } else {
-      await run(this.transport, 'map snapshot store', ['lvchange', '-ay', `${this.vg.vg}/${final}`]);
-      try {
-        await this.zeroHeader(final);
-      } finally {
-        await run(this.transport, 'unmap snapshot store', ['lvchange', '-an', `${this.vg.vg}/${final}`]);
-      }
+      // on the physical volume: nothing is mapped here for it
+      await this.zeroHeader(final);
     }
     return { path: this.dmPath(key), format: 'raw' };
   }
@@ -239,7 +243,7 @@ export class EvmsDriver extends SanVolumes implements StorageDriver, NodeActivat
  */
 const ACTIVATE_SCRIPT = `
 vg=$1 lv=$2 dm=$3 chunk=$4 rec=$5 me=$6 take=$7
-ro="global/metadata_read_only=1"
+ro="${LVM_CONFIG_READ_ONLY}"
 # already mapped here (a snapshot table, not an incoming device's error table) and recorded so:
 # nothing to do (no LVM command)
 case "$(dmsetup table "$dm" 2>/dev/null)" in
@@ -276,9 +280,10 @@ echo "/dev/mapper/$dm"
 const PREPARE_INCOMING_SCRIPT = `
 vg=$1 lv=$2 dm=$3
 dmsetup info "$dm" >/dev/null 2>&1 && exit 0
-origin=$(lvs --noheadings -o lv_tags --config global/metadata_read_only=1 "$vg/$lv" | tr ',' '\\n' | sed -n '${ORIGIN_SED}')
+ro="${LVM_CONFIG_READ_ONLY}"
+origin=$(lvs --noheadings -o lv_tags --config "$ro" "$vg/$lv" | tr ',' '\\n' | sed -n '${ORIGIN_SED}')
 [ -n "$origin" ] || { echo "$vg/$lv is not a snapshot" >&2; exit 1; }
-size=$(lvs --noheadings --units s --nosuffix -o lv_size --config global/metadata_read_only=1 "$vg/$origin" | tr -d ' ') || exit 1
+size=$(lvs --noheadings --units s --nosuffix -o lv_size --config "$ro" "$vg/$origin" | tr -d ' ') || exit 1
 dmsetup create "$dm" --table "0 $size error"
 `;
 
@@ -296,7 +301,7 @@ dmsetup suspend "$dm" && dmsetup load "$dm" --table "0 $size error" && dmsetup r
  */
 const DEACTIVATE_SCRIPT = `
 vg=$1 lv=$2 dm=$3 rec=$4 me=$5
-ro="global/metadata_read_only=1"
+ro="${LVM_CONFIG_READ_ONLY}"
 if dmsetup info "$dm" >/dev/null 2>&1; then dmsetup remove --retry "$dm" || exit 1; fi
 tags=$(lvs --noheadings -o lv_tags,lv_active --config "$ro" "$vg/$lv" 2>/dev/null) || exit 0
 origin=$(echo "$tags" | tr ', ' '\n\n' | sed -n '${ORIGIN_SED}')
@@ -307,3 +312,41 @@ if [ -n "$origin" ]; then
 fi
 exit 0
 `;
+
+/**
+ * Zeroes the first two chunks (the header and the first metadata area) of exception store LV
+ * `lv` straight on the physical volume (LV_READ_FUNCTIONS locate it): nothing is mapped for it,
+ * so it needs no activation and deactivation (seconds each in a TCG node). Args: vg lv chunk-bytes.
+ */
+const ZERO_HEADER_FUNCTION = `${LV_READ_FUNCTIONS}
+zero_header() {
+  lv_segments && w=$(lv_where "$1" 0) && [ -n "$w" ] || { echo "cannot find $vg/$1 on its physical volume" >&2; return 1; }
+  dd if=/dev/zero of="\${w% *}" bs="$2" count=2 seek="\${w#* }" oflag=direct,seek_bytes conv=notrunc status=none
+}
+`;
+
+const ZERO_HEADER_SCRIPT = `${ZERO_HEADER_FUNCTION}
+vg=$1
+zero_header "$2" "$3"
+`;
+
+/**
+ * Makes a fresh exception store on the storage node, in one command. Args: vg tmp final bytes
+ * tag chunk-bytes dir. The store LV is made unmapped (`-an`, metadata only, hence `-Zn -Wn`:
+ * LVM zeroes only what it maps), its header zeroed on the physical volume, then renamed to its
+ * final name: a store under its final name always has a fresh header (a crash before the rename
+ * leaves only the temporary, which the next attempt removes). The kernel takes a store whose
+ * header is zero for a new one and writes its header and first metadata area at the first
+ * activation.
+ */
+const SNAPSHOT_SCRIPT = `${ZERO_HEADER_FUNCTION}
+vg=$1 tmp=$2 final=$3 bytes=$4 tag=$5 cb=$6 dir=$7
+c="${LVM_CONFIG}"
+mkdir -p "$dir" || exit 1
+lvcreate --config "$c" -y -an -Wn -Zn -L "\${bytes}b" -n "$tmp" --addtag "$tag" "$vg" >/dev/null || exit 1
+zero_header "$tmp" "$cb" || exit 1
+[ "$final" = "$tmp" ] || lvrename --config "$c" "$vg" "$tmp" "$final" >/dev/null
+`;
+
+/** The scripts the driver runs on the storage node. */
+export const EVMS_SCRIPTS = { snapshot: SNAPSHOT_SCRIPT, zeroHeader: ZERO_HEADER_SCRIPT };

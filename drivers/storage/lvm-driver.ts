@@ -26,7 +26,8 @@
 
 import type { Transport } from '../transport/types.js';
 import { pathsUsage, run } from './file-volumes.js';
-import { LV_READ_FUNCTIONS, READ_ONLY_METADATA, runActivation, SanVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
+import { LVM_CONFIG, LVM_CONFIG_READ_ONLY, lvm } from './lvm-config.js';
+import { LV_READ_FUNCTIONS, runActivation, SanVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
 import type { NodeActivation, StorageDriver, VolumeInfo, VolumeKey } from './types.js';
 
 export interface LvmDriverOptions {
@@ -79,35 +80,37 @@ export class LvmDriver extends SanVolumes implements StorageDriver, NodeActivati
     return this.vg.dev(this.lvName(key));
   }
 
-  // Both are made inactive (`-an`; LVM maps what it needs for the moment of the command): a
-  // separate deactivation cost seconds per command in a TCG node, as did leaving them active.
-
-  /** Makes `pool` (absent) for a snapshot of an original of `bytes`. */
-  private async makePool(pool: string, bytes: number): Promise<void> {
-    await run(this.transport, 'create snapshot pool', ['lvcreate', '-y', '-an', '--type', 'thin-pool', '-L', `${bytes}b`, '-n', pool, this.vg.vg]);
+  /**
+   * Makes thin snapshot `lv` of `origin` in `pool`, and `pool` first when `makePool` (for an
+   * original of the origin's size), in one command on the node (SNAPSHOT_SCRIPT); `dir`: the VC's
+   * directory, made there too. LVM refuses an external origin mapped on this node (its own
+   * mapping, not the read-only layer a snapshot maps under it), so a mapping of the original here
+   * (a read of it) is removed first; one in use fails with LVM's reason.
+   */
+  private async makeThin(lv: string, pool: string, origin: LvRow, makePool: boolean, dir: string): Promise<void> {
+    if (origin.lv_attr[4] === 'a') await run(this.transport, 'unmap the original here', lvm('lvchange', '-an', `${this.vg.vg}/${origin.lv_name}`));
+    await run(this.transport, 'create thin snapshot', ['sh', '-c', LVM_SCRIPTS.snapshot, 'sh', ...this.snapshotArgs(lv, pool, origin, makePool, dir)]);
   }
 
-  /**
-   * Makes thin snapshot `lv` of `origin` in `pool`. LVM refuses an external origin mapped on this
-   * node (its own mapping, not the read-only layer a snapshot maps under it), so a mapping of the
-   * original here (a read of it) is removed first; one in use fails with LVM's reason.
-   */
-  private async makeThin(lv: string, pool: string, origin: LvRow): Promise<void> {
-    if (origin.lv_attr[4] === 'a') await run(this.transport, 'unmap the original here', ['lvchange', '-an', `${this.vg.vg}/${origin.lv_name}`]);
-    await run(this.transport, 'create thin snapshot', ['lvcreate', '-y', '-an', '-s', '--thinpool', `${this.vg.vg}/${pool}`, '-n', lv, `${this.vg.vg}/${origin.lv_name}`]);
+  /** The arguments of SNAPSHOT_SCRIPT (hack/bench/storage-san.ts times the script with them). */
+  snapshotArgs(lv: string, pool: string, origin: LvRow, makePool: boolean, dir: string): string[] {
+    return [this.vg.vg, pool, lv, origin.lv_name, origin.lv_size, makePool ? '1' : '0', dir];
   }
 
   snapshot(original: VolumeKey, key: VolumeKey): Promise<VolumeInfo> {
     return this.snapshotAll(original, [key]).then((r) => r[0]!);
   }
 
-  /** One `lvs` for the batch; per missing snapshot its pool (unless a crash left it) and the thin snapshot, renamed into place. */
+  /**
+   * One `lvs` for the batch; per missing snapshot one command on the node: its pool (unless a
+   * crash left it) and the thin snapshot, made under its final name (one `lvcreate`, atomic: no
+   * temporary to rename).
+   */
   async snapshotAll(original: VolumeKey, keys: readonly VolumeKey[]): Promise<VolumeInfo[]> {
-    await this.snapshotEach(original, keys, async (tmp, final, origin, lvs) => {
+    await this.snapshotEach(original, keys, async (key, final, origin, lvs) => {
       const [pool] = poolNames(final);
       // a pool left by a crash before the snapshot was in place is used again
-      if (!lvs.has(pool)) await this.makePool(pool, Number(origin.lv_size));
-      await this.makeThin(tmp, pool, origin);
+      await this.makeThin(final, pool, origin, !lvs.has(pool), key.vcDir);
     });
     return keys.map((k) => ({ path: this.vg.dev(this.lvName(k)), format: 'raw' as const }));
   }
@@ -125,17 +128,17 @@ export class LvmDriver extends SanVolumes implements StorageDriver, NodeActivati
     const old = row.pool_lv;
     const oldPool = old ? await this.vg.lv(old) : undefined;
     let pool = old;
-    if (!oldPool || Number(oldPool.lv_size) < Number(origin.lv_size)) {
+    const newPool = !oldPool || Number(oldPool.lv_size) < Number(origin.lv_size);
+    if (newPool) {
       pool = poolNames(final).find((p) => p !== old)!;
       await this.vg.removeLv(pool);
-      await this.makePool(pool, Number(origin.lv_size));
     }
     const tmp = `${final}.tmp`;
     await this.vg.removeLv(tmp);
-    await this.makeThin(tmp, pool, origin);
+    await this.makeThin(tmp, pool, origin, newPool, key.vcDir);
     await this.vg.removeLv(final);
     if (old && old !== pool) await this.vg.removeLv(old);
-    await run(this.transport, 'rename into place', ['lvrename', this.vg.vg, tmp, final]);
+    await this.vg.rename(tmp, final);
     return { path: this.vg.dev(final), format: 'raw' };
   }
 
@@ -184,7 +187,7 @@ export class LvmDriver extends SanVolumes implements StorageDriver, NodeActivati
   }
 }
 
-const RO = READ_ONLY_METADATA[1];
+const RO = LVM_CONFIG_READ_ONLY;
 
 /**
  * Maps a volume here, with read-only metadata. Args: vg lv record-path this-node take-over(0|1).
@@ -234,5 +237,25 @@ if [ -b "/dev/$vg/$lv" ]; then lvchange -an --config "$ro" "$vg/$lv" || exit 1; 
 exit 0
 `;
 
+/**
+ * Makes a thin snapshot on the storage node, inactive. Args: vg pool lv origin pool-bytes
+ * make-pool(0|1) dir. With make-pool, first the pool (data LV as large as the original, inactive).
+ * Both commands are `-an`: LVM maps the pool only for the moment of the command, and leaving them
+ * mapped then unmapping cost seconds per command in a TCG node. The snapshot's `lvcreate` skips
+ * thin_check when the pool was made by the command before it (an empty pool: nothing to check; the
+ * check is a process run on the pool's metadata at each activation); a pool a crash left, or a
+ * reset's pool, is checked as LVM does by default.
+ */
+const SNAPSHOT_SCRIPT = `
+vg=$1 pool=$2 lv=$3 origin=$4 bytes=$5 mkpool=$6 dir=$7
+c="${LVM_CONFIG}"
+mkdir -p "$dir" || exit 1
+if [ "$mkpool" = 1 ]; then
+  lvcreate --config "$c" -y -an --type thin-pool -L "\${bytes}b" -n "$pool" "$vg" >/dev/null || exit 1
+  c="$c global/thin_check_executable=\\"\\""
+fi
+lvcreate --config "$c" -y -an -s --thinpool "$vg/$pool" -n "$lv" "$vg/$origin" >/dev/null
+`;
+
 /** The scripts the driver runs on a node (the recorded test's model answers them by their contract). */
-export const LVM_SCRIPTS = { activate: ACTIVATE_SCRIPT, deactivate: DEACTIVATE_SCRIPT, poolUsage: POOL_USAGE_SCRIPT };
+export const LVM_SCRIPTS = { activate: ACTIVATE_SCRIPT, deactivate: DEACTIVATE_SCRIPT, poolUsage: POOL_USAGE_SCRIPT, snapshot: SNAPSHOT_SCRIPT };

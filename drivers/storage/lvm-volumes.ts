@@ -6,16 +6,18 @@
 // lvrename, lvremove, tags). Every other node only activates and deactivates, with
 // `global/metadata_read_only=1`, so it never writes metadata; LVM2 reads the metadata from the
 // disk with O_DIRECT at each command, so those nodes see the storage node's changes at once.
+// Every LVM command carries the drivers' shared settings (lvm-config.ts: `lvm()`, LVM_CONFIG).
 
 import { posix } from 'node:path';
 import type { Transport } from '../transport/types.js';
-import { createSharedDir, eachKey, ensureDir, pathExists, pathsExist, run, tmpPathOf, writeConfigFile, writeConfigFiles } from './file-volumes.js';
+import { createSharedDir, eachKey, pathExists, pathsExist, run, tmpPathOf, writeConfigFile, writeConfigFiles } from './file-volumes.js';
+import { LVM_CONFIG_READ_ONLY, lvm } from './lvm-config.js';
 import { checkTemplate, fillDevice, templateBytes } from './template-image.js';
 import type { TemplateSource, VolumeInfo, VolumeKey } from './types.js';
 import { ActiveElsewhereError, StorageError } from './types.js';
 
-/** The config every activation command carries: activation never writes the VG's metadata. */
-export const READ_ONLY_METADATA = ['--config', 'global/metadata_read_only=1'];
+/** The config every activation command carries: activation never writes the VG's metadata (and LVM_CONFIG). */
+export const READ_ONLY_METADATA = ['--config', LVM_CONFIG_READ_ONLY];
 
 export interface LvRow {
   lv_name: string;
@@ -40,7 +42,7 @@ export interface LvRow {
  */
 export const LV_READ_FUNCTIONS = `
 lv_segments() {
-  segs=$(pvs --segments --noheadings --nosuffix --units b --separator '|' --config global/metadata_read_only=1 \
+  segs=$(pvs --segments --noheadings --nosuffix --units b --separator '|' --config '${LVM_CONFIG_READ_ONLY}' \
     -o vg_name,pv_name,pe_start,pvseg_start,pvseg_size,lv_name,seg_start_pe,vg_extent_size) || return 1
 }
 lv_where() {
@@ -79,10 +81,10 @@ export class VolumeGroup {
    * exist. No time limit: a starved dom0 takes minutes for an `lvs`, and it does finish.
    */
   private async rows(what: string): Promise<LvRow[]> {
-    const r = await this.transport.exec([
+    const r = await this.transport.exec(lvm(
       'lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix',
       '-o', 'lv_name,lv_attr,lv_size,data_percent,origin,pool_lv,lv_tags', what,
-    ], { timeoutMs: 0 });
+    ), { timeoutMs: 0 });
     if (r.code !== 0) {
       if (/not found|Failed to find/i.test(r.stderr)) return [];
       throw new StorageError(`${this.transport.host}: \`lvs ${what}\` exited ${r.code}: ${(r.stderr.trim() || r.stdout.trim()).slice(0, 2000)}`);
@@ -93,22 +95,27 @@ export class VolumeGroup {
 
   /** Removes `lv` when it exists (`known`: the VG's LVs as just read, so no `lvs` is needed). */
   async removeLv(lv: string, known?: ReadonlyMap<string, LvRow>): Promise<void> {
-    if (known ? known.has(lv) : await this.lv(lv)) await run(this.transport, 'remove logical volume', ['lvremove', '-f', '-y', `${this.vg}/${lv}`]);
+    if (known ? known.has(lv) : await this.lv(lv)) await run(this.transport, 'remove logical volume', lvm('lvremove', '-f', '-y', `${this.vg}/${lv}`));
   }
 
   /**
    * Builds LV `final` under a temporary LV, renamed into place; a failure removes the temporary.
    * `known`: the VG's LVs as just read (a batch reads them once, not per volume).
    */
-  async buildLv(final: string, tmp: string, build: () => Promise<void>, known?: ReadonlyMap<string, LvRow>): Promise<void> {
+  async buildLv(final: string, tmp: string, build: () => Promise<void>, known?: ReadonlyMap<string, LvRow>, opts: { renamedByBuild?: boolean } = {}): Promise<void> {
     await this.removeLv(tmp, known);
     try {
       await build();
-      await run(this.transport, 'rename into place', ['lvrename', this.vg, tmp, final]);
+      if (!opts.renamedByBuild) await this.rename(tmp, final);
     } catch (e) {
       await this.removeLv(tmp).catch(() => undefined);
       throw e;
     }
+  }
+
+  /** Renames LV `from` of the VG to `to`. */
+  async rename(from: string, to: string): Promise<void> {
+    await run(this.transport, 'rename into place', lvm('lvrename', this.vg, from, to));
   }
 
   /**
@@ -118,15 +125,15 @@ export class VolumeGroup {
    */
   async ensure(device: string | undefined): Promise<void> {
     const t = this.transport;
-    if ((await t.exec(['vgs', this.vg])).code === 0) return;
+    if ((await t.exec(lvm('vgs', this.vg))).code === 0) return;
     if (!device) throw new StorageError(`${t.host}: volume group ${this.vg} does not exist and no SAN device was given to create it on`);
     const probe = await t.exec(['blkid', '-p', '-o', 'export', device]);
     if (probe.code === 0) {
       const type = /^TYPE=(.*)$/m.exec(probe.stdout)?.[1] ?? /^PTTYPE=(.*)$/m.exec(probe.stdout)?.[1] ?? 'data';
       throw new StorageError(`${t.host}: volume group ${this.vg} does not exist and ${device} already holds ${type}; not touching it (make the VG yourself or name an empty disk)`);
     }
-    await run(t, 'make physical volume', ['pvcreate', '-y', device]);
-    await run(t, 'make volume group', ['vgcreate', '--setautoactivation', 'n', this.vg, device]);
+    await run(t, 'make physical volume', lvm('pvcreate', '-y', device));
+    await run(t, 'make volume group', lvm('vgcreate', '--setautoactivation', 'n', this.vg, device));
   }
 }
 
@@ -213,14 +220,14 @@ export abstract class SanVolumes extends LvAndFileVolumes {
       const tmp = `${final}.tmp`;
       await this.vg.buildLv(final, tmp, async () => {
         const bytes = await templateBytes(t, source);
-        await run(t, 'create original volume', ['lvcreate', '-y', '-Wy', '-Zy', '-L', `${bytes}b`, '-n', tmp, this.vg.vg]);
+        await run(t, 'create original volume', lvm('lvcreate', '-y', '-Wy', '-Zy', '-L', `${bytes}b`, '-n', tmp, this.vg.vg));
         await fillDevice(t, source, this.vg.dev(tmp), posix.join(key.vcDir, `.${key.name}.rootfs`));
-        await run(t, 'deactivate original', ['lvchange', '-an', `${this.vg.vg}/${tmp}`]);
+        await run(t, 'deactivate original', lvm('lvchange', '-an', `${this.vg.vg}/${tmp}`));
       });
     }
     // Read-only for every node; also after a crash between the rename and this step.
     const row = await this.vg.lv(final);
-    if (row && row.lv_attr[1] !== 'r') await run(t, 'make original read-only', ['lvchange', '-p', 'r', `${this.vg.vg}/${final}`]);
+    if (row && row.lv_attr[1] !== 'r') await run(t, 'make original read-only', lvm('lvchange', '-p', 'r', `${this.vg.vg}/${final}`));
     return { path: this.vg.dev(final), format: 'raw' };
   }
 
@@ -243,9 +250,9 @@ export abstract class SanVolumes extends LvAndFileVolumes {
       if (!lvs.has(final)) {
         const tmp = `${final}.tmp`;
         await this.vg.buildLv(final, tmp, async () => {
-          await run(this.transport, 'create swap volume', ['lvcreate', '-y', '-Wy', '-Zy', '-L', `${sizeBytes}b`, '-n', tmp, this.vg.vg]);
+          await run(this.transport, 'create swap volume', lvm('lvcreate', '-y', '-Wy', '-Zy', '-L', `${sizeBytes}b`, '-n', tmp, this.vg.vg));
           await run(this.transport, 'format swap', ['mkswap', '-q', this.vg.dev(tmp)]);
-          await run(this.transport, 'deactivate swap', ['lvchange', '-an', `${this.vg.vg}/${tmp}`]);
+          await run(this.transport, 'deactivate swap', lvm('lvchange', '-an', `${this.vg.vg}/${tmp}`));
         }, lvs);
       }
       return { path: this.vg.dev(final), format: 'raw' as const };
@@ -253,20 +260,19 @@ export abstract class SanVolumes extends LvAndFileVolumes {
   }
 
   /**
-   * Per snapshot key, in one `lvs` of the VG for the batch: `build(lv, origin, lvs)` for each
-   * snapshot that does not exist (under `<lv>.tmp`, renamed into place), nothing for one that does.
+   * Per snapshot key, in one `lvs` of the VG for the batch: `build(key, final, origin, lvs)` for
+   * each snapshot that does not exist, nothing for one that does. `build` makes the snapshot in
+   * as few commands on the node as it can (one script each: every command is an SSH round trip
+   * and a process start, seconds on a loaded TCG node), the VC's directory included (the record
+   * of where it is active goes there).
    */
-  protected async snapshotEach(original: VolumeKey, keys: readonly VolumeKey[], build: (tmp: string, final: string, origin: LvRow, lvs: ReadonlyMap<string, LvRow>) => Promise<void>): Promise<void> {
+  protected async snapshotEach(original: VolumeKey, keys: readonly VolumeKey[], build: (key: VolumeKey, final: string, origin: LvRow, lvs: ReadonlyMap<string, LvRow>) => Promise<void>): Promise<void> {
     const lvs = await this.vg.all();
     const missing = keys.filter((k) => !lvs.has(this.lvName(k)));
     if (missing.length === 0) return;
     const origin = lvs.get(this.lvName(original));
     if (!origin) throw new StorageError(`${this.transport.host}: original ${this.vg.vg}/${this.lvName(original)} does not exist; create it first`);
-    await ensureDir(this.transport, missing[0]!.vcDir);
-    for (const key of missing) {
-      const final = this.lvName(key);
-      await this.vg.buildLv(final, `${final}.tmp`, () => build(`${final}.tmp`, final, origin, lvs), lvs);
-    }
+    for (const key of missing) await build(key, this.lvName(key), origin, lvs);
   }
 
   remove(key: VolumeKey): Promise<void> {
@@ -290,9 +296,9 @@ export abstract class SanVolumes extends LvAndFileVolumes {
         throw new StorageError(`${this.transport.host}: cannot remove ${key.name}: thin snapshots still use it as their origin; remove them first`);
       }
       if (row && this.isSnapshot(row)) await this.releaseHere(key, 'remove');
-      else if (row?.lv_attr[4] === 'a') await this.transport.exec(['lvchange', '-an', `${this.vg.vg}/${lv}`]);
+      else if (row?.lv_attr[4] === 'a') await this.transport.exec(lvm('lvchange', '-an', `${this.vg.vg}/${lv}`));
       const present = [`${lv}.tmp`, lv, ...this.ownedLvs(lv)].filter((n) => lvs.has(n));
-      if (present.length > 0) await run(this.transport, 'remove logical volumes', ['lvremove', '-f', '-y', ...present.map((n) => `${this.vg.vg}/${n}`)]);
+      if (present.length > 0) await run(this.transport, 'remove logical volumes', lvm('lvremove', '-f', '-y', ...present.map((n) => `${this.vg.vg}/${n}`)));
       const file = this.filePath(key);
       await run(this.transport, 'remove', ['rm', '-rf', '--one-file-system', '--', tmpPathOf(file), file, this.recordPath(key)]);
     }

@@ -4,7 +4,9 @@
 // thin snapshots of an external origin) that records every argv and parses it strictly (an
 // unknown flag or a malformed vector fails the test). The driver's node scripts (activation,
 // deactivation, pool usage: LVM_SCRIPTS) are answered by their contract, the activation record
-// as a real file. Its block content model gives thin snapshots the copy of their origin's blocks
+// as a real file; the snapshot script's two `lvcreate`s are checked in its text and then answered
+// as the vectors they are. Every LVM command must carry the drivers' shared `--config`
+// (lvm-config.ts). Its block content model gives thin snapshots the copy of their origin's blocks
 // at snapshot time, which is what LVM2 thin snapshots guarantee. Everything else (files of the
 // config and shared volumes, the template) runs for real through a LocalTransport. The real
 // driver runs on full nodes in san-drivers.full.test.ts.
@@ -13,6 +15,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { LVM_CONFIG } from '../../drivers/storage/lvm-config.js';
 import { LVM_SCRIPTS, LvmDriver } from '../../drivers/storage/lvm-driver.js';
 import { ActiveElsewhereError, type VolumeInfo } from '../../drivers/storage/types.js';
 import { LocalTransport } from '../../drivers/transport/local-transport.js';
@@ -77,18 +80,24 @@ export class LvmRecordingTransport implements Transport {
     return m ? this.lvs.get(m[1]!) : undefined;
   }
 
-  async exec(argv: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
+  async exec(full: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
     const ok = (stdout = ''): ExecResult => ({ code: 0, stdout, stderr: '' });
     const fail = (stderr: string, code = 5): ExecResult => ({ code, stdout: '', stderr });
-    if (argv[0] === 'sh' && argv[1] === '-c' && Object.values(LVM_SCRIPTS).includes(argv[2]!)) {
-      this.recorded.push([...argv]);
-      return this.script(argv[2]!, argv.slice(4), opts);
+    if (full[0] === 'sh' && full[1] === '-c' && Object.values(LVM_SCRIPTS).includes(full[2]!)) {
+      this.recorded.push([...full]);
+      return this.script(full[2]!, full.slice(4), opts);
     }
-    const cmd = argv[0];
+    const cmd = full[0];
     const lvmCmd = ['vgs', 'lvs', 'lvcreate', 'lvchange', 'lvrename', 'lvremove'].includes(cmd!);
-    const touchesDev = argv.some((a) => a.startsWith(`/dev/${this.vg}/`));
-    if (!lvmCmd && !touchesDev) return this.real.exec(argv, opts);
-    this.recorded.push([...argv]);
+    const touchesDev = full.some((a) => a.startsWith(`/dev/${this.vg}/`));
+    if (!lvmCmd && !touchesDev) return this.real.exec(full, opts);
+    this.recorded.push([...full]);
+    // every LVM command carries the shared settings first (one thin snapshot may add its thin_check skip)
+    if (lvmCmd) {
+      assert.equal(full[1], '--config', `${full.join(' ')}: no --config`);
+      assert.ok(full[2] === LVM_CONFIG || full[2] === `${LVM_CONFIG} global/thin_check_executable=""`, `${full.join(' ')}: not the drivers' LVM_CONFIG`);
+    }
+    const argv = lvmCmd ? [full[0]!, ...full.slice(3)] : full;
     switch (cmd) {
       case 'vgs':
         assert.equal(argv.length, 2);
@@ -210,6 +219,21 @@ export class LvmRecordingTransport implements Transport {
       const r = await this.real.exec(['cat', rec], opts);
       return r.code === 0 ? r.stdout.trim() : '';
     };
+    if (script === LVM_SCRIPTS.snapshot) {
+      // the script's commands, as in its text, then run as the vectors they are
+      const [pool, lv, origin, bytes, mkpool, dir] = rest as [string, string, string, string, string, string];
+      assert.match(script, /lvcreate --config "\$c" -y -an --type thin-pool -L "\$\{bytes\}b" -n "\$pool" "\$vg" /);
+      assert.match(script, /lvcreate --config "\$c" -y -an -s --thinpool "\$vg\/\$pool" -n "\$lv" "\$vg\/\$origin" /);
+      assert.match(script, /c="\$c global\/thin_check_executable=\\"\\""/);
+      await this.real.exec(['mkdir', '-p', dir], opts);
+      let c = LVM_CONFIG;
+      if (mkpool === '1') {
+        const r = await this.exec(['lvcreate', '--config', c, '-y', '-an', '--type', 'thin-pool', '-L', `${bytes}b`, '-n', pool, vg!], opts);
+        if (r.code !== 0) return r;
+        c = `${c} global/thin_check_executable=""`;
+      } else assert.equal(mkpool, '0');
+      return this.exec(['lvcreate', '--config', c, '-y', '-an', '-s', '--thinpool', `${vg}/${pool}`, '-n', lv, `${vg}/${origin}`], opts);
+    }
     if (script === LVM_SCRIPTS.poolUsage) {
       const used = (pool: string): number => [...this.lvs.values()].filter((x) => x.pool === pool).reduce((n, x) => n + (x.provisioned?.size ?? 0) * 64 * 1024, 0);
       return { code: 0, stdout: rest.map((p) => `${this.lvs.has(p) ? used(p) : 0}\n`).join(''), stderr: '' };
@@ -296,15 +320,20 @@ describeDriverConformance('lvm (against recorded argument vectors, no device-map
 describe('lvm driver: the recorded argument vectors', () => {
   it('made a linear original set read-only once, and per snapshot a pool and a thin snapshot of that external origin, all inactive', () => {
     const r = recording!.recorded.map((a) => a.join(' '));
-    assert.ok(r.includes('lvcreate -y -Wy -Zy -L 67108864b -n 0a1b_vc-original.tmp sanvg'));
-    assert.ok(r.includes('lvchange -an sanvg/0a1b_vc-original.tmp'), 'the original is unmapped on the storage node once filled');
-    assert.ok(r.includes('lvrename sanvg 0a1b_vc-original.tmp 0a1b_vc-original'));
-    assert.equal(r.filter((a) => a === 'lvchange -p r sanvg/0a1b_vc-original').length, 1, 'read-only set once, not re-applied');
-    assert.ok(r.includes('lvcreate -y -an --type thin-pool -L 67108864b -n 0a1b_vc-0-disk.pool sanvg'), 'a pool per snapshot, as large as the original');
-    assert.ok(r.includes('lvcreate -y -an -s --thinpool sanvg/0a1b_vc-0-disk.pool -n 0a1b_vc-0-disk.tmp sanvg/0a1b_vc-original'));
-    assert.ok(r.includes('lvcreate -y -Wy -Zy -L 67108864b -n 0a1b_vc-0-swap.tmp sanvg'), 'swap is a linear LV');
-    assert.ok(!r.some((a) => /^lvchange -ay/.test(a)), 'the storage node maps nothing itself: activation is per node');
-    assert.ok(r.includes('lvremove -f -y sanvg/0a1b_vc-original'));
+    const L = (cmd: string, rest: string): string => `${cmd} --config ${LVM_CONFIG} ${rest}`;
+    assert.ok(r.includes(L('lvcreate', '-y -Wy -Zy -L 67108864b -n 0a1b_vc-original.tmp sanvg')));
+    assert.ok(r.includes(L('lvchange', '-an sanvg/0a1b_vc-original.tmp')), 'the original is unmapped on the storage node once filled');
+    assert.ok(r.includes(L('lvrename', 'sanvg 0a1b_vc-original.tmp 0a1b_vc-original')));
+    assert.equal(r.filter((a) => a === L('lvchange', '-p r sanvg/0a1b_vc-original')).length, 1, 'read-only set once, not re-applied');
+    assert.ok(r.includes(L('lvcreate', '-y -an --type thin-pool -L 67108864b -n 0a1b_vc-0-disk.pool sanvg')), 'a pool per snapshot, as large as the original');
+    // the thin snapshot under its final name (one atomic lvcreate: no temporary, no rename), the
+    // new pool's thin_check skipped; both in one command on the node
+    assert.ok(r.includes(`lvcreate --config ${LVM_CONFIG} global/thin_check_executable="" -y -an -s --thinpool sanvg/0a1b_vc-0-disk.pool -n 0a1b_vc-0-disk sanvg/0a1b_vc-original`));
+    const scripts = recording!.recorded.filter((a) => a[2] === LVM_SCRIPTS.snapshot).map((a) => a.slice(4).join(' '));
+    assert.ok(scripts.some((a) => a.startsWith('sanvg 0a1b_vc-0-disk.pool 0a1b_vc-0-disk 0a1b_vc-original 67108864 1 ')), 'pool and snapshot in one command on the node');
+    assert.ok(r.includes(L('lvcreate', '-y -Wy -Zy -L 67108864b -n 0a1b_vc-0-swap.tmp sanvg')), 'swap is a linear LV');
+    assert.ok(!r.some((a) => / -ay /.test(a) && a.startsWith('lvchange')), 'the storage node maps nothing itself: activation is per node');
+    assert.ok(r.includes(L('lvremove', '-f -y sanvg/0a1b_vc-original')));
   });
 });
 

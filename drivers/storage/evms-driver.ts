@@ -11,12 +11,13 @@
 //   loaded over it, so nothing can write it: no snapshot can lose its alignment with it.
 // - snapshot `<uid>_<name>`: a linear LV holding the persistent exception store (the COW), sized
 //   for the whole original (it never fills up), tagged `vl.origin=<original LV>`. Creating it
-//   zeroes its header: a fresh snapshot. It is mapped (activated) only on the node that runs its
+//   zeroes its header (on the physical volume, nothing mapped: SNAPSHOT_SCRIPT): a fresh
+//   snapshot. It is mapped (activated) only on the node that runs its
 //   VM: `dmsetup create vlsnap-<uid>_<name>` with table `snapshot <original> <cow> P <chunk>`;
 //   the kernel reads the exceptions from the SAN at that moment (the state lives on the SAN, not
 //   on the node). Deactivation (`dmsetup remove`) commits and unmaps, and never marks a reset:
 //   that is the VirtuaLinux extension, safe because the original is never written.
-// - reset (a template revision): the snapshot's header is zeroed (one sector), so its next
+// - reset (a template revision): the snapshot's header is zeroed (on the PV), so its next
 //   activation starts a fresh exception store over the new original.
 // - swap: a linear LV with mkswap. Config and shared volumes: files in the VC directory, as lvm.
 // - where each snapshot is active: a record file `.<name>.active` in the VC directory on the
@@ -121,7 +122,7 @@ export class EvmsDriver extends SanVolumes implements StorageDriver, NodeActivat
   }
 
   /** The arguments of SNAPSHOT_SCRIPT (hack/bench/storage-san.ts times the script with them). */
-  snapshotArgs(tmp: string, final: string, origin: LvRow, dir: string): string[] {
+  snapshotArgs(tmp: string, final: string, origin: Pick<LvRow, 'lv_name' | 'lv_size'>, dir: string): string[] {
     return [this.vg.vg, tmp, final, String(this.cowBytes(Number(origin.lv_size))), `${ORIGIN_TAG}${origin.lv_name}`, String(this.chunkSectors * 512), dir];
   }
 

@@ -93,7 +93,7 @@ export class LvmDriver extends SanVolumes implements StorageDriver, NodeActivati
   }
 
   /** The arguments of SNAPSHOT_SCRIPT (hack/bench/storage-san.ts times the script with them). */
-  snapshotArgs(lv: string, pool: string, origin: LvRow, makePool: boolean, dir: string): string[] {
+  snapshotArgs(lv: string, pool: string, origin: Pick<LvRow, 'lv_name' | 'lv_size'>, makePool: boolean, dir: string): string[] {
     return [this.vg.vg, pool, lv, origin.lv_name, origin.lv_size, makePool ? '1' : '0', dir];
   }
 

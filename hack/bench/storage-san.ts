@@ -6,7 +6,9 @@
 //
 // 1. Snapshot creation against a full copy, for originals of --small-gib and --large-gib (default
 //    1 and 10): the driver call as the controller makes it (over SSH, every command of it), the
-//    core tool command timed inside the node, and the copy loop on the same medium (dd of the
+//    core timed inside the node (evms, lvm: the driver's own node command for one snapshot, with
+//    the driver's arguments: everything of the driver call but its one `lvs` and the SSH round
+//    trips; qcow2: `qemu-img create`), and the copy loop on the same medium (dd of the
 //    original onto a new LV of the SAN with O_DIRECT; cp on the storage root for qcow2). Medians of
 //    3. The originals are not filled (that would take long under TCG): a copy of unwritten blocks
 //    still writes every byte, while reading them is cheap, so the copy is if anything
@@ -20,13 +22,15 @@
 // Prints a table (markdown) and PASS/FAIL lines for the issue's targets; exits 1 on a FAIL.
 // Options: --small-gib N, --large-gib N, --io-mib N (default 128), --copy-gib N (copies on the
 // storage root up to N GiB measured, larger ones extrapolated linearly; default 1), --keep.
+// Every LVM command here carries the drivers' settings (lvm-config.ts), as the drivers' own do.
 
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EvmsDriver } from '../../drivers/storage/evms-driver.js';
-import { LvmDriver } from '../../drivers/storage/lvm-driver.js';
+import { EVMS_SCRIPTS, EvmsDriver } from '../../drivers/storage/evms-driver.js';
+import { lvm } from '../../drivers/storage/lvm-config.js';
+import { LVM_SCRIPTS, LvmDriver, poolNames } from '../../drivers/storage/lvm-driver.js';
 import { Qcow2Driver } from '../../drivers/storage/qcow2-driver.js';
 import type { StorageDriver, VolumeKey } from '../../drivers/storage/types.js';
 import { SshTransport } from '../../drivers/transport/ssh-transport.js';
@@ -85,9 +89,9 @@ async function main(): Promise<void> {
     t = new SshTransport({ host: n.name, address: n.address, port: n.port, identityFile: tb.identityFile, hostKey: n.hostKey, connectTimeoutMs: 120_000, keepaliveIntervalMs: 40_000 });
     const load = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     console.log(`SAN benchmark on ${n.name} (full testbed node, TCG), SAN ${sanMiB} MiB sparse, ${new Date().toISOString()}, this machine's load average ${load()}`);
-    await execOk(t, ['pvcreate', '-y', SAN_DEVICE]);
-    await execOk(t, ['vgcreate', '--setautoactivation', 'n', VG, SAN_DEVICE]);
-    await execOk(t, ['lvcreate', '--type', 'thin-pool', '-L', `${sizes[1]! + sizes[0]! + 4}g`, '-n', 'pool', VG]);
+    await execOk(t, lvm('pvcreate', '-y', SAN_DEVICE));
+    await execOk(t, lvm('vgcreate', '--setautoactivation', 'n', VG, SAN_DEVICE));
+    await execOk(t, lvm('lvcreate', '--type', 'thin-pool', '-L', `${sizes[1]! + sizes[0]! + 4}g`, '-n', 'pool', VG));
     const root = join(tb.sanDir, 'bench');
     await execOk(t, ['mkdir', '-p', root]);
 
@@ -106,10 +110,10 @@ async function main(): Promise<void> {
     const copyNote: Record<number, string> = {};
     for (const gib of sizes) {
       // the copy loop on the SAN: dd of a linear LV onto a new one, O_DIRECT both sides
-      await execOk(t, ['lvcreate', '-y', '-L', `${gib}g`, '-n', `copysrc${gib}`, VG]);
-      await execOk(t, ['lvcreate', '-y', '-L', `${gib}g`, '-n', `copydst${gib}`, VG]);
+      await execOk(t, lvm('lvcreate', '-y', '-L', `${gib}g`, '-n', `copysrc${gib}`, VG));
+      await execOk(t, lvm('lvcreate', '-y', '-L', `${gib}g`, '-n', `copydst${gib}`, VG));
       copyMs.block![gib] = await timedOnNode(t, 'dd if="$1" of="$2" bs=4M iflag=direct oflag=direct status=none', `/dev/${VG}/copysrc${gib}`, `/dev/${VG}/copydst${gib}`);
-      await execOk(t, ['lvremove', '-y', `${VG}/copysrc${gib}`, `${VG}/copydst${gib}`]);
+      await execOk(t, lvm('lvremove', '-y', `${VG}/copysrc${gib}`, `${VG}/copydst${gib}`));
       console.log(`full copy of ${gib} GiB on the SAN: ${fmtS(copyMs.block![gib]!)}`);
     }
     const measured = sizes.filter((g) => g <= copyGiB);
@@ -136,14 +140,15 @@ async function main(): Promise<void> {
         // The original made directly (its content does not matter to a snapshot; filling 10 GiB
         // under TCG would take long); createOriginal then finds it and only checks it is read-only.
         const lv = `${VG}/b${gib}${d.name}_vc-original`;
-        // evms and lvm: a linear original (lvm's snapshots take it as their external origin)
-        if (d.name !== 'qcow2') await execOk(t, ['lvcreate', '-y', '-L', `${gib}g`, '-n', `b${gib}${d.name}_vc-original`, VG]);
+        // evms and lvm: a linear original (lvm's snapshots take it as their external origin),
+        // unmapped as the driver leaves one
+        if (d.name !== 'qcow2') await execOk(t, lvm('lvcreate', '-y', '-an', '-Zn', '-Wn', '-L', `${gib}g`, '-n', `b${gib}${d.name}_vc-original`, VG));
         else {
           await execOk(t, ['mkdir', '-p', key('x').vcDir]);
           await execOk(t, ['truncate', '-s', `${gib}G`, d.pathOf(key('vc-original'))]);
           await execOk(t, ['chmod', '0444', d.pathOf(key('vc-original'))]);
         }
-        if (d.name !== 'qcow2') await execOk(t, ['lvchange', '-p', 'r', lv]);
+        if (d.name !== 'qcow2') await execOk(t, lvm('lvchange', '-p', 'r', lv));
         await d.createOriginal(key('vc-original'), { path: '/nonexistent-template-not-read', format: 'raw' });
         const calls: number[] = [];
         const cores: number[] = [];
@@ -151,17 +156,18 @@ async function main(): Promise<void> {
           const s0 = performance.now();
           await d.snapshot(key('vc-original'), key(`r${r}-disk`));
           calls.push(performance.now() - s0);
-          // the core tool command alone, timed inside the node
+          // the core: the driver's own node command for one snapshot (evms: the store made
+          // unmapped, its header zeroed, renamed into place; lvm: its pool, then the thin
+          // snapshot), with the driver's arguments, timed inside the node
           const orig = d.name === 'qcow2' ? d.pathOf(key('vc-original')) : `${VG}/b${gib}${d.name}_vc-original`;
-          if (d.name === 'evms') {
-            cores.push(await timedOnNode(t, 'lvcreate -y -Wy -Zy -L "$1" -n "$2" "$3" && dd if=/dev/zero of="/dev/$3/$2" bs=64K count=2 oflag=direct status=none',
-              `${gib * 1024 + 8}m`, `core${r}`, VG));
-            await execOk(t, ['lvremove', '-y', `${VG}/core${r}`]);
-          } else if (d.name === 'lvm') {
-            // a pool of its own (as large as the original), then the thin snapshot in it
-            cores.push(await timedOnNode(t, 'lvcreate -y -an --type thin-pool -L "$1" -n "$2.pool" "$3" && lvcreate -y -an -s --thinpool "$3/$2.pool" -n "$2" "$4"',
-              `${gib}g`, `core${r}`, VG, orig));
-            await execOk(t, ['lvremove', '-y', `${VG}/core${r}`, `${VG}/core${r}.pool`]);
+          const origin = { lv_name: `b${gib}${d.name}_vc-original`, lv_size: String(gib * 1024 ** 3) };
+          const nodeScript = (script: string, args: string[]): Promise<number> => timedOnNode(t!, 'x="$1"; shift; sh -c "$x" sh "$@"', script, ...args);
+          if (d instanceof EvmsDriver) {
+            cores.push(await nodeScript(EVMS_SCRIPTS.snapshot, d.snapshotArgs(`core${r}.tmp`, `core${r}`, origin, key('x').vcDir)));
+            await execOk(t, lvm('lvremove', '-y', `${VG}/core${r}`));
+          } else if (d instanceof LvmDriver) {
+            cores.push(await nodeScript(LVM_SCRIPTS.snapshot, d.snapshotArgs(`core${r}`, poolNames(`core${r}`)[0], origin, true, key('x').vcDir)));
+            await execOk(t, lvm('lvremove', '-y', `${VG}/core${r}`, `${VG}/${poolNames(`core${r}`)[0]}`));
           } else {
             const ov = join(root, `core${r}.qcow2`);
             cores.push(await timedOnNode(t, 'qemu-img create -q -f qcow2 -F raw -b "$1" "$2"', orig, ov));
@@ -208,7 +214,7 @@ async function main(): Promise<void> {
         plain = { file: p, fmt: 'raw' };
         snap = { file: (await d.snapshot(key('vc-original'), key('vc-0-disk'))).path, fmt: 'qcow2' };
       } else {
-        const lv = d.name === 'evms' ? ['lvcreate', '-y', '-L', `${2 * half}m`, '-n', 'plain', VG] : ['lvcreate', '-y', '--type', 'thin', '-V', `${2 * half}m`, '--thinpool', `${VG}/pool`, '-n', 'plain'];
+        const lv = d.name === 'evms' ? lvm('lvcreate', '-y', '-L', `${2 * half}m`, '-n', 'plain', VG) : lvm('lvcreate', '-y', '--type', 'thin', '-V', `${2 * half}m`, '--thinpool', `${VG}/pool`, '-n', 'plain');
         await execOk(t, lv);
         plain = { file: `/dev/${VG}/plain`, fmt: 'raw' };
         await d.snapshot(key('vc-original'), key('vc-0-disk'));
@@ -228,13 +234,13 @@ async function main(): Promise<void> {
       if (d.activation) await d.activation.deactivate(key('vc-0-disk'), t);
       await d.removeAll([key('vc-0-disk'), key('vc-original')]);
       if (d.name === 'qcow2') await execOk(t, ['rm', '-f', plain.file]);
-      else await execOk(t, ['lvremove', '-y', `${VG}/plain`]);
+      else await execOk(t, lvm('lvremove', '-y', `${VG}/plain`));
     }
 
     const head = sizes.flatMap((g) => [`${g} GiB: core`, `${g} GiB: driver call`, `${g} GiB: full copy`, `${g} GiB: copy / snapshot`]);
     console.log(`\n| snapshot creation | ${head.join(' | ')} |\n|---|${head.map(() => '---').join('|')}|`);
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
-    console.log(`\nFull copies on the SAN measured; on the storage root: ${sizes.map((g) => `${g} GiB ${copyNote[g]}`).join(', ')}. core: the tool command timed inside the node; driver call: the driver's snapshot() over SSH, every command of it.`);
+    console.log(`\nFull copies on the SAN measured; on the storage root: ${sizes.map((g) => `${g} GiB ${copyNote[g]}`).join(', ')}. core: the snapshot's node command (evms, lvm: the driver's own script; qcow2: qemu-img create) timed inside the node; driver call: the driver's snapshot() over SSH, every command of it.`);
     console.log(`\n| MB/s (${half} MiB, 1 MiB requests) | plain write | plain read | snapshot: fresh write | snapshot: first overwrite | snapshot: rewrite |\n|---|---|---|---|---|---|`);
     for (const r of io) console.log(`| ${r.join(' | ')} |`);
     console.log('');

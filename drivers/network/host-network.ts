@@ -5,7 +5,7 @@
 // Contract:
 // - apply(state) is idempotent and converges from any starting point: it creates missing taps
 //   (persistent, up, proxy ARP on, the VC gateway as a /32 on the tap, the VC's gateway MAC as the
-//   tap's address), replaces routes, deletes
+//   tap's address), replaces routes (the taps' settings and the routes in one `ip -batch`), deletes
 //   taps and routes of ours that are not wanted any more, and loads the nftables table in one
 //   `nft -f` transaction (the table is replaced whole: never half-loaded). Then it reads the table
 //   back and fails if any expected rule is missing (the runtime must not start a VM whose rules
@@ -38,8 +38,6 @@ export class HostNetworkDriver {
 
   async apply(state: HostNetworkState): Promise<{ changed: string[] }> {
     const changed: string[] = [];
-    await execOk(this.t, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-
     const links = await this.tapAddresses();
     const wanted = new Set(state.taps.map((t) => t.name));
     for (const tap of state.taps) {
@@ -47,21 +45,23 @@ export class HostNetworkDriver {
         await this.addTap(tap.name);
         changed.push(`tap ${tap.name} added for ${tap.vm}`);
       }
-      if (links.get(tap.name) !== tap.gatewayMac) {
-        // A tap may change its address while up (IFF_LIVE_ADDR_CHANGE).
-        await execOk(this.t, ['ip', 'link', 'set', 'dev', tap.name, 'address', tap.gatewayMac]);
-      }
-      await execOk(this.t, ['ip', 'link', 'set', 'dev', tap.name, 'up']);
-      await execOk(this.t, ['ip', 'addr', 'replace', `${tap.gateway}/32`, 'dev', tap.name]);
-      await execOk(this.t, ['sysctl', '-q', '-w', `net.ipv4.conf.${tap.name}.proxy_arp=1`]);
     }
+    // Forwarding and every tap's proxy ARP in one `sysctl` (was one command per tap, each apply).
+    await execOk(this.t, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1', ...state.taps.map((tap) => `net.ipv4.conf.${tap.name}.proxy_arp=1`)]);
 
-    // Every route change in one `ip -batch -` (one round trip, not one per VM of the cluster:
-    // hack/bench-scale). ip stops at the first line that fails and exits non-zero; what ran
-    // before stays, as with one command each, and the next apply finishes the job.
+    // Every tap's address, state and gateway, then every route change, in one `ip -batch -` (one
+    // round trip, not three per VM of the node and one per VM of the cluster: hack/bench-scale);
+    // a tap is up before a route through it. ip stops at the first line that fails and exits
+    // non-zero; what ran before stays, as with one command each, and the next apply finishes the job.
+    const batch: string[] = [];
+    for (const tap of state.taps) {
+      // A tap may change its address while up (IFF_LIVE_ADDR_CHANGE).
+      if (links.get(tap.name) !== tap.gatewayMac) batch.push(batchLine('link', 'set', 'dev', tap.name, 'address', tap.gatewayMac));
+      batch.push(batchLine('link', 'set', 'dev', tap.name, 'up'));
+      batch.push(batchLine('addr', 'replace', `${tap.gateway}/32`, 'dev', tap.name));
+    }
     const routes = await this.ourRoutes();
     const wantedRoutes = new Map(state.routes.map((r) => [r.dest.replace(/\/32$/, ''), r]));
-    const batch: string[] = [];
     for (const r of state.routes) {
       const have = routes.get(r.dest.replace(/\/32$/, ''));
       if (have && sameRoute(have, r)) continue;

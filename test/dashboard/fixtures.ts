@@ -22,8 +22,6 @@ export interface DashboardBed {
   storeUrl: string;
   store: Store;
   dashboard: Dashboard;
-  /** The informers the dashboard reads (no controller runs here: only what it asked for). */
-  cache: SharedCache;
   close(): Promise<void>;
 }
 
@@ -50,7 +48,7 @@ export async function startBed(opts: { token?: boolean } = {}): Promise<Dashboar
   cache.start();
   const dashboard = await startDashboard({ addr: '127.0.0.1:0', source: cache, storeUrl: `file:${path}`, token: opts.token ? TOKEN : undefined });
   return {
-    dir, storeUrl: `file:${path}`, store, dashboard, cache,
+    dir, storeUrl: `file:${path}`, store, dashboard,
     async close() {
       await dashboard.close();
       cache.stop();

@@ -106,12 +106,15 @@ describe('placement controller on a real etcd', function () {
       return true;
     }, 20_000, 'status.allocated to equal what is bound');
 
-    // Deleting placed VCs frees their room (VMs deleted), and the waiting VCs get it.
+    // Deleting placed VCs frees their room (VMs deleted), and the waiting VCs get it. The VC goes
+    // first, then its VMs (the order of a cascading delete; no garbage collector runs here): the
+    // other way round, the VirtualCluster controller could make the VMs again for the VC still
+    // there, placement bind them, and their room stay taken by VMs of a deleted VC.
     for (const vc of placedVCs.slice(0, 2)) {
+      await store.delete({ kind: 'VirtualCluster', name: vc.metadata.name, namespace: vc.metadata.namespace });
       for (const vn of vns.filter((v) => v.spec!.cluster === vc.metadata.name)) {
         await store.delete({ kind: 'VirtualNode', name: vn.metadata.name, namespace: vn.metadata.namespace });
       }
-      await store.delete({ kind: 'VirtualCluster', name: vc.metadata.name, namespace: vc.metadata.namespace });
     }
     await eventually(async () => {
       const vcs = (await store.list<VirtualCluster>('VirtualCluster')).items;

@@ -412,7 +412,8 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     if (d.progressOnly) return writeStatus(ctx, vn, status, base.ip, d.requeueAfterMs);
     const phase = status.phase;
     const resumedReady = d.action.type === 'restore' && host ? vn.status?.savedGuestReady : undefined;
-    const guest = await guestReadiness(g, phase, bootedBy(d.action, host), resumedReady, host, status.bootTime ?? vn.status?.bootTime, ctx);
+    const booted = bootedBy(d.action, host);
+    const guest = await guestReadiness(g, phase, booted, resumedReady, host, status.bootTime ?? vn.status?.bootTime, ctx);
     // A Running VM that settled is not polled: its node's list (node-domains.ts) queues it when
     // its domain stops running, and a change of it, its VC, volumes or node, or the resync, does.
     const settled = phase === 'Running' && !input.migrationActive && !input.migrationSettling;
@@ -420,7 +421,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       (settled ? undefined : phase === 'Running' || phase === 'Migrating' ? (deps.pollMs ?? 5_000) : d.action.type === 'none' ? 5_000 : 0);
     if (guest.requeueAfterMs !== undefined && requeue !== 0) requeue = Math.min(requeue ?? Infinity, guest.requeueAfterMs);
     let guestWritten = false;
-    const result = await writeStatus(ctx, vn, status, base.ip, requeue, guest.condition, !bootedBy(d.action, host), (w) => (guestWritten = w));
+    const result = await writeStatus(ctx, vn, status, base.ip, requeue, guest.condition, !booted, (w) => (guestWritten = w));
     // Told only when the write took the finding (not undone as made on an older copy: writeStatus).
     if (guestWritten) guestEvents(g.vn, guest, ctx);
     return result;

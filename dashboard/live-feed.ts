@@ -9,6 +9,11 @@
 // - A change whose projection (view-model.ts) equals the last one sent is not sent again.
 // - A client that does not read (its socket buffers more than maxBufferedBytes) is disconnected:
 //   its EventSource reconnects and starts again from a fresh snapshot.
+// - Nothing is done for a feed nobody watches: the shown kinds' informers are asked for (the
+//   Event one is the dashboard's alone, so it is made) when the first client attaches, the feed
+//   listens to them only while a client is attached or attaching, and it keeps what it last sent
+//   only for those clients (at 10,000 VMs every status write was projected and kept as JSON, and
+//   every Event watched, for a page nobody had open).
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApiObject, EventObject } from '../api/types.js';
@@ -39,27 +44,19 @@ export class LiveFeed {
   private readonly lastSent = new Map<string, string>();
   private readonly removers: (() => void)[] = [];
   private heartbeat?: NodeJS.Timeout;
-  private readonly informers: Map<DashboardKind, Informer>;
+  private informers?: Map<DashboardKind, Informer>;
+  /** Clients waiting for the informers' sync: they keep the feed listening too. */
+  private attaching = 0;
 
-  constructor(source: InformerSource, private readonly opts: LiveFeedOptions = {}) {
-    this.informers = new Map(DASHBOARD_KINDS.map((k) => [k, source.informer(k)] as const));
-  }
+  constructor(private readonly source: InformerSource, private readonly opts: LiveFeedOptions = {}) {}
 
-  /** Subscribes to the informers. */
   start(): void {
-    for (const [kind, inf] of this.informers) {
-      this.removers.push(inf.addHandlers({
-        onAdd: (o) => this.changed(kind, 'put', o),
-        onUpdate: (_old, o) => this.changed(kind, 'put', o),
-        onDelete: (o) => this.changed(kind, 'delete', o),
-      }));
-    }
     this.heartbeat = setInterval(() => this.broadcast(': keepalive\n\n'), this.opts.heartbeatMs ?? 15_000);
     this.heartbeat.unref();
   }
 
   stop(): void {
-    for (const r of this.removers.splice(0)) r();
+    this.unlisten();
     if (this.heartbeat) clearInterval(this.heartbeat);
     for (const c of this.clients) c.res.end();
     this.clients.clear();
@@ -67,6 +64,36 @@ export class LiveFeed {
 
   get clientCount(): number {
     return this.clients.size;
+  }
+
+  /** Whether the feed listens to the informers now (a client attached or attaching). */
+  get listening(): boolean {
+    return this.removers.length > 0;
+  }
+
+  /** The shown kinds' informers, asked for on first use, and listened to from now on. */
+  private listen(): Map<DashboardKind, Informer> {
+    this.informers ??= new Map(DASHBOARD_KINDS.map((k) => [k, this.source.informer(k)] as const));
+    if (!this.listening) {
+      for (const [kind, inf] of this.informers) {
+        this.removers.push(inf.addHandlers({
+          onAdd: (o) => this.changed(kind, 'put', o),
+          onUpdate: (_old, o) => this.changed(kind, 'put', o),
+          onDelete: (o) => this.changed(kind, 'delete', o),
+        }));
+      }
+    }
+    return this.informers;
+  }
+
+  private unlisten(): void {
+    for (const r of this.removers.splice(0)) r();
+    this.lastSent.clear();
+  }
+
+  /** A client left (or never got in): with nobody left, stop listening. */
+  private left(): void {
+    if (this.clients.size === 0 && this.attaching === 0) this.unlisten();
   }
 
   /** Serves one EventSource connection (GET /api/events). */
@@ -81,25 +108,43 @@ export class LiveFeed {
     res.write('retry: 2000\n\n');
     const abort = new AbortController();
     req.once('close', () => abort.abort());
+    const informers = this.listen();
+    this.attaching++;
     try {
-      await Promise.all([...this.informers.values()].map((i) => i.waitForSync(abort.signal)));
+      await Promise.all([...informers.values()].map((i) => i.waitForSync(abort.signal)));
     } catch {
       res.end();
       return;
+    } finally {
+      this.attaching--;
     }
-    if (abort.signal.aborted) return;
+    if (abort.signal.aborted || !this.listening) {
+      // Gone while waiting, or the feed was stopped meanwhile.
+      this.left();
+      res.end();
+      return;
+    }
     const client: Client = { res };
     const objects: Record<string, ViewObject[]> = {};
-    for (const [kind, inf] of this.informers) {
+    for (const [kind, inf] of informers) {
       const items = kind === 'Event' ? latestEvents(inf.list() as EventObject[]) : inf.list();
-      objects[kind] = items.map((o) => viewOf(kind, o));
+      objects[kind] = items.map((o) => {
+        const v = viewOf(kind, o);
+        // What this client is sent is the newest of each object: a change equal to it is not sent.
+        this.lastSent.set(`${kind}/${cacheKey(o.metadata)}`, JSON.stringify(v));
+        return v;
+      });
     }
     this.send(client, 'snapshot', { objects });
     this.clients.add(client);
-    req.once('close', () => this.clients.delete(client));
+    req.once('close', () => {
+      this.clients.delete(client);
+      this.left();
+    });
   }
 
   private changed(kind: DashboardKind, op: 'put' | 'delete', o: ApiObject): void {
+    if (this.clients.size === 0) return; // an attaching client's snapshot is taken after this
     const key = `${kind}/${cacheKey(o.metadata)}`;
     const view = viewOf(kind, o);
     if (op === 'delete') {
@@ -109,7 +154,6 @@ export class LiveFeed {
       if (this.lastSent.get(key) === text) return;
       this.lastSent.set(key, text);
     }
-    if (this.clients.size === 0) return;
     const frame = this.frame('change', { op, object: view });
     this.broadcast(frame);
   }

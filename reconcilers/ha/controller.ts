@@ -16,7 +16,7 @@ import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } f
 import { cacheState, mapOnChange } from '../../controllers/change-filter.js';
 import { createFencingAgent, type FencingAgent, type FencingOptions } from '../../drivers/fencing/index.js';
 import { addUsage, vmUsage, ZERO } from '../placement/plan-binding.js';
-import { FENCED, planHa, type HaInput, type HaVm } from './plan.js';
+import { FENCED, planHa, planNeedsVms, type HaInput, type HaVm } from './plan.js';
 
 export const HA_CONTROLLER_NAME = 'ha';
 export const DEFAULT_NODE_FAILURE_GRACE_MS = 30_000;
@@ -40,16 +40,19 @@ function haOf(vc: VirtualCluster | undefined): HaVm['ha'] {
 }
 
 /** The plan's input for `pn` from a snapshot of the VMs and VCs. */
-export function haInput(pn: PhysicalNode, vns: readonly VirtualNode[], vcOf: (vn: VirtualNode) => VirtualCluster | undefined, graceMs: number, nowMs: number): HaInput {
-  const vms = vns
+export function haInput(pn: PhysicalNode, vns: readonly VirtualNode[] | (() => readonly VirtualNode[]), vcOf: (vn: VirtualNode) => VirtualCluster | undefined, graceMs: number, nowMs: number): HaInput {
+  const ready = getCondition(pn.status?.conditions, 'Ready');
+  const fenced = getCondition(pn.status?.conditions, FENCED);
+  // The VMs are gathered only when the plan reads them (planNeedsVms): `vns` may be a function.
+  const vms = !planNeedsVms({ ready, fenced }) ? [] : (typeof vns === 'function' ? vns() : vns)
     .filter((v) => v.spec?.physicalNode === pn.metadata.name && !v.metadata.deletionTimestamp)
     .map((v) => ({ name: v.metadata.name, namespace: v.metadata.namespace ?? 'default', ha: haOf(vcOf(v)) }));
   return {
     node: pn.metadata.name,
     hasFencingAgent: !!pn.spec?.fencing?.agent,
     unschedulable: pn.spec?.unschedulable === true,
-    ready: getCondition(pn.status?.conditions, 'Ready'),
-    fenced: getCondition(pn.status?.conditions, FENCED),
+    ready,
+    fenced,
     vms,
     graceMs,
     nowMs,
@@ -108,7 +111,7 @@ export function haController(opts: HaControllerOptions = {}): ControllerSpec {
         return undefined;
       }
       const vcFromCache = (vn: VirtualNode) => ctx.cache.get<VirtualCluster>({ kind: 'VirtualCluster', name: vn.spec!.cluster, namespace: vn.metadata.namespace });
-      const quick = planHa(haInput(cached, boundTo(ctx.cache, key.name), vcFromCache, graceMs, now()));
+      const quick = planHa(haInput(cached, () => boundTo(ctx.cache, key.name), vcFromCache, graceMs, now()));
       if (quick.type === 'none') return quick.requeueAfterMs ? { requeueAfterMs: quick.requeueAfterMs } : undefined;
 
       // Act only on a fresh read from the store: the node first, then its VMs.

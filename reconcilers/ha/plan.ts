@@ -51,6 +51,16 @@ export function restartable(vms: readonly HaVm[]): HaVm[] {
   return vms.filter((v) => v.ha === 'restart');
 }
 
+/**
+ * Whether planHa can read `vms` for a node in this state: only a Fenced node or a node NotReady
+ * (with a Ready condition) needs its VMs. For any other node the plan is `none` or `clear` whatever
+ * VMs it has, so the controller need not gather them: at 1,000 nodes every ha reconcile of a
+ * healthy node (resyncs, its status writes) gathered them from every VM (hack/bench-scale).
+ */
+export function planNeedsVms(i: Pick<HaInput, 'ready' | 'fenced'>): boolean {
+  return i.fenced?.status === 'True' || (!!i.ready && i.ready.status !== 'True');
+}
+
 export function planHa(i: HaInput): HaAction {
   const isReady = i.ready?.status === 'True';
   if (i.fenced?.status === 'True') {

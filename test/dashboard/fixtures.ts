@@ -22,6 +22,8 @@ export interface DashboardBed {
   storeUrl: string;
   store: Store;
   dashboard: Dashboard;
+  /** The informers the dashboard reads (no controller runs here: only what it asked for). */
+  cache: SharedCache;
   close(): Promise<void>;
 }
 
@@ -48,7 +50,7 @@ export async function startBed(opts: { token?: boolean } = {}): Promise<Dashboar
   cache.start();
   const dashboard = await startDashboard({ addr: '127.0.0.1:0', source: cache, storeUrl: `file:${path}`, token: opts.token ? TOKEN : undefined });
   return {
-    dir, storeUrl: `file:${path}`, store, dashboard,
+    dir, storeUrl: `file:${path}`, store, dashboard, cache,
     async close() {
       await dashboard.close();
       cache.stop();

@@ -7,6 +7,7 @@ import { request } from 'node:http';
 import type { PhysicalNode, VirtualNode } from '../../api/types.js';
 import { CONTENT_SECURITY_POLICY } from '../../dashboard/server.js';
 import { migration, readSse, startBed, TOKEN, type DashboardBed } from './fixtures.js';
+import { waitFor } from '../controllers/helpers.js';
 
 type ViewLike = { kind: string; name: string; [k: string]: unknown };
 
@@ -88,6 +89,33 @@ describe('dashboard server', function () {
       assert.deepEqual([d.op, d.object.name], ['delete', 'm1']);
     } finally {
       sse.close();
+    }
+  });
+
+  it('does nothing for a page nobody has open: informers asked for at the first client, listened to only while one is attached', async () => {
+    bed = await startBed();
+    assert.deepEqual(bed.cache.kinds(), [], 'no informer made before a client attaches (the Event one is the dashboard\'s alone)');
+    assert.equal(bed.dashboard.feed.listening, false);
+    const first = await readSse(`${bed.dashboard.url}api/events`);
+    await first.next('snapshot');
+    assert.equal(bed.dashboard.feed.listening, true);
+    assert.ok(bed.cache.kinds().includes('Event'));
+    first.close();
+    await waitFor('the feed stops listening once its one client left', async () => !bed.dashboard.feed.listening && bed.dashboard.feed.clientCount === 0, 5_000, 20);
+    // A change while nobody watches is in the next client's snapshot, and changes reach it live.
+    const vn = await bed.store.get<VirtualNode>({ kind: 'VirtualNode', namespace: 'default', name: 'web-1' });
+    await bed.store.updateStatus<VirtualNode>({ ...vn, status: { ...vn.status, host: 'n1' } });
+    await waitFor('the cache has the change', async () => bed.cache.informer<VirtualNode>('VirtualNode').list().some((v) => v.metadata.name === 'web-1' && v.status?.host === 'n1'), 5_000, 20);
+    const second = await readSse(`${bed.dashboard.url}api/events`);
+    try {
+      const snap = (await second.next('snapshot')) as { objects: Record<string, ViewLike[]> };
+      assert.deepEqual(snap.objects.VirtualNode!.map((o) => [o.name, o.host]).sort(), [['web-0', 'n1'], ['web-1', 'n1']]);
+      const again = await bed.store.get<VirtualNode>({ kind: 'VirtualNode', namespace: 'default', name: 'web-0' });
+      await bed.store.updateStatus<VirtualNode>({ ...again, status: { ...again.status, host: 'n2' } });
+      const change = (await second.next('change')) as { object: ViewLike };
+      assert.deepEqual([change.object.name, change.object.host], ['web-0', 'n2']);
+    } finally {
+      second.close();
     }
   });
 

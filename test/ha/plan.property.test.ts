@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Condition } from '../../api/types.js';
-import { planHa, type HaVm } from '../../reconcilers/ha/plan.js';
+import { planHa, planNeedsVms, type HaInput, type HaVm } from '../../reconcilers/ha/plan.js';
 
 interface SimNode {
   name: string;
@@ -185,6 +185,16 @@ describe('ha plan: random failure sequences', () => {
         assert.equal(v.copies.size, 1, `${v.name} (bound ${v.bound}) runs on ${[...v.copies].join(',') || 'nothing'}`);
       }
     }), { numRuns: 400 });
+  });
+
+  it('planNeedsVms: when it says no, the plan is the same whatever VMs the node has', () => {
+    const condArb = (type: string) => fc.option(fc.record({ type: fc.constant(type), status: fc.constantFrom<'True' | 'False' | 'Unknown'>('True', 'False', 'Unknown'), reason: fc.constantFrom('Probed', 'Unreachable', 'Fenced', 'Recovered', 'FencingFailed', 'NoFencingAgent'), message: fc.constant(''), lastTransitionTime: fc.constant('2026-01-01T00:00:00Z') }), { nil: undefined });
+    const vmArb = fc.record({ name: fc.constantFrom('a', 'b', 'c'), namespace: fc.constant('default'), ha: fc.constantFrom<HaVm['ha']>('restart', 'none', undefined) });
+    fc.assert(fc.property(condArb('Ready'), condArb('Fenced'), fc.boolean(), fc.boolean(), fc.array(vmArb, { maxLength: 4 }), fc.nat(100_000), (ready, fenced, hasFencingAgent, unschedulable, vms, ago) => {
+      const i: HaInput = { node: 'n', hasFencingAgent, unschedulable, ready, fenced, vms, graceMs: GRACE, nowMs: Date.parse('2026-01-01T00:00:00Z') + ago };
+      if (planNeedsVms(i)) return;
+      assert.deepEqual(planHa(i), planHa({ ...i, vms: [] }));
+    }), { numRuns: 1000 });
   });
 
   it('a failing fence restarts nothing', () => {

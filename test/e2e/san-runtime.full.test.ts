@@ -1,0 +1,279 @@
+// A VirtualCluster on `storageDriver: evms` end to end under the runtime on two full Xen nodes
+// (issue 17 item 5, docs/adr/0006): the VC's original is a read-only LV on the testbed's SAN disk,
+// each VM's disk a device-mapper snapshot of it (`vlsnap-<vc uid>_<vm>-disk`) mapped on the node
+// that runs the VM only, and moved with it. Each guest's first-boot script writes a marker file
+// into its own root disk, drops its caches and reads it back, then every 5 s prints the marker
+// files it finds on its disk (read from the disk again each time). So the guests' consoles say
+// what each disk holds; the dom0s say where each snapshot is mapped, that the original is still
+// the template's image, and that nothing is left after the delete. One testbed for the file; the
+// cases run in order on one VC of 4 VMs (2 per node).
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { startClusterHarness, type ClusterHarness } from '../../hack/lib/cluster-harness.js';
+import type { EventObject, Migration, OSTemplate, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
+import { SshTransport } from '../../drivers/transport/ssh-transport.js';
+import { execOk } from '../../drivers/transport/types.js';
+import { waitFor } from '../controllers/helpers.js';
+import { dom0Transports, printCluster } from './full-dom0.js';
+
+const VC = 'san';
+const VMS = [0, 1, 2, 3].map((i) => `${VC}-${i}`);
+
+/**
+ * The first-boot script: the marker files already on the disk (`BEFORE`), a new marker with a
+ * random id (`WROTE`), read back from the disk after a sync and a cache drop (`READBACK`), then
+ * every 5 s `ROUND <vm> <n> <every marker file's content>,` read from the disk again.
+ */
+const MARKERS = `markers() { for f in /marker-*; do [ -e "$f" ] && cat "$f"; done | tr '\\n' ,; }
+echo "BEFORE $VC_NODE_NAME [$(markers)]"
+id=$(cat /proc/sys/kernel/random/uuid)
+echo "MARKER $VC_NODE_NAME $id" > "/marker-$VC_NODE_NAME"
+sync
+echo 3 > /proc/sys/vm/drop_caches
+echo "WROTE $VC_NODE_NAME $id"
+echo "READBACK $VC_NODE_NAME [$(markers)]"
+(n=0; while true; do
+  n=$((n + 1))
+  echo 3 > /proc/sys/vm/drop_caches
+  echo "ROUND $VC_NODE_NAME $n [$(markers)]"
+  sleep 5
+done) > /dev/console 2>&1 &`;
+
+const vcYaml = (state: string) => `apiVersion: virtualinux.org/v1alpha1
+kind: VirtualCluster
+metadata: {name: ${VC}, namespace: default}
+spec:
+  nodes: ${VMS.length}
+  template: busybox
+  hypervisor: xen
+  storageDriver: evms
+  node: {vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 32}
+  network: {subnet: 10.212.0.0/24}
+  sharedStorage: {sizeGiB: 1, filesystem: none}
+  placement: {strategy: Cyclic, mode: Lazy}
+  state: ${state}
+  firstBoot:
+    script: |
+${MARKERS.replace(/^/gm, '      ')}
+`;
+
+const stamp = () => `${new Date().toISOString().slice(11, 19)} UTC, load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`;
+
+describe('a VirtualCluster on evms snapshots under the runtime on two full Xen nodes', function () {
+  this.timeout(45 * 60_000);
+  let h: ClusterHarness;
+  const dom0 = new Map<string, SshTransport>();
+  let uid = '';
+  /** Each guest's marker id written at its first boot (case 2). */
+  const written = new Map<string, string>();
+  let caseStart = 0;
+  const vn = (name: string) => h.store.get<VirtualNode>({ kind: 'VirtualNode', namespace: 'default', name });
+  const logs = async (name: string): Promise<string> => {
+    let r = await h.vcctl(['logs', `vn/${name}`]);
+    for (let i = 1; i < 3 && r.code !== 0; i++) r = await h.vcctl(['logs', `vn/${name}`]);
+    if (r.code !== 0) throw new Error(`vcctl logs vn/${name} failed 3 times: ${r.stderr.trim()}`);
+    return r.stdout;
+  };
+  const sh = (node: string, script: string, ...args: string[]) => execOk(dom0.get(node)!, ['sh', '-c', script, 'sh', ...args], { timeoutMs: 300_000 });
+  const snapDev = (vm: string) => `vlsnap-${uid}_${vm}-disk`;
+  const original = () => `/dev/vlsan/${uid}_${VC}-original`;
+  /** The device-mapper devices of a dom0, one name a line. */
+  const dmNames = async (node: string): Promise<string[]> =>
+    (await sh(node, 'dmsetup ls 2>/dev/null | awk \'NF > 1 { print $1 }\'; true')).split('\n').filter(Boolean);
+  /** The nodes that map `vm`'s snapshot. */
+  const mappedOn = async (vm: string): Promise<string[]> => {
+    const out: string[] = [];
+    for (const node of dom0.keys()) if ((await dmNames(node)).includes(snapDev(vm))) out.push(node);
+    return out;
+  };
+  /** The markers a guest's console lines say its disk holds, at the last ROUND (after `from`). */
+  const lastRound = (text: string, vm: string): { n: number; markers: string } | undefined => {
+    const all = [...text.matchAll(new RegExp(`ROUND ${vm} (\\d+) \\[([^\\]]*)\\]`, 'g'))];
+    const m = all.at(-1);
+    return m ? { n: Number(m[1]), markers: m[2]! } : undefined;
+  };
+  /** The original still holds the template's image exactly (qemu-img compare in its node, read-only). */
+  const originalIsTemplate = async (node: string): Promise<void> => {
+    const tpl = await h.store.get<OSTemplate>({ kind: 'OSTemplate', name: 'busybox' });
+    const out = await sh(node, '[ -b "$1" ] || { echo "no $1 on this node"; exit 3; }; qemu-img compare -U -f "$2" -F raw "$3" "$1"; echo "compare=$?"', original(), tpl.spec!.image.format ?? 'qcow2', tpl.spec!.image.path!);
+    assert.match(out, /compare=0/, `${node}: ${out}`);
+  };
+  const begin = (name: string) => {
+    caseStart = Date.now();
+    console.log(`      [${name}] start ${stamp()}`);
+  };
+  afterEach(function () {
+    console.log(`      [${this.currentTest?.title.slice(0, 40)}] ${this.currentTest?.state} after ${((Date.now() - caseStart) / 1000).toFixed(0)} s, end ${stamp()}`);
+  });
+
+  before(async function () {
+    this.timeout(20 * 60_000);
+    const t0 = Date.now();
+    // the SAN disk (sparse): the 1 GiB original and 4 exception stores, each sized for the whole original
+    h = await startClusterHarness({ nodes: 2, full: true, sanMiB: 8192, managerArgs: ['--orphan-grace', '30', '--migration-timeout', '1200'] });
+    for (const [name, t] of dom0Transports(h)) dom0.set(name, t);
+    console.log(`      testbed and manager up in ${((Date.now() - t0) / 1000).toFixed(0)} s, ${stamp()}`);
+  });
+  after(async function () {
+    this.timeout(10 * 60_000);
+    for (const t of dom0.values()) await t.close().catch(() => {});
+    await h?.stop();
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && h) {
+      await printCluster(h);
+      for (const name of VMS) console.log(`console of ${name} (last 25 lines):\n${(await logs(name).catch((e: Error) => e.message)).trimEnd().split('\n').slice(-25).join('\n')}`);
+      for (const node of dom0.keys()) console.log(`${node} dmsetup: ${(await dmNames(node).catch((e: Error) => [e.message])).join(' ')}`);
+    }
+  });
+
+  it('a VC of 4 VMs on 2 nodes reaches Ready; each VM\'s snapshot is mapped on its own node only', async () => {
+    begin('ready');
+    const a = await h.vcctl(['apply', '-f', '-'], vcYaml('Running'));
+    assert.equal(a.code, 0, a.stderr);
+    const w = await h.vcctl(['wait', `vc/${VC}`, '--for=condition=Ready', '--timeout=35m']);
+    assert.equal(w.code, 0, w.stderr + (await h.vcctl(['describe', `vc/${VC}`])).stdout);
+    uid = (await h.store.get<VirtualCluster>({ kind: 'VirtualCluster', namespace: 'default', name: VC })).metadata.uid!;
+    const nodes = await Promise.all(VMS.map(async (name) => (await vn(name)).spec?.physicalNode));
+    assert.deepEqual(nodes, ['blade1', 'blade2', 'blade1', 'blade2'], 'Cyclic spreads the four VMs');
+    for (const [i, name] of VMS.entries()) {
+      const v = await vn(name);
+      assert.equal(v.status?.phase, 'Running');
+      assert.equal(v.status?.host, nodes[i]);
+      assert.match(await logs(name), new RegExp(`VIRTUALINUX-READY ${name} `));
+      assert.deepEqual(await mappedOn(name), [nodes[i]], `${name}'s snapshot mapped where it runs, and only there`);
+      // its disk is the snapshot target over the original
+      const table = await sh(nodes[i]!, 'dmsetup table "$1"', snapDev(name));
+      assert.match(table, / snapshot \d+:\d+ \d+:\d+ P 128/, table);
+    }
+    // the Volume says it is the evms device
+    const disk = await h.store.get<Volume>({ kind: 'Volume', namespace: 'default', name: `${VMS[0]}-disk` });
+    assert.match(disk.status?.path ?? '', new RegExp(`${snapDev(VMS[0]!)}$`));
+  });
+
+  it('each guest writes a marker into its own disk and reads it back; the other disks and the original do not change', async () => {
+    begin('markers');
+    for (const name of VMS) {
+      const text = await waitFor(`${name}'s marker written and read back`, async () => {
+        const t = await logs(name);
+        return /READBACK /.test(t) ? t : undefined;
+      }, 300_000, 5000);
+      assert.match(text, new RegExp(`BEFORE ${name} \\[\\]`), `${name}'s fresh disk held no marker`);
+      const id = new RegExp(`WROTE ${name} (\\S+)`).exec(text)?.[1];
+      assert.ok(id, text.slice(-1500));
+      written.set(name, id);
+      assert.match(text, new RegExp(`READBACK ${name} \\[MARKER ${name} ${id},\\]`));
+    }
+    // once all four wrote: each disk, read again by its guest, holds its own marker and no other
+    const since = new Map<string, number>();
+    for (const name of VMS) since.set(name, lastRound(await logs(name), name)?.n ?? 0);
+    for (const name of VMS) {
+      const r = await waitFor(`${name} reading its disk again`, async () => {
+        const x = lastRound(await logs(name), name);
+        return x && x.n > since.get(name)! ? x : undefined;
+      }, 180_000, 5000);
+      assert.equal(r.markers, `MARKER ${name} ${written.get(name)},`, `${name}'s disk`);
+    }
+    // the writes went into each snapshot's exception store (dmsetup status: allocated/total sectors)
+    for (const name of VMS) {
+      const node = (await vn(name)).status!.host!;
+      const st = await sh(node, 'dmsetup status "$1"', snapDev(name));
+      const used = /snapshot (\d+)\/(\d+)/.exec(st);
+      assert.ok(used && Number(used[1]) > 0, `${name}: ${st}`);
+    }
+    // the original, read-only on every node, is still the template's image, byte for byte
+    await originalIsTemplate('blade1');
+  });
+
+  it('live-migrates a VM: its snapshot is mapped on the target only afterwards, the guest goes on with its marker', async () => {
+    begin('migrate');
+    const name = VMS[0]!;
+    const [src, dst] = ['blade1', 'blade2'];
+    assert.equal((await vn(name)).status?.host, src);
+    const before = lastRound(await logs(name), name)!.n;
+    const m = await h.vcctl(['migrate', `vn/${name}`, '--to', dst, '--wait', '--timeout=20m']);
+    assert.equal(m.code, 0, m.stderr + m.stdout);
+    const done = (await h.store.list<Migration>('Migration', { namespace: 'default' })).items.find((x) => x.spec?.virtualNode === name && x.status?.phase === 'Succeeded');
+    assert.ok(done, `a Succeeded Migration of ${name}`);
+    console.log(`      ${done.status!.message}`);
+    await waitFor(`${name} bound and running on ${dst}`, async () => {
+      const v = await vn(name);
+      return v.spec?.physicalNode === dst && v.status?.host === dst && v.status.phase === 'Running' ? true : undefined;
+    }, 120_000, 2000);
+    // the activation moved: the source's mapping is gone (its leftovers go after the switchover)
+    await waitFor(`${name}'s snapshot mapped on ${dst} only`, async () => ((await mappedOn(name)).join() === dst ? true : undefined), 180_000, 5000);
+    // the guest went on (the console log is the target's now): rounds count on, no new boot, and
+    // what it reads from its disk there is its marker, and only it
+    const text = await waitFor(`${name} reading its disk on ${dst}`, async () => {
+      const t = await logs(name);
+      const x = lastRound(t, name);
+      return x && x.n > before ? t : undefined;
+    }, 180_000, 5000);
+    assert.doesNotMatch(text, /VIRTUALINUX-READY|BEFORE /, 'migrated, not booted again');
+    assert.equal(lastRound(text, name)!.markers, `MARKER ${name} ${written.get(name)},`);
+    // the VMs that did not move still map their snapshots where they run
+    for (const other of VMS.slice(1)) assert.deepEqual(await mappedOn(other), [(await vn(other)).status!.host!], other);
+  });
+
+  it('a template revision of the suspended VC resets the snapshots: after the resume the markers are gone and the guests boot fresh', async () => {
+    begin('reset');
+    const s = await h.vcctl(['suspend', `vc/${VC}`, '--wait', '--timeout=20m']);
+    assert.equal(s.code, 0, s.stderr);
+    // suspended: no domain, no snapshot mapped anywhere
+    for (const doms of (await h.domains()).values()) assert.deepEqual(doms.filter((d) => d.name.startsWith(`default.${VC}-`)), []);
+    for (const name of VMS) assert.deepEqual(await mappedOn(name), [], `${name} unmapped while suspended`);
+    // the template's revision (what the storage plan compares with the Volumes' templateRevision)
+    const tref = { kind: 'OSTemplate', name: 'busybox' };
+    const tpl = await h.store.get<OSTemplate>(tref);
+    const rev = tpl.spec!.revision + 1;
+    await h.store.update<OSTemplate>({ ...tpl, spec: { ...tpl.spec!, revision: rev } });
+    await waitFor('every disk reset to the new revision, storage Ready', async () => {
+      const vols = await Promise.all(VMS.map((n) => h.store.get<Volume>({ kind: 'Volume', namespace: 'default', name: `${n}-disk` })));
+      const vc = await h.store.get<VirtualCluster>({ kind: 'VirtualCluster', namespace: 'default', name: VC });
+      return vols.every((v) => v.status?.phase === 'Ready' && v.status.templateRevision === rev) &&
+        vc.status?.conditions?.some((c) => c.type === 'StorageReady' && c.status === 'True') ? true : undefined;
+    }, 900_000, 5000);
+    const ev = (await h.store.list<EventObject>('Event')).items.filter((x) => x.spec?.reason === 'SnapshotsReset');
+    assert.equal(ev.length, 1, JSON.stringify(ev.map((x) => x.spec?.message)));
+    const r = await h.vcctl(['resume', `vc/${VC}`, '--wait', '--timeout=25m']);
+    assert.equal(r.code, 0, r.stderr);
+    const w = await h.vcctl(['wait', `vc/${VC}`, '--for=condition=Ready', '--timeout=15m']);
+    assert.equal(w.code, 0, w.stderr);
+    for (const name of VMS) {
+      const text = await waitFor(`${name} booted fresh and read its disk`, async () => {
+        const t = await logs(name);
+        return /READBACK /.test(t) && lastRound(t, name) ? t : undefined;
+      }, 300_000, 5000);
+      assert.match(text, new RegExp(`VIRTUALINUX-READY ${name} `), `${name} booted, not restored`);
+      assert.match(text, new RegExp(`BEFORE ${name} \\[\\]`), `${name}'s reset disk held no marker`);
+      const id = new RegExp(`WROTE ${name} (\\S+)`).exec(text)![1]!;
+      assert.notEqual(id, written.get(name));
+      assert.equal(lastRound(text, name)!.markers, `MARKER ${name} ${id},`);
+      assert.deepEqual(await mappedOn(name), [(await vn(name)).status!.host!], `${name} mapped where it runs`);
+    }
+    await originalIsTemplate((await vn(VMS[0]!)).status!.host!);
+  });
+
+  it('deleting the VC leaves no LV, dm device, mount or export of it on either node', async () => {
+    begin('delete');
+    const d = await h.vcctl(['delete', 'vc', VC, '--wait', '--timeout=15m']);
+    assert.equal(d.code, 0, d.stderr);
+    await waitFor('the VirtualNodes and Volumes gone', async () =>
+      (await h.store.list<VirtualNode>('VirtualNode')).items.length === 0 && (await h.store.list<Volume>('Volume')).items.length === 0, 300_000, 2000);
+    for (const doms of (await h.domains()).values()) assert.deepEqual(doms, []);
+    // LVM's dm names double a name's hyphens; ours (vlsnap-) do not
+    const dmUid = uid.replace(/-/g, '--');
+    for (const node of dom0.keys()) {
+      const left = await sh(node, `dmsetup ls 2>/dev/null | grep -e "$1" -e "$2";
+        lvs --config global/metadata_read_only=1 --noheadings -o lv_name vlsan 2>/dev/null | grep -e "$1";
+        grep -e "$1" -e "/default/$3" /proc/self/mounts;
+        [ ! -f /var/lib/nfs/etab ] || grep -e "/default/$3" /var/lib/nfs/etab; true`, uid, dmUid, VC);
+      assert.equal(left.trim(), '', `${node} still has: ${left}`);
+    }
+    const vcsDir = join(h.testbed.sanDir, 'vcs');
+    const files = existsSync(vcsDir) ? readdirSync(vcsDir, { recursive: true }) : [];
+    assert.deepEqual(files.filter((f) => !String(f).match(/^[^/]+$/)), [], `files left under ${vcsDir}`);
+  });
+});

@@ -34,7 +34,7 @@ import type { ObjectRef } from '../../api/store/types.js';
 import { getCondition, isConditionTrue, setCondition } from '../../api/conditions.js';
 import { clusterSelector } from '../../api/labels.js';
 import { domainName, domainNameOf } from '../../api/names.js';
-import { cacheState, mapOnChange, perCacheState } from '../../controllers/change-filter.js';
+import { cacheState, cachedCount, mapOnChange, perCacheState } from '../../controllers/change-filter.js';
 import { StallingError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
 import type { Transport } from '../../drivers/transport/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
@@ -175,15 +175,23 @@ const HOST_WORKERS = 16;
 /**
  * The share of network/hosts' time the periodic drift check of every node may take: a node is
  * checked again after resyncMs, or after every node's check at the mean reconcile time times this
- * factor over the workers when that is longer. At 1,000 nodes a 30 s check of each kept both
+ * factor over DRIFT_CHECK_LANES when that is longer. At 1,000 nodes a 30 s check of each kept both
  * workers busy with checks alone (~0.1 s of CPU per node plan and apply at 10,000 VMs, seconds
  * of wall time under load), and the plans a VM's start waits for queued behind them.
  */
 export const DRIFT_CHECK_FACTOR = 4;
+/**
+ * The lanes the drift checks are spread over: a fixed number, not the workers. Divided by the
+ * workers (16 since they were raised for the first plans), the spacing shrank 8-fold while the
+ * manager has one core for them all (bench-scale 10,000, session 12: ~8,700 node plans).
+ */
+export const DRIFT_CHECK_LANES = 2;
+/** And at least this much per node between two checks of one (100 nodes: 10 s; 1,000: 100 s), before anything was measured too. */
+export const DRIFT_CHECK_MS_PER_NODE = 100;
 
-/** How long an unchanged node waits for its next drift check: resyncMs, or longer when the checks of every node would not fit in 1/DRIFT_CHECK_FACTOR of the workers' time. */
-export function driftCheckDelayMs(resyncMs: number, nodes: number, meanReconcileMs: number, workers: number): number {
-  return Math.max(resyncMs, Math.ceil((nodes * meanReconcileMs * DRIFT_CHECK_FACTOR) / Math.max(1, workers)));
+/** How long an unchanged node waits for its next drift check: resyncMs, or longer when the checks of every node would not fit in 1/DRIFT_CHECK_FACTOR of DRIFT_CHECK_LANES, or DRIFT_CHECK_MS_PER_NODE per node. */
+export function driftCheckDelayMs(resyncMs: number, nodes: number, meanReconcileMs: number): number {
+  return Math.max(resyncMs, nodes * DRIFT_CHECK_MS_PER_NODE, Math.ceil((nodes * meanReconcileMs * DRIFT_CHECK_FACTOR) / DRIFT_CHECK_LANES));
 }
 
 /**
@@ -305,7 +313,7 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
     if (cacheState(c, []) === undefined) return byRevision(c);
     // With the number of objects of each kind: a deletion while this manager did not lead (its
     // watch mappers unhooked; a new term replays only the objects that are still there) counts.
-    const at = [relevantChanges, ...['VirtualCluster', 'VirtualNode', 'Migration'].map((k) => c.list(k).length)].join(',');
+    const at = [relevantChanges, ...['VirtualCluster', 'VirtualNode', 'Migration'].map((k) => cachedCount(c, k))].join(',');
     if (memo?.at !== at) memo = { at, value: observedVmNetworks(c, perVm) };
     return memo.value;
   };
@@ -391,7 +399,7 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
     }
     const retrySoon = !nfsOk || shared.notServed.size > 0;
     const resyncMs = deps.resyncMs ?? 30_000;
-    return { requeueAfterMs: retrySoon ? Math.min(resyncMs, 10_000) : driftCheckDelayMs(resyncMs, hosts.length, meanMs, HOST_WORKERS) };
+    return { requeueAfterMs: retrySoon ? Math.min(resyncMs, 10_000) : driftCheckDelayMs(resyncMs, hosts.length, meanMs) };
   }
 }
 

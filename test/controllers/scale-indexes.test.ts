@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import type { ApiObject } from '../../api/types.js';
 import { matchesLabelSelector, parseLabelSelector } from '../../api/store/label-selector.js';
 import { Informer } from '../../controllers/informer.js';
-import { mapOnChange, perCacheState } from '../../controllers/change-filter.js';
+import { cachedCount, mapOnChange, perCacheState } from '../../controllers/change-filter.js';
+import { SharedCache } from '../../controllers/cache.js';
 import { tempSqliteStore, waitFor, type TempSqliteStore } from './helpers.js';
 
 const widget = (name: string, ns: string, labels: Record<string, string> | undefined, v = 0): ApiObject =>
@@ -93,5 +94,23 @@ describe('scale indexes', function () {
     assert.equal(sum(plain), 7);
     assert.equal(computed, 4);
     for (const inf of [widgets, others]) inf.stop();
+  });
+
+  it('cachedCount: the informer\'s size without a list; a plain reader\'s list length', async () => {
+    const store = tmp.store;
+    for (let i = 0; i < 7; i++) await store.create(widget(`c${i}`, 'a', undefined));
+    const cache = new SharedCache(store);
+    cache.informer('Widget');
+    cache.start();
+    await cache.waitForSync();
+    let lists = 0;
+    const counted = new Proxy(cache, { get: (t, p) => (p === 'list' ? (...a: unknown[]) => { lists++; return (t.list as (...x: unknown[]) => unknown)(...a); } : Reflect.get(t, p, t)) });
+    assert.equal(cachedCount(counted, 'Widget'), 7);
+    assert.equal(lists, 0, 'no list for a count');
+    await store.delete({ kind: 'Widget', namespace: 'a', name: 'c0' });
+    await waitFor('the delete in the cache', () => cachedCount(cache, 'Widget') === 6 || undefined, 10_000);
+    cache.stop();
+    const plain = { get: () => undefined, list: <T extends ApiObject>() => [widget('p', 'a', undefined)] as T[] };
+    assert.equal(cachedCount(plain, 'Widget'), 1);
   });
 });

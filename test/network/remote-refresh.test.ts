@@ -4,7 +4,7 @@
 // directly by the change) is skipped; nothing is queued while every node is up to date.
 
 import assert from 'node:assert/strict';
-import { DRIFT_CHECK_FACTOR, RemoteRefresh, driftCheckDelayMs } from '../../reconcilers/network/controller.js';
+import { DRIFT_CHECK_FACTOR, DRIFT_CHECK_LANES, DRIFT_CHECK_MS_PER_NODE, RemoteRefresh, driftCheckDelayMs } from '../../reconcilers/network/controller.js';
 
 const until = async (cond: () => boolean, what: string, ms = 5_000): Promise<void> => {
   const t0 = Date.now();
@@ -67,13 +67,22 @@ describe('network/hosts: paced refresh of other nodes', () => {
 });
 
 describe('network/hosts: drift checks of unchanged nodes', () => {
-  it('are every resyncMs on a few nodes, and spread so that checking every node takes at most 1/DRIFT_CHECK_FACTOR of the workers', () => {
-    assert.equal(driftCheckDelayMs(30_000, 3, 150, 2), 30_000);
-    // 1,000 nodes at 200 ms each, 2 workers: all checks take 100 s of the workers' time, so a
-    // node is checked every 100 s x DRIFT_CHECK_FACTOR.
-    const d = driftCheckDelayMs(30_000, 1_000, 200, 2);
+  it('are every resyncMs on a few nodes, and spread so that checking every node takes at most 1/DRIFT_CHECK_FACTOR of DRIFT_CHECK_LANES', () => {
+    assert.equal(driftCheckDelayMs(30_000, 3, 150), 30_000);
+    // 1,000 nodes at 200 ms each over 2 lanes: all checks take 100 s of them, so a node is
+    // checked every 100 s x DRIFT_CHECK_FACTOR.
+    assert.equal(DRIFT_CHECK_LANES, 2);
+    const d = driftCheckDelayMs(30_000, 1_000, 200);
     assert.equal(d, 100_000 * DRIFT_CHECK_FACTOR);
-    assert.ok((1_000 * 200) / 2 / d <= 1 / DRIFT_CHECK_FACTOR);
-    assert.equal(driftCheckDelayMs(30_000, 1_000, 0, 2), 30_000); // nothing measured yet
+    assert.ok((1_000 * 200) / DRIFT_CHECK_LANES / d <= 1 / DRIFT_CHECK_FACTOR);
+  });
+  it('grow with the nodes before anything is measured, and not shorter with more workers (16 workers made them 8 times as frequent: bench-scale 10,000)', () => {
+    // nothing measured yet: DRIFT_CHECK_MS_PER_NODE per node (the old code: 30 s for any count)
+    assert.equal(driftCheckDelayMs(30_000, 1_000, 0), 1_000 * DRIFT_CHECK_MS_PER_NODE);
+    assert.ok(driftCheckDelayMs(30_000, 1_000, 0) >= 100_000);
+    assert.equal(driftCheckDelayMs(30_000, 100, 0), 30_000);
+    // the workers are no input: a fourth argument (the old signature's workers) changes nothing
+    const withWorkers = driftCheckDelayMs as unknown as (r: number, n: number, m: number, w: number) => number;
+    assert.equal(withWorkers(30_000, 1_000, 200, 16), driftCheckDelayMs(30_000, 1_000, 200));
   });
 });

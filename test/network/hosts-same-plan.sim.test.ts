@@ -5,32 +5,33 @@
 // for a plan that had not changed). A plan that changed is applied; hostStateDigest sees every part.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openStore } from '../../api/store/open-store.js';
-import type { Store } from '../../api/store/types.js';
-import type { PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
-import { setCondition } from '../../api/conditions.js';
-import { ControllerManager } from '../../controllers/manager.js';
-import { SimWorld } from '../../drivers/transport/sim-host.js';
-import { SimTransport } from '../../drivers/transport/sim-transport.js';
+import type { VirtualCluster, VirtualNode } from '../../api/types.js';
 import type { Transport } from '../../drivers/transport/types.js';
-import { AppliedNetworks, hostStateDigest, networkHostController } from '../../reconcilers/network/controller.js';
+import { hostStateDigest } from '../../reconcilers/network/controller.js';
 import type { HostNetworkState } from '../../reconcilers/network/host-plan.js';
-import { virtualClusterController } from '../../reconcilers/virtualcluster/controller.js';
-import { eventually, physicalNode, virtualCluster } from '../placement/fixtures.js';
+import { eventually, virtualCluster } from '../placement/fixtures.js';
+import { startSimHosts, type SimHosts } from './sim-hosts-fixture.js';
+
+/** `t` with its applies counted: the driver lists the node's routes once per apply. */
+function countingApplies(applies: Map<string, number>, node: string, t: Transport): Transport {
+  return new Proxy(t, {
+    get(target, prop) {
+      if (prop === 'exec') {
+        return (argv: readonly string[], opts?: unknown) => {
+          if (argv.join(' ').startsWith('ip -j route show')) applies.set(node, (applies.get(node) ?? 0) + 1);
+          return (target.exec as (a: readonly string[], o?: unknown) => unknown).call(target, argv, opts);
+        };
+      }
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
 
 describe('network/hosts sends a node no commands for a plan it applied already (sim hosts)', function () {
   this.timeout(60_000);
-  let dir: string;
-  let store: Store;
-  let mgr: ControllerManager;
-  const world = new SimWorld();
-  /** Applies per node: the driver lists the node's routes once per apply. */
+  let h: SimHosts;
   const applies = new Map<string, number>();
-  const routesOf = (node: string) => Object.fromEntries([...world.hosts.get(node)?.net.routes.values() ?? []]
-    .filter((r) => r.protocol === '188').map((r) => [r.dst, r.dev ? 'dev' : r.gateway]));
 
   it('hostStateDigest differs for a change of any part', () => {
     const s: HostNetworkState = {
@@ -49,59 +50,18 @@ describe('network/hosts sends a node no commands for a plan it applied already (
   });
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'vl-net-same-'));
-    const url = `file:${join(dir, 'store.db')}`;
-    store = await openStore(url, {});
-    for (const [name, address] of [['n1', '198.18.6.1'], ['n2', '198.18.6.2'], ['n3', '198.18.6.3']] as const) {
-      const pn = await store.create<PhysicalNode>({ ...physicalNode(name, 8, 8192), spec: { ...physicalNode(name, 8, 8192).spec!, address } });
-      await store.updateStatus<PhysicalNode>({ ...pn, status: { conditions: setCondition(undefined, { type: 'Ready', status: 'True', reason: 'Probed', message: '' }, 0) } });
-    }
-    const transports = {
-      get: (pn: PhysicalNode): Transport => {
-        const t = new SimTransport(world.host(pn.metadata.name, { cores: 8, memoryMiB: 8192, storageRoot: '/san' }));
-        const name = pn.metadata.name;
-        return new Proxy(t, {
-          get(target, prop) {
-            if (prop === 'exec') {
-              return (argv: readonly string[], opts?: unknown) => {
-                if (argv.join(' ').startsWith('ip -j route show')) applies.set(name, (applies.get(name) ?? 0) + 1);
-                return (target.exec as (a: readonly string[], o?: unknown) => unknown).call(target, argv, opts);
-              };
-            }
-            const v: unknown = Reflect.get(target, prop, target);
-            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-          },
-        });
-      },
-    };
-    mgr = new ControllerManager({
-      store: await openStore(url, {}),
-      specs: (cache) => [virtualClusterController(), networkHostController(cache, { transports, resyncMs: 600_000 }, new AppliedNetworks())],
-      identity: 'test', leaderElection: false, eventCleanupMs: 0,
-    });
-    await mgr.start();
+    h = await startSimHosts('vl-net-same-', [['n1', '198.18.6.1'], ['n2', '198.18.6.2'], ['n3', '198.18.6.3']], (node, t) => countingApplies(applies, node, t));
   });
   after(async () => {
-    await mgr?.stop();
-    await mgr?.store.close();
-    await store?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await h?.close();
   });
 
-  const vm = (name: string) => store.get<VirtualNode>({ kind: 'VirtualNode', name, namespace: 'default' });
-  const bind = async (name: string, node: string) => {
-    const v = await vm(name);
-    await store.update<VirtualNode>({ ...v, spec: { ...v.spec!, physicalNode: node } });
-  };
-  const expect = (node: string, want: Record<string, string>, what: string) =>
-    eventually(async () => (JSON.stringify(routesOf(node)) === JSON.stringify(want) ? true : undefined), 20_000, `${what} (${node} has ${JSON.stringify(routesOf(node))})`);
-
   it('a change every node re-plans for but that leaves n3\'s plan as it was sends n3 nothing; one that changes it does', async () => {
-    await store.create<VirtualCluster>({ ...virtualCluster('s', 2, 1, 256), spec: { ...virtualCluster('s', 2, 1, 256).spec!, network: { subnet: '10.79.0.0/29' } } });
-    await eventually(async () => ((await store.list('VirtualNode')).items.length === 2 ? true : undefined), 20_000, 'the VMs');
-    await bind('s-0', 'n1');
-    await bind('s-1', 'n2');
-    await expect('n3', { '10.79.0.2': '198.18.6.1', '10.79.0.3': '198.18.6.2' }, 'both routed to their nodes');
+    await h.store.create<VirtualCluster>({ ...virtualCluster('s', 2, 1, 256), spec: { ...virtualCluster('s', 2, 1, 256).spec!, network: { subnet: '10.79.0.0/29' } } });
+    await eventually(async () => ((await h.store.list('VirtualNode')).items.length === 2 ? true : undefined), 20_000, 'the VMs');
+    await h.bind('s-0', 'n1');
+    await h.bind('s-1', 'n2');
+    await h.expectRoutes('n3', { '10.79.0.2': '198.18.6.1', '10.79.0.3': '198.18.6.2' }, 'both routed to their nodes');
     // Settled: no reconcile of n3 is left from the bindings.
     let seen = -1;
     await eventually(async () => {
@@ -115,14 +75,14 @@ describe('network/hosts sends a node no commands for a plan it applied already (
     const before = applies.get('n3') ?? 0;
     // s-0 reported running on its node: a change network/hosts reads (its host), so every node is
     // re-planned, but n3's routes stay as they are.
-    const v0 = await vm('s-0');
-    await store.updateStatus<VirtualNode>({ ...v0, status: { ...v0.status, host: 'n1' } });
+    const v0 = await h.vm('s-0');
+    await h.store.updateStatus<VirtualNode>({ ...v0, status: { ...v0.status, host: 'n1' } });
     await new Promise((r) => setTimeout(r, 3_000));
     assert.equal(applies.get('n3') ?? 0, before, 'no apply on n3 for a plan it has');
     // s-1 moves to n1: n3's route to it changes, and is applied.
-    const v1 = await vm('s-1');
-    await store.updateStatus<VirtualNode>({ ...v1, status: { ...v1.status, host: 'n1' } });
-    await expect('n3', { '10.79.0.2': '198.18.6.1', '10.79.0.3': '198.18.6.1' }, 's-1 moved to n1');
+    const v1 = await h.vm('s-1');
+    await h.store.updateStatus<VirtualNode>({ ...v1, status: { ...v1.status, host: 'n1' } });
+    await h.expectRoutes('n3', { '10.79.0.2': '198.18.6.1', '10.79.0.3': '198.18.6.1' }, 's-1 moved to n1');
     assert.ok((applies.get('n3') ?? 0) > before, 'the changed plan applied');
   });
 });

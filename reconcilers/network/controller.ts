@@ -207,6 +207,16 @@ export function hostStateDigest(state: HostNetworkState): string {
   return h.digest('hex');
 }
 
+/**
+ * The time a reconcile counts for in the paced refresh's wait (RemoteRefresh.planned): one that
+ * sent the node no commands (its plan unchanged) counts as the mean applying reconcile. Paced by
+ * its own few milliseconds, the refresh re-planned every node over and over while changes came
+ * (bench-scale 1,000 VMs: 2.98 network/hosts reconciles per VM against 0.85 before the skip).
+ */
+export function refreshPaceMs(tookMs: number, skipped: boolean, meanApplyMs: number): number {
+  return skipped ? Math.max(tookMs, meanApplyMs) : tookMs;
+}
+
 /** How long an unchanged node waits for its next drift check: resyncMs, or longer when the checks of every node would not fit in 1/DRIFT_CHECK_FACTOR of DRIFT_CHECK_LANES, or DRIFT_CHECK_MS_PER_NODE per node. */
 export function driftCheckDelayMs(resyncMs: number, nodes: number, meanReconcileMs: number): number {
   return Math.max(resyncMs, nodes * DRIFT_CHECK_MS_PER_NODE, Math.ceil((nodes * meanReconcileMs * DRIFT_CHECK_FACTOR) / DRIFT_CHECK_LANES));
@@ -384,7 +394,7 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
         if (!skipped) meanMs = meanMs === 0 ? performance.now() - started : meanMs * 0.9 + (performance.now() - started) * 0.1;
         // Planned (or failed, or not Ready: the retry or its own requeue plans it again whole):
         // the paced refresh need not queue it for the changes up to `at`.
-        if (ctx.cache.get(ref)) remote.planned(ref.name, at, performance.now() - started);
+        if (ctx.cache.get(ref)) remote.planned(ref.name, at, refreshPaceMs(performance.now() - started, skipped, meanMs));
         else remote.forget(ref.name);
       }
     },

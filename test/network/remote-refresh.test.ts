@@ -4,7 +4,7 @@
 // directly by the change) is skipped; nothing is queued while every node is up to date.
 
 import assert from 'node:assert/strict';
-import { DRIFT_CHECK_FACTOR, DRIFT_CHECK_LANES, DRIFT_CHECK_MS_PER_NODE, RemoteRefresh, driftCheckDelayMs } from '../../reconcilers/network/controller.js';
+import { DRIFT_CHECK_FACTOR, DRIFT_CHECK_LANES, DRIFT_CHECK_MS_PER_NODE, RemoteRefresh, driftCheckDelayMs, refreshPaceMs } from '../../reconcilers/network/controller.js';
 
 const until = async (cond: () => boolean, what: string, ms = 5_000): Promise<void> => {
   const t0 = Date.now();
@@ -84,5 +84,14 @@ describe('network/hosts: drift checks of unchanged nodes', () => {
     // the workers are no input: a fourth argument (the old signature's workers) changes nothing
     const withWorkers = driftCheckDelayMs as unknown as (r: number, n: number, m: number, w: number) => number;
     assert.equal(withWorkers(30_000, 1_000, 200, 16), driftCheckDelayMs(30_000, 1_000, 200));
+  });
+});
+
+describe('network/hosts: the paced refresh after a node sent no commands', () => {
+  it('waits as after a mean applying reconcile, not after the skip\'s few milliseconds', () => {
+    assert.equal(refreshPaceMs(3, true, 250), 250);
+    assert.equal(refreshPaceMs(400, true, 250), 400);
+    assert.equal(refreshPaceMs(3, false, 250), 3, 'an apply counts for its own time');
+    assert.equal(refreshPaceMs(3, true, 0), 3, 'nothing measured yet');
   });
 });

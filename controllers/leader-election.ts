@@ -5,7 +5,8 @@
 // disappears when the lease expires or is revoked, and the next candidate creates it anew with a
 // new createRevision, so every write fenced by an older leader fails in the store.
 //
-// While leading, the lease is renewed every ttl/3. Leadership is lost, and the term's signal
+// While leading, the lease is renewed every ttl/3, each renewal sent to every store member at once
+// and none waiting for the one before (renewWhileLeading). Leadership is lost, and the term's signal
 // aborts at once, when any of these happens:
 // - a keepAlive fails with NotFoundError (the lease expired),
 // - the election key is deleted or changes (watchRaw),
@@ -158,6 +159,9 @@ export class LeaderElector {
         if (stop.aborted || rev === undefined) break;
         await this.lead(id, rev);
       } catch (err) {
+        // A lease that expired while standing by (a claim or a read stalled past the TTL) cannot be
+        // renewed: the next round grants a new one (it used to claim with the dead one forever).
+        if (err instanceof NotFoundError) this.leaseId = undefined;
         this.o.log?.warn({ identity: this.o.identity, err: String(err) }, 'leader election error; retrying');
         await sleep(retryMs, stop);
       }
@@ -174,6 +178,7 @@ export class LeaderElector {
     const deadlineTimer = setInterval(() => this.currentFence(), 100);
     try {
       keyWatch = this.o.store.leases.watchRaw(this.key, () => this.lose('the election key changed or was deleted'));
+      this.renewWhileLeading(id, term.signal);
       // The key may have been lost before the watch was set up.
       const now = await this.o.store.leases.getRaw(this.key);
       if (now?.createRevision !== createRevision) this.lose('the election key is no longer ours');
@@ -184,17 +189,7 @@ export class LeaderElector {
           .then(() => this.o.onStartedLeading({ fence, signal: term.signal }))
           .catch((err: unknown) => this.lose(`could not start leading: ${String(err)}`));
       }
-      const renewEvery = this.ttlMs / 3;
-      while (!term.signal.aborted) {
-        await sleep(renewEvery, term.signal);
-        if (term.signal.aborted) break;
-        try {
-          await this.keepAlive(id);
-        } catch (err) {
-          if (err instanceof NotFoundError) this.lose('the lease expired');
-          else this.o.log?.warn({ identity: this.o.identity, err: String(err) }, 'lease renewal failed; retrying');
-        }
-      }
+      if (!term.signal.aborted) await new Promise<void>((resolve) => term.signal.addEventListener('abort', () => resolve(), { once: true }));
     } catch (err) {
       this.lose(`error while leading: ${String(err)}`);
     } finally {
@@ -206,5 +201,46 @@ export class LeaderElector {
       const reason = term.signal.reason instanceof Error ? term.signal.reason.message : 'stopped';
       await this.o.onStoppedLeading?.(reason);
     }
+  }
+
+  /**
+   * Renews the lease every ttl/3 until the term ends. A renewal is not awaited before the next one
+   * is due (a slow answer must not hold the next renewal back: the deadline counts from the send
+   * time of the last renewal that succeeded), at most 3 are in flight, and a failed one is followed
+   * by another within a quarter of the period. Each asks every store member at once
+   * (LeaseApi.keepAlive), so a member that hangs or is cut off costs nothing.
+   */
+  private renewWhileLeading(id: string, signal: AbortSignal): void {
+    const every = this.ttlMs / 3;
+    const retryMs = Math.min(250, every / 4);
+    let inFlight = 0;
+    let lastWarned = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const schedule = (ms: number): void => {
+      clearTimeout(timer);
+      if (!signal.aborted) timer = setTimeout(renew, ms);
+    };
+    const renew = (): void => {
+      schedule(every);
+      if (signal.aborted || inFlight >= 3) return;
+      inFlight++;
+      const sent = Date.now();
+      this.o.store.leases.keepAlive(id, sent + this.renewDeadlineMs).then(
+        () => {
+          if (!signal.aborted) this.lastRenewSent = Math.max(this.lastRenewSent, sent);
+        },
+        (err: unknown) => {
+          if (signal.aborted) return;
+          if (err instanceof NotFoundError) return this.lose('the lease expired');
+          if (Date.now() - lastWarned > every) {
+            lastWarned = Date.now();
+            this.o.log?.warn({ identity: this.o.identity, err: String(err) }, 'lease renewal failed; retrying');
+          }
+          schedule(retryMs);
+        },
+      ).finally(() => { inFlight--; });
+    };
+    signal.addEventListener('abort', () => clearTimeout(timer), { once: true });
+    schedule(every);
   }
 }

@@ -140,6 +140,37 @@ export abstract class EtcdKvStore<C extends KvClient> extends StoreBase {
     }
   }
 
+  /**
+   * Runs one idempotent etcd call on every member at once and takes the first answer: for a call
+   * that must not wait for one member that hangs or is cut off (the leader's lease renewal, which
+   * has a third of its TTL, where call() would give that member a whole attempt first). A member's
+   * definite failure (not retryable) is the answer; retryable ones count only when every member
+   * failed, or none answered by the deadline.
+   */
+  async callEvery<R>(what: string, fn: (client: C, opts: CallOpts) => Promise<R>, deadline = this.deadline()): Promise<R> {
+    if (this.closed) throw new StoreError(`${what}: the etcd store is closed`);
+    const why = new Map<string, string>();
+    const budget = Math.max(1, deadline - Date.now());
+    const tries = this.members.map((member) =>
+      withAttemptDeadline(budget, () => fn(member.client, { deadline: Date.now() + budget })).catch((err: unknown) => {
+        if (!isRetryable(err)) throw Object.assign(new DefiniteFailure(), { err });
+        why.set(member.host, shortReason(err));
+        throw err;
+      }));
+    try {
+      return await Promise.any(tries);
+    } catch (agg) {
+      const errors = (agg as AggregateError).errors;
+      const definite = errors.find((e): e is DefiniteFailure => e instanceof DefiniteFailure);
+      if (definite) throw this.castError(what, definite.err);
+      throw new StoreUnavailableError(
+        `store unavailable at ${this.url}: no member answered within ${formatSeconds(budget)} ` +
+          `(${[...why].map(([h, r]) => `${h}: ${r}`).join('; ')}); ${what} was not done`,
+        { cause: errors[0] },
+      );
+    }
+  }
+
   castError(what: string, err: unknown): Error {
     if (err instanceof StoreError) return err;
     const e = err as Error;
@@ -317,6 +348,11 @@ export class StoreUnavailableError extends StoreError {
     super(message, options);
     this.name = 'StoreUnavailableError';
   }
+}
+
+/** callEvery's mark on a member's failure that another member would not change (not retryable). */
+class DefiniteFailure extends Error {
+  err: unknown;
 }
 
 /** An attempt that outlived its share of the deadline. */

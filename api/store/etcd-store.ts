@@ -281,9 +281,9 @@ class EtcdLeases implements LeaseApi {
     return String(res.ID);
   }
 
-  async keepAlive(leaseId: string): Promise<void> {
+  async keepAlive(leaseId: string, deadline?: number): Promise<void> {
     const what = `keep lease ${leaseId} alive`;
-    const res = await this.store.call(what, async (c, o) => {
+    const res = await this.store.callEvery(what, async (c, o) => {
       const stream = await c.leaseClient.leaseKeepAlive();
       let timer: NodeJS.Timeout | undefined;
       try {
@@ -297,7 +297,7 @@ class EtcdLeases implements LeaseApi {
         clearTimeout(timer);
         stream.end();
       }
-    });
+    }, deadline);
     if (Number(res.TTL) <= 0) throw new NotFoundError(`${what}: the lease has expired or was revoked; grant a new one`);
   }
 

@@ -99,8 +99,12 @@ export type BatchOp =
 export interface LeaseApi {
   /** Grants a lease of ttlSeconds. Returns its id. */
   grant(ttlSeconds: number): Promise<string>;
-  /** Refreshes the lease; throws NotFoundError if it has already expired. */
-  keepAlive(leaseId: string): Promise<void>;
+  /**
+   * Refreshes the lease; throws NotFoundError if it has already expired. Asks every member at once
+   * where there are several (the first answer counts), so one member that hangs or is cut off does
+   * not hold the renewal up; gives up at `deadline` (epoch ms; default the store's call timeout).
+   */
+  keepAlive(leaseId: string, deadline?: number): Promise<void>;
   /** Revokes the lease and deletes its keys. Idempotent. */
   revoke(leaseId: string): Promise<void>;
   /** Creates `key` = value bound to the lease if the key is absent. Returns the createRevision on

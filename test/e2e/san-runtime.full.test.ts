@@ -1,11 +1,15 @@
-// A VirtualCluster on `storageDriver: evms` end to end under the runtime on two full Xen nodes
-// (issue 17 item 5, docs/adr/0006): the VC's original is a read-only LV on the testbed's SAN disk,
-// each VM's disk a device-mapper snapshot of it (`vlsnap-<vc uid>_<vm>-disk`) mapped on the node
-// that runs the VM only, and moved with it. Each guest's first-boot script writes a marker file
+// A VirtualCluster on `storageDriver: evms`, then one on `lvm`, end to end under the runtime on two
+// full Xen nodes (issue 17 item 5, docs/adr/0006): the VC's original is a read-only LV on the
+// testbed's SAN disk, each VM's disk a snapshot of it mapped on the node that runs the VM only,
+// and moved with it: for evms a device-mapper snapshot target (`vlsnap-<vc uid>_<vm>-disk`), for
+// lvm a thin snapshot with the original as external origin in a pool of its own (LVM's device
+// `vlsan-<uid>_<vm>--disk`, hyphens doubled). An evms VM live-migrates (its snapshot handed over at
+// the switchover); an lvm VM's live migration is refused, and a suspend and a resume elsewhere
+// move its activation instead. Each guest's first-boot script writes a marker file
 // into its own root disk, drops its caches and reads it back, then every 5 s prints the marker
 // files it finds on its disk (read from the disk again each time). So the guests' consoles say
 // what each disk holds; the dom0s say where each snapshot is mapped, that the original is still
-// the template's image, and that nothing is left after the delete. One testbed for the file; the
+// the template's image, and that nothing is left after the delete. One testbed per driver; the
 // cases run in order on one VC of 4 VMs (2 per node).
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
@@ -41,19 +45,21 @@ echo "READBACK $VC_NODE_NAME [$(markers)]"
   sleep 5
 done) > /dev/console 2>&1 &`;
 
-const vcYaml = (state: string) => `apiVersion: virtualinux.org/v1alpha1
+type SanDriver = 'evms' | 'lvm';
+
+const vcYaml = (driver: SanDriver) => `apiVersion: virtualinux.org/v1alpha1
 kind: VirtualCluster
 metadata: {name: ${VC}, namespace: default}
 spec:
   nodes: ${VMS.length}
   template: busybox
   hypervisor: xen
-  storageDriver: evms
+  storageDriver: ${driver}
   node: {vcpus: 1, memoryMiB: 128, diskGiB: 1, swapMiB: 32}
   network: {subnet: 10.212.0.0/24}
   sharedStorage: {sizeGiB: 1, filesystem: none}
   placement: {strategy: Cyclic, mode: Lazy}
-  state: ${state}
+  state: Running
   firstBoot:
     script: |
 ${MARKERS.replace(/^/gm, '      ')}
@@ -61,13 +67,16 @@ ${MARKERS.replace(/^/gm, '      ')}
 
 const stamp = () => `${new Date().toISOString().slice(11, 19)} UTC, load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`;
 
-describe('a VirtualCluster on evms snapshots under the runtime on two full Xen nodes', function () {
+/** LVM's device-mapper names double the hyphens of the VG's and the LV's names. */
+const dmEscape = (s: string) => s.replace(/-/g, '--');
+
+for (const driver of ['evms', 'lvm'] as const) describe(`a VirtualCluster on ${driver} snapshots under the runtime on two full Xen nodes`, function () {
   this.timeout(45 * 60_000);
   let h: ClusterHarness;
   const dom0 = new Map<string, SshTransport>();
   let uid = '';
   /** Each guest's marker id written at its first boot (case 2). */
-  const written = new Map<string, string>();
+  const markerIds = new Map<string, string>();
   let caseStart = 0;
   const vn = (name: string) => h.store.get<VirtualNode>({ kind: 'VirtualNode', namespace: 'default', name });
   const logs = async (name: string): Promise<string> => {
@@ -77,8 +86,19 @@ describe('a VirtualCluster on evms snapshots under the runtime on two full Xen n
     return r.stdout;
   };
   const sh = (node: string, script: string, ...args: string[]) => execOk(dom0.get(node)!, ['sh', '-c', script, 'sh', ...args], { timeoutMs: 300_000 });
-  const snapDev = (vm: string) => `vlsnap-${uid}_${vm}-disk`;
-  const original = () => `/dev/vlsan/${uid}_${VC}-original`;
+  /** The device-mapper name of a VM's disk where it is mapped. */
+  const snapDev = (vm: string) => (driver === 'evms' ? `vlsnap-${uid}_${vm}-disk` : `vlsan-${dmEscape(uid)}_${dmEscape(vm)}--disk`);
+  /** The original's mapping on a node that maps a snapshot of it (lvm: its read-only `-real` layer, or itself). */
+  const original = async (node: string): Promise<string> => {
+    const base = `vlsan-${dmEscape(uid)}_${VC}--original`;
+    const name = (await dmNames(node)).find((n) => n === base || n === `${base}-real`);
+    assert.ok(name, `${node} maps no ${base}: ${(await dmNames(node)).join(' ')}`);
+    return `/dev/mapper/${name}`;
+  };
+  /** The device-mapper table of a VM's disk: evms a snapshot target (64 KiB chunks), lvm a thin target. */
+  const diskTable = driver === 'evms' ? / snapshot \d+:\d+ \d+:\d+ P 128/ : /^0 \d+ thin \d+:\d+ \d+ \d+:\d+/;
+  /** What the VM's writes took from its snapshot's space (dmsetup status): evms the store's allocated sectors, lvm the thin LV's mapped sectors. */
+  const written = (status: string): number => Number((driver === 'evms' ? /snapshot (\d+)\// : /thin (\d+) /).exec(status)?.[1] ?? 0);
   /** The device-mapper devices of a dom0, one name a line. */
   const dmNames = async (node: string): Promise<string[]> =>
     (await sh(node, 'dmsetup ls 2>/dev/null | awk \'NF > 1 { print $1 }\'; true')).split('\n').filter(Boolean);
@@ -97,7 +117,7 @@ describe('a VirtualCluster on evms snapshots under the runtime on two full Xen n
   /** The original still holds the template's image exactly (qemu-img compare in its node, read-only). */
   const originalIsTemplate = async (node: string): Promise<void> => {
     const tpl = await h.store.get<OSTemplate>({ kind: 'OSTemplate', name: 'busybox' });
-    const out = await sh(node, '[ -b "$1" ] || { echo "no $1 on this node"; exit 3; }; qemu-img compare -U -f "$2" -F raw "$3" "$1"; echo "compare=$?"', original(), tpl.spec!.image.format ?? 'qcow2', tpl.spec!.image.path!);
+    const out = await sh(node, 'qemu-img compare -U -f "$2" -F raw "$3" "$1"; echo "compare=$?"', await original(node), tpl.spec!.image.format ?? 'qcow2', tpl.spec!.image.path!);
     assert.match(out, /compare=0/, `${node}: ${out}`);
   };
   const begin = (name: string) => {
@@ -131,7 +151,7 @@ describe('a VirtualCluster on evms snapshots under the runtime on two full Xen n
 
   it('a VC of 4 VMs on 2 nodes reaches Ready; each VM\'s snapshot is mapped on its own node only', async () => {
     begin('ready');
-    const a = await h.vcctl(['apply', '-f', '-'], vcYaml('Running'));
+    const a = await h.vcctl(['apply', '-f', '-'], vcYaml(driver));
     assert.equal(a.code, 0, a.stderr);
     const w = await h.vcctl(['wait', `vc/${VC}`, '--for=condition=Ready', '--timeout=35m']);
     assert.equal(w.code, 0, w.stderr + (await h.vcctl(['describe', `vc/${VC}`])).stdout);
@@ -144,13 +164,12 @@ describe('a VirtualCluster on evms snapshots under the runtime on two full Xen n
       assert.equal(v.status?.host, nodes[i]);
       assert.match(await logs(name), new RegExp(`VIRTUALINUX-READY ${name} `));
       assert.deepEqual(await mappedOn(name), [nodes[i]], `${name}'s snapshot mapped where it runs, and only there`);
-      // its disk is the snapshot target over the original
+      // its disk is the snapshot (evms) or thin (lvm) target
       const table = await sh(nodes[i]!, 'dmsetup table "$1"', snapDev(name));
-      assert.match(table, / snapshot \d+:\d+ \d+:\d+ P 128/, table);
+      assert.match(table, diskTable, table);
     }
-    // the Volume says it is the evms device
     const disk = await h.store.get<Volume>({ kind: 'Volume', namespace: 'default', name: `${VMS[0]}-disk` });
-    assert.match(disk.status?.path ?? '', new RegExp(`${snapDev(VMS[0]!)}$`));
+    assert.equal(disk.spec?.driver, driver);
   });
 
   it('each guest writes a marker into its own disk and reads it back; the other disks and the original do not change', async () => {
@@ -163,7 +182,7 @@ describe('a VirtualCluster on evms snapshots under the runtime on two full Xen n
       assert.match(text, new RegExp(`BEFORE ${name} \\[\\]`), `${name}'s fresh disk held no marker`);
       const id = new RegExp(`WROTE ${name} (\\S+)`).exec(text)?.[1];
       assert.ok(id, text.slice(-1500));
-      written.set(name, id);
+      markerIds.set(name, id);
       assert.match(text, new RegExp(`READBACK ${name} \\[MARKER ${name} ${id},\\]`));
     }
     // once all four wrote: each disk, read again by its guest, holds its own marker and no other
@@ -174,14 +193,13 @@ describe('a VirtualCluster on evms snapshots under the runtime on two full Xen n
         const x = lastRound(await logs(name), name);
         return x && x.n > since.get(name)! ? x : undefined;
       }, 180_000, 5000);
-      assert.equal(r.markers, `MARKER ${name} ${written.get(name)},`, `${name}'s disk`);
+      assert.equal(r.markers, `MARKER ${name} ${markerIds.get(name)},`, `${name}'s disk`);
     }
-    // the writes went into each snapshot's exception store (dmsetup status: allocated/total sectors)
+    // the writes went into each snapshot's own space (evms: its exception store; lvm: its pool)
     for (const name of VMS) {
       const node = (await vn(name)).status!.host!;
       const st = await sh(node, 'dmsetup status "$1"', snapDev(name));
-      const used = /snapshot (\d+)\/(\d+)/.exec(st);
-      assert.ok(used && Number(used[1]) > 0, `${name}: ${st}`);
+      assert.ok(written(st) > 0, `${name}: ${st}`);
     }
     // the original, read-only on every node, is still the template's image, byte for byte
     await originalIsTemplate('blade1');
@@ -212,9 +230,60 @@ describe('a VirtualCluster on evms snapshots under the runtime on two full Xen n
       return x && x.n > before ? t : undefined;
     }, 180_000, 5000);
     assert.doesNotMatch(text, /VIRTUALINUX-READY|BEFORE /, 'migrated, not booted again');
-    assert.equal(lastRound(text, name)!.markers, `MARKER ${name} ${written.get(name)},`);
+    assert.equal(lastRound(text, name)!.markers, `MARKER ${name} ${markerIds.get(name)},`);
     // the VMs that did not move still map their snapshots where they run
     for (const other of VMS.slice(1)) assert.deepEqual(await mappedOn(other), [(await vn(other)).status!.host!], other);
+  });
+
+  if (driver === 'lvm') it('refuses to live-migrate a VM, with the reason; a suspend and a resume elsewhere move the activations, the guests go on with their markers', async () => {
+    begin('migrate refused, resume elsewhere');
+    const name = VMS[0]!;
+    const src = (await vn(name)).status!.host!;
+    const dst = src === 'blade1' ? 'blade2' : 'blade1';
+    const m = await h.vcctl(['migrate', `vn/${name}`, '--to', dst, '--wait', '--timeout=10m']);
+    assert.notEqual(m.code, 0, m.stdout);
+    const failed = (await h.store.list<Migration>('Migration', { namespace: 'default' })).items.find((x) => x.spec?.virtualNode === name);
+    assert.equal(failed?.status?.phase, 'Failed', JSON.stringify(failed?.status));
+    assert.match(failed!.status!.message ?? '', /lvm thin snapshot .*suspend the VC and resume it on the other node instead/);
+    // nothing moved: the VM runs on, mapped on its node only
+    assert.equal((await vn(name)).status?.host, src);
+    assert.deepEqual(await mappedOn(name), [src]);
+
+    const before = new Map<string, number>();
+    for (const vm of VMS) before.set(vm, lastRound(await logs(vm), vm)!.n);
+    const s = await h.vcctl(['suspend', `vc/${VC}`, '--wait', '--timeout=20m']);
+    assert.equal(s.code, 0, s.stderr);
+    for (const vm of VMS) assert.deepEqual(await mappedOn(vm), [], `${vm} unmapped while suspended`);
+    const was = new Map<string, string>();
+    for (const vm of VMS) was.set(vm, (await vn(vm)).spec!.physicalNode!);
+    // placed again while suspended (Block instead of Cyclic): some VMs resume on the other node
+    const ref = { kind: 'VirtualCluster', namespace: 'default', name: VC };
+    const vc = await h.store.get<VirtualCluster>(ref);
+    await h.store.update<VirtualCluster>({ ...vc, spec: { ...vc.spec!, placement: { strategy: 'Block', mode: 'Lazy' } } });
+    await waitFor('a VM re-placed on the other node', async () => {
+      for (const vm of VMS) if ((await vn(vm)).spec?.physicalNode !== was.get(vm)) return true;
+      return undefined;
+    }, 120_000, 1000);
+    const r = await h.vcctl(['resume', `vc/${VC}`, '--wait', '--timeout=25m']);
+    assert.equal(r.code, 0, r.stderr);
+    const moved: string[] = [];
+    for (const vm of VMS) {
+      const v = await vn(vm);
+      assert.equal(v.status?.host, v.spec?.physicalNode);
+      if (v.status!.host !== was.get(vm)) moved.push(vm);
+      // its activation followed it: mapped where it runs now, and only there
+      assert.deepEqual(await mappedOn(vm), [v.status!.host!], `${vm} (was on ${was.get(vm)})`);
+      // restored, not booted: its rounds go on, reading its marker from its disk on the new node
+      const text = await waitFor(`${vm} reading its disk again`, async () => {
+        const t = await logs(vm);
+        const x = lastRound(t, vm);
+        return x && x.n > before.get(vm)! ? t : undefined;
+      }, 240_000, 5000);
+      assert.doesNotMatch(text, /BEFORE /, `${vm} restored, not booted again`);
+      assert.equal(lastRound(text, vm)!.markers, `MARKER ${vm} ${markerIds.get(vm)},`, vm);
+    }
+    assert.ok(moved.length > 0, 'a VM resumed on another node');
+    console.log(`      resumed elsewhere: ${moved.join(', ')}`);
   });
 
   it('a template revision of the suspended VC resets the snapshots: after the resume the markers are gone and the guests boot fresh', async () => {
@@ -249,7 +318,7 @@ describe('a VirtualCluster on evms snapshots under the runtime on two full Xen n
       assert.match(text, new RegExp(`VIRTUALINUX-READY ${name} `), `${name} booted, not restored`);
       assert.match(text, new RegExp(`BEFORE ${name} \\[\\]`), `${name}'s reset disk held no marker`);
       const id = new RegExp(`WROTE ${name} (\\S+)`).exec(text)![1]!;
-      assert.notEqual(id, written.get(name));
+      assert.notEqual(id, markerIds.get(name));
       assert.equal(lastRound(text, name)!.markers, `MARKER ${name} ${id},`);
       assert.deepEqual(await mappedOn(name), [(await vn(name)).status!.host!], `${name} mapped where it runs`);
     }

@@ -32,6 +32,8 @@ describe('network/hosts sends a node no commands for a plan it applied already (
   this.timeout(60_000);
   let h: SimHosts;
   const applies = new Map<string, number>();
+  /** Reconciles per node that got as far as the node's transport (every Ready node's reconcile). */
+  const plans = new Map<string, number>();
 
   it('hostStateDigest differs for a change of any part', () => {
     const s: HostNetworkState = {
@@ -50,7 +52,10 @@ describe('network/hosts sends a node no commands for a plan it applied already (
   });
 
   before(async () => {
-    h = await startSimHosts('vl-net-same-', [['n1', '198.18.6.1'], ['n2', '198.18.6.2'], ['n3', '198.18.6.3']], (node, t) => countingApplies(applies, node, t));
+    h = await startSimHosts('vl-net-same-', [['n1', '198.18.6.1'], ['n2', '198.18.6.2'], ['n3', '198.18.6.3']], (node, t) => {
+      plans.set(node, (plans.get(node) ?? 0) + 1);
+      return countingApplies(applies, node, t);
+    });
   });
   after(async () => {
     await h?.close();
@@ -73,11 +78,21 @@ describe('network/hosts sends a node no commands for a plan it applied already (
       return undefined;
     }, 30_000, 'n3 settled');
     const before = applies.get('n3') ?? 0;
-    // s-0 reported running on its node: a change network/hosts reads (its host), so every node is
-    // re-planned, but n3's routes stay as they are.
+    const plansBefore = plans.get('n3') ?? 0;
+    // s-0 reported running on its node: its network (host) is as it was, so no node is re-planned.
     const v0 = await h.vm('s-0');
     await h.store.updateStatus<VirtualNode>({ ...v0, status: { ...v0.status, host: 'n1' } });
     await new Promise((r) => setTimeout(r, 3_000));
+    assert.equal(plans.get('n3') ?? 0, plansBefore, 'a VM started on the node it is bound to re-plans no other node');
+    assert.equal(applies.get('n3') ?? 0, before);
+    // s-0 marked for deletion (a finalizer holds it): a change network/hosts reads, so every node is
+    // re-planned, but n3's routes stay as they are (the VM still runs until it is gone).
+    const v0b = await h.vm('s-0');
+    await h.store.update<VirtualNode>({ ...v0b, metadata: { ...v0b.metadata, finalizers: ['test.virtualinux.org/hold'] } });
+    await h.store.delete({ kind: 'VirtualNode', namespace: 'default', name: 's-0' });
+    assert.ok((await h.vm('s-0')).metadata.deletionTimestamp, 'held by its finalizer');
+    await eventually(async () => ((plans.get('n3') ?? 0) > plansBefore ? true : undefined), 20_000, 'n3 re-planned');
+    await new Promise((r) => setTimeout(r, 1_000));
     assert.equal(applies.get('n3') ?? 0, before, 'no apply on n3 for a plan it has');
     // s-1 moves to n1: n3's route to it changes, and is applied.
     const v1 = await h.vm('s-1');

@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import type { ApiObject } from '../../api/types.js';
 import { matchesLabelSelector, parseLabelSelector } from '../../api/store/label-selector.js';
 import { Informer } from '../../controllers/informer.js';
-import { cachedCount, mapOnChange, perCacheState } from '../../controllers/change-filter.js';
+import { cachedCount, hash53, mapOnChange, perCacheState } from '../../controllers/change-filter.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { SharedCache } from '../../controllers/cache.js';
 import { tempSqliteStore, waitFor, type TempSqliteStore } from './helpers.js';
 
@@ -57,6 +59,25 @@ describe('scale indexes', function () {
     assert.equal(map(widget('w1', 'a', undefined, 2)).length, 1, 'deleted');
     present.add('w1');
     assert.equal(map(widget('w1', 'a', undefined, 2)).length, 1, 'created again');
+  });
+
+  it('mapOnChange keeps a hash per object, not its signature (129 MiB of signatures at 10,000 VMs: bench-scale heap profile)', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const cache = { get: (r: { name: string }) => widget(r.name, 'a', undefined), list: () => [] };
+    const map = mapOnChange(cache as never, (o) => o.spec, () => [{ kind: 'Node', name: 'n1' }]);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    // 3,000 objects with 4 KiB signatures: ~12 MiB kept as JSON
+    for (let i = 0; i < 3_000; i++) map({ ...widget(`big${i}`, 'a', undefined), spec: { text: `${i} ${'y'.repeat(4096)}` } });
+    gc();
+    const grown = (process.memoryUsage().heapUsed - before) / (1024 * 1024);
+    assert.ok(grown < 2, `the mapper keeps ${grown.toFixed(1)} MiB for 3,000 objects`);
+    // still told apart: the same signature passes nothing, another passes
+    assert.equal(map({ ...widget('big7', 'a', undefined), spec: { text: `7 ${'y'.repeat(4096)}` } }).length, 0);
+    assert.equal(map({ ...widget('big7', 'a', undefined), spec: { text: `7 ${'y'.repeat(4095)}z` } }).length, 1);
+    const hashes = new Set(Array.from({ length: 20_000 }, (_, i) => hash53(JSON.stringify([i, 'Running', `sim${i % 1000}`]))));
+    assert.equal(hashes.size, 20_000, 'no two of 20,000 signatures alike');
   });
 
   it('perCacheState computes once per state of its kinds and again after a write of one of them', async () => {

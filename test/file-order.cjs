@@ -17,11 +17,17 @@ const { join } = require('node:path');
 const ROOT = join(__dirname, '..');
 const TABLE = join(__dirname, 'durations.json');
 
-/** Every test/**\/*.test.ts file, repository-relative with forward slashes, sorted. */
+/**
+ * The files of the full-long tier (`npm run test:full-long`): full-node files that take longer than
+ * `npm test` can afford (README "Tests" names each and its last run); npm test never runs them.
+ */
+const LONG_TIER = '.full-long.test.ts';
+
+/** Every test/**\/*.test.ts file npm test runs, repository-relative with forward slashes, sorted. */
 function testFiles(root = ROOT) {
   return readdirSync(join(root, 'test'), { recursive: true })
     .map((p) => `test/${String(p).split('\\').join('/')}`)
-    .filter((p) => p.endsWith('.test.ts'))
+    .filter((p) => p.endsWith('.test.ts') && !p.endsWith(LONG_TIER))
     .sort();
 }
 

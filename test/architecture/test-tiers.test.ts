@@ -4,10 +4,11 @@
 // 'test/{a/b,c/d}.test.ts' for no file at all, and 21 integration files ran as unit tests) fails here.
 // npm test takes its files from test/mocharc.parallel.cjs, longest first (test/file-order.cjs):
 // each file exactly once (mocha would run a file listed twice twice), a new file included.
+// test:full-long holds the full-node files too long for npm test (README "Tests"), and only those.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,6 +64,16 @@ describe('test tiers (package.json)', function () {
     assert.equal(allTests!.length, tierTests.reduce((n, t) => n + t.length, 0), 'npm test runs some file twice');
     // the integration tier's named files really are in it
     assert.ok(sets[1]!.has('test/store/etcd-store.test.ts'), 'test/store/etcd-store.test.ts runs in test:integration');
+  });
+
+  it('full-long runs exactly the *.full-long.test.ts files, none of which npm test runs; every other test file npm test runs', async () => {
+    const [allTests, longTests] = await Promise.all(['test', 'test:full-long'].map(testsOf));
+    const long = new Set(longTests);
+    const every = readdirSync(join(root, 'test'), { recursive: true }).map((p) => `test/${String(p)}`).filter((p) => p.endsWith('.test.ts'));
+    assert.deepEqual([...long].sort(), every.filter((f) => f.endsWith('.full-long.test.ts')).sort());
+    assert.ok(long.size > 0, 'test:full-long selects no file');
+    assert.deepEqual([...new Set(allTests)].filter((f) => long.has(f)), [], 'npm test runs a full-long file');
+    assert.deepEqual([...new Set([...allTests!, ...long])].sort(), every.sort(), 'a test file neither npm test nor test:full-long runs');
   });
 });
 

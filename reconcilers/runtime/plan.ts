@@ -309,7 +309,14 @@ export function runtimeStatus(d: RuntimeDecision, s: StatusInput): VirtualNodeSt
   return status;
 }
 
-/** The status after the action failed: Failed, where it runs (if anywhere), and why. */
+/**
+ * The status after the action failed: Failed, where it runs (if anywhere), and why. A failed boot
+ * (start, restore, restart) may still have left its domain running (`xl create` done, the check
+ * after it timed out): the next pass then adopts it, and its boot timeout must count from this
+ * attempt, not from a boot before (which declared a fresh guest timed out at once).
+ */
 export function failedStatus(d: RuntimeDecision, err: Error, host: string | undefined, previous: VirtualNodeStatus | undefined, nowIso: string): VirtualNodeStatus {
-  return { phase: 'Failed', host, message: `${d.action.type} failed: ${err.message}`, lastFailureTime: nowIso, restarts: previous?.restarts ?? 0 };
+  const status: VirtualNodeStatus = { phase: 'Failed', host, message: `${d.action.type} failed: ${err.message}`, lastFailureTime: nowIso, restarts: previous?.restarts ?? 0 };
+  if (bootedBy(d.action, 'attempted')) status.bootTime = nowIso;
+  return status;
 }

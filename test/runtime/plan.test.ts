@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { currentDomain, planRuntime, restartDelayMs, runtimeStatus, WATCHED_WAIT_MS, type RuntimeDecision, type RuntimeInput, type StatusInput } from '../../reconcilers/runtime/plan.js';
+import { decideGuestReady } from '../../reconcilers/runtime/guest-ready.js';
+import { currentDomain, failedStatus, planRuntime, restartDelayMs, runtimeStatus, WATCHED_WAIT_MS, type RuntimeDecision, type RuntimeInput, type StatusInput } from '../../reconcilers/runtime/plan.js';
 
 const base: RuntimeInput = {
   boundHost: 'blade1', desired: 'Running', deleting: false, storageReady: true, networkReady: true,
@@ -172,6 +173,25 @@ describe('runtimeStatus', () => {
     const running = runtimeStatus(dec({ phase: 'Running' }), { ...s0, host: 'blade1', domains: [{ host: 'blade1', state: 'running', vcpus: 1, memoryMiB: 256 }] });
     assert.deepEqual(running.runningSize, { vcpus: 1, memoryMiB: 256 });
     assert.equal(running.bootTime, undefined, 'kept as stored (absent), not rewritten');
+  });
+
+  it('a boot that failed yet left its domain running: the adopted guest\'s boot timeout counts from the attempt, not from a boot before', () => {
+    // Seen on Xen (session 13): `xl create` made the domain, the check after it timed out (StartFailed),
+    // the next pass found the domain running and declared the fresh guest BootTimeout at once.
+    const before = { phase: 'Suspended' as const, bootTime: '2026-12-06T09:00:00.000Z', restarts: 0 };
+    const attempt = '2026-12-06T10:00:00.000Z';
+    for (const action of [{ type: 'start', host: 'blade1' }, { type: 'restore', host: 'blade1' }, { type: 'restart', host: 'blade1' }] as RuntimeDecision['action'][]) {
+      const failed = failedStatus(dec({ action, phase: 'Starting' }), new Error('xl list -l timed out'), undefined, before, attempt);
+      assert.equal(failed.phase, 'Failed');
+      assert.equal(failed.bootTime, attempt, `${action.type}: the attempt is the boot`);
+      // the next pass adopts the running domain (no action, Running): bootTime kept as the failed write stored it
+      const adopted = runtimeStatus(dec({ phase: 'Running' }), { ...s0, host: 'blade1', previous: { ...before, ...failed } });
+      const bootTime = adopted.bootTime ?? failed.bootTime;
+      const d = decideGuestReady({ phase: 'Running', booted: false, previous: undefined, bootTimeMs: Date.parse(bootTime!), nowMs: Date.parse(attempt) + 60_000, timeoutMs: 300_000 });
+      assert.equal(d.condition?.reason, 'Booting', `${action.type}: a minute after the attempt the guest is still booting, not timed out`);
+    }
+    const suspendFailed = failedStatus(dec({ action: { type: 'suspend', host: 'blade1' }, phase: 'Suspending' }), new Error('x'), 'blade1', before, attempt);
+    assert.equal(suspendFailed.bootTime, undefined, 'a failed suspend keeps the boot time stored');
   });
 
   it('a progress-only wait writes phase and message only; finalize clears the host', () => {

@@ -4,7 +4,7 @@
 
 import { posix } from 'node:path';
 import type { ExecOptions, Transport } from '../transport/types.js';
-import type { VolumeInfo, VolumeKey } from './types.js';
+import type { ConfigItem, VolumeInfo, VolumeKey } from './types.js';
 import { StorageError, StorageFullError } from './types.js';
 
 const NO_SPACE = /No space left on device|ENOSPC|Disk quota exceeded|insufficient free space|Insufficient free space/i;
@@ -97,8 +97,12 @@ export async function createSwapFile(t: Transport, path: string, sizeBytes: numb
   return { path, format: 'raw' };
 }
 
-/** The ADR 0002 configuration disk: exactly `bytes`, replaced atomically by Transport.writeFile. */
-export async function writeConfigFile(t: Transport, path: string, bytes: Buffer): Promise<VolumeInfo> {
+/**
+ * The ADR 0002 configuration disk: `bytes` then zeros up to `sizeBytes`, replaced atomically (by
+ * Transport.writeFile when there are no zeros to add, else as writeConfigFiles does).
+ */
+export async function writeConfigFile(t: Transport, path: string, bytes: Buffer, sizeBytes = bytes.length): Promise<VolumeInfo> {
+  if (sizeBytes !== bytes.length) return (await writeConfigFiles(t, [{ path, bytes, sizeBytes }]))[0]!;
   await ensureDir(t, posix.dirname(path));
   try {
     await t.writeFile(path, bytes, 0o644);
@@ -149,14 +153,15 @@ while [ $# -ge 3 ]; do
   fi
 done`;
 
-export async function writeConfigFiles(t: Transport, items: readonly { path: string; bytes: Buffer }[]): Promise<VolumeInfo[]> {
+export async function writeConfigFiles(t: Transport, items: readonly { path: string; bytes: Buffer; sizeBytes?: number }[]): Promise<VolumeInfo[]> {
   if (items.length === 0) return [];
   const args: string[] = [];
   const sent: Buffer[] = [];
-  for (const { path, bytes } of items) {
+  for (const { path, bytes, sizeBytes = bytes.length } of items) {
+    if (!(sizeBytes >= bytes.length)) throw new Error(`config volume ${path}: ${bytes.length} bytes do not fit in ${sizeBytes}`);
     let end = bytes.length;
     while (end > 0 && bytes[end - 1] === 0) end--;
-    args.push(path, String(end), String(bytes.length));
+    args.push(path, String(end), String(sizeBytes));
     sent.push(bytes.subarray(0, end));
   }
   await run(t, 'write config volumes', ['sh', '-c', CONFIG_ALL, 'sh', ...args], { stdin: Buffer.concat(sent) });
@@ -215,8 +220,8 @@ export abstract class FileVolumeDriverBase {
     return createSwapFile(this.transport, this.pathOf(key), sizeBytes);
   }
 
-  writeConfig(key: VolumeKey, bytes: Buffer): Promise<VolumeInfo> {
-    return writeConfigFile(this.transport, this.pathOf(key), bytes);
+  writeConfig(key: VolumeKey, bytes: Buffer, sizeBytes?: number): Promise<VolumeInfo> {
+    return writeConfigFile(this.transport, this.pathOf(key), bytes, sizeBytes);
   }
 
   createShared(key: VolumeKey): Promise<VolumeInfo> {
@@ -227,8 +232,8 @@ export abstract class FileVolumeDriverBase {
     return createSwapFiles(this.transport, keys.map((k) => this.pathOf(k)), sizeBytes);
   }
 
-  writeConfigAll(items: readonly { key: VolumeKey; bytes: Buffer }[]): Promise<VolumeInfo[]> {
-    return writeConfigFiles(this.transport, items.map((i) => ({ path: this.pathOf(i.key), bytes: i.bytes })));
+  writeConfigAll(items: readonly ConfigItem[]): Promise<VolumeInfo[]> {
+    return writeConfigFiles(this.transport, items.map((i) => ({ path: this.pathOf(i.key), bytes: i.bytes, sizeBytes: i.sizeBytes })));
   }
 
   existsAll(keys: readonly VolumeKey[]): Promise<boolean[]> {

@@ -13,7 +13,7 @@ import type { Transport } from '../transport/types.js';
 import { createSharedDir, eachKey, pathExists, pathsExist, run, tmpPathOf, writeConfigFile, writeConfigFiles } from './file-volumes.js';
 import { LVM_CONFIG_READ_ONLY, lvm } from './lvm-config.js';
 import { checkTemplate, fillDevice, templateBytes } from './template-image.js';
-import type { TemplateSource, VolumeInfo, VolumeKey } from './types.js';
+import type { ConfigItem, TemplateSource, VolumeInfo, VolumeKey } from './types.js';
 import { ActiveElsewhereError, StorageError } from './types.js';
 
 /** The config every activation command carries: activation never writes the VG's metadata (and LVM_CONFIG). */
@@ -160,12 +160,12 @@ export abstract class LvAndFileVolumes {
     return eachKey(keys, (k) => this.createSwap(k, sizeBytes));
   }
 
-  writeConfig(key: VolumeKey, bytes: Buffer): Promise<VolumeInfo> {
-    return writeConfigFile(this.transport, this.filePath(key), bytes);
+  writeConfig(key: VolumeKey, bytes: Buffer, sizeBytes?: number): Promise<VolumeInfo> {
+    return writeConfigFile(this.transport, this.filePath(key), bytes, sizeBytes);
   }
 
-  writeConfigAll(items: readonly { key: VolumeKey; bytes: Buffer }[]): Promise<VolumeInfo[]> {
-    return writeConfigFiles(this.transport, items.map((i) => ({ path: this.filePath(i.key), bytes: i.bytes })));
+  writeConfigAll(items: readonly ConfigItem[]): Promise<VolumeInfo[]> {
+    return writeConfigFiles(this.transport, items.map((i) => ({ path: this.filePath(i.key), bytes: i.bytes, sizeBytes: i.sizeBytes })));
   }
 
   createShared(key: VolumeKey): Promise<VolumeInfo> {

@@ -12,7 +12,7 @@ import type { StorageDriverName } from '../../api/types.js';
 import { execOk, type Transport } from '../transport/types.js';
 import { simHostOf } from '../transport/sim-transport.js';
 import { simVolumePath } from '../transport/sim-host.js';
-import { StorageError, type StorageDriver, type TemplateSource, type VolumeInfo, type VolumeKey } from './types.js';
+import { StorageError, type ConfigItem, type StorageDriver, type TemplateSource, type VolumeInfo, type VolumeKey } from './types.js';
 
 export class SimStorageDriver implements StorageDriver {
   constructor(
@@ -63,12 +63,14 @@ export class SimStorageDriver implements StorageDriver {
     return keys.map((k) => ({ ...this.info(k), format: 'raw' as const }));
   }
 
-  async writeConfig(key: VolumeKey, bytes: Buffer): Promise<VolumeInfo> {
-    return (await this.writeConfigAll([{ key, bytes }]))[0]!;
+  async writeConfig(key: VolumeKey, bytes: Buffer, sizeBytes?: number): Promise<VolumeInfo> {
+    return (await this.writeConfigAll([{ key, bytes, sizeBytes }]))[0]!;
   }
 
-  async writeConfigAll(items: readonly { key: VolumeKey; bytes: Buffer }[]): Promise<VolumeInfo[]> {
-    const list = items.map((i) => ({ path: this.pathOf(i.key), digest: contentDigest(i.bytes), size: i.bytes.length }));
+  async writeConfigAll(items: readonly ConfigItem[]): Promise<VolumeInfo[]> {
+    for (const i of items) if (i.sizeBytes !== undefined && !(i.sizeBytes >= i.bytes.length)) throw new Error(`config volume ${this.pathOf(i.key)}: ${i.bytes.length} bytes do not fit in ${i.sizeBytes}`);
+    // contentDigest ignores trailing zeros: the same volume whether the caller sent them or not.
+    const list = items.map((i) => ({ path: this.pathOf(i.key), digest: contentDigest(i.bytes), size: i.sizeBytes ?? i.bytes.length }));
     if (list.length) await this.call(['config'], JSON.stringify(list));
     return items.map((i) => ({ ...this.info(i.key), format: 'raw' as const }));
   }

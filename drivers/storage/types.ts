@@ -49,6 +49,13 @@ export interface TemplateSource {
   sizeBytes?: number;
 }
 
+/** One config volume to write (StorageDriver.writeConfig): `bytes`, then zeros up to `sizeBytes`. */
+export interface ConfigItem {
+  key: VolumeKey;
+  bytes: Buffer;
+  sizeBytes?: number;
+}
+
 export interface VolumeInfo {
   /** The file or block device the hypervisor attaches. */
   path: string;
@@ -98,12 +105,14 @@ export interface StorageDriver {
   createSwapAll(keys: readonly VolumeKey[], sizeBytes: number): Promise<VolumeInfo[]>;
 
   /**
-   * Stage 4: the first-boot configuration volume (ADR 0002): exactly `bytes`, written atomically.
-   * Present with other content: replaced (the content is derived, not user data).
+   * Stage 4: the first-boot configuration volume (ADR 0002), written atomically: `sizeBytes` long
+   * (default `bytes.length`, never less), `bytes` then zeros. The caller need not hold the zeros
+   * (a config disk is 1 MiB of which a few KiB are content). Present with other content: replaced
+   * (the content is derived, not user data).
    */
-  writeConfig(key: VolumeKey, bytes: Buffer): Promise<VolumeInfo>;
+  writeConfig(key: VolumeKey, bytes: Buffer, sizeBytes?: number): Promise<VolumeInfo>;
   /** `writeConfig` for every item, in order. */
-  writeConfigAll(items: readonly { key: VolumeKey; bytes: Buffer }[]): Promise<VolumeInfo[]>;
+  writeConfigAll(items: readonly ConfigItem[]): Promise<VolumeInfo[]>;
 
   /**
    * The shared volume of an `nfs` VC: a directory on the storage root that the VC's NFS server

@@ -147,7 +147,7 @@ export class StorageActionExecutor {
       }
       case 'writeConfig': {
         const disks = a.volumes.map((v) => buildConfigDisk(nodeConfig(env.vc, v.index)));
-        const infos = await driver.writeConfigAll(a.volumes.map((v, i) => ({ key: volumeKey(env, v.name), bytes: disks[i]!.bytes })));
+        const infos = await driver.writeConfigAll(a.volumes.map((v, i) => ({ key: volumeKey(env, v.name), bytes: disks[i]!.bytes, sizeBytes: disks[i]!.sizeBytes })));
         await this.markReady(a.volumes.map((v) => v.name), infos, undefined, disks.map((d) => d.revision));
         return false;
       }

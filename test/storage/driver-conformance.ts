@@ -123,6 +123,11 @@ export function describeDriverConformance(label: string, setup: () => Promise<Co
       assert.ok((await h.readConfig(c)).equals(one));
       const c2 = await h.driver.writeConfig(key('vc-0-config'), two);
       assert.ok((await h.readConfig(c2)).equals(two));
+      // sizeBytes: the bytes, then zeros the caller did not send (a config disk's padding)
+      const short = Buffer.from('config.env and firstboot.sh');
+      const c3 = await h.driver.writeConfig(key('vc-0-config'), short, 1024 * KiB);
+      assert.ok((await h.readConfig(c3)).equals(Buffer.concat([short, Buffer.alloc(1024 * KiB - short.length)])), 'padded with zeros to sizeBytes');
+      await assert.rejects(h.driver.writeConfig(key('vc-0-config'), two, KiB), /do not fit/);
     });
 
     it('the batch forms make, find and measure many volumes in one call, the same as one by one', async () => {
@@ -135,9 +140,10 @@ export function describeDriverConformance(label: string, setup: () => Promise<Co
       one[700 * KiB] = 7;
       const two = Buffer.alloc(1024 * KiB, 2);
       const zeros = Buffer.alloc(1024 * KiB);
-      const items = [{ key: key('vc-1-config'), bytes: one }, { key: key('vc-2-config'), bytes: two }, { key: key('vc-0-config'), bytes: zeros }];
+      // the first without its zero tail, sent as sizeBytes (a config disk's padding)
+      const items = [{ key: key('vc-1-config'), bytes: one.subarray(0, 700 * KiB + 1), sizeBytes: 1024 * KiB }, { key: key('vc-2-config'), bytes: two }, { key: key('vc-0-config'), bytes: zeros }];
       const cs = await h.driver.writeConfigAll(items);
-      for (const [i, c] of cs.entries()) assert.ok((await h.readConfig(c)).equals(items[i]!.bytes), `config ${i} byte for byte`);
+      for (const [i, c] of cs.entries()) assert.ok((await h.readConfig(c)).equals(i === 0 ? one : items[i]!.bytes), `config ${i} byte for byte`);
       assert.deepEqual(
         await h.driver.existsAll([key('vc-1-swap'), key('vc-9-swap'), key('vc-2-config'), key('vc-original'), key('vc-2-disk')]),
         [true, false, true, true, true],

@@ -121,10 +121,11 @@ export class LeaderElector {
     return id;
   }
 
-  private async keepAlive(id: string): Promise<void> {
+  /** Renews the lease; a success counts from its send time (the latest of those that succeeded). */
+  private async keepAlive(id: string, deadline?: (sent: number) => number): Promise<void> {
     const sent = Date.now();
-    await this.o.store.leases.keepAlive(id);
-    this.lastRenewSent = sent;
+    await this.o.store.leases.keepAlive(id, deadline?.(sent));
+    this.lastRenewSent = Math.max(this.lastRenewSent, sent);
   }
 
   private async loop(): Promise<void> {
@@ -224,11 +225,7 @@ export class LeaderElector {
       schedule(every);
       if (signal.aborted || inFlight >= 3) return;
       inFlight++;
-      const sent = Date.now();
-      this.o.store.leases.keepAlive(id, sent + this.renewDeadlineMs).then(
-        () => {
-          if (!signal.aborted) this.lastRenewSent = Math.max(this.lastRenewSent, sent);
-        },
+      this.keepAlive(id, (sent) => sent + this.renewDeadlineMs).catch(
         (err: unknown) => {
           if (signal.aborted) return;
           if (err instanceof NotFoundError) return this.lose('the lease expired');

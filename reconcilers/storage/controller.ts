@@ -32,7 +32,7 @@ import type { OSTemplate, PhysicalNode, VirtualCluster, VirtualNode, Volume } fr
 import { GenericError, WaitingError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
 import { writeStatusOver } from '../../api/status-writer.js';
 import { CLUSTER_LABEL, clusterSelector } from '../../api/labels.js';
-import { mapOnChange, perCacheState } from '../../controllers/change-filter.js';
+import { cachedCount, mapOnChange, perCacheState } from '../../controllers/change-filter.js';
 import { WrittenRevisions } from '../../controllers/read-your-writes.js';
 import { createStorageDriver, type DriverOptions } from '../../drivers/storage/index.js';
 import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
@@ -195,7 +195,7 @@ export class StorageReconciler {
   /** storageNodes once per state of the cache's PhysicalNodes, not once per VC reconcile. */
   private readonly storageNodes = perCacheState(['PhysicalNode'], (c) => storageNodes(c.list<PhysicalNode>('PhysicalNode')));
   /** The usage refresh's spacing, once per state of the cache's VCs. */
-  private readonly usageInterval = perCacheState(['VirtualCluster'], (c) => usageIntervalMs(this.opts, c.list('VirtualCluster').length));
+  private readonly usageInterval = perCacheState(['VirtualCluster'], (c) => usageIntervalMs(this.opts, cachedCount(c, 'VirtualCluster')));
   /**
    * The versions of each VC's (uid) Volumes this controller wrote or read: the cache serves them
    * once it holds these, waited for up to CACHE_WAIT_MS (at 10,000 VMs the manager's event loop

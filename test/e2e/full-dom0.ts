@@ -13,6 +13,14 @@ export function dom0Transports(h: ClusterHarness): Map<string, SshTransport> {
   return out;
 }
 
+/** `vcctl logs vn/<name>`: its SSH to a loaded TCG dom0 can fail (10 s handshake), so it is tried 3 times, never read as an empty console. */
+export async function vmConsole(h: ClusterHarness, name: string): Promise<string> {
+  let r = await h.vcctl(['logs', `vn/${name}`]);
+  for (let i = 1; i < 3 && r.code !== 0; i++) r = await h.vcctl(['logs', `vn/${name}`]);
+  if (r.code !== 0) throw new Error(`vcctl logs vn/${name} failed 3 times: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
 /** `vcctl get -o wide` of every kind a VC makes, the events, and where the manager's log is. */
 export async function printCluster(h: ClusterHarness): Promise<void> {
   const r = await h.vcctl(['get', 'vc,vn,vol,pn', '-o', 'wide']);

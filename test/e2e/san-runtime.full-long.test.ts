@@ -22,7 +22,7 @@ import type { EventObject, Migration, OSTemplate, VirtualCluster, VirtualNode, V
 import { SshTransport } from '../../drivers/transport/ssh-transport.js';
 import { execOk } from '../../drivers/transport/types.js';
 import { waitFor } from '../controllers/helpers.js';
-import { dom0Transports, printCluster } from './full-dom0.js';
+import { dom0Transports, printCluster, vmConsole } from './full-dom0.js';
 
 const VC = 'san';
 const VMS = [0, 1, 2, 3].map((i) => `${VC}-${i}`);
@@ -81,12 +81,7 @@ for (const driver of ['evms', 'lvm'] as const) describe(`a VirtualCluster on ${d
   const markerIds = new Map<string, string>();
   let caseStart = 0;
   const vn = (name: string) => h.store.get<VirtualNode>({ kind: 'VirtualNode', namespace: 'default', name });
-  const logs = async (name: string): Promise<string> => {
-    let r = await h.vcctl(['logs', `vn/${name}`]);
-    for (let i = 1; i < 3 && r.code !== 0; i++) r = await h.vcctl(['logs', `vn/${name}`]);
-    if (r.code !== 0) throw new Error(`vcctl logs vn/${name} failed 3 times: ${r.stderr.trim()}`);
-    return r.stdout;
-  };
+  const logs = (name: string): Promise<string> => vmConsole(h, name);
   const sh = (node: string, script: string, ...args: string[]) => execOk(dom0.get(node)!, ['sh', '-c', script, 'sh', ...args], { timeoutMs: 300_000 });
   /** The device-mapper name of a VM's disk where it is mapped. */
   const snapDev = (vm: string) => (driver === 'evms' ? `vlsnap-${uid}_${vm}-disk` : `vlsan-${dmEscape(uid)}_${dmEscape(vm)}--disk`);

@@ -27,7 +27,7 @@ import { execOk, TransportTimeoutError } from '../../drivers/transport/types.js'
 import { tapName } from '../../drivers/network/types.js';
 import { gatewayMacAddress } from '../../reconcilers/network/host-plan.js';
 import { sleep, waitFor } from '../controllers/helpers.js';
-import { dom0Transports, printCluster } from './full-dom0.js';
+import { dom0Transports, printCluster, vmConsole } from './full-dom0.js';
 import { assertResumedReady } from './resume-checks.js';
 
 const SUBNET = '10.210.0';
@@ -70,13 +70,7 @@ describe('the runtime on two full Xen nodes (PVH domUs, routed per-VC network)',
   let h: ClusterHarness;
   const dom0 = new Map<string, SshTransport>();
   const vn = (name: string) => h.store.get<VirtualNode>({ kind: 'VirtualNode', namespace: 'default', name });
-  /** `vcctl logs`: its SSH to a loaded TCG dom0 can fail (10 s handshake): tried 3 times, never read as an empty console. */
-  const logs = async (name: string): Promise<string> => {
-    let r = await h.vcctl(['logs', `vn/${name}`]);
-    for (let i = 1; i < 3 && r.code !== 0; i++) r = await h.vcctl(['logs', `vn/${name}`]);
-    if (r.code !== 0) throw new Error(`vcctl logs vn/${name} failed 3 times: ${r.stderr.trim()}`);
-    return r.stdout;
-  };
+  const logs = (name: string): Promise<string> => vmConsole(h, name);
   /** The nodes running `domain`. Each node's `xl list -l` has a 60 s limit: right after two
    * restores a loaded TCG dom0 once took longer (the rehearsal, Dec 6), so a timeout is tried 3 times. */
   const hostsOf = async (domain: string): Promise<string[]> => {

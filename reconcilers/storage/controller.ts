@@ -50,6 +50,7 @@ import {
   STORAGE_READY,
   desiredVolumes,
   driverOf,
+  planDeletionWait,
   planStorage,
   rollbackHoldMs,
   rollbackMark,
@@ -142,6 +143,18 @@ function clusterOf(vn: VirtualNode): ObjectRef[] {
   return c ? [{ kind: 'VirtualCluster', namespace: vn.metadata.namespace, name: c }] : [];
 }
 
+/** Whether some VM of `vc` (in the cache) is running, starting, migrating or suspending. */
+function vmsActive(cache: CacheReader, vc: VirtualCluster): boolean {
+  return cache.list<VirtualNode>('VirtualNode', { namespace: vc.metadata.namespace, labelSelector: clusterSelector(vc.metadata.name) })
+    .some((vn) => ACTIVE_PHASES.has(vn.status?.phase ?? ''));
+}
+
+/** Whether `vc` already has condition `c` (its status, reason and message). */
+function holds(vc: VirtualCluster, c: ConditionInput): boolean {
+  const cur = getCondition(vc.status?.conditions, c.type);
+  return !!cur && cur.status === c.status && cur.reason === c.reason && (cur.message ?? '') === (c.message ?? '');
+}
+
 /** The node that does the storage work: the first Ready PhysicalNode by name. */
 const byNaturalName = new Intl.Collator('en', { numeric: true }).compare;
 
@@ -210,6 +223,13 @@ export class StorageReconciler {
   async reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
     const vc = await this.readVc(ctx, key);
     if (!vc) return undefined;
+    // Being deleted while its VMs run: nothing is looked at (neither the store's volumes nor the
+    // storage node) until they stop, which queues the VC again (planDeletionWait).
+    const wait = planDeletionWait(vc, vmsActive(ctx.cache, vc));
+    if (wait) {
+      if (!wait.conditions.every((c) => holds(vc, c))) await this.writeConditions(ctx, key, wait.conditions);
+      return { requeueAfterMs: wait.requeueAfterMs! };
+    }
     ctx = { ...ctx, store: this.vcRevisions.track(this.volumeRevisions.track(ctx.store, vc.metadata.uid!), vcKey(key)) };
     const node = storageNodeFor(vc, this.storageNodes(ctx.cache));
     if (!node) {
@@ -352,9 +372,6 @@ export class StorageReconciler {
     ]);
     const present = Object.fromEntries(names.map((n, i) => [n, exist[i] === true]));
     if (env.sharedOcfs2) present[env.sharedOcfs2.name] = await env.sharedOcfs2.exists();
-    const vmsActive = ctx.cache
-      .list<VirtualNode>('VirtualNode', { namespace: vc.metadata.namespace, labelSelector: clusterSelector(vc.metadata.name) })
-      .some((vn) => ACTIVE_PHASES.has(vn.status?.phase ?? ''));
     const subnet = subnetOf(vc);
     const configRevisions: Record<number, string> = {};
     if (subnet && !vc.metadata.deletionTimestamp) {
@@ -363,7 +380,7 @@ export class StorageReconciler {
     const now = Date.now();
     const usageDue = now - (this.lastUsage.get(vc.metadata.uid!) ?? 0) >= this.usageInterval(ctx.cache);
     return {
-      vc, template, volumes, present, vmsActive, subnet, configRevisions,
+      vc, template, volumes, present, vmsActive: vmsActive(ctx.cache, vc), subnet, configRevisions,
       vcConfigCurrent: cur.code === 0 ? cur.stdout : undefined,
       vcConfigDesired: template ? vcConfigDocument(vc, template, volumes) : undefined,
       usageDue,

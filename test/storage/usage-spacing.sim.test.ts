@@ -5,20 +5,13 @@
 // here: the sim node's `vl-sim volume usage` calls over a window after every VC is Ready.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { getCondition, setCondition } from '../../api/conditions.js';
-import { openStore } from '../../api/store/open-store.js';
+import { getCondition } from '../../api/conditions.js';
 import type { Store } from '../../api/store/types.js';
-import { API_VERSION, type OSTemplate, type PhysicalNode, type VirtualCluster } from '../../api/types.js';
-import { silentLogger } from '../../controllers/log.js';
-import { ControllerManager } from '../../controllers/manager.js';
-import { TransportCache } from '../../drivers/transport/transport-for.js';
-import type { Transport } from '../../drivers/transport/types.js';
-import { storageController, usageIntervalMs } from '../../reconcilers/storage/controller.js';
+import type { VirtualCluster } from '../../api/types.js';
 import { eventually } from '../placement/fixtures.js';
 import { storageVc } from './storage-fixtures-objects.js';
+import { usageIntervalMs } from '../../reconcilers/storage/controller.js';
+import { startSimStorage, type SimStorage } from './sim-storage-node.js';
 
 const ROOT = '/san-storage-usage-spacing';
 const VCS = 2;
@@ -28,10 +21,8 @@ const WINDOW_MS = 6_000;
 
 describe('storage usage upkeep spaced by the number of VCs (sim node)', function () {
   this.timeout(120_000);
-  let dir: string;
   let store: Store;
-  let mgr: ControllerManager;
-  const transports = new TransportCache();
+  let sim: SimStorage;
   let usageCalls = 0;
 
   it('usageIntervalMs: the option, or the per-VC spacing times the VCs when longer', () => {
@@ -42,43 +33,14 @@ describe('storage usage upkeep spaced by the number of VCs (sim node)', function
   });
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'vl-storage-usage-'));
-    store = await openStore(`file:${join(dir, 'store.db')}`, {});
-    await store.create<OSTemplate>({ apiVersion: API_VERSION, kind: 'OSTemplate', metadata: { name: 'busybox' }, spec: { image: { path: `${ROOT}/templates/busybox.qcow2`, format: 'qcow2' }, revision: 1 } });
-    const pn = await store.create<PhysicalNode>({
-      apiVersion: API_VERSION, kind: 'PhysicalNode', metadata: { name: 'us-sim1' },
-      spec: { address: '198.18.9.42', transport: 'sim', hypervisor: 'sim', capacity: { cores: 8, memoryMiB: 8192 }, storageRoot: ROOT } as PhysicalNode['spec'],
-    });
-    await store.updateStatus<PhysicalNode>({ ...pn, status: { conditions: setCondition(undefined, { type: 'Ready', status: 'True', reason: 'Probed', message: '' }, 0) } });
-    // The sim node's transport, its usage calls counted.
-    const counting = {
-      get(node: PhysicalNode): Transport {
-        const t = transports.get(node);
-        return new Proxy(t, {
-          get(target, prop) {
-            if (prop === 'exec') {
-              return (argv: readonly string[], opts?: unknown) => {
-                if (argv[0] === 'vl-sim' && argv[1] === 'volume' && argv[2] === 'usage') usageCalls++;
-                return (target.exec as (a: readonly string[], o?: unknown) => unknown).call(target, argv, opts);
-              };
-            }
-            const v: unknown = Reflect.get(target, prop, target);
-            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-          },
-        });
-      },
-    };
-    mgr = new ControllerManager({
-      store, identity: 'us', leaderElection: false, eventCleanupMs: 0, log: silentLogger(),
-      specs: (cache) => [storageController(cache, { transports: counting, usageIntervalMs: INTERVAL_MS, usageMsPerVc: PER_VC_MS })],
-    });
-    await mgr.start();
+    // The sim node's usage calls counted.
+    sim = await startSimStorage('us-sim1', '198.18.9.42', ROOT, (argv) => {
+      if (argv[0] === 'vl-sim' && argv[1] === 'volume' && argv[2] === 'usage') usageCalls++;
+    }, { usageIntervalMs: INTERVAL_MS, usageMsPerVc: PER_VC_MS });
+    store = sim.store;
   });
   after(async () => {
-    await mgr?.stop();
-    await store?.close();
-    await transports.closeAll();
-    rmSync(dir, { recursive: true, force: true });
+    await sim?.stop();
   });
 
   it(`refreshes each VC's usage about once per ${VCS} x ${PER_VC_MS} ms, not every ${INTERVAL_MS} ms`, async () => {

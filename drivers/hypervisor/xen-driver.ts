@@ -35,6 +35,16 @@
 // - the console log of a domain that arrived by live migration keeps xenconsoled's name for it
 //   while incoming: `guest-<name>--incoming.log` (consoleLogPaths);
 // - cancelling a migration ends the `xl migrate` process; xl then resumes the domain on the source;
+// - past xl's point of no return (it renames the source's copy `<name>--migratedaway` once the
+//   target reports the whole domain received, then tells it to start) a broken handshake or a
+//   killed xl leaves that copy suspended ("Domain state is now undefined"), and the target's
+//   complete copy paused as `<name>--incoming` when its xl migrate-receive died too. `xl unpause`
+//   does not revive the suspended copy (xl exits 0, libxl logs "Unpausing domain: Invalid
+//   argument", it stays `---ss-`); `xl save -c` does (it saves, then libxl_domain_resume cancels
+//   the suspend: the guest runs on, memory kept; ~70 s for 128 MiB under TCG). settleMigration
+//   (after a failed xl migrate, and from the migration controller when no manager watched):
+//   the target's complete copy is renamed and unpaused, else ours is resumed, else started again
+//   from its disks; list() shows such a copy, no xl migrate sending it, as paused (STRANDED);
 // - an `xl migrate` outlives the manager that started it (xl ignores SIGPIPE, and sshd leaves a
 //   command without a pty running when its connection goes): a marker `<runRoot>/<name>.migrating`
 //   (the target's address) lives while it runs, so the source lists the domain as migrating while
@@ -67,6 +77,18 @@ import {
   type ShutdownResult,
   type SuspendResult,
 } from './types.js';
+
+/** What settleMigration did with a migration xl left past its point of no return. */
+export interface MigrationSettlement {
+  /** The node the VM runs on now (undefined: nowhere, see message). */
+  runsOn: string | undefined;
+  /** It runs on the target: the migration completed. */
+  movedToTarget: boolean;
+  /** Its memory state survived (false: started again from its disks). */
+  memoryKept: boolean;
+  /** What happened, for the Migration's status. */
+  message: string;
+}
 
 export interface XenDriverOptions {
   transport: Transport;
@@ -414,6 +436,12 @@ const MIGRATING = '.migrating';
 /** The marker of a migration to this node, made by prepareMigration (`<runRoot>/<name>.incoming`). */
 const INCOMING = '.incoming';
 
+/**
+ * DomainInfo.detail of a source's `<name>--migratedaway` that no `xl migrate` sends any more (state
+ * paused): xl died past its point of no return, the copy is suspended; settleMigration settles it.
+ */
+export const STRANDED = 'migratedaway';
+
 /** flock's exit code when another `xl create` of the same domain holds its lock. */
 const CREATE_LOCKED = 75;
 
@@ -509,12 +537,16 @@ export class XenDriver implements HypervisorDriver {
       if (state && !listed.has(xlName)) live.push({ name, state, detail: e.letters, pid: e.domid });
     }
     const markers = files.filter((f) => f.endsWith(MIGRATING)).map((f) => f.slice(this.runRoot.length + 1, -MIGRATING.length));
-    if (markers.length) {
+    const away = live.filter((d) => d.state === 'migrating');
+    if (markers.length || away.length) {
       const outgoing = await this.outgoingXl();
       // Whatever xl's letters say while its xl migrate runs: at the switchover the source is
       // suspended (`s`, else read as shut off) before xl renames it <name>--migratedaway, and a
       // manager that took that moment for "nothing in flight" undid a migration that completed.
       for (const d of live) if (d.state !== 'incoming' && markers.includes(d.name) && outgoing.some((o) => o.name === d.name)) d.state = 'migrating';
+      // <name>--migratedaway with no xl migrate of it left: stranded past xl's point of no return
+      // (suspended, not migrating any more): settleMigration decides where the VM runs
+      for (const d of away) if (!outgoing.some((o) => o.name === d.name)) Object.assign(d, { state: 'paused', detail: STRANDED });
     }
     const names = new Set(live.map((d) => d.name));
     const off = files.filter((f) => f.endsWith('.cfg'))
@@ -542,6 +574,12 @@ export class XenDriver implements HypervisorDriver {
 
   private incomingMarker(name: string): string {
     return `${this.runRoot}/${name}${INCOMING}`;
+  }
+
+  /** The name xl knows a listed domain by: mid-migration `<name>--incoming` or `<name>--migratedaway`. */
+  private xlName(d: DomainInfo): string {
+    if (d.state === 'incoming') return `${d.name}--incoming`;
+    return d.state === 'migrating' || (d.state === 'paused' && d.detail === STRANDED) ? `${d.name}--migratedaway` : d.name;
   }
 
   async get(name: string): Promise<DomainInfo | undefined> {
@@ -580,8 +618,12 @@ export class XenDriver implements HypervisorDriver {
     const cur = await this.get(spec.name);
     if (cur && cur.state !== 'shutoff') return cur;
     if (cur?.pid !== undefined) await execOk(this.transport, ['xl', 'destroy', spec.name]);
-    const cfg = await this.writeConfig(spec);
-    const logs = this.consoleLogPaths(spec.name);
+    return this.createFrom(spec.name, await this.writeConfig(spec), diskPaths(spec));
+  }
+
+  /** xl create of `name` from its configuration file `cfg` here, its disk files `disks` attached first. */
+  private async createFrom(name: string, cfg: string, disks: string[]): Promise<DomainInfo> {
+    const logs = this.consoleLogPaths(name);
     // One xl create per domain at a time, held by a lock on the node: an earlier start whose caller
     // gave up waiting (a loaded TCG dom0 took over 5 min: kernel over 9p, qemu-nbd) may still be
     // building the domain, which xl lists without its name meanwhile. A second xl create would fail
@@ -590,17 +632,17 @@ export class XenDriver implements HypervisorDriver {
     const r = await this.transport.exec(
       // inside the lock: the console logs go, the disks are attached (vl-block prepare: no hotplug
       // timeout on qemu-nbd), xl create, and what no domain took is detached again
-      ['flock', '-n', '-E', String(CREATE_LOCKED), `${cfg}.lock`, 'sh', '-c', CREATE_WITH_DISKS, 'sh', this.blockScript, cfg, String(logs.length), ...logs, ...diskPaths(spec)],
+      ['flock', '-n', '-E', String(CREATE_LOCKED), `${cfg}.lock`, 'sh', '-c', CREATE_WITH_DISKS, 'sh', this.blockScript, cfg, String(logs.length), ...logs, ...disks],
       { timeoutMs: 900_000 },
     );
-    if (r.code === CREATE_LOCKED) throw new HypervisorError(`${this.node}: ${spec.name} is still being created by an earlier xl create (lock ${cfg}.lock); look again when it ends`);
+    if (r.code === CREATE_LOCKED) throw new HypervisorError(`${this.node}: ${name} is still being created by an earlier xl create (lock ${cfg}.lock); look again when it ends`);
     if (r.code !== 0) {
       // libxl destroys what it built; a domain it could not tear down is destroyed here
-      if ((await this.get(spec.name))?.pid !== undefined) await this.transport.exec(['xl', 'destroy', spec.name]);
-      throw new HypervisorError(`${this.node}: xl create ${spec.name} failed: ${r.stderr.trim()}; see ${cfg} and /var/log/xen/xl-${spec.name}.log`);
+      if ((await this.get(name))?.pid !== undefined) await this.transport.exec(['xl', 'destroy', name]);
+      throw new HypervisorError(`${this.node}: xl create ${name} failed: ${r.stderr.trim()}; see ${cfg} and /var/log/xen/xl-${name}.log`);
     }
-    const info = await this.get(spec.name);
-    if (!info || info.state === 'shutoff') throw new HypervisorError(`${this.node}: ${spec.name} is not running right after xl create`);
+    const info = await this.get(name);
+    if (!info || info.state === 'shutoff') throw new HypervisorError(`${this.node}: ${name} is not running right after xl create`);
     return info;
   }
 
@@ -610,7 +652,7 @@ export class XenDriver implements HypervisorDriver {
     if (cur?.pid !== undefined) {
       // mid-migration xl names it <name>--incoming or <name>--migratedaway: destroyed by that name,
       // so a domain renamed meanwhile (its migration completed: it runs now) is never destroyed here
-      const xlName = cur.state === 'incoming' ? `${name}--incoming` : cur.state === 'migrating' ? `${name}--migratedaway` : name;
+      const xlName = this.xlName(cur);
       const r = await this.transport.exec(['xl', 'destroy', xlName], { timeoutMs: 120_000 });
       if (r.code !== 0 && (await this.get(name))?.pid !== undefined) throw new HypervisorError(`${this.node}: xl destroy ${name} failed: ${r.stderr.trim()}`);
     }
@@ -781,6 +823,14 @@ export class XenDriver implements HypervisorDriver {
     const stderr = lines.text(/\bdebug: |^xc: detail: /);
     const wasCancelled = this.cancelled.delete(name);
     if (code !== 0) {
+      // past xl's point of no return (our copy renamed <name>--migratedaway, suspended): settled
+      // here, the VM then runs on exactly one side
+      const settled = await this.settleMigration(name, target, { beforeResume: opts.beforeResume });
+      if (settled?.movedToTarget) {
+        const t2 = Date.now();
+        return { downtimeMs: lines.sinceSuspendMs(), totalMs: t2 - t1, endToEndMs: t2 - t1, transferredBytes: 0, phasesMs: { prepare: 0, transfer: t2 - t1, switchover: 0, cleanup: 0 } };
+      }
+      if (settled) throw new MigrationFailedError(`migrating ${name} from ${this.node} to ${target.node} ${wasCancelled ? 'cancelled' : 'failed'}: ${settled.message}; xl said: ${stderr.trim().split('\n').slice(-12).join(' | ')}`);
       // the target's xl migrate-receive ends its incoming domain when the stream breaks, but not
       // when it was killed itself: nothing of the domain may stay on the target. (`xl list -l`
       // leaves such a domain out, having no configuration for it yet: destroy it by its name.)
@@ -795,18 +845,11 @@ export class XenDriver implements HypervisorDriver {
     let downtimeMs = lines.downtimeMs();
     if (paused) {
       // the domain waits paused on the target, the source's copy is gone: the hook, then it runs
-      try {
-        await opts.beforeResume!();
-      } catch (err) {
-        throw new SwitchoverError(`${name} is paused on ${target.node} (its copy on ${this.node} is gone): the switchover hook failed, so it was not unpaused: ${(err as Error).message}`);
-      }
-      const u = await target.transport.exec(['xl', 'unpause', name], { timeoutMs: 120_000 });
-      if (u.code !== 0) throw new SwitchoverError(`${name} is paused on ${target.node} (its copy on ${this.node} is gone): xl unpause failed: ${u.stderr.trim()}`);
+      await this.unpauseOnTarget(name, target, opts.beforeResume);
       downtimeMs = lines.sinceSuspendMs();
     }
     const t2 = Date.now();
-    if (cfg !== undefined) await target.transport.writeFile(target.configPath(name), cfg).catch(() => undefined);
-    await this.transport.exec(['rm', '-f', '--', this.configPath(name), `${this.configPath(name)}.lock`, this.migratingMarker(name), this.incomingMarker(name), ...this.consoleLogPaths(name)]);
+    await this.handOverFiles(name, target, cfg);
     const t3 = Date.now();
     return {
       downtimeMs,
@@ -815,6 +858,103 @@ export class XenDriver implements HypervisorDriver {
       transferredBytes: 0,
       phasesMs: { prepare: 0, transfer: t2 - t1, switchover: 0, cleanup: t3 - t2 },
     };
+  }
+
+  /** The domain waits paused on the target, our copy gone: the switchover hook (if any), then `xl unpause` there. */
+  private async unpauseOnTarget(name: string, target: XenDriver, beforeResume?: () => Promise<void>): Promise<void> {
+    try {
+      await beforeResume?.();
+    } catch (err) {
+      throw new SwitchoverError(`${name} is paused on ${target.node} (its copy on ${this.node} is gone): the switchover hook failed, so it was not unpaused: ${(err as Error).message}`);
+    }
+    const u = await target.transport.exec(['xl', 'unpause', name], { timeoutMs: 120_000 });
+    if (u.code !== 0) throw new SwitchoverError(`${name} is paused on ${target.node} (its copy on ${this.node} is gone): xl unpause failed: ${u.stderr.trim()}`);
+  }
+
+  /** The domain runs on the target: our configuration follows it there, our files of it go. */
+  private async handOverFiles(name: string, target: XenDriver, cfg: string | undefined): Promise<void> {
+    if (cfg !== undefined) await target.transport.writeFile(target.configPath(name), cfg).catch(() => undefined);
+    await this.transport.exec(['rm', '-f', '--', this.configPath(name), `${this.configPath(name)}.lock`, this.migratingMarker(name), this.incomingMarker(name), ...this.consoleLogPaths(name)]);
+  }
+
+  /**
+   * Waits (up to `timeoutMs`) until no `xl migrate-receive` answers a migration here any more: one
+   * whose source's xl died still answers the broken handshake, and may destroy its copy as it ends.
+   * (A domain received keeps a monitor forked by xl under the same command line, parented to init:
+   * that one is left out.)
+   */
+  private async receiversEnded(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const ps = await this.transport.exec(['ps', '-eo', 'ppid=,args=']);
+      if (!ps.stdout.split('\n').some((l) => /^\s*(\d+)\s+\S*\bxl(?: -v+)? migrate-receive\b/.exec(l)?.[1] !== undefined && !/^\s*1\s/.test(l))) return;
+      if (Date.now() > deadline) return;
+      await sleep(1000);
+    }
+  }
+
+  /**
+   * Settles a migration of `name` to `target` that xl left past its point of no return: our copy
+   * renamed `<name>--migratedaway` and suspended, and no `xl migrate` of it running any more (xl
+   * was killed, or its handshake with the target broke: "Domain state is now undefined"). Exactly
+   * one copy runs afterwards:
+   * - the target's copy when it is complete: `<name>` there (it got xl's go), or `<name>--incoming`
+   *   left paused by its `xl migrate-receive` (xl renames our copy only once the target has
+   *   reported the whole domain received): renamed, the switchover hook (`beforeResume`), `xl
+   *   unpause`; our copy is destroyed first;
+   * - else the target's leftovers go and our copy is resumed here by `xl save -c` (save, then
+   *   libxl_domain_resume cancelling the suspend: the one xl command that resumes a suspended
+   *   domain; `xl unpause` does not) and renamed back, its memory kept; if that fails it is
+   *   destroyed and started again from its configuration and disks here (its memory is lost).
+   * Returns undefined when there is nothing to settle here.
+   */
+  async settleMigration(name: string, target: HypervisorDriver, opts: { beforeResume?: () => Promise<void> } = {}): Promise<MigrationSettlement | undefined> {
+    validateDomainName(name);
+    if (!(target instanceof XenDriver)) throw new HypervisorError(`cannot settle a migration of ${name} from Xen to a ${target.kind} node`);
+    if (this.outgoing.has(name)) return undefined;
+    const mine = await this.get(name);
+    if (mine?.state !== 'paused' || mine.detail !== STRANDED) return undefined;
+    const away = `${name}--migratedaway`;
+    const what = `xl migrate ended past its point of no return (${name} renamed ${away} on ${this.node}, suspended)`;
+    const cfgRead = await this.transport.exec(['cat', '--', this.configPath(name)]);
+    const cfg = cfgRead.code === 0 ? cfgRead.stdout : undefined;
+    let there = await target.get(name);
+    if (there?.state === 'incoming') {
+      await target.receiversEnded();
+      there = await target.get(name);
+    }
+    if (there && there.state !== 'shutoff') {
+      if (there.state === 'incoming') {
+        const r = await target.transport.exec(['xl', 'rename', `${name}--incoming`, name], { timeoutMs: 120_000 });
+        if (r.code !== 0) throw new HypervisorError(`${what}: renaming the complete copy ${name}--incoming on ${target.node} failed: ${r.stderr.trim()}`);
+      }
+      const d = await this.transport.exec(['xl', 'destroy', away], { timeoutMs: 120_000 });
+      if (d.code !== 0) throw new HypervisorError(`${what}: destroying it failed: ${d.stderr.trim()}`);
+      if (there.state !== 'running') await this.unpauseOnTarget(name, target, opts.beforeResume);
+      await this.handOverFiles(name, target, cfg);
+      const how = there.state === 'incoming' ? `${name}--incoming, left paused by its xl migrate-receive` : there.state;
+      return { runsOn: target.node, movedToTarget: true, memoryKept: true, message: `${what}; ${target.node} had the whole domain (${how}): it runs there now, the copy on ${this.node} was destroyed` };
+    }
+    // no complete copy on the target: its leftovers go, ours is resumed (or started again) here
+    await target.destroy(name);
+    const file = `${this.saveDir}/${name}.settle`;
+    await execOk(this.transport, ['mkdir', '-p', this.saveDir]);
+    const c = await this.transport.exec(['xl', 'save', '-c', away, file], { timeoutMs: 600_000 });
+    await this.transport.exec(['rm', '-f', '--', file]);
+    const renamed = c.code === 0 && (await this.transport.exec(['xl', 'rename', away, name], { timeoutMs: 120_000 })).code === 0;
+    await this.transport.exec(['rm', '-f', '--', this.migratingMarker(name)]);
+    const nowHere = renamed ? await this.get(name) : undefined;
+    const lost = `${target.node} had no complete copy (its leftovers were removed)`;
+    if (nowHere?.state === 'running') {
+      return { runsOn: this.node, movedToTarget: false, memoryKept: true, message: `${what}; ${lost}: the suspended copy was resumed on ${this.node} (xl save -c), its memory state kept` };
+    }
+    const why = c.code !== 0 ? `xl save -c failed: ${c.stderr.trim().split('\n').slice(-3).join(' | ')}` : `it did not run after xl save -c (${nowHere?.state ?? 'not listed'})`;
+    await this.transport.exec(['xl', 'destroy', renamed ? name : away], { timeoutMs: 120_000 });
+    if (cfg === undefined) {
+      return { runsOn: undefined, movedToTarget: false, memoryKept: false, message: `${what}; ${lost}; the suspended copy could not be resumed (${why}) and was destroyed; no configuration of it is left on ${this.node} to start it again from` };
+    }
+    await this.createFrom(name, this.configPath(name), configDiskPaths(cfg));
+    return { runsOn: this.node, movedToTarget: false, memoryKept: false, message: `${what}; ${lost}; the suspended copy could not be resumed (${why}): it was destroyed and the VM started again from its disks on ${this.node} (its memory state was lost)` };
   }
 
   async cancelMigration(name: string): Promise<boolean> {

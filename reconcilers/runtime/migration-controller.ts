@@ -17,13 +17,14 @@ import type { Migration, MigrationStatus, PhysicalNode, VirtualCluster, VirtualN
 import type { ObjectRef } from '../../api/store/types.js';
 import { isConditionTrue } from '../../api/conditions.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
-import { SwitchoverError, type DomainInfo, type MigrationResult, type PreparedMigration } from '../../drivers/hypervisor/types.js';
+import { SwitchoverError, type DomainInfo, type HypervisorDriver, type MigrationResult, type PreparedMigration } from '../../drivers/hypervisor/types.js';
+import type { MigrationSettlement } from '../../drivers/hypervisor/xen-driver.js';
 import { writeStatusOver } from '../../api/status-writer.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { computeAllocation } from '../placement/allocation.js';
 import { HypervisorDrivers, type TransportSource } from './hosts.js';
 import { domainName } from '../../api/names.js';
-import { planMigration, type HostDomainState, type SourceMigrationState } from './migration-plan.js';
+import { MIGRATION_POLL_MS, planMigration, type HostDomainState, type SourceMigrationState } from './migration-plan.js';
 import type { VolumeActivation } from './volume-activation.js';
 import { progressWriter } from './migration-progress.js';
 
@@ -73,9 +74,20 @@ function hostState(d: DomainInfo | undefined): HostDomainState {
   return 'running';
 }
 
+/** Where a driver that can (XenDriver.settleMigration) settles a migration stranded past its point of no return. */
+interface MigrationSettler {
+  settleMigration(name: string, target: HypervisorDriver, opts?: { beforeResume?: () => Promise<void> }): Promise<MigrationSettlement | undefined>;
+}
+
+function settler(d: HypervisorDriver | undefined): MigrationSettler | undefined {
+  return d && typeof (d as Partial<MigrationSettler>).settleMigration === 'function' ? (d as unknown as MigrationSettler) : undefined;
+}
+
 function sourceMigrationState(d: DomainInfo | undefined): SourceMigrationState {
   if (!d) return 'none';
   if (d.state === 'migrating') return 'active';
+  // Xen's <name>--migratedaway with no xl migrate left (xen-driver.ts STRANDED)
+  if (d.state === 'paused' && d.detail === 'migratedaway') return 'stranded';
   if (d.state === 'paused' && d.detail === 'postmigrate') return 'completed';
   return 'none';
 }
@@ -277,6 +289,37 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
         await recordHost(ctx, vnRef, d.action.target);
         await setStatus(ctx, m, { phase: 'Succeeded', completionTime: new Date(now()).toISOString(), message: `moved to ${d.action.target} (completed while no manager watched: ${srcDrv ? `${hypervisorName(srcDrv.kind)}'s` : 'the hypervisor\'s'} figures are not known)` });
         ctx.events.record(m, 'Normal', 'MigrationSucceeded', `${name} now runs on ${d.action.target}`);
+        return undefined;
+      }
+      case 'settle': {
+        const src = d.action.source;
+        const tgt = d.action.target;
+        const drv = settler(srcDrv);
+        if (!drv || !tgtDrv) {
+          await fail(ctx, m, `the migration stopped past its point of no return on ${src} and ${tgtDrv ? `the ${hypervisorName(srcDrv?.kind ?? 'unknown')} driver cannot settle it` : `${tgt} is unknown`}: check both nodes`, 'stranded migration');
+          return undefined;
+        }
+        const volumes = handOver ? deps.volumes! : undefined;
+        let s: MigrationSettlement | undefined;
+        try {
+          s = await drv.settleMigration(name, tgtDrv, volumes ? { beforeResume: () => handOverRetried(() => volumes.handOver!(vc!, vn!, sourcePn!, target!)) } : {});
+        } catch (err) {
+          if (!(err instanceof SwitchoverError)) throw err;
+          await recordHost(ctx, vnRef, tgt);
+          await fail(ctx, m, err.message, err.message);
+          return undefined;
+        }
+        // settled meanwhile (another reconcile, or xl finished): look again
+        if (!s) return { requeueAfterMs: MIGRATION_POLL_MS };
+        if (s.movedToTarget) {
+          await recordHost(ctx, vnRef, tgt);
+          if (volumes) await volumes.deactivate(vc!, vn!, sourcePn!).catch((err: Error) => ctx.events.record(m, 'Warning', 'UnmapFailed', `unmapping the volumes on ${src}: ${err.message}`));
+          await setStatus(ctx, m, { phase: 'Succeeded', completionTime: new Date(now()).toISOString(), message: `moved to ${tgt}: ${s.message} (figures not known)` });
+          ctx.events.record(m, 'Normal', 'MigrationSucceeded', `${name} now runs on ${tgt}`);
+          return undefined;
+        }
+        if (volumes) await volumes.abortIncoming?.(vc!, vn!, target!).catch((err: Error) => ctx.events.record(m, 'Warning', 'UnmapFailed', `undoing the incoming volumes on ${tgt}: ${err.message}`));
+        await fail(ctx, m, s.message, s.message);
         return undefined;
       }
       case 'abort': {

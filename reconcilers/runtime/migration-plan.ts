@@ -6,11 +6,17 @@
 // - the VM never runs on both hosts: the target only runs once the source has stopped at the end
 //   of the transfer (QEMU's own switch-over), and finishing quits the paused source;
 // - the VM never runs on neither after a failure: aborting cancels on the source, destroys the
-//   target, and resumes the source if it was left paused;
+//   target, and resumes the source if it was left paused; a migration stranded past its point of
+//   no return (Xen) is settled by the source's driver: the target's complete copy runs, else the
+//   source's copy is resumed (or started again from its disks) and the Migration says which;
 // - a migration past its timeout is aborted;
 // - at most `maxPerNode` migrations run at once on any node (as source or target).
 
-export type SourceMigrationState = 'none' | 'active' | 'completed' | 'failed' | 'cancelled';
+/**
+ * `stranded`: the source's copy stopped past the hypervisor's point of no return with nothing left
+ * finishing the migration (Xen: `<name>--migratedaway`, suspended, its `xl migrate` gone).
+ */
+export type SourceMigrationState = 'none' | 'active' | 'completed' | 'failed' | 'cancelled' | 'stranded';
 export type HostDomainState = 'absent' | 'running' | 'paused' | 'incoming';
 
 export interface MigrationInput {
@@ -44,6 +50,11 @@ export type MigrationAction =
   | { type: 'finish'; source: string; target: string }
   /** Cancel on the source, destroy the target, resume the source; record Failed. */
   | { type: 'abort'; source: string; target: string; why: string }
+  /**
+   * The source's driver settles a stranded migration: the target's complete copy runs (Succeeded),
+   * or the source's copy is resumed or started again there (Failed, saying which).
+   */
+  | { type: 'settle'; source: string; target: string }
   /** Record Failed without touching any host. */
   | { type: 'fail'; why: string };
 
@@ -71,6 +82,11 @@ export function planMigration(i: MigrationInput): MigrationDecision {
 
   // Running.
   const source = i.source!;
+  // Past the point of no return with nothing finishing it: only the source's driver knows how to
+  // tell whether the target's copy is complete, and to resume its own copy when it is not.
+  if (i.sourceMigration === 'stranded') {
+    return { action: { type: 'settle', source, target: i.target }, message: 'the transfer ended past its point of no return with nothing finishing it: settling' };
+  }
   // A target runs only once the switchover is past (QEMU's and Xen's both start it then): the
   // source's copy, whatever it shows (Xen's <name>--migratedaway while xl finishes), is the old one.
   if (i.sourceMigration === 'completed' || i.targetDomain === 'running') {

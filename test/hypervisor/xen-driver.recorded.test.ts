@@ -311,7 +311,8 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(await d.cancelMigration('default.stripes-0'), true);
     await assert.rejects(mig, MigrationCancelledError);
-    assert.deepEqual(t.commands.slice(-2), [['<kill>', 'xl', '-vvv', 'migrate', '-s', 'ssh -i /k', 'default.stripes-0', 'blade2.example'], ['rm', '-f', '--', `${RUN}/default.stripes-0.migrating`]]);
+    // (then it is listed once more: a failure past xl's point of no return would be settled)
+    assert.deepEqual(t.commands.filter((c) => c[0] === '<kill>' || c[0] === 'rm').slice(-2), [['<kill>', 'xl', '-vvv', 'migrate', '-s', 'ssh -i /k', 'default.stripes-0', 'blade2.example'], ['rm', '-f', '--', `${RUN}/default.stripes-0.migrating`]]);
     assert.equal(t.files.get(`${RUN}/default.stripes-0.migrating`), 'blade2.example\n', 'the marker was written before xl migrate ran');
     assert.equal(await d.cancelMigration('default.stripes-0'), false);
     t.answer(['xl', '-vvv', 'migrate'], { code: 1, stdout: '', stderr: 'xc: error: Failed to enable logdirty: 95,22,0 (22 = Invalid argument): Internal error\nmigration target: Domain creation failed (code -3).' });
@@ -357,6 +358,107 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     c.add('migration target: Transfer complete, requesting permission to start domain.\nmigration target: Domain started successsfully.\nmigration sender: Target reports successful startup.\nMigration succ');
     assert.equal(c.downtimeMs(), 254_100 - 214_400);
     assert.equal(c.text(/\bdebug: /), 'migration target: Ready to receive domain.\nxc: info: Saving domain 3, type x86 HVM\nmigration target: Transfer complete, requesting permission to start domain.\nmigration target: Domain started successsfully.\nmigration sender: Target reports successful startup.\nMigration succ');
+  });
+
+  describe('a migration xl left past its point of no return (the source renamed <name>--migratedaway, suspended; "Domain state is now undefined")', () => {
+    const NAME = 'default.stripes-0';
+    const AWAY = `${NAME}--migratedaway`;
+    const cfg = renderXlConfig(rawSpec, { blockScript: `${RUN}/vl-block` });
+    const FAILED_BADLY = 'migration sender: Giving target permission to start.\nlibxl: error: libxl_utils.c:505:libxl_read_exactly: file/stream truncated reading success/failure report message from migration receiver stream\n** Migration failed during final handshake **\nDomain state is now undefined !\n';
+    const table = (name: string, letters: string): string => `${LIST_TABLE.split('\n')[0]}\n${name.padEnd(44)} 7   256     1     ${letters}       1.2\n`;
+
+    /** The source: our copy listed under `xlName` until xl renames it (xl rename/save answered here); `xlMigrate` the spawned xl's result. */
+    function source(opts: { save?: number; stranded?: boolean; xlRunning?: number } = {}): { t: RecordingTransport; d: XenDriver } {
+      const { t, d } = xenNode('blade1');
+      let xlName = opts.stranded ? AWAY : NAME;
+      let letters = opts.stranded ? '---ss-' : '-b----';
+      let cfgKept = true;
+      // an xl migrate of it still running (ps), the first `xlRunning` times asked
+      if (opts.xlRunning) t.answer(['ps', '-eo', 'pid=,args='], ok(`  812 /usr/lib/xen-4.17/bin/xl -vvv migrate -s ssh -i /k -l root ${NAME} blade2.example\n`), opts.xlRunning);
+      t.answer(['xl', '-vvv', 'migrate'], () => { xlName = AWAY; letters = '---ss-'; return { code: 1, stdout: '', stderr: FAILED_BADLY }; })
+        .answer(['xl', 'rename'], (argv) => { xlName = argv[3]!; return ok(); })
+        .answer(['xl', 'save', '-c'], () => { if (opts.save === undefined) letters = '-b----'; return opts.save ? { code: opts.save, stdout: '', stderr: 'libxl: error: save failed' } : ok(); })
+        .answer(['xl', 'destroy'], () => { xlName = ''; return ok(); })
+        .answer(['flock'], () => { xlName = NAME; letters = '-b----'; return ok(); })
+        .answer(['xl', 'list', '-l'], () => ok(JSON.stringify(xlName ? [{ domid: 7, config: { c_info: { name: xlName }, b_info: { max_vcpus: 1, max_memkb: 262144 } } }] : [])))
+        .answer(['xl', 'list'], () => ok(xlName ? table(xlName, letters) : table('x', '-b----').split('\n')[0]! + '\n'))
+        .answer(['rm'], (argv) => { if (argv.includes(`${RUN}/${NAME}.cfg`)) cfgKept = false; return ok(); })
+        .answer(FIND, () => ok(cfgKept ? `${RUN}/${NAME}.cfg\n${RUN}/${NAME}.migrating\n` : ''))
+        .answer(['ps', '-eo', 'pid=,args='], ok('    1 /sbin/init\n'))
+        .answer(['sh', '-c'], ok('ssh-ed25519 AAAAsource x\n')).answer(['cat', '--'], ok(cfg));
+      return { t, d };
+    }
+    /** The target: `<name>--incoming` paused (left by a killed xl migrate-receive; its monitor stays, under init) until renamed, or nothing. */
+    function target(incoming: boolean): { t: RecordingTransport; d: XenDriver } {
+      const { t, d } = xenNode('blade2');
+      let xlName = incoming ? `${NAME}--incoming` : '';
+      let letters = '--p---';
+      t.answer(['cat', '/etc/ssh/ssh_host_ed25519_key.pub'], ok('ssh-ed25519 AAAAtarget root@blade2\n'))
+        .answer(['xl', 'rename'], (argv) => { xlName = argv[3]!; return ok(); })
+        .answer(['xl', 'unpause'], () => { letters = '-b----'; return ok(); })
+        // xl -l leaves out a domain being received (no configuration yet)
+        .answer(['xl', 'list', '-l'], () => ok(JSON.stringify(xlName === NAME ? [{ domid: 7, config: { c_info: { name: NAME } } }] : [])))
+        .answer(['xl', 'list'], () => ok(xlName ? table(xlName, letters) : ''))
+        .answer(FIND, ok(incoming ? `${RUN}/${NAME}.incoming\n` : ''))
+        .answer(['ps', '-eo', 'ppid=,args='], ok('    0 /sbin/init\n    1 /usr/lib/xen-4.17/bin/xl migrate-receive\n'));
+      return { t, d };
+    }
+
+    it('lists our stranded copy as paused (migratedaway) once no xl migrate sends it, migrating while one does', async () => {
+      const { t, d } = source({ stranded: true, xlRunning: 1 });
+      assert.deepEqual(await d.get(NAME), { name: NAME, state: 'migrating', detail: '---ss-', pid: 7, vcpus: 1, memoryMiB: 256 });
+      assert.deepEqual(await d.get(NAME), { name: NAME, state: 'paused', detail: 'migratedaway', pid: 7, vcpus: 1, memoryMiB: 256 });
+      await d.destroy(NAME);
+      assert.deepEqual(t.commands.filter((c) => c[1] === 'destroy'), [['xl', 'destroy', AWAY]]);
+    });
+
+    it('the target has the whole domain (--incoming, its xl migrate-receive killed): renamed and unpaused there, our copy destroyed; the migration succeeds', async () => {
+      const a = source();
+      const b = target(true);
+      const r = await a.d.migrate(NAME, b.d);
+      assert.ok(r.downtimeMs >= -1);
+      assert.deepEqual(b.t.commands.filter((c) => c[0] === 'xl' && ['rename', 'unpause', 'destroy'].includes(c[1]!)), [['xl', 'rename', `${NAME}--incoming`, NAME], ['xl', 'unpause', NAME]], 'the complete copy kept, never destroyed');
+      assert.deepEqual(a.t.commands.filter((c) => c[0] === 'xl' && ['destroy', 'save', 'rename'].includes(c[1]!)), [['xl', 'destroy', AWAY]]);
+      assert.equal(b.t.files.get(`${RUN}/${NAME}.cfg`), cfg, 'our configuration follows the domain');
+      assert.equal((await b.d.get(NAME))?.state, 'running');
+      assert.equal(await a.d.get(NAME), undefined);
+    });
+
+    it('the target has no copy: its leftovers go, ours is resumed here by xl save -c and renamed back (memory kept); the migration fails saying so', async () => {
+      const a = source();
+      const b = target(false);
+      await assert.rejects(a.d.migrate(NAME, b.d), (e: Error) => e instanceof MigrationFailedError && !(e instanceof MigrationCancelledError)
+        && /point of no return .*blade2 had no complete copy \(its leftovers were removed\): the suspended copy was resumed on blade1 \(xl save -c\), its memory state kept/.test(e.message) && /Domain state is now undefined/.test(e.message));
+      assert.deepEqual(a.t.commands.filter((c) => c[0] === 'xl' && ['destroy', 'save', 'rename', 'unpause'].includes(c[1]!)), [
+        ['xl', 'save', '-c', AWAY, `/var/lib/xen/${NAME}.settle`],
+        ['xl', 'rename', AWAY, NAME],
+      ]);
+      assert.ok(a.t.commands.some((c) => c[0] === 'rm' && c.includes(`/var/lib/xen/${NAME}.settle`)), 'the checkpoint file goes');
+      assert.equal((await a.d.get(NAME))?.state, 'running');
+      assert.ok(!b.t.commands.some((c) => c[1] === 'unpause' || c[1] === 'rename'));
+    });
+
+    it('xl save -c fails: our copy is destroyed and started again from its configuration and disks here (memory lost), said so', async () => {
+      const a = source({ save: 1 });
+      const b = target(false);
+      await assert.rejects(a.d.migrate(NAME, b.d), (e: Error) => e instanceof MigrationFailedError
+        && /could not be resumed \(xl save -c failed: libxl: error: save failed\): it was destroyed and the VM started again from its disks on blade1 \(its memory state was lost\)/.test(e.message));
+      const xl = a.t.commands.filter((c) => (c[0] === 'xl' && ['destroy', 'save', 'rename'].includes(c[1]!)) || c[0] === 'flock');
+      assert.deepEqual(xl.slice(0, 2), [['xl', 'save', '-c', AWAY, `/var/lib/xen/${NAME}.settle`], ['xl', 'destroy', AWAY]]);
+      assert.deepEqual(xl[2]!.slice(0, 5), ['flock', '-n', '-E', '75', `${RUN}/${NAME}.cfg.lock`]);
+      assert.deepEqual(xl[2]!.slice(-3), configDiskPaths(cfg), 'its disks from the configuration it ran with');
+      assert.equal((await a.d.get(NAME))?.state, 'running');
+    });
+
+    it('settleMigration after the manager that ran xl died: nothing to settle while xl still sends it or nothing is stranded', async () => {
+      const a = source({ stranded: true, xlRunning: 1 });
+      const b = target(true);
+      assert.equal(await a.d.settleMigration(NAME, b.d), undefined, 'an xl migrate of it still runs');
+      const s = await a.d.settleMigration(NAME, b.d);
+      assert.deepEqual({ ...s, message: undefined }, { runsOn: 'blade2', movedToTarget: true, memoryKept: true, message: undefined });
+      assert.match(s!.message, /blade2 had the whole domain \(default\.stripes-0--incoming, left paused by its xl migrate-receive\)/);
+      assert.equal(await a.d.settleMigration(NAME, b.d), undefined, 'settled: nothing left');
+    });
   });
 
   it('readConsole reads the log xenconsoled keeps under the incoming name after a live migration', async () => {

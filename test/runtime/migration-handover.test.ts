@@ -14,6 +14,7 @@ import type { ReconcileContext } from '../../controllers/types.js';
 import { MigrationFailedError, type DomainInfo, type HypervisorDriver, type MigrateOptions, type MigrationResult } from '../../drivers/hypervisor/types.js';
 import { tapName } from '../../drivers/network/types.js';
 import { migrationController } from '../../reconcilers/runtime/migration-controller.js';
+import type { MigrationSettlement } from '../../drivers/hypervisor/xen-driver.js';
 import type { HypervisorDrivers } from '../../reconcilers/runtime/hosts.js';
 import type { VolumeActivation } from '../../reconcilers/runtime/volume-activation.js';
 import { RecordingTransport } from '../hypervisor/recording-transport.js';
@@ -51,15 +52,32 @@ class FakeDriver implements Partial<HypervisorDriver> {
     (target as unknown as FakeDriver).domains.set(name, { name, state: 'running' });
     return { downtimeMs: 700, totalMs: 9000, endToEndMs: 9500, transferredBytes: 0 };
   }
-  async cancelMigration() { return false; }
-  async destroy(name: string) { this.domains.delete(name); }
+  async cancelMigration() { this.log.push(`cancel ${this.node}`); return false; }
+  async destroy(name: string) { this.log.push(`destroy ${this.node}`); this.domains.delete(name); }
+  /** Xen's settleMigration, as the fake: `settleTo` says where the complete copy is. */
+  settleTo?: 'target' | 'source';
+  async settleMigration(name: string, target: HypervisorDriver, opts: { beforeResume?: () => Promise<void> } = {}): Promise<MigrationSettlement | undefined> {
+    if (this.domains.get(name)?.detail !== 'migratedaway') return undefined;
+    this.log.push(`settle ${this.node}->${target.node}`);
+    const t = target as unknown as FakeDriver;
+    if (this.settleTo === 'target') {
+      this.domains.delete(name);
+      await opts.beforeResume?.();
+      this.log.push('unpause');
+      t.domains.set(name, { name, state: 'running' });
+      return { runsOn: target.node, movedToTarget: true, memoryKept: true, message: 'blade2 had the whole domain' };
+    }
+    t.domains.delete(name);
+    this.domains.set(name, { name, state: 'running' });
+    return { runsOn: this.node, movedToTarget: false, memoryKept: true, message: 'blade2 had no complete copy: the suspended copy was resumed on blade1 (xl save -c), its memory state kept' };
+  }
 }
 
-function setup(opts: { pausedSwitchover?: boolean; fail?: boolean; handOverFailures?: number } = {}) {
+function setup(opts: { pausedSwitchover?: boolean; fail?: boolean; handOverFailures?: number; stranded?: { settleTo: 'target' | 'source'; target: DomainInfo['state'] | undefined }; storageDriver?: string } = {}) {
   const log: string[] = [];
   const objs = new Map<string, ApiObject>();
   const put = (o: ApiObject) => objs.set(key({ kind: o.kind, name: o.metadata.name, namespace: o.metadata.namespace }), structuredClone(o));
-  const vc = { kind: 'VirtualCluster', metadata: { name: 'duo', namespace: 'default', uid: 'u1' }, spec: { state: 'Running', storageDriver: 'evms', placement: { strategy: 'Cyclic', mode: 'Lazy' } } } as unknown as VirtualCluster;
+  const vc = { kind: 'VirtualCluster', metadata: { name: 'duo', namespace: 'default', uid: 'u1' }, spec: { state: 'Running', storageDriver: opts.storageDriver ?? 'evms', placement: { strategy: 'Cyclic', mode: 'Lazy' } } } as unknown as VirtualCluster;
   const vn = { kind: 'VirtualNode', metadata: { name: 'duo-0', namespace: 'default' }, spec: { cluster: 'duo', vcpus: 1, memoryMiB: 128, physicalNode: 'blade1' }, status: { phase: 'Running', host: 'blade1' } } as unknown as VirtualNode;
   const m = { kind: 'Migration', metadata: { name: 'm1', namespace: 'default', uid: 'm1', generation: 1 }, spec: { virtualNode: 'duo-0', targetNode: 'blade2' } } as unknown as Migration;
   for (const o of [vc, vn, m, node('blade1'), node('blade2')]) put(o);
@@ -77,6 +95,14 @@ function setup(opts: { pausedSwitchover?: boolean; fail?: boolean; handOverFailu
   const src = new FakeDriver('blade1', log, opts.pausedSwitchover ?? true, opts.fail);
   const tgt = new FakeDriver('blade2', log, opts.pausedSwitchover ?? true);
   src.domains.set(NAME, { name: NAME, state: 'running' });
+  if (opts.stranded) {
+    // a manager died while xl migrate ran (5 min ago: past the 2 min timeout); xl died past its point of no return (XenDriver lists
+    // the source's <name>--migratedaway as paused, detail migratedaway, once no xl sends it)
+    put({ ...m, status: { phase: 'Running', sourceNode: 'blade1', startTime: new Date(Date.now() - 300_000).toISOString(), message: 'migrating from blade1 to blade2' } } as Migration);
+    src.domains.set(NAME, { name: NAME, state: 'paused', detail: 'migratedaway' });
+    src.settleTo = opts.stranded.settleTo;
+    if (opts.stranded.target) tgt.domains.set(NAME, { name: NAME, state: opts.stranded.target });
+  }
   const drivers = { get: (pn: PhysicalNode) => (pn.metadata.name === 'blade1' ? src : tgt) } as unknown as HypervisorDrivers;
   let failures = opts.handOverFailures ?? 0;
   const volumes: VolumeActivation = {
@@ -132,5 +158,33 @@ describe('migration controller: volumes handed over at the switchover', function
     assert.deepEqual(s.log, []);
     assert.equal(s.migration().status?.phase, 'Failed');
     assert.match(s.migration().status!.message!, /handed over to the target at the switchover, and the Xen driver cannot stop there/);
+  });
+
+  describe('a migration stranded past its point of no return while no manager watched (Xen: <name>--migratedaway, its xl migrate gone)', () => {
+    it('the target holds the whole domain: the source\'s driver settles it there (the handover before it runs), Succeeded, the VM bound to the target', async () => {
+      const s = setup({ stranded: { settleTo: 'target', target: 'incoming' } });
+      await s.run();
+      // the old plan waited for a transfer that had ended, then aborted: destroyed the complete
+      // copy on the target and said the VM kept running on a source whose copy was suspended
+      assert.deepEqual(s.log, ['settle blade1->blade2', 'handOver blade1->blade2 (target domain incoming)', 'unpause', 'deactivate blade1']);
+      assert.equal(s.migration().status?.phase, 'Succeeded', s.migration().status?.message);
+      assert.match(s.migration().status!.message!, /^moved to blade2: blade2 had the whole domain/);
+      assert.equal(s.vnStatus()?.host, 'blade2');
+      assert.equal(s.tgt.domains.get(NAME)?.state, 'running');
+      assert.equal(s.src.domains.get(NAME), undefined);
+    });
+
+    it('the target has no copy, past the timeout too: settled on the source, the Migration Failed saying where it runs and that its memory was kept', async () => {
+      for (const target of [undefined, 'incoming'] as const) {
+        const s = setup({ stranded: { settleTo: 'source', target }, storageDriver: 'qcow2' });
+        await s.run();
+        assert.deepEqual(s.log, ['settle blade1->blade2'], `target ${target}: nothing aborted, nothing destroyed by the controller`);
+        assert.equal(s.migration().status?.phase, 'Failed');
+        assert.match(s.migration().status!.message!, /no complete copy: the suspended copy was resumed on blade1 \(xl save -c\), its memory state kept/);
+        assert.equal(s.vnStatus()?.host, 'blade1');
+        assert.equal(s.src.domains.get(NAME)?.state, 'running');
+        assert.equal(s.tgt.domains.get(NAME), undefined);
+      }
+    });
   });
 });

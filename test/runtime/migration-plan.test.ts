@@ -45,6 +45,16 @@ describe('planMigration', () => {
     assert.equal(planMigration({ ...running, nowMs: 90_000 + 60_001 }).action.type, 'abort');
     assert.equal(planMigration({ ...running, sourceMigration: 'none', targetDomain: 'incoming' }).action.type, 'abort');
   });
+  it('settles a migration stranded past its point of no return (Xen: <name>--migratedaway, xl gone) whatever the target shows, past the timeout too, never aborting it', () => {
+    // aborting would destroy the target's complete copy and leave the source's suspended: no copy running
+    for (const targetDomain of ['absent', 'incoming', 'paused', 'running'] as const) {
+      for (const nowMs of [91_000, 90_000 + 60_001]) {
+        const d = planMigration({ ...running, sourceMigration: 'stranded', sourceDomain: 'paused', targetDomain, nowMs });
+        assert.deepEqual(d.action, { type: 'settle', source: 'blade1', target: 'blade2' }, `${targetDomain} at ${nowMs}`);
+      }
+    }
+    assert.deepEqual(planMigration({ ...running, phase: 'Failed', sourceMigration: 'stranded' }).action, { type: 'none' });
+  });
   it('does nothing once finished', () => {
     assert.deepEqual(planMigration({ ...running, phase: 'Succeeded' }).action, { type: 'none' });
     assert.deepEqual(planMigration({ ...running, phase: 'Failed' }).action, { type: 'none' });

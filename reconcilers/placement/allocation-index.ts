@@ -1,9 +1,12 @@
-// BoundIndex: the VirtualNodes bound to each PhysicalNode, kept from the VirtualNode informer's
-// events, so that one node's allocation as the cache sees it costs O(its VMs + Migrations)
-// instead of a pass over every VM of the cluster (10,000 nodes x 100,000 VMs on a resync).
+// BoundIndex: the VirtualNodes bound to each PhysicalNode and the Migrations onto each, kept from
+// the VirtualNode and Migration informers' events, so that one node's allocation as the cache sees
+// it costs O(its VMs + the Migrations onto it) instead of a pass over every VM of the cluster
+// (10,000 nodes x 100,000 VMs on a resync) or every Migration (a drain of 960 migrations: each
+// node's reconcile listed and went over all of them, hack/bench-scale CPU profile, session 14).
 //
 // Contract: after the informer has applied the events up to revision R (its lastRevision()), the
-// index holds exactly the cache's VirtualNodes bound at R; the handlers run synchronously inside
+// index holds exactly the cache's VirtualNodes bound at R (and the Migrations likewise, by their
+// own informer's revision); the handlers run synchronously inside
 // the informer before it advances its revision, and both store backends deliver the events of one
 // revision (one batch) together, so the index never holds half a batch at a revision it reports.
 
@@ -14,17 +17,27 @@ import { computeAllocation } from './allocation.js';
 import type { Usage } from './engine.js';
 
 export class BoundIndex {
-  /** node -> cache key -> VirtualNode bound to it (spec.physicalNode). */
-  private readonly byNode = new Map<string, Map<string, VirtualNode>>();
-  /** cache key -> the node it is indexed under. */
-  private readonly nodeOf = new Map<string, string>();
+  /** The VirtualNodes by the node they are bound to (spec.physicalNode). */
+  private readonly bound = new NodeMap<VirtualNode>();
+  /** The Migrations by target node (spec.targetNode). */
+  private readonly onto = new NodeMap<Migration>();
 
   constructor(private readonly cache: SharedCache) {
     cache.informer<VirtualNode>('VirtualNode').addHandlers({
-      onAdd: (vn) => this.put(vn),
-      onUpdate: (_old, vn) => this.put(vn),
-      onDelete: (vn) => this.drop(cacheKey(vn.metadata)),
+      onAdd: (vn) => this.bound.put(cacheKey(vn.metadata), vn.spec?.physicalNode, vn),
+      onUpdate: (_old, vn) => this.bound.put(cacheKey(vn.metadata), vn.spec?.physicalNode, vn),
+      onDelete: (vn) => this.bound.drop(cacheKey(vn.metadata)),
     });
+    cache.informer<Migration>('Migration').addHandlers({
+      onAdd: (m) => this.onto.put(cacheKey(m.metadata), m.spec?.targetNode, m),
+      onUpdate: (_old, m) => this.onto.put(cacheKey(m.metadata), m.spec?.targetNode, m),
+      onDelete: (m) => this.onto.drop(cacheKey(m.metadata)),
+    });
+  }
+
+  /** The cached Migrations onto `node`. */
+  migrationsOnto(node: string): Migration[] {
+    return this.onto.list(node);
   }
 
   /** The store revision up to which the index holds every VirtualNode write. */
@@ -34,7 +47,7 @@ export class BoundIndex {
 
   /** The VirtualNodes bound to `node`, and those the given Migrations move onto it (deduplicated). */
   candidates(node: string, migrations: readonly Migration[]): VirtualNode[] {
-    const bound = this.byNode.get(node);
+    const bound = this.bound.of(node);
     const incoming = migrations.filter((m) => m.spec?.targetNode === node);
     if (incoming.length === 0) return bound ? [...bound.values()] : [];
     const out = new Map(bound ?? []);
@@ -47,28 +60,45 @@ export class BoundIndex {
     return [...out.values()];
   }
 
-  /** computeAllocation of `node` over the cache: its bound VMs plus the Migrations' reservations. */
-  allocation(node: string, migrations: readonly Migration[]): Usage {
+  /**
+   * computeAllocation of `node` over the cache: its bound VMs plus the reservations of
+   * `migrations` (by default the cached Migrations onto it: only those count for it).
+   */
+  allocation(node: string, migrations: readonly Migration[] = this.migrationsOnto(node)): Usage {
     return computeAllocation(node, this.candidates(node, migrations), migrations);
   }
+}
 
-  private put(vn: VirtualNode): void {
-    const key = cacheKey(vn.metadata);
-    const node = vn.spec?.physicalNode;
+/** Objects by the node they name, kept as they change (put again) and go (drop). */
+class NodeMap<T> {
+  private readonly byNode = new Map<string, Map<string, T>>();
+  private readonly nodeOf = new Map<string, string>();
+
+  put(key: string, node: string | undefined, o: T): void {
     if (this.nodeOf.get(key) !== node) this.drop(key);
     if (!node) return;
     let m = this.byNode.get(node);
     if (!m) this.byNode.set(node, (m = new Map()));
-    m.set(key, vn);
+    m.set(key, o);
     this.nodeOf.set(key, node);
   }
 
-  private drop(key: string): void {
+  drop(key: string): void {
     const node = this.nodeOf.get(key);
     if (node === undefined) return;
     this.nodeOf.delete(key);
     const m = this.byNode.get(node);
     m?.delete(key);
     if (m?.size === 0) this.byNode.delete(node);
+  }
+
+  /** The objects naming `node`, by key (not to be changed). */
+  of(node: string): ReadonlyMap<string, T> | undefined {
+    return this.byNode.get(node);
+  }
+
+  list(node: string): T[] {
+    const m = this.byNode.get(node);
+    return m ? [...m.values()] : [];
   }
 }

@@ -443,7 +443,7 @@ export function allocationController(cache: SharedCache): ControllerSpec {
     async reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
       // Cheap check on the cache first: at rest, every node agrees and nothing is read.
       const cached = ctx.cache.get<PhysicalNode>({ kind: 'PhysicalNode', name: key.name });
-      if (cached && sameUsage(index.allocation(key.name, ctx.cache.list<Migration>('Migration')), cached.status?.allocated)) {
+      if (cached && sameUsage(index.allocation(key.name), cached.status?.allocated)) {
         waited.delete(key.name);
         return undefined;
       }
@@ -458,15 +458,15 @@ export function allocationController(cache: SharedCache): ControllerSpec {
         return undefined;
       }
       const rv = Number(pn.metadata.resourceVersion);
-      // Migrations are few: from the cache once it is at P, else (its informer moves only with
-      // Migration writes) listed from the store.
+      // The Migrations onto this node (only they count for it): from the cache's index once the
+      // cache is at P, else (its informer moves only with Migration writes) listed from the store.
       const migs = migrationRevision() >= rv
-        ? ctx.cache.list<Migration>('Migration')
-        : (await ctx.store.list<Migration>('Migration')).items;
+        ? index.migrationsOnto(key.name)
+        : (await ctx.store.list<Migration>('Migration')).items.filter((m) => m.spec?.targetNode === key.name);
       // The VMs must be as new as the node, and as the Migrations onto it that were applied:
       // applying one re-binds its VM in the same batch, without writing the target node.
       const need = Math.max(rv, ...migs
-        .filter((m) => m.spec?.targetNode === key.name && m.metadata.annotations?.[MIGRATION_APPLIED] === 'true')
+        .filter((m) => m.metadata.annotations?.[MIGRATION_APPLIED] === 'true')
         .map((m) => Number(m.metadata.resourceVersion)));
       const vnsFresh = index.revision() >= need;
       const prev = waited.get(key.name);

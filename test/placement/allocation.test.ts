@@ -75,6 +75,8 @@ describe('placement/allocation over the informer caches', function () {
       const migs = cache.list<Migration>('Migration');
       const got = Object.fromEntries(['blade1', 'blade2'].map((n) => [n, index.allocation(n, migs).vms]));
       assert.deepEqual(got, await truth());
+      // The same from the index's own Migrations onto each node.
+      assert.deepEqual(Object.fromEntries(['blade1', 'blade2'].map((n) => [n, index.allocation(n).vms])), got);
       return got;
     };
     assert.deepEqual(await seen(), { blade1: 0, blade2: 0 });
@@ -233,5 +235,44 @@ describe('placement/allocation over the informer caches', function () {
     await caughtUp();
     assert.equal(await ctl.reconcile(pnRef('blade2'), ctx()), undefined);
     assert.deepEqual(await allocated(), one);
+  });
+  it('checks a node at rest without listing the Migrations, and counts only those onto it', async () => {
+    const ctl = allocationController(cache);
+    cache.start();
+    await cache.waitForSync();
+    for (const n of ['blade1', 'blade2']) await store.create(physicalNode(n, 8, 8192));
+    for (let i = 0; i < 3; i++) await store.create(virtualNode(vc, i));
+    await bind(0, 'blade1');
+    await bind(1, 'blade1');
+    await bind(2, 'blade2');
+    // Many Migrations onto blade2 (a drain's), none onto blade1.
+    for (let i = 0; i < 50; i++) {
+      await store.create<Migration>({
+        apiVersion: API_VERSION, kind: 'Migration', metadata: { name: `m${i}`, namespace: 'default' },
+        spec: { virtualNode: `s-${i % 2}`, targetNode: 'blade2' },
+      });
+    }
+    await caughtUp();
+    let migrationLists = 0;
+    const counting = new Proxy(cache, {
+      get(target, prop) {
+        if (prop === 'list') {
+          return (kind: string, opts?: unknown) => {
+            if (kind === 'Migration') migrationLists++;
+            return target.list(kind, opts as never);
+          };
+        }
+        const v: unknown = Reflect.get(target, prop, target);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const c: ReconcileContext = { ...ctx(), cache: counting };
+    for (const n of ['blade1', 'blade2']) await ctl.reconcile(pnRef(n), c);
+    await caughtUp();
+    for (const n of ['blade1', 'blade2']) assert.equal(await ctl.reconcile(pnRef(n), c), undefined);
+    const allocated = async (n: string) => (await store.get<PhysicalNode>(pnRef(n))).status?.allocated?.vms;
+    assert.deepEqual({ blade1: await allocated('blade1'), blade2: await allocated('blade2') }, { blade1: 2, blade2: 1 + 50 },
+      'blade2 holds its VM and the 50 reservations');
+    assert.equal(migrationLists, 0, 'no reconcile listed every Migration of the cache');
   });
 });

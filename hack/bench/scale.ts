@@ -8,7 +8,8 @@
 // `vcctl drain` of a tenth of the nodes and the time until every Migration Succeeded; a delete of
 // every VC and the time until no VirtualNode is left. Last line as issue 25 asks.
 //
-// usage: hack/bench-scale [--sizes 100:1000,1000:10000] [--drain-fraction 0.1] [--etcd-dir /dev/shm] [--until-running] [--lease-ttl 60] [--wait-limit 20]
+// usage: hack/bench-scale [--sizes 100:1000,1000:10000] [--drain-fraction 0.1] [--etcd-dir /dev/shm] [--until-running] [--no-drain] [--lease-ttl 60] [--wait-limit 20]
+// (--no-drain: the delete right after all Running, no drain: to profile the delete alone.)
 // (--wait-limit: minutes each wait (Placed, Running, the migrations, the drain, the delete) may take before the size fails; --lease-ttl: vc-manager's leadership lease, default 60 s here, 15 s in vc-manager: with 15 s a
 // manager starved of CPU on this loaded machine lost its lease mid-run, and each new term hooks
 // every controller again over every cached object; the bench prints how often it was lost.)
@@ -43,7 +44,7 @@ interface Result extends Size {
   milestones: Map<string, number>;
   /** Times vc-manager lost its leadership (its lease not renewed in time) until Running, and over the whole size. */
   lostUntilRunning: number; leadershipLost: number;
-  /** Undefined with --until-running. */
+  /** Undefined with --until-running (the drain's also with --no-drain). */
   drained?: number; migrations?: number; drainMs?: number; deleteMs?: number;
 }
 
@@ -263,7 +264,7 @@ class Follower<T extends VirtualNode | Migration | PhysicalNode | VirtualCluster
 
 const isRunning = (vn: VirtualNode): boolean => vn.status?.phase === 'Running' && vn.status.host === vn.spec?.physicalNode;
 
-async function run(size: Size, drainFraction: number, work: string, etcdDir: string, untilRunning: boolean, leaseTtl: number, limit: number): Promise<Result> {
+async function run(size: Size, drainFraction: number, work: string, etcdDir: string, untilRunning: boolean, noDrain: boolean, leaseTtl: number, limit: number): Promise<Result> {
   let leadershipLost = 0;
   const vcs = size.vms / VMS_PER_VC;
   const nodesFile = join(work, `nodes-${size.nodes}.yaml`);
@@ -354,46 +355,14 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
       return { ...measured, rssMiB, leadershipLost };
     }
 
-    // Drain: a tenth of the nodes, a few `vcctl drain` at a time.
-    const migs = await Follower.start<Migration>(store, 'Migration', NS);
-    followers.push(migs);
-    const drained = Math.max(1, Math.round(size.nodes * drainFraction));
-    const t1 = performance.now();
-    const drainedNames = Array.from({ length: drained }, (_, i) => `sim${i + 1}`);
-    // Cordoned together first, so that no drain picks another drained node as a target.
-    await vcctl(['cordon', ...drainedNames], etcd.url);
-    const queue = [...drainedNames];
-    // Two at a time; a drain whose reservation lost a race with the other (Conflict) runs again.
-    await Promise.all(Array.from({ length: 2 }, async () => {
-      for (let n = queue.shift(); n; n = queue.shift()) {
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await vcctl(['drain', n], etcd.url);
-            break;
-          } catch (err) {
-            if (attempt >= 10 || !/was modified/.test((err as Error).message)) throw err;
-          }
-        }
-      }
-    }));
-    const drainedSet = new Set(drainedNames);
-    const moved = (m: Map<string, VirtualNode>) => [...m.values()].every((vn) => !drainedSet.has(vn.spec?.physicalNode ?? '') && isRunning(vn));
-    const succeeded = (m: Map<string, Migration>) => [...m.values()].every((x) => x.status?.phase === 'Succeeded' || x.status?.phase === 'Failed');
-    await migs.until('migrations', (m) => succeeded(m), manager, limit,
-      () => `${[...migs.objects.values()].filter((x) => x.status?.phase === 'Succeeded').length} of ${migs.objects.size} Succeeded (${state})`);
-    const failed = [...migs.objects.values()].filter((x) => x.status?.phase === 'Failed');
-    if (failed.length) throw new Error(`${failed.length} migrations Failed, e.g. ${failed[0]!.metadata.name}: ${failed[0]!.status?.message}`);
-    await vns.until('drained', moved, manager, limit, () => `${count((vn) => drainedSet.has(vn.spec?.physicalNode ?? ''))} still on drained nodes (${state})`);
-    const drainMs = performance.now() - t1;
-    const migrations = migs.objects.size;
-
+    const drain = noDrain ? undefined : await drainNodes(store, etcd.url, size, drainFraction, vns, followers, manager, limit, () => state);
     const t2 = performance.now();
     await vcctl(['delete', 'virtualcluster', '--all', '-n', NS], etcd.url);
     await vns.until('deleted', (m) => m.size === 0, manager, limit, () => `${vns.objects.size} VirtualNodes left (${state})`);
     const deleteMs = performance.now() - t2;
     const rssMiB = peakRssMiB(manager.pid!);
     await store.close();
-    return { ...measured, rssMiB, drained, migrations, drainMs, deleteMs, leadershipLost };
+    return { ...measured, rssMiB, ...drain, deleteMs, leadershipLost };
   } finally {
     for (const f of followers) f.stop();
     if (manager && manager.exitCode === null) {
@@ -403,6 +372,49 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     }
     await etcd.stop();
   }
+}
+
+/**
+ * A drain of a tenth (drainFraction) of the nodes, a few `vcctl drain` at a time, and the time
+ * until every Migration Succeeded and every VM runs off the drained nodes.
+ */
+async function drainNodes(
+  store: Store, url: string, size: Size, drainFraction: number, vns: Follower<VirtualNode>, followers: { stop(): void }[],
+  manager: ChildProcess, limit: number, state: () => string,
+): Promise<{ drained: number; migrations: number; drainMs: number }> {
+  const count = (f: (vn: VirtualNode) => boolean) => [...vns.objects.values()].filter(f).length;
+  const migs = await Follower.start<Migration>(store, 'Migration', NS);
+  followers.push(migs);
+  const drained = Math.max(1, Math.round(size.nodes * drainFraction));
+  const t1 = performance.now();
+  const drainedNames = Array.from({ length: drained }, (_, i) => `sim${i + 1}`);
+  // Cordoned together first, so that no drain picks another drained node as a target.
+  await vcctl(['cordon', ...drainedNames], url);
+  const queue = [...drainedNames];
+  // Two at a time; a drain whose reservation lost a race with the other (Conflict) runs again.
+  await Promise.all(Array.from({ length: 2 }, async () => {
+    for (let n = queue.shift(); n; n = queue.shift()) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await vcctl(['drain', n], url);
+          break;
+        } catch (err) {
+          if (attempt >= 10 || !/was modified/.test((err as Error).message)) throw err;
+        }
+      }
+    }
+  }));
+  const drainedSet = new Set(drainedNames);
+  const moved = (m: Map<string, VirtualNode>) => [...m.values()].every((vn) => !drainedSet.has(vn.spec?.physicalNode ?? '') && isRunning(vn));
+  const succeeded = (m: Map<string, Migration>) => [...m.values()].every((x) => x.status?.phase === 'Succeeded' || x.status?.phase === 'Failed');
+  await migs.until('migrations', (m) => succeeded(m), manager, limit,
+    () => `${[...migs.objects.values()].filter((x) => x.status?.phase === 'Succeeded').length} of ${migs.objects.size} Succeeded (${state()})`);
+  const failed = [...migs.objects.values()].filter((x) => x.status?.phase === 'Failed');
+  if (failed.length) throw new Error(`${failed.length} migrations Failed, e.g. ${failed[0]!.metadata.name}: ${failed[0]!.status?.message}`);
+  await vns.until('drained', moved, manager, limit, () => `${count((vn) => drainedSet.has(vn.spec?.physicalNode ?? ''))} still on drained nodes (${state()})`);
+  const drainMs = performance.now() - t1;
+  const migrations = migs.objects.size;
+  return { drained, migrations, drainMs };
 }
 
 function parseSizes(text: string): Size[] {
@@ -423,7 +435,7 @@ function perVm(m: Map<string, number>, vms: number): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100:1000,1000:10000' }, 'drain-fraction': { type: 'string', default: '0.1' }, 'etcd-dir': { type: 'string', default: '/dev/shm' }, 'until-running': { type: 'boolean', default: false }, 'lease-ttl': { type: 'string', default: '60' }, 'wait-limit': { type: 'string', default: '20' } } });
+  const { values } = parseArgs({ options: { sizes: { type: 'string', default: '100:1000,1000:10000' }, 'drain-fraction': { type: 'string', default: '0.1' }, 'etcd-dir': { type: 'string', default: '/dev/shm' }, 'until-running': { type: 'boolean', default: false }, 'no-drain': { type: 'boolean', default: false }, 'lease-ttl': { type: 'string', default: '60' }, 'wait-limit': { type: 'string', default: '20' } } });
   const waitLimitMin = Number(values['wait-limit']);
   if (!(waitLimitMin > 0)) throw new Error(`--wait-limit: minutes, more than 0, got ${values['wait-limit']}`);
   const leaseTtl = Number(values['lease-ttl']);
@@ -435,12 +447,12 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   try {
     for (const size of sizes) {
-      const r = await run(size, drainFraction, work, values['etcd-dir'], values['until-running'], leaseTtl, waitLimitMin * 60_000);
+      const r = await run(size, drainFraction, work, values['etcd-dir'], values['until-running'], values['no-drain'], leaseTtl, waitLimitMin * 60_000);
       results.push(r);
       process.stdout.write(`${r.nodes} sim nodes, ${r.vms} VMs (${r.vms / VMS_PER_VC} VCs): apply ${s(r.applyMs)} s; all Placed ${s(r.placedMs)} s; all Running ${s(r.runningMs)} s; ` +
         `vc-manager ${r.cpuS.toFixed(1)} CPU s until Running, peak RSS ${r.rssMiB.toFixed(0)} MiB; etcd requests ${r.etcdRequests} (WAL fsync mean ${r.fsyncMs.toFixed(2)} ms)` +
-        (r.drainMs === undefined ? ' (--until-running: no drain, no delete)\n'
-          : `; drain of ${r.drained} nodes (${r.migrations} migrations) ${s(r.drainMs)} s; delete of everything ${s(r.deleteMs!)} s\n`));
+        (r.deleteMs === undefined ? ' (--until-running: no drain, no delete)\n'
+          : `${r.drainMs === undefined ? '; no drain (--no-drain)' : `; drain of ${r.drained} nodes (${r.migrations} migrations) ${s(r.drainMs)} s`}; delete of everything ${s(r.deleteMs)} s\n`));
       process.stdout.write(`  vc-manager lost its leadership ${r.lostUntilRunning} times until all Running, ${r.leadershipLost} in all (--lease-ttl ${leaseTtl} s)\n`);
       process.stdout.write(`  every VC ${[...r.milestones].map(([k, v]) => `${k} ${s(v)} s`).join(', ') || '(no StorageReady/NetworkReady milestone seen)'} after apply\n`);
       process.stdout.write(`  etcd requests per VM until Running, by method: ${perVm(r.byMethod, r.vms)}\n`);
@@ -456,7 +468,8 @@ async function main(): Promise<void> {
     const g = (a: number, b: number): string => `x${(b / a).toFixed(2)}`;
     process.stdout.write(`growth ${small.vms} -> ${big.vms} VMs (work x${(big.vms / small.vms).toFixed(1)}): apply ${g(small.applyMs, big.applyMs)}, Placed ${g(small.placedMs, big.placedMs)}, ` +
       `Running ${g(small.runningMs, big.runningMs)}, CPU ${g(small.cpuS, big.cpuS)}, etcd requests ${g(small.etcdRequests, big.etcdRequests)}` +
-      (small.drainMs !== undefined && big.drainMs !== undefined ? `, drain ${g(small.drainMs, big.drainMs)}, delete ${g(small.deleteMs!, big.deleteMs!)}` : '') + '\n');
+      (small.drainMs !== undefined && big.drainMs !== undefined ? `, drain ${g(small.drainMs, big.drainMs)}` : '') +
+      (small.deleteMs !== undefined && big.deleteMs !== undefined ? `, delete ${g(small.deleteMs, big.deleteMs)}` : '') + '\n');
   }
   process.stdout.write(`scale: ${big.vms} VMs Running in ${s(big.runningMs)} s (${small.vms} VMs in ${s(small.runningMs)} s at the small size, ` +
     `growth ${(big.runningMs / small.runningMs).toFixed(1)}x), peak RSS ${big.rssMiB.toFixed(0)} MiB\n`);

@@ -206,4 +206,97 @@ describe('XenDriver migration failures on these nodes (xl migrate over our pinne
     const known = await execOk(a.transport, ['cat', `${RUN_ROOT}/known_hosts.${b.migrationAddress}`]);
     assert.equal(known.trim().split(/\s+/).slice(0, 3).join(' '), `${b.migrationAddress} ${tb!.nodes[1]!.hostKey}`);
   });
+
+  /**
+   * The forced command on a target, for the next two cases: xl migrate-receive, but its "ready"
+   * (the whole domain arrived) is held until it has been SIGKILLed, so the source's xl passes its
+   * point of no return (renames its copy <name>--migratedaway) with nobody to hand over to.
+   * `destroyCopy`: its complete incoming copy is destroyed too (a target that lost it), and the
+   * channel is then held open until the source's side ends it (xl on the source waits for the
+   * target's report until it is killed; its ssh then closes the stream).
+   */
+  const strandingReceiver = (destroyCopy: boolean): string => `#!/bin/sh
+exec 4<&0
+f=/tmp/vl-recv.fifo; rm -f "$f"; mkfifo "$f"
+xl migrate-receive <&4 > "$f" &
+pid=$!
+exec 3< "$f"; rm -f "$f"
+dd bs=1 count=54 <&3 2>/dev/null
+dd bs=1 count=34 of=/tmp/vl-ready <&3 2>/dev/null
+kill -9 $pid
+${destroyCopy ? `xl destroy ${name}--incoming
+echo $$ > /tmp/vl-recv.pid
+cat /tmp/vl-ready
+exec cat > /dev/null` : 'cat /tmp/vl-ready'}
+`;
+  const installReceiver = async (d: XenDriver, script: string): Promise<void> => {
+    await d.transport.writeFile(d.receiveScript, script);
+    await execOk(d.transport, ['chmod', '755', d.receiveScript]);
+  };
+  /** Exactly one copy runs, on `on`, sampled 5 times a second apart; nothing under xl's migration names on either node. */
+  const oneCopyOn = async (on: XenDriver): Promise<number> => {
+    const { a, b } = pair!;
+    let domid: number | undefined;
+    for (let i = 0; i < 5; i++) {
+      const seen = (await Promise.all([a, b].map(async (d) => ((await d.list()).filter((x) => x.name === name && x.state === 'running').map(() => d.node))))).flat();
+      assert.deepEqual(seen, [on.node], `sample ${i}: running copies`);
+      domid ??= (await on.get(name))?.pid;
+      assert.equal((await on.get(name))?.pid, domid, 'the same domain throughout');
+      await sleep(1000);
+    }
+    for (const d of [a, b]) {
+      const table = await execOk(d.transport, ['xl', 'list']);
+      assert.doesNotMatch(table, /--(migratedaway|incoming)\b/, `${d.node}: ${table}`);
+    }
+    return domid!;
+  };
+  /** The guest's kernel answers on its console (it runs, not merely listed): sysrq h prints its help there. */
+  const answers = async (d: XenDriver): Promise<void> => {
+    const from = (await d.readConsole(name)).nextOffset;
+    await execOk(d.transport, ['xl', 'sysrq', name, 'h']);
+    await until(`${name} answers sysrq on ${d.node}`, async () => /show-memory-usage/.test((await d.readConsole(name, { fromOffset: from })).text), 120_000);
+  };
+
+  it('xl migrate dies past its point of no return, the target holding the whole domain (its xl migrate-receive killed): it runs there, memory kept', async () => {
+    const { a, b } = pair!;
+    const prepared = await a.prepareMigration(name, b);
+    await installReceiver(b, strandingReceiver(false));
+    try {
+      // the old driver reported "xl resumes it on blade1" and destroyed the target's complete copy:
+      // the source's stayed suspended, no copy ran
+      const r = await prepared.run();
+      assert.ok(r.totalMs > 0);
+      assert.match(a.lastMigrationLines!.text(), /Migration failed during final handshake/, 'xl passed its point of no return and failed');
+    } finally {
+      await installReceiver(b, XEN_MIGRATE_RECEIVE_SCRIPT);
+    }
+    await oneCopyOn(b);
+    assert.doesNotMatch((await b.readConsole(name)).text, /Linux version/, 'not booted again: the migrated domain resumed');
+    await answers(b);
+    assert.equal(await a.get(name), undefined, 'nothing of it left on the source');
+  });
+
+  it('xl migrate SIGKILLed past its point of no return, the target without a copy: the source\'s suspended copy is resumed (xl save -c), memory kept, and the migration fails saying so', async () => {
+    const { a, b } = pair!;
+    const before = (await b.get(name))?.pid;
+    assert.ok(before !== undefined, 'the previous case left the domain running on blade2');
+    const prepared = await b.prepareMigration(name, a);
+    await installReceiver(a, strandingReceiver(true));
+    try {
+      const outcome = prepared.run().then(() => undefined, (e: Error) => e);
+      await until('the source renamed its copy --migratedaway', async () => (await b.transport.exec(['xl', 'domid', `${name}--migratedaway`])).code === 0, 900_000);
+      const pids = (await b.transport.exec(['pgrep', '-f', '^\\S*xl -vvv migrate -s '])).stdout.split('\n').filter(Boolean);
+      assert.equal(pids.length, 1, 'one xl migrate on the source');
+      await b.transport.exec(['kill', '-KILL', ...pids]);
+      const err = await outcome;
+      assert.ok(err instanceof MigrationFailedError, String(err));
+      assert.match(err.message, /point of no return .*blade1 had no complete copy \(its leftovers were removed\): the suspended copy was resumed on blade2 \(xl save -c\), its memory state kept/);
+    } finally {
+      await a.transport.exec(['sh', '-c', 'kill $(cat /tmp/vl-recv.pid) 2>/dev/null; rm -f /tmp/vl-recv.pid']);
+      await installReceiver(a, XEN_MIGRATE_RECEIVE_SCRIPT);
+    }
+    assert.equal(await oneCopyOn(b), before, 'the same domain, resumed, not started again');
+    await answers(b);
+    assert.equal(await a.get(name), undefined, 'nothing of it left on the target');
+  });
 });

@@ -441,6 +441,11 @@ const INCOMING = '.incoming';
  * paused): xl died past its point of no return, the copy is suspended; settleMigration settles it.
  */
 export const STRANDED = 'migratedaway';
+/**
+ * DomainInfo.detail of a domain an `xl migrate` suspended (its `.migrating` marker kept) and died
+ * before renaming, before its point of no return (state paused); settleMigration resumes it here.
+ */
+export const STRANDED_SUSPENDED = 'migrating-suspended';
 
 /** flock's exit code when another `xl create` of the same domain holds its lock. */
 const CREATE_LOCKED = 75;
@@ -547,6 +552,10 @@ export class XenDriver implements HypervisorDriver {
       // <name>--migratedaway with no xl migrate of it left: stranded past xl's point of no return
       // (suspended, not migrating any more): settleMigration decides where the VM runs
       for (const d of away) if (!outgoing.some((o) => o.name === d.name)) Object.assign(d, { state: 'paused', detail: STRANDED });
+      // suspended (`s`) by an xl migrate that died before renaming it, its marker kept: stranded too
+      for (const d of live) {
+        if (d.state === 'shutoff' && d.pid !== undefined && d.detail?.includes('s') && markers.includes(d.name) && !outgoing.some((o) => o.name === d.name)) Object.assign(d, { state: 'paused', detail: STRANDED_SUSPENDED });
+      }
     }
     const names = new Set(live.map((d) => d.name));
     const off = files.filter((f) => f.endsWith('.cfg'))
@@ -913,9 +922,13 @@ export class XenDriver implements HypervisorDriver {
     if (!(target instanceof XenDriver)) throw new HypervisorError(`cannot settle a migration of ${name} from Xen to a ${target.kind} node`);
     if (this.outgoing.has(name)) return undefined;
     const mine = await this.get(name);
-    if (mine?.state !== 'paused' || mine.detail !== STRANDED) return undefined;
-    const away = `${name}--migratedaway`;
-    const what = `xl migrate ended past its point of no return (${name} renamed ${away} on ${this.node}, suspended)`;
+    const renamed = mine?.state === 'paused' && mine.detail === STRANDED;
+    if (!renamed && !(mine?.state === 'paused' && mine.detail === STRANDED_SUSPENDED)) return undefined;
+    // before the rename the target never got xl's go: its copy is not trusted, ours is resumed
+    const away = renamed ? `${name}--migratedaway` : name;
+    const what = renamed
+      ? `xl migrate ended past its point of no return (${name} renamed ${away} on ${this.node}, suspended)`
+      : `xl migrate ended before its point of no return, ${name} left suspended on ${this.node}`;
     const cfgRead = await this.transport.exec(['cat', '--', this.configPath(name)]);
     const cfg = cfgRead.code === 0 ? cfgRead.stdout : undefined;
     let there = await target.get(name);
@@ -923,7 +936,7 @@ export class XenDriver implements HypervisorDriver {
       await target.receiversEnded();
       there = await target.get(name);
     }
-    if (there && there.state !== 'shutoff') {
+    if (renamed && there && there.state !== 'shutoff') {
       if (there.state === 'incoming') {
         const r = await target.transport.exec(['xl', 'rename', `${name}--incoming`, name], { timeoutMs: 120_000 });
         if (r.code !== 0) throw new HypervisorError(`${what}: renaming the complete copy ${name}--incoming on ${target.node} failed: ${r.stderr.trim()}`);
@@ -941,15 +954,15 @@ export class XenDriver implements HypervisorDriver {
     await execOk(this.transport, ['mkdir', '-p', this.saveDir]);
     const c = await this.transport.exec(['xl', 'save', '-c', away, file], { timeoutMs: 600_000 });
     await this.transport.exec(['rm', '-f', '--', file]);
-    const renamed = c.code === 0 && (await this.transport.exec(['xl', 'rename', away, name], { timeoutMs: 120_000 })).code === 0;
+    const back = c.code === 0 && (!renamed || (await this.transport.exec(['xl', 'rename', away, name], { timeoutMs: 120_000 })).code === 0);
     await this.transport.exec(['rm', '-f', '--', this.migratingMarker(name)]);
-    const nowHere = renamed ? await this.get(name) : undefined;
-    const lost = `${target.node} had no complete copy (its leftovers were removed)`;
+    const nowHere = back ? await this.get(name) : undefined;
+    const lost = renamed ? `${target.node} had no complete copy (its leftovers were removed)` : `its copy on ${target.node} was removed`;
     if (nowHere?.state === 'running') {
       return { runsOn: this.node, movedToTarget: false, memoryKept: true, message: `${what}; ${lost}: the suspended copy was resumed on ${this.node} (xl save -c), its memory state kept` };
     }
     const why = c.code !== 0 ? `xl save -c failed: ${c.stderr.trim().split('\n').slice(-3).join(' | ')}` : `it did not run after xl save -c (${nowHere?.state ?? 'not listed'})`;
-    await this.transport.exec(['xl', 'destroy', renamed ? name : away], { timeoutMs: 120_000 });
+    await this.transport.exec(['xl', 'destroy', back ? name : away], { timeoutMs: 120_000 });
     if (cfg === undefined) {
       return { runsOn: undefined, movedToTarget: false, memoryKept: false, message: `${what}; ${lost}; the suspended copy could not be resumed (${why}) and was destroyed; no configuration of it is left on ${this.node} to start it again from` };
     }

@@ -86,8 +86,9 @@ function settler(d: HypervisorDriver | undefined): MigrationSettler | undefined 
 function sourceMigrationState(d: DomainInfo | undefined): SourceMigrationState {
   if (!d) return 'none';
   if (d.state === 'migrating') return 'active';
-  // Xen's <name>--migratedaway with no xl migrate left (xen-driver.ts STRANDED)
-  if (d.state === 'paused' && d.detail === 'migratedaway') return 'stranded';
+  // Xen's <name>--migratedaway with no xl migrate left, or its copy suspended by an xl migrate
+  // that died before renaming it (xen-driver.ts STRANDED, STRANDED_SUSPENDED)
+  if (d.state === 'paused' && (d.detail === 'migratedaway' || d.detail === 'migrating-suspended')) return 'stranded';
   if (d.state === 'paused' && d.detail === 'postmigrate') return 'completed';
   return 'none';
 }

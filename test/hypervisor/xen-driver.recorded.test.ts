@@ -368,10 +368,10 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     const table = (name: string, letters: string): string => `${LIST_TABLE.split('\n')[0]}\n${name.padEnd(44)} 7   256     1     ${letters}       1.2\n`;
 
     /** The source: our copy listed under `xlName` until xl renames it (xl rename/save answered here); `xlMigrate` the spawned xl's result. */
-    function source(opts: { save?: number; stranded?: boolean; xlRunning?: number } = {}): { t: RecordingTransport; d: XenDriver } {
+    function source(opts: { save?: number; stranded?: boolean; suspended?: boolean; xlRunning?: number } = {}): { t: RecordingTransport; d: XenDriver } {
       const { t, d } = xenNode('blade1');
       let xlName = opts.stranded ? AWAY : NAME;
-      let letters = opts.stranded ? '---ss-' : '-b----';
+      let letters = opts.stranded || opts.suspended ? '---ss-' : '-b----';
       let cfgKept = true;
       // an xl migrate of it still running (ps), the first `xlRunning` times asked
       if (opts.xlRunning) t.answer(['ps', '-eo', 'pid=,args='], ok(`  812 /usr/lib/xen-4.17/bin/xl -vvv migrate -s ssh -i /k -l root ${NAME} blade2.example\n`), opts.xlRunning);
@@ -447,6 +447,18 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
       assert.deepEqual(xl.slice(0, 2), [['xl', 'save', '-c', AWAY, `/var/lib/xen/${NAME}.settle`], ['xl', 'destroy', AWAY]]);
       assert.deepEqual(xl[2]!.slice(0, 5), ['flock', '-n', '-E', '75', `${RUN}/${NAME}.cfg.lock`]);
       assert.deepEqual(xl[2]!.slice(-3), configDiskPaths(cfg), 'its disks from the configuration it ran with');
+      assert.equal((await a.d.get(NAME))?.state, 'running');
+    });
+
+    it('xl died before its point of no return, our copy suspended under its own name (marker kept): listed stranded, resumed here by xl save -c, the target\'s copy never trusted', async () => {
+      const a = source({ suspended: true });
+      const b = target(true);
+      assert.deepEqual(await a.d.get(NAME), { name: NAME, state: 'paused', detail: 'migrating-suspended', pid: 7, vcpus: 1, memoryMiB: 256 });
+      const s = await a.d.settleMigration(NAME, b.d);
+      assert.deepEqual({ ...s, message: undefined }, { runsOn: 'blade1', movedToTarget: false, memoryKept: true, message: undefined });
+      assert.match(s!.message, /before its point of no return, default\.stripes-0 left suspended on blade1; its copy on blade2 was removed: the suspended copy was resumed on blade1 \(xl save -c\)/);
+      assert.deepEqual(b.t.commands.filter((c) => c[0] === 'xl' && ['rename', 'unpause', 'destroy'].includes(c[1]!)), [['xl', 'destroy', `${NAME}--incoming`]]);
+      assert.deepEqual(a.t.commands.filter((c) => c[0] === 'xl' && ['destroy', 'save', 'rename'].includes(c[1]!)), [['xl', 'save', '-c', NAME, `/var/lib/xen/${NAME}.settle`]]);
       assert.equal((await a.d.get(NAME))?.state, 'running');
     });
 

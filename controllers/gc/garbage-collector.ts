@@ -30,24 +30,52 @@ function refOf(o: ApiObject): ObjectRef {
     : { kind: o.kind, name: o.metadata.name };
 }
 
+/** How many owner uids GoneOwners remembers (the oldest are forgotten first). */
+const GONE_OWNERS_MAX = 10_000;
+
+/**
+ * Owner uids the store confirmed gone. A uid is never used again (an object made anew under the
+ * same name has another), so once the store said an owner with that uid is gone, its other
+ * dependents need not ask again: a VirtualCluster deleted in the background left its 4 VMs, its
+ * volumes and Migrations each reading it from the store before being deleted (hack/bench-scale,
+ * 3,000 VMs: the collector's store round trips paced the delete's last phase).
+ */
+export class GoneOwners {
+  private readonly uids = new Set<string>();
+  constructor(private readonly max = GONE_OWNERS_MAX) {}
+
+  has(uid: string): boolean {
+    return this.uids.has(uid);
+  }
+
+  add(uid: string): void {
+    if (this.uids.has(uid)) return;
+    if (this.uids.size >= this.max) this.uids.delete(this.uids.values().next().value as string);
+    this.uids.add(uid);
+  }
+}
+
 /** Whether the owner a reference names exists with that uid; the store has the last word. */
-async function ownerOf(store: Store, cache: SharedCache, dep: ApiObject, i: number): Promise<ApiObject | undefined> {
+async function ownerOf(store: Store, cache: SharedCache, gone: GoneOwners, dep: ApiObject, i: number): Promise<ApiObject | undefined> {
   const r = (dep.metadata.ownerReferences ?? [])[i];
   if (!r) return undefined;
+  if (gone.has(r.uid)) return undefined;
   const target = ownerRefTarget(r, dep);
   const cached = cache.kinds().includes(r.kind) ? cache.get(target) : undefined;
   if (cached?.metadata.uid === r.uid) return cached;
   const live = await store.tryGet(target);
-  return live?.metadata.uid === r.uid ? live : undefined;
+  if (live?.metadata.uid === r.uid) return live;
+  gone.add(r.uid);
+  return undefined;
 }
 
-async function reconcileDependent(obj: ApiObject, ctx: ReconcileContext, cache: SharedCache): Promise<void> {
+async function reconcileDependent(obj: ApiObject, ctx: ReconcileContext, cache: SharedCache, gone: GoneOwners): Promise<void> {
   const refs = obj.metadata.ownerReferences ?? [];
   if (refs.length === 0) return;
   const dangling = new Set<string>();
   let foregroundOwner: string | undefined;
   for (let i = 0; i < refs.length; i++) {
-    const owner = await ownerOf(ctx.store, cache, obj, i);
+    const owner = await ownerOf(ctx.store, cache, gone, obj, i);
     const r = refs[i];
     if (!r) continue;
     if (!owner) dangling.add(r.uid);
@@ -115,6 +143,8 @@ function gcSignature(o: ApiObject): unknown {
 
 /** The garbage collector's controllers, one per kind in `kinds`. */
 export function garbageCollectorSpecs(cache: SharedCache, kinds: readonly string[] = GC_KINDS): ControllerSpec[] {
+  // Shared by the kinds: an owner's dependents are of several (a VC's VMs, Volumes, Migrations).
+  const gone = new GoneOwners();
   return kinds.map((kind): ControllerSpec => ({
     name: `${GC_NAME}/${kind.toLowerCase()}`,
     forKind: kind,
@@ -150,7 +180,7 @@ export function garbageCollectorSpecs(cache: SharedCache, kinds: readonly string
         if (r) return r;
       }
       // Owners are confirmed against the store before anything is deleted (ownerOf).
-      await reconcileDependent(cached, ctx, cache);
+      await reconcileDependent(cached, ctx, cache, gone);
       return undefined;
     },
   }));

@@ -211,11 +211,12 @@ describe('XenDriver migration failures on these nodes (xl migrate over our pinne
    * The forced command on a target, for the next two cases: xl migrate-receive, but its "ready"
    * (the whole domain arrived) is held until it has been SIGKILLed, so the source's xl passes its
    * point of no return (renames its copy <name>--migratedaway) with nobody to hand over to.
-   * `destroyCopy`: its complete incoming copy is destroyed too (a target that lost it), and the
+   * `destroy`: its complete incoming copy is destroyed too (a target that lost it), and the
    * channel is then held open until the source's side ends it (xl on the source waits for the
-   * target's report until it is killed; its ssh then closes the stream).
+   * target's report until it is killed; its ssh then closes the stream). `hold`: the "ready" is
+   * never sent (xl on the source, its copy suspended and not renamed, waits until it is killed).
    */
-  const strandingReceiver = (destroyCopy: boolean): string => `#!/bin/sh
+  const strandingReceiver = (mode: 'keep' | 'destroy' | 'hold'): string => `#!/bin/sh
 exec 4<&0
 f=/tmp/vl-recv.fifo; rm -f "$f"; mkfifo "$f"
 xl migrate-receive <&4 > "$f" &
@@ -224,10 +225,10 @@ exec 3< "$f"; rm -f "$f"
 dd bs=1 count=54 <&3 2>/dev/null
 dd bs=1 count=34 of=/tmp/vl-ready <&3 2>/dev/null
 kill -9 $pid
-${destroyCopy ? `xl destroy ${name}--incoming
+${mode === 'keep' ? 'cat /tmp/vl-ready' : `${mode === 'destroy' ? `xl destroy ${name}--incoming` : 'touch /tmp/vl-recv.held'}
 echo $$ > /tmp/vl-recv.pid
-cat /tmp/vl-ready
-exec cat > /dev/null` : 'cat /tmp/vl-ready'}
+${mode === 'destroy' ? 'cat /tmp/vl-ready' : ''}
+exec cat > /dev/null`}
 `;
   const installReceiver = async (d: XenDriver, script: string): Promise<void> => {
     await d.transport.writeFile(d.receiveScript, script);
@@ -260,7 +261,7 @@ exec cat > /dev/null` : 'cat /tmp/vl-ready'}
   it('xl migrate dies past its point of no return, the target holding the whole domain (its xl migrate-receive killed): it runs there, memory kept', async () => {
     const { a, b } = pair!;
     const prepared = await a.prepareMigration(name, b);
-    await installReceiver(b, strandingReceiver(false));
+    await installReceiver(b, strandingReceiver('keep'));
     try {
       // the old driver reported "xl resumes it on blade1" and destroyed the target's complete copy:
       // the source's stayed suspended, no copy ran
@@ -281,7 +282,7 @@ exec cat > /dev/null` : 'cat /tmp/vl-ready'}
     const before = (await b.get(name))?.pid;
     assert.ok(before !== undefined, 'the previous case left the domain running on blade2');
     const prepared = await b.prepareMigration(name, a);
-    await installReceiver(a, strandingReceiver(true));
+    await installReceiver(a, strandingReceiver('destroy'));
     try {
       const outcome = prepared.run().then(() => undefined, (e: Error) => e);
       await until('the source renamed its copy --migratedaway', async () => (await b.transport.exec(['xl', 'domid', `${name}--migratedaway`])).code === 0, 900_000);
@@ -293,6 +294,30 @@ exec cat > /dev/null` : 'cat /tmp/vl-ready'}
       assert.match(err.message, /point of no return .*blade1 had no complete copy \(its leftovers were removed\): the suspended copy was resumed on blade2 \(xl save -c\), its memory state kept/);
     } finally {
       await a.transport.exec(['sh', '-c', 'kill $(cat /tmp/vl-recv.pid) 2>/dev/null; rm -f /tmp/vl-recv.pid']);
+      await installReceiver(a, XEN_MIGRATE_RECEIVE_SCRIPT);
+    }
+    assert.equal(await oneCopyOn(b), before, 'the same domain, resumed, not started again');
+    await answers(b);
+    assert.equal(await a.get(name), undefined, 'nothing of it left on the target');
+  });
+  it('xl migrate SIGKILLed before its point of no return, the source\'s copy suspended and not renamed: resumed there (xl save -c), the target\'s copy removed, the migration fails saying so', async () => {
+    const { a, b } = pair!;
+    const before = (await b.get(name))?.pid;
+    assert.ok(before !== undefined, 'the previous case left the domain running on blade2');
+    const prepared = await b.prepareMigration(name, a);
+    await installReceiver(a, strandingReceiver('hold'));
+    try {
+      const outcome = prepared.run().then(() => undefined, (e: Error) => e);
+      // the whole domain arrived on the target; the source's xl waits for its "ready", its copy suspended
+      await until('the target received the whole domain', async () => (await a.transport.exec(['test', '-e', '/tmp/vl-recv.held'])).code === 0, 900_000);
+      const pids = (await b.transport.exec(['pgrep', '-f', '^\\S*xl -vvv migrate -s '])).stdout.split('\n').filter(Boolean);
+      assert.equal(pids.length, 1, 'one xl migrate on the source');
+      await b.transport.exec(['kill', '-KILL', ...pids]);
+      const err = await outcome;
+      assert.ok(err instanceof MigrationFailedError, String(err));
+      assert.match(err.message, /before its point of no return, test\.mig-0 left suspended on blade2; its copy on blade1 was removed: the suspended copy was resumed on blade2 \(xl save -c\), its memory state kept/);
+    } finally {
+      await a.transport.exec(['sh', '-c', 'kill $(cat /tmp/vl-recv.pid) 2>/dev/null; rm -f /tmp/vl-recv.pid /tmp/vl-recv.held']);
       await installReceiver(a, XEN_MIGRATE_RECEIVE_SCRIPT);
     }
     assert.equal(await oneCopyOn(b), before, 'the same domain, resumed, not started again');

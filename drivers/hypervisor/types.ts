@@ -261,6 +261,14 @@ export interface HypervisorDriver {
    * waits paused on the target at the switchover (Xen: `xl migrate -p`, then `xl unpause`).
    */
   readonly pausedSwitchover?: boolean;
+  /**
+   * Optional (Xen): settles a migration of `name` to `target` that the hypervisor's own tool left
+   * stranded, with nothing finishing it: the source's copy listed paused with a STRANDED_DETAILS
+   * detail. Exactly one copy runs afterwards: the target's complete copy (renamed and resumed,
+   * `beforeResume` first), else the source's copy resumed (memory kept) or started again from its
+   * disks (memory lost); the result says which. Undefined when there is nothing to settle here.
+   */
+  settleMigration?(name: string, target: HypervisorDriver, opts?: Pick<MigrateOptions, 'beforeResume'>): Promise<MigrationSettlement | undefined>;
   cancelMigration(name: string): Promise<boolean>;
   /** The guest's console output (ttyS0 / hvc0) from an offset; empty when the domain does not exist. */
   readConsole(name: string, opts?: ConsoleReadOptions): Promise<ConsoleChunk>;
@@ -276,6 +284,25 @@ export interface HypervisorDriver {
    * running. Fails when the domain does not run on this node.
    */
   attachConsole?(name: string, opts?: AttachConsoleOptions): Promise<ConsoleSession>;
+}
+
+/**
+ * DomainInfo.detail of a source's copy (state paused) that a migration left stranded for
+ * settleMigration: Xen's `<name>--migratedaway` that no `xl migrate` sends any more (past xl's point
+ * of no return, suspended), and a copy an `xl migrate` suspended and died before renaming.
+ */
+export const STRANDED_DETAILS = ['migratedaway', 'migrating-suspended'] as const;
+
+/** What settleMigration did with a stranded migration. */
+export interface MigrationSettlement {
+  /** The node the VM runs on now (undefined: nowhere, see message). */
+  runsOn: string | undefined;
+  /** It runs on the target: the migration completed. */
+  movedToTarget: boolean;
+  /** Its memory state survived (false: started again from its disks). */
+  memoryKept: boolean;
+  /** What happened, for the Migration's status. */
+  message: string;
 }
 
 export class HypervisorError extends NamedError {}

@@ -76,19 +76,9 @@ import {
   type ShutdownOptions,
   type ShutdownResult,
   type SuspendResult,
+  STRANDED_DETAILS,
+  type MigrationSettlement,
 } from './types.js';
-
-/** What settleMigration did with a migration xl left past its point of no return. */
-export interface MigrationSettlement {
-  /** The node the VM runs on now (undefined: nowhere, see message). */
-  runsOn: string | undefined;
-  /** It runs on the target: the migration completed. */
-  movedToTarget: boolean;
-  /** Its memory state survived (false: started again from its disks). */
-  memoryKept: boolean;
-  /** What happened, for the Migration's status. */
-  message: string;
-}
 
 export interface XenDriverOptions {
   transport: Transport;
@@ -436,16 +426,8 @@ const MIGRATING = '.migrating';
 /** The marker of a migration to this node, made by prepareMigration (`<runRoot>/<name>.incoming`). */
 const INCOMING = '.incoming';
 
-/**
- * DomainInfo.detail of a source's `<name>--migratedaway` that no `xl migrate` sends any more (state
- * paused): xl died past its point of no return, the copy is suspended; settleMigration settles it.
- */
-export const STRANDED = 'migratedaway';
-/**
- * DomainInfo.detail of a domain an `xl migrate` suspended (its `.migrating` marker kept) and died
- * before renaming, before its point of no return (state paused); settleMigration resumes it here.
- */
-export const STRANDED_SUSPENDED = 'migrating-suspended';
+/** xl's stranded copies in DomainInfo.detail (types.ts STRANDED_DETAILS): past, and before, xl's point of no return. */
+const [STRANDED, STRANDED_SUSPENDED] = STRANDED_DETAILS;
 
 /** flock's exit code when another `xl create` of the same domain holds its lock. */
 const CREATE_LOCKED = 75;

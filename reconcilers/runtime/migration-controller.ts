@@ -17,8 +17,7 @@ import type { Migration, MigrationStatus, PhysicalNode, VirtualCluster, VirtualN
 import type { ObjectRef } from '../../api/store/types.js';
 import { isConditionTrue } from '../../api/conditions.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
-import { SwitchoverError, type DomainInfo, type HypervisorDriver, type MigrationResult, type PreparedMigration } from '../../drivers/hypervisor/types.js';
-import type { MigrationSettlement } from '../../drivers/hypervisor/xen-driver.js';
+import { STRANDED_DETAILS, SwitchoverError, type DomainInfo, type MigrationResult, type MigrationSettlement, type PreparedMigration } from '../../drivers/hypervisor/types.js';
 import { writeStatusOver } from '../../api/status-writer.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { computeAllocation } from '../placement/allocation.js';
@@ -74,21 +73,12 @@ function hostState(d: DomainInfo | undefined): HostDomainState {
   return 'running';
 }
 
-/** Where a driver that can (XenDriver.settleMigration) settles a migration stranded past its point of no return. */
-interface MigrationSettler {
-  settleMigration(name: string, target: HypervisorDriver, opts?: { beforeResume?: () => Promise<void> }): Promise<MigrationSettlement | undefined>;
-}
-
-function settler(d: HypervisorDriver | undefined): MigrationSettler | undefined {
-  return d && typeof (d as Partial<MigrationSettler>).settleMigration === 'function' ? (d as unknown as MigrationSettler) : undefined;
-}
-
 function sourceMigrationState(d: DomainInfo | undefined): SourceMigrationState {
   if (!d) return 'none';
   if (d.state === 'migrating') return 'active';
   // Xen's <name>--migratedaway with no xl migrate left, or its copy suspended by an xl migrate
-  // that died before renaming it (xen-driver.ts STRANDED, STRANDED_SUSPENDED)
-  if (d.state === 'paused' && (d.detail === 'migratedaway' || d.detail === 'migrating-suspended')) return 'stranded';
+  // that died before renaming it
+  if (d.state === 'paused' && (STRANDED_DETAILS as readonly string[]).includes(d.detail ?? '')) return 'stranded';
   if (d.state === 'paused' && d.detail === 'postmigrate') return 'completed';
   return 'none';
 }
@@ -295,15 +285,14 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
       case 'settle': {
         const src = d.action.source;
         const tgt = d.action.target;
-        const drv = settler(srcDrv);
-        if (!drv || !tgtDrv) {
+        if (!srcDrv?.settleMigration || !tgtDrv) {
           await fail(ctx, m, `the migration stopped past its point of no return on ${src} and ${tgtDrv ? `the ${hypervisorName(srcDrv?.kind ?? 'unknown')} driver cannot settle it` : `${tgt} is unknown`}: check both nodes`, 'stranded migration');
           return undefined;
         }
         const volumes = handOver ? deps.volumes! : undefined;
         let s: MigrationSettlement | undefined;
         try {
-          s = await drv.settleMigration(name, tgtDrv, volumes ? { beforeResume: () => handOverRetried(() => volumes.handOver!(vc!, vn!, sourcePn!, target!)) } : {});
+          s = await srcDrv.settleMigration(name, tgtDrv, volumes ? { beforeResume: () => handOverRetried(() => volumes.handOver!(vc!, vn!, sourcePn!, target!)) } : {});
         } catch (err) {
           if (!(err instanceof SwitchoverError)) throw err;
           await recordHost(ctx, vnRef, tgt);

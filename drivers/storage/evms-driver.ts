@@ -29,9 +29,9 @@
 import type { Transport } from '../transport/types.js';
 import { pathsUsage, run } from './file-volumes.js';
 import { LVM_CONFIG, LVM_CONFIG_READ_ONLY, lvm } from './lvm-config.js';
-import { LV_READ_FUNCTIONS, runActivation, SanVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
+import { LV_READ_FUNCTIONS, ORIGIN_SED, ORIGIN_TAG, runActivation, SanVolumes, VolumeGroup, type LvRow } from './lvm-volumes.js';
 import type { NodeActivation, StorageDriver, VolumeInfo, VolumeKey } from './types.js';
-import { ActiveElsewhereError, StorageError } from './types.js';
+import { StorageError } from './types.js';
 
 export interface EvmsDriverOptions {
   /** The volume group on the SAN disk; default `vlsan`. */
@@ -43,9 +43,6 @@ export interface EvmsDriverOptions {
 }
 
 export const DEFAULT_SAN_VG = 'vlsan';
-const ORIGIN_TAG = 'vl.origin=';
-/** sed: the origin's name from one tag per line. */
-const ORIGIN_SED = `s/^ *${ORIGIN_TAG.replace('.', '\\.')}//p`;
 /** The persistent exception store's header magic ("SnAp", little-endian u32). */
 const SNAP_MAGIC = 0x70416e53;
 
@@ -92,9 +89,9 @@ export class EvmsDriver extends SanVolumes implements StorageDriver, NodeActivat
   dmName(key: VolumeKey): string {
     return `vlsnap-${this.lvName(key)}`;
   }
-  private dmPath(key: VolumeKey): string {
-    return `/dev/mapper/${this.dmName(key)}`;
-  }
+  /** An incoming device has the original's size (the LV is the exception store); the store stays mapped on the source until deactivate. */
+  protected readonly incomingSizeMode = 'origin-tag' as const;
+  protected readonly releaseLv = false;
   /** Where the volume lives: its LV (for a snapshot, the LV of its exception store). */
   pathOf(key: VolumeKey): string {
     return this.vg.dev(this.lvName(key));
@@ -203,35 +200,6 @@ export class EvmsDriver extends SanVolumes implements StorageDriver, NodeActivat
   async deactivate(key: VolumeKey, on: Transport): Promise<void> {
     await run(on, `deactivate ${key.name}`, ['sh', '-c', DEACTIVATE_SCRIPT, 'sh', this.vg.vg, this.lvName(key), this.dmName(key), this.recordPath(key), on.host]);
   }
-
-  // --- live migration ----------------------------------------------------------------------
-  // The target's hypervisor opens the disk when the incoming domain is made, long before the
-  // switchover, but the target must not read the exception store while the source still writes
-  // (it would keep a stale exception table and overwrite the source's chunks). So the target gets
-  // the device early with the snapshot's size and an `error` table, and the snapshot table moves
-  // over at the switchover, while both hypervisors keep the device open.
-
-  /** Makes the snapshot's device on `to` (size right, `error` table) for an incoming domain. */
-  async prepareIncoming(key: VolumeKey, to: Transport): Promise<VolumeInfo> {
-    await run(to, `prepare ${key.name} for an incoming domain`, ['sh', '-c', PREPARE_INCOMING_SCRIPT, 'sh', this.vg.vg, this.lvName(key), this.dmName(key)]);
-    return { path: this.dmPath(key), format: 'raw' };
-  }
-
-  /**
-   * At the switchover (the source domain paused): suspends the mapping on `from` (in-flight
-   * writes complete, the exceptions are on the SAN) and swaps an `error` table in there, then
-   * loads the snapshot table on `to` (the exceptions are read from the SAN now) and resumes it;
-   * the record names `to`. `to` must have been prepared (prepareIncoming). Back the other way
-   * if the migration is rolled back. Unmap the source's device with `deactivate` once its domain is gone.
-   */
-  async handOver(key: VolumeKey, from: Transport, to: Transport): Promise<void> {
-    const holder = await this.activeOn(key);
-    // done before (a retry after a lost answer): activate is idempotent there
-    if (holder === to.host) return void (await this.activate(key, to));
-    if (holder !== from.host) throw new ActiveElsewhereError(`cannot hand ${key.name} over from ${from.host}: the record names ${holder ?? 'no node'}`);
-    await run(from, `release ${key.name} at the switchover`, ['sh', '-c', RELEASE_SCRIPT, 'sh', this.dmName(key)]);
-    await this.activate(key, to, { takeOver: true });
-  }
 }
 
 // Activation and deactivation run as one script on the node each (every command is a round trip,
@@ -275,24 +243,6 @@ st=$(dmsetup status "$dm") || exit 1
 case "$st" in *Invalid*|*Overflow*) echo "the snapshot is invalid: $st" >&2; exit 5 ;; esac
 mkdir -p "\${rec%/*}" && echo "$me" > "$rec.tmp" && mv -f "$rec.tmp" "$rec" || exit 1
 echo "/dev/mapper/$dm"
-`;
-
-/** Args: vg lv dm-name. A device of the snapshot's size with an error table (no-op if present). */
-const PREPARE_INCOMING_SCRIPT = `
-vg=$1 lv=$2 dm=$3
-dmsetup info "$dm" >/dev/null 2>&1 && exit 0
-ro="${LVM_CONFIG_READ_ONLY}"
-origin=$(lvs --noheadings -o lv_tags --config "$ro" "$vg/$lv" | tr ',' '\\n' | sed -n '${ORIGIN_SED}')
-[ -n "$origin" ] || { echo "$vg/$lv is not a snapshot" >&2; exit 1; }
-size=$(lvs --noheadings --units s --nosuffix -o lv_size --config "$ro" "$vg/$origin" | tr -d ' ') || exit 1
-dmsetup create "$dm" --table "0 $size error"
-`;
-
-/** Args: dm-name. Suspends (flushes) the snapshot mapping here and puts an error table in its place. */
-const RELEASE_SCRIPT = `
-dm=$1
-size=$(dmsetup table "$dm" | cut -d' ' -f2) || exit 1
-dmsetup suspend "$dm" && dmsetup load "$dm" --table "0 $size error" && dmsetup resume "$dm"
 `;
 
 /**

@@ -80,6 +80,14 @@ export class LvmDriver extends SanVolumes implements StorageDriver, NodeActivati
     return this.vg.dev(this.lvName(key));
   }
 
+  /** A thin snapshot's own mapping, a linear table over LVM's thin LV: the VM's disk, whose table a live migration can swap. */
+  dmName(key: VolumeKey): string {
+    return `vlthin-${this.lvName(key)}`;
+  }
+  /** An external-origin thin LV has its origin's size; at a handover the source unmaps it (and so its pool) before the target maps it. */
+  protected readonly incomingSizeMode = 'lv' as const;
+  protected readonly releaseLv = true;
+
   /**
    * Makes thin snapshot `lv` of `origin` in `pool`, and `pool` first when `makePool` (for an
    * original of the origin's size), in one command on the node (SNAPSHOT_SCRIPT); `dir`: the VC's
@@ -112,7 +120,7 @@ export class LvmDriver extends SanVolumes implements StorageDriver, NodeActivati
       // a pool left by a crash before the snapshot was in place is used again
       await this.makeThin(final, pool, origin, !lvs.has(pool), key.vcDir);
     });
-    return keys.map((k) => ({ path: this.vg.dev(this.lvName(k)), format: 'raw' as const }));
+    return keys.map((k) => ({ path: this.dmPath(k), format: 'raw' as const }));
   }
 
   /**
@@ -139,7 +147,7 @@ export class LvmDriver extends SanVolumes implements StorageDriver, NodeActivati
     await this.vg.removeLv(final);
     if (old && old !== pool) await this.vg.removeLv(old);
     await this.vg.rename(tmp, final);
-    return { path: this.vg.dev(final), format: 'raw' };
+    return { path: this.dmPath(key), format: 'raw' };
   }
 
   /** A thin snapshot has a pool. */
@@ -179,28 +187,32 @@ export class LvmDriver extends SanVolumes implements StorageDriver, NodeActivati
 
   async activate(key: VolumeKey, on: Transport, opts: { takeOver?: boolean } = {}): Promise<VolumeInfo> {
     const lv = this.lvName(key);
-    return runActivation(on, key, `${this.vg.vg}/${lv}`, LVM_SCRIPTS.activate, [this.vg.vg, lv, this.recordPath(key), on.host, opts.takeOver ? '1' : '0']);
+    return runActivation(on, key, `${this.vg.vg}/${lv}`, LVM_SCRIPTS.activate, [this.vg.vg, lv, this.dmName(key), this.recordPath(key), on.host, opts.takeOver ? '1' : '0']);
   }
 
   async deactivate(key: VolumeKey, on: Transport): Promise<void> {
-    await run(on, `deactivate ${key.name}`, ['sh', '-c', LVM_SCRIPTS.deactivate, 'sh', this.vg.vg, this.lvName(key), this.recordPath(key), on.host]);
+    await run(on, `deactivate ${key.name}`, ['sh', '-c', LVM_SCRIPTS.deactivate, 'sh', this.vg.vg, this.lvName(key), this.dmName(key), this.recordPath(key), on.host]);
   }
 }
 
 const RO = LVM_CONFIG_READ_ONLY;
 
 /**
- * Maps a volume here, with read-only metadata. Args: vg lv record-path this-node take-over(0|1).
+ * Maps a volume here, with read-only metadata. Args: vg lv dm-name record-path this-node take-over(0|1).
  * A thin snapshot (it has a pool): refused with exit 4 when the record names another node
- * (without take-over); `-K` maps its pool and the original's read-only layer too; the record then
- * names this node. Other LVs (original, swap): mapped, no record. Exit 3: no such LV. Prints the device.
+ * (without take-over); `-K` maps its pool and the original's read-only layer too, and the
+ * snapshot's own device `dm-name` gets a linear table over the thin LV (loaded into the device an
+ * incoming migration made, or created); the record then names this node; prints that device.
+ * Other LVs (original, swap): mapped, no record; prints LVM's device. Exit 3: no such LV.
  */
 const ACTIVATE_SCRIPT = `
-vg=$1 lv=$2 rec=$3 me=$4 take=$5
+vg=$1 lv=$2 dm=$3 rec=$4 me=$5 take=$6
 ro="${RO}"
 dev=/dev/$vg/$lv
-# mapped here and recorded so: nothing to do (no LVM command)
-[ -b "$dev" ] && [ "$(cat "$rec" 2>/dev/null)" = "$me" ] && { echo "$dev"; exit 0; }
+# mapped here (a linear table, not an incoming device's error table) and recorded so: nothing to do
+case "$(dmsetup table "$dm" 2>/dev/null)" in
+  *" linear "*) [ -b "$dev" ] && [ "$(cat "$rec" 2>/dev/null)" = "$me" ] && { echo "/dev/mapper/$dm"; exit 0; } ;;
+esac
 pool=$(lvs --noheadings -o pool_lv --config "$ro" "$vg/$lv" 2>/dev/null) || { echo "$vg/$lv does not exist" >&2; exit 3; }
 pool=$(echo $pool)
 if [ -z "$pool" ]; then
@@ -213,25 +225,39 @@ if [ -n "$holder" ] && [ "$holder" != "$me" ] && [ "$take" != 1 ]; then echo "it
 # read of it by hand, or by an older usage read, which mapped _tmeta for a moment. Such a mapping
 # is read-only and holds nothing: wait a little, then unmap it and try again.
 try=1
-until out=$(lvchange -ay -K --config "$ro" "$vg/$lv" 2>&1); do
+until [ -b "$dev" ] || out=$(lvchange -ay -K --config "$ro" "$vg/$lv" 2>&1); do
   case "$out" in *"prohibited while"*_t*" is active"*) ;; *) echo "$out" >&2; exit 1 ;; esac
   [ $try -lt 4 ] || { echo "$out" >&2; exit 1; }
   sleep $try
   [ $try -lt 2 ] || lvchange -an --config "$ro" "$vg/\${pool}_tmeta" "$vg/\${pool}_tdata" >/dev/null 2>&1
   try=$((try + 1))
 done
+case "$(dmsetup table "$dm" 2>/dev/null)" in
+  *" linear "*) ;;
+  *)
+    size=$(blockdev --getsz "$dev") || exit 1
+    table="0 $size linear $dev 0"
+    if dmsetup info "$dm" >/dev/null 2>&1; then
+      # an incoming device (prepareIncoming): the linear table replaces its error table
+      dmsetup load "$dm" --table "$table" && dmsetup resume "$dm" || exit 1
+    elif ! dmsetup create "$dm" --table "$table"; then
+      lvchange -an --config "$ro" "$vg/$lv"; exit 1
+    fi ;;
+esac
 mkdir -p "\${rec%/*}" && echo "$me" > "$rec.tmp" && mv -f "$rec.tmp" "$rec" || exit 1
-echo "$dev"
+echo "/dev/mapper/$dm"
 `;
 
 /**
- * Unmaps a volume here (a thin snapshot's pool and the original's layer go with it when nothing
- * else here uses them; its blocks are on the SAN) and clears the record when it names this node.
- * Args: vg lv record-path this-node. Not mapped here: only the record.
+ * Unmaps a volume here: the snapshot's own device first, then LVM's LV (a thin snapshot's pool
+ * and the original's layer go with it when nothing else here uses them; its blocks are on the
+ * SAN); clears the record when it names this node. Args: vg lv dm-name record-path this-node.
+ * Not mapped here: only the record.
  */
 const DEACTIVATE_SCRIPT = `
-vg=$1 lv=$2 rec=$3 me=$4
+vg=$1 lv=$2 dm=$3 rec=$4 me=$5
 ro="${RO}"
+if dmsetup info "$dm" >/dev/null 2>&1; then dmsetup remove --retry "$dm" || exit 1; fi
 if [ -b "/dev/$vg/$lv" ]; then lvchange -an --config "$ro" "$vg/$lv" || exit 1; fi
 [ "$(cat "$rec" 2>/dev/null)" = "$me" ] && rm -f "$rec"
 exit 0

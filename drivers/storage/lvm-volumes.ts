@@ -304,6 +304,51 @@ export abstract class SanVolumes extends LvAndFileVolumes {
     }
   }
 
+  /** The device-mapper name of a snapshot's own mapping: the VM's disk, on the node that runs it. */
+  abstract dmName(key: VolumeKey): string;
+  protected dmPath(key: VolumeKey): string {
+    return `/dev/mapper/${this.dmName(key)}`;
+  }
+  abstract activate(key: VolumeKey, on: Transport, opts?: { takeOver?: boolean }): Promise<VolumeInfo>;
+
+  // --- live migration ----------------------------------------------------------------------
+  // The target's hypervisor opens the disk when the incoming domain is made, long before the
+  // switchover, but the target must not read the snapshot's state while the source still writes
+  // (evms: it would keep a stale exception table and overwrite the source's chunks; lvm: two
+  // kernels would write the thin pool's metadata). So the target gets the snapshot's own device
+  // (dmName) early with the snapshot's size and an `error` table, and the real table moves over at
+  // the switchover, while both hypervisors keep the device open.
+
+  /** Makes the snapshot's device on `to` (size right, `error` table) for an incoming domain. */
+  async prepareIncoming(key: VolumeKey, to: Transport): Promise<VolumeInfo> {
+    await run(to, `prepare ${key.name} for an incoming domain`, ['sh', '-c', PREPARE_INCOMING_SCRIPT, 'sh', this.vg.vg, this.lvName(key), this.dmName(key), this.incomingSizeMode]);
+    return { path: this.dmPath(key), format: 'raw' };
+  }
+
+  /** How PREPARE_INCOMING_SCRIPT finds the snapshot's size: the LV's own (lvm thin) or its origin's, named by a tag (evms). */
+  protected abstract readonly incomingSizeMode: 'lv' | 'origin-tag';
+
+  /**
+   * At the switchover (the source domain stopped): suspends the mapping on `from` (in-flight
+   * writes complete) and swaps an `error` table in there, and unmaps what LVM mapped for it there
+   * when `releaseLv` (lvm: the thin LV and so its pool, whose metadata the kernel then commits);
+   * then activates on `to` with take-over (the state is read from the SAN now), which loads the
+   * real table into the incoming device; the record names `to`. `to` must have been prepared
+   * (prepareIncoming). Idempotent: a retry after a lost answer finds the record naming `to`.
+   * Unmap the source's device with `deactivate` once its domain is gone.
+   */
+  async handOver(key: VolumeKey, from: Transport, to: Transport): Promise<void> {
+    const holder = await this.activeOn(key);
+    if (holder === to.host) return void (await this.activate(key, to));
+    if (holder !== from.host) throw new ActiveElsewhereError(`cannot hand ${key.name} over from ${from.host}: the record names ${holder ?? 'no node'}`);
+    const lv = this.releaseLv ? [this.vg.vg, this.lvName(key)] : [];
+    await run(from, `release ${key.name} at the switchover`, ['sh', '-c', RELEASE_SCRIPT, 'sh', this.dmName(key), ...lv]);
+    await this.activate(key, to, { takeOver: true });
+  }
+
+  /** Whether the handover unmaps the snapshot's LV on the source before the target maps it (lvm thin). */
+  protected abstract readonly releaseLv: boolean;
+
   async activeOn(key: VolumeKey): Promise<string | undefined> {
     const r = await this.transport.exec(['cat', this.recordPath(key)]);
     const node = r.code === 0 ? r.stdout.trim() : '';
@@ -319,6 +364,42 @@ export abstract class SanVolumes extends LvAndFileVolumes {
     await this.deactivate(key, this.transport);
   }
 }
+
+/** The tag an evms snapshot's exception store carries, naming its original LV (`vl.origin=<LV>`), and a sed printing the LV. */
+export const ORIGIN_TAG = 'vl.origin=';
+export const ORIGIN_SED = `s/^ *${ORIGIN_TAG.replace('.', '\\.')}//p`;
+
+/**
+ * Args: vg lv dm-name size-mode (lv | origin-tag). A device of the snapshot's size with an `error`
+ * table (no-op if present): the size of LV itself (lvm thin: an external-origin snapshot has its
+ * origin's size) or of the LV its origin tag names (evms: LV is the exception store).
+ */
+const PREPARE_INCOMING_SCRIPT = `
+vg=$1 lv=$2 dm=$3 mode=$4
+dmsetup info "$dm" >/dev/null 2>&1 && exit 0
+ro="${LVM_CONFIG_READ_ONLY}"
+sized=$lv
+if [ "$mode" = origin-tag ]; then
+  sized=$(lvs --noheadings -o lv_tags --config "$ro" "$vg/$lv" | tr ',' '\\n' | sed -n '${ORIGIN_SED}')
+  [ -n "$sized" ] || { echo "$vg/$lv is not a snapshot" >&2; exit 1; }
+fi
+size=$(lvs --noheadings --units s --nosuffix -o lv_size --config "$ro" "$vg/$sized" | tr -d ' ') || exit 1
+[ -n "$size" ] || { echo "$vg/$sized has no size" >&2; exit 1; }
+dmsetup create "$dm" --table "0 $size error"
+`;
+
+/**
+ * Args: dm-name [vg lv]. Suspends (flushes) the snapshot's mapping here and puts an error table in
+ * its place; with vg and lv, then unmaps LV here (lvm thin: its pool goes with it, the kernel
+ * committing the pool's metadata to the SAN first).
+ */
+const RELEASE_SCRIPT = `
+dm=$1 vg=$2 lv=$3
+size=$(dmsetup table "$dm" | cut -d' ' -f2) || exit 1
+dmsetup suspend "$dm" && dmsetup load "$dm" --table "0 $size error" && dmsetup resume "$dm" || exit 1
+[ -n "$lv" ] && [ -b "/dev/$vg/$lv" ] || exit 0
+lvchange -an --config "${LVM_CONFIG_READ_ONLY}" "$vg/$lv"
+`;
 
 /** Runs an activation script on node `on` (exit 3: no such LV, 4: active elsewhere); its last line is the device. */
 export async function runActivation(on: Transport, key: VolumeKey, lv: string, script: string, args: readonly string[]): Promise<VolumeInfo> {

@@ -161,7 +161,7 @@ export interface NodeActivation {
   deactivate(key: VolumeKey, on: Transport): Promise<void>;
   activeOn(key: VolumeKey): Promise<string | undefined>;
   /**
-   * Live migration (optional; evms): a snapshot's device made openable on `to` under the same
+   * Live migration (optional; evms and lvm, SanVolumes): a snapshot's own device made openable on `to` under the same
    * path before the transfer, reading and writing nothing of the snapshot yet (an `error` table).
    * Idempotent. Undone by `deactivate(key, to)` (the record names another node: it stays).
    */

@@ -164,7 +164,6 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
     else if (vn.metadata.deletionTimestamp || !vc || vc.metadata.deletionTimestamp) vmRefusal = 'the VirtualNode is being deleted';
     // The runtime reports Migrating as soon as this Migration exists: that VM is running too.
     else if (vc.spec?.state !== 'Running' || !['Running', 'Migrating'].includes(vn.status?.phase ?? '')) vmRefusal = `the VM is not running (VC state ${vc.spec?.state}, node phase ${vn.status?.phase ?? 'Pending'})`;
-    else if (deps.volumes?.liveMigrationRefusal(vc)) vmRefusal = deps.volumes.liveMigrationRefusal(vc);
 
     const srcDrv = sourcePn?.spec ? drivers.get(sourcePn) : undefined;
     // volumes handed over at the switchover need a driver that stops there (volume-activation.ts)

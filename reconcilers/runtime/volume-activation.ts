@@ -14,18 +14,16 @@
 // - `deactivate(vc, vn, node)`: after the domain of `vn` is gone from `node` (powered off,
 //   suspended to disk, destroyed), its volumes are unmapped there; their state stays on the SAN.
 //   Not mapped there: no-op.
-// - `liveMigrationRefusal(vc)`: why a VM of this VC cannot be live-migrated by the runtime at all
-//   (its volumes cannot be handed over at a switchover: lvm's thin pools), or undefined. Suspend
-//   and resume elsewhere move the activation instead.
 //
 // Live migration with a handover at the switchover (optional; a port without these methods, or
 // whose `needsHandOver(vc)` is false, needs nothing around a live migration). The migration
 // controller (migration-controller.ts) calls them in this order for one Migration:
 // - `needsHandOver(vc)`: true when a live migration of a VM of this VC must move its volumes'
-//   mapping from the source to the target at the switchover (evms: a snapshot mapped on one node
-//   at a time). The controller then needs a hypervisor driver that stops at the switchover
+//   mapping from the source to the target at the switchover (evms, lvm: a snapshot mapped on one
+//   node at a time). The controller then needs a hypervisor driver that stops at the switchover
 //   (`HypervisorDriver.pausedSwitchover`: Xen's `xl migrate -p`, the domain left paused on the
 //   target) and refuses the Migration with a clear reason otherwise (QEMU's driver has no such stop).
+//   Suspend and resume elsewhere move the activation too, with any hypervisor.
 // - `prepareIncoming(vc, vn, target)`: before the transfer starts (the Migration still Pending),
 //   while the domain runs on the source and keeps writing: the VM's volumes made openable on
 //   `target` under the same paths (the target's hypervisor opens them when it creates the incoming
@@ -52,7 +50,6 @@ export type HolderFate = { release: PhysicalNode } | 'takeOver' | 'refuse';
 export interface VolumeActivation {
   activate(vc: VirtualCluster, vn: VirtualNode, node: PhysicalNode, holder: (name: string) => HolderFate): Promise<void>;
   deactivate(vc: VirtualCluster, vn: VirtualNode, node: PhysicalNode): Promise<void>;
-  liveMigrationRefusal(vc: VirtualCluster): string | undefined;
   needsHandOver?(vc: VirtualCluster): boolean;
   prepareIncoming?(vc: VirtualCluster, vn: VirtualNode, target: PhysicalNode): Promise<void>;
   handOver?(vc: VirtualCluster, vn: VirtualNode, source: PhysicalNode, target: PhysicalNode): Promise<void>;

@@ -3,9 +3,8 @@
 // NodeActivation (evms, lvm). The driver is made on the VM's node itself: activation runs there and
 // changes no LVM metadata (ADR 0006), and the record of where a snapshot is active lives in the
 // VC's directory on the shared storage root. Drivers without NodeActivation (qcow2, btrfs):
-// nothing to map, every node sees the files. A live migration of an evms VM hands its snapshot
-// over at the switchover (prepareIncoming, handOver, abortIncoming: EvmsDriver's); lvm VMs are
-// refused live migration (a thin pool on one node at a time, no handover built).
+// nothing to map, every node sees the files. A live migration of an evms or lvm VM hands its
+// snapshot over at the switchover (prepareIncoming, handOver, abortIncoming: SanVolumes').
 //
 // Also the one place that says which driver settings come from the storage node (spec.sanDevice),
 // so the storage controller and activation build drivers alike.
@@ -51,8 +50,8 @@ type HandOverActivation = NodeActivation & Required<Pick<NodeActivation, 'prepar
 export function storageActivation(transports: TransportSource, opts?: DriverOptions): VolumeActivation {
   const activationOf = (vc: VirtualCluster, node: PhysicalNode): NodeActivation | undefined =>
     storageDriverOn(vc, node, transports, opts).activation;
-  /** Whether the VC's driver hands its snapshots over at a live migration's switchover (evms; asks no node). */
-  const handsOver = (vc: VirtualCluster): boolean => driverOf(vc) === 'evms';
+  /** Whether the VC's driver hands its snapshots over at a live migration's switchover (evms, lvm; asks no node). */
+  const handsOver = (vc: VirtualCluster): boolean => ['evms', 'lvm'].includes(driverOf(vc));
   const handOverOn = (vc: VirtualCluster, node: PhysicalNode): { act: HandOverActivation; on: ReturnType<TransportSource['get']> } => {
     const act = activationOf(vc, node);
     if (!act?.prepareIncoming || !act.handOver) throw new StorageError(`${driverOf(vc)} volumes cannot be handed over at a live migration's switchover`);
@@ -79,14 +78,6 @@ export function storageActivation(transports: TransportSource, opts?: DriverOpti
       if (!act) return;
       const on = transports.get(node);
       for (const key of vmVolumeKeys(vc, vn, node).reverse()) await act.deactivate(key, on);
-    },
-    // lvm: a thin pool active on two nodes at once (the target's hypervisor opens the disk before
-    // the switchover) would have two kernels writing its metadata, and no handover is built for it
-    // (ADR 0006). evms hands its snapshots over at the switchover (below).
-    liveMigrationRefusal(vc) {
-      return driverOf(vc) === 'lvm'
-        ? 'its disk is an lvm thin snapshot whose pool may be mapped on one node at a time, and no handover at the switchover is built for it; suspend the VC and resume it on the other node instead'
-        : undefined;
     },
     needsHandOver: handsOver,
     // the disk: a device with an error table on the target; the swap (a linear LV, no state of

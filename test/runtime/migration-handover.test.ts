@@ -107,7 +107,6 @@ function setup(opts: { pausedSwitchover?: boolean; fail?: boolean; handOverFailu
   const volumes: VolumeActivation = {
     activate: async () => { log.push('activate'); },
     deactivate: async (_vc, _vn, n) => { log.push(`deactivate ${n.metadata.name}`); },
-    liveMigrationRefusal: () => undefined,
     needsHandOver: (c) => c.spec?.storageDriver === 'evms',
     prepareIncoming: async (_vc, _vn, t) => { log.push(`prepareIncoming ${t.metadata.name}`); },
     handOver: async (_vc, _vn, s, t) => {

@@ -44,7 +44,6 @@ describe('runtime/orphans: a destroyed orphan\'s volumes are unmapped on its nod
         assert.equal(c.metadata.uid, 'u1');
         mapped.delete(`${pn.metadata.name}/${v.metadata.name}`);
       },
-      liveMigrationRefusal: () => undefined,
     };
     const events: string[] = [];
     const ctx: ReconcileContext = {

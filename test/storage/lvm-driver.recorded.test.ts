@@ -75,9 +75,13 @@ export class LvmRecordingTransport implements Transport {
     if (vg !== this.vg) throw new Error(`unknown volume group in ${s}`);
     return this.lvs.get(lv!);
   }
+  /** LVM's device path, or a thin snapshot's own mapping (/dev/mapper/vlthin-<lv>, while its LV is active). */
   private devLv(path: string): ModelLv | undefined {
     const m = new RegExp(`^/dev/${this.vg}/(.+)$`).exec(path);
-    return m ? this.lvs.get(m[1]!) : undefined;
+    if (m) return this.lvs.get(m[1]!);
+    const d = /^\/dev\/mapper\/vlthin-(.+)$/.exec(path);
+    const lv = d ? this.lvs.get(d[1]!) : undefined;
+    return lv?.pool && lv.active ? lv : undefined;
   }
 
   async exec(full: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
@@ -238,7 +242,8 @@ export class LvmRecordingTransport implements Transport {
       const used = (pool: string): number => [...this.lvs.values()].filter((x) => x.pool === pool).reduce((n, x) => n + (x.provisioned?.size ?? 0) * 64 * 1024, 0);
       return { code: 0, stdout: rest.map((p) => `${this.lvs.has(p) ? used(p) : 0}\n`).join(''), stderr: '' };
     }
-    const [name, rec, me] = rest as [string, string, string];
+    const [name, dm, rec, me, take] = rest as [string, string, string, string, string | undefined];
+    assert.equal(dm, `vlthin-${name}`, 'a snapshot\'s own mapping is named vlthin-<its LV>');
     const lv = this.lvs.get(name);
     if (script === LVM_SCRIPTS.deactivate) {
       if (lv) lv.active = false;
@@ -248,10 +253,12 @@ export class LvmRecordingTransport implements Transport {
     if (!lv) return { code: 3, stdout: '', stderr: `${vg}/${name} does not exist` };
     if (lv.pool) {
       const holder = await recordOf(rec);
-      if (holder && holder !== me && rest[3] !== '1') return { code: 4, stdout: '', stderr: `it is active on ${holder}` };
+      if (holder && holder !== me && take !== '1') return { code: 4, stdout: '', stderr: `it is active on ${holder}` };
       lv.active = true;
       await this.real.exec(['sh', '-c', 'mkdir -p "${1%/*}" && echo "$2" > "$1"', 'sh', rec, me], opts);
-    } else lv.active = true;
+      return { code: 0, stdout: `/dev/mapper/${dm}\n`, stderr: '' };
+    }
+    lv.active = true;
     return { code: 0, stdout: `/dev/${vg}/${name}\n`, stderr: '' };
   }
 
@@ -289,7 +296,7 @@ describeDriverConformance('lvm (against recorded argument vectors, no device-map
   // a volume is mapped (the driver's activation, here on its own node) before it is read or written
   const mapped = async (info: VolumeInfo): Promise<NonNullable<ReturnType<typeof t.lvOf>>> => {
     let lv = t.lvOf(info);
-    if (lv && !lv.active) lv = t.lvOf(await driver.activate({ vcDir, vcUid: '0a1b', name: info.path.replace(/^.*\/0a1b_/, '') }, t));
+    if (!lv?.active) lv = t.lvOf(await driver.activate({ vcDir, vcUid: '0a1b', name: info.path.replace(/^.*0a1b_/, '') }, t));
     if (!lv?.active) throw new Error(`${info.path} is not mapped`);
     return lv;
   };

@@ -14,10 +14,11 @@
 // - lvm: activations on the storage node while its usage reads run there (LVM refused them when
 //   a read mapped the pool's _tmeta), and the usage figure read on the storage node while another
 //   node has the pool;
-// - evms only: the runtime's activation port (reconcilers/storage/activation.ts) mapping a VM's
-//   disk and swap where it runs, handing them over at a live migration's switchover (lvm has no
-//   handover: refused) and moving them from one node to the other (the same port code as lvm's). What the conformance suite checks already (removal,
-//   reset, independence) is not checked again here.
+// - evms and lvm: the runtime's activation port (reconcilers/storage/activation.ts) mapping a VM's
+//   disk and swap where it runs, handing them over at a live migration's switchover (lvm: the
+//   thin pool unmapped on the source before the target maps it) and moving them from one node to
+//   the other. What the conformance suite checks already (removal, reset, independence) is not
+//   checked again here.
 // The recorded test (lvm-driver.recorded.test.ts) stays as the fast unit test of lvm's argument
 // vectors. Needs root and the node image (built on first use, then cached).
 
@@ -94,10 +95,9 @@ interface SanSubject<D extends SanDriver> {
   mappedName(d: D, k: VolumeKey): string;
   /** Unmaps `k` on `t` as a node dying would: no deactivation, the record stays. */
   die(t: Transport, d: D, k: VolumeKey): Promise<void>;
+  /** What LVM maps for the VC's snapshots on `t` that must never be mapped on two nodes at once (lvm: the thin pools); none for evms. */
+  exclusive(t: Transport, uid: string): Promise<string[]>;
 }
-
-/** device-mapper's form of an LVM name (a `-` doubled), as in `<vg>-<lv>`. */
-const dmLv = (lv: string): string => `vlsan-${lv.replace(/-/g, '--')}`;
 
 const EVMS: SanSubject<EvmsDriver> = {
   label: 'evms',
@@ -105,15 +105,21 @@ const EVMS: SanSubject<EvmsDriver> = {
   mapped: (t, uid) => dmNames(t, uid),
   mappedName: (d, k) => d.dmName(k),
   die: async (t, d, k) => void (await execOk(t, ['dmsetup', 'remove', d.dmName(k)], T)),
+  exclusive: async () => [],
 };
 
 const LVM: SanSubject<LvmDriver> = {
   label: 'lvm (thin)',
   make: () => new LvmDriver(ssh()[0]!, { vg: 'vlsan', sanDevice: SAN_DEVICE }),
-  // the thin snapshots themselves, not their pools' parts nor the original's read-only layer
-  mapped: async (t, uid) => (await dmNames(t, uid.replace(/-/g, '--'))).filter((n) => !/(-real|-tpool|_tdata|_tmeta)$/.test(n)),
-  mappedName: (d, k) => dmLv(d.lvName(k)),
-  die: async (t, d, k) => void (await execOk(t, ['lvchange', '-an', ...READ_ONLY_METADATA, `vlsan/${d.lvName(k)}`], T)),
+  // the thin snapshots' own devices (vlthin-<LV>, the VM's disk, the raw uid in the name), each
+  // over LVM's thin LV (the uid's dashes doubled in LVM's names)
+  mapped: async (t, uid) => (await dmNames(t, uid)).filter((n) => n.startsWith('vlthin-')),
+  mappedName: (d, k) => d.dmName(k),
+  die: async (t, d, k) => {
+    await execOk(t, ['dmsetup', 'remove', d.dmName(k)], T);
+    await execOk(t, ['lvchange', '-an', ...READ_ONLY_METADATA, `vlsan/${d.lvName(k)}`], T);
+  },
+  exclusive: async (t, uid) => (await dmNames(t, uid.replace(/-/g, '--'))).filter((n) => /-tpool$/.test(n)),
 };
 
 let nodesOfFile: Transport[] = [];
@@ -267,16 +273,16 @@ describe('SAN drivers (evms, LVM thin) on the SAN disk of two full nodes', funct
 
   activationCases(EVMS);
 
-  describe('evms: the runtime\'s activation port maps a VM\'s volumes where it runs (storageActivation)', () => {
+  const portCases = <D extends EvmsDriver | LvmDriver>(s: SanSubject<D>): void => void describe(`${s.label}: the runtime's activation port maps a VM's volumes where it runs (storageActivation)`, () => {
     const uid = randomUUID();
-    const vc = { metadata: { name: 'vc', namespace: 'default', uid }, spec: { storageDriver: 'evms' } } as unknown as VirtualCluster;
+    const vc = { metadata: { name: 'vc', namespace: 'default', uid }, spec: { storageDriver: s.make().name } } as unknown as VirtualCluster;
     const vn = { metadata: { name: 'vc-0', namespace: 'default' } } as unknown as VirtualNode;
     const node = (name: string): PhysicalNode => ({ metadata: { name }, spec: { storageRoot: san.tb.sanDir, sanDevice: SAN_DEVICE } }) as unknown as PhysicalNode;
     const key = (name: string): VolumeKey => ({ vcDir: vcStorageDir(san.tb.sanDir, 'default', 'vc', uid), vcUid: uid, name });
-    let driver: EvmsDriver;
+    let driver: D;
     const swapOn = async (t: Transport): Promise<boolean> => (await t.exec(['test', '-b', `/dev/vlsan/${uid}_vc-0-swap`], T)).code === 0;
     before(async () => {
-      driver = new EvmsDriver(a, { sanDevice: SAN_DEVICE });
+      driver = s.make();
       await driver.createOriginal(key('vc-original'), { path: san.template, format: 'qcow2' });
       await driver.snapshot(key('vc-original'), key('vc-0-disk'));
       await driver.createSwap(key('vc-0-swap'), 16 * MiB);
@@ -311,6 +317,8 @@ describe('SAN drivers (evms, LVM thin) on the SAN disk of two full nodes', funct
         const sizeOn = async (t: Transport): Promise<string> => (await execOk(t, ['blockdev', '--getsize64', dev], T)).trim();
         assert.equal(await sizeOn(b), await sizeOn(a), 'the incoming device has the snapshot\'s size');
         assert.equal(await blockHolds(b, dev, 0, 0xaa), false, 'the target reads nothing before the switchover');
+        assert.deepEqual(await s.exclusive(b, uid), [], 'and maps nothing exclusive (lvm: the pool) before it');
+        if (driver instanceof LvmDriver) assert.equal((await s.exclusive(a, uid)).length, 1, 'the source has the pool');
         await blockWrite(a, dev, 512 * KiB, 0xdd); // the source's last write before it stops
         await volumes.handOver!(vc, vn, node('blade1'), node('blade2'));
         await volumes.handOver!(vc, vn, node('blade1'), node('blade2')); // a retry after a lost answer is harmless
@@ -318,6 +326,9 @@ describe('SAN drivers (evms, LVM thin) on the SAN disk of two full nodes', funct
         assert.ok(await blockHolds(b, dev, 512 * KiB, 0xdd), 'the target reads the source\'s last write');
         assert.ok(await blockHolds(b, dev, 0, 0xaa), 'and what was written before');
         assert.equal(await blockHolds(a, dev, 512 * KiB, 0xdd), false, 'the source reads nothing any more');
+        // what one node at a time may map (lvm: the snapshot's thin pool) left the source before the target mapped it
+        assert.deepEqual(await s.exclusive(a, uid), [], 'nothing exclusive left on the source');
+        if (driver instanceof LvmDriver) assert.equal((await s.exclusive(b, uid)).length, 1, 'the pool is mapped on the target');
       } finally {
         await holdA();
         await holdB();
@@ -346,11 +357,13 @@ describe('SAN drivers (evms, LVM thin) on the SAN disk of two full nodes', funct
     });
   });
 
+  portCases(EVMS);
+
   describeDriverConformance('lvm (a thin pool per snapshot on the SAN disk, full nodes)', async () => harness(LVM.make(), freshVc(), true), SUITE_TIMEOUT_MS);
 
-  // lvm: the move and the refusals (the live-migration handover and the port are evms's: the
-  // port's code is the same for both drivers, and its file-time budget is small)
+  // lvm: the move and the refusals, and the port with the live migration's handover
   activationCases(LVM);
+  portCases(LVM);
 
   describe('lvm (thin): activation on the storage node beside its usage reads', () => {
     let d: ReturnType<typeof freshVc> & { driver: LvmDriver };

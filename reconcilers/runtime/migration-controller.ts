@@ -35,6 +35,12 @@ export interface MigrationDeps {
   drivers?: HypervisorDrivers;
   /** Concurrent migrations per node (as source or target); default 2. */
   maxPerNode?: number;
+  /**
+   * Reconcile workers (default 16). A transfer holds its worker from begin to end, so the workers
+   * bound the migrations running at once in the whole cluster (maxPerNode bounds each node's): with
+   * 4, a drain of 30 nodes ran 4 transfers at a time whatever the nodes could take.
+   */
+  workers?: number;
   /** Default 120 s. */
   timeoutMs?: number;
   /** Default 300 ms. */
@@ -323,7 +329,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
   return {
     name: 'migration',
     forKind: 'Migration',
-    workers: 4,
+    workers: deps.workers ?? 16,
     timeoutMs: timeoutMs + 60_000,
     reconcile,
   };

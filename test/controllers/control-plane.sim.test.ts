@@ -6,77 +6,33 @@
 // hypervisors and storage are exercised by the e2e tests; hack/bench-scale runs the same at size.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { getCondition } from '../../api/conditions.js';
-import { openStore } from '../../api/store/open-store.js';
 import type { Store } from '../../api/store/types.js';
-import { API_VERSION, type EventObject, type OSTemplate, type PhysicalNode, type VirtualCluster, type VirtualNode, type Volume } from '../../api/types.js';
+import type { EventObject, PhysicalNode, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
 import { domainNameOf } from '../../api/names.js';
 import { simWorld } from '../../drivers/transport/sim-host.js';
-import { silentLogger } from '../../controllers/log.js';
-import { ControllerManager } from '../../controllers/manager.js';
-import { TransportCache } from '../../drivers/transport/transport-for.js';
-import { buildControllerSpecs } from '../../operator/registry.js';
 import { eventually } from '../placement/fixtures.js';
+import { simNode, simVc, startSimControlPlane, type SimControlPlane } from './sim-control-plane.js';
 
 const NS = 'cp';
-const ROOT = '/san-control-plane-sim';
-
-function simNode(i: number): PhysicalNode {
-  return {
-    apiVersion: API_VERSION, kind: 'PhysicalNode', metadata: { name: `cp-sim${i}` },
-    // a sim host has no ssh section (the schema asks for one only with transport ssh)
-    spec: { address: `198.18.9.${i}`, transport: 'sim', hypervisor: 'sim', capacity: { cores: 8, memoryMiB: 8192 }, storageRoot: ROOT } as PhysicalNode['spec'],
-  };
-}
-
-function vc(name: string, nodes: number, subnet: string, strategy: 'Block' | 'Cyclic'): VirtualCluster {
-  return {
-    apiVersion: API_VERSION, kind: 'VirtualCluster', metadata: { name, namespace: NS },
-    spec: {
-      nodes, template: 'busybox', node: { vcpus: 1, memoryMiB: 256, diskGiB: 1, swapMiB: 64 },
-      placement: { strategy, mode: 'Strict' }, state: 'Running',
-      sharedStorage: { sizeGiB: 0, filesystem: 'none' }, network: { subnet },
-    },
-  };
-}
+const vc = (name: string, nodes: number, subnet: string, strategy: 'Block' | 'Cyclic'): VirtualCluster => simVc(NS, name, nodes, subnet, strategy);
 
 describe('the whole control plane on sim hosts (simulation only)', function () {
   this.timeout(180_000);
-  let dir: string;
+  let cp: SimControlPlane | undefined;
   let store: Store;
-  let mgr: ControllerManager;
-  const transports = new TransportCache();
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'vl-cp-sim-'));
-    const url = `file:${join(dir, 'store.db')}`;
-    store = await openStore(url, {});
-    await store.create<OSTemplate>({
-      apiVersion: API_VERSION, kind: 'OSTemplate', metadata: { name: 'busybox' },
-      spec: { image: { path: `${ROOT}/templates/busybox.qcow2`, format: 'qcow2' }, revision: 1 },
-    });
-    for (const i of [1, 2, 3]) await store.create(simNode(i));
-    mgr = new ControllerManager({
-      store: await openStore(url, {}),
-      specs: (cache) => buildControllerSpecs({ cache, identity: 'cp-sim', log: silentLogger(), transports, nodeProbeIntervalMs: 2_000 }),
-      identity: 'cp-sim', leaderElection: false, eventCleanupMs: 0,
-    });
-    await mgr.start();
+    cp = await startSimControlPlane('cp-sim', [1, 2, 3].map((i) => simNode(i)));
+    store = cp.store;
   });
   after(async () => {
-    await mgr?.stop();
-    await mgr?.store.close();
-    await store?.close();
-    await transports.closeAll();
-    rmSync(dir, { recursive: true, force: true });
+    await cp?.stop();
   });
 
   const vms = async () => (await store.list<VirtualNode>('VirtualNode', { namespace: NS })).items;
   const get = (name: string) => store.get<VirtualCluster>({ kind: 'VirtualCluster', name, namespace: NS });
-  const ready = async (name: string) => getCondition((await get(name)).status?.conditions, 'Ready')?.status === 'True';
+  const ready = (name: string) => cp!.ready(NS, name);
 
   it('VCs applied: every VM Running where it is bound, every guest ready, every VC Ready with its gates True', async () => {
     await store.create(vc('a', 3, '10.30.0.0/29', 'Block'));

@@ -164,7 +164,7 @@ describe('SAN drivers (evms, LVM thin) on the SAN disk of two full nodes', funct
     template: { path: san.template, format: 'qcow2' },
     templateBytes: san.templateBytes,
     ...blockChecks(a, async (info) => {
-      const m = /^\/dev\/(?:mapper\/vlsnap-|vlsan\/)[0-9a-f-]{36}_(.+)$/.exec(info.path);
+      const m = /^\/dev\/(?:mapper\/vl(?:snap|thin)-|vlsan\/)[0-9a-f-]{36}_(.+)$/.exec(info.path);
       if (!m) throw new Error(`not a SAN volume path: ${info.path}`);
       return (await driver.activate(vc.key(m[1]!), a)).path;
     }),

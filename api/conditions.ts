@@ -38,6 +38,12 @@ export function getCondition(list: readonly Condition[] | undefined, type: strin
   return list?.find((c) => c.type === type);
 }
 
+/** Whether `list` already has `c` as it is: its status, reason and message (a missing message as ''). */
+export function conditionHolds(list: readonly Condition[] | undefined, c: ConditionInput): boolean {
+  const cur = getCondition(list, c.type);
+  return !!cur && cur.status === c.status && cur.reason === c.reason && (cur.message ?? '') === (c.message ?? '');
+}
+
 export function isConditionTrue(list: readonly Condition[] | undefined, type: string): boolean {
   return getCondition(list, type)?.status === 'True';
 }

@@ -526,17 +526,17 @@ export class XenDriver implements HypervisorDriver {
     const markers = files.filter((f) => f.endsWith(MIGRATING)).map((f) => f.slice(this.runRoot.length + 1, -MIGRATING.length));
     const away = live.filter((d) => d.state === 'migrating');
     if (markers.length || away.length) {
-      const outgoing = await this.outgoingXl();
+      const sending = new Set((await this.outgoingXl()).map((o) => o.name));
       // Whatever xl's letters say while its xl migrate runs: at the switchover the source is
       // suspended (`s`, else read as shut off) before xl renames it <name>--migratedaway, and a
       // manager that took that moment for "nothing in flight" undid a migration that completed.
-      for (const d of live) if (d.state !== 'incoming' && markers.includes(d.name) && outgoing.some((o) => o.name === d.name)) d.state = 'migrating';
+      for (const d of live) if (d.state !== 'incoming' && markers.includes(d.name) && sending.has(d.name)) d.state = 'migrating';
       // <name>--migratedaway with no xl migrate of it left: stranded past xl's point of no return
       // (suspended, not migrating any more): settleMigration decides where the VM runs
-      for (const d of away) if (!outgoing.some((o) => o.name === d.name)) Object.assign(d, { state: 'paused', detail: STRANDED });
+      for (const d of away) if (!sending.has(d.name)) Object.assign(d, { state: 'paused', detail: STRANDED });
       // suspended (`s`) by an xl migrate that died before renaming it, its marker kept: stranded too
       for (const d of live) {
-        if (d.state === 'shutoff' && d.pid !== undefined && d.detail?.includes('s') && markers.includes(d.name) && !outgoing.some((o) => o.name === d.name)) Object.assign(d, { state: 'paused', detail: STRANDED_SUSPENDED });
+        if (d.state === 'shutoff' && d.pid !== undefined && d.detail?.includes('s') && markers.includes(d.name) && !sending.has(d.name)) Object.assign(d, { state: 'paused', detail: STRANDED_SUSPENDED });
       }
     }
     const names = new Set(live.map((d) => d.name));
@@ -907,7 +907,7 @@ export class XenDriver implements HypervisorDriver {
     const renamed = mine?.state === 'paused' && mine.detail === STRANDED;
     if (!renamed && !(mine?.state === 'paused' && mine.detail === STRANDED_SUSPENDED)) return undefined;
     // before the rename the target never got xl's go: its copy is not trusted, ours is resumed
-    const away = renamed ? `${name}--migratedaway` : name;
+    const away = this.xlName(mine!);
     const what = renamed
       ? `xl migrate ended past its point of no return (${name} renamed ${away} on ${this.node}, suspended)`
       : `xl migrate ended before its point of no return, ${name} left suspended on ${this.node}`;

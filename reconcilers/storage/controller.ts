@@ -26,7 +26,7 @@
 // a VC that was ready loses only the volumes this attempt added (its nodes' data is kept).
 
 import { posix } from 'node:path';
-import { setCondition, getCondition, type ConditionInput } from '../../api/conditions.js';
+import { conditionHolds, setCondition, getCondition, type ConditionInput } from '../../api/conditions.js';
 import { ConflictError, type ObjectRef } from '../../api/store/types.js';
 import type { OSTemplate, PhysicalNode, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
 import { GenericError, WaitingError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
@@ -149,12 +149,6 @@ function vmsActive(cache: CacheReader, vc: VirtualCluster): boolean {
     .some((vn) => ACTIVE_PHASES.has(vn.status?.phase ?? ''));
 }
 
-/** Whether `vc` already has condition `c` (its status, reason and message). */
-function holds(vc: VirtualCluster, c: ConditionInput): boolean {
-  const cur = getCondition(vc.status?.conditions, c.type);
-  return !!cur && cur.status === c.status && cur.reason === c.reason && (cur.message ?? '') === (c.message ?? '');
-}
-
 /** The node that does the storage work: the first Ready PhysicalNode by name. */
 const byNaturalName = new Intl.Collator('en', { numeric: true }).compare;
 
@@ -227,7 +221,7 @@ export class StorageReconciler {
     // storage node) until they stop, which queues the VC again (planDeletionWait).
     const wait = planDeletionWait(vc, vmsActive(ctx.cache, vc));
     if (wait) {
-      if (!wait.conditions.every((c) => holds(vc, c))) await this.writeConditions(ctx, key, wait.conditions);
+      if (!wait.conditions.every((c) => conditionHolds(vc.status?.conditions, c))) await this.writeConditions(ctx, key, wait.conditions);
       return { requeueAfterMs: wait.requeueAfterMs! };
     }
     ctx = { ...ctx, store: this.vcRevisions.track(this.volumeRevisions.track(ctx.store, vc.metadata.uid!), vcKey(key)) };

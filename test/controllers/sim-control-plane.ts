@@ -16,13 +16,23 @@ import { buildControllerSpecs } from '../../operator/registry.js';
 
 export const SIM_ROOT = '/san-control-plane-sim';
 
-/** A sim PhysicalNode `<prefix><i>` at 198.18.9.<i>. */
-export function simNode(i: number, prefix = 'cp-sim'): PhysicalNode {
+/** A sim PhysicalNode (8 cores, 8 GiB) at `address` mounting `root`. */
+export function simPhysicalNode(name: string, address: string, root: string): PhysicalNode {
   return {
-    apiVersion: API_VERSION, kind: 'PhysicalNode', metadata: { name: `${prefix}${i}` },
+    apiVersion: API_VERSION, kind: 'PhysicalNode', metadata: { name },
     // a sim host has no ssh section (the schema asks for one only with transport ssh)
-    spec: { address: `198.18.9.${i}`, transport: 'sim', hypervisor: 'sim', capacity: { cores: 8, memoryMiB: 8192 }, storageRoot: SIM_ROOT } as PhysicalNode['spec'],
+    spec: { address, transport: 'sim', hypervisor: 'sim', capacity: { cores: 8, memoryMiB: 8192 }, storageRoot: root } as PhysicalNode['spec'],
   };
+}
+
+/** The OSTemplate `busybox`, its image under `root`. */
+export function busyboxTemplate(root: string): OSTemplate {
+  return { apiVersion: API_VERSION, kind: 'OSTemplate', metadata: { name: 'busybox' }, spec: { image: { path: `${root}/templates/busybox.qcow2`, format: 'qcow2' }, revision: 1 } };
+}
+
+/** A sim PhysicalNode `<prefix><i>` at 198.18.9.<i> mounting SIM_ROOT. */
+export function simNode(i: number, prefix = 'cp-sim'): PhysicalNode {
+  return simPhysicalNode(`${prefix}${i}`, `198.18.9.${i}`, SIM_ROOT);
 }
 
 export function simVc(ns: string, name: string, nodes: number, subnet: string, strategy: 'Block' | 'Cyclic'): VirtualCluster {
@@ -60,10 +70,7 @@ export async function startSimControlPlane(identity: string, nodes: PhysicalNode
   };
   try {
     store = await openStore(url, {});
-    await store.create<OSTemplate>({
-      apiVersion: API_VERSION, kind: 'OSTemplate', metadata: { name: 'busybox' },
-      spec: { image: { path: `${SIM_ROOT}/templates/busybox.qcow2`, format: 'qcow2' }, revision: 1 },
-    });
+    await store.create<OSTemplate>(busyboxTemplate(SIM_ROOT));
     for (const n of nodes) await store.create(n);
     mgr = new ControllerManager({
       store: await openStore(url, {}),

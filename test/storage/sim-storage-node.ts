@@ -4,7 +4,8 @@
 
 import { setCondition } from '../../api/conditions.js';
 import type { Store } from '../../api/store/types.js';
-import { API_VERSION, type OSTemplate, type PhysicalNode } from '../../api/types.js';
+import type { OSTemplate, PhysicalNode } from '../../api/types.js';
+import { busyboxTemplate, simPhysicalNode } from '../controllers/sim-control-plane.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,11 +18,8 @@ import type { Transport } from '../../drivers/transport/types.js';
 
 /** The OSTemplate `busybox` under `root` and a Ready sim PhysicalNode mounting `root`. */
 export async function simStorageNode(store: Store, name: string, address: string, root: string): Promise<void> {
-  await store.create<OSTemplate>({ apiVersion: API_VERSION, kind: 'OSTemplate', metadata: { name: 'busybox' }, spec: { image: { path: `${root}/templates/busybox.qcow2`, format: 'qcow2' }, revision: 1 } });
-  const pn = await store.create<PhysicalNode>({
-    apiVersion: API_VERSION, kind: 'PhysicalNode', metadata: { name },
-    spec: { address, transport: 'sim', hypervisor: 'sim', capacity: { cores: 8, memoryMiB: 8192 }, storageRoot: root } as PhysicalNode['spec'],
-  });
+  await store.create<OSTemplate>(busyboxTemplate(root));
+  const pn = await store.create<PhysicalNode>(simPhysicalNode(name, address, root));
   await store.updateStatus<PhysicalNode>({ ...pn, status: { conditions: setCondition(undefined, { type: 'Ready', status: 'True', reason: 'Probed', message: '' }, 0) } });
 }
 

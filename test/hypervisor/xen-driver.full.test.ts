@@ -277,51 +277,47 @@ exec cat > /dev/null`}
     assert.equal(await a.get(name), undefined, 'nothing of it left on the source');
   });
 
-  it('xl migrate SIGKILLed past its point of no return, the target without a copy: the source\'s suspended copy is resumed (xl save -c), memory kept, and the migration fails saying so', async () => {
+  /**
+   * The domain migrated from blade2 back to blade1 with a stranding receiver (`mode`) on blade1, the
+   * source's `xl migrate` SIGKILLed once `reached` holds: the migration must fail with `message`, the
+   * same domain (not started again) resumed on blade2 and answering, nothing of it left on blade1.
+   * `leftovers`: the receiver's files removed afterwards.
+   */
+  const killedSourceResumes = async (mode: 'destroy' | 'hold', reached: [string, () => Promise<boolean>], message: RegExp, leftovers: string[]): Promise<void> => {
     const { a, b } = pair!;
     const before = (await b.get(name))?.pid;
     assert.ok(before !== undefined, 'the previous case left the domain running on blade2');
     const prepared = await b.prepareMigration(name, a);
-    await installReceiver(a, strandingReceiver('destroy'));
+    await installReceiver(a, strandingReceiver(mode));
     try {
       const outcome = prepared.run().then(() => undefined, (e: Error) => e);
-      await until('the source renamed its copy --migratedaway', async () => (await b.transport.exec(['xl', 'domid', `${name}--migratedaway`])).code === 0, 900_000);
+      await until(reached[0], reached[1], 900_000);
       const pids = (await b.transport.exec(['pgrep', '-f', '^\\S*xl -vvv migrate -s '])).stdout.split('\n').filter(Boolean);
       assert.equal(pids.length, 1, 'one xl migrate on the source');
       await b.transport.exec(['kill', '-KILL', ...pids]);
       const err = await outcome;
       assert.ok(err instanceof MigrationFailedError, String(err));
-      assert.match(err.message, /point of no return .*blade1 had no complete copy \(its leftovers were removed\): the suspended copy was resumed on blade2 \(xl save -c\), its memory state kept/);
+      assert.match(err.message, message);
     } finally {
-      await a.transport.exec(['sh', '-c', 'kill $(cat /tmp/vl-recv.pid) 2>/dev/null; rm -f /tmp/vl-recv.pid']);
+      await a.transport.exec(['sh', '-c', 'kill $(cat /tmp/vl-recv.pid) 2>/dev/null; rm -f "$@"', 'sh', '/tmp/vl-recv.pid', ...leftovers]);
       await installReceiver(a, XEN_MIGRATE_RECEIVE_SCRIPT);
     }
     assert.equal(await oneCopyOn(b), before, 'the same domain, resumed, not started again');
     await answers(b);
     assert.equal(await a.get(name), undefined, 'nothing of it left on the target');
+  };
+
+  it('xl migrate SIGKILLed past its point of no return, the target without a copy: the source\'s suspended copy is resumed (xl save -c), memory kept, and the migration fails saying so', async () => {
+    const b = pair!.b;
+    await killedSourceResumes('destroy',
+      ['the source renamed its copy --migratedaway', async () => (await b.transport.exec(['xl', 'domid', `${name}--migratedaway`])).code === 0],
+      /point of no return .*blade1 had no complete copy \(its leftovers were removed\): the suspended copy was resumed on blade2 \(xl save -c\), its memory state kept/, []);
   });
   it('xl migrate SIGKILLed before its point of no return, the source\'s copy suspended and not renamed: resumed there (xl save -c), the target\'s copy removed, the migration fails saying so', async () => {
-    const { a, b } = pair!;
-    const before = (await b.get(name))?.pid;
-    assert.ok(before !== undefined, 'the previous case left the domain running on blade2');
-    const prepared = await b.prepareMigration(name, a);
-    await installReceiver(a, strandingReceiver('hold'));
-    try {
-      const outcome = prepared.run().then(() => undefined, (e: Error) => e);
-      // the whole domain arrived on the target; the source's xl waits for its "ready", its copy suspended
-      await until('the target received the whole domain', async () => (await a.transport.exec(['test', '-e', '/tmp/vl-recv.held'])).code === 0, 900_000);
-      const pids = (await b.transport.exec(['pgrep', '-f', '^\\S*xl -vvv migrate -s '])).stdout.split('\n').filter(Boolean);
-      assert.equal(pids.length, 1, 'one xl migrate on the source');
-      await b.transport.exec(['kill', '-KILL', ...pids]);
-      const err = await outcome;
-      assert.ok(err instanceof MigrationFailedError, String(err));
-      assert.match(err.message, /before its point of no return, test\.mig-0 left suspended on blade2; its copy on blade1 was removed: the suspended copy was resumed on blade2 \(xl save -c\), its memory state kept/);
-    } finally {
-      await a.transport.exec(['sh', '-c', 'kill $(cat /tmp/vl-recv.pid) 2>/dev/null; rm -f /tmp/vl-recv.pid /tmp/vl-recv.held']);
-      await installReceiver(a, XEN_MIGRATE_RECEIVE_SCRIPT);
-    }
-    assert.equal(await oneCopyOn(b), before, 'the same domain, resumed, not started again');
-    await answers(b);
-    assert.equal(await a.get(name), undefined, 'nothing of it left on the target');
+    const a = pair!.a;
+    // the whole domain arrived on the target; the source's xl waits for its "ready", its copy suspended
+    await killedSourceResumes('hold',
+      ['the target received the whole domain', async () => (await a.transport.exec(['test', '-e', '/tmp/vl-recv.held'])).code === 0],
+      /before its point of no return, test\.mig-0 left suspended on blade2; its copy on blade1 was removed: the suspended copy was resumed on blade2 \(xl save -c\), its memory state kept/, ['/tmp/vl-recv.held']);
   });
 });

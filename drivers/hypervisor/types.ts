@@ -315,6 +315,21 @@ export class MigrationCancelledError extends MigrationFailedError {}
  * MigrationFailedError, the domain is NOT on the source any more but paused on the target.
  */
 export class SwitchoverError extends HypervisorError {}
+/**
+ * A migration that failed and was then settled (settleMigration): the VM runs where `settlement`
+ * says (its source, resumed or started again from its disks, or nowhere), not necessarily as it was.
+ */
+export class MigrationSettledError extends MigrationFailedError {
+  constructor(message: string, readonly settlement: MigrationSettlement) {
+    super(message);
+  }
+}
+/**
+ * A migration left past (or before) its point of no return whose settling failed part way: where
+ * the VM runs is not known until it is settled again (settleMigration, from the migration plan's
+ * `settle`). Not a MigrationFailedError: the VM may not be on its source.
+ */
+export class MigrationStrandedError extends HypervisorError {}
 
 
 /**

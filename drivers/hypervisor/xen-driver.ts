@@ -62,6 +62,8 @@ import {
   HypervisorError,
   MigrationCancelledError,
   MigrationFailedError,
+  MigrationSettledError,
+  MigrationStrandedError,
   SwitchoverError,
   validateDomainName,
   type ConsoleChunk,
@@ -816,12 +818,18 @@ export class XenDriver implements HypervisorDriver {
     if (code !== 0) {
       // past xl's point of no return (our copy renamed <name>--migratedaway, suspended): settled
       // here, the VM then runs on exactly one side
-      const settled = await this.settleMigration(name, target, { beforeResume: opts.beforeResume });
+      let settled: MigrationSettlement | undefined;
+      try {
+        settled = await this.settleMigration(name, target, { beforeResume: opts.beforeResume });
+      } catch (err) {
+        if (err instanceof SwitchoverError) throw err;
+        throw new MigrationStrandedError(`migrating ${name} from ${this.node} to ${target.node} ${wasCancelled ? 'cancelled' : 'failed'} and settling it failed: ${(err as Error).message}; it is settled again from what both nodes hold`, { cause: err });
+      }
       if (settled?.movedToTarget) {
         const t2 = Date.now();
         return { downtimeMs: lines.sinceSuspendMs(), totalMs: t2 - t1, endToEndMs: t2 - t1, transferredBytes: 0, phasesMs: { prepare: 0, transfer: t2 - t1, switchover: 0, cleanup: 0 } };
       }
-      if (settled) throw new MigrationFailedError(`migrating ${name} from ${this.node} to ${target.node} ${wasCancelled ? 'cancelled' : 'failed'}: ${settled.message}; xl said: ${stderr.trim().split('\n').slice(-12).join(' | ')}`);
+      if (settled) throw new MigrationSettledError(`migrating ${name} from ${this.node} to ${target.node} ${wasCancelled ? 'cancelled' : 'failed'}: ${settled.message}; xl said: ${stderr.trim().split('\n').slice(-12).join(' | ')}`, settled);
       // the target's xl migrate-receive ends its incoming domain when the stream breaks, but not
       // when it was killed itself: nothing of the domain may stay on the target. (`xl list -l`
       // leaves such a domain out, having no configuration for it yet: destroy it by its name.)

@@ -5,7 +5,10 @@
 // prepare the target (prepareMigration, when the driver has it), records Running (the clock of
 // the migration's end to end time), and has the driver run the migration. On success the VirtualNode's binding and host move to the
 // target and the hypervisor's downtime and total time are recorded; on failure the driver has left the VM
-// running on the source and nothing on the target, and the Migration is Failed with the reason.
+// running on the source and nothing on the target, and the Migration is Failed with the reason. A
+// failure the driver settled (MigrationSettledError: Xen past its point of no return) says where
+// the VM runs instead, and one started again from its disks is recorded as a new boot; a failure
+// whose settling broke off (MigrationStrandedError) stays Running and is settled again (`settle`).
 // Volumes that are mapped on one node at a time (VolumeActivation.needsHandOver: SAN snapshots)
 // are made openable on the target before the transfer (prepareIncoming) and handed over while the
 // domain waits paused on the target (a driver with pausedSwitchover, MigrateOptions.beforeResume),
@@ -15,9 +18,9 @@
 
 import type { Migration, MigrationStatus, PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
 import type { ObjectRef } from '../../api/store/types.js';
-import { isConditionTrue } from '../../api/conditions.js';
+import { isConditionTrue, setCondition } from '../../api/conditions.js';
 import type { ControllerSpec, ReconcileContext, ReconcileResult } from '../../controllers/types.js';
-import { STRANDED_DETAILS, SwitchoverError, type DomainInfo, type MigrationResult, type MigrationSettlement, type PreparedMigration } from '../../drivers/hypervisor/types.js';
+import { MigrationSettledError, MigrationStrandedError, STRANDED_DETAILS, SwitchoverError, type DomainInfo, type MigrationResult, type MigrationSettlement, type PreparedMigration } from '../../drivers/hypervisor/types.js';
 import { writeStatusOver } from '../../api/status-writer.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { computeAllocation } from '../placement/allocation.js';
@@ -26,6 +29,7 @@ import { domainName } from '../../api/names.js';
 import { MIGRATION_POLL_MS, planMigration, type HostDomainState, type SourceMigrationState } from './migration-plan.js';
 import type { VolumeActivation } from './volume-activation.js';
 import { progressWriter } from './migration-progress.js';
+import { GUEST_READY } from './guest-ready.js';
 
 /** Per-Migration bandwidth cap in bytes per second (overrides the manager's default). */
 export const MAX_BANDWIDTH_ANNOTATION = 'virtualinux.org/migration-max-bandwidth';
@@ -150,6 +154,27 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
     await writeStatusOver<VirtualNode>(ctx.store, vn, (cur) => ({ ...cur.status, host: target, phase: 'Running', message: `running on ${target}` }));
   }
 
+  /**
+   * A failed migration's settlement that started the VM again from its disks on `runsOn`: a new
+   * boot, recorded as the runtime records its own starts (status.bootTime now, GuestReady waiting
+   * for the guest to report in again: the READY seen before the migration was the old boot's). A
+   * copy resumed with its memory is the same boot; a VM that runs nowhere is the runtime's to start
+   * (it sees no domain).
+   */
+  async function recordSettlement(ctx: ReconcileContext, vnRef: ObjectRef, s: MigrationSettlement): Promise<void> {
+    const host = s.runsOn;
+    if (s.movedToTarget || s.memoryKept || !host) return;
+    const vn = await ctx.store.get<VirtualNode>(vnRef);
+    const at = new Date(now());
+    await writeStatusOver<VirtualNode>(ctx.store, vn, (cur) => ({
+      ...cur.status, host, phase: 'Running', message: `running on ${host}, started again from its disks`, bootTime: at.toISOString(),
+      conditions: setCondition(cur.status?.conditions, {
+        type: GUEST_READY, status: 'False', reason: 'Booting',
+        message: `started again from its disks on ${host} after a failed migration (its memory state was lost): waiting for the guest to report in`,
+      }, cur.metadata.generation ?? 0, at),
+    }));
+  }
+
   async function reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
     // From the store, not the cache: the state machine must never act on a stale phase.
     const m = await ctx.store.tryGet<Migration>(key);
@@ -261,7 +286,20 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
             await fail(ctx, m, err.message, err.message);
             return undefined;
           }
+          if (err instanceof MigrationStrandedError) {
+            // where the VM runs is not known yet (the target may hold it): nothing undone here;
+            // the Migration stays Running and the plan settles it again from what both nodes show
+            await setStatus(ctx, m, { phase: 'Running', message: err.message });
+            ctx.events.record(m, 'Warning', 'MigrationStranded', err.message);
+            return { requeueAfterMs: MIGRATION_POLL_MS };
+          }
           await abortIncoming();
+          if (err instanceof MigrationSettledError) {
+            // settled by the driver: its message says where the VM runs (maybe started again)
+            await recordSettlement(ctx, vnRef, err.settlement);
+            await fail(ctx, m, err.message, err.message);
+            return undefined;
+          }
           // The driver's contract: the VM still runs on the source, nothing is left on the target.
           await fail(ctx, m, `${(err as Error).message}; the VM keeps running on ${src}`, (err as Error).message);
           return undefined;
@@ -314,6 +352,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
           return undefined;
         }
         if (volumes) await volumes.abortIncoming?.(vc!, vn!, target!).catch((err: Error) => ctx.events.record(m, 'Warning', 'UnmapFailed', `undoing the incoming volumes on ${tgt}: ${err.message}`));
+        await recordSettlement(ctx, vnRef, s);
         await fail(ctx, m, s.message, s.message);
         return undefined;
       }

@@ -7,7 +7,7 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { HypervisorError, MigrationCancelledError, MigrationFailedError, SwitchoverError, type DomainSpec } from '../../drivers/hypervisor/types.js';
+import { HypervisorError, MigrationCancelledError, MigrationFailedError, MigrationSettledError, MigrationStrandedError, SwitchoverError, type DomainSpec } from '../../drivers/hypervisor/types.js';
 import { configDiskPaths, migrationSshCommand, parseXlListLong, XEN_MIGRATE_RECEIVE_SCRIPT, XlLineClock, parseXlListStates, renderXlConfig, XEN_BLOCK_SCRIPT, XenDriver, xenCmdline, xlString } from '../../drivers/hypervisor/xen-driver.js';
 import { HANG, RecordingTransport } from './recording-transport.js';
 import { XEN_VIF_SCRIPT } from '../../drivers/hypervisor/xen-vif-script.js';
@@ -389,12 +389,12 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
       return { t, d };
     }
     /** The target: `<name>--incoming` paused (left by a killed xl migrate-receive; its monitor stays, under init) until renamed, or nothing. */
-    function target(incoming: boolean): { t: RecordingTransport; d: XenDriver } {
+    function target(incoming: boolean, renameFails = false): { t: RecordingTransport; d: XenDriver } {
       const { t, d } = xenNode('blade2');
       let xlName = incoming ? `${NAME}--incoming` : '';
       let letters = '--p---';
       t.answer(['cat', '/etc/ssh/ssh_host_ed25519_key.pub'], ok('ssh-ed25519 AAAAtarget root@blade2\n'))
-        .answer(['xl', 'rename'], (argv) => { xlName = argv[3]!; return ok(); })
+        .answer(['xl', 'rename'], (argv) => { if (renameFails) return { code: 1, stdout: '', stderr: 'libxl: error: rename timed out' }; xlName = argv[3]!; return ok(); })
         .answer(['xl', 'unpause'], () => { letters = '-b----'; return ok(); })
         // xl -l leaves out a domain being received (no configuration yet)
         .answer(['xl', 'list', '-l'], () => ok(JSON.stringify(xlName === NAME ? [{ domid: 7, config: { c_info: { name: NAME } } }] : [])))
@@ -427,7 +427,8 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     it('the target has no copy: its leftovers go, ours is resumed here by xl save -c and renamed back (memory kept); the migration fails saying so', async () => {
       const a = source();
       const b = target(false);
-      await assert.rejects(a.d.migrate(NAME, b.d), (e: Error) => e instanceof MigrationFailedError && !(e instanceof MigrationCancelledError)
+      await assert.rejects(a.d.migrate(NAME, b.d), (e: Error) => e instanceof MigrationSettledError && !(e instanceof MigrationCancelledError)
+        && e.settlement.runsOn === 'blade1' && e.settlement.memoryKept && !e.settlement.movedToTarget
         && /point of no return .*blade2 had no complete copy \(its leftovers were removed\): the suspended copy was resumed on blade1 \(xl save -c\), its memory state kept/.test(e.message) && /Domain state is now undefined/.test(e.message));
       assert.deepEqual(a.t.commands.filter((c) => c[0] === 'xl' && ['destroy', 'save', 'rename', 'unpause'].includes(c[1]!)), [
         ['xl', 'save', '-c', AWAY, `/var/lib/xen/${NAME}.settle`],
@@ -441,13 +442,24 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     it('xl save -c fails: our copy is destroyed and started again from its configuration and disks here (memory lost), said so', async () => {
       const a = source({ save: 1 });
       const b = target(false);
-      await assert.rejects(a.d.migrate(NAME, b.d), (e: Error) => e instanceof MigrationFailedError
+      await assert.rejects(a.d.migrate(NAME, b.d), (e: Error) => e instanceof MigrationSettledError
+        && e.settlement.runsOn === 'blade1' && !e.settlement.memoryKept
         && /could not be resumed \(xl save -c failed: libxl: error: save failed\): it was destroyed and the VM started again from its disks on blade1 \(its memory state was lost\)/.test(e.message));
       const xl = a.t.commands.filter((c) => (c[0] === 'xl' && ['destroy', 'save', 'rename'].includes(c[1]!)) || c[0] === 'flock');
       assert.deepEqual(xl.slice(0, 2), [['xl', 'save', '-c', AWAY, `/var/lib/xen/${NAME}.settle`], ['xl', 'destroy', AWAY]]);
       assert.deepEqual(xl[2]!.slice(0, 5), ['flock', '-n', '-E', '75', `${RUN}/${NAME}.cfg.lock`]);
       assert.deepEqual(xl[2]!.slice(-3), configDiskPaths(cfg), 'its disks from the configuration it ran with');
       assert.equal((await a.d.get(NAME))?.state, 'running');
+    });
+
+    it('settling fails part way (the target\'s complete copy cannot be renamed): a MigrationStrandedError, not a failure that would say the VM runs on the source; both copies kept', async () => {
+      const a = source();
+      const b = target(true, true);
+      await assert.rejects(a.d.migrate(NAME, b.d), (e: Error) => e instanceof MigrationStrandedError && !(e instanceof MigrationFailedError)
+        && /failed and settling it failed: .*renaming the complete copy default\.stripes-0--incoming on blade2 failed: libxl: error: rename timed out/.test(e.message));
+      assert.ok(!b.t.commands.some((c) => c[0] === 'xl' && c[1] === 'destroy'), 'the target\'s complete copy is not destroyed');
+      assert.ok(!a.t.commands.some((c) => c[0] === 'xl' && ['destroy', 'save'].includes(c[1]!)), 'nor ours');
+      assert.deepEqual(await a.d.get(NAME), { name: NAME, state: 'paused', detail: 'migratedaway', pid: 7, vcpus: 1, memoryMiB: 256 }, 'listed stranded: the migration plan settles it again');
     });
 
     it('xl died before its point of no return, our copy suspended under its own name (marker kept): listed stranded, resumed here by xl save -c, the target\'s copy never trusted', async () => {

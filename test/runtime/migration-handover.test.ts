@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import type { ApiObject, Migration, PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
 import type { ObjectRef } from '../../api/store/types.js';
 import type { ReconcileContext } from '../../controllers/types.js';
-import { MigrationFailedError, type DomainInfo, type HypervisorDriver, type MigrateOptions, type MigrationResult, type MigrationSettlement } from '../../drivers/hypervisor/types.js';
+import { MigrationFailedError, MigrationSettledError, MigrationStrandedError, type DomainInfo, type HypervisorDriver, type MigrateOptions, type MigrationResult, type MigrationSettlement } from '../../drivers/hypervisor/types.js';
 import { tapName } from '../../drivers/network/types.js';
 import { migrationController } from '../../reconcilers/runtime/migration-controller.js';
 import type { HypervisorDrivers } from '../../reconcilers/runtime/hosts.js';
@@ -19,6 +19,7 @@ import type { VolumeActivation } from '../../reconcilers/runtime/volume-activati
 import { RecordingTransport } from '../hypervisor/recording-transport.js';
 
 const NAME = 'default.duo-0';
+const BOOTED = new Date(Date.now() - 3_600_000).toISOString();
 const key = (r: { kind: string; name: string; namespace?: string }) => `${r.kind}/${r.namespace ?? ''}/${r.name}`;
 
 function node(name: string): PhysicalNode {
@@ -34,7 +35,7 @@ class FakeDriver implements Partial<HypervisorDriver> {
   readonly kind = 'xen' as const;
   readonly transport: RecordingTransport;
   domains = new Map<string, DomainInfo>();
-  constructor(readonly node: string, readonly log: string[], readonly pausedSwitchover: boolean, readonly fail = false) {
+  constructor(readonly node: string, readonly log: string[], readonly pausedSwitchover: boolean, readonly fail: boolean | Error = false) {
     this.transport = new RecordingTransport(node);
     // the network layer's tap and anti-spoofing rules for the VM (the controller waits for them)
     this.transport.answer(['ip', '-j', 'link', 'show'], { code: 0, stdout: JSON.stringify([{ ifname: tapName(NAME), address: '52:54:00:00:00:01' }]), stderr: '' });
@@ -43,7 +44,7 @@ class FakeDriver implements Partial<HypervisorDriver> {
   async get(name: string) { return this.domains.get(name); }
   async migrate(name: string, target: HypervisorDriver, opts: MigrateOptions = {}): Promise<MigrationResult> {
     this.log.push(`migrate ${this.node}->${target.node}${opts.beforeResume ? ' -p' : ''}`);
-    if (this.fail) throw new MigrationFailedError('xl migrate failed: the stream broke');
+    if (this.fail) throw this.fail instanceof Error ? this.fail : new MigrationFailedError('xl migrate failed: the stream broke');
     this.domains.delete(name);
     (target as unknown as FakeDriver).domains.set(name, { name, state: 'paused' });
     await opts.beforeResume?.();
@@ -54,7 +55,7 @@ class FakeDriver implements Partial<HypervisorDriver> {
   async cancelMigration() { this.log.push(`cancel ${this.node}`); return false; }
   async destroy(name: string) { this.log.push(`destroy ${this.node}`); this.domains.delete(name); }
   /** Xen's settleMigration, as the fake: `settleTo` says where the complete copy is. */
-  settleTo?: 'target' | 'source';
+  settleTo?: 'target' | 'source' | 'disks';
   async settleMigration(name: string, target: HypervisorDriver, opts: { beforeResume?: () => Promise<void> } = {}): Promise<MigrationSettlement | undefined> {
     if (this.domains.get(name)?.detail !== 'migratedaway') return undefined;
     this.log.push(`settle ${this.node}->${target.node}`);
@@ -68,16 +69,23 @@ class FakeDriver implements Partial<HypervisorDriver> {
     }
     t.domains.delete(name);
     this.domains.set(name, { name, state: 'running' });
+    if (this.settleTo === 'disks') {
+      return { runsOn: this.node, movedToTarget: false, memoryKept: false, message: 'blade2 had no complete copy; the suspended copy could not be resumed (xl save -c failed): it was destroyed and the VM started again from its disks on blade1 (its memory state was lost)' };
+    }
     return { runsOn: this.node, movedToTarget: false, memoryKept: true, message: 'blade2 had no complete copy: the suspended copy was resumed on blade1 (xl save -c), its memory state kept' };
   }
 }
 
-function setup(opts: { pausedSwitchover?: boolean; fail?: boolean; handOverFailures?: number; stranded?: { settleTo: 'target' | 'source'; target: DomainInfo['state'] | undefined }; storageDriver?: string } = {}) {
+function setup(opts: { pausedSwitchover?: boolean; fail?: boolean | Error; handOverFailures?: number; stranded?: { settleTo: 'target' | 'source' | 'disks'; target: DomainInfo['state'] | undefined }; storageDriver?: string } = {}) {
   const log: string[] = [];
   const objs = new Map<string, ApiObject>();
   const put = (o: ApiObject) => objs.set(key({ kind: o.kind, name: o.metadata.name, namespace: o.metadata.namespace }), structuredClone(o));
   const vc = { kind: 'VirtualCluster', metadata: { name: 'duo', namespace: 'default', uid: 'u1' }, spec: { state: 'Running', storageDriver: opts.storageDriver ?? 'evms', placement: { strategy: 'Cyclic', mode: 'Lazy' } } } as unknown as VirtualCluster;
-  const vn = { kind: 'VirtualNode', metadata: { name: 'duo-0', namespace: 'default' }, spec: { cluster: 'duo', vcpus: 1, memoryMiB: 128, physicalNode: 'blade1' }, status: { phase: 'Running', host: 'blade1' } } as unknown as VirtualNode;
+  // the guest reported in an hour ago (its first boot)
+  const vn = {
+    kind: 'VirtualNode', metadata: { name: 'duo-0', namespace: 'default', generation: 1 }, spec: { cluster: 'duo', vcpus: 1, memoryMiB: 128, physicalNode: 'blade1' },
+    status: { phase: 'Running', host: 'blade1', bootTime: BOOTED, conditions: [{ type: 'GuestReady', status: 'True', reason: 'ConsoleReady', message: 'the guest printed: VIRTUALINUX-READY', lastTransitionTime: BOOTED }] },
+  } as unknown as VirtualNode;
   const m = { kind: 'Migration', metadata: { name: 'm1', namespace: 'default', uid: 'm1', generation: 1 }, spec: { virtualNode: 'duo-0', targetNode: 'blade2' } } as unknown as Migration;
   for (const o of [vc, vn, m, node('blade1'), node('blade2')]) put(o);
   const store = {
@@ -158,6 +166,52 @@ describe('migration controller: volumes handed over at the switchover', function
     assert.match(s.migration().status!.message!, /handed over to the target at the switchover, and the Xen driver cannot stop there/);
   });
 
+  it('a failed xl migrate settled by starting the VM again from its disks: Failed with the driver\'s account (no "keeps running"), a new boot on the VirtualNode (bootTime now, GuestReady waiting again)', async () => {
+    const settlement = { runsOn: 'blade1', movedToTarget: false, memoryKept: false, message: 'blade2 had no complete copy; it was destroyed and the VM started again from its disks on blade1 (its memory state was lost)' };
+    const s = setup({ fail: new MigrationSettledError(`migrating ${NAME} from blade1 to blade2 failed: ${settlement.message}`, settlement) });
+    const before = Date.now();
+    await s.run();
+    assert.deepEqual(s.log, ['prepareIncoming blade2', 'migrate blade1->blade2 -p', 'abortIncoming blade2']);
+    assert.equal(s.migration().status?.phase, 'Failed');
+    assert.match(s.migration().status!.message!, /started again from its disks on blade1 \(its memory state was lost\)$/);
+    assert.doesNotMatch(s.migration().status!.message!, /keeps running/);
+    const st = s.vnStatus()!;
+    assert.equal(st.host, 'blade1');
+    assert.ok(Date.parse(st.bootTime!) >= before, `bootTime ${st.bootTime} is the new boot's, not the first one's (${BOOTED})`);
+    const ready = st.conditions?.find((c) => c.type === 'GuestReady');
+    assert.equal(ready?.status, 'False');
+    assert.equal(ready?.reason, 'Booting');
+    assert.match(ready!.message!, /started again from its disks on blade1/);
+  });
+
+  it('a failed xl migrate settled with the memory kept on the source: the same boot goes on (bootTime and GuestReady as they were)', async () => {
+    const settlement = { runsOn: 'blade1', movedToTarget: false, memoryKept: true, message: 'the suspended copy was resumed on blade1 (xl save -c), its memory state kept' };
+    const s = setup({ fail: new MigrationSettledError(`migrating ${NAME} failed: ${settlement.message}`, settlement) });
+    await s.run();
+    assert.equal(s.migration().status?.phase, 'Failed');
+    assert.match(s.migration().status!.message!, /its memory state kept$/);
+    assert.equal(s.vnStatus()?.bootTime, BOOTED);
+    assert.equal(s.vnStatus()?.conditions?.find((c) => c.type === 'GuestReady')?.status, 'True');
+  });
+
+  it('a failed xl migrate whose settling failed part way: nothing undone on the target, the Migration stays Running (with a Warning) and the next reconcile settles it', async () => {
+    const s = setup({ fail: new MigrationStrandedError(`migrating ${NAME} from blade1 to blade2 failed and settling it failed: xl rename: timed out`) });
+    // xl left the source's copy renamed and suspended; the target holds the whole domain
+    s.src.domains.set(NAME, { name: NAME, state: 'paused', detail: 'migratedaway' });
+    s.tgt.domains.set(NAME, { name: NAME, state: 'incoming' });
+    s.src.settleTo = 'target';
+    const r = await s.run();
+    assert.deepEqual(s.log, ['prepareIncoming blade2', 'migrate blade1->blade2 -p'], 'the incoming volumes stay: the target may hold the VM');
+    assert.equal(s.migration().status?.phase, 'Running');
+    assert.match(s.migration().status!.message!, /settling it failed: xl rename: timed out/);
+    assert.ok(s.events.some((e) => e.startsWith('Warning MigrationStranded')), s.events.join('\n'));
+    assert.ok(r && 'requeueAfterMs' in r && r.requeueAfterMs! > 0);
+    await s.run();
+    assert.equal(s.migration().status?.phase, 'Succeeded', s.migration().status?.message);
+    assert.equal(s.vnStatus()?.host, 'blade2');
+    assert.equal(s.tgt.domains.get(NAME)?.state, 'running');
+  });
+
   describe('a migration stranded past its point of no return while no manager watched (Xen: <name>--migratedaway, its xl migrate gone)', () => {
     it('the target holds the whole domain: the source\'s driver settles it there (the handover before it runs), Succeeded, the VM bound to the target', async () => {
       const s = setup({ stranded: { settleTo: 'target', target: 'incoming' } });
@@ -183,6 +237,17 @@ describe('migration controller: volumes handed over at the switchover', function
         assert.equal(s.src.domains.get(NAME)?.state, 'running');
         assert.equal(s.tgt.domains.get(NAME), undefined);
       }
+    });
+
+    it('the source\'s copy cannot be resumed: started again from its disks there, the Migration Failed saying so, the VirtualNode a new boot', async () => {
+      const s = setup({ stranded: { settleTo: 'disks', target: undefined }, storageDriver: 'qcow2' });
+      const before = Date.now();
+      await s.run();
+      assert.equal(s.migration().status?.phase, 'Failed');
+      assert.match(s.migration().status!.message!, /started again from its disks on blade1/);
+      assert.equal(s.vnStatus()?.host, 'blade1');
+      assert.ok(Date.parse(s.vnStatus()!.bootTime!) >= before);
+      assert.equal(s.vnStatus()?.conditions?.find((c) => c.type === 'GuestReady')?.reason, 'Booting');
     });
   });
 });

@@ -1,7 +1,8 @@
 // Builds the image of a full testbed node (`hack/testbed up --full`): a Debian 12 root filesystem
 // made by mmdebstrap from this machine's apt sources only (the Debian kernel with all its modules,
 // Xen 4.17's hypervisor and tools, OpenSSH, LVM, thin-provisioning-tools, dmsetup, OCFS2 tools, the
-// kernel NFS server, nftables, iproute2, qemu-utils, udev), the boot scripts of hack/node/, the
+// kernel NFS server, nftables, iproute2, qemu-utils, Debian's QEMU system emulator for x86 without
+// its recommends, udev), the boot scripts of hack/node/, the
 // hypervisor gunzipped to the multiboot ELF QEMU's -kernel takes, and a small initramfs (static
 // busybox and the modules that reach the root disk), so a node boots in seconds under TCG.
 //
@@ -32,12 +33,14 @@ export const NODE_SUITE = 'bookworm';
  * What a node is made of (and, by dependencies, what else mmdebstrap installs). tiny-initramfs
  * satisfies the kernel's need for an initramfs generator in place of initramfs-tools, whose
  * mkinitramfs ran twice during the build and took minutes of it on a loaded machine; the node boots
- * with hack/node/init anyway.
+ * with hack/node/init anyway. qemu-system-x86 lets QemuDriver run beside Xen on the same node
+ * (`hack/bench-hypervisor --xen`: TCG guests inside dom0); mmdebstrap installs no Recommends, so
+ * it comes without qemu-system-gui, ovmf and qemu-block-extra.
  */
 export const NODE_PACKAGES = [
   'linux-image-amd64', 'tiny-initramfs', 'xen-hypervisor-4.17-amd64', 'xen-utils-4.17', 'openssh-server',
   'lvm2', 'thin-provisioning-tools', 'dmsetup', 'ocfs2-tools', 'nfs-kernel-server', 'nftables',
-  'iproute2', 'qemu-utils', 'kmod', 'udev', 'busybox', 'procps', 'e2fsprogs',
+  'iproute2', 'qemu-utils', 'qemu-system-x86', 'kmod', 'udev', 'busybox', 'procps', 'e2fsprogs',
 ];
 /** Modules in the initramfs: just what reaches the root disk; rcS loads the rest from it. */
 export const NODE_INITRAMFS_MODULES = ['virtio_pci', 'virtio_blk', 'ext4', 'crc32c_generic'];

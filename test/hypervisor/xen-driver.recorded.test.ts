@@ -8,7 +8,10 @@ import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HypervisorError, MigrationCancelledError, MigrationFailedError, MigrationSettledError, MigrationStrandedError, SwitchoverError, type DomainSpec } from '../../drivers/hypervisor/types.js';
-import { configDiskPaths, migrationSshCommand, parseXlListLong, XEN_MIGRATE_RECEIVE_SCRIPT, XlLineClock, parseXlListStates, renderXlConfig, XEN_BLOCK_SCRIPT, XenDriver, xenCmdline, xlString } from '../../drivers/hypervisor/xen-driver.js';
+import { XenDriver } from '../../drivers/hypervisor/xen-driver.js';
+import { configDiskPaths, migrationSshCommand, renderXlConfig, xenCmdline, xlString } from '../../drivers/hypervisor/xen-config.js';
+import { XEN_BLOCK_SCRIPT, XEN_MIGRATE_RECEIVE_SCRIPT } from '../../drivers/hypervisor/xen-scripts.js';
+import { parseXlListLong, parseXlListStates, XlLineClock } from '../../drivers/hypervisor/xl-output.js';
 import { HANG, RecordingTransport } from './recording-transport.js';
 import { XEN_VIF_SCRIPT } from '../../drivers/hypervisor/xen-vif-script.js';
 

@@ -23,7 +23,7 @@
 // the vif goes with it and the next apply makes the placeholder again if the VM is still wanted.
 
 import { execOk, type Transport } from '../transport/types.js';
-import { NFT_TABLE, tapName, type HostNetworkState, type RouteSpec } from './types.js';
+import { NFT_TABLE, antispoofChain, tapName, type HostNetworkState, type RouteSpec } from './types.js';
 
 /** The routing protocol number marking our routes (`ip route ... proto 188`). */
 export const RT_PROTO = '188';
@@ -106,12 +106,20 @@ export class HostNetworkDriver {
     await execOk(this.t, argv);
   }
 
-  /** The VM's tap exists and its anti-spoofing rules are loaded on this node. */
+  /**
+   * The VM's tap exists and its anti-spoofing rules are loaded on this node: read from the two
+   * chains that hold them (antispoofChain), not the whole table, whose isolation rules grow with
+   * the VCs of the whole cluster; a table loaded before those chains existed is read whole.
+   */
   async hasVm(vmKey: string): Promise<boolean> {
     const taps = await this.ourTaps();
     if (!taps.has(tapName(vmKey))) return false;
-    const comments = await this.ruleComments();
-    return comments.has(`antispoof forward ${vmKey}`) && comments.has(`antispoof input ${vmKey}`);
+    for (const hook of ['forward', 'input'] as const) {
+      const r = await this.t.exec(['nft', '-j', 'list', 'chain', 'inet', NFT_TABLE, antispoofChain(hook)]);
+      const comments = r.code === 0 ? commentsOf(r.stdout) : await this.ruleComments();
+      if (!comments.has(`antispoof ${hook} ${vmKey}`)) return false;
+    }
+    return true;
   }
 
   async teardown(): Promise<void> {
@@ -144,10 +152,14 @@ export class HostNetworkDriver {
 
   async ruleComments(): Promise<Set<string>> {
     const r = await this.t.exec(['nft', '-j', 'list', 'table', 'inet', NFT_TABLE]);
-    if (r.code !== 0) return new Set();
-    const doc = JSON.parse(r.stdout) as NftJson;
-    return new Set(doc.nftables.flatMap((e) => (e.rule?.comment ? [e.rule.comment] : [])));
+    return r.code === 0 ? commentsOf(r.stdout) : new Set();
   }
+}
+
+/** The rule comments of an `nft -j list` document. */
+function commentsOf(json: string): Set<string> {
+  const doc = JSON.parse(json) as NftJson;
+  return new Set(doc.nftables.flatMap((e) => (e.rule?.comment ? [e.rule.comment] : [])));
 }
 
 /**

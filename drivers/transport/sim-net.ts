@@ -100,6 +100,8 @@ export class SimNet {
   readonly routes: SimRouteTable;
   /** The loaded tables by "family name": their rule comments. */
   readonly tables = new Map<string, string[]>();
+  /** The loaded tables' chains by "family table chain": the range [from, to) of the table's comments they hold. */
+  readonly chains = new Map<string, readonly [number, number]>();
 
   constructor(private readonly interner: SimNetInterner = new SimNetInterner()) {
     this.routes = new SimRouteTable(interner);
@@ -183,17 +185,36 @@ export class SimNet {
       // The driver's ruleset: `table inet NAME`, `delete table inet NAME`, `table inet NAME { ... }`.
       const m = /^table (\w+) (\S+) \{/m.exec(stdin);
       if (!m) return fail(1, 'sim host: nft: no table definition in the ruleset');
-      this.tables.set(`${m[1]} ${m[2]}`, [...stdin.matchAll(/comment "([^"]*)"/g)].map((c) => this.interner.string(c[1]!)));
+      const key = `${m[1]} ${m[2]}`;
+      const found = [...stdin.matchAll(/comment "([^"]*)"/g)];
+      this.tables.set(key, found.map((c) => this.interner.string(c[1]!)));
+      for (const k of [...this.chains.keys()]) if (k.startsWith(`${key} `)) this.chains.delete(k);
+      // Each `chain NAME {` ... `}` block (the driver's layout: no nesting) as the range of the
+      // table's comments it holds (no copy: 1,000 hosts x 5,000 rules at 10,000 VMs).
+      let i = 0;
+      for (const c of stdin.matchAll(/^\s*chain (\S+) \{\n[\s\S]*?^\s*\}$/gm)) {
+        while (i < found.length && found[i]!.index! < c.index!) i++;
+        const from = i;
+        while (i < found.length && found[i]!.index! < c.index! + c[0].length) i++;
+        this.chains.set(`${key} ${c[1]}`, [from, i]);
+      }
       return ok();
     }
     const json = a[0] === '-j';
     const args = json ? a.slice(1) : a;
+    if (args[0] === 'list' && args[1] === 'chain') {
+      const range = this.chains.get(`${args[2]} ${args[3]} ${args[4]}`);
+      if (!range) return fail(1, `Error: No such file or directory\n${args.join(' ')}`);
+      const comments = this.tables.get(`${args[2]} ${args[3]}`)!.slice(range[0], range[1]);
+      return ok(JSON.stringify({ nftables: [{ chain: { family: args[2], table: args[3], name: args[4] } }, ...comments.map((comment) => ({ rule: { comment } }))] }));
+    }
     if ((args[0] === 'list' || args[0] === 'delete') && args[1] === 'table') {
       const key = `${args[2]} ${args[3]}`;
       const comments = this.tables.get(key);
       if (!comments) return fail(1, `Error: Could not process rule: No such file or directory\n${args.join(' ')}`);
       if (args[0] === 'delete') {
         this.tables.delete(key);
+        for (const k of [...this.chains.keys()]) if (k.startsWith(`${key} `)) this.chains.delete(k);
         return ok();
       }
       return ok(JSON.stringify({ nftables: [{ table: { family: args[2], name: args[3] } }, ...comments.map((comment) => ({ rule: { comment } }))] }));

@@ -13,7 +13,7 @@
 
 import { createHash } from 'node:crypto';
 import { NFS_PORT, type NfsExport } from '../../drivers/nfs/ganesha-config.js';
-import { NFT_TABLE, tapName, type HostNetworkState, type RouteSpec, type TapSpec } from '../../drivers/network/types.js';
+import { NFT_TABLE, antispoofChain, tapName, type HostNetworkState, type RouteSpec, type TapSpec } from '../../drivers/network/types.js';
 import { nfsPseudoPath } from './addresses.js';
 
 // The driver's input types, re-exported for the plan's users (the runtime names taps too).
@@ -190,13 +190,19 @@ function renderRuleset(index: HostPlanIndex, taps: readonly TapSpec[]): { text: 
   lines.push('  set vc_subnets {', '    type ipv4_addr', '    flags interval');
   if (index.elements !== undefined) lines.push(index.elements);
   lines.push('  }');
+  // Each tap's anti-spoofing rules in a chain of their own per hook (declared before the jump to
+  // it), so that a VM's are read without every VC's isolation rules (antispoofChain).
   for (const hook of ['forward', 'input'] as const) {
-    lines.push(`  chain ${hook} {`, `    type filter hook ${hook} priority filter; policy accept;`);
+    lines.push(`  chain ${antispoofChain(hook)} {`);
     for (const t of taps) {
       const c = `antispoof ${hook} ${t.vm}`;
       comments.push(c);
       lines.push(`    iifname "${t.name}" ip saddr != ${t.ip} drop comment "${c}"`);
     }
+    lines.push('  }');
+  }
+  for (const hook of ['forward', 'input'] as const) {
+    lines.push(`  chain ${hook} {`, `    type filter hook ${hook} priority filter; policy accept;`, `    jump ${antispoofChain(hook)}`);
     if (hook === 'input') {
       // NFS trusts client addresses (sec=sys): a VC source address reaching a node's NFS server
       // must come from a tap, where the anti-spoofing rules above pin it to its VM. VMs reach

@@ -59,6 +59,12 @@ describe('HostNetworkDriver on testbed nodes', function () {
     assert.match(table, /ip saddr 10\.10\.1\.0\/24 ip daddr @vc_subnets ip daddr != 10\.10\.1\.0\/24 drop/);
     assert.ok(await d1.hasVm('default.a-0'));
     assert.equal(await d1.hasVm('default.a-1'), false, 'a-1 runs on the other node');
+    // the taps' anti-spoofing rules are a chain of their own, jumped to from the hook's chain
+    // (what hasVm lists): no VC's isolation rule in it
+    const own = await execOk(transports[0]!, ['nft', 'list', 'chain', 'inet', 'virtualinux', 'antispoof_forward']);
+    assert.match(own, new RegExp(`iifname "${tapName('default.a-0')}" ip saddr != 10\\.10\\.1\\.2 drop`));
+    assert.doesNotMatch(own, /isolate|@vc_subnets/);
+    assert.match(table, /chain forward \{[^}]*jump antispoof_forward/);
 
     const again = await d1.apply(planHostNetwork(n1!.name, hosts(), vms));
     assert.deepEqual(again.changed, [], 'a second apply changes nothing');
@@ -88,6 +94,23 @@ describe('HostNetworkDriver on testbed nodes', function () {
     const broken = { ...good, nftRuleset: good.nftRuleset.replace('policy accept;', 'policy accept;\n    this is not nft\n') };
     await assert.rejects(d.apply(broken), /nft/);
     assert.ok(await d.hasVm('default.a-0'), 'the old rules are still loaded');
+    await d.teardown();
+  });
+
+  it('hasVm reads a table loaded before the anti-spoofing rules had chains of their own whole', async () => {
+    const n1 = tb!.nodes[0]!;
+    const d = new HostNetworkDriver(transports[0]!);
+    const plan = planHostNetwork(n1.name, hosts(), [vm('default.a-0', 'default/a', '10.10.1.2', '10.10.1.0/24', n1.name)]);
+    await d.apply(plan);
+    // the same rules in the base chains, as an older vc-manager loaded them
+    const tap = tapName('default.a-0');
+    const old = ['table inet virtualinux', 'delete table inet virtualinux', 'table inet virtualinux {',
+      ...['forward', 'input'].flatMap((hook) => [`  chain ${hook} {`, `    type filter hook ${hook} priority filter; policy accept;`,
+        `    iifname "${tap}" ip saddr != 10.10.1.2 drop comment "antispoof ${hook} default.a-0"`, '  }']), '}', ''].join('\n');
+    await execOk(transports[0]!, ['nft', '-f', '-'], { stdin: old });
+    assert.notEqual((await transports[0]!.exec(['nft', 'list', 'chain', 'inet', 'virtualinux', 'antispoof_forward'])).code, 0, 'no such chain');
+    assert.ok(await d.hasVm('default.a-0'));
+    assert.equal(await d.hasVm('default.a-1'), false);
     await d.teardown();
   });
 });

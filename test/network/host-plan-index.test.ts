@@ -54,12 +54,16 @@ function renderRuleset(vms: readonly VmNetwork[], taps: readonly TapSpec[]): { t
   if (elements.length > 0) lines.push(`    elements = { ${elements.join(', ')} }`);
   lines.push('  }');
   for (const hook of ['forward', 'input'] as const) {
-    lines.push(`  chain ${hook} {`, `    type filter hook ${hook} priority filter; policy accept;`);
+    lines.push(`  chain antispoof_${hook} {`);
     for (const t of taps) {
       const c = `antispoof ${hook} ${t.vm}`;
       comments.push(c);
       lines.push(`    iifname "${t.name}" ip saddr != ${t.ip} drop comment "${c}"`);
     }
+    lines.push('  }');
+  }
+  for (const hook of ['forward', 'input'] as const) {
+    lines.push(`  chain ${hook} {`, `    type filter hook ${hook} priority filter; policy accept;`, `    jump antispoof_${hook}`);
     if (hook === 'input') {
       // NFS trusts client addresses (sec=sys): a VC source address reaching a node's NFS server
       // must come from a tap, where the anti-spoofing rules above pin it to its VM. VMs reach

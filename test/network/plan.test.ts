@@ -67,6 +67,23 @@ describe('planHostNetwork', () => {
       ['isolate forward default/a', 'isolate forward default/b', 'isolate input default/a', 'isolate input default/b']);
   });
 
+  it('keeps the anti-spoofing rules in a chain of their own per hook, declared first and jumped to first (hasVm lists only those)', () => {
+    const s = planHostNetwork('blade1', hosts, vms);
+    const block = (name: string) => new RegExp(`^  chain ${name} \\{\n([^}]*?)^  \\}$`, 'm').exec(s.nftRuleset);
+    for (const hook of ['forward', 'input']) {
+      const own = block(`antispoof_${hook}`);
+      assert.ok(own, `chain antispoof_${hook}`);
+      const rules = own[1]!.trim().split('\n');
+      // blade1 hosts a-0 and takes a-1 in (a migration): their rules and nothing else (no isolation rule)
+      assert.deepEqual(rules.map((l) => /comment "([^"]+)"/.exec(l)?.[1]).sort(), [`antispoof ${hook} default.a-0`, `antispoof ${hook} default.a-1`]);
+      assert.match(own[1]!, new RegExp(`iifname "${tapName('default.a-0')}" ip saddr != 10\\.10\\.1\\.2 drop`));
+      const base = block(hook);
+      assert.ok(base && own.index < base.index, `antispoof_${hook} declared before the ${hook} chain that jumps to it`);
+      assert.deepEqual(base[1]!.split('\n').slice(0, 2).map((l) => l.trim()), [`type filter hook ${hook} priority filter; policy accept;`, `jump antispoof_${hook}`]);
+      assert.doesNotMatch(base[1]!, /antispoof [a-z]+ default/, 'no tap rule left in the base chain');
+    }
+  });
+
   it("gives every tap of a VC, on every node, the VC's gateway MAC (a migrated guest's neighbour entry stays right)", () => {
     const tapOf = (host: string, vmKey: string) => planHostNetwork(host, hosts, vms).taps.find((t) => t.vm === vmKey)!;
     assert.equal(tapOf('blade1', 'default.a-0').gatewayMac, tapOf('blade1', 'default.a-1').gatewayMac);
@@ -114,9 +131,13 @@ describe('planHostNetwork: NFS exports of shared storage', () => {
 
   it('lets only taps reach NFS with a VC source address, and keeps the anti-spoofing rules', () => {
     const s = planHostNetwork('blade1', hosts, vms, shares);
+    // the input path: its base chain, which jumps to the taps' anti-spoofing rules first
     const input = s.nftRuleset.slice(s.nftRuleset.indexOf('chain input'));
+    const antispoof = /chain antispoof_input \{\n([^}]*)\}/.exec(s.nftRuleset)?.[1] ?? '';
+    assert.match(input, /policy accept;\n    jump antispoof_input\n/);
     assert.match(input, /tcp dport 2049 ip saddr @vc_subnets iifname != "vt\*" drop comment "nfs only from taps"/);
-    assert.match(input, new RegExp(`iifname "${tapName('default.a-0')}" ip saddr != 10\\.10\\.1\\.2 drop`));
+    assert.match(antispoof, new RegExp(`iifname "${tapName('default.a-0')}" ip saddr != 10\\.10\\.1\\.2 drop`));
+    assert.ok(antispoof.split('\n').filter((l) => l.includes(' drop')).every((l) => /comment "antispoof input /.test(l)));
     const drops = input.split('\n').filter((l) => l.includes(' drop'));
     // Isolation drops only what one VC sends to another's subnet: never to its own gateway.
     const ownSubnetOnly = (l: string) => /^\s*ip saddr (\S+) ip daddr @vc_subnets ip daddr != \1 drop comment "isolate input /.test(l);

@@ -35,7 +35,7 @@ import { qemuBesideXen } from './hypervisor-xen-qemu.js';
 const args = process.argv.slice(2);
 const rounds = Number(args[args.indexOf('--rounds') + 1] ?? 2) || 2;
 /** The QEMU guest's limit from create to READY (TCG inside TCG), seconds. */
-const qemuBootS = args.includes('--qemu-boot-timeout') ? Number(args[args.indexOf('--qemu-boot-timeout') + 1]) || 1200 : 1200;
+const qemuBootS = args.includes('--qemu-boot-timeout') ? Number(args[args.indexOf('--qemu-boot-timeout') + 1]) || 1800 : 1800;
 const READY = /VIRTUALINUX-READY/;
 const RUN_ROOT = '/var/lib/virtualinux/xen';
 const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;

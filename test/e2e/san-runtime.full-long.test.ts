@@ -18,12 +18,11 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { startClusterHarness, type ClusterHarness } from '../../hack/lib/cluster-harness.js';
+import type { ClusterHarness } from '../../hack/lib/cluster-harness.js';
 import type { EventObject, Migration, OSTemplate, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
-import { SshTransport } from '../../drivers/transport/ssh-transport.js';
 import { execOk } from '../../drivers/transport/types.js';
 import { waitFor } from '../controllers/helpers.js';
-import { dom0Transports, printCluster, vmConsole } from './full-dom0.js';
+import { fullXenSuite, vmConsole } from './full-dom0.js';
 
 const VC = 'san';
 const VMS = [0, 1, 2, 3].map((i) => `${VC}-${i}`);
@@ -75,8 +74,15 @@ const dmEscape = (s: string) => s.replace(/-/g, '--');
 
 for (const driver of ['evms', 'lvm'] as const) describe(`a VirtualCluster on ${driver} snapshots under the runtime on two full Xen nodes`, function () {
   this.timeout(45 * 60_000);
+  const suite = fullXenSuite({
+    sanMiB: 8192,
+    onFailure: async () => {
+      for (const name of VMS) console.log(`console of ${name} (last 25 lines):\n${(await logs(name).catch((e: Error) => e.message)).trimEnd().split('\n').slice(-25).join('\n')}`);
+      for (const node of dom0.keys()) console.log(`${node} dmsetup: ${(await dmNames(node).catch((e: Error) => [e.message])).join(' ')}`);
+    },
+  });
   let h: ClusterHarness;
-  const dom0 = new Map<string, SshTransport>();
+  const dom0 = suite.dom0;
   let uid = '';
   /** Each guest's marker id written at its first boot (case 2). */
   const markerIds = new Map<string, string>();
@@ -134,25 +140,10 @@ for (const driver of ['evms', 'lvm'] as const) describe(`a VirtualCluster on ${d
     console.log(`      [${this.currentTest?.title.slice(0, 40)}] ${this.currentTest?.state} after ${((Date.now() - caseStart) / 1000).toFixed(0)} s, end ${stamp()}`);
   });
 
-  before(async function () {
-    this.timeout(20 * 60_000);
-    const t0 = Date.now();
-    // the SAN disk (sparse): the 1 GiB original and 4 exception stores, each sized for the whole original
-    h = await startClusterHarness({ nodes: 2, full: true, sanMiB: 8192, managerArgs: ['--orphan-grace', '30', '--migration-timeout', '1200'] });
-    for (const [name, t] of dom0Transports(h)) dom0.set(name, t);
-    console.log(`      testbed and manager up in ${((Date.now() - t0) / 1000).toFixed(0)} s, ${stamp()}`);
-  });
-  after(async function () {
-    this.timeout(10 * 60_000);
-    for (const t of dom0.values()) await t.close().catch(() => {});
-    await h?.stop();
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed' && h) {
-      await printCluster(h);
-      for (const name of VMS) console.log(`console of ${name} (last 25 lines):\n${(await logs(name).catch((e: Error) => e.message)).trimEnd().split('\n').slice(-25).join('\n')}`);
-      for (const node of dom0.keys()) console.log(`${node} dmsetup: ${(await dmNames(node).catch((e: Error) => [e.message])).join(' ')}`);
-    }
+  // the SAN disk (sparse): the 1 GiB original and 4 exception stores, each sized for the whole original
+  before(() => {
+    h = suite.h;
+    console.log(`      testbed and manager up, ${stamp()}`);
   });
 
   it('a VC of 4 VMs on 2 nodes reaches Ready; each VM\'s snapshot is mapped on its own node only', async () => {

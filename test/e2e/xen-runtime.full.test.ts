@@ -20,14 +20,13 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startClusterHarness, type ClusterHarness } from '../../hack/lib/cluster-harness.js';
+import type { ClusterHarness } from '../../hack/lib/cluster-harness.js';
 import type { EventObject, Migration, VirtualCluster, VirtualNode, Volume } from '../../api/types.js';
-import { SshTransport } from '../../drivers/transport/ssh-transport.js';
 import { execOk, TransportTimeoutError } from '../../drivers/transport/types.js';
 import { tapName } from '../../drivers/network/types.js';
 import { gatewayMacAddress } from '../../reconcilers/network/host-plan.js';
 import { sleep, waitFor } from '../controllers/helpers.js';
-import { dom0Transports, printCluster, vmConsole } from './full-dom0.js';
+import { fullXenSuite, vmConsole } from './full-dom0.js';
 import { assertResumedReady } from './resume-checks.js';
 
 const SUBNET = '10.210.0';
@@ -67,8 +66,20 @@ ${script.replace(/^/gm, '      ')}
 
 describe('the runtime on two full Xen nodes (PVH domUs, routed per-VC network)', function () {
   this.timeout(40 * 60_000);
+  const suite = fullXenSuite({
+    sanMiB: 2048,
+    onFailure: async () => {
+      // the guests' own view (probes, rounds, what they read from /shared), and each dom0's shared storage
+      for (const name of ['duo-0', 'duo-1']) console.log(`console of ${name} (last 40 lines):\n${(await logs(name).catch((e: Error) => e.message)).trimEnd().split('\n').slice(-40).join('\n')}`);
+      for (const node of dom0.keys()) console.log(`${node}: ${await sharedState(node).catch((e: Error) => e.message)}`);
+      // what each dom0 reads of the guests' rounds through its own OCFS2 mount, and what its kernel said
+      for (const node of dom0.keys()) {
+        console.log(`${node}: ${await sh(node, 'for f in /vc/default/duo/round-*; do [ -e "$f" ] && echo "$f: $(cat "$f")"; done; dmesg | grep -iE "o2net|o2hb|o2dlm|ocfs2|nfsd" | tail -n 15; true').catch((e: Error) => e.message)}`);
+      }
+    },
+  });
   let h: ClusterHarness;
-  const dom0 = new Map<string, SshTransport>();
+  const dom0 = suite.dom0;
   const vn = (name: string) => h.store.get<VirtualNode>({ kind: 'VirtualNode', namespace: 'default', name });
   const logs = (name: string): Promise<string> => vmConsole(h, name);
   /** The nodes running `domain`. Each node's `xl list -l` has a 60 s limit: right after two
@@ -96,30 +107,9 @@ describe('the runtime on two full Xen nodes (PVH domUs, routed per-VC network)',
   const sharedState = (node: string) =>
     sh(node, 'awk \'$3 == "ocfs2" { print "mount", $2 }\' /proc/self/mounts; [ ! -f /var/lib/nfs/etab ] || awk \'{ print "export", $1, $2 }\' /var/lib/nfs/etab; ls /sys/kernel/config/cluster 2>/dev/null | sed "s/^/o2cb /"; true');
 
-  before(async function () {
-    this.timeout(20 * 60_000);
-    // a 2 GiB SAN disk (sparse): the OCFS2 shared volume is 1 GiB, the default disk 1 GiB
-    // a Xen live migration under TCG takes minutes (xl's copy runs at a few MB/s through ssh in a
-    // TCG dom0): the manager's migration limit is raised from 120 s, as in hack/demo --xen
-    h = await startClusterHarness({ nodes: 2, full: true, sanMiB: 2048, managerArgs: ['--orphan-grace', '30', '--migration-timeout', '1200'] });
-    for (const [name, t] of dom0Transports(h)) dom0.set(name, t);
-  });
-  after(async function () {
-    this.timeout(10 * 60_000);
-    for (const t of dom0.values()) await t.close().catch(() => {});
-    await h?.stop();
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed' && h) {
-      await printCluster(h);
-      // the guests' own view (probes, rounds, what they read from /shared), and each dom0's shared storage
-      for (const name of ['duo-0', 'duo-1']) console.log(`console of ${name} (last 40 lines):\n${(await logs(name).catch((e: Error) => e.message)).trimEnd().split('\n').slice(-40).join('\n')}`);
-      for (const node of dom0.keys()) console.log(`${node}: ${await sharedState(node).catch((e: Error) => e.message)}`);
-      // what each dom0 reads of the guests' rounds through its own OCFS2 mount, and what its kernel said
-      for (const node of dom0.keys()) {
-        console.log(`${node}: ${await sh(node, 'for f in /vc/default/duo/round-*; do [ -e "$f" ] && echo "$f: $(cat "$f")"; done; dmesg | grep -iE "o2net|o2hb|o2dlm|ocfs2|nfsd" | tail -n 15; true').catch((e: Error) => e.message)}`);
-      }
-    }
+  // a 2 GiB SAN disk (sparse): the OCFS2 shared volume is 1 GiB, the default disk 1 GiB
+  before(() => {
+    h = suite.h;
   });
 
   it('a VC of 2 VMs on 2 nodes reaches Ready with each READY line in vcctl logs; the guests reach each other and their gateway, not another VC', async () => {

@@ -24,6 +24,7 @@ import { MigrationCancelledError, MigrationFailedError, type DomainSpec } from '
 import { XenDriver } from '../../drivers/hypervisor/xen-driver.js';
 import { migrationSshCommand } from '../../drivers/hypervisor/xen-config.js';
 import { XEN_MIGRATE_RECEIVE_SCRIPT } from '../../drivers/hypervisor/xen-scripts.js';
+import { strandingReceiver } from './stranding-receiver.js';
 import { SshTransport } from '../../drivers/transport/ssh-transport.js';
 import { execOk } from '../../drivers/transport/types.js';
 import { testbedDown, testbedUp, type TestbedNode, type TestbedState } from '../../hack/lib/testbed.js';
@@ -209,29 +210,6 @@ describe('XenDriver migration failures on these nodes (xl migrate over our pinne
     assert.equal(known.trim().split(/\s+/).slice(0, 3).join(' '), `${b.migrationAddress} ${tb!.nodes[1]!.hostKey}`);
   });
 
-  /**
-   * The forced command on a target, for the next two cases: xl migrate-receive, but its "ready"
-   * (the whole domain arrived) is held until it has been SIGKILLed, so the source's xl passes its
-   * point of no return (renames its copy <name>--migratedaway) with nobody to hand over to.
-   * `destroy`: its complete incoming copy is destroyed too (a target that lost it), and the
-   * channel is then held open until the source's side ends it (xl on the source waits for the
-   * target's report until it is killed; its ssh then closes the stream). `hold`: the "ready" is
-   * never sent (xl on the source, its copy suspended and not renamed, waits until it is killed).
-   */
-  const strandingReceiver = (mode: 'keep' | 'destroy' | 'hold'): string => `#!/bin/sh
-exec 4<&0
-f=/tmp/vl-recv.fifo; rm -f "$f"; mkfifo "$f"
-xl migrate-receive <&4 > "$f" &
-pid=$!
-exec 3< "$f"; rm -f "$f"
-dd bs=1 count=54 <&3 2>/dev/null
-dd bs=1 count=34 of=/tmp/vl-ready <&3 2>/dev/null
-kill -9 $pid
-${mode === 'keep' ? 'cat /tmp/vl-ready' : `${mode === 'destroy' ? `xl destroy ${name}--incoming` : 'touch /tmp/vl-recv.held'}
-echo $$ > /tmp/vl-recv.pid
-${mode === 'destroy' ? 'cat /tmp/vl-ready' : ''}
-exec cat > /dev/null`}
-`;
   const installReceiver = async (d: XenDriver, script: string): Promise<void> => {
     await d.transport.writeFile(d.receiveScript, script);
     await execOk(d.transport, ['chmod', '755', d.receiveScript]);
@@ -263,7 +241,7 @@ exec cat > /dev/null`}
   it('xl migrate dies past its point of no return, the target holding the whole domain (its xl migrate-receive killed): it runs there, memory kept', async () => {
     const { a, b } = pair!;
     const prepared = await a.prepareMigration(name, b);
-    await installReceiver(b, strandingReceiver('keep'));
+    await installReceiver(b, strandingReceiver('keep', name));
     try {
       // the old driver reported "xl resumes it on blade1" and destroyed the target's complete copy:
       // the source's stayed suspended, no copy ran
@@ -290,7 +268,7 @@ exec cat > /dev/null`}
     const before = (await b.get(name))?.pid;
     assert.ok(before !== undefined, 'the previous case left the domain running on blade2');
     const prepared = await b.prepareMigration(name, a);
-    await installReceiver(a, strandingReceiver(mode));
+    await installReceiver(a, strandingReceiver(mode, name));
     try {
       const outcome = prepared.run().then(() => undefined, (e: Error) => e);
       await until(reached[0], reached[1], 900_000);

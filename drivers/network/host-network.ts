@@ -114,9 +114,10 @@ export class HostNetworkDriver {
   async hasVm(vmKey: string): Promise<boolean> {
     const taps = await this.ourTaps();
     if (!taps.has(tapName(vmKey))) return false;
+    let table: Set<string> | undefined;
     for (const hook of ['forward', 'input'] as const) {
       const r = await this.t.exec(['nft', '-j', 'list', 'chain', 'inet', NFT_TABLE, antispoofChain(hook)]);
-      const comments = r.code === 0 ? commentsOf(r.stdout) : await this.ruleComments();
+      const comments = r.code === 0 ? commentsOf(r.stdout) : (table ??= await this.ruleComments());
       if (!comments.has(`antispoof ${hook} ${vmKey}`)) return false;
     }
     return true;

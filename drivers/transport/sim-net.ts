@@ -107,6 +107,11 @@ export class SimNet {
     this.routes = new SimRouteTable(interner);
   }
 
+  /** Forgets the chains of table `key` ("family name"): it was replaced or deleted. */
+  private dropChains(key: string): void {
+    for (const k of [...this.chains.keys()]) if (k.startsWith(`${key} `)) this.chains.delete(k);
+  }
+
   run(argv: readonly string[], stdin: string): ExecResult {
     switch (argv[0]) {
       case 'sysctl':
@@ -188,7 +193,7 @@ export class SimNet {
       const key = `${m[1]} ${m[2]}`;
       const found = [...stdin.matchAll(/comment "([^"]*)"/g)];
       this.tables.set(key, found.map((c) => this.interner.string(c[1]!)));
-      for (const k of [...this.chains.keys()]) if (k.startsWith(`${key} `)) this.chains.delete(k);
+      this.dropChains(key);
       // Each `chain NAME {` ... `}` block (the driver's layout: no nesting) as the range of the
       // table's comments it holds (no copy: 1,000 hosts x 5,000 rules at 10,000 VMs).
       let i = 0;
@@ -214,7 +219,7 @@ export class SimNet {
       if (!comments) return fail(1, `Error: Could not process rule: No such file or directory\n${args.join(' ')}`);
       if (args[0] === 'delete') {
         this.tables.delete(key);
-        for (const k of [...this.chains.keys()]) if (k.startsWith(`${key} `)) this.chains.delete(k);
+        this.dropChains(key);
         return ok();
       }
       return ok(JSON.stringify({ nftables: [{ table: { family: args[2], name: args[3] } }, ...comments.map((comment) => ({ rule: { comment } }))] }));

@@ -150,7 +150,7 @@ async function main(): Promise<void> {
       boot: median(rows.map((r) => r.boot)), suspend: median(rows.map((r) => r.suspend)), save: median(rows.map((r) => r.save)),
       bytes: median(rows.map((r) => r.bytes)), resume: median(rows.map((r) => r.resume)),
     };
-    console.log(`Xen median of ${rounds}: boot to READY ${s(median(rows.map((r) => r.boot)))} (bare QEMU ${s(bare)}), suspend ${s(median(rows.map((r) => r.suspend)))} (xl save ${s(median(rows.map((r) => r.save)))}), resume ${s(median(rows.map((r) => r.resume)))}, state-size copy baseline ${s(median(rows.map((r) => r.cp)))}`);
+    console.log(`Xen median of ${rounds}: boot to READY ${s(xen.boot)} (bare QEMU ${s(bare)}), suspend ${s(xen.suspend)} (xl save ${s(xen.save)}), resume ${s(xen.resume)}, state-size copy baseline ${s(median(rows.map((r) => r.cp)))}`);
 
     // QEMU on the same two nodes, same guest, same disks' kind, after Xen's rounds (one round)
     const qsp = specFor('qemu-0', tb.sanDir, boot, rounds);

@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { API_VERSION, type VirtualCluster } from '../../api/types.js';
+import { API_VERSION, type EventObject, type EventSpec, type VirtualCluster } from '../../api/types.js';
 import { parseStoreUrl } from '../../api/store/open-store.js';
 import { EtcdStore } from '../../api/store/etcd-store.js';
 import { SqliteStore } from '../../api/store/sqlite-store.js';
@@ -23,6 +23,22 @@ export async function waitFor<T>(what: string, f: () => Promise<T> | T, timeoutM
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * Waits for an Event on `involved` that `matches`, flushing the manager's recorder each time. A
+ * controller records its Event after its status write returns, so a read that already sees the
+ * status can come before the Event: one read right after is a race (it failed CI once).
+ */
+export async function waitForEvent(
+  store: Store, manager: { flushEvents(): Promise<void> }, involved: string,
+  matches: (e: EventSpec) => boolean, what: string, timeoutMs = 10_000,
+): Promise<EventSpec> {
+  return waitFor(what, async () => {
+    await manager.flushEvents();
+    return (await store.list<EventObject>('Event')).items
+      .map((e) => e.spec).find((e) => e?.involvedObject.name === involved && matches(e));
+  }, timeoutMs);
 }
 
 export function sleep(ms: number): Promise<void> {

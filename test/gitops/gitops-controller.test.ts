@@ -10,12 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getCondition } from '../../api/conditions.js';
 import type { Store } from '../../api/store/types.js';
-import type { EventObject, VirtualCluster } from '../../api/types.js';
+import type { VirtualCluster } from '../../api/types.js';
 import { silentLogger } from '../../controllers/log.js';
 import { ControllerManager } from '../../controllers/manager.js';
 import { gitOpsController } from '../../reconcilers/gitops/controller.js';
 import type { GitSource, GitSourceSpec } from '../../reconcilers/gitops/sync-status.js';
-import { waitFor } from '../controllers/helpers.js';
+import { waitFor, waitForEvent } from '../controllers/helpers.js';
 import { GitFixture, git } from './git-fixture.js';
 import { storeSite, type StoreSite } from './store-site.js';
 import { physicalNode, runVcctlInProcess, virtualCluster } from './sync-helpers.js';
@@ -86,9 +86,7 @@ describe('gitops controller: GitSource from a local-path remote (real git, real 
     // within the interval plus one fetch and sync (a few seconds on a loaded 2-core machine)
     assert.ok(took <= INTERVAL_MS + 6000, `took ${took} ms, interval ${INTERVAL_MS} ms`);
     await appliedAs('main', c2);
-    await manager.flushEvents();
-    const events = (await store.list<EventObject>('Event')).items.filter((e) => e.spec?.involvedObject.name === 'main');
-    assert.ok(events.some((e) => e.spec?.reason === 'Synced' && e.spec.message.includes(c2)), 'a Synced Event names the commit');
+    await waitForEvent(store, manager, 'main', (e) => e.reason === 'Synced' && e.message.includes(c2), 'a Synced Event naming the commit');
 
     // Every interval re-applies the commit: what is changed by hand is put back, the rest is not written.
     const untouched = await store.get(VC('b'));

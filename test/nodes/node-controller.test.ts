@@ -14,7 +14,7 @@ import { silentLogger } from '../../controllers/log.js';
 import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { nodeController } from '../../reconcilers/nodes/controller.js';
 import { startSshd, stopSshd, testbedDown, testbedUp, type TestbedState } from '../../hack/lib/testbed.js';
-import { waitFor } from '../controllers/helpers.js';
+import { waitFor, waitForEvent } from '../controllers/helpers.js';
 
 const INTERVAL_MS = 500;
 const THRESHOLD = 2;
@@ -87,9 +87,7 @@ describe('PhysicalNode controller on testbed nodes', function () {
     await startSshd(tb, 'blade2');
     await waitFor('blade2 Ready again', async () => (await ready('blade2'))?.status === 'True', WINDOW_MS + 5000, 100);
     assert.equal((await ready('blade2'))?.reason, 'Probed');
-    await manager.flushEvents();
-    const evs = (await store.list<EventObject>('Event')).items.filter((e) => e.spec?.involvedObject.name === 'blade2');
-    assert.ok(evs.some((e) => e.spec?.type === 'Warning' && e.spec.reason === 'Unreachable'), 'a Warning Event when it went NotReady');
-    assert.ok(evs.some((e) => e.spec?.type === 'Normal' && e.spec.reason === 'NodeReady' && e.spec.count >= 2), 'NodeReady at first and again on return');
+    await waitForEvent(store, manager, 'blade2', (e) => e.type === 'Warning' && e.reason === 'Unreachable', 'a Warning Event when it went NotReady');
+    await waitForEvent(store, manager, 'blade2', (e) => e.type === 'Normal' && e.reason === 'NodeReady' && e.count >= 2, 'NodeReady at first and again on return');
   });
 });

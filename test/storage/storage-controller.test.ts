@@ -7,7 +7,7 @@ import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SqliteStore } from '../../api/store/sqlite-store.js';
 import { getCondition } from '../../api/conditions.js';
-import type { EventObject, PhysicalNode, VirtualCluster, Volume } from '../../api/types.js';
+import type { PhysicalNode, VirtualCluster, Volume } from '../../api/types.js';
 import { ControllerManager } from '../../controllers/manager.js';
 import { silentLogger } from '../../controllers/log.js';
 import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
@@ -16,7 +16,7 @@ import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { TransportError, type Transport } from '../../drivers/transport/types.js';
 import { storageController } from '../../reconcilers/storage/controller.js';
 import { ROLLBACK_ANNOTATION, ROLLBACK_HOLD_MS, STORAGE_FINALIZER } from '../../reconcilers/storage/plan.js';
-import { waitFor } from '../controllers/helpers.js';
+import { waitFor, waitForEvent } from '../controllers/helpers.js';
 import {
   FaultyTransport, listTree, makeTemplate, makeTempDir, mountLoopFs, qemuHolds, qemuWrite, recordStorageReady, sh, shOk, type LoopBtrfs,
 } from './storage-fixtures.js';
@@ -153,8 +153,7 @@ describe('storage controller end to end (SqliteStore, qcow2, local transport)', 
     }, 60_000);
     assert.ok(await qemuHolds(info, 0, 0x11), 'the reset snapshot shows the original again');
     await waitFor('UpdatePending cleared', async () => (await condition(store, 'stripes', 'UpdatePending'))?.status === 'False');
-    const events = (await store.list<EventObject>('Event', { namespace: 'default' })).items;
-    assert.ok(events.some((e) => e.spec?.reason === 'SnapshotsReset' && e.spec.type === 'Warning'));
+    await waitForEvent(store, manager, 'stripes', (e) => e.reason === 'SnapshotsReset' && e.type === 'Warning', 'a SnapshotsReset Warning');
   });
 
   it('deleting a VC removes every volume, its directory, then the VC', async () => {

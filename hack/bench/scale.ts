@@ -14,7 +14,7 @@
 // manager starved of CPU on this loaded machine lost its lease mid-run, and each new term hooks
 // every controller again over every cached object; the bench prints how often it was lost.)
 // (--until-running: stop each size once all VMs are Running, no drain or delete, for profiling; a size is NODES:VMS, VMS a multiple of 4; VL_BENCH_PROF_DIR=DIR: vc-manager writes a V8 CPU
-// profile there; VL_BENCH_LOG=FILE: its whole stderr, warnings included, appended to FILE; VL_SIM_BEHAVIOUR: the sim hosts' timings as JSON, sim-host.ts SimBehaviour.)
+// profile there; VL_BENCH_HEAP_PROF_DIR=DIR: a V8 sampling heap profile of what it still holds when it stops (with --until-running: all Running); VL_BENCH_LOG=FILE: its whole stderr, warnings included, appended to FILE; VL_SIM_BEHAVIOUR: the sim hosts' timings as JSON, sim-host.ts SimBehaviour.)
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -288,8 +288,10 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     const pns = await Follower.start<PhysicalNode>(store, 'PhysicalNode');
     followers.push(pns);
     const prof = process.env.VL_BENCH_PROF_DIR;
+    const heapProf = process.env.VL_BENCH_HEAP_PROF_DIR;
     const metricsAddr = `127.0.0.1:${await freePort()}`;
-    manager = spawn(process.execPath, [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), '--import', 'tsx', join(ROOT, 'operator/vc-manager.ts'),
+    manager = spawn(process.execPath, [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []),
+      ...(heapProf ? ['--heap-prof', '--heap-prof-dir', heapProf] : []), '--import', 'tsx', join(ROOT, 'operator/vc-manager.ts'),
       '--store', etcd.url, '--identity', 'bench', '--metrics-addr', metricsAddr, '--log-level', 'warn', '--lease-ttl', String(leaseTtl)],
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env } });
     // Its warnings are counted, not shown (errors are): a lost leadership ends the term, and the

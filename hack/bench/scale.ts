@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
 import { openStore } from '../../api/store/open-store.js';
 import type { Store } from '../../api/store/types.js';
-import { API_VERSION, type Migration, type OSTemplate, type PhysicalNode, type VirtualCluster, type VirtualNode } from '../../api/types.js';
+import { API_VERSION, type EventObject, type Migration, type OSTemplate, type PhysicalNode, type VirtualCluster, type VirtualNode } from '../../api/types.js';
 import { main as vcctlMain } from '../../cli/vcctl.js';
 import { startEtcd, type EtcdHarness } from '../lib/etcd-harness.js';
 
@@ -42,6 +42,8 @@ interface Result extends Size {
   byController: Map<string, number>; byMethod: Map<string, number>; reconciles: Map<string, number>;
   /** When every VC first had StorageReady, NetworkReady True (ms after apply). */
   milestones: Map<string, number>;
+  /** The Events in the store once all Running, by reason (each a write of its own, and one per repeat). */
+  events: Map<string, number>;
   /** Times vc-manager lost its leadership (its lease not renewed in time) until Running, and over the whole size. */
   lostUntilRunning: number; leadershipLost: number;
   /** Undefined with --until-running (the drain's also with --no-drain). */
@@ -350,7 +352,9 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     const fsyncMs = fs1.n > fs0.n ? ((fs1.s - fs0.s) / (fs1.n - fs0.n)) * 1000 : 0;
     process.stderr.write(`  ${label}: all Running in ${(runningMs / 1000).toFixed(1)} s\n`);
     const milestones = vcsSeen.reached(t0);
-    const measured = { ...size, applyMs, placedMs, runningMs, cpuS, etcdRequests: etcdRequestsN, fsyncMs, byController, byMethod, reconciles, milestones, lostUntilRunning: leadershipLost };
+    const events = new Map<string, number>();
+    for (const e of (await store.list<EventObject>('Event')).items) events.set(e.spec?.reason ?? '?', (events.get(e.spec?.reason ?? '?') ?? 0) + 1);
+    const measured = { ...size, applyMs, placedMs, runningMs, cpuS, etcdRequests: etcdRequestsN, fsyncMs, byController, byMethod, reconciles, milestones, events, lostUntilRunning: leadershipLost };
     if (untilRunning) {
       const rssMiB = peakRssMiB(manager.pid!);
       await store.close();
@@ -460,6 +464,7 @@ async function main(): Promise<void> {
       process.stdout.write(`  etcd requests per VM until Running, by method: ${perVm(r.byMethod, r.vms)}\n`);
       process.stdout.write(`  store requests per VM until Running, by controller and operation: ${perVm(r.byController, r.vms)}\n`);
       process.stdout.write(`  reconciles per VM until Running, by controller and result: ${perVm(r.reconciles, r.vms)}\n`);
+      process.stdout.write(`  Events stored per VM once all Running, by reason: ${perVm(r.events, r.vms)}\n`);
     }
   } finally {
     rmSync(work, { recursive: true, force: true });

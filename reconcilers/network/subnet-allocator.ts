@@ -23,6 +23,11 @@
 // - A reservation is first tried from the cached VC and the ledger this allocator last saw (the
 //   batch's compares reject it when either is stale, and it is retried on what the store holds);
 //   a refusal (conflict, pool exhausted) and a release are only ever decided on the stored ledger.
+// - Reservations asked for while one is being written are decided together, in the order asked,
+//   and written in one batch (the ledger once, each VC's status.subnet with it; at most
+//   GROUP_MAX VCs): one VC at a time, the ledger of every VC was written once per VC (2,500 VCs:
+//   ~2,500 writes of a ledger growing to ~250 KB, hack/bench-scale). A race fails the whole group,
+//   which is decided again on what the store holds.
 // - Every ledger write also drops entries of VCs that are gone (deleted while no manager ran).
 // - The first write creates the ledger from the VCs' stored status.subnet, oldest VC first: a VC
 //   whose stored subnet overlaps an older one's is left out, and its reserve reports the conflict.
@@ -56,6 +61,8 @@ const LEDGER_REF: ObjectRef = { kind: SUBNET_LEDGER_KIND, name: SUBNET_LEDGER_NA
 /** Attempts of one reserve/release against a ledger that others keep changing (each failed
  * attempt means another writer got through), then the error goes to the controller's backoff. */
 const MAX_ATTEMPTS = 30;
+/** VCs reserved in one batch: with the ledger and a fence, well under etcd's default --max-txn-ops (128). */
+export const GROUP_MAX = 32;
 
 /** One reservation: `subnet` (normalized CIDR) is held by the VC with this uid. */
 export interface SubnetEntry {
@@ -91,10 +98,28 @@ export interface AllocatorContext {
   cache: CacheReader;
 }
 
+/** A reservation waiting for its group's turn. */
+interface PendingReserve {
+  ctx: AllocatorContext;
+  ref: ObjectRef;
+  physical: readonly PhysicalAddress[];
+  statusFor: StatusFor;
+  resolve: (r: ReserveResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** One VC's decision within a group: its result, and the status to write with the ledger. */
+interface Decision {
+  result: ReserveResult;
+  status?: BatchOp;
+}
+
 export class SubnetAllocator {
   private chain: Promise<unknown> = Promise.resolve();
   /** The ledger as this allocator last read or wrote it: tried first, re-read when it is stale. */
   private known: SubnetLedger | undefined;
+  private readonly pending: PendingReserve[] = [];
+  private turnQueued = false;
 
   constructor(
     private readonly pool: Cidr,
@@ -115,7 +140,10 @@ export class SubnetAllocator {
       const c = parseCidr(own.subnet);
       if (!physical.some((p) => contains(c, p.ip))) return { kind: 'reserved', vc: cached, subnet: own.subnet, allocated: false };
     }
-    return this.serial(() => retrying((fresh) => this.reserveOnce(ctx, ref, physical, statusFor, fresh)));
+    return new Promise<ReserveResult>((resolve, reject) => {
+      this.pending.push({ ctx, ref, physical, statusFor, resolve, reject });
+      this.queueTurn();
+    });
   }
 
   /** Releases what a VC that no longer exists held. Returns the subnets released. */
@@ -123,7 +151,7 @@ export class SubnetAllocator {
     return this.serial(() => retrying(() => this.releaseOnce(ctx, ref)));
   }
 
-  /** One allocator's reservations run one at a time (others are held off by the compare). */
+  /** One allocator's groups and releases run one at a time (others are held off by the compare). */
   private serial<T>(f: () => Promise<T>): Promise<T> {
     const run = this.chain.then(f, f);
     this.chain = run.catch(() => undefined);
@@ -131,14 +159,90 @@ export class SubnetAllocator {
   }
 
   /**
-   * One attempt. The first one (fresh = false) works from the cached VC and the known ledger; the
-   * batch's compares make it fail when either is stale, and the retries read both from the store.
+   * Queues a turn that takes up to GROUP_MAX waiting reservations (one per VC: a second ask for a
+   * VC in the group waits for the next turn) and decides and writes them together.
    */
-  private async reserveOnce(ctx: AllocatorContext, ref: ObjectRef, physical: readonly PhysicalAddress[], statusFor: StatusFor, fresh: boolean): Promise<ReserveResult> {
-    const vc = (fresh ? undefined : ctx.cache.get<VirtualCluster>(ref)) ?? await ctx.store.tryGet<VirtualCluster>(ref);
-    if (!vc?.spec || !vc.metadata.uid) return { kind: 'gone' };
-    const uid = vc.metadata.uid;
+  private queueTurn(): void {
+    if (this.turnQueued) return;
+    this.turnQueued = true;
+    void this.serial(async () => {
+      this.turnQueued = false;
+      const group: PendingReserve[] = [];
+      const keys = new Set<string>();
+      for (let i = 0; i < this.pending.length && group.length < GROUP_MAX;) {
+        const p = this.pending[i]!;
+        const key = `${p.ref.namespace ?? ''}/${p.ref.name}`;
+        if (keys.has(key)) { i++; continue; }
+        keys.add(key);
+        group.push(p);
+        this.pending.splice(i, 1);
+      }
+      if (this.pending.length > 0) this.queueTurn();
+      try {
+        const results = await retrying((fresh) => this.reserveGroup(group, fresh));
+        group.forEach((p, i) => p.resolve(results[i]!));
+      } catch (e) {
+        for (const p of group) p.reject(e);
+      }
+    });
+  }
+
+  /**
+   * One attempt for a group. The first one (fresh = false) works from the cached VCs and the known
+   * ledger; the batch's compares make it fail when any is stale, and the retries read them all
+   * from the store. A refusal decided on what was not read from the store is decided again on it.
+   */
+  private async reserveGroup(group: readonly PendingReserve[], fresh: boolean): Promise<ReserveResult[]> {
+    const ctx = group[0]!.ctx;
     const { ledger, entries, changed } = await this.readLedger(ctx, fresh);
+    const parsed = new Map<string, Cidr>();
+    const cidr = (text: string): Cidr => {
+      let c = parsed.get(text);
+      if (!c) parsed.set(text, (c = parseCidr(text)));
+      return c;
+    };
+    let hints: Cidr[] | undefined;
+    const hinted = (): Cidr[] => (hints ??= ctx.cache.list<VirtualCluster>('VirtualCluster')
+      .flatMap((o) => [o.spec?.network?.subnet, o.status?.subnet].map((s) => ({ s, uid: o.metadata.uid })))
+      .flatMap(({ s, uid }) => {
+        const c = s ? tryParse(s) : undefined;
+        return c ? [{ ...c, uid }] : [];
+      }) as (Cidr & { uid?: string })[]);
+    let current = entries;
+    const decisions: Decision[] = [];
+    for (const p of group) {
+      const vc = (fresh ? undefined : p.ctx.cache.get<VirtualCluster>(p.ref)) ?? await p.ctx.store.tryGet<VirtualCluster>(p.ref);
+      const d = this.decide(vc, current, p, fresh, cidr, hinted);
+      if (d === 'stale') return this.reserveGroup(group, true);
+      decisions.push(d);
+      if (d.status && d.result.kind === 'reserved') {
+        const uid = d.result.vc.metadata.uid;
+        const entry: SubnetEntry = { subnet: d.result.subnet, namespace: d.result.vc.metadata.namespace ?? '', name: d.result.vc.metadata.name, uid: uid! };
+        current = [...current.filter((e) => e.uid !== uid), entry];
+      }
+    }
+    const statusOps = decisions.flatMap((d) => (d.status ? [d.status] : []));
+    // The ledger is written with a reservation: for one, or to drop entries of VCs that are gone
+    // (`changed`) while reserving; a group of refusals writes nothing.
+    if (statusOps.length === 0 && !(changed && decisions.some((d) => d.result.kind === 'reserved'))) return decisions.map((d) => d.result);
+    const sorted = [...current].sort((a, b) => cidr(a.subnet).base - cidr(b.subnet).base || cidr(a.subnet).prefix - cidr(b.subnet).prefix);
+    const [written, ...stored] = await ctx.store.batch([ledgerWrite(ledger, sorted), ...statusOps]);
+    this.known = written as SubnetLedger;
+    let k = 0;
+    return decisions.map((d) => (d.status && d.result.kind === 'reserved' ? { ...d.result, vc: stored[k++] as VirtualCluster } : d.result));
+  }
+
+  /**
+   * One VC's reservation against the entries as decided so far in its group: its result and,
+   * when its entry or status.subnet must be written, the status write. 'stale': a refusal made
+   * on what was not read from the store (the group is decided again on the store).
+   */
+  private decide(
+    vc: VirtualCluster | undefined, entries: readonly SubnetEntry[], p: PendingReserve, fresh: boolean,
+    cidr: (text: string) => Cidr, hinted: () => (Cidr & { uid?: string })[],
+  ): Decision | 'stale' {
+    if (!vc?.spec || !vc.metadata.uid) return { result: { kind: 'gone' } };
+    const uid = vc.metadata.uid;
     const own = entries.find((e) => e.uid === uid);
     const others = entries.filter((e) => e.uid !== uid);
 
@@ -150,43 +254,33 @@ export class SubnetAllocator {
       try {
         want = parseCidr(specSubnet);
       } catch (e) {
-        return { kind: 'invalid', vc, message: `spec.network.subnet: ${(e as Error).message}` };
+        return { result: { kind: 'invalid', vc, message: `spec.network.subnet: ${(e as Error).message}` } };
       }
       source = 'spec';
     } else if (own) {
-      want = parseCidr(own.subnet);
+      want = cidr(own.subnet);
     } else if (vc.status?.subnet) {
       want = tryParse(vc.status.subnet);
     }
     if (!want) {
       // Hints from the cache: subnets other VCs ask for but have not reserved yet.
-      const hinted = ctx.cache.list<VirtualCluster>('VirtualCluster')
-        .filter((o) => o.metadata.uid !== uid)
-        .flatMap((o) => [o.spec?.network?.subnet, o.status?.subnet])
-        .flatMap((s) => (s ? [tryParse(s)] : []))
-        .filter((c): c is Cidr => c !== undefined);
-      const taken = [...others.map((e) => parseCidr(e.subnet)), ...hinted, ...physical.map((p) => ({ base: p.ip, prefix: 32 }))];
+      const taken = [...others.map((e) => cidr(e.subnet)), ...hinted().filter((h) => h.uid !== uid), ...p.physical.map((ph) => ({ base: ph.ip, prefix: 32 }))];
       want = allocateSubnet(this.pool, this.prefix, taken);
-      if (!want) return fresh ? { kind: 'exhausted', vc } : this.reserveOnce(ctx, ref, physical, statusFor, true);
+      if (!want) return fresh ? { result: { kind: 'exhausted', vc } } : 'stale';
       allocated = true;
     }
     const subnet = formatCidr(want);
-    const holder = others.find((e) => overlaps(parseCidr(e.subnet), want!));
-    const phys = physical.find((p) => contains(want!, p.ip));
+    const holder = others.find((e) => overlaps(cidr(e.subnet), want!));
+    const phys = p.physical.find((ph) => contains(want!, ph.ip));
     if (holder || phys) {
       // A refusal is only ever made on what the store holds now, never on what this allocator knew.
-      if (!fresh) return this.reserveOnce(ctx, ref, physical, statusFor, true);
-      return { kind: 'conflict', vc, subnet, source, holder, physical: holder ? undefined : phys };
+      if (!fresh) return 'stale';
+      return { result: { kind: 'conflict', vc, subnet, source, holder, physical: holder ? undefined : phys } };
     }
-
-    const entry: SubnetEntry = { subnet, namespace: vc.metadata.namespace ?? '', name: vc.metadata.name, uid };
-    const entryChanged = !own || own.subnet !== subnet || own.name !== entry.name || own.namespace !== entry.namespace;
-    if (!entryChanged && !changed && vc.status?.subnet === subnet) return { kind: 'reserved', vc, subnet, allocated: false };
-    const next = [...others, entry].sort(byAddress);
-    const statusOp: BatchOp = { op: 'updateStatus', object: { ...vc, status: { ...statusFor(vc, subnet), subnet } } };
-    const [written, stored] = await ctx.store.batch([ledgerWrite(ledger, next), statusOp]);
-    this.known = written as SubnetLedger;
-    return { kind: 'reserved', vc: stored as VirtualCluster, subnet, allocated };
+    const entryChanged = !own || own.subnet !== subnet || own.name !== vc.metadata.name || own.namespace !== (vc.metadata.namespace ?? '');
+    const result: ReserveResult = { kind: 'reserved', vc, subnet, allocated };
+    if (!entryChanged && vc.status?.subnet === subnet) return { result };
+    return { result, status: { op: 'updateStatus', object: { ...vc, status: { ...p.statusFor(vc, subnet), subnet } } } };
   }
 
   /** Always on the ledger as stored: an entry this allocator has not seen is released too. */

@@ -56,7 +56,9 @@ describe('HostNetworkDriver on testbed nodes', function () {
     assert.equal(await mac(tapName('default.a-0')), gatewayMacAddress('default/a'), "the gateway answers from its VC's MAC");
     assert.equal(await mac(tapName('default.b-0')), gatewayMacAddress('default/b'));
     const table = await execOk(transports[0]!, ['nft', 'list', 'table', 'inet', 'virtualinux']);
-    assert.match(table, /ip saddr 10\.10\.1\.0\/24 ip daddr @vc_subnets ip daddr != 10\.10\.1\.0\/24 drop/);
+    // between VCs: one rule over the set of each VC's subnet paired with itself (the kernel's listing)
+    assert.match(table, /ip saddr @vc_subnets ip daddr @vc_subnets ip saddr \. ip daddr != @vc_pairs drop comment "isolate forward"/);
+    assert.match(table, /elements = \{ 10\.10\.1\.0\/24 \. 10\.10\.1\.0\/24,\s+10\.10\.2\.0\/24 \. 10\.10\.2\.0\/24 \}/);
     assert.ok(await d1.hasVm('default.a-0'));
     assert.equal(await d1.hasVm('default.a-1'), false, 'a-1 runs on the other node');
     // the taps' anti-spoofing rules are a chain of their own, jumped to from the hook's chain

@@ -14,7 +14,8 @@ import {
   type HostAddress, type NfsShare, type VmNetwork,
 } from '../../reconcilers/network/host-plan.js';
 
-// ---- the oracle: reconcilers/network/host-plan.ts as of 1a1bf4a (a pass over every VM per node) ----
+// ---- the oracle: reconcilers/network/host-plan.ts as of 1a1bf4a (a pass over every VM per node),
+// its isolation rules as of session 16 (one rule per hook over the vc_pairs set, not one per VC) ----
 function oraclePlan(hostName: string, hosts: readonly HostAddress[], vms: readonly VmNetwork[], shares: readonly NfsShare[] = []): HostNetworkState {
   const addressOf = new Map(hosts.map((h) => [h.name, h.address]));
   const sorted = [...vms].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -53,6 +54,9 @@ function renderRuleset(vms: readonly VmNetwork[], taps: readonly TapSpec[]): { t
   lines.push('  set vc_subnets {', '    type ipv4_addr', '    flags interval');
   if (elements.length > 0) lines.push(`    elements = { ${elements.join(', ')} }`);
   lines.push('  }');
+  lines.push('  set vc_pairs {', '    type ipv4_addr . ipv4_addr', '    flags interval');
+  if (elements.length > 0) lines.push(`    elements = { ${elements.map((e) => `${e} . ${e}`).join(', ')} }`);
+  lines.push('  }');
   for (const hook of ['forward', 'input'] as const) {
     lines.push(`  chain antispoof_${hook} {`);
     for (const t of taps) {
@@ -75,11 +79,10 @@ function renderRuleset(vms: readonly VmNetwork[], taps: readonly TapSpec[]): { t
     // Between VCs: forwarded to another VC's VM, and delivered here to another VC's gateway
     // address (it sits on that VC's taps on this node, so the input path would answer it). The
     // VC's own gateway (its NFS server among it) and the physical network stay reachable.
-    for (const cl of clusters) {
-      const s = subnets.get(cl)!;
-      const c = `isolate ${hook} ${cl}`;
+    if (clusters.length > 0) {
+      const c = `isolate ${hook}`;
       comments.push(c);
-      lines.push(`    ip saddr ${s} ip daddr @vc_subnets ip daddr != ${s} drop comment "${c}"`);
+      lines.push(`    ip saddr @vc_subnets ip daddr @vc_subnets ip saddr . ip daddr != @vc_pairs drop comment "${c}"`);
     }
     lines.push('  }');
   }

@@ -55,16 +55,18 @@ describe('planHostNetwork', () => {
   it('isolates every VC and pins every tap to its VM address', () => {
     const s = planHostNetwork('blade1', hosts, vms);
     assert.match(s.nftRuleset, /^table inet virtualinux\ndelete table inet virtualinux\n/);
-    assert.match(s.nftRuleset, /elements = \{ 10\.10\.1\.0\/24, 10\.10\.2\.0\/24 \}/);
-    // Both paths: forwarded to another VC's VM, and delivered to another VC's gateway on a tap here.
+    assert.match(s.nftRuleset, /set vc_subnets \{\n    type ipv4_addr\n    flags interval\n    elements = \{ 10\.10\.1\.0\/24, 10\.10\.2\.0\/24 \}/);
+    // Each VC's subnet paired with itself: what one VC may send to (its own subnet).
+    assert.match(s.nftRuleset, /set vc_pairs \{\n    type ipv4_addr \. ipv4_addr\n    flags interval\n    elements = \{ 10\.10\.1\.0\/24 \. 10\.10\.1\.0\/24, 10\.10\.2\.0\/24 \. 10\.10\.2\.0\/24 \}/);
+    // Both paths: forwarded to another VC's VM, and delivered to another VC's gateway on a tap here;
+    // one rule each, however many VCs there are.
     const chain = (hook: string) => new RegExp(`chain ${hook} \\{\n([^}]*)\n  \\}`).exec(s.nftRuleset)?.[1] ?? '';
     for (const hook of ['forward', 'input']) {
-      assert.match(chain(hook), new RegExp(`ip saddr 10\\.10\\.1\\.0/24 ip daddr @vc_subnets ip daddr != 10\\.10\\.1\\.0/24 drop comment "isolate ${hook} default/a"`));
-      assert.match(chain(hook), new RegExp(`ip saddr 10\\.10\\.2\\.0/24 ip daddr @vc_subnets ip daddr != 10\\.10\\.2\\.0/24 drop comment "isolate ${hook} default/b"`));
+      const rules = chain(hook).split('\n').filter((l) => / drop comment "isolate /.test(l));
+      assert.deepEqual(rules, [`    ip saddr @vc_subnets ip daddr @vc_subnets ip saddr . ip daddr != @vc_pairs drop comment "isolate ${hook}"`]);
     }
     assert.match(s.nftRuleset, new RegExp(`iifname "${tapName('default.a-0')}" ip saddr != 10\\.10\\.1\\.2 drop`));
-    assert.deepEqual(s.nftRuleComments.filter((c) => c.startsWith('isolate')).sort(),
-      ['isolate forward default/a', 'isolate forward default/b', 'isolate input default/a', 'isolate input default/b']);
+    assert.deepEqual(s.nftRuleComments.filter((c) => c.startsWith('isolate')).sort(), ['isolate forward', 'isolate input']);
   });
 
   it('keeps the anti-spoofing rules in a chain of their own per hook, declared first and jumped to first (hasVm lists only those)', () => {
@@ -140,9 +142,10 @@ describe('planHostNetwork: NFS exports of shared storage', () => {
     assert.ok(antispoof.split('\n').filter((l) => l.includes(' drop')).every((l) => /comment "antispoof input /.test(l)));
     const drops = input.split('\n').filter((l) => l.includes(' drop'));
     // Isolation drops only what one VC sends to another's subnet: never to its own gateway.
-    const ownSubnetOnly = (l: string) => /^\s*ip saddr (\S+) ip daddr @vc_subnets ip daddr != \1 drop comment "isolate input /.test(l);
-    assert.ok(drops.every((l) => /comment "(antispoof input |nfs only from taps)/.test(l) || ownSubnetOnly(l)), 'nothing else stands between a VM and its gateway on 2049');
-    assert.equal(drops.filter(ownSubnetOnly).length, 4, 'one isolation rule per VC (a, b, c, d)');
+    const otherVcOnly = (l: string) => l === '    ip saddr @vc_subnets ip daddr @vc_subnets ip saddr . ip daddr != @vc_pairs drop comment "isolate input"';
+    assert.ok(drops.every((l) => /comment "(antispoof input |nfs only from taps)/.test(l) || otherVcOnly(l)), 'nothing else stands between a VM and its gateway on 2049');
+    assert.equal(drops.filter(otherVcOnly).length, 1, 'one isolation rule for the four VCs (a, b, c, d)');
+    assert.match(s.nftRuleset, /elements = \{ (\S+ \. \S+(, )?){4} \}/, 'their four subnets, each paired with itself');
     assert.match(input, /policy accept;/);
     assert.ok(s.nftRuleComments.includes('nfs only from taps'));
   });

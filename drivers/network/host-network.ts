@@ -10,8 +10,9 @@
 //   `nft -f` transaction (the table is replaced whole: never half-loaded). Then it reads the table
 //   back and fails if any expected rule is missing (the runtime must not start a VM whose rules
 //   are not in place: fail closed).
-// - Only objects that are ours are touched: taps named `vt…`, routes with protocol RT_PROTO, and
-//   the table `inet virtualinux`.
+// - Only objects that are ours are touched: taps named `vt…`, routes with protocol RT_PROTO (host
+//   routes, and routes to a VC's subnet through the node holding most of its VMs), and the table
+//   `inet virtualinux`.
 // - hasVm(key) tells whether a VM's tap and anti-spoofing rules are in place on this node now.
 // - teardown() removes everything of ours from the node.
 // A failure part-way leaves a mixture of old and new routes and taps, which the next apply fixes;
@@ -70,8 +71,8 @@ export class HostNetworkDriver {
     }
     for (const [dst] of routes) {
       if (!wantedRoutes.has(dst)) {
-        batch.push(batchLine('route', 'del', `${dst}/32`, 'proto', RT_PROTO));
-        changed.push(`route ${dst}/32 removed`);
+        batch.push(batchLine('route', 'del', withPrefix(dst), 'proto', RT_PROTO));
+        changed.push(`route ${withPrefix(dst)} removed`);
       }
     }
     if (batch.length > 0) await execOk(this.t, ['ip', '-batch', '-'], { stdin: `${batch.join('\n')}\n` });
@@ -125,7 +126,7 @@ export class HostNetworkDriver {
 
   async teardown(): Promise<void> {
     for (const [dst] of await this.ourRoutes()) {
-      await execOk(this.t, ['ip', 'route', 'del', `${dst}/32`, 'proto', RT_PROTO]);
+      await execOk(this.t, ['ip', 'route', 'del', withPrefix(dst), 'proto', RT_PROTO]);
     }
     for (const name of await this.ourTaps()) await execOk(this.t, ['ip', 'link', 'del', 'dev', name]);
     const r = await this.t.exec(['nft', 'delete', 'table', 'inet', NFT_TABLE]);
@@ -172,6 +173,11 @@ function batchLine(...tokens: string[]): string {
     if (!/^[A-Za-z0-9.:/_-]+$/.test(t)) throw new Error(`refusing ${JSON.stringify(t)} in an ip batch: not an address, prefix or interface name`);
   }
   return tokens.join(' ');
+}
+
+/** A destination as `ip -j route` lists it (a host route without its /32, a subnet with its prefix) as `ip route` takes it. */
+function withPrefix(dst: string): string {
+  return dst.includes('/') ? dst : `${dst}/32`;
 }
 
 function sameRoute(have: IpRoute, want: RouteSpec): boolean {

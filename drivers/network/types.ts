@@ -16,7 +16,7 @@ export interface TapSpec {
 }
 
 export interface RouteSpec {
-  /** `a.b.c.d/32` */
+  /** `a.b.c.d/32` (a VM), or a VC subnet `a.b.c.d/nn` through the node holding most of its VMs */
   dest: string;
   dev?: string;
   via?: string;

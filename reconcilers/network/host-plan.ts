@@ -2,7 +2,9 @@
 // The paper's routed networking (section 4.1): each physical node is the router of the VMs it
 // hosts — a tap per VM with a host route to the VM through it, proxy ARP on the tap, and the VC
 // gateway address on the tap so the guest's next hop answers; a route to every VM hosted
-// elsewhere through that host's address; no bridge shared between VCs. Isolation: an nftables
+// elsewhere through that host's address (one route to a VC's whole subnet through the node holding
+// most of its VMs, and a /32 for each of its VMs elsewhere: aggregateRoutes); no bridge shared
+// between VCs. Isolation: an nftables
 // table of our own drops traffic between different VCs' subnets, forwarded or addressed to this
 // node (another VC's gateway address on its taps here), and any packet a VM sends with a source
 // address that is not its own: one rule per hook over two sets (every VC's subnet, and each paired
@@ -16,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { NFS_PORT, type NfsExport } from '../../drivers/nfs/ganesha-config.js';
 import { NFT_TABLE, antispoofChain, tapName, type HostNetworkState, type RouteSpec, type TapSpec } from '../../drivers/network/types.js';
 import { nfsPseudoPath } from './addresses.js';
+import { formatCidr, parseSubnet, type Cidr } from './cidr.js';
 
 // The driver's input types, re-exported for the plan's users (the runtime names taps too).
 export { tapName, type HostNetworkState, type RouteSpec, type TapSpec };
@@ -88,10 +91,13 @@ export function planHostNetwork(hostName: string, hosts: readonly HostAddress[],
 export interface HostPlanIndex {
   /** Every VM, in key order. */
   readonly sorted: readonly VmNetwork[];
-  /** The route to each VM hosted on a node with a known address, in key order... */
+  /** The /32 route to each VM hosted on a node with a known address, in key order, but for the VMs an aggregate covers... */
   readonly remoteRoutes: readonly RouteSpec[];
-  /** ...and the position in remoteRoutes of sorted[i] (-1: none). */
+  /** ...the position in remoteRoutes of sorted[i] (-1: none), and how many of them come before sorted[i]. */
   readonly routeAt: Int32Array;
+  readonly routesBefore: Int32Array;
+  /** Per VC subnet with 2 or more VMs on one node: one route to the subnet via the node holding most of them (their /32 routes left out), by destination. */
+  readonly aggregates: readonly { host: string; route: RouteSpec }[];
   /** Per node: the positions in `sorted` of the VMs it hosts or receives, ascending. */
   readonly byHost: ReadonlyMap<string, readonly number[]>;
   /** The ruleset's `elements = {...}` line of vc_subnets, or undefined without VCs. */
@@ -104,11 +110,77 @@ export interface HostPlanIndex {
   readonly sharesOf: ReadonlyMap<string, readonly NfsShare[]>;
 }
 
+/**
+ * The aggregate routes: for each VC subnet (a VM's `cluster` and `subnet`) that overlaps no other
+ * subnet, the node with a known address holding most of its VMs (2 or more; on a tie the first by
+ * name) and the route to the whole subnet through it. Every other node reaches those VMs through
+ * that one route instead of a /32 each; a VM of the VC elsewhere keeps its /32 (longest prefix
+ * wins), and so does each node's own VM (its tap). With Block placement a VC's VMs mostly share a
+ * node: at 10,000 VMs of 2,500 VCs, ~2,500 routes a node instead of 10,000 (hack/bench-scale).
+ * Returned by "cluster subnet", sorted by destination.
+ */
+export function aggregateRoutes(vms: readonly VmNetwork[], addressOf: ReadonlyMap<string, string>): Map<string, { host: string; route: RouteSpec }> {
+  const groups = new Map<string, { subnet: Cidr; counts: Map<string, number> }>();
+  const distinct = new Map<string, Cidr | undefined>();
+  for (const vm of vms) {
+    if (!distinct.has(vm.subnet)) distinct.set(vm.subnet, tryParseSubnet(vm.subnet));
+    const subnet = distinct.get(vm.subnet);
+    if (vm.host === undefined || !addressOf.has(vm.host) || !subnet) continue;
+    const key = `${vm.cluster} ${vm.subnet}`;
+    let g = groups.get(key);
+    if (!g) groups.set(key, (g = { subnet, counts: new Map() }));
+    g.counts.set(vm.host, (g.counts.get(vm.host) ?? 0) + 1);
+  }
+  // A subnet that overlaps another (two VCs' subnets overlapping, or one VC's VMs on two subnets
+  // that overlap) gets no aggregate: it would carry the other's traffic.
+  const spans = [...new Set([...distinct.values()].filter((c): c is Cidr => c !== undefined))]
+    .map((c) => ({ c, end: c.base + 2 ** (32 - c.prefix) })).sort((a, b) => a.c.base - b.c.base || b.end - a.end);
+  const overlapping = new Set<string>();
+  let reach = -1;
+  let last: Cidr | undefined;
+  for (const { c, end } of spans) {
+    if (c.base < reach) {
+      overlapping.add(formatCidr(c));
+      if (last) overlapping.add(formatCidr(last));
+    }
+    if (end > reach) { reach = end; last = c; }
+  }
+  // ...and so does a subnet two VCs name (only a VC in SubnetConflict would, and its VMs have no network).
+  const clustersOf = new Map<string, Set<string>>();
+  for (const [key, g] of groups) {
+    const dest = formatCidr(g.subnet);
+    const set = clustersOf.get(dest) ?? new Set<string>();
+    set.add(key.slice(0, key.indexOf(' ')));
+    clustersOf.set(dest, set);
+  }
+  const out: { key: string; host: string; route: RouteSpec }[] = [];
+  for (const [key, g] of groups) {
+    const dest = formatCidr(g.subnet);
+    if (overlapping.has(dest) || clustersOf.get(dest)!.size > 1) continue;
+    let host: string | undefined;
+    let most = 1;
+    for (const [h, n] of g.counts) if (n > most || (n === most && host !== undefined && h < host)) { host = h; most = n; }
+    if (host !== undefined) out.push({ key, host, route: { dest, via: addressOf.get(host)! } });
+  }
+  out.sort((a, b) => (a.route.dest < b.route.dest ? -1 : a.route.dest > b.route.dest ? 1 : 0));
+  return new Map(out.map((a) => [a.key, { host: a.host, route: a.route }]));
+}
+
+function tryParseSubnet(text: string): Cidr | undefined {
+  try {
+    return parseSubnet(text);
+  } catch {
+    return undefined;
+  }
+}
+
 export function indexHostPlans(hosts: readonly HostAddress[], vms: readonly VmNetwork[], shares: readonly NfsShare[] = []): HostPlanIndex {
   const addressOf = new Map(hosts.map((h) => [h.name, h.address]));
   const sorted = [...vms].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const aggregated = aggregateRoutes(sorted, addressOf);
   const remoteRoutes: RouteSpec[] = [];
   const routeAt = new Int32Array(sorted.length).fill(-1);
+  const routesBefore = new Int32Array(sorted.length);
   const byHost = new Map<string, number[]>();
   const add = (host: string, i: number) => {
     const list = byHost.get(host);
@@ -117,10 +189,11 @@ export function indexHostPlans(hosts: readonly HostAddress[], vms: readonly VmNe
   };
   const subnets = new Map<string, string>();
   sorted.forEach((vm, i) => {
+    routesBefore[i] = remoteRoutes.length;
     if (vm.host !== undefined) {
       add(vm.host, i);
       const via = addressOf.get(vm.host);
-      if (via !== undefined) {
+      if (via !== undefined && aggregated.get(`${vm.cluster} ${vm.subnet}`)?.host !== vm.host) {
         routeAt[i] = remoteRoutes.length;
         remoteRoutes.push({ dest: `${vm.ip}/32`, via });
       }
@@ -144,7 +217,7 @@ export function indexHostPlans(hosts: readonly HostAddress[], vms: readonly VmNe
     else sharesOf.set(share.cluster, [share]);
   }
   return {
-    sorted, remoteRoutes, routeAt, byHost, sharesOf,
+    sorted, remoteRoutes, routeAt, routesBefore, byHost, sharesOf, aggregates: [...aggregated.values()],
     elements: elements.length > 0 ? `    elements = { ${elements.join(', ')} }` : undefined,
     pairs: elements.length > 0 ? `    elements = { ${elements.map((e) => `${e} . ${e}`).join(', ')} }` : undefined,
     isolate: { forward: isolate('forward'), input: isolate('input') },
@@ -155,8 +228,9 @@ export function indexHostPlans(hosts: readonly HostAddress[], vms: readonly VmNe
 export function planHostFromIndex(hostName: string, index: HostPlanIndex): HostNetworkState {
   const mine = index.byHost.get(hostName) ?? [];
   const taps: TapSpec[] = [];
-  const routes = [...index.remoteRoutes];
-  // A local VM whose node has no known address has no remote route to replace: placed in key order.
+  let routes = [...index.remoteRoutes];
+  // A local VM without a remote route (an aggregate covers it, or its node has no known address):
+  // placed in key order.
   const inserted: { at: number; route: RouteSpec }[] = [];
   for (const i of mine) {
     const vm = index.sorted[i]!;
@@ -165,17 +239,21 @@ export function planHostFromIndex(hostName: string, index: HostPlanIndex): HostN
     const route = { dest: `${vm.ip}/32`, dev: tapName(vm.key) };
     const at = index.routeAt[i]!;
     if (at >= 0) routes[at] = route;
-    else inserted.push({ at: remoteRoutesBefore(index, i), route });
+    else inserted.push({ at: index.routesBefore[i]!, route });
   }
-  for (let k = inserted.length - 1; k >= 0; k--) routes.splice(inserted[k]!.at, 0, inserted[k]!.route);
+  if (inserted.length > 0) {
+    // `mine` ascends, so `inserted` does: one merge.
+    const merged: RouteSpec[] = [];
+    let k = 0;
+    for (let j = 0; j <= routes.length; j++) {
+      while (k < inserted.length && inserted[k]!.at === j) merged.push(inserted[k++]!.route);
+      if (j < routes.length) merged.push(routes[j]!);
+    }
+    routes = merged;
+  }
+  for (const a of index.aggregates) if (a.host !== hostName) routes.push(a.route);
   const { text, comments } = renderRuleset(index, taps);
   return { taps, routes, nftRuleset: text, nftRuleComments: comments, nfsExports: planNfsExports(index, mine) };
-}
-
-/** How many remote routes come before sorted[i] (a binary search would do; this is the rare case). */
-function remoteRoutesBefore(index: HostPlanIndex, i: number): number {
-  for (let j = i - 1; j >= 0; j--) if (index.routeAt[j]! >= 0) return index.routeAt[j]! + 1;
-  return 0;
 }
 
 function planNfsExports(index: HostPlanIndex, mine: readonly number[]): NfsExport[] {

@@ -79,13 +79,49 @@ describe('HostNetworkDriver on testbed nodes', function () {
     assert.ok(await d1.hasVm('default.a-1'));
     assert.equal(await d1.hasVm('default.b-0'), false);
     const table2 = await execOk(transports[0]!, ['nft', 'list', 'table', 'inet', 'virtualinux']);
-    assert.doesNotMatch(table2, /10\.10\.2\.0\/24 ip daddr/);
+    assert.doesNotMatch(table2, /10\.10\.2\.0\/24/, "b's subnet left both sets");
 
     await d1.teardown();
     assert.equal((await execOk(transports[0]!, ['ip', '-j', 'route', 'show', 'proto', RT_PROTO])).trim(), '[]');
     assert.equal((await d1.ourTaps()).size, 0);
     const r = await transports[0]!.exec(['nft', 'list', 'table', 'inet', 'virtualinux']);
     assert.notEqual(r.code, 0, 'the table is gone');
+  });
+
+  it('routes a VC whose VMs share another node through it in one route (its VM here on its tap), and removes that route when they part', async () => {
+    const [n1, n2] = tb!.nodes;
+    const d1 = new HostNetworkDriver(transports[0]!);
+    const routes = async () => new Map((JSON.parse(await execOk(transports[0]!, ['ip', '-j', 'route', 'show', 'proto', RT_PROTO])) as { dst: string; dev?: string; gateway?: string }[]).map((r) => [r.dst, r]));
+    const get = (ip: string) => execOk(transports[0]!, ['ip', '-o', 'route', 'get', ip]);
+    const vms = [
+      vm('default.c-0', 'default/c', '10.10.3.2', '10.10.3.0/24', n2!.name),
+      vm('default.c-1', 'default/c', '10.10.3.3', '10.10.3.0/24', n2!.name),
+      vm('default.c-2', 'default/c', '10.10.3.4', '10.10.3.0/24', n1!.name),
+    ];
+    await d1.apply(planHostNetwork(n1!.name, hosts(), vms));
+    let r = await routes();
+    assert.equal(r.get('10.10.3.0/24')?.gateway, n2!.address, 'the subnet through the node holding two of its VMs');
+    assert.equal(r.get('10.10.3.4')?.dev, tapName('default.c-2'));
+    assert.deepEqual([...r.keys()].sort(), ['10.10.3.0/24', '10.10.3.4'], 'no /32 for c-0 and c-1');
+    // what the kernel picks: c-0 and c-1 through n2, c-2 on its tap (the longer prefix)
+    assert.match(await get('10.10.3.3'), new RegExp(`via ${n2!.address.replace(/\./g, '\\.')} `));
+    assert.match(await get('10.10.3.4'), new RegExp(`dev ${tapName('default.c-2')} `));
+    assert.deepEqual((await d1.apply(planHostNetwork(n1!.name, hosts(), vms))).changed, [], 'a second apply changes nothing');
+
+    // c-0 moves here: this node holds two, so the others reach c through it; here, one /32 each.
+    const moved = [{ ...vms[0]!, host: n1!.name }, vms[1]!, vms[2]!];
+    const second = await d1.apply(planHostNetwork(n1!.name, hosts(), moved));
+    assert.ok(second.changed.includes('route 10.10.3.0/24 removed'), second.changed.join('; '));
+    r = await routes();
+    assert.deepEqual([...r.keys()].sort(), ['10.10.3.2', '10.10.3.3', '10.10.3.4']);
+    assert.equal(r.get('10.10.3.3')?.gateway, n2!.address);
+    assert.match(await get('10.10.3.2'), new RegExp(`dev ${tapName('default.c-0')} `));
+    // and n2's plan now routes the subnet through here
+    assert.deepEqual(planHostNetwork(n2!.name, hosts(), moved).routes.find((x) => x.dest === '10.10.3.0/24'), { dest: '10.10.3.0/24', via: n1!.address });
+
+    await d1.apply(planHostNetwork(n1!.name, hosts(), vms)); // the aggregate back, then torn down
+    await d1.teardown();
+    assert.equal((await execOk(transports[0]!, ['ip', '-j', 'route', 'show', 'proto', RT_PROTO])).trim(), '[]');
   });
 
   it('loads the table atomically: an invalid ruleset leaves the previous table in place', async () => {

@@ -10,7 +10,7 @@ import { NFT_TABLE, type HostNetworkState, type RouteSpec, type TapSpec } from '
 import { nfsPseudoPath } from '../../reconcilers/network/addresses.js';
 import { makeRandom } from '../../hack/bench/placement-workload.js';
 import {
-  gatewayMacAddress, indexHostPlans, macAddress, planHostFromIndex, planHostNetwork, tapName,
+  aggregateRoutes, gatewayMacAddress, indexHostPlans, macAddress, planHostFromIndex, planHostNetwork, tapName,
   type HostAddress, type NfsShare, type VmNetwork,
 } from '../../reconcilers/network/host-plan.js';
 
@@ -21,14 +21,17 @@ function oraclePlan(hostName: string, hosts: readonly HostAddress[], vms: readon
   const sorted = [...vms].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const taps: TapSpec[] = [];
   const routes: RouteSpec[] = [];
+  // (since session 16: a VC subnet's aggregate route, aggregateRoutes, covers its VMs on the node it goes through)
+  const aggregates = aggregateRoutes(sorted, addressOf);
   for (const vm of sorted) {
     const local = vm.host === hostName;
     if (local || vm.incomingHost === hostName) {
       taps.push({ name: tapName(vm.key), vm: vm.key, mac: macAddress(vm.key), gateway: vm.gateway, gatewayMac: gatewayMacAddress(vm.cluster), ip: vm.ip });
     }
     if (local) routes.push({ dest: `${vm.ip}/32`, dev: tapName(vm.key) });
-    else if (vm.host !== undefined && addressOf.has(vm.host)) routes.push({ dest: `${vm.ip}/32`, via: addressOf.get(vm.host)! });
+    else if (vm.host !== undefined && addressOf.has(vm.host) && aggregates.get(`${vm.cluster} ${vm.subnet}`)?.host !== vm.host) routes.push({ dest: `${vm.ip}/32`, via: addressOf.get(vm.host)! });
   }
+  for (const a of aggregates.values()) if (a.host !== hostName) routes.push(a.route);
   const { text, comments } = renderRuleset(sorted, taps);
   return { taps, routes, nftRuleset: text, nftRuleComments: comments, nfsExports: planNfsExports(hostName, sorted, shares) };
 }
@@ -135,8 +138,8 @@ describe('network host plan from the shared index', () => {
   it('a node plan from the index leaves the index as it was (plans of other nodes share it)', () => {
     const w = world(7);
     const index = indexHostPlans(w.hosts, w.vms, w.shares);
-    const before = JSON.stringify({ ...index, routeAt: [...index.routeAt], byHost: [...index.byHost], sharesOf: [...index.sharesOf] });
+    const before = JSON.stringify({ ...index, routeAt: [...index.routeAt], routesBefore: [...index.routesBefore], byHost: [...index.byHost], sharesOf: [...index.sharesOf] });
     for (const node of w.nodes) planHostFromIndex(node, index).routes.push({ dest: '1.2.3.4/32', dev: 'x' });
-    assert.equal(JSON.stringify({ ...index, routeAt: [...index.routeAt], byHost: [...index.byHost], sharesOf: [...index.sharesOf] }), before);
+    assert.equal(JSON.stringify({ ...index, routeAt: [...index.routeAt], routesBefore: [...index.routesBefore], byHost: [...index.byHost], sharesOf: [...index.sharesOf] }), before);
   });
 });

@@ -94,10 +94,11 @@ describe('network/hosts sends a node no commands for a plan it applied already (
     await eventually(async () => ((plans.get('n3') ?? 0) > plansBefore ? true : undefined), 20_000, 'n3 re-planned');
     await new Promise((r) => setTimeout(r, 1_000));
     assert.equal(applies.get('n3') ?? 0, before, 'no apply on n3 for a plan it has');
-    // s-1 moves to n1: n3's route to it changes, and is applied.
+    // s-1 moves to n1: n3's routes change (n1 now holds both VMs of s: one route to its subnet
+    // through n1), and are applied.
     const v1 = await h.vm('s-1');
     await h.store.updateStatus<VirtualNode>({ ...v1, status: { ...v1.status, host: 'n1' } });
-    await h.expectRoutes('n3', { '10.79.0.2': '198.18.6.1', '10.79.0.3': '198.18.6.1' }, 's-1 moved to n1');
+    await h.expectRoutes('n3', { '10.79.0.0/29': '198.18.6.1' }, 's-1 moved to n1');
     assert.ok((applies.get('n3') ?? 0) > before, 'the changed plan applied');
   });
 });

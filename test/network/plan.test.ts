@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { allocateSubnet, formatCidr, nthAddress, overlaps, parseCidr } from '../../reconcilers/network/cidr.js';
-import { macAddress, planHostNetwork, tapName, type NfsShare, type VmNetwork } from '../../reconcilers/network/host-plan.js';
+import { aggregateRoutes, macAddress, planHostNetwork, tapName, type NfsShare, type VmNetwork } from '../../reconcilers/network/host-plan.js';
 import { nfsPseudoPath } from '../../reconcilers/network/addresses.js';
 import type { NfsExport } from '../../drivers/nfs/ganesha-config.js';
 import { observedNfsShares, physicalAddresses } from '../../reconcilers/network/controller.js';
@@ -50,6 +50,45 @@ describe('planHostNetwork', () => {
       { dest: '10.10.1.3/32', via: '198.18.0.12' },
       { dest: '10.10.2.2/32', via: '198.18.0.12' },
     ]);
+  });
+
+  it('routes a VC subnet through the node holding most of its VMs (2 or more), its other VMs by /32', () => {
+    const three = [{ name: 'blade3', address: '198.18.0.13' }, ...hosts];
+    const c = [
+      vm('default.c-0', 'default/c', '10.10.3.2', '10.10.3.0/24', 'blade2'),
+      vm('default.c-1', 'default/c', '10.10.3.3', '10.10.3.0/24', 'blade2'),
+      vm('default.c-2', 'default/c', '10.10.3.4', '10.10.3.0/24', 'blade3'),
+      vm('default.d-0', 'default/d', '10.10.4.2', '10.10.4.0/24', 'blade2'), // one VM a node: no aggregate
+      vm('default.d-1', 'default/d', '10.10.4.3', '10.10.4.0/24', 'blade3'),
+    ];
+    assert.deepEqual(planHostNetwork('blade1', three, c).routes, [
+      { dest: '10.10.3.4/32', via: '198.18.0.13' },
+      { dest: '10.10.4.2/32', via: '198.18.0.12' },
+      { dest: '10.10.4.3/32', via: '198.18.0.13' },
+      { dest: '10.10.3.0/24', via: '198.18.0.12' },
+    ]);
+    // on the node it goes through: each VM its own route; on a node holding one of them: its tap and the aggregate
+    assert.deepEqual(planHostNetwork('blade2', three, c).routes.map((r) => r.dest), ['10.10.3.2/32', '10.10.3.3/32', '10.10.3.4/32', '10.10.4.2/32', '10.10.4.3/32']);
+    assert.deepEqual(planHostNetwork('blade3', three, c).routes, [
+      { dest: '10.10.3.4/32', dev: tapName('default.c-2') },
+      { dest: '10.10.4.2/32', via: '198.18.0.12' },
+      { dest: '10.10.4.3/32', dev: tapName('default.d-1') },
+      { dest: '10.10.3.0/24', via: '198.18.0.12' },
+    ]);
+  });
+
+  it('aggregates no subnet that overlaps another or that two VCs name; a tie goes to the first node by name', () => {
+    const addressOf = new Map([...hosts, { name: 'blade3', address: '198.18.0.13' }].map((h) => [h.name, h.address]));
+    const pair = (cluster: string, subnet: string, base: string, host: string) =>
+      [vm(`${cluster}-0`, cluster, `${base}.2`, subnet, host), vm(`${cluster}-1`, cluster, `${base}.3`, subnet, host)];
+    const tie = [...pair('ns/t', '10.10.5.0/24', '10.10.5', 'blade3'), ...pair('ns/t', '10.10.5.0/24', '10.10.5', 'blade2').map((v) => ({ ...v, key: `${v.key}b`, ip: v.ip.replace(/\.(\d)$/, '.1$1') }))];
+    assert.deepEqual([...aggregateRoutes(tie, addressOf).values()], [{ host: 'blade2', route: { dest: '10.10.5.0/24', via: '198.18.0.12' } }]);
+    const nested = [...pair('ns/big', '10.10.0.0/16', '10.10.6', 'blade2'), ...pair('ns/small', '10.10.7.0/24', '10.10.7', 'blade3'), ...pair('ns/far', '10.20.0.0/24', '10.20.0', 'blade3')];
+    assert.deepEqual([...aggregateRoutes(nested, addressOf).keys()], ['ns/far 10.20.0.0/24']);
+    const named = [...pair('ns/x', '10.10.8.0/24', '10.10.8', 'blade2'), ...pair('ns/y', '10.10.8.0/24', '10.10.8', 'blade3')];
+    assert.equal(aggregateRoutes(named, addressOf).size, 0);
+    // a node without a known address carries no aggregate
+    assert.equal(aggregateRoutes(pair('ns/z', '10.10.9.0/24', '10.10.9', 'blade9'), addressOf).size, 0);
   });
 
   it('isolates every VC and pins every tap to its VM address', () => {

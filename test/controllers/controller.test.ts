@@ -170,6 +170,40 @@ describe('Controller outcomes', function () {
   });
 });
 
+describe('Controller signals', function () {
+  this.timeout(30_000);
+  it('aborts the signal of every reconcile still running when the manager\'s is aborted, and of no finished one', async () => {
+    const tmp = tempSqliteStore(5);
+    try {
+      const cache = new SharedCache(tmp.store, {});
+      const ac = new AbortController();
+      const seen = new Map<string, AbortSignal>();
+      const c = new Controller({
+        name: 'signals', forKind: 'Widget', workers: 4,
+        async reconcile(key, ctx) {
+          seen.set(key.name, ctx.signal);
+          if (key.name.startsWith('hang')) await new Promise((r) => ctx.signal.addEventListener('abort', r, { once: true }));
+        },
+      }, { cache, store: tmp.store, events: { record() {} }, log: silentLogger(), signal: ac.signal });
+      for (const n of ['done', 'hang1', 'hang2']) await tmp.store.create(widget(n));
+      cache.start();
+      await cache.waitForSync();
+      c.start();
+      await waitFor('all three started', () => seen.size === 3);
+      await waitFor('done settled', () => c.counts.done === 1);
+      assert.equal(seen.get('hang1')!.aborted, false);
+      ac.abort(new Error('deposed'));
+      await waitFor('the running ones aborted', () => seen.get('hang1')!.aborted && seen.get('hang2')!.aborted);
+      assert.equal((seen.get('hang1')!.reason as Error).message, 'deposed');
+      assert.equal(seen.get('done')!.aborted, false, 'a finished reconcile is no longer aborted with the manager');
+      await c.stop();
+      cache.stop();
+    } finally {
+      await tmp.close();
+    }
+  });
+});
+
 describe('Controller resync', function () {
   this.timeout(30_000);
   let tmp: TempSqliteStore;

@@ -19,8 +19,10 @@ import type { Usage } from './engine.js';
 export class BoundIndex {
   /** The VirtualNodes by the node they are bound to (spec.physicalNode). */
   private readonly bound = new NodeMap<VirtualNode>();
-  /** The Migrations by target node (spec.targetNode). */
+  /** The Migrations by target node (spec.targetNode)... */
   private readonly onto = new NodeMap<Migration>();
+  /** ...and by the node a running one moves its VM from (status.sourceNode). */
+  private readonly from = new NodeMap<Migration>();
 
   constructor(private readonly cache: SharedCache) {
     cache.informer<VirtualNode>('VirtualNode').addHandlers({
@@ -29,10 +31,25 @@ export class BoundIndex {
       onDelete: (vn) => this.bound.drop(cacheKey(vn.metadata)),
     });
     cache.informer<Migration>('Migration').addHandlers({
-      onAdd: (m) => this.onto.put(cacheKey(m.metadata), m.spec?.targetNode, m),
-      onUpdate: (_old, m) => this.onto.put(cacheKey(m.metadata), m.spec?.targetNode, m),
-      onDelete: (m) => this.onto.drop(cacheKey(m.metadata)),
+      onAdd: (m) => this.putMigration(m),
+      onUpdate: (_old, m) => this.putMigration(m),
+      onDelete: (m) => { this.onto.drop(cacheKey(m.metadata)); this.from.drop(cacheKey(m.metadata)); },
     });
+  }
+
+  private putMigration(m: Migration): void {
+    this.onto.put(cacheKey(m.metadata), m.spec?.targetNode, m);
+    this.from.put(cacheKey(m.metadata), m.status?.sourceNode, m);
+  }
+
+  /** The cached Migrations that move a VM onto or (status.sourceNode) from any of `nodes`, each once. */
+  migrationsAt(nodes: readonly string[]): Migration[] {
+    const out = new Map<string, Migration>();
+    for (const n of nodes) {
+      for (const [k, m] of this.onto.of(n) ?? []) out.set(k, m);
+      for (const [k, m] of this.from.of(n) ?? []) out.set(k, m);
+    }
+    return [...out.values()];
   }
 
   /** The cached Migrations onto `node`. */

@@ -33,6 +33,8 @@ import { clusterSelector } from '../../api/labels.js';
 import { ensureFinalizer, hasFinalizer, removeFinalizer } from '../../api/finalizers.js';
 import { writeStatusOver } from '../../api/status-writer.js';
 import { migrationController, type MigrationDeps } from './migration-controller.js';
+import { SharedCache } from '../../controllers/cache.js';
+import { BoundIndex } from '../placement/allocation-index.js';
 import {
   bootedBy, currentDomain, failedStatus, planRuntime, RESTART_ANNOTATION, runtimeStatus, type ObservedDomain, type RuntimeAction, type RuntimeInput,
 } from './plan.js';
@@ -602,7 +604,9 @@ export function orphanController(deps: RuntimeDeps): ControllerSpec {
 }
 
 /** The runtime, orphan and migration controllers, sharing one hypervisor driver per node. */
-export function runtimeControllers(cache: CacheReader, deps: RuntimeDeps & Omit<MigrationDeps, 'transports' | 'drivers' | 'now'>): ControllerSpec[] {
+export function runtimeControllers(cache: CacheReader, deps: RuntimeDeps & Omit<MigrationDeps, 'transports' | 'drivers' | 'now' | 'index'>): ControllerSpec[] {
   const shared = { ...deps, drivers: deps.drivers ?? new HypervisorDrivers(deps.transports) };
-  return [runtimeController(cache, shared), orphanController(shared), migrationController(shared)];
+  // The manager's shared cache keeps the VMs and Migrations by node for the migration controller.
+  const index = cache instanceof SharedCache ? new BoundIndex(cache) : undefined;
+  return [runtimeController(cache, shared), orphanController(shared), migrationController({ ...shared, index })];
 }

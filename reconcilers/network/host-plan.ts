@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { NFS_PORT, type NfsExport } from '../../drivers/nfs/ganesha-config.js';
 import { NFT_TABLE, antispoofChain, tapName, type HostNetworkState, type RouteSpec, type TapSpec } from '../../drivers/network/types.js';
 import { nfsPseudoPath } from './addresses.js';
-import { formatCidr, parseSubnet, type Cidr } from './cidr.js';
+import { formatCidr, parseSubnet, size, type Cidr } from './cidr.js';
 
 // The driver's input types, re-exported for the plan's users (the runtime names taps too).
 export { tapName, type HostNetworkState, type RouteSpec, type TapSpec };
@@ -120,7 +120,7 @@ export interface HostPlanIndex {
  * Returned by "cluster subnet", sorted by destination.
  */
 export function aggregateRoutes(vms: readonly VmNetwork[], addressOf: ReadonlyMap<string, string>): Map<string, { host: string; route: RouteSpec }> {
-  const groups = new Map<string, { subnet: Cidr; counts: Map<string, number> }>();
+  const groups = new Map<string, { dest: string; counts: Map<string, number> }>();
   const distinct = new Map<string, Cidr | undefined>();
   for (const vm of vms) {
     if (!distinct.has(vm.subnet)) distinct.set(vm.subnet, tryParseSubnet(vm.subnet));
@@ -128,13 +128,13 @@ export function aggregateRoutes(vms: readonly VmNetwork[], addressOf: ReadonlyMa
     if (vm.host === undefined || !addressOf.has(vm.host) || !subnet) continue;
     const key = `${vm.cluster} ${vm.subnet}`;
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { subnet, counts: new Map() }));
+    if (!g) groups.set(key, (g = { dest: formatCidr(subnet), counts: new Map() }));
     g.counts.set(vm.host, (g.counts.get(vm.host) ?? 0) + 1);
   }
   // A subnet that overlaps another (two VCs' subnets overlapping, or one VC's VMs on two subnets
   // that overlap) gets no aggregate: it would carry the other's traffic.
-  const spans = [...new Set([...distinct.values()].filter((c): c is Cidr => c !== undefined))]
-    .map((c) => ({ c, end: c.base + 2 ** (32 - c.prefix) })).sort((a, b) => a.c.base - b.c.base || b.end - a.end);
+  const spans = [...distinct.values()].filter((c): c is Cidr => c !== undefined)
+    .map((c) => ({ c, end: c.base + size(c) })).sort((a, b) => a.c.base - b.c.base || b.end - a.end);
   const overlapping = new Set<string>();
   let reach = -1;
   let last: Cidr | undefined;
@@ -148,14 +148,13 @@ export function aggregateRoutes(vms: readonly VmNetwork[], addressOf: ReadonlyMa
   // ...and so does a subnet two VCs name (only a VC in SubnetConflict would, and its VMs have no network).
   const clustersOf = new Map<string, Set<string>>();
   for (const [key, g] of groups) {
-    const dest = formatCidr(g.subnet);
-    const set = clustersOf.get(dest) ?? new Set<string>();
+    const set = clustersOf.get(g.dest) ?? new Set<string>();
     set.add(key.slice(0, key.indexOf(' ')));
-    clustersOf.set(dest, set);
+    clustersOf.set(g.dest, set);
   }
   const out: { key: string; host: string; route: RouteSpec }[] = [];
   for (const [key, g] of groups) {
-    const dest = formatCidr(g.subnet);
+    const { dest } = g;
     if (overlapping.has(dest) || clustersOf.get(dest)!.size > 1) continue;
     let host: string | undefined;
     let most = 1;

@@ -201,13 +201,12 @@ export class SubnetAllocator {
       if (!c) parsed.set(text, (c = parseCidr(text)));
       return c;
     };
-    let hints: Cidr[] | undefined;
-    const hinted = (): Cidr[] => (hints ??= ctx.cache.list<VirtualCluster>('VirtualCluster')
-      .flatMap((o) => [o.spec?.network?.subnet, o.status?.subnet].map((s) => ({ s, uid: o.metadata.uid })))
-      .flatMap(({ s, uid }) => {
+    let hints: (Cidr & { uid?: string })[] | undefined;
+    const hinted = () => (hints ??= ctx.cache.list<VirtualCluster>('VirtualCluster').flatMap((o) =>
+      [o.spec?.network?.subnet, o.status?.subnet].flatMap((s) => {
         const c = s ? tryParse(s) : undefined;
-        return c ? [{ ...c, uid }] : [];
-      }) as (Cidr & { uid?: string })[]);
+        return c ? [{ ...c, uid: o.metadata.uid }] : [];
+      })));
     let current = entries;
     const decisions: Decision[] = [];
     for (const p of group) {
@@ -215,7 +214,7 @@ export class SubnetAllocator {
       const d = this.decide(vc, current, p, fresh, cidr, hinted);
       if (d === 'stale') return this.reserveGroup(group, true);
       decisions.push(d);
-      if (d.status && d.result.kind === 'reserved') {
+      if (d.status && d.result.kind === 'reserved') { // (only a reservation has a status to write)
         const uid = d.result.vc.metadata.uid;
         const entry: SubnetEntry = { subnet: d.result.subnet, namespace: d.result.vc.metadata.namespace ?? '', name: d.result.vc.metadata.name, uid: uid! };
         current = [...current.filter((e) => e.uid !== uid), entry];
@@ -225,7 +224,7 @@ export class SubnetAllocator {
     // The ledger is written with a reservation: for one, or to drop entries of VCs that are gone
     // (`changed`) while reserving; a group of refusals writes nothing.
     if (statusOps.length === 0 && !(changed && decisions.some((d) => d.result.kind === 'reserved'))) return decisions.map((d) => d.result);
-    const sorted = [...current].sort((a, b) => cidr(a.subnet).base - cidr(b.subnet).base || cidr(a.subnet).prefix - cidr(b.subnet).prefix);
+    const sorted = [...current].sort(byAddress(cidr));
     const [written, ...stored] = await ctx.store.batch([ledgerWrite(ledger, sorted), ...statusOps]);
     this.known = written as SubnetLedger;
     let k = 0;
@@ -368,7 +367,7 @@ async function initialEntries(store: Store): Promise<SubnetEntry[]> {
     if (!c || out.some((e) => overlaps(parseCidr(e.subnet), c))) continue;
     out.push({ subnet: formatCidr(c), namespace: vc.metadata.namespace ?? '', name: vc.metadata.name, uid: vc.metadata.uid! });
   }
-  return out.sort(byAddress);
+  return out.sort(byAddress());
 }
 
 function normalized(s: string): string | undefined {
@@ -384,10 +383,13 @@ function tryParse(s: string): Cidr | undefined {
   }
 }
 
-function byAddress(a: SubnetEntry, b: SubnetEntry): number {
-  const x = parseCidr(a.subnet);
-  const y = parseCidr(b.subnet);
-  return x.base - y.base || x.prefix - y.prefix;
+/** Entries in address order, their subnets parsed by `parse` (a group's parses are kept). */
+function byAddress(parse: (text: string) => Cidr = parseCidr): (a: SubnetEntry, b: SubnetEntry) => number {
+  return (a, b) => {
+    const x = parse(a.subnet);
+    const y = parse(b.subnet);
+    return x.base - y.base || x.prefix - y.prefix;
+  };
 }
 
 /** A conflict as a sentence for the VC's NetworkReady condition and its Warning Event. */

@@ -16,7 +16,17 @@ import { cacheKey } from '../../controllers/informer.js';
 import { computeAllocation } from './allocation.js';
 import type { Usage } from './engine.js';
 
+/** One index per shared cache: placement's allocation and the migration controller read the same one. */
+const SHARED = new WeakMap<SharedCache, BoundIndex>();
+
 export class BoundIndex {
+  /** The index of `cache` that every controller of its manager shares (made on first use). */
+  static of(cache: SharedCache): BoundIndex {
+    let index = SHARED.get(cache);
+    if (!index) SHARED.set(cache, (index = new BoundIndex(cache)));
+    return index;
+  }
+
   /** The VirtualNodes by the node they are bound to (spec.physicalNode). */
   private readonly bound = new NodeMap<VirtualNode>();
   /** The Migrations by target node (spec.targetNode)... */

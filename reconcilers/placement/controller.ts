@@ -400,7 +400,7 @@ async function writeDecision(ctx: ReconcileContext, vc: VirtualCluster, d: Bindi
 }
 
 export function allocationController(cache: SharedCache): ControllerSpec {
-  const index = new BoundIndex(cache);
+  const index = BoundIndex.of(cache);
   const migrationRevision = () => cache.informer('Migration').lastRevision();
   // Nodes whose careful path found the VirtualNode cache behind the node's revision, with that
   // revision, the cache's revision then and the waits so far: we wait for the cache while it

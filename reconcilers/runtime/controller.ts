@@ -607,6 +607,6 @@ export function orphanController(deps: RuntimeDeps): ControllerSpec {
 export function runtimeControllers(cache: CacheReader, deps: RuntimeDeps & Omit<MigrationDeps, 'transports' | 'drivers' | 'now' | 'index'>): ControllerSpec[] {
   const shared = { ...deps, drivers: deps.drivers ?? new HypervisorDrivers(deps.transports) };
   // The manager's shared cache keeps the VMs and Migrations by node for the migration controller.
-  const index = cache instanceof SharedCache ? new BoundIndex(cache) : undefined;
+  const index = cache instanceof SharedCache ? BoundIndex.of(cache) : undefined;
   return [runtimeController(cache, shared), orphanController(shared), migrationController({ ...shared, index })];
 }

@@ -115,15 +115,15 @@ export function crossKind(source: PhysicalNode | undefined, target: PhysicalNode
 
 export function refuseTarget(
   target: PhysicalNode | undefined, vn: VirtualNode, vc: VirtualCluster | undefined,
-  vns: readonly VirtualNode[] | ((node: string) => Usage), migrations: readonly Migration[], source?: PhysicalNode,
+  usedOf: (node: string) => Usage, source?: PhysicalNode,
 ): string | undefined {
   if (!target?.spec) return 'no such PhysicalNode';
   const kinds = crossKind(source, target);
   if (kinds) return kinds;
   if (!isConditionTrue(target.status?.conditions, 'Ready')) return 'not Ready';
   if (target.spec.unschedulable) return 'cordoned';
-  // (a function: the target's allocation from an index, BoundIndex.allocation, not a pass over every VM)
-  const used = typeof vns === 'function' ? vns(target.metadata.name) : computeAllocation(target.metadata.name, vns, migrations);
+  // (asked only here, past the cheap refusals: from an index, BoundIndex.allocation, or a pass over every VM)
+  const used = usedOf(target.metadata.name);
   const cap = target.spec.capacity;
   if (used.memoryMiB > cap.memoryMiB) {
     return `insufficient memory (free ${cap.memoryMiB - used.memoryMiB + vn.spec!.memoryMiB} MiB, need ${vn.spec!.memoryMiB} MiB)`;
@@ -241,12 +241,12 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
     for (const n of nodes) for (const uid of beginning.get(n) ?? []) if (uid !== m.metadata.uid) busyUids.add(uid);
     const busy = busyUids.size;
     const index = deps.index;
+    const usedOf = (node: string): Usage => (index ? index.allocation(node)
+      : computeAllocation(node, ctx.cache.list<VirtualNode>('VirtualNode'), ctx.cache.list<Migration>('Migration')));
 
     const d = planMigration({
       phase, source, target: m.spec.targetNode,
-      targetRefusal: !vn?.spec ? undefined
-        : index ? refuseTarget(target, vn, vc, (node) => index.allocation(node), [], sourcePn)
-          : refuseTarget(target, vn, vc, ctx.cache.list<VirtualNode>('VirtualNode'), ctx.cache.list<Migration>('Migration'), sourcePn),
+      targetRefusal: vn?.spec ? refuseTarget(target, vn, vc, usedOf, sourcePn) : undefined,
       vmMigratable: vmRefusal === undefined, vmRefusal,
       sourceDomain: hostState(srcInfo), targetDomain: hostState(tgtInfo), sourceMigration: sourceMigrationState(srcInfo),
       busyOnNodes: busy, maxPerNode: deps.maxPerNode ?? 2,

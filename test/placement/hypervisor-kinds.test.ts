@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import type { Migration, PhysicalNode, VirtualCluster, VirtualNode, VNPhase } from '../../api/types.js';
+import { computeAllocation } from '../../reconcilers/placement/allocation.js';
 import { placeCluster, placeClusters, type ClusterRequest, type NodeCapacity } from '../../reconcilers/placement/engine.js';
 import { planBinding } from '../../reconcilers/placement/plan-binding.js';
 import { planDrain, previewPlacement } from '../../reconcilers/placement/preview.js';
@@ -132,7 +133,7 @@ describe('drain, migrations and vcctl plan across kinds', () => {
   });
 
   it('a Migration to a node of another kind is refused with the reason', () => {
-    const why = refuseTarget(pns[0], vns[0]!, vc, vns, [] as Migration[], pns[1]);
+    const why = refuseTarget(pns[0], vns[0]!, vc, (node) => computeAllocation(node, vns, [] as Migration[]), pns[1]);
     assert.equal(why, 'hypervisor xen, the VM runs on qemu node b1: a live migration never crosses hypervisor kinds');
     assert.equal(crossKind(pns[1], pn('b3', 'qemu')), undefined);
   });

@@ -9,7 +9,8 @@ import { ConflictError, type ObjectRef, type Store } from './store/types.js';
 import type { ApiObject } from './types.js';
 
 /**
- * Writes `next(current)` as the status of `obj`, re-reading and recomputing on a Conflict (up to
+ * Writes `next(current)` as the status of `obj` (as read from the store or the cache, not changed
+ * since: its metadata and spec are written as they are), re-reading and recomputing on a Conflict (up to
  * `attempts` writes). `next` returns undefined when nothing needs writing; a status equal to the
  * stored one is not written. Returns the object as written, or as stored when nothing was
  * written, or undefined when it is gone.
@@ -26,10 +27,14 @@ export async function writeStatusOver<T extends ApiObject>(
     const status = next(current);
     if (status === undefined || JSON.stringify(status) === JSON.stringify(current.status)) return current;
     try {
-      return await store.updateStatus<T>({ ...current, status });
+      // `current` is as read (the caller's cached copy, or the re-read below): the store need not
+      // read it again before writing (WriteOptions.unchangedSinceRead).
+      return await store.updateStatus<T>({ ...current, status }, { unchangedSinceRead: true });
     } catch (err) {
       if (!(err instanceof ConflictError) || attempt >= attempts) throw err;
-      current = await store.tryGet<T>(ref);
+      // The store's own read that refused the write, when it made one; else a read of our own.
+      const c = err.current;
+      current = c && c.kind === ref.kind && c.metadata.name === ref.name && c.metadata.namespace === ref.namespace ? c as T : await store.tryGet<T>(ref);
     }
   }
   return undefined;

@@ -6,7 +6,10 @@
 // last state has the same signature passes nothing: for controllers that resync anyway).
 //
 // Contract: `signature(o)` returns a JSON-able value of exactly the fields the controller's plans
-// read (and deletion, when it matters); the first event of each object passes. The mapper keeps
+// read (and deletion, when it matters); the first event of each object passes. A spec stands in a
+// signature as [metadata.uid, metadata.generation], never as itself: the store bumps generation on
+// every spec change (planWrite), so the pair changes exactly when the spec does, and a VC's spec
+// turned to JSON once per event per mapper was most of these mappers' cost (hack/bench-scale). The mapper keeps
 // one 53-bit hash of the signature's JSON per object it saw (dropped on deletion): kept as JSON,
 // the signatures were 129 MiB of vc-manager's live heap at 10,000 VMs (a sampled heap profile of
 // hack/bench-scale, session 13). A change whose signature hashes alike is missed with a

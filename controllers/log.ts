@@ -20,7 +20,16 @@ export interface LoggerOptions {
  * value is dropped; one that differs goes under `shadowed` (the bound value stays first-class).
  */
 class PinoLoggerAdapter implements Logger {
-  constructor(private readonly p: PinoLogger, private readonly bound: Record<string, unknown>) {}
+  private made: PinoLogger | undefined;
+  /**
+   * `make` gives the pino logger on first use: a controller makes a child per reconcile, and pino
+   * serializes a child's bindings when it is made (a visible share of vc-manager's CPU in
+   * hack/bench-scale for lines mostly never written at the level in use).
+   */
+  constructor(private readonly root: PinoLogger, private readonly make: () => PinoLogger, private readonly bound: Record<string, unknown>) {}
+  private get p(): PinoLogger {
+    return (this.made ??= this.make());
+  }
   private fields(obj: Record<string, unknown>): Record<string, unknown> {
     let out: Record<string, unknown> | undefined;
     for (const k of Object.keys(obj)) {
@@ -33,20 +42,20 @@ class PinoLoggerAdapter implements Logger {
     return out ?? obj;
   }
   debug(obj: Record<string, unknown>, msg: string): void {
-    this.p.debug(this.fields(obj), msg);
+    if (this.root.isLevelEnabled('debug')) this.p.debug(this.fields(obj), msg);
   }
   info(obj: Record<string, unknown>, msg: string): void {
-    this.p.info(this.fields(obj), msg);
+    if (this.root.isLevelEnabled('info')) this.p.info(this.fields(obj), msg);
   }
   warn(obj: Record<string, unknown>, msg: string): void {
-    this.p.warn(this.fields(obj), msg);
+    if (this.root.isLevelEnabled('warn')) this.p.warn(this.fields(obj), msg);
   }
   error(obj: Record<string, unknown>, msg: string): void {
-    this.p.error(this.fields(obj), msg);
+    if (this.root.isLevelEnabled('error')) this.p.error(this.fields(obj), msg);
   }
   child(bindings: Record<string, unknown>): Logger {
     const own = this.fields(bindings);
-    return new PinoLoggerAdapter(this.p.child(own), { ...this.bound, ...own });
+    return new PinoLoggerAdapter(this.root, () => this.p.child(own), { ...this.bound, ...own });
   }
 }
 
@@ -64,7 +73,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     },
     opts.destination ?? destination({ fd: 2, sync: true }),
   );
-  return new PinoLoggerAdapter(p, { ...opts.bindings });
+  return new PinoLoggerAdapter(p, () => p, { ...opts.bindings });
 }
 
 /** A logger that drops everything (tests, benchmarks). */

@@ -243,28 +243,26 @@ export abstract class EtcdKvStore<C extends KvClient> extends StoreBase {
     const what = ops.length === 1 ? `${ops[0].op} ${describeRef(refs[0])}` : `batch of ${ops.length}`;
     const fence = opts.fence;
     const deadline = this.deadline();
-    // What each plan was computed from: undefined = absent (creates assume absence unread).
-    let current: (KeyValue | undefined)[];
-    const toRead = keys.filter((_k, i) => ops[i].op !== 'create');
-    if (toRead.length === 0) {
-      current = keys.map(() => undefined);
-    } else {
+    // What each plan was computed from: undefined = absent (creates assume absence unread; a status
+    // write of an object unchanged since it was read assumes it as read, at its resourceVersion).
+    let current: (Stored | undefined)[];
+    const asRead = ops.map((op) => (opts.unchangedSinceRead ? storedAsRead(op) : undefined));
+    const toRead = keys.filter((_k, i) => ops[i].op !== 'create' && !asRead[i]);
+    let read: (KeyValue | undefined)[] = [];
+    if (toRead.length > 0) {
       const res = await this.call(what, (c, o) => c.kv.txn({
         success: toRead.map((key) => ({ request_range: { key } })),
       }, o), deadline) as TxnResponse;
-      const read = res.responses.map((r) => r.response_range?.kvs[0]);
-      let j = 0;
-      current = ops.map((op) => (op.op === 'create' ? undefined : read[j++]));
+      read = res.responses.map((r) => r.response_range?.kvs[0]);
     }
+    let j = 0;
+    current = ops.map((op, i) => (op.op === 'create' ? undefined : asRead[i] ?? storedOf(read[j++])));
     let createsRead = !ops.some((op) => op.op === 'create');
     for (let attempt = 1; ; attempt++) {
       const now = Date.now();
       let plans: WritePlan[];
       try {
-        plans = ops.map((op, i) => {
-          const kv = current[i];
-          return planWrite(op, kv ? decodeObject(kv.value.toString(), Number(kv.mod_revision)) : undefined, now);
-        });
+        plans = ops.map((op, i) => planWrite(op, current[i]?.object, now));
       } catch (err) {
         // A later operation failed while the creates before it were only assumed to find nothing:
         // read them too, so the error is that of the first failing operation, as on every backend.
@@ -276,14 +274,14 @@ export abstract class EtcdKvStore<C extends KvClient> extends StoreBase {
         }, o), deadline) as TxnResponse;
         const read = res.responses.map((r) => r.response_range?.kvs[0]);
         let j = 0;
-        current = ops.map((op, i) => (op.op === 'create' ? read[j++] : current[i]));
+        current = ops.map((op, i) => (op.op === 'create' ? storedOf(read[j++]) : current[i]));
         attempt--;
         continue;
       }
       const compare: Compare[] = keys.map((key, i) => {
-        const kv = current[i];
-        return kv
-          ? { key, target: 'Mod', result: 'Equal', mod_revision: kv.mod_revision }
+        const st = current[i];
+        return st
+          ? { key, target: 'Mod', result: 'Equal', mod_revision: st.modRevision }
           : { key, target: 'Create', result: 'Equal', create_revision: 0 };
       });
       if (fence) compare.push({ key: this.rawKey(fence.key), target: 'Create', result: 'Equal', create_revision: fence.createRevision });
@@ -309,7 +307,7 @@ export abstract class EtcdKvStore<C extends KvClient> extends StoreBase {
         return plans.map((p) => (p.action === 'none' ? p.object : withVersion(p.object, rev)));
       }
       if (fence) checkFence(fence, got[keys.length]);
-      current = got.slice(0, keys.length);
+      current = got.slice(0, keys.length).map(storedOf);
       if (attempt >= MAX_ATTEMPTS) {
         throw new ConflictError(`${what}: the objects kept changing during ${MAX_ATTEMPTS} attempts; retry later`);
       }
@@ -450,6 +448,29 @@ function formatSeconds(ms: number): string {
  * then an earlier attempt of the same txn was applied. Returns that txn's revision (0 when it only
  * deleted), or undefined.
  */
+/** A stored object as a write's plan sees it, and the revision its compare pins. */
+interface Stored {
+  object: ApiObject;
+  modRevision: string;
+}
+
+function storedOf(kv: KeyValue | undefined): Stored | undefined {
+  return kv ? { object: decodeObject(kv.value.toString(), Number(kv.mod_revision)), modRevision: String(kv.mod_revision) } : undefined;
+}
+
+/**
+ * A status write's object as stored at its resourceVersion (WriteOptions.unchangedSinceRead),
+ * with its stored status unknown: so the plan always writes (a status equal to the stored one is
+ * one write too many, where a read per write was the cost before). Other operations: undefined.
+ */
+function storedAsRead(op: BatchOp): Stored | undefined {
+  if (op.op !== 'updateStatus' || op.object.status === undefined) return undefined;
+  const rv = op.object.metadata.resourceVersion;
+  if (!rv || !/^[1-9][0-9]*$/.test(rv)) return undefined;
+  const { status: _unknown, ...object } = op.object;
+  return { object: object as ApiObject, modRevision: rv };
+}
+
 function landedRevision(plans: WritePlan[], got: (KeyValue | undefined)[]): number | undefined {
   let rev = 0;
   let writes = 0;

@@ -126,10 +126,12 @@ export function planWrite(op: BatchOp, stored: ApiObject | undefined, now: numbe
   if (!stored) throw new NotFoundError(`${describeRef(ref)} not found`);
   const expected = op.op === 'delete' ? op.resourceVersion : op.object.metadata.resourceVersion;
   if (expected !== undefined && expected !== '' && expected !== stored.metadata.resourceVersion) {
-    throw new ConflictError(
+    const err = new ConflictError(
       `${describeRef(ref)} was modified (resourceVersion ${stored.metadata.resourceVersion}, ` +
         `the write expected ${expected}): read it again and retry`,
     );
+    err.current = stored;
+    throw err;
   }
   const base = withoutVersion(stored);
   switch (op.op) {

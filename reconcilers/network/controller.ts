@@ -535,7 +535,7 @@ export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetwo
     // What it reads of the VC (its subnet, NetworkReady, and whether it holds a conflicting one).
     forSignature: (o) => {
       const vc = o as VirtualCluster;
-      return [vc.metadata.uid, vc.metadata.generation, vc.spec?.network, !!vc.metadata.deletionTimestamp, vc.status?.subnet,
+      return [vc.metadata.uid, vc.metadata.generation, !!vc.metadata.deletionTimestamp, vc.status?.subnet,
         getCondition(vc.status?.conditions, 'NetworkReady')];
     },
     owns: ['VirtualNode'],

@@ -278,7 +278,7 @@ export function virtualClusterPlacementController(cache?: CacheReader, opts: Pla
     // What planBinding and needsWrite read of the VC: not the other controllers' status writes.
     forSignature: (o) => {
       const vc = o as VirtualCluster;
-      return [vc.metadata.uid, vc.metadata.generation, vc.spec, !!vc.metadata.deletionTimestamp, vc.status?.placement,
+      return [vc.metadata.uid, vc.metadata.generation, !!vc.metadata.deletionTimestamp, vc.status?.placement,
         vc.status?.conditions?.find((c) => c.type === PLACED)];
     },
     // Several at once: each reads its VC and VMs from the store, then their bindings are planned
@@ -293,7 +293,7 @@ export function virtualClusterPlacementController(cache?: CacheReader, opts: Pla
         // other status writes re-planned its VC over every node (hack/bench-scale).
         map: mapOnChange(cache, (o) => {
           const vn = o as VirtualNode;
-          return [vn.spec, vn.status?.phase, vn.status?.runningSize, !!vn.metadata.deletionTimestamp];
+          return [vn.metadata.uid, vn.metadata.generation, vn.status?.phase, vn.status?.runningSize, !!vn.metadata.deletionTimestamp];
         }, (o) => {
           const vn = o as VirtualNode;
           return vn.spec?.cluster

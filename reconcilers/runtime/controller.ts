@@ -464,13 +464,13 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
         const vc = o as VirtualCluster;
         const placed = getCondition(vc.status?.conditions, 'Placed');
         // NetworkReady: a VM waiting for its network rules (fail closed) is woken when they are all in place.
-        return [vc.metadata.uid, vc.metadata.generation, vc.spec, !!vc.metadata.deletionTimestamp, vc.status?.subnet,
+        return [vc.metadata.uid, vc.metadata.generation, !!vc.metadata.deletionTimestamp, vc.status?.subnet,
           getCondition(vc.status?.conditions, 'StorageReady')?.status, placed?.status, placed?.observedGeneration,
           getCondition(vc.status?.conditions, 'NetworkReady')?.status];
       }, (vc) => vnsOfCluster(vc.metadata.namespace, vc.metadata.name)) },
       { kind: 'Volume', map: mapOnChange(cache, (o) => {
         const v = o as Volume;
-        return [v.spec, v.status?.phase, v.status?.path, v.status?.templateRevision, v.metadata.annotations?.[FORMAT_ANNOTATION], !!v.metadata.deletionTimestamp];
+        return [v.metadata.uid, v.metadata.generation, v.status?.phase, v.status?.path, v.status?.templateRevision, v.metadata.annotations?.[FORMAT_ANNOTATION], !!v.metadata.deletionTimestamp];
       }, (v) => ((v as Volume).spec?.virtualNode ? [ref('VirtualNode', (v as Volume).spec!.virtualNode!, v.metadata.namespace)] : [])) },
       { kind: 'Migration', map: (m) => ((m as Migration).spec ? [ref('VirtualNode', (m as Migration).spec!.virtualNode, m.metadata.namespace)] : []) },
       // A node that turns Ready, not Ready, fenced or unfenced: the VMs bound to it or on it.

@@ -96,7 +96,7 @@ export function storageController(cache: CacheReader, opts: StorageControllerOpt
     forKind: 'VirtualCluster',
     // What the plan reads of the VC (spec, finalizers, the rollback mark, the subnet); not the
     // other controllers' status writes, each of which re-read every volume (hack/bench-scale).
-    forSignature: (o) => [o.metadata.uid, o.metadata.generation, o.spec, o.metadata.deletionTimestamp, o.metadata.finalizers,
+    forSignature: (o) => [o.metadata.uid, o.metadata.generation, o.metadata.deletionTimestamp, o.metadata.finalizers,
       o.metadata.annotations, (o as VirtualCluster).status?.subnet],
     condition: STORAGE_READY,
     owns: ['Volume'],

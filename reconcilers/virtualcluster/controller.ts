@@ -113,7 +113,7 @@ const READ_CONDITIONS: ReadonlySet<string> = new Set([...GATES, 'Ready']);
 export function virtualClusterSignature(o: ApiObject): unknown {
   const vc = o as VirtualCluster;
   const s = vc.status;
-  return [vc.metadata.uid, vc.metadata.generation, vc.spec, !!vc.metadata.deletionTimestamp, s?.phase, s?.nodes, s?.observedGeneration,
+  return [vc.metadata.uid, vc.metadata.generation, !!vc.metadata.deletionTimestamp, s?.phase, s?.nodes, s?.observedGeneration,
     (s?.conditions ?? []).filter((c) => READ_CONDITIONS.has(c.type)).map((c) => [c.type, c.status, c.reason, c.message, c.observedGeneration])];
 }
 

@@ -126,6 +126,12 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         await assert.rejects(store.update({ ...a, spec: { size: 3 } }), ConflictError);
         await assert.rejects(store.updateStatus({ ...a, status: { phase: 'X' } }), ConflictError);
         assert.deepEqual(await store.get(ref('a')), a2);
+        // The refusal carries the object as stored, for the writer to compute again over.
+        for (const opts of [{}, { unchangedSinceRead: true }]) {
+          const err = await store.updateStatus({ ...a, status: { phase: 'X' } }, opts).then(() => undefined, (e: unknown) => e);
+          assert.ok(err instanceof ConflictError);
+          assert.deepEqual(err.current, a2);
+        }
       });
 
       it('an update without resourceVersion is unconditional', async () => {
@@ -177,6 +183,32 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.equal(s.metadata.generation, 1);
         assert.ok(Number(s.metadata.resourceVersion) > Number(a.metadata.resourceVersion));
         assert.deepEqual(await store.get(ref('a')), s);
+      });
+
+      it('updateStatus of a copy unchanged since it was read (unchangedSinceRead): written as given; a stale or deleted copy changes nothing', async () => {
+        const a = await store.create({ ...widget('a'), metadata: { ...widget('a').metadata, labels: { k: 'v' } } });
+        const s = await store.updateStatus({ ...a, status: { phase: 'Ready' } }, { unchangedSinceRead: true });
+        assert.deepEqual(s.status, { phase: 'Ready' });
+        assert.deepEqual(s.spec, a.spec);
+        assert.deepEqual(s.metadata.labels, { k: 'v' });
+        assert.equal(s.metadata.generation, 1);
+        assert.ok(Number(s.metadata.resourceVersion) > Number(a.metadata.resourceVersion));
+        assert.deepEqual(await store.get(ref('a')), s);
+        // The copy read before that write is stale: refused, whatever the backend assumed of it.
+        const before = await store.revision();
+        await assert.rejects(store.updateStatus({ ...a, status: { phase: 'Stale' } }, { unchangedSinceRead: true }), ConflictError);
+        assert.equal(await store.revision(), before);
+        assert.deepEqual(await store.get(ref('a')), s);
+        // The current copy writes again, over the status written before.
+        const s2 = await store.updateStatus({ ...s, status: { phase: 'Done' } }, { unchangedSinceRead: true });
+        assert.deepEqual((await store.get(ref('a'))), s2);
+        assert.deepEqual(s2.status, { phase: 'Done' });
+        // Deleted, and made again under the same name: neither copy writes.
+        await store.delete(ref('a'));
+        await assert.rejects(store.updateStatus({ ...s2, status: { phase: 'Gone' } }, { unchangedSinceRead: true }), NotFoundError);
+        const again = await store.create(widget('a'));
+        await assert.rejects(store.updateStatus({ ...s2, status: { phase: 'Old' } }, { unchangedSinceRead: true }), ConflictError);
+        assert.deepEqual(await store.get(ref('a')), again);
       });
     });
 
@@ -479,6 +511,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         await assert.rejects(store.create(widget('b'), { fence }), FencedError);
         await assert.rejects(store.update({ ...snapshot, spec: { size: 3 } }, { fence }), FencedError);
         await assert.rejects(store.updateStatus({ ...snapshot, status: { phase: 'X' } }, { fence }), FencedError);
+        await assert.rejects(store.updateStatus({ ...snapshot, status: { phase: 'X' } }, { fence, unchangedSinceRead: true }), FencedError);
         await assert.rejects(store.delete(ref('a'), { fence }), FencedError);
         await assert.rejects(store.batch([{ op: 'create', object: widget('c') }], { fence }), FencedError);
         await assert.rejects(store.create(widget('d'), { fence: { key: 'leader/none', createRevision: rev } }), FencedError);

@@ -28,12 +28,28 @@ export function mapOnChange(
   return (o) => {
     const ref = { kind: o.kind, name: o.metadata.name, ...(o.metadata.namespace ? { namespace: o.metadata.namespace } : {}) };
     const key = `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
-    const sig = !cache || cache.get(ref) ? hash53(JSON.stringify(signature(o)) ?? 'undefined') : undefined;
+    const sig = !cache || cache.get(ref) ? signatureHash(signature, o) : undefined;
     if (sig !== undefined && seen.get(key) === sig) return [];
     if (sig === undefined) seen.delete(key);
     else seen.set(key, sig);
     return map(o);
   };
+}
+
+/**
+ * Each object version's signature hash, per signature function: an update is mapped with its old
+ * and its new version (the old one hashed again each time), and the garbage collector's mappers,
+ * one per pair of kinds, share one signature. Objects in the cache are never changed in place, so
+ * a version's hash is computed once (a WeakMap: it goes with the version).
+ */
+const HASHES = new WeakMap<(o: ApiObject) => unknown, WeakMap<ApiObject, number>>();
+
+function signatureHash(signature: (o: ApiObject) => unknown, o: ApiObject): number {
+  let byObject = HASHES.get(signature);
+  if (!byObject) HASHES.set(signature, (byObject = new WeakMap()));
+  let h = byObject.get(o);
+  if (h === undefined) byObject.set(o, (h = hash53(JSON.stringify(signature(o)) ?? 'undefined')));
+  return h;
 }
 
 /** A 53-bit hash of a string (cyrb53, public domain): two 32-bit multiplicative hashes combined. */

@@ -21,32 +21,38 @@ export function withoutFinalizer<T extends ApiObject>(obj: T, f: string): T | un
 }
 
 /**
- * Applies `change` to the stored object and writes it back with its resourceVersion, re-reading on
- * a conflict (up to `attempts` times). `change` returns undefined when nothing needs writing.
- * Returns the written object, the unchanged stored one, or undefined when the object is absent.
+ * Applies `change` to the stored object and writes it back with its resourceVersion, computing
+ * again over the stored one on a conflict (up to `attempts` writes). `change` returns undefined
+ * when nothing needs writing. `from` is the object as last read (the cache's copy): the first try
+ * is computed over it and the store does not read it again (WriteOptions.read); without it, the
+ * object is read first. Returns the written object, the unchanged stored one, or undefined when
+ * the object is absent.
  */
 export async function updateWithRetry<T extends ApiObject>(
   store: Store,
   ref: ObjectRef,
   change: (obj: T) => T | undefined,
   attempts = 5,
+  from?: T,
 ): Promise<T | undefined> {
+  let cur = from ?? (await store.tryGet<T>(ref));
   for (let i = 0; ; i++) {
-    const cur = await store.tryGet<T>(ref);
     if (!cur) return undefined;
     const next = change(cur);
     if (!next) return cur;
     try {
-      return await store.update<T>(next);
+      return await store.update<T>(next, { read: cur });
     } catch (err) {
       if (!(err instanceof ConflictError) || i + 1 >= attempts) throw err;
+      // The stored object the store refused the write over, when it read it; else read it.
+      cur = (err.current as T | undefined) ?? (await store.tryGet<T>(ref));
     }
   }
 }
 
-/** Adds finalizer f to the stored object (idempotent). */
-export function ensureFinalizer<T extends ApiObject>(store: Store, ref: ObjectRef, f: string): Promise<T | undefined> {
-  return updateWithRetry<T>(store, ref, (o) => withFinalizer(o, f));
+/** Adds finalizer f to the stored object (idempotent); `from`: as in updateWithRetry. */
+export function ensureFinalizer<T extends ApiObject>(store: Store, ref: ObjectRef, f: string, from?: T): Promise<T | undefined> {
+  return updateWithRetry<T>(store, ref, (o) => withFinalizer(o, f), 5, from);
 }
 
 /** Removes finalizer f from the stored object (idempotent). The last one gone deletes a terminating object. */

@@ -27,9 +27,9 @@ export async function writeStatusOver<T extends ApiObject>(
     const status = next(current);
     if (status === undefined || JSON.stringify(status) === JSON.stringify(current.status)) return current;
     try {
-      // `current` is as read (the caller's cached copy, or the re-read below): the store need not
-      // read it again before writing (WriteOptions.unchangedSinceRead).
-      return await store.updateStatus<T>({ ...current, status }, { unchangedSinceRead: true });
+      // `current` is as read (the caller's cached copy, or the store's): the store need not read
+      // it again before writing (WriteOptions.read).
+      return await store.updateStatus<T>({ ...current, status }, { read: current });
     } catch (err) {
       if (!(err instanceof ConflictError) || attempt >= attempts) throw err;
       // The store's own read that refused the write, when it made one; else a read of our own.

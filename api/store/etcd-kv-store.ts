@@ -246,7 +246,7 @@ export abstract class EtcdKvStore<C extends KvClient> extends StoreBase {
     // What each plan was computed from: undefined = absent (creates assume absence unread; a status
     // write of an object unchanged since it was read assumes it as read, at its resourceVersion).
     let current: (Stored | undefined)[];
-    const asRead = ops.map((op) => (opts.unchangedSinceRead ? storedAsRead(op) : undefined));
+    const asRead = ops.map((op, i) => (opts.read && op.op !== 'create' ? storedAsRead(refs[i], opts.read) : undefined));
     const toRead = keys.filter((_k, i) => ops[i].op !== 'create' && !asRead[i]);
     let read: (KeyValue | undefined)[] = [];
     if (toRead.length > 0) {
@@ -458,17 +458,12 @@ function storedOf(kv: KeyValue | undefined): Stored | undefined {
   return kv ? { object: decodeObject(kv.value.toString(), Number(kv.mod_revision)), modRevision: String(kv.mod_revision) } : undefined;
 }
 
-/**
- * A status write's object as stored at its resourceVersion (WriteOptions.unchangedSinceRead),
- * with its stored status unknown: so the plan always writes (a status equal to the stored one is
- * one write too many, where a read per write was the cost before). Other operations: undefined.
- */
-function storedAsRead(op: BatchOp): Stored | undefined {
-  if (op.op !== 'updateStatus' || op.object.status === undefined) return undefined;
-  const rv = op.object.metadata.resourceVersion;
-  if (!rv || !/^[1-9][0-9]*$/.test(rv)) return undefined;
-  const { status: _unknown, ...object } = op.object;
-  return { object: object as ApiObject, modRevision: rv };
+/** `read` (WriteOptions.read) as the stored object of `ref`, when it is that object with a resourceVersion. */
+function storedAsRead(ref: ObjectRef, read: ApiObject): Stored | undefined {
+  const m = read.metadata;
+  if (read.kind !== ref.kind || m.name !== ref.name || (m.namespace ?? undefined) !== (ref.namespace ?? undefined)) return undefined;
+  const rv = m.resourceVersion;
+  return rv && /^[1-9][0-9]*$/.test(rv) ? { object: read, modRevision: rv } : undefined;
 }
 
 function landedRevision(plans: WritePlan[], got: (KeyValue | undefined)[]): number | undefined {

@@ -56,14 +56,14 @@ export interface Fence {
 export interface WriteOptions {
   fence?: Fence;
   /**
-   * For updateStatus: each object's metadata and spec are exactly as stored at its
-   * resourceVersion (it was read so, and only its status was changed since). A backend may then
-   * write without reading the object first: the resourceVersion compare still refuses a stale copy
-   * with a ConflictError, as always. Without it, updateStatus takes only the status of what it is
-   * given. The status writer (api/status-writer.ts) says so: a read per status write was a third
-   * of etcd's requests in hack/bench-scale.
+   * The object the write was computed from, exactly as the store gave it (a get, a list, a watch:
+   * the cache) at its resourceVersion. A backend may then plan the write of that object (an
+   * update, updateStatus or delete of the same kind, namespace and name) over it instead of
+   * reading it first: the write is applied only if the object is still at that resourceVersion,
+   * and otherwise it is planned again over the stored one (a conditional write: ConflictError).
+   * A read per write was a third of etcd's requests in hack/bench-scale.
    */
-  unchangedSinceRead?: boolean;
+  read?: ApiObject;
 }
 
 export interface ListOptions {

@@ -372,7 +372,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     if (!deleting && !hasFinalizer(vn, RUNTIME_FINALIZER)) {
       // On with the object as written: returning to wait for its own update event put a new VM at
       // the back of the queue once more (~5 min a turn at 10,000 VMs: hack/bench-scale session 11).
-      const written = await ensureFinalizer<VirtualNode>(ctx.store, key, RUNTIME_FINALIZER);
+      const written = await ensureFinalizer<VirtualNode>(ctx.store, key, RUNTIME_FINALIZER, vn);
       if (!written?.spec || written.metadata.deletionTimestamp) return undefined; // its event brings it back
       vn = written as WithSpec<VirtualNode>;
       base = gather(vn, ctx);

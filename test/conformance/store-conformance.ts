@@ -127,7 +127,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         await assert.rejects(store.updateStatus({ ...a, status: { phase: 'X' } }), ConflictError);
         assert.deepEqual(await store.get(ref('a')), a2);
         // The refusal carries the object as stored, for the writer to compute again over.
-        for (const opts of [{}, { unchangedSinceRead: true }]) {
+        for (const opts of [{}, { read: a }]) {
           const err = await store.updateStatus({ ...a, status: { phase: 'X' } }, opts).then(() => undefined, (e: unknown) => e);
           assert.ok(err instanceof ConflictError);
           assert.deepEqual(err.current, a2);
@@ -185,9 +185,9 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.deepEqual(await store.get(ref('a')), s);
       });
 
-      it('updateStatus of a copy unchanged since it was read (unchangedSinceRead): written as given; a stale or deleted copy changes nothing', async () => {
+      it('a write given the object as read (WriteOptions.read) is that write; over a stale or deleted copy it changes nothing', async () => {
         const a = await store.create({ ...widget('a'), metadata: { ...widget('a').metadata, labels: { k: 'v' } } });
-        const s = await store.updateStatus({ ...a, status: { phase: 'Ready' } }, { unchangedSinceRead: true });
+        const s = await store.updateStatus({ ...a, status: { phase: 'Ready' } }, { read: a });
         assert.deepEqual(s.status, { phase: 'Ready' });
         assert.deepEqual(s.spec, a.spec);
         assert.deepEqual(s.metadata.labels, { k: 'v' });
@@ -196,18 +196,33 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.deepEqual(await store.get(ref('a')), s);
         // The copy read before that write is stale: refused, whatever the backend assumed of it.
         const before = await store.revision();
-        await assert.rejects(store.updateStatus({ ...a, status: { phase: 'Stale' } }, { unchangedSinceRead: true }), ConflictError);
+        await assert.rejects(store.updateStatus({ ...a, status: { phase: 'Stale' } }, { read: a }), ConflictError);
+        await assert.rejects(store.update({ ...a, spec: { size: 5 } }, { read: a }), ConflictError);
+        await assert.rejects(store.delete(ref('a'), { resourceVersion: a.metadata.resourceVersion, read: a }), ConflictError);
         assert.equal(await store.revision(), before);
         assert.deepEqual(await store.get(ref('a')), s);
-        // The current copy writes again, over the status written before.
-        const s2 = await store.updateStatus({ ...s, status: { phase: 'Done' } }, { unchangedSinceRead: true });
-        assert.deepEqual((await store.get(ref('a'))), s2);
-        assert.deepEqual(s2.status, { phase: 'Done' });
-        // Deleted, and made again under the same name: neither copy writes.
-        await store.delete(ref('a'));
-        await assert.rejects(store.updateStatus({ ...s2, status: { phase: 'Gone' } }, { unchangedSinceRead: true }), NotFoundError);
+        // An update over the current copy keeps the stored status and counts the spec change.
+        const u = await store.update({ ...s, metadata: { ...s.metadata, finalizers: ['x/f'] }, spec: { size: 2 } }, { read: s });
+        assert.deepEqual(u.status, { phase: 'Ready' });
+        assert.deepEqual(u.metadata.finalizers, ['x/f']);
+        assert.equal(u.metadata.generation, 2);
+        assert.deepEqual(await store.get(ref('a')), u);
+        // An unconditional update over a stale copy is planned again over the stored object: the
+        // stale copy's status and generation do not come back.
+        const w = await store.update({ ...u, metadata: { ...u.metadata, resourceVersion: undefined, labels: { k: 'w' } } }, { read: a });
+        assert.deepEqual(w.status, { phase: 'Ready' });
+        assert.equal(w.metadata.generation, 2);
+        assert.deepEqual(w.metadata.labels, { k: 'w' });
+        assert.deepEqual(await store.get(ref('a')), w);
+        // A delete over the current copy with a finalizer marks it; with none left it goes.
+        const marked = await store.delete(ref('a'), { resourceVersion: w.metadata.resourceVersion, read: w });
+        assert.ok(marked.metadata.deletionTimestamp);
+        await store.update({ ...marked, metadata: { ...marked.metadata, finalizers: [] } }, { read: marked });
+        await assert.rejects(store.get(ref('a')), NotFoundError);
+        // Deleted, and made again under the same name: the old copies write nothing.
+        await assert.rejects(store.updateStatus({ ...w, status: { phase: 'Gone' } }, { read: w }), NotFoundError);
         const again = await store.create(widget('a'));
-        await assert.rejects(store.updateStatus({ ...s2, status: { phase: 'Old' } }, { unchangedSinceRead: true }), ConflictError);
+        await assert.rejects(store.updateStatus({ ...w, status: { phase: 'Old' } }, { read: w }), ConflictError);
         assert.deepEqual(await store.get(ref('a')), again);
       });
     });
@@ -511,7 +526,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         await assert.rejects(store.create(widget('b'), { fence }), FencedError);
         await assert.rejects(store.update({ ...snapshot, spec: { size: 3 } }, { fence }), FencedError);
         await assert.rejects(store.updateStatus({ ...snapshot, status: { phase: 'X' } }, { fence }), FencedError);
-        await assert.rejects(store.updateStatus({ ...snapshot, status: { phase: 'X' } }, { fence, unchangedSinceRead: true }), FencedError);
+        await assert.rejects(store.updateStatus({ ...snapshot, status: { phase: 'X' } }, { fence, read: snapshot }), FencedError);
         await assert.rejects(store.delete(ref('a'), { fence }), FencedError);
         await assert.rejects(store.batch([{ op: 'create', object: widget('c') }], { fence }), FencedError);
         await assert.rejects(store.create(widget('d'), { fence: { key: 'leader/none', createRevision: rev } }), FencedError);

@@ -41,7 +41,7 @@ export async function updateWithRetry<T extends ApiObject>(
     const next = change(cur);
     if (!next) return cur;
     try {
-      return await store.update<T>(next, { read: cur });
+      return await store.update<T>(next, { read: [cur] });
     } catch (err) {
       if (!(err instanceof ConflictError) || i + 1 >= attempts) throw err;
       // The stored object the store refused the write over, when it read it; else read it.

@@ -29,7 +29,7 @@ export async function writeStatusOver<T extends ApiObject>(
     try {
       // `current` is as read (the caller's cached copy, or the store's): the store need not read
       // it again before writing (WriteOptions.read).
-      return await store.updateStatus<T>({ ...current, status }, { read: current });
+      return await store.updateStatus<T>({ ...current, status }, { read: [current] });
     } catch (err) {
       if (!(err instanceof ConflictError) || attempt >= attempts) throw err;
       // The store's own read that refused the write, when it made one; else a read of our own.

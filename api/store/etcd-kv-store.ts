@@ -246,7 +246,7 @@ export abstract class EtcdKvStore<C extends KvClient> extends StoreBase {
     // What each plan was computed from: undefined = absent (creates assume absence unread; a status
     // write of an object unchanged since it was read assumes it as read, at its resourceVersion).
     let current: (Stored | undefined)[];
-    const asRead = ops.map((op, i) => (opts.read && op.op !== 'create' ? storedAsRead(refs[i], opts.read) : undefined));
+    const asRead = storedAsRead(ops, refs, opts.read);
     const toRead = keys.filter((_k, i) => ops[i].op !== 'create' && !asRead[i]);
     let read: (KeyValue | undefined)[] = [];
     if (toRead.length > 0) {
@@ -458,12 +458,16 @@ function storedOf(kv: KeyValue | undefined): Stored | undefined {
   return kv ? { object: decodeObject(kv.value.toString(), Number(kv.mod_revision)), modRevision: String(kv.mod_revision) } : undefined;
 }
 
-/** `read` (WriteOptions.read) as the stored object of `ref`, when it is that object with a resourceVersion. */
-function storedAsRead(ref: ObjectRef, read: ApiObject): Stored | undefined {
-  const m = read.metadata;
-  if (read.kind !== ref.kind || m.name !== ref.name || (m.namespace ?? undefined) !== (ref.namespace ?? undefined)) return undefined;
-  const rv = m.resourceVersion;
-  return rv && /^[1-9][0-9]*$/.test(rv) ? { object: read, modRevision: rv } : undefined;
+/** Per operation, its object in `read` (WriteOptions.read) with a resourceVersion, as stored then. */
+function storedAsRead(ops: BatchOp[], refs: ObjectRef[], read: readonly ApiObject[] | undefined): (Stored | undefined)[] {
+  if (!read || read.length === 0) return [];
+  const at = (kind: string, namespace: string | undefined, name: string) => `${kind}/${namespace ?? ''}/${name}`;
+  const byRef = new Map(read.map((o) => [at(o.kind, o.metadata.namespace, o.metadata.name), o]));
+  return ops.map((op, i) => {
+    const o = op.op === 'create' ? undefined : byRef.get(at(refs[i].kind, refs[i].namespace, refs[i].name));
+    const rv = o?.metadata.resourceVersion;
+    return o && rv && /^[1-9][0-9]*$/.test(rv) ? { object: o, modRevision: rv } : undefined;
+  });
 }
 
 function landedRevision(plans: WritePlan[], got: (KeyValue | undefined)[]): number | undefined {

@@ -56,14 +56,14 @@ export interface Fence {
 export interface WriteOptions {
   fence?: Fence;
   /**
-   * The object the write was computed from, exactly as the store gave it (a get, a list, a watch:
-   * the cache) at its resourceVersion. A backend may then plan the write of that object (an
-   * update, updateStatus or delete of the same kind, namespace and name) over it instead of
+   * The objects the writes were computed from, exactly as the store gave them (a get, a list, a
+   * watch: the cache) at their resourceVersion. A backend may then plan each write of one of them
+   * (an update, updateStatus or delete of the same kind, namespace and name) over it instead of
    * reading it first: the write is applied only if the object is still at that resourceVersion,
    * and otherwise it is planned again over the stored one (a conditional write: ConflictError).
    * A read per write was a third of etcd's requests in hack/bench-scale.
    */
-  read?: ApiObject;
+  read?: readonly ApiObject[];
 }
 
 export interface ListOptions {

@@ -228,12 +228,14 @@ export class StorageActionExecutor {
    */
   private async writeVolumes(names: readonly string[], op: 'update' | 'updateStatus', change: (v: Volume) => Volume | undefined): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      const ops: BatchOp[] = (await this.current(names)).flatMap((v) => {
+      const read = await this.current(names);
+      const ops: BatchOp[] = read.flatMap((v) => {
         const next = change(v);
         return next ? [{ op, object: next }] : [];
       });
       try {
-        for (const part of chunks(ops, BATCH_OPS)) this.know(await this.env.ctx.store.batch(part) as Volume[]);
+        // Over the versions it knows, which the store need not read again (WriteOptions.read).
+        for (const part of chunks(ops, BATCH_OPS)) this.know(await this.env.ctx.store.batch(part, { read }) as Volume[]);
         return;
       } catch (e) {
         if (!(e instanceof ConflictError) || attempt >= WRITE_ATTEMPTS) throw e;

@@ -127,7 +127,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         await assert.rejects(store.updateStatus({ ...a, status: { phase: 'X' } }), ConflictError);
         assert.deepEqual(await store.get(ref('a')), a2);
         // The refusal carries the object as stored, for the writer to compute again over.
-        for (const opts of [{}, { read: a }]) {
+        for (const opts of [{}, { read: [a] }]) {
           const err = await store.updateStatus({ ...a, status: { phase: 'X' } }, opts).then(() => undefined, (e: unknown) => e);
           assert.ok(err instanceof ConflictError);
           assert.deepEqual(err.current, a2);
@@ -187,7 +187,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
       it('a write given the object as read (WriteOptions.read) is that write; over a stale or deleted copy it changes nothing', async () => {
         const a = await store.create({ ...widget('a'), metadata: { ...widget('a').metadata, labels: { k: 'v' } } });
-        const s = await store.updateStatus({ ...a, status: { phase: 'Ready' } }, { read: a });
+        const s = await store.updateStatus({ ...a, status: { phase: 'Ready' } }, { read: [a] });
         assert.deepEqual(s.status, { phase: 'Ready' });
         assert.deepEqual(s.spec, a.spec);
         assert.deepEqual(s.metadata.labels, { k: 'v' });
@@ -196,33 +196,49 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.deepEqual(await store.get(ref('a')), s);
         // The copy read before that write is stale: refused, whatever the backend assumed of it.
         const before = await store.revision();
-        await assert.rejects(store.updateStatus({ ...a, status: { phase: 'Stale' } }, { read: a }), ConflictError);
-        await assert.rejects(store.update({ ...a, spec: { size: 5 } }, { read: a }), ConflictError);
-        await assert.rejects(store.delete(ref('a'), { resourceVersion: a.metadata.resourceVersion, read: a }), ConflictError);
+        await assert.rejects(store.updateStatus({ ...a, status: { phase: 'Stale' } }, { read: [a] }), ConflictError);
+        await assert.rejects(store.update({ ...a, spec: { size: 5 } }, { read: [a] }), ConflictError);
+        await assert.rejects(store.delete(ref('a'), { resourceVersion: a.metadata.resourceVersion, read: [a] }), ConflictError);
         assert.equal(await store.revision(), before);
         assert.deepEqual(await store.get(ref('a')), s);
         // An update over the current copy keeps the stored status and counts the spec change.
-        const u = await store.update({ ...s, metadata: { ...s.metadata, finalizers: ['x/f'] }, spec: { size: 2 } }, { read: s });
+        const u = await store.update({ ...s, metadata: { ...s.metadata, finalizers: ['x/f'] }, spec: { size: 2 } }, { read: [s] });
         assert.deepEqual(u.status, { phase: 'Ready' });
         assert.deepEqual(u.metadata.finalizers, ['x/f']);
         assert.equal(u.metadata.generation, 2);
         assert.deepEqual(await store.get(ref('a')), u);
         // An unconditional update over a stale copy is planned again over the stored object: the
         // stale copy's status and generation do not come back.
-        const w = await store.update({ ...u, metadata: { ...u.metadata, resourceVersion: undefined, labels: { k: 'w' } } }, { read: a });
+        const w = await store.update({ ...u, metadata: { ...u.metadata, resourceVersion: undefined, labels: { k: 'w' } } }, { read: [a] });
         assert.deepEqual(w.status, { phase: 'Ready' });
         assert.equal(w.metadata.generation, 2);
         assert.deepEqual(w.metadata.labels, { k: 'w' });
         assert.deepEqual(await store.get(ref('a')), w);
         // A delete over the current copy with a finalizer marks it; with none left it goes.
-        const marked = await store.delete(ref('a'), { resourceVersion: w.metadata.resourceVersion, read: w });
+        const marked = await store.delete(ref('a'), { resourceVersion: w.metadata.resourceVersion, read: [w] });
         assert.ok(marked.metadata.deletionTimestamp);
-        await store.update({ ...marked, metadata: { ...marked.metadata, finalizers: [] } }, { read: marked });
+        await store.update({ ...marked, metadata: { ...marked.metadata, finalizers: [] } }, { read: [marked] });
         await assert.rejects(store.get(ref('a')), NotFoundError);
+        // A batch over copies as read: all written at one revision, or (one copy stale) none.
+        const b = await store.create(widget('b'));
+        const c = await store.create(widget('c'));
+        const [b2, c2] = await store.batch([
+          { op: 'updateStatus', object: { ...b, status: { phase: 'B' } } },
+          { op: 'updateStatus', object: { ...c, status: { phase: 'C' } } },
+        ], { read: [c, b] });
+        assert.equal(b2.metadata.resourceVersion, c2.metadata.resourceVersion);
+        assert.deepEqual([(await store.get(ref('b'))).status, (await store.get(ref('c'))).status], [{ phase: 'B' }, { phase: 'C' }]);
+        const atBatch = await store.revision();
+        await assert.rejects(store.batch([
+          { op: 'updateStatus', object: { ...b2, status: { phase: 'B2' } } },
+          { op: 'updateStatus', object: { ...c, status: { phase: 'C2' } } },
+        ], { read: [b2, c] }), ConflictError);
+        assert.equal(await store.revision(), atBatch);
+        assert.deepEqual(await store.get(ref('b')), b2);
         // Deleted, and made again under the same name: the old copies write nothing.
-        await assert.rejects(store.updateStatus({ ...w, status: { phase: 'Gone' } }, { read: w }), NotFoundError);
+        await assert.rejects(store.updateStatus({ ...w, status: { phase: 'Gone' } }, { read: [w] }), NotFoundError);
         const again = await store.create(widget('a'));
-        await assert.rejects(store.updateStatus({ ...w, status: { phase: 'Old' } }, { read: w }), ConflictError);
+        await assert.rejects(store.updateStatus({ ...w, status: { phase: 'Old' } }, { read: [w] }), ConflictError);
         assert.deepEqual(await store.get(ref('a')), again);
       });
     });
@@ -526,7 +542,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         await assert.rejects(store.create(widget('b'), { fence }), FencedError);
         await assert.rejects(store.update({ ...snapshot, spec: { size: 3 } }, { fence }), FencedError);
         await assert.rejects(store.updateStatus({ ...snapshot, status: { phase: 'X' } }, { fence }), FencedError);
-        await assert.rejects(store.updateStatus({ ...snapshot, status: { phase: 'X' } }, { fence, read: snapshot }), FencedError);
+        await assert.rejects(store.updateStatus({ ...snapshot, status: { phase: 'X' } }, { fence, read: [snapshot] }), FencedError);
         await assert.rejects(store.delete(ref('a'), { fence }), FencedError);
         await assert.rejects(store.batch([{ op: 'create', object: widget('c') }], { fence }), FencedError);
         await assert.rejects(store.create(widget('d'), { fence: { key: 'leader/none', createRevision: rev } }), FencedError);

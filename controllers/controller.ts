@@ -219,7 +219,8 @@ export class Controller {
           if (finished || ac.signal.aborted) return;
           progressed = true;
           progressWrite = (async () => {
-            const obj = await deps.store.tryGet(ref);
+            // Over the cached copy (a stale one is refused and computed again over the stored one).
+            const obj = deps.cache.get(ref) ?? await deps.store.tryGet(ref);
             if (obj) await this.writeOwned(obj, [{ owner: spec.name, aggregate: RECONCILING, status: 'True', reason, message }]);
           })().catch((err: unknown) => log.debug({ err: String(err) }, 'could not write Reconciling'));
         }, PROGRESSING_DELAY_MS);
@@ -380,7 +381,9 @@ export class Controller {
     const ownChanges = !!own && (ownNow?.status !== own.status || ownNow.reason !== own.reason || ownNow.message !== (own.message ?? ''));
     if (owned.length === 0 && !ownChanges) return;
     try {
-      const obj = await this.deps.store.tryGet(ref);
+      // Over the cached copy: a stale one costs the refused write, which carries the stored object
+      // to compute again over (writeStatusOver); a read first cost a round trip every time.
+      const obj = this.deps.cache.get(ref) ?? await this.deps.store.tryGet(ref);
       if (!obj) return;
       if (outcome.kind === 'terminal') this.deps.events.record(obj, 'Warning', outcome.err.reason, outcome.err.message);
       await this.writeOwned(obj, owned, ownChanges ? own : undefined);

@@ -45,7 +45,7 @@ export async function updateWithRetry<T extends ApiObject>(
     } catch (err) {
       if (!(err instanceof ConflictError) || i + 1 >= attempts) throw err;
       // The stored object the store refused the write over, when it read it; else read it.
-      cur = (err.current as T | undefined) ?? (await store.tryGet<T>(ref));
+      cur = (err.currentOf(ref) as T | undefined) ?? (await store.tryGet<T>(ref));
     }
   }
 }

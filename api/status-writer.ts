@@ -33,8 +33,7 @@ export async function writeStatusOver<T extends ApiObject>(
     } catch (err) {
       if (!(err instanceof ConflictError) || attempt >= attempts) throw err;
       // The store's own read that refused the write, when it made one; else a read of our own.
-      const c = err.current;
-      current = c && c.kind === ref.kind && c.metadata.name === ref.name && c.metadata.namespace === ref.namespace ? c as T : await store.tryGet<T>(ref);
+      current = (err.currentOf(ref) as T | undefined) ?? (await store.tryGet<T>(ref));
     }
   }
   return undefined;

@@ -243,8 +243,8 @@ export abstract class EtcdKvStore<C extends KvClient> extends StoreBase {
     const what = ops.length === 1 ? `${ops[0].op} ${describeRef(refs[0])}` : `batch of ${ops.length}`;
     const fence = opts.fence;
     const deadline = this.deadline();
-    // What each plan was computed from: undefined = absent (creates assume absence unread; a status
-    // write of an object unchanged since it was read assumes it as read, at its resourceVersion).
+    // What each plan was computed from: undefined = absent (creates assume absence unread; an
+    // operation on an object the caller gave as read, WriteOptions.read, assumes it at its resourceVersion).
     let current: (Stored | undefined)[];
     const asRead = storedAsRead(ops, refs, opts.read);
     const toRead = keys.filter((_k, i) => ops[i].op !== 'create' && !asRead[i]);
@@ -443,11 +443,6 @@ function formatSeconds(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-/**
- * Whether the keys read after a failed compare hold exactly what the plans would have written:
- * then an earlier attempt of the same txn was applied. Returns that txn's revision (0 when it only
- * deleted), or undefined.
- */
 /** A stored object as a write's plan sees it, and the revision its compare pins. */
 interface Stored {
   object: ApiObject;
@@ -470,6 +465,11 @@ function storedAsRead(ops: BatchOp[], refs: ObjectRef[], read: readonly ApiObjec
   });
 }
 
+/**
+ * Whether the keys read after a failed compare hold exactly what the plans would have written:
+ * then an earlier attempt of the same txn was applied. Returns that txn's revision (0 when it only
+ * deleted), or undefined.
+ */
 function landedRevision(plans: WritePlan[], got: (KeyValue | undefined)[]): number | undefined {
   let rev = 0;
   let writes = 0;

@@ -34,6 +34,12 @@ export class ConflictError extends StoreError {
    * it to decide: a writer can compute again over it without reading it once more.
    */
   current?: ApiObject;
+
+  /** `current` when it is the object `ref` names (a single object's write), else undefined: read it then. */
+  currentOf(ref: ObjectRef): ApiObject | undefined {
+    const c = this.current;
+    return c && c.kind === ref.kind && c.metadata.name === ref.name && c.metadata.namespace === ref.namespace ? c : undefined;
+  }
 }
 /** The requested watch revision has been compacted: list again and watch from the list revision. */
 export class CompactedError extends StoreError {}

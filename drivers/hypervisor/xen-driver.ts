@@ -56,12 +56,12 @@
 //   (`<consoleLogDir>/guest-<name>.log`).
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execOk, type SpawnedProcess, type Transport } from '../transport/types.js';
+import { execOk, TransportError, type SpawnedProcess, type Transport } from '../transport/types.js';
 import { readConsoleLog } from './console-log.js';
 import { XEN_VIF_SCRIPT } from './xen-vif-script.js';
 import { configDiskPaths, diskPaths, migrationSshCommand, renderXlConfig, shellSafe } from './xen-config.js';
-import { CREATE_WITH_DISKS, RESTORE_WITH_DISKS, XEN_BLOCK_SCRIPT, XEN_MIGRATE_RECEIVE_SCRIPT } from './xen-scripts.js';
-import { parseXlListLong, parseXlListTable, splitMigrationName, stateFromLetters, XlLineClock } from './xl-output.js';
+import { CREATE_WITH_DISKS, RESTORE_WITH_DISKS, XEN_BLOCK_SCRIPT, XEN_MIGRATE_RECEIVE_SCRIPT, XL_LIST_SCRIPT } from './xen-scripts.js';
+import { parseXlListLong, parseXlListTable, splitMigrationName, splitStatusSections, stateFromLetters, XlLineClock } from './xl-output.js';
 import {
   HypervisorError,
   MigrationCancelledError,
@@ -180,9 +180,27 @@ export class XenDriver implements HypervisorDriver {
   }
 
   async list(): Promise<DomainInfo[]> {
-    const long = parseXlListLong(await execOk(this.transport, ['xl', 'list', '-l']));
-    const readTable = async () => parseXlListTable(await execOk(this.transport, ['xl', 'list']));
-    let table = long.length ? await readTable() : new Map<string, { letters: string; domid: number }>();
+    // One command for the three reads (xen-scripts.ts XL_LIST_SCRIPT), in the order they were
+    // issued one by one: `xl list -l`, the table, the run directory.
+    const r = await this.transport.exec(['sh', '-c', XL_LIST_SCRIPT, 'sh', this.runRoot, MIGRATING, INCOMING]);
+    let sections: { out: string; code: number }[];
+    try {
+      sections = splitStatusSections(r.stdout, 3);
+    } catch (err) {
+      throw new TransportError(`${this.node}: listing domains (xl list -l, xl list, find ${this.runRoot}) exited ${r.code}${r.signal ? ` (${r.signal})` : ''}: ${r.stderr.trim() || (err as Error).message}`);
+    }
+    const [longOut, tableOut, findOut] = sections as [typeof sections[0], typeof sections[0], typeof sections[0]];
+    if (longOut.code !== 0) throw new TransportError(`${this.node}: \`xl list -l\` exited ${longOut.code}: ${r.stderr.trim() || longOut.out.trim()}`);
+    const long = parseXlListLong(longOut.out);
+    // A domain that powered off is gone from xl (on_poweroff = destroy); its configuration file
+    // stays until destroy: it is listed as shut off, its console log still readable.
+    const files = findOut.code !== 0 ? [] : findOut.out.split('\n').filter(Boolean);
+    // The table gives the state letters of what `xl list -l` lists, and a domain being received,
+    // which has no configuration yet (xl -l leaves it out): read for that only when xl -l listed
+    // nothing but a migration to here was prepared, as when the table was a command of its own.
+    const tableWanted = long.length > 0 || files.some((f) => f.endsWith(INCOMING));
+    if (tableWanted && tableOut.code !== 0) throw new TransportError(`${this.node}: \`xl list\` exited ${tableOut.code}: ${r.stderr.trim() || tableOut.out.trim()}`);
+    const table = tableWanted ? parseXlListTable(tableOut.out) : new Map<string, { letters: string; domid: number }>();
     const live = long.map((e): DomainInfo => {
       const xlName = e.config?.c_info?.name ?? `domid-${e.domid}`;
       const { name, state } = splitMigrationName(xlName);
@@ -197,13 +215,6 @@ export class XenDriver implements HypervisorDriver {
         memoryMiB: b?.max_memkb ? Math.round(b.max_memkb / 1024) : undefined,
       };
     });
-    // A domain that powered off is gone from xl (on_poweroff = destroy); its configuration file
-    // stays until destroy: it is listed as shut off, its console log still readable.
-    const r = await this.transport.exec(['find', this.runRoot, '-maxdepth', '1', '-type', 'f', '(', '-name', '*.cfg', '-o', '-name', '*.migrating', '-o', '-name', `*${INCOMING}`, ')']);
-    const files = r.code !== 0 ? [] : r.stdout.split('\n').filter(Boolean);
-    // A domain being received has no configuration yet: `xl list -l` leaves it out, the table has
-    // it (as <name>--incoming). Read when xl -l listed nothing but a migration to here was prepared.
-    if (!long.length && files.some((f) => f.endsWith(INCOMING))) table = await readTable();
     const listed = new Set(long.map((e) => e.config?.c_info?.name));
     for (const [xlName, e] of table) {
       const { name, state } = splitMigrationName(xlName);

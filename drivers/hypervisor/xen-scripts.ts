@@ -125,3 +125,16 @@ while [ "$n" -gt 0 ]; do rm -f -- "$1"; shift; n=$((n - 1)); done
 export const RESTORE_WITH_DISKS = `blk=$1 cfg=$2 state=$3; shift 3
 "$blk" prepare "$@" && xl restore "$cfg" "$state"; rc=$?
 "$blk" unprepare "$@"; exit $rc`;
+
+/**
+ * XenDriver.list() in one command, one SSH session where it was three (on a full test node, a
+ * Xen dom0 under TCG, each session is a fork of sshd and a shell: the lists of the runtime's
+ * pollers were most of dom0's commands, VL_TRACE_EXEC in session 18): `xl list -l`, the `xl list`
+ * table and the run directory's domain files (<name>.cfg and the markers whose suffixes are $2
+ * and $3), each followed by a status line (xl-output.ts splitStatusSections). $1: the run directory.
+ */
+export const XL_LIST_SCRIPT = [
+  'xl list -l; printf \'\\n@@vl-status %s\\n\' "$?"',
+  'xl list; printf \'\\n@@vl-status %s\\n\' "$?"',
+  'find "$1" -maxdepth 1 -type f \\( -name \'*.cfg\' -o -name "*$2" -o -name "*$3" \\); printf \'\\n@@vl-status %s\\n\' "$?"',
+].join('\n');

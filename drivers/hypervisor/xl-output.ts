@@ -50,6 +50,26 @@ export function splitMigrationName(xlName: string): { name: string; state?: Doma
   return { name: m[1]!, state: m[2] === 'incoming' ? 'incoming' : 'migrating' };
 }
 
+/** The line a section of a several-command script ends with: `printf '\n@@vl-status %s\n' $?`. */
+const STATUS_LINE = /\n@@vl-status (\d+)\n/;
+
+/**
+ * The sections of a script whose every command is followed by `printf '\n@@vl-status %s\n' $?`
+ * (xen-scripts.ts XL_LIST_SCRIPT): each command's output and exit status, in order. Fewer than
+ * `count` status lines (the script was cut short) is an error naming what was printed.
+ */
+export function splitStatusSections(stdout: string, count: number): { out: string; code: number }[] {
+  const out: { out: string; code: number }[] = [];
+  let rest = stdout;
+  for (let i = 0; i < count; i++) {
+    const m = STATUS_LINE.exec(rest);
+    if (!m) throw new Error(`expected ${count} command statuses, found ${i} in: ${stdout.slice(0, 200)}`);
+    out.push({ out: rest.slice(0, m.index), code: Number(m[1]) });
+    rest = rest.slice(m.index + m[0].length);
+  }
+  return out;
+}
+
 /** libxl (xl -vvv) asks the guest to suspend: the guest stops running on the source. */
 const XL_SUSPEND_LINE = /issuing (?:PV|PVH\/HVM) suspend request/;
 /** The target's xl has unpaused the domain: it runs there. */

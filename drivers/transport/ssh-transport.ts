@@ -37,6 +37,7 @@ import {
   type CommandDeadline,
   type Stdio,
 } from './common.js';
+import { traceExec } from './exec-trace.js';
 import type { ConnectTarget, ExecOptions, ExecResult, SpawnedProcess, Transport } from './types.js';
 import { HostKeyMismatchError, TransportError, TransportTimeoutError } from './types.js';
 
@@ -152,7 +153,7 @@ export class SshTransport implements Transport {
   }
 
   exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    return execViaSpawn(this, argv, opts);
+    return traceExec(this.host, argv, execViaSpawn(this, argv, opts));
   }
 
   spawn(argv: readonly string[], opts: Omit<ExecOptions, 'stdin'> = {}): SpawnedProcess {

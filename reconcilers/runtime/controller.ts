@@ -421,7 +421,12 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     const guest = await guestReadiness(g, phase, booted, resumedReady, host, status.bootTime ?? vn.status?.bootTime, ctx);
     // A Running VM that settled is not polled: its node's list (node-domains.ts) queues it when
     // its domain stops running, and a change of it, its VC, volumes or node, or the resync, does.
-    const settled = phase === 'Running' && !input.migrationActive && !input.migrationSettling;
+    // Nor is a VM kept Stopped or Suspended with nothing left to do: a change of its VC's state
+    // wakes it. Polled every 5 s, each Stopped VM cost its node three commands (the domain list,
+    // the runtime directory, the saved state) forever: on a full test node (Xen under TCG) a
+    // Stopped VC's one VM was a third of dom0's commands (VL_TRACE_EXEC, session 18).
+    const settled = !input.migrationActive && !input.migrationSettling &&
+      (phase === 'Running' || (d.action.type === 'none' && !input.deleting && input.desired !== 'Running'));
     let requeue: number | undefined = d.requeueAfterMs ??
       (settled ? undefined : phase === 'Running' || phase === 'Migrating' ? (deps.pollMs ?? 5_000) : d.action.type === 'none' ? 5_000 : 0);
     if (guest.requeueAfterMs !== undefined && requeue !== 0) requeue = Math.min(requeue ?? Infinity, guest.requeueAfterMs);

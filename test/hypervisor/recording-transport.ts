@@ -30,7 +30,7 @@ export class RecordingTransport implements Transport {
     return this;
   }
 
-  private respond(argv: readonly string[]): ExecResult {
+  protected respond(argv: readonly string[]): ExecResult {
     for (const a of this.answers) {
       if (a.times === 0) continue;
       if (a.prefix.every((p, i) => argv[i] === p)) {

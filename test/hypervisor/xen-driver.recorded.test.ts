@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { HypervisorError, MigrationCancelledError, MigrationFailedError, MigrationSettledError, MigrationStrandedError, SwitchoverError, type DomainSpec } from '../../drivers/hypervisor/types.js';
 import { XenDriver } from '../../drivers/hypervisor/xen-driver.js';
 import { configDiskPaths, migrationSshCommand, renderXlConfig, xenCmdline, xlString } from '../../drivers/hypervisor/xen-config.js';
-import { XEN_BLOCK_SCRIPT, XEN_MIGRATE_RECEIVE_SCRIPT } from '../../drivers/hypervisor/xen-scripts.js';
+import { XEN_BLOCK_SCRIPT, XEN_MIGRATE_RECEIVE_SCRIPT, XL_LIST_SCRIPT } from '../../drivers/hypervisor/xen-scripts.js';
+import type { ExecOptions, ExecResult } from '../../drivers/transport/types.js';
 import { parseXlListLong, parseXlListStates, XlLineClock } from '../../drivers/hypervisor/xl-output.js';
 import { HANG, RecordingTransport } from './recording-transport.js';
 import { XEN_VIF_SCRIPT } from '../../drivers/hypervisor/xen-vif-script.js';
@@ -58,7 +59,10 @@ const rawSpec: DomainSpec = {
   sharedDir: undefined,
 };
 const RUN = '/run/virtualinux/xen';
+/** The run directory's domain files, as XL_LIST_SCRIPT's third command reads them (its answers are given as for this argv). */
 const FIND = ['find', RUN, '-maxdepth', '1', '-type', 'f', '(', '-name', '*.cfg', '-o', '-name', '*.migrating', '-o', '-name', '*.incoming', ')'];
+/** list()'s one command: `xl list -l`, the `xl list` table and FIND in one shell (xen-scripts.ts XL_LIST_SCRIPT). */
+const LIST = ['sh', '-c', XL_LIST_SCRIPT, 'sh', RUN, '.migrating', '.incoming'];
 const CONSOLE = '/var/log/xen/console/guest-default.stripes-0.log';
 /** xenconsoled's name for the log of a domain that arrived by live migration. */
 const CONSOLE_IN = '/var/log/xen/console/guest-default.stripes-0--incoming.log';
@@ -68,8 +72,22 @@ const DISKS = ['/san/vc/default/stripes/stripes-0.img', '/san/vc/default/stripes
 const CREATE = ['flock', '-n', '-E', '75', `${RUN}/default.stripes-0.cfg.lock`, 'sh', '-c', 'blk=$1 cfg=$2 n=$3; shift 3\nwhile [ "$n" -gt 0 ]; do rm -f -- "$1"; shift; n=$((n - 1)); done\n"$blk" prepare "$@" && xl create -q "$cfg"; rc=$?\n"$blk" unprepare "$@"; exit $rc', 'sh', `${RUN}/vl-block`, `${RUN}/default.stripes-0.cfg`, '2', CONSOLE, CONSOLE_IN, ...DISKS];
 const CHMOD = ['chmod', '755', `${RUN}/vl-block`, `${RUN}/vl-vif`, `${RUN}/vl-migrate-receive`];
 
+/**
+ * Answers list()'s one command (LIST) as the node's shell runs it: each of its three commands
+ * answered from what is given for `xl list -l`, `xl list` and FIND, each output followed by its
+ * status line; the log records LIST once. Every other command as RecordingTransport answers it.
+ */
+class XenRecordingTransport extends RecordingTransport {
+  override async exec(argv: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
+    if (argv[0] !== 'sh' || argv[2] !== XL_LIST_SCRIPT) return super.exec(argv, opts);
+    this.log.push({ argv: [...argv] });
+    const parts = [['xl', 'list', '-l'], ['xl', 'list'], FIND].map((a) => this.respond(a));
+    return { code: 0, stdout: parts.map((r) => `${r.stdout}\n@@vl-status ${r.code}\n`).join(''), stderr: parts.map((r) => r.stderr).join('') };
+  }
+}
+
 function xenNode(name: string): { t: RecordingTransport; d: XenDriver } {
-  const t = new RecordingTransport(name);
+  const t = new XenRecordingTransport(name);
   return { t, d: new XenDriver({ transport: t, runRoot: '/run/virtualinux/xen', migrationAddress: `${name}.example`, guestType: 'pv' }) };
 }
 
@@ -105,8 +123,7 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     const info = await d.create(rawSpec);
     assert.deepEqual(info, { name: 'default.stripes-0', state: 'running', detail: '-b----', pid: 7, vcpus: 1, memoryMiB: 256 });
     assert.deepEqual(t.log, [
-      { argv: ['xl', 'list', '-l'] },
-      { argv: FIND },
+      { argv: LIST },
       { argv: ['mkdir', '-p', RUN] },
       { writeFile: `${RUN}/vl-block`, data: XEN_BLOCK_SCRIPT },
       { writeFile: `${RUN}/vl-vif`, data: XEN_VIF_SCRIPT },
@@ -114,18 +131,16 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
       { argv: CHMOD },
       { writeFile: `${RUN}/default.stripes-0.cfg`, data: golden('stripes-0.pv.cfg') },
       { argv: CREATE },
-      { argv: ['xl', 'list', '-l'] },
-      { argv: ['xl', 'list'] },
-      { argv: FIND },
+      { argv: LIST },
     ]);
     t.log.length = 0;
     await d.create(rawSpec);
-    assert.deepEqual(t.commands, [['xl', 'list', '-l'], ['xl', 'list'], FIND]);
+    assert.deepEqual(t.commands, [LIST]);
   });
 
   it('guest type auto: PVH when `xl info` lists hap among virt_caps (asked once), else PV', async () => {
     for (const [caps, type] of [['pv hvm hap gnttab-v1 gnttab-v2', 'pvh'], ['pv hvm gnttab-v1', 'pv']] as const) {
-      const t = new RecordingTransport('blade1');
+      const t = new XenRecordingTransport('blade1');
       const d = new XenDriver({ transport: t, runRoot: RUN, migrationAddress: 'blade1.example' });
       t.answer(['xl', 'info'], ok(`host                   : blade1\nvirt_caps              : ${caps}\nxen_caps               : xen-3.0-x86_64\n`));
       t.answer(['xl', 'list', '-l'], ok('[]'), 1).answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE));
@@ -169,12 +184,12 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     const { t, d } = xenNode('blade2');
     t.answer(['xl', 'list', '-l'], ok('[]')).answer(FIND, ok(`${RUN}/default.b.incoming\n`)).answer(['xl', 'list'], ok(table));
     assert.deepEqual((await d.list()).map((x) => [x.name, x.state, x.pid]), [['default.b', 'incoming', 7]]);
-    assert.deepEqual(t.commands, [['xl', 'list', '-l'], FIND, ['xl', 'list']]);
-    // without the marker the table is not read when xl -l lists nothing
+    assert.deepEqual(t.commands, [LIST]);
+    // without the marker a --incoming name in the table is not taken when xl -l lists nothing
     const n = xenNode('blade2');
     n.t.answer(['xl', 'list', '-l'], ok('[]')).answer(FIND, ok('')).answer(['xl', 'list'], ok(table));
     assert.deepEqual(await n.d.list(), []);
-    assert.deepEqual(n.t.commands, [['xl', 'list', '-l'], FIND]);
+    assert.deepEqual(n.t.commands, [LIST]);
   });
 
   it('create: reports xl create failures with xl stderr and where to look', async () => {
@@ -195,10 +210,10 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     const { t, d } = xenNode('blade1');
     t.answer(['xl', 'list', '-l'], ok(LIST_LONG), 1).answer(['xl', 'list'], ok(LIST_TABLE), 1).answer(['xl', 'list', '-l'], ok('[]'));
     assert.deepEqual(await d.shutdown('default.stripes-0', { timeoutMs: 5000 }), { clean: true });
-    assert.deepEqual(t.commands, [['xl', 'list', '-l'], ['xl', 'list'], FIND, ['xl', 'shutdown', 'default.stripes-0'], ['xl', 'list', '-l'], FIND]);
+    assert.deepEqual(t.commands, [LIST, ['xl', 'shutdown', 'default.stripes-0'], LIST]);
     t.log.length = 0;
     await d.destroy('default.stripes-0');
-    assert.deepEqual(t.commands, [['xl', 'list', '-l'], FIND, ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, `${RUN}/default.stripes-0.cfg.lock`, `${RUN}/default.stripes-0.migrating`, `${RUN}/default.stripes-0.incoming`, CONSOLE, CONSOLE_IN]]);
+    assert.deepEqual(t.commands, [LIST, ['rm', '-f', '--', `${RUN}/default.stripes-0.cfg`, `${RUN}/default.stripes-0.cfg.lock`, `${RUN}/default.stripes-0.migrating`, `${RUN}/default.stripes-0.incoming`, CONSOLE, CONSOLE_IN]]);
   });
 
   it('shutdown destroys a guest that ignores the request within the timeout', async () => {
@@ -213,7 +228,7 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     a.t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE)).answer(['sh', '-c'], ok('268435456\n'));
     const s = await a.d.suspend('default.stripes-0', '/san/state/stripes-0.xl');
     assert.equal(s.bytes, 268435456);
-    assert.deepEqual(a.t.commands.slice(3), [
+    assert.deepEqual(a.t.commands.slice(1), [
       ['mkdir', '-p', '/var/lib/xen'],
       ['xl', 'save', 'default.stripes-0', '/var/lib/xen/default.stripes-0.save'],
       ['sh', '-c', 'mv -f "$1" "$2.partial" && mv -f "$2.partial" "$2" && stat -c %s "$2"', 'sh', '/var/lib/xen/default.stripes-0.save', '/san/state/stripes-0.xl'],
@@ -223,16 +238,13 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     b.t.answer(['xl', 'list', '-l'], ok('[]'), 1).answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE));
     assert.equal((await b.d.resume(rawSpec, '/san/state/stripes-0.xl')).state, 'running');
     assert.deepEqual(b.t.commands, [
-      ['xl', 'list', '-l'],
-      FIND,
+      LIST,
       ['mkdir', '-p', RUN],
       CHMOD,
       ['rm', '-f', '--', CONSOLE, CONSOLE_IN],
       ['sh', '-c', 'blk=$1 cfg=$2 state=$3; shift 3\n"$blk" prepare "$@" && xl restore "$cfg" "$state"; rc=$?\n"$blk" unprepare "$@"; exit $rc', 'sh', `${RUN}/vl-block`, `${RUN}/default.stripes-0.cfg`, '/san/state/stripes-0.xl', ...DISKS],
       ['rm', '-f', '--', '/san/state/stripes-0.xl'],
-      ['xl', 'list', '-l'],
-      ['xl', 'list'],
-      FIND,
+      LIST,
     ]);
   });
 
@@ -254,7 +266,7 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
     const ssh = migrationSshCommand(`${RUN}/migration_ed25519`, `${RUN}/known_hosts.blade2.example`);
     assert.equal(ssh, `ssh -i ${RUN}/migration_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${RUN}/known_hosts.blade2.example -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=60 -l root`);
     assert.equal(t.files.get(`${RUN}/known_hosts.blade2.example`), 'blade2.example ssh-ed25519 AAAAtarget\n');
-    const auth = b.t.commands.find((c) => c[0] === 'sh')!;
+    const auth = b.t.commands.find((c) => c[0] === 'sh' && c[2] !== XL_LIST_SCRIPT)!;
     assert.equal(auth.at(-2), `restrict,command="${RUN}/vl-migrate-receive" ssh-ed25519 AAAAsource vl-xen-migration@blade1`);
     assert.equal(auth.at(-1), 'ssh-ed25519 AAAAsource vl-xen-migration@blade1', 'an older line of our key goes');
     assert.equal(b.t.files.get(`${RUN}/vl-migrate-receive`), XEN_MIGRATE_RECEIVE_SCRIPT);
@@ -306,7 +318,7 @@ describe('XenDriver (golden configurations, recorded argument vectors)', () => {
   });
 
   it('cancelMigration ends the running xl migrate; a failed one is a MigrationFailedError naming missing log-dirty support', async () => {
-    const t = new RecordingTransport('blade1');
+    const t = new XenRecordingTransport('blade1');
     const d = new XenDriver({ transport: t, runRoot: RUN, migrationAddress: 'blade1.example', sshCommand: 'ssh -i /k' });
     const target = xenNode('blade2').d;
     t.answer(['xl', 'list', '-l'], ok(LIST_LONG)).answer(['xl', 'list'], ok(LIST_TABLE)).answer(['xl', '-vvv', 'migrate'], { code: HANG, stdout: '', stderr: '' }, 1);

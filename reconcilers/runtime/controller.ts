@@ -586,7 +586,9 @@ export function orphanController(deps: RuntimeDeps): ControllerSpec {
       const pn = ctx.cache.get<PhysicalNode>(key);
       if (!pn?.spec || !isConditionTrue(pn.status?.conditions, 'Ready')) return { requeueAfterMs: 15_000 };
       const driver: HypervisorDriver = drivers.get(pn);
-      for (const d of await driver.list()) {
+      // The node-domains round's list of this node when it is recent (at most one poll old): an
+      // orphan waits out a grace of its own anyway, and its destroy acts on xl's name, not on the list.
+      for (const d of await drivers.recentList(pn, deps.pollMs ?? 5_000)) {
         const id = `${pn.metadata.name}/${d.name}`;
         if (wants(ctx.cache, pn.metadata.name, d.name)) {
           firstSeen.delete(id);

@@ -5,7 +5,7 @@
 
 import type { PhysicalNode, VirtualNode } from '../../api/types.js';
 import type { Transport } from '../../drivers/transport/types.js';
-import type { HypervisorDriver } from '../../drivers/hypervisor/types.js';
+import type { DomainInfo, HypervisorDriver } from '../../drivers/hypervisor/types.js';
 import { createHypervisorDriver } from '../../drivers/hypervisor/index.js';
 
 export const DEFAULT_RUN_ROOT = '/run/virtualinux';
@@ -16,6 +16,7 @@ export interface TransportSource {
 
 export class HypervisorDrivers {
   private readonly drivers = new Map<string, { transport: Transport; key: string; driver: HypervisorDriver }>();
+  private readonly lists = new Map<string, { startedMs: number; driver: HypervisorDriver; result: Promise<DomainInfo[]> }>();
 
   constructor(
     private readonly transports: TransportSource,
@@ -37,6 +38,27 @@ export class HypervisorDrivers {
     }
     this.drivers.set(node.metadata.name, { transport, key, driver });
     return driver;
+  }
+
+  /**
+   * The node's domains from a list started at most `maxAgeMs` before `nowMs` (one in flight
+   * counts), else from a new one (always with 0), which later callers may share. For the pollers only (the
+   * node-domains rounds list with 0 and the orphans controller takes theirs when recent): they
+   * listed each node on their own, and on a full test node (a Xen dom0 under TCG) those lists were
+   * most of dom0's commands (VL_TRACE_EXEC, session 18). A reconcile that acts on what it reads
+   * lists for itself. A failed list is not shared after it failed.
+   */
+  recentList(node: PhysicalNode, maxAgeMs: number, nowMs: number = Date.now()): Promise<DomainInfo[]> {
+    const driver = this.get(node);
+    const name = node.metadata.name;
+    const cur = this.lists.get(name);
+    if (cur && cur.driver === driver && maxAgeMs > 0 && nowMs - cur.startedMs <= maxAgeMs) return cur.result;
+    const result = driver.list();
+    this.lists.set(name, { startedMs: nowMs, driver, result });
+    result.catch(() => {
+      if (this.lists.get(name)?.result === result) this.lists.delete(name);
+    });
+    return result;
   }
 }
 

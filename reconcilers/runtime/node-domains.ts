@@ -9,6 +9,7 @@
 // flight are left to the runtime's own polling of Migrating VMs and to the migration controller.
 // A node that cannot be listed (unreachable, a failing command) is skipped this round: the nodes
 // controller says whether it is Ready. Rounds never overlap: the next starts pollMs after one ends.
+// Each round's list of a node is left for the orphans controller to share (HypervisorDrivers.recentList).
 
 import type { PhysicalNode, VirtualNode } from '../../api/types.js';
 import type { ObjectRef } from '../../api/store/types.js';
@@ -62,7 +63,7 @@ export async function checkNodeDomains(cache: CacheReader, drivers: HypervisorDr
       if (!pn?.spec || !isConditionTrue(pn.status?.conditions, 'Ready') || isConditionTrue(pn.status?.conditions, 'Fenced')) continue;
       let listed: DomainInfo[];
       try {
-        listed = await drivers.get(pn).list();
+        listed = await drivers.recentList(pn, 0);
       } catch {
         continue;
       }

@@ -46,7 +46,9 @@ describe('dashboard end to end on the testbed', function () {
   let h: ClusterHarness;
   let b: BrowserBed | undefined;
   let url = '';
-  const tokenDir = mkdtempSync(join(tmpdir(), 'vl-dash-token-'));
+  // made in the before hook, not when the file is loaded: test-tiers' dry runs load every file
+  // and run no hook, and each left a vl-dash-token-* directory behind
+  let tokenDir = '';
   const vn = (name: string) => h.store.get<VirtualNode>({ kind: 'VirtualNode', namespace: 'default', name });
   /** When the server's event stream (read here too) carried each VM's host: for failure messages. */
   const hostFrames = new Map<string, { host: string; atMs: number }>();
@@ -93,6 +95,7 @@ describe('dashboard end to end on the testbed', function () {
 
   before(async function () {
     this.timeout(10 * 60_000);
+    tokenDir = mkdtempSync(join(tmpdir(), 'vl-dash-token-'));
     writeFileSync(join(tokenDir, 'token'), `${TOKEN}\n`, { mode: 0o600 });
     h = await startClusterHarness({
       nodes: 3, cores: 2, memoryMiB: 1024,
@@ -109,7 +112,7 @@ describe('dashboard end to end on the testbed', function () {
     sse?.close();
     await b?.close();
     await h?.stop();
-    rmSync(tokenDir, { recursive: true, force: true });
+    if (tokenDir) rmSync(tokenDir, { recursive: true, force: true });
   });
   afterEach(async function () {
     if (this.currentTest?.state === 'failed' && h) {

@@ -586,9 +586,14 @@ export function orphanController(deps: RuntimeDeps): ControllerSpec {
       const pn = ctx.cache.get<PhysicalNode>(key);
       if (!pn?.spec || !isConditionTrue(pn.status?.conditions, 'Ready')) return { requeueAfterMs: 15_000 };
       const driver: HypervisorDriver = drivers.get(pn);
-      // The node-domains round's list of this node when it is recent (at most one poll old): an
-      // orphan waits out a grace of its own anyway, and its destroy acts on xl's name, not on the list.
-      for (const d of await drivers.recentList(pn, deps.pollMs ?? 5_000)) {
+      // The node-domains round's list of this node, when recent (at most one poll old), says
+      // whether the node has a domain nobody wants; only then is it listed afresh and that list
+      // decided on: a recent list can hold a domain that moved since (a migration that completed
+      // a moment ago), and read against today's cache it was an OrphanDomain false alarm (the
+      // demo, session 18).
+      let listed = await drivers.recentList(pn, deps.pollMs ?? 5_000);
+      if (listed.some((d) => !wants(ctx.cache, pn.metadata.name, d.name))) listed = await drivers.recentList(pn, 0);
+      for (const d of listed) {
         const id = `${pn.metadata.name}/${d.name}`;
         if (wants(ctx.cache, pn.metadata.name, d.name)) {
           firstSeen.delete(id);

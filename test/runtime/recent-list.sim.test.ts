@@ -3,10 +3,14 @@
 // many lists the node actually ran, and what each caller got.
 
 import assert from 'node:assert/strict';
-import type { PhysicalNode } from '../../api/types.js';
+import { setCondition } from '../../api/conditions.js';
+import type { ApiObject, PhysicalNode, VirtualNode } from '../../api/types.js';
+import { silentLogger } from '../../controllers/log.js';
+import type { ReconcileContext } from '../../controllers/types.js';
+import { orphanController } from '../../reconcilers/runtime/controller.js';
 import { SimWorld } from '../../drivers/transport/sim-host.js';
 import { SimTransport } from '../../drivers/transport/sim-transport.js';
-import { TransportError, type ExecOptions, type ExecResult } from '../../drivers/transport/types.js';
+import { execOk, TransportError, type ExecOptions, type ExecResult } from '../../drivers/transport/types.js';
 import { HypervisorDrivers } from '../../reconcilers/runtime/hosts.js';
 import { physicalNode } from '../placement/fixtures.js';
 
@@ -46,5 +50,43 @@ describe('HypervisorDrivers.recentList (sim host)', () => {
     t.down = false;
     assert.deepEqual(await drivers.recentList(pn, 5_000, 7_000), []);
     assert.equal(t.lists, 5);
+  });
+
+  it('the orphans controller decides on a fresh list: a recent one holding a domain that has moved since raises no OrphanDomain', async () => {
+    const world = new SimWorld({ startMs: 0 });
+    const t = new CountingTransport(world.host('n1', { cores: 8, memoryMiB: 8192, storageRoot: '/san' }));
+    const pn0 = physicalNode('n1', 8, 8192);
+    const pn: PhysicalNode = { ...pn0, spec: { ...pn0.spec!, hypervisor: 'sim', transport: 'sim', storageRoot: '/san' },
+      status: { conditions: setCondition(undefined, { type: 'Ready', status: 'True', reason: 'Probed', message: '' }, 0) } };
+    const drivers = new HypervisorDrivers({ get: () => t });
+    // the VM ran on n1; the node-domains round listed it there; then it migrated to n2: its copy
+    // on n1 is gone and the cache has it on n2
+    await execOk(t, ['vl-sim', 'domain', 'incoming', JSON.stringify({ name: 'default.vc-0', vcpus: 1, memoryMiB: 128 })]);
+    assert.deepEqual((await drivers.recentList(pn, 0)).map((d) => d.name), ['default.vc-0']);
+    await execOk(t, ['vl-sim', 'domain', 'destroy', 'default.vc-0']);
+    const vn = { apiVersion: 'virtualinux.org/v1alpha1', kind: 'VirtualNode', metadata: { name: 'vc-0', namespace: 'default' },
+      spec: { cluster: 'vc', index: 0, physicalNode: 'n2', vcpus: 1, memoryMiB: 128 }, status: { host: 'n2', phase: 'Running' } } as VirtualNode;
+    const objects: ApiObject[] = [pn, vn];
+    const events: string[] = [];
+    const ctx: ReconcileContext = {
+      store: undefined as never,
+      cache: {
+        get: <T extends ApiObject>(r: { kind: string; name: string; namespace?: string }) =>
+          objects.find((o) => o.kind === r.kind && o.metadata.name === r.name && (r.namespace === undefined || o.metadata.namespace === r.namespace)) as T | undefined,
+        list: <T extends ApiObject>(k: string) => objects.filter((o) => o.kind === k) as T[],
+      },
+      events: { record: (_o, _t, reason, message) => void events.push(`${reason}: ${message}`) },
+      log: silentLogger(),
+      signal: new AbortController().signal,
+    };
+    const orphans = orphanController({ transports: { get: () => t }, drivers, orphanGraceMs: 60_000 });
+    const before = t.lists;
+    await orphans.reconcile({ kind: 'PhysicalNode', name: 'n1' }, ctx);
+    assert.deepEqual(events, [], 'no OrphanDomain for a domain that is gone');
+    assert.equal(t.lists, before + 1, 'the recent list hinted at an orphan: one fresh list decided');
+    // nothing unwanted in a recent list: no list of its own
+    await orphans.reconcile({ kind: 'PhysicalNode', name: 'n1' }, ctx);
+    assert.equal(t.lists, before + 1);
+    assert.deepEqual(events, []);
   });
 });

@@ -8,13 +8,12 @@ import assert from 'node:assert/strict';
 import type { ApiObject, PhysicalNode, VirtualCluster, VirtualNode } from '../../api/types.js';
 import { setCondition } from '../../api/conditions.js';
 import { domainNameOf } from '../../api/names.js';
-import type { ReconcileContext } from '../../controllers/types.js';
+import { objectsContext } from './sim-fixture.js';
 import { SimWorld } from '../../drivers/transport/sim-host.js';
 import { SimTransport } from '../../drivers/transport/sim-transport.js';
 import { execOk } from '../../drivers/transport/types.js';
 import { orphanController } from '../../reconcilers/runtime/controller.js';
 import type { VolumeActivation } from '../../reconcilers/runtime/volume-activation.js';
-import { silentLogger } from '../../controllers/log.js';
 import { physicalNode, virtualCluster } from '../placement/fixtures.js';
 
 describe('runtime/orphans: a destroyed orphan\'s volumes are unmapped on its node (sim hosts)', function () {
@@ -46,17 +45,7 @@ describe('runtime/orphans: a destroyed orphan\'s volumes are unmapped on its nod
       },
     };
     const events: string[] = [];
-    const ctx: ReconcileContext = {
-      store: undefined as never,
-      cache: {
-        get: <T extends ApiObject>(r: { kind: string; name: string; namespace?: string }) =>
-          objects.find((o) => o.kind === r.kind && o.metadata.name === r.name && (r.namespace === undefined || o.metadata.namespace === r.namespace)) as T | undefined,
-        list: <T extends ApiObject>(k: string) => objects.filter((o) => o.kind === k) as T[],
-      },
-      events: { record: (_o, _t, reason, message) => void events.push(`${reason}: ${message}`) },
-      log: silentLogger(),
-      signal: new AbortController().signal,
-    };
+    const ctx = objectsContext(objects, events);
     const orphans = orphanController({ transports, volumes, orphanGraceMs: 0 });
     const key = { kind: 'PhysicalNode', name: 'n1' };
     await orphans.reconcile(key, ctx); // seen

@@ -5,8 +5,7 @@
 import assert from 'node:assert/strict';
 import { setCondition } from '../../api/conditions.js';
 import type { ApiObject, PhysicalNode, VirtualNode } from '../../api/types.js';
-import { silentLogger } from '../../controllers/log.js';
-import type { ReconcileContext } from '../../controllers/types.js';
+import { objectsContext } from './sim-fixture.js';
 import { orphanController } from '../../reconcilers/runtime/controller.js';
 import { SimWorld } from '../../drivers/transport/sim-host.js';
 import { SimTransport } from '../../drivers/transport/sim-transport.js';
@@ -68,17 +67,7 @@ describe('HypervisorDrivers.recentList (sim host)', () => {
       spec: { cluster: 'vc', index: 0, physicalNode: 'n2', vcpus: 1, memoryMiB: 128 }, status: { host: 'n2', phase: 'Running' } } as VirtualNode;
     const objects: ApiObject[] = [pn, vn];
     const events: string[] = [];
-    const ctx: ReconcileContext = {
-      store: undefined as never,
-      cache: {
-        get: <T extends ApiObject>(r: { kind: string; name: string; namespace?: string }) =>
-          objects.find((o) => o.kind === r.kind && o.metadata.name === r.name && (r.namespace === undefined || o.metadata.namespace === r.namespace)) as T | undefined,
-        list: <T extends ApiObject>(k: string) => objects.filter((o) => o.kind === k) as T[],
-      },
-      events: { record: (_o, _t, reason, message) => void events.push(`${reason}: ${message}`) },
-      log: silentLogger(),
-      signal: new AbortController().signal,
-    };
+    const ctx = objectsContext(objects, events);
     const orphans = orphanController({ transports: { get: () => t }, drivers, orphanGraceMs: 60_000 });
     const before = t.lists;
     await orphans.reconcile({ kind: 'PhysicalNode', name: 'n1' }, ctx);

@@ -12,6 +12,25 @@ import { SimTransport } from '../../drivers/transport/sim-transport.js';
 import { runtimeController } from '../../reconcilers/runtime/controller.js';
 import { physicalNode, virtualCluster } from '../placement/fixtures.js';
 
+/** A cache over `objects` (read as they are at each call, as an informer's would be). */
+export function objectsCache(objects: readonly ApiObject[]): CacheReader {
+  return {
+    get: <T extends ApiObject>(r: ObjectRef) => objects.find((o) => o.kind === r.kind && o.metadata.name === r.name && (r.namespace === undefined || o.metadata.namespace === r.namespace)) as T | undefined,
+    list: <T extends ApiObject>(k: string) => objects.filter((o) => o.kind === k) as T[],
+  };
+}
+
+/** A reconcile context over objectsCache(objects), no store, each Event pushed to `events` as "Reason: message". */
+export function objectsContext(objects: readonly ApiObject[], events: string[]): ReconcileContext {
+  return {
+    store: undefined as never,
+    cache: objectsCache(objects),
+    events: { record: (_o, _t, reason, message) => void events.push(`${reason}: ${message}`) },
+    log: silentLogger(),
+    signal: new AbortController().signal,
+  };
+}
+
 export interface SimRuntime {
   spec: ControllerSpec;
   ctx: ReconcileContext;
@@ -34,10 +53,7 @@ export async function simRuntime(store: Store, state: VCState = 'Running'): Prom
     for (const kind of ['PhysicalNode', 'VirtualCluster', 'VirtualNode']) objects.push(...(await store.list(kind)).items);
   };
   await refresh();
-  const cache: CacheReader = {
-    get: <T extends ApiObject>(r: ObjectRef) => objects.find((o) => o.kind === r.kind && o.metadata.name === r.name && (r.namespace === undefined || o.metadata.namespace === r.namespace)) as T | undefined,
-    list: <T extends ApiObject>(k: string) => objects.filter((o) => o.kind === k) as T[],
-  };
+  const cache = objectsCache(objects);
   const world = new SimWorld({ startMs: 0 });
   const spec = runtimeController(cache, { transports: { get: (p: PhysicalNode) => new SimTransport(world.host(p.metadata.name, { cores: 8, memoryMiB: 8192, storageRoot: '/san' })) } });
   const ctx: ReconcileContext = { store, cache, events: { record() {} }, log: silentLogger(), signal: new AbortController().signal };

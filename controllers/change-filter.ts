@@ -52,6 +52,19 @@ function signatureHash(signature: (o: ApiObject) => unknown, o: ApiObject): numb
   return h;
 }
 
+/**
+ * Whether two versions of one object agree on `signature` (by its hash: see signatureHash). For
+ * the change filters of ControllerSpec.forSignature, ownedSignature and WatchSpec.signature.
+ */
+export function sameSignature(signature: (o: ApiObject) => unknown, a: ApiObject, b: ApiObject): boolean {
+  return signatureHash(signature, a) === signatureHash(signature, b);
+}
+
+/** An object's owner references: what every owner mapping reads. */
+export function ownerRefs(o: ApiObject): unknown {
+  return o.metadata.ownerReferences;
+}
+
 /** A 53-bit hash of a string (cyrb53, public domain): two 32-bit multiplicative hashes combined. */
 export function hash53(str: string): number {
   let h1 = 0xdeadbeef;

@@ -30,6 +30,7 @@ import {
   type ControllerSpec, type EventRecorder, type Logger, type ReconcileContext, type ReconcileResult,
 } from './types.js';
 import { WorkQueue } from './workqueue.js';
+import { ownerRefs, sameSignature } from './change-filter.js';
 
 export const DEFAULT_WORKERS = 2;
 export const DEFAULT_RESYNC_MS = 10 * 60_000;
@@ -116,36 +117,45 @@ export class Controller {
       if (last === undefined || this.clock.now() - last >= resyncMs / 2) this.queue.add(key);
     };
     // With forSignature: an update that changes nothing the controller reads is not queued.
-    const signatures = new WeakMap<ApiObject, string>();
-    const signature = (o: ApiObject): string => {
-      let sig = signatures.get(o);
-      if (sig === undefined) signatures.set(o, (sig = JSON.stringify(spec.forSignature!(o)) ?? ''));
-      return sig;
-    };
     const onUpdate = (o: ApiObject, n: ApiObject) => {
       if (o === n) resync(n);
-      else if (!spec.forSignature || signature(o) !== signature(n)) enqueue(n);
+      else if (!spec.forSignature || !sameSignature(spec.forSignature, o, n)) enqueue(n);
     };
     const onDelete = (o: ApiObject) => {
       this.lastStarted.delete(cacheKey(o.metadata));
       enqueue(o);
     };
     this.hook(spec.forKind, { onAdd: enqueue, onUpdate, onDelete }, resyncMs);
+    // An update maps its old and its new version, each key once: a key added twice while a
+    // worker takes it at once is reconciled twice (the second add marks it dirty).
+    const addAll = (keys: Set<string>) => { for (const k of keys) this.queue.add(k); };
+    const owned = spec.ownedSignature;
     for (const kind of spec.owns ?? []) {
-      const owner = (o: ApiObject) => {
+      const owners = (o: ApiObject, into = new Set<string>()) => {
         for (const ref of o.metadata.ownerReferences ?? []) {
           if (!ref.controller || ref.kind !== spec.forKind) continue;
-          const namespace = ownerNamespace(spec.forKind, o);
-          this.queue.add(cacheKey({ name: ref.name, namespace }));
+          into.add(cacheKey({ name: ref.name, namespace: ownerNamespace(spec.forKind, o) }));
         }
+        return into;
       };
-      this.hook(kind, { onAdd: owner, onUpdate: (o, n) => { owner(o); owner(n); }, onDelete: owner }, 0);
+      const onOwnedUpdate = (o: ApiObject, n: ApiObject) => {
+        if (owned && o !== n && sameSignature(owned, o, n) && sameSignature(ownerRefs, o, n)) return;
+        addAll(owners(n, owners(o)));
+      };
+      const owner = (o: ApiObject) => addAll(owners(o));
+      this.hook(kind, { onAdd: owner, onUpdate: onOwnedUpdate, onDelete: owner }, 0);
     }
     for (const w of spec.watches ?? []) {
-      const mapped = (o: ApiObject) => {
-        for (const ref of w.map(o)) if (ref.kind === spec.forKind) this.queue.add(cacheKey(ref));
+      const mapped = (o: ApiObject, into = new Set<string>()) => {
+        for (const ref of w.map(o)) if (ref.kind === spec.forKind) into.add(cacheKey(ref));
+        return into;
       };
-      this.hook(w.kind, { onAdd: mapped, onUpdate: (o, n) => { mapped(o); mapped(n); }, onDelete: mapped }, 0);
+      const onWatchedUpdate = (o: ApiObject, n: ApiObject) => {
+        if (w.signature && o !== n && sameSignature(w.signature, o, n)) return;
+        addAll(mapped(n, mapped(o)));
+      };
+      const one = (o: ApiObject) => addAll(mapped(o));
+      this.hook(w.kind, { onAdd: one, onUpdate: onWatchedUpdate, onDelete: one }, 0);
     }
     for (const source of spec.sources ?? []) {
       this.removers.push(source((ref) => { if (ref.kind === spec.forKind) this.queue.add(cacheKey(ref)); }));

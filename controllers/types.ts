@@ -91,6 +91,15 @@ export interface WatchSpec {
   kind: string;
   /** Maps a changed object of `kind` to keys of the controller's primary kind. */
   map(obj: ApiObject): ObjectRef[];
+  /**
+   * What `map` and the controller's plans read of a `kind` object, as a JSON-able value (a spec as
+   * [metadata.uid, metadata.generation]): an update whose old and new versions have equal
+   * signatures maps nothing; otherwise both versions are mapped (the key a VM leaves and the one it
+   * joins). Adds and deletions always map. Absent: every update maps. Unlike mapOnChange
+   * (change-filter.ts), it compares the two versions of one event, so a mapping that follows a
+   * signature field (the node a VM is bound to) still reaches the old key.
+   */
+  signature?(obj: ApiObject): unknown;
 }
 
 export interface ControllerSpec {
@@ -99,6 +108,12 @@ export interface ControllerSpec {
   forKind: string;
   /** Kinds whose controller ownerReference points to a `forKind` object: the owner is requeued. */
   owns?: string[];
+  /**
+   * What the controller reads of its owned objects (as WatchSpec.signature): an update of an owned
+   * object that keeps it and its ownerReferences does not requeue the owner. Absent: every update
+   * does (most of a VM's updates are status writes its VC reads nothing of: hack/bench-scale).
+   */
+  ownedSignature?(obj: ApiObject): unknown;
   watches?: WatchSpec[];
   /**
    * What the controller reads of its forKind object, as a JSON-able value: an update whose

@@ -160,10 +160,24 @@ export function garbageCollectorSpecs(cache: SharedCache, kinds: readonly string
       // reconciles of 750 VCs before one VM was bound).
       map: mapOnChange(cache, gcSignature, (o) => {
         const out: ObjectRef[] = [];
-        // o's owners of this kind (their foreground deletion waits for o).
-        for (const r of o.metadata.ownerReferences ?? []) if (r.kind === kind) out.push(ownerRefTarget(r, o));
-        // o's dependents of this kind (o may have gone, or started a foreground deletion).
-        if (o.metadata.uid) for (const d of cache.listByOwner(kind, o.metadata.uid)) out.push(refOf(d));
+        // o's owners of this kind whose foreground deletion waits for o: an owner the cache holds
+        // not being deleted has nothing to wait for (its deletion's own event wakes it, and it then
+        // reads its dependents from the store). Every VM and Volume made woke its VC and VM
+        // (hack/bench-scale).
+        for (const r of o.metadata.ownerReferences ?? []) {
+          if (r.kind !== kind) continue;
+          const owner = ownerRefTarget(r, o);
+          const held = cache.get(owner);
+          if (held && !held.metadata.deletionTimestamp) continue;
+          out.push(owner);
+        }
+        // o's dependents of this kind, when o has gone or is being deleted (as the cache holds it
+        // now: the mapper sees the old version too). A live owner's other changes (a finalizer
+        // added) concern none of them: each woke every VM and Volume of its VC (hack/bench-scale).
+        const now = cache.get(refOf(o));
+        if (o.metadata.uid && (!now || now.metadata.deletionTimestamp)) {
+          for (const d of cache.listByOwner(kind, o.metadata.uid)) out.push(refOf(d));
+        }
         return out;
       }),
     })),

@@ -399,6 +399,20 @@ async function writeDecision(ctx: ReconcileContext, vc: VirtualCluster, d: Bindi
   ctx.events.record(vc, 'Normal', 'Placed', `${d.condition.message}: ${d.binds.map((b) => `${b.vn.metadata.name}->${b.node}`).join(', ')}`);
 }
 
+/**
+ * What an allocation counts of a VM (computeAllocation): its binding and size (spec, as uid and
+ * generation) and the size it runs with; not its other status writes, each of which woke its node
+ * (6.9 allocation reconciles per VM, hack/bench-scale).
+ */
+export function vmAllocationSignature(o: ApiObject): unknown {
+  return [o.metadata.uid, o.metadata.generation, (o as VirtualNode).status?.runningSize];
+}
+
+/** What an allocation counts of a Migration (migrationReserves): its target (spec), Failed, the applied mark. */
+export function migrationAllocationSignature(o: ApiObject): unknown {
+  return [o.metadata.uid, o.metadata.generation, (o as Migration).status?.phase === 'Failed', o.metadata.annotations?.[MIGRATION_APPLIED]];
+}
+
 export function allocationController(cache: SharedCache): ControllerSpec {
   const index = BoundIndex.of(cache);
   const migrationRevision = () => cache.informer('Migration').lastRevision();
@@ -431,6 +445,7 @@ export function allocationController(cache: SharedCache): ControllerSpec {
           const n = (o as VirtualNode).spec?.physicalNode;
           return n ? [{ kind: 'PhysicalNode', name: n }] : [];
         },
+        signature: vmAllocationSignature,
       },
       {
         kind: 'Migration',
@@ -438,6 +453,7 @@ export function allocationController(cache: SharedCache): ControllerSpec {
           const t = (o as Migration).spec?.targetNode;
           return t ? [{ kind: 'PhysicalNode', name: t }] : [];
         },
+        signature: migrationAllocationSignature,
       },
     ],
     async reconcile(key: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {

@@ -117,6 +117,19 @@ export function virtualClusterSignature(o: ApiObject): unknown {
     (s?.conditions ?? []).filter((c) => READ_CONDITIONS.has(c.type)).map((c) => [c.type, c.status, c.reason, c.message, c.observedGeneration])];
 }
 
+/**
+ * What this controller reads of a VirtualNode (planVirtualNodes, summarizeCluster): its identity,
+ * spec, labels (the VC lists its nodes by label), deletion, phase, host, address and the gate
+ * conditions. A VM's other status writes (Reconciling, the domain's details, a migration's
+ * figures) do not requeue its VC (ownerReferences are compared by the controller runtime).
+ */
+export function virtualNodeSignature(o: ApiObject): unknown {
+  const vn = o as VirtualNode;
+  const s = vn.status;
+  return [vn.metadata.uid, vn.metadata.generation, vn.metadata.labels, !!vn.metadata.deletionTimestamp, s?.phase, s?.host, s?.ip,
+    (s?.conditions ?? []).filter((c) => READ_CONDITIONS.has(c.type)).map((c) => [c.type, c.status, c.reason, c.message])];
+}
+
 export function virtualClusterController(): ControllerSpec {
   // When this manager last wrote each VC's status (by namespace/name); dropped with the VC.
   const lastWrite = new Map<string, number>();
@@ -125,6 +138,7 @@ export function virtualClusterController(): ControllerSpec {
     forKind: 'VirtualCluster',
     forSignature: virtualClusterSignature,
     owns: ['VirtualNode'],
+    ownedSignature: virtualNodeSignature,
     workers: 16,
     reconcile: (ref, ctx) => reconcileVirtualCluster(ref, ctx, lastWrite),
   };

@@ -117,6 +117,46 @@ describe('cascading delete on etcd', function () {
     await waitFor('owner gone', async () => !(await store.tryGet(vcRef(name))), 20_000, 100);
   });
 
+  it('a live owner and its dependents wake each other only for a deletion: a dependent made, an owner\'s finalizer added reconcile nothing of the other', async () => {
+    const name = 'c-quiet';
+    const vc = await makeCluster(name);
+    const reconciles = (kind: string) => {
+      const c = manager.activeControllers().find((x) => x.spec.name === `garbage-collector/${kind}`)!;
+      return Object.values(c.counts).reduce((a, b) => a + b, 0);
+    };
+    const settled = async () => {
+      // the collector's queues empty and its counts still for 300 ms
+      let last = '';
+      await waitFor('the collector idle', async () => {
+        const now = DEPENDENT_KINDS.concat('VirtualCluster').map((k) => reconciles(k.toLowerCase())).join();
+        const idle = now === last;
+        last = now;
+        await new Promise((r) => setTimeout(r, 300));
+        return idle;
+      }, 20_000, 0);
+    };
+    await settled();
+    const before = { vc: reconciles('virtualcluster'), vn: reconciles('virtualnode'), volume: reconciles('volume') };
+    // a dependent made: its own reconcile, not its live owner's
+    await store.create({
+      apiVersion: API_VERSION, kind: 'Volume',
+      metadata: { name: `${name}-late`, namespace: NS, ownerReferences: [controllerReference(vc)] },
+      spec: { role: 'swap', cluster: name, sizeGiB: 1, driver: 'qcow2' },
+    });
+    // the owner's finalizers changed: its own reconcile, none of its dependents'
+    const cur = await store.get(vcRef(name));
+    await store.update({ ...cur, metadata: { ...cur.metadata, finalizers: [...(cur.metadata.finalizers ?? []), 'test.virtualinux.org/quiet'] } });
+    await settled();
+    assert.deepEqual(
+      { vc: reconciles('virtualcluster') - before.vc, vn: reconciles('virtualnode') - before.vn, volume: reconciles('volume') - before.volume },
+      { vc: 1, vn: 0, volume: 1 },
+    );
+    // and a deletion still reaches both ways: the VC's dependents go, then the VC
+    await removeFinalizer(store, vcRef(name), 'test.virtualinux.org/quiet');
+    await deleteWithPropagation(store, vcRef(name), 'foreground');
+    await waitFor('everything gone', async () => (await dependents(name)).length === 0 && !(await store.tryGet(vcRef(name))), 20_000, 100);
+  });
+
   it('orphan: the VC goes, its dependents stay without a reference to it', async () => {
     const name = 'c-orphan';
     const vc = await makeCluster(name);

@@ -1,7 +1,8 @@
 // SIMULATION (sim hosts, drivers/transport/sim-*.ts: no guest, disk or packet is real): every
 // controller vc-manager runs, in one manager on the embedded store, from VirtualClusters applied
 // to every VM Running and every VC Ready, then a scale-down and a delete. It guards the wake-ups
-// the scale work filtered (ControllerSpec.forSignature, mapOnChange, the deferred Reconciling):
+// the scale work filtered (ControllerSpec.forSignature and ownedSignature, WatchSpec.signature,
+// mapOnChange, the collector waking only owners being deleted, the deferred Reconciling):
 // a change a controller needs and no longer sees leaves a VC short of Ready here. The real
 // hypervisors and storage are exercised by the e2e tests; hack/bench-scale runs the same at size.
 

@@ -119,6 +119,58 @@ describe('Controller outcomes', function () {
     await waitFor('the deletion', () => seen.at(-1) === 'gone');
   });
 
+  // A Gadget of Widget `owner` (controller reference), its spec `{ on }` naming a Widget (watches).
+  const gadget = (name: string, owner: string, on: string): ApiObject => ({
+    apiVersion: 'test/v1', kind: 'Gadget', metadata: { name, namespace: 'ns', ownerReferences: [{ apiVersion: 'test/v1', kind: 'Widget', name: owner, uid: `uid-${owner}`, controller: true }] }, spec: { on },
+  });
+  const gref = (name: string) => ({ kind: 'Gadget', namespace: 'ns', name });
+  const writeStatus = async (name: string, status: Record<string, unknown>) => {
+    const o = await store.get(gref(name));
+    await store.updateStatus({ ...o, status });
+  };
+  /** Runs `spec` recording each reconciled key in `seen`; Widgets a and b and Gadget g (of a, on a) made and reconciled. */
+  const withGadget = async (spec: Omit<ControllerSpec, 'reconcile' | 'forKind' | 'resyncMs'>, seen: string[]): Promise<number> => {
+    await run({ ...spec, forKind: 'Widget', resyncMs: 0, async reconcile(key) { seen.push(key.name); } });
+    await store.create(widget('a'));
+    await store.create(widget('b'));
+    await store.create(gadget('g', 'a', 'a'));
+    await waitFor('the adds', () => seen.filter((n) => n === 'a').length === 2 && seen.includes('b'));
+    return seen.length;
+  };
+
+  it('ownedSignature: an owned object\'s write that keeps its signature and owners requeues nothing; a changed signature or owner does', async () => {
+    const seen: string[] = [];
+    const before = await withGadget({ name: 'owner', owns: ['Gadget'], ownedSignature: (o) => (o.status as { phase?: string } | undefined)?.phase }, seen);
+    for (let n = 1; n <= 3; n++) await writeStatus('g', { n });
+    await writeStatus('g', { n: 4, phase: 'Running' });
+    await waitFor('the phase change', () => seen.length > before);
+    await sleep(200);
+    assert.deepEqual(seen.slice(before), ['a'], 'the three writes that kept the phase requeued nothing; the phase change requeued the owner');
+    // a new owner: both the one it leaves and the one it joins are requeued
+    const g = await store.get(gref('g'));
+    await store.update({ ...g, metadata: { ...g.metadata, ownerReferences: [{ apiVersion: 'test/v1', kind: 'Widget', name: 'b', uid: 'uid-b', controller: true }] } });
+    await waitFor('the owner change', () => seen.slice(before + 1).includes('b'));
+    await sleep(200);
+    assert.deepEqual(seen.slice(before + 1).sort(), ['a', 'b']);
+  });
+
+  it('WatchSpec.signature: a write that keeps the signature maps nothing; a changed one maps the old and the new version', async () => {
+    const seen: string[] = [];
+    const before = await withGadget({
+      name: 'watcher',
+      watches: [{ kind: 'Gadget', map: (o) => [ref((o.spec as { on: string }).on)], signature: (o) => [o.metadata.generation] }],
+    }, seen);
+    for (let n = 1; n <= 3; n++) await writeStatus('g', { n });
+    // the spec moves g from widget a to widget b: a (the one it leaves) and b are both mapped
+    const g = await store.get(gref('g'));
+    await store.update({ ...g, spec: { on: 'b' } });
+    await waitFor('the move', () => seen.slice(before).includes('b'));
+    await sleep(200);
+    assert.deepEqual(seen.slice(before).sort(), ['a', 'b'], 'the status writes mapped nothing; the move mapped the old and the new widget');
+    await store.delete(gref('g'));
+    await waitFor('the deletion', () => seen.slice(before + 2).includes('b'));
+  });
+
   it('progressing: work that ends within PROGRESSING_DELAY_MS writes no Reconciling; store requests are counted per controller', async () => {
     const metrics = new ManagerMetrics();
     let done = 0;

@@ -265,4 +265,17 @@ describe('natural node order', () => {
     assert.equal(compareNodeNames('x', 'x'), 0);
     assert.ok(compareNodeNames('n99999999999999999999', 'n100000000000000000000') < 0);
   });
+
+  it('sorts the objects it is given each time, the same names in another order or with one changed included', () => {
+    const want = ['blade1', 'blade2', 'blade3', 'blade10'];
+    const order = (names: string[]) => sortNodes(names.map((name) => ({ name, tag: names.join() }))).map((x) => `${x.name}@${x.tag}`);
+    const a = ['blade10', 'blade2', 'blade1', 'blade3'];
+    assert.deepEqual(order(a), want.map((n) => `${n}@${a.join()}`));
+    assert.deepEqual(order(a), want.map((n) => `${n}@${a.join()}`), 'again: the same order, of the objects given this time');
+    const b = ['blade3', 'blade1', 'blade10', 'blade2'];
+    assert.deepEqual(order(b), want.map((n) => `${n}@${b.join()}`));
+    const c = ['blade3', 'blade1', 'blade0', 'blade2'];
+    assert.deepEqual(order(c).map((x) => x.split('@')[0]), ['blade0', 'blade1', 'blade2', 'blade3']);
+    assert.deepEqual(order(['blade3', 'blade1']).map((x) => x.split('@')[0]), ['blade1', 'blade3']);
+  });
 });

@@ -16,7 +16,7 @@ import { virtualCluster, virtualNode } from '../placement/fixtures.js';
 type Mutation<T> = [string, (o: T) => T];
 const sig = (f: (o: ApiObject) => unknown, o: ApiObject) => JSON.stringify(f(o));
 
-/** Every `unread` mutation keeps the signature and the output; every `read` one changes the signature (and the output, when `outputChanges`). */
+/** Every `unread` mutation keeps the signature and the output; every `read` one changes the signature. */
 function checkSignature<T extends ApiObject>(
   base: T, signature: (o: ApiObject) => unknown, output: (o: T) => unknown,
   unread: Mutation<T>[], read: Mutation<T>[],

@@ -381,6 +381,26 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
 }
 
 /**
+ * Where the Migrations' time went: from created (by the drain) to begun (status.startTime: its
+ * worker free, the target's tap in place) and from begun to Succeeded (the transfer and the writes
+ * after it), as median and 90th percentile.
+ */
+function migrationPhases(ms: readonly Migration[]): string {
+  const pct = (xs: number[], q: number) => (xs.length ? xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]! : NaN);
+  const waits: number[] = [];
+  const runs: number[] = [];
+  for (const m of ms) {
+    const created = Date.parse(m.metadata.creationTimestamp ?? '');
+    const begun = Date.parse(m.status?.startTime ?? '');
+    const done = Date.parse(m.status?.completionTime ?? '');
+    if (Number.isFinite(created) && Number.isFinite(begun)) waits.push(begun - created);
+    if (Number.isFinite(begun) && Number.isFinite(done)) runs.push(done - begun);
+  }
+  const f = (xs: number[]) => `median ${(pct(xs, 0.5) / 1000).toFixed(2)} s, p90 ${(pct(xs, 0.9) / 1000).toFixed(2)} s`;
+  return `migrations: created to begun ${f(waits)}; begun to Succeeded ${f(runs)}`;
+}
+
+/**
  * A drain of a tenth (drainFraction) of the nodes, a few `vcctl drain` at a time, and the time
  * until every Migration Succeeded and every VM runs off the drained nodes.
  */
@@ -420,6 +440,7 @@ async function drainNodes(
   await vns.until('drained', moved, manager, limit, () => `${count((vn) => drainedSet.has(vn.spec?.physicalNode ?? ''))} still on drained nodes (${state()})`);
   const drainMs = performance.now() - t1;
   const migrations = migs.objects.size;
+  process.stdout.write(`  ${migrationPhases([...migs.objects.values()])}\n`);
   return { drained, migrations, drainMs };
 }
 

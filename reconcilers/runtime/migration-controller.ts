@@ -42,9 +42,12 @@ export interface MigrationDeps {
   /** Concurrent migrations per node (as source or target); default 2. */
   maxPerNode?: number;
   /**
-   * Reconcile workers (default 16). A transfer holds its worker from begin to end, so the workers
+   * Reconcile workers (default 64). A transfer holds its worker from begin to end, so the workers
    * bound the migrations running at once in the whole cluster (maxPerNode bounds each node's): with
-   * 4, a drain of 30 nodes ran 4 transfers at a time whatever the nodes could take.
+   * 4, a drain of 30 nodes ran 4 transfers at a time whatever the nodes could take; with 16, a
+   * drain of 30 sim nodes (960 migrations, 60 transfers the nodes allowed at once) took 106 s, each
+   * Migration waiting a median 60 s to begin and 0.8 s transferring; with 64, 50 s
+   * (hack/bench-scale --sizes 300:3000, session 20). A waiting worker costs a pending promise.
    */
   workers?: number;
   /** Default 120 s. */
@@ -410,7 +413,7 @@ export function migrationController(deps: MigrationDeps): ControllerSpec {
   return {
     name: 'migration',
     forKind: 'Migration',
-    workers: deps.workers ?? 16,
+    workers: deps.workers ?? 64,
     timeoutMs: timeoutMs + 60_000,
     reconcile,
   };

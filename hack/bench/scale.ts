@@ -170,7 +170,10 @@ async function managerState(metricsAddr: string): Promise<string> {
   const depths = [...text.matchAll(/^vcm_workqueue_depth\{controller="([^"]+)"\} (\S+)$/gm)]
     .map((m) => [m[1]!, Number(m[2])] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]).slice(0, 6);
   const lag = /^nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(text)?.[1];
-  return `queues ${depths.map(([k, v]) => `${k} ${v}`).join(', ') || 'empty'}${lag ? `; loop lag p99 ${Number(lag).toFixed(2)} s` : ''}`;
+  // prom-client's default metrics: the V8 heap in use and reserved, and the RSS, in MiB
+  const mib = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]) / 1048576;
+  const heap = `heap ${mib('nodejs_heap_size_used_bytes').toFixed(0)} of ${mib('nodejs_heap_size_total_bytes').toFixed(0)} MiB, RSS ${mib('process_resident_memory_bytes').toFixed(0)} MiB`;
+  return `queues ${depths.map(([k, v]) => `${k} ${v}`).join(', ') || 'empty'}${lag ? `; loop lag p99 ${Number(lag).toFixed(2)} s` : ''}; ${heap}`;
 }
 
 function minus(a: Map<string, number>, b: Map<string, number>): Map<string, number> {
@@ -361,12 +364,16 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
       return { ...measured, rssMiB, leadershipLost };
     }
 
+    // The peak so far at the end of each phase: where the whole run's peak was reached.
+    const peaks = [`${peakRssMiB(manager.pid!).toFixed(0)} MiB until Running`];
     const drain = noDrain ? undefined : await drainNodes(store, etcd.url, size, drainFraction, vns, followers, manager, limit, () => state);
+    if (drain) peaks.push(`${peakRssMiB(manager.pid!).toFixed(0)} MiB after the drain`);
     const t2 = performance.now();
     await vcctl(['delete', 'virtualcluster', '--all', '-n', NS], etcd.url);
     await vns.until('deleted', (m) => m.size === 0, manager, limit, () => `${vns.objects.size} VirtualNodes left (${state})`);
     const deleteMs = performance.now() - t2;
     const rssMiB = peakRssMiB(manager.pid!);
+    process.stderr.write(`  ${label}: vc-manager's peak RSS ${peaks.join(', ')}, ${rssMiB.toFixed(0)} MiB after the delete\n`);
     await store.close();
     return { ...measured, rssMiB, ...drain, deleteMs, leadershipLost };
   } finally {

@@ -4,7 +4,7 @@
 // directly by the change) is skipped; nothing is queued while every node is up to date.
 
 import assert from 'node:assert/strict';
-import { DRIFT_CHECK_FACTOR, DRIFT_CHECK_LANES, DRIFT_CHECK_MS_PER_NODE, RemoteRefresh, driftCheckDelayMs, refreshPaceMs } from '../../reconcilers/network/controller.js';
+import { DRIFT_CHECK_FACTOR, DRIFT_CHECK_LANES, DRIFT_CHECK_MS_PER_NODE, RebuildPace, RemoteRefresh, driftCheckDelayMs, refreshPaceMs } from '../../reconcilers/network/controller.js';
 
 const until = async (cond: () => boolean, what: string, ms = 5_000): Promise<void> => {
   const t0 = Date.now();
@@ -93,5 +93,26 @@ describe('network/hosts: the paced refresh after a node sent no commands', () =>
     assert.equal(refreshPaceMs(400, true, 250), 400);
     assert.equal(refreshPaceMs(3, false, 250), 3, 'an apply counts for its own time');
     assert.equal(refreshPaceMs(3, true, 0), 3, 'nothing measured yet');
+  });
+});
+
+describe('network/hosts: the pace of the VMs\' networks\' rebuilds', () => {
+  it('lets the first rebuild go at once, then spaces them by twice the last one\'s duration after its end', () => {
+    let t = 1_000;
+    const pace = new RebuildPace(2, () => t);
+    assert.equal(pace.delayMs(), 0, 'nothing rebuilt yet');
+    const started = t;
+    t += 80; // a rebuild of 80 ms
+    pace.rebuilt(started);
+    assert.equal(pace.delayMs(), 160, 'right after it: 2 x 80 ms');
+    t += 100;
+    assert.equal(pace.delayMs(), 60);
+    t += 60;
+    assert.equal(pace.delayMs(), 0, 'spaced enough');
+    t += 500;
+    const s2 = t;
+    t += 5; // a cheap one shortens the next wait
+    pace.rebuilt(s2);
+    assert.equal(pace.delayMs(), 10);
   });
 });

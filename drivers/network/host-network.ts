@@ -9,9 +9,7 @@
 //   taps and routes of ours that are not wanted any more, and loads the nftables table in one
 //   `nft -f` transaction (the table is replaced whole: never half-loaded). Then it reads the table
 //   back and fails if any expected rule is missing (the runtime must not start a VM whose rules
-//   are not in place: fail closed). With `rulesetLoaded` (the caller's word that this very ruleset
-//   was loaded and checked by a complete apply on this node a short while ago) the table is neither
-//   reloaded nor read: taps and routes only.
+//   are not in place: fail closed).
 // - Only objects that are ours are touched: taps named `vt…`, routes with protocol RT_PROTO (host
 //   routes, and routes to a VC's subnet through the node holding most of its VMs), and the table
 //   `inet virtualinux`.
@@ -36,20 +34,10 @@ interface IpLink { ifname: string; address?: string }
 interface IpRoute { dst: string; dev?: string; gateway?: string }
 interface NftJson { nftables: { rule?: { comment?: string } }[] }
 
-export interface ApplyOptions {
-  /**
-   * This state's nftRuleset was loaded and checked on this node by a recent complete apply: skip
-   * the table (its load and its two reads). At 10,000 VMs the table holds a rule per VM of the node
-   * and the isolation sets of every VC, and a drain changes the routes of every node but the
-   * rules of few (hack/bench-scale).
-   */
-  rulesetLoaded?: boolean;
-}
-
 export class HostNetworkDriver {
   constructor(private readonly t: Transport) {}
 
-  async apply(state: HostNetworkState, opts: ApplyOptions = {}): Promise<{ changed: string[] }> {
+  async apply(state: HostNetworkState): Promise<{ changed: string[] }> {
     const changed: string[] = [];
     const links = await this.tapAddresses();
     const wanted = new Set(state.taps.map((t) => t.name));
@@ -95,7 +83,6 @@ export class HostNetworkDriver {
       }
     }
 
-    if (opts.rulesetLoaded) return { changed };
     const before = await this.ruleComments();
     await execOk(this.t, ['nft', '-f', '-'], { stdin: state.nftRuleset });
     const after = await this.ruleComments();

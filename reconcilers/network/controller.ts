@@ -207,11 +207,6 @@ export function hostStateDigest(state: HostNetworkState): string {
   return h.digest('hex');
 }
 
-/** A digest of the nftables ruleset a node's apply loads (its table's whole text). */
-export function rulesetDigest(state: HostNetworkState): string {
-  return createHash('sha256').update(state.nftRuleset).digest('hex');
-}
-
 /**
  * The time a reconcile counts for in the paced refresh's wait (RemoteRefresh.planned): one that
  * sent the node no commands (its plan unchanged) counts as the mean applying reconcile. Paced by
@@ -397,9 +392,8 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
     return planIndex.index;
   };
   let meanMs = 0; // the mean wall time of the reconciles that applied (an exponential moving average)
-  // Each node's last complete apply: the digest of its state and when (hostStateDigest), and the
-  // digest of its nftables ruleset and when that was last loaded (rulesetDigest).
-  const lastApplied = new Map<string, { digest: string; at: number; ruleset: string; rulesetAt: number }>();
+  // Each node's last complete apply: the digest of its state and when (hostStateDigest).
+  const lastApplied = new Map<string, { digest: string; at: number }>();
   return {
     name: 'network/hosts',
     forKind: 'PhysicalNode',
@@ -493,11 +487,7 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
     // reported below and does not stop the network.
     const nfs = await serveNfs(new NfsServerDriver(transport, { runRoot: pn.spec!.runRoot ?? DEFAULT_RUN_ROOT }), state);
     const driver = new HostNetworkDriver(transport);
-    // The nftables table as the last complete apply loaded and checked it, within the drift
-    // spacing: only taps and routes are sent (a drain changes every node's routes, few nodes' rules).
-    const ruleset = rulesetDigest(state);
-    const rulesetLoaded = shared.notServed.size === 0 && last?.ruleset === ruleset && now - last.rulesetAt < driftMs;
-    const { changed } = await driver.apply(state, { rulesetLoaded });
+    const { changed } = await driver.apply(state);
     applied.set(pn.metadata.name, state.taps.map((t) => t.vm));
     changed.push(...shared.changed, ...nfs.changed);
     const nfsOk = await reportNfs(ctx, pn, state, shares, nfs.error);
@@ -506,7 +496,7 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
       ctx.events.record(pn, 'Normal', 'NetworkChanged', changed.slice(0, 8).join('; ') + (changed.length > 8 ? `; and ${changed.length - 8} more` : ''));
     }
     const retrySoon = !nfsOk || shared.notServed.size > 0;
-    if (!retrySoon) lastApplied.set(pn.metadata.name, { digest, at: now, ruleset, rulesetAt: rulesetLoaded ? last!.rulesetAt : now });
+    if (!retrySoon) lastApplied.set(pn.metadata.name, { digest, at: now });
     return { result: { requeueAfterMs: retrySoon ? Math.min(resyncMs, 10_000) : driftMs }, skipped: false };
   }
 }

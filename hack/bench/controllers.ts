@@ -17,6 +17,7 @@ import { API_VERSION, type VirtualCluster } from '../../api/types.js';
 import { ControllerManager } from '../../controllers/manager.js';
 import { Informer } from '../../controllers/informer.js';
 import type { ControllerSpec } from '../../controllers/types.js';
+import { percentile } from './stats.js';
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -40,10 +41,6 @@ function vc(i: number, gen = 0): VirtualCluster {
   };
 }
 
-const percentile = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-};
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 const gc = (globalThis as { gc?: () => void }).gc;
 

@@ -30,6 +30,7 @@ import type { Store } from '../../api/store/types.js';
 import { API_VERSION, type EventObject, type Migration, type OSTemplate, type PhysicalNode, type VirtualCluster, type VirtualNode } from '../../api/types.js';
 import { main as vcctlMain } from '../../cli/vcctl.js';
 import { startEtcd, type EtcdHarness } from '../lib/etcd-harness.js';
+import { percentile } from './stats.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const VMS_PER_VC = 4;
@@ -393,7 +394,6 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
  * after it), as median and 90th percentile.
  */
 function migrationPhases(ms: readonly Migration[]): string {
-  const pct = (xs: number[], q: number) => (xs.length ? xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]! : NaN);
   const waits: number[] = [];
   const runs: number[] = [];
   for (const m of ms) {
@@ -403,7 +403,7 @@ function migrationPhases(ms: readonly Migration[]): string {
     if (Number.isFinite(created) && Number.isFinite(begun)) waits.push(begun - created);
     if (Number.isFinite(begun) && Number.isFinite(done)) runs.push(done - begun);
   }
-  const f = (xs: number[]) => `median ${(pct(xs, 0.5) / 1000).toFixed(2)} s, p90 ${(pct(xs, 0.9) / 1000).toFixed(2)} s`;
+  const f = (xs: number[]) => `median ${(percentile(xs, 50) / 1000).toFixed(2)} s, p90 ${(percentile(xs, 90) / 1000).toFixed(2)} s`;
   return `migrations: created to begun ${f(waits)}; begun to Succeeded ${f(runs)}`;
 }
 

@@ -105,6 +105,20 @@ export function perCacheState<T>(kinds: readonly string[], compute: (cache: Cach
 }
 
 /**
+ * The objects of `kind` for which `of` gives `value`, from an index the cache's informer keeps
+ * (Informer.addIndexer, added on first use under `name`; one `of` per name); a cache without
+ * informers (tests' plain readers): a pass over the kind. For lookups that a perCacheState memo
+ * rebuilt on every write of the kind (a VM's Migrations in a drain: Migrations x writes).
+ */
+export function byIndex<T extends ApiObject>(cache: CacheReader, kind: string, name: string, of: (o: T) => readonly string[], value: string): T[] {
+  const inf = (cache as { informer?: (kind: string) => { addIndexer(n: string, f: (o: T) => readonly string[]): void; byIndex(n: string, v: string): T[] } }).informer;
+  if (!inf) return cache.list<T>(kind).filter((o) => of(o).includes(value));
+  const informer = inf.call(cache, kind);
+  informer.addIndexer(name, of);
+  return informer.byIndex(name, value);
+}
+
+/**
  * How many objects of `kind` the cache holds, without copying them (a list of 10,000 VMs per call
  * only for its length was a visible share of network/hosts' node reconciles: hack/bench-scale); a
  * cache without informers (tests' plain readers): its list's length.

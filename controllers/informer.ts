@@ -78,6 +78,8 @@ export class Informer<T extends ApiObject = ApiObject> {
   /** `key=value` of every label -> the objects carrying it: a selector with an equality is served
    *  from its set, not by a pass over the kind (a VC's VMs among 10,000: hack/bench-scale). */
   private readonly byLabel = new Map<string, Set<string>>();
+  /** client-go's Indexers: named functions of an object and, per value, the objects giving it. */
+  private readonly indexers = new Map<string, { of: (o: T) => readonly string[]; index: Map<string, Set<string>> }>();
   private readonly regs = new Set<Registration<T>>();
   private watch: Watch | undefined;
   private relistTimer: TimerHandle | undefined;
@@ -204,6 +206,27 @@ export class Informer<T extends ApiObject = ApiObject> {
     return out;
   }
 
+  /**
+   * Adds an index `name` of the values `of` gives for each object (client-go's AddIndexers),
+   * built from the objects held and kept with every event after; a second call with the same name
+   * keeps the first. Its lookups (byIndex) cost the objects found, not a pass over the kind.
+   */
+  addIndexer(name: string, of: (o: T) => readonly string[]): void {
+    if (this.indexers.has(name)) return;
+    const index = new Map<string, Set<string>>();
+    for (const [key, o] of this.items) for (const v of of(o)) addToIndex(index, v, key);
+    this.indexers.set(name, { of, index });
+  }
+  /** The objects whose indexer `name` gives `value` (none for an indexer never added). */
+  byIndex(name: string, value: string): T[] {
+    const out: T[] = [];
+    for (const k of this.indexers.get(name)?.index.get(value) ?? []) {
+      const o = this.items.get(k);
+      if (o) out.push(o);
+    }
+    return out;
+  }
+
   /** Objects with an ownerReference to this uid. */
   listByOwner(uid: string): T[] {
     const out: T[] = [];
@@ -304,11 +327,13 @@ export class Informer<T extends ApiObject = ApiObject> {
     addToIndex(this.byNamespace, o.metadata.namespace ?? '', key);
     for (const ref of o.metadata.ownerReferences ?? []) addToIndex(this.byOwner, ref.uid, key);
     for (const [k, v] of Object.entries(o.metadata.labels ?? {})) addToIndex(this.byLabel, `${k}=${v}`, key);
+    for (const { of, index } of this.indexers.values()) for (const v of of(o)) addToIndex(index, v, key);
   }
   private unindex(key: string, o: T): void {
     removeFromIndex(this.byNamespace, o.metadata.namespace ?? '', key);
     for (const ref of o.metadata.ownerReferences ?? []) removeFromIndex(this.byOwner, ref.uid, key);
     for (const [k, v] of Object.entries(o.metadata.labels ?? {})) removeFromIndex(this.byLabel, `${k}=${v}`, key);
+    for (const { of, index } of this.indexers.values()) for (const v of of(o)) removeFromIndex(index, v, key);
   }
 
   /** A handler that throws must not stop the informer or the other handlers. */

@@ -74,13 +74,15 @@ export interface Ocfs2Share {
  * has it mounted; waiting for the VMs' objects here would wait forever.
  */
 export function observedOcfs2Shares(cache: CacheReader): Ocfs2Share[] {
-  return cache.list<VirtualCluster>('VirtualCluster').flatMap((vc) => {
-    if (vc.spec?.sharedStorage?.filesystem !== 'ocfs2' || !vc.metadata.uid || hasSubnetConflict(vc) || vc.metadata.deletionTimestamp) return [];
+  const out: Ocfs2Share[] = [];
+  for (const vc of cache.list<VirtualCluster>('VirtualCluster')) {
+    if (vc.spec?.sharedStorage?.filesystem !== 'ocfs2' || !vc.metadata.uid || hasSubnetConflict(vc) || vc.metadata.deletionTimestamp) continue;
     const ns = vc.metadata.namespace ?? 'default';
     const vol = cache.get<Volume>({ kind: 'Volume', namespace: ns, name: `${vc.metadata.name}-shared` });
     const made = vol?.spec?.role === 'shared' && vol.spec.cluster === vc.metadata.name && vol.status?.phase === 'Ready';
-    return [{ cluster: `${ns}/${vc.metadata.name}`, ref: sharedVolumeRef(vc), made }];
-  });
+    out.push({ cluster: `${ns}/${vc.metadata.name}`, ref: sharedVolumeRef(vc), made });
+  }
+  return out;
 }
 
 export type SharedFsStep =

@@ -46,7 +46,9 @@ export async function serveSharedFs(
 ): Promise<SharedFsOutcome> {
   const host = pn.metadata.name;
   const shares = observedOcfs2Shares(ctx.cache);
-  const ocfs2Here = [...new Set(vms.filter((vm) => (vm.host === host || vm.incomingHost === host) && shares.some((s) => s.cluster === vm.cluster)).map((vm) => vm.cluster))];
+  // (without an ocfs2 VC, no pass over every VM: one per node plan at 10,000 VMs, hack/bench-scale)
+  const ocfs2Here = shares.length === 0 ? []
+    : [...new Set(vms.filter((vm) => (vm.host === host || vm.incomingHost === host) && shares.some((s) => s.cluster === vm.cluster)).map((vm) => vm.cluster))];
   const out: SharedFsOutcome = { changed: [], notServed: new Set() };
   const warn = (cluster: string | undefined, reason: string, message: string): void => {
     ctx.log.error({ node: host, cluster }, message);

@@ -34,7 +34,7 @@ import type { ObjectRef } from '../../api/store/types.js';
 import { getCondition, isConditionTrue, setCondition } from '../../api/conditions.js';
 import { clusterSelector } from '../../api/labels.js';
 import { domainName, domainNameOf } from '../../api/names.js';
-import { cacheState, cachedCount, mapOnChange, perCacheState } from '../../controllers/change-filter.js';
+import { Hash53, cacheState, cachedCount, mapOnChange, perCacheState } from '../../controllers/change-filter.js';
 import { StallingError, type CacheReader, type ControllerSpec, type ReconcileContext, type ReconcileResult } from '../../controllers/types.js';
 import { createHash } from 'node:crypto';
 import type { Transport } from '../../drivers/transport/types.js';
@@ -149,6 +149,11 @@ export function physicalAddresses(cache: CacheReader): { node: string; ip: numbe
   });
 }
 
+/** `previous` when `next` has the same elements (by `same`), else `next`: an unchanged list keeps its identity. */
+export function sameElements<T>(previous: T[] | undefined, next: T[], same: (a: T, b: T) => boolean): T[] {
+  return previous !== undefined && previous.length === next.length && previous.every((p, i) => same(p, next[i]!)) ? previous : next;
+}
+
 /** Every VC whose shared storage is nfs, with its shared Volume's directory once provisioned. */
 export function observedNfsShares(cache: CacheReader): NfsShare[] {
   return cache.list<VirtualCluster>('VirtualCluster').flatMap((vc) => {
@@ -203,7 +208,10 @@ export function hostStateDigest(state: HostNetworkState): string {
   h.update('\0');
   h.update(state.nftRuleset);
   h.update('\0');
-  h.update(state.routes.map((r) => `${r.dest} ${r.dev ?? ''} ${r.via ?? ''}`).join('\n'));
+  // The routes (thousands a node) through hash53, field by field: no string per route.
+  const routes = new Hash53();
+  for (const r of state.routes) routes.update(r.dest).update(' ').update(r.dev ?? '').update(' ').update(r.via ?? '').update('\n');
+  h.update(String(routes.digest()));
   return h.digest('hex');
 }
 
@@ -217,8 +225,16 @@ export function refreshPaceMs(tookMs: number, skipped: boolean, meanApplyMs: num
   return skipped ? Math.max(tookMs, meanApplyMs) : tookMs;
 }
 
-/** The spacing of the VMs' networks' rebuilds (RebuildPace): this many times the last one's duration. */
+/** The spacing of the VMs' networks' rebuilds (RebuildPace): this many times the last one's duration... */
 export const REBUILD_SPACING_FACTOR = 2;
+/**
+ * ...and at least this much per VM rebuilt (10,000 VMs: 1 s). Each rebuild allocates anew every
+ * VM's network and the index (~7 MB at 10,000 VMs), and paced by their duration alone they came
+ * ~5 times a second in a drain: 2.1 of the 11 GB vc-manager allocated in the drain's first minute,
+ * whose garbage grew its heap to ~1 GB (hack/bench-scale 1000:10000, session 21, a sampling
+ * allocation profile). A migration waits for one rebuild (its target's tap), at most this long.
+ */
+export const REBUILD_MS_PER_VM = 0.1;
 
 /**
  * Paces the rebuilds of every VM's network and of the index the node plans share (a pass over
@@ -232,15 +248,22 @@ export const REBUILD_SPACING_FACTOR = 2;
 export class RebuildPace {
   private lastEnd = -Infinity;
   private lastMs = 0;
-  constructor(private readonly factor = REBUILD_SPACING_FACTOR, private readonly now: () => number = () => performance.now()) {}
+  private lastVms = 0;
+  constructor(
+    private readonly factor = REBUILD_SPACING_FACTOR,
+    private readonly now: () => number = () => performance.now(),
+    private readonly msPerVm = REBUILD_MS_PER_VM,
+  ) {}
   /** How long a plan that finds the rebuild stale waits before rebuilding (0: at once). */
   delayMs(): number {
-    return Math.max(0, Math.ceil(this.lastEnd + this.factor * this.lastMs - this.now()));
+    const spacing = Math.max(this.factor * this.lastMs, this.msPerVm * this.lastVms);
+    return Math.max(0, Math.ceil(this.lastEnd + spacing - this.now()));
   }
-  /** A rebuild that began at `startedAt` (this clock) has just ended. */
-  rebuilt(startedAt: number): void {
+  /** A rebuild of `vms` VMs' networks that began at `startedAt` (this clock) has just ended. */
+  rebuilt(startedAt: number, vms = 0): void {
     this.lastEnd = this.now();
     this.lastMs = this.lastEnd - startedAt;
+    this.lastVms = vms;
   }
 }
 
@@ -385,12 +408,22 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
   // What every node's plan shares (host-plan.ts), kept while the VMs' networks (the memo above),
   // the nodes' addresses and the NFS shares are the same: one pass over every VM per change, not
   // one per node plan.
-  let planIndex: { vms: readonly VmNetwork[]; at: string; index: HostPlanIndex } | undefined;
+  // The nodes' addresses and the shares are compared by identity: each is the previous array
+  // while its elements are equal (sameElements). A JSON text of both per node plan was ~250 KB
+  // of garbage each at 10,000 VMs (hack/bench-scale, session 21).
+  let planIndex: { vms: readonly VmNetwork[]; hosts: readonly HostAddress[]; shares: readonly NfsShare[]; index: HostPlanIndex } | undefined;
   const indexFor = (hosts: readonly HostAddress[], vms: readonly VmNetwork[], shares: readonly NfsShare[]): HostPlanIndex => {
-    const at = JSON.stringify([hosts, shares]);
-    if (planIndex?.vms !== vms || planIndex.at !== at) planIndex = { vms, at, index: indexHostPlans(hosts, vms, shares) };
+    if (planIndex?.vms !== vms || planIndex.hosts !== hosts || planIndex.shares !== shares) planIndex = { vms, hosts, shares, index: indexHostPlans(hosts, vms, shares) };
     return planIndex.index;
   };
+  let hostsMemo: HostAddress[] | undefined;
+  const hostAddresses = (c: CacheReader): HostAddress[] => (hostsMemo = sameElements(hostsMemo,
+    c.list<PhysicalNode>('PhysicalNode').map((n) => ({ name: n.metadata.name, address: n.spec!.address })),
+    (a, b) => a.name === b.name && a.address === b.address));
+  // The shares read every VC (and its shared Volume): once per change of either kind.
+  let sharesMemo: NfsShare[] | undefined;
+  const nfsShares = perCacheState(['VirtualCluster', 'Volume'], (c) => (sharesMemo = sameElements(sharesMemo, observedNfsShares(c),
+    (a, b) => a.cluster === b.cluster && a.path === b.path)));
   let meanMs = 0; // the mean wall time of the reconciles that applied (an exponential moving average)
   // Each node's last complete apply: the digest of its state and when (hostStateDigest).
   const lastApplied = new Map<string, { digest: string; at: number }>();
@@ -456,15 +489,15 @@ export function networkHostController(cache: CacheReader, deps: NetworkDeps, app
       lastApplied.delete(ref.name); // back Ready: applied in full
       return { result: { requeueAfterMs: 5_000 }, skipped: false }; // unreachable nodes are probed by the node controller
     }
-    const hosts = ctx.cache.list<PhysicalNode>('PhysicalNode').map((n) => ({ name: n.metadata.name, address: n.spec!.address }));
-    const shares = observedNfsShares(ctx.cache);
+    const hosts = hostAddresses(ctx.cache);
+    const shares = nfsShares(ctx.cache);
     const transport = deps.transports.get(pn);
     await pacedRebuild(ctx.cache, ctx.signal);
     const rebuildStart = performance.now();
     const [vmsBefore, indexBefore] = [memo?.value, planIndex?.index];
     const allVms = vmNetworks(ctx.cache);
     const index = indexFor(hosts, allVms, shares);
-    if (allVms !== vmsBefore || index !== indexBefore) pace.rebuilt(rebuildStart);
+    if (allVms !== vmsBefore || index !== indexBefore) pace.rebuilt(rebuildStart, allVms.length);
     const shared = await serveSharedFs(ctx, pn, transport, allVms, cleanSharedFs, deps.o2cbTimeouts);
     const state = shared.notServed.size === 0
       ? planHostFromIndex(pn.metadata.name, index)

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import type { ApiObject } from '../../api/types.js';
 import { matchesLabelSelector, parseLabelSelector } from '../../api/store/label-selector.js';
 import { Informer } from '../../controllers/informer.js';
-import { byIndex, cachedCount, hash53, mapOnChange, perCacheState } from '../../controllers/change-filter.js';
+import { Hash53, byIndex, cachedCount, hash53, mapOnChange, perCacheState } from '../../controllers/change-filter.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { SharedCache } from '../../controllers/cache.js';
@@ -108,6 +108,9 @@ describe('scale indexes', function () {
     assert.equal(map({ ...widget('big7', 'a', undefined), spec: { text: `7 ${'y'.repeat(4095)}z` } }).length, 1);
     const hashes = new Set(Array.from({ length: 20_000 }, (_, i) => hash53(JSON.stringify([i, 'Running', `sim${i % 1000}`]))));
     assert.equal(hashes.size, 20_000, 'no two of 20,000 signatures alike');
+    // fed in parts, as of the whole text
+    assert.equal(new Hash53().update('10.0.0.2/32').update(' ').update('vt0123456789').digest(), hash53('10.0.0.2/32 vt0123456789'));
+    assert.notEqual(new Hash53().update('ab').update('c').digest(), hash53('ab'));
   });
 
   it('perCacheState computes once per state of its kinds and again after a write of one of them', async () => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testbedDown, testbedUp, type TestbedState } from '../../hack/lib/testbed.js';
 import { SshTransport } from '../../drivers/transport/ssh-transport.js';
-import { HostNetworkDriver, RT_PROTO } from '../../drivers/network/host-network.js';
+import { HostNetworkDriver, ROUTES_TOLD, RT_PROTO } from '../../drivers/network/host-network.js';
 import { gatewayMacAddress, planHostNetwork, tapName, type VmNetwork } from '../../reconcilers/network/host-plan.js';
 import { execOk, type Transport } from '../../drivers/transport/types.js';
 
@@ -150,5 +150,34 @@ describe('HostNetworkDriver on testbed nodes', function () {
     assert.ok(await d.hasVm('default.a-0'));
     assert.equal(await d.hasVm('default.a-1'), false);
     await d.teardown();
+  });
+
+  it('names the first ROUTES_TOLD route changes and counts the rest, every route in place', async () => {
+    const [n1, n2] = tb!.nodes;
+    // 40 VCs of one VM each on node 2: a /32 each on node 1 (no aggregate for a single VM)
+    const vms = Array.from({ length: 40 }, (_, i) => vm(`default.m${i}-0`, `default/m${i}`, `10.30.${i}.2`, `10.30.${i}.0/24`, n2!.name));
+    const d1 = new HostNetworkDriver(transports[0]!);
+    try {
+      const { changed } = await d1.apply(planHostNetwork(n1!.name, hosts(), vms));
+      const told = changed.filter((c) => c.startsWith('route '));
+      assert.equal(told.length, ROUTES_TOLD, changed.join('; '));
+      assert.ok(changed.includes(`and ${40 - ROUTES_TOLD} more route changes`), changed.join('; '));
+      const routes = JSON.parse(await execOk(transports[0]!, ['ip', '-j', 'route', 'show', 'proto', RT_PROTO])) as { dst: string; gateway?: string }[];
+      for (let i = 0; i < 40; i++) assert.equal(routes.find((r) => r.dst === `10.30.${i}.2`)?.gateway, n2!.address, `10.30.${i}.2`);
+    } finally {
+      await d1.teardown();
+    }
+  });
+
+  it('refuses a route that would be two words of an ip batch, before sending the batch', async () => {
+    const [n1, n2] = tb!.nodes;
+    const d1 = new HostNetworkDriver(transports[0]!);
+    const state = planHostNetwork(n1!.name, hosts(), [vm('default.q-0', 'default/q', '10.40.0.2', '10.40.0.0/24', n2!.name)]);
+    try {
+      await assert.rejects(d1.apply({ ...state, routes: [{ dest: '10.40.0.2/32 dev lo', via: n2!.address }] }), /refusing "10\.40\.0\.2\/32 dev lo" in an ip batch/);
+      assert.ok(!(await d1.ourRoutes()).has('10.40.0.2'), 'no route of the batch was sent');
+    } finally {
+      await d1.teardown();
+    }
   });
 });

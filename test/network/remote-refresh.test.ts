@@ -4,7 +4,7 @@
 // directly by the change) is skipped; nothing is queued while every node is up to date.
 
 import assert from 'node:assert/strict';
-import { DRIFT_CHECK_FACTOR, DRIFT_CHECK_LANES, DRIFT_CHECK_MS_PER_NODE, RebuildPace, RemoteRefresh, driftCheckDelayMs, refreshPaceMs } from '../../reconcilers/network/controller.js';
+import { DRIFT_CHECK_FACTOR, DRIFT_CHECK_LANES, DRIFT_CHECK_MS_PER_NODE, REBUILD_MS_PER_VM, RebuildPace, RemoteRefresh, driftCheckDelayMs, refreshPaceMs } from '../../reconcilers/network/controller.js';
 
 const until = async (cond: () => boolean, what: string, ms = 5_000): Promise<void> => {
   const t0 = Date.now();
@@ -114,5 +114,22 @@ describe('network/hosts: the pace of the VMs\' networks\' rebuilds', () => {
     t += 5; // a cheap one shortens the next wait
     pace.rebuilt(s2);
     assert.equal(pace.delayMs(), 10);
+  });
+
+  it('spaces rebuilds of many VMs by at least REBUILD_MS_PER_VM each, however fast they were', () => {
+    let t = 0;
+    const pace = new RebuildPace(2, () => t, 0.1);
+    t += 70; // 10,000 VMs rebuilt in 70 ms: 1 s, not 140 ms
+    pace.rebuilt(0, 10_000);
+    assert.equal(pace.delayMs(), 1_000);
+    t += 999;
+    assert.equal(pace.delayMs(), 1);
+    t += 1;
+    assert.equal(pace.delayMs(), 0);
+    const s2 = t;
+    t += 30; // a few VMs: their duration paces them
+    pace.rebuilt(s2, 100);
+    assert.equal(pace.delayMs(), 60);
+    assert.equal(REBUILD_MS_PER_VM, 0.1, 'the manager\'s floor: 1 s at 10,000 VMs');
   });
 });

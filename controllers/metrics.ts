@@ -15,6 +15,7 @@ export class ManagerMetrics {
   /** Store requests made by each controller's reconciles and status writes, by operation. */
   readonly storeRequests: Counter<'controller' | 'op'>;
   readonly leader: Gauge;
+  readonly heapGrowingPercent: Gauge;
   private readonly depthSources = new Map<string, () => number>();
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
@@ -59,6 +60,11 @@ export class ManagerMetrics {
     this.leader = new Gauge({
       name: 'vcm_leader',
       help: '1 while this manager is the leader, else 0.',
+      registers: [this.registry],
+    });
+    this.heapGrowingPercent = new Gauge({
+      name: 'vcm_heap_growing_percent',
+      help: 'The heap growth the memory governor asks of V8 past the live set (0: V8\'s own; vc-manager --memory-target-mib).',
       registers: [this.registry],
     });
   }

@@ -28,6 +28,7 @@ import { buildControllerSpecs, CONTROLLER_FACTORIES, type ControllerFactory } fr
 import { TransportCache } from '../drivers/transport/transport-for.js';
 import { readTokenFile } from '../dashboard/auth.js';
 import { startDashboard, type Dashboard } from '../dashboard/server.js';
+import { startMemoryGovernor } from './memory-governor.js';
 
 /** The dashboard's default address: loopback only. If it is taken the manager runs without it. */
 export const DEFAULT_UI_ADDR = '127.0.0.1:8384';
@@ -49,6 +50,7 @@ export const USAGE = `usage: vc-manager [--store URL] [--metrics-addr HOST:PORT]
   --lvm-vg NAME        the volume group the lvm storage driver uses (spec.storageDriver: lvm)
   --ui-addr A          where the dashboard listens (default ${DEFAULT_UI_ADDR}: this machine only; off = none)
   --ui-token-file F    allow the dashboard's actions to requests carrying the token in F (first line)
+  --memory-target-mib N  a soft RSS target: near it V8 collects garbage sooner instead of growing its heap (default 1024; 0 = off)
 `;
 
 export interface ManagerArgs {
@@ -72,6 +74,8 @@ export interface ManagerArgs {
   /** Whether uiAddr was given (a default address that is taken only costs the dashboard). */
   uiAddrExplicit?: boolean;
   uiTokenFile?: string;
+  /** --memory-target-mib: the memory governor's soft RSS target (operator/memory-governor.ts); 0: off. */
+  memoryTargetMiB: number;
 }
 
 export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ManagerArgs {
@@ -85,6 +89,7 @@ export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     orphanGraceSeconds: 60,
     nodeFailureGraceSeconds: 30,
     uiAddr: DEFAULT_UI_ADDR,
+    memoryTargetMiB: 1024,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -139,6 +144,12 @@ export function parseManagerArgs(argv: readonly string[], env: NodeJS.ProcessEnv
         const v = value();
         a.leaseTtl = Number(v);
         if (!Number.isInteger(a.leaseTtl) || a.leaseTtl < 1) throw new Error(`--lease-ttl ${v}: give whole seconds, at least 1`);
+        break;
+      }
+      case '--memory-target-mib': {
+        const v = value();
+        a.memoryTargetMiB = Number(v);
+        if (!Number.isInteger(a.memoryTargetMiB) || a.memoryTargetMiB < 0) throw new Error(`--memory-target-mib ${v}: give whole MiB (0: off)`);
         break;
       }
       case '--controllers': a.controllers = value().split(',').map((s) => s.trim()).filter(Boolean); break;
@@ -234,6 +245,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   const metrics = new ManagerMetrics({ defaultMetrics: true });
+  const governor = args.memoryTargetMiB > 0 ? startMemoryGovernor({
+    targetBytes: args.memoryTargetMiB * 1024 * 1024,
+    onChange: (percent, rss) => {
+      metrics.heapGrowingPercent.set(percent);
+      log.info({ heapGrowingPercent: percent, rssMiB: Math.round(rss / 2 ** 20), targetMiB: args.memoryTargetMiB }, 'memory governor: heap growth changed');
+    },
+  }) : undefined;
   // Slow nodes (full testbed nodes under TCG) need longer than 10 s to connect and to be probed;
   // keepalives then tolerate as long a silence.
   const sshTimeoutMs = args.sshTimeoutSeconds === undefined ? undefined : args.sshTimeoutSeconds * 1000;
@@ -306,6 +324,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       void (async () => {
         try {
           await manager.stop();
+          governor?.stop();
           await transports.closeAll();
           await dashboard?.close();
           server.close();

@@ -24,4 +24,10 @@ describe('vc-manager flags', () => {
     assert.equal(parseManagerArgs([], {}).sshTimeoutSeconds, undefined);
     assert.throws(() => parseManagerArgs(['--ssh-timeout', '0'], {}), /--ssh-timeout 0: give whole seconds, at least 1/);
   });
+  it('reads the memory target (default 1 GiB, 0 turns the governor off)', () => {
+    assert.equal(parseManagerArgs([], {}).memoryTargetMiB, 1024);
+    assert.equal(parseManagerArgs(['--memory-target-mib=2048'], {}).memoryTargetMiB, 2048);
+    assert.equal(parseManagerArgs(['--memory-target-mib', '0'], {}).memoryTargetMiB, 0);
+    assert.throws(() => parseManagerArgs(['--memory-target-mib', '1.5'], {}), /--memory-target-mib 1.5: give whole MiB \(0: off\)/);
+  });
 });

@@ -66,7 +66,6 @@ function ref(kind: string, name: string, namespace?: string): ObjectRef {
   return namespace ? { kind, name, namespace } : { kind, name };
 }
 
-/** The Migrations of each VM, keyed `<namespace>/<vm>`: one pass over the cache's Migrations. */
 /** The nodes a VM is bound to or on: the key of the informer index of the VMs by node. */
 function vmNodes(vn: VirtualNode): string[] {
   const bound = vn.spec?.physicalNode;

@@ -89,10 +89,14 @@ function migrationsOf(cache: CacheReader, vn: VirtualNode): Migration[] {
   return byIndex<Migration>(cache, 'Migration', 'virtualNode', migratedVm, `${vn.metadata.namespace ?? ''}/${vn.metadata.name}`);
 }
 
+/** A Migration neither finished (Succeeded, Failed) nor being deleted. */
+function unfinished(m: Migration): boolean {
+  return !m.metadata.deletionTimestamp && (m.status?.phase ?? 'Pending') !== 'Succeeded' && m.status?.phase !== 'Failed';
+}
+
 /** The Migration of this VirtualNode that is not finished, if any. */
 export function activeMigration(cache: CacheReader, vn: VirtualNode): Migration | undefined {
-  return migrationsOf(cache, vn)
-    .find((m) => !m.metadata.deletionTimestamp && (m.status?.phase ?? 'Pending') !== 'Succeeded' && m.status?.phase !== 'Failed');
+  return migrationsOf(cache, vn).find(unfinished);
 }
 
 /** A Migration of this VirtualNode finished less than 30 s ago (its hosts may still be settling). */
@@ -543,10 +547,7 @@ export function orphanController(deps: RuntimeDeps): ControllerSpec {
   const wants = (cache: CacheReader, node: string, domain: string): boolean => {
     const vn = virtualNodeOfDomain(cache, domain);
     if (!vn) return false;
-    return vn.spec?.physicalNode === node || vn.status?.host === node || migrationsOf(cache, vn).some((m) => {
-      const phase = m.status?.phase ?? 'Pending';
-      return m.spec?.targetNode === node && !m.metadata.deletionTimestamp && phase !== 'Succeeded' && phase !== 'Failed';
-    });
+    return vn.spec?.physicalNode === node || vn.status?.host === node || migrationsOf(cache, vn).some((m) => m.spec?.targetNode === node && unfinished(m));
   };
   // The destroyed domain's volumes are unmapped here (volume-activation.ts) when its VirtualNode
   // and VirtualCluster still exist (the VM runs, or is to run, elsewhere): a snapshot left mapped

@@ -28,7 +28,7 @@ import { NFT_TABLE, antispoofChain, tapName, type HostNetworkState, type RouteSp
 
 /** The routing protocol number marking our routes (`ip route ... proto 188`). */
 export const RT_PROTO = '188';
-/** How many route changes apply() names in `changed`, one each; the rest are counted in one more entry. */
+/** apply() names route changes in `changed` one each while it holds fewer entries than this (taps added come first); the rest are counted in one more entry. */
 export const ROUTES_TOLD = 32;
 const TAP_PREFIX = 'vt';
 

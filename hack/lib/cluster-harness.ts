@@ -11,7 +11,9 @@ import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { openStore } from '../../api/store/open-store.js';
 import type { Store } from '../../api/store/types.js';
-import type { PhysicalNode } from '../../api/types.js';
+import type { PhysicalNode, VirtualNode } from '../../api/types.js';
+import { domainName } from '../../api/names.js';
+import type { GuestAgentReply } from '../../drivers/hypervisor/types.js';
 import { main as vcctlMain } from '../../cli/vcctl.js';
 import { TransportCache } from '../../drivers/transport/transport-for.js';
 import { HypervisorDrivers } from '../../reconcilers/runtime/hosts.js';
@@ -76,6 +78,11 @@ export interface ClusterHarness {
   vcctl(args: string[], stdin?: string): Promise<RunResult>;
   /** Every QEMU domain on every node, by node. */
   domains(): Promise<Map<string, { name: string; state: string; pid?: number }[]>>;
+  /**
+   * Asks the guest of VirtualNode `name` (namespace default) over its agent channel, on the node
+   * its status names: its reply (uptime included), or undefined when it does not answer.
+   */
+  pingGuest(name: string, timeoutMs?: number): Promise<GuestAgentReply | undefined>;
   /** Stops the manager (SIGTERM, then SIGKILL) and starts it again: a manager crash or restart. */
   restartManager(signal?: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
@@ -196,6 +203,12 @@ export async function startClusterHarness(opts: HarnessOptions): Promise<Cluster
         const out = new Map<string, { name: string; state: string; pid?: number }[]>();
         for (const pn of await nodes()) out.set(pn.metadata.name, (await drivers.get(pn).list()).map((d) => ({ name: d.name, state: d.state, pid: d.pid })));
         return out;
+      },
+      async pingGuest(name: string, timeoutMs = 5_000) {
+        const vn = await store!.get<VirtualNode>({ kind: 'VirtualNode', namespace: 'default', name });
+        const pn = (await nodes()).find((p) => p.metadata.name === vn.status?.host);
+        const driver = pn ? new HypervisorDrivers(transports, 'tcg').get(pn) : undefined;
+        return driver?.pingGuestAgent?.(domainName('default', name), timeoutMs);
       },
       async restartManager(signal: NodeJS.Signals = 'SIGTERM') {
         await stopManager(signal);

@@ -27,8 +27,59 @@ spec:
     script: ${JSON.stringify(TICKER)}
 `;
 
-/** The ticks of the guests in the shared directory `shared()` (a function: known once provisioned). */
-export function shareTicks(shared: () => string) {
+/**
+ * The first kernel oops in a guest's console text (its header line and the lines after it), if
+ * any.
+ */
+export function kernelOops(console: string, lines = 12): string | undefined {
+  const all = console.split(/\r?\n/);
+  const at = all.findIndex((l) => /\] (general protection fault|BUG: |Oops: |Kernel panic|kernel BUG at|WARNING: CPU: )/.test(l));
+  return at < 0 ? undefined : all.slice(at, at + lines).join('\n');
+}
+
+/** What a look at a guest found: `failed` when the guest itself is down, hung or crashed. */
+export interface GuestHealth {
+  failed: boolean;
+  says: string;
+}
+
+/**
+ * The guest `name` itself failed: its kernel oopsed (its console), its domain died since the
+ * guest was last seen up (`died`: the runtime's DomainDied event; the runtime starts it anew, but
+ * the ticker, a first-boot script, does not run again), or it does not answer its agent. Otherwise
+ * it is up and answering, and a ticker that stalls is the shared storage's fault.
+ */
+export async function guestHealth(
+  name: string,
+  look: {
+    console: (name: string) => Promise<string>;
+    died: (name: string) => Promise<string | undefined>;
+    ping: (name: string) => Promise<{ uptimeSeconds: number } | undefined>;
+  },
+): Promise<GuestHealth> {
+  const oops = kernelOops(await look.console(name).catch(() => ''));
+  if (oops) return { failed: true, says: `its kernel crashed; its console says:\n${oops}` };
+  const died = await look.died(name);
+  if (died) return { failed: true, says: `its domain died: ${died}` };
+  const pong = await look.ping(name).catch(() => undefined);
+  if (!pong) return { failed: true, says: 'it does not answer its agent (hung or down)' };
+  return { failed: false, says: `it is up (${Math.round(pong.uptimeSeconds)} s) and answers its agent` };
+}
+
+/** A stalled ticker whose guest itself failed (guestHealth): not the shared storage's doing. */
+export class GuestFailedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GuestFailedError';
+  }
+}
+
+/**
+ * The ticks of the guests in the shared directory `shared()` (a function: known once provisioned).
+ * `health` (guestHealth of a guest) makes a stalled ticker's failure say what the guest was doing,
+ * a GuestFailedError when the guest itself failed.
+ */
+export function shareTicks(shared: () => string, health?: (name: string) => Promise<GuestHealth>) {
   const tick = (name: string): number => {
     try {
       return Number(readFileSync(join(shared(), `tick-${name}`), 'utf8').trim()) || 0;
@@ -41,12 +92,19 @@ export function shareTicks(shared: () => string) {
     const from = tick(name);
     let last = from;
     let wentBack: string | undefined;
-    await waitFor(`${name} writing to the share past ${from + by}`, async () => {
-      const t = tick(name);
-      if (t < last) wentBack ??= `${name}'s counter went back from ${last} to ${t}: the guest restarted`;
-      last = t;
-      return t >= from + by;
-    }, timeoutMs, 500);
+    try {
+      await waitFor(`${name} writing to the share past ${from + by}`, async () => {
+        const t = tick(name);
+        if (t < last) wentBack ??= `${name}'s counter went back from ${last} to ${t}: the guest restarted`;
+        last = t;
+        return t >= from + by;
+      }, timeoutMs, 500);
+    } catch (err) {
+      if (!health) throw err;
+      const h = await health(name);
+      const message = `${(err as Error).message} (it stopped at ${last}); the guest: ${h.says}`;
+      throw h.failed ? new GuestFailedError(message) : new Error(message, { cause: err });
+    }
     assert.equal(wentBack, undefined);
     return last;
   };

@@ -29,11 +29,11 @@ spec:
 
 /**
  * The first kernel oops in a guest's console text (its header line and the lines after it), if
- * any.
+ * any. A WARNING is not one: the NFS client's own warnings are the share's business.
  */
 export function kernelOops(console: string, lines = 12): string | undefined {
   const all = console.split(/\r?\n/);
-  const at = all.findIndex((l) => /\] (general protection fault|BUG: |Oops: |Kernel panic|kernel BUG at|WARNING: CPU: )/.test(l));
+  const at = all.findIndex((l) => /\] (general protection fault|BUG: |Oops: |Kernel panic|kernel BUG at)/.test(l));
   return at < 0 ? undefined : all.slice(at, at + lines).join('\n');
 }
 

@@ -308,7 +308,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     const input: RuntimeInput = {
       boundHost: spec.physicalNode, desired, deleting, storageReady, networkReady,
       domains: g.domains, savedState, migrationActive: migratingBefore || !!activeMigration(ctx.cache, vn), migrationSettling: !!recent, settledOn: settledHost(recent),
-      lastPhase: vn.status?.phase, restarts: vn.status?.restarts ?? 0,
+      lastPhase: vn.status?.phase, lastHost: vn.status?.host, restarts: vn.status?.restarts ?? 0,
       lastFailureMs: vn.status?.lastFailureTime ? Date.parse(vn.status.lastFailureTime) : undefined, nowMs: now(),
       restartRequested: !!restartWanted && restartWanted !== vn.status?.restartedFor,
       placementSettled: placed?.status === 'True' && placed.observedGeneration === vc?.metadata.generation,

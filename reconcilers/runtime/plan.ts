@@ -51,6 +51,8 @@ export interface RuntimeInput {
   settledOn?: string;
   /** The phase last reported, to tell an unexpected death from a first start. */
   lastPhase: VNPhase | undefined;
+  /** Where it was last reported running (status.host): where a domain found gone died. */
+  lastHost?: string;
   /** Restart backoff: when the last unexpected failure was recorded, and how many so far. */
   restarts: number;
   lastFailureMs: number | undefined;
@@ -210,10 +212,13 @@ function decide(i: RuntimeInput): RuntimeDecision {
   if (wasRunning && !i.savedState) {
     // It was running and nobody asked it to stop: it died.
     const delay = restartDelayMs(i.restarts + 1);
+    // Where it ran, not the binding: right after a migration the binding is still the source's
+    // until placement moves it (a guest that died on its target was said to have died on the source).
+    const where = (i.migrationSettling ? i.settledOn : undefined) ?? i.lastHost ?? i.boundHost;
     return {
       action: { type: 'none' },
       phase: 'Failed',
-      message: `the domain on ${i.boundHost} died unexpectedly; restarting in ${Math.round(delay / 1000)} s`,
+      message: `the domain on ${where} died unexpectedly; restarting in ${Math.round(delay / 1000)} s`,
       unexpectedDeath: true,
       requeueAfterMs: delay,
     };

@@ -56,6 +56,13 @@ describe('planRuntime', () => {
     assert.equal(died.phase, 'Failed');
   });
 
+  it('says a domain died where it ran: the target right after a migration, while the binding is still the source', () => {
+    const onTarget = plan({ lastPhase: 'Running', boundHost: 'blade1', lastHost: 'blade2', migrationSettling: true, settledOn: 'blade2' });
+    assert.match(onTarget.message, /^the domain on blade2 died unexpectedly/);
+    assert.match(plan({ lastPhase: 'Running', boundHost: 'blade1', lastHost: 'blade2' }).message, /^the domain on blade2 died/);
+    assert.match(plan({ lastPhase: 'Running', boundHost: 'blade1' }).message, /^the domain on blade1 died/, 'no host reported: the binding');
+  });
+
   it('while a migration settles, the copy where it left the VM is the current one, before placement moves the binding', () => {
     // a Xen source lists `<name>--migratedaway` (running) until xl destroys it; the binding is still the source's
     const both = { boundHost: 'blade1', domains: [{ host: 'blade1', state: 'running' as const }, { host: 'blade2', state: 'running' as const }] };

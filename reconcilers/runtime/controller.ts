@@ -410,7 +410,8 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
     const phase = status.phase;
     const resumedReady = d.action.type === 'restore' && host ? vn.status?.savedGuestReady : undefined;
     const booted = bootedBy(d.action, host);
-    const guest = await guestReadiness(g, phase, booted, resumedReady, host, status.bootTime ?? vn.status?.bootTime, ctx);
+    const bootTime = status.bootTime ?? vn.status?.bootTime;
+    const guest = await guestReadiness(g, phase, booted, resumedReady, host, bootTime, ctx);
     // A Running VM that settled is not polled: its node's list (node-domains.ts) queues it when
     // its domain stops running, and a change of it, its VC, volumes or node, or the resync, does.
     // Nor is a VM kept Stopped or Suspended with nothing left to do: a change of its VC's state
@@ -423,7 +424,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       (settled ? undefined : phase === 'Running' || phase === 'Migrating' ? (deps.pollMs ?? 5_000) : d.action.type === 'none' ? 5_000 : 0);
     if (guest.requeueAfterMs !== undefined && requeue !== 0) requeue = Math.min(requeue ?? Infinity, guest.requeueAfterMs);
     let guestWritten = false;
-    const result = await writeStatus(ctx, vn, status, base.ip, requeue, guest.condition, !booted, (w) => (guestWritten = w));
+    const result = await writeStatus(ctx, vn, status, base.ip, requeue, guest.condition, !booted, (w) => (guestWritten = w), bootTime);
     // Told only when the write took the finding (not undone as made on an older copy: writeStatus).
     if (guestWritten) guestEvents(g.vn, guest, ctx);
     return result;
@@ -506,35 +507,49 @@ async function probeGuest(drv: HypervisorDriver, name: string, agent: boolean): 
 }
 
 async function writeStatus(ctx: ReconcileContext, vn: VirtualNode, s: VirtualNodeStatus, ip: string | undefined, requeueAfterMs?: number,
-  guest?: ConditionInput, sameBoot = false, guestWritten?: (written: boolean) => void): Promise<ReconcileResult> {
+  guest?: ConditionInput, sameBoot = false, guestWritten?: (written: boolean) => void, decidedForBoot?: string): Promise<ReconcileResult> {
   // The status records what an action already did (a suspend's saved disk revision and size, a
   // start's boot time): a conflict with another writer of the object must not lose it, so the
-  // runtime's own fields are written again over a fresh read. Conditions other than Running and
-  // GuestReady, and fields this write does not set, are kept as stored.
+  // runtime's own fields are written again over a fresh read (runtimeStatusOver).
   await writeStatusOver<VirtualNode>(ctx.store, vn, (current) => {
-    const gen = current.metadata.generation ?? 0;
-    const running = s.phase === 'Running';
-    let conditions = setCondition(current.status?.conditions, {
-      type: 'Running',
-      status: running ? 'True' : 'False',
-      reason: running ? 'DomainRunning' : (s.phase ?? 'Pending'),
-      message: s.message ?? '',
-    }, gen);
-    // Not running (and not migrating): the guest cannot be ready either.
-    const g = guest ?? (s.phase && s.phase !== 'Running' && s.phase !== 'Migrating' ? decideGuestReady({
-      phase: s.phase, booted: false, previous: undefined, bootTimeMs: undefined, nowMs: 0, timeoutMs: 0,
-    }).condition : undefined);
-    // A guest found ready stays ready while the same boot runs: a probe decided on a cached copy
-    // older than that finding (a resume's Resumed, say, then an agent answer or a BootTimeout
-    // counted from the previous boot's time) does not undo it; a new boot does.
-    const keep = sameBoot && s.phase === 'Running' && getCondition(current.status?.conditions, GUEST_READY)?.status === 'True';
-    if (g && !keep) conditions = setCondition(conditions, g, gen);
-    guestWritten?.(!!guest && !keep);
-    const status: VirtualNodeStatus = { ...current.status, ...s, ip, conditions, observedGeneration: gen };
-    for (const k of Object.keys(status) as (keyof VirtualNodeStatus)[]) if (status[k] === undefined) delete status[k];
-    return status;
+    const r = runtimeStatusOver(current, s, ip, guest, sameBoot, decidedForBoot);
+    guestWritten?.(r.guestWritten);
+    return r.status;
   });
   return requeueAfterMs !== undefined && requeueAfterMs > 0 ? { requeueAfterMs } : requeueAfterMs === 0 ? { requeueAfterMs: 50 } : undefined;
+}
+
+/**
+ * The status the runtime stores over `current` (the stored copy): `s` over it, the Running
+ * condition from `s`, and the GuestReady finding `guest` unless it is stale. Conditions other than
+ * Running and GuestReady, and fields `s` does not set, are kept as stored. A finding about the same
+ * boot (`sameBoot`) is stale when the stored guest is already ready (a probe decided on a cached
+ * copy older than that finding: a resume's Resumed, say, then an agent answer does not undo it), or
+ * when it was decided for another boot than the stored one (`decidedForBoot`, the status.bootTime
+ * it counted from): a reconcile on a cached copy from before a restart declared the restarted
+ * guest BootTimeout at once, counting from the boot that had died (live migrations in a loop on the testbed, session 22).
+ */
+export function runtimeStatusOver(current: VirtualNode, s: VirtualNodeStatus, ip: string | undefined, guest?: ConditionInput,
+  sameBoot = false, decidedForBoot?: string): { status: VirtualNodeStatus; guestWritten: boolean } {
+  const gen = current.metadata.generation ?? 0;
+  const running = s.phase === 'Running';
+  let conditions = setCondition(current.status?.conditions, {
+    type: 'Running',
+    status: running ? 'True' : 'False',
+    reason: running ? 'DomainRunning' : (s.phase ?? 'Pending'),
+    message: s.message ?? '',
+  }, gen);
+  // Not running (and not migrating): the guest cannot be ready either.
+  const g = guest ?? (s.phase && s.phase !== 'Running' && s.phase !== 'Migrating' ? decideGuestReady({
+    phase: s.phase, booted: false, previous: undefined, bootTimeMs: undefined, nowMs: 0, timeoutMs: 0,
+  }).condition : undefined);
+  const storedBoot = current.status?.bootTime;
+  const otherBoot = sameBoot && decidedForBoot !== undefined && storedBoot !== undefined && storedBoot !== decidedForBoot;
+  const keep = otherBoot || (sameBoot && s.phase === 'Running' && getCondition(current.status?.conditions, GUEST_READY)?.status === 'True');
+  if (g && !keep) conditions = setCondition(conditions, g, gen);
+  const status: VirtualNodeStatus = { ...current.status, ...s, ip, conditions, observedGeneration: gen };
+  for (const k of Object.keys(status) as (keyof VirtualNodeStatus)[]) if (status[k] === undefined) delete status[k];
+  return { status, guestWritten: !!guest && !keep };
 }
 
 /** Domains on a node that no VirtualNode wants are reported, then stopped after a grace period. */

@@ -57,6 +57,12 @@ const RELOAD_DONE = 'Exports after update';
 const EXPORT_LINE = /:EXPORT :INFO :Export\s+(\d+) pseudo \((.*?)\) with path \((.*?)\) and tag/;
 const CLIENT_LINE = /:EXPORT :INFO :\s+NETWORK_CLIENT: (\S+) /;
 
+/** Where a node's NFS server keeps its files under the node's run root (see the header). */
+export function nfsServerPaths(runRoot: string): { dir: string; confPath: string; pidPath: string; logPath: string; recoveryRoot: string } {
+  const dir = posix.join(runRoot, 'nfs');
+  return { dir, confPath: posix.join(dir, 'ganesha.conf'), pidPath: posix.join(dir, 'ganesha.pid'), logPath: posix.join(dir, 'ganesha.log'), recoveryRoot: posix.join(dir, 'recovery') };
+}
+
 export class NfsServerDriver {
   readonly dir: string;
   readonly confPath: string;
@@ -66,11 +72,7 @@ export class NfsServerDriver {
   private readonly readyTimeoutMs: number;
 
   constructor(private readonly t: Transport, opts: NfsServerOptions) {
-    this.dir = posix.join(opts.runRoot, 'nfs');
-    this.confPath = posix.join(this.dir, 'ganesha.conf');
-    this.pidPath = posix.join(this.dir, 'ganesha.pid');
-    this.logPath = posix.join(this.dir, 'ganesha.log');
-    this.recoveryRoot = posix.join(this.dir, 'recovery');
+    ({ dir: this.dir, confPath: this.confPath, pidPath: this.pidPath, logPath: this.logPath, recoveryRoot: this.recoveryRoot } = nfsServerPaths(opts.runRoot));
     this.readyTimeoutMs = opts.readyTimeoutMs ?? 15_000;
   }
 

@@ -8,9 +8,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { startClusterHarness, type ClusterHarness } from '../../hack/lib/cluster-harness.js';
 import type { EventObject, Migration, PhysicalNode, VirtualNode, Volume } from '../../api/types.js';
+import { nfsServerPaths } from '../../drivers/nfs/nfs-server.js';
 import { DEFAULT_RUN_ROOT } from '../../reconcilers/runtime/hosts.js';
 import { waitFor } from '../controllers/helpers.js';
 import { GuestFailedError, guestHealth, nfsTickerVc, shareTicks } from './nfs-ticker.js';
@@ -61,7 +61,7 @@ describe('shared storage over NFS, end to end on the testbed', function () {
         const routes = node ? execFileSync('ip', ['-n', node.netns, 'route'], { encoding: 'utf8' }) : '(not in the testbed)';
         let ganesha = '(no log)';
         try {
-          ganesha = readFileSync(join(pn.spec?.runRoot ?? DEFAULT_RUN_ROOT, 'nfs', 'ganesha.log'), 'utf8').slice(-2000);
+          ganesha = readFileSync(nfsServerPaths(pn.spec?.runRoot ?? DEFAULT_RUN_ROOT).logPath, 'utf8').slice(-2000);
         } catch {
           // never served NFS
         }

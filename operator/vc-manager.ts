@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=64
 // vc-manager: runs the controllers. Start one on every host (the paper's master-less cluster):
 // they elect one leader through the store, the others stand by with warm caches and take over
 // within the lease TTL when the leader goes.

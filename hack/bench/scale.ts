@@ -31,6 +31,7 @@ import { API_VERSION, type EventObject, type Migration, type OSTemplate, type Ph
 import { main as vcctlMain } from '../../cli/vcctl.js';
 import { startEtcd, type EtcdHarness } from '../lib/etcd-harness.js';
 import { percentile } from './stats.js';
+import { VC_MANAGER_NODE_FLAGS } from '../../operator/node-flags.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const VMS_PER_VC = 4;
@@ -296,7 +297,7 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     const prof = process.env.VL_BENCH_PROF_DIR;
     const heapProf = process.env.VL_BENCH_HEAP_PROF_DIR;
     const metricsAddr = `127.0.0.1:${await freePort()}`;
-    manager = spawn(process.execPath, [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []),
+    manager = spawn(process.execPath, [...VC_MANAGER_NODE_FLAGS, ...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []),
       ...(heapProf ? ['--heap-prof', '--heap-prof-dir', heapProf] : []), '--import', 'tsx', join(ROOT, 'operator/vc-manager.ts'),
       '--store', etcd.url, '--identity', 'bench', '--metrics-addr', metricsAddr, '--log-level', 'warn', '--lease-ttl', String(leaseTtl)],
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env } });

@@ -20,6 +20,7 @@ import { HypervisorDrivers } from '../../reconcilers/runtime/hosts.js';
 import { buildGuestImage, type GuestImage } from './guest-image.js';
 import { etcdClusterDown, etcdClusterUp } from './etcd-cluster.js';
 import { testbedDown, testbedUp, type TestbedState } from './testbed.js';
+import { VC_MANAGER_NODE_FLAGS } from '../../operator/node-flags.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -104,7 +105,7 @@ export async function startClusterHarness(opts: HarnessOptions): Promise<Cluster
 
   const startManager = (): ChildProcess => {
     // From the sources (not dist/), so the manager always matches the code under test.
-    const argv = ['--import', 'tsx', join(ROOT, 'operator/vc-manager.ts')];
+    const argv = [...VC_MANAGER_NODE_FLAGS, '--import', 'tsx', join(ROOT, 'operator/vc-manager.ts')];
     const out = createWriteStream(managerLog, { flags: 'a' });
     const p = spawn(process.execPath, [...argv, '--store', storeUrl, '--metrics-addr', '127.0.0.1:0', '--identity', 'harness', '--lease-ttl', '5', ...(opts.full ? FULL_NODE_MANAGER_ARGS : []), ...(opts.managerArgs ?? [])], {
       cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],

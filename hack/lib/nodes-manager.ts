@@ -11,6 +11,7 @@ import { openStore } from '../../api/store/open-store.js';
 import type { Store } from '../../api/store/types.js';
 import type { PhysicalNode } from '../../api/types.js';
 import { main as vcctlMain } from '../../cli/vcctl.js';
+import { VC_MANAGER_NODE_FLAGS } from '../../operator/node-flags.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -39,7 +40,7 @@ export async function startNodesManager(dir: string, physicalNodesYaml: string, 
   const log = join(dir, 'vc-manager.log');
   const logStream = createWriteStream(log, { flags: 'a' });
   // from the sources, so the manager matches the code under test
-  const p: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'operator/vc-manager.ts'), '--store', storeUrl,
+  const p: ChildProcess = spawn(process.execPath, [...VC_MANAGER_NODE_FLAGS, '--import', 'tsx', join(ROOT, 'operator/vc-manager.ts'), '--store', storeUrl,
     '--metrics-addr', '127.0.0.1:0', '--identity', 'nodes-manager', '--lease-ttl', '5', '--controllers', 'nodes',
     ...(opts.sshTimeoutSeconds ? ['--ssh-timeout', String(opts.sshTimeoutSeconds)] : [])], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],

@@ -71,6 +71,19 @@ function jittered(store: Store): Store {
   });
 }
 
+/** The store, counting its batch calls (each is one ledger write with its status writes). */
+function countingBatches(store: Store): { store: Store; batches: () => number } {
+  let n = 0;
+  const counting = new Proxy(store, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof v !== 'function') return v;
+      return prop === 'batch' ? (...args: unknown[]) => { n++; return (v as (...x: unknown[]) => unknown).apply(target, args); } : v.bind(target);
+    },
+  });
+  return { store: counting, batches: () => n };
+}
+
 interface Backend {
   /** Two connections to one fresh store; close() ends both and removes it. */
   open(): Promise<{ a: Store; b: Store; close(): Promise<void> }>;
@@ -116,22 +129,38 @@ function describeAllocator(name: string, backend: Backend): void {
     it('reservations asked at once are decided together: a few batches for 70 VCs, not one each', async () => {
       const names = Array.from({ length: 70 }, (_, i) => `g${i}`);
       await a.batch(names.map((n) => ({ op: 'create' as const, object: vc(n) })));
-      let batches = 0;
-      const counting = new Proxy(a, {
-        get(target, prop, receiver) {
-          const v = Reflect.get(target, prop, receiver) as unknown;
-          if (typeof v !== 'function') return v;
-          return prop === 'batch' ? (...args: unknown[]) => { batches++; return (v as (...x: unknown[]) => unknown).apply(target, args); } : v.bind(target);
-        },
-      });
+      const { store: counting, batches } = countingBatches(a);
       const al = new SubnetAllocator(pool, 24);
       const results = await Promise.all(names.map((n) => al.reserve({ store: counting, cache: noCache }, ref(n), [])));
       assert.ok(results.every((r) => r.kind === 'reserved' && r.allocated), JSON.stringify(results.map((r) => r.kind)));
       // 70 VCs in groups of GROUP_MAX (32): 3 batches, one more if a group had to be decided again.
-      assert.ok(batches <= Math.ceil(names.length / GROUP_MAX) + 1, `${batches} batches for ${names.length} VCs`);
+      assert.ok(batches() <= Math.ceil(names.length / GROUP_MAX) + 1, `${batches()} batches for ${names.length} VCs`);
       const subnets = (await a.list<VirtualCluster>('VirtualCluster')).items.map((v) => v.status?.subnet);
       assert.equal(new Set(subnets).size, names.length, 'all different');
       await assertLedgerMatches(a);
+    });
+
+    it('releases asked at once are written together: one ledger write for 30 VCs, and a re-created name keeps nothing of the old', async () => {
+      const names = Array.from({ length: 40 }, (_, i) => `r${i}`);
+      await a.batch(names.map((n) => ({ op: 'create' as const, object: vc(n) })));
+      const al = new SubnetAllocator(pool, 24);
+      await Promise.all(names.map((n) => al.reserve({ store: a, cache: noCache }, ref(n), [])));
+      const before = new Map((await a.list<VirtualCluster>('VirtualCluster')).items.map((v) => [v.metadata.name, v.status!.subnet!]));
+      const gone = names.slice(0, 30);
+      for (const n of gone) await a.delete(ref(n));
+      await a.create(vc('r0')); // the same name again: a new uid, no entry yet
+      const { store: counting, batches } = countingBatches(a);
+      const results = await Promise.all([...gone, 'r35'].map((n) => al.release({ store: counting, cache: noCache }, ref(n))));
+      assert.deepEqual(results, [...gone.map((n) => [before.get(n)]), []], 'each gone VC gets its subnet back; r35 still exists');
+      assert.equal(batches(), 1, `${batches()} ledger writes for ${gone.length} releases`);
+      assert.deepEqual((await ledgerOf(a))?.spec?.entries.map((e) => e.name).sort(), names.slice(30).sort());
+      await assertLedgerMatches(a);
+      // A cache that shows a name held by another VC: that entry goes with the next release's write.
+      const r36 = await a.get<VirtualCluster>(ref('r36'));
+      const replaced: CacheReader = { get: <T,>(r: ObjectRef) => (r.name === 'r36' ? { ...r36, metadata: { ...r36.metadata, uid: 'another' } } as T : undefined), list: () => [] };
+      await a.delete(ref('r37'));
+      assert.deepEqual(await al.release({ store: a, cache: replaced }, ref('r37')), [before.get('r37')]);
+      assert.deepEqual((await ledgerOf(a))?.spec?.entries.map((e) => e.name).sort(), ['r30', 'r31', 'r32', 'r33', 'r34', 'r35', 'r38', 'r39']);
     });
 
     it('release frees only a VC that is gone, and a spec change moves the entry in one write', async () => {

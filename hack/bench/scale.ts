@@ -50,6 +50,8 @@ interface Result extends Size {
   lostUntilRunning: number; leadershipLost: number;
   /** Undefined with --until-running (the drain's also with --no-drain). */
   drained?: number; migrations?: number; drainMs?: number; deleteMs?: number;
+  /** vc-manager's CPU seconds in the drain and in the delete. */
+  drainCpuS?: number; deleteCpuS?: number;
 }
 
 function nodeManifests(n: number): string {
@@ -368,16 +370,19 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
 
     // The peak so far at the end of each phase: where the whole run's peak was reached.
     const peaks = [`${peakRssMiB(manager.pid!).toFixed(0)} MiB until Running`];
+    const cpu1 = cpuSeconds(manager.pid!);
     const drain = noDrain ? undefined : await drainNodes(store, etcd.url, size, drainFraction, vns, followers, manager, limit, () => state);
     if (drain) peaks.push(`${peakRssMiB(manager.pid!).toFixed(0)} MiB after the drain`);
+    const cpu2 = cpuSeconds(manager.pid!);
     const t2 = performance.now();
     await vcctl(['delete', 'virtualcluster', '--all', '-n', NS], etcd.url);
     await vns.until('deleted', (m) => m.size === 0, manager, limit, () => `${vns.objects.size} VirtualNodes left (${state})`);
     const deleteMs = performance.now() - t2;
+    const deleteCpuS = cpuSeconds(manager.pid!) - cpu2;
     const rssMiB = peakRssMiB(manager.pid!);
     process.stderr.write(`  ${label}: vc-manager's peak RSS ${peaks.join(', ')}, ${rssMiB.toFixed(0)} MiB after the delete\n`);
     await store.close();
-    return { ...measured, rssMiB, ...drain, deleteMs, leadershipLost };
+    return { ...measured, rssMiB, ...drain, ...(drain ? { drainCpuS: cpu2 - cpu1 } : {}), deleteMs, deleteCpuS, leadershipLost };
   } finally {
     for (const f of followers) f.stop();
     if (manager && manager.exitCode === null) {
@@ -487,7 +492,8 @@ async function main(): Promise<void> {
       process.stdout.write(`${r.nodes} sim nodes, ${r.vms} VMs (${r.vms / VMS_PER_VC} VCs): apply ${s(r.applyMs)} s; all Placed ${s(r.placedMs)} s; all Running ${s(r.runningMs)} s; ` +
         `vc-manager ${r.cpuS.toFixed(1)} CPU s until Running, peak RSS ${r.rssMiB.toFixed(0)} MiB; etcd requests ${r.etcdRequests} (WAL fsync mean ${r.fsyncMs.toFixed(2)} ms)` +
         (r.deleteMs === undefined ? ' (--until-running: no drain, no delete)\n'
-          : `${r.drainMs === undefined ? '; no drain (--no-drain)' : `; drain of ${r.drained} nodes (${r.migrations} migrations) ${s(r.drainMs)} s`}; delete of everything ${s(r.deleteMs)} s\n`));
+          : `${r.drainMs === undefined ? '; no drain (--no-drain)' : `; drain of ${r.drained} nodes (${r.migrations} migrations) ${s(r.drainMs)} s (${r.drainCpuS!.toFixed(1)} CPU s)`}; ` +
+            `delete of everything ${s(r.deleteMs)} s (${r.deleteCpuS!.toFixed(1)} CPU s)\n`));
       process.stdout.write(`  vc-manager lost its leadership ${r.lostUntilRunning} times until all Running, ${r.leadershipLost} in all (--lease-ttl ${leaseTtl} s)\n`);
       process.stdout.write(`  every VC ${[...r.milestones].map(([k, v]) => `${k} ${s(v)} s`).join(', ') || '(no StorageReady/NetworkReady milestone seen)'} after apply\n`);
       process.stdout.write(`  etcd requests per VM until Running, by method: ${perVm(r.byMethod, r.vms)}\n`);
@@ -504,8 +510,8 @@ async function main(): Promise<void> {
     const g = (a: number, b: number): string => `x${(b / a).toFixed(2)}`;
     process.stdout.write(`growth ${small.vms} -> ${big.vms} VMs (work x${(big.vms / small.vms).toFixed(1)}): apply ${g(small.applyMs, big.applyMs)}, Placed ${g(small.placedMs, big.placedMs)}, ` +
       `Running ${g(small.runningMs, big.runningMs)}, CPU ${g(small.cpuS, big.cpuS)}, etcd requests ${g(small.etcdRequests, big.etcdRequests)}` +
-      (small.drainMs !== undefined && big.drainMs !== undefined ? `, drain ${g(small.drainMs, big.drainMs)}` : '') +
-      (small.deleteMs !== undefined && big.deleteMs !== undefined ? `, delete ${g(small.deleteMs, big.deleteMs)}` : '') + '\n');
+      (small.drainMs !== undefined && big.drainMs !== undefined ? `, drain ${g(small.drainMs, big.drainMs)} (CPU ${g(small.drainCpuS!, big.drainCpuS!)})` : '') +
+      (small.deleteMs !== undefined && big.deleteMs !== undefined ? `, delete ${g(small.deleteMs, big.deleteMs)} (CPU ${g(small.deleteCpuS!, big.deleteCpuS!)})` : '') + '\n');
   }
   process.stdout.write(`scale: ${big.vms} VMs Running in ${s(big.runningMs)} s (${small.vms} VMs in ${s(small.runningMs)} s at the small size, ` +
     `growth ${(big.runningMs / small.runningMs).toFixed(1)}x), peak RSS ${big.rssMiB.toFixed(0)} MiB\n`);

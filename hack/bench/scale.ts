@@ -52,6 +52,8 @@ interface Result extends Size {
   drained?: number; migrations?: number; drainMs?: number; deleteMs?: number;
   /** vc-manager's CPU seconds in the drain and in the delete. */
   drainCpuS?: number; deleteCpuS?: number;
+  /** The delete's store requests and reconciles, by controller (as byController and reconciles). */
+  deleteRequests?: Map<string, number>; deleteReconciles?: Map<string, number>;
 }
 
 function nodeManifests(n: number): string {
@@ -374,15 +376,19 @@ async function run(size: Size, drainFraction: number, work: string, etcdDir: str
     const drain = noDrain ? undefined : await drainNodes(store, etcd.url, size, drainFraction, vns, followers, manager, limit, () => state);
     if (drain) peaks.push(`${peakRssMiB(manager.pid!).toFixed(0)} MiB after the drain`);
     const cpu2 = cpuSeconds(manager.pid!);
+    const counts2 = await managerCounts(metricsAddr);
     const t2 = performance.now();
     await vcctl(['delete', 'virtualcluster', '--all', '-n', NS], etcd.url);
     await vns.until('deleted', (m) => m.size === 0, manager, limit, () => `${vns.objects.size} VirtualNodes left (${state})`);
     const deleteMs = performance.now() - t2;
     const deleteCpuS = cpuSeconds(manager.pid!) - cpu2;
+    const counts3 = await managerCounts(metricsAddr);
+    const deleteRequests = minus(counts3.requests, counts2.requests);
+    const deleteReconciles = minus(counts3.reconciles, counts2.reconciles);
     const rssMiB = peakRssMiB(manager.pid!);
     process.stderr.write(`  ${label}: vc-manager's peak RSS ${peaks.join(', ')}, ${rssMiB.toFixed(0)} MiB after the delete\n`);
     await store.close();
-    return { ...measured, rssMiB, ...drain, ...(drain ? { drainCpuS: cpu2 - cpu1 } : {}), deleteMs, deleteCpuS, leadershipLost };
+    return { ...measured, rssMiB, ...drain, ...(drain ? { drainCpuS: cpu2 - cpu1 } : {}), deleteMs, deleteCpuS, deleteRequests, deleteReconciles, leadershipLost };
   } finally {
     for (const f of followers) f.stop();
     if (manager && manager.exitCode === null) {
@@ -500,6 +506,8 @@ async function main(): Promise<void> {
       process.stdout.write(`  store requests per VM until Running, by controller and operation: ${perVm(r.byController, r.vms)}\n`);
       process.stdout.write(`  reconciles per VM until Running, by controller and result: ${perVm(r.reconciles, r.vms)}\n`);
       process.stdout.write(`  Events stored per VM once all Running, by reason: ${perVm(r.events, r.vms)}\n`);
+      if (r.deleteRequests) process.stdout.write(`  store requests per VM in the delete, by controller and operation: ${perVm(r.deleteRequests, r.vms)}\n`);
+      if (r.deleteReconciles) process.stdout.write(`  reconciles per VM in the delete, by controller and result: ${perVm(r.deleteReconciles, r.vms)}\n`);
     }
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -21,8 +21,8 @@
 // - release(ref): removes the entries of a VC that no longer exists (compared by uid; a deleting
 //   VC keeps its subnet until it is gone). Releases asked for while another write is under way are
 //   decided together on the stored ledger and written in one ledger write (a mass delete of 2,500
-//   VCs wrote a ledger of up to ~250 KB once per VC, and listed every VC once per VC:
-//   hack/bench-scale's delete grew x15.9 for x10 the VMs).
+//   VCs wrote a ledger of up to ~250 KB once per VC, and listed every VC from the store once per
+//   VC: work growing with the square of the VCs, hack/bench-scale).
 // - A reservation is first tried from the cached VC and the ledger this allocator last saw (the
 //   batch's compares reject it when either is stale, and it is retried on what the store holds);
 //   a refusal (conflict, pool exhausted) and a release are only ever decided on the stored ledger.

@@ -25,7 +25,27 @@
 import type { ApiObject } from '../types.js';
 import { NamedError } from '../errors.js';
 
-export class StoreError extends NamedError {}
+/**
+ * The store's errors. Recognized by identity and also by their class names along the prototype
+ * chain (below StoreError): a store module loaded twice makes a second copy of these classes, and
+ * a conflict from the other copy was not `instanceof ConflictError`. That happens wherever code
+ * loaded as CommonJS (mocha loads test files so, through tsx) reaches a backend that openStore
+ * imports lazily through the ESM loader: updateWithRetry then gave up at the first conflict
+ * (operations.e2e's resize write, Dec 7). `keepNames` keeps the names in the vcctl bundle.
+ */
+export class StoreError extends NamedError {
+  static override [Symbol.hasInstance](x: unknown): boolean {
+    if (Function.prototype[Symbol.hasInstance].call(this, x)) return true;
+    if (!(x instanceof Error)) return false;
+    let named = false;
+    for (let p = Object.getPrototypeOf(x) as object | null; p && p !== Error.prototype; p = Object.getPrototypeOf(p) as object | null) {
+      const name = (p as { constructor?: { name?: string } }).constructor?.name;
+      if (name === this.name) named = true;
+      if (name === 'StoreError') return named;
+    }
+    return false;
+  }
+}
 export class NotFoundError extends StoreError {}
 export class AlreadyExistsError extends StoreError {}
 export class ConflictError extends StoreError {

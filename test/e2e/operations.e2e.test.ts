@@ -215,8 +215,9 @@ describe('issue 20 operations end to end on the testbed', function () {
   });
 
   it('a resize never overcommits: in place where it fits (running VMs get it at their next start), else held until re-placed', async () => {
-    // (read, change, write, again on a conflict: the manager writes the VC's status meanwhile; 30
-    // tries, not 5: in a full run under load five in a row met a status write each, Dec 7)
+    // (read, change, write, again on a conflict: the manager writes the VC's status meanwhile. The
+    // Dec 7 failures here were one conflict not recognized as one, from the store's second copy
+    // under mocha: StoreError's instanceof now answers by class name, test/store/error-identity)
     const setMemory = async (memoryMiB: number): Promise<void> => {
       await updateWithRetry<VirtualCluster>(h.store, { kind: 'VirtualCluster', namespace: 'default', name: 'ops' },
         (vc) => ({ ...vc, spec: { ...vc.spec!, node: { ...vc.spec!.node, memoryMiB } } }), 30);

@@ -210,6 +210,10 @@ export interface VolumeStatus {
   message?: string;
   /** The OSTemplate revision an original or snapshot was made from. */
   templateRevision?: number;
+  /** The format the hypervisor opens it in, as the storage driver made it (a shared directory: dir). */
+  format?: 'qcow2' | 'raw' | 'dir';
+  /** A config volume: the revision of the first-boot configuration written on it. */
+  configRevision?: string;
   conditions?: Condition[];
   observedGeneration?: number;
 }

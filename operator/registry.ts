@@ -13,7 +13,7 @@ import { networkControllers } from '../reconcilers/network/controller.js';
 import { nodeController } from '../reconcilers/nodes/controller.js';
 import { haController } from '../reconcilers/ha/controller.js';
 import { staleDomainStopper } from '../reconcilers/ha/stale-domains.js';
-import { runtimeControllers } from '../reconcilers/runtime/controller.js';
+import { RUNTIME_FINALIZER, runtimeControllers } from '../reconcilers/runtime/controller.js';
 import { storageController } from '../reconcilers/storage/controller.js';
 import { storageActivation } from '../reconcilers/storage/activation.js';
 import { gitOpsController, gitopsCacheRoot } from '../reconcilers/gitops/controller.js';
@@ -39,6 +39,12 @@ export interface ControllerEnv {
   nodeFailureGraceMs?: number;
   /** Between probes of one physical node; default 30 s (Ready turns False after 3 failed probes). */
   nodeProbeIntervalMs?: number;
+  /**
+   * Whether this manager runs the controller named `name` (`--controllers`; every one when
+   * omitted): for a controller that does part of another's work when that one runs (placement
+   * sets the runtime's finalizer in its binding write).
+   */
+  runs?: (name: string) => boolean;
 }
 
 export type ControllerFactory = (env: ControllerEnv) => ControllerSpec | ControllerSpec[];
@@ -46,7 +52,7 @@ export type ControllerFactory = (env: ControllerEnv) => ControllerSpec | Control
 export const CONTROLLER_FACTORIES: ControllerFactory[] = [
   (env) => garbageCollectorSpecs(env.cache),
   () => virtualClusterController(),
-  (env) => placementControllers(env.cache),
+  (env) => placementControllers(env.cache, { bindFinalizers: env.runs?.('runtime') === false ? [] : [RUNTIME_FINALIZER] }),
   (env) => networkControllers(env.cache, { transports: env.transports }),
   (env) => storageController(env.cache, { transports: env.transports, driverOptions: env.storageDrivers }),
   (env) => runtimeControllers(env.cache, { transports: env.transports, orphanGraceMs: env.orphanGraceMs, timeoutMs: env.migrationTimeoutMs, volumes: storageActivation(env.transports, env.storageDrivers) }),
@@ -66,11 +72,12 @@ export function buildControllerSpecs(
   factories: readonly ControllerFactory[] = CONTROLLER_FACTORIES,
   only?: readonly string[],
 ): ControllerSpec[] {
-  const all = factories.flatMap((f) => f(env));
-  if (!only || only.length === 0) return all;
-  const unknown = only.filter((s) => !all.some((c) => selectsController(s, c.name)));
+  const selected = only && only.length > 0 ? only : undefined;
+  const all = factories.flatMap((f) => f({ ...env, runs: (name) => !selected || selected.some((s) => selectsController(s, name)) }));
+  if (!selected) return all;
+  const unknown = selected.filter((s) => !all.some((c) => selectsController(s, c.name)));
   if (unknown.length > 0) {
     throw new Error(`--controllers: unknown ${unknown.join(', ')}; known: ${all.map((c) => c.name).join(', ')}`);
   }
-  return all.filter((c) => only.some((s) => selectsController(s, c.name)));
+  return all.filter((c) => selected.some((s) => selectsController(s, c.name)));
 }

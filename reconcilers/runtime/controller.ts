@@ -26,7 +26,7 @@ import { posix } from 'node:path';
 import { macAddress, tapName } from '../network/host-plan.js';
 import { vmAddress } from '../network/addresses.js';
 import { virtualNodeOfDomain } from '../network/controller.js';
-import { FORMAT_ANNOTATION } from '../storage/plan.js';
+import { volumeFormat } from '../storage/plan.js';
 import { HypervisorDrivers, savedStatePath, type TransportSource } from './hosts.js';
 import { domainNameOf } from '../../api/names.js';
 import { clusterSelector } from '../../api/labels.js';
@@ -196,7 +196,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       // No kernel: the firmware boots the boot loader installed in the image.
       boot: boot?.kernel ? { kernel: boot.kernel, initrd: boot.initrd, cmdline: boot.cmdline ?? 'console=ttyS0' } : undefined,
       disks: {
-        root: { path: volumes.disk!.status!.path!, format: (volumes.disk!.metadata.annotations?.[FORMAT_ANNOTATION] as 'qcow2' | 'raw' | undefined) ?? 'qcow2' },
+        root: { path: volumes.disk!.status!.path!, format: (volumeFormat(volumes.disk) as 'qcow2' | 'raw' | undefined) ?? 'qcow2' },
         swap: { path: volumes.swap!.status!.path!, format: 'raw' },
         config: { path: volumes.config!.status!.path!, format: 'raw' },
       },
@@ -468,7 +468,7 @@ export function runtimeController(cache: CacheReader, deps: RuntimeDeps): Contro
       }, (vc) => vnsOfCluster(vc.metadata.namespace, vc.metadata.name)) },
       { kind: 'Volume', map: mapOnChange(cache, (o) => {
         const v = o as Volume;
-        return [v.metadata.uid, v.metadata.generation, v.status?.phase, v.status?.path, v.status?.templateRevision, v.metadata.annotations?.[FORMAT_ANNOTATION], !!v.metadata.deletionTimestamp];
+        return [v.metadata.uid, v.metadata.generation, v.status?.phase, v.status?.path, v.status?.templateRevision, volumeFormat(v), !!v.metadata.deletionTimestamp];
       }, (v) => ((v as Volume).spec?.virtualNode ? [ref('VirtualNode', (v as Volume).spec!.virtualNode!, v.metadata.namespace)] : [])) },
       { kind: 'Migration', map: (m) => ((m as Migration).spec ? [ref('VirtualNode', (m as Migration).spec!.virtualNode, m.metadata.namespace)] : []) },
       // A node that turns Ready, not Ready, fenced or unfenced: the VMs bound to it or on it.

@@ -281,9 +281,16 @@ export function runtimeStatus(d: RuntimeDecision, s: StatusInput): VirtualNodeSt
   const a = d.action;
   const boots = a.type === 'start' || a.type === 'restore';
   let phase = d.phase;
-  if (boots && s.host) phase = 'Running';
+  // Booted: Running, and said as the next pass would (planRuntime: `running on <host>`); the
+  // decision's "starting on ..." written here was replaced by the next pass in a write of its own
+  // (one of ~6 status writes per VM: hack/bench-scale, session 24). Why it booted afresh is in its Event.
+  let message = d.message;
+  if (boots && s.host) {
+    phase = 'Running';
+    message = `running on ${s.host}`;
+  }
   if (a.type === 'suspend') phase = 'Suspended';
-  const status: VirtualNodeStatus = { phase, host: s.host, message: d.message, restarts: s.previous?.restarts ?? 0, lastFailureTime: s.previous?.lastFailureTime };
+  const status: VirtualNodeStatus = { phase, host: s.host, message, restarts: s.previous?.restarts ?? 0, lastFailureTime: s.previous?.lastFailureTime };
   if (a.type === 'suspend') {
     status.savedDiskRevision = s.diskRevision;
     const running = s.domains.find((x) => x.host === a.host);

@@ -19,9 +19,7 @@ import { buildConfigDisk } from './config-disk.js';
 import { nodeConfig, templateSource } from './documents.js';
 import type { SharedOcfs2Volume } from './shared-ocfs2.js';
 import {
-  CONFIG_REVISION_ANNOTATION,
   desiredVolumes,
-  FORMAT_ANNOTATION,
   STORAGE_FINALIZER,
   volumeBytes,
   type StorageAction,
@@ -182,25 +180,19 @@ export class StorageActionExecutor {
   }
 
   /**
-   * Marks volumes Ready at the paths the driver returned, with their usage (one driver call): their
-   * annotations (format, config revision) in one batch where they change, then their status in one.
+   * Marks volumes Ready at the paths the driver returned, with their usage (one driver call), format
+   * and config revision: their status, in one batch.
    */
   private async markReady(names: string[], infos: VolumeInfo[], templateRevision?: number, configRevisions?: string[]): Promise<void> {
     const env = this.env;
     const used = await env.driver.usageAll(names.map((n) => volumeKey(env, n)));
     const index = new Map(names.map((n, i) => [n, i]));
-    await this.writeVolumes(names, 'update', (v) => {
-      const i = index.get(v.metadata.name)!;
-      const ann: Record<string, string> = { ...(v.metadata.annotations ?? {}), [FORMAT_ANNOTATION]: infos[i]!.format };
-      if (configRevisions?.[i]) ann[CONFIG_REVISION_ANNOTATION] = configRevisions[i]!;
-      if (JSON.stringify(ann) === JSON.stringify(v.metadata.annotations ?? {})) return undefined;
-      return { ...v, metadata: { ...v.metadata, annotations: ann } };
-    });
     await this.writeVolumes(names, 'updateStatus', (v) => {
       const i = index.get(v.metadata.name)!;
       return withStatus(v, {
-        phase: 'Ready', path: infos[i]!.path, bytesUsed: used[i]!,
+        phase: 'Ready', path: infos[i]!.path, bytesUsed: used[i]!, format: infos[i]!.format,
         ...(templateRevision !== undefined ? { templateRevision } : {}),
+        ...(configRevisions?.[i] ? { configRevision: configRevisions[i]! } : {}),
       });
     });
   }

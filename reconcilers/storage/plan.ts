@@ -19,8 +19,23 @@ import { CLUSTER_LABEL } from '../../api/labels.js';
 
 export const STORAGE_FINALIZER = 'virtualinux.org/storage';
 export const ROLE_LABEL = 'virtualinux.org/volume-role';
+/**
+ * Where versions before status.configRevision and status.format kept them (read as a fallback
+ * for volumes they made; never written now: they cost every volume a metadata write of its own
+ * beside its status write, a third of the Volume writes: hack/bench-scale, session 24).
+ */
 export const CONFIG_REVISION_ANNOTATION = 'virtualinux.org/config-revision';
 export const FORMAT_ANNOTATION = 'virtualinux.org/format';
+
+/** The format a volume was made in (status.format, else the annotation of older versions). */
+export function volumeFormat(v: Volume | undefined): 'qcow2' | 'raw' | 'dir' | undefined {
+  return v?.status?.format ?? (v?.metadata.annotations?.[FORMAT_ANNOTATION] as 'qcow2' | 'raw' | 'dir' | undefined);
+}
+
+/** The configuration revision written on a config volume (status.configRevision, else the annotation of older versions). */
+export function volumeConfigRevision(v: Volume | undefined): string | undefined {
+  return v?.status?.configRevision ?? v?.metadata.annotations?.[CONFIG_REVISION_ANNOTATION];
+}
 
 const MiB = 1024 * 1024;
 
@@ -243,7 +258,7 @@ export function planStorage(o: StorageObservation): StoragePlan {
     if (d.role === 'config') {
       if (!o.subnet) continue; // node addresses unknown yet
       const want = o.configRevisions[d.index!];
-      if (!ready || v?.metadata.annotations?.[CONFIG_REVISION_ANNOTATION] !== want) configs.push({ name: d.name, index: d.index! });
+      if (!ready || volumeConfigRevision(v) !== want) configs.push({ name: d.name, index: d.index! });
       continue;
     }
     if (!ready) missingOf.set(d.role, [...(missingOf.get(d.role) ?? []), d.name]);

@@ -50,7 +50,7 @@ const vnStatus: DeepRequired<VirtualNodeStatus> = {
 };
 const volSpec: DeepRequired<VolumeSpec> = { role: 'snapshot', cluster: 'a', sizeGiB: 4, driver: 'qcow2', source: 'a-original', virtualNode: 'a-0' };
 const volStatus: DeepRequired<VolumeStatus> = {
-  phase: 'Ready', path: '/san/x', bytesUsed: 1, message: 'm', templateRevision: 1, conditions: cond, observedGeneration: 1,
+  phase: 'Ready', path: '/san/x', bytesUsed: 1, message: 'm', templateRevision: 1, format: 'qcow2', configRevision: 'r1', conditions: cond, observedGeneration: 1,
 };
 const migSpec: DeepRequired<MigrationSpec> = { virtualNode: 'a-0', targetNode: 'blade2' };
 const migStatus: DeepRequired<MigrationStatus> = {

@@ -184,3 +184,69 @@ describe('placement of a new VC whose VirtualNodes do not exist yet (embedded st
     assert.deepEqual(written.get('h'), ['WaitingForVirtualNodes']);
   });
 });
+
+describe('placement sets the finalizers it is given in the binding write (embedded store)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let store: Store;
+  let mgr: ControllerManager | undefined;
+  const FINALIZER = 'example.org/runtime-test';
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'vl-placement-fin-'));
+    store = await openStore(`file:${join(dir, 'store.db')}`, {});
+  });
+  afterEach(async () => {
+    await mgr?.stop();
+    await mgr?.store.close();
+    mgr = undefined;
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Every stored version of the VC's VirtualNodes, in order, from a run of placement with `bindFinalizers`. */
+  async function bindingVersions(bindFinalizers: string[] | undefined): Promise<VirtualNode[]> {
+    const from = (await store.list('VirtualNode')).revision + 1;
+    const versions: VirtualNode[] = [];
+    const watch = store.watch<VirtualNode>('VirtualNode', { fromRevision: from }, { onEvent: (ev) => { versions.push(ev.object); }, onError: () => {} });
+    try {
+      mgr = new ControllerManager({
+        store: await openStore(`file:${join(dir, 'store.db')}`, {}),
+        specs: (cache) => [virtualClusterController(), ...placementControllers(cache, { bindFinalizers })],
+        identity: 'test', leaderElection: false, eventCleanupMs: 0,
+      });
+      await mgr.start();
+      await store.create(physicalNode('blade1', 4, 8192));
+      await store.create(virtualCluster('s', 3, 1, 1024, 'Block', 'Strict'));
+      await eventually(async () => {
+        const vns = (await store.list<VirtualNode>('VirtualNode')).items;
+        return vns.length === 3 && vns.every((v) => v.spec?.physicalNode === 'blade1') ? true : undefined;
+      }, 20_000, 'the three VMs bound');
+      await eventually(async () => (versions.filter((v) => v.spec?.physicalNode).length >= 3 ? true : undefined), 10_000, 'the bindings watched');
+    } finally {
+      watch.close();
+    }
+    return versions;
+  }
+
+  it('each VM is bound and given the finalizer in one write, not two', async () => {
+    const versions = await bindingVersions([FINALIZER]);
+    for (const name of ['s-0', 's-1', 's-2']) {
+      const own = versions.filter((v) => v.metadata.name === name);
+      const first = own.findIndex((v) => v.spec?.physicalNode);
+      assert.ok(first > 0, `${name}: created unbound, then bound`);
+      assert.deepEqual(own[first]!.metadata.finalizers, [FINALIZER], `${name}: the binding version carries the finalizer`);
+      assert.ok(own.slice(0, first).every((v) => !v.metadata.finalizers?.length), `${name}: no finalizer before its binding`);
+    }
+    // Nothing else was lost by the write: the VC's label and owner stay.
+    const stored = await store.get<VirtualNode>({ kind: 'VirtualNode', name: 's-0', namespace: 'default' });
+    assert.equal(stored.metadata.ownerReferences?.[0]?.name, 's');
+    assert.equal(stored.spec!.cluster, 's');
+  });
+
+  it('given none, it writes no finalizer', async () => {
+    const versions = await bindingVersions(undefined);
+    assert.ok(versions.some((v) => v.spec?.physicalNode));
+    assert.ok(versions.every((v) => !v.metadata.finalizers?.length), 'no finalizer on any version');
+  });
+});

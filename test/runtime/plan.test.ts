@@ -149,6 +149,18 @@ describe('runtimeStatus', () => {
     assert.equal(st.restarts, 2);
   });
 
+  it('a boot says what the next pass over the running domain says, so no write of the message alone follows', () => {
+    for (const over of [{}, { savedState: true, lastPhase: 'Suspended' as const }]) {
+      const d = plan(over);
+      assert.ok(d.action.type === 'start' || d.action.type === 'restore', d.action.type);
+      const st = runtimeStatus(d, { ...s0, host: 'blade1' });
+      const next = plan({ domains: [{ host: 'blade1', state: 'running' }], lastPhase: st.phase });
+      assert.deepEqual(next.action, { type: 'none' });
+      assert.equal(st.phase, next.phase);
+      assert.equal(st.message, next.message, d.action.type);
+    }
+  });
+
   it('a suspend records the disk revision and the size the domain ran with', () => {
     const st = runtimeStatus(dec({ action: { type: 'suspend', host: 'blade1' }, phase: 'Suspending' }),
       { ...s0, domains: [{ host: 'blade1', state: 'running', vcpus: 1, memoryMiB: 256 }] });

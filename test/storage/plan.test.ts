@@ -24,12 +24,14 @@ function vcOf(extra: Parameters<typeof storageVc>[3] = {}, meta: { finalizers?: 
 }
 
 /** Every desired volume as an object, Ready at `rev` (originals and snapshots), present on disk. */
-function readyWorld(rev = 1, configRev = 'r'): { volumes: Volume[]; present: Record<string, boolean> } {
+function readyWorld(rev = 1, configRev = 'r', configRevIn: 'status' | 'annotation' = 'status'): { volumes: Volume[]; present: Record<string, boolean> } {
   const vc = vcOf();
   const volumes = desiredVolumes(vc).map((d) => {
     const v = volumeObject(vc, d);
     v.status = { phase: 'Ready', path: `/san/${d.name}`, ...(d.role === 'original' || d.role === 'snapshot' ? { templateRevision: rev } : {}) };
-    if (d.role === 'config') v.metadata.annotations = { 'virtualinux.org/config-revision': configRev };
+    // A config volume's revision: in its status, or (made by a version before that) its annotation.
+    if (d.role === 'config' && configRevIn === 'status') v.status.configRevision = configRev;
+    if (d.role === 'config' && configRevIn === 'annotation') v.metadata.annotations = { 'virtualinux.org/config-revision': configRev };
     return v;
   });
   return { volumes, present: Object.fromEntries(volumes.map((v) => [v.metadata.name, true])) };
@@ -86,6 +88,18 @@ describe('planStorage', () => {
     const w = readyWorld();
     assert.deepEqual(types(planStorage(obs({ ...w, present: { ...w.present, 's-1-swap': false } }))), ['provision:s-1-swap']);
     assert.deepEqual(types(planStorage(obs({ ...w, configRevisions: { 0: 'r', 1: 'new' } }))), ['writeConfig:s-1-config@1']);
+  });
+
+  it('a config volume\'s revision is read from its status, else from the annotation older versions wrote', () => {
+    for (const where of ['status', 'annotation'] as const) {
+      const w = readyWorld(1, 'r', where);
+      assert.deepEqual(types(planStorage(obs(w))), [], `${where}: up to date, nothing to write`);
+      assert.deepEqual(types(planStorage(obs({ ...w, configRevisions: { 0: 'new', 1: 'r' } }))), ['writeConfig:s-0-config@0'], where);
+    }
+    // The status wins over a stale annotation.
+    const w = readyWorld(1, 'r', 'status');
+    for (const v of w.volumes) if (v.spec?.role === 'config') v.metadata.annotations = { 'virtualinux.org/config-revision': 'old' };
+    assert.deepEqual(types(planStorage(obs(w))), []);
   });
 
   it('no subnet yet: configs wait, StorageReady says why', () => {

@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import type { ApiObject, Migration, VirtualCluster, VirtualNode } from '../../api/types.js';
 import { setCondition } from '../../api/conditions.js';
 import { controllerReference } from '../../controllers/gc/owner-references.js';
+import { gcSignature } from '../../controllers/gc/garbage-collector.js';
+import { FOREGROUND_FINALIZER, ORPHAN_FINALIZER } from '../../controllers/gc/propagation.js';
+import { hasFinalizer } from '../../api/finalizers.js';
 import { planVirtualNodes, summarizeCluster } from '../../reconcilers/virtualcluster/plan.js';
 import { virtualNodeSignature } from '../../reconcilers/virtualcluster/controller.js';
 import { computeAllocation, MIGRATION_APPLIED } from '../../reconcilers/placement/allocation.js';
@@ -109,6 +112,24 @@ describe('change-filter signatures are sound', () => {
       ['Failed', withMig({ phase: 'Failed' })],
       ['applied', (m) => ({ ...m, metadata: { ...m.metadata, annotations: { [MIGRATION_APPLIED]: 'true' } } })],
       ['target (generation)', (m) => ({ ...m, metadata: { ...m.metadata, generation: 2 }, spec: { ...m.spec!, targetNode: 'n3' } })],
+    ]);
+  });
+
+  it('the garbage collector\'s: other controllers\' finalizers and status writes change nothing it decides; owners, deletion and its own finalizers do', () => {
+    // What the collector decides from an object: its owner work (orphan / foreground, while being
+    // deleted) and the owners it checks as a dependent.
+    const output = (v: VirtualNode) => [!!v.metadata.deletionTimestamp && hasFinalizer(v, ORPHAN_FINALIZER),
+      !!v.metadata.deletionTimestamp && hasFinalizer(v, FOREGROUND_FINALIZER), v.metadata.ownerReferences, v.metadata.uid];
+    const withFinalizers = (...f: string[]) => (o: VirtualNode): VirtualNode => ({ ...o, metadata: { ...o.metadata, finalizers: f } });
+    checkSignature(vm(), gcSignature, output, OTHER_WRITES.concat([
+      ['the runtime\'s finalizer', withFinalizers('virtualinux.org/runtime')],
+      ['the storage\'s and the runtime\'s finalizers', withFinalizers('virtualinux.org/storage', 'virtualinux.org/runtime')],
+      ['phase', withStatus({ phase: 'Running' })],
+    ]), [
+      ['the orphan finalizer', withFinalizers(ORPHAN_FINALIZER)],
+      ['the foreground finalizer', withFinalizers('virtualinux.org/runtime', FOREGROUND_FINALIZER)],
+      ['deletion', (o) => ({ ...o, metadata: { ...o.metadata, deletionTimestamp: '2026-12-08T00:00:00Z' } })],
+      ['its owners', (o) => ({ ...o, metadata: { ...o.metadata, ownerReferences: [] } })],
     ]);
   });
 });

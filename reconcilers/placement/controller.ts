@@ -32,6 +32,7 @@ import type { CacheReader, ControllerSpec, ReconcileContext, ReconcileResult } f
 import type { SharedCache } from '../../controllers/cache.js';
 import { mapOnChange } from '../../controllers/change-filter.js';
 import { writeStatusOver } from '../../api/status-writer.js';
+import { withFinalizer } from '../../api/finalizers.js';
 import { computeAllocation, MIGRATION_APPLIED } from './allocation.js';
 import { BoundIndex } from './allocation-index.js';
 import {
@@ -169,12 +170,6 @@ class OwnNodeWrites {
   }
 }
 
-/** `metadata` with each of `finalizers` it lacks added (the same object when it has them all). */
-function withFinalizers(metadata: VirtualNode['metadata'], finalizers: readonly string[]): VirtualNode['metadata'] {
-  const missing = finalizers.filter((f) => !(metadata.finalizers ?? []).includes(f));
-  return missing.length === 0 ? metadata : { ...metadata, finalizers: [...(metadata.finalizers ?? []), ...missing] };
-}
-
 /** A VC ready to be bound: its snapshot from the store and the nodes to plan over. */
 interface BindJob {
   snap: Snapshot;
@@ -256,8 +251,9 @@ class GroupBinder {
       members.push(q);
       if (d.kind !== 'bind') continue;
       for (const b of d.binds) {
-        const metadata = withFinalizers(b.vn.metadata, this.finalizers);
-        vmOps.push({ op: 'update', object: { ...b.vn, metadata, spec: { ...b.vn.spec!, physicalNode: b.node, vcpus: b.size.vcpus, memoryMiB: b.size.memoryMiB } } });
+        let vn: VirtualNode = { ...b.vn, spec: { ...b.vn.spec!, physicalNode: b.node, vcpus: b.size.vcpus, memoryMiB: b.size.memoryMiB } };
+        for (const f of this.finalizers) vn = withFinalizer(vn, f) ?? vn;
+        vmOps.push({ op: 'update', object: vn });
       }
       for (const [node, delta] of d.deltas) {
         const pn = byName.get(node);

@@ -379,11 +379,10 @@ async function retrying<T>(f: (fresh: boolean) => Promise<T>): Promise<T> {
   }
 }
 
-/** The ledger or the VC changed since it was read (or went). By name: a second copy of the
- * store's error classes (a lazily imported backend under some loaders) defeats instanceof. */
+/** The ledger or the VC changed since it was read (or went). A second copy of the store's error
+ * classes is recognized by their instanceof (StoreError's, api/store/types.ts). */
 function isRace(e: unknown): boolean {
-  return e instanceof ConflictError || e instanceof AlreadyExistsError || e instanceof NotFoundError ||
-    (e instanceof Error && ['ConflictError', 'AlreadyExistsError', 'NotFoundError'].includes(e.name));
+  return e instanceof ConflictError || e instanceof AlreadyExistsError || e instanceof NotFoundError;
 }
 
 function ledgerWrite(ledger: SubnetLedger | undefined, entries: SubnetEntry[]): BatchOp {

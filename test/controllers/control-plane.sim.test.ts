@@ -15,6 +15,7 @@ import { simWorld } from '../../drivers/transport/sim-host.js';
 import { RUNTIME_FINALIZER } from '../../reconcilers/runtime/controller.js';
 import { eventually } from '../placement/fixtures.js';
 import { simNode, simVc, startSimControlPlane, type SimControlPlane } from './sim-control-plane.js';
+import { recordHistory } from './history.js';
 
 const NS = 'cp';
 const vc = (name: string, nodes: number, subnet: string, strategy: 'Block' | 'Cyclic'): VirtualCluster => simVc(NS, name, nodes, subnet, strategy);
@@ -38,20 +39,19 @@ describe('the whole control plane on sim hosts (simulation only)', function () {
 
   it('VCs applied: every VM Running where it is bound, every guest ready, every VC Ready with its gates True', async () => {
     // Every stored version of the VMs, to see which write first bound each.
-    const versions: VirtualNode[] = [];
-    const watch = store.watch<VirtualNode>('VirtualNode', { fromRevision: (await store.list('VirtualNode')).revision + 1 }, { onEvent: (ev) => { versions.push(ev.object); }, onError: () => {} });
+    const history = recordHistory(store, ['VirtualNode'], (await store.list('VirtualNode')).revision + 1);
     try {
       await store.create(vc('a', 3, '10.30.0.0/29', 'Block'));
       await store.create(vc('b', 2, '10.30.0.8/29', 'Cyclic'));
       await eventually(async () => ((await ready('a')) && (await ready('b')) ? true : undefined), 150_000, 'both VCs Ready');
     } finally {
-      watch.close();
+      history.stop();
     }
     const all = await vms();
     // The runtime's finalizer came with the binding (placement writes it when the manager runs
     // the runtime): no write of its own per VM.
     for (const v of all) {
-      const bound = versions.find((x) => x.metadata.name === v.metadata.name && x.spec?.physicalNode);
+      const bound = history.events.map((e) => e.object as VirtualNode).find((x) => x.metadata.name === v.metadata.name && x.spec?.physicalNode);
       assert.ok(bound?.metadata.finalizers?.includes(RUNTIME_FINALIZER), `${v.metadata.name}: bound with the runtime finalizer`);
     }
     assert.equal(all.length, 5);

@@ -16,6 +16,7 @@ import { MIGRATION_APPLIED } from '../../reconcilers/placement/allocation.js';
 import { placementControllers } from '../../reconcilers/placement/controller.js';
 import { virtualClusterController } from '../../reconcilers/virtualcluster/controller.js';
 import { eventually, physicalNode, virtualCluster, virtualNode } from './fixtures.js';
+import { recordHistory } from '../controllers/history.js';
 
 describe('placement controllers in a manager (embedded store)', function () {
   this.timeout(60_000);
@@ -206,9 +207,8 @@ describe('placement sets the finalizers it is given in the binding write (embedd
 
   /** Every stored version of the VC's VirtualNodes, in order, from a run of placement with `bindFinalizers`. */
   async function bindingVersions(bindFinalizers: string[] | undefined): Promise<VirtualNode[]> {
-    const from = (await store.list('VirtualNode')).revision + 1;
-    const versions: VirtualNode[] = [];
-    const watch = store.watch<VirtualNode>('VirtualNode', { fromRevision: from }, { onEvent: (ev) => { versions.push(ev.object); }, onError: () => {} });
+    const history = recordHistory(store, ['VirtualNode'], (await store.list('VirtualNode')).revision + 1);
+    const versions = (): VirtualNode[] => history.events.map((e) => e.object as VirtualNode);
     try {
       mgr = new ControllerManager({
         store: await openStore(`file:${join(dir, 'store.db')}`, {}),
@@ -222,11 +222,11 @@ describe('placement sets the finalizers it is given in the binding write (embedd
         const vns = (await store.list<VirtualNode>('VirtualNode')).items;
         return vns.length === 3 && vns.every((v) => v.spec?.physicalNode === 'blade1') ? true : undefined;
       }, 20_000, 'the three VMs bound');
-      await eventually(async () => (versions.filter((v) => v.spec?.physicalNode).length >= 3 ? true : undefined), 10_000, 'the bindings watched');
+      await eventually(async () => (versions().filter((v) => v.spec?.physicalNode).length >= 3 ? true : undefined), 10_000, 'the bindings watched');
     } finally {
-      watch.close();
+      history.stop();
     }
-    return versions;
+    return versions();
   }
 
   it('each VM is bound and given the finalizer in one write, not two', async () => {

@@ -220,6 +220,11 @@ export class Controller {
     let finished = false;
     let progressTimer: TimerHandle | undefined;
     let progressWrite: Promise<void> | undefined;
+    // writeFinalStatus: from its call on, the progress write writes nothing (a progress write
+    // already stored is cleared by it: on a Conflict it computes again over the stored object),
+    // and settle() reads this reconcile's own conditions from what it wrote (the cache lags).
+    let final: { written: ApiObject | undefined } | undefined;
+    const controller = this;
     const ctx: ReconcileContext = {
       store: deps.store, cache: deps.cache, events: deps.events, log, signal: ac.signal,
       progressing: async (reason, message) => {
@@ -231,9 +236,25 @@ export class Controller {
           progressWrite = (async () => {
             // Over the cached copy (a stale one is refused and computed again over the stored one).
             const obj = deps.cache.get(ref) ?? await deps.store.tryGet(ref);
-            if (obj) await this.writeOwned(obj, [{ owner: spec.name, aggregate: RECONCILING, status: 'True', reason, message }]);
+            if (obj) await this.writeOwned(obj, [{ owner: spec.name, aggregate: RECONCILING, status: 'True', reason, message }], undefined, () => final !== undefined);
           })().catch((err: unknown) => log.debug({ err: String(err) }, 'could not write Reconciling'));
         }, PROGRESSING_DELAY_MS);
+      },
+      // A method: it writes through the store of the context it is called on (a reconcile may
+      // pass on a copy of its context with a store of its own, as the storage controller does).
+      async writeFinalStatus<T extends ApiObject>(this: ReconcileContext, obj: T, next: (current: T) => T['status'] | undefined): Promise<T | undefined> {
+        final = { written: undefined };
+        const written = await writeStatusOver<T>(this.store, obj, (current) => {
+          const status = next(current);
+          const base = (status ?? current.status ?? {}) as { conditions?: Condition[] };
+          const cleared = controller.successClears(base.conditions, false);
+          if (cleared.length === 0) return status;
+          let conditions = base.conditions;
+          for (const { owner, aggregate, ...c } of cleared) conditions = setOwned(conditions, aggregate, owner, c, current.metadata.generation ?? 0);
+          return { ...base, conditions } as T['status'];
+        });
+        final.written = written;
+        return written;
       },
     };
     const started = performance.now();
@@ -271,11 +292,11 @@ export class Controller {
     }
     const seconds = (performance.now() - started) / 1000;
     await progressWrite;
-    await this.settle(key, ref, outcome, log, seconds, progressed);
+    await this.settle(key, ref, outcome, log, seconds, progressed && !final, final?.written);
   }
 
   /** The one place where an outcome becomes a queue action, a condition and an Event. */
-  private async settle(key: string, ref: ObjectRef, outcome: Outcome, log: Logger, seconds: number, progressed = false): Promise<void> {
+  private async settle(key: string, ref: ObjectRef, outcome: Outcome, log: Logger, seconds: number, progressed = false, written?: ApiObject): Promise<void> {
     const { spec, deps } = this;
     const label: ReconcileResultLabel =
       outcome.kind === 'done' ? 'success' : outcome.kind === 'waiting' ? 'requeue' : outcome.kind === 'error' && outcome.timeout ? 'timeout' : outcome.kind;
@@ -313,7 +334,7 @@ export class Controller {
         break;
       }
     }
-    await this.writeConditions(ref, outcome, log, progressed);
+    await this.writeConditions(ref, outcome, log, progressed, written);
     this.onSettled?.(key, outcome.kind);
   }
 
@@ -366,17 +387,13 @@ export class Controller {
    * and a Warning Event for a stall. Nothing is written when nothing would change; after a
    * success, an InvalidSpec stall is withdrawn too (the object is valid again).
    */
-  private async writeConditions(ref: ObjectRef, outcome: Outcome, log: Logger, progressed: boolean): Promise<void> {
+  private async writeConditions(ref: ObjectRef, outcome: Outcome, log: Logger, progressed: boolean, written?: ApiObject): Promise<void> {
     const fx = conditionEffects(outcome, this.spec.condition);
-    const cached = conditionsOf(this.deps.cache.get(ref));
-    type Owned = { owner: string; aggregate: Aggregate; status: 'True' | 'False'; reason: string; message: string };
-    const owned: Owned[] = [];
-    for (const a of fx.clear) {
-      // What this reconcile said itself (progressing) may not be in the cache yet: cleared all the same.
-      if (getCondition(cached, ownedConditionType(this.spec.name, a))?.status === 'True' || (a === RECONCILING && progressed)) {
-        owned.push({ owner: this.spec.name, aggregate: a, status: 'False', reason: a === STALLED ? 'Reconciled' : 'Succeeded', message: 'reconciled' });
-      }
-    }
+    // The newer of the cache's copy and what this reconcile wrote last (writeFinalStatus).
+    const inCache = this.deps.cache.get(ref);
+    const seen = written && (!inCache || Number(written.metadata.resourceVersion) > Number(inCache.metadata.resourceVersion)) ? written : inCache;
+    const cached = conditionsOf(seen);
+    const owned: Owned[] = fx.clear.length > 0 ? this.successClears(cached, progressed, fx.clear) : [];
     if ((outcome.kind === 'done' || outcome.kind === 'requeue') && getCondition(cached, stalledConditionType(ADMISSION))?.status === 'True') {
       owned.push({ owner: ADMISSION, aggregate: STALLED, status: 'False', reason: 'Reconciled', message: 'reconciled' });
     }
@@ -402,9 +419,28 @@ export class Controller {
     }
   }
 
-  /** Writes owned conditions (rolled up) and the declared condition over `obj` (api/status-writer.ts). */
-  private async writeOwned(obj: ApiObject, owned: { owner: string; aggregate: Aggregate; status: 'True' | 'False'; reason: string; message: string }[], own?: ConditionInput): Promise<void> {
+  /**
+   * What a success clears of this controller's own conditions in `conditions`: those of `clear`
+   * that are True, and Reconciling when this reconcile wrote it itself (progressing: it may not
+   * be in the cache yet).
+   */
+  private successClears(conditions: Condition[] | undefined, progressed: boolean, clear: readonly Aggregate[] = [STALLED, RECONCILING]): Owned[] {
+    const out: Owned[] = [];
+    for (const a of clear) {
+      if (getCondition(conditions, ownedConditionType(this.spec.name, a))?.status === 'True' || (a === RECONCILING && progressed)) {
+        out.push({ owner: this.spec.name, aggregate: a, status: 'False', reason: a === STALLED ? 'Reconciled' : 'Succeeded', message: 'reconciled' });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Writes owned conditions (rolled up) and the declared condition over `obj` (api/status-writer.ts);
+   * nothing once `cancelled()` says so (checked on each attempt).
+   */
+  private async writeOwned(obj: ApiObject, owned: Owned[], own?: ConditionInput, cancelled?: () => boolean): Promise<void> {
     await writeStatusOver(this.deps.store, obj, (current) => {
+      if (cancelled?.()) return undefined;
       const status = (current.status && typeof current.status === 'object' ? current.status : {}) as { conditions?: Condition[] };
       const gen = current.metadata.generation ?? 0;
       let conditions = conditionsOf(current);
@@ -414,6 +450,9 @@ export class Controller {
     });
   }
 }
+
+/** A controller's own condition as written: rolled up into its aggregate. */
+type Owned = { owner: string; aggregate: Aggregate; status: 'True' | 'False'; reason: string; message: string };
 
 /** The owner of schema stalls: every controller of a kind applies the same admission. */
 const ADMISSION = 'admission';

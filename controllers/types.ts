@@ -85,6 +85,16 @@ export interface ReconcileContext {
    * work that ends sooner writes nothing.
    */
   progressing?(reason: string, message: string): Promise<void>;
+  /**
+   * The reconcile's last status write of its own object, as writeStatusOver (api/status-writer.ts)
+   * writes it, with this controller's own Reconciling and Stalled cleared in the same write as its
+   * success would clear them: the outcome then finds nothing left to write (one status write
+   * fewer for each object that waited or progressed: hack/bench-scale). Call it only as the last
+   * write of a reconcile about to succeed; from the call on, a Reconciling True of progressing()
+   * not yet written is not written. Use finalStatusWrite (controllers/final-status.ts), which falls
+   * back to writeStatusOver where a context lacks it.
+   */
+  writeFinalStatus?<T extends ApiObject>(obj: T, next: (current: T) => T['status'] | undefined): Promise<T | undefined>;
 }
 
 export interface WatchSpec {

@@ -34,6 +34,7 @@ import { writeStatusOver } from '../../api/status-writer.js';
 import { CLUSTER_LABEL, clusterSelector } from '../../api/labels.js';
 import { cachedCount, mapOnChange, perCacheState } from '../../controllers/change-filter.js';
 import { WrittenRevisions } from '../../controllers/read-your-writes.js';
+import { finalStatusWrite } from '../../controllers/final-status.js';
 import { createStorageDriver, type DriverOptions } from '../../drivers/storage/index.js';
 import { vcStorageDir } from '../../drivers/storage/file-volumes.js';
 import { StorageFullError, TemplateNotFoundError } from '../../drivers/storage/types.js';
@@ -303,7 +304,8 @@ export class StorageReconciler {
       if (!tell) throw e instanceof GenericError ? e.cause : e;
       throw e instanceof GenericError ? e : new GenericError((e as Error).message, 'StorageError', { cause: e });
     }
-    if (conditions.length > 0) await this.writeConditions(ctx, key, conditions);
+    // The reconcile's last status write: it clears this controller's Reconciling in the same write.
+    if (conditions.length > 0) await this.writeConditions(ctx, key, conditions, true);
     if (env.vc.metadata.annotations?.[ROLLBACK_ANNOTATION] !== undefined && conditions.some((c) => c.type === STORAGE_READY && c.status === 'True')) {
       await this.setRollbackMark(ctx, key, undefined);
     }
@@ -398,13 +400,16 @@ export class StorageReconciler {
     }
   }
 
-  private async writeConditions(ctx: ReconcileContext, ref: ObjectRef, conds: ConditionInput[]): Promise<void> {
+  /** `conds` written over a store read of the VC; `final`: as the reconcile's last status write (finalStatusWrite). */
+  private async writeConditions(ctx: ReconcileContext, ref: ObjectRef, conds: ConditionInput[], final = false): Promise<void> {
     const vc = await ctx.store.tryGet<VirtualCluster>(ref);
     if (!vc) return;
-    await writeStatusOver<VirtualCluster>(ctx.store, vc, (cur) => {
+    const next = (cur: VirtualCluster): VirtualCluster['status'] => {
       let list = cur.status?.conditions;
       for (const c of conds) list = setCondition(list, c, cur.metadata.generation ?? 0);
       return { ...(cur.status ?? {}), conditions: list };
-    });
+    };
+    await (final ? finalStatusWrite(ctx, vc, next) : writeStatusOver(ctx.store, vc, next));
   }
 }
+

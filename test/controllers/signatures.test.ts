@@ -13,8 +13,9 @@ import { hasFinalizer } from '../../api/finalizers.js';
 import { planVirtualNodes, summarizeCluster } from '../../reconcilers/virtualcluster/plan.js';
 import { virtualNodeSignature } from '../../reconcilers/virtualcluster/controller.js';
 import { computeAllocation, MIGRATION_APPLIED } from '../../reconcilers/placement/allocation.js';
-import { migrationAllocationSignature, vmAllocationSignature } from '../../reconcilers/placement/controller.js';
-import { virtualCluster, virtualNode } from '../placement/fixtures.js';
+import { migrationAllocationSignature, vmAllocationSignature, vmBindingSignature } from '../../reconcilers/placement/controller.js';
+import { planBinding } from '../../reconcilers/placement/plan-binding.js';
+import { physicalNode, virtualCluster, virtualNode } from '../placement/fixtures.js';
 
 type Mutation<T> = [string, (o: T) => T];
 const sig = (f: (o: ApiObject) => unknown, o: ApiObject) => JSON.stringify(f(o));
@@ -113,6 +114,32 @@ describe('change-filter signatures are sound', () => {
       ['applied', (m) => ({ ...m, metadata: { ...m.metadata, annotations: { [MIGRATION_APPLIED]: 'true' } } })],
       ['target (generation)', (m) => ({ ...m, metadata: { ...m.metadata, generation: 2 }, spec: { ...m.spec!, targetNode: 'n3' } })],
     ]);
+  });
+
+  it('placement\'s of a VirtualNode: a phase within its class (Starting to Running) and status writes change no binding plan; active to Suspended, running size, binding and deletion do', () => {
+    // The plans that read a VM's phase: a VC whose placement changed (re-placed once no VM is
+    // active) and one whose hypervisor changed (re-placed once none is active or suspended).
+    const pns = [physicalNode('n1', 8, 4096), physicalNode('n2', 8, 4096)];
+    const remap: VirtualCluster = { ...vc, spec: { ...vc.spec!, placement: { strategy: 'Cyclic', mode: 'Lazy' } }, status: { placement: { strategy: 'Block', mode: 'Strict' } } };
+    const rekind: VirtualCluster = { ...vc, spec: { ...vc.spec!, hypervisor: 'xen' } };
+    const output = (v: VirtualNode) => {
+      const other = { ...vm(), metadata: { ...vm().metadata, name: 'c-1', uid: 'uid-c-1' }, spec: { ...vm().spec!, index: 1 }, status: { phase: 'Stopped' as const } };
+      return [remap, rekind, vc].map((c) => planBinding(c, [v, other], pns));
+    };
+    checkSignature(vm(), vmBindingSignature, output, OTHER_WRITES.concat([
+      ['phase Starting to Running', withStatus({ phase: 'Running' })],
+      ['host', withStatus({ host: 'n2' })],
+      ['GuestReady', withCondition('GuestReady', 'True', 'Reported', 'READY')],
+    ]), [
+      ['phase Starting to Suspended', withStatus({ phase: 'Suspended' })],
+      ['phase Starting to Stopped', withStatus({ phase: 'Stopped' })],
+      ['runningSize', withStatus({ runningSize: { vcpus: 2, memoryMiB: 256 } })],
+      ['binding (generation)', (o) => ({ ...o, metadata: { ...o.metadata, generation: 3 }, spec: { ...o.spec!, physicalNode: 'n2' } })],
+      ['deletion', (o) => ({ ...o, metadata: { ...o.metadata, deletionTimestamp: '2026-12-08T00:00:00Z' } })],
+    ]);
+    // And the read ones do change a plan: active blocks the remap, stopped lets it go.
+    const stopped = withStatus({ phase: 'Stopped' })(vm());
+    assert.notDeepEqual(output(stopped)[0], output(vm())[0], 'a stopped VC is re-placed, an active one waits');
   });
 
   it('the garbage collector\'s: other controllers\' finalizers and status writes change nothing it decides; owners, deletion and its own finalizers do', () => {

@@ -9,7 +9,11 @@ import type { ExecResult } from './types.js';
 const ok = (stdout = ''): ExecResult => ({ code: 0, stdout, stderr: '' });
 const fail = (code: number, stderr: string): ExecResult => ({ code, stdout: '', stderr });
 
-export interface SimRoute { dst: string; dev?: string; gateway?: string; protocol: string }
+export interface SimRoute {
+  dst: string; dev?: string; gateway?: string; protocol: string;
+  /** The world's slot of dst (SimNetInterner.slot): where a host's SimRouteTable keeps it. */
+  slot: number;
+}
 
 /**
  * What the sim hosts of one world hold in common, kept once: every host of a bench holds a route
@@ -21,6 +25,8 @@ export interface SimRoute { dst: string; dev?: string; gateway?: string; protoco
 export class SimNetInterner {
   private readonly strings = new Map<string, string>();
   private readonly routes = new Map<string, SimRoute>();
+  /** The same routes by the `ip -batch` line that adds them (`route replace ...`), as sent. */
+  private readonly routeLines = new Map<string, SimRoute>();
   /** A number per route destination (a slot in every host's SimRouteTable). */
   private readonly slots = new Map<string, number>();
 
@@ -43,12 +49,29 @@ export class SimNetInterner {
     return v;
   }
 
+  /**
+   * The route a batch line `route replace DST proto P dev D|via V` (one blank between words: the
+   * driver's batchLine) adds, or undefined for any other line. A host of a 10,000-VM bench gets a
+   * line for every VC's route, ~2.5 million in all on 1,000 hosts: each known line is one lookup,
+   * with no argv built (hack/bench-scale).
+   */
+  routeOfLine(line: string): SimRoute | undefined {
+    const known = this.routeLines.get(line);
+    if (known !== undefined || !line.startsWith('route replace ')) return known;
+    const w = line.split(' ');
+    if (w.length !== 7 || w[3] !== 'proto' || (w[5] !== 'dev' && w[5] !== 'via') || w.some((x) => x === '')) return undefined;
+    const dst = w[2]!.endsWith('/32') ? w[2]!.slice(0, -3) : w[2]!;
+    const r = this.route(dst, w[5] === 'dev' ? w[6] : undefined, w[5] === 'via' ? w[6] : undefined, w[4]!);
+    this.routeLines.set(flatCopy(line), r);
+    return r;
+  }
+
   route(dst: string, dev: string | undefined, gateway: string | undefined, protocol: string): SimRoute {
     const key = `${dst} ${dev ?? ''} ${gateway ?? ''} ${protocol}`;
     let r = this.routes.get(key);
     if (!r) {
       r = Object.freeze({
-        dst: this.string(dst), protocol: this.string(protocol),
+        dst: this.string(dst), protocol: this.string(protocol), slot: this.slot(dst),
         ...(dev !== undefined ? { dev: this.string(dev) } : {}), ...(gateway !== undefined ? { gateway: this.string(gateway) } : {}),
       });
       // The key kept is a copy: built from the words of a batch line, it referred to the whole
@@ -89,7 +112,7 @@ export class SimRouteTable {
     return this.get(dst) !== undefined;
   }
   set(route: SimRoute): void {
-    const i = this.interner.slot(route.dst);
+    const i = route.slot;
     while (this.bySlot.length < i) this.bySlot.push(undefined); // dense, never holey
     if (this.bySlot[i] === undefined) this.count++;
     this.bySlot[i] = route;
@@ -149,8 +172,8 @@ export class SimNet {
       let n = 0;
       for (const line of stdin.split('\n')) {
         n++;
-        if (!line.trim()) continue;
-        const r = this.ip(line.trim().split(/\s+/));
+        const route = this.interner.routeOfLine(line);
+        const r = route ? this.replaceRoute(route) : line.trim() ? this.ip(line.trim().split(/\s+/)) : ok();
         if (r.code !== 0) return fail(1, `${r.stderr}\nCommand failed -:${n}`);
       }
       return ok();
@@ -192,16 +215,19 @@ export class SimNet {
       }
       const dst = (args[2] ?? '').replace(/\/32$/, '');
       if (verb === 'replace') {
-        const d = wordAfter(args, 'dev');
-        if (d && !this.links.has(d)) return fail(2, `Cannot find device "${d}"`);
         const via = args.includes('via') ? args[args.indexOf('via') + 1] : undefined;
-        const route = this.interner.route(dst, d, via, proto);
-        this.routes.set(route);
-        return ok();
+        return this.replaceRoute(this.interner.route(dst, wordAfter(args, 'dev'), via, proto));
       }
       if (verb === 'del') return this.routes.delete(dst) ? ok() : fail(2, 'RTNETLINK answers: No such process');
     }
     return fail(2, `sim host: ip ${args.join(' ')}: not simulated`);
+  }
+
+  /** `ip route replace`: a route through a device needs the device. */
+  private replaceRoute(route: SimRoute): ExecResult {
+    if (route.dev !== undefined && !this.links.has(route.dev)) return fail(2, `Cannot find device "${route.dev}"`);
+    this.routes.set(route);
+    return ok();
   }
 
   private nft(a: readonly string[], stdin: string): ExecResult {

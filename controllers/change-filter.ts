@@ -88,6 +88,14 @@ export class Hash53 {
     this.h2 = h2;
     return this;
   }
+  /** Mixes in a digest() of another Hash53 (53 bits: its two words), as update() mixes characters. */
+  updateDigest(n: number): this {
+    const lo = n >>> 0;
+    const hi = Math.floor(n / 4294967296) >>> 0;
+    this.h1 = Math.imul(Math.imul(this.h1 ^ lo, 2654435761) ^ hi, 2654435761);
+    this.h2 = Math.imul(Math.imul(this.h2 ^ lo, 1597334677) ^ hi, 1597334677);
+    return this;
+  }
   digest(): number {
     const h1 = Math.imul(this.h1 ^ (this.h1 >>> 16), 2246822507) ^ Math.imul(this.h2 ^ (this.h2 >>> 13), 3266489909);
     const h2 = Math.imul(this.h2 ^ (this.h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);

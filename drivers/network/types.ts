@@ -15,11 +15,12 @@ export interface TapSpec {
   ip: string;
 }
 
+/** Read-only: the plans of every node share one object per remote route (the driver keeps each one's batch line). */
 export interface RouteSpec {
   /** `a.b.c.d/32` (a VM), or a VC subnet `a.b.c.d/nn` through the node holding most of its VMs */
-  dest: string;
-  dev?: string;
-  via?: string;
+  readonly dest: string;
+  readonly dev?: string;
+  readonly via?: string;
 }
 
 export interface HostNetworkState {

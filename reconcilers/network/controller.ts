@@ -41,7 +41,7 @@ import type { Transport } from '../../drivers/transport/types.js';
 import { HostNetworkDriver } from '../../drivers/network/host-network.js';
 import { NfsServerDriver, NfsServerMissingError } from '../../drivers/nfs/nfs-server.js';
 import { DEFAULT_RUN_ROOT } from '../runtime/hosts.js';
-import { indexHostPlans, planHostFromIndex, planHostNetwork, type HostAddress, type HostNetworkState, type HostPlanIndex, type NfsShare, type VmNetwork } from './host-plan.js';
+import { indexHostPlans, planHostFromIndex, planHostNetwork, type HostAddress, type HostNetworkState, type HostPlanIndex, type NfsShare, type RouteSpec, type VmNetwork } from './host-plan.js';
 import { gatewayAddress, nfsPseudoPath, subnetOf, vmAddress } from './addresses.js';
 import { formatCidr, parseCidr, parseIp } from './cidr.js';
 import { SubnetAllocator, describeConflict, hasSubnetConflict, SUBNET_CONFLICT, type ReserveResult } from './subnet-allocator.js';
@@ -208,12 +208,21 @@ export function hostStateDigest(state: HostNetworkState): string {
   h.update('\0');
   h.update(state.nftRuleset);
   h.update('\0');
-  // The routes (thousands a node) through hash53, field by field: no string per route.
+  // The routes (thousands a node) through hash53: each route's own digest, made once per
+  // RouteSpec (every node's plan shares its remote routes' objects), then mixed in order.
   const routes = new Hash53();
-  for (const r of state.routes) routes.update(r.dest).update(' ').update(r.dev ?? '').update(' ').update(r.via ?? '').update('\n');
+  for (const r of state.routes) {
+    let d = ROUTE_DIGESTS.get(r);
+    if (d === undefined) {
+      d = new Hash53().update(r.dest).update(' ').update(r.dev ?? '').update(' ').update(r.via ?? '').digest();
+      ROUTE_DIGESTS.set(r, d);
+    }
+    routes.updateDigest(d);
+  }
   h.update(String(routes.digest()));
   return h.digest('hex');
 }
+const ROUTE_DIGESTS = new WeakMap<RouteSpec, number>();
 
 /**
  * The time a reconcile counts for in the paced refresh's wait (RemoteRefresh.planned): one that

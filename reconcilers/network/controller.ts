@@ -606,6 +606,15 @@ export function virtualNodeOfDomain(cache: CacheReader, key: string): VirtualNod
 /** How often a VC whose routes are not all in place is checked again besides the wake-ups (AppliedNetworks.onAdded). */
 const ROUTES_PENDING_RECHECK_MS = 15_000;
 
+/**
+ * A pending VC's NetworkReady message (the VMs whose routes are not in place yet) is written again
+ * at most once per this long while only that list shrinks: each node putting a VM's routes in
+ * place was a VC status write (0.58 of network/subnets' per VM until Running at 10,000 VMs,
+ * hack/bench-scale, session 25). Its first write, a change of status, reason or subnet, and the
+ * turn to True are written at once.
+ */
+export const PENDING_MESSAGE_MS = 5_000;
+
 /** network/subnets' workers (see its spec). */
 export const SUBNET_WORKERS = 8;
 
@@ -616,6 +625,9 @@ export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetwo
   // Parsed once per state of the cache's PhysicalNodes, not per VC reconcile (each VC is
   // reconciled every 2 s until its routes are in place: VCs x nodes parses, hack/bench-scale).
   const physicalOf = perCacheState(['PhysicalNode'], physicalAddresses);
+  // When each pending VC's (namespace/name) NetworkReady message was last written (PENDING_MESSAGE_MS).
+  // Memory only: after a restart a message is written once more, sooner.
+  const messageWritten = new Map<string, number>();
   return {
     name: 'network/subnets',
     forKind: 'VirtualCluster',
@@ -646,6 +658,7 @@ export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetwo
     async reconcile(ref: ObjectRef, ctx: ReconcileContext): Promise<ReconcileResult> {
       const cached = ctx.cache.get<VirtualCluster>(ref);
       if (!cached) {
+        messageWritten.delete(`${ref.namespace ?? ''}/${ref.name}`);
         const released = await allocator.release(ctx, ref);
         if (released.length > 0) ctx.log.info({ released }, 'subnet released');
         return undefined;
@@ -686,9 +699,17 @@ export function networkSubnetController(deps: NetworkDeps, applied: AppliedNetwo
       if (r.allocated) ctx.events.record(vc, 'Normal', 'SubnetAllocated', `allocated ${subnet} from ${formatCidr(pool)}`);
       const cond = networkCondition(subnet);
       const prev = getCondition(status.conditions, 'NetworkReady');
-      if (vc.status?.subnet !== subnet || prev?.status !== cond.status || prev?.reason !== cond.reason || prev?.message !== cond.message) {
+      const at = `${ref.namespace ?? ''}/${ref.name}`;
+      const same = vc.status?.subnet === subnet && prev?.status === cond.status && prev?.reason === cond.reason;
+      if (!same || prev?.message !== cond.message) {
+        const since = performance.now() - (messageWritten.get(at) ?? -Infinity);
+        if (same && cond.status === 'False' && since < PENDING_MESSAGE_MS) return { requeueAfterMs: Math.ceil(PENDING_MESSAGE_MS - since) };
         await writeStatus(ctx, vc, withSubnet(vc, subnet));
+        messageWritten.set(at, performance.now());
+      } else if (cond.status === 'False' && !messageWritten.has(at)) {
+        messageWritten.set(at, performance.now()); // written with the reservation (allocator.reserve)
       }
+      if (cond.status === 'True') messageWritten.delete(at);
       // Routes pending: woken when a node puts them in place (sources above); the recheck is a safety net.
       return cond.status === 'True' ? undefined : { requeueAfterMs: cache ? ROUTES_PENDING_RECHECK_MS : 2_000 };
     },

@@ -216,7 +216,9 @@ export class SimNet {
       const dst = (args[2] ?? '').replace(/\/32$/, '');
       if (verb === 'replace') {
         const via = args.includes('via') ? args[args.indexOf('via') + 1] : undefined;
-        return this.replaceRoute(this.interner.route(dst, wordAfter(args, 'dev'), via, proto));
+        const dev = wordAfter(args, 'dev');
+        if (dev === undefined && via === undefined) return fail(255, 'Command line is not complete. Try option "help"');
+        return this.replaceRoute(this.interner.route(dst, dev, via, proto));
       }
       if (verb === 'del') return this.routes.delete(dst) ? ok() : fail(2, 'RTNETLINK answers: No such process');
     }

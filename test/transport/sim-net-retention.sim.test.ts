@@ -38,3 +38,25 @@ describe('sim hosts keep no command text (sim-net)', () => {
     assert.ok(grown < 16, `${grown.toFixed(1)} MiB kept for 64 hosts`);
   });
 });
+
+describe('sim hosts\' ip -batch route lines (sim-net)', () => {
+  it('the driver\'s route lines and any other spelling of them give one route; a device that is missing or a malformed line fails the batch there', () => {
+    const interner = new SimNetInterner();
+    const a = new SimNet(interner);
+    const b = new SimNet(interner);
+    const batch = (net: SimNet, lines: string[]) => net.run(['ip', '-batch', '-'], `${lines.join('\n')}\n`);
+    assert.equal(batch(a, ['tuntap add dev vt0000000001 mode tap', 'route replace 10.1.0.2/32 proto 188 dev vt0000000001', 'route replace 10.2.0.0/29 proto 188 via 198.18.0.2']).code, 0);
+    // The same routes, spelt with more blanks (ip's own parsing, not the line lookup), on another host.
+    assert.equal(batch(b, ['tuntap add dev vt0000000001 mode tap', '  route  replace 10.1.0.2/32 proto 188 dev vt0000000001', 'route replace 10.2.0.0/29   proto 188 via 198.18.0.2 ']).code, 0);
+    const listed = (net: SimNet) => JSON.parse(net.run(['ip', '-j', 'route', 'show', 'proto', '188'], '').stdout) as unknown[];
+    assert.deepEqual(listed(a), [{ dst: '10.1.0.2', dev: 'vt0000000001' }, { dst: '10.2.0.0/29', gateway: '198.18.0.2' }]);
+    assert.deepEqual(listed(b), listed(a));
+    assert.ok(a.routes.get('10.1.0.2') === b.routes.get('10.1.0.2'), 'one shared route value');
+    const missing = batch(b, ['route replace 10.3.0.2/32 proto 188 dev vt0000000009']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /Cannot find device "vt0000000009"\nCommand failed -:1/);
+    const bad = batch(b, ['route replace 10.4.0.2/32 proto 188 dev', 'route replace 10.5.0.2/32 proto 188 via 198.18.0.3']);
+    assert.equal(bad.code, 1, 'a line missing its device fails');
+    assert.equal(b.routes.has('10.5.0.2'), false, 'the batch stops at the failing line');
+  });
+});

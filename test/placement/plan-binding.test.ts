@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import type { PhysicalNode, VirtualCluster, VirtualNode, VNPhase } from '../../api/types.js';
 import { computeAllocation, MIGRATION_APPLIED, migrationReserves } from '../../reconcilers/placement/allocation.js';
-import { planBinding } from '../../reconcilers/placement/plan-binding.js';
+import { planBinding, type NodeView } from '../../reconcilers/placement/plan-binding.js';
 import { physicalNode, virtualCluster, virtualNode } from './fixtures.js';
 
 function withAlloc(pn: PhysicalNode, cores: number, memoryMiB: number, vms: number): PhysicalNode {
@@ -114,5 +114,25 @@ describe('computeAllocation', () => {
     // Succeeded but not yet re-bound: the room stays reserved; once applied, the bound VM counts.
     assert.equal(migrationReserves(mig('Succeeded'), vns[0]), true);
     assert.deepEqual(computeAllocation('blade2', [bound(virtualNode(vc, 0), 'blade2')], [mig('Succeeded', true)]), { cores: 2, memoryMiB: 1024, vms: 1 });
+  });
+});
+
+describe('planBinding over a NodeView', () => {
+  it('a VC whose VMs are all bound is planned from lookups by name, never the list of every node; one with an unbound VM lists them to place it', () => {
+    const pns = [physicalNode('n1', 8, 8192), physicalNode('n2', 8, 8192)];
+    const vc = virtualCluster('v', 2, 1, 256);
+    const bound = [0, 1].map((i) => ({ ...virtualNode(vc, i), spec: { ...virtualNode(vc, i).spec!, physicalNode: 'n1' } }));
+    let listed = 0;
+    const view: NodeView = { get: (name) => pns.find((p) => p.metadata.name === name), all: () => { listed++; return pns; } };
+    const d = planBinding(vc, bound, view);
+    assert.equal(d.kind, 'none');
+    assert.equal(d.condition.reason, 'Placed');
+    assert.equal(listed, 0, 'no list for a bound VC');
+    assert.deepEqual(planBinding(vc, bound, pns), d, 'the same plan as over the array');
+    const one = [bound[0]!, virtualNode(vc, 1)];
+    const placed = planBinding(vc, one, view);
+    assert.equal(placed.kind, 'bind');
+    assert.equal(listed, 1);
+    assert.deepEqual(placed, planBinding(vc, one, pns));
   });
 });

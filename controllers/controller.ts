@@ -393,7 +393,7 @@ export class Controller {
     const inCache = this.deps.cache.get(ref);
     const seen = written && (!inCache || Number(written.metadata.resourceVersion) > Number(inCache.metadata.resourceVersion)) ? written : inCache;
     const cached = conditionsOf(seen);
-    const owned: Owned[] = fx.clear.length > 0 ? this.successClears(cached, progressed, fx.clear) : [];
+    const owned = this.successClears(cached, progressed, fx.clear);
     if ((outcome.kind === 'done' || outcome.kind === 'requeue') && getCondition(cached, stalledConditionType(ADMISSION))?.status === 'True') {
       owned.push({ owner: ADMISSION, aggregate: STALLED, status: 'False', reason: 'Reconciled', message: 'reconciled' });
     }

@@ -418,11 +418,6 @@ async function writeDecision(ctx: ReconcileContext, vc: VirtualCluster, d: Bindi
 }
 
 /**
- * What an allocation counts of a VM (computeAllocation): its binding and size (spec, as uid and
- * generation) and the size it runs with; not its other status writes, each of which woke its node
- * (6.9 allocation reconciles per VM, hack/bench-scale).
- */
-/**
  * What planBinding reads of a VM (placement/virtualcluster's change filter): its phase only as
  * phaseClass (a VM going from Starting to Running re-planned its VC over every node: 1.77
  * placement reconciles per VM at 10,000, hack/bench-scale).
@@ -432,6 +427,11 @@ export function vmBindingSignature(o: ApiObject): unknown {
   return [vn.metadata.uid, vn.metadata.generation, phaseClass(vn), vn.status?.runningSize, !!vn.metadata.deletionTimestamp];
 }
 
+/**
+ * What an allocation counts of a VM (computeAllocation): its binding and size (spec, as uid and
+ * generation) and the size it runs with; not its other status writes, each of which woke its node
+ * (6.9 allocation reconciles per VM, hack/bench-scale).
+ */
 export function vmAllocationSignature(o: ApiObject): unknown {
   return [o.metadata.uid, o.metadata.generation, (o as VirtualNode).status?.runningSize];
 }

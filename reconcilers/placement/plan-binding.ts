@@ -223,7 +223,7 @@ function planBinding0(
   if (spec.hypervisor !== undefined && nowKind !== undefined && nowKind !== spec.hypervisor) {
     // A VC moves to another hypervisor only when no VM has state to carry over (a suspended
     // domain's saved state is one hypervisor's); until then it stays where it is.
-    const busy = live.filter((v) => isActive(v) || v.status?.phase === 'Suspended');
+    const busy = live.filter((v) => phaseClass(v) !== 'idle');
     if (busy.length === 0) return replaceAll(vc, live, byName.all(), desired, applied ?? desired, spec.hypervisor);
     const pending: ConditionInput = {
       type: PLACED, status: 'True', reason: 'RemapPending',
@@ -236,7 +236,7 @@ function planBinding0(
   const changed = applied !== undefined && bound.length > 0
     && (applied.strategy !== desired.strategy || applied.mode !== desired.mode);
   if (changed) {
-    const active = live.filter((v) => v.status?.phase && ACTIVE_PHASES.has(v.status.phase));
+    const active = live.filter(isActive);
     if (active.length === 0) return replaceAll(vc, live, byName.all(), desired, applied, kind);
     const pending: ConditionInput = {
       type: PLACED, status: 'True', reason: 'RemapPending',
